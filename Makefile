@@ -1,0 +1,37 @@
+# Tickplane: the two commands of the README are `make run` and `make test`.
+# Both install what they need (a virtualenv in .venv, the compiled engine) first.
+
+VENV ?= .venv
+BIN := $(VENV)/bin
+SHARED ?= ../shared
+
+.PHONY: install run test lint typecheck unit bench clean
+
+install:
+	@scripts/install.sh
+
+## Run Tickplane: for now a replay of a real NASDAQ day (GOOG, LOBSTER) through the book.
+run: install
+	@$(BIN)/tickplane replay lobster --demo
+
+## The full test command (CI calls exactly this through .ci/run).
+test: install lint typecheck unit
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+
+typecheck: install
+	$(BIN)/mypy
+
+unit: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## Benchmarks (not part of the test run): one JSON object on stdout.
+bench: install
+	@TICKPLANE_EXTRAS=dev,bench scripts/install.sh
+	$(BIN)/tickplane bench book --json
+
+clean:
+	rm -rf build $(VENV) engine/*.c engine/*.so engine/*.html

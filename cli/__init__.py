@@ -1,0 +1,1 @@
+"""The `tickplane` command: one entry point, subcommands contributed by each part."""

@@ -1,0 +1,805 @@
+# cython: boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""The matching engine of ../shared/contracts/matching.md, compiled.
+
+One `MatchingEngine` holds every market (symbol) of an engine: the books, the held
+stops, the last trade prices, one order pool and one id map. Two ways in, the same
+core underneath:
+
+- per call: `submit`, `cancel`, `replace` take primitive arguments and return how many
+  events they produced; `events()` reads them (a numpy array of EVENT_DTYPE);
+- batch: `process(commands)` runs a numpy array of COMMAND_DTYPE and returns all the
+  events in one array.
+
+Symbols and accounts are small integers and order ids strictly increasing uint64s; a
+front end (`tickplane.engine.match` for JSON Lines, the engine process for the wire
+protocol) maps names onto them.
+"""
+
+from enum import IntEnum
+
+from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdlib cimport calloc, free, malloc, realloc
+from libc.string cimport memcpy, memset
+
+import numpy as np
+
+cimport numpy as cnp
+
+from tickplane.engine.book cimport (
+    BUY,
+    NIL,
+    SELL,
+    BookC,
+    BookSide,
+    Level,
+    Order,
+    book_append,
+    book_free,
+    book_init,
+    book_side,
+    book_unlink,
+    idmap_free,
+    idmap_get,
+    idmap_init,
+    idmap_pop,
+    idmap_put,
+    level_orders_of,
+    pool_alloc,
+    pool_free,
+    pool_init,
+    pool_release,
+    side_best,
+    side_depth,
+)
+
+cnp.import_array()
+
+__all__ = [
+    "COMMAND_DTYPE",
+    "EVENT_DTYPE",
+    "KEEP",
+    "MAX_VALUE",
+    "EventType",
+    "MatchingEngine",
+    "Op",
+    "OrderType",
+    "Reason",
+    "SelfTradePrevention",
+    "Side",
+    "TimeInForce",
+]
+
+cdef int64_t MAX_VALUE_C = 1_000_000_000_000
+cdef int64_t KEEP_C = INT64_MIN
+cdef uint32_t MAX_SYMBOLS = 1 << 20
+cdef uint32_t STOP_TAG = 0x80000000
+
+MAX_VALUE = MAX_VALUE_C
+KEEP = KEEP_C
+
+
+# Python views of the C enums of matching.pxd (the pxd holds the values).
+Side = IntEnum("Side", {
+    "BUY": BUY,
+    "SELL": SELL,
+})
+
+OrderType = IntEnum("OrderType", {
+    "LIMIT": OT_LIMIT,
+    "MARKET": OT_MARKET,
+    "STOP": OT_STOP,
+    "STOP_LIMIT": OT_STOP_LIMIT,
+})
+
+TimeInForce = IntEnum("TimeInForce", {
+    "GTC": TIF_GTC,
+    "DAY": TIF_DAY,
+    "IOC": TIF_IOC,
+    "FOK": TIF_FOK,
+})
+
+Op = IntEnum("Op", {
+    "NEW": OP_NEW,
+    "CANCEL": OP_CANCEL,
+    "REPLACE": OP_REPLACE,
+})
+
+EventType = IntEnum("EventType", {
+    "ACCEPTED": EV_ACCEPTED,
+    "REJECTED": EV_REJECTED,
+    "TRADE": EV_TRADE,
+    "CANCELED": EV_CANCELED,
+    "REPLACED": EV_REPLACED,
+    "TRIGGERED": EV_TRIGGERED,
+})
+
+SelfTradePrevention = IntEnum("SelfTradePrevention", {
+    "NONE": STP_NONE,
+    "CANCEL_NEWEST": STP_CANCEL_NEWEST,
+    "CANCEL_OLDEST": STP_CANCEL_OLDEST,
+    "CANCEL_BOTH": STP_CANCEL_BOTH,
+})
+
+Reason = IntEnum("Reason", {
+    "NONE": R_NONE,
+    "BAD_ID": R_BAD_ID,
+    "DUPLICATE_ID": R_DUPLICATE_ID,
+    "BAD_SIDE": R_BAD_SIDE,
+    "BAD_TYPE": R_BAD_TYPE,
+    "BAD_QTY": R_BAD_QTY,
+    "BAD_PRICE": R_BAD_PRICE,
+    "BAD_STOP_PRICE": R_BAD_STOP_PRICE,
+    "BAD_TIF": R_BAD_TIF,
+    "BAD_POST_ONLY": R_BAD_POST_ONLY,
+    "BAD_SYMBOL": R_BAD_SYMBOL,
+    "BAD_ACCOUNT": R_BAD_ACCOUNT,
+    "UNKNOWN_FIELD": R_UNKNOWN_FIELD,
+    "BAD_OP": R_BAD_OP,
+    "BAD_JSON": R_BAD_JSON,
+    "UNKNOWN_ORDER": R_UNKNOWN_ORDER,
+    "BAD_REPLACE": R_BAD_REPLACE,
+    "OUT_OF_MEMORY": R_OUT_OF_MEMORY,
+    "USER": R_USER,
+    "IOC": R_IOC,
+    "FOK": R_FOK,
+    "NO_LIQUIDITY": R_NO_LIQUIDITY,
+    "POST_ONLY": R_POST_ONLY,
+    "SELF_TRADE": R_SELF_TRADE,
+    "PRICE_BAND": R_PRICE_BAND,
+})
+
+Reason.__doc__ = "Why an order was rejected or canceled; `name.lower()` is the contract's word."
+
+
+EVENT_DTYPE = np.dtype([
+    ("seq", "u8"), ("ts", "i8"), ("id", "u8"), ("maker", "u8"), ("price", "i8"),
+    ("qty", "i8"), ("symbol", "u4"), ("account", "u4"), ("maker_account", "u4"),
+    ("type", "u1"), ("reason", "u1"), ("side", "u1"), ("order_type", "u1"),
+])
+COMMAND_DTYPE = np.dtype([
+    ("id", "u8"), ("qty", "i8"), ("price", "i8"), ("stop_price", "i8"), ("ts", "i8"),
+    ("account", "u4"), ("symbol", "u4"), ("op", "u1"), ("side", "u1"), ("type", "u1"),
+    ("tif", "u1"), ("post_only", "u1"), ("reason", "u1"), ("_pad", "u2"),
+])
+assert EVENT_DTYPE.itemsize == sizeof(Event)
+assert COMMAND_DTYPE.itemsize == sizeof(Command)
+
+
+cdef inline bint _valid(int64_t v) noexcept nogil:
+    return 0 < v <= MAX_VALUE_C
+
+
+cdef inline bint _crosses(int side, int64_t limit, int64_t resting) noexcept nogil:
+    """Does an incoming order on `side` with `limit` trade against `resting`?"""
+    return resting <= limit if side == BUY else resting >= limit
+
+
+cdef class MatchingEngine:
+    """Price-time priority matching over many symbols (see the module docstring).
+
+    Options beyond the contract, both off by default:
+    - `stp`: self-trade prevention (a SelfTradePrevention); a taker meeting a resting
+      order of its own account cancels the newest (the taker's remainder), the oldest
+      (the resting order) or both, with reason `self_trade`;
+    - `market_band`: a market order trades no further than this many ticks from the
+      best opposite price at its entry; the rest is canceled with reason `price_band`.
+    """
+
+    def __cinit__(self, *, int stp=STP_NONE, int64_t market_band=0,
+                  Py_ssize_t capacity=1024):
+        if stp < STP_NONE or stp > STP_CANCEL_BOTH:
+            raise ValueError(f"stp must be a SelfTradePrevention, got {stp}")
+        if market_band < 0:
+            raise ValueError("market_band must be >= 0 (0 disables the band)")
+        self.stp = stp
+        self.market_band = market_band
+        pool_init(&self.orders, <uint32_t>capacity)
+        idmap_init(&self.ids, <uint64_t>capacity * 2)
+        self.stops_cap = 64
+        self.stops = <Stop*>malloc(self.stops_cap * sizeof(Stop))
+        self.stops_free = NIL
+        self.events_cap = 4096
+        self.evbuf = <Event*>malloc(self.events_cap * sizeof(Event))
+        self.markets = NULL
+        if self.stops == NULL or self.evbuf == NULL:
+            raise MemoryError()
+
+    def __dealloc__(self):
+        cdef uint32_t i
+        for i in range(self.n_markets):
+            if self.markets[i].exists:
+                book_free(&self.markets[i].book)
+        free(self.markets)
+        free(self.stops)
+        free(self.evbuf)
+        pool_free(&self.orders)
+        idmap_free(&self.ids)
+
+    # -- events ------------------------------------------------------------------------
+
+    cdef Event* _emit(self, uint8_t type, uint64_t id, uint32_t symbol) noexcept nogil:
+        cdef Event* ev
+        cdef Py_ssize_t ncap
+        if self.n_events == self.events_cap:
+            ncap = self.events_cap * 2
+            ev = <Event*>realloc(self.evbuf, ncap * sizeof(Event))
+            if ev == NULL:
+                self.oom = True
+                return NULL
+            self.evbuf = ev
+            self.events_cap = ncap
+        ev = &self.evbuf[self.n_events]
+        self.n_events += 1
+        self.seq += 1
+        ev.seq = self.seq
+        ev.ts = self.ts
+        ev.type = type
+        ev.id = id
+        ev.symbol = symbol
+        ev.maker = 0
+        ev.maker_account = 0
+        ev.price = 0
+        ev.qty = 0
+        ev.account = 0
+        ev.reason = R_NONE
+        ev.side = 0
+        ev.order_type = 0
+        return ev
+
+    cdef void _canceled(self, uint64_t id, uint32_t symbol, uint32_t account, int side,
+                               int64_t remaining, int reason) noexcept nogil:
+        cdef Event* ev = self._emit(EV_CANCELED, id, symbol)
+        if ev != NULL:
+            ev.account = account
+            ev.side = <uint8_t>side
+            ev.qty = remaining
+            ev.reason = <uint8_t>reason
+
+    cdef int c_reject(self, uint64_t id, int reason) noexcept nogil:
+        cdef Event* ev = self._emit(EV_REJECTED, id, 0)
+        if ev != NULL:
+            ev.reason = <uint8_t>reason
+        return 0
+
+    # -- markets -----------------------------------------------------------------------
+
+    cdef Market* _market(self, uint32_t symbol) noexcept nogil:
+        """The market of `symbol`, created on first use (NULL on OOM)."""
+        cdef Market* ms
+        cdef uint32_t n
+        if symbol >= self.n_markets:
+            n = self.n_markets * 2 if self.n_markets else 8
+            while n <= symbol:
+                n *= 2
+            ms = <Market*>realloc(self.markets, n * sizeof(Market))
+            if ms == NULL:
+                return NULL
+            memset(&ms[self.n_markets], 0, (n - self.n_markets) * sizeof(Market))
+            self.markets = ms
+            self.n_markets = n
+        if not self.markets[symbol].exists:
+            with gil:
+                try:
+                    book_init(&self.markets[symbol].book)
+                except MemoryError:
+                    return NULL
+            self.markets[symbol].stop_head = NIL
+            self.markets[symbol].stop_tail = NIL
+            self.markets[symbol].exists = 1
+        return &self.markets[symbol]
+
+    # -- the matching core -------------------------------------------------------------
+
+    cdef void _remove_resting(self, uint32_t oi) noexcept nogil:
+        cdef Order* o = &self.orders.items[oi]
+        idmap_pop(&self.ids, o.id)
+        book_unlink(&self.markets[o.symbol].book, &self.orders, oi)
+        pool_release(&self.orders, oi)
+
+    cdef int64_t _match(self, uint32_t symbol, uint64_t id, uint32_t account, int side,
+                        int type, int64_t limit, int64_t qty, bint* taker_stp) noexcept nogil:
+        """Trade `qty` against the opposite side while it crosses `limit`; return the rest."""
+        cdef Market* m = &self.markets[symbol]
+        cdef BookSide* opp = book_side(&m.book, SELL if side == BUY else BUY)
+        cdef Level* lv
+        cdef Order* mo
+        cdef Event* ev
+        cdef uint32_t oi
+        cdef int64_t fill
+        while qty > 0:
+            lv = side_best(&m.book, opp)
+            if lv == NULL or not _crosses(side, limit, lv.price):
+                break
+            oi = lv.head
+            mo = &self.orders.items[oi]
+            if self.stp != STP_NONE and mo.account == account:
+                if self.stp != STP_CANCEL_NEWEST:
+                    self._canceled(mo.id, symbol, mo.account, mo.side, mo.qty, R_SELF_TRADE)
+                    self._remove_resting(oi)
+                if self.stp != STP_CANCEL_OLDEST:
+                    taker_stp[0] = True
+                    break
+                continue
+            fill = qty if qty < mo.qty else mo.qty
+            ev = self._emit(EV_TRADE, id, symbol)
+            if ev != NULL:
+                ev.maker = mo.id
+                ev.price = lv.price
+                ev.qty = fill
+                ev.account = account
+                ev.maker_account = mo.account
+                ev.side = <uint8_t>side
+                ev.order_type = <uint8_t>type
+            qty -= fill
+            mo.qty -= fill
+            lv.total -= fill
+            m.last_price = lv.price
+            m.has_last = 1
+            self.cmd_trades += 1
+            if mo.qty == 0:
+                self._remove_resting(oi)
+        return qty
+
+    cdef int _execute(self, uint32_t symbol, uint64_t id, uint32_t account, int side,
+                      int type, int64_t price, int64_t qty, int tif, int flags) noexcept nogil:
+        """Run an incoming limit or market order (new, re-entered or triggered)."""
+        cdef Market* m = &self.markets[symbol]
+        cdef BookSide* opp = book_side(&m.book, SELL if side == BUY else BUY)
+        cdef Level* best = side_best(&m.book, opp)
+        cdef bint is_market = type == OT_MARKET or type == OT_STOP
+        cdef bint taker_stp = False
+        cdef bint banded = False
+        cdef int64_t limit = price
+        cdef int64_t avail
+        cdef uint32_t k, oi
+        cdef Order* o
+        if is_market:
+            if self.market_band > 0 and best != NULL:
+                banded = True
+                if side == BUY:
+                    limit = best.price + self.market_band
+                else:
+                    limit = best.price - self.market_band
+            else:
+                limit = INT64_MAX if side == BUY else INT64_MIN
+        elif flags & F_POST_ONLY and best != NULL and _crosses(side, limit, best.price):
+            self._canceled(id, symbol, account, side, qty, R_POST_ONLY)
+            return 0
+        if tif == TIF_FOK:
+            avail = 0
+            k = opp.n
+            while k > 0 and avail < qty:
+                k -= 1
+                if not _crosses(side, limit, opp.prices[k]):
+                    break
+                avail += m.book.lpool.items[opp.levels[k]].total
+            if avail < qty:
+                self._canceled(id, symbol, account, side, qty, R_FOK)
+                return 0
+        qty = self._match(symbol, id, account, side, type, limit, qty, &taker_stp)
+        if qty == 0:
+            return 0
+        if taker_stp:
+            self._canceled(id, symbol, account, side, qty, R_SELF_TRADE)
+        elif is_market:
+            best = side_best(&m.book, opp)
+            self._canceled(id, symbol, account, side, qty,
+                           R_PRICE_BAND if banded and best != NULL else R_NO_LIQUIDITY)
+        elif tif == TIF_IOC:
+            self._canceled(id, symbol, account, side, qty, R_IOC)
+        elif tif == TIF_FOK:   # only reachable when self-trade prevention removed liquidity
+            self._canceled(id, symbol, account, side, qty, R_FOK)
+        else:
+            oi = pool_alloc(&self.orders)
+            if oi == NIL:
+                self.oom = True
+                self._canceled(id, symbol, account, side, qty, R_OUT_OF_MEMORY)
+                return -1
+            o = &self.orders.items[oi]
+            o.id = id
+            o.price = price
+            o.qty = qty
+            o.account = account
+            o.symbol = symbol
+            o.side = <uint8_t>side
+            o.tif = <uint8_t>tif
+            o.flags = <uint8_t>flags
+            if book_append(&m.book, &self.orders, oi) < 0 or idmap_put(&self.ids, id, oi) < 0:
+                self.oom = True
+                return -1
+        return 0
+
+    cdef void _run_triggers(self, uint32_t symbol) noexcept nogil:
+        """Fire held stops whose price the last trade reached, oldest first, one at a
+        time, re-evaluating after each (cascades)."""
+        cdef Market* m
+        cdef Stop* st
+        cdef Stop s
+        cdef uint32_t si
+        cdef Event* ev
+        while True:
+            m = &self.markets[symbol]
+            if not m.has_last:
+                return
+            si = m.stop_head
+            while si != NIL:
+                st = &self.stops[si]
+                if (m.last_price >= st.stop_price) if st.side == BUY else (
+                        m.last_price <= st.stop_price):
+                    break
+                si = st.next
+            if si == NIL:
+                return
+            s = self.stops[si]
+            self._unlink_stop(symbol, si)
+            idmap_pop(&self.ids, s.id)
+            ev = self._emit(EV_TRIGGERED, s.id, symbol)
+            if ev != NULL:
+                ev.account = s.account
+                ev.side = s.side
+                ev.order_type = s.type
+                ev.price = s.stop_price
+                ev.qty = s.qty
+            self._execute(symbol, s.id, s.account, s.side,
+                          OT_MARKET if s.type == OT_STOP else OT_LIMIT,
+                          s.price, s.qty, s.tif, s.flags)
+
+    # -- held stops ----------------------------------------------------------------------
+
+    cdef uint32_t _stop_alloc(self) noexcept nogil:
+        cdef uint32_t i
+        cdef Stop* st
+        if self.stops_free != NIL:
+            i = self.stops_free
+            self.stops_free = self.stops[i].next
+        else:
+            if self.stops_top == self.stops_cap:
+                if self.stops_cap >= STOP_TAG // 2:
+                    return NIL
+                st = <Stop*>realloc(self.stops, self.stops_cap * 2 * sizeof(Stop))
+                if st == NULL:
+                    return NIL
+                self.stops = st
+                self.stops_cap *= 2
+            i = self.stops_top
+            self.stops_top += 1
+        self.n_stops += 1
+        return i
+
+    cdef void _unlink_stop(self, uint32_t symbol, uint32_t si) noexcept nogil:
+        cdef Market* m = &self.markets[symbol]
+        cdef Stop* st = &self.stops[si]
+        if st.prev != NIL:
+            self.stops[st.prev].next = st.next
+        else:
+            m.stop_head = st.next
+        if st.next != NIL:
+            self.stops[st.next].prev = st.prev
+        else:
+            m.stop_tail = st.prev
+        m.n_stops -= 1
+        st.next = self.stops_free
+        self.stops_free = si
+        self.n_stops -= 1
+
+    # -- commands ------------------------------------------------------------------------
+
+    cdef int c_new(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,
+                   int64_t qty, int64_t price, int64_t stop_price, int tif, int post_only,
+                   int reason) noexcept nogil:
+        cdef int r = R_NONE
+        cdef Market* m
+        cdef Event* ev
+        cdef uint32_t si
+        cdef Stop* st
+        if id == 0:
+            r = R_BAD_ID
+        elif id <= self.last_id:
+            r = R_DUPLICATE_ID
+        else:
+            self.last_id = id           # the id is taken, whatever happens next
+            if side != BUY and side != SELL:
+                r = R_BAD_SIDE
+            elif type < OT_LIMIT or type > OT_STOP_LIMIT:
+                r = R_BAD_TYPE
+            elif not _valid(qty):
+                r = R_BAD_QTY
+            elif (type == OT_LIMIT or type == OT_STOP_LIMIT) and not _valid(price):
+                r = R_BAD_PRICE
+            elif (type == OT_STOP or type == OT_STOP_LIMIT) and not _valid(stop_price):
+                r = R_BAD_STOP_PRICE
+            elif tif < TIF_GTC or tif > TIF_FOK:
+                r = R_BAD_TIF
+            elif (post_only != 0 and post_only != 1) or (post_only == 1 and type != OT_LIMIT):
+                r = R_BAD_POST_ONLY
+            elif symbol >= MAX_SYMBOLS:
+                r = R_BAD_SYMBOL
+            elif reason != R_NONE:
+                r = reason
+        if r != R_NONE:
+            ev = self._emit(EV_REJECTED, id, symbol if symbol < MAX_SYMBOLS else 0)
+            if ev != NULL:
+                ev.reason = <uint8_t>r
+                ev.account = account
+            return 0
+        m = self._market(symbol)
+        if m == NULL:
+            self.oom = True
+            return self.c_reject(id, R_OUT_OF_MEMORY)
+        ev = self._emit(EV_ACCEPTED, id, symbol)
+        if ev != NULL:
+            ev.account = account
+            ev.side = <uint8_t>side
+            ev.order_type = <uint8_t>type
+            ev.price = price if type == OT_LIMIT or type == OT_STOP_LIMIT else 0
+            ev.qty = qty
+        self.cmd_trades = 0
+        if type == OT_STOP or type == OT_STOP_LIMIT:
+            si = self._stop_alloc()
+            if si == NIL or idmap_put(&self.ids, id, si | STOP_TAG) < 0:
+                self.oom = True
+                self._canceled(id, symbol, account, side, qty, R_OUT_OF_MEMORY)
+                return -1
+            st = &self.stops[si]
+            st.id = id
+            st.price = price
+            st.stop_price = stop_price
+            st.qty = qty
+            st.account = account
+            st.side = <uint8_t>side
+            st.type = <uint8_t>type
+            st.tif = <uint8_t>tif
+            st.flags = 0
+            st.symbol = symbol
+            st.next = NIL
+            st.prev = m.stop_tail
+            if m.stop_tail != NIL:
+                self.stops[m.stop_tail].next = si
+            else:
+                m.stop_head = si
+            m.stop_tail = si
+            m.n_stops += 1
+            self._run_triggers(symbol)
+            return 0
+        self._execute(symbol, id, account, side, type, price, qty, tif,
+                      F_POST_ONLY if post_only else 0)
+        if self.cmd_trades:
+            self._run_triggers(symbol)
+        return 0
+
+    cdef int c_cancel(self, uint64_t id, int reason) noexcept nogil:
+        cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
+        cdef Order* o
+        cdef Stop* st
+        cdef uint32_t symbol
+        if v == NIL:
+            return self.c_reject(id, R_UNKNOWN_ORDER)
+        if reason != R_NONE:
+            return self.c_reject(id, reason)
+        if v & STOP_TAG:
+            st = &self.stops[v & ~STOP_TAG]
+            symbol = st.symbol
+            self._canceled(id, symbol, st.account, st.side, st.qty, R_USER)
+            idmap_pop(&self.ids, id)
+            self._unlink_stop(symbol, v & ~STOP_TAG)
+            return 0
+        o = &self.orders.items[v]
+        self._canceled(id, o.symbol, o.account, o.side, o.qty, R_USER)
+        self._remove_resting(v)
+        return 0
+
+    cdef int c_replace(self, uint64_t id, int64_t qty, int64_t price, int reason) noexcept nogil:
+        cdef uint32_t oi = idmap_get(&self.ids, id) if id != 0 else NIL
+        cdef Order* o
+        cdef Event* ev
+        cdef int64_t new_qty, new_price
+        cdef uint32_t symbol, account
+        cdef int side, tif, flags
+        if oi == NIL or oi & STOP_TAG:
+            return self.c_reject(id, R_UNKNOWN_ORDER)
+        if (qty != KEEP_C and not _valid(qty)) or (price != KEEP_C and not _valid(price)):
+            return self.c_reject(id, R_BAD_REPLACE)
+        if reason != R_NONE:
+            return self.c_reject(id, reason)
+        o = &self.orders.items[oi]
+        new_qty = o.qty if qty == KEEP_C else qty
+        new_price = o.price if price == KEEP_C else price
+        ev = self._emit(EV_REPLACED, id, o.symbol)
+        if ev != NULL:
+            ev.account = o.account
+            ev.side = o.side
+            ev.price = new_price
+            ev.qty = new_qty
+        if new_price == o.price and new_qty <= o.qty:
+            self.markets[o.symbol].book.lpool.items[o.level].total -= o.qty - new_qty
+            o.qty = new_qty
+            return 0
+        symbol = o.symbol
+        account = o.account
+        side = o.side
+        tif = o.tif
+        flags = o.flags
+        self._remove_resting(oi)
+        self.cmd_trades = 0
+        self._execute(symbol, id, account, side, OT_LIMIT, new_price, new_qty, tif, flags)
+        if self.cmd_trades:
+            self._run_triggers(symbol)
+        return 0
+
+    cdef int c_command(self, const Command* c) noexcept nogil:
+        self.ts = c.ts
+        if c.op == OP_NEW:
+            return self.c_new(c.id, c.account, c.symbol, c.side, c.type, c.qty, c.price,
+                              c.stop_price, c.tif, c.post_only, c.reason)
+        if c.op == OP_CANCEL:
+            return self.c_cancel(c.id, c.reason)
+        if c.op == OP_REPLACE:
+            return self.c_replace(c.id, c.qty, c.price, c.reason)
+        return self.c_reject(c.id, R_BAD_OP)
+
+    cdef int _check(self) except -1:
+        if self.oom:
+            self.oom = False
+            raise MemoryError("matching engine out of memory")
+        return 0
+
+    # -- per-call Python API ---------------------------------------------------------------
+
+    def submit(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,
+               int64_t qty, int64_t price=0, int64_t stop_price=0, int tif=TIF_GTC,
+               int post_only=0, int64_t ts=0, int reason=R_NONE):
+        """Submit a new order; returns the number of events it produced (see `events`).
+
+        `side` a Side, `type` an OrderType, `tif` a TimeInForce, `post_only` 0 or 1;
+        any other value is rejected with the contract's reason. `reason` lets a front
+        end reject a command the core finds valid (after the core's own checks)."""
+        self.n_events = 0
+        self.ts = ts
+        self.c_new(id, account, symbol, side, type, qty, price, stop_price, tif, post_only,
+                   reason)
+        self._check()
+        return self.n_events
+
+    def cancel(self, uint64_t id, int64_t ts=0, int reason=R_NONE):
+        """Cancel a resting order or a held stop; returns the number of events."""
+        self.n_events = 0
+        self.ts = ts
+        self.c_cancel(id, reason)
+        self._check()
+        return self.n_events
+
+    def replace(self, uint64_t id, int64_t qty=KEEP_C, int64_t price=KEEP_C, int64_t ts=0,
+                int reason=R_NONE):
+        """Replace a resting order's open quantity and/or price (KEEP leaves one as is)."""
+        self.n_events = 0
+        self.ts = ts
+        self.c_replace(id, qty, price, reason)
+        self._check()
+        return self.n_events
+
+    def reject(self, uint64_t id, int reason, int64_t ts=0):
+        """Emit a rejection for a command a front end could not even decode."""
+        self.n_events = 0
+        self.ts = ts
+        self.c_reject(id, reason)
+        self._check()
+        return self.n_events
+
+    def events(self):
+        """The events of the last per-call command, as a new numpy array of EVENT_DTYPE."""
+        cdef cnp.ndarray out = np.empty(self.n_events, dtype=EVENT_DTYPE)
+        if self.n_events:
+            memcpy(cnp.PyArray_DATA(out), self.evbuf, self.n_events * sizeof(Event))
+        return out
+
+    # -- batch API ----------------------------------------------------------------------------
+
+    def process(self, commands):
+        """Run a numpy array of COMMAND_DTYPE in one call; return all its events."""
+        cdef cnp.ndarray arr
+        cdef const Command* base
+        cdef Py_ssize_t i, n
+        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
+        arr = np.ascontiguousarray(commands)
+        base = <const Command*>cnp.PyArray_DATA(arr)
+        n = arr.shape[0]
+        self.n_events = 0
+        with nogil:
+            for i in range(n):
+                self.c_command(&base[i])
+                if self.oom:
+                    break
+        self._check()
+        return self.events()
+
+    # -- queries ------------------------------------------------------------------------------
+
+    def __len__(self):
+        """Resting orders plus held stops."""
+        return self.orders.used + self.n_stops
+
+    def symbols(self):
+        """Indices of the symbols that have a book (an order was accepted for them)."""
+        return [s for s in range(self.n_markets) if self.markets[s].exists]
+
+    cdef Market* _existing(self, uint32_t symbol):
+        if symbol >= self.n_markets or not self.markets[symbol].exists:
+            return NULL
+        return &self.markets[symbol]
+
+    def last_price(self, uint32_t symbol):
+        """The symbol's last trade price, or None."""
+        cdef Market* m = self._existing(symbol)
+        return None if m == NULL or not m.has_last else m.last_price
+
+    def depth(self, uint32_t symbol, Py_ssize_t n=10):
+        """Top-`n` aggregated levels: {"bids": [(price, qty, orders), ...], "asks": ...}."""
+        cdef Market* m = self._existing(symbol)
+        if m == NULL:
+            return {"bids": [], "asks": []}
+        return {"bids": side_depth(&m.book, &m.book.bids, n),
+                "asks": side_depth(&m.book, &m.book.asks, n)}
+
+    def level_orders(self, uint32_t symbol, int side, int64_t price):
+        """The orders of one level (L3) in queue order: [(id, open qty), ...]."""
+        cdef Market* m = self._existing(symbol)
+        if m == NULL or (side != BUY and side != SELL):
+            return []
+        return level_orders_of(&m.book, &self.orders, side, price)
+
+    def snapshot(self, uint32_t symbol):
+        """The whole book of a symbol: {"bids": [(price, [(id, qty), ...]), ...] best
+        first, "asks": ..., "stops": [(id, qty), ...] in trigger priority}."""
+        cdef Market* m = self._existing(symbol)
+        cdef BookSide* s
+        cdef uint32_t k, si
+        cdef int side
+        out = {"bids": [], "asks": [], "stops": []}
+        if m == NULL:
+            return out
+        for side, key in ((BUY, "bids"), (SELL, "asks")):
+            s = book_side(&m.book, side)
+            for k in range(s.n):
+                price = s.prices[s.n - 1 - k]
+                out[key].append((price, level_orders_of(&m.book, &self.orders, side, price)))
+        si = m.stop_head
+        while si != NIL:
+            out["stops"].append((self.stops[si].id, self.stops[si].qty))
+            si = self.stops[si].next
+        return out
+
+    def order(self, uint64_t id):
+        """A live order or held stop by id, as a dict, or None."""
+        cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
+        cdef Order* o
+        cdef Stop* st
+        if v == NIL:
+            return None
+        if v & STOP_TAG:
+            st = &self.stops[v & ~STOP_TAG]
+            return {"id": st.id, "status": "held", "symbol": st.symbol,
+                    "account": st.account, "side": st.side, "type": st.type,
+                    "price": st.price, "stop_price": st.stop_price, "qty": st.qty,
+                    "tif": st.tif}
+        o = &self.orders.items[v]
+        return {"id": o.id, "status": "resting", "symbol": o.symbol, "account": o.account,
+                "side": o.side, "type": OT_LIMIT, "price": o.price, "stop_price": 0,
+                "qty": o.qty, "tif": o.tif}
+
+    def memory_bytes(self):
+        """Bytes held by the engine's C structures (pools, maps, books, buffers)."""
+        cdef Py_ssize_t total = (
+            <Py_ssize_t>self.orders.cap * sizeof(Order)
+            + <Py_ssize_t>(self.ids.mask + 1) * 16
+            + <Py_ssize_t>self.stops_cap * sizeof(Stop)
+            + self.events_cap * sizeof(Event)
+            + <Py_ssize_t>self.n_markets * sizeof(Market)
+        )
+        cdef uint32_t s
+        for s in range(self.n_markets):
+            if self.markets[s].exists:
+                total += (self.markets[s].book.lpool.cap * sizeof(Level)
+                          + (self.markets[s].book.bids.cap + self.markets[s].book.asks.cap)
+                          * (sizeof(uint32_t) + sizeof(int64_t)))
+        return total

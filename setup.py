@@ -1,0 +1,67 @@
+"""Build the compiled engine modules.
+
+Everything declarative lives in pyproject.toml; this file only exists because the
+Cython extensions need code to describe them.
+
+Two traps this file handles (see ../shared/STYLE.md):
+- With the `tickplane.engine` -> `engine/` mapping, Cython looks for
+  `tickplane/engine/x.pxd` when a module does `cimport tickplane.engine.x` and would
+  silently miss `engine/x.pxd`. We give cythonize an include directory holding a
+  `tickplane/engine` link to `engine/`.
+- `TICKPLANE_CYTHON_ANNOTATE=1` writes the annotated HTML next to each .pyx and
+  `TICKPLANE_CYTHON_PROFILE=1` builds with profiling hooks (slower).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+ROOT = Path(__file__).resolve().parent
+INCLUDE = ROOT / "build" / "cython-include"
+
+# Compiled modules, lowest layer first. Each has a .pxd beside its .pyx.
+MODULES = ["book", "matching", "replay"]
+
+
+def _include_tree() -> str:
+    link = INCLUDE / "tickplane" / "engine"
+    link.parent.mkdir(parents=True, exist_ok=True)
+    if not link.is_symlink():
+        link.symlink_to(ROOT / "engine", target_is_directory=True)
+    return str(INCLUDE)
+
+
+def _extensions() -> list[Extension]:
+    profile = os.environ.get("TICKPLANE_CYTHON_PROFILE") == "1"
+    macros = [("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")]
+    if profile:
+        macros.append(("CYTHON_TRACE_NOGIL", "1"))
+    exts = [
+        Extension(
+            f"tickplane.engine.{name}",
+            [f"engine/{name}.pyx"],
+            include_dirs=[numpy.get_include()],
+            define_macros=macros,
+            extra_compile_args=["-O3", "-fno-strict-aliasing"],
+        )
+        for name in MODULES
+    ]
+    return cythonize(
+        exts,
+        include_path=[_include_tree()],
+        annotate=os.environ.get("TICKPLANE_CYTHON_ANNOTATE") == "1",
+        compiler_directives={
+            "language_level": "3",
+            "profile": profile,
+            "linetrace": profile,
+            "embedsignature": True,
+        },
+    )
+
+
+setup(ext_modules=_extensions())
