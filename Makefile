@@ -23,7 +23,7 @@ lint: install
 	$(BIN)/lint-imports
 
 typecheck: install
-	$(BIN)/mypy
+	VENV=$(VENV) scripts/typecheck.sh
 
 unit: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Iterator
 from contextlib import ExitStack
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -71,17 +72,19 @@ def _match(args: argparse.Namespace) -> int:
             else stack.enter_context(open(args.commands, "rb"))
         )
         out: IO[bytes] = (
-            sys.stdout.buffer if args.events == "-" else stack.enter_context(
-                open(args.events, "wb")
-            )
+            sys.stdout.buffer
+            if args.events == "-"
+            else stack.enter_context(open(args.events, "wb"))
         )
         bad = 0
         for line in _lines(src):
             for event in matcher.process(line):
                 if event.get("reason") == "bad_json":
                     bad += 1
-                    print(f"{args.commands}:{event['line']}: not a JSON object, rejected "
-                          "(bad_json)", file=sys.stderr)
+                    print(
+                        f"{args.commands}:{event['line']}: not a JSON object, rejected (bad_json)",
+                        file=sys.stderr,
+                    )
                 out.write(dumps(event))
     if args.book:
         Path(args.book).write_text(json.dumps(matcher.book(), separators=(",", ":")) + "\n")
@@ -102,8 +105,14 @@ def _replay_lobster(args: argparse.Namespace) -> int:
         return _fail("--messages and --orderbook go together")
     try:
         if given:
-            days = [load(zip_path=args.zip, messages=args.messages,
-                         orderbook=args.orderbook, levels=args.levels)]
+            days = [
+                load(
+                    zip_path=args.zip,
+                    messages=args.messages,
+                    orderbook=args.orderbook,
+                    levels=args.levels,
+                )
+            ]
             results = [replay(d) for d in days]
         elif args.json and not args.demo:
             results = [replay(load(zip_path=p)) for _, p in sorted(sample_paths().items())]
@@ -127,22 +136,34 @@ def _replay_demo(paths: list[tuple[int, Path]]) -> list[Any]:
     from tickplane.engine.lobster_replay import replay
 
     console = Console(stderr=True)
-    console.print("[bold]Tickplane[/] replaying a real NASDAQ day (GOOG, 2012-06-21, "
-                  "LOBSTER) through the compiled order book\n")
+    console.print(
+        "[bold]Tickplane[/] replaying a real NASDAQ day (GOOG, 2012-06-21, "
+        "LOBSTER) through the compiled order book\n"
+    )
     results = []
-    with Progress(TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(),
-                  console=console) as progress:
+    with Progress(
+        TextColumn("{task.description:<28}"), BarColumn(), MofNCompleteColumn(), console=console
+    ) as progress:
         for levels, path in paths:
             task = progress.add_task(f"{levels:>2} levels: loading", total=None)
             day = load(zip_path=path)
-            progress.update(task, description=f"{levels:>2} levels: replaying",
-                            total=len(day), completed=0)
-            results.append(replay(day, chunk=max(len(day) // 100, 1000),
-                                  on_progress=lambda done, t=task: progress.update(
-                                      t, completed=done)))
+            progress.update(
+                task, description=f"{levels:>2} levels: replaying", total=len(day), completed=0
+            )
+            results.append(
+                replay(
+                    day,
+                    chunk=max(len(day) // 100, 1000),
+                    on_progress=partial(_advance, progress, task),
+                )
+            )
             progress.update(task, description=f"{levels:>2} levels: done")
     _summary(results)
     return results
+
+
+def _advance(progress: Any, task: Any, done: int) -> None:
+    progress.update(task, completed=done)
 
 
 def _summary(results: list[Any]) -> None:
@@ -155,9 +176,12 @@ def _summary(results: list[Any]) -> None:
     for r in results:
         ok = r.rows_matched == r.rows_compared
         table.add_row(
-            " ".join(r.name.split("_")[:2]), str(r.levels), f"{r.messages:,}",
+            " ".join(r.name.split("_")[:2]),
+            str(r.levels),
+            f"{r.messages:,}",
             f"[{'green' if ok else 'red'}]{100 * r.match_ratio:.2f}%[/] of {r.rows_compared:,}",
-            f"{r.apply_seconds * 1e3:.1f} ms", f"{r.msgs_per_sec / 1e6:.1f} M",
+            f"{r.apply_seconds * 1e3:.1f} ms",
+            f"{r.msgs_per_sec / 1e6:.1f} M",
         )
     Console().print(table)
 

@@ -5,14 +5,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from tickplane.engine.book import Book
 from tickplane.engine.lobster import LobsterDay
 from tickplane.engine.replay import known_window_replay
 
-__all__ = ["ReplayResult", "replay"]
+if TYPE_CHECKING:
+    from tickplane.engine.replay import ReplayCounts
+
+__all__ = ["Columns", "ReplayResult", "replay"]
 
 
 @dataclass(frozen=True)
@@ -50,17 +55,44 @@ class ReplayResult:
         }
 
 
-def columns(day: LobsterDay) -> tuple[np.ndarray, ...]:
+class Columns(NamedTuple):
     """The contiguous columns the compiled loop reads (prepared outside any timing)."""
-    m = day.messages
-    return (
-        np.ascontiguousarray(m["type"], dtype=np.int8),
-        np.ascontiguousarray(m["id"], dtype=np.int64),
-        np.ascontiguousarray(m["size"], dtype=np.int64),
-        np.ascontiguousarray(m["price"], dtype=np.int64),
-        np.ascontiguousarray(m["direction"], dtype=np.int8),
-        np.ascontiguousarray(day.orderbook, dtype=np.int64),
-    )
+
+    types: npt.NDArray[np.int8]
+    ids: npt.NDArray[np.int64]
+    sizes: npt.NDArray[np.int64]
+    prices: npt.NDArray[np.int64]
+    directions: npt.NDArray[np.int8]
+    orderbook: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, day: LobsterDay) -> Columns:
+        m = day.messages
+        return cls(
+            np.ascontiguousarray(m["type"], dtype=np.int8),
+            np.ascontiguousarray(m["id"], dtype=np.int64),
+            np.ascontiguousarray(m["size"], dtype=np.int64),
+            np.ascontiguousarray(m["price"], dtype=np.int64),
+            np.ascontiguousarray(m["direction"], dtype=np.int8),
+            np.ascontiguousarray(day.orderbook, dtype=np.int64),
+        )
+
+    def replay(
+        self, book: Book, levels: int, compare: bool, start: int = 0, stop: int = -1
+    ) -> ReplayCounts:
+        return known_window_replay(
+            book,
+            self.types,
+            self.ids,
+            self.sizes,
+            self.prices,
+            self.directions,
+            self.orderbook,
+            levels,
+            compare,
+            start,
+            stop,
+        )
 
 
 def replay(
@@ -72,16 +104,16 @@ def replay(
     """Replay `day` twice on fresh books: once timed without comparing (apply_seconds),
     once comparing every row. With `chunk`, the checked run goes `chunk` messages at a
     time and calls `on_progress(done)` after each (for progress bars)."""
-    cols = columns(day)
+    cols = Columns.of(day)
     n = len(day)
-    timed = known_window_replay(Book(), *cols, day.levels, compare=False)
+    timed = cols.replay(Book(), day.levels, compare=False)
     book = Book()
     step = chunk if chunk > 0 else max(n, 1)
     compared = matched = 0
     first = -1
     seconds = 0.0
     for start in range(0, max(n, 1), step):
-        r = known_window_replay(book, *cols, day.levels, True, start, min(start + step, n))
+        r = cols.replay(book, day.levels, True, start, min(start + step, n))
         compared += r["rows_compared"]
         matched += r["rows_matched"]
         seconds += r["seconds"]

@@ -41,8 +41,19 @@ REASONS = {int(r): r.name.lower() for r in Reason}
 INVALID = 255  # an enum value no field has: the core rejects it with the field's reason
 
 NEW_FIELDS = frozenset(
-    {"op", "id", "account", "symbol", "side", "type", "qty", "price", "stop_price", "tif",
-     "post_only"}
+    {
+        "op",
+        "id",
+        "account",
+        "symbol",
+        "side",
+        "type",
+        "qty",
+        "price",
+        "stop_price",
+        "tif",
+        "post_only",
+    }
 )
 CANCEL_FIELDS = frozenset({"op", "id"})
 REPLACE_FIELDS = frozenset({"op", "id", "qty", "price"})
@@ -138,8 +149,8 @@ class Matcher:
         return self._events(raw_id) if n else []
 
     def _new_args(self, c: Json) -> tuple[int, ...]:
-        raw_id = c.get("id")
-        number = self._ids.intern(raw_id) if _name(raw_id) is not None else 0
+        order_id = _name(c.get("id"))
+        number = self._ids.intern(order_id) if order_id is not None else 0
         symbol = _name(c.get("symbol"))
         account = _name(c.get("account"))
         if symbol is None:
@@ -175,8 +186,15 @@ class Matcher:
 
     def _bad_json(self) -> list[Json]:
         self.engine.reject(0, Reason.BAD_JSON)
-        return [{"type": "rejected", "id": None, "reason": "bad_json",
-                 "seq": self.engine.seq, "line": self.line}]
+        return [
+            {
+                "type": "rejected",
+                "id": None,
+                "reason": "bad_json",
+                "seq": self.engine.seq,
+                "line": self.line,
+            }
+        ]
 
     # -- events --------------------------------------------------------------------------
 
@@ -187,23 +205,50 @@ class Matcher:
             return names[n] if n else raw_id
 
         out: list[Json] = []
-        for seq, _ts, oid, maker, price, qty, sym, _acc, _macc, etype, reason, side, _ot in (
-            self.engine.events().tolist()
-        ):
+        for (
+            seq,
+            _ts,
+            oid,
+            maker,
+            price,
+            qty,
+            sym,
+            _acc,
+            _macc,
+            etype,
+            reason,
+            side,
+            _ot,
+        ) in self.engine.events().tolist():
             if etype == EventType.TRADE:
-                out.append({
-                    "type": "trade", "symbol": self._symbols.names[sym], "price": price,
-                    "qty": qty, "taker": names[oid], "maker": names[maker],
-                    "taker_side": "buy" if side == Side.BUY else "sell", "seq": seq,
-                })
+                out.append(
+                    {
+                        "type": "trade",
+                        "symbol": self._symbols.names[sym],
+                        "price": price,
+                        "qty": qty,
+                        "taker": names[oid],
+                        "maker": names[maker],
+                        "taker_side": "buy" if side == Side.BUY else "sell",
+                        "seq": seq,
+                    }
+                )
             elif etype == EventType.ACCEPTED:
                 out.append({"type": "accepted", "id": names[oid], "seq": seq})
             elif etype == EventType.CANCELED:
-                out.append({"type": "canceled", "id": names[oid], "remaining": qty,
-                            "reason": REASONS[reason], "seq": seq})
+                out.append(
+                    {
+                        "type": "canceled",
+                        "id": names[oid],
+                        "remaining": qty,
+                        "reason": REASONS[reason],
+                        "seq": seq,
+                    }
+                )
             elif etype == EventType.REJECTED:
-                out.append({"type": "rejected", "id": name(oid), "reason": REASONS[reason],
-                            "seq": seq})
+                out.append(
+                    {"type": "rejected", "id": name(oid), "reason": REASONS[reason], "seq": seq}
+                )
             elif etype == EventType.REPLACED:
                 out.append({"type": "replaced", "id": names[oid], "seq": seq})
             else:
@@ -219,8 +264,7 @@ class Matcher:
         for sym in sorted(self.engine.symbols(), key=lambda s: self._symbols.names[s]):
             snap = self.engine.snapshot(sym)
             out[self._symbols.names[sym]] = {
-                side: [[price, [[names[i], q] for i, q in orders]]
-                       for price, orders in snap[side]]
+                side: [[price, [[names[i], q] for i, q in orders]] for price, orders in snap[side]]
                 for side in ("bids", "asks")
             } | {"stops": [[names[i], q] for i, q in snap["stops"]]}
         return out
@@ -241,7 +285,7 @@ class Matcher:
             return None
         return {
             "id": order_id,
-            "symbol": self._symbols.names[o["symbol"]],
+            "symbol": self._symbols.names[int(o["symbol"])],
             "side": "buy" if o["side"] == Side.BUY else "sell",
             "price": o["price"],
             "stop_price": o["stop_price"],

@@ -1,0 +1,28 @@
+"""Type stubs for the compiled `tickplane.engine.replay` (see replay.pyx)."""
+
+from typing import TypedDict
+
+import numpy as np
+import numpy.typing as npt
+
+from tickplane.engine.book import Book
+
+class ReplayCounts(TypedDict):
+    rows_compared: int
+    rows_matched: int
+    first_mismatch: int
+    seconds: float
+
+def known_window_replay(
+    book: Book,
+    types: npt.NDArray[np.int8],
+    ids: npt.NDArray[np.int64],
+    sizes: npt.NDArray[np.int64],
+    prices: npt.NDArray[np.int64],
+    directions: npt.NDArray[np.int8],
+    orderbook: npt.NDArray[np.int64],
+    levels: int,
+    compare: bool = True,
+    start: int = 0,
+    stop: int = -1,
+) -> ReplayCounts: ...
