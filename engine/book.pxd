@@ -41,10 +41,9 @@ ctypedef struct OrderPool:
     uint32_t free_head      # free list threaded through Order.next
     uint32_t top            # items never handed out start here
 
-ctypedef struct IdEntry:
+ctypedef packed struct IdEntry:   # 12 bytes: the map is most of an order's footprint
     uint64_t key            # 0 = empty slot (0 is never a valid order id)
     uint32_t value
-    uint32_t _pad
 
 ctypedef struct IdMap:
     IdEntry* slots

@@ -83,9 +83,13 @@ def _parse(line: str | bytes) -> Any:
         # orjson refuses integers beyond 64 bits; such a number is bad input for a
         # field, not bad JSON, so give the standard parser a chance.
         try:
-            return json.loads(line)
+            return json.loads(line, parse_constant=_no_constant)
         except ValueError:
             raise ValueError("not valid JSON") from None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
 
 
 class _Names:

@@ -31,6 +31,7 @@ from tickplane.engine.book cimport (
     SELL,
     BookC,
     BookSide,
+    IdEntry,
     Level,
     Order,
     book_append,
@@ -699,6 +700,7 @@ cdef class MatchingEngine:
         cdef cnp.ndarray arr
         cdef const Command* base
         cdef Py_ssize_t i, n
+        cdef Event* ev
         if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
             raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
         arr = np.ascontiguousarray(commands)
@@ -711,7 +713,14 @@ cdef class MatchingEngine:
                 if self.oom:
                     break
         self._check()
-        return self.events()
+        out = self.events()
+        if self.events_cap > 65536:  # give a big batch's buffer back
+            ev = <Event*>realloc(self.evbuf, 4096 * sizeof(Event))
+            if ev != NULL:
+                self.evbuf = ev
+                self.events_cap = 4096
+                self.n_events = 0
+        return out
 
     # -- queries ------------------------------------------------------------------------------
 
@@ -791,7 +800,7 @@ cdef class MatchingEngine:
         """Bytes held by the engine's C structures (pools, maps, books, buffers)."""
         cdef Py_ssize_t total = (
             <Py_ssize_t>self.orders.cap * sizeof(Order)
-            + <Py_ssize_t>(self.ids.mask + 1) * 16
+            + <Py_ssize_t>(self.ids.mask + 1) * sizeof(IdEntry)
             + <Py_ssize_t>self.stops_cap * sizeof(Stop)
             + self.events_cap * sizeof(Event)
             + <Py_ssize_t>self.n_markets * sizeof(Market)

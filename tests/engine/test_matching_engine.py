@@ -1,0 +1,236 @@
+"""The compiled MatchingEngine's own interface: per-call vs batch, options beyond the
+contract (self-trade prevention, market price band), typed events, sequence numbers.
+The contract itself is tested through `Matcher` in test_contract.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tickplane.engine.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    StopTriggered,
+    Trade,
+    from_array,
+    from_dict,
+)
+from tickplane.engine.matching import (
+    COMMAND_DTYPE,
+    KEEP,
+    EventType,
+    MatchingEngine,
+    Op,
+    OrderType,
+    Reason,
+    SelfTradePrevention,
+    Side,
+    TimeInForce,
+)
+
+BUY, SELL = Side.BUY, Side.SELL
+LIMIT, MARKET, STOP = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP
+GTC = TimeInForce.GTC
+
+
+def _random_commands(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    c = np.zeros(n, dtype=COMMAND_DTYPE)
+    next_id = 1
+    for i in range(n):
+        r = rng.random()
+        if r < 0.65:
+            c[i]["op"] = Op.NEW
+            c[i]["id"] = next_id
+            next_id += 1
+            c[i]["account"] = rng.integers(1, 4)
+            c[i]["symbol"] = rng.integers(0, 2)
+            c[i]["side"] = rng.integers(0, 2)
+            c[i]["type"] = rng.choice([0, 0, 0, 1, 2, 3])
+            c[i]["qty"] = rng.integers(1, 20)
+            c[i]["price"] = 100 + rng.integers(-5, 6)
+            c[i]["stop_price"] = 100 + rng.integers(-5, 6)
+            c[i]["tif"] = rng.choice([0, 0, 1, 2, 3])
+            c[i]["post_only"] = 1 if (c[i]["type"] == 0 and rng.random() < 0.1) else 0
+        elif r < 0.85:
+            c[i]["op"] = Op.CANCEL
+            c[i]["id"] = rng.integers(1, next_id + 1)
+        else:
+            c[i]["op"] = Op.REPLACE
+            c[i]["id"] = rng.integers(1, next_id + 1)
+            c[i]["qty"] = rng.integers(1, 20) if rng.random() < 0.7 else KEEP
+            c[i]["price"] = 100 + rng.integers(-5, 6) if rng.random() < 0.7 else KEEP
+        c[i]["ts"] = i * 1000
+    return c
+
+
+def _per_call(eng: MatchingEngine, commands: np.ndarray) -> np.ndarray:
+    out = []
+    for c in commands:
+        if c["op"] == Op.NEW:
+            eng.submit(
+                int(c["id"]), int(c["account"]), int(c["symbol"]), int(c["side"]),
+                int(c["type"]), int(c["qty"]), int(c["price"]), int(c["stop_price"]),
+                int(c["tif"]), int(c["post_only"]), int(c["ts"]),
+            )  # fmt: skip
+        elif c["op"] == Op.CANCEL:
+            eng.cancel(int(c["id"]), int(c["ts"]))
+        else:
+            eng.replace(int(c["id"]), int(c["qty"]), int(c["price"]), int(c["ts"]))
+        out.append(eng.events())
+    return np.concatenate(out)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_batch_and_per_call_give_identical_events_and_books(seed: int) -> None:
+    commands = _random_commands(3000, seed)
+    a, b = MatchingEngine(), MatchingEngine()
+    batch = a.process(commands)
+    percall = _per_call(b, commands)
+    assert len(batch) > len(commands)  # trades, cancels and triggers happened
+    assert (batch["type"] == EventType.TRADE).sum() > 0
+    assert (batch["type"] == EventType.TRIGGERED).sum() > 0
+    assert batch.tobytes() == percall.tobytes()
+    for sym in (0, 1):
+        assert a.snapshot(sym) == b.snapshot(sym)
+
+
+def test_sequence_numbers_are_gap_free_and_timestamps_are_the_commands() -> None:
+    commands = _random_commands(500, seed=9)
+    eng = MatchingEngine()
+    events = eng.process(commands)
+    assert events["seq"].tolist() == list(range(1, len(events) + 1))
+    assert eng.seq == len(events)
+    assert set(events["ts"].tolist()) <= set(commands["ts"].tolist())
+
+
+def test_ids_must_increase() -> None:
+    eng = MatchingEngine()
+    assert eng.submit(10, 1, 0, BUY, LIMIT, 1, 100) == 1
+    eng.submit(5, 1, 0, BUY, LIMIT, 1, 100)  # below the highest id taken
+    assert from_array(eng.events()) == [OrderRejected(2, 0, 5, Reason.DUPLICATE_ID)]
+    eng.submit(0, 1, 0, BUY, LIMIT, 1, 100)
+    assert from_array(eng.events())[0] == OrderRejected(3, 0, 0, Reason.BAD_ID)
+
+
+def test_typed_events_round_trip_through_dicts() -> None:
+    eng = MatchingEngine()
+    eng.submit(1, 7, 0, SELL, LIMIT, 5, 100, ts=11)
+    eng.submit(2, 8, 0, BUY, STOP, 3, stop_price=100, ts=12)
+    eng.submit(3, 9, 0, BUY, LIMIT, 1, 100, ts=13)
+    events = from_array(eng.events())
+    assert events == [
+        OrderAccepted(3, 13, 3, 0, 9, BUY, LIMIT, 100, 1),
+        Trade(4, 13, 0, 100, 1, 3, 1, BUY, 9, 7),
+        StopTriggered(5, 13, 2, 0, 8, 100),
+        Trade(6, 13, 0, 100, 3, 2, 1, BUY, 8, 7),
+    ]
+    for ev in events:
+        d = ev.to_dict()
+        assert d["type"] in {"accepted", "trade", "triggered"}
+        assert from_dict(d) == ev
+    with pytest.raises(ValueError, match="unknown event type"):
+        from_dict({"type": "exploded"})
+
+
+def _stp_engine(mode: SelfTradePrevention) -> MatchingEngine:
+    eng = MatchingEngine(stp=mode)
+    eng.submit(1, 1, 0, SELL, LIMIT, 5, 100)  # account 1
+    eng.submit(2, 2, 0, SELL, LIMIT, 5, 101)  # account 2
+    return eng
+
+
+def test_self_trade_prevention_is_off_by_default() -> None:
+    eng = _stp_engine(SelfTradePrevention.NONE)
+    eng.submit(3, 1, 0, BUY, LIMIT, 5, 100)
+    assert [type(e) for e in from_array(eng.events())] == [OrderAccepted, Trade]
+
+
+def test_stp_cancel_newest_cancels_the_taker() -> None:
+    eng = _stp_engine(SelfTradePrevention.CANCEL_NEWEST)
+    eng.submit(3, 1, 0, BUY, LIMIT, 8, 101)
+    ev = from_array(eng.events())
+    assert ev[1] == OrderCanceled(ev[1].seq, 0, 3, 0, 1, 8, Reason.SELF_TRADE)
+    assert eng.order(1) is not None  # the resting order stays
+
+
+def test_stp_cancel_oldest_cancels_the_resting_order_and_goes_on() -> None:
+    eng = _stp_engine(SelfTradePrevention.CANCEL_OLDEST)
+    eng.submit(3, 1, 0, BUY, LIMIT, 8, 101)
+    ev = from_array(eng.events())
+    assert isinstance(ev[1], OrderCanceled) and ev[1].id == 1
+    assert ev[1].reason == Reason.SELF_TRADE
+    assert isinstance(ev[2], Trade) and ev[2].maker == 2 and ev[2].qty == 5
+    assert eng.snapshot(0)["bids"] == [(101, [(3, 3)])]
+
+
+def test_stp_cancel_both() -> None:
+    eng = _stp_engine(SelfTradePrevention.CANCEL_BOTH)
+    eng.submit(3, 1, 0, BUY, LIMIT, 8, 101)
+    ev = from_array(eng.events())
+    assert [(type(e), getattr(e, "id", None)) for e in ev[1:]] == [
+        (OrderCanceled, 1),
+        (OrderCanceled, 3),
+    ]
+    assert eng.snapshot(0)["asks"] == [(101, [(2, 5)])]
+
+
+def test_market_price_band_stops_a_sweep() -> None:
+    eng = MatchingEngine(market_band=2)
+    for i, p in enumerate([100, 101, 102, 103, 110], start=1):
+        eng.submit(i, 1, 0, SELL, LIMIT, 1, p)
+    eng.submit(9, 2, 0, BUY, MARKET, 10)
+    ev = from_array(eng.events())
+    assert [e.price for e in ev if isinstance(e, Trade)] == [100, 101, 102]
+    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, 0, 2, 7, Reason.PRICE_BAND)
+
+
+def test_market_without_band_sweeps_everything() -> None:
+    eng = MatchingEngine()
+    for i, p in enumerate([100, 110], start=1):
+        eng.submit(i, 1, 0, SELL, LIMIT, 1, p)
+    eng.submit(9, 2, 0, BUY, MARKET, 3)
+    ev = from_array(eng.events())
+    assert [e.price for e in ev if isinstance(e, Trade)] == [100, 110]
+    assert isinstance(ev[-1], OrderCanceled) and ev[-1].reason == Reason.NO_LIQUIDITY
+
+
+def test_bad_options_are_refused() -> None:
+    with pytest.raises(ValueError, match="stp"):
+        MatchingEngine(stp=9)
+    with pytest.raises(ValueError, match="market_band"):
+        MatchingEngine(market_band=-1)
+    with pytest.raises(TypeError, match="COMMAND_DTYPE"):
+        MatchingEngine().process(np.zeros(2))
+
+
+def test_queries() -> None:
+    eng = MatchingEngine()
+    eng.submit(1, 1, 3, BUY, LIMIT, 5, 99)
+    eng.submit(2, 1, 3, BUY, LIMIT, 6, 99)
+    eng.submit(3, 1, 3, SELL, STOP, 2, stop_price=90, tif=GTC)
+    assert eng.symbols() == [3]
+    assert eng.depth(3) == {"bids": [(99, 11, 2)], "asks": []}
+    assert eng.level_orders(3, BUY, 99) == [(1, 5), (2, 6)]
+    assert eng.order(3)["status"] == "held"  # type: ignore[index]
+    assert eng.order(1)["status"] == "resting"  # type: ignore[index]
+    assert eng.order(4) is None
+    assert eng.last_price(3) is None
+    assert len(eng) == 3
+    assert eng.memory_bytes() > 0
+
+
+def test_memory_per_resting_order_stays_under_100_bytes() -> None:
+    eng = MatchingEngine()
+    n = 1_000_000  # as the benchmark measures it
+    c = np.zeros(n, dtype=COMMAND_DTYPE)
+    c["op"] = Op.NEW
+    c["id"] = np.arange(1, n + 1)
+    c["account"] = 1
+    c["side"] = np.arange(n) % 2
+    c["price"] = np.where(c["side"] == 0, 1000 - np.arange(n) % 500, 1001 + np.arange(n) % 500)
+    c["qty"] = 1
+    eng.process(c)
+    assert len(eng) == n
+    assert eng.memory_bytes() / n < 100
