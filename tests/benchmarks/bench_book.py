@@ -44,7 +44,6 @@ import time
 import tracemalloc
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -57,10 +56,12 @@ from rich.table import Table
 try:
     from tests.benchmarks import nautilus_peer, pybook
     from tests.benchmarks import stream as replay_stream
+    from tests.benchmarks.flow import MATCH_SEED, Flow, make_flow
 except ModuleNotFoundError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.benchmarks import nautilus_peer, pybook
     from tests.benchmarks import stream as replay_stream
+    from tests.benchmarks.flow import MATCH_SEED, Flow, make_flow
 
 from tickplane.engine.lobster import load, sample_paths, shared_paths
 
@@ -70,15 +71,19 @@ HERE = Path(__file__).resolve().parent
 REPLAY_LEVELS = 10
 MATCH_COMMANDS = 200_000
 RESTING_ORDERS = 1_000_000
-MATCH_SEED = 20120621
 SYMBOL = 1
-MID = 100_000  # ticks
+MID = 100_000  # ticks (memory probe)
 Depth = dict[str, list[tuple[int, int, int]]]
 Row = tuple[int, int, int, int, int]
 
 
 class StateMismatch(AssertionError):
     """A book ended in a different state from the reference: its figure would be a lie."""
+
+
+# Note: no dataclasses here. `tickplane bench book` loads this file with
+# importlib.util.spec_from_file_location, and a dataclass in a module that is not in
+# sys.modules fails under `from __future__ import annotations`.
 
 
 # --- helpers ------------------------------------------------------------------------------
@@ -117,12 +122,12 @@ def _check_same(name: str, got: Depth, want: Depth) -> None:
         )
 
 
-@dataclass
 class Timed:
     """Repeated timings of one figure."""
 
-    seconds: list[float]
-    units: int
+    def __init__(self, seconds: list[float], units: int) -> None:
+        self.seconds = seconds
+        self.units = units
 
     @property
     def per_sec(self) -> float:
@@ -362,120 +367,6 @@ def _replay(b: Bench) -> None:
 
 
 # --- matching -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Flow:
-    """A pre-generated command flow and the book it must leave behind."""
-
-    kind: list[int]  # 0 submit, 1 cancel
-    oid: list[int]
-    account: list[int]
-    side: list[int]
-    otype: list[int]  # 0 limit, 1 market
-    qty: list[int]
-    price: list[int]
-    tif: list[int]  # 0 gtc, 2 ioc
-    ts: list[int]
-    final: Depth
-    live_orders: int
-    trades: int
-
-    def __len__(self) -> int:
-        return len(self.kind)
-
-
-def make_flow(n: int, seed: int = MATCH_SEED) -> Flow:
-    """Generate ``n`` commands, simulating them on ``PyBook`` to know which orders live.
-
-    60% limit orders 1-20 ticks behind the mid (never crossing), 25% cancels of a random
-    live order, 15% taking orders: half market (IOC), half limit orders 2 ticks through
-    the opposite best (GTC, the rest rests).
-    """
-    rng = np.random.default_rng(seed)
-    roll = rng.random(n).tolist()
-    sides = rng.integers(0, 2, n).tolist()
-    offsets = (1 + np.minimum(rng.geometric(0.25, n), 20) - 1).tolist()
-    sizes = rng.integers(1, 101, n).tolist()
-    big = rng.integers(1, 301, n).tolist()
-    accounts = rng.integers(1, 17, n).tolist()
-    picks = rng.random(n).tolist()
-    book = pybook.PyBook()
-    live: list[int] = []
-    where: dict[int, int] = {}
-    out: dict[str, list[int]] = {
-        k: [] for k in ("kind", "oid", "account", "side", "otype", "qty", "price", "tif")
-    }
-    next_id = 1
-    trades = 0
-
-    def drop(order_id: int) -> None:
-        i = where.pop(order_id)
-        last = live.pop()
-        if last != order_id:
-            live[i] = last
-            where[last] = i
-
-    def emit(
-        kind: int, oid: int, acct: int, side: int, otype: int, qty: int, px: int, tif: int
-    ) -> None:
-        for key, value in zip(out, (kind, oid, acct, side, otype, qty, px, tif), strict=True):
-            out[key].append(value)
-
-    for i in range(n):
-        r = roll[i]
-        if 0.60 <= r < 0.85 and live:
-            victim = live[int(picks[i] * len(live))]
-            book.delete(victim)
-            drop(victim)
-            emit(1, victim, 0, 0, 0, 0, 0, 0)
-            continue
-        side = sides[i]
-        bid, ask = book.best_bid(), book.best_ask()
-        oid = next_id
-        next_id += 1
-        if r < 0.85:  # a resting limit order near the mid
-            if bid and ask:
-                mid = (bid[0] + ask[0]) // 2
-            else:
-                mid = bid[0] if bid else ask[0] if ask else MID
-            price = mid - offsets[i] if side == 0 else max(mid + offsets[i], (bid or (0,))[0] + 1)
-            if side == 0 and ask:
-                price = min(price, ask[0] - 1)
-            qty = sizes[i]
-            fills = book.match(side, qty, price)
-            assert not fills, "a passive order crossed"
-            book.add(oid, side, price, qty)
-            live.append(oid)
-            where[oid] = len(live) - 1
-            emit(0, oid, accounts[i], side, 0, qty, price, 0)
-            continue
-        qty = big[i]
-        market = r >= 0.925
-        opposite = ask if side == 0 else bid
-        if market or opposite is None:
-            fills = book.match(side, qty, None)
-            emit(0, oid, accounts[i], side, 1, qty, 0, 2)
-        else:
-            price = opposite[0] + 2 if side == 0 else opposite[0] - 2
-            fills = book.match(side, qty, price)
-            left = qty - sum(f for _, f in fills)
-            if left:
-                book.add(oid, side, price, left)
-                live.append(oid)
-                where[oid] = len(live) - 1
-            emit(0, oid, accounts[i], side, 0, qty, price, 0)
-        trades += len(fills)
-        for maker, _ in fills:
-            if maker not in book:
-                drop(maker)
-    return Flow(
-        ts=[1_000 * (i + 1) for i in range(n)],
-        final=book.depth(10),
-        live_orders=len(book),
-        trades=trades,
-        **out,
-    )
 
 
 def _timer_overhead_ns(samples: int = 200_000) -> int:
@@ -721,10 +612,11 @@ def run(
     resting_orders: int = RESTING_ORDERS,
     command: str | None = None,
 ) -> dict[str, Any]:
-    """Run every benchmark once, print the result, and return it.
+    """Run every benchmark once and return the result (one JSON-ready dict).
 
     Args:
-        json_out: print one JSON object on stdout (else a table).
+        json_out: the caller prints the result as JSON: print nothing on stdout (else
+            print a table of the figures).
         repeats: timed repetitions per figure (the median is reported), after a warm-up.
         match_commands: commands in the random matching flow.
         resting_orders: resting orders for the memory figure.
@@ -778,9 +670,7 @@ def run(
         "skipped": b.skipped,
         "details": b.details,
     }
-    if json_out:
-        sys.stdout.write(json.dumps(result, indent=2) + "\n")
-    else:
+    if not json_out:
         _print_table(result, Console())
     return result
 
@@ -797,12 +687,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.memory_probe:
         print(json.dumps(memory_probe(args.memory_probe)))
         return 0
-    run(
+    result = run(
         args.json,
         args.repeats,
         match_commands=args.match_commands,
         resting_orders=args.resting_orders,
     )
+    if args.json:
+        print(json.dumps(result, indent=2))
     return 0
 
 

@@ -13,7 +13,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from tests.benchmarks import bench_book, nautilus_peer, pybook, stream
+from tests.benchmarks import bench_book, flow, nautilus_peer, pybook, stream
 from tickplane.engine.lobster import MESSAGE_DTYPE, LobsterDay, excerpt_paths, load
 
 
@@ -163,7 +163,7 @@ def test_nautilus_conversion_ends_in_the_same_book() -> None:
 
 
 def test_flow_is_seeded_and_cancels_live_orders() -> None:
-    a, b = bench_book.make_flow(5_000), bench_book.make_flow(5_000)
+    a, b = flow.make_flow(5_000), flow.make_flow(5_000)
     assert a == b
     assert len(a) == 5_000
     share = sum(a.kind) / len(a)
