@@ -62,6 +62,13 @@ def _lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 def _match(args: argparse.Namespace) -> int:
+    try:
+        return _run_match(args)
+    except OSError as exc:
+        return _fail(f"{exc.filename or args.commands}: {exc.strerror or exc}")
+
+
+def _run_match(args: argparse.Namespace) -> int:
     from tickplane.engine.match import Matcher, dumps
 
     matcher = Matcher()
