@@ -561,6 +561,8 @@ def _memory(b: Bench, n: int) -> None:
         raise RuntimeError(f"the memory probe failed:\n{done.stderr}")
     probe = json.loads(done.stdout)
     b.figures[name] = probe.pop(name)
+    b.figures["rss_bytes_per_resting_order"] = probe["rss_bytes_per_order"]
+    b.figures["tracemalloc_bytes_per_resting_order"] = probe["tracemalloc_bytes_per_order"]
     b.details["memory"] = probe
 
 
@@ -656,6 +658,8 @@ def run(
         "match_p99_ns": f.get("match_p99_ns"),
         "timer_overhead_ns": f.get("timer_overhead_ns"),
         "bytes_per_resting_order": f.get("bytes_per_resting_order"),
+        "rss_bytes_per_resting_order": f.get("rss_bytes_per_resting_order"),
+        "tracemalloc_bytes_per_resting_order": f.get("tracemalloc_bytes_per_resting_order"),
         "batch_vs_nautilus": _ratio(
             f.get("replay_batch_ops_per_sec"), f.get("nautilus_batch_ops_per_sec")
         ),

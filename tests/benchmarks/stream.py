@@ -21,6 +21,13 @@ later messages reduce or delete ids that were never added. This module fixes tha
 Every operation carries its order's side and price, and ``remaining`` (the order's size
 after the operation) is returned beside the stream so that peers with "set the size"
 semantics (nautilus_trader's UPDATE) can be fed the same thing.
+
+This is a workload, not a reconstruction: it does not forget levels that fall below the
+file's window nor adopt levels that rise into it (the replay contract's steps 3-4, done
+by ``tickplane replay lobster``). Orders cancelled while outside the top 10 stay in the
+stream's book forever and levels that rise from below are missing, so on the GOOG day its
+book leaves LOBSTER's top of book at row 226 and ends crossed, with about 4,000 live
+orders. Every book fed the stream still ends in the same state, which the harness checks.
 """
 
 from __future__ import annotations
