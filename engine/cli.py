@@ -208,6 +208,7 @@ def _bench_book(args: argparse.Namespace) -> int:
     spec = importlib.util.spec_from_file_location("tickplane_bench_book", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while executing
     spec.loader.exec_module(module)
     result = module.run(json_out=args.json, repeats=args.repeats)
     if args.json:
