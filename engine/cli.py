@@ -198,6 +198,11 @@ def _summary(results: list[Any]) -> None:
 
 def _bench_book(args: argparse.Namespace) -> int:
     import importlib.util
+    import os
+
+    # OpenBLAS's idle worker threads spin on one of the machine's two cores; nothing
+    # here uses BLAS. Set before numpy is first imported.
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
     # The benchmarks live with the tests in a source checkout, not in the package.
     candidates = [Path.cwd(), Path(__file__).resolve().parents[1]]

@@ -572,17 +572,15 @@ cdef class MatchingEngine:
         cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
         cdef Order* o
         cdef Stop* st
-        cdef uint32_t symbol
         if v == NIL:
             return self.c_reject(id, R_UNKNOWN_ORDER)
         if reason != R_NONE:
             return self.c_reject(id, reason)
         if v & STOP_TAG:
             st = &self.stops[v & ~STOP_TAG]
-            symbol = st.symbol
-            self._canceled(id, symbol, st.account, st.side, st.qty, R_USER)
+            self._canceled(id, st.symbol, st.account, st.side, st.qty, R_USER)
             idmap_pop(&self.ids, id)
-            self._unlink_stop(symbol, v & ~STOP_TAG)
+            self._unlink_stop(st.symbol, v & ~STOP_TAG)
             return 0
         o = &self.orders.items[v]
         self._canceled(id, o.symbol, o.account, o.side, o.qty, R_USER)
