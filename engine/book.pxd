@@ -87,6 +87,7 @@ cdef int idmap_init(IdMap* m, uint64_t cap) except -1 nogil
 cdef void idmap_free(IdMap* m) noexcept nogil
 cdef uint32_t idmap_get(const IdMap* m, uint64_t key) noexcept nogil
 cdef int idmap_put(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
+cdef int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
 cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil
 
 # --- the book -------------------------------------------------------------------------

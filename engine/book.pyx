@@ -185,6 +185,24 @@ cdef int idmap_put(IdMap* m, uint64_t key, uint32_t value) noexcept nogil:
     return 0
 
 
+cdef int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil:
+    """Insert a key that must be new, in one probe: 1 if it is already there (nothing
+    changed), -1 if memory ran out."""
+    cdef uint64_t i
+    if (m.size + 1) * 2 > m.mask + 1:
+        if _idmap_grow(m) < 0:
+            return -1
+    i = _hash(key) & m.mask
+    while m.slots[i].key != 0:
+        if m.slots[i].key == key:
+            return 1
+        i = (i + 1) & m.mask
+    m.slots[i].key = key
+    m.slots[i].value = value
+    m.size += 1
+    return 0
+
+
 cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil:
     """Remove `key` and return its value (NIL if absent).
 
@@ -269,12 +287,21 @@ cdef inline Level* side_best(BookC* b, BookSide* s) noexcept nogil:
 cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil:
     """Position in s.levels of the level at `price`, or -(insertion point + 1).
 
-    Sorted worst -> best; most traffic is at the top so the best level is tried first.
+    Sorted worst -> best. Most traffic is within a few levels of the best, so the top
+    eight are scanned first (predictable branches), then the rest is bisected.
     """
-    cdef int64_t lo = 0, hi = s.n, mid
+    cdef int64_t lo = 0, hi = s.n, mid, k
+    cdef int64_t n = s.n
+    cdef int64_t stop = n - 8 if n > 8 else 0
     cdef bint asc = s.side == BUY   # bids ascend toward the best, asks descend
-    if s.n and s.prices[s.n - 1] == price:
-        return s.n - 1
+    k = n - 1
+    while k >= stop:
+        if s.prices[k] == price:
+            return k
+        if (s.prices[k] < price) == asc:   # price is better than level k
+            return -(k + 1) - 1
+        k -= 1
+    hi = stop
     while lo < hi:
         mid = (lo + hi) >> 1
         if s.prices[mid] == price:
@@ -451,12 +478,15 @@ cdef class Book:
     cdef int c_add(self, uint64_t id, int side, int64_t price, int64_t qty) noexcept nogil:
         cdef uint32_t oi
         cdef Order* o
+        cdef int r
         if id == 0 or qty <= 0 or (side != BUY and side != SELL):
-            return -1
-        if idmap_get(&self.ids, id) != NIL:
             return -1
         oi = pool_alloc(&self.pool)
         if oi == NIL:
+            return -1
+        r = idmap_insert(&self.ids, id, oi)
+        if r != 0:   # a live order has this id (or out of memory)
+            pool_release(&self.pool, oi)
             return -1
         o = &self.pool.items[oi]
         o.id = id
@@ -467,7 +497,7 @@ cdef class Book:
         o.symbol = 0
         o.tif = 0
         o.flags = 0
-        if book_append(&self.c, &self.pool, oi) < 0 or idmap_put(&self.ids, id, oi) < 0:
+        if book_append(&self.c, &self.pool, oi) < 0:
             return -1
         return 0
 
@@ -527,10 +557,9 @@ cdef class Book:
         return 0
 
     cdef int c_delete(self, uint64_t id, int side, int64_t price) noexcept nogil:
-        cdef uint32_t oi = idmap_get(&self.ids, id) if id != 0 else NIL
+        cdef uint32_t oi = idmap_pop(&self.ids, id) if id != 0 else NIL
         if oi == NIL:
             return -1
-        idmap_pop(&self.ids, id)
         book_unlink(&self.c, &self.pool, oi)
         pool_release(&self.pool, oi)
         return 0
