@@ -1,21 +1,31 @@
 """Order book and matching benchmarks behind ``tickplane bench book --json``.
 
 Everything is measured in one run and reported as one JSON object: medians of
-``repeats`` timed runs (after one untimed warm-up), each on a new book.
+``repeats`` timed samples (after one untimed warm-up sample). A sample is as many runs,
+each on a new book, as it takes to last ``MIN_SAMPLE_SECONDS`` (one run of the replay
+stream through a compiled book takes milliseconds); building the books is not timed.
 
-Replay (a real NASDAQ day: GOOG 2012-06-21, LOBSTER level 10, turned once into a
-self-consistent L3 stream by ``stream.py``), the same operations through:
+Replay (a real NASDAQ day: GOOG 2012-06-21, LOBSTER level 10, turned once by
+``stream.py`` into an L3 stream that follows the real book: the file's messages plus
+the deletes and adds that keep its top-10 window, so that after each message the book
+equals that message's orderbook row), the same operations through:
 
 - Tickplane's compiled market-data book, ``Book.apply`` over the numpy batch
   (``replay_batch_ops_per_sec``) and a Python loop of ``add/reduce/delete/execute``
   calls (``replay_percall_ops_per_sec``);
 - nautilus_trader's L3 ``OrderBook``: ``apply_deltas`` over pre-built ``OrderBookDeltas``
-  and a loop of ``apply_delta`` over pre-built ``OrderBookDelta`` objects;
+  (``nautilus_batch_ops_per_sec``) and the same Python loop as ours, dispatching to
+  ``add/update/delete`` with pre-built ``BookOrder`` objects
+  (``nautilus_percall_ops_per_sec``); a loop of ``apply_delta`` is a detail;
 - a plain-Python book (``pybook.py``) driven by the same loop as the per-call figure;
-- a C floor (``cfloor.c``, built with ``cc -O3`` into ``~/.cache/tickplane/bench/``).
+- a C floor (``cfloor.c``, built with ``cc -O3`` into ``~/.cache/tickplane/bench/``;
+  its samples are timed inside the C process).
 
-Every book must end in the same state (the top 10 levels per side: price, size, order
-count): a mismatch raises, so a wrong conversion cannot produce a flattering figure.
+Checks, any failure of which raises (so a wrong conversion cannot produce a flattering
+figure): the stream's own pass matched every orderbook row; the plain-Python book equals
+the orderbook row (top 10, prices and sizes) at 20 evenly spaced checkpoints; and after
+the whole stream every book's top 10 levels equal the orderbook's last row (prices and
+sizes) and each other (order counts too).
 
 Matching: a seeded random order flow (60% limit orders near the mid, 25% cancels of live
 orders, 15% market or marketable limit orders) through ``MatchingEngine`` one call at a
@@ -75,6 +85,10 @@ SYMBOL = 1
 MID = 100_000  # ticks (memory probe)
 Depth = dict[str, list[tuple[int, int, int]]]
 Row = tuple[int, int, int, int, int]
+#: A timed sample lasts at least this long (as many runs as it takes).
+MIN_SAMPLE_SECONDS = 0.2
+#: Rows at which the plain-Python book is compared with the orderbook file.
+CHECKPOINTS = 20
 
 
 class StateMismatch(AssertionError):
@@ -122,43 +136,87 @@ def _check_same(name: str, got: Depth, want: Depth) -> None:
         )
 
 
-class Timed:
-    """Repeated timings of one figure."""
+def _top(depth: Depth) -> dict[str, list[tuple[int, int]]]:
+    """Prices and sizes only (what the orderbook file holds)."""
+    return {side: [(p, q) for p, q, _ in levels] for side, levels in depth.items()}
 
-    def __init__(self, seconds: list[float], units: int) -> None:
+
+def _check_replay(name: str, got: Depth, ref: Depth, lobster: dict[str, list[Any]]) -> None:
+    """``got`` must equal the orderbook file's last row and the plain-Python book."""
+    if _top(got) != lobster:
+        raise StateMismatch(
+            f"{name} ended in a different book from the orderbook file's last row:\n"
+            f"  got  {_top(got)}\n  want {lobster}"
+        )
+    _check_same(name, got, ref)
+
+
+class Timed:
+    """Repeated timings of one figure: per sample, its seconds and how many runs."""
+
+    def __init__(self, seconds: list[float], runs: list[int], units: int) -> None:
         self.seconds = seconds
+        self.runs = runs
         self.units = units
+
+    def rates(self) -> list[float]:
+        return [self.units * k / s for s, k in zip(self.seconds, self.runs, strict=True)]
 
     @property
     def per_sec(self) -> float:
-        return self.units / _median(self.seconds)
+        return _median(self.rates())
 
     def all_per_sec(self) -> list[float]:
-        return [round(self.units / s) for s in self.seconds]
+        return [round(r) for r in self.rates()]
 
 
 class Bench:
     """Runs the sections, shows progress on stderr, collects figures and skip reasons."""
 
-    def __init__(self, repeats: int, console: Console, progress: Progress) -> None:
+    def __init__(
+        self,
+        repeats: int,
+        console: Console,
+        progress: Progress,
+        min_seconds: float = MIN_SAMPLE_SECONDS,
+    ) -> None:
         self.repeats = repeats
         self.console = console
         self.progress = progress
+        self.min_seconds = min_seconds
         self.figures: dict[str, Any] = {}
         self.details: dict[str, Any] = {}
         self.skipped: dict[str, str] = {}
 
-    def timed(self, label: str, units: int, once: Callable[[], float]) -> Timed:
-        """Warm up once, then time ``once`` (which returns seconds) ``repeats`` times."""
-        task = self.progress.add_task(label, total=self.repeats + 1)
-        once()
-        self.progress.advance(task)
-        seconds = []
-        for _ in range(self.repeats):
+    def _sample(self, once: Callable[[], float]) -> tuple[float, int]:
+        """Run ``once`` (which returns its timed seconds) until ``min_seconds`` add up."""
+        total, runs = 0.0, 0
+        while True:
             with _quiet_gc():
-                seconds.append(once())
+                total += once()
+            runs += 1
+            if total >= self.min_seconds:
+                return total, runs
+
+    def timed(self, label: str, units: int, once: Callable[[], float]) -> Timed:
+        """A warm-up sample, then ``repeats`` timed samples of ``once``."""
+        task = self.progress.add_task(label, total=self.repeats + 1)
+        self._sample(once)
+        self.progress.advance(task)
+        seconds: list[float] = []
+        runs: list[int] = []
+        for _ in range(self.repeats):
+            sec, k = self._sample(once)
+            seconds.append(sec)
+            runs.append(k)
             self.progress.advance(task)
-        return Timed(seconds, units)
+        return Timed(seconds, runs, units)
+
+    def record(self, name: str, t: Timed) -> None:
+        self.figures[name] = round(t.per_sec)
+        self.details[f"{name}_all"] = t.all_per_sec()
+        if max(t.runs) > 1:
+            self.details[f"{name}_runs_per_sample"] = t.runs
 
     def skip(self, figures: list[str], reason: str) -> None:
         for name in figures:
@@ -171,7 +229,9 @@ class Bench:
 
 
 def _percall(book: Any, rows: list[Row]) -> float:
-    """Apply the stream through per-call methods; returns the seconds it took."""
+    """Apply the stream through per-call methods; returns the seconds it took.
+
+    ``nautilus_peer.run_percall`` is the same loop (same unpacking and dispatch)."""
     add, reduce, delete, execute = book.add, book.reduce, book.delete, book.execute
     t0 = time.perf_counter()
     for op, side, oid, price, qty in rows:
@@ -186,7 +246,36 @@ def _percall(book: Any, rows: list[Row]) -> float:
     return time.perf_counter() - t0
 
 
-def _replay_python(b: Bench, rows: list[Row]) -> Depth:
+def _checkpoints(
+    s: replay_stream.ReplayStream, rows: list[Row], orderbook: npt.NDArray[np.int64], k: int
+) -> list[int]:
+    """Apply the stream to a plain-Python book, comparing its top levels with the
+    orderbook row at ``k`` evenly spaced rows (the last one included). Untimed."""
+    n = int(orderbook.shape[0])
+    marks = sorted({int(r) for r in np.linspace(0, n - 1, k).round()})
+    book = pybook.PyBook()
+    done = 0
+    for row in marks:
+        upto = s.upto(row)
+        for op, side, oid, price, qty in rows[done:upto]:
+            if op == 1:
+                book.add(oid, side, price, qty)
+            elif op == 3:
+                book.delete(oid)
+            else:
+                book.reduce(oid, qty)
+        done = upto
+        want = replay_stream.row_depth(orderbook[row], s.levels)
+        got = _top(book.depth(s.levels))
+        if got != want:
+            raise StateMismatch(
+                f"the plain-Python book differs from orderbook row {row}:\n"
+                f"  got  {got}\n  want {want}"
+            )
+    return marks
+
+
+def _replay_python(b: Bench, rows: list[Row], lobster: dict[str, list[Any]]) -> Depth:
     holder: list[pybook.PyBook] = []
 
     def once() -> float:
@@ -194,14 +283,16 @@ def _replay_python(b: Bench, rows: list[Row]) -> Depth:
         return _percall(holder[0], rows)
 
     t = b.timed("plain Python book", len(rows), once)
-    b.figures["python_ops_per_sec"] = round(t.per_sec)
-    b.details["python_ops_per_sec_all"] = t.all_per_sec()
+    b.record("python_ops_per_sec", t)
     reference = holder[0].depth(10)
+    _check_replay("plain-Python book", reference, reference, lobster)
     b.details["final_book"] = {"live_orders": len(holder[0]), **reference}
     return reference
 
 
-def _replay_tickplane(b: Bench, ops: npt.NDArray[np.void], rows: list[Row], ref: Depth) -> None:
+def _replay_tickplane(
+    b: Bench, ops: npt.NDArray[np.void], rows: list[Row], ref: Depth, lobster: dict[str, Any]
+) -> None:
     names = ["replay_batch_ops_per_sec", "replay_percall_ops_per_sec"]
     try:
         from tickplane.engine.book import MD_OP_DTYPE, Book
@@ -223,9 +314,8 @@ def _replay_tickplane(b: Bench, ops: npt.NDArray[np.void], rows: list[Row], ref:
         return dt
 
     t = b.timed("tickplane Book.apply (batch)", len(rows), batch)
-    _check_same("tickplane Book (batch)", _depth_of(holder[0].depth(10)), ref)
-    b.figures[names[0]] = round(t.per_sec)
-    b.details["replay_batch_ops_per_sec_all"] = t.all_per_sec()
+    _check_replay("tickplane Book (batch)", _depth_of(holder[0].depth(10)), ref, lobster)
+    b.record(names[0], t)
 
     def percall() -> float:
         book = Book()
@@ -233,13 +323,16 @@ def _replay_tickplane(b: Bench, ops: npt.NDArray[np.void], rows: list[Row], ref:
         return _percall(book, rows)
 
     t = b.timed("tickplane Book per call", len(rows), percall)
-    _check_same("tickplane Book (per call)", _depth_of(holder[0].depth(10)), ref)
-    b.figures[names[1]] = round(t.per_sec)
-    b.details["replay_percall_ops_per_sec_all"] = t.all_per_sec()
+    _check_replay("tickplane Book (per call)", _depth_of(holder[0].depth(10)), ref, lobster)
+    b.record(names[1], t)
 
 
 def _replay_nautilus(
-    b: Bench, stream: replay_stream.ReplayStream, ts_ns: npt.NDArray[np.int64], ref: Depth
+    b: Bench,
+    stream: replay_stream.ReplayStream,
+    ts_ns: npt.NDArray[np.int64],
+    ref: Depth,
+    lobster: dict[str, Any],
 ) -> None:
     names = ["nautilus_batch_ops_per_sec", "nautilus_percall_ops_per_sec"]
     version = nautilus_peer.available()
@@ -250,32 +343,29 @@ def _replay_nautilus(
     task = b.progress.add_task("nautilus: building OrderBookDelta objects", total=None)
     data = nautilus_peer.build(stream, ts_ns)
     b.progress.update(task, total=1, completed=1)
+    holder: list[Any] = []
     for name, fn, label in (
         (names[0], nautilus_peer.run_batch, "nautilus apply_deltas (batch)"),
-        (names[1], nautilus_peer.run_percall, "nautilus apply_delta per call"),
+        (names[1], nautilus_peer.run_percall, "nautilus add/update/delete per call"),
+        (
+            "nautilus_apply_delta_ops_per_sec",
+            nautilus_peer.run_apply_delta,
+            "nautilus apply_delta loop",
+        ),
     ):
-        _nautilus_figure(b, name, label, fn, data, ref)
 
+        def once(fn: Callable[[Any], tuple[float, Any]] = fn) -> float:
+            seconds, book = fn(data)
+            holder[:] = [book]
+            return seconds
 
-def _nautilus_figure(
-    b: Bench,
-    name: str,
-    label: str,
-    fn: Callable[[nautilus_peer.NautilusDeltas], tuple[float, Any]],
-    data: nautilus_peer.NautilusDeltas,
-    ref: Depth,
-) -> None:
-    holder: list[Any] = []
-
-    def once() -> float:
-        seconds, book = fn(data)
-        holder[:] = [book]
-        return seconds
-
-    t = b.timed(label, len(data.deltas), once)
-    _check_same(label, nautilus_peer.top(holder[0], 10), ref)
-    b.figures[name] = round(t.per_sec)
-    b.details[f"{name}_all"] = t.all_per_sec()
+        t = b.timed(label, len(data.deltas), once)
+        _check_replay(label, nautilus_peer.top(holder[0], 10), ref, lobster)
+        if name in names:
+            b.record(name, t)
+        else:  # a detail, not a headline figure
+            b.details[name] = round(t.per_sec)
+            b.details[f"{name}_all"] = t.all_per_sec()
 
 
 def _cache_dir() -> Path:
@@ -296,52 +386,90 @@ def _build_cfloor() -> Path:
     key = hashlib.sha1(source.read_bytes() + version.encode() + " ".join(flags).encode())
     binary = _cache_dir() / f"cfloor-{key.hexdigest()[:12]}"
     if not binary.exists():
-        tmp = binary.with_suffix(".tmp")
+        tmp = binary.with_suffix(f".{os.getpid()}.tmp")
         subprocess.run([cc, *flags, "-o", str(tmp), str(source)], check=True)
         tmp.replace(binary)
     return binary
 
 
-def _replay_cfloor(b: Bench, ops: npt.NDArray[np.void], ref: Depth) -> None:
+def run_cfloor(
+    binary: Path, s: replay_stream.ReplayStream, repeats: int, min_seconds: float
+) -> dict[str, Any]:
+    """Run the C floor on ``s``; returns its JSON report."""
+    ops_file = _cache_dir() / f"ops-{os.getpid()}.bin"
+    capacity = int(s.stats.get("peak_live_orders", 0)) or len(s)
+    try:
+        with ops_file.open("wb") as out:
+            out.write(b"TPOPS01\0")
+            out.write(np.uint64(len(s)).tobytes())
+            out.write(np.ascontiguousarray(s.ops).tobytes())
+        done = subprocess.run(
+            [str(binary), str(ops_file), str(repeats), repr(min_seconds), str(capacity)],
+            capture_output=True,
+            text=True,
+        )
+    finally:
+        ops_file.unlink(missing_ok=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"the C floor failed ({done.returncode}): {done.stderr.strip()}")
+    result: dict[str, Any] = json.loads(done.stdout)
+    return result
+
+
+def _replay_cfloor(
+    b: Bench, s: replay_stream.ReplayStream, ref: Depth, lobster: dict[str, Any]
+) -> None:
     name = "c_floor_ops_per_sec"
     try:
         binary = _build_cfloor()
     except (OSError, subprocess.CalledProcessError) as exc:
         b.skip([name], f"could not build the C floor: {exc}")
         return
-    ops_file = _cache_dir() / f"ops-{os.getpid()}.bin"
-    try:
-        with ops_file.open("wb") as out:
-            out.write(b"TPOPS01\0")
-            out.write(np.uint64(len(ops)).tobytes())
-            out.write(np.ascontiguousarray(ops).tobytes())
-        task = b.progress.add_task("C floor (cc -O3)", total=1)
-        done = subprocess.run(
-            [str(binary), str(ops_file), str(b.repeats)], capture_output=True, text=True, check=True
-        )
-        b.progress.advance(task)
-    finally:
-        ops_file.unlink(missing_ok=True)
-    result = json.loads(done.stdout)
-    _check_same("C floor", _depth_of(result), ref)
+    task = b.progress.add_task("C floor (cc -O3)", total=1)
+    result = run_cfloor(binary, s, b.repeats, b.min_seconds)
+    b.progress.advance(task)
+    _check_replay("C floor", _depth_of(result), ref, lobster)
     b.figures[name] = round(result["ops_per_sec"])
-    b.details["c_floor_ops_per_sec_all"] = [round(v) for v in result["all_ops_per_sec"]]
+    b.details[f"{name}_all"] = [round(v) for v in result["all_ops_per_sec"]]
+    b.details[f"{name}_runs_per_sample"] = result["passes"]
     b.details["c_floor_binary"] = str(binary)
 
 
-def _replay(b: Bench) -> None:
-    full = shared_paths()
-    path = sample_paths()[REPLAY_LEVELS]
-    if full is None:
-        b.console.print(
-            "[yellow]the full LOBSTER sample is not beside this checkout: replaying the "
-            "3,000-row excerpt, whose figures mean little[/]"
-        )
-    task = b.progress.add_task(f"loading {path.name}", total=None)
+def _stream_note(path: Path, full: bool, s: replay_stream.ReplayStream) -> str:
+    st = s.stats
+    return (
+        f"{path.name}{'' if full else ' (3,000-row excerpt)'}: {st['source_messages']:,} "
+        f"messages after row 0 became {len(s):,} L3 ops that follow the real book: "
+        f"{st['seeds']} seed orders from row 0, the messages' own ops (ops on ids never "
+        f"added act on the level's synthetic orders: {st['on_level']:,}), "
+        f"{st['window_deletes']:,} deletes of orders on levels that fell below the top "
+        f"{s.levels} and {st['adopted']:,} synthetic adds for levels that entered it; "
+        f"the book equals the orderbook row after {st['rows_matched']:,} of "
+        f"{st['rows_compared']:,} messages"
+    )
+
+
+def _replay(b: Bench, path: Path | None = None) -> None:
+    full = shared_paths() is not None
+    if path is None:
+        path = sample_paths()[REPLAY_LEVELS]
+        if not full:
+            b.console.print(
+                "[yellow]the full LOBSTER sample is not beside this checkout: replaying the "
+                "3,000-row excerpt, whose figures mean little[/]"
+            )
+    else:
+        full = path.stat().st_size > 1_000_000  # the excerpts are a few hundred kB
+    task = b.progress.add_task(f"loading {path.name} and building the stream", total=None)
     day = load(zip_path=path)
-    stream = replay_stream.build(day)
+    s = replay_stream.build(day)
     b.progress.update(task, total=1, completed=1)
-    ops = stream.ops
+    if s.stats["rows_matched"] != s.stats["rows_compared"]:
+        raise StateMismatch(
+            f"the stream's book matched {s.stats['rows_matched']} of "
+            f"{s.stats['rows_compared']} orderbook rows"
+        )
+    ops = s.ops
     rows: list[Row] = list(
         zip(
             ops["op"].tolist(),
@@ -352,18 +480,23 @@ def _replay(b: Bench) -> None:
             strict=True,
         )
     )
-    ts_ns = np.rint(day.messages["time"][stream.rows] * 1e9).astype(np.int64)
+    marks = _checkpoints(s, rows, day.orderbook, CHECKPOINTS)
+    lobster = replay_stream.row_depth(day.orderbook[-1], day.levels)
+    ts_ns = np.rint(day.messages["time"][s.rows] * 1e9).astype(np.int64)
+    b.figures["replay_ops"] = len(s)
+    b.details["stream"] = _stream_note(path, full, s)
     b.details["replay_stream"] = {
         "dataset": path.name,
-        "full_day": full is not None,
+        "full_day": full,
         "levels": day.levels,
         "messages": len(day),
-        **stream.summary(),
+        "checkpoint_rows": marks,
+        **s.summary(),
     }
-    reference = _replay_python(b, rows)
-    _replay_tickplane(b, ops, rows, reference)
-    _replay_nautilus(b, stream, ts_ns, reference)
-    _replay_cfloor(b, ops, reference)
+    reference = _replay_python(b, rows, lobster)
+    _replay_tickplane(b, ops, rows, reference, lobster)
+    _replay_nautilus(b, s, ts_ns, reference, lobster)
+    _replay_cfloor(b, s, reference, lobster)
 
 
 # --- matching -----------------------------------------------------------------------------
@@ -613,6 +746,9 @@ def run(
     match_commands: int = MATCH_COMMANDS,
     resting_orders: int = RESTING_ORDERS,
     command: str | None = None,
+    replay_zip: Path | None = None,
+    min_seconds: float = MIN_SAMPLE_SECONDS,
+    sections: tuple[str, ...] = ("replay", "matching", "memory"),
 ) -> dict[str, Any]:
     """Run every benchmark once and return the result (one JSON-ready dict).
 
@@ -623,6 +759,10 @@ def run(
         match_commands: commands in the random matching flow.
         resting_orders: resting orders for the memory figure.
         command: the command line to record (default: this process's).
+        replay_zip: the LOBSTER zip to replay (default: the GOOG level-10 sample).
+        min_seconds: the least a timed sample lasts (it repeats runs until then).
+        sections: which benchmarks to run (the others' figures are absent from ``skipped``
+            and ``None``).
 
     Progress goes to stderr. Figures that cannot run here are ``None``, with the reason
     under ``skipped``. Raises ``StateMismatch`` if a book ends in the wrong state.
@@ -638,14 +778,18 @@ def run(
         console=console,
         transient=False,
     )
-    b = Bench(repeats, console, progress)
+    b = Bench(repeats, console, progress, min_seconds)
     started = time.perf_counter()
     with progress:
-        _replay(b)
-        _matching(b, match_commands)
-        _memory(b, resting_orders)
+        if "replay" in sections:
+            _replay(b, replay_zip)
+        if "matching" in sections:
+            _matching(b, match_commands)
+        if "memory" in sections:
+            _memory(b, resting_orders)
     f = b.figures
     result: dict[str, Any] = {
+        "replay_ops": f.get("replay_ops"),
         "replay_batch_ops_per_sec": f.get("replay_batch_ops_per_sec"),
         "replay_percall_ops_per_sec": f.get("replay_percall_ops_per_sec"),
         "nautilus_batch_ops_per_sec": f.get("nautilus_batch_ops_per_sec"),
@@ -668,6 +812,7 @@ def run(
         ),
         "batch_vs_python": _ratio(f.get("replay_batch_ops_per_sec"), f.get("python_ops_per_sec")),
         "batch_vs_c_floor": _ratio(f.get("replay_batch_ops_per_sec"), f.get("c_floor_ops_per_sec")),
+        "stream": b.details.pop("stream", None),
         "environment": _environment(repeats),
         "command": command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]]),
         "seconds": round(time.perf_counter() - started, 1),

@@ -7,15 +7,22 @@
  * - levels: per side, a sorted array of level records (best level at the end, so the
  *   busy top of the book moves little memory), each with a FIFO list of its orders.
  *
- * Usage: cfloor OPS_FILE REPEATS
+ * Usage: cfloor OPS_FILE REPEATS MIN_SECONDS [CAPACITY]
  * OPS_FILE: 8 bytes "TPOPS01\0", a little-endian uint64 count, then `count` packed
  * 26-byte records (op u8, side u8, id u64, price i64, qty i64) as numpy writes
  * tickplane.engine.book.MD_OP_DTYPE. Ops: 1 add, 2 reduce, 3 delete, 4 execute; an order
  * reduced or executed to zero leaves the book. Side 0 buy, 1 sell.
- * Prints one JSON object: the median ops/s over REPEATS runs (each on a new book, after
- * one untimed warm-up run) and the final top 10 levels per side, so the harness can
- * check the book it built.
- */
+ * CAPACITY: the most orders live at once (the harness knows it from the stream); the
+ * order pool, level arrays and id table are sized from it (the id table at twice it,
+ * rounded up to a power of two), as a hand-written book would be. Default: the number
+ * of adds. An add beyond it is an error.
+ *
+ * One pass over the stream takes milliseconds, too short to time alone, so a sample is
+ * as many passes as it takes to reach MIN_SECONDS (each on a reset book; the resets are
+ * not timed). One untimed warm-up sample, then REPEATS samples; prints one JSON object:
+ * the median ops/s over the samples, every sample's ops/s and passes, and the final top
+ * 10 levels per side, so the harness can check the book it built.
+  */
 #define _POSIX_C_SOURCE 199309L
 #include <stdint.h>
 #include <stdio.h>
@@ -82,10 +89,13 @@ static inline int64_t level_find(const Side *s, int64_t price) {
     return -lo - 1;
 }
 
+static int overflow;
+
 static void add(uint64_t id, int side, int64_t price, int64_t qty) {
     Side *s = &sides[side];
     int64_t at = level_find(s, price);
     Level *lv;
+    if (!n_free && n_used == order_cap) { overflow = 1; return; }
     uint32_t oi = n_free ? free_list[--n_free] : n_used++;
     if (at < 0) {
         at = -at - 1;
@@ -163,10 +173,28 @@ static void print_side(const char *name, const Side *s) {
     printf("]");
 }
 
+static double run_pass(const Op *ops, uint64_t n) {
+    reset();
+    double t0 = now();
+    for (uint64_t i = 0; i < n; i++) {
+        const Op *op = &ops[i];
+        switch (op->op) {
+        case 1: add(op->id, op->side, op->price, op->qty); break;
+        case 2: case 4: reduce(op->id, op->qty); break;
+        default: del(op->id); break;
+        }
+    }
+    return now() - t0;
+}
+
 int main(int argc, char **argv) {
-    if (argc != 3) { fprintf(stderr, "usage: %s OPS_FILE REPEATS\n", argv[0]); return 2; }
+    if (argc != 4 && argc != 5) {
+        fprintf(stderr, "usage: %s OPS_FILE REPEATS MIN_SECONDS [CAPACITY]\n", argv[0]);
+        return 2;
+    }
     int repeats = atoi(argv[2]);
     if (repeats < 1) repeats = 1;
+    double min_seconds = atof(argv[3]);
     FILE *f = fopen(argv[1], "rb");
     if (!f) { perror(argv[1]); return 1; }
     char magic[8];
@@ -193,7 +221,9 @@ int main(int argc, char **argv) {
     }
     fclose(f);
 
-    order_cap = (uint32_t)adds + 1;
+    uint64_t capacity = argc == 5 ? strtoull(argv[4], NULL, 10) : adds;
+    if (capacity > adds) capacity = adds;
+    order_cap = (uint32_t)capacity + 1;
     orders = malloc(order_cap * sizeof(Order));
     free_list = malloc(order_cap * sizeof(uint32_t));
     uint64_t cap = 16;
@@ -205,28 +235,35 @@ int main(int argc, char **argv) {
         sides[k].side = k;
     }
     double *rates = malloc((size_t)repeats * sizeof(double));
-    for (int r = -1; r < repeats; r++) { /* r = -1: an untimed warm-up, as for the others */
-        reset();
-        double t0 = now();
-        for (uint64_t i = 0; i < n; i++) {
-            const Op *op = &ops[i];
-            switch (op->op) {
-            case 1: add(op->id, op->side, op->price, op->qty); break;
-            case 2: case 4: reduce(op->id, op->qty); break;
-            default: del(op->id); break;
-            }
+    long *passes = malloc((size_t)repeats * sizeof(long));
+    for (int r = -1; r < repeats; r++) { /* r = -1: an untimed warm-up sample */
+        double total = 0.0;
+        long k = 0;
+        do {
+            total += run_pass(ops, n);
+            k++;
+        } while (total < min_seconds);
+        if (overflow) {
+            fprintf(stderr, "%s: more than %llu orders live at once\n", argv[1],
+                    (unsigned long long)capacity);
+            return 1;
         }
-        double dt = now() - t0;
-        if (r >= 0) rates[r] = dt > 0 ? (double)n / dt : 0.0;
+        if (r >= 0) {
+            rates[r] = total > 0 ? (double)n * (double)k / total : 0.0;
+            passes[r] = k;
+        }
     }
     double all_sorted[repeats];
     memcpy(all_sorted, rates, (size_t)repeats * sizeof(double));
     qsort(all_sorted, (size_t)repeats, sizeof(double), cmp_double);
     double median = repeats % 2 ? all_sorted[repeats / 2]
                                 : 0.5 * (all_sorted[repeats / 2 - 1] + all_sorted[repeats / 2]);
-    printf("{\"ops\": %llu, \"repeats\": %d, \"ops_per_sec\": %.1f, \"all_ops_per_sec\": [",
-           (unsigned long long)n, repeats, median);
+    printf("{\"ops\": %llu, \"repeats\": %d, \"capacity\": %llu, \"ops_per_sec\": %.1f, "
+           "\"all_ops_per_sec\": [",
+           (unsigned long long)n, repeats, (unsigned long long)capacity, median);
     for (int r = 0; r < repeats; r++) printf("%s%.1f", r ? ", " : "", rates[r]);
+    printf("], \"passes\": [");
+    for (int r = 0; r < repeats; r++) printf("%s%ld", r ? ", " : "", passes[r]);
     printf("], \"live_orders\": %u, ", n_used - n_free);
     print_side("bids", &sides[0]);
     printf(", ");

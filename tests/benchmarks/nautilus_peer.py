@@ -1,13 +1,21 @@
 """nautilus_trader's ``OrderBook`` fed the replay stream, as a peer of Tickplane's book.
 
-The stream becomes ``OrderBookDelta`` objects once, before timing: an add is an ``ADD``;
-a reduce or execute is an ``UPDATE`` carrying the order's new size, or a ``DELETE`` when
-nothing is left; a delete is a ``DELETE``. The book is ``BookType.L3_MBO``, so orders are
-kept one by one with their ids, as in Tickplane's market-data book.
+The stream becomes nautilus objects once, before timing: an add is an ``ADD``; a reduce
+or execute is an ``UPDATE`` carrying the order's new size, or a ``DELETE`` when nothing is
+left; a delete is a ``DELETE``. The book is ``BookType.L3_MBO``, so orders are kept one by
+one with their ids, as in Tickplane's market-data book.
 
-Two ways of applying them are timed: the batch ``apply_deltas(OrderBookDeltas)`` (one call;
-the deltas are copied into Rust memory when the ``OrderBookDeltas`` is built, before
-timing) and a Python loop of ``apply_delta`` over the pre-built objects.
+Three ways of applying them are timed:
+
+- ``run_batch``: one ``apply_deltas(OrderBookDeltas)`` call (the deltas are copied into
+  Rust memory when the ``OrderBookDeltas`` is built, before timing);
+- ``run_percall``: the same Python loop as Tickplane's per-call figure: one tuple per
+  operation, unpacked, an ``if/elif`` on the stream's operation code, and one call of
+  the book's method for it (``add`` / ``update`` / ``delete`` with a pre-built
+  ``BookOrder``, the event time and the sequence number);
+- ``run_apply_delta``: a loop of ``apply_delta`` over pre-built ``OrderBookDelta``
+  objects (nautilus' own per-delta entry point; no dispatch in Python, reported as a
+  detail).
 """
 
 from __future__ import annotations
@@ -22,7 +30,15 @@ import numpy.typing as npt
 
 from tests.benchmarks.stream import OP_ADD, OP_DELETE, ReplayStream
 
-__all__ = ["NautilusDeltas", "available", "build", "run_batch", "run_percall", "top"]
+__all__ = [
+    "NautilusDeltas",
+    "available",
+    "build",
+    "run_apply_delta",
+    "run_batch",
+    "run_percall",
+    "top",
+]
 
 INSTRUMENT = "GOOG.XNAS"
 PRICE_PRECISION = 4  # LOBSTER prices are dollars x 10,000
@@ -39,9 +55,12 @@ def available() -> str | None:
 
 @dataclass(frozen=True)
 class NautilusDeltas:
-    """The stream as nautilus objects: the list (per-call) and the batch (Rust memory)."""
+    """The stream as nautilus objects: the deltas (for ``apply_delta``), the batch (Rust
+    memory) and the per-call rows ``(code, order, ts_event, sequence)`` whose code is the
+    stream's (1 add, 2 reduce, 3 delete, 4 execute; a reduce or execute to zero is 3)."""
 
     deltas: list[Any]
+    calls: list[tuple[int, Any, int, int]]
     batch: Any
     instrument_id: Any
 
@@ -73,20 +92,25 @@ def build(stream: ReplayStream, ts_ns: npt.NDArray[np.int64]) -> NautilusDeltas:
         strict=True,
     )
     deltas: list[Any] = []
+    calls: list[tuple[int, Any, int, int]] = []
     prices: dict[int, Any] = {}
     for seq, (op, side, oid, price, qty, left, ts) in enumerate(columns, start=1):
         px = prices.get(price)
         if px is None:
             px = prices[price] = price_from_raw(price * price_scale, PRICE_PRECISION)
+        code = op
         if op == OP_ADD:
             action, size = add, qty_from_raw(qty * qty_scale, 0)
         elif op == OP_DELETE or left == 0:
-            action, size = delete, zero
+            action, size, code = delete, zero, OP_DELETE
         else:
             action, size = update, qty_from_raw(left * qty_scale, 0)
         order = BookOrder(sides[side], px, size, oid)
         deltas.append(OrderBookDelta(iid, action, order, 0, seq, ts, ts))
-    return NautilusDeltas(deltas=deltas, batch=OrderBookDeltas(iid, deltas), instrument_id=iid)
+        calls.append((code, order, ts, seq))
+    return NautilusDeltas(
+        deltas=deltas, calls=calls, batch=OrderBookDeltas(iid, deltas), instrument_id=iid
+    )
 
 
 def _new_book(iid: Any) -> Any:
@@ -105,6 +129,25 @@ def run_batch(data: NautilusDeltas) -> tuple[float, Any]:
 
 
 def run_percall(data: NautilusDeltas) -> tuple[float, Any]:
+    """Apply the stream one method call at a time, dispatched in Python on the stream's
+    operation code exactly as Tickplane's per-call loop is; (seconds, book)."""
+    book = _new_book(data.instrument_id)
+    add, update, delete = book.add, book.update, book.delete
+    calls = data.calls
+    t0 = time.perf_counter()
+    for op, order, ts, seq in calls:
+        if op == 1:
+            add(order, ts, 0, seq)
+        elif op == 3:
+            delete(order, ts, 0, seq)
+        elif op == 2:
+            update(order, ts, 0, seq)
+        else:
+            update(order, ts, 0, seq)
+    return time.perf_counter() - t0, book
+
+
+def run_apply_delta(data: NautilusDeltas) -> tuple[float, Any]:
     """Apply the stream one ``apply_delta`` call at a time; (seconds, book)."""
     book = _new_book(data.instrument_id)
     apply = book.apply_delta

@@ -1,49 +1,74 @@
-"""Turn a LOBSTER day into a self-consistent L3 operation stream, in numpy.
+"""Turn a LOBSTER day into an L3 operation stream that follows the real book.
 
 The replay benchmark feeds every book (Tickplane's, nautilus_trader's, plain Python, the
-C floor) the same operations, so the stream must make sense to a book that only knows
-what the stream told it. A LOBSTER file does not: the book held orders before the first
-message, and a level-N file omits messages about orders outside the top N levels, so
-later messages reduce or delete ids that were never added. This module fixes that once:
+C floor) the same operations, so each operation must make sense to a book that knows
+only what the stream told it: an add of a new id with a positive size, or a reduce /
+execute / delete of a live id by at most its size. A LOBSTER file is not such a stream:
+the book held orders before the first message, and a level-N file omits every message
+about orders outside the top N levels, so later messages touch ids that were never
+added, and levels rise into the window with no add at all.
 
-1. Seed: orderbook row 0 (the book after message 0) becomes one synthetic order per
-   occupied level, id ``SYNTHETIC_ID_BASE + k``, added first.
-2. Messages 1.. of types 1-4 become add / reduce / delete / execute (5 hidden execution
-   and 7 halt change nothing visible and are skipped).
-3. An operation on an id the stream has not added is rewritten onto the synthetic order of
-   its level (same side and price); when that level was not seeded the operation is
-   dropped (it concerns liquidity the stream never saw).
-4. Quantities are clamped per order so nothing goes negative; an operation that finds its
-   order already gone is dropped; an order that reaches zero leaves the book (a reduce
-   or execute to zero keeps its code: books must remove an order at zero; a delete of a
-   synthetic order that would leave some behind becomes a reduce).
+``build`` makes one sequential pass that keeps a book exactly as the known-window replay
+does (../shared/contracts/lobster.md, steps 1-4; ``engine/replay.pyx``) and writes down,
+as explicit L3 operations, everything that replay does to its book:
 
-Every operation carries its order's side and price, and ``remaining`` (the order's size
-after the operation) is returned beside the stream so that peers with "set the size"
-semantics (nautilus_trader's UPDATE) can be fed the same thing.
+1. Seed: row 0 (the book after message 0) becomes one synthetic order per level, each
+   with a fresh id from ``SYNTHETIC_ID_BASE`` up. Message 0 is not applied again.
+2. Message i (types 1-4; 5 hidden execution and 7 halt change nothing visible):
 
-This is a workload, not a reconstruction: it does not forget levels that fall below the
-file's window nor adopt levels that rise into it (the replay contract's steps 3-4, done
-by ``tickplane replay lobster``). Orders cancelled while outside the top 10 stay in the
-stream's book forever and levels that rise from below are missing, so on the GOOG day its
-book leaves LOBSTER's top of book at row 226 and ends crossed, with about 4,000 live
-orders. Every book fed the stream still ends in the same state, which the harness checks.
+   - an add of a new id is an ADD; an add whose id is still live (the replay turns it
+     into anonymous liquidity at the level) is an ADD of a new synthetic order;
+   - a partial cancel / execution / delete of a live id is a REDUCE / EXECUTE /
+     DELETE of it, clamped to its size (a delete takes it all);
+   - the same on an id the book does not hold acts on the level's aggregate, as the
+     replay's ``_reduce_level`` does: the level's synthetic orders first (oldest
+     first), then its oldest real orders, each a REDUCE / EXECUTE (or a DELETE when a
+     delete message takes a whole order), clamped to what the level holds; with no
+     level at that price it is dropped.
+3. Window, after message i, per side: a level that fell below the top N is forgotten
+   (a DELETE of each of its orders, synthetic or real); when the side then has fewer
+   than N levels, each level of row i beyond them is adopted as an ADD of one new
+   synthetic order of that level's size (its orders were never reported).
+
+After the operations of message i the stream's book equals row i (its top N levels,
+prices and sizes); ``build`` checks this on every row (``rows_matched``) and the
+benchmark checks it again on the books it times. An order reduced or executed to zero
+leaves the book (every book here removes an order at zero); ``remaining`` (the order's
+size after each operation) is returned beside the stream for peers whose update sets
+the size (nautilus_trader's UPDATE).
+
+The pass is plain Python and runs once, before any timing (under a second for the GOOG
+day's 147,916 messages, so nothing is cached).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from bisect import insort
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
 from tickplane.engine.lobster import DUMMY_ASK_PRICE, DUMMY_BID_PRICE, LobsterDay
 
-__all__ = ["MD_OP_DTYPE", "OP_ADD", "OP_DELETE", "OP_EXECUTE", "OP_REDUCE", "ReplayStream"]
+__all__ = [
+    "MD_OP_DTYPE",
+    "OP_ADD",
+    "OP_DELETE",
+    "OP_EXECUTE",
+    "OP_REDUCE",
+    "SYNTHETIC_ID_BASE",
+    "ReplayStream",
+    "build",
+    "row_depth",
+]
 
 #: The batch layout of ``tickplane.engine.book.MD_OP_DTYPE`` (checked equal at run time).
 MD_OP_DTYPE = np.dtype([("op", "u1"), ("side", "u1"), ("id", "u8"), ("price", "i8"), ("qty", "i8")])
 OP_ADD, OP_REDUCE, OP_DELETE, OP_EXECUTE = 1, 2, 3, 4
+BUY, SELL = 0, 1
+#: Synthetic order ids count up from here (LOBSTER ids are far below it).
 SYNTHETIC_ID_BASE = 1 << 40
 
 I64 = npt.NDArray[np.int64]
@@ -54,26 +79,21 @@ class ReplayStream:
     """The operation stream and what was done to build it.
 
     Attributes:
-        ops: ``MD_OP_DTYPE`` array; the first ``seeds`` operations are the synthetic adds.
+        ops: ``MD_OP_DTYPE`` array, in the order the books must apply it.
         remaining: int64, the order's size after each operation (0: it left the book).
-        rows: int64, the message (and orderbook row) each operation comes from; 0 for seeds.
-        seeds: number of synthetic seed orders.
-        source_messages: messages after the first (the ones considered).
-        skipped_hidden: type 5 and 7 messages skipped.
-        rewritten: operations on unseen ids moved onto their level's synthetic order.
-        dropped: operations dropped (unseen id at an unseeded level, or order already gone).
-        clamped: operations whose quantity was cut so that no order goes negative.
+        rows: int64, the message (and orderbook row) each operation belongs to (0 for
+            the seeds); non-decreasing. After every operation of row ``i`` the book's
+            top levels equal orderbook row ``i``.
+        levels: the window (levels per side in the orderbook file).
+        stats: counts of what the pass did (see ``build``), including ``rows_compared``
+            and ``rows_matched``.
     """
 
     ops: npt.NDArray[np.void]
     remaining: I64
     rows: I64
-    seeds: int
-    source_messages: int
-    skipped_hidden: int
-    rewritten: int
-    dropped: int
-    clamped: int
+    levels: int
+    stats: dict[str, int] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.ops.shape[0])
@@ -93,155 +113,240 @@ class ReplayStream:
 
     def summary(self) -> dict[str, int]:
         """Everything about the stream worth printing, as one flat dict."""
-        return {
-            "ops": len(self),
-            "seeds": self.seeds,
-            "source_messages": self.source_messages,
-            "skipped_hidden_or_halt": self.skipped_hidden,
-            "rewritten_to_synthetic": self.rewritten,
-            "dropped": self.dropped,
-            "clamped": self.clamped,
-            **{f"{k}s": v for k, v in self.counts().items()},
+        return {"ops": len(self), **self.stats, **{f"{k}s": v for k, v in self.counts().items()}}
+
+    def upto(self, row: int) -> int:
+        """How many operations belong to rows ``<= row`` (a prefix of the stream)."""
+        return int(np.searchsorted(self.rows, row, side="right"))
+
+
+def row_depth(orderbook_row: Any, levels: int) -> dict[str, list[tuple[int, int]]]:
+    """An orderbook row as ``{"bids"/"asks": [(price, size), ...]}``, best first, without
+    LOBSTER's placeholders for missing levels."""
+    r = [int(v) for v in orderbook_row]
+    out: dict[str, list[tuple[int, int]]] = {}
+    for name, off in (("asks", 0), ("bids", 2)):
+        side = []
+        for j in range(levels):
+            price, size = r[4 * j + off], r[4 * j + off + 1]
+            if _real(price) and size > 0:
+                side.append((price, size))
+        out[name] = side
+    return out
+
+
+def _real(price: int) -> bool:
+    return price != DUMMY_ASK_PRICE and price != DUMMY_BID_PRICE and price > 0
+
+
+class _Level:
+    """A level of the pass's book: its total and two FIFO queues (id -> size)."""
+
+    __slots__ = ("real", "synth", "total")
+
+    def __init__(self) -> None:
+        self.total = 0
+        self.synth: dict[int, int] = {}
+        self.real: dict[int, int] = {}
+
+
+class _Pass:
+    """The book the known-window replay keeps, writing each change down as an op."""
+
+    def __init__(self, levels: int) -> None:
+        self.levels = levels
+        # per side: price key -> level; keys sorted best first (bids: -price)
+        self.book: tuple[dict[int, _Level], dict[int, _Level]] = ({}, {})
+        self.keys: tuple[list[int], list[int]] = ([], [])
+        self.live: dict[int, tuple[int, int]] = {}  # real id -> (side, price)
+        self.next_sid = SYNTHETIC_ID_BASE
+        self.row = 0
+        self.out: list[tuple[int, int, int, int, int, int, int]] = []
+        self.n = {
+            "seeds": 0,
+            "adopted": 0,
+            "reused_id_adds": 0,
+            "window_deletes": 0,
+            "on_level": 0,
+            "spilled_to_real": 0,
+            "dropped": 0,
+            "clamped": 0,
         }
+
+    # -- the book ----------------------------------------------------------------------
+
+    def add(self, side: int, price: int, oid: int, qty: int, synthetic: bool) -> None:
+        key = -price if side == BUY else price
+        book = self.book[side]
+        level = book.get(key)
+        if level is None:
+            level = book[key] = _Level()
+            insort(self.keys[side], key)
+        level.total += qty
+        if synthetic:
+            level.synth[oid] = qty
+        else:
+            level.real[oid] = qty
+            self.live[oid] = (side, price)
+        self.out.append((OP_ADD, side, oid, price, qty, qty, self.row))
+
+    def add_synthetic(self, side: int, price: int, qty: int) -> None:
+        oid = self.next_sid
+        self.next_sid += 1
+        self.add(side, price, oid, qty, True)
+
+    def take(
+        self,
+        side: int,
+        price: int,
+        level: _Level,
+        queue: dict[int, int],
+        oid: int,
+        qty: int,
+        code: int,
+    ) -> int:
+        """Take up to ``qty`` off one order; returns what was taken."""
+        have = queue[oid]
+        took = qty if qty < have else have
+        left = have - took
+        op = code
+        if code == OP_DELETE and left:
+            op = OP_REDUCE
+        self.out.append((op, side, oid, price, took, left, self.row))
+        level.total -= took
+        if left:
+            queue[oid] = left
+        else:
+            del queue[oid]
+            self.live.pop(oid, None)
+            if not level.real and not level.synth:
+                key = -price if side == BUY else price
+                del self.book[side][key]
+                self.keys[side].remove(key)
+        return took
+
+    def on_level(self, side: int, price: int, qty: int, code: int) -> None:
+        """An operation on an id the book does not hold: the level's aggregate."""
+        level = self.book[side].get(-price if side == BUY else price)
+        if level is None:
+            self.n["dropped"] += 1
+            return
+        self.n["on_level"] += 1
+        if qty > level.total:
+            self.n["clamped"] += 1
+        for queue, spill in ((level.synth, False), (level.real, True)):
+            for oid in list(queue):
+                if qty <= 0:
+                    return
+                if spill:
+                    self.n["spilled_to_real"] += 1
+                qty -= self.take(side, price, level, queue, oid, qty, code)
+
+    # -- one message, then the window -------------------------------------------------
+
+    def message(self, mtype: int, oid: int, size: int, price: int, side: int) -> None:
+        if size <= 0 or mtype not in (1, 2, 3, 4):
+            return  # 5 hidden execution, 7 halt: nothing visible
+        if mtype == 1:
+            if oid != 0 and oid not in self.live:
+                self.add(side, price, oid, size, False)
+            else:  # the id is still live: the replay makes it the level's liquidity
+                self.n["reused_id_adds"] += 1
+                self.add_synthetic(side, price, size)
+            return
+        where = self.live.get(oid) if oid != 0 else None
+        if where is None:
+            self.on_level(side, price, size, mtype)
+            return
+        o_side, o_price = where  # a known id acts on its own order, wherever it rests
+        level = self.book[o_side][-o_price if o_side == BUY else o_price]
+        if mtype == OP_DELETE:
+            size = level.real[oid]
+        elif size > level.real[oid]:
+            self.n["clamped"] += 1
+        self.take(o_side, o_price, level, level.real, oid, size, mtype)
+
+    def window(self, row: list[int]) -> None:
+        for side, off in ((BUY, 2), (SELL, 0)):
+            keys, book = self.keys[side], self.book[side]
+            while len(keys) > self.levels:
+                key = keys.pop()
+                level = book.pop(key)
+                price = -key if side == BUY else key
+                for queue in (level.synth, level.real):
+                    for oid, qty in queue.items():
+                        self.out.append((OP_DELETE, side, oid, price, qty, 0, self.row))
+                        self.live.pop(oid, None)
+                        self.n["window_deletes"] += 1
+            for j in range(len(keys), self.levels):
+                price, size = row[4 * j + off], row[4 * j + off + 1]
+                if _real(price) and size > 0:
+                    self.n["adopted" if self.row else "seeds"] += 1
+                    self.add_synthetic(side, price, size)
+
+    def matches(self, row: list[int]) -> bool:
+        """Does the book's top equal the row (prices and sizes, placeholders for none)?"""
+        for side, off, dummy in ((BUY, 2, DUMMY_BID_PRICE), (SELL, 0, DUMMY_ASK_PRICE)):
+            keys, book = self.keys[side], self.book[side]
+            sign = -1 if side == BUY else 1
+            for j in range(self.levels):
+                if j < len(keys):
+                    key = keys[j]
+                    price, total = sign * key, book[key].total
+                else:
+                    price, total = dummy, 0
+                if row[4 * j + off] != price or row[4 * j + off + 1] != total:
+                    return False
+        return True
 
 
 def build(day: LobsterDay) -> ReplayStream:
     """Build the stream for ``day`` (see the module docstring for the rules)."""
-    if len(day) == 0:
+    n = len(day)
+    if n == 0:
         raise ValueError(f"{day.name}: no messages")
-
-    # 1. Seeds from orderbook row 0: asks then bids, best first, occupied levels only.
-    row = day.orderbook[0]
-    s_price = np.concatenate([row[0::4], row[2::4]]).astype(np.int64)
-    s_size = np.concatenate([row[1::4], row[3::4]]).astype(np.int64)
-    s_side = np.repeat(np.array([1, 0], dtype=np.int64), day.levels)
-    occupied = (s_size > 0) & (s_price != DUMMY_ASK_PRICE) & (s_price != DUMMY_BID_PRICE)
-    s_price, s_size, s_side = s_price[occupied], s_size[occupied], s_side[occupied]
-    n_seed = int(s_price.shape[0])
-    s_id = SYNTHETIC_ID_BASE + np.arange(n_seed, dtype=np.int64)
-
-    # 2. Messages after the first, visible types only.
-    msgs = day.messages[1:]
-    visible = np.isin(msgs["type"], (1, 2, 3, 4))
-    m = msgs[visible]
-    m_row = np.flatnonzero(visible).astype(np.int64) + 1
-    n = int(m.shape[0])
-    pos = np.arange(n, dtype=np.int64)
-    mtype = m["type"].astype(np.int64)
-    mid = m["id"].astype(np.int64)
-    msize = m["size"].astype(np.int64)
-    mprice = m["price"].astype(np.int64)
-    mside = np.where(m["direction"] == 1, 0, 1).astype(np.int64)
-    if np.any(mid >= SYNTHETIC_ID_BASE):
+    m = day.messages
+    types = m["type"].tolist()
+    ids = m["id"].tolist()
+    sizes = m["size"].tolist()
+    prices = m["price"].tolist()
+    sides = np.where(m["direction"] == 1, BUY, SELL).tolist()
+    if max(ids) >= SYNTHETIC_ID_BASE:
         raise ValueError(f"{day.name}: order ids reach {SYNTHETIC_ID_BASE}, the synthetic base")
+    ob = day.orderbook
+    p = _Pass(day.levels)
+    p.window(ob[0].tolist())
+    matched = 0
+    message, window, matches = p.message, p.window, p.matches
+    for i in range(1, n):
+        p.row = i
+        message(types[i], ids[i], sizes[i], prices[i], sides[i])
+        row = ob[i].tolist()
+        window(row)
+        matched += matches(row)
 
-    is_add = mtype == 1
-    add_pos = pos[is_add]
-    add_id = mid[is_add]
-    if np.unique(add_id).shape[0] != add_id.shape[0]:
-        raise ValueError(f"{day.name}: an order id is added twice")
-    if np.any(msize[is_add] <= 0):
-        raise ValueError(f"{day.name}: an add with a non-positive size")
-
-    # Targets: the seeds, then the added orders. Each has an initial size, side, price, id.
-    t_size = np.concatenate([s_size, msize[is_add]])
-    t_side = np.concatenate([s_side, mside[is_add]])
-    t_price = np.concatenate([s_price, mprice[is_add]])
-    t_id = np.concatenate([s_id, add_id])
-
-    # 3. Which target each reduce/delete/execute acts on.
-    red = ~is_add
-    r_pos, r_type, r_id = pos[red], mtype[red], mid[red]
-    r_size, r_side, r_price = msize[red], mside[red], mprice[red]
-    order = np.argsort(add_id, kind="stable")
-    sorted_ids = add_id[order]
-    at = np.minimum(np.searchsorted(sorted_ids, r_id), max(sorted_ids.shape[0] - 1, 0))
-    if sorted_ids.shape[0]:
-        known = (sorted_ids[at] == r_id) & (add_pos[order][at] < r_pos)
-    else:
-        known = np.zeros(r_id.shape[0], dtype=bool)
-    target = np.full(r_id.shape[0], -1, dtype=np.int64)
-    target[known] = n_seed + order[at[known]]
-    # Unseen ids: the seed at the same (side, price), if any.
-    seed_key = s_side * (1 << 40) + s_price
-    seed_order = np.argsort(seed_key, kind="stable")
-    seed_sorted = seed_key[seed_order]
-    unknown = ~known
-    u_key = r_side[unknown] * (1 << 40) + r_price[unknown]
-    if n_seed:
-        u_at = np.minimum(np.searchsorted(seed_sorted, u_key), n_seed - 1)
-        hit = seed_sorted[u_at] == u_key
-        u_target = np.where(hit, seed_order[u_at], -1)
-    else:
-        u_target = np.full(u_key.shape[0], -1, dtype=np.int64)
-    target[unknown] = u_target
-    rewritten = int(np.count_nonzero(u_target >= 0))
-
-    # Amount each operation asks to take off: a delete of a known order takes it all.
-    has_target = target >= 0
-    safe_target = np.where(has_target, target, 0)
-    ask = np.where((r_type == 3) & known, t_size[safe_target], r_size)
-    ask = np.maximum(ask, 0)
-
-    # 4. Clamp per target: cumulative asks within each target, in time order.
-    keep_idx = np.flatnonzero(has_target)
-    grp = target[keep_idx]
-    by = np.lexsort((r_pos[keep_idx], grp))
-    idx = keep_idx[by]
-    g = grp[by]
-    a = ask[idx]
-    cum = np.cumsum(a)
-    starts = np.ones(g.shape[0], dtype=bool)
-    starts[1:] = g[1:] != g[:-1]
-    base = np.maximum.accumulate(np.where(starts, cum - a, 0))
-    cum_in = cum - base
-    prev_in = cum_in - a
-    q = t_size[g]
-    took = np.minimum(cum_in, q) - np.minimum(prev_in, q)
-    left = q - np.minimum(cum_in, q)
-    live = took > 0
-    clamped = int(np.count_nonzero(live & (took < a) & ~((r_type[idx] == 3) & known[idx])))
-
-    # Operation codes: deletes that leave something behind become reduces.
-    code = r_type[idx].copy()
-    code[(code == 3) & (left > 0)] = OP_REDUCE
-    idx, g, took, left, code = idx[live], g[live], took[live], left[live], code[live]
-    dropped = int(r_id.shape[0] - idx.shape[0])
-
-    # Merge adds and surviving reductions back in message order, after the seeds.
-    n_ops = n_seed + int(add_pos.shape[0]) + int(idx.shape[0])
-    ops = np.zeros(n_ops, dtype=MD_OP_DTYPE)
-    remaining = np.zeros(n_ops, dtype=np.int64)
-    ops["op"][:n_seed] = OP_ADD
-    ops["side"][:n_seed] = s_side
-    ops["id"][:n_seed] = s_id
-    ops["price"][:n_seed] = s_price
-    ops["qty"][:n_seed] = s_size
-    remaining[:n_seed] = s_size
-
-    ev_pos = np.concatenate([add_pos, r_pos[idx]])
-    ev_target = np.concatenate([n_seed + np.arange(add_pos.shape[0]), g])
-    ev_code = np.concatenate([np.full(add_pos.shape[0], OP_ADD), code])
-    ev_qty = np.concatenate([t_size[n_seed:], took])
-    ev_left = np.concatenate([t_size[n_seed:], left])
-    sort = np.argsort(ev_pos, kind="stable")
-    rest = slice(n_seed, n_ops)
-    ops["op"][rest] = ev_code[sort]
-    ops["side"][rest] = t_side[ev_target[sort]]
-    ops["id"][rest] = t_id[ev_target[sort]]
-    ops["price"][rest] = t_price[ev_target[sort]]
-    ops["qty"][rest] = ev_qty[sort]
-    remaining[rest] = ev_left[sort]
-    rows = np.zeros(n_ops, dtype=np.int64)
-    rows[rest] = m_row[ev_pos[sort]]
+    out = p.out
+    ops = np.zeros(len(out), dtype=MD_OP_DTYPE)
+    cols = list(zip(*out, strict=True)) if out else [()] * 7
+    for name, col in zip(("op", "side", "id", "price", "qty"), cols[:5], strict=True):
+        ops[name] = col
+    remaining = np.asarray(cols[5], dtype=np.int64)
+    change = np.where(ops["op"] == OP_ADD, 1, np.where(remaining == 0, -1, 0))
+    stats = {
+        "source_messages": n - 1,
+        "skipped_hidden_or_halt": sum(1 for t in types[1:] if t not in (1, 2, 3, 4)),
+        "rows_compared": n - 1,
+        "rows_matched": matched,
+        "live_orders_at_end": sum(
+            len(lv.real) + len(lv.synth) for b in p.book for lv in b.values()
+        ),
+        "peak_live_orders": int(np.cumsum(change).max(initial=0)),
+        **p.n,
+    }
     return ReplayStream(
         ops=ops,
         remaining=remaining,
-        rows=rows,
-        seeds=n_seed,
-        source_messages=int(msgs.shape[0]),
-        skipped_hidden=int(msgs.shape[0] - n),
-        rewritten=rewritten,
-        dropped=dropped,
-        clamped=clamped,
+        rows=np.asarray(cols[6], dtype=np.int64),
+        levels=day.levels,
+        stats=stats,
     )
