@@ -9,10 +9,12 @@
 # - `IdMap` is an open-addressing table (linear probing, backward-shift deletion,
 #   no tombstones) from the uint64 order id to its pool index: O(1) cancel and lookup;
 # - a price level is a FIFO doubly linked list of orders plus its aggregate; each side
-#   keeps its levels in an array sorted worst -> best, so the best level is the last
-#   element (O(1)) and adding or removing a level near the top moves only the few
-#   better levels.
+#   keeps (key, level) pairs in an array sorted worst -> best, so the best level is the
+#   last element (O(1)) and adding or removing a level near the top moves only the few
+#   better levels. The key is the price on the bid side and minus the price on the ask
+#   side, so one comparison serves both sides.
 
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 
 cdef enum:
@@ -65,9 +67,13 @@ ctypedef struct LevelPool:
     uint32_t free_head
     uint32_t top
 
+ctypedef struct LevelRef:
+    int64_t key             # price for bids, -price for asks: on both sides larger is better
+    uint32_t level          # index in LevelPool
+    uint32_t _pad
+
 ctypedef struct BookSide:
-    uint32_t* levels        # LevelPool indices sorted worst -> best
-    int64_t* prices         # the same levels' prices (searched without touching Level)
+    LevelRef* refs          # sorted by key, worst -> best: the best level is the last
     uint32_t n
     uint32_t cap
     uint8_t side
@@ -101,12 +107,15 @@ cdef void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil
 cdef int book_append(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
 cdef void book_unlink(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
 cdef bint better_or_equal(int side, int64_t a, int64_t b) noexcept nogil
+cdef int64_t side_key(int side, int64_t price) noexcept nogil
 
 # --- Python-facing queries shared by Book and the matching engine ---------------------
 cdef list side_depth(BookC* b, BookSide* s, Py_ssize_t n)
 cdef list level_orders_of(BookC* b, OrderPool* p, int side, int64_t price)
 
 
+# final: cdef methods are called directly (and inlined), not through a vtable.
+@cython.final
 cdef class Book:
     """A standalone L3 book in market-data mode (mirrors an exchange feed)."""
     cdef BookC c

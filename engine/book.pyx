@@ -8,7 +8,7 @@ engine (matching.pyx) drives the same C structs and functions.
 
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc, realloc
-from libc.string cimport memmove, memset
+from libc.string cimport memset
 
 import numpy as np
 
@@ -239,9 +239,8 @@ cdef int _side_init(BookSide* s, int side) except -1 nogil:
     s.cap = 64
     s.n = 0
     s.side = <uint8_t>side
-    s.levels = <uint32_t*>malloc(s.cap * sizeof(uint32_t))
-    s.prices = <int64_t*>malloc(s.cap * sizeof(int64_t))
-    if s.levels == NULL or s.prices == NULL:
+    s.refs = <LevelRef*>malloc(s.cap * sizeof(LevelRef))
+    if s.refs == NULL:
         with gil:
             raise MemoryError()
     return 0
@@ -261,10 +260,8 @@ cdef int book_init(BookC* b) except -1 nogil:
 
 
 cdef void book_free(BookC* b) noexcept nogil:
-    free(b.bids.levels)
-    free(b.bids.prices)
-    free(b.asks.levels)
-    free(b.asks.prices)
+    free(b.bids.refs)
+    free(b.asks.refs)
     free(b.lpool.items)
     memset(b, 0, sizeof(BookC))
 
@@ -278,35 +275,37 @@ cdef inline bint better_or_equal(int side, int64_t a, int64_t b) noexcept nogil:
     return a >= b if side == BUY else a <= b
 
 
+cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
+    return price if side == BUY else -price
+
+
 cdef inline Level* side_best(BookC* b, BookSide* s) noexcept nogil:
     if s.n == 0:
         return NULL
-    return &b.lpool.items[s.levels[s.n - 1]]
+    return &b.lpool.items[s.refs[s.n - 1].level]
 
 
 cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil:
-    """Position in s.levels of the level at `price`, or -(insertion point + 1).
+    """Position in s.refs of the level at `price`, or -(insertion point + 1).
 
-    Sorted worst -> best. Most traffic is within a few levels of the best, so the top
-    eight are scanned first (predictable branches), then the rest is bisected.
+    Most traffic is within a few levels of the best, so the top eight are scanned
+    first, then the rest is bisected.
     """
-    cdef int64_t lo = 0, hi = s.n, mid, k
+    cdef int64_t key = side_key(s.side, price)
     cdef int64_t n = s.n
     cdef int64_t stop = n - 8 if n > 8 else 0
-    cdef bint asc = s.side == BUY   # bids ascend toward the best, asks descend
-    k = n - 1
+    cdef int64_t lo = 0, hi, mid, k = n - 1
+    cdef const LevelRef* r = s.refs
     while k >= stop:
-        if s.prices[k] == price:
-            return k
-        if (s.prices[k] < price) == asc:   # price is better than level k
-            return -(k + 1) - 1
+        if r[k].key <= key:
+            return k if r[k].key == key else -(k + 1) - 1
         k -= 1
     hi = stop
     while lo < hi:
         mid = (lo + hi) >> 1
-        if s.prices[mid] == price:
+        if r[mid].key == key:
             return mid
-        if (s.prices[mid] < price) == asc:
+        if r[mid].key < key:
             lo = mid + 1
         else:
             hi = mid
@@ -334,23 +333,18 @@ cdef uint32_t _level_alloc(LevelPool* lp) noexcept nogil:
 cdef uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil:
     """Pool index of the level at `price`, created empty if missing (NIL on OOM)."""
     cdef int64_t found = side_find(s, price)
-    cdef uint32_t pos
+    cdef uint32_t pos, k
     cdef uint32_t li
-    cdef uint32_t* nl
-    cdef int64_t* np_
+    cdef LevelRef* nr
     cdef Level* lv
     if found >= 0:
-        return s.levels[found]
+        return s.refs[found].level
     pos = <uint32_t>(-found - 1)
     if s.n == s.cap:
-        nl = <uint32_t*>realloc(s.levels, s.cap * 2 * sizeof(uint32_t))
-        if nl == NULL:
+        nr = <LevelRef*>realloc(s.refs, s.cap * 2 * sizeof(LevelRef))
+        if nr == NULL:
             return NIL
-        s.levels = nl
-        np_ = <int64_t*>realloc(s.prices, s.cap * 2 * sizeof(int64_t))
-        if np_ == NULL:
-            return NIL
-        s.prices = np_
+        s.refs = nr
         s.cap *= 2
     li = _level_alloc(&b.lpool)
     if li == NIL:
@@ -362,21 +356,22 @@ cdef uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil:
     lv.head = NIL
     lv.tail = NIL
     lv.count = 0
-    if pos < s.n:
-        memmove(&s.levels[pos + 1], &s.levels[pos], (s.n - pos) * sizeof(uint32_t))
-        memmove(&s.prices[pos + 1], &s.prices[pos], (s.n - pos) * sizeof(int64_t))
-    s.levels[pos] = li
-    s.prices[pos] = price
+    k = s.n   # shift the better levels up by one (few: new levels are mostly near the top)
+    while k > pos:
+        s.refs[k] = s.refs[k - 1]
+        k -= 1
+    s.refs[pos].key = side_key(s.side, price)
+    s.refs[pos].level = li
     s.n += 1
     return li
 
 
 cdef void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil:
     """Remove the (empty) level at position `pos` of the side."""
-    cdef uint32_t li = s.levels[pos]
-    if pos + 1 < s.n:
-        memmove(&s.levels[pos], &s.levels[pos + 1], (s.n - pos - 1) * sizeof(uint32_t))
-        memmove(&s.prices[pos], &s.prices[pos + 1], (s.n - pos - 1) * sizeof(int64_t))
+    cdef uint32_t li = s.refs[pos].level
+    cdef uint32_t k
+    for k in range(pos + 1, s.n):
+        s.refs[k - 1] = s.refs[k]
     s.n -= 1
     b.lpool.items[li].next_free = b.lpool.free_head
     b.lpool.free_head = li
@@ -431,7 +426,7 @@ cdef list side_depth(BookC* b, BookSide* s, Py_ssize_t n):
     cdef Py_ssize_t k
     cdef Level* lv
     for k in range(min(n, <Py_ssize_t>s.n)):
-        lv = &b.lpool.items[s.levels[s.n - 1 - k]]
+        lv = &b.lpool.items[s.refs[s.n - 1 - k].level]
         out.append((lv.price, lv.total, lv.count))
     return out
 
@@ -444,7 +439,7 @@ cdef list level_orders_of(BookC* b, OrderPool* p, int side, int64_t price):
     cdef Level* lv
     if pos < 0:
         return out
-    lv = &b.lpool.items[s.levels[pos]]
+    lv = &b.lpool.items[s.refs[pos].level]
     oi = lv.head
     while oi != NIL:
         out.append((p.items[oi].id, p.items[oi].qty))
@@ -514,7 +509,7 @@ cdef class Book:
         pos = side_find(s, price)
         if pos < 0:
             return -1
-        lv = &self.c.lpool.items[s.levels[pos]]
+        lv = &self.c.lpool.items[s.refs[pos].level]
         take = qty if qty < lv.anon else lv.anon
         lv.anon -= take
         lv.total -= take
@@ -581,7 +576,7 @@ cdef class Book:
         cdef BookSide* s = book_side(&self.c, side)
         cdef uint32_t oi, nxt
         while s.n > keep:
-            oi = self.c.lpool.items[s.levels[0]].head
+            oi = self.c.lpool.items[s.refs[0].level].head
             while oi != NIL:
                 nxt = self.pool.items[oi].next
                 idmap_pop(&self.ids, self.pool.items[oi].id)
@@ -684,7 +679,7 @@ cdef class Book:
         cdef int64_t pos = side_find(s, price)
         if pos < 0:
             return 0
-        return self.c.lpool.items[s.levels[pos]].anon
+        return self.c.lpool.items[s.refs[pos].level].anon
 
     def order(self, uint64_t id):
         """(side, price, qty) of a live order, or None."""

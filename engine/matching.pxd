@@ -6,6 +6,7 @@
 # strictly increase: an id not above the highest seen is a duplicate, which makes the
 # duplicate check O(1) with no ever-growing set.
 
+cimport cython
 from libc.stdint cimport int64_t, uint8_t, uint16_t, uint32_t, uint64_t
 
 from tickplane.engine.book cimport BookC, IdMap, OrderPool
@@ -122,6 +123,8 @@ ctypedef struct Market:
     uint8_t exists
 
 
+# final: cdef methods are called directly (and inlined), not through a vtable.
+@cython.final
 cdef class MatchingEngine:
     cdef OrderPool orders
     cdef IdMap ids                  # id -> order index, or stop index | STOP_TAG

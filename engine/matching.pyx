@@ -354,6 +354,7 @@ cdef class MatchingEngine:
         cdef int64_t avail
         cdef uint32_t k, oi
         cdef Order* o
+        cdef Level* lv
         if is_market:
             if self.market_band > 0 and best != NULL:
                 banded = True
@@ -371,9 +372,10 @@ cdef class MatchingEngine:
             k = opp.n
             while k > 0 and avail < qty:
                 k -= 1
-                if not _crosses(side, limit, opp.prices[k]):
+                lv = &m.book.lpool.items[opp.refs[k].level]
+                if not _crosses(side, limit, lv.price):
                     break
-                avail += m.book.lpool.items[opp.levels[k]].total
+                avail += lv.total
             if avail < qty:
                 self._canceled(id, symbol, account, side, qty, R_FOK)
                 return 0
@@ -768,7 +770,7 @@ cdef class MatchingEngine:
         for side, key in ((BUY, "bids"), (SELL, "asks")):
             s = book_side(&m.book, side)
             for k in range(s.n):
-                price = s.prices[s.n - 1 - k]
+                price = m.book.lpool.items[s.refs[s.n - 1 - k].level].price
                 out[key].append((price, level_orders_of(&m.book, &self.orders, side, price)))
         si = m.stop_head
         while si != NIL:

@@ -9,7 +9,7 @@ The loop runs without the GIL over plain int64 columns prepared by
 from libc.stdint cimport int8_t, int64_t, uint32_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from tickplane.engine.book cimport BUY, SELL, Book, BookSide, book_side
+from tickplane.engine.book cimport BUY, SELL, Book, BookSide, Level, book_side
 
 import numpy as np
 
@@ -36,9 +36,10 @@ cdef bint _side_matches(Book book, int side, const int64_t[::1] row, int levels)
     cdef uint32_t k = s.n if s.n < <uint32_t>levels else <uint32_t>levels
     cdef uint32_t j
     cdef int off = 2 if side == BUY else 0
+    cdef Level* lv
     for j in range(k):
-        if (s.prices[s.n - 1 - j] != row[4 * j + off]
-                or book.c.lpool.items[s.levels[s.n - 1 - j]].total != row[4 * j + off + 1]):
+        lv = &book.c.lpool.items[s.refs[s.n - 1 - j].level]
+        if lv.price != row[4 * j + off] or lv.total != row[4 * j + off + 1]:
             return False
     return True
 
