@@ -83,6 +83,48 @@ ctypedef struct BookC:
     BookSide asks
     LevelPool lpool
 
+
+# --- small hot functions, inline in every module that cimports this one ---------------
+
+cdef inline uint64_t _hash(uint64_t k) noexcept nogil:
+    # Ids come mostly in sequence (engine-assigned, or an exchange's order numbers), so
+    # eight consecutive ids keep consecutive slots (one or two cache lines) and only the
+    # block number is scrambled (splitmix64 finalizer): inserting in id order then
+    # touches a new cache line once per eight orders, while strided or clustered ids
+    # still spread over the whole table.
+    cdef uint64_t b = k >> 3
+    b ^= b >> 30
+    b *= 0xbf58476d1ce4e5b9ULL
+    b ^= b >> 27
+    b *= 0x94d049bb133111ebULL
+    b ^= b >> 31
+    return (b << 3) | (k & 7)
+
+
+cdef inline uint32_t idmap_get(const IdMap* m, uint64_t key) noexcept nogil:
+    cdef uint64_t i = _hash(key) & m.mask
+    while True:
+        if m.slots[i].key == key:
+            return m.slots[i].value
+        if m.slots[i].key == 0:
+            return NIL
+        i = (i + 1) & m.mask
+
+
+cdef inline BookSide* book_side(BookC* b, int side) noexcept nogil:
+    return &b.bids if side == BUY else &b.asks
+
+
+cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
+    return price if side == BUY else -price
+
+
+cdef inline Level* side_best(BookC* b, BookSide* s) noexcept nogil:
+    if s.n == 0:
+        return NULL
+    return &b.lpool.items[s.refs[s.n - 1].level]
+
+
 # --- pools and maps (return -1 when memory runs out) ---------------------------------
 cdef int pool_init(OrderPool* p, uint32_t cap) except -1 nogil
 cdef void pool_free(OrderPool* p) noexcept nogil
@@ -91,7 +133,6 @@ cdef void pool_release(OrderPool* p, uint32_t i) noexcept nogil
 
 cdef int idmap_init(IdMap* m, uint64_t cap) except -1 nogil
 cdef void idmap_free(IdMap* m) noexcept nogil
-cdef uint32_t idmap_get(const IdMap* m, uint64_t key) noexcept nogil
 cdef int idmap_put(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
 cdef int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
 cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil
@@ -99,15 +140,11 @@ cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil
 # --- the book -------------------------------------------------------------------------
 cdef int book_init(BookC* b) except -1 nogil
 cdef void book_free(BookC* b) noexcept nogil
-cdef BookSide* book_side(BookC* b, int side) noexcept nogil
-cdef Level* side_best(BookC* b, BookSide* s) noexcept nogil
 cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil
 cdef uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil
 cdef void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil
 cdef int book_append(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
 cdef void book_unlink(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
-cdef bint better_or_equal(int side, int64_t a, int64_t b) noexcept nogil
-cdef int64_t side_key(int side, int64_t price) noexcept nogil
 
 # --- Python-facing queries shared by Book and the matching engine ---------------------
 cdef list side_depth(BookC* b, BookSide* s, Py_ssize_t n)

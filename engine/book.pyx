@@ -100,21 +100,6 @@ cdef void pool_release(OrderPool* p, uint32_t i) noexcept nogil:
 
 # --- IdMap -------------------------------------------------------------------------
 
-cdef inline uint64_t _hash(uint64_t k) noexcept nogil:
-    # Ids come mostly in sequence (engine-assigned, or an exchange's order numbers), so
-    # eight consecutive ids keep consecutive slots (one or two cache lines) and only the
-    # block number is scrambled (splitmix64 finalizer): inserting in id order then
-    # touches a new cache line once per eight orders, while strided or clustered ids
-    # still spread over the whole table.
-    cdef uint64_t b = k >> 3
-    b ^= b >> 30
-    b *= 0xbf58476d1ce4e5b9ULL
-    b ^= b >> 27
-    b *= 0x94d049bb133111ebULL
-    b ^= b >> 31
-    return (b << 3) | (k & 7)
-
-
 cdef int idmap_init(IdMap* m, uint64_t cap) except -1 nogil:
     cdef uint64_t c = 16
     while c < cap:
@@ -134,16 +119,6 @@ cdef void idmap_free(IdMap* m) noexcept nogil:
     m.slots = NULL
     m.mask = 0
     m.size = 0
-
-
-cdef uint32_t idmap_get(const IdMap* m, uint64_t key) noexcept nogil:
-    cdef uint64_t i = _hash(key) & m.mask
-    while True:
-        if m.slots[i].key == key:
-            return m.slots[i].value
-        if m.slots[i].key == 0:
-            return NIL
-        i = (i + 1) & m.mask
 
 
 cdef int _idmap_grow(IdMap* m) noexcept nogil:
@@ -264,25 +239,6 @@ cdef void book_free(BookC* b) noexcept nogil:
     free(b.asks.refs)
     free(b.lpool.items)
     memset(b, 0, sizeof(BookC))
-
-
-cdef inline BookSide* book_side(BookC* b, int side) noexcept nogil:
-    return &b.bids if side == BUY else &b.asks
-
-
-cdef inline bint better_or_equal(int side, int64_t a, int64_t b) noexcept nogil:
-    """True if price `a` is at least as good as `b` for a resting order on `side`."""
-    return a >= b if side == BUY else a <= b
-
-
-cdef inline int64_t side_key(int side, int64_t price) noexcept nogil:
-    return price if side == BUY else -price
-
-
-cdef inline Level* side_best(BookC* b, BookSide* s) noexcept nogil:
-    if s.n == 0:
-        return NULL
-    return &b.lpool.items[s.refs[s.n - 1].level]
 
 
 cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil:
