@@ -125,26 +125,214 @@ cdef inline Level* side_best(BookC* b, BookSide* s) noexcept nogil:
     return &b.lpool.items[s.refs[s.n - 1].level]
 
 
-# --- pools and maps (return -1 when memory runs out) ---------------------------------
+# --- out of line: set-up, tear-down and the rare growth paths (-1 when memory runs out)
 cdef int pool_init(OrderPool* p, uint32_t cap) except -1 nogil
 cdef void pool_free(OrderPool* p) noexcept nogil
-cdef uint32_t pool_alloc(OrderPool* p) noexcept nogil
-cdef void pool_release(OrderPool* p, uint32_t i) noexcept nogil
-
+cdef int pool_grow(OrderPool* p) noexcept nogil
 cdef int idmap_init(IdMap* m, uint64_t cap) except -1 nogil
 cdef void idmap_free(IdMap* m) noexcept nogil
-cdef int idmap_put(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
-cdef int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil
-cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil
-
-# --- the book -------------------------------------------------------------------------
+cdef int idmap_grow(IdMap* m) noexcept nogil
 cdef int book_init(BookC* b) except -1 nogil
 cdef void book_free(BookC* b) noexcept nogil
-cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil
-cdef uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil
-cdef void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil
-cdef int book_append(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
-cdef void book_unlink(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil
+cdef int lpool_grow(LevelPool* lp) noexcept nogil
+cdef int side_grow(BookSide* s) noexcept nogil
+
+
+# --- the hot path, inline wherever it is used (book.pyx, matching.pyx, replay.pyx) -----
+
+cdef inline uint32_t pool_alloc(OrderPool* p) noexcept nogil:
+    """Index of a fresh Order slot, or NIL if memory ran out."""
+    cdef uint32_t i
+    if p.free_head != NIL:
+        i = p.free_head
+        p.free_head = p.items[i].next
+    else:
+        if p.top == p.cap and pool_grow(p) < 0:
+            return NIL
+        i = p.top
+        p.top += 1
+    p.used += 1
+    return i
+
+
+cdef inline void pool_release(OrderPool* p, uint32_t i) noexcept nogil:
+    p.items[i].next = p.free_head
+    p.items[i].id = 0
+    p.free_head = i
+    p.used -= 1
+
+
+cdef inline int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil:
+    """Insert a key that must be new, in one probe: 1 if it is already there (nothing
+    changed), -1 if memory ran out."""
+    cdef uint64_t i
+    if (m.size + 1) * 2 > m.mask + 1:
+        if idmap_grow(m) < 0:
+            return -1
+    i = _hash(key) & m.mask
+    while m.slots[i].key != 0:
+        if m.slots[i].key == key:
+            return 1
+        i = (i + 1) & m.mask
+    m.slots[i].key = key
+    m.slots[i].value = value
+    m.size += 1
+    return 0
+
+
+cdef inline uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil:
+    """Remove `key` and return its value (NIL if absent).
+
+    Backward-shift deletion keeps every probe chain intact without tombstones, so a
+    long-running engine never degrades."""
+    cdef uint64_t i = _hash(key) & m.mask
+    cdef uint64_t j, home
+    cdef uint32_t value
+    while True:
+        if m.slots[i].key == key:
+            break
+        if m.slots[i].key == 0:
+            return NIL
+        i = (i + 1) & m.mask
+    value = m.slots[i].value
+    j = i
+    while True:
+        j = (j + 1) & m.mask
+        if m.slots[j].key == 0:
+            break
+        home = _hash(m.slots[j].key) & m.mask
+        # Move j back into the hole at i unless its home lies cyclically in (i, j].
+        if (j > i and (home <= i or home > j)) or (j < i and (home <= i and home > j)):
+            m.slots[i] = m.slots[j]
+            i = j
+    m.slots[i].key = 0
+    m.size -= 1
+    return value
+
+
+cdef inline int64_t side_find(BookSide* s, int64_t price) noexcept nogil:
+    """Position in s.refs of the level at `price`, or -(insertion point + 1).
+
+    Most traffic is within a few levels of the best, so the top eight are scanned
+    first, then the rest is bisected.
+    """
+    cdef int64_t key = side_key(s.side, price)
+    cdef int64_t n = s.n
+    cdef int64_t stop = n - 8 if n > 8 else 0
+    cdef int64_t lo = 0, hi, mid, k = n - 1
+    cdef const LevelRef* r = s.refs
+    while k >= stop:
+        if r[k].key <= key:
+            return k if r[k].key == key else -(k + 1) - 1
+        k -= 1
+    hi = stop
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if r[mid].key == key:
+            return mid
+        if r[mid].key < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    return -lo - 1
+
+
+cdef inline uint32_t level_alloc(LevelPool* lp) noexcept nogil:
+    cdef uint32_t i
+    if lp.free_head != NIL:
+        i = lp.free_head
+        lp.free_head = lp.items[i].next_free
+        return i
+    if lp.top == lp.cap and lpool_grow(lp) < 0:
+        return NIL
+    i = lp.top
+    lp.top += 1
+    return i
+
+
+cdef inline uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil:
+    """Pool index of the level at `price`, created empty if missing (NIL on OOM)."""
+    cdef int64_t found = side_find(s, price)
+    cdef uint32_t pos, k
+    cdef uint32_t li
+    cdef Level* lv
+    if found >= 0:
+        return s.refs[found].level
+    pos = <uint32_t>(-found - 1)
+    if s.n == s.cap and side_grow(s) < 0:
+        return NIL
+    li = level_alloc(&b.lpool)
+    if li == NIL:
+        return NIL
+    lv = &b.lpool.items[li]
+    lv.price = price
+    lv.total = 0
+    lv.anon = 0
+    lv.head = NIL
+    lv.tail = NIL
+    lv.count = 0
+    k = s.n   # shift the better levels up by one (few: new levels are mostly near the top)
+    while k > pos:
+        s.refs[k] = s.refs[k - 1]
+        k -= 1
+    s.refs[pos].key = side_key(s.side, price)
+    s.refs[pos].level = li
+    s.n += 1
+    return li
+
+
+cdef inline void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil:
+    """Remove the (empty) level at position `pos` of the side."""
+    cdef uint32_t li = s.refs[pos].level
+    cdef uint32_t k
+    for k in range(pos + 1, s.n):
+        s.refs[k - 1] = s.refs[k]
+    s.n -= 1
+    b.lpool.items[li].next_free = b.lpool.free_head
+    b.lpool.free_head = li
+
+
+cdef inline int book_append(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil:
+    """Rest order `oi` at the back of its price level (-1 on OOM)."""
+    cdef Order* o = &p.items[oi]
+    cdef BookSide* s = book_side(b, o.side)
+    cdef uint32_t li = side_level(b, s, o.price)
+    cdef Level* lv
+    if li == NIL:
+        return -1
+    lv = &b.lpool.items[li]
+    o.level = li
+    o.next = NIL
+    o.prev = lv.tail
+    if lv.tail != NIL:
+        p.items[lv.tail].next = oi
+    else:
+        lv.head = oi
+    lv.tail = oi
+    lv.count += 1
+    lv.total += o.qty
+    return 0
+
+
+cdef inline void book_unlink(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil:
+    """Take order `oi` out of its level (dropping the level if it empties)."""
+    cdef Order* o = &p.items[oi]
+    cdef Level* lv = &b.lpool.items[o.level]
+    cdef BookSide* s
+    if o.prev != NIL:
+        p.items[o.prev].next = o.next
+    else:
+        lv.head = o.next
+    if o.next != NIL:
+        p.items[o.next].prev = o.prev
+    else:
+        lv.tail = o.prev
+    lv.count -= 1
+    lv.total -= o.qty
+    if lv.count == 0 and lv.total <= 0:
+        s = book_side(b, o.side)
+        side_drop_level(b, s, <uint32_t>side_find(s, o.price))
+
 
 # --- Python-facing queries shared by Book and the matching engine ---------------------
 cdef list side_depth(BookC* b, BookSide* s, Py_ssize_t n)

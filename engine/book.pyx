@@ -67,35 +67,18 @@ cdef void pool_free(OrderPool* p) noexcept nogil:
     p.free_head = NIL
 
 
-cdef uint32_t pool_alloc(OrderPool* p) noexcept nogil:
-    """Index of a fresh Order slot, or NIL if memory ran out."""
-    cdef uint32_t i
-    cdef uint64_t ncap
+cdef int pool_grow(OrderPool* p) noexcept nogil:
+    """Double the pool (-1 if memory ran out or the index space is full)."""
+    cdef uint64_t ncap = <uint64_t>p.cap * 2
     cdef Order* items
-    if p.free_head != NIL:
-        i = p.free_head
-        p.free_head = p.items[i].next
-    else:
-        if p.top == p.cap:
-            ncap = <uint64_t>p.cap * 2
-            if ncap >= NIL:
-                return NIL
-            items = <Order*>realloc(p.items, ncap * sizeof(Order))
-            if items == NULL:
-                return NIL
-            p.items = items
-            p.cap = <uint32_t>ncap
-        i = p.top
-        p.top += 1
-    p.used += 1
-    return i
-
-
-cdef void pool_release(OrderPool* p, uint32_t i) noexcept nogil:
-    p.items[i].next = p.free_head
-    p.items[i].id = 0
-    p.free_head = i
-    p.used -= 1
+    if ncap >= NIL:
+        return -1
+    items = <Order*>realloc(p.items, ncap * sizeof(Order))
+    if items == NULL:
+        return -1
+    p.items = items
+    p.cap = <uint32_t>ncap
+    return 0
 
 
 # --- IdMap -------------------------------------------------------------------------
@@ -121,7 +104,8 @@ cdef void idmap_free(IdMap* m) noexcept nogil:
     m.size = 0
 
 
-cdef int _idmap_grow(IdMap* m) noexcept nogil:
+cdef int idmap_grow(IdMap* m) noexcept nogil:
+    """Double the table and re-insert every key."""
     cdef IdEntry* old = m.slots
     cdef uint64_t oldcap = m.mask + 1
     cdef uint64_t ncap = oldcap * 2
@@ -140,72 +124,6 @@ cdef int _idmap_grow(IdMap* m) noexcept nogil:
             m.slots[i] = old[j]
     free(old)
     return 0
-
-
-cdef int idmap_put(IdMap* m, uint64_t key, uint32_t value) noexcept nogil:
-    """Insert or overwrite; -1 if memory ran out. Load factor stays <= 1/2."""
-    cdef uint64_t i
-    if (m.size + 1) * 2 > m.mask + 1:
-        if _idmap_grow(m) < 0:
-            return -1
-    i = _hash(key) & m.mask
-    while m.slots[i].key != 0:
-        if m.slots[i].key == key:
-            m.slots[i].value = value
-            return 0
-        i = (i + 1) & m.mask
-    m.slots[i].key = key
-    m.slots[i].value = value
-    m.size += 1
-    return 0
-
-
-cdef int idmap_insert(IdMap* m, uint64_t key, uint32_t value) noexcept nogil:
-    """Insert a key that must be new, in one probe: 1 if it is already there (nothing
-    changed), -1 if memory ran out."""
-    cdef uint64_t i
-    if (m.size + 1) * 2 > m.mask + 1:
-        if _idmap_grow(m) < 0:
-            return -1
-    i = _hash(key) & m.mask
-    while m.slots[i].key != 0:
-        if m.slots[i].key == key:
-            return 1
-        i = (i + 1) & m.mask
-    m.slots[i].key = key
-    m.slots[i].value = value
-    m.size += 1
-    return 0
-
-
-cdef uint32_t idmap_pop(IdMap* m, uint64_t key) noexcept nogil:
-    """Remove `key` and return its value (NIL if absent).
-
-    Backward-shift deletion keeps every probe chain intact without tombstones, so a
-    long-running engine never degrades."""
-    cdef uint64_t i = _hash(key) & m.mask
-    cdef uint64_t j, home
-    cdef uint32_t value
-    while True:
-        if m.slots[i].key == key:
-            break
-        if m.slots[i].key == 0:
-            return NIL
-        i = (i + 1) & m.mask
-    value = m.slots[i].value
-    j = i
-    while True:
-        j = (j + 1) & m.mask
-        if m.slots[j].key == 0:
-            break
-        home = _hash(m.slots[j].key) & m.mask
-        # Move j back into the hole at i unless its home lies cyclically in (i, j].
-        if (j > i and (home <= i or home > j)) or (j < i and (home <= i and home > j)):
-            m.slots[i] = m.slots[j]
-            i = j
-    m.slots[i].key = 0
-    m.size -= 1
-    return value
 
 
 # --- levels and sides --------------------------------------------------------------
@@ -241,138 +159,24 @@ cdef void book_free(BookC* b) noexcept nogil:
     memset(b, 0, sizeof(BookC))
 
 
-cdef int64_t side_find(BookSide* s, int64_t price) noexcept nogil:
-    """Position in s.refs of the level at `price`, or -(insertion point + 1).
-
-    Most traffic is within a few levels of the best, so the top eight are scanned
-    first, then the rest is bisected.
-    """
-    cdef int64_t key = side_key(s.side, price)
-    cdef int64_t n = s.n
-    cdef int64_t stop = n - 8 if n > 8 else 0
-    cdef int64_t lo = 0, hi, mid, k = n - 1
-    cdef const LevelRef* r = s.refs
-    while k >= stop:
-        if r[k].key <= key:
-            return k if r[k].key == key else -(k + 1) - 1
-        k -= 1
-    hi = stop
-    while lo < hi:
-        mid = (lo + hi) >> 1
-        if r[mid].key == key:
-            return mid
-        if r[mid].key < key:
-            lo = mid + 1
-        else:
-            hi = mid
-    return -lo - 1
-
-
-cdef uint32_t _level_alloc(LevelPool* lp) noexcept nogil:
-    cdef uint32_t i
-    cdef Level* items
-    if lp.free_head != NIL:
-        i = lp.free_head
-        lp.free_head = lp.items[i].next_free
-        return i
-    if lp.top == lp.cap:
-        items = <Level*>realloc(lp.items, lp.cap * 2 * sizeof(Level))
-        if items == NULL:
-            return NIL
-        lp.items = items
-        lp.cap *= 2
-    i = lp.top
-    lp.top += 1
-    return i
-
-
-cdef uint32_t side_level(BookC* b, BookSide* s, int64_t price) noexcept nogil:
-    """Pool index of the level at `price`, created empty if missing (NIL on OOM)."""
-    cdef int64_t found = side_find(s, price)
-    cdef uint32_t pos, k
-    cdef uint32_t li
-    cdef LevelRef* nr
-    cdef Level* lv
-    if found >= 0:
-        return s.refs[found].level
-    pos = <uint32_t>(-found - 1)
-    if s.n == s.cap:
-        nr = <LevelRef*>realloc(s.refs, s.cap * 2 * sizeof(LevelRef))
-        if nr == NULL:
-            return NIL
-        s.refs = nr
-        s.cap *= 2
-    li = _level_alloc(&b.lpool)
-    if li == NIL:
-        return NIL
-    lv = &b.lpool.items[li]
-    lv.price = price
-    lv.total = 0
-    lv.anon = 0
-    lv.head = NIL
-    lv.tail = NIL
-    lv.count = 0
-    k = s.n   # shift the better levels up by one (few: new levels are mostly near the top)
-    while k > pos:
-        s.refs[k] = s.refs[k - 1]
-        k -= 1
-    s.refs[pos].key = side_key(s.side, price)
-    s.refs[pos].level = li
-    s.n += 1
-    return li
-
-
-cdef void side_drop_level(BookC* b, BookSide* s, uint32_t pos) noexcept nogil:
-    """Remove the (empty) level at position `pos` of the side."""
-    cdef uint32_t li = s.refs[pos].level
-    cdef uint32_t k
-    for k in range(pos + 1, s.n):
-        s.refs[k - 1] = s.refs[k]
-    s.n -= 1
-    b.lpool.items[li].next_free = b.lpool.free_head
-    b.lpool.free_head = li
-
-
-cdef int book_append(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil:
-    """Rest order `oi` at the back of its price level (-1 on OOM)."""
-    cdef Order* o = &p.items[oi]
-    cdef BookSide* s = book_side(b, o.side)
-    cdef uint32_t li = side_level(b, s, o.price)
-    cdef Level* lv
-    if li == NIL:
+cdef int lpool_grow(LevelPool* lp) noexcept nogil:
+    """Double the level pool (-1 if memory ran out)."""
+    cdef Level* items = <Level*>realloc(lp.items, lp.cap * 2 * sizeof(Level))
+    if items == NULL:
         return -1
-    lv = &b.lpool.items[li]
-    o.level = li
-    o.next = NIL
-    o.prev = lv.tail
-    if lv.tail != NIL:
-        p.items[lv.tail].next = oi
-    else:
-        lv.head = oi
-    lv.tail = oi
-    lv.count += 1
-    lv.total += o.qty
+    lp.items = items
+    lp.cap *= 2
     return 0
 
 
-cdef void book_unlink(BookC* b, OrderPool* p, uint32_t oi) noexcept nogil:
-    """Take order `oi` out of its level (dropping the level if it empties)."""
-    cdef Order* o = &p.items[oi]
-    cdef Level* lv = &b.lpool.items[o.level]
-    cdef BookSide* s
-    if o.prev != NIL:
-        p.items[o.prev].next = o.next
-    else:
-        lv.head = o.next
-    if o.next != NIL:
-        p.items[o.next].prev = o.prev
-    else:
-        lv.tail = o.prev
-    lv.count -= 1
-    lv.total -= o.qty
-    if lv.count == 0 and lv.total <= 0:
-        s = book_side(b, o.side)
-        side_drop_level(b, s, <uint32_t>side_find(s, o.price))
+cdef int side_grow(BookSide* s) noexcept nogil:
+    """Double a side's level array (-1 if memory ran out)."""
+    cdef LevelRef* refs = <LevelRef*>realloc(s.refs, s.cap * 2 * sizeof(LevelRef))
+    if refs == NULL:
+        return -1
+    s.refs = refs
+    s.cap *= 2
+    return 0
 
 
 # --- Python-facing helpers shared by Book and MatchingEngine ------------------------

@@ -43,7 +43,7 @@ from tickplane.engine.book cimport (
     idmap_get,
     idmap_init,
     idmap_pop,
-    idmap_put,
+    idmap_insert,
     level_orders_of,
     pool_alloc,
     pool_free,
@@ -407,7 +407,7 @@ cdef class MatchingEngine:
             o.side = <uint8_t>side
             o.tif = <uint8_t>tif
             o.flags = <uint8_t>flags
-            if book_append(&m.book, &self.orders, oi) < 0 or idmap_put(&self.ids, id, oi) < 0:
+            if book_append(&m.book, &self.orders, oi) < 0 or idmap_insert(&self.ids, id, oi) != 0:
                 self.oom = True
                 return -1
         return 0
@@ -539,7 +539,7 @@ cdef class MatchingEngine:
         self.cmd_trades = 0
         if type == OT_STOP or type == OT_STOP_LIMIT:
             si = self._stop_alloc()
-            if si == NIL or idmap_put(&self.ids, id, si | STOP_TAG) < 0:
+            if si == NIL or idmap_insert(&self.ids, id, si | STOP_TAG) != 0:
                 self.oom = True
                 self._canceled(id, symbol, account, side, qty, R_OUT_OF_MEMORY)
                 return -1
