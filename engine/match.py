@@ -16,6 +16,7 @@ What the contract leaves open is decided here and documented in docs/matching.md
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Iterator
 from typing import Any
 
@@ -76,16 +77,19 @@ def _name(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
 
 
+# orjson reads an integer beyond 64 bits as a float; such lines (rare, and bad input
+# anyway) go to the standard parser so an echoed id stays exactly what was sent.
+_LONG_DIGITS = re.compile(r"\d{20}")
+
+
 def _parse(line: str | bytes) -> Any:
+    text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
     try:
-        return orjson.loads(line)
-    except orjson.JSONDecodeError:
-        # orjson refuses integers beyond 64 bits; such a number is bad input for a
-        # field, not bad JSON, so give the standard parser a chance.
-        try:
-            return json.loads(line, parse_constant=_no_constant)
-        except ValueError:
-            raise ValueError("not valid JSON") from None
+        if _LONG_DIGITS.search(text) is None:
+            return orjson.loads(line)
+        return json.loads(text, parse_constant=_no_constant)
+    except (ValueError, RecursionError):  # orjson's error is a ValueError too
+        raise ValueError("not valid JSON") from None
 
 
 def _no_constant(name: str) -> Any:

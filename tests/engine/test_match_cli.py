@@ -135,3 +135,16 @@ def test_output_is_identical_byte_for_byte_across_runs(tmp_path: Path, seed: int
         outs.append((ev.read_bytes(), bk.read_bytes()))
     assert outs[0] == outs[1]
     assert outs[0][0].count(b'"trade"') > 100
+
+
+def test_integers_beyond_64_bits_are_echoed_exactly() -> None:
+    from tickplane.engine.match import Matcher
+
+    m = Matcher()
+    big = 2**64
+    events = m.process('{"op": "cancel", "id": %d}' % big)
+    assert events[0]["id"] == big and isinstance(events[0]["id"], int)
+    assert events[0]["reason"] == "unknown_order"
+    events = m.process('{"op": "new", "id": "b", "account": "a", "symbol": "X", "side": "buy",'
+                       ' "type": "limit", "qty": %d, "price": 5}' % big)  # fmt: skip
+    assert events[0]["reason"] == "bad_qty"
