@@ -142,9 +142,9 @@ def test_integers_beyond_64_bits_are_echoed_exactly() -> None:
 
     m = Matcher()
     big = 2**64
-    events = m.process('{"op": "cancel", "id": %d}' % big)
+    events = m.process(f'{{"op": "cancel", "id": {big}}}')
     assert events[0]["id"] == big and isinstance(events[0]["id"], int)
     assert events[0]["reason"] == "unknown_order"
-    events = m.process('{"op": "new", "id": "b", "account": "a", "symbol": "X", "side": "buy",'
-                       ' "type": "limit", "qty": %d, "price": 5}' % big)  # fmt: skip
+    line = json.dumps(new(1, "buy", 5)).replace('"qty": 1', f'"qty": {big}')
+    events = m.process(line)
     assert events[0]["reason"] == "bad_qty"
