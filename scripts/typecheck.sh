@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mods=()
-for part in engine cli api ui operator; do
+for part in core engine cli api ui operator; do
   while IFS= read -r f; do
     m=${f%.py}; m=${m%/__init__}; m=${m//\//.}
     mods+=(-m "tickplane.$m")

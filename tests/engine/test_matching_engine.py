@@ -7,15 +7,17 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from tickplane.engine.events import (
+from tickplane.core.events import (
+    Event,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
     StopTriggered,
     Trade,
-    from_array,
     from_dict,
 )
+from tickplane.engine.events import NUMBERED
+from tickplane.engine.events import from_array as _from_array
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
     KEEP,
@@ -30,6 +32,12 @@ from tickplane.engine.matching import (
 )
 
 BUY, SELL = Side.BUY, Side.SELL
+
+
+def from_array(events: np.ndarray) -> list[Event]:
+    return _from_array(events, NUMBERED, NUMBERED)
+
+
 LIMIT, MARKET, STOP = OrderType.LIMIT, OrderType.MARKET, OrderType.STOP
 GTC = TimeInForce.GTC
 
@@ -109,9 +117,9 @@ def test_ids_must_increase() -> None:
     eng = MatchingEngine()
     assert eng.submit(10, 1, 0, BUY, LIMIT, 1, 100) == 1
     eng.submit(5, 1, 0, BUY, LIMIT, 1, 100)  # below the highest id taken
-    assert from_array(eng.events()) == [OrderRejected(2, 0, 5, Reason.DUPLICATE_ID)]
+    assert from_array(eng.events()) == [OrderRejected(2, 0, 5, "1", "duplicate_id")]
     eng.submit(0, 1, 0, BUY, LIMIT, 1, 100)
-    assert from_array(eng.events())[0] == OrderRejected(3, 0, 0, Reason.BAD_ID)
+    assert from_array(eng.events())[0] == OrderRejected(3, 0, 0, "1", "bad_id")
 
 
 def test_typed_events_round_trip_through_dicts() -> None:
@@ -121,10 +129,10 @@ def test_typed_events_round_trip_through_dicts() -> None:
     eng.submit(3, 9, 0, BUY, LIMIT, 1, 100, ts=13)
     events = from_array(eng.events())
     assert events == [
-        OrderAccepted(3, 13, 3, 0, 9, BUY, LIMIT, 100, 1),
-        Trade(4, 13, 0, 100, 1, 3, 1, BUY, 9, 7),
-        StopTriggered(5, 13, 2, 0, 8, 100),
-        Trade(6, 13, 0, 100, 3, 2, 1, BUY, 8, 7),
+        OrderAccepted(3, 13, 3, "9", "0", "buy", "limit", 1, 100),
+        Trade(4, 13, "0", 100, 1, 3, 1, "buy", "9", "7"),
+        StopTriggered(5, 13, 2, "8", "0", 100),
+        Trade(6, 13, "0", 100, 3, 2, 1, "buy", "8", "7"),
     ]
     for ev in events:
         d = ev.to_dict()
@@ -151,7 +159,7 @@ def test_stp_cancel_newest_cancels_the_taker() -> None:
     eng = _stp_engine(SelfTradePrevention.CANCEL_NEWEST)
     eng.submit(3, 1, 0, BUY, LIMIT, 8, 101)
     ev = from_array(eng.events())
-    assert ev[1] == OrderCanceled(ev[1].seq, 0, 3, 0, 1, 8, Reason.SELF_TRADE)
+    assert ev[1] == OrderCanceled(ev[1].seq, 0, 3, "1", "0", 8, "self_trade")
     assert eng.order(1) is not None  # the resting order stays
 
 
@@ -160,7 +168,7 @@ def test_stp_cancel_oldest_cancels_the_resting_order_and_goes_on() -> None:
     eng.submit(3, 1, 0, BUY, LIMIT, 8, 101)
     ev = from_array(eng.events())
     assert isinstance(ev[1], OrderCanceled) and ev[1].id == 1
-    assert ev[1].reason == Reason.SELF_TRADE
+    assert ev[1].reason == "self_trade"
     assert isinstance(ev[2], Trade) and ev[2].maker == 2 and ev[2].qty == 5
     assert eng.snapshot(0)["bids"] == [(101, [(3, 3)])]
 
@@ -183,7 +191,7 @@ def test_market_price_band_stops_a_sweep() -> None:
     eng.submit(9, 2, 0, BUY, MARKET, 10)
     ev = from_array(eng.events())
     assert [e.price for e in ev if isinstance(e, Trade)] == [100, 101, 102]
-    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, 0, 2, 7, Reason.PRICE_BAND)
+    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, "2", "0", 7, "price_band")
 
 
 def test_market_without_band_sweeps_everything() -> None:
@@ -193,7 +201,7 @@ def test_market_without_band_sweeps_everything() -> None:
     eng.submit(9, 2, 0, BUY, MARKET, 3)
     ev = from_array(eng.events())
     assert [e.price for e in ev if isinstance(e, Trade)] == [100, 110]
-    assert isinstance(ev[-1], OrderCanceled) and ev[-1].reason == Reason.NO_LIQUIDITY
+    assert isinstance(ev[-1], OrderCanceled) and ev[-1].reason == "no_liquidity"
 
 
 def test_bad_options_are_refused() -> None:

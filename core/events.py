@@ -1,0 +1,184 @@
+"""Trading events: the past-tense facts an engine publishes, as typed structs.
+
+The compiled matching core writes events as fixed C structs with integer ids; the
+engine turns them into these (names for accounts and symbols) to journal-replay,
+publish on the wire (`tickplane.core.wire`) and hand to strategies. Each event has a
+gap-free `seq` per engine and `ts_event`, the engine's time of the command that caused
+it (int ns). `to_dict`/`from_dict` round-trip with a `"type"` discriminator whose values
+are the words of ../shared/contracts/matching.md (`accepted`, `trade`, ...).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+__all__ = [
+    "BookLevel",
+    "Event",
+    "MarketData",
+    "Message",
+    "OrderAccepted",
+    "OrderCanceled",
+    "OrderRejected",
+    "OrderReplaced",
+    "PositionChanged",
+    "StopTriggered",
+    "TopOfBook",
+    "Trade",
+    "from_dict",
+]
+
+
+class Message(msgspec.Struct, array_like=True, tag_field="type"):
+    """Base of every message: encoded as an array whose first element is its tag."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict, `"type"` first."""
+        out: dict[str, Any] = {"type": self.__struct_config__.tag}
+        for name in self.__struct_fields__:
+            out[name] = msgspec.to_builtins(getattr(self, name))
+        return out
+
+
+class OrderAccepted(Message, tag="accepted"):
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    qty: int
+    price: int | None = None  # limit price (limit, stop_limit)
+    stop_price: int | None = None  # stop, stop_limit
+    tif: str = "gtc"
+    post_only: bool = False
+    client_order_id: str | None = None
+
+
+class OrderRejected(Message, tag="rejected"):
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    reason: str
+
+
+class Trade(Message, tag="trade"):
+    seq: int
+    ts_event: int
+    symbol: str
+    price: int
+    qty: int
+    taker: int
+    maker: int
+    taker_side: str
+    taker_account: str
+    maker_account: str
+
+
+class OrderCanceled(Message, tag="canceled"):
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    remaining: int
+    reason: str
+
+
+class OrderReplaced(Message, tag="replaced"):
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    price: int  # the new price
+    qty: int  # the new open quantity
+
+
+class StopTriggered(Message, tag="triggered"):
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    stop_price: int
+
+
+class PositionChanged(Message, tag="position"):
+    seq: int
+    ts_event: int
+    account: str
+    symbol: str
+    position: int  # signed lots
+    cost_basis: int  # tick-lots paid for the open position (signed like the position)
+    realized_pnl: int  # tick-lots
+    cash: int  # tick-lots
+
+
+Event = (
+    OrderAccepted
+    | OrderRejected
+    | Trade
+    | OrderCanceled
+    | OrderReplaced
+    | StopTriggered
+    | PositionChanged
+)
+
+
+class BookLevel(msgspec.Struct, array_like=True, frozen=True):
+    price: int
+    qty: int
+    orders: int
+
+
+class TopOfBook(Message, tag="top"):
+    """Market data: a symbol's top levels after a change (`md_seq` counts per symbol)."""
+
+    md_seq: int
+    ts_event: int
+    symbol: str
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+    last_price: int | None
+
+
+MarketData = TopOfBook
+
+_BY_TAG: dict[str, type[Message]] = {
+    c.__struct_config__.tag: c  # type: ignore[misc]
+    for c in (
+        OrderAccepted,
+        OrderRejected,
+        Trade,
+        OrderCanceled,
+        OrderReplaced,
+        StopTriggered,
+        PositionChanged,
+        TopOfBook,
+    )
+}
+
+
+def from_dict(d: dict[str, Any]) -> Event | MarketData:
+    """Rebuild an event from `to_dict` output (validated: wrong types raise ValueError)."""
+    cls = _BY_TAG.get(d.get("type"))  # type: ignore[arg-type]
+    if cls is None:
+        raise ValueError(f"unknown event type {d.get('type')!r}")
+    row: list[Any] = [d["type"]]
+    for f in msgspec.structs.fields(cls):
+        if f.name in d:
+            row.append(d[f.name])
+        elif f.required:
+            raise ValueError(f"{d['type']} event without {f.name!r}")
+        else:
+            row.append(f.default)
+    try:
+        event: Event | MarketData = msgspec.convert(row, Event | MarketData)
+        return event
+    except msgspec.ValidationError as exc:
+        raise ValueError(str(exc)) from None

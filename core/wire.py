@@ -1,0 +1,198 @@
+"""The engine's wire protocol: every message that crosses a ZeroMQ socket, in one place.
+
+Sockets (see docs/wire.md):
+- order entry: the engine binds a ROUTER; clients connect a DEALER and send requests;
+  every request gets exactly one reply (`Ack` or `Reject`), correlated by `req`;
+- events: the engine binds a PUB; topic `b"e"` carries every trading event with a
+  gap-free `seq`; topic `b"m.<SYMBOL>"` carries market data;
+- a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
+  the missing events back in `Ack.events`.
+
+A frame is one version byte (`WIRE_VERSION`) followed by msgpack. Messages are msgspec
+structs encoded as arrays with a tag first (compact, fast); the events are those of
+`tickplane.core.events`; prices are int ticks and
+quantities int lots, as in the engine core. Side, type, tif and reason values are the
+words of ../shared/contracts/matching.md (`"buy"`, `"stop_limit"`, `"duplicate_id"`).
+Adding an optional field at the end is compatible; anything else bumps WIRE_VERSION.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+from tickplane.core.events import Event, MarketData, Message
+
+__all__ = [
+    "WIRE_VERSION",
+    "Ack",
+    "CancelOrder",
+    "GetOrder",
+    "MassCancel",
+    "NewOrder",
+    "OrderView",
+    "Ping",
+    "Reject",
+    "ReplaceOrder",
+    "Replay",
+    "Reply",
+    "Request",
+    "WireError",
+    "decode_event",
+    "decode_reply",
+    "decode_request",
+    "encode",
+]
+
+WIRE_VERSION: Final = 1
+_VERSION_BYTE: Final = bytes([WIRE_VERSION])
+
+
+class WireError(ValueError):
+    """A frame that is not a valid message of this protocol version."""
+
+
+class _Msg(Message):
+    pass
+
+
+# --- requests (client -> engine) ---------------------------------------------------------
+
+
+class NewOrder(_Msg, tag="new"):
+    req: int
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    qty: int
+    price: int | None = None
+    stop_price: int | None = None
+    tif: str = "gtc"
+    post_only: bool = False
+    client_order_id: str | None = None
+
+
+class CancelOrder(_Msg, tag="cancel"):
+    req: int
+    account: str
+    order_id: int
+
+
+class ReplaceOrder(_Msg, tag="replace"):
+    req: int
+    account: str
+    order_id: int
+    qty: int | None = None
+    price: int | None = None
+
+
+class MassCancel(_Msg, tag="mass_cancel"):
+    """Cancel every open order of an account and/or symbol (both None: everything)."""
+
+    req: int
+    account: str | None = None
+    symbol: str | None = None
+
+
+class GetOrder(_Msg, tag="get_order"):
+    req: int
+    account: str
+    order_id: int
+
+
+class Replay(_Msg, tag="replay"):
+    """Re-send the trading events with from_seq <= seq <= to_seq."""
+
+    req: int
+    from_seq: int
+    to_seq: int
+
+
+class Ping(_Msg, tag="ping"):
+    req: int
+
+
+Request = NewOrder | CancelOrder | ReplaceOrder | MassCancel | GetOrder | Replay | Ping
+
+
+# --- replies (engine -> client) ---------------------------------------------------------------
+
+
+class OrderView(msgspec.Struct, array_like=True, frozen=True):
+    id: int
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    status: str  # "resting" | "held" (a stop not yet triggered)
+    price: int | None
+    stop_price: int | None
+    qty: int  # open quantity
+
+
+class Ack(_Msg, tag="ack"):
+    """The request was processed: the events it caused, in order (journaled)."""
+
+    req: int
+    order_id: int | None = None
+    events: list[Event] = msgspec.field(default_factory=list)
+    order: OrderView | None = None
+
+
+class Reject(_Msg, tag="reject"):
+    """The request was refused and changed nothing."""
+
+    req: int
+    reason: str
+    message: str = ""
+
+
+Reply = Ack | Reject
+
+
+# --- codec -------------------------------------------------------------------------------------
+
+_encoder = msgspec.msgpack.Encoder()
+_requests = msgspec.msgpack.Decoder(Request)
+_replies = msgspec.msgpack.Decoder(Reply)
+_events = msgspec.msgpack.Decoder(Event | MarketData)
+
+
+def encode(msg: msgspec.Struct) -> bytes:
+    """One frame: the version byte, then the message."""
+    return _VERSION_BYTE + _encoder.encode(msg)
+
+
+def _body(frame: bytes) -> memoryview:
+    if not frame:
+        raise WireError("empty frame")
+    if frame[0] != WIRE_VERSION:
+        raise WireError(f"wire version {frame[0]} (this side speaks {WIRE_VERSION})")
+    return memoryview(frame)[1:]
+
+
+def decode_request(frame: bytes) -> Request:
+    """Decode a request frame; WireError says what is wrong with it."""
+    try:
+        request: Request = _requests.decode(_body(frame))
+        return request
+    except msgspec.DecodeError as exc:
+        raise WireError(str(exc)) from None
+
+
+def decode_reply(frame: bytes) -> Reply:
+    try:
+        reply: Reply = _replies.decode(_body(frame))
+        return reply
+    except msgspec.DecodeError as exc:
+        raise WireError(str(exc)) from None
+
+
+def decode_event(frame: bytes) -> Event | MarketData:
+    try:
+        event: Event | MarketData = _events.decode(_body(frame))
+        return event
+    except msgspec.DecodeError as exc:
+        raise WireError(str(exc)) from None
