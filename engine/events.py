@@ -82,7 +82,7 @@ def from_array(
                     SIDES[side],
                     accounts[acc],
                     accounts[macc],
-                )  # fmt: skip
+                )
             )
         elif etype == EventType.ACCEPTED:
             out.append(
@@ -96,7 +96,7 @@ def from_array(
                     ORDER_TYPES[otype],
                     qty,
                     price if otype in _PRICED else None,
-                )  # fmt: skip
+                )
             )
         elif etype == EventType.CANCELED:
             out.append(

@@ -25,7 +25,6 @@ from tickplane.engine.matching import (
     MatchingEngine,
     Op,
     OrderType,
-    Reason,
     SelfTradePrevention,
     Side,
     TimeInForce,
