@@ -58,6 +58,9 @@ cnp.import_array()
 __all__ = [
     "COMMAND_DTYPE",
     "EVENT_DTYPE",
+    "HELD_DTYPE",
+    "MARKET_DTYPE",
+    "RESTING_DTYPE",
     "KEEP",
     "MAX_VALUE",
     "EventType",
@@ -162,6 +165,16 @@ COMMAND_DTYPE = np.dtype([
     ("account", "u4"), ("symbol", "u4"), ("op", "u1"), ("side", "u1"), ("type", "u1"),
     ("tif", "u1"), ("post_only", "u1"), ("reason", "u1"), ("_pad", "u2"),
 ])
+# The state of an engine, as plain arrays (see MatchingEngine.dump / load).
+RESTING_DTYPE = np.dtype([
+    ("id", "u8"), ("price", "i8"), ("qty", "i8"), ("symbol", "u4"), ("account", "u4"),
+    ("side", "u1"), ("tif", "u1"), ("flags", "u1"),
+])
+HELD_DTYPE = np.dtype([
+    ("id", "u8"), ("price", "i8"), ("stop_price", "i8"), ("qty", "i8"), ("symbol", "u4"),
+    ("account", "u4"), ("side", "u1"), ("type", "u1"), ("tif", "u1"), ("flags", "u1"),
+])
+MARKET_DTYPE = np.dtype([("symbol", "u4"), ("has_last", "u1"), ("last_price", "i8")])
 assert EVENT_DTYPE.itemsize == sizeof(Event)
 assert COMMAND_DTYPE.itemsize == sizeof(Command)
 
@@ -795,6 +808,115 @@ cdef class MatchingEngine:
         return {"id": o.id, "status": "resting", "symbol": o.symbol, "account": o.account,
                 "side": o.side, "type": OT_LIMIT, "price": o.price, "stop_price": 0,
                 "qty": o.qty, "tif": o.tif}
+
+    # -- state ---------------------------------------------------------------------------------
+
+    def dump(self):
+        """The engine's whole state as plain arrays: {"resting": RESTING_DTYPE in queue
+        order per level, "held": HELD_DTYPE in acceptance order per symbol, "markets":
+        MARKET_DTYPE, "counters": [seq, last_id]}. `load` on a fresh engine rebuilds an
+        engine that behaves identically from then on."""
+        cdef uint32_t sym, k, oi, si
+        cdef int side
+        cdef BookSide* s
+        cdef Market* m
+        cdef Order* o
+        cdef Stop* st
+        resting = np.empty(self.orders.used, dtype=RESTING_DTYPE)
+        held = np.empty(self.n_stops, dtype=HELD_DTYPE)
+        markets = []
+        cdef Py_ssize_t r = 0, h = 0
+        for sym in range(self.n_markets):
+            m = &self.markets[sym]
+            if not m.exists:
+                continue
+            markets.append((sym, m.has_last, m.last_price))
+            for side in (BUY, SELL):
+                s = book_side(&m.book, side)
+                for k in range(s.n):
+                    oi = m.book.lpool.items[s.refs[k].level].head
+                    while oi != NIL:
+                        o = &self.orders.items[oi]
+                        resting[r] = (o.id, o.price, o.qty, o.symbol, o.account, o.side, o.tif,
+                                      o.flags)
+                        r += 1
+                        oi = o.next
+            si = m.stop_head
+            while si != NIL:
+                st = &self.stops[si]
+                held[h] = (st.id, st.price, st.stop_price, st.qty, st.symbol, st.account,
+                           st.side, st.type, st.tif, st.flags)
+                h += 1
+                si = st.next
+        return {
+            "resting": resting[:r],
+            "held": held[:h],
+            "markets": np.array(markets, dtype=MARKET_DTYPE),
+            "counters": np.array([self.seq, self.last_id], dtype=np.uint64),
+        }
+
+    def load(self, state):
+        """Rebuild the state `dump` produced. Only on a fresh engine."""
+        cdef uint32_t oi, si
+        cdef Order* o
+        cdef Stop* st
+        cdef Market* m
+        if self.seq != 0 or self.last_id != 0 or len(self) != 0:
+            raise ValueError("load() needs a fresh engine")
+        for sym, has_last, last_price in state["markets"].tolist():
+            m = self._market(sym)
+            if m == NULL:
+                raise MemoryError()
+            m.has_last = has_last
+            m.last_price = last_price
+        for oid, price, qty, sym, account, side, tif, flags in state["resting"].tolist():
+            if self._existing(sym) == NULL or qty <= 0:
+                raise ValueError(f"order {oid}: unknown symbol {sym} or quantity {qty}")
+            oi = pool_alloc(&self.orders)
+            if oi == NIL:
+                raise MemoryError()
+            o = &self.orders.items[oi]
+            o.id = oid
+            o.price = price
+            o.qty = qty
+            o.symbol = sym
+            o.account = account
+            o.side = side
+            o.tif = tif
+            o.flags = flags
+            if (book_append(&self.markets[sym].book, &self.orders, oi) < 0
+                    or idmap_insert(&self.ids, oid, oi) != 0):
+                raise ValueError(f"order {oid}: duplicate id or out of memory")
+        for oid, price, stop_price, qty, sym, account, side, otype, tif, flags in (
+                state["held"].tolist()):
+            m = self._existing(sym)
+            if m == NULL:
+                raise ValueError(f"stop {oid}: unknown symbol {sym}")
+            si = self._stop_alloc()
+            if si == NIL or idmap_insert(&self.ids, oid, si | STOP_TAG) != 0:
+                raise ValueError(f"stop {oid}: duplicate id or out of memory")
+            st = &self.stops[si]
+            st.id = oid
+            st.price = price
+            st.stop_price = stop_price
+            st.qty = qty
+            st.symbol = sym
+            st.account = account
+            st.side = side
+            st.type = otype
+            st.tif = tif
+            st.flags = flags
+            st.next = NIL
+            st.prev = m.stop_tail
+            if m.stop_tail != NIL:
+                self.stops[m.stop_tail].next = si
+            else:
+                m.stop_head = si
+            m.stop_tail = si
+            m.n_stops += 1
+        seq, last_id = state["counters"].tolist()
+        self.seq = seq
+        self.last_id = last_id
 
     def memory_bytes(self):
         """Bytes held by the engine's C structures (pools, maps, books, buffers)."""

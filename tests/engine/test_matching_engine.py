@@ -241,3 +241,25 @@ def test_memory_per_resting_order_stays_under_100_bytes() -> None:
     eng.process(c)
     assert len(eng) == n
     assert eng.memory_bytes() / n < 100
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_dump_and_load_resume_identically(seed: int) -> None:
+    commands = _random_commands(4000, seed)
+    first, rest = commands[:2500], commands[2500:]
+    straight = MatchingEngine()
+    straight.process(first)
+    expected = straight.process(rest)
+    before = MatchingEngine()
+    before.process(first)
+    state = before.dump()
+    assert len(state["resting"]) + len(state["held"]) == len(before)
+    resumed = MatchingEngine()
+    resumed.load(state)
+    assert resumed.seq == before.seq and resumed.last_id == before.last_id
+    for sym in (0, 1):
+        assert resumed.snapshot(sym) == before.snapshot(sym)
+        assert resumed.last_price(sym) == before.last_price(sym)
+    assert resumed.process(rest).tobytes() == expected.tobytes()
+    with pytest.raises(ValueError, match="fresh engine"):
+        resumed.load(state)
