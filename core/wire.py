@@ -139,6 +139,7 @@ class Ack(_Msg, tag="ack"):
     order_id: int | None = None
     events: list[Event] = msgspec.field(default_factory=list)
     order: OrderView | None = None
+    last_seq: int = 0  # the engine's last event seq when it replied
 
 
 class Reject(_Msg, tag="reject"):

@@ -46,6 +46,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     )
     lob.set_defaults(func=_replay_lobster)
 
+    e = sub.add_parser(
+        "engine",
+        help="run an engine process (order entry, events, journal)",
+        description="Run one engine: ZeroMQ order entry and event stream, journal and "
+        "snapshots, health and metrics over HTTP. Settings come from --config (JSON or "
+        "TOML) and TICKPLANE_ENGINE_<SETTING> environment variables.",
+    )
+    e.add_argument("--config", type=Path, help="engine configuration file (JSON or TOML)")
+    e.add_argument("--log-level", default="INFO", help="logging level (default INFO)")
+    e.set_defaults(func=_engine)
+
     b = sub.add_parser("bench", help="benchmarks (tests/benchmarks)")
     bsub = b.add_subparsers(dest="suite", required=True, metavar="SUITE")
     bb = bsub.add_parser("book", help="order book and matching benchmarks vs peers")
@@ -191,6 +202,30 @@ def _summary(results: list[Any]) -> None:
             f"{r.msgs_per_sec / 1e6:.1f} M",
         )
     Console().print(table)
+
+
+# -- engine ------------------------------------------------------------------------------------
+
+
+def _engine(args: argparse.Namespace) -> int:
+    import logging
+
+    from tickplane.core.config import ConfigError, load_engine_config
+    from tickplane.engine.journal import JournalError
+    from tickplane.engine.service import EngineService
+
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        config = load_engine_config(args.config)
+    except ConfigError as exc:
+        return _fail(str(exc))
+    try:
+        EngineService(config).run()
+    except (JournalError, OSError) as exc:
+        return _fail(str(exc))
+    return 0
 
 
 # -- bench ------------------------------------------------------------------------------------

@@ -1,0 +1,118 @@
+"""Engine configuration: one typed model, read from a file and the environment.
+
+The operator renders it into a ConfigMap (JSON); `tickplane engine --config FILE`
+reads it; every field can be overridden by an environment variable
+`TICKPLANE_ENGINE_<FIELD>` (upper case; JSON for lists and objects), which is how a
+Kubernetes pod injects per-pod values such as the engine's name.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+__all__ = ["ConfigError", "EngineConfig", "SymbolConfig", "load_engine_config"]
+
+ENV_PREFIX = "TICKPLANE_ENGINE_"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run, with what to fix."""
+
+
+class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
+    """A tradable symbol: prices are integers of `tick_size`, quantities of `lot_size`."""
+
+    name: str
+    tick_size: str = "0.01"  # a decimal string, exact
+    lot_size: int = 1
+    reference_price: int | None = None  # ticks; seeds risk price bands before a trade
+
+    @property
+    def tick(self) -> Decimal:
+        return Decimal(self.tick_size)
+
+
+class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Everything an engine process needs. Defaults run a laptop engine on loopback."""
+
+    name: str = "engine-0"
+    symbols: list[SymbolConfig] = msgspec.field(
+        default_factory=lambda: [SymbolConfig("GOOG"), SymbolConfig("AAPL")]
+    )
+    # ZeroMQ endpoints the engine binds: order entry (ROUTER) and events (PUB).
+    order_entry: str = "tcp://127.0.0.1:5555"
+    events: str = "tcp://127.0.0.1:5556"
+    # HTTP: /healthz, /readyz, /metrics, /status. 0 = no HTTP server.
+    http_port: int = 9100
+    http_host: str = "127.0.0.1"
+    journal_dir: str = "journal"
+    # always: fsync before every ack; batch: one fsync per batch of commands (the
+    # batch is acked after it); none: written to the OS only (survives kill -9, not a
+    # power loss). See docs/journal.md.
+    fsync: Literal["always", "batch", "none"] = "batch"
+    max_batch: int = 256  # commands taken from the socket before one journal commit
+    snapshot_every: int = 100_000  # journaled commands between snapshots (0 = never)
+    replay_buffer: int = 1_000_000  # recent events kept in memory for gap fill
+    pin_cpu: bool = True  # pin the hot loop to one of the CPUs this process may use
+    top_levels: int = 10  # levels in market-data top-of-book messages
+    starting_cash: int = 0  # tick-lots given to a new account
+
+    def symbol(self, name: str) -> SymbolConfig | None:
+        for s in self.symbols:
+            if s.name == name:
+                return s
+        return None
+
+    def validate(self) -> EngineConfig:
+        names = [s.name for s in self.symbols]
+        if not names:
+            raise ConfigError("symbols: at least one symbol is needed")
+        if len(set(names)) != len(names):
+            raise ConfigError(f"symbols: names must be unique, got {names}")
+        for s in self.symbols:
+            if not s.name or s.lot_size <= 0 or s.tick <= 0:
+                raise ConfigError(f"symbol {s.name!r}: needs a name, tick_size > 0, lot_size > 0")
+        if self.max_batch <= 0 or self.replay_buffer < 0 or self.snapshot_every < 0:
+            raise ConfigError("max_batch must be > 0; replay_buffer, snapshot_every >= 0")
+        return self
+
+
+def load_engine_config(
+    path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
+) -> EngineConfig:
+    """Defaults, then the file (JSON, or TOML by extension), then the environment."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        try:
+            raw = p.read_bytes()
+        except OSError as exc:
+            raise ConfigError(f"{p}: {exc.strerror}") from None
+        try:
+            data = msgspec.toml.decode(raw) if p.suffix == ".toml" else msgspec.json.decode(raw)
+        except msgspec.DecodeError as exc:
+            raise ConfigError(f"{p}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: expected an object at the top level")
+    environ = os.environ if env is None else env
+    fields = {f.name: f for f in msgspec.structs.fields(EngineConfig)}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX):
+            continue
+        name = key[len(ENV_PREFIX) :].lower()
+        if name not in fields:
+            raise ConfigError(f"{key}: no engine setting {name!r}")
+        try:
+            data[name] = msgspec.json.decode(value)
+        except msgspec.DecodeError:
+            data[name] = value  # a bare string
+    try:
+        cfg = msgspec.convert(data, EngineConfig, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"engine configuration: {exc}") from None
+    return cfg.validate()

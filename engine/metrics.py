@@ -1,0 +1,167 @@
+"""The engine's Prometheus metrics and its small HTTP endpoint.
+
+`/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (recovery has
+finished and the engine takes orders), `/status` (JSON: name, pinned CPUs, last seq).
+The server runs in a daemon thread started before the hot loop pins itself, so it
+never competes for the hot loop's CPU.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from tickplane.core.events import (
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    Trade,
+)
+
+if TYPE_CHECKING:
+    from tickplane.engine.service import EngineService
+
+__all__ = ["EngineMetrics", "serve_http"]
+
+# Engine-side latencies are microseconds: buckets from 1 us to 100 ms.
+_US_BUCKETS = (
+    1e-6,
+    2e-6,
+    5e-6,
+    1e-5,
+    2e-5,
+    5e-5,
+    1e-4,
+    2e-4,
+    5e-4,
+    1e-3,
+    2e-3,
+    5e-3,
+    1e-2,
+    0.1,
+)
+
+
+class EngineMetrics:
+    """Every metric of one engine, in its own registry (several engines per test)."""
+
+    def __init__(self, engine: str) -> None:
+        self.registry = r = CollectorRegistry()
+        labels = {"engine": engine}
+        self.requests = Counter(
+            "tickplane_engine_requests_total",
+            "Requests received, by kind",
+            ["kind"],
+            registry=r,
+        )
+        self.orders = Counter(
+            "tickplane_engine_orders_total", "Orders by outcome", ["outcome"], registry=r
+        )
+        self.rejects = Counter(
+            "tickplane_engine_rejects_total", "Rejected orders by reason", ["reason"], registry=r
+        )
+        self.cancels = Counter(
+            "tickplane_engine_cancels_total", "Canceled orders by reason", ["reason"], registry=r
+        )
+        self.trades = Counter("tickplane_engine_trades_total", "Trades", registry=r)
+        self.traded_qty = Counter(
+            "tickplane_engine_traded_quantity_total", "Lots traded", registry=r
+        )
+        self.bad_frames = Counter(
+            "tickplane_engine_bad_frames_total", "Frames that did not decode", registry=r
+        )
+        self.batch_seconds = Histogram(
+            "tickplane_engine_batch_seconds",
+            "Time to process a batch of requests (decode, risk, match, journal, send)",
+            buckets=_US_BUCKETS,
+            registry=r,
+        )
+        self.fsync_seconds = Histogram(
+            "tickplane_engine_journal_fsync_seconds",
+            "Journal fsync duration",
+            buckets=_US_BUCKETS,
+            registry=r,
+        )
+        self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
+        self.recovery_seconds = Gauge(
+            "tickplane_engine_recovery_seconds", "Time the last recovery took", registry=r
+        )
+        self.cpus = Gauge(
+            "tickplane_engine_cpus",
+            "CPUs the engine may run on (1 per CPU)",
+            ["cpu", "pinned"],
+            registry=r,
+        )
+        self.info = Gauge("tickplane_engine_info", "Engine identity", ["engine"], registry=r)
+        self.info.labels(**labels).set(1)
+
+    def set_cpus(self, cpus: Iterable[int], pinned: int | None) -> None:
+        for cpu in cpus:
+            self.cpus.labels(str(cpu), "true" if cpu == pinned else "false").set(1)
+
+    def count(self, events: list[Event]) -> None:
+        for ev in events:
+            if isinstance(ev, OrderAccepted):
+                self.orders.labels("accepted").inc()
+            elif isinstance(ev, OrderRejected):
+                self.orders.labels("rejected").inc()
+                self.rejects.labels(ev.reason).inc()
+            elif isinstance(ev, Trade):
+                self.trades.inc()
+                self.traded_qty.inc(ev.qty)
+            elif isinstance(ev, OrderCanceled):
+                self.cancels.labels(ev.reason).inc()
+
+
+def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:
+    """Start the HTTP endpoint in a daemon thread; return the server."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            path = self.path.split("?", 1)[0]
+            if path == "/metrics":
+                self._send(200, generate_latest(service.metrics.registry), CONTENT_TYPE_LATEST)
+            elif path == "/healthz":
+                self._send(200, b"ok\n")
+            elif path == "/readyz":
+                ok = service.ready and not service.stopping
+                self._send(200 if ok else 503, b"ready\n" if ok else b"recovering\n")
+            elif path == "/status":
+                self._send(200, json.dumps(_status(service)).encode(), "application/json")
+            else:
+                self._send(404, b"not found\n")
+
+        def _send(self, code: int, body: bytes, ctype: str = "text/plain") -> None:
+            self.send_response(code)
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            pass  # scrapes every few seconds would drown the engine's own log
+
+    server = ThreadingHTTPServer((host, port), Handler)
+    server.daemon_threads = True
+    threading.Thread(target=server.serve_forever, name="engine-http", daemon=True).start()
+    return server
+
+
+def _status(service: EngineService) -> dict[str, Any]:
+    return {
+        "engine": service.config.name,
+        "ready": service.ready,
+        "cpus": service.cpus,
+        "pinned_cpu": service.pinned,
+        "last_seq": service.state.seq,
+        "symbols": service.state.symbols,
+        "accounts": len(service.state.accounts) - 1,
+        "open_orders": len(service.state.core),
+    }

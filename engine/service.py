@@ -1,0 +1,411 @@
+"""The engine process: ZeroMQ order entry, journal-before-ack, sequenced events.
+
+One thread owns all trading state (`EngineState`) and runs the loop:
+
+    poll the ROUTER -> take up to `max_batch` requests -> for each: decode, validate,
+    journal the command, apply it -> commit the journal (fsync per policy) -> send the
+    replies -> publish the events and the touched symbols' top of book
+
+so no reply and no event ever leaves the process before its command is in the journal.
+Recovery on start loads the newest snapshot and re-applies the journal after it; the
+HTTP thread answers /healthz, /readyz (ready only after recovery), /metrics and /status.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+import zmq
+
+from tickplane.core import wire
+from tickplane.core.config import EngineConfig
+from tickplane.core.events import Event
+from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
+from tickplane.engine.matching import KEEP, Op
+from tickplane.engine.metrics import EngineMetrics, serve_http
+from tickplane.engine.state import (
+    INVALID,
+    ORDER_TYPES,
+    SIDE_NAMES,
+    SIDES,
+    TIFS,
+    TYPE_NAMES,
+    Command,
+    EngineState,
+)
+
+__all__ = ["EngineService", "pin_hot_loop"]
+
+log = logging.getLogger("tickplane.engine")
+
+EVENTS_TOPIC = b"e"
+REPLAY_PAGE = 5000
+MAX_FIELD = 1_000_000_000_000
+
+
+def pin_hot_loop(enabled: bool) -> list[int]:
+    """Pin the calling thread to one of the CPUs this process may use (the last one:
+    with the static CPU manager they are all exclusive); return the allowed CPUs."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if enabled and len(cpus) > 0:
+        os.sched_setaffinity(0, {cpus[-1]})
+    return cpus
+
+
+def _enum(value: str, table: dict[str, int]) -> int:
+    return table.get(value, INVALID)
+
+
+def _number(value: int | None) -> int:
+    return value if value is not None and 0 < value <= MAX_FIELD else -1
+
+
+class EngineService:
+    """One engine process (see the module docstring)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.state = EngineState(config)
+        self.metrics = EngineMetrics(config.name)
+        self.ready = False
+        self.stopping = False
+        self.cpus: list[int] = []
+        self.pinned: int | None = None
+        self.journal: JournalWriter | None = None
+        self._since_snapshot = 0
+        self._ctx = zmq.Context()
+        self._router: zmq.Socket[bytes] | None = None
+        self._pub: zmq.Socket[bytes] | None = None
+
+    # -- start and stop --------------------------------------------------------------------
+
+    def recover(self) -> int:
+        """Load the newest snapshot and re-apply the journal after it; return how many
+        commands were re-applied."""
+        t0 = time.perf_counter()
+        rec = recover(self.config.journal_dir)
+        if rec.state is not None:
+            self.state.restore(rec.state)
+        applied = 0
+        for item in rec.runs:
+            if isinstance(item, CommandRun):
+                for row in item.commands.tolist():
+                    self.state.apply(_command(row))
+                    applied += 1
+            elif item.rtype == RecordType.ACCOUNT:
+                self.state.add_account(item.account())
+            else:
+                self._apply_mark(item.mark())
+        self.metrics.recovery_seconds.set(time.perf_counter() - t0)
+        log.info(
+            "recovered %d commands after snapshot %d in %.3fs; last seq %d",
+            applied,
+            rec.snapshot_ordinal,
+            time.perf_counter() - t0,
+            self.state.seq,
+        )
+        return applied
+
+    def _apply_mark(self, mark: Any) -> None:
+        if isinstance(mark, dict) and "client_order_id" in mark:
+            self.state.client_order_ids[int(mark["order_id"])] = str(mark["client_order_id"])
+
+    def open(self) -> None:
+        """Recover, open the journal and bind the sockets (the loop is `run`)."""
+        self.recover()
+        policy = FsyncPolicy.NONE if self.config.fsync == "none" else FsyncPolicy.BATCH
+        self.journal = JournalWriter.open(
+            self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
+        )
+        self._router = self._ctx.socket(zmq.ROUTER)
+        self._router.setsockopt(zmq.LINGER, 0)
+        self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        self._router.bind(self.config.order_entry)
+        self._pub = self._ctx.socket(zmq.PUB)
+        self._pub.setsockopt(zmq.LINGER, 0)
+        self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
+        self._pub.bind(self.config.events)
+        if self.config.http_port:
+            serve_http(self, self.config.http_host, self.config.http_port)
+        self.cpus = pin_hot_loop(self.config.pin_cpu)
+        self.pinned = self.cpus[-1] if self.config.pin_cpu and self.cpus else None
+        self.metrics.set_cpus(self.cpus, self.pinned)
+        log.info(
+            "engine %s: order entry %s, events %s, CPUs %s, hot loop pinned to %s",
+            self.config.name,
+            self.config.order_entry,
+            self.config.events,
+            self.cpus,
+            self.pinned,
+        )
+        self.ready = True
+
+    def close(self) -> None:
+        """Stop intake, flush the journal, snapshot, close sockets."""
+        self.ready = False
+        if self.journal is not None:
+            try:
+                self.journal.snapshot(self.state.snapshot())
+            finally:
+                self.journal.close()
+                self.journal = None
+        for sock in (self._router, self._pub):
+            if sock is not None:
+                sock.close(0)
+        self._ctx.term()
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down cleanly."""
+        signal.signal(signal.SIGTERM, self._stop)
+        signal.signal(signal.SIGINT, self._stop)
+        self.open()
+        try:
+            self.loop()
+        finally:
+            self.close()
+
+    def _stop(self, *_: object) -> None:
+        self.stopping = True
+
+    # -- the loop --------------------------------------------------------------------------
+
+    def loop(self) -> None:
+        router = self._router
+        assert router is not None
+        poller = zmq.Poller()
+        poller.register(router, zmq.POLLIN)
+        max_batch = self.config.max_batch
+        while not self.stopping:
+            if not poller.poll(100):
+                continue
+            batch: list[list[bytes]] = []
+            while len(batch) < max_batch:
+                try:
+                    batch.append(router.recv_multipart(zmq.NOBLOCK))
+                except zmq.Again:
+                    break
+            self.process(batch)
+
+    def process(self, batch: list[list[bytes]]) -> None:
+        """Handle a batch of [identity, frame] messages (journal, reply, publish)."""
+        t0 = time.perf_counter_ns()
+        journal = self.journal
+        assert journal is not None and self._router is not None and self._pub is not None
+        replies: list[tuple[bytes, bytes]] = []
+        published: list[Event] = []
+        touched: set[int] = set()
+        always = self.config.fsync == "always"
+        for frames in batch:
+            if len(frames) != 2:
+                log.warning("dropped a message of %d frames (expected 2)", len(frames))
+                self.metrics.bad_frames.inc()
+                continue
+            identity, frame = frames
+            reply, events = self.handle(frame, touched)
+            if always and events:
+                journal.commit()
+            replies.append((identity, wire.encode(reply)))
+            published.extend(events)
+        journal.commit()  # everything acked below is in the journal (fsynced per policy)
+        for identity, data in replies:
+            self._router.send_multipart((identity, data))
+        pub = self._pub
+        for ev in published:
+            pub.send_multipart((EVENTS_TOPIC, wire.encode(ev)))
+        now = time.time_ns()
+        for sym in touched:
+            top = self.state.top_of_book(sym, now)
+            pub.send_multipart((b"m." + top.symbol.encode(), wire.encode(top)))
+        self.metrics.seq.set(self.state.seq)
+        self.metrics.batch_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
+        if self.config.snapshot_every and self._since_snapshot >= self.config.snapshot_every:
+            journal.snapshot(self.state.snapshot())
+            self._since_snapshot = 0
+
+    # -- requests --------------------------------------------------------------------------
+
+    def handle(self, frame: bytes, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        """Decode and run one request; return its reply and the events to publish."""
+        try:
+            req = wire.decode_request(frame)
+        except wire.WireError as exc:
+            self.metrics.bad_frames.inc()
+            log.warning("rejected an undecodable frame: %s", exc)
+            return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
+        m = self.metrics
+        if isinstance(req, wire.NewOrder):
+            return self._new(req, touched)
+        if isinstance(req, wire.CancelOrder | wire.ReplaceOrder):
+            return self._change(req, touched)
+        if isinstance(req, wire.MassCancel):
+            return self._mass_cancel(req, touched)
+        if isinstance(req, wire.GetOrder):
+            return self._get_order(req), []
+        if isinstance(req, wire.Replay):
+            return self._replay(req), []
+        m.requests.labels("ping").inc()
+        return wire.Ack(req.req, last_seq=self.state.seq), []
+
+    def _run(self, cmd: Command, touched: set[int]) -> list[Event]:
+        """Journal a command, then apply it (the one path that changes state)."""
+        assert self.journal is not None
+        self.journal.append(RecordType.COMMAND, cmd.pack())
+        events = self.state.apply(cmd)
+        self._since_snapshot += 1
+        touched.add(cmd.symbol)
+        self.metrics.count(events)
+        return events
+
+    def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        self.metrics.requests.labels("new").inc()
+        st = self.state
+        sym = st.symbol_index.get(req.symbol)
+        if sym is None:
+            return wire.Reject(
+                req.req,
+                "unknown_symbol",
+                f"{req.symbol!r} is not traded here (symbols: {', '.join(st.symbols)})",
+            ), []
+        if not req.account:
+            return wire.Reject(req.req, "bad_account", "account must be a non-empty name"), []
+        assert self.journal is not None
+        acc = st.account_id(req.account)
+        if acc is None:
+            self.journal.append(RecordType.ACCOUNT, req.account.encode())
+            acc = st.add_account(req.account)
+        order_id = st.core.last_id + 1
+        if req.client_order_id is not None:
+            mark = {"order_id": order_id, "client_order_id": req.client_order_id}
+            self.journal.append_mark(mark)
+            self._apply_mark(mark)
+        cmd = Command(
+            Op.NEW,
+            order_id,
+            acc,
+            sym,
+            time.time_ns(),
+            _enum(req.side, SIDES),
+            _enum(req.order_type, ORDER_TYPES),
+            _number(req.qty),
+            _number(req.price),
+            _number(req.stop_price),
+            _enum(req.tif, TIFS),
+            int(req.post_only) if isinstance(req.post_only, bool) else INVALID,
+        )
+        events = self._run(cmd, touched)
+        return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
+
+    def _owned(self, account: str, order_id: int) -> dict[str, Any] | None:
+        """The live order if it belongs to `account` (others' orders do not exist)."""
+        acc = self.state.account_id(account)
+        o = self.state.core.order(order_id) if acc is not None and order_id > 0 else None
+        return o if o is not None and o["account"] == acc else None
+
+    def _change(
+        self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
+    ) -> tuple[wire.Reply, list[Event]]:
+        cancel = isinstance(req, wire.CancelOrder)
+        self.metrics.requests.labels("cancel" if cancel else "replace").inc()
+        o = self._owned(req.account, req.order_id)
+        if o is None:
+            return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
+        if isinstance(req, wire.ReplaceOrder):
+            cmd = Command(
+                Op.REPLACE,
+                req.order_id,
+                int(o["account"]),
+                int(o["symbol"]),
+                time.time_ns(),
+                qty=KEEP if req.qty is None else _number(req.qty),
+                price=KEEP if req.price is None else _number(req.price),
+            )
+        else:
+            cmd = Command(
+                Op.CANCEL, req.order_id, int(o["account"]), int(o["symbol"]), time.time_ns()
+            )
+        events = self._run(cmd, touched)
+        return wire.Ack(req.req, req.order_id, events, last_seq=self.state.seq), events
+
+    def _mass_cancel(
+        self, req: wire.MassCancel, touched: set[int]
+    ) -> tuple[wire.Reply, list[Event]]:
+        self.metrics.requests.labels("mass_cancel").inc()
+        st = self.state
+        acc = st.account_id(req.account) if req.account is not None else None
+        sym = st.symbol_index.get(req.symbol) if req.symbol is not None else None
+        if (req.account is not None and acc is None) or (req.symbol is not None and sym is None):
+            return wire.Ack(req.req, last_seq=st.seq), []
+        state = st.core.dump()
+        ids: list[int] = []
+        for part in (state["resting"], state["held"]):
+            for oid, o_sym, o_acc in zip(
+                part["id"].tolist(),
+                part["symbol"].tolist(),
+                part["account"].tolist(),
+                strict=True,
+            ):
+                if (acc is None or o_acc == acc) and (sym is None or o_sym == sym):
+                    ids.append(oid)
+        events: list[Event] = []
+        for oid in sorted(ids):
+            o = st.core.order(oid)
+            assert o is not None
+            cmd = Command(Op.CANCEL, oid, int(o["account"]), int(o["symbol"]), time.time_ns())
+            events.extend(self._run(cmd, touched))
+        return wire.Ack(req.req, None, events, last_seq=st.seq), events
+
+    def _get_order(self, req: wire.GetOrder) -> wire.Reply:
+        self.metrics.requests.labels("get_order").inc()
+        o = self._owned(req.account, req.order_id)
+        if o is None:
+            return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}")
+        otype = TYPE_NAMES[int(o["type"])]
+        held = o["status"] == "held"
+        view = wire.OrderView(
+            req.order_id,
+            req.account,
+            self.state.symbols[int(o["symbol"])],
+            SIDE_NAMES[int(o["side"])],
+            otype,
+            str(o["status"]),
+            int(o["price"]) if not held or otype == "stop_limit" else None,
+            int(o["stop_price"]) if held else None,
+            int(o["qty"]),
+        )
+        return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
+
+    def _replay(self, req: wire.Replay) -> wire.Reply:
+        self.metrics.requests.labels("replay").inc()
+        if req.from_seq < 1 or req.to_seq < req.from_seq:
+            return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
+        events = self.state.replay(req.from_seq, req.to_seq, REPLAY_PAGE)
+        if events is None:
+            return wire.Reject(
+                req.req,
+                "replay_unavailable",
+                f"events before {self.state.recent.first} are no longer kept in memory",
+            )
+        return wire.Ack(req.req, events=events, last_seq=self.state.seq)
+
+
+def _command(row: Iterable[int]) -> Command:
+    """A Command from a COMMAND_DTYPE row (as `tolist()` gives it)."""
+    i, q, p, sp, ts, acc, sym, op, side, ot, tif, po, _r, _pad = row
+    return Command(op, i, acc, sym, ts, side, ot, q, p, sp, tif, po)
+
+
+def _req_of(frame: bytes) -> int:
+    """The request id of a frame that failed to decode, if it can be read at all."""
+    try:
+        raw = msgspec.msgpack.decode(frame[1:])
+    except (msgspec.DecodeError, IndexError):
+        return 0
+    if isinstance(raw, list) and len(raw) > 1 and isinstance(raw[1], int):
+        return raw[1]
+    return 0
