@@ -176,6 +176,9 @@ class EngineClient:
     async def get_order(self, account: str, order_id: int) -> wire.Reply:
         return await self.request(wire.GetOrder(self.next_req(), account, order_id))
 
+    async def get_book(self, symbol: str, depth: int = 10) -> wire.Reply:
+        return await self.request(wire.GetBook(self.next_req(), symbol, depth))
+
     async def ping(self) -> wire.Reply:
         return await self.request(wire.Ping(self.next_req()))
 

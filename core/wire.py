@@ -22,12 +22,13 @@ from typing import Final
 
 import msgspec
 
-from tickplane.core.events import Event, MarketData, Message
+from tickplane.core.events import Event, MarketData, Message, TopOfBook
 
 __all__ = [
     "WIRE_VERSION",
     "Ack",
     "CancelOrder",
+    "GetBook",
     "GetOrder",
     "MassCancel",
     "NewOrder",
@@ -102,6 +103,14 @@ class GetOrder(_Msg, tag="get_order"):
     order_id: int
 
 
+class GetBook(_Msg, tag="get_book"):
+    """A symbol's aggregated levels (L2), best first; the reply's `book` holds them."""
+
+    req: int
+    symbol: str
+    depth: int = 10
+
+
 class Replay(_Msg, tag="replay"):
     """Re-send the trading events with from_seq <= seq <= to_seq."""
 
@@ -114,7 +123,7 @@ class Ping(_Msg, tag="ping"):
     req: int
 
 
-Request = NewOrder | CancelOrder | ReplaceOrder | MassCancel | GetOrder | Replay | Ping
+Request = NewOrder | CancelOrder | ReplaceOrder | MassCancel | GetOrder | GetBook | Replay | Ping
 
 
 # --- replies (engine -> client) ---------------------------------------------------------------
@@ -140,6 +149,7 @@ class Ack(_Msg, tag="ack"):
     events: list[Event] = msgspec.field(default_factory=list)
     order: OrderView | None = None
     last_seq: int = 0  # the engine's last event seq when it replied
+    book: TopOfBook | None = None
 
 
 class Reject(_Msg, tag="reject"):

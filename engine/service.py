@@ -249,6 +249,8 @@ class EngineService:
             return self._get_order(req), []
         if isinstance(req, wire.Replay):
             return self._replay(req), []
+        if isinstance(req, wire.GetBook):
+            return self._get_book(req), []
         m.requests.labels("ping").inc()
         return wire.Ack(req.req, last_seq=self.state.seq), []
 
@@ -379,6 +381,15 @@ class EngineService:
             int(o["qty"]),
         )
         return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
+
+    def _get_book(self, req: wire.GetBook) -> wire.Reply:
+        self.metrics.requests.labels("get_book").inc()
+        sym = self.state.symbol_index.get(req.symbol)
+        if sym is None:
+            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+        depth = max(1, min(req.depth, 10_000))
+        book = self.state.book(sym, depth, time.time_ns())
+        return wire.Ack(req.req, book=book, last_seq=self.state.seq)
 
     def _replay(self, req: wire.Replay) -> wire.Reply:
         self.metrics.requests.labels("replay").inc()

@@ -232,9 +232,16 @@ class EngineState:
             pos.cost = pos.qty * price
 
     def top_of_book(self, symbol: int, ts: int) -> TopOfBook:
+        """The market-data message for `symbol` (numbered in its own md_seq)."""
         name = self.symbols[symbol]
-        n = self.md_seq[name] = self.md_seq.get(name, 0) + 1
-        depth = self.core.depth(symbol, self.config.top_levels)
+        self.md_seq[name] = self.md_seq.get(name, 0) + 1
+        return self.book(symbol, self.config.top_levels, ts)
+
+    def book(self, symbol: int, levels: int, ts: int) -> TopOfBook:
+        """`levels` aggregated levels a side, best first (md_seq: the symbol's last)."""
+        name = self.symbols[symbol]
+        n = self.md_seq.get(name, 0)
+        depth = self.core.depth(symbol, levels)
         return TopOfBook(
             n,
             ts,

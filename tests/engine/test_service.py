@@ -1,0 +1,217 @@
+"""The engine process end to end: real process, real sockets, through EngineClient."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import zmq
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+from tickplane.core.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    PositionChanged,
+    StopTriggered,
+    Trade,
+)
+
+from .conftest import EngineProcess
+
+T = TypeVar("T")
+
+
+def run(eng: EngineProcess, body: Callable[[EngineClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with EngineClient(eng.order_entry, eng.events, timeout=10) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def ack(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+def kinds(reply: wire.Reply) -> list[str]:
+    return [type(e).__name__ for e in ack(reply).events]
+
+
+def test_every_order_type_and_the_replies(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        sell = ack(await c.submit("alice", "GOOG", "sell", "limit", 10, price=100))
+        assert kinds(sell) == ["OrderAccepted"]
+        assert sell.order_id == 1
+        stop = ack(await c.submit("carol", "GOOG", "buy", "stop", 2, stop_price=100))
+        assert kinds(stop) == ["OrderAccepted"]
+        buy = await c.submit("bob", "GOOG", "buy", "market", 4, client_order_id="b-1")
+        assert kinds(buy) == [
+            "OrderAccepted", "Trade", "PositionChanged", "PositionChanged",
+            "StopTriggered", "Trade", "PositionChanged", "PositionChanged",
+        ]  # fmt: skip
+        acc = ack(buy).events[0]
+        assert isinstance(acc, OrderAccepted) and acc.client_order_id == "b-1"
+        trade = ack(buy).events[1]
+        assert isinstance(trade, Trade) and (trade.price, trade.qty, trade.maker) == (100, 4, 1)
+        pos = ack(buy).events[2]
+        assert isinstance(pos, PositionChanged)
+        assert (pos.account, pos.position, pos.cost_basis, pos.cash) == ("bob", 4, 400, -400)
+        assert isinstance(ack(buy).events[4], StopTriggered)
+        # stop_limit held, ioc and fok outcomes, post-only
+        sl = ack(await c.submit("carol", "GOOG", "sell", "stop_limit", 1, price=90, stop_price=95))
+        assert kinds(sl) == ["OrderAccepted"]
+        ioc = ack(await c.submit("dan", "GOOG", "buy", "limit", 9, price=100, tif="ioc"))
+        assert kinds(ioc) == ["OrderAccepted", "Trade", "PositionChanged", "PositionChanged",
+                              "OrderCanceled"]  # fmt: skip
+        canceled = ioc.events[-1]
+        assert isinstance(canceled, OrderCanceled) and canceled.reason == "ioc"
+        fok = ack(await c.submit("dan", "GOOG", "buy", "limit", 9, price=100, tif="fok"))
+        assert isinstance(fok.events[-1], OrderCanceled) and fok.events[-1].reason == "fok"
+        post = ack(await c.submit("erin", "GOOG", "buy", "limit", 1, price=99, post_only=True))
+        assert kinds(post) == ["OrderAccepted"]
+        # replace and cancel, own orders only
+        rep = ack(await c.replace("erin", post.order_id or 0, qty=3, price=98))
+        assert isinstance(rep.events[0], OrderReplaced) and rep.events[0].price == 98
+        assert isinstance(await c.cancel("mallory", post.order_id or 0), wire.Reject)
+        cxl = ack(await c.cancel("erin", post.order_id or 0))
+        assert isinstance(cxl.events[0], OrderCanceled) and cxl.events[0].remaining == 3
+        again = await c.cancel("erin", post.order_id or 0)
+        assert isinstance(again, wire.Reject) and again.reason == "unknown_order"
+        seqs = [e.seq for e in (sell.events + stop.events + ack(buy).events)]
+        assert seqs == list(range(1, len(seqs) + 1))
+
+    run(engine, body)
+
+
+def test_bad_input_gets_the_contracts_reasons(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        cases = [
+            (dict(side="up"), "bad_side"),
+            (dict(order_type="iceberg"), "bad_type"),
+            (dict(qty=0), "bad_qty"),
+            (dict(qty=10**13), "bad_qty"),
+            (dict(price=None), "bad_price"),
+            (dict(tif="forever"), "bad_tif"),
+            (dict(order_type="market", post_only=True), "bad_post_only"),
+        ]
+        for change, reason in cases:
+            args: dict[str, Any] = dict(side="buy", order_type="limit", qty=1, price=10)
+            args.update(change)
+            reply = ack(
+                await c.submit(
+                    "zed", "GOOG", args.pop("side"), args.pop("order_type"), args.pop("qty"), **args
+                )  # fmt: skip
+            )
+            assert len(reply.events) == 1
+            ev = reply.events[0]
+            assert isinstance(ev, OrderRejected) and ev.reason == reason, change
+        unknown = await c.submit("zed", "NOPE", "buy", "limit", 1, price=1)
+        assert isinstance(unknown, wire.Reject) and unknown.reason == "unknown_symbol"
+        book = ack(await c.get_book("GOOG"))
+        assert book.book is not None and book.book.bids == [] and book.book.asks == []
+
+    run(engine, body)
+
+
+def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EngineProcess) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(engine.order_entry)
+    try:
+        for frame in [b"", b"\x01", b"\x02\x91\x01", b"\x01\xc1", b"\x01\x93\xa3new\x07\x01",
+                      bytes(range(256))]:  # fmt: skip
+            sock.send(frame)
+            reply = wire.decode_reply(sock.recv())
+            assert isinstance(reply, wire.Reject) and reply.reason == "bad_frame"
+        sock.send(wire.encode(wire.Ping(99)))
+        assert isinstance(wire.decode_reply(sock.recv()), wire.Ack)
+    finally:
+        sock.close(0)
+        ctx.term()
+    with urllib.request.urlopen(engine.http + "/metrics") as r:
+        assert "tickplane_engine_bad_frames_total 6.0" in r.read().decode()
+
+
+def test_get_order_mass_cancel_and_isolation(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        ids = []
+        for i in range(3):
+            ids.append(ack(await c.submit("ann", "AAPL", "buy", "limit", 1, price=10 + i)).order_id)
+        other = ack(await c.submit("ben", "AAPL", "buy", "limit", 1, price=5)).order_id
+        view = ack(await c.get_order("ann", ids[0] or 0)).order
+        assert view is not None and (view.status, view.price, view.qty) == ("resting", 10, 1)
+        assert isinstance(await c.get_order("ben", ids[0] or 0), wire.Reject)
+        mass = ack(await c.mass_cancel("ann"))
+        assert sorted(e.id for e in mass.events if isinstance(e, OrderCanceled)) == ids
+        assert ack(await c.get_order("ben", other or 0)).order is not None
+        book = ack(await c.get_book("AAPL")).book
+        assert book is not None and [(lv.price, lv.qty) for lv in book.bids] == [(5, 1)]
+
+    run(engine, body)
+
+
+def test_the_event_stream_is_gap_free_and_replays_what_was_missed(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        # Events published before the subscriber existed come through replay.
+        sent = [ack(await c.submit("sam", "GOOG", "sell", "limit", 1, price=200 + i))
+                for i in range(20)]  # fmt: skip
+        got: list[Any] = []
+
+        async def consume() -> None:
+            async for ev in c.events(from_seq=1):
+                got.append(ev)
+                if ev.seq == 40:
+                    return
+
+        task = asyncio.create_task(consume())
+        for i in range(20):
+            await c.submit("sam", "GOOG", "sell", "limit", 1, price=300 + i)
+        await asyncio.wait_for(task, 10)
+        assert [e.seq for e in got] == list(range(1, 41))
+        assert [e.id for e in got[:20]] == [r.order_id for r in sent]
+        bad = await c.request(wire.Replay(c.next_req(), 5, 2))
+        assert isinstance(bad, wire.Reject) and bad.reason == "bad_range"
+        assert await c.replay(5, 2) == []
+
+    run(engine, body)
+
+
+def test_health_status_and_metrics(engine: EngineProcess) -> None:
+    run(engine, lambda c: c.submit("m", "GOOG", "buy", "limit", 1, price=1))
+    with urllib.request.urlopen(engine.http + "/healthz") as r:
+        assert r.status == 200
+    with urllib.request.urlopen(engine.http + "/status") as r:
+        status = json.loads(r.read())
+    assert status["ready"] is True and status["last_seq"] == 1 and status["cpus"]
+    with urllib.request.urlopen(engine.http + "/metrics") as r:
+        text = r.read().decode()
+    assert 'tickplane_engine_orders_total{outcome="accepted"} 1.0' in text
+    assert "tickplane_engine_journal_fsync_seconds_count" in text
+
+
+def test_sigterm_snapshots_and_a_restart_resumes(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory()
+    eng.start()
+    first = run(eng, lambda c: c.submit("r", "GOOG", "buy", "limit", 5, price=50))
+    assert eng.stop() == 0
+    assert list((eng.workdir / "journal").glob("snapshot-*.tps"))
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        view = ack(await c.get_order("r", ack(first).order_id or 0)).order
+        assert view is not None and view.qty == 5
+        nxt = ack(await c.submit("r", "GOOG", "buy", "limit", 1, price=49))
+        assert nxt.order_id == 2 and nxt.events[0].seq == 2
+
+    run(eng, body)
+    assert eng.stop() == 0
