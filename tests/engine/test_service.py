@@ -107,7 +107,7 @@ def test_bad_input_gets_the_contracts_reasons(engine: EngineProcess) -> None:
             reply = ack(
                 await c.submit(
                     "zed", "GOOG", args.pop("side"), args.pop("order_type"), args.pop("qty"), **args
-                )  # fmt: skip
+                )
             )
             assert len(reply.events) == 1
             ev = reply.events[0]
