@@ -189,7 +189,7 @@ def decode_request(frame: bytes) -> Request:
     try:
         request: Request = _requests.decode(_body(frame))
         return request
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
         raise WireError(str(exc)) from None
 
 
@@ -197,7 +197,7 @@ def decode_reply(frame: bytes) -> Reply:
     try:
         reply: Reply = _replies.decode(_body(frame))
         return reply
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
         raise WireError(str(exc)) from None
 
 
@@ -205,5 +205,5 @@ def decode_event(frame: bytes) -> Event | MarketData:
     try:
         event: Event | MarketData = _events.decode(_body(frame))
         return event
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
         raise WireError(str(exc)) from None

@@ -415,7 +415,7 @@ def _req_of(frame: bytes) -> int:
     """The request id of a frame that failed to decode, if it can be read at all."""
     try:
         raw = msgspec.msgpack.decode(frame[1:])
-    except (msgspec.DecodeError, IndexError):
+    except (msgspec.DecodeError, ValueError, IndexError):
         return 0
     if isinstance(raw, list) and len(raw) > 1 and isinstance(raw[1], int):
         return raw[1]

@@ -1,0 +1,130 @@
+"""The wire protocol: every message round-trips; no byte string crashes a decoder."""
+
+from __future__ import annotations
+
+import msgspec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickplane.core import wire
+from tickplane.core.events import (
+    BookLevel,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    PositionChanged,
+    StopTriggered,
+    TopOfBook,
+    Trade,
+    from_dict,
+)
+
+ints = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+names = st.text(max_size=12)
+maybe = st.none() | ints
+
+requests = st.one_of(
+    st.builds(
+        wire.NewOrder,
+        ints,
+        names,
+        names,
+        names,
+        names,
+        ints,
+        maybe,
+        maybe,
+        names,
+        st.booleans(),
+        st.none() | names,
+    ),  # fmt: skip
+    st.builds(wire.CancelOrder, ints, names, ints),
+    st.builds(wire.ReplaceOrder, ints, names, ints, maybe, maybe),
+    st.builds(wire.MassCancel, ints, st.none() | names, st.none() | names),
+    st.builds(wire.GetOrder, ints, names, ints),
+    st.builds(wire.GetBook, ints, names, ints),
+    st.builds(wire.Replay, ints, ints, ints),
+    st.builds(wire.Ping, ints),
+)
+events = st.one_of(
+    st.builds(
+        OrderAccepted,
+        ints,
+        ints,
+        ints,
+        names,
+        names,
+        names,
+        names,
+        ints,
+        maybe,
+        maybe,
+        names,
+        st.booleans(),
+        st.none() | names,
+    ),  # fmt: skip
+    st.builds(OrderRejected, ints, ints, ints, names, names),
+    st.builds(Trade, ints, ints, names, ints, ints, ints, ints, names, names, names),
+    st.builds(OrderCanceled, ints, ints, ints, names, names, ints, names),
+    st.builds(OrderReplaced, ints, ints, ints, names, names, ints, ints),
+    st.builds(StopTriggered, ints, ints, ints, names, names, ints),
+    st.builds(PositionChanged, ints, ints, names, names, ints, ints, ints, ints),
+)
+levels = st.lists(st.builds(BookLevel, ints, ints, ints), max_size=3)
+tops = st.builds(TopOfBook, ints, ints, names, levels, levels, maybe)
+
+
+@given(requests)
+def test_requests_round_trip(msg: wire.Request) -> None:
+    assert wire.decode_request(wire.encode(msg)) == msg
+
+
+@given(events | tops)
+def test_events_round_trip_on_the_wire_and_as_dicts(ev: object) -> None:
+    assert isinstance(ev, msgspec.Struct)
+    assert wire.decode_event(wire.encode(ev)) == ev
+    d = ev.to_dict()  # type: ignore[attr-defined]
+    assert d["type"] == ev.__struct_config__.tag
+    assert from_dict(d) == ev
+
+
+@given(st.lists(events, max_size=4), ints, maybe)
+def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -> None:
+    ack = wire.Ack(req, order_id, evs)  # type: ignore[arg-type]
+    assert wire.decode_reply(wire.encode(ack)) == ack
+    rej = wire.Reject(req, "bad_frame", "why")
+    assert wire.decode_reply(wire.encode(rej)) == rej
+
+
+@settings(max_examples=500)
+@given(st.binary(max_size=64))
+def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:
+    for decode in (wire.decode_request, wire.decode_reply, wire.decode_event):
+        try:
+            decode(frame)
+        except wire.WireError:
+            pass
+
+
+@given(requests, st.integers(min_value=0, max_value=40), st.binary(min_size=1, max_size=3))
+def test_corrupted_frames_decode_or_raise_wire_error(
+    msg: wire.Request, at: int, junk: bytes
+) -> None:
+    frame = bytearray(wire.encode(msg))
+    pos = min(at, len(frame) - 1)
+    frame[pos : pos + len(junk)] = junk
+    try:
+        wire.decode_request(bytes(frame))
+    except wire.WireError:
+        pass
+
+
+def test_other_versions_are_refused_with_a_reason() -> None:
+    frame = bytes([wire.WIRE_VERSION + 1]) + wire.encode(wire.Ping(1))[1:]
+    try:
+        wire.decode_request(frame)
+    except wire.WireError as exc:
+        assert "version" in str(exc)
+    else:
+        raise AssertionError("a frame of another version decoded")
