@@ -324,6 +324,45 @@ class RiskEngine:
         without a price are valued at the symbol's reference price for the notional
         check; without a reference they fail it when `max_order_notional` is set.
         """
+        buy = True if side in _BUY else False if side in _SELL else None
+        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts)
+
+    def check_replace(
+        self, order_id: int, qty: int | None, price: int | None, ts: int
+    ) -> Reject | None:
+        """Check a replace of an open order to open quantity `qty` at `price` (None:
+        unchanged). None if it may go to the core.
+
+        A pure reduction (same price, quantity not above the open quantity) passes
+        always and spends no rate token, like a cancel. Otherwise the checks of a new
+        order apply to the new quantity and price, in the same order, except
+        `max_open_orders` (a replace adds no order); the position check counts the new
+        quantity instead of the order's current open quantity. An order risk does not
+        know passes (the core rejects it `unknown_order`).
+        """
+        o = self._orders.get(order_id)
+        if o is None:
+            return None
+        new_qty = o.qty if qty is None else qty
+        new_price = o.price if price is None else price
+        if new_qty <= o.qty and new_price == o.price:
+            return None
+        return self._check(o.account, o.symbol, o.buy, True, new_qty, new_price, o.qty, ts)
+
+    def _check(
+        self,
+        account: str,
+        symbol: str,
+        buy: bool | None,
+        is_limit: bool,
+        qty: int,
+        price: int | None,
+        replaced: int,
+        ts: int,
+    ) -> Reject | None:
+        """The checks in CHECK_ORDER. `buy` is None for a side the core will reject;
+        `replaced` is the open quantity of the order a replace changes (0 for a new order,
+        which is also the only one `max_open_orders` counts)."""
         if self._kill_all or account in self._killed:
             return self._killed_reject(account)
         if self._halts:
@@ -346,90 +385,32 @@ class RiskEngine:
             r = self._notional_reject(lim.max_order_notional, account, symbol, is_pair, qty, price)
             if r is not None:
                 return r
-        if lim.max_position is not None:
-            buy = side in _BUY
-            if buy or side in _SELL:
-                r = self._position_reject(lim.max_position, account, symbol, is_pair, buy, qty, 0)
-                if r is not None:
-                    return r
+        if lim.max_position is not None and buy is not None:
+            r = self._position_reject(
+                lim.max_position, account, symbol, is_pair, buy, qty, replaced
+            )
+            if r is not None:
+                return r
         band = lim.price_band_bps
-        if band is not None and price and type in _LIMIT:
+        if band is not None and price and is_limit:
             r = self._band_reject(band, symbol, price)
             if r is not None:
                 return r
-        max_open = acct.max_open_orders
-        if max_open is not None and self._acct_count.get(account, 0) >= max_open:
-            return Reject(
-                MAX_OPEN_ORDERS,
-                f"account {account!r} already has {max_open} open orders, its limit",
-            )
-        if pair is not None and pair.max_open_orders is not None:
-            p = self._pairs.get((account, symbol))
-            if (p[2] if p else 0) >= pair.max_open_orders:
+        if not replaced:
+            max_open = acct.max_open_orders
+            if max_open is not None and self._acct_count.get(account, 0) >= max_open:
                 return Reject(
                     MAX_OPEN_ORDERS,
-                    f"account {account!r} already has {pair.max_open_orders} open orders "
-                    f"on {symbol}, its limit there",
+                    f"account {account!r} already has {max_open} open orders, its limit",
                 )
-        if acct.max_orders_per_second is not None or (
-            pair is not None and pair.max_orders_per_second is not None
-        ):
-            return self._take_token(acct, pair, account, symbol, ts)
-        return None
-
-    def check_replace(
-        self, order_id: int, qty: int | None, price: int | None, ts: int
-    ) -> Reject | None:
-        """Check a replace of an open order to open quantity `qty` at `price` (None:
-        unchanged). None if it may go to the core.
-
-        A pure reduction (same price, quantity not above the open quantity) passes
-        always and spends no rate token, like a cancel. Otherwise the checks of a new
-        order apply to the new quantity and price, in the same order, except
-        `max_open_orders` (a replace adds no order); the position check counts the new
-        quantity instead of the order's current open quantity. An order risk does not
-        know passes (the core rejects it `unknown_order`).
-        """
-        o = self._orders.get(order_id)
-        if o is None:
-            return None
-        new_qty = o.qty if qty is None else qty
-        new_price = o.price if price is None else price
-        if new_qty <= o.qty and new_price == o.price:
-            return None
-        account, symbol = o.account, o.symbol
-        if self._kill_all or account in self._killed:
-            return self._killed_reject(account)
-        if self._halts:
-            r = self._halted_reject(symbol, ts)
-            if r is not None:
-                return r
-        acct = self._per_account.get(account, self._default)
-        pair = self._per_symbol.get((account, symbol)) if self._per_symbol else None
-        lim = acct if pair is None else pair
-        is_pair = pair is not None
-        if lim.max_order_qty is not None and new_qty > lim.max_order_qty:
-            return Reject(
-                MAX_ORDER_QTY,
-                f"quantity {new_qty} is above the limit of {lim.max_order_qty} lots "
-                f"for {_on(account, symbol, is_pair)}",
-            )
-        if lim.max_order_notional is not None:
-            r = self._notional_reject(
-                lim.max_order_notional, account, symbol, is_pair, new_qty, new_price
-            )
-            if r is not None:
-                return r
-        if lim.max_position is not None:
-            r = self._position_reject(
-                lim.max_position, account, symbol, is_pair, o.buy, new_qty, o.qty
-            )
-            if r is not None:
-                return r
-        if lim.price_band_bps is not None and new_price:
-            r = self._band_reject(lim.price_band_bps, symbol, new_price)
-            if r is not None:
-                return r
+            if pair is not None and pair.max_open_orders is not None:
+                p = self._pairs.get((account, symbol))
+                if (p[2] if p else 0) >= pair.max_open_orders:
+                    return Reject(
+                        MAX_OPEN_ORDERS,
+                        f"account {account!r} already has {pair.max_open_orders} open "
+                        f"orders on {symbol}, its limit there",
+                    )
         if acct.max_orders_per_second is not None or (
             pair is not None and pair.max_orders_per_second is not None
         ):
