@@ -260,6 +260,20 @@ def _type_problem(t: int, n: int) -> str | None:
     return None
 
 
+def _check_payload(rtype: int, payload: bytes) -> None:
+    """Raise ValueError (UnicodeDecodeError for an ACCOUNT name) for a payload that a
+    record of type `rtype` cannot carry."""
+    if rtype not in _TYPE_SEED:
+        raise ValueError(f"bad type {rtype!r}")
+    problem = _type_problem(rtype, len(payload))
+    if problem is not None:
+        raise ValueError(problem)
+    if len(payload) > MAX_PAYLOAD:
+        raise ValueError(f"payload of {len(payload)} bytes exceeds {MAX_PAYLOAD}")
+    if rtype == RecordType.ACCOUNT:
+        payload.decode("utf-8")
+
+
 def _next_good_record(buf: bytes, start: int) -> int | None:
     """The offset of the first good record at or after `start`, trying every offset.
 
@@ -650,6 +664,7 @@ class JournalWriter:
     ) -> None:
         self.directory = Path(directory)
         self.policy = FsyncPolicy(fsync)
+        self._always = self.policy is FsyncPolicy.ALWAYS
         if group_commit_us < 0:
             raise ValueError("group_commit_us must be >= 0")
         self.group_commit_ns = group_commit_us * 1000
@@ -833,34 +848,35 @@ class JournalWriter:
         With `always` it is on disk when this returns; with `batch` and `none` it waits
         for `commit` (or the time and size bounds). ``payload``: any bytes-like object.
         """
-        self._check()
-        payload = bytes(payload)  # no copy for bytes; buffered records must not change
+        if self._failed is not None or self._fd < 0:
+            self._check()
+        if type(payload) is not bytes:
+            payload = bytes(payload)  # buffered records must not change under us
         n = len(payload)
-        problem = _type_problem(rtype, n) if rtype in _TYPE_SEED else f"bad type {rtype!r}"
-        if problem is not None:
-            raise ValueError(problem)
-        if n > MAX_PAYLOAD:
-            raise ValueError(f"payload of {n} bytes exceeds {MAX_PAYLOAD}")
-        if rtype == RecordType.ACCOUNT:
-            payload.decode("utf-8")  # raises UnicodeDecodeError before anything is written
-        header = _REC.pack(n, zlib.crc32(payload, _TYPE_SEED[rtype]), rtype)
+        seed = _TYPE_SEED.get(rtype)
+        if seed is None or rtype != 1 or not n or n % COMMAND_SIZE or n > MAX_PAYLOAD:
+            _check_payload(rtype, payload)  # anything but a well-formed COMMAND
+            seed = _TYPE_SEED[rtype]
+        header = _REC.pack(n, zlib.crc32(payload, seed), rtype)
         ordinal = self._next
         self._next = ordinal + 1
-        if self.policy is FsyncPolicy.ALWAYS:
+        if self._always:
             self._write(header + payload)
             self._sync()
             self._committed = ordinal
             if self._segment_size >= self.max_segment_bytes:
                 self.rotate()
             return ordinal
-        if not self._pending:
-            self._pending_since = time.monotonic_ns()
-        self._pending.append(header)
-        self._pending.append(payload)
+        pending = self._pending
+        now = time.monotonic_ns()
+        if not pending:
+            self._pending_since = now
+        pending.append(header)
+        pending.append(payload)
         self._pending_bytes += RECORD_HEADER_SIZE + n
         if (
             self._pending_bytes >= self.max_pending_bytes
-            or time.monotonic_ns() - self._pending_since >= self.group_commit_ns
+            or now - self._pending_since >= self.group_commit_ns
         ):
             self.commit()
         return ordinal
