@@ -15,13 +15,66 @@ from typing import Any, Literal
 
 import msgspec
 
-__all__ = ["ConfigError", "EngineConfig", "SymbolConfig", "load_engine_config"]
+__all__ = [
+    "CircuitBreakerConfig",
+    "ConfigError",
+    "EngineConfig",
+    "RiskConfig",
+    "RiskLimits",
+    "SymbolConfig",
+    "load_engine_config",
+]
 
 ENV_PREFIX = "TICKPLANE_ENGINE_"
 
 
 class ConfigError(ValueError):
     """A configuration that cannot run, with what to fix."""
+
+
+def _check_limit(name: str, value: int | None, minimum: int = 0) -> None:
+    if value is not None and (type(value) is not int or value < minimum):
+        raise ValueError(f"{name} must be an integer >= {minimum} or None, not {value!r}")
+
+
+class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Limits of an account, or of one (account, symbol) pair. None is unlimited; 0 allows
+    nothing (for `max_position`: only orders that cannot take the position further out)."""
+
+    max_order_qty: int | None = None  # lots per order
+    max_order_notional: int | None = None  # tick-lots per order (qty * price)
+    max_position: int | None = None  # |lots| in the worst case (see docs/risk.md)
+    price_band_bps: int | None = None  # a limit price's distance from the reference
+    max_orders_per_second: int | None = None  # token bucket refill rate
+    order_burst: int | None = None  # token bucket size (None: max_orders_per_second)
+    max_open_orders: int | None = None  # resting orders and held stops
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            _check_limit(name, getattr(self, name))
+
+
+class CircuitBreakerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """Halt a symbol for `halt_ns` when a trade's price is more than `move_bps` away from
+    the lowest or highest trade price of the last `window_ns` nanoseconds."""
+
+    move_bps: int
+    window_ns: int
+    halt_ns: int
+
+    def __post_init__(self) -> None:
+        for name in self.__struct_fields__:
+            _check_limit(name, getattr(self, name), 1)
+
+
+class RiskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Pre-trade risk (docs/risk.md): limits for every account unless overridden."""
+
+    default: RiskLimits = msgspec.field(default_factory=RiskLimits)
+    accounts: dict[str, RiskLimits] = msgspec.field(default_factory=dict)
+    # "ACCOUNT/SYMBOL" -> limits of that pair
+    pairs: dict[str, RiskLimits] = msgspec.field(default_factory=dict)
+    circuit_breaker: CircuitBreakerConfig | None = None
 
 
 class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,6 +114,7 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pin_cpu: bool = True  # pin the hot loop to one of the CPUs this process may use
     top_levels: int = 10  # levels in market-data top-of-book messages
     starting_cash: int = 0  # tick-lots given to a new account
+    risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
 
     def symbol(self, name: str) -> SymbolConfig | None:
         for s in self.symbols:
@@ -77,6 +131,9 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for s in self.symbols:
             if not s.name or s.lot_size <= 0 or s.tick <= 0:
                 raise ConfigError(f"symbol {s.name!r}: needs a name, tick_size > 0, lot_size > 0")
+        for pair in self.risk.pairs:
+            if pair.count("/") != 1:
+                raise ConfigError(f"risk.pairs: {pair!r} is not ACCOUNT/SYMBOL")
         if self.max_batch <= 0 or self.replay_buffer < 0 or self.snapshot_every < 0:
             raise ConfigError("max_batch must be > 0; replay_buffer, snapshot_every >= 0")
         return self

@@ -25,6 +25,8 @@ __all__ = [
     "OrderReplaced",
     "PositionChanged",
     "StopTriggered",
+    "SymbolHalted",
+    "SymbolResumed",
     "TopOfBook",
     "Trade",
     "from_dict",
@@ -119,6 +121,31 @@ class PositionChanged(Message, tag="position"):
     cash: int  # tick-lots
 
 
+class SymbolHalted(Message, tag="halted"):
+    """A symbol stopped taking new orders and replaces (cancels still pass).
+
+    `seq` is 0 until the engine stamps it. `until` is the ts (ns) the halt ends, None
+    for a manual halt without end. A circuit-breaker halt names the trade `price` and
+    the window's extreme it moved from (`from_price`).
+    """
+
+    seq: int
+    ts_event: int
+    symbol: str
+    reason: str  # "circuit_breaker" or "manual"
+    until: int | None
+    price: int | None = None
+    from_price: int | None = None
+
+
+class SymbolResumed(Message, tag="resumed"):
+    """A halted symbol takes orders again (`ts_event` is when its halt ended)."""
+
+    seq: int
+    ts_event: int
+    symbol: str
+
+
 Event = (
     OrderAccepted
     | OrderRejected
@@ -127,6 +154,8 @@ Event = (
     | OrderReplaced
     | StopTriggered
     | PositionChanged
+    | SymbolHalted
+    | SymbolResumed
 )
 
 
@@ -159,6 +188,8 @@ _BY_TAG: dict[str, type[Message]] = {
         OrderReplaced,
         StopTriggered,
         PositionChanged,
+        SymbolHalted,
+        SymbolResumed,
         TopOfBook,
     )
 }

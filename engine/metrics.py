@@ -67,6 +67,12 @@ class EngineMetrics:
         self.rejects = Counter(
             "tickplane_engine_rejects_total", "Rejected orders by reason", ["reason"], registry=r
         )
+        self.risk_rejects = Counter(
+            "tickplane_engine_risk_rejects_total",
+            "Orders refused by pre-trade risk, by reason",
+            ["reason"],
+            registry=r,
+        )
         self.cancels = Counter(
             "tickplane_engine_cancels_total", "Canceled orders by reason", ["reason"], registry=r
         )

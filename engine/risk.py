@@ -26,7 +26,8 @@ from typing import Final
 
 import msgspec
 
-from tickplane.core.events import Message
+from tickplane.core.config import CircuitBreakerConfig, RiskLimits
+from tickplane.core.events import SymbolHalted, SymbolResumed
 from tickplane.engine.positions import Positions
 
 __all__ = [
@@ -84,71 +85,11 @@ _LIMIT: Final = frozenset({"limit", 0})
 _NONE: Final[tuple[SymbolHalted | SymbolResumed, ...]] = ()
 
 
-def _check_limit(name: str, value: int | None, minimum: int = 0) -> None:
-    if value is not None and (type(value) is not int or value < minimum):
-        raise ValueError(f"{name} must be an integer >= {minimum} or None, not {value!r}")
-
-
-class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Limits of an account, or of one (account, symbol) pair. None is unlimited; 0 allows
-    nothing (for `max_position`: only orders that cannot take the position further out)."""
-
-    max_order_qty: int | None = None  # lots per order
-    max_order_notional: int | None = None  # tick-lots per order (qty * price)
-    max_position: int | None = None  # |lots| in the worst case (see docs/risk.md)
-    price_band_bps: int | None = None  # a limit price's distance from the reference
-    max_orders_per_second: int | None = None  # token bucket refill rate
-    order_burst: int | None = None  # token bucket size (None: max_orders_per_second)
-    max_open_orders: int | None = None  # resting orders and held stops
-
-    def __post_init__(self) -> None:
-        for name in self.__struct_fields__:
-            _check_limit(name, getattr(self, name))
-
-
-class CircuitBreakerConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """Halt a symbol for `halt_ns` when a trade's price is more than `move_bps` away from
-    the lowest or highest trade price of the last `window_ns` nanoseconds."""
-
-    move_bps: int
-    window_ns: int
-    halt_ns: int
-
-    def __post_init__(self) -> None:
-        for name in self.__struct_fields__:
-            _check_limit(name, getattr(self, name), 1)
-
-
 class Reject(msgspec.Struct, frozen=True):
     """Why risk refused a command: a `reason` code (CHECK_ORDER) and a human message."""
 
     reason: str
     message: str
-
-
-class SymbolHalted(Message, tag="halted"):
-    """A symbol stopped taking new orders and replaces (cancels still pass).
-
-    `seq` is 0 until the engine stamps it. `until` is the ts (ns) the halt ends, None
-    for a manual halt without end. A circuit-breaker halt names the trade `price` and
-    the window's extreme it moved from (`from_price`).
-    """
-
-    seq: int
-    ts_event: int
-    symbol: str
-    reason: str  # CIRCUIT_BREAKER or MANUAL
-    until: int | None
-    price: int | None = None
-    from_price: int | None = None
-
-
-class SymbolResumed(Message, tag="resumed"):
-    """A halted symbol takes orders again (`ts_event` is when its halt ended)."""
-
-    seq: int
-    ts_event: int
-    symbol: str
 
 
 class _Order:

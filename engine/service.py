@@ -96,7 +96,7 @@ class EngineService:
         for item in rec.runs:
             if isinstance(item, CommandRun):
                 for row in item.commands.tolist():
-                    self.state.apply(_command(row))
+                    self.state.apply(_command(row), check=True)
                     applied += 1
             elif item.rtype == RecordType.ACCOUNT:
                 self.state.add_account(item.account())
@@ -282,10 +282,6 @@ class EngineService:
             self.journal.append(RecordType.ACCOUNT, req.account.encode())
             acc = st.add_account(req.account)
         order_id = st.core.last_id + 1
-        if req.client_order_id is not None:
-            mark = {"order_id": order_id, "client_order_id": req.client_order_id}
-            self.journal.append_mark(mark)
-            self._apply_mark(mark)
         cmd = Command(
             Op.NEW,
             order_id,
@@ -300,6 +296,14 @@ class EngineService:
             _enum(req.tif, TIFS),
             int(req.post_only) if isinstance(req.post_only, bool) else INVALID,
         )
+        refused = st.check(cmd)
+        if refused is not None:
+            self.metrics.risk_rejects.labels(refused.reason).inc()
+            return wire.Reject(req.req, refused.reason, refused.message), []
+        if req.client_order_id is not None:
+            mark = {"order_id": order_id, "client_order_id": req.client_order_id}
+            self.journal.append_mark(mark)
+            self._apply_mark(mark)
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
 
@@ -327,6 +331,10 @@ class EngineService:
                 qty=KEEP if req.qty is None else _number(req.qty),
                 price=KEEP if req.price is None else _number(req.price),
             )
+            refused = self.state.check(cmd)
+            if refused is not None:
+                self.metrics.risk_rejects.labels(refused.reason).inc()
+                return wire.Reject(req.req, refused.reason, refused.message), []
         else:
             cmd = Command(
                 Op.CANCEL, req.order_id, int(o["account"]), int(o["symbol"]), time.time_ns()

@@ -27,19 +27,22 @@ from tickplane.core.events import (
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
-    PositionChanged,
+    OrderReplaced,
     TopOfBook,
     Trade,
 )
 from tickplane.engine.events import from_array
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
+    KEEP,
     MatchingEngine,
     Op,
     OrderType,
     Side,
     TimeInForce,
 )
+from tickplane.engine.positions import Positions
+from tickplane.engine.risk import Reject, RiskEngine
 
 __all__ = ["COMMAND", "Command", "EngineState", "StateSnapshot"]
 
@@ -98,22 +101,15 @@ class Command:
 
 
 class StateSnapshot(msgspec.Struct):
-    """Everything `EngineState` needs to resume, besides the core's arrays."""
+    """Everything `EngineState` needs to resume."""
 
     accounts: list[str]
     client_order_ids: dict[int, str]
     seq: int
     md_seq: dict[str, int]
-    positions: dict[str, dict[str, list[int]]]
-    cash: dict[str, int]
     core: bytes  # numpy .npz of MatchingEngine.dump()
-
-
-@dataclass
-class _Position:
-    qty: int = 0
-    cost: int = 0  # tick-lots paid for the open position, signed like qty
-    realized: int = 0
+    positions: bytes  # Positions.snapshot()
+    risk: bytes  # RiskEngine.snapshot()
 
 
 @dataclass
@@ -127,13 +123,26 @@ class EngineState:
     client_order_ids: dict[int, str] = field(default_factory=dict)
     seq: int = 0
     md_seq: dict[str, int] = field(default_factory=dict)
-    positions: dict[str, dict[str, _Position]] = field(default_factory=dict)
-    cash: dict[str, int] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        self.symbols = [s.name for s in self.config.symbols]
+        cfg = self.config
+        self.symbols = [s.name for s in cfg.symbols]
         self.symbol_index = {name: i for i, name in enumerate(self.symbols)}
-        self.recent = EventRing(self.config.replay_buffer)
+        self.recent = EventRing(cfg.replay_buffer)
+        self.positions = Positions(default_cash=cfg.starting_cash)
+        self.risk = RiskEngine(
+            positions=self.positions,
+            default=cfg.risk.default,
+            per_account=cfg.risk.accounts,
+            per_symbol={
+                (pair.split("/")[0], pair.split("/")[1]): limits
+                for pair, limits in cfg.risk.pairs.items()
+            },
+            circuit_breaker=cfg.risk.circuit_breaker,
+        )
+        for sym in cfg.symbols:
+            if sym.reference_price is not None:
+                self.risk.set_reference(sym.name, sym.reference_price)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -146,13 +155,36 @@ class EngineState:
         if n is None:
             n = self.account_index[name] = len(self.accounts)
             self.accounts.append(name)
-            self.cash[name] = self.config.starting_cash
         return n
 
     # -- the state machine -----------------------------------------------------------------
 
-    def apply(self, c: Command) -> list[Event]:
-        """Run one command through the core; return its events, numbered."""
+    def check(self, c: Command) -> Reject | None:
+        """Pre-trade risk for a command (a pass spends an order-rate token). Commands the
+        core will reject anyway (bad side, type or quantity) are left to the core."""
+        if c.op == Op.NEW:
+            if c.side > 1 or c.order_type > OrderType.STOP_LIMIT or not c.qty > 0:
+                return None
+            return self.risk.check_new(
+                self.accounts[c.account],
+                self.symbols[c.symbol],
+                c.side,
+                c.order_type,
+                c.qty,
+                c.price if c.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
+                c.ts,
+            )
+        if c.op == Op.REPLACE:
+            return self.risk.check_replace(
+                c.id, None if c.qty == KEEP else c.qty, None if c.price == KEEP else c.price, c.ts
+            )
+        return None
+
+    def apply(self, c: Command, *, check: bool = False) -> list[Event]:
+        """Run one command through the core; return its events, numbered. `check`
+        re-runs the risk check for its effects (recovery: it passed when journaled)."""
+        if check:
+            self.check(c)
         core = self.core
         if c.op == Op.NEW:
             core.submit(
@@ -172,64 +204,43 @@ class EngineState:
             core.cancel(c.id, c.ts)
         else:
             core.replace(c.id, c.qty, c.price, c.ts)
-        events = from_array(core.events(), self.symbols, self.accounts)
-        out: list[Event] = []
-        for ev in events:
+        out: list[Event] = list(self.risk.expire(c.ts))
+        risk, positions = self.risk, self.positions
+        for ev in from_array(core.events(), self.symbols, self.accounts):
+            out.append(ev)
             if isinstance(ev, OrderAccepted):
                 ev.stop_price = c.stop_price if c.order_type >= OrderType.STOP else None
                 ev.tif = TIF_NAMES.get(c.tif, "gtc")
                 ev.post_only = bool(c.post_only)
                 ev.client_order_id = self.client_order_ids.get(ev.id)
-            elif isinstance(ev, OrderCanceled | OrderRejected):
+                risk.on_accepted(ev.id, ev.account, ev.symbol, ev.side, ev.qty, ev.price)
+            elif isinstance(ev, Trade):
+                buy = ev.taker_side == "buy"
+                out.extend(
+                    positions.on_trade(
+                        ev.symbol,
+                        ev.price,
+                        ev.qty,
+                        ev.taker_account if buy else ev.maker_account,
+                        ev.maker_account if buy else ev.taker_account,
+                        ev.ts_event,
+                    )
+                )
+                risk.on_fill(ev.taker, ev.qty)
+                risk.on_fill(ev.maker, ev.qty)
+                out.extend(risk.on_trade(ev.symbol, ev.price, ev.ts_event))
+            elif isinstance(ev, OrderCanceled):
+                risk.on_done(ev.id)
                 self.client_order_ids.pop(ev.id, None)
+            elif isinstance(ev, OrderReplaced):
+                risk.on_replaced(ev.id, ev.qty, ev.price)
+            elif isinstance(ev, OrderRejected):
+                self.client_order_ids.pop(ev.id, None)
+        for ev in out:
             self.seq += 1
             ev.seq = self.seq
-            out.append(ev)
-            if isinstance(ev, Trade):
-                out.extend(self._fill(ev))
         self.recent.extend(out)
         return out
-
-    def _fill(self, t: Trade) -> Iterable[PositionChanged]:
-        for account, signed in ((t.taker_account, 1), (t.maker_account, -1)):
-            if t.taker_side == "sell":
-                signed = -signed
-            self._trade(account, t.symbol, signed * t.qty, t.price)
-        accounts = [t.taker_account]
-        if t.maker_account != t.taker_account:
-            accounts.append(t.maker_account)
-        for account in accounts:
-            pos = self.positions[account][t.symbol]
-            self.seq += 1
-            yield PositionChanged(
-                self.seq,
-                t.ts_event,
-                account,
-                t.symbol,
-                pos.qty,
-                pos.cost,
-                pos.realized,
-                self.cash[account],
-            )
-
-    def _trade(self, account: str, symbol: str, qty: int, price: int) -> None:
-        """Apply a signed fill (+ bought, - sold) to a position; exact integer P&L."""
-        pos = self.positions.setdefault(account, {}).setdefault(symbol, _Position())
-        self.cash[account] = self.cash.get(account, 0) - qty * price
-        if pos.qty == 0 or (pos.qty > 0) == (qty > 0):
-            pos.qty += qty
-            pos.cost += qty * price
-            return
-        closing = min(abs(qty), abs(pos.qty))
-        sign = 1 if pos.qty > 0 else -1
-        # Cost of the closed part at the average entry, kept exact with integer division
-        # only where the position closes entirely.
-        closed_cost = pos.cost * closing // abs(pos.qty) if closing < abs(pos.qty) else pos.cost
-        pos.realized += sign * closing * price - closed_cost
-        pos.cost -= closed_cost
-        pos.qty += qty
-        if pos.qty != 0 and (pos.qty > 0) != (sign > 0):  # flipped through zero
-            pos.cost = pos.qty * price
 
     def top_of_book(self, symbol: int, ts: int) -> TopOfBook:
         """The market-data message for `symbol` (numbered in its own md_seq)."""
@@ -261,12 +272,9 @@ class EngineState:
             client_order_ids=self.client_order_ids,
             seq=self.seq,
             md_seq=self.md_seq,
-            positions={
-                a: {s: [p.qty, p.cost, p.realized] for s, p in by_sym.items()}
-                for a, by_sym in self.positions.items()
-            },
-            cash=self.cash,
             core=buf.getvalue(),
+            positions=self.positions.snapshot(),
+            risk=self.risk.snapshot(),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -280,10 +288,8 @@ class EngineState:
         self.client_order_ids = snap.client_order_ids
         self.seq = snap.seq
         self.md_seq = snap.md_seq
-        self.positions = {
-            a: {s: _Position(*v) for s, v in by_sym.items()} for a, by_sym in snap.positions.items()
-        }
-        self.cash = snap.cash
+        self.positions.restore(snap.positions)
+        self.risk.restore(snap.risk)
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -53,9 +53,15 @@ def test_every_order_type_and_the_replies(engine: EngineProcess) -> None:
         assert kinds(stop) == ["OrderAccepted"]
         buy = await c.submit("bob", "GOOG", "buy", "market", 4, client_order_id="b-1")
         assert kinds(buy) == [
-            "OrderAccepted", "Trade", "PositionChanged", "PositionChanged",
-            "StopTriggered", "Trade", "PositionChanged", "PositionChanged",
-        ]  # fmt: skip
+            "OrderAccepted",
+            "Trade",
+            "PositionChanged",
+            "PositionChanged",
+            "StopTriggered",
+            "Trade",
+            "PositionChanged",
+            "PositionChanged",
+        ]
         acc = ack(buy).events[0]
         assert isinstance(acc, OrderAccepted) and acc.client_order_id == "b-1"
         trade = ack(buy).events[1]
@@ -68,8 +74,13 @@ def test_every_order_type_and_the_replies(engine: EngineProcess) -> None:
         sl = ack(await c.submit("carol", "GOOG", "sell", "stop_limit", 1, price=90, stop_price=95))
         assert kinds(sl) == ["OrderAccepted"]
         ioc = ack(await c.submit("dan", "GOOG", "buy", "limit", 9, price=100, tif="ioc"))
-        assert kinds(ioc) == ["OrderAccepted", "Trade", "PositionChanged", "PositionChanged",
-                              "OrderCanceled"]  # fmt: skip
+        assert kinds(ioc) == [
+            "OrderAccepted",
+            "Trade",
+            "PositionChanged",
+            "PositionChanged",
+            "OrderCanceled",
+        ]
         canceled = ioc.events[-1]
         assert isinstance(canceled, OrderCanceled) and canceled.reason == "ioc"
         fok = ack(await c.submit("dan", "GOOG", "buy", "limit", 9, price=100, tif="fok"))
@@ -126,8 +137,14 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
     sock.setsockopt(zmq.RCVTIMEO, 5000)
     sock.connect(engine.order_entry)
     try:
-        for frame in [b"", b"\x01", b"\x02\x91\x01", b"\x01\xc1", b"\x01\x93\xa3new\x07\x01",
-                      bytes(range(256))]:  # fmt: skip
+        for frame in [
+            b"",
+            b"\x01",
+            b"\x02\x91\x01",
+            b"\x01\xc1",
+            b"\x01\x93\xa3new\x07\x01",
+            bytes(range(256)),
+        ]:
             sock.send(frame)
             reply = wire.decode_reply(sock.recv())
             assert isinstance(reply, wire.Reject) and reply.reason == "bad_frame"
@@ -163,8 +180,9 @@ def test_the_event_stream_is_gap_free_and_replays_what_was_missed(
 ) -> None:
     async def body(c: EngineClient) -> None:
         # Events published before the subscriber existed come through replay.
-        sent = [ack(await c.submit("sam", "GOOG", "sell", "limit", 1, price=200 + i))
-                for i in range(20)]  # fmt: skip
+        sent = [
+            ack(await c.submit("sam", "GOOG", "sell", "limit", 1, price=200 + i)) for i in range(20)
+        ]
         got: list[Any] = []
 
         async def consume() -> None:
@@ -214,4 +232,46 @@ def test_sigterm_snapshots_and_a_restart_resumes(engine_factory: Any) -> None:
         assert nxt.order_id == 2 and nxt.events[0].seq == 2
 
     run(eng, body)
+    assert eng.stop() == 0
+
+
+def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory(
+        risk={
+            "default": {"max_order_qty": 100, "max_open_orders": 2},
+            "accounts": {"whale": {"max_order_qty": 1000}},
+            "circuit_breaker": {
+                "move_bps": 500,
+                "window_ns": 60_000_000_000,
+                "halt_ns": 60_000_000_000,
+            },
+        }
+    )
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        big = await c.submit("minnow", "GOOG", "buy", "limit", 101, price=100)
+        assert isinstance(big, wire.Reject) and big.reason == "max_order_qty"
+        assert "101" in big.message
+        assert isinstance(await c.submit("whale", "GOOG", "buy", "limit", 500, price=100), wire.Ack)
+        for _ in range(2):
+            ack(await c.submit("minnow", "GOOG", "buy", "limit", 1, price=90))
+        third = await c.submit("minnow", "GOOG", "buy", "limit", 1, price=90)
+        assert isinstance(third, wire.Reject) and third.reason == "max_open_orders"
+        # A trade at 100, then one 10% away, trips the circuit breaker.
+        ack(await c.submit("whale", "GOOG", "sell", "limit", 1, price=100))
+        ack(await c.submit("whale", "GOOG", "sell", "limit", 600, price=80))
+        halted = await c.submit("whale", "GOOG", "buy", "limit", 1, price=80)
+        assert isinstance(halted, wire.Reject) and halted.reason == "symbol_halted"
+        ping = ack(await c.ping())
+        events = await c.replay(1, ping.last_seq)
+        assert any(type(e).__name__ == "SymbolHalted" for e in events)
+        # Nothing refused reached the journal: order ids have no holes from refusals.
+        accepted = [e.id for e in events if isinstance(e, OrderAccepted)]
+        assert accepted == list(range(1, len(accepted) + 1))
+
+    run(eng, body)
+    with urllib.request.urlopen(eng.http + "/metrics") as r:
+        text = r.read().decode()
+    assert 'tickplane_engine_risk_rejects_total{reason="max_order_qty"} 1.0' in text
     assert eng.stop() == 0

@@ -1,0 +1,59 @@
+"""Engine configuration: defaults, file, environment, and clear errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from tickplane.core.config import ConfigError, load_engine_config
+
+
+def test_defaults_run_a_laptop_engine() -> None:
+    cfg = load_engine_config(env={})
+    assert cfg.order_entry.startswith("tcp://127.0.0.1") and cfg.fsync == "batch"
+    assert [s.name for s in cfg.symbols] == ["GOOG", "AAPL"]
+
+
+def test_file_then_environment(tmp_path: Path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text(
+        '{"name": "a", "symbols": [{"name": "X", "tick_size": "0.05"}],'
+        ' "risk": {"default": {"max_order_qty": 5}}}'
+    )
+    cfg = load_engine_config(
+        path, env={"TICKPLANE_ENGINE_NAME": "b", "TICKPLANE_ENGINE_MAX_BATCH": "7"}
+    )
+    assert (cfg.name, cfg.max_batch, cfg.symbols[0].tick_size) == ("b", 7, "0.05")
+    assert cfg.risk.default.max_order_qty == 5
+    toml = tmp_path / "e.toml"
+    toml.write_text('name = "t"\nfsync = "none"\n')
+    assert load_engine_config(toml, env={}).fsync == "none"
+
+
+@pytest.mark.parametrize(
+    ("text", "env", "message"),
+    [
+        ('{"nope": 1}', {}, "nope"),
+        ('{"fsync": "sometimes"}', {}, "fsync"),
+        ('{"symbols": []}', {}, "at least one symbol"),
+        ('{"symbols": [{"name": "A"}, {"name": "A"}]}', {}, "unique"),
+        ('{"risk": {"default": {"max_order_qty": -1}}}', {}, "max_order_qty"),
+        ('{"risk": {"pairs": {"nopair": {}}}}', {}, "ACCOUNT/SYMBOL"),
+        ("[1]", {}, "object"),
+        ("{", {}, "e.json"),
+        ("{}", {"TICKPLANE_ENGINE_COLOUR": "red"}, "colour"),
+    ],
+)
+def test_bad_configuration_says_what_to_fix(
+    tmp_path: Path, text: str, env: dict[str, str], message: str
+) -> None:
+    path = tmp_path / "e.json"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_engine_config(path, env=env)
+
+
+def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="missing.json"):
+        load_engine_config(tmp_path / "missing.json", env={})
