@@ -55,5 +55,5 @@ def test_bad_configuration_says_what_to_fix(
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
-    with pytest.raises(ConfigError, match="missing.json"):
+    with pytest.raises(ConfigError, match=r"missing\.json"):
         load_engine_config(tmp_path / "missing.json", env={})
