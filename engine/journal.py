@@ -300,6 +300,33 @@ def _next_good_record(buf: bytes, start: int) -> int | None:
     return None
 
 
+_RUN_MIN: Final = 16
+_RUN_MAX: Final = 4096
+_HEADER_DTYPE: Final = np.dtype([("n", "<u4"), ("crc", "<u4"), ("t", "u1")])
+
+
+def _command_run(buf: bytes, mv: memoryview, pos: int, n: int) -> int:
+    """How many good COMMAND records of `n` payload bytes follow each other from `pos`
+    (at most _RUN_MAX; 0 when fewer than _RUN_MIN have that shape).
+
+    The headers are read as one strided numpy view; the checksums are still computed
+    one record at a time, but in a list comprehension instead of the general loop."""
+    stride = RECORD_HEADER_SIZE + n
+    k = min(_RUN_MAX, (len(buf) - pos) // stride)
+    if k < _RUN_MIN or not n or n % COMMAND_SIZE or n > MAX_PAYLOAD:
+        return 0
+    heads = np.ndarray((k,), dtype=_HEADER_DTYPE, buffer=buf, offset=pos, strides=(stride,))
+    same = (heads["n"] == n) & (heads["t"] == RecordType.COMMAND)
+    m = k if same.all() else int(same.argmin())
+    if m < _RUN_MIN:
+        return 0
+    first = pos + RECORD_HEADER_SIZE - 1
+    crc32 = zlib.crc32
+    got = [crc32(mv[p : p + n + 1]) for p in range(first, first + m * stride, stride)]
+    ok = np.array(got, dtype=np.uint32) == heads["crc"][:m]
+    return m if ok.all() else int(ok.argmin())
+
+
 def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
     """Check a segment's header and every record; find its torn tail if it is the last.
 
@@ -307,12 +334,14 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
     one in a segment other than the last, or one followed by a good record.
     """
     size = len(buf)
-    if size < SEGMENT_HEADER_SIZE or (last and not any(buf[:SEGMENT_HEADER_SIZE])):
+    if size < SEGMENT_HEADER_SIZE or (
+        last and buf.count(0, 0, SEGMENT_HEADER_SIZE) == SEGMENT_HEADER_SIZE
+    ):
         # A crash while the segment was being created (its header is fsynced before any
         # record is written, so nothing can follow a torn header).
-        if last and not any(buf[SEGMENT_HEADER_SIZE:]):
+        if last and buf.count(0, SEGMENT_HEADER_SIZE) == max(0, size - SEGMENT_HEADER_SIZE):
             return _Parsed(np.empty(0, np.int64), 0, f"torn segment header ({size} bytes)")
-        raise JournalCorrupt(path, 0, f"segment header cut short ({size} bytes)")
+        raise JournalCorrupt(path, 0, f"segment header cut short or zeroed ({size} bytes)")
     head = buf[: _SEG_HEAD.size]
     magic, version, hsize, _flags, hfirst = _SEG_HEAD.unpack(head)
     (hcrc,) = _SEG_CRC.unpack_from(buf, _SEG_HEAD.size)
@@ -325,18 +354,35 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
     if hfirst != first:
         raise JournalCorrupt(path, 0, f"header says first ordinal {hfirst}, name says {first}")
 
+    chunks: list[npt.NDArray[np.int64]] = []
     offsets: list[int] = []
     keep = offsets.append
     unpack, crc32, mv = _REC.unpack_from, zlib.crc32, memoryview(buf)
     pos = SEGMENT_HEADER_SIZE
     hs = RECORD_HEADER_SIZE
     problem: str | None = None
-    # The hot loop of recovery: one unpack, one slice and one CRC per record.
+    prev_n = -1
+    slow = 0  # records to take one at a time before trying a run again
+    # The hot loop of recovery: one unpack, one slice and one CRC per record, or, for a
+    # run of same-sized COMMAND records (the engine's usual pattern), `_command_run`.
     while pos < size:
         if pos + hs > size:
             problem = _record_problem(buf, mv, pos)
             break
         n, crc, t = unpack(buf, pos)
+        if n == prev_n and not slow:
+            run = _command_run(buf, mv, pos, n)
+            if run >= _RUN_MIN:
+                if offsets:
+                    chunks.append(np.array(offsets, dtype=np.int64))
+                    offsets.clear()
+                chunks.append(np.arange(pos, pos + run * (hs + n), hs + n, dtype=np.int64))
+                pos += run * (hs + n)
+                continue
+            slow = 64
+        elif slow:
+            slow -= 1
+        prev_n = n
         stop = pos + hs + n
         if stop > size or crc32(mv[pos + hs - 1 : stop]) != crc:
             problem = _record_problem(buf, mv, pos)
@@ -347,7 +393,8 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
                 break
         keep(pos)
         pos = stop
-    found = np.array(offsets, dtype=np.int64)
+    chunks.append(np.array(offsets, dtype=np.int64))
+    found = np.concatenate(chunks)
     if problem is None:
         return _Parsed(found, pos, None)
     if not last:
