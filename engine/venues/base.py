@@ -1,0 +1,283 @@
+"""The venue interface: how the engine process hands orders to an outside venue.
+
+The engine loop is a single thread polling ZeroMQ sockets; it must never block on a venue.
+So every `Venue` call returns at once (the request is queued to the venue's own worker
+threads) and every outcome comes back later as a `VenueEvent` passed to the `emit`
+callable given to `Venue.start`. `emit` is called from the venue's threads, never from
+the caller's; the engine wires it to a thread-safe hand-off (an inproc PUSH socket or a
+queue plus a wakeup).
+
+Prices cross this interface as integer ticks and quantities as integer lots, as everywhere
+in the engine; a `SymbolSpec` converts ticks to and from the venue's decimal prices
+exactly (`decimal.Decimal`, never `float`).
+"""
+
+from __future__ import annotations
+
+import decimal
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Literal, Protocol, TypeAlias, runtime_checkable
+
+__all__ = [
+    "OffTickPrice",
+    "OrderType",
+    "Request",
+    "Side",
+    "SymbolSpec",
+    "TimeInForce",
+    "Venue",
+    "VenueAccepted",
+    "VenueCanceled",
+    "VenueEvent",
+    "VenueFilled",
+    "VenueOrder",
+    "VenueRejected",
+    "VenueReplaced",
+    "VenueStatus",
+]
+
+Side: TypeAlias = Literal["buy", "sell"]
+OrderType: TypeAlias = Literal["market", "limit", "stop", "stop_limit"]
+TimeInForce: TypeAlias = Literal["gtc", "day", "ioc", "fok"]
+Request: TypeAlias = Literal["submit", "cancel", "replace"]
+
+
+# --------------------------------------------------------------------------- orders
+
+
+@dataclass(frozen=True, slots=True)
+class VenueOrder:
+    """An order the engine routes to a venue.
+
+    `order_id` is the engine's id (the key of every event about this order). An empty
+    `client_order_id` lets the venue choose one (the Alpaca adapter uses
+    ``f"{prefix}{order_id}"``). `limit_price` is read for ``limit``/``stop_limit`` and
+    `stop_price` for ``stop``/``stop_limit``, both in ticks; `qty` is in lots.
+    """
+
+    order_id: int
+    client_order_id: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: int
+    limit_price: int | None
+    stop_price: int | None
+    tif: TimeInForce
+
+
+# --------------------------------------------------------------------------- events
+
+
+@dataclass(frozen=True, slots=True)
+class VenueAccepted:
+    """The venue took the order; `venue_order_id` is its own id for it."""
+
+    order_id: int
+    venue_order_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenueRejected:
+    """A request about `order_id` failed.
+
+    `request` says which: ``"submit"`` means the order does not exist at the venue (it
+    is dead for the engine); ``"cancel"``/``"replace"`` mean the order is unchanged and
+    still live. `reason` is a short code (see docs/venues.md), `message` the venue's
+    own words.
+    """
+
+    order_id: int
+    reason: str
+    message: str
+    request: Request = "submit"
+
+
+@dataclass(frozen=True, slots=True)
+class VenueFilled:
+    """An execution: `qty` lots at `price` ticks.
+
+    `ts_event` is the venue's time of the fill in ns since the epoch, `execution_id` is
+    unique per execution (duplicates are suppressed by the adapter), `leaves_qty` is the
+    open quantity left on the order after this fill (0: the order is done).
+    """
+
+    order_id: int
+    price: int
+    qty: int
+    ts_event: int
+    execution_id: str
+    leaves_qty: int
+
+
+@dataclass(frozen=True, slots=True)
+class VenueCanceled:
+    """The order is closed with `remaining` lots unfilled.
+
+    `reason` is ``"canceled"`` (by request or by the venue), ``"expired"`` (its time in
+    force ran out) or ``"venue_rejected"`` (the venue refused it after accepting it).
+    """
+
+    order_id: int
+    remaining: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class VenueReplaced:
+    """A replace took effect: the order now has `qty` open lots at `limit_price` ticks
+    (``None``: the order has no limit price) under the venue id `new_venue_order_id`."""
+
+    order_id: int
+    new_venue_order_id: str
+    qty: int
+    limit_price: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class VenueStatus:
+    """The venue's health changed: `connected` is true only when orders can be routed
+    and their outcomes are being received; `detail` says what changed."""
+
+    connected: bool
+    detail: str
+
+
+VenueEvent: TypeAlias = (
+    VenueAccepted | VenueRejected | VenueFilled | VenueCanceled | VenueReplaced | VenueStatus
+)
+"""Everything a venue reports through `emit`."""
+
+
+# --------------------------------------------------------------------------- the protocol
+
+
+@runtime_checkable
+class Venue(Protocol):
+    """What the engine process needs from a venue.
+
+    Every method but `start` and `stop` returns immediately: the work happens on the
+    venue's own threads and the outcome arrives through `emit`. For one order, events
+    arrive in the order they happened (accepted before any fill, fills in sequence).
+    """
+
+    @property
+    def name(self) -> str:
+        """A short name for logs and metrics (``"alpaca"``)."""
+        ...
+
+    @property
+    def connected(self) -> bool:
+        """True when the venue is reachable (the last `VenueStatus` said so)."""
+        ...
+
+    def start(self, emit: Callable[[VenueEvent], None]) -> None:
+        """Start the venue's threads; events go to `emit` from now on."""
+        ...
+
+    def stop(self) -> None:
+        """Stop the venue's threads (requests still queued are dropped)."""
+        ...
+
+    def submit(self, order: VenueOrder) -> None:
+        """Route a new order: `VenueAccepted` or `VenueRejected` follows."""
+        ...
+
+    def cancel(self, order_id: int) -> None:
+        """Ask to cancel: `VenueCanceled` (or a fill) or `VenueRejected` follows."""
+        ...
+
+    def replace(self, order_id: int, qty: int | None, limit_price: int | None) -> None:
+        """Ask to change the open quantity and/or limit price (``None``: unchanged):
+        `VenueReplaced` or `VenueRejected` follows."""
+        ...
+
+
+# --------------------------------------------------------------------------- prices
+
+
+class OffTickPrice(ValueError):
+    """A decimal price that is not a whole number of ticks."""
+
+
+_EXACT = decimal.Context(prec=60, traps=[decimal.Inexact, decimal.InvalidOperation])
+
+
+class SymbolSpec:
+    """How one symbol's integer ticks map to the venue's decimal prices (immutable).
+
+    `tick_size` is the price of one tick in the venue's currency (``Decimal("0.01")``
+    for a US equity quoted in cents). Give it as a `Decimal`, an `int` or a decimal
+    string; a `float` is refused because it is already inexact.
+    """
+
+    __slots__ = ("tick_size",)
+    tick_size: Decimal
+
+    def __init__(self, tick_size: Decimal | int | str = Decimal("0.01")) -> None:
+        raw: object = tick_size
+        if isinstance(raw, bool) or not isinstance(raw, Decimal | int | str):
+            raise TypeError(f"tick_size must be a Decimal, int or str, not {type(raw).__name__}")
+        try:
+            tick = Decimal(tick_size)
+        except decimal.InvalidOperation:
+            raise ValueError(f"tick_size {raw!r} is not a decimal number") from None
+        if not tick.is_finite() or tick <= 0:
+            raise ValueError(f"tick_size must be a positive finite number, got {raw!r}")
+        object.__setattr__(self, "tick_size", tick)
+
+    def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("SymbolSpec is immutable")
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SymbolSpec) and other.tick_size == self.tick_size
+
+    def __hash__(self) -> int:
+        return hash(self.tick_size)
+
+    def __repr__(self) -> str:
+        return f"SymbolSpec(tick_size=Decimal({str(self.tick_size)!r}))"
+
+    def to_price(self, ticks: int) -> Decimal:
+        """The exact decimal price of `ticks` ticks."""
+        if isinstance(ticks, bool) or not isinstance(ticks, int):
+            raise TypeError(f"ticks must be an int, not {type(ticks).__name__}")
+        return _EXACT.multiply(Decimal(ticks), self.tick_size)
+
+    def price_text(self, ticks: int) -> str:
+        """`to_price` as plain decimal text with no exponent (``"123.45"``)."""
+        return format(self.to_price(ticks), "f")
+
+    def to_ticks(self, price: Decimal | str | int | float, rounding: str | None = None) -> int:
+        """The number of ticks in `price`.
+
+        A `float` is read through its shortest repr (``123.45`` is ``Decimal("123.45")``),
+        which is exact for any price written with at most 15 significant digits. A price
+        off the tick grid raises `OffTickPrice` unless a `decimal` rounding mode (for
+        example ``decimal.ROUND_HALF_EVEN``) is given.
+        """
+        if isinstance(price, bool):
+            raise TypeError("a price cannot be a bool")
+        if isinstance(price, float):
+            value = Decimal(repr(price))
+        elif isinstance(price, Decimal | int | str):
+            try:
+                value = Decimal(price)
+            except decimal.InvalidOperation:
+                raise ValueError(f"{price!r} is not a decimal price") from None
+        else:
+            raise TypeError(f"a price must be a Decimal, str, int or float, not {type(price)}")
+        if not value.is_finite():
+            raise ValueError(f"{price!r} is not a finite price")
+        ctx = decimal.Context(prec=60)
+        quotient = ctx.divide(value, self.tick_size)
+        whole = quotient.to_integral_value(rounding=decimal.ROUND_FLOOR)
+        if quotient != whole:
+            if rounding is None:
+                raise OffTickPrice(
+                    f"price {value} is not a multiple of the tick size {self.tick_size}"
+                )
+            whole = quotient.to_integral_value(rounding=rounding)
+        return int(whole)
