@@ -1,0 +1,1222 @@
+"""The Alpaca venue: orders routed to Alpaca through alpaca-py, fills from its stream.
+
+`AlpacaVenue` implements `tickplane.engine.venues.base.Venue`. REST calls
+(`TradingClient`) run on a few worker threads, each with its own client; an order always
+goes to the same worker (``order_id % workers``), so requests about one order are sent in
+the order they were made. The `trade_updates` stream (`TradingStream`) runs on its own
+thread and event loop, and a monitor thread probes the account while the REST side is
+down, sends a heartbeat probe while it is up, and reconciles open orders after every
+(re)connection of the stream, so fills that happened while the stream was down are not
+lost. No alpaca-py call ever runs on the caller's thread.
+
+Mapping, policies and reason codes: docs/venues.md.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import datetime as dt
+import decimal
+import json
+import logging
+import os
+import queue
+import re
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal, TypeAlias
+
+import requests
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderSide
+from alpaca.trading.enums import TimeInForce as AlpacaTif
+from alpaca.trading.models import Order
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    OrderRequest,
+    ReplaceOrderRequest,
+    StopLimitOrderRequest,
+    StopOrderRequest,
+)
+from alpaca.trading.stream import TradingStream
+from requests.adapters import HTTPAdapter
+
+from tickplane.engine.venues.base import (
+    OffTickPrice,
+    Request,
+    SymbolSpec,
+    VenueAccepted,
+    VenueCanceled,
+    VenueEvent,
+    VenueFilled,
+    VenueOrder,
+    VenueRejected,
+    VenueReplaced,
+    VenueStatus,
+)
+
+__all__ = ["AlpacaVenue", "CredentialsError", "Policy"]
+
+log = logging.getLogger(__name__)
+
+Policy: TypeAlias = Literal["reject", "internal"]
+"""What a submit gets when Alpaca is unreachable: ``"reject"`` -> reason
+``venue_unavailable``; ``"internal"`` -> reason ``venue_fallback`` (the engine matches the
+order itself)."""
+
+ENV_KEY_ID = "APCA_API_KEY_ID"
+ENV_SECRET_KEY = "APCA_API_SECRET_KEY"
+ENV_BASE_URL = "APCA_API_BASE_URL"
+ENV_STREAM_URL = "APCA_API_STREAM_URL"
+
+_TIF = {
+    "gtc": AlpacaTif.GTC,
+    "day": AlpacaTif.DAY,
+    "ioc": AlpacaTif.IOC,
+    "fok": AlpacaTif.FOK,
+}
+_SIDE = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
+# Alpaca order statuses after which the order will not change again.
+_TERMINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
+_CLOSED_BY = {"canceled": "canceled", "expired": "expired", "rejected": "venue_rejected"}
+_TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)?$")
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_RETENTION = 300.0  # seconds a closed order is remembered
+
+
+class CredentialsError(RuntimeError):
+    """Alpaca credentials are missing or unreadable (the message says where to put them)."""
+
+
+class _Unavailable(Exception):
+    """Alpaca could not be reached (or answered 5xx): raised by `_call`."""
+
+    def __init__(self, message: str, *, delivered_maybe: bool) -> None:
+        super().__init__(message)
+        self.delivered_maybe = delivered_maybe
+
+
+class _Rejected(Exception):
+    """Alpaca answered a request with a 4xx: raised by `_call`."""
+
+    def __init__(self, status: int, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class _TimeoutAdapter(HTTPAdapter):
+    """A requests adapter with a default timeout (alpaca-py sends none: a hung server
+    would otherwise block a worker forever)."""
+
+    def __init__(self, timeout: tuple[float, float]) -> None:
+        super().__init__(max_retries=0)
+        self._timeout = timeout
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("timeout") is None:
+            kwargs["timeout"] = self._timeout
+        return super().send(request, *args, **kwargs)
+
+
+@dataclass(slots=True)
+class _Tracked:
+    """What the adapter knows about one engine order (guarded by `AlpacaVenue._lock`)."""
+
+    order: VenueOrder
+    spec: SymbolSpec
+    client_order_id: str
+    venue_id: str | None = None
+    accepted: bool = False
+    closed: bool = False
+    # A submit that failed ambiguously (timeout, 5xx): the engine was told it was
+    # rejected, but it may exist at Alpaca. Reconciliation cancels it there; its fills,
+    # if any, are still reported (they are real executions).
+    orphan: bool = False
+    orphan_since: float = 0.0
+    open_qty: int = 0
+    limit_price: int | None = None
+    # cumulative filled quantity and notional already reported, per Alpaca order id
+    filled: dict[str, int] = field(default_factory=dict)
+    notional: dict[str, Decimal] = field(default_factory=dict)
+    # a replace in flight: (qty, limit_price) requested, then the new Alpaca order id
+    pending: tuple[int | None, int | None] | None = None
+    pending_vid: str | None = None
+    replacements: int = 0
+
+
+_Command: TypeAlias = tuple[str, Any, Any, Any]
+
+
+class _Stream(TradingStream):
+    """`TradingStream` that reports connects and disconnects to the venue.
+
+    Hooks the SDK's own connection steps (pinned alpaca-py 0.44.0): `_start_ws` runs on
+    every (re)connection after which the stream is listening; `close` on every loss.
+    """
+
+    def __init__(self, venue: AlpacaVenue, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._venue = venue
+
+    async def _start_ws(self) -> None:
+        try:
+            await super()._start_ws()  # type: ignore[no-untyped-call]
+        except ValueError as exc:  # the SDK's "failed to authenticate"
+            self._venue._set_stream(False, f"stream: {exc} (check the API key and secret)")
+            raise
+        self._venue._set_stream(True, f"stream: connected to {self._endpoint}")
+
+    async def close(self) -> None:
+        try:
+            await super().close()
+        finally:
+            self._venue._set_stream(False, "stream: disconnected", only_change=True)
+
+    async def shutdown(self) -> None:
+        """Make `_run_forever` return now (the SDK alone would wait up to 5 s for a
+        message before it looks at its stop queue)."""
+        await self.stop_ws()
+        ws: Any = self._ws  # the SDK annotates it as always None
+        if ws is not None:
+            await ws.close()
+
+
+class AlpacaVenue:
+    """Routes engine orders to Alpaca (paper by default) and reports what happens to them.
+
+    Args:
+        key_id, secret_key: the API key pair (see `from_env`, `from_secret_dir`).
+        paper: Alpaca's paper endpoints (ignored where a URL override is given).
+        url_override: REST base URL without ``/v2`` (``http://127.0.0.1:8080``).
+        stream_url_override: the trade_updates websocket URL (``ws://.../stream``).
+        symbols: the tradable symbols and their tick sizes; other symbols are refused.
+        policy: when Alpaca is unreachable, submits are rejected with reason
+            ``venue_unavailable`` (``"reject"``) or ``venue_fallback`` (``"internal"``).
+        client_order_prefix: Alpaca ``client_order_id`` is ``prefix + str(order_id)``
+            unless the order brings its own. Make it unique per engine when several
+            engines share an account.
+        workers: REST worker threads (one `TradingClient` each).
+        rest_timeout: (connect, read) seconds for each REST call.
+        probe_interval: seconds between account probes while REST is down, and between
+            reconciliation attempts.
+        heartbeat_interval: seconds between account probes while all is well.
+        reconnect_min_backoff, reconnect_max_backoff: the stream's reconnect backoff.
+        ping_interval, ping_timeout: websocket keepalive of the stream.
+        orphan_grace: seconds during which an order whose submit failed ambiguously
+            (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
+    """
+
+    name = "alpaca"
+
+    def __init__(
+        self,
+        key_id: str,
+        secret_key: str,
+        paper: bool = True,
+        url_override: str | None = None,
+        stream_url_override: str | None = None,
+        *,
+        symbols: Mapping[str, SymbolSpec],
+        policy: Policy = "reject",
+        client_order_prefix: str = "tp-",
+        workers: int = 2,
+        rest_timeout: tuple[float, float] = (3.0, 10.0),
+        probe_interval: float = 1.0,
+        heartbeat_interval: float = 15.0,
+        reconnect_min_backoff: float = 1.0,
+        reconnect_max_backoff: float = 30.0,
+        ping_interval: float = 10.0,
+        ping_timeout: float = 20.0,
+        orphan_grace: float = 30.0,
+    ) -> None:
+        if not key_id or not secret_key:
+            raise CredentialsError(
+                f"Alpaca needs an API key id and secret: set {ENV_KEY_ID} and "
+                f"{ENV_SECRET_KEY}, or mount a Secret with files key_id and secret_key"
+            )
+        if policy not in ("reject", "internal"):
+            raise ValueError(f"policy must be 'reject' or 'internal', not {policy!r}")
+        if workers < 1:
+            raise ValueError("workers must be at least 1")
+        for sym, spec in symbols.items():
+            if not isinstance(spec, SymbolSpec):
+                raise TypeError(f"symbols[{sym!r}] must be a SymbolSpec")
+        self._key_id = key_id
+        self._secret_key = secret_key
+        self._paper = paper
+        self._url = url_override.rstrip("/") if url_override else None
+        self._stream_url = stream_url_override
+        self._symbols = dict(symbols)
+        self.policy: Policy = policy
+        self._prefix = client_order_prefix
+        self._coid_re = re.compile("^" + re.escape(client_order_prefix) + r"(\d+)(?:-r\d+)?$")
+        self._n_workers = workers
+        self._rest_timeout = rest_timeout
+        self._probe_interval = probe_interval
+        self._heartbeat_interval = heartbeat_interval
+        self._backoff = (reconnect_min_backoff, reconnect_max_backoff)
+        self._ping = (ping_interval, ping_timeout)
+        self._orphan_grace = orphan_grace
+
+        self._lock = threading.Lock()
+        self._orders: dict[int, _Tracked] = {}
+        self._by_coid: dict[str, int] = {}
+        self._by_vid: dict[str, int] = {}
+        self._rest_ok = False
+        self._stream_ok = False
+        self._reconcile_due = False
+        self._details: dict[str, str] = {}
+        self._emit: Callable[[VenueEvent], None] | None = None
+        self._stopping = threading.Event()
+        self._wake = threading.Event()
+        self._queues: list[queue.SimpleQueue[_Command | None]] = []
+        self._threads: list[threading.Thread] = []
+        self._stream: _Stream | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._stream_loop: asyncio.AbstractEventLoop | None = None
+        self._stream_ready = threading.Event()
+        self._closed_fifo: collections.deque[tuple[float, int]] = collections.deque()
+
+    # ------------------------------------------------------------------ construction
+
+    @classmethod
+    def from_env(
+        cls,
+        *,
+        symbols: Mapping[str, SymbolSpec],
+        environ: Mapping[str, str] | None = None,
+        **kwargs: Any,
+    ) -> AlpacaVenue:
+        """Credentials from ``APCA_API_KEY_ID`` and ``APCA_API_SECRET_KEY`` (the names
+        Alpaca's tools use); ``APCA_API_BASE_URL`` and ``APCA_API_STREAM_URL``, when set,
+        are the URL overrides unless given as arguments."""
+        env = os.environ if environ is None else environ
+        key_id = env.get(ENV_KEY_ID, "").strip()
+        secret = env.get(ENV_SECRET_KEY, "").strip()
+        missing = [n for n, v in ((ENV_KEY_ID, key_id), (ENV_SECRET_KEY, secret)) if not v]
+        if missing:
+            raise CredentialsError(
+                f"{' and '.join(missing)} not set: export the Alpaca API key pair "
+                "(paper keys for paper trading)"
+            )
+        if env.get(ENV_BASE_URL):
+            kwargs.setdefault("url_override", env[ENV_BASE_URL])
+        if env.get(ENV_STREAM_URL):
+            kwargs.setdefault("stream_url_override", env[ENV_STREAM_URL])
+        return cls(key_id, secret, symbols=symbols, **kwargs)
+
+    @classmethod
+    def from_secret_dir(
+        cls, path: str | os.PathLike[str], *, symbols: Mapping[str, SymbolSpec], **kwargs: Any
+    ) -> AlpacaVenue:
+        """Credentials from a mounted Kubernetes Secret: the files ``key_id`` and
+        ``secret_key`` in `path` (surrounding whitespace, such as a trailing newline,
+        is ignored)."""
+        folder = Path(path)
+        values: list[str] = []
+        for name in ("key_id", "secret_key"):
+            file = folder / name
+            try:
+                value = file.read_text(encoding="utf-8").strip()
+            except FileNotFoundError:
+                raise CredentialsError(
+                    f"{file} not found: mount a Secret with the keys key_id and secret_key "
+                    f"at {folder} (kubectl create secret generic alpaca "
+                    "--from-literal=key_id=... --from-literal=secret_key=...)"
+                ) from None
+            except OSError as exc:
+                raise CredentialsError(f"cannot read {file}: {exc}") from None
+            if not value:
+                raise CredentialsError(f"{file} is empty")
+            values.append(value)
+        return cls(values[0], values[1], symbols=symbols, **kwargs)
+
+    # ------------------------------------------------------------------ the Venue API
+
+    @property
+    def connected(self) -> bool:
+        """True while REST calls succeed and the trade_updates stream is listening."""
+        with self._lock:
+            return self._rest_ok and self._stream_ok
+
+    def start(self, emit: Callable[[VenueEvent], None]) -> None:
+        """Start the REST workers, the stream and the monitor; returns at once."""
+        if self._emit is not None:
+            raise RuntimeError("AlpacaVenue.start() called twice")
+        self._emit = emit
+        self._stopping.clear()
+        for i in range(self._n_workers):
+            q: queue.SimpleQueue[_Command | None] = queue.SimpleQueue()
+            self._queues.append(q)
+            self._spawn(f"alpaca-rest-{i}", self._worker, q)
+        self._spawn("alpaca-monitor", self._monitor)
+        self._stream_loop = asyncio.new_event_loop()
+        self._spawn("alpaca-stream", self._run_stream, self._stream_loop)
+
+    def stop(self) -> None:
+        """Stop every thread (within the REST timeout at worst); queued requests are
+        dropped. Emits a last `VenueStatus(connected=False)`."""
+        if self._emit is None or self._stopping.is_set():
+            return
+        self._stopping.set()
+        self._wake.set()
+        for q in self._queues:
+            q.put(None)
+        self._stop_stream()
+        for t in self._threads:
+            t.join(timeout=sum(self._rest_timeout) + 5.0)
+            if t.is_alive():
+                log.warning("alpaca: thread %s did not stop", t.name)
+        with self._lock:
+            self._rest_ok = self._stream_ok = False
+            self._emit_locked(VenueStatus(False, "stopped"))
+
+    def _stop_stream(self) -> None:
+        """Close the stream gracefully; cancel its task if that does not end it soon
+        (a stop that raced its start, or a connect attempt still hanging)."""
+        self._stream_ready.wait(5.0)
+        loop, stream, task = self._stream_loop, self._stream, self._stream_task
+        thread = next((t for t in self._threads if t.name == "alpaca-stream"), None)
+        if loop is None or stream is None or task is None or thread is None:
+            return
+        with contextlib.suppress(RuntimeError):  # the loop may be closed already
+            asyncio.run_coroutine_threadsafe(stream.shutdown(), loop)
+        thread.join(timeout=2.0)
+        if thread.is_alive():
+            with contextlib.suppress(RuntimeError):
+                loop.call_soon_threadsafe(task.cancel)
+
+    def submit(self, order: VenueOrder) -> None:
+        """Queue a new order (see `Venue.submit`)."""
+        self._enqueue(order.order_id, ("submit", order, None, None))
+
+    def cancel(self, order_id: int) -> None:
+        """Queue a cancel (see `Venue.cancel`)."""
+        self._enqueue(order_id, ("cancel", order_id, None, None))
+
+    def replace(self, order_id: int, qty: int | None, limit_price: int | None) -> None:
+        """Queue a replace (see `Venue.replace`)."""
+        self._enqueue(order_id, ("replace", order_id, qty, limit_price))
+
+    # ------------------------------------------------------------------ threads
+
+    def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
+        t = threading.Thread(target=target, args=args, name=name, daemon=True)
+        self._threads.append(t)
+        t.start()
+
+    def _enqueue(self, order_id: int, cmd: _Command) -> None:
+        if self._emit is None or self._stopping.is_set():
+            raise RuntimeError("AlpacaVenue is not running: call start() first")
+        self._queues[order_id % len(self._queues)].put(cmd)
+
+    def _client(self) -> TradingClient:
+        """A `TradingClient` for the calling thread: no SDK retries (a worker must not
+        sleep 3 s on a 504 or 429), and a timeout on every request."""
+        client = TradingClient(
+            self._key_id, self._secret_key, paper=self._paper, url_override=self._url
+        )
+        client._retry = 0
+        client._retry_codes = []
+        adapter = _TimeoutAdapter(self._rest_timeout)
+        client._session.mount("http://", adapter)
+        client._session.mount("https://", adapter)
+        return client
+
+    def _worker(self, q: queue.SimpleQueue[_Command | None]) -> None:
+        client = self._client()
+        while True:
+            cmd = q.get()
+            if cmd is None or self._stopping.is_set():
+                return
+            kind, a, b, c = cmd
+            try:
+                if kind == "submit":
+                    self._do_submit(client, a)
+                elif kind == "cancel":
+                    self._do_cancel(client, a)
+                elif kind == "replace":
+                    self._do_replace(client, a, b, c)
+            except Exception:  # a bug must not kill the worker
+                log.exception("alpaca: %s failed unexpectedly", kind)
+
+    def _run_stream(self, loop: asyncio.AbstractEventLoop) -> None:
+        asyncio.set_event_loop(loop)
+        try:
+            stream = _Stream(
+                self,
+                api_key=self._key_id,
+                secret_key=self._secret_key,
+                paper=self._paper,
+                raw_data=True,
+                url_override=self._stream_url,
+                websocket_params={
+                    "ping_interval": self._ping[0],
+                    "ping_timeout": self._ping[1],
+                    "max_queue": 1024,
+                },
+            )
+            stream._reconnect_min_backoff, stream._reconnect_max_backoff = self._backoff
+            stream.subscribe_trade_updates(self._on_message)
+            task = loop.create_task(stream._run_forever())  # type: ignore[no-untyped-call]
+            self._stream, self._stream_task = stream, task
+            self._stream_ready.set()
+            loop.run_until_complete(task)
+        except asyncio.CancelledError:
+            pass
+        except Exception:
+            log.exception("alpaca: the trade_updates stream stopped")
+        finally:
+            self._stream_ready.set()
+            _close_loop(loop)
+
+    def _monitor(self) -> None:
+        client = self._client()
+        next_beat = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            with self._lock:
+                rest_ok, due = self._rest_ok, self._reconcile_due
+            if not rest_ok or now >= next_beat:
+                self._probe(client)
+                next_beat = time.monotonic() + self._heartbeat_interval
+                with self._lock:
+                    rest_ok = self._rest_ok
+            if rest_ok and due:
+                with self._lock:
+                    self._reconcile_due = False
+                if not self._reconcile(client):
+                    with self._lock:
+                        self._reconcile_due = True
+            with self._lock:
+                busy = not self._rest_ok or self._reconcile_due
+            wait = self._probe_interval if busy else max(0.0, next_beat - time.monotonic())
+            self._wake.wait(wait)
+            self._wake.clear()
+
+    # ------------------------------------------------------------------ health
+
+    def _emit_locked(self, event: VenueEvent) -> None:
+        emit = self._emit
+        if emit is None:
+            return
+        try:
+            emit(event)
+        except Exception:
+            log.exception("alpaca: emit(%r) raised", event)
+
+    def _set_rest(self, ok: bool, detail: str) -> None:
+        self._set_health("rest", ok, detail)
+
+    def _set_stream(self, ok: bool, detail: str, *, only_change: bool = False) -> None:
+        self._set_health("stream", ok, detail, only_change=only_change)
+
+    def _set_health(
+        self, part: Literal["rest", "stream"], ok: bool, detail: str, *, only_change: bool = False
+    ) -> None:
+        """Record the health of one side and emit a `VenueStatus` when it changed, or when
+        it stays down for a new reason (an auth failure after a refused connection)."""
+        with self._lock:
+            if part == "stream" and ok:
+                self._reconcile_due = True
+            was = self._rest_ok if part == "rest" else self._stream_ok
+            if was == ok and (ok or only_change or detail == self._details.get(part)):
+                return
+            if part == "rest":
+                self._rest_ok = ok
+            else:
+                self._stream_ok = ok
+            self._details[part] = detail
+            if self._stopping.is_set():
+                return
+            self._emit_locked(VenueStatus(self._rest_ok and self._stream_ok, detail))
+        self._wake.set()
+
+    def _probe(self, client: TradingClient) -> None:
+        try:
+            self._call(client.get_account)
+        except _Unavailable:
+            return  # _call marked REST down
+        except _Rejected as exc:
+            self._set_rest(False, f"rest: account probe refused ({exc.status}): {exc.message}")
+            return
+        except Exception as exc:
+            self._set_rest(False, f"rest: account probe failed: {exc!r}")
+            return
+        self._set_rest(True, "rest: reachable")
+
+    def _call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run one alpaca-py call; map failures to `_Unavailable` / `_Rejected`."""
+        try:
+            result = fn(*args)
+        except requests.exceptions.RequestException as exc:
+            maybe = not _not_sent(exc)
+            self._set_rest(False, f"rest: unreachable: {_describe(exc)}")
+            raise _Unavailable(_describe(exc), delivered_maybe=maybe) from exc
+        except APIError as exc:
+            status = exc.status_code or 0
+            code, message = _api_error_body(exc)
+            if status >= 500:
+                self._set_rest(False, f"rest: Alpaca answered {status}: {message}")
+                raise _Unavailable(f"{status}: {message}", delivered_maybe=True) from exc
+            raise _Rejected(status, code, message) from exc
+        self._set_rest(True, "rest: reachable")
+        return result
+
+    # ------------------------------------------------------------------ requests
+
+    def _reject(self, order_id: int, request: Request, reason: str, message: str) -> None:
+        with self._lock:
+            self._emit_locked(VenueRejected(order_id, reason, message, request))
+
+    def _unavailable_reason(self, request: Request) -> str:
+        if request == "submit" and self.policy == "internal":
+            return "venue_fallback"
+        return "venue_unavailable"
+
+    def _do_submit(self, client: TradingClient, order: VenueOrder) -> None:
+        oid = order.order_id
+        spec = self._symbols.get(order.symbol)
+        if spec is None:
+            self._reject(oid, "submit", "unknown_symbol", f"{order.symbol} is not routed to Alpaca")
+            return
+        coid = order.client_order_id or f"{self._prefix}{oid}"
+        try:
+            request = _order_request(order, spec, coid)
+        except (ValueError, TypeError) as exc:
+            self._reject(oid, "submit", "bad_order", str(exc))
+            return
+        with self._lock:
+            if oid in self._orders:
+                self._emit_locked(
+                    VenueRejected(oid, "duplicate_id", f"order {oid} was already submitted")
+                )
+                return
+            if not self._rest_ok:
+                self._emit_locked(
+                    VenueRejected(oid, self._unavailable_reason("submit"), "Alpaca is unreachable")
+                )
+                return
+            tracked = _Tracked(order, spec, coid, open_qty=order.qty, limit_price=order.limit_price)
+            self._orders[oid] = tracked
+            self._by_coid[coid] = oid
+        try:
+            placed: Order = self._call(client.submit_order, request)
+        except _Unavailable as exc:
+            reason = self._unavailable_reason("submit")
+            self._submit_failed(tracked, reason, str(exc), maybe_placed=exc.delivered_maybe)
+            return
+        except _Rejected as exc:
+            self._submit_failed(tracked, _reason(exc, "submit"), exc.message, maybe_placed=False)
+            return
+        except Exception as exc:  # e.g. a response the SDK cannot parse
+            log.exception("alpaca: submit of order %d failed", oid)
+            self._submit_failed(tracked, "venue_error", repr(exc), maybe_placed=True)
+            return
+        with self._lock:
+            self._accept(tracked, str(placed.id))
+            status = _enum_text(placed.status)
+            if status in _CLOSED_BY and not tracked.closed:
+                self._close(tracked, str(placed.id), placed, _CLOSED_BY[status])
+
+    def _submit_failed(self, t: _Tracked, reason: str, message: str, *, maybe_placed: bool) -> None:
+        """A submit got no clear answer or a refusal. If the stream already reported the
+        order, Alpaca has it: it stays live. Otherwise the engine is told it is rejected;
+        when it may have reached Alpaca anyway (timeout, 5xx) it becomes an orphan that
+        reconciliation looks for and cancels."""
+        with self._lock:
+            if t.accepted:
+                log.warning(
+                    "alpaca: submit of order %d failed (%s) but Alpaca reported it: live",
+                    t.order.order_id,
+                    message,
+                )
+                return
+            if t.closed:  # the stream already reported it rejected
+                return
+            self._mark_closed(t)
+            if maybe_placed:
+                t.orphan = True
+                t.orphan_since = time.monotonic()
+                self._reconcile_due = True
+            self._emit_locked(VenueRejected(t.order.order_id, reason, message))
+        if maybe_placed:
+            self._wake.set()
+
+    def _do_cancel(self, client: TradingClient, oid: int) -> None:
+        with self._lock:
+            tracked = self._orders.get(oid)
+            vid = tracked.venue_id if tracked is not None and not tracked.closed else None
+            down = not self._rest_ok
+        if vid is None:
+            self._reject(oid, "cancel", "unknown_order", f"order {oid} is not open at Alpaca")
+            return
+        if down:
+            self._reject(oid, "cancel", "venue_unavailable", "Alpaca is unreachable")
+            return
+        try:
+            self._call(client.cancel_order_by_id, vid)
+        except _Unavailable as exc:
+            self._reject(oid, "cancel", "venue_unavailable", str(exc))
+        except _Rejected as exc:
+            self._reject(oid, "cancel", _reason(exc, "cancel"), exc.message)
+        # success: the stream reports `canceled` (or a fill that won the race)
+
+    def _do_replace(
+        self, client: TradingClient, oid: int, qty: int | None, limit_price: int | None
+    ) -> None:
+        with self._lock:
+            tracked = self._orders.get(oid)
+            live = tracked is not None and not tracked.closed and tracked.venue_id is not None
+            down = not self._rest_ok
+        if tracked is None or not live:
+            self._reject(oid, "replace", "unknown_order", f"order {oid} is not open at Alpaca")
+            return
+        if qty is None and limit_price is None:
+            self._reject(oid, "replace", "bad_replace", "nothing to change")
+            return
+        if (qty is not None and qty <= 0) or (limit_price is not None and limit_price <= 0):
+            self._reject(oid, "replace", "bad_replace", "qty and limit_price must be positive")
+            return
+        if limit_price is not None and tracked.order.type not in ("limit", "stop_limit"):
+            self._reject(oid, "replace", "bad_replace", f"a {tracked.order.type} has no limit")
+            return
+        if tracked.pending is not None:
+            self._reject(oid, "replace", "replace_pending", "a replace is already in flight")
+            return
+        if down:
+            self._reject(oid, "replace", "venue_unavailable", "Alpaca is unreachable")
+            return
+        try:
+            price = None if limit_price is None else _float_price(tracked.spec, limit_price)
+        except ValueError as exc:
+            self._reject(oid, "replace", "bad_replace", str(exc))
+            return
+        with self._lock:
+            tracked.replacements += 1
+            new_coid = f"{tracked.client_order_id}-r{tracked.replacements}"
+            tracked.pending = (qty, limit_price)
+            self._by_coid[new_coid] = oid
+            vid = tracked.venue_id
+        request = ReplaceOrderRequest(qty=qty, limit_price=price, client_order_id=new_coid)
+        try:
+            new: Order = self._call(client.replace_order_by_id, vid, request)
+        except (_Unavailable, _Rejected) as exc:
+            with self._lock:
+                if tracked.pending_vid is None:
+                    tracked.pending = None
+            if isinstance(exc, _Rejected):
+                self._reject(oid, "replace", _reason(exc, "replace"), exc.message)
+            else:
+                self._reject(oid, "replace", "venue_unavailable", str(exc))
+            return
+        with self._lock:
+            new_vid = str(new.id)
+            self._by_vid[new_vid] = oid
+            if tracked.pending is not None:
+                tracked.pending_vid = new_vid
+        # success: the stream reports `replaced` when it takes effect
+
+    # ------------------------------------------------------------------ order state
+    # Everything below runs with self._lock held.
+
+    def _accept(self, t: _Tracked, vid: str) -> None:
+        if t.venue_id is None:
+            t.venue_id = vid
+            self._by_vid[vid] = t.order.order_id
+        if not t.accepted and not t.orphan and not t.closed:
+            t.accepted = True
+            self._emit_locked(VenueAccepted(t.order.order_id, vid))
+
+    def _mark_closed(self, t: _Tracked) -> None:
+        """Mark `t` closed; forget orders closed more than `_RETENTION` s ago (kept that
+        long so late or duplicate updates about them are still recognized)."""
+        t.closed = True
+        now = time.monotonic()
+        self._closed_fifo.append((now, t.order.order_id))
+        while self._closed_fifo and self._closed_fifo[0][0] < now - _RETENTION:
+            _, oid = self._closed_fifo.popleft()
+            old = self._orders.get(oid)
+            if old is None or not old.closed or old.orphan or old.pending is not None:
+                continue
+            del self._orders[oid]
+            coid = old.client_order_id
+            for c in [coid, *(f"{coid}-r{k}" for k in range(1, old.replacements + 1))]:
+                self._by_coid.pop(c, None)
+            for v in [old.venue_id, old.pending_vid, *old.filled]:
+                if v is not None:
+                    self._by_vid.pop(v, None)
+
+    def _close(self, t: _Tracked, vid: str, o: Any, reason: str) -> None:
+        self._mark_closed(t)
+        t.open_qty = 0
+        if t.orphan:
+            return
+        remaining = max(0, _qty(_get(o, "qty")) - _qty(_get(o, "filled_qty")))
+        self._emit_locked(VenueCanceled(t.order.order_id, remaining, reason))
+
+    def _fill(
+        self, t: _Tracked, vid: str, o: Any, price: Any, qty: int, ts: int, exec_id: str
+    ) -> None:
+        """Report a fill of `qty` at `price` on Alpaca order `vid` (`o` is its state
+        after the fill), unless an earlier report already covered it."""
+        cumulative = _qty(_get(o, "filled_qty"))
+        before = t.filled.get(vid, 0)
+        if cumulative <= before:
+            return  # already reported (a duplicate, or found by reconciliation first)
+        qty = min(qty, cumulative - before) if qty > 0 else cumulative - before
+        ticks = self._ticks(t, price)
+        t.filled[vid] = before + qty
+        t.notional[vid] = t.notional.get(vid, Decimal(0)) + t.spec.to_price(ticks) * qty
+        if vid == t.venue_id:
+            t.open_qty = max(0, _qty(_get(o, "qty")) - cumulative)
+        leaves = t.open_qty  # a late fill of a replaced order leaves the new order's qty
+        self._emit_locked(VenueFilled(t.order.order_id, ticks, qty, ts, exec_id, leaves))
+        if leaves == 0 and vid == t.venue_id:
+            self._mark_closed(t)
+
+    def _ticks(self, t: _Tracked, price: Any) -> int:
+        try:
+            return t.spec.to_ticks(_decimal(price))
+        except OffTickPrice:
+            ticks = t.spec.to_ticks(_decimal(price), rounding=decimal.ROUND_HALF_EVEN)
+            log.warning(
+                "alpaca: %s fill price %s is off the %s tick grid: reported as %d ticks",
+                t.order.symbol,
+                price,
+                t.spec.tick_size,
+                ticks,
+            )
+            return ticks
+
+    def _replaced(self, t: _Tracked, new_vid: str) -> None:
+        qty, limit_price = t.pending if t.pending is not None else (None, None)
+        t.pending = None
+        t.pending_vid = None
+        t.venue_id = new_vid
+        self._by_vid[new_vid] = t.order.order_id
+        if qty is not None:
+            t.open_qty = qty
+        if limit_price is not None:
+            t.limit_price = limit_price
+        self._emit_locked(VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price))
+
+    def _lookup(self, coid: str, vid: str) -> int | None:
+        oid = self._by_coid.get(coid)
+        if oid is None:
+            oid = self._by_vid.get(vid)
+        if oid is None:
+            m = self._coid_re.match(coid)
+            if m is not None:
+                oid = int(m.group(1))
+        return oid
+
+    def _adopt(self, oid: int, o: Mapping[str, Any]) -> _Tracked | None:
+        """An update for one of our orders that this process did not submit (placed
+        before a restart): track it from the Alpaca order object."""
+        spec = self._symbols.get(str(o.get("symbol")))
+        if spec is None:
+            return None
+        try:
+            order = _order_from_alpaca(oid, o, spec)
+        except (ValueError, KeyError, TypeError):
+            log.warning("alpaca: cannot adopt order %s: %r", oid, o)
+            return None
+        t = _Tracked(
+            order,
+            spec,
+            order.client_order_id,
+            venue_id=str(o["id"]),
+            accepted=True,
+            open_qty=max(0, order.qty - _qty(o.get("filled_qty"))),
+            limit_price=order.limit_price,
+        )
+        self._orders[oid] = t
+        self._by_coid[t.client_order_id] = oid
+        self._by_vid[str(o["id"])] = oid
+        return t
+
+    # ------------------------------------------------------------------ the stream
+
+    async def _on_message(self, msg: Any) -> None:
+        try:
+            self._on_trade_update(msg)
+        except Exception:
+            log.exception("alpaca: cannot handle trade update %r", msg)
+
+    def _on_trade_update(self, msg: Mapping[str, Any]) -> None:
+        data = msg.get("data")
+        if not isinstance(data, Mapping):
+            return
+        o = data.get("order")
+        if not isinstance(o, Mapping):
+            return
+        event = str(data.get("event", ""))
+        vid = str(o.get("id", ""))
+        coid = str(o.get("client_order_id", ""))
+        with self._lock:
+            oid = self._lookup(coid, vid)
+            if oid is None:
+                log.debug("alpaca: update for an order not ours: %s %s", event, coid)
+                return
+            t = self._orders.get(oid)
+            if t is None:
+                t = self._adopt(oid, o)
+                if t is None:
+                    return
+            self._apply_update(t, event, vid, o, data)
+
+    def _apply_update(
+        self, t: _Tracked, event: str, vid: str, o: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> None:
+        oid = t.order.order_id
+        if t.orphan:
+            # told the engine it was rejected: only its executions are reported
+            if event in ("fill", "partial_fill"):
+                self._stream_fill(t, vid, o, data)
+            if _enum_text(o.get("status")) not in _TERMINAL:
+                self._reconcile_due = True
+                self._wake.set()
+            return
+        is_pending = vid == t.pending_vid or (
+            t.pending is not None
+            and t.venue_id is not None
+            and vid != t.venue_id
+            and o.get("replaces") == t.venue_id
+        )
+        if is_pending:
+            if event in ("fill", "partial_fill"):
+                self._replaced(t, vid)
+                self._stream_fill(t, vid, o, data)
+            elif event in ("canceled", "expired", "rejected"):
+                t.pending = None
+                t.pending_vid = None
+                self._emit_locked(
+                    VenueRejected(oid, "replace_rejected", f"replacement {event}", "replace")
+                )
+            return
+        if t.venue_id is not None and vid != t.venue_id:
+            if event in ("fill", "partial_fill"):  # a late fill of a replaced order
+                self._stream_fill(t, vid, o, data)
+            return
+        if event in ("new", "accepted", "pending_new"):
+            self._accept(t, vid)
+        elif event in ("fill", "partial_fill"):
+            self._accept(t, vid)
+            self._stream_fill(t, vid, o, data)
+        elif event in _CLOSED_BY:
+            if not t.accepted and event == "rejected":
+                self._mark_closed(t)
+                self._emit_locked(VenueRejected(oid, "venue_rejected", _why(o, data)))
+            elif not t.closed:
+                self._accept(t, vid)
+                self._close(t, vid, o, _CLOSED_BY[event])
+        elif event == "replaced":
+            new_vid = o.get("replaced_by")
+            if new_vid:
+                self._replaced(t, str(new_vid))
+        elif event == "order_cancel_rejected":
+            self._emit_locked(VenueRejected(oid, "cancel_rejected", _why(o, data), "cancel"))
+        elif event == "order_replace_rejected":
+            t.pending = None
+            t.pending_vid = None
+            self._emit_locked(VenueRejected(oid, "replace_rejected", _why(o, data), "replace"))
+        # pending_cancel, pending_replace, done_for_day, calculated, restated...: no event
+
+    def _stream_fill(
+        self, t: _Tracked, vid: str, o: Mapping[str, Any], data: Mapping[str, Any]
+    ) -> None:
+        price = data.get("price")
+        if price is None:
+            price = o.get("filled_avg_price")
+        cumulative = _qty(o.get("filled_qty"))
+        exec_id = str(data.get("execution_id") or f"{vid}:{cumulative}")
+        self._fill(t, vid, o, price, _qty(data.get("qty")), _ts_ns(data.get("timestamp")), exec_id)
+
+    # ------------------------------------------------------------------ reconciliation
+
+    def _reconcile(self, client: TradingClient) -> bool:
+        """Bring every open (or orphaned) order up to date from REST: fills and closes
+        missed while the stream was down are reported; orphans are canceled. False if
+        Alpaca became unreachable on the way (the monitor retries)."""
+        with self._lock:
+            todo = [
+                (t.order.order_id, t.venue_id, t.pending_vid, t.orphan, t.client_order_id)
+                for t in self._orders.values()
+                if (not t.closed and t.venue_id is not None) or t.orphan
+            ]
+        for oid, vid, pending_vid, orphan, coid in todo:
+            try:
+                if orphan:
+                    self._reconcile_orphan(client, oid, coid)
+                    continue
+                for v in (vid, pending_vid):
+                    if v is not None:
+                        o = self._call(client.get_order_by_id, v)
+                        with self._lock:
+                            self._apply_snapshot(self._orders[oid], v, o)
+            except _Unavailable:
+                return False
+            except _Rejected as exc:
+                log.warning("alpaca: reconciling order %d: %s", oid, exc.message)
+        return True
+
+    def _reconcile_orphan(self, client: TradingClient, oid: int, coid: str) -> None:
+        try:
+            o = self._call(client.get_order_by_client_id, coid)
+        except _Rejected as exc:
+            if exc.status != 404:
+                raise
+            with self._lock:
+                t = self._orders[oid]
+                if time.monotonic() - t.orphan_since > self._orphan_grace:
+                    t.orphan = False  # it never reached Alpaca
+                else:  # a request still in flight may yet arrive: look again
+                    self._reconcile_due = True
+            return
+        vid = str(o.id)
+        with self._lock:
+            t = self._orders[oid]
+            t.venue_id = t.venue_id or vid
+            self._by_vid[vid] = oid
+            self._apply_snapshot(t, vid, o)
+        if _enum_text(o.status) not in _TERMINAL:
+            log.warning("alpaca: order %s reached Alpaca after a failed submit: canceling", coid)
+            with contextlib.suppress(_Rejected):
+                self._call(client.cancel_order_by_id, vid)
+            with self._lock:
+                self._reconcile_due = True  # look again until it is closed
+        else:
+            with self._lock:
+                self._orders[oid].orphan = False
+
+    def _apply_snapshot(self, t: _Tracked, vid: str, o: Order) -> None:
+        """Report what the REST order object `o` shows that was not reported yet."""
+        filled = _qty(o.filled_qty)
+        before = t.filled.get(vid, 0)
+        if filled > before and o.filled_avg_price is not None:
+            missed = filled - before
+            total = _decimal(o.filled_avg_price) * filled
+            price = (total - t.notional.get(vid, Decimal(0))) / missed
+            self._fill(t, vid, o, price, missed, time.time_ns(), f"reconciled:{vid}:{filled}")
+        status = _enum_text(o.status)
+        if t.orphan:
+            return
+        if vid == t.pending_vid and status in _CLOSED_BY:
+            t.pending = None
+            t.pending_vid = None
+            self._emit_locked(
+                VenueRejected(t.order.order_id, "replace_rejected", status, "replace")
+            )
+        elif vid == t.venue_id and status in _CLOSED_BY and not t.closed:
+            self._close(t, vid, o, _CLOSED_BY[status])
+        elif vid == t.venue_id and status == "replaced" and o.replaced_by is not None:
+            self._replaced(t, str(o.replaced_by))
+            self._reconcile_due = True  # look at the new order next round
+
+
+# ---------------------------------------------------------------------- helpers
+
+
+def _close_loop(loop: asyncio.AbstractEventLoop) -> None:
+    """Cancel what is left on `loop` (the websocket's keepalive tasks), then close it."""
+    try:
+        pending = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        for t in pending:
+            t.cancel()
+        if pending:
+            loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+        loop.run_until_complete(loop.shutdown_asyncgens())
+    finally:
+        loop.close()
+
+
+def _order_request(order: VenueOrder, spec: SymbolSpec, coid: str) -> OrderRequest:
+    """The alpaca-py request for `order` (prices converted exactly, see `_float_price`)."""
+    if isinstance(order.qty, bool) or not isinstance(order.qty, int) or order.qty <= 0:
+        raise ValueError(f"qty must be a positive integer, got {order.qty!r}")
+    tif = _TIF.get(order.tif)
+    if tif is None:
+        raise ValueError(f"unsupported time in force {order.tif!r}")
+    side = _SIDE.get(order.side)
+    if side is None:
+        raise ValueError(f"unsupported side {order.side!r}")
+    if len(coid) > 128:
+        raise ValueError("client_order_id is longer than 128 characters")
+    common: dict[str, Any] = {
+        "symbol": order.symbol,
+        "qty": order.qty,
+        "side": side,
+        "time_in_force": tif,
+        "client_order_id": coid,
+    }
+    kind = order.type
+    needs_limit = kind in ("limit", "stop_limit")
+    needs_stop = kind in ("stop", "stop_limit")
+    if needs_limit and order.limit_price is None:
+        raise ValueError(f"a {kind} order needs a limit_price")
+    if needs_stop and order.stop_price is None:
+        raise ValueError(f"a {kind} order needs a stop_price")
+    limit = _float_price(spec, order.limit_price) if order.limit_price is not None else None
+    stop = _float_price(spec, order.stop_price) if order.stop_price is not None else None
+    if kind == "market":
+        return MarketOrderRequest(**common)
+    if kind == "limit":
+        return LimitOrderRequest(**common, limit_price=limit)
+    if kind == "stop":
+        return StopOrderRequest(**common, stop_price=stop)
+    if kind == "stop_limit":
+        return StopLimitOrderRequest(**common, limit_price=limit, stop_price=stop)
+    raise ValueError(f"unsupported order type {kind!r}")
+
+
+def _float_price(spec: SymbolSpec, ticks: int) -> float:
+    """`ticks` as the float alpaca-py's request models take, checked to serialize to the
+    exact decimal price (JSON writes a float's shortest repr: ``12345`` ticks of 0.01 go
+    out as ``123.45``)."""
+    if isinstance(ticks, bool) or not isinstance(ticks, int) or ticks <= 0:
+        raise ValueError(f"a price must be a positive number of ticks, got {ticks!r}")
+    exact = spec.to_price(ticks)
+    value = float(exact)
+    if Decimal(repr(value)) != exact:
+        raise ValueError(f"price {exact} has too many digits to send exactly")
+    return value
+
+
+def _order_from_alpaca(oid: int, o: Mapping[str, Any], spec: SymbolSpec) -> VenueOrder:
+    def ticks(key: str) -> int | None:
+        v = o.get(key)
+        return None if v in (None, "") else spec.to_ticks(_decimal(v))
+
+    return VenueOrder(
+        order_id=oid,
+        client_order_id=str(o["client_order_id"]),
+        symbol=str(o["symbol"]),
+        side=_literal(o["side"], ("buy", "sell")),
+        type=_literal(o["type"], ("market", "limit", "stop", "stop_limit")),
+        qty=_qty(o["qty"]),
+        limit_price=ticks("limit_price"),
+        stop_price=ticks("stop_price"),
+        tif=_literal(o["time_in_force"], ("gtc", "day", "ioc", "fok")),
+    )
+
+
+def _literal(value: Any, allowed: tuple[str, ...]) -> Any:
+    text = _enum_text(value)
+    if text not in allowed:
+        raise ValueError(f"{text!r} is not one of {allowed}")
+    return text
+
+
+def _enum_text(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def _get(o: Any, key: str) -> Any:
+    return o.get(key) if isinstance(o, Mapping) else getattr(o, key, None)
+
+
+def _decimal(value: Any) -> Decimal:
+    if isinstance(value, float):
+        return Decimal(repr(value))
+    if isinstance(value, Decimal | int | str):
+        return Decimal(value)
+    raise ValueError(f"not a number: {value!r}")
+
+
+def _qty(value: Any) -> int:
+    """A quantity as Alpaca sends it ("10", 10, "10.0"); None and "" are 0."""
+    if value is None or value == "":
+        return 0
+    d = _decimal(value)
+    if d != d.to_integral_value():
+        raise ValueError(f"fractional quantity {value!r}")
+    return int(d)
+
+
+def _ts_ns(value: Any) -> int:
+    """An RFC 3339 timestamp (up to nanoseconds) as ns since the epoch."""
+    if isinstance(value, dt.datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        delta = moment - _EPOCH
+        return (delta.days * 86_400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+    m = _TS.match(str(value or ""))
+    if m is None:
+        return time.time_ns()
+    main, frac, zone = m.groups()
+    zone = "+00:00" if zone in (None, "Z", "z") else zone
+    if len(zone) == 5:
+        zone = zone[:3] + ":" + zone[3:]
+    moment = dt.datetime.fromisoformat(main.replace(" ", "T") + zone)
+    delta = moment - _EPOCH
+    seconds = delta.days * 86_400 + delta.seconds
+    return seconds * 10**9 + int((frac or "0")[:9].ljust(9, "0"))
+
+
+def _api_error_body(exc: APIError) -> tuple[int | None, str]:
+    text = str(exc)
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, text.strip() or "no error body"
+    if not isinstance(body, dict):
+        return None, text
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), str(body.get("message", text))
+
+
+def _reason(exc: _Rejected, request: Request) -> str:
+    """A short reason code for a 4xx answer (docs/venues.md lists them)."""
+    if exc.status == 401 or exc.code == 40110000:
+        return "unauthorized"
+    if exc.status == 429:
+        return "venue_rate_limited"
+    if exc.code == 40310000:
+        return "insufficient_buying_power"
+    if exc.status == 404:
+        return "unknown_order"
+    if exc.status == 422 and request == "cancel":
+        return "not_cancelable"
+    if exc.status in (400, 422):
+        return "bad_order" if request == "submit" else f"{request}_rejected"
+    return "venue_rejected"
+
+
+def _why(o: Mapping[str, Any], data: Mapping[str, Any]) -> str:
+    for key in ("reason", "message"):
+        if data.get(key):
+            return str(data[key])
+    return f"Alpaca status {o.get('status')}"
+
+
+def _not_sent(exc: requests.exceptions.RequestException) -> bool:
+    """True when the request certainly never reached the server (connection refused,
+    DNS failure, connect timeout), so the order cannot exist at Alpaca."""
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return True
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        cause: Any = exc.args[0] if exc.args else None
+        reason = getattr(cause, "reason", cause)
+        name = type(reason).__name__
+        return name in ("NewConnectionError", "NameResolutionError")
+    return False
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.ConnectTimeout):
+        return "connect timeout"
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return "read timeout"
+    if isinstance(exc, requests.exceptions.ConnectionError):
+        return "connection failed" + (" (refused)" if _not_sent(exc) else "")
+    return type(exc).__name__
