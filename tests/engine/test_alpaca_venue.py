@@ -1,0 +1,600 @@
+"""The Alpaca venue end to end: the real alpaca-py against a local server speaking
+Alpaca's protocol (`fake_alpaca.py`), plus exact price conversion.
+
+Nothing sleeps where a condition can be awaited: tests wait on the events the venue
+emits (`Events.wait`) or on the fake's state (`FakeAlpaca.wait_until`).
+"""
+
+from __future__ import annotations
+
+import decimal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tickplane.engine.venues.alpaca import AlpacaVenue, CredentialsError
+from tickplane.engine.venues.base import (
+    OffTickPrice,
+    SymbolSpec,
+    Venue,
+    VenueAccepted,
+    VenueCanceled,
+    VenueEvent,
+    VenueFilled,
+    VenueOrder,
+    VenueRejected,
+    VenueReplaced,
+    VenueStatus,
+)
+
+if TYPE_CHECKING:
+    from tests.engine.fake_alpaca import FakeAlpaca, rfc3339
+else:  # tests/engine is not a package: import the fake as a top-level module
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from fake_alpaca import FakeAlpaca, rfc3339
+
+E = TypeVar("E")
+SYMBOLS = {"AAPL": SymbolSpec("0.01"), "MSFT": SymbolSpec(Decimal("0.01")), "SPY": SymbolSpec(1)}
+FAST: dict[str, Any] = {
+    "reconnect_min_backoff": 0.05,
+    "reconnect_max_backoff": 0.2,
+    "probe_interval": 0.05,
+    "rest_timeout": (1.0, 1.0),
+}
+
+
+class Events:
+    """What the venue emitted, with the thread that emitted each event."""
+
+    def __init__(self) -> None:
+        self.items: list[VenueEvent] = []
+        self.threads: set[int] = set()
+        self._cond = threading.Condition()
+
+    def __call__(self, event: VenueEvent) -> None:
+        with self._cond:
+            self.items.append(event)
+            self.threads.add(threading.get_ident())
+            self._cond.notify_all()
+
+    def wait(
+        self, kind: type[E], where: Callable[[E], bool] = lambda e: True, timeout: float = 10.0
+    ) -> E:
+        """The first event of `kind` matching `where` (waiting for it if need be)."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.items:
+                    if isinstance(e, kind) and where(e):
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no {kind.__name__} in time; got {self.items}")
+                self._cond.wait(left)
+
+    def about(self, order_id: int) -> list[VenueEvent]:
+        """Every event about one order, in order."""
+        with self._cond:
+            return [e for e in self.items if getattr(e, "order_id", None) == order_id]
+
+    def mark(self) -> int:
+        """Remember where the log is now (see `wait_status`)."""
+        with self._cond:
+            return len(self.items)
+
+    def wait_status(self, connected: bool, since: int = 0, timeout: float = 10.0) -> VenueStatus:
+        """The first `VenueStatus(connected=...)` after position `since`."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            while True:
+                for e in self.items[since:]:
+                    if isinstance(e, VenueStatus) and e.connected == connected:
+                        return e
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError(f"no VenueStatus({connected}) in time: {self.items}")
+                self._cond.wait(left)
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeAlpaca]:
+    with FakeAlpaca() as server:
+        yield server
+
+
+def make_venue(fake: FakeAlpaca, **kwargs: Any) -> AlpacaVenue:
+    options: dict[str, Any] = {**FAST, **kwargs}
+    return AlpacaVenue(
+        fake.key_id,
+        fake.secret_key,
+        url_override=fake.rest_url,
+        stream_url_override=fake.stream_url,
+        symbols=SYMBOLS,
+        **options,
+    )
+
+
+@pytest.fixture
+def started(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
+    venue = make_venue(fake)
+    events = Events()
+    venue.start(events)
+    events.wait_status(True)
+    yield venue, events
+    venue.stop()
+
+
+def order(
+    oid: int,
+    type: str = "limit",
+    side: str = "buy",
+    qty: int = 100,
+    limit: int | None = 12345,
+    stop: int | None = None,
+    tif: str = "gtc",
+    symbol: str = "AAPL",
+    coid: str = "",
+) -> VenueOrder:
+    return VenueOrder(oid, coid, symbol, side, type, qty, limit, stop, tif)  # type: ignore[arg-type]
+
+
+def accepted(events: Events, oid: int) -> VenueAccepted:
+    return events.wait(VenueAccepted, lambda e: e.order_id == oid)
+
+
+# ---------------------------------------------------------------------- orders
+
+
+def test_the_venue_is_a_venue(started: tuple[AlpacaVenue, Events]) -> None:
+    venue, _ = started
+    assert isinstance(venue, Venue)
+    assert venue.name == "alpaca"
+    assert venue.connected
+
+
+@pytest.mark.parametrize(
+    ("kind", "limit", "stop", "tif", "sent"),
+    [
+        ("market", None, None, "day", {}),
+        ("limit", 12345, None, "gtc", {"limit_price": "123.45"}),
+        ("stop", None, 12001, "ioc", {"stop_price": "120.01"}),
+        ("stop_limit", 11990, 12000, "fok", {"limit_price": "119.9", "stop_price": "120"}),
+    ],
+)
+def test_each_order_type_is_sent_exactly_and_accepted(
+    started: tuple[AlpacaVenue, Events],
+    fake: FakeAlpaca,
+    kind: str,
+    limit: int | None,
+    stop: int | None,
+    tif: str,
+    sent: dict[str, str],
+) -> None:
+    venue, events = started
+    venue.submit(order(7, kind, "sell", 25, limit, stop, tif))
+    ack = accepted(events, 7)
+    placed = fake.order(ack.venue_order_id)
+    assert placed.client_order_id == "tp-7"
+    assert (placed.symbol, placed.side, placed.type, placed.time_in_force, placed.qty) == (
+        "AAPL",
+        "sell",
+        kind,
+        tif,
+        25,
+    )
+    body = next(b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders")
+    for key, text in sent.items():
+        assert body[key] == Decimal(text)  # the decimal the JSON carried, exactly
+    assert ("limit_price" in body) == (limit is not None)
+    assert ("stop_price" in body) == (stop is not None)
+    assert events.about(7) == [ack]
+
+
+def test_a_given_client_order_id_is_used(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(order(8, coid="my-bot-42"))
+    ack = accepted(events, 8)
+    assert fake.order(ack.venue_order_id).client_order_id == "my-bot-42"
+    fake.fill(ack.venue_order_id, "123.45", 100)
+    fill = events.wait(VenueFilled, lambda e: e.order_id == 8)
+    assert (fill.qty, fill.leaves_qty) == (100, 0)
+
+
+def test_partial_then_full_fill(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    venue.submit(order(1, qty=100, limit=12345))
+    vid = accepted(events, 1).venue_order_id
+    first = fake.fill(vid, "123.45", 30)
+    second = fake.fill(vid, Decimal("123.40"), 70)
+    events.wait(VenueFilled, lambda e: e.order_id == 1 and e.leaves_qty == 0)
+    fills = [e for e in events.about(1) if isinstance(e, VenueFilled)]
+    assert [(f.price, f.qty, f.leaves_qty) for f in fills] == [(12345, 30, 70), (12340, 70, 0)]
+    assert [f.execution_id for f in fills] == [first["execution_id"], second["execution_id"]]
+    assert rfc3339(fills[0].ts_event) == first["timestamp"]  # ns survive
+    assert isinstance(events.about(1)[0], VenueAccepted)
+
+
+def test_market_order_filled_at_once_reports_accept_before_fill(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.last_price["SPY"] = Decimal("501")
+    venue.submit(order(2, "market", qty=3, limit=None, symbol="SPY", tif="day"))
+    fill = events.wait(VenueFilled, lambda e: e.order_id == 2)
+    assert (fill.price, fill.qty, fill.leaves_qty) == (501, 3, 0)  # SPY ticks are $1
+    assert [type(e) for e in events.about(2)] == [VenueAccepted, VenueFilled]
+
+
+def test_cancel(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    venue.submit(order(3, qty=50))
+    vid = accepted(events, 3).venue_order_id
+    fake.fill(vid, "123.45", 20)
+    events.wait(VenueFilled, lambda e: e.order_id == 3)
+    venue.cancel(3)
+    done = events.wait(VenueCanceled, lambda e: e.order_id == 3)
+    assert (done.remaining, done.reason) == (30, "canceled")
+    assert fake.order(vid).status == "canceled"
+    venue.cancel(3)  # closed now: refused without asking Alpaca
+    again = events.wait(VenueRejected, lambda e: e.order_id == 3)
+    assert (again.request, again.reason) == ("cancel", "unknown_order")
+
+
+def test_cancel_of_a_filled_order_is_refused_by_alpaca(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(order(4, qty=10))
+    vid = accepted(events, 4).venue_order_id
+    with fake._cond:  # filled at Alpaca, the fill not yet seen by the venue
+        o = fake.order(vid)
+        o.status, o.filled_qty, o.notional = "filled", 10, Decimal("1234.5")
+    venue.cancel(4)
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 4)
+    assert (refused.request, refused.reason) == ("cancel", "not_cancelable")
+    assert "not cancelable" in refused.message
+
+
+def test_expired_and_rejected_after_acceptance(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(order(5, qty=10, tif="day"))
+    venue.submit(order(6, qty=10))
+    fake.expire(accepted(events, 5).venue_order_id)
+    fake.reject(accepted(events, 6).venue_order_id)
+    gone = events.wait(VenueCanceled, lambda e: e.order_id == 5)
+    refused = events.wait(VenueCanceled, lambda e: e.order_id == 6)
+    assert (gone.remaining, gone.reason) == (10, "expired")
+    assert refused.reason == "venue_rejected"
+
+
+def test_replace(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    venue.submit(order(9, qty=100, limit=12345))
+    old = accepted(events, 9).venue_order_id
+    fake.fill(old, "123.45", 40)
+    events.wait(VenueFilled, lambda e: e.order_id == 9)
+    venue.replace(9, 50, 12350)
+    rep = events.wait(VenueReplaced, lambda e: e.order_id == 9)
+    assert (rep.qty, rep.limit_price) == (50, 12350)
+    new = fake.order(rep.new_venue_order_id)
+    assert (new.qty, new.limit_price, new.replaces) == (50, Decimal("123.5"), old)
+    assert new.client_order_id == "tp-9-r1"
+    assert fake.order(old).status == "replaced"
+    fake.fill(new.id, "123.50", 50)
+    last = events.wait(VenueFilled, lambda e: e.order_id == 9 and e.price == 12350)
+    assert (last.qty, last.leaves_qty) == (50, 0)
+    venue.replace(9, 10, None)  # done now
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 9)
+    assert (refused.request, refused.reason) == ("replace", "unknown_order")
+
+
+def test_rejections(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    fake.buying_power = Decimal("1000")
+    venue.submit(order(10, qty=100, limit=12345))  # $12,345 > $1,000
+    venue.submit(order(11, symbol="TSLA"))  # not routed to Alpaca
+    venue.submit(order(12, "limit", limit=None))  # a limit without a price
+    fake.symbols.discard("MSFT")
+    venue.submit(order(13, symbol="MSFT"))  # Alpaca does not know it
+    poor = events.wait(VenueRejected, lambda e: e.order_id == 10)
+    assert (poor.reason, poor.message, poor.request) == (
+        "insufficient_buying_power",
+        "insufficient buying power",
+        "submit",
+    )
+    assert events.wait(VenueRejected, lambda e: e.order_id == 11).reason == "unknown_symbol"
+    assert events.wait(VenueRejected, lambda e: e.order_id == 12).reason == "bad_order"
+    unknown = events.wait(VenueRejected, lambda e: e.order_id == 13)
+    assert (unknown.reason, unknown.message) == ("bad_order", 'asset "MSFT" not found')
+    assert venue.connected  # business rejections are no outage
+    venue.submit(order(10, qty=1))
+    dup = events.wait(VenueRejected, lambda e: e.order_id == 10 and e.reason == "duplicate_id")
+    assert dup.request == "submit"
+
+
+def test_calls_return_at_once_and_events_come_from_venue_threads(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.hang_next(1)
+    t0 = time.perf_counter()
+    venue.submit(order(20))
+    venue.submit(order(22))  # same worker as 20 (two workers): queued behind it
+    venue.cancel(20)
+    elapsed = time.perf_counter() - t0
+    assert elapsed < 0.05
+    fake.wait_until(lambda: fake.hung == 1)
+    fake.release()
+    accepted(events, 20)
+    accepted(events, 22)
+    events.wait(VenueCanceled, lambda e: e.order_id == 20)
+    assert threading.get_ident() not in events.threads
+
+
+# ---------------------------------------------------------------------- outages
+
+
+def test_outage_rejects_then_recovers(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(order(30, qty=10))
+    vid = accepted(events, 30).venue_order_id
+    mark = events.mark()
+    fake.stop()
+    down = events.wait_status(False, since=mark)
+    assert not venue.connected
+    assert "stream" in down.detail
+    venue.submit(order(31))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 31)
+    assert (refused.reason, refused.request) == ("venue_unavailable", "submit")
+    venue.cancel(30)
+    assert events.wait(VenueRejected, lambda e: e.order_id == 30).reason == "venue_unavailable"
+    venue.replace(30, 5, None)
+    assert events.wait(
+        VenueRejected, lambda e: e.order_id == 30 and e.request == "replace"
+    ).reason == ("venue_unavailable")
+    fake.fill(vid, "123.45", 4)  # happens at Alpaca while we cannot see it
+    mark = events.mark()
+    fake.start()
+    events.wait_status(True, since=mark)
+    # the fill missed during the outage is found by reconciliation
+    missed = events.wait(VenueFilled, lambda e: e.order_id == 30)
+    assert (missed.price, missed.qty, missed.leaves_qty) == (12345, 4, 6)
+    assert missed.execution_id.startswith("reconciled:")
+    venue.submit(order(32))
+    accepted(events, 32)
+    fake.fill(vid, "123.46", 6)  # and the stream goes on where reconciliation left off
+    rest = events.wait(VenueFilled, lambda e: e.order_id == 30 and e.leaves_qty == 0)
+    assert (rest.price, rest.qty) == (12346, 6)
+
+
+def test_fallback_policy(fake: FakeAlpaca) -> None:
+    venue = make_venue(fake, policy="internal")
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.stop()
+        venue.submit(order(40))
+        refused = events.wait(VenueRejected, lambda e: e.order_id == 40)
+        assert refused.reason == "venue_fallback"
+        venue.submit(order(41))  # REST now known down: refused without trying
+        assert events.wait(VenueRejected, lambda e: e.order_id == 41).reason == "venue_fallback"
+    finally:
+        venue.stop()
+
+
+def test_server_errors_reject_and_recover(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    mark = events.mark()
+    fake.fail_next(503)
+    venue.submit(order(50))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 50)
+    assert refused.reason == "venue_unavailable"
+    assert "503" in refused.message
+    events.wait_status(False, since=mark)
+    events.wait_status(True, since=mark)  # the monitor's probe succeeds again
+    venue.submit(order(51))
+    accepted(events, 51)
+
+
+def test_an_order_taken_despite_a_5xx_is_canceled_at_alpaca(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.stop_stream()  # so the venue hears of the order only through REST
+    fake.fail_next(500, apply=True)  # Alpaca took the order, then answered 500
+    venue.submit(order(60, qty=10))
+    assert events.wait(VenueRejected, lambda e: e.order_id == 60).reason == "venue_unavailable"
+    orphan = fake.wait_order("tp-60")
+    fake.wait_until(lambda: orphan.status == "canceled")
+    assert [type(e) for e in events.about(60)] == [VenueRejected]
+
+
+def test_an_order_the_stream_reported_stays_live_when_its_request_times_out(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.hang_next(1, after_apply=True)  # taken, `new` sent, then no answer
+    venue.submit(order(61, qty=10))
+    ack = accepted(events, 61)
+    fake.wait_until(lambda: fake.hung == 1)
+    mark = events.mark()
+    events.wait_status(False, since=mark)  # the read timeout
+    events.wait_status(True, since=mark)
+    fake.release()
+    fake.fill(ack.venue_order_id, "123.45", 10)
+    events.wait(VenueFilled, lambda e: e.order_id == 61)
+    assert [type(e) for e in events.about(61)] == [VenueAccepted, VenueFilled]
+    assert fake.order(ack.venue_order_id).status == "filled"
+
+
+def test_timeout_is_unavailable(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    mark = events.mark()
+    fake.hang_next(1)
+    venue.submit(order(70))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 70)
+    assert (refused.reason, refused.message) == ("venue_unavailable", "read timeout")
+    events.wait_status(True, since=mark)  # the probe finds Alpaca answering again
+    fake.release()
+    venue.submit(order(71))
+    accepted(events, 71)
+    # the timed-out request went through after all: reconciliation cancels it there
+    fake.wait_until(lambda: fake.order("tp-70").status == "canceled")
+
+
+def test_stream_outage_alone(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = started
+    venue.submit(order(80, qty=10))
+    vid = accepted(events, 80).venue_order_id
+    mark = events.mark()
+    fake.stop_stream()
+    events.wait_status(False, since=mark)
+    fake.fill(vid, "123.45", 10)
+    fake.wait_until(lambda: fake.order(vid).status == "filled")
+    mark = events.mark()
+    fake.start_stream()
+    events.wait_status(True, since=mark)
+    fill = events.wait(VenueFilled, lambda e: e.order_id == 80)
+    assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 10, 0)
+
+
+def test_stop_is_prompt_and_final(fake: FakeAlpaca) -> None:
+    venue = make_venue(fake)
+    events = Events()
+    venue.start(events)
+    events.wait_status(True)
+    t0 = time.perf_counter()
+    venue.stop()
+    assert time.perf_counter() - t0 < 3.0
+    assert events.items[-1] == VenueStatus(False, "stopped")
+    with pytest.raises(RuntimeError, match="not running"):
+        venue.submit(order(1))
+
+
+# ---------------------------------------------------------------------- credentials
+
+
+def test_credentials_from_env(fake: FakeAlpaca) -> None:
+    env = {
+        "APCA_API_KEY_ID": fake.key_id,
+        "APCA_API_SECRET_KEY": fake.secret_key,
+        "APCA_API_BASE_URL": fake.rest_url,
+        "APCA_API_STREAM_URL": fake.stream_url,
+    }
+    venue = AlpacaVenue.from_env(symbols=SYMBOLS, environ=env, **FAST)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        venue.submit(order(1))
+        accepted(events, 1)
+    finally:
+        venue.stop()
+    with pytest.raises(CredentialsError, match="APCA_API_SECRET_KEY not set"):
+        AlpacaVenue.from_env(symbols=SYMBOLS, environ={"APCA_API_KEY_ID": "x"})
+
+
+def test_credentials_from_a_secret_dir(fake: FakeAlpaca, tmp_path: Path) -> None:
+    (tmp_path / "key_id").write_text(fake.key_id + "\n")
+    (tmp_path / "secret_key").write_text(fake.secret_key + "\n")
+    venue = AlpacaVenue.from_secret_dir(
+        tmp_path,
+        symbols=SYMBOLS,
+        url_override=fake.rest_url,
+        stream_url_override=fake.stream_url,
+        **FAST,
+    )
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        venue.submit(order(1))
+        accepted(events, 1)
+    finally:
+        venue.stop()
+    (tmp_path / "secret_key").unlink()
+    with pytest.raises(CredentialsError, match="secret_key not found"):
+        AlpacaVenue.from_secret_dir(tmp_path, symbols=SYMBOLS)
+
+
+def test_wrong_credentials_never_connect(fake: FakeAlpaca) -> None:
+    venue = AlpacaVenue(
+        fake.key_id,
+        "wrong",
+        url_override=fake.rest_url,
+        stream_url_override=fake.stream_url,
+        symbols=SYMBOLS,
+        **FAST,
+    )
+    events = Events()
+    venue.start(events)
+    try:
+        refused = events.wait(VenueStatus, lambda e: "401" in e.detail)
+        assert "not authorized" in refused.detail
+        events.wait(VenueStatus, lambda e: "authenticate" in e.detail)
+        assert not venue.connected
+        venue.submit(order(1))
+        assert events.wait(VenueRejected, lambda e: e.order_id == 1).reason == "venue_unavailable"
+    finally:
+        venue.stop()
+    assert not any(isinstance(e, VenueStatus) and e.connected for e in events.items)
+
+
+# ---------------------------------------------------------------------- prices
+
+TICK_SIZES = st.sampled_from(["0.01", "0.0001", "0.05", "0.25", "1", "5", "0.001", "0.5"])
+
+
+@settings(max_examples=300, deadline=None)
+@given(tick=TICK_SIZES, ticks=st.integers(1, 10**12))
+def test_ticks_round_trip_exactly(tick: str, ticks: int) -> None:
+    spec = SymbolSpec(tick)
+    price = spec.to_price(ticks)
+    assert price == Decimal(ticks) * Decimal(tick)
+    assert spec.to_ticks(price) == ticks
+    assert spec.to_ticks(spec.price_text(ticks)) == ticks
+    assert "E" not in spec.price_text(ticks)
+    # a float carrying the price (as alpaca-py's models do) reads back exactly
+    assert spec.to_ticks(float(price)) == ticks
+
+
+@settings(max_examples=200, deadline=None)
+@given(tick=TICK_SIZES, ticks=st.integers(1, 10**9), offset=st.integers(1, 99))
+def test_off_grid_prices_are_refused_or_rounded(tick: str, ticks: int, offset: int) -> None:
+    spec = SymbolSpec(tick)
+    step = Decimal(tick)
+    price = spec.to_price(ticks) + step * offset / 100
+    with pytest.raises(OffTickPrice):
+        spec.to_ticks(price)
+    nearest = spec.to_ticks(price, rounding=decimal.ROUND_HALF_EVEN)
+    assert nearest in (ticks, ticks + 1)
+    assert abs(spec.to_price(nearest) - price) <= step / 2
+
+
+def test_symbol_spec_refuses_floats_and_nonsense() -> None:
+    with pytest.raises(TypeError):
+        SymbolSpec(0.01)  # type: ignore[arg-type]
+    for bad in ("0", "-0.01", "abc", "NaN", "Infinity"):
+        with pytest.raises(ValueError):
+            SymbolSpec(bad)
+    with pytest.raises(TypeError):
+        SymbolSpec("0.01").to_price(1.5)  # type: ignore[arg-type]
+    assert SymbolSpec("0.01").to_ticks("123.450") == 12345
+    assert SymbolSpec("0.01").to_ticks(123.45) == 12345
