@@ -146,7 +146,7 @@ class FakeAlpaca:
         self.last_price: dict[str, Decimal] = {}
         self.orders: dict[str, FakeOrder] = {}
         self.positions: dict[str, int] = {}
-        self.requests: list[tuple[str, str, Any]] = []  # (method, path, JSON body)
+        self.requests: list[tuple[str, str, Any]] = []  # every (method, path, JSON body)
         self.published: list[dict[str, Any]] = []
         self.account_id = str(uuid.uuid4())
         self._cond = threading.Condition(threading.RLock())
@@ -415,8 +415,6 @@ class FakeAlpaca:
         """One REST request (under the lock): (status, JSON body or None, what to do
         after the answer is sent)."""
         with self._cond:
-            self.requests.append((method, path, body))
-            self._cond.notify_all()
             if method == "GET" and path == "/v2/account":
                 return 200, self._account(), None
             if path == "/v2/orders" and method == "POST":
@@ -647,6 +645,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(422, {"code": 40010001, "message": "request body is not JSON"})
             return
         with fake._cond:
+            fake.requests.append((method, url.path, body))
+            fake._cond.notify_all()
             hang = fake._hangs > 0
             if hang:
                 fake._hangs -= 1

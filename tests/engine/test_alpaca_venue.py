@@ -413,6 +413,25 @@ def test_server_errors_reject_and_recover(
     accepted(events, 51)
 
 
+def test_504_and_429_are_answered_at_once_not_retried(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.fail_next(429)  # alpaca-py alone would sleep 3 s and retry both
+    venue.submit(order(52))
+    limited = events.wait(VenueRejected, lambda e: e.order_id == 52, timeout=2.0)
+    assert limited.reason == "venue_rate_limited"
+    assert venue.connected  # throttled, not down
+    mark = events.mark()
+    fake.fail_next(504)
+    venue.submit(order(53))
+    assert events.wait(VenueRejected, lambda e: e.order_id == 53, timeout=2.0).reason == (
+        "venue_unavailable"
+    )
+    events.wait_status(True, since=mark)
+    assert [r for m, r, _ in fake.requests if r == "/v2/orders"] == ["/v2/orders"] * 2
+
+
 def test_an_order_taken_despite_a_5xx_is_canceled_at_alpaca(
     started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
 ) -> None:
@@ -473,6 +492,28 @@ def test_stream_outage_alone(started: tuple[AlpacaVenue, Events], fake: FakeAlpa
     events.wait_status(True, since=mark)
     fill = events.wait(VenueFilled, lambda e: e.order_id == 80)
     assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 10, 0)
+
+
+def test_a_restarted_venue_adopts_orders_placed_before(fake: FakeAlpaca) -> None:
+    first = make_venue(fake)
+    events = Events()
+    first.start(events)
+    events.wait_status(True)
+    first.submit(order(90, qty=10))
+    vid = accepted(events, 90).venue_order_id
+    first.stop()
+    second = make_venue(fake)  # a new engine process: knows nothing of order 90
+    later = Events()
+    second.start(later)
+    try:
+        later.wait_status(True)
+        fake.fill(vid, "123.45", 4)
+        fill = later.wait(VenueFilled, lambda e: e.order_id == 90)
+        assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 4, 6)
+        second.cancel(90)
+        assert later.wait(VenueCanceled, lambda e: e.order_id == 90).remaining == 6
+    finally:
+        second.stop()
 
 
 def test_stop_is_prompt_and_final(fake: FakeAlpaca) -> None:
