@@ -22,6 +22,7 @@ __all__ = [
     "RiskConfig",
     "RiskLimits",
     "SymbolConfig",
+    "VenueConfig",
     "load_engine_config",
 ]
 
@@ -77,6 +78,23 @@ class RiskConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     circuit_breaker: CircuitBreakerConfig | None = None
 
 
+class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Where orders execute: `internal` (this engine matches them) or `alpaca` (routed to
+    Alpaca through alpaca-py; fills come back from its trade_updates stream).
+
+    Alpaca credentials come from `secret_dir` (a mounted Kubernetes Secret with files
+    `key_id` and `secret_key`) or else the environment (`APCA_API_KEY_ID`,
+    `APCA_API_SECRET_KEY`); never from this file."""
+
+    kind: Literal["internal", "alpaca"] = "internal"
+    paper: bool = True
+    url_override: str | None = None  # e.g. a local server speaking Alpaca's protocol
+    stream_url_override: str | None = None
+    secret_dir: str | None = None
+    # While Alpaca is unreachable: refuse new orders, or match them here instead.
+    unreachable: Literal["reject", "internal"] = "reject"
+
+
 class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
     """A tradable symbol: prices are integers of `tick_size`, quantities of `lot_size`."""
 
@@ -115,6 +133,7 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     top_levels: int = 10  # levels in market-data top-of-book messages
     starting_cash: int = 0  # tick-lots given to a new account
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
+    venue: VenueConfig = msgspec.field(default_factory=VenueConfig)
 
     def symbol(self, name: str) -> SymbolConfig | None:
         for s in self.symbols:

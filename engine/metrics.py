@@ -95,6 +95,12 @@ class EngineMetrics:
             buckets=_US_BUCKETS,
             registry=r,
         )
+        self.venue_connected = Gauge(
+            "tickplane_engine_venue_connected",
+            "1 while the execution venue is reachable",
+            registry=r,
+        )
+        self.venue_connected.set(1)
         self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
         self.recovery_seconds = Gauge(
             "tickplane_engine_recovery_seconds", "Time the last recovery took", registry=r
@@ -170,4 +176,10 @@ def _status(service: EngineService) -> dict[str, Any]:
         "symbols": service.state.symbols,
         "accounts": len(service.state.accounts) - 1,
         "open_orders": len(service.state.core),
+        "venue": {
+            "kind": service.config.venue.kind,
+            "connected": service.venue_status.connected,
+            "detail": service.venue_status.detail,
+            "routed_orders": len(service.state.routed),
+        },
     }

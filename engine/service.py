@@ -13,8 +13,11 @@ HTTP thread answers /healthz, /readyz (ready only after recovery), /metrics and 
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import logging
 import os
+import queue
 import signal
 import time
 from collections.abc import Iterable
@@ -34,10 +37,24 @@ from tickplane.engine.state import (
     ORDER_TYPES,
     SIDE_NAMES,
     SIDES,
+    TIF_NAMES,
     TIFS,
     TYPE_NAMES,
     Command,
     EngineState,
+    RoutedOrder,
+)
+from tickplane.engine.venues.base import (
+    SymbolSpec,
+    Venue,
+    VenueAccepted,
+    VenueCanceled,
+    VenueEvent,
+    VenueFilled,
+    VenueOrder,
+    VenueRejected,
+    VenueReplaced,
+    VenueStatus,
 )
 
 __all__ = ["EngineService", "pin_hot_loop"]
@@ -78,6 +95,12 @@ class EngineService:
         self.cpus: list[int] = []
         self.pinned: int | None = None
         self.journal: JournalWriter | None = None
+        self.venue: Venue | None = None
+        self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
+        self._inbox: queue.SimpleQueue[VenueEvent] = queue.SimpleQueue()
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._since_snapshot = 0
         self._ctx = zmq.Context()
         self._router: zmq.Socket[bytes] | None = None
@@ -112,17 +135,30 @@ class EngineService:
         )
         return applied
 
-    def _apply_mark(self, mark: Any) -> None:
-        if isinstance(mark, dict) and "client_order_id" in mark:
+    def _apply_mark(self, mark: Any) -> list[Event]:
+        """Apply a MARK record (live, right after journaling it, and on recovery)."""
+        if not isinstance(mark, dict):
+            return []
+        if "client_order_id" in mark:
             self.state.client_order_ids[int(mark["order_id"])] = str(mark["client_order_id"])
+        if "route" in mark:
+            self.state.route(msgspec.convert(mark["route"], RoutedOrder))
+        if "venue_event" in mark:
+            ev = mark["venue_event"]
+            return self.state.apply_venue(str(ev["kind"]), ev, int(mark["ts"]))
+        return []
 
     def open(self) -> None:
-        """Recover, open the journal and bind the sockets (the loop is `run`)."""
-        self.recover()
+        """Open the journal (its lock, its torn tail repaired), recover, start the venue
+        and bind the sockets (the loop is `run`)."""
         policy = FsyncPolicy.NONE if self.config.fsync == "none" else FsyncPolicy.BATCH
         self.journal = JournalWriter.open(
             self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
         )
+        self.recover()
+        if self.config.venue.kind == "alpaca":
+            self.venue = _alpaca_venue(self.config)
+            self.venue.start(self._venue_emit)
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
@@ -149,6 +185,8 @@ class EngineService:
     def close(self) -> None:
         """Stop intake, flush the journal, snapshot, close sockets."""
         self.ready = False
+        if self.venue is not None:
+            self.venue.stop()
         if self.journal is not None:
             try:
                 self.journal.snapshot(self.state.snapshot())
@@ -180,9 +218,11 @@ class EngineService:
         assert router is not None
         poller = zmq.Poller()
         poller.register(router, zmq.POLLIN)
+        poller.register(self._wake_r, zmq.POLLIN)
         max_batch = self.config.max_batch
         while not self.stopping:
-            if not poller.poll(100):
+            ready = dict(poller.poll(100))
+            if not ready:
                 continue
             batch: list[list[bytes]] = []
             while len(batch) < max_batch:
@@ -190,15 +230,63 @@ class EngineService:
                     batch.append(router.recv_multipart(zmq.NOBLOCK))
                 except zmq.Again:
                     break
-            self.process(batch)
+            self.process(batch, self._drain_venue() if self._wake_r in ready else [])
 
-    def process(self, batch: list[list[bytes]]) -> None:
-        """Handle a batch of [identity, frame] messages (journal, reply, publish)."""
+    # -- the venue's hand-off (its threads -> this loop) ------------------------------------
+
+    def _venue_emit(self, event: VenueEvent) -> None:
+        """Called on the venue's threads: queue the event and wake the loop."""
+        self._inbox.put(event)
+        # A full pipe already holds wake-ups: the loop will drain the whole queue.
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._wake_w, b"!")
+
+    def _drain_venue(self) -> list[VenueEvent]:
+        with contextlib.suppress(BlockingIOError):
+            while os.read(self._wake_r, 4096):
+                pass
+        out: list[VenueEvent] = []
+        while True:
+            try:
+                out.append(self._inbox.get_nowait())
+            except queue.Empty:
+                return out
+
+    def _venue_events(self, events: list[VenueEvent]) -> list[Event]:
+        """Journal and apply what the venue reported (statuses are not trading state)."""
+        assert self.journal is not None
+        out: list[Event] = []
+        for ev in events:
+            if isinstance(ev, VenueStatus):
+                self.venue_status = ev
+                self.metrics.venue_connected.set(1 if ev.connected else 0)
+                log.log(
+                    logging.INFO if ev.connected else logging.WARNING,
+                    "venue %s: %s",
+                    "connected" if ev.connected else "unreachable",
+                    ev.detail,
+                )
+                continue
+            fields = {
+                "kind": _VENUE_KINDS[type(ev)],
+                "venue": self.config.venue.kind,
+                **dataclasses.asdict(ev),
+            }
+            mark = {"venue_event": fields, "ts": time.time_ns()}
+            self.journal.append_mark(mark)
+            out.extend(self._apply_mark(mark))
+        if out:
+            self.metrics.count(out)
+        return out
+
+    def process(self, batch: list[list[bytes]], venue_events: list[VenueEvent] = ()) -> None:  # type: ignore[assignment]
+        """Handle a batch of [identity, frame] messages and venue reports (journal,
+        reply, publish)."""
         t0 = time.perf_counter_ns()
         journal = self.journal
         assert journal is not None and self._router is not None and self._pub is not None
         replies: list[tuple[bytes, bytes]] = []
-        published: list[Event] = []
+        published: list[Event] = self._venue_events(list(venue_events))
         touched: set[int] = set()
         always = self.config.fsync == "always"
         for frames in batch:
@@ -281,7 +369,7 @@ class EngineService:
         if acc is None:
             self.journal.append(RecordType.ACCOUNT, req.account.encode())
             acc = st.add_account(req.account)
-        order_id = st.core.last_id + 1
+        order_id = st.next_order_id()
         cmd = Command(
             Op.NEW,
             order_id,
@@ -304,8 +392,67 @@ class EngineService:
             mark = {"order_id": order_id, "client_order_id": req.client_order_id}
             self.journal.append_mark(mark)
             self._apply_mark(mark)
+        if (
+            self.venue is not None
+            and self._routable(cmd)
+            and (self.venue.connected or self.config.venue.unreachable == "reject")
+        ):
+            return self._route(req, cmd), []
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
+
+    def _routable(self, cmd: Command) -> bool:
+        """Only a command the core would accept goes to the venue (the core's own
+        validation gives the contract's reasons for the rest)."""
+        return (
+            cmd.side <= 1
+            and cmd.order_type <= 3
+            and cmd.qty > 0
+            and cmd.tif <= 3
+            and cmd.post_only == 0
+            and (cmd.order_type in (1, 2) or cmd.price > 0)
+            and (cmd.order_type < 2 or cmd.stop_price > 0)
+        )
+
+    def _route(self, req: wire.NewOrder, cmd: Command) -> wire.Reply:
+        """Hand a new order to the venue: journal it, then send it; its outcome comes
+        back as venue events (the Ack carries no events: the order is pending)."""
+        assert self.journal is not None and self.venue is not None
+        if not self.venue.connected:
+            return wire.Reject(
+                req.req,
+                "venue_unavailable",
+                f"{self.config.venue.kind} is unreachable: {self.venue_status.detail}",
+            )
+        priced = cmd.order_type in (0, 3)
+        order = RoutedOrder(
+            cmd.id,
+            req.account,
+            req.symbol,
+            SIDE_NAMES[cmd.side],
+            TYPE_NAMES[cmd.order_type],
+            cmd.qty,
+            cmd.price if priced else None,
+            cmd.stop_price if cmd.order_type >= 2 else None,
+            TIF_NAMES[cmd.tif],
+        )
+        self.journal.append_mark({"route": msgspec.to_builtins(order)})
+        self.state.route(order)
+        self.venue.submit(
+            VenueOrder(
+                order.id,
+                "",
+                order.symbol,
+                order.side,  # type: ignore[arg-type]
+                order.order_type,  # type: ignore[arg-type]
+                order.qty,
+                order.price,
+                order.stop_price,
+                order.tif,  # type: ignore[arg-type]
+            )
+        )
+        self.metrics.requests.labels("routed").inc()
+        return wire.Ack(req.req, order.id, last_seq=self.state.seq)
 
     def _owned(self, account: str, order_id: int) -> dict[str, Any] | None:
         """The live order if it belongs to `account` (others' orders do not exist)."""
@@ -318,6 +465,13 @@ class EngineService:
     ) -> tuple[wire.Reply, list[Event]]:
         cancel = isinstance(req, wire.CancelOrder)
         self.metrics.requests.labels("cancel" if cancel else "replace").inc()
+        routed = self.state.routed.get(req.order_id)
+        if routed is not None and routed.account == req.account and self.venue is not None:
+            if cancel:
+                self.venue.cancel(req.order_id)
+            else:
+                self.venue.replace(req.order_id, req.qty, req.price)  # type: ignore[union-attr]
+            return wire.Ack(req.req, req.order_id, last_seq=self.state.seq), []
         o = self._owned(req.account, req.order_id)
         if o is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
@@ -411,6 +565,33 @@ class EngineService:
                 f"events before {self.state.recent.first} are no longer kept in memory",
             )
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
+
+
+_VENUE_KINDS: dict[type, str] = {
+    VenueAccepted: "accepted",
+    VenueFilled: "filled",
+    VenueCanceled: "canceled",
+    VenueRejected: "rejected",
+    VenueReplaced: "replaced",
+}
+
+
+def _alpaca_venue(config: EngineConfig) -> Venue:
+    """The Alpaca adapter, credentials from the Secret mount or the environment."""
+    from tickplane.engine.venues.alpaca import AlpacaVenue
+
+    v = config.venue
+    symbols = {s.name: SymbolSpec(s.tick_size) for s in config.symbols}
+    kwargs: dict[str, Any] = dict(
+        symbols=symbols,
+        paper=v.paper,
+        url_override=v.url_override,
+        stream_url_override=v.stream_url_override,
+        policy="reject",
+    )
+    if v.secret_dir:
+        return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)
+    return AlpacaVenue.from_env(**kwargs)
 
 
 def _command(row: Iterable[int]) -> Command:

@@ -16,6 +16,7 @@ import io
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -100,6 +101,21 @@ class Command:
         return cls(op, i, acc, sym, ts, side, ot, q, p, sp, tif, po)
 
 
+class RoutedOrder(msgspec.Struct):
+    """An order this engine handed to an outside venue (not in its own book)."""
+
+    id: int
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    qty: int  # open quantity
+    price: int | None
+    stop_price: int | None
+    tif: str
+    accepted: bool = False
+
+
 class StateSnapshot(msgspec.Struct):
     """Everything `EngineState` needs to resume."""
 
@@ -110,6 +126,8 @@ class StateSnapshot(msgspec.Struct):
     core: bytes  # numpy .npz of MatchingEngine.dump()
     positions: bytes  # Positions.snapshot()
     risk: bytes  # RiskEngine.snapshot()
+    routed: list[RoutedOrder] = msgspec.field(default_factory=list)
+    last_id: int = 0
 
 
 @dataclass
@@ -123,6 +141,8 @@ class EngineState:
     client_order_ids: dict[int, str] = field(default_factory=dict)
     seq: int = 0
     md_seq: dict[str, int] = field(default_factory=dict)
+    routed: dict[int, RoutedOrder] = field(default_factory=dict)
+    last_routed_id: int = 0
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -158,6 +178,10 @@ class EngineState:
         return n
 
     # -- the state machine -----------------------------------------------------------------
+
+    def next_order_id(self) -> int:
+        """Ids are shared by the book and routed orders (the core needs them rising)."""
+        return max(self.core.last_id, self.last_routed_id) + 1
 
     def check(self, c: Command) -> Reject | None:
         """Pre-trade risk for a command (a pass spends an order-rate token). Commands the
@@ -236,11 +260,93 @@ class EngineState:
                 risk.on_replaced(ev.id, ev.qty, ev.price)
             elif isinstance(ev, OrderRejected):
                 self.client_order_ids.pop(ev.id, None)
+        return self._number(out)
+
+    def _number(self, out: list[Event]) -> list[Event]:
         for ev in out:
             self.seq += 1
             ev.seq = self.seq
         self.recent.extend(out)
         return out
+
+    # -- routed orders (venue "alpaca") ----------------------------------------------------
+
+    def route(self, order: RoutedOrder) -> None:
+        """Record an order handed to the venue (journaled as a MARK before it is sent)."""
+        self.routed[order.id] = order
+        self.last_routed_id = max(self.last_routed_id, order.id)
+
+    def apply_venue(self, kind: str, f: dict[str, Any], ts: int) -> list[Event]:
+        """Apply what the venue said about a routed order (journaled as a MARK)."""
+        r = self.routed.get(int(f["order_id"]))
+        if r is None:
+            return []
+        out: list[Event] = []
+        risk = self.risk
+        if kind == "accepted":
+            if not r.accepted:
+                r.accepted = True
+                out.append(
+                    OrderAccepted(
+                        0,
+                        ts,
+                        r.id,
+                        r.account,
+                        r.symbol,
+                        r.side,
+                        r.order_type,
+                        r.qty,
+                        r.price,
+                        r.stop_price,
+                        r.tif,
+                        False,
+                        self.client_order_ids.get(r.id),
+                    )
+                )
+                risk.on_accepted(r.id, r.account, r.symbol, r.side, r.qty, r.price)
+        elif kind == "filled":
+            qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
+            venue = f"venue:{f.get('venue', 'alpaca')}"
+            buy = r.side == "buy"
+            out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
+            out.extend(
+                self.positions.on_trade(
+                    r.symbol,
+                    price,
+                    qty,
+                    r.account if buy else venue,
+                    venue if buy else r.account,
+                    when,
+                )
+            )
+            risk.on_fill(r.id, qty)
+            out.extend(risk.on_trade(r.symbol, price, when))
+            r.qty = int(f["leaves_qty"])
+            if r.qty <= 0:
+                del self.routed[r.id]
+                self.client_order_ids.pop(r.id, None)
+        elif kind == "canceled":
+            out.append(
+                OrderCanceled(
+                    0, ts, r.id, r.account, r.symbol, int(f["remaining"]), str(f["reason"])
+                )
+            )
+            risk.on_done(r.id)
+            del self.routed[r.id]
+            self.client_order_ids.pop(r.id, None)
+        elif kind == "rejected":
+            if f.get("request", "submit") == "submit":
+                out.append(OrderRejected(0, ts, r.id, r.account, str(f["reason"])))
+                risk.on_done(r.id)
+                del self.routed[r.id]
+                self.client_order_ids.pop(r.id, None)
+        elif kind == "replaced":
+            r.qty = int(f["qty"])
+            if f.get("limit_price") is not None:
+                r.price = int(f["limit_price"])
+            out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
+            risk.on_replaced(r.id, r.qty, r.price)
+        return self._number(out)
 
     def top_of_book(self, symbol: int, ts: int) -> TopOfBook:
         """The market-data message for `symbol` (numbered in its own md_seq)."""
@@ -275,6 +381,8 @@ class EngineState:
             core=buf.getvalue(),
             positions=self.positions.snapshot(),
             risk=self.risk.snapshot(),
+            routed=list(self.routed.values()),
+            last_id=self.last_routed_id,
         )
         return msgspec.msgpack.encode(snap)
 
@@ -290,6 +398,8 @@ class EngineState:
         self.md_seq = snap.md_seq
         self.positions.restore(snap.positions)
         self.risk.restore(snap.risk)
+        self.routed = {r.id: r for r in snap.routed}
+        self.last_routed_id = snap.last_id
 
     # -- queries ---------------------------------------------------------------------------
 
