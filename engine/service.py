@@ -267,6 +267,14 @@ class EngineService:
                     ev.detail,
                 )
                 continue
+            if isinstance(ev, VenueRejected):
+                log.warning(
+                    "venue refused %s of order %d: %s (%s)",
+                    ev.request,
+                    ev.order_id,
+                    ev.reason,
+                    ev.message,
+                )
             fields = {
                 "kind": _VENUE_KINDS[type(ev)],
                 "venue": self.config.venue.kind,
