@@ -179,6 +179,18 @@ class EngineClient:
     async def get_book(self, symbol: str, depth: int = 10) -> wire.Reply:
         return await self.request(wire.GetBook(self.next_req(), symbol, depth))
 
+    async def control(
+        self,
+        action: str,
+        *,
+        account: str | None = None,
+        symbol: str | None = None,
+        duration_ns: int | None = None,
+    ) -> wire.Reply:
+        return await self.request(
+            wire.Control(self.next_req(), action, account, symbol, duration_ns)
+        )
+
     async def ping(self) -> wire.Reply:
         return await self.request(wire.Ping(self.next_req()))
 

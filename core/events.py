@@ -17,6 +17,7 @@ import msgspec
 __all__ = [
     "BookLevel",
     "Event",
+    "KillSwitchChanged",
     "MarketData",
     "Message",
     "OrderAccepted",
@@ -146,6 +147,16 @@ class SymbolResumed(Message, tag="resumed"):
     symbol: str
 
 
+class KillSwitchChanged(Message, tag="kill_switch"):
+    """An account's (or, with `account` None, the whole engine's) kill switch was
+    engaged (no new orders; open ones canceled) or released."""
+
+    seq: int
+    ts_event: int
+    account: str | None
+    engaged: bool
+
+
 Event = (
     OrderAccepted
     | OrderRejected
@@ -156,6 +167,7 @@ Event = (
     | PositionChanged
     | SymbolHalted
     | SymbolResumed
+    | KillSwitchChanged
 )
 
 
@@ -190,6 +202,7 @@ _BY_TAG: dict[str, type[Message]] = {
         PositionChanged,
         SymbolHalted,
         SymbolResumed,
+        KillSwitchChanged,
         TopOfBook,
     )
 }

@@ -28,6 +28,7 @@ __all__ = [
     "WIRE_VERSION",
     "Ack",
     "CancelOrder",
+    "Control",
     "GetBook",
     "GetOrder",
     "MassCancel",
@@ -119,11 +120,34 @@ class Replay(_Msg, tag="replay"):
     to_seq: int
 
 
+class Control(_Msg, tag="control"):
+    """Operator actions (the gateway allows them to the admin scope only):
+    `kill` / `revive` an account's kill switch (account None: the whole engine; a kill
+    also cancels the open orders it covers), `halt` / `resume` a symbol (`duration_ns`
+    None: until resumed)."""
+
+    req: int
+    action: str
+    account: str | None = None
+    symbol: str | None = None
+    duration_ns: int | None = None
+
+
 class Ping(_Msg, tag="ping"):
     req: int
 
 
-Request = NewOrder | CancelOrder | ReplaceOrder | MassCancel | GetOrder | GetBook | Replay | Ping
+Request = (
+    NewOrder
+    | CancelOrder
+    | ReplaceOrder
+    | MassCancel
+    | GetOrder
+    | GetBook
+    | Replay
+    | Control
+    | Ping
+)
 
 
 # --- replies (engine -> client) ---------------------------------------------------------------

@@ -19,9 +19,11 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from tickplane.core.events import (
     Event,
+    KillSwitchChanged,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
+    SymbolHalted,
     Trade,
 )
 
@@ -101,6 +103,17 @@ class EngineMetrics:
             registry=r,
         )
         self.venue_connected.set(1)
+        self.kill_switches = Gauge(
+            "tickplane_engine_kill_switches_engaged",
+            "Kill switches engaged (accounts, plus 1 for the global switch)",
+            registry=r,
+        )
+        self.halts = Counter(
+            "tickplane_engine_symbol_halts_total",
+            "Symbol halts, by reason (circuit breaker, manual)",
+            ["reason"],
+            registry=r,
+        )
         self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
         self.recovery_seconds = Gauge(
             "tickplane_engine_recovery_seconds", "Time the last recovery took", registry=r
@@ -130,6 +143,10 @@ class EngineMetrics:
                 self.traded_qty.inc(ev.qty)
             elif isinstance(ev, OrderCanceled):
                 self.cancels.labels(ev.reason).inc()
+            elif isinstance(ev, KillSwitchChanged):
+                self.kill_switches.inc(1 if ev.engaged else -1)
+            elif isinstance(ev, SymbolHalted):
+                self.halts.labels(ev.reason).inc()
 
 
 def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:

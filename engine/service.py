@@ -143,6 +143,15 @@ class EngineService:
             self.state.client_order_ids[int(mark["order_id"])] = str(mark["client_order_id"])
         if "route" in mark:
             self.state.route(msgspec.convert(mark["route"], RoutedOrder))
+        if "control" in mark:
+            c = mark["control"]
+            return self.state.control(
+                str(c["action"]),
+                c.get("account"),
+                c.get("symbol"),
+                c.get("duration_ns"),
+                int(mark["ts"]),
+            )
         if "venue_event" in mark:
             ev = mark["venue_event"]
             return self.state.apply_venue(str(ev["kind"]), ev, int(mark["ts"]))
@@ -347,6 +356,8 @@ class EngineService:
             return self._replay(req), []
         if isinstance(req, wire.GetBook):
             return self._get_book(req), []
+        if isinstance(req, wire.Control):
+            return self._control(req, touched)
         m.requests.labels("ping").inc()
         return wire.Ack(req.req, last_seq=self.state.seq), []
 
@@ -551,6 +562,35 @@ class EngineService:
             int(o["qty"]),
         )
         return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
+
+    def _control(self, req: wire.Control, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        self.metrics.requests.labels("control").inc()
+        st = self.state
+        if req.action not in ("kill", "revive", "halt", "resume"):
+            return wire.Reject(
+                req.req, "bad_action", f"unknown action {req.action!r} (kill, revive, halt, resume)"
+            ), []
+        if req.action in ("halt", "resume") and req.symbol not in st.symbol_index:
+            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here"), []
+        if req.duration_ns is not None and req.duration_ns <= 0:
+            return wire.Reject(req.req, "bad_duration", "duration_ns must be > 0"), []
+        assert self.journal is not None
+        mark = {
+            "control": {
+                "action": req.action,
+                "account": req.account,
+                "symbol": req.symbol,
+                "duration_ns": req.duration_ns,
+            },
+            "ts": time.time_ns(),
+        }
+        self.journal.append_mark(mark)
+        events = self._apply_mark(mark)
+        self.metrics.count(events)
+        if req.action == "kill":  # a kill also cancels what it covers
+            cancel = wire.MassCancel(req.req, req.account, None)
+            events += self._mass_cancel(cancel, touched)[1]
+        return wire.Ack(req.req, events=events, last_seq=st.seq), events
 
     def _get_book(self, req: wire.GetBook) -> wire.Reply:
         self.metrics.requests.labels("get_book").inc()

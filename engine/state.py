@@ -25,6 +25,7 @@ from tickplane.core.config import EngineConfig
 from tickplane.core.events import (
     BookLevel,
     Event,
+    KillSwitchChanged,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -268,6 +269,23 @@ class EngineState:
             ev.seq = self.seq
         self.recent.extend(out)
         return out
+
+    def control(
+        self, action: str, account: str | None, symbol: str | None, duration: int | None, ts: int
+    ) -> list[Event]:
+        """An operator action (journaled as a MARK): kill switches and symbol halts."""
+        out: list[Event] = []
+        if action in ("kill", "revive"):
+            changed = self.risk.kill(account) if action == "kill" else self.risk.revive(account)
+            if changed:
+                out.append(KillSwitchChanged(0, ts, account, action == "kill"))
+        elif action == "halt" and symbol is not None:
+            out.append(self.risk.halt(symbol, ts, duration))
+        elif action == "resume" and symbol is not None:
+            resumed = self.risk.resume(symbol, ts)
+            if resumed is not None:
+                out.append(resumed)
+        return self._number(out)
 
     # -- routed orders (venue "alpaca") ----------------------------------------------------
 

@@ -275,3 +275,35 @@ def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factor
         text = r.read().decode()
     assert 'tickplane_engine_risk_rejects_total{reason="max_order_qty"} 1.0' in text
     assert eng.stop() == 0
+
+
+def test_kill_switches_and_halts(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        for i in range(2):
+            ack(await c.submit("kim", "GOOG", "buy", "limit", 1, price=10 + i))
+        ack(await c.submit("lee", "GOOG", "buy", "limit", 1, price=5))
+        killed = ack(await c.control("kill", account="kim"))
+        assert [type(e).__name__ for e in killed.events] == [
+            "KillSwitchChanged",
+            "OrderCanceled",
+            "OrderCanceled",
+        ]
+        refused = await c.submit("kim", "GOOG", "buy", "limit", 1, price=10)
+        assert isinstance(refused, wire.Reject) and refused.reason == "kill_switch"
+        ack(await c.submit("lee", "GOOG", "buy", "limit", 1, price=6))  # others trade on
+        ack(await c.control("revive", account="kim"))
+        ack(await c.submit("kim", "GOOG", "buy", "limit", 1, price=10))
+        halted = ack(await c.control("halt", symbol="AAPL"))
+        assert type(halted.events[0]).__name__ == "SymbolHalted"
+        refused = await c.submit("lee", "AAPL", "buy", "limit", 1, price=10)
+        assert isinstance(refused, wire.Reject) and refused.reason == "symbol_halted"
+        ack(await c.control("resume", symbol="AAPL"))
+        ack(await c.submit("lee", "AAPL", "buy", "limit", 1, price=10))
+        bad = await c.control("explode")
+        assert isinstance(bad, wire.Reject) and bad.reason == "bad_action"
+
+    run(engine, body)
+    with urllib.request.urlopen(engine.http + "/metrics") as r:
+        text = r.read().decode()
+    assert "tickplane_engine_kill_switches_engaged 0.0" in text
+    assert 'tickplane_engine_symbol_halts_total{reason="manual"} 1.0' in text
