@@ -91,6 +91,30 @@ class EngineMetrics:
             buckets=_US_BUCKETS,
             registry=r,
         )
+        self.request_seconds = Histogram(
+            "tickplane_engine_request_seconds",
+            "Per request: from its batch's arrival to its reply leaving the engine",
+            buckets=_US_BUCKETS,
+            registry=r,
+        )
+        stage = Histogram(
+            "tickplane_engine_stage_seconds",
+            "Per batch, by stage: handle (decode, risk, match, journal append), journal "
+            "(commit and fsync), ack (replies), publish (events and market data)",
+            ["stage"],
+            buckets=_US_BUCKETS,
+            registry=r,
+        )
+        self.stage_handle = stage.labels("handle")
+        self.stage_journal = stage.labels("journal")
+        self.stage_ack = stage.labels("ack")
+        self.stage_publish = stage.labels("publish")
+        self.batch_size = Histogram(
+            "tickplane_engine_batch_size",
+            "Requests taken off the socket per batch",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
         self.fsync_seconds = Histogram(
             "tickplane_engine_journal_fsync_seconds",
             "Journal fsync duration",

@@ -20,7 +20,7 @@ import os
 import queue
 import signal
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import msgspec
@@ -296,9 +296,12 @@ class EngineService:
             self.metrics.count(out)
         return out
 
-    def process(self, batch: list[list[bytes]], venue_events: list[VenueEvent] = ()) -> None:  # type: ignore[assignment]
+    def process(self, batch: list[list[bytes]], venue_events: Sequence[VenueEvent] = ()) -> None:
         """Handle a batch of [identity, frame] messages and venue reports (journal,
-        reply, publish)."""
+        reply, publish). Stage times feed `tickplane_engine_stage_seconds`: `handle`
+        (decode, risk, match, journal append), `journal` (the commit and its fsync),
+        `ack` (sending the replies) and `publish`; `request_seconds` is, per request,
+        from the batch's arrival to its reply leaving."""
         t0 = time.perf_counter_ns()
         journal = self.journal
         assert journal is not None and self._router is not None and self._pub is not None
@@ -317,9 +320,14 @@ class EngineService:
                 journal.commit()
             replies.append((identity, wire.encode(reply)))
             published.extend(events)
+        t1 = time.perf_counter_ns()
         journal.commit()  # everything acked below is in the journal (fsynced per policy)
+        t2 = time.perf_counter_ns()
+        m = self.metrics
         for identity, data in replies:
             self._router.send_multipart((identity, data))
+            m.request_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
+        t3 = time.perf_counter_ns()
         pub = self._pub
         for ev in published:
             pub.send_multipart((EVENTS_TOPIC, wire.encode(ev)))
@@ -327,8 +335,14 @@ class EngineService:
         for sym in touched:
             top = self.state.top_of_book(sym, now)
             pub.send_multipart((b"m." + top.symbol.encode(), wire.encode(top)))
-        self.metrics.seq.set(self.state.seq)
-        self.metrics.batch_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
+        t4 = time.perf_counter_ns()
+        m.seq.set(self.state.seq)
+        m.stage_handle.observe((t1 - t0) / 1e9)
+        m.stage_journal.observe((t2 - t1) / 1e9)
+        m.stage_ack.observe((t3 - t2) / 1e9)
+        m.stage_publish.observe((t4 - t3) / 1e9)
+        m.batch_seconds.observe((t4 - t0) / 1e9)
+        m.batch_size.observe(len(batch))
         if self.config.snapshot_every and self._since_snapshot >= self.config.snapshot_every:
             journal.snapshot(self.state.snapshot())
             self._since_snapshot = 0
