@@ -19,6 +19,7 @@ __all__ = [
     "CircuitBreakerConfig",
     "ConfigError",
     "EngineConfig",
+    "MarketConfig",
     "RiskConfig",
     "RiskLimits",
     "SymbolConfig",
@@ -95,6 +96,24 @@ class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     unreachable: Literal["reject", "internal"] = "reject"
 
 
+class MarketConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A synthetic market for an internal-venue engine with no outside flow (demos, test
+    clusters): a maker rests orders around a random-walk mid, a taker crosses now and
+    then (engine/market.py). Off unless `source` is "synthetic"."""
+
+    source: Literal["none", "synthetic"] = "none"
+    rate: float = 20.0  # orders per second, all symbols together
+    symbols: list[str] = msgspec.field(default_factory=list)  # empty: every symbol
+    start_price: int = 10_000  # ticks, for symbols without a reference_price
+    spread: int = 1  # ticks from the mid to the maker's best quote
+    levels: int = 10  # how far (ticks) beyond the spread the maker quotes
+    max_qty: int = 100
+    take_ratio: float = 0.2  # share of the flow that crosses the spread
+    maker_account: str = "market-maker"
+    taker_account: str = "market-taker"
+    seed: int = 1
+
+
 class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
     """A tradable symbol: prices are integers of `tick_size`, quantities of `lot_size`."""
 
@@ -134,6 +153,7 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     starting_cash: int = 0  # tick-lots given to a new account
     risk: RiskConfig = msgspec.field(default_factory=RiskConfig)
     venue: VenueConfig = msgspec.field(default_factory=VenueConfig)
+    market: MarketConfig = msgspec.field(default_factory=MarketConfig)
 
     def symbol(self, name: str) -> SymbolConfig | None:
         for s in self.symbols:
@@ -153,6 +173,12 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for pair in self.risk.pairs:
             if pair.count("/") != 1:
                 raise ConfigError(f"risk.pairs: {pair!r} is not ACCOUNT/SYMBOL")
+        if self.market.source != "none":
+            if self.market.rate <= 0 or self.market.levels < 0 or self.market.spread < 1:
+                raise ConfigError("market: rate > 0, spread >= 1 and levels >= 0 are needed")
+            unknown = set(self.market.symbols) - set(names)
+            if unknown:
+                raise ConfigError(f"market.symbols: not configured symbols {sorted(unknown)}")
         if self.max_batch <= 0 or self.replay_buffer < 0 or self.snapshot_every < 0:
             raise ConfigError("max_batch must be > 0; replay_buffer, snapshot_every >= 0")
         return self

@@ -30,6 +30,7 @@ from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
+from tickplane.engine.market import SyntheticMarket
 from tickplane.engine.matching import KEEP, Op
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.state import (
@@ -95,6 +96,7 @@ class EngineService:
         self.cpus: list[int] = []
         self.pinned: int | None = None
         self.journal: JournalWriter | None = None
+        self.market: SyntheticMarket | None = None
         self.venue: Venue | None = None
         self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
         self._inbox: queue.SimpleQueue[VenueEvent] = queue.SimpleQueue()
@@ -168,6 +170,8 @@ class EngineService:
         if self.config.venue.kind == "alpaca":
             self.venue = _alpaca_venue(self.config)
             self.venue.start(self._venue_emit)
+        elif self.config.market.source == "synthetic":
+            self.market = SyntheticMarket(self.config.market, self.config.symbols, time.time_ns())
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
@@ -230,8 +234,11 @@ class EngineService:
         poller.register(self._wake_r, zmq.POLLIN)
         max_batch = self.config.max_batch
         while not self.stopping:
-            ready = dict(poller.poll(100))
-            if not ready:
+            timeout = 100.0
+            if self.market is not None:
+                timeout = min(timeout, self.market.timeout_ms(time.time_ns()))
+            ready = dict(poller.poll(int(timeout)))
+            if not ready and (self.market is None or self.market.timeout_ms(time.time_ns()) > 0):
                 continue
             batch: list[list[bytes]] = []
             while len(batch) < max_batch:
@@ -309,6 +316,11 @@ class EngineService:
         published: list[Event] = self._venue_events(list(venue_events))
         touched: set[int] = set()
         always = self.config.fsync == "always"
+        if self.market is not None:
+            for req in self.market.due(time.time_ns()):
+                reply, events = self.dispatch(req, touched)
+                self.market.on_reply(req, reply)
+                published.extend(events)
         for frames in batch:
             if len(frames) != 2:
                 log.warning("dropped a message of %d frames (expected 2)", len(frames))
@@ -357,6 +369,10 @@ class EngineService:
             self.metrics.bad_frames.inc()
             log.warning("rejected an undecodable frame: %s", exc)
             return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
+        return self.dispatch(req, touched)
+
+    def dispatch(self, req: wire.Request, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        """Run one decoded request (from a client, or the synthetic market)."""
         m = self.metrics
         if isinstance(req, wire.NewOrder):
             return self._new(req, touched)

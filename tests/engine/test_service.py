@@ -307,3 +307,27 @@ def test_kill_switches_and_halts(engine: EngineProcess) -> None:
         text = r.read().decode()
     assert "tickplane_engine_kill_switches_engaged 0.0" in text
     assert 'tickplane_engine_symbol_halts_total{reason="manual"} 1.0' in text
+
+
+def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory(market={"source": "synthetic", "rate": 400, "seed": 7})
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        async with asyncio.timeout(20):
+            while True:
+                ping = ack(await c.ping())
+                if ping.last_seq > 200:
+                    break
+                await asyncio.sleep(0.05)  # the market produces on its own clock
+        events = await c.replay(1, ping.last_seq)
+        assert any(isinstance(e, Trade) for e in events)
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and book.bids and book.asks
+        assert book.bids[0].price < book.asks[0].price
+        # A client trades against it like against anyone.
+        r = ack(await c.submit("me", "GOOG", "buy", "market", 1))
+        assert any(isinstance(e, Trade) for e in r.events)
+
+    run(eng, body)
+    assert eng.stop() == 0
