@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import os
 import queue
 import signal
@@ -237,7 +238,7 @@ class EngineService:
             timeout = 100.0
             if self.market is not None:
                 timeout = min(timeout, self.market.timeout_ms(time.time_ns()))
-            ready = dict(poller.poll(int(timeout)))
+            ready = dict(poller.poll(math.ceil(timeout)))
             if not ready and (self.market is None or self.market.timeout_ms(time.time_ns()) > 0):
                 continue
             batch: list[list[bytes]] = []
