@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 __all__ = [
+    "BookDelta",
     "BookLevel",
     "Event",
     "KillSwitchChanged",
@@ -188,7 +189,19 @@ class TopOfBook(Message, tag="top"):
     last_price: int | None
 
 
-MarketData = TopOfBook
+class BookDelta(Message, tag="delta"):
+    """Market data: the levels of a symbol's top that changed since its previous
+    TopOfBook (qty 0: the level left the top). Sent right after the TopOfBook with the
+    same `md_seq`, for consumers that keep their own book."""
+
+    md_seq: int
+    ts_event: int
+    symbol: str
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+
+
+MarketData = TopOfBook | BookDelta
 
 _BY_TAG: dict[str, type[Message]] = {
     c.__struct_config__.tag: c  # type: ignore[misc]
@@ -204,6 +217,7 @@ _BY_TAG: dict[str, type[Message]] = {
         SymbolResumed,
         KillSwitchChanged,
         TopOfBook,
+        BookDelta,
     )
 }
 

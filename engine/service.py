@@ -346,8 +346,8 @@ class EngineService:
             pub.send_multipart((EVENTS_TOPIC, wire.encode(ev)))
         now = time.time_ns()
         for sym in touched:
-            top = self.state.top_of_book(sym, now)
-            pub.send_multipart((b"m." + top.symbol.encode(), wire.encode(top)))
+            for md in self.state.market_data(sym, now):
+                pub.send_multipart((b"m." + md.symbol.encode(), wire.encode(md)))
         t4 = time.perf_counter_ns()
         m.seq.set(self.state.seq)
         m.stage_handle.observe((t1 - t0) / 1e9)

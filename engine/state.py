@@ -23,6 +23,7 @@ import numpy as np
 
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import (
+    BookDelta,
     BookLevel,
     Event,
     KillSwitchChanged,
@@ -150,6 +151,7 @@ class EngineState:
         self.symbols = [s.name for s in cfg.symbols]
         self.symbol_index = {name: i for i, name in enumerate(self.symbols)}
         self.recent = EventRing(cfg.replay_buffer)
+        self._last_top: dict[str, TopOfBook] = {}
         self.positions = Positions(default_cash=cfg.starting_cash)
         self.risk = RiskEngine(
             positions=self.positions,
@@ -366,11 +368,21 @@ class EngineState:
             risk.on_replaced(r.id, r.qty, r.price)
         return self._number(out)
 
-    def top_of_book(self, symbol: int, ts: int) -> TopOfBook:
-        """The market-data message for `symbol` (numbered in its own md_seq)."""
+    def market_data(self, symbol: int, ts: int) -> list[TopOfBook | BookDelta]:
+        """The market-data messages after `symbol` changed, numbered in its own md_seq:
+        the top of book, and the L2 delta against the previous one (when it changed)."""
         name = self.symbols[symbol]
         self.md_seq[name] = self.md_seq.get(name, 0) + 1
-        return self.book(symbol, self.config.top_levels, ts)
+        top = self.book(symbol, self.config.top_levels, ts)
+        before = self._last_top.get(name)
+        self._last_top[name] = top
+        if before is None:
+            return [top]
+        bids = _changed(before.bids, top.bids)
+        asks = _changed(before.asks, top.asks)
+        if not bids and not asks:
+            return [top]
+        return [top, BookDelta(top.md_seq, ts, name, bids, asks)]
 
     def book(self, symbol: int, levels: int, ts: int) -> TopOfBook:
         """`levels` aggregated levels a side, best first (md_seq: the symbol's last)."""
@@ -424,6 +436,15 @@ class EngineState:
     def replay(self, from_seq: int, to_seq: int, limit: int) -> list[Event] | None:
         """Events from_seq..to_seq (at most `limit`) from memory; None if too old."""
         return self.recent.range(from_seq, min(to_seq, self.seq), limit)
+
+
+def _changed(before: list[BookLevel], after: list[BookLevel]) -> list[BookLevel]:
+    """Levels whose quantity or order count differs (qty 0: gone), best first."""
+    old = {lv.price: lv for lv in before}
+    new = {lv.price: lv for lv in after}
+    out = [lv for lv in after if old.get(lv.price) != lv]
+    out += [BookLevel(p, 0, 0) for p in old if p not in new]
+    return out
 
 
 class EventRing:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import urllib.request
 from collections.abc import Awaitable, Callable
@@ -331,3 +332,40 @@ def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
 
     run(eng, body)
     assert eng.stop() == 0
+
+
+def test_market_data_top_of_book_and_deltas(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        got: list[Any] = []
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+
+        async def consume() -> None:
+            async for msg in c.events(market_data=["AAPL"]):
+                if msg.symbol == "AAPL" and type(msg).__name__ in ("TopOfBook", "BookDelta"):
+                    await queue.put(msg)
+
+        task = asyncio.create_task(consume())
+        # A SUB socket joins asynchronously: probe until the first message arrives.
+        async with asyncio.timeout(10):
+            while queue.empty():
+                ack(await c.submit("probe", "AAPL", "sell", "limit", 1, price=900))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(queue.get(), 0.05)
+                    break
+        while not queue.empty():
+            queue.get_nowait()
+        ack(await c.submit("mdx", "AAPL", "buy", "limit", 5, price=100))
+        ack(await c.submit("mdx", "AAPL", "buy", "limit", 2, price=100))
+        async with asyncio.timeout(10):
+            while len(got) < 4:
+                got.append(await queue.get())
+        task.cancel()
+        top1, delta1, top2, delta2 = got
+        assert type(top1).__name__ == "TopOfBook" and top1.bids[0].qty == 5
+        assert [(lv.price, lv.qty, lv.orders) for lv in delta1.bids] == [(100, 5, 1)]
+        assert type(top2).__name__ == "TopOfBook" and top2.bids[0].qty == 7
+        assert type(delta2).__name__ == "BookDelta" and delta2.md_seq == top2.md_seq
+        assert [(lv.price, lv.qty, lv.orders) for lv in delta2.bids] == [(100, 7, 2)]
+        assert delta2.asks == []
+
+    run(engine, body)
