@@ -1,0 +1,1022 @@
+"""Engine process benchmarks over the wire, behind ``tickplane bench wire --json``.
+
+Everything is measured in one run against real ``tickplane engine`` processes on
+loopback TCP, each with ``pin_cpu: true`` (the engine pins its hot loop to the last CPU
+of its affinity and reports it on ``/status``). The benchmark client pins itself (its
+thread and its ZeroMQ I/O thread) to another CPU when there is one. Figures are medians
+over ``repeats`` samples, each after one untimed warm-up sample:
+
+- ``engine_rtt_p50_us`` / ``engine_rtt_p99_us``: one client, one request in flight, a
+  plain synchronous pyzmq DEALER. A sample sends N limit buy orders that rest, each
+  followed by the cancel of that order (so the book holds at most one order); the figure
+  is new order -> ack, timed from the send of the ``wire.encode(wire.NewOrder(...))``
+  frame to the decoded reply (cancel -> ack is in ``details``). Against an engine with
+  ``fsync: none`` and, separately, ``fsync: batch`` (``engine_rtt_batch_fsync_*``: one
+  fsync per batch, here one per request, on the disk the journal is on).
+- ``client_rtt_p50_us`` / ``_p99_us``: the same flow through the asyncio
+  ``EngineClient`` (``submit`` -> reply, encoding included), ``fsync: none``.
+- ``zmq_echo_p50_us`` / ``_p99_us``: the floor. A bare pyzmq ROUTER echo server in its
+  own process, placed like the engine (its sockets made first, then its main thread
+  pinned to the CPU the engine pinned to), echoing a frame as long as an order frame,
+  on the same transport. Its samples alternate with the engine's (``fsync: none``)
+  samples. ``rtt_vs_echo`` = engine p50 / echo p50 (target <= 1.3);
+  ``rtt_vs_echo_paired`` is the median of the per-sample ratios (steadier when the
+  machine's speed drifts between samples).
+- ``pipelined_orders_per_sec``: one client, a window of ``window`` requests in flight
+  (non-blocking DEALER sends), the same resting-order-then-cancel flow: every order's
+  cancel is sent once its ack is in. The figure counts every acked order-entry request
+  (new orders and cancels alike; ``details`` has new orders alone) per second of wall
+  time; ``fsync: none`` and ``batch`` (target >= 200,000/s).
+- ``recovery_seconds_per_million_events``: an engine (``fsync: none``, no snapshots)
+  journals ``recovery_commands`` commands of the same flow (one event per command, so
+  per event is per command here), is killed with SIGKILL, and is restarted
+  ``repeats`` times (SIGKILL after each); each restart's recovery time is its
+  ``tickplane_engine_recovery_seconds`` gauge (the same as its "recovered N commands"
+  log line, which is checked too), scaled to one million events (target <= 2 s).
+  Every restart must come back with every journaled command and the same last seq.
+
+Checks, any failure of which raises ``BenchError``: every order is acked as accepted
+and resting, every cancel is acked as a cancel, no request is rejected, the book is
+empty after each section, and recovery restores exactly what was acknowledged.
+
+Journals live under ``~/.cache/tickplane/bench/wire`` (a disk, not a tmpfs on which an
+fsync costs nothing; the report names the filesystem) and are deleted afterwards.
+
+Run: ``tickplane bench wire --json``, or ``python tests/benchmarks/bench_wire.py --json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import gc
+import json
+import os
+import platform
+import re
+import shlex
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections import deque
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import zmq
+import zmq.asyncio
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+from tickplane.core.events import OrderAccepted, OrderCanceled
+
+__all__ = ["BenchError", "run"]
+
+SYMBOL = "GOOG"
+ACCOUNT = "bench"
+BID = 10_000  # ticks: every benchmark order is a buy that rests here (nothing sells)
+QTY = 10
+
+RTT_ORDERS = 5_000  # new orders (each with its cancel) per sample, fsync none
+RTT_BATCH_ORDERS = 2_000  # the same with fsync batch (each request waits for an fsync)
+CLIENT_ORDERS = 3_000  # through the asyncio EngineClient
+ECHO_MESSAGES = 10_000
+PIPELINED_REQUESTS = 100_000  # acked requests per pipelined sample
+WINDOW = 1_000  # requests in flight when pipelined
+RECOVERY_COMMANDS = 300_000
+#: No reply for this long: the engine (or echo server) is gone or stuck.
+REPLY_TIMEOUT_MS = 15_000
+READY_TIMEOUT = 120.0
+TARGETS = {
+    "rtt_vs_echo": ("<=", 1.3),
+    "pipelined_orders_per_sec": (">=", 200_000),
+    "recovery_seconds_per_million_events": ("<=", 2.0),
+}
+FIGURES = (
+    "engine_rtt_p50_us",
+    "engine_rtt_p99_us",
+    "engine_rtt_batch_fsync_p50_us",
+    "engine_rtt_batch_fsync_p99_us",
+    "client_rtt_p50_us",
+    "client_rtt_p99_us",
+    "zmq_echo_p50_us",
+    "zmq_echo_p99_us",
+    "rtt_vs_echo",
+    "pipelined_orders_per_sec",
+    "pipelined_orders_per_sec_batch_fsync",
+    "recovery_seconds_per_million_events",
+)
+_RECOVERED = re.compile(r"recovered (\d+) commands after snapshot (\d+) in ([0-9.]+)s")
+
+# Note: no dataclasses here (see bench_book.py: `tickplane bench` loads benchmark files
+# with importlib.util.spec_from_file_location).
+
+
+class BenchError(RuntimeError):
+    """The engine did something other than what the figure assumes: no figure."""
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _endpoint() -> str:
+    return f"tcp://127.0.0.1:{_free_port()}"
+
+
+def _median(values: list[float]) -> float:
+    return float(statistics.median(values))
+
+
+def _pcts(ns: list[int]) -> tuple[float, float]:
+    """p50 and p99 in microseconds."""
+    a = np.asarray(ns, dtype=np.float64) / 1e3
+    return float(np.percentile(a, 50)), float(np.percentile(a, 99))
+
+
+@contextmanager
+def _quiet_gc() -> Iterator[None]:
+    gc.collect()
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+@contextmanager
+def _pinned(cpu: int | None) -> Iterator[None]:
+    """Run the calling thread on one CPU (threads it starts inherit it)."""
+    if cpu is None:
+        yield
+        return
+    before = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {cpu})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
+
+def _spawner(cpus: set[int]) -> Callable[[], None]:
+    """A preexec_fn giving a child every CPU the benchmark was given (not the client's)."""
+
+    def reset() -> None:
+        os.sched_setaffinity(0, cpus)
+
+    return reset
+
+
+def _filesystem(path: Path) -> str:
+    """The type and device of the filesystem holding ``path`` (from /proc/mounts)."""
+    best, found = "", "unknown"
+    try:
+        with open("/proc/mounts") as mounts:
+            for line in mounts:
+                dev, mnt, fstype = line.split()[:3]
+                inside = str(path) == mnt or str(path).startswith(mnt.rstrip("/") + "/")
+                if inside and len(mnt) >= len(best):
+                    best, found = mnt, f"{fstype} ({dev} on {mnt})"
+    except OSError:
+        pass
+    return found
+
+
+class Engine:
+    """One ``tickplane engine`` subprocess on free loopback ports."""
+
+    def __init__(self, root: Path, name: str, cpus: set[int], **settings: Any) -> None:
+        self.dir = root / name
+        self.dir.mkdir(parents=True)
+        self.cpus = cpus
+        self.settings: dict[str, Any] = {
+            "name": f"bench-{name}",
+            "order_entry": _endpoint(),
+            "events": _endpoint(),
+            "http_port": _free_port(),
+            "journal_dir": str(self.dir / "journal"),
+            "symbols": [{"name": SYMBOL}],
+            "pin_cpu": True,
+            **settings,
+        }
+        self.log = self.dir / "engine.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._out: IO[bytes] | None = None
+
+    @property
+    def order_entry(self) -> str:
+        return str(self.settings["order_entry"])
+
+    @property
+    def journal_dir(self) -> Path:
+        return Path(self.settings["journal_dir"])
+
+    def start(self) -> float:
+        """Start the process; return the seconds until ``/readyz`` answered 200."""
+        cfg = self.dir / "engine.json"
+        cfg.write_text(json.dumps(self.settings))
+        if self._out is not None:
+            self._out.close()
+        self._out = self.log.open("ab")
+        t0 = time.perf_counter()
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tickplane.cli.main", "engine", "--config", str(cfg)],
+            stdout=self._out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1"},
+            preexec_fn=_spawner(self.cpus),
+        )
+        deadline = t0 + READY_TIMEOUT
+        while time.perf_counter() < deadline:
+            if self.proc.poll() is not None:
+                raise BenchError(
+                    f"the engine exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(self._url("/readyz"), timeout=1) as r:
+                    if r.status == 200:
+                        return time.perf_counter() - t0
+            except OSError:
+                pass
+            time.sleep(0.02)  # readiness of another process: nothing to await
+        raise BenchError(f"the engine was not ready after {READY_TIMEOUT}s:\n{self.log_tail()}")
+
+    def _url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.settings['http_port']}{path}"
+
+    def status(self) -> dict[str, Any]:
+        with urllib.request.urlopen(self._url("/status"), timeout=5) as r:
+            data: dict[str, Any] = json.load(r)
+            return data
+
+    def metric(self, name: str) -> float | None:
+        """An unlabelled sample from ``/metrics``."""
+        with urllib.request.urlopen(self._url("/metrics"), timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return None
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def kill(self) -> None:
+        """SIGKILL: no flush, no snapshot."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM (clean shutdown), SIGKILL if it takes more than 30 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+        if self._out is not None:
+            self._out.close()
+            self._out = None
+
+    def log_text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(self.log_text().splitlines()[-lines:])
+
+
+class EchoServer:
+    """A bare pyzmq ROUTER echo in its own process (``--echo-server``)."""
+
+    def __init__(self, cpu: int | None, cpus: set[int]) -> None:
+        self.endpoint = _endpoint()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--echo-server",
+                self.endpoint,
+                "-1" if cpu is None else str(cpu),
+            ],
+            stdout=subprocess.PIPE,
+            preexec_fn=_spawner(cpus),
+        )
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().decode().strip()
+        if not line.startswith("ready"):
+            self.stop()
+            raise BenchError(f"the echo server did not start (said {line!r})")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+
+
+def echo_server(endpoint: str, cpu: int) -> int:
+    """Serve the echo: the engine's placement (sockets first, then pin the main thread)."""
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.ROUTER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.bind(endpoint)
+    if cpu >= 0:
+        os.sched_setaffinity(0, {cpu})
+    print("ready", flush=True)
+    recv, send = sock.recv_multipart, sock.send_multipart
+    while True:
+        send(recv())
+
+
+def _dealer(ctx: zmq.Context[zmq.Socket[bytes]], endpoint: str) -> zmq.Socket[bytes]:
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.RCVTIMEO, REPLY_TIMEOUT_MS)
+    sock.connect(endpoint)
+    return sock
+
+
+# --- the order flow -----------------------------------------------------------------------
+
+
+class Flow:
+    """Request ids and the checks of the resting-order-then-cancel flow on one socket."""
+
+    def __init__(self, engine: Engine | None) -> None:
+        self.engine = engine
+        self.req = 0
+
+    def fail(self, message: str) -> BenchError:
+        tail = f"\nengine log:\n{self.engine.log_tail()}" if self.engine is not None else ""
+        return BenchError(message + tail)
+
+    def new_frame(self) -> tuple[int, bytes]:
+        self.req += 1
+        msg = wire.NewOrder(self.req, ACCOUNT, SYMBOL, "buy", "limit", QTY, BID)
+        return self.req, wire.encode(msg)
+
+    def cancel_frame(self, order_id: int) -> tuple[int, bytes]:
+        self.req += 1
+        return self.req, wire.encode(wire.CancelOrder(self.req, ACCOUNT, order_id))
+
+    def accepted(self, reply: wire.Reply, req: int) -> int:
+        """The id of the resting order a new-order reply acknowledges."""
+        if not isinstance(reply, wire.Ack) or reply.req != req or reply.order_id is None:
+            raise self.fail(f"new order {req}: expected an ack with an order id, got {reply!r}")
+        if len(reply.events) != 1 or not isinstance(reply.events[0], OrderAccepted):
+            raise self.fail(f"new order {req}: expected one OrderAccepted, got {reply.events!r}")
+        return reply.order_id
+
+    def canceled(self, reply: wire.Reply, req: int) -> None:
+        if (
+            not isinstance(reply, wire.Ack)
+            or reply.req != req
+            or len(reply.events) != 1
+            or not isinstance(reply.events[0], OrderCanceled)
+        ):
+            raise self.fail(f"cancel {req}: expected an ack with one OrderCanceled, got {reply!r}")
+
+
+def sync_rtt(sock: zmq.Socket[bytes], flow: Flow, n: int) -> tuple[list[int], list[int]]:
+    """``n`` orders and their cancels, one in flight; order and cancel round trips (ns)."""
+    pc, send, decode = time.perf_counter_ns, sock.send, wire.decode_reply
+    recv = sock.recv
+    new_ns = [0] * n
+    cancel_ns = [0] * n
+    for i in range(n):
+        req, frame = flow.new_frame()
+        t0 = pc()
+        send(frame)
+        try:
+            reply = decode(recv())
+        except zmq.Again:
+            raise flow.fail(f"no reply to order {req}") from None
+        t1 = pc()
+        oid = flow.accepted(reply, req)
+        req, frame = flow.cancel_frame(oid)
+        t2 = pc()
+        send(frame)
+        try:
+            reply = decode(recv())
+        except zmq.Again:
+            raise flow.fail(f"no reply to cancel {req}") from None
+        t3 = pc()
+        flow.canceled(reply, req)
+        new_ns[i] = t1 - t0
+        cancel_ns[i] = t3 - t2
+    return new_ns, cancel_ns
+
+
+def echo_rtt(sock: zmq.Socket[bytes], frame: bytes, n: int) -> list[int]:
+    pc, send, recv = time.perf_counter_ns, sock.send, sock.recv
+    out = [0] * n
+    for i in range(n):
+        t0 = pc()
+        send(frame)
+        try:
+            back = recv()
+        except zmq.Again:
+            raise BenchError("the echo server stopped answering") from None
+        t1 = pc()
+        if back != frame:
+            raise BenchError(f"the echo server sent back {back!r}, not {frame!r}")
+        out[i] = t1 - t0
+    return out
+
+
+async def client_rtt(
+    ctx: zmq.asyncio.Context, endpoint: str, flow: Flow, n: int, warmup: int
+) -> list[int]:
+    """Orders through the asyncio ``EngineClient``; submit -> reply round trips (ns)."""
+    pc = time.perf_counter_ns
+    out = [0] * n
+    async with EngineClient(endpoint, context=ctx, timeout=REPLY_TIMEOUT_MS / 1000) as eng:
+        await eng.ping()
+        for i in range(-warmup, n):
+            t0 = pc()
+            reply = await eng.submit(ACCOUNT, SYMBOL, "buy", "limit", QTY, price=BID)
+            t1 = pc()
+            oid = flow.accepted(reply, reply.req)
+            if i >= 0:
+                out[i] = t1 - t0
+            reply = await eng.cancel(ACCOUNT, oid)
+            flow.canceled(reply, reply.req)
+    return out
+
+
+def pipelined(sock: zmq.Socket[bytes], flow: Flow, requests: int, window: int) -> dict[str, float]:
+    """``requests`` acked requests (half orders, half their cancels), ``window`` in flight.
+
+    Returns wall seconds, CPU seconds of this (client) process, and counts."""
+    orders = requests // 2
+    send, recv, decode = sock.send, sock.recv, wire.decode_reply
+    kinds: dict[int, bool] = {}  # req -> is a new order
+    cancels: deque[int] = deque()
+    held: tuple[int, bytes, bool] | None = None  # not taken by a full pipe: send it next
+    sent_orders = acked = in_flight = 0
+    want = 2 * orders
+    t0, c0 = time.perf_counter(), time.process_time()
+    while acked < want:
+        while in_flight < window:
+            if held is not None:
+                req, frame, is_new = held
+                held = None
+            elif cancels:
+                req, frame = flow.cancel_frame(cancels.popleft())
+                is_new = False
+            elif sent_orders < orders:
+                req, frame = flow.new_frame()
+                is_new = True
+                sent_orders += 1
+            else:
+                break
+            try:
+                send(frame, zmq.NOBLOCK)
+            except zmq.Again:  # the pipe is full: take replies first
+                held = (req, frame, is_new)
+                break
+            kinds[req] = is_new
+            in_flight += 1
+        if not sock.poll(REPLY_TIMEOUT_MS):
+            raise flow.fail(f"no reply within {REPLY_TIMEOUT_MS / 1000:.0f}s ({acked} acked)")
+        while True:
+            try:
+                frame = recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            reply = decode(frame)
+            in_flight -= 1
+            acked += 1
+            if reply.req not in kinds:
+                raise flow.fail(f"a reply to a request never sent: {reply!r}")
+            is_new = kinds.pop(reply.req)
+            if is_new:
+                cancels.append(flow.accepted(reply, reply.req))
+            else:
+                flow.canceled(reply, reply.req)
+    return {
+        "seconds": time.perf_counter() - t0,
+        "cpu_seconds": time.process_time() - c0,
+        "acked": acked,
+        "orders": orders,
+    }
+
+
+# --- the sections -------------------------------------------------------------------------
+
+
+class Bench:
+    """Progress on stderr (refreshed by hand: no thread of ours competes for the CPUs),
+    figures, details."""
+
+    def __init__(self, repeats: int, console: Console, progress: Progress) -> None:
+        self.repeats = repeats
+        self.console = console
+        self.progress = progress
+        self.figures: dict[str, Any] = {}
+        self.details: dict[str, Any] = {}
+
+    def task(self, label: str, total: float | None) -> TaskID:
+        task = self.progress.add_task(label, total=total)
+        self.progress.refresh()
+        return task
+
+    def advance(self, task: TaskID, by: float = 1) -> None:
+        self.progress.advance(task, by)
+        self.progress.refresh()
+
+    def done(self, task: TaskID) -> None:
+        self.progress.update(task, total=1, completed=1)
+        self.progress.refresh()
+
+
+def _sample_rtt(
+    b: Bench, prefix: str, new: list[list[int]], cancel: list[list[int]]
+) -> tuple[float, float]:
+    """Record per-sample p50/p99 of order and cancel round trips; return the medians."""
+    p50s, p99s, c50s, c99s = [], [], [], []
+    for ns, cns in zip(new, cancel, strict=True):
+        p50, p99 = _pcts(ns)
+        c50, c99 = _pcts(cns)
+        p50s.append(round(p50, 1))
+        p99s.append(round(p99, 1))
+        c50s.append(round(c50, 1))
+        c99s.append(round(c99, 1))
+    b.details[f"{prefix}_p50_us_all"] = p50s
+    b.details[f"{prefix}_p99_us_all"] = p99s
+    b.details[f"{prefix}_cancel_p50_us"] = round(_median(c50s), 1)
+    b.details[f"{prefix}_cancel_p99_us"] = round(_median(c99s), 1)
+    return round(_median(p50s), 1), round(_median(p99s), 1)
+
+
+def _placement(b: Bench, eng: Engine, cpus: set[int]) -> tuple[int | None, int | None]:
+    """The engine's pinned CPU (from /status) and the client's CPU (another one)."""
+    status = eng.status()
+    pinned = status.get("pinned_cpu")
+    others = sorted(cpus - {pinned})
+    client = others[-1] if others else pinned
+    if client == pinned:
+        b.console.print("[yellow]one CPU only: the benchmark client shares the engine's CPU[/]")
+    return pinned, client
+
+
+def _pipelined_samples(
+    b: Bench, label: str, eng: Engine, client_cpu: int | None, requests: int, window: int
+) -> dict[str, Any]:
+    task = b.task(label, b.repeats + 1)
+    rates: list[float] = []
+    orders: list[float] = []
+    cpu_share: list[float] = []
+    acked = 0
+    with _pinned(client_cpu):
+        ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+        try:
+            sock = _dealer(ctx, eng.order_entry)
+            flow = Flow(eng)
+            flow.req = 1 << 40  # clear of any other request ids of this benchmark
+            with _quiet_gc():
+                warm = pipelined(sock, flow, max(requests // 10, 2), window)
+            acked += int(warm["acked"])
+            b.advance(task)
+            for _ in range(b.repeats):
+                with _quiet_gc():
+                    r = pipelined(sock, flow, requests, window)
+                acked += int(r["acked"])
+                rates.append(r["acked"] / r["seconds"])
+                orders.append(r["orders"] / r["seconds"])
+                cpu_share.append(r["cpu_seconds"] / r["seconds"])
+                b.advance(task)
+            sock.close(0)
+        finally:
+            ctx.term()
+    return {
+        "per_sec": round(_median(rates)),
+        "all": [round(x) for x in rates],
+        "new_orders_per_sec": round(_median(orders)),
+        "client_cpu_share": round(_median(cpu_share), 2),
+        "acked": acked,
+    }
+
+
+def _check_empty_book(eng: Engine, flow_name: str) -> dict[str, Any]:
+    status = eng.status()
+    if status.get("open_orders") != 0:
+        raise BenchError(
+            f"{flow_name}: {status.get('open_orders')} orders left open: a cancel missed"
+        )
+    return status
+
+
+def _engine_none(
+    b: Bench,
+    root: Path,
+    cpus: set[int],
+    rtt_orders: int,
+    client_orders: int,
+    echo_messages: int,
+    requests: int,
+    window: int,
+) -> None:
+    """fsync none: echo floor, engine RTT, client RTT (alternating samples), pipelined."""
+    eng = Engine(root, "fsync-none", cpus, fsync="none")
+    echo: EchoServer | None = None
+    task = b.task("engine (fsync none): starting", None)
+    try:
+        eng.start()
+        pinned, client_cpu = _placement(b, eng, cpus)
+        b.figures["engine_pinned_cpu"] = pinned
+        b.figures["client_cpu"] = client_cpu
+        echo = EchoServer(pinned, cpus)
+        b.done(task)
+        order_frame = Flow(None).new_frame()[1]
+        b.details["order_frame_bytes"] = len(order_frame)
+        task = b.task("echo floor / engine RTT / EngineClient RTT", b.repeats + 1)
+        echo_ns: list[list[int]] = []
+        new_ns: list[list[int]] = []
+        cancel_ns: list[list[int]] = []
+        client_ns: list[list[int]] = []
+        with _pinned(client_cpu):
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            actx = zmq.asyncio.Context()
+            try:
+                esock = _dealer(ctx, echo.endpoint)
+                sock = _dealer(ctx, eng.order_entry)
+                flow = Flow(eng)
+                # the sizes on the wire, and the client's cost to decode an ack
+                req, frame = flow.new_frame()
+                sock.send(frame)
+                ack = sock.recv()
+                oid = flow.accepted(wire.decode_reply(ack), req)
+                req, frame = flow.cancel_frame(oid)
+                sock.send(frame)
+                flow.canceled(wire.decode_reply(sock.recv()), req)
+                b.details["ack_frame_bytes"] = len(ack)
+                b.details["cancel_frame_bytes"] = len(frame)
+                t0 = time.perf_counter_ns()
+                for _ in range(10_000):
+                    wire.decode_reply(ack)
+                b.details["client_decode_ack_us"] = round((time.perf_counter_ns() - t0) / 1e7, 2)
+                cflow = Flow(eng)
+                for r in range(b.repeats + 1):  # sample 0 is the warm-up
+                    with _quiet_gc():
+                        e = echo_rtt(esock, order_frame, echo_messages)
+                    with _quiet_gc():
+                        n, c = sync_rtt(sock, flow, rtt_orders)
+                    with _quiet_gc():
+                        k = asyncio.run(client_rtt(actx, eng.order_entry, cflow, client_orders, 50))
+                    if r:
+                        echo_ns.append(e)
+                        new_ns.append(n)
+                        cancel_ns.append(c)
+                        client_ns.append(k)
+                    b.advance(task)
+                esock.close(0)
+                sock.close(0)
+            finally:
+                ctx.term()
+                actx.term()
+        p50, p99 = _sample_rtt(b, "engine_rtt", new_ns, cancel_ns)
+        b.figures["engine_rtt_p50_us"], b.figures["engine_rtt_p99_us"] = p50, p99
+        e50 = [round(_pcts(x)[0], 1) for x in echo_ns]
+        e99 = [round(_pcts(x)[1], 1) for x in echo_ns]
+        b.figures["zmq_echo_p50_us"] = round(_median(e50), 1)
+        b.figures["zmq_echo_p99_us"] = round(_median(e99), 1)
+        b.details["zmq_echo_p50_us_all"], b.details["zmq_echo_p99_us_all"] = e50, e99
+        # the samples alternate, so each ratio compares the two under the same conditions
+        b.details["rtt_vs_echo_per_sample"] = [
+            _ratio(x, y) for x, y in zip(b.details["engine_rtt_p50_us_all"], e50, strict=True)
+        ]
+        k50 = [round(_pcts(x)[0], 1) for x in client_ns]
+        k99 = [round(_pcts(x)[1], 1) for x in client_ns]
+        b.figures["client_rtt_p50_us"] = round(_median(k50), 1)
+        b.figures["client_rtt_p99_us"] = round(_median(k99), 1)
+        b.details["client_rtt_p50_us_all"], b.details["client_rtt_p99_us_all"] = k50, k99
+        _check_empty_book(eng, "round trips (fsync none)")
+        p = _pipelined_samples(
+            b, f"pipelined, window {window} (fsync none)", eng, client_cpu, requests, window
+        )
+        b.figures["pipelined_orders_per_sec"] = p["per_sec"]
+        b.details["pipelined_orders_per_sec_all"] = p["all"]
+        b.details["pipelined_new_orders_per_sec"] = p["new_orders_per_sec"]
+        b.details["pipelined_client_cpu_share"] = p["client_cpu_share"]
+        status = _check_empty_book(eng, "pipelined (fsync none)")
+        b.details["engine_status_fsync_none"] = status
+    finally:
+        if echo is not None:
+            echo.stop()
+        eng.stop()
+
+
+def _engine_batch(
+    b: Bench, root: Path, cpus: set[int], rtt_orders: int, requests: int, window: int
+) -> None:
+    """fsync batch: engine RTT and pipelined (fsync time is the disk's)."""
+    eng = Engine(root, "fsync-batch", cpus, fsync="batch")
+    task = b.task("engine (fsync batch): starting", None)
+    try:
+        eng.start()
+        _, client_cpu = _placement(b, eng, cpus)
+        b.done(task)
+        task = b.task("engine RTT (fsync batch)", b.repeats + 1)
+        new_ns: list[list[int]] = []
+        cancel_ns: list[list[int]] = []
+        with _pinned(client_cpu):
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            try:
+                sock = _dealer(ctx, eng.order_entry)
+                flow = Flow(eng)
+                for r in range(b.repeats + 1):
+                    with _quiet_gc():
+                        n, c = sync_rtt(sock, flow, rtt_orders)
+                    if r:
+                        new_ns.append(n)
+                        cancel_ns.append(c)
+                    b.advance(task)
+                sock.close(0)
+            finally:
+                ctx.term()
+        p50, p99 = _sample_rtt(b, "engine_rtt_batch_fsync", new_ns, cancel_ns)
+        b.figures["engine_rtt_batch_fsync_p50_us"] = p50
+        b.figures["engine_rtt_batch_fsync_p99_us"] = p99
+        fsyncs = eng.metric("tickplane_engine_journal_fsync_seconds_count")
+        total = eng.metric("tickplane_engine_journal_fsync_seconds_sum")
+        if fsyncs and total is not None:
+            b.details["journal_fsync_mean_us"] = round(total / fsyncs * 1e6, 1)
+            b.details["journal_fsyncs"] = int(fsyncs)
+        _check_empty_book(eng, "round trips (fsync batch)")
+        p = _pipelined_samples(
+            b, f"pipelined, window {window} (fsync batch)", eng, client_cpu, requests, window
+        )
+        b.figures["pipelined_orders_per_sec_batch_fsync"] = p["per_sec"]
+        b.details["pipelined_orders_per_sec_batch_fsync_all"] = p["all"]
+        b.details["pipelined_new_orders_per_sec_batch_fsync"] = p["new_orders_per_sec"]
+        after = eng.metric("tickplane_engine_journal_fsync_seconds_count")
+        if fsyncs is not None and after is not None:
+            b.details["pipelined_batch_requests_per_fsync"] = round(
+                p["acked"] / max(after - fsyncs, 1), 1
+            )
+        _check_empty_book(eng, "pipelined (fsync batch)")
+    finally:
+        eng.stop()
+
+
+def _recovery(b: Bench, root: Path, cpus: set[int], commands: int, window: int) -> None:
+    """Journal ``commands`` commands, SIGKILL, restart ``repeats`` times (SIGKILL each)."""
+    eng = Engine(root, "recovery", cpus, fsync="none", snapshot_every=0)
+    task = b.task(f"recovery: journaling {commands:,} commands", None)
+    try:
+        eng.start()
+        _, client_cpu = _placement(b, eng, cpus)
+        with _pinned(client_cpu):
+            ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
+            try:
+                sock = _dealer(ctx, eng.order_entry)
+                r = pipelined(sock, Flow(eng), commands, window)
+                sock.close(0)
+            finally:
+                ctx.term()
+        status = _check_empty_book(eng, "recovery journal")
+        events = int(status["last_seq"])
+        journaled = int(r["acked"])
+        eng.kill()
+        b.done(task)
+        journal_bytes = sum(p.stat().st_size for p in eng.journal_dir.glob("*.tpj"))
+        task = b.task("recovery: restart after SIGKILL", b.repeats)
+        seconds: list[float] = []
+        walls: list[float] = []
+        for _ in range(b.repeats):
+            before = len(_RECOVERED.findall(eng.log_text()))
+            walls.append(eng.start())
+            gauge = eng.metric("tickplane_engine_recovery_seconds")
+            status = eng.status()
+            eng.kill()
+            lines = _RECOVERED.findall(eng.log_text())
+            if gauge is None or len(lines) != before + 1:
+                raise BenchError(f"no recovery time from the engine:\n{eng.log_tail()}")
+            applied, snapshot, _logged = lines[-1]
+            if int(applied) != journaled or int(snapshot) != 0:
+                raise BenchError(
+                    f"recovery re-applied {applied} commands after snapshot {snapshot}; "
+                    f"{journaled} were journaled with no snapshot"
+                )
+            if status["last_seq"] != events or status["open_orders"] != 0:
+                raise BenchError(
+                    f"recovered last seq {status['last_seq']} with {status['open_orders']} "
+                    f"open orders; before the kill: {events}, 0 open"
+                )
+            seconds.append(gauge)
+            b.advance(task)
+        med = _median(seconds)
+        b.figures["recovery_seconds_per_million_events"] = round(med / events * 1e6, 3)
+        b.figures["recovery_seconds"] = round(med, 3)
+        b.figures["recovery_events"] = events
+        b.figures["recovery_commands"] = journaled
+        b.details["recovery_seconds_all"] = [round(s, 3) for s in seconds]
+        b.details["recovery_start_to_ready_seconds_all"] = [round(w, 3) for w in walls]
+        b.details["recovery_journal_bytes"] = journal_bytes
+    finally:
+        eng.kill()
+        eng.stop()
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def _ratio(a: Any, b: Any) -> float | None:
+    return round(a / b, 2) if a and b else None
+
+
+def _environment(repeats: int, cpus: set[int], journal_root: Path) -> dict[str, Any]:
+    cpu = platform.processor()
+    with suppress(OSError), open("/proc/cpuinfo") as info:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in info if ln.startswith("model name")), cpu)
+    return {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "cpus_usable": sorted(cpus),
+        "pyzmq": zmq.__version__,
+        "libzmq": zmq.zmq_version(),
+        "journal_filesystem": _filesystem(journal_root),
+        "repeats": repeats,
+    }
+
+
+def _targets(result: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, (op, bound) in TARGETS.items():
+        value = result.get(name)
+        met = None if value is None else (value <= bound if op == "<=" else value >= bound)
+        out[name] = {"target": f"{op} {bound}", "value": value, "met": met}
+    return out
+
+
+def _print_table(result: dict[str, Any], console: Console) -> None:
+    table = Table(title="Tickplane engine wire benchmarks")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    table.add_column("target")
+    for key, value in result.items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            t = result["targets"].get(key)
+            mark = "" if t is None else f"{t['target']} {'ok' if t['met'] else 'MISSED'}"
+            table.add_row(key, f"{value:,}", mark)
+    console.print(table)
+
+
+def run(
+    json_out: bool = True,
+    repeats: int = 5,
+    *,
+    rtt_orders: int = RTT_ORDERS,
+    rtt_batch_orders: int = RTT_BATCH_ORDERS,
+    client_orders: int = CLIENT_ORDERS,
+    echo_messages: int = ECHO_MESSAGES,
+    pipelined_requests: int = PIPELINED_REQUESTS,
+    window: int = WINDOW,
+    recovery_commands: int = RECOVERY_COMMANDS,
+    journal_root: Path | None = None,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run every wire benchmark once and return the result (one JSON-ready dict).
+
+    Args:
+        json_out: the caller prints the result as JSON: print nothing on stdout (else
+            print a table of the figures).
+        repeats: timed samples per figure (the median is reported), after a warm-up;
+            also the number of recoveries timed.
+        rtt_orders, rtt_batch_orders, client_orders: orders per round-trip sample
+            (fsync none, fsync batch, through ``EngineClient``); each is followed by
+            its cancel.
+        echo_messages: round trips per echo sample.
+        pipelined_requests: acked requests per pipelined sample.
+        window: requests in flight when pipelined.
+        recovery_commands: commands journaled before the SIGKILL.
+        journal_root: where the engines' journals go (a temporary directory is made
+            in it and deleted); default ``~/.cache/tickplane/bench/wire``.
+        command: the command line to record (default: this process's).
+
+    Progress goes to stderr. Raises ``BenchError`` if the engine misbehaves.
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    if not 1 <= window <= 1000:
+        # the engine's ROUTER drops replies past its send high-water mark (1000)
+        raise ValueError(f"window must be 1..1000, got {window}")
+    cpus = os.sched_getaffinity(0)
+    base = journal_root or Path.home() / ".cache" / "tickplane" / "bench" / "wire"
+    base.mkdir(parents=True, exist_ok=True)
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        auto_refresh=False,
+    )
+    b = Bench(repeats, console, progress)
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="run-", dir=base))
+    try:
+        with progress:
+            _engine_none(
+                b,
+                root,
+                cpus,
+                rtt_orders,
+                client_orders,
+                echo_messages,
+                pipelined_requests,
+                window,
+            )
+            _engine_batch(b, root, cpus, rtt_batch_orders, pipelined_requests, window)
+            _recovery(b, root, cpus, recovery_commands, window)
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    f = b.figures
+    result: dict[str, Any] = {name: f.get(name) for name in FIGURES}
+    result["rtt_vs_echo"] = _ratio(f.get("engine_rtt_p50_us"), f.get("zmq_echo_p50_us"))
+    paired = [r for r in b.details.get("rtt_vs_echo_per_sample", []) if r]
+    result["rtt_vs_echo_paired"] = round(_median(paired), 2) if paired else None
+    result["client_rtt_vs_echo"] = _ratio(f.get("client_rtt_p50_us"), f.get("zmq_echo_p50_us"))
+    result["batch_fsync_rtt_vs_none"] = _ratio(
+        f.get("engine_rtt_batch_fsync_p50_us"), f.get("engine_rtt_p50_us")
+    )
+    for name in (
+        "recovery_seconds",
+        "recovery_events",
+        "recovery_commands",
+        "engine_pinned_cpu",
+        "client_cpu",
+    ):
+        result[name] = f.get(name)
+    result["targets"] = _targets(result)
+    result["flow"] = (
+        f"limit buy orders of {QTY} lots at one price, each rests and is then canceled "
+        f"(one symbol, one account; the book holds at most {window} orders); engines "
+        "with pin_cpu true, loopback TCP, no event subscriber"
+    )
+    result["sizes"] = {
+        "rtt_orders": rtt_orders,
+        "rtt_batch_orders": rtt_batch_orders,
+        "client_orders": client_orders,
+        "echo_messages": echo_messages,
+        "pipelined_requests": pipelined_requests,
+        "window": window,
+        "recovery_commands": recovery_commands,
+    }
+    result["environment"] = _environment(repeats, cpus, base)
+    result["command"] = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    result["details"] = b.details
+    if not json_out:
+        _print_table(result, Console())
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point; see ``--help``."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeats", type=int, default=5, help="samples per figure")
+    parser.add_argument("--window", type=int, default=WINDOW)
+    parser.add_argument("--recovery-commands", type=int, default=RECOVERY_COMMANDS)
+    parser.add_argument(
+        "--echo-server", nargs=2, metavar=("ENDPOINT", "CPU"), help=argparse.SUPPRESS
+    )
+    args = parser.parse_args(argv)
+    if args.echo_server:
+        return echo_server(args.echo_server[0], int(args.echo_server[1]))
+    result = run(
+        args.json, args.repeats, window=args.window, recovery_commands=args.recovery_commands
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

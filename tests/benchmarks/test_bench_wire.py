@@ -1,0 +1,42 @@
+"""A quick run of the wire benchmark harness at tiny sizes (real engine processes).
+
+Not part of the default test run (pytest skips tests/benchmarks unless named):
+``python -m pytest tests/benchmarks/test_bench_wire.py``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.benchmarks import bench_wire
+
+
+def test_every_figure_is_measured(tmp_path: Path) -> None:
+    result = bench_wire.run(
+        True,
+        1,
+        rtt_orders=200,
+        rtt_batch_orders=50,
+        client_orders=50,
+        echo_messages=200,
+        pipelined_requests=2_000,
+        window=100,
+        recovery_commands=3_000,
+        journal_root=tmp_path,
+        command="test",
+    )
+    json.dumps(result)  # JSON-ready
+    for name in bench_wire.FIGURES:
+        assert isinstance(result[name], int | float), name
+        assert result[name] > 0, name
+    assert result["command"] == "test"
+    assert result["recovery_commands"] == 3_000
+    assert result["recovery_events"] == 3_000  # one event per command in this flow
+    assert result["engine_pinned_cpu"] in result["environment"]["cpus_usable"]
+    assert set(result["targets"]) == set(bench_wire.TARGETS)
+    assert all(isinstance(t["met"], bool) for t in result["targets"].values())
+    assert result["rtt_vs_echo"] == round(
+        result["engine_rtt_p50_us"] / result["zmq_echo_p50_us"], 2
+    )
+    assert list(tmp_path.iterdir()) == []  # the journals are gone
