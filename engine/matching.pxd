@@ -158,6 +158,9 @@ cdef class MatchingEngine:
                       int type, int64_t price, int64_t qty, int tif, int flags) noexcept nogil
     cdef void _run_triggers(self, uint32_t symbol) noexcept nogil
     cdef uint32_t _stop_alloc(self) noexcept nogil
+    cdef int _hold(self, Market* m, uint64_t id, int64_t price, int64_t stop_price,
+                   int64_t qty, uint32_t symbol, uint32_t account, int side, int type, int tif,
+                   int flags) noexcept nogil
     cdef void _unlink_stop(self, uint32_t symbol, uint32_t si) noexcept nogil
     cdef int _check(self) except -1
     cdef int c_new(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,

@@ -482,6 +482,41 @@ cdef class MatchingEngine:
         self.n_stops += 1
         return i
 
+    cdef int _hold(self, Market* m, uint64_t id, int64_t price, int64_t stop_price,
+                   int64_t qty, uint32_t symbol, uint32_t account, int side, int type, int tif,
+                   int flags) noexcept nogil:
+        """Hold a stop aside, last in its market's acceptance order (-1: no memory or a
+        duplicate id)."""
+        cdef uint32_t si = self._stop_alloc()
+        cdef Stop* st
+        if si == NIL:
+            return -1
+        if idmap_insert(&self.ids, id, si | STOP_TAG) != 0:
+            self.stops[si].next = self.stops_free
+            self.stops_free = si
+            self.n_stops -= 1
+            return -1
+        st = &self.stops[si]
+        st.id = id
+        st.price = price
+        st.stop_price = stop_price
+        st.qty = qty
+        st.symbol = symbol
+        st.account = account
+        st.side = <uint8_t>side
+        st.type = <uint8_t>type
+        st.tif = <uint8_t>tif
+        st.flags = <uint8_t>flags
+        st.next = NIL
+        st.prev = m.stop_tail
+        if m.stop_tail != NIL:
+            self.stops[m.stop_tail].next = si
+        else:
+            m.stop_head = si
+        m.stop_tail = si
+        m.n_stops += 1
+        return 0
+
     cdef void _unlink_stop(self, uint32_t symbol, uint32_t si) noexcept nogil:
         cdef Market* m = &self.markets[symbol]
         cdef Stop* st = &self.stops[si]
@@ -551,30 +586,11 @@ cdef class MatchingEngine:
             ev.qty = qty
         self.cmd_trades = 0
         if type == OT_STOP or type == OT_STOP_LIMIT:
-            si = self._stop_alloc()
-            if si == NIL or idmap_insert(&self.ids, id, si | STOP_TAG) != 0:
+            if self._hold(m, id, price, stop_price, qty, symbol, account, side, type, tif,
+                          0) < 0:
                 self.oom = True
                 self._canceled(id, symbol, account, side, qty, R_OUT_OF_MEMORY)
                 return -1
-            st = &self.stops[si]
-            st.id = id
-            st.price = price
-            st.stop_price = stop_price
-            st.qty = qty
-            st.account = account
-            st.side = <uint8_t>side
-            st.type = <uint8_t>type
-            st.tif = <uint8_t>tif
-            st.flags = 0
-            st.symbol = symbol
-            st.next = NIL
-            st.prev = m.stop_tail
-            if m.stop_tail != NIL:
-                self.stops[m.stop_tail].next = si
-            else:
-                m.stop_head = si
-            m.stop_tail = si
-            m.n_stops += 1
             self._run_triggers(symbol)
             return 0
         self._execute(symbol, id, account, side, type, price, qty, tif,
@@ -892,28 +908,9 @@ cdef class MatchingEngine:
             m = self._existing(sym)
             if m == NULL:
                 raise ValueError(f"stop {oid}: unknown symbol {sym}")
-            si = self._stop_alloc()
-            if si == NIL or idmap_insert(&self.ids, oid, si | STOP_TAG) != 0:
+            if self._hold(m, oid, price, stop_price, qty, sym, account, side, otype, tif,
+                          flags) < 0:
                 raise ValueError(f"stop {oid}: duplicate id or out of memory")
-            st = &self.stops[si]
-            st.id = oid
-            st.price = price
-            st.stop_price = stop_price
-            st.qty = qty
-            st.symbol = sym
-            st.account = account
-            st.side = side
-            st.type = otype
-            st.tif = tif
-            st.flags = flags
-            st.next = NIL
-            st.prev = m.stop_tail
-            if m.stop_tail != NIL:
-                self.stops[m.stop_tail].next = si
-            else:
-                m.stop_head = si
-            m.stop_tail = si
-            m.n_stops += 1
         seq, last_id = state["counters"].tolist()
         self.seq = seq
         self.last_id = last_id

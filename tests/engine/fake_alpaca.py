@@ -574,6 +574,8 @@ class FakeAlpaca:
                     await ws.send(text)
             finally:
                 self._listeners.discard(queue)
+                with self._cond:
+                    self._cond.notify_all()
 
     @property
     def listeners(self) -> int:

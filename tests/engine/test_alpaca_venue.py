@@ -128,6 +128,7 @@ def started(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
     events = Events()
     venue.start(events)
     events.wait_status(True)
+    fake.wait_until(lambda: fake.listeners == 1)  # the stream's listen handshake is done
     yield venue, events
     venue.stop()
 
@@ -502,11 +503,15 @@ def test_a_restarted_venue_adopts_orders_placed_before(fake: FakeAlpaca) -> None
     first.submit(order(90, qty=10))
     vid = accepted(events, 90).venue_order_id
     first.stop()
+    fake.wait_until(lambda: fake.listeners == 0)
     second = make_venue(fake)  # a new engine process: knows nothing of order 90
     later = Events()
     second.start(later)
     try:
         later.wait_status(True)
+        # "connected" can precede the stream's listen handshake: a fill published in
+        # between would reach nobody, so wait until the fake has the new listener.
+        fake.wait_until(lambda: fake.listeners == 1)
         fake.fill(vid, "123.45", 4)
         fill = later.wait(VenueFilled, lambda e: e.order_id == 90)
         assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 4, 6)
