@@ -32,6 +32,7 @@ unit: install
 bench: install
 	@TICKPLANE_EXTRAS=dev,bench scripts/install.sh
 	$(BIN)/tickplane bench book --json
+	$(BIN)/tickplane bench wire --json
 
 clean:
 	rm -rf build $(VENV) engine/*.c engine/*.so engine/*.html

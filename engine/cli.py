@@ -62,7 +62,13 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bb = bsub.add_parser("book", help="order book and matching benchmarks vs peers")
     bb.add_argument("--json", action="store_true", help="print one JSON object")
     bb.add_argument("--repeats", type=int, default=5, help="repetitions (median reported)")
-    bb.set_defaults(func=_bench_book)
+    bb.set_defaults(func=_bench, module="bench_book")
+    bw = bsub.add_parser(
+        "wire", help="engine process: round trip vs a ZeroMQ echo, pipelined throughput, recovery"
+    )
+    bw.add_argument("--json", action="store_true", help="print one JSON object")
+    bw.add_argument("--repeats", type=int, default=5, help="repetitions (median reported)")
+    bw.set_defaults(func=_bench, module="bench_wire")
 
 
 # -- match ----------------------------------------------------------------------------------
@@ -213,6 +219,7 @@ def _engine(args: argparse.Namespace) -> int:
     from tickplane.core.config import ConfigError, load_engine_config
     from tickplane.engine.journal import JournalError
     from tickplane.engine.service import EngineService
+    from tickplane.engine.state import SnapshotError
 
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
@@ -223,7 +230,7 @@ def _engine(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     try:
         EngineService(config).run()
-    except (JournalError, OSError) as exc:
+    except (JournalError, SnapshotError, OSError) as exc:
         return _fail(str(exc))
     return 0
 
@@ -231,7 +238,7 @@ def _engine(args: argparse.Namespace) -> int:
 # -- bench ------------------------------------------------------------------------------------
 
 
-def _bench_book(args: argparse.Namespace) -> int:
+def _bench(args: argparse.Namespace) -> int:
     import importlib.util
     import os
 
@@ -241,11 +248,11 @@ def _bench_book(args: argparse.Namespace) -> int:
 
     # The benchmarks live with the tests in a source checkout, not in the package.
     candidates = [Path.cwd(), Path(__file__).resolve().parents[1]]
-    found = [c / "tests/benchmarks/bench_book.py" for c in candidates]
+    found = [c / f"tests/benchmarks/{args.module}.py" for c in candidates]
     path = next((f for f in found if f.exists()), None)
     if path is None:
-        return _fail("tests/benchmarks/bench_book.py not found: run from a source checkout")
-    spec = importlib.util.spec_from_file_location("tickplane_bench_book", path)
+        return _fail(f"tests/benchmarks/{args.module}.py not found: run from a source checkout")
+    spec = importlib.util.spec_from_file_location(f"tickplane_{args.module}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up while executing

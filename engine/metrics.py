@@ -51,32 +51,59 @@ _US_BUCKETS = (
 )
 
 
+class _Children(dict[str, Any]):
+    """A labelled metric's children by label value, looked up once: `labels()` costs
+    microseconds, too much to pay per order."""
+
+    def __init__(self, metric: Any) -> None:
+        super().__init__()
+        self.metric = metric
+
+    def __missing__(self, value: str) -> Any:
+        child = self[value] = self.metric.labels(value)
+        return child
+
+
 class EngineMetrics:
     """Every metric of one engine, in its own registry (several engines per test)."""
 
     def __init__(self, engine: str) -> None:
         self.registry = r = CollectorRegistry()
         labels = {"engine": engine}
-        self.requests = Counter(
-            "tickplane_engine_requests_total",
-            "Requests received, by kind",
-            ["kind"],
-            registry=r,
+        self.requests = _Children(
+            Counter(
+                "tickplane_engine_requests_total",
+                "Requests received, by kind",
+                ["kind"],
+                registry=r,
+            )
         )
-        self.orders = Counter(
-            "tickplane_engine_orders_total", "Orders by outcome", ["outcome"], registry=r
+        self.orders = _Children(
+            Counter("tickplane_engine_orders_total", "Orders by outcome", ["outcome"], registry=r)
         )
-        self.rejects = Counter(
-            "tickplane_engine_rejects_total", "Rejected orders by reason", ["reason"], registry=r
+        self.rejects = _Children(
+            Counter(
+                "tickplane_engine_rejects_total",
+                "Rejected orders by reason",
+                ["reason"],
+                registry=r,
+            )
         )
-        self.risk_rejects = Counter(
-            "tickplane_engine_risk_rejects_total",
-            "Orders refused by pre-trade risk, by reason",
-            ["reason"],
-            registry=r,
+        self.risk_rejects = _Children(
+            Counter(
+                "tickplane_engine_risk_rejects_total",
+                "Orders refused by pre-trade risk, by reason",
+                ["reason"],
+                registry=r,
+            )
         )
-        self.cancels = Counter(
-            "tickplane_engine_cancels_total", "Canceled orders by reason", ["reason"], registry=r
+        self.cancels = _Children(
+            Counter(
+                "tickplane_engine_cancels_total",
+                "Canceled orders by reason",
+                ["reason"],
+                registry=r,
+            )
         )
         self.trades = Counter("tickplane_engine_trades_total", "Trades", registry=r)
         self.traded_qty = Counter(
@@ -132,11 +159,13 @@ class EngineMetrics:
             "Kill switches engaged (accounts, plus 1 for the global switch)",
             registry=r,
         )
-        self.halts = Counter(
-            "tickplane_engine_symbol_halts_total",
-            "Symbol halts, by reason (circuit breaker, manual)",
-            ["reason"],
-            registry=r,
+        self.halts = _Children(
+            Counter(
+                "tickplane_engine_symbol_halts_total",
+                "Symbol halts, by reason (circuit breaker, manual)",
+                ["reason"],
+                registry=r,
+            )
         )
         self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
         self.recovery_seconds = Gauge(
@@ -158,19 +187,19 @@ class EngineMetrics:
     def count(self, events: list[Event]) -> None:
         for ev in events:
             if isinstance(ev, OrderAccepted):
-                self.orders.labels("accepted").inc()
+                self.orders["accepted"].inc()
             elif isinstance(ev, OrderRejected):
-                self.orders.labels("rejected").inc()
-                self.rejects.labels(ev.reason).inc()
+                self.orders["rejected"].inc()
+                self.rejects[ev.reason].inc()
             elif isinstance(ev, Trade):
                 self.trades.inc()
                 self.traded_qty.inc(ev.qty)
             elif isinstance(ev, OrderCanceled):
-                self.cancels.labels(ev.reason).inc()
+                self.cancels[ev.reason].inc()
             elif isinstance(ev, KillSwitchChanged):
                 self.kill_switches.inc(1 if ev.engaged else -1)
             elif isinstance(ev, SymbolHalted):
-                self.halts.labels(ev.reason).inc()
+                self.halts[ev.reason].inc()
 
 
 def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:

@@ -64,6 +64,8 @@ __all__ = ["EngineService", "pin_hot_loop"]
 log = logging.getLogger("tickplane.engine")
 
 EVENTS_TOPIC = b"e"
+# pyzmq combines enum flags in Python on every send; a plain int costs nothing.
+_SNDMORE = int(zmq.SNDMORE)
 REPLAY_PAGE = 5000
 MAX_FIELD = 1_000_000_000_000
 
@@ -176,6 +178,9 @@ class EngineService:
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)
+        # A ROUTER drops replies to a peer whose queue is full: make that queue deep
+        # enough that only a client that stopped reading altogether can lose acks.
+        self._router.setsockopt(zmq.SNDHWM, 1_000_000)
         self._router.bind(self.config.order_entry)
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
@@ -337,13 +342,16 @@ class EngineService:
         journal.commit()  # everything acked below is in the journal (fsynced per policy)
         t2 = time.perf_counter_ns()
         m = self.metrics
+        router = self._router
         for identity, data in replies:
-            self._router.send_multipart((identity, data))
+            router.send(identity, _SNDMORE)
+            router.send(data, 0)
             m.request_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
         t3 = time.perf_counter_ns()
         pub = self._pub
         for ev in published:
-            pub.send_multipart((EVENTS_TOPIC, wire.encode(ev)))
+            pub.send(EVENTS_TOPIC, _SNDMORE)
+            pub.send(wire.encode(ev), 0)
         now = time.time_ns()
         for sym in touched:
             for md in self.state.market_data(sym, now):
@@ -389,7 +397,7 @@ class EngineService:
             return self._get_book(req), []
         if isinstance(req, wire.Control):
             return self._control(req, touched)
-        m.requests.labels("ping").inc()
+        m.requests["ping"].inc()
         return wire.Ack(req.req, last_seq=self.state.seq), []
 
     def _run(self, cmd: Command, touched: set[int]) -> list[Event]:
@@ -403,7 +411,7 @@ class EngineService:
         return events
 
     def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
-        self.metrics.requests.labels("new").inc()
+        self.metrics.requests["new"].inc()
         st = self.state
         sym = st.symbol_index.get(req.symbol)
         if sym is None:
@@ -436,7 +444,7 @@ class EngineService:
         )
         refused = st.check(cmd)
         if refused is not None:
-            self.metrics.risk_rejects.labels(refused.reason).inc()
+            self.metrics.risk_rejects[refused.reason].inc()
             return wire.Reject(req.req, refused.reason, refused.message), []
         if req.client_order_id is not None:
             mark = {"order_id": order_id, "client_order_id": req.client_order_id}
@@ -501,7 +509,7 @@ class EngineService:
                 order.tif,  # type: ignore[arg-type]
             )
         )
-        self.metrics.requests.labels("routed").inc()
+        self.metrics.requests["routed"].inc()
         return wire.Ack(req.req, order.id, last_seq=self.state.seq)
 
     def _owned(self, account: str, order_id: int) -> dict[str, Any] | None:
@@ -514,7 +522,7 @@ class EngineService:
         self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
     ) -> tuple[wire.Reply, list[Event]]:
         cancel = isinstance(req, wire.CancelOrder)
-        self.metrics.requests.labels("cancel" if cancel else "replace").inc()
+        self.metrics.requests["cancel" if cancel else "replace"].inc()
         routed = self.state.routed.get(req.order_id)
         if routed is not None and routed.account == req.account and self.venue is not None:
             if cancel:
@@ -537,7 +545,7 @@ class EngineService:
             )
             refused = self.state.check(cmd)
             if refused is not None:
-                self.metrics.risk_rejects.labels(refused.reason).inc()
+                self.metrics.risk_rejects[refused.reason].inc()
                 return wire.Reject(req.req, refused.reason, refused.message), []
         else:
             cmd = Command(
@@ -549,7 +557,7 @@ class EngineService:
     def _mass_cancel(
         self, req: wire.MassCancel, touched: set[int]
     ) -> tuple[wire.Reply, list[Event]]:
-        self.metrics.requests.labels("mass_cancel").inc()
+        self.metrics.requests["mass_cancel"].inc()
         st = self.state
         acc = st.account_id(req.account) if req.account is not None else None
         sym = st.symbol_index.get(req.symbol) if req.symbol is not None else None
@@ -575,7 +583,7 @@ class EngineService:
         return wire.Ack(req.req, None, events, last_seq=st.seq), events
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:
-        self.metrics.requests.labels("get_order").inc()
+        self.metrics.requests["get_order"].inc()
         o = self._owned(req.account, req.order_id)
         if o is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}")
@@ -595,7 +603,7 @@ class EngineService:
         return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
 
     def _control(self, req: wire.Control, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
-        self.metrics.requests.labels("control").inc()
+        self.metrics.requests["control"].inc()
         st = self.state
         if req.action not in ("kill", "revive", "halt", "resume"):
             return wire.Reject(
@@ -624,7 +632,7 @@ class EngineService:
         return wire.Ack(req.req, events=events, last_seq=st.seq), events
 
     def _get_book(self, req: wire.GetBook) -> wire.Reply:
-        self.metrics.requests.labels("get_book").inc()
+        self.metrics.requests["get_book"].inc()
         sym = self.state.symbol_index.get(req.symbol)
         if sym is None:
             return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
@@ -633,7 +641,7 @@ class EngineService:
         return wire.Ack(req.req, book=book, last_seq=self.state.seq)
 
     def _replay(self, req: wire.Replay) -> wire.Reply:
-        self.metrics.requests.labels("replay").inc()
+        self.metrics.requests["replay"].inc()
         if req.from_seq < 1 or req.to_seq < req.from_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
         events = self.state.replay(req.from_seq, req.to_seq, REPLAY_PAGE)

@@ -47,7 +47,7 @@ from tickplane.engine.matching import (
 from tickplane.engine.positions import Positions
 from tickplane.engine.risk import Reject, RiskEngine
 
-__all__ = ["COMMAND", "Command", "EngineState", "StateSnapshot"]
+__all__ = ["COMMAND", "Command", "EngineState", "SnapshotError", "StateSnapshot"]
 
 # The layout of COMMAND_DTYPE, for packing one command without numpy.
 COMMAND = struct.Struct("<QqqqqIIBBBBBBH")
@@ -62,7 +62,7 @@ TIF_NAMES = {v: k for k, v in TIFS.items()}
 INVALID = 255  # an enum value no field has: the core rejects it with the field's reason
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Command:
     """One command for the core (the journal's record), ids and names as integers."""
 
@@ -118,9 +118,21 @@ class RoutedOrder(msgspec.Struct):
     accepted: bool = False
 
 
+SNAPSHOT_VERSION = 1
+
+
+class SnapshotError(ValueError):
+    """A snapshot this engine cannot read (another format version, or damaged)."""
+
+
+class _Version(msgspec.Struct):
+    version: int = 0
+
+
 class StateSnapshot(msgspec.Struct):
     """Everything `EngineState` needs to resume."""
 
+    version: int
     accounts: list[str]
     client_order_ids: dict[int, str]
     seq: int
@@ -404,6 +416,7 @@ class EngineState:
         buf = io.BytesIO()
         np.savez(buf, allow_pickle=False, **self.core.dump())
         snap = StateSnapshot(
+            version=SNAPSHOT_VERSION,
             accounts=self.accounts,
             client_order_ids=self.client_order_ids,
             seq=self.seq,
@@ -418,7 +431,20 @@ class EngineState:
 
     def restore(self, raw: bytes) -> None:
         """Resume from `snapshot()` bytes (on a fresh state)."""
-        snap = msgspec.msgpack.decode(raw, type=StateSnapshot)
+        try:
+            version = msgspec.msgpack.decode(raw, type=_Version).version
+        except msgspec.DecodeError as exc:
+            raise SnapshotError(f"snapshot does not decode: {exc}") from None
+        if version != SNAPSHOT_VERSION:
+            raise SnapshotError(
+                f"snapshot format {version}, this engine reads {SNAPSHOT_VERSION}: start "
+                "the engine version that wrote it, or move the snapshot aside to recover "
+                "from the journal alone (when the journal still holds every record)"
+            )
+        try:
+            snap = msgspec.msgpack.decode(raw, type=StateSnapshot)
+        except msgspec.DecodeError as exc:
+            raise SnapshotError(f"snapshot format {version} does not decode: {exc}") from None
         with np.load(io.BytesIO(snap.core), allow_pickle=False) as z:
             self.core.load({k: z[k] for k in z.files})
         self.accounts = snap.accounts

@@ -72,6 +72,7 @@ def test_orders_route_to_alpaca_and_fills_come_back(engine_factory: Any, fake: F
                     assert r.reason == "venue_unavailable"
                     await asyncio.sleep(0.05)
             assert r.events == []  # pending: the venue has not answered yet
+            fake.wait_until(lambda: fake.listeners == 1)  # the engine's stream listens
             order_id = r.order_id
             assert order_id is not None
             venue_order = fake.wait_order(f"tp-{order_id}")
