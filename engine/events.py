@@ -8,7 +8,7 @@ tables (the engine process interns names; tests may use `NUMBERED`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -25,7 +25,7 @@ from tickplane.core.events import (
 )
 from tickplane.engine.matching import EventType, OrderType, Reason, Side
 
-__all__ = ["NUMBERED", "Names", "from_array"]
+__all__ = ["NUMBERED", "Names", "from_array", "from_rows"]
 
 SIDES = {int(s): s.name.lower() for s in Side}
 ORDER_TYPES = {int(t): t.name.lower() for t in OrderType}
@@ -53,6 +53,15 @@ def from_array(
     events: npt.NDArray[np.void], symbols: Names | Sequence[str], accounts: Names | Sequence[str]
 ) -> list[Event]:
     """Typed events from the core's event array (EVENT_DTYPE), in order."""
+    return from_rows(events.tolist(), symbols, accounts)
+
+
+def from_rows(
+    rows: Iterable[tuple[int, ...]],
+    symbols: Names | Sequence[str],
+    accounts: Names | Sequence[str],
+) -> list[Event]:
+    """Typed events from rows in EVENT_DTYPE's field order (`MatchingEngine.event_rows`)."""
     out: list[Event] = []
     for (
         seq,
@@ -68,7 +77,7 @@ def from_array(
         reason,
         side,
         otype,
-    ) in events.tolist():
+    ) in rows:
         if etype == EventType.TRADE:
             out.append(
                 Trade(

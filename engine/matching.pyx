@@ -715,6 +715,18 @@ cdef class MatchingEngine:
         self._check()
         return self.n_events
 
+    def event_rows(self):
+        """The events of the last per-call command as a list of tuples in EVENT_DTYPE's
+        field order (what `events().tolist()` gives, without building an array)."""
+        cdef Py_ssize_t i
+        cdef Event* e
+        cdef list out = []
+        for i in range(self.n_events):
+            e = &self.evbuf[i]
+            out.append((e.seq, e.ts, e.id, e.maker, e.price, e.qty, e.symbol, e.account,
+                        e.maker_account, e.type, e.reason, e.side, e.order_type))
+        return out
+
     def events(self):
         """The events of the last per-call command, as a new numpy array of EVENT_DTYPE."""
         cdef cnp.ndarray out = np.empty(self.n_events, dtype=EVENT_DTYPE)

@@ -34,7 +34,7 @@ from tickplane.core.events import (
     TopOfBook,
     Trade,
 )
-from tickplane.engine.events import from_array
+from tickplane.engine.events import from_rows
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
     KEEP,
@@ -245,7 +245,7 @@ class EngineState:
             core.replace(c.id, c.qty, c.price, c.ts)
         out: list[Event] = list(self.risk.expire(c.ts))
         risk, positions = self.risk, self.positions
-        for ev in from_array(core.events(), self.symbols, self.accounts):
+        for ev in from_rows(core.event_rows(), self.symbols, self.accounts):
             out.append(ev)
             if isinstance(ev, OrderAccepted):
                 ev.stop_price = c.stop_price if c.order_type >= OrderType.STOP else None
