@@ -616,6 +616,8 @@ class RiskEngine:
     def expire(self, ts: int) -> list[SymbolResumed]:
         """End the halts whose time is up at `ts`; one event each (at its end time),
         in symbol order. The engine calls it from its timer; checks never need it."""
+        if not self._halts:  # the usual case, on every command
+            return []
         done = sorted((s, u) for s, u in self._halts.items() if u is not None and u <= ts)
         for s, _ in done:
             del self._halts[s]
