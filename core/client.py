@@ -230,26 +230,29 @@ class EngineClient:
             while True:
                 topic, frame = await sub.recv_multipart()
                 try:
-                    msg: Any = wire.decode_event(frame)
+                    if topic != EVENTS_TOPIC:
+                        md: Any = wire.decode_event(frame)
+                        yield md
+                        continue
+                    batch = wire.decode_events(frame)
                 except wire.WireError:
                     continue
-                if topic != EVENTS_TOPIC:
+                for msg in batch:
+                    if expected is None:
+                        expected = msg.seq
+                    if msg.seq < expected:
+                        continue  # already delivered through replay
+                    if msg.seq > expected:
+                        missed = await self.replay(expected, msg.seq - 1)
+                        if len(missed) != msg.seq - expected:
+                            raise EngineError(
+                                f"events {expected}..{msg.seq - 1} were missed and the "
+                                f"engine replayed only {len(missed)}: resynchronise from "
+                                "a snapshot"
+                            )
+                        for event in missed:
+                            yield event
+                    expected = msg.seq + 1
                     yield msg
-                    continue
-                if expected is None:
-                    expected = msg.seq
-                if msg.seq < expected:
-                    continue  # already delivered through replay
-                if msg.seq > expected:
-                    missed = await self.replay(expected, msg.seq - 1)
-                    if len(missed) != msg.seq - expected:
-                        raise EngineError(
-                            f"events {expected}..{msg.seq - 1} were missed and the engine "
-                            f"replayed only {len(missed)}: resynchronise from a snapshot"
-                        )
-                    for event in missed:
-                        yield event
-                expected = msg.seq + 1
-                yield msg
         finally:
             sub.close(0)

@@ -4,7 +4,8 @@ Sockets (see docs/wire.md):
 - order entry: the engine binds a ROUTER; clients connect a DEALER and send requests;
   every request gets exactly one reply (`Ack` or `Reject`), correlated by `req`;
 - events: the engine binds a PUB; topic `b"e"` carries every trading event with a
-  gap-free `seq`; topic `b"m.<SYMBOL>"` carries market data;
+  gap-free `seq`, each message a batch of events in seq order (`decode_events`);
+  topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
   the missing events back in `Ack.events`.
 
@@ -42,9 +43,11 @@ __all__ = [
     "Request",
     "WireError",
     "decode_event",
+    "decode_events",
     "decode_reply",
     "decode_request",
     "encode",
+    "encode_events",
 ]
 
 WIRE_VERSION: Final = 1
@@ -193,6 +196,7 @@ _encoder = msgspec.msgpack.Encoder()
 _requests = msgspec.msgpack.Decoder(Request)
 _replies = msgspec.msgpack.Decoder(Reply)
 _events = msgspec.msgpack.Decoder(Event | MarketData)
+_event_batches = msgspec.msgpack.Decoder(list[Event])
 
 
 def encode(msg: msgspec.Struct) -> bytes:
@@ -222,6 +226,20 @@ def decode_reply(frame: bytes) -> Reply:
         reply: Reply = _replies.decode(_body(frame))
         return reply
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+        raise WireError(str(exc)) from None
+
+
+def encode_events(events: list[Event]) -> bytes:
+    """One frame holding a batch of trading events (what topic `e` carries)."""
+    return _VERSION_BYTE + _encoder.encode(events)
+
+
+def decode_events(frame: bytes) -> list[Event]:
+    """The events of a topic-`e` frame, in seq order."""
+    try:
+        events: list[Event] = _event_batches.decode(_body(frame))
+        return events
+    except (msgspec.DecodeError, ValueError) as exc:
         raise WireError(str(exc)) from None
 
 

@@ -120,7 +120,8 @@ class EngineMetrics:
         )
         self.request_seconds = Histogram(
             "tickplane_engine_request_seconds",
-            "Per request: from its batch's arrival to its reply leaving the engine",
+            "Per batch: from its arrival to its last reply leaving the engine (the slowest "
+            "request of the batch)",
             buckets=_US_BUCKETS,
             registry=r,
         )

@@ -91,6 +91,11 @@ def test_events_round_trip_on_the_wire_and_as_dicts(ev: object) -> None:
     assert from_dict(d) == ev
 
 
+@given(st.lists(events, max_size=6))
+def test_event_batches_round_trip(evs: list[object]) -> None:
+    assert wire.decode_events(wire.encode_events(evs)) == evs  # type: ignore[arg-type]
+
+
 @given(st.lists(events, max_size=4), ints, maybe)
 def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -> None:
     ack = wire.Ack(req, order_id, evs)  # type: ignore[arg-type]
@@ -102,7 +107,12 @@ def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -
 @settings(max_examples=500)
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:
-    for decode in (wire.decode_request, wire.decode_reply, wire.decode_event):
+    for decode in (
+        wire.decode_request,
+        wire.decode_reply,
+        wire.decode_event,
+        wire.decode_events,
+    ):
         with contextlib.suppress(wire.WireError):
             decode(frame)
 
