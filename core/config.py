@@ -97,11 +97,14 @@ class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class MarketConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """A synthetic market for an internal-venue engine with no outside flow (demos, test
-    clusters): a maker rests orders around a random-walk mid, a taker crosses now and
-    then (engine/market.py). Off unless `source` is "synthetic"."""
+    """Liquidity for an internal-venue engine with no outside flow (demos, test
+    clusters), from a market maker and a taker account (engine/market.py): `synthetic`,
+    orders around a random-walk mid; `lobster`, a LOBSTER day's order flow replayed
+    in (scaled) real time onto one symbol. Off unless `source` is set."""
 
-    source: Literal["none", "synthetic"] = "none"
+    source: Literal["none", "synthetic", "lobster"] = "none"
+    lobster_zip: str | None = None  # default: the GOOG sample day (10 levels)
+    speed: float = 1.0  # lobster: replay speed (2.0 = twice real time)
     rate: float = 20.0  # orders per second, all symbols together
     symbols: list[str] = msgspec.field(default_factory=list)  # empty: every symbol
     start_price: int = 10_000  # ticks, for symbols without a reference_price
@@ -176,6 +179,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.market.source != "none":
             if self.market.rate <= 0 or self.market.levels < 0 or self.market.spread < 1:
                 raise ConfigError("market: rate > 0, spread >= 1 and levels >= 0 are needed")
+            if self.market.speed <= 0:
+                raise ConfigError("market.speed must be > 0")
             unknown = set(self.market.symbols) - set(names)
             if unknown:
                 raise ConfigError(f"market.symbols: not configured symbols {sorted(unknown)}")

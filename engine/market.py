@@ -1,4 +1,4 @@
-"""A synthetic order flow that keeps a live market in an internal-venue engine.
+"""Order flow that keeps a live market in an internal-venue engine.
 
 For a laptop demo or a test cluster with no outside market: for each configured symbol,
 a mid price walks at random and two accounts trade around it, a market maker resting
@@ -16,7 +16,7 @@ from collections import deque
 from tickplane.core import wire
 from tickplane.core.config import MarketConfig, SymbolConfig
 
-__all__ = ["SyntheticMarket"]
+__all__ = ["LobsterMarket", "SyntheticMarket"]
 
 
 class _Symbol:
@@ -101,3 +101,155 @@ class SyntheticMarket:
             self._pending[req.req] = s
             out.append(req)
         return out
+
+
+class LobsterMarket:
+    """A LOBSTER day's order flow replayed onto one symbol, in scaled real time.
+
+    The book starts from the day's first orderbook row (one maker order per level);
+    then each add becomes a maker limit order, each partial cancel a replace to the
+    remaining size, each delete a cancel, and each visible execution a taker IOC order
+    crossing at that price (it trades with whatever rests there first, client orders
+    included, as on an exchange). Prices are converted from LOBSTER's 1/10000 dollar to
+    the symbol's ticks; a message off the tick grid, or about an order placed before the
+    day started, is skipped. At the end of the day the replay starts over.
+    """
+
+    MAX_BURST = 500  # requests handed out per call, so one loop turn stays short
+
+    def __init__(self, config: MarketConfig, symbol: SymbolConfig, now_ns: int) -> None:
+        from decimal import Decimal
+
+        from tickplane.engine.lobster import load, sample_paths
+
+        self.config = config
+        self.symbol = symbol.name
+        unit = Decimal(symbol.tick_size) * 10_000
+        if unit != int(unit) or unit <= 0:
+            raise ValueError(f"tick size {symbol.tick_size} is finer than LOBSTER's prices")
+        self.unit = int(unit)
+        path = config.lobster_zip or str(sample_paths()[10])
+        day = load(zip_path=path)
+        m = day.messages
+        self.times = m["time"].tolist()
+        self.types = m["type"].tolist()
+        self.ids = m["id"].tolist()
+        self.sizes = m["size"].tolist()
+        self.prices = m["price"].tolist()
+        self.directions = m["direction"].tolist()
+        self.row0 = day.orderbook[0].tolist()
+        self.levels = day.levels
+        self._req = 0
+        self._start(now_ns)
+
+    def _start(self, now_ns: int) -> None:
+        self.i = 1  # row 0 is the starting book
+        self.start_ns = now_ns
+        self.engine_id: dict[int, int] = {}  # LOBSTER id -> engine order id
+        self.remaining: dict[int, int] = {}  # LOBSTER id -> open size
+        self._pending: dict[int, int] = {}  # request -> LOBSTER id
+        self._seeded = False
+
+    def _next_req(self) -> int:
+        self._req += 1
+        return self._req
+
+    def _ticks(self, price: int) -> int | None:
+        q, r = divmod(price, self.unit)
+        return q if r == 0 and q > 0 else None
+
+    def _due_ns(self, i: int) -> int:
+        return self.start_ns + int((self.times[i] - self.times[0]) * 1e9 / self.config.speed)
+
+    def timeout_ms(self, now_ns: int) -> float:
+        if not self._seeded:
+            return 0.0
+        if self.i >= len(self.times):
+            return 0.0
+        return max(0.0, (self._due_ns(self.i) - now_ns) / 1e6)
+
+    def due(self, now_ns: int) -> list[wire.Request]:
+        c = self.config
+        out: list[wire.Request] = []
+        if not self._seeded:
+            self._seeded = True
+            for k in range(self.levels):
+                for off, side in ((0, "sell"), (2, "buy")):
+                    price, size = self.row0[4 * k + off], self.row0[4 * k + off + 1]
+                    ticks = self._ticks(price) if size > 0 else None
+                    if ticks is not None:
+                        out.append(
+                            wire.NewOrder(
+                                self._next_req(),
+                                c.maker_account,
+                                self.symbol,
+                                side,
+                                "limit",
+                                size,
+                                ticks,
+                            )
+                        )
+            return out
+        if self.i >= len(self.times):
+            self._start(now_ns)
+            return out
+        while (
+            self.i < len(self.times)
+            and len(out) < self.MAX_BURST
+            and self._due_ns(self.i) <= now_ns
+        ):
+            req = self._message(self.i)
+            if req is not None:
+                out.append(req)
+            self.i += 1
+        return out
+
+    def _message(self, i: int) -> wire.Request | None:
+        c = self.config
+        kind, lid, size = self.types[i], self.ids[i], self.sizes[i]
+        ticks = self._ticks(self.prices[i])
+        buy = self.directions[i] == 1
+        if kind == 1 and ticks is not None:
+            req = wire.NewOrder(
+                self._next_req(),
+                c.maker_account,
+                self.symbol,
+                "buy" if buy else "sell",
+                "limit",
+                size,
+                ticks,
+            )
+            self._pending[req.req] = lid
+            self.remaining[lid] = size
+            return req
+        oid = self.engine_id.get(lid)
+        if kind == 4 and ticks is not None:
+            if lid in self.remaining:
+                self.remaining[lid] -= size
+            return wire.NewOrder(
+                self._next_req(),
+                c.taker_account,
+                self.symbol,
+                "sell" if buy else "buy",
+                "limit",
+                size,
+                ticks,
+                tif="ioc",
+            )
+        if oid is None:
+            return None
+        if kind == 2 and self.remaining.get(lid, 0) > size:
+            self.remaining[lid] -= size
+            return wire.ReplaceOrder(
+                self._next_req(), c.maker_account, oid, qty=self.remaining[lid]
+            )
+        if kind in (2, 3):
+            self.remaining.pop(lid, None)
+            self.engine_id.pop(lid, None)
+            return wire.CancelOrder(self._next_req(), c.maker_account, oid)
+        return None
+
+    def on_reply(self, req: wire.Request, reply: wire.Reply) -> None:
+        lid = self._pending.pop(req.req, None)
+        if lid is not None and isinstance(reply, wire.Ack) and reply.order_id is not None:
+            self.engine_id[lid] = reply.order_id

@@ -31,7 +31,7 @@ from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
-from tickplane.engine.market import SyntheticMarket
+from tickplane.engine.market import LobsterMarket, SyntheticMarket
 from tickplane.engine.matching import KEEP, Op
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.state import (
@@ -99,7 +99,7 @@ class EngineService:
         self.cpus: list[int] = []
         self.pinned: int | None = None
         self.journal: JournalWriter | None = None
-        self.market: SyntheticMarket | None = None
+        self.market: SyntheticMarket | LobsterMarket | None = None
         self.venue: Venue | None = None
         self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
         self._inbox: queue.SimpleQueue[VenueEvent] = queue.SimpleQueue()
@@ -175,6 +175,11 @@ class EngineService:
             self.venue.start(self._venue_emit)
         elif self.config.market.source == "synthetic":
             self.market = SyntheticMarket(self.config.market, self.config.symbols, time.time_ns())
+        elif self.config.market.source == "lobster":
+            names = self.config.market.symbols or [self.config.symbols[0].name]
+            symbol = self.config.symbol(names[0])
+            assert symbol is not None  # validated with the configuration
+            self.market = LobsterMarket(self.config.market, symbol, time.time_ns())
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)

@@ -369,3 +369,26 @@ def test_market_data_top_of_book_and_deltas(engine: EngineProcess) -> None:
         assert delta2.asks == []
 
     run(engine, body)
+
+
+def test_a_lobster_day_replayed_as_the_market(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory(market={"source": "lobster", "speed": 200.0})
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        async with asyncio.timeout(20):
+            while True:
+                ping = ack(await c.ping())
+                if ping.last_seq > 300:
+                    break
+                await asyncio.sleep(0.05)  # the replay runs on its own (scaled) clock
+        events = await c.replay(1, ping.last_seq)
+        trades = [e for e in events if isinstance(e, Trade)]
+        assert trades and all(e.symbol == "GOOG" for e in trades)
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and book.bids and book.asks
+        # GOOG traded around $580 on 2012-06-21: 58,000 ticks of a cent.
+        assert 50_000 < book.bids[0].price < book.asks[0].price < 65_000
+
+    run(eng, body)
+    assert eng.stop() == 0
