@@ -30,6 +30,7 @@ import zmq
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
+from tickplane.engine.eventlog import EventLog
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
 from tickplane.engine.market import LobsterMarket, SyntheticMarket
 from tickplane.engine.matching import KEEP, Op
@@ -99,6 +100,7 @@ class EngineService:
         self.cpus: list[int] = []
         self.pinned: int | None = None
         self.journal: JournalWriter | None = None
+        self.eventlog: EventLog | None = None
         self.market: SyntheticMarket | LobsterMarket | None = None
         self.venue: Venue | None = None
         self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
@@ -120,16 +122,23 @@ class EngineService:
         rec = recover(self.config.journal_dir)
         if rec.state is not None:
             self.state.restore(rec.state)
+        log_ = self.eventlog
+        if log_ is not None:
+            log_.truncate_after(self.state.seq)
         applied = 0
         for item in rec.runs:
             if isinstance(item, CommandRun):
+                events: list[Event] = []
                 for row in item.commands.tolist():
-                    self.state.apply(_command(row), check=True)
+                    events += self.state.apply(_command(row), check=True)
                     applied += 1
             elif item.rtype == RecordType.ACCOUNT:
                 self.state.add_account(item.account())
+                events = []
             else:
-                self._apply_mark(item.mark())
+                events = self._apply_mark(item.mark())
+            if log_ is not None:
+                log_.append(events)
         self.metrics.recovery_seconds.set(time.perf_counter() - t0)
         log.info(
             "recovered %d commands after snapshot %d in %.3fs; last seq %d",
@@ -169,6 +178,7 @@ class EngineService:
         self.journal = JournalWriter.open(
             self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
         )
+        self.eventlog = EventLog(self.config.journal_dir)
         self.recover()
         if self.config.venue.kind == "alpaca":
             self.venue = _alpaca_venue(self.config)
@@ -213,10 +223,12 @@ class EngineService:
             self.venue.stop()
         if self.journal is not None:
             try:
-                self.journal.snapshot(self.state.snapshot())
+                self._snapshot()
             finally:
                 self.journal.close()
                 self.journal = None
+        if self.eventlog is not None:
+            self.eventlog.close()
         for sock in (self._router, self._pub):
             if sock is not None:
                 sock.close(0)
@@ -234,6 +246,15 @@ class EngineService:
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
+
+    def _snapshot(self) -> None:
+        """The event log first (so it holds everything the snapshot covers), then the
+        snapshot, which also fsyncs the journal."""
+        assert self.journal is not None
+        if self.eventlog is not None:
+            self.eventlog.sync()
+        self.journal.snapshot(self.state.snapshot())
+        self._since_snapshot = 0
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -358,6 +379,8 @@ class EngineService:
         if published:  # one message per batch: per-message costs dominate otherwise
             pub.send(EVENTS_TOPIC, _SNDMORE)
             pub.send(wire.encode_events(published), 0)
+            if self.eventlog is not None:
+                self.eventlog.append(published)
         now = time.time_ns()
         for sym in touched:
             for md in self.state.market_data(sym, now):
@@ -371,8 +394,7 @@ class EngineService:
         m.batch_seconds.observe((t4 - t0) / 1e9)
         m.batch_size.observe(len(batch))
         if self.config.snapshot_every and self._since_snapshot >= self.config.snapshot_every:
-            journal.snapshot(self.state.snapshot())
-            self._since_snapshot = 0
+            self._snapshot()
 
     # -- requests --------------------------------------------------------------------------
 
@@ -651,11 +673,14 @@ class EngineService:
         if req.from_seq < 1 or req.to_seq < req.from_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
         events = self.state.replay(req.from_seq, req.to_seq, REPLAY_PAGE)
+        if events is None and self.eventlog is not None:
+            events = self.eventlog.read(req.from_seq, req.to_seq, REPLAY_PAGE)
         if events is None:
             return wire.Reject(
                 req.req,
                 "replay_unavailable",
-                f"events before {self.state.recent.first} are no longer kept in memory",
+                f"events before {self.state.recent.first} are no longer kept (the event "
+                "log was started later)",
             )
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
 

@@ -451,6 +451,7 @@ class EngineState:
         self.account_index = {a: i for i, a in enumerate(self.accounts) if i}
         self.client_order_ids = snap.client_order_ids
         self.seq = snap.seq
+        self.recent.first = self.recent.next = snap.seq + 1  # it holds nothing older
         self.md_seq = snap.md_seq
         self.positions.restore(snap.positions)
         self.risk.restore(snap.risk)
