@@ -1,0 +1,455 @@
+"""A real Apache Kafka broker for the tests: KRaft, one node, no ZooKeeper.
+
+The broker is the Maven Central build fetched by ``scripts/kafka/fetch.sh`` (a folder of
+jars), run on the machine's JDK::
+
+    libs = fetch_libs()
+    with KafkaBroker(libs, tmp_path) as broker:
+        ...  # clients connect to broker.bootstrap, e.g. "127.0.0.1:40123"
+
+Starting writes a ``server.properties`` (combined broker and controller, loopback ports,
+single-partition and replication-factor-1 defaults), formats the storage with a random
+cluster id, starts ``java kafka.Kafka`` and waits until the broker lists itself in a
+Metadata response. A broker that cannot start raises :class:`KafkaBrokerError` carrying
+the tail of its log; stopping sends SIGTERM, then SIGKILL after a timeout.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+
+REPO = Path(__file__).resolve().parents[2]
+FETCH_SCRIPT = REPO / "scripts" / "kafka" / "fetch.sh"
+NODE_ID = 1
+HEAP = "512m"
+# Start-up over throughput: on a 2-core machine C2 compiling and G1's threads compete
+# with the broker starting; these halve the time to ready (~2.5 s instead of ~5 s).
+# Pass jvm_options=() for a broker that should be measured.
+FAST_START_JVM = ("-XX:TieredStopAtLevel=1", "-XX:+UseSerialGC")
+
+LOG4J2_PROPERTIES = """\
+rootLogger.level = {level}
+rootLogger.appenderRef.out.ref = OUT
+appender.out.type = Console
+appender.out.name = OUT
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %m (%c)%n
+"""
+
+
+class KafkaBrokerError(RuntimeError):
+    """The broker could not be fetched, formatted, started or stopped."""
+
+
+def fetch_libs(echo: bool = True) -> Path:
+    """Run ``scripts/kafka/fetch.sh`` and return the folder of the broker's jars.
+
+    A no-op after the first run. With ``echo`` Maven's progress goes to this process's
+    stderr; otherwise it is kept and shown only if the fetch fails.
+    """
+    proc = subprocess.run(
+        ["bash", str(FETCH_SCRIPT)],
+        stdout=subprocess.PIPE,
+        stderr=None if echo else subprocess.PIPE,
+        text=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        detail = _tail(proc.stderr or "") if not echo else "(see its output above)"
+        raise KafkaBrokerError(
+            f"{FETCH_SCRIPT} failed with exit code {proc.returncode}; it fetches Kafka's "
+            f"jars from Maven Central with mvn:\n{detail}"
+        )
+    lines = proc.stdout.strip().splitlines()
+    libs = Path(lines[-1]) if lines else Path()
+    if not lines or not any(libs.glob("kafka_2.13-*.jar")):
+        raise KafkaBrokerError(f"{FETCH_SCRIPT} printed no folder of Kafka jars: {proc.stdout!r}")
+    return libs
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def random_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64 without padding (22 chars)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+
+
+def _tail(text: str, lines: int = 40) -> str:
+    return "\n".join(text.rstrip().splitlines()[-lines:])
+
+
+def _die_with_parent() -> Callable[[], None] | None:
+    """A preexec_fn asking Linux to SIGTERM the child when the test process dies."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    pr_set_pdeathsig = 1
+
+    def preexec() -> None:
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
+
+    return preexec
+
+
+class KafkaBroker:
+    """One KRaft node (``process.roles=broker,controller``) in a throwaway folder.
+
+    Use as a context manager, or call :meth:`start` and :meth:`stop`. ``config`` adds to
+    or overrides the generated ``server.properties``.
+    """
+
+    def __init__(
+        self,
+        libs: Path,
+        workdir: Path,
+        *,
+        config: Mapping[str, str] | None = None,
+        java: str | None = None,
+        heap: str = HEAP,
+        jvm_options: tuple[str, ...] = FAST_START_JVM,
+        start_timeout: float = 60.0,
+        stop_timeout: float = 20.0,
+        log_level: str = "INFO",
+        bind_attempts: int = 3,
+    ) -> None:
+        self.libs = libs
+        self.workdir = workdir
+        self.extra_config = dict(config or {})
+        self.java = java or shutil.which("java") or ""
+        self.heap = heap
+        self.jvm_options = jvm_options
+        self.start_timeout = start_timeout
+        self.stop_timeout = stop_timeout
+        self.log_level = log_level
+        self.bind_attempts = bind_attempts
+        self.cluster_id = random_cluster_id()
+        self.port = 0
+        self.controller_port = 0
+        self.started_in: float | None = None
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    # -- paths and addresses ------------------------------------------------------------
+
+    @property
+    def bootstrap(self) -> str:
+        """``host:port`` of the PLAINTEXT listener, for ``bootstrap_servers``."""
+        if not self.port:
+            raise KafkaBrokerError("the broker has not been started")
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def properties_path(self) -> Path:
+        """The generated ``server.properties``."""
+        return self.workdir / "server.properties"
+
+    @property
+    def log_path(self) -> Path:
+        """The broker's stdout and stderr (its log4j output)."""
+        return self.workdir / "broker.log"
+
+    @property
+    def data_dir(self) -> Path:
+        """``log.dirs``: topic partitions and the KRaft metadata log."""
+        return self.workdir / "data"
+
+    @property
+    def pid(self) -> int | None:
+        """The JVM's process id while it runs."""
+        return self._proc.pid if self._proc is not None else None
+
+    # -- configuration ------------------------------------------------------------------
+
+    def properties(self) -> dict[str, str]:
+        """The broker's configuration for the current ports."""
+        props = {
+            "process.roles": "broker,controller",
+            "node.id": str(NODE_ID),
+            # A static quorum of this one node: formatting needs no --standalone.
+            "controller.quorum.voters": f"{NODE_ID}@127.0.0.1:{self.controller_port}",
+            "controller.listener.names": "CONTROLLER",
+            "listeners": (
+                f"PLAINTEXT://127.0.0.1:{self.port},CONTROLLER://127.0.0.1:{self.controller_port}"
+            ),
+            "advertised.listeners": f"PLAINTEXT://127.0.0.1:{self.port}",
+            "inter.broker.listener.name": "PLAINTEXT",
+            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "log.dirs": str(self.data_dir),
+            "num.partitions": "1",
+            "default.replication.factor": "1",
+            "min.insync.replicas": "1",
+            # Internal topics: one replica (one node) and one partition (fast to create).
+            "offsets.topic.replication.factor": "1",
+            "offsets.topic.num.partitions": "1",
+            "transaction.state.log.replication.factor": "1",
+            "transaction.state.log.min.isr": "1",
+            "transaction.state.log.num.partitions": "1",
+            "share.coordinator.state.topic.replication.factor": "1",
+            "share.coordinator.state.topic.min.isr": "1",
+            "share.coordinator.state.topic.num.partitions": "1",
+            "group.initial.rebalance.delay.ms": "0",
+        }
+        props.update(self.extra_config)
+        return props
+
+    def _write_config(self) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        text = "".join(f"{k}={v}\n" for k, v in self.properties().items())
+        self.properties_path.write_text(text)
+        (self.workdir / "log4j2.properties").write_text(
+            LOG4J2_PROPERTIES.format(level=self.log_level)
+        )
+        (self.workdir / "log4j2-tools.properties").write_text(
+            LOG4J2_PROPERTIES.format(level="WARN")
+        )
+
+    def _java(self, log4j_config: str, main: str, *args: str) -> list[str]:
+        return [
+            self.java,
+            f"-Xmx{self.heap}",
+            "-Xms64m",
+            "-XX:+ExitOnOutOfMemoryError",
+            *self.jvm_options,
+            "-Djava.awt.headless=true",
+            f"-Dlog4j2.configurationFile={self.workdir / log4j_config}",
+            "-cp",
+            str(self.libs / "*"),
+            main,
+            *args,
+        ]
+
+    # -- lifecycle ----------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Format the storage, start the JVM and wait until the broker answers."""
+        if self._proc is not None:
+            raise KafkaBrokerError("the broker is already running")
+        if not self.java:
+            raise KafkaBrokerError(
+                "no `java` on PATH: the Kafka broker needs a JDK 17+ "
+                "(apt-get install openjdk-17-jre-headless)"
+            )
+        if not any(self.libs.glob("kafka_2.13-*.jar")):
+            raise KafkaBrokerError(
+                f"no kafka_2.13 jar in {self.libs}: run scripts/kafka/fetch.sh first"
+            )
+        began = time.monotonic()
+        for attempt in range(1, self.bind_attempts + 1):
+            self.port, self.controller_port = free_port(), free_port()
+            while self.controller_port == self.port:
+                self.controller_port = free_port()
+            if self.data_dir.exists():
+                shutil.rmtree(self.data_dir)
+            self._write_config()
+            self._format()
+            try:
+                self._launch()
+                self._wait_ready()
+            except KafkaBrokerError:
+                log = self.read_log()
+                self._kill()
+                if attempt < self.bind_attempts and "Address already in use" in log:
+                    continue  # another process took one of the ports: pick new ones
+                raise
+            self.started_in = time.monotonic() - began
+            return
+
+    def _format(self) -> None:
+        cmd = self._java(
+            "log4j2-tools.properties",
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            self.cluster_id,
+            "--config",
+            str(self.properties_path),
+        )
+        try:
+            proc = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=self.start_timeout, check=False
+            )
+        except subprocess.TimeoutExpired as exc:
+            raise KafkaBrokerError(
+                f"formatting Kafka's storage took over {self.start_timeout:.0f} s"
+            ) from exc
+        (self.workdir / "format.log").write_text(proc.stdout + proc.stderr)
+        if proc.returncode != 0:
+            raise KafkaBrokerError(
+                f"formatting Kafka's storage failed (exit code {proc.returncode}):\n"
+                f"$ {' '.join(cmd)}\n{_tail(proc.stdout + proc.stderr)}"
+            )
+
+    def _launch(self) -> None:
+        cmd = self._java("log4j2.properties", "kafka.Kafka", str(self.properties_path))
+        with self.log_path.open("wb") as log:
+            self._proc = subprocess.Popen(
+                cmd,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.workdir,
+                # Its own session: a Ctrl-C meant for pytest reaches the broker as our
+                # SIGTERM at teardown, not as a SIGINT mid-test.
+                start_new_session=True,
+                preexec_fn=_die_with_parent(),
+            )
+
+    def _wait_ready(self) -> None:
+        assert self._proc is not None
+        deadline = time.monotonic() + self.start_timeout
+        last_error = "no answer yet"
+        while True:
+            code = self._proc.poll()
+            if code is not None:
+                raise KafkaBrokerError(
+                    f"the Kafka broker exited with code {code} while starting; "
+                    f"the end of {self.log_path}:\n{self.log_tail()}"
+                )
+            try:
+                if NODE_ID in metadata_broker_ids("127.0.0.1", self.port, timeout=2.0):
+                    return
+                last_error = "the broker is not in its own metadata yet"
+            except OSError as exc:
+                last_error = f"{type(exc).__name__}: {exc}"
+            if time.monotonic() > deadline:
+                raise KafkaBrokerError(
+                    f"the Kafka broker did not answer on {self.bootstrap} within "
+                    f"{self.start_timeout:.0f} s ({last_error}); the end of "
+                    f"{self.log_path}:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        """SIGTERM the broker, SIGKILL it after ``stop_timeout``; raise if it had died."""
+        proc = self._proc
+        if proc is None:
+            return
+        died = proc.poll()
+        if died is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        self._proc = None
+        if died is not None:
+            raise KafkaBrokerError(
+                f"the Kafka broker had exited by itself (code {died}) before it was stopped; "
+                f"the end of {self.log_path}:\n{self.log_tail()}"
+            )
+
+    def _kill(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def read_log(self) -> str:
+        """The broker's log so far ("" before it started)."""
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_tail(self, lines: int = 40) -> str:
+        """The last ``lines`` lines of the broker's log."""
+        return _tail(self.read_log(), lines) or "(empty log)"
+
+    def __enter__(self) -> KafkaBroker:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+
+# -- a Metadata request over a plain socket (readiness without a client library) -----------
+
+_METADATA = 3
+_METADATA_VERSION = 4  # the oldest Kafka 4 still serves; fixed-width, no tagged fields
+
+
+def metadata_broker_ids(host: str, port: int, timeout: float = 2.0) -> set[int]:
+    """Node ids of the live brokers in a Metadata (v4) response from ``host:port``.
+
+    The broker accepts client requests only once it has caught up with the metadata log
+    and been unfenced, and lists only unfenced brokers, so its own id here means ready.
+    Raises OSError (including ConnectionError) if it cannot be asked.
+    """
+    client_id = b"tickplane-tests"
+    correlation_id = 1
+    header = (
+        struct.pack(">hhih", _METADATA, _METADATA_VERSION, correlation_id, len(client_id))
+        + client_id
+    )
+    body = struct.pack(">i?", 0, False)  # no topics, don't create any
+    request = header + body
+    with socket.create_connection((host, port), timeout=timeout) as s:
+        s.sendall(struct.pack(">i", len(request)) + request)
+        size = struct.unpack(">i", _recv_exactly(s, 4))[0]
+        payload = _recv_exactly(s, size)
+    got_id, _throttle, n_brokers = struct.unpack_from(">iii", payload, 0)
+    if got_id != correlation_id:
+        raise ConnectionError(f"Metadata answer for correlation id {got_id}")
+    ids: set[int] = set()
+    offset = 12
+    for _ in range(n_brokers):
+        (node_id,) = struct.unpack_from(">i", payload, offset)
+        offset += 4
+        offset = _skip_string(payload, offset)  # host
+        offset += 4  # port
+        offset = _skip_string(payload, offset)  # rack (nullable)
+        ids.add(node_id)
+    return ids
+
+
+def _skip_string(payload: bytes, offset: int) -> int:
+    length = int(struct.unpack_from(">h", payload, offset)[0])
+    return offset + 2 + max(length, 0)
+
+
+def _recv_exactly(s: socket.socket, n: int) -> bytes:
+    chunks = bytearray()
+    while len(chunks) < n:
+        chunk = s.recv(n - len(chunks))
+        if not chunk:
+            raise ConnectionError("the broker closed the connection")
+        chunks += chunk
+    return bytes(chunks)
+
+
+def run_forever() -> None:
+    """``python tests/kafka/broker.py [DIR]``: run a broker until Ctrl-C, for manual use."""
+    workdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.getcwd()) / "kafka-broker"
+    with KafkaBroker(fetch_libs(), workdir) as broker:
+        print(f"Kafka broker on {broker.bootstrap} (log: {broker.log_path}); Ctrl-C stops it")
+        with contextlib.suppress(KeyboardInterrupt):
+            signal.pause()
+
+
+if __name__ == "__main__":
+    run_forever()
