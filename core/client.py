@@ -31,6 +31,7 @@ from tickplane.core.events import Event, MarketData
 __all__ = ["EngineClient", "EngineError", "EngineUnavailable"]
 
 EVENTS_TOPIC = b"e"
+HEARTBEAT_TOPIC = b"h"
 
 
 class EngineError(RuntimeError):
@@ -208,6 +209,16 @@ class EngineClient:
             nxt = reply.events[-1].seq + 1
         return out
 
+    async def _fill(self, expected: int, upto: int) -> list[Event]:
+        """The events expected..upto-1, which the stream lost, through replay."""
+        missed = await self.replay(expected, upto - 1)
+        if len(missed) != upto - expected:
+            raise EngineError(
+                f"events {expected}..{upto - 1} were missed and the engine replayed only "
+                f"{len(missed)}: resynchronise from a snapshot"
+            )
+        return missed
+
     # -- the event stream ------------------------------------------------------------------
 
     async def events(
@@ -222,6 +233,7 @@ class EngineClient:
         sub = self._ctx.socket(zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, EVENTS_TOPIC)
+        sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
         for symbol in market_data or []:
             sub.setsockopt(zmq.SUBSCRIBE, b"m." + symbol.encode())
         sub.connect(self.events_endpoint)
@@ -230,6 +242,13 @@ class EngineClient:
             while True:
                 topic, frame = await sub.recv_multipart()
                 try:
+                    if topic == HEARTBEAT_TOPIC:
+                        last = wire.decode_heartbeat(frame)
+                        if expected is not None and last >= expected:
+                            for event in await self._fill(expected, last + 1):
+                                yield event
+                            expected = last + 1
+                        continue
                     if topic != EVENTS_TOPIC:
                         md: Any = wire.decode_event(frame)
                         yield md
@@ -243,14 +262,7 @@ class EngineClient:
                     if msg.seq < expected:
                         continue  # already delivered through replay
                     if msg.seq > expected:
-                        missed = await self.replay(expected, msg.seq - 1)
-                        if len(missed) != msg.seq - expected:
-                            raise EngineError(
-                                f"events {expected}..{msg.seq - 1} were missed and the "
-                                f"engine replayed only {len(missed)}: resynchronise from "
-                                "a snapshot"
-                            )
-                        for event in missed:
+                        for event in await self._fill(expected, msg.seq):
                             yield event
                     expected = msg.seq + 1
                     yield msg

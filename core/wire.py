@@ -6,6 +6,7 @@ Sockets (see docs/wire.md):
 - events: the engine binds a PUB; topic `b"e"` carries every trading event with a
   gap-free `seq`, each message a batch of events in seq order (`decode_events`);
   topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`);
+  topic `b"h"` carries the last seq while the engine is idle (`decode_heartbeat`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
   the missing events back in `Ack.events`.
 
@@ -44,10 +45,12 @@ __all__ = [
     "WireError",
     "decode_event",
     "decode_events",
+    "decode_heartbeat",
     "decode_reply",
     "decode_request",
     "encode",
     "encode_events",
+    "encode_heartbeat",
 ]
 
 WIRE_VERSION: Final = 1
@@ -241,6 +244,20 @@ def decode_events(frame: bytes) -> list[Event]:
         return events
     except (msgspec.DecodeError, ValueError) as exc:
         raise WireError(str(exc)) from None
+
+
+def encode_heartbeat(last_seq: int) -> bytes:
+    """What topic `h` carries while the engine is idle: its last event seq, so a
+    subscriber that lost the last messages notices without waiting for new ones."""
+    return _VERSION_BYTE + _encoder.encode(last_seq)
+
+
+def decode_heartbeat(frame: bytes) -> int:
+    try:
+        seq = msgspec.msgpack.decode(_body(frame), type=int)
+    except (msgspec.DecodeError, ValueError) as exc:
+        raise WireError(str(exc)) from None
+    return seq
 
 
 def decode_event(frame: bytes) -> Event | MarketData:

@@ -65,6 +65,8 @@ __all__ = ["EngineService", "pin_hot_loop"]
 log = logging.getLogger("tickplane.engine")
 
 EVENTS_TOPIC = b"e"
+HEARTBEAT_TOPIC = b"h"
+HEARTBEAT_SECONDS = 0.1
 # pyzmq combines enum flags in Python on every send; a plain int costs nothing.
 _SNDMORE = int(zmq.SNDMORE)
 REPLAY_PAGE = 5000
@@ -265,11 +267,19 @@ class EngineService:
         poller.register(router, zmq.POLLIN)
         poller.register(self._wake_r, zmq.POLLIN)
         max_batch = self.config.max_batch
+        last_heartbeat = 0.0
         while not self.stopping:
             timeout = 100.0
             if self.market is not None:
                 timeout = min(timeout, self.market.timeout_ms(time.time_ns()))
             ready = dict(poller.poll(math.ceil(timeout)))
+            now = time.monotonic()
+            if not ready and self.state.seq and now - last_heartbeat >= HEARTBEAT_SECONDS:
+                # Idle: tell subscribers the last seq, so a lost last message shows.
+                assert self._pub is not None
+                self._pub.send(HEARTBEAT_TOPIC, _SNDMORE)
+                self._pub.send(wire.encode_heartbeat(self.state.seq), 0)
+                last_heartbeat = now
             if not ready and (self.market is None or self.market.timeout_ms(time.time_ns()) > 0):
                 continue
             batch: list[list[bytes]] = []

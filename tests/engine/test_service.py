@@ -9,6 +9,7 @@ import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import pytest
 import zmq
 
 from tickplane.core import wire
@@ -420,3 +421,38 @@ def test_replay_serves_any_range_from_the_event_log_across_restarts(engine_facto
     again = run(eng, lambda c: c.replay(1, 61))
     assert [e.seq for e in again] == list(range(1, 62))
     assert eng.stop() == 0
+
+
+def test_a_subscriber_that_drops_messages_recovers_the_exact_sequence(
+    engine: EngineProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = wire.decode_events
+    seen = {"frames": 0}
+
+    def lossy(frame: bytes) -> list[Any]:
+        seen["frames"] += 1
+        if seen["frames"] % 3 == 0:  # every third message is lost on the way
+            raise wire.WireError("dropped")
+        return real(frame)
+
+    monkeypatch.setattr(wire, "decode_events", lossy)
+
+    async def body(c: EngineClient) -> None:
+        got: list[Any] = []
+        sent: list[Any] = []
+
+        async def consume() -> None:
+            async for ev in c.events(from_seq=1):
+                got.append(ev)
+                if len(got) == 120:
+                    return
+
+        task = asyncio.create_task(consume())
+        for i in range(120):
+            sent.extend(ack(await c.submit("gap", "AAPL", "buy", "limit", 1, price=1 + i)).events)
+        await asyncio.wait_for(task, 10)
+        assert seen["frames"] >= 3  # messages really were dropped
+        assert [e.seq for e in got] == list(range(1, 121))
+        assert [e.to_dict() for e in got] == [e.to_dict() for e in sent]
+
+    run(engine, body)
