@@ -367,8 +367,10 @@ class EngineState:
             del self.routed[r.id]
             self.client_order_ids.pop(r.id, None)
         elif kind == "rejected":
+            # As in the matching contract, a refused cancel or replace is an
+            # OrderRejected too; only a refused submit ends the order.
+            out.append(OrderRejected(0, ts, r.id, r.account, str(f["reason"])))
             if f.get("request", "submit") == "submit":
-                out.append(OrderRejected(0, ts, r.id, r.account, str(f["reason"])))
                 risk.on_done(r.id)
                 del self.routed[r.id]
                 self.client_order_ids.pop(r.id, None)

@@ -456,3 +456,39 @@ def test_a_subscriber_that_drops_messages_recovers_the_exact_sequence(
         assert [e.to_dict() for e in got] == [e.to_dict() for e in sent]
 
     run(engine, body)
+
+
+def test_fuzzed_frames_never_kill_the_engine(engine: EngineProcess) -> None:
+    """Random frames, valid headers with random msgpack, and mutated real requests:
+    every one gets a reply, and the engine still trades afterwards."""
+    from hypothesis import HealthCheck, given, settings
+    from hypothesis import strategies as st
+
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(engine.order_entry)
+    base = wire.encode(wire.NewOrder(7, "fz", "GOOG", "buy", "limit", 1, 100))
+    frames = st.one_of(
+        st.binary(max_size=80),
+        st.builds(lambda b: bytes([wire.WIRE_VERSION]) + b, st.binary(max_size=80)),
+        st.builds(
+            lambda i, b: base[:i] + b + base[i + len(b) :],
+            st.integers(0, len(base) - 1),
+            st.binary(min_size=1, max_size=4),
+        ),
+    )
+
+    @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+    @given(frames)
+    def send(frame: bytes) -> None:
+        sock.send(frame)
+        wire.decode_reply(sock.recv())  # a reply (Ack or Reject), never silence
+
+    try:
+        send()
+    finally:
+        sock.close(0)
+        ctx.term()
+    reply = run(engine, lambda c: c.submit("after", "GOOG", "buy", "limit", 1, price=1))
+    assert isinstance(reply, wire.Ack)
