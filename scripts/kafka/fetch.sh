@@ -48,7 +48,7 @@ echo "    (first run only; later runs reuse the cache)" >&2
 tmp=$(mktemp -d "$dest/.libs.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
 # Maven's own log (each "Downloading"/"Downloaded" line) is the progress report.
-mvn -B -f "$pom" \
+mvn -B --strict-checksums -f "$pom" \
   -Dmaven.repo.local="$cache/m2" \
   -DincludeScope=runtime \
   -DoutputDirectory="$tmp/libs" \
