@@ -186,21 +186,41 @@ class EngineMetrics:
             self.cpus.labels(str(cpu), "true" if cpu == pinned else "false").set(1)
 
     def count(self, events: list[Event]) -> None:
+        """Count a batch's events (one increment per distinct series, not per event)."""
+        tally: dict[tuple[str, str], int] = {}
+        qty = 0
         for ev in events:
             if isinstance(ev, OrderAccepted):
-                self.orders["accepted"].inc()
-            elif isinstance(ev, OrderRejected):
-                self.orders["rejected"].inc()
-                self.rejects[ev.reason].inc()
+                key = ("orders", "accepted")
             elif isinstance(ev, Trade):
-                self.trades.inc()
-                self.traded_qty.inc(ev.qty)
+                key = ("trades", "")
+                qty += ev.qty
             elif isinstance(ev, OrderCanceled):
-                self.cancels[ev.reason].inc()
+                key = ("cancels", ev.reason)
+            elif isinstance(ev, OrderRejected):
+                key = ("rejects", ev.reason)
             elif isinstance(ev, KillSwitchChanged):
                 self.kill_switches.inc(1 if ev.engaged else -1)
+                continue
             elif isinstance(ev, SymbolHalted):
-                self.halts[ev.reason].inc()
+                key = ("halts", ev.reason)
+            else:
+                continue
+            tally[key] = tally.get(key, 0) + 1
+        for (kind, label), n in tally.items():
+            if kind == "orders":
+                self.orders[label].inc(n)
+            elif kind == "trades":
+                self.trades.inc(n)
+            elif kind == "cancels":
+                self.cancels[label].inc(n)
+            elif kind == "rejects":
+                self.orders["rejected"].inc(n)
+                self.rejects[label].inc(n)
+            else:
+                self.halts[label].inc(n)
+        if qty:
+            self.traded_qty.inc(qty)
 
 
 def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:

@@ -341,8 +341,6 @@ class EngineService:
             mark = {"venue_event": fields, "ts": time.time_ns()}
             self.journal.append_mark(mark)
             out.extend(self._apply_mark(mark))
-        if out:
-            self.metrics.count(out)
         return out
 
     def process(self, batch: list[list[bytes]], venue_events: Sequence[VenueEvent] = ()) -> None:
@@ -386,6 +384,7 @@ class EngineService:
             m.request_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
         t3 = time.perf_counter_ns()
         pub = self._pub
+        m.count(published)
         if published:  # one message per batch: per-message costs dominate otherwise
             pub.send(EVENTS_TOPIC, _SNDMORE)
             pub.send(wire.encode_events(published), 0)
@@ -445,7 +444,6 @@ class EngineService:
         events = self.state.apply(cmd)
         self._since_snapshot += 1
         touched.add(cmd.symbol)
-        self.metrics.count(events)
         return events
 
     def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
@@ -663,7 +661,6 @@ class EngineService:
         }
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
-        self.metrics.count(events)
         if req.action == "kill":  # a kill also cancels what it covers
             cancel = wire.MassCancel(req.req, req.account, None)
             events += self._mass_cancel(cancel, touched)[1]
