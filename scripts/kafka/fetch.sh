@@ -38,9 +38,37 @@ if fresh; then
   exit 0
 fi
 
-if ! command -v mvn >/dev/null 2>&1; then
-  echo "fetch.sh: Maven (mvn) is needed to fetch Kafka's jars: apt-get install maven" >&2
-  exit 1
+# Maven fetches the jars, and the broker runs on a JDK 17+: on a fresh Debian machine both
+# come from Debian's packages (as root; otherwise say what to install).
+if ! command -v mvn >/dev/null 2>&1 || ! command -v java >/dev/null 2>&1; then
+  # Only packages not installed yet: naming an installed one to apt-get would upgrade it.
+  pkgs=()
+  for p in maven openjdk-17-jre-headless; do
+    if [ "$(dpkg-query -W -f='${db:Status-Status}' "$p" 2>/dev/null || true)" != installed ]; then
+      pkgs+=("$p")
+    fi
+  done
+  if [ ${#pkgs[@]} -eq 0 ]; then
+    echo "fetch.sh: maven and openjdk-17-jre-headless are installed, but mvn or java is" \
+      "not on PATH ($PATH)" >&2
+    exit 1
+  fi
+  if [ "$(id -u)" -ne 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+    echo "fetch.sh: Maven and a JDK 17+ are needed: apt-get install ${pkgs[*]}" >&2
+    exit 1
+  fi
+  echo "==> installing ${pkgs[*]} (Debian packages)" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  if ! apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2; then
+    apt-get update -q >&2
+    apt-get install -y -q --no-install-recommends "${pkgs[@]}" >&2
+  fi
+  for tool in mvn java; do
+    if ! command -v "$tool" >/dev/null 2>&1; then
+      echo "fetch.sh: $tool is still not on PATH after installing ${pkgs[*]}" >&2
+      exit 1
+    fi
+  done
 fi
 
 echo "==> fetching Apache Kafka $version (KRaft broker) from Maven Central into $libs" >&2
