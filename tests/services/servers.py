@@ -291,7 +291,9 @@ class _Server(ABC):
                 if re.search(r"address already in use", self.log_tail(20), re.IGNORECASE):
                     raise _PortTaken
                 raise ServerError(self._failure(f"exited with status {code} while starting"))
-            if self._ready():
+            # Only a listener of our own process counts: another one may have taken the
+            # port between `free_port()` and the bind, and would answer the probe too.
+            if _listens_on(proc.pid, self.port) and self._ready():
                 return
             if time.monotonic() > deadline:
                 self.kill()
@@ -306,6 +308,34 @@ class _Server(ABC):
             f"{self.name} on {LOOPBACK}:{self._port} {what}; "
             f"last lines of {self.log_path}:\n{self.log_tail()}"
         )
+
+
+def _listens_on(pid: int, port: int) -> bool:
+    """Whether process `pid` holds a socket listening on TCP `port` (IPv4 or IPv6)."""
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            # local_address is HEXADDR:HEXPORT; state 0A is LISTEN.
+            if fields[3] == "0A" and int(fields[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return False
+    try:
+        fds = list(Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(fd) in inodes:
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class _PortTaken(Exception):
@@ -620,7 +650,7 @@ class RedisServer(_Server):
 
     def _ready(self) -> bool:
         try:
-            return self.command("PING", timeout=2.0) == b"+PONG"  # -LOADING while loading
+            return self.command("PING", timeout=1.0) == b"+PONG"  # -LOADING while loading
         except OSError:
             return False
 
@@ -749,7 +779,7 @@ class PrometheusServer(_Server):
 
     def _ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=2) as resp:
+            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
                 return int(resp.status) == 200
         except (OSError, urllib.error.URLError):
             return False
