@@ -7,7 +7,12 @@ prometheus_client endpoint and answering PromQL over its HTTP API, and promtool.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import socket
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -16,6 +21,7 @@ import prometheus_client
 import pytest
 import redis as redis_py
 
+from . import servers
 from .conftest import PrometheusFactory
 from .servers import (
     PostgresServer,
@@ -166,3 +172,44 @@ def test_a_server_that_cannot_start_fails_loudly(tmp_path: Path) -> None:
         port = taken.getsockname()[1]
         with pytest.raises(ServerError, match=rf"port {port} is taken.*\n(?s:.*)in use"):
             RedisServer(tmp_path / "taken", port=port).start()
+
+
+def test_a_port_taken_between_choice_and_bind_is_replaced(
+    tmp_path: Path, redis: RedisServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If another server grabs the chosen port first, a fresh one is chosen."""
+    ports = iter([redis.port])  # taken by the session's Redis, answering PING
+    monkeypatch.setattr(servers, "free_port", lambda: next(ports, None) or free_port())
+    with RedisServer(tmp_path / "second") as second:
+        assert second.port != redis.port
+        assert second.command("PING") == b"+PONG"
+        assert "Address already in use" in second.log_tail()
+
+
+def test_servers_die_with_the_test_process(tmp_path: Path) -> None:
+    """A test run killed with SIGKILL leaves no server behind."""
+    script = (
+        "import sys, time; from pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(servers.__file__).parent)!r})\n"
+        "from servers import RedisServer\n"
+        f"r = RedisServer(Path({str(tmp_path)!r})).start()\n"
+        "print(r.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    parent = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    assert parent.stdout is not None
+    pid = int(parent.stdout.readline())
+    os.kill(pid, 0)  # running
+    parent.kill()
+    parent.wait(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        try:
+            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except FileNotFoundError:
+            return
+        if state == "Z":  # dead, waiting for its new parent to reap it
+            return
+        time.sleep(0.05)
+    os.kill(pid, signal.SIGKILL)
+    pytest.fail(f"redis-server {pid} outlived the process that started it")
