@@ -22,7 +22,7 @@ import pytest
 import redis as redis_py
 
 from . import servers
-from .conftest import PrometheusFactory
+from .fixtures import PrometheusFactory
 from .servers import (
     PostgresServer,
     RedisServer,
