@@ -5,10 +5,17 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: install run test lint typecheck unit bench clean
+.PHONY: install services run test lint typecheck unit bench clean
 
 install:
 	@scripts/install.sh
+
+## Real servers the tests start privately: PostgreSQL, Redis, Prometheus (Debian
+## packages) and an Apache Kafka broker (jars from Maven Central, cached in
+## ~/.cache/tickplane/kafka). Idempotent; the tests start and stop the servers.
+services:
+	@scripts/services/install.sh
+	@scripts/kafka/fetch.sh >/dev/null
 
 ## Run Tickplane: for now a replay of a real NASDAQ day (GOOG, LOBSTER) through the book.
 run: install
@@ -25,7 +32,7 @@ lint: install
 typecheck: install
 	VENV=$(VENV) scripts/typecheck.sh
 
-unit: install
+unit: install services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 ## Benchmarks (not part of the test run): one JSON object on stdout.
