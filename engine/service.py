@@ -71,6 +71,7 @@ HEARTBEAT_SECONDS = 0.1
 _SNDMORE = int(zmq.SNDMORE)
 REPLAY_PAGE = 5000
 MAX_FIELD = 1_000_000_000_000
+MAX_NAME = 64  # account names (client order ids: twice that, as Alpaca's 128)
 
 
 def pin_hot_loop(enabled: bool) -> list[int]:
@@ -456,8 +457,14 @@ class EngineService:
                 "unknown_symbol",
                 f"{req.symbol!r} is not traded here (symbols: {', '.join(st.symbols)})",
             ), []
-        if not req.account:
-            return wire.Reject(req.req, "bad_account", "account must be a non-empty name"), []
+        if not req.account or len(req.account) > MAX_NAME or not req.account.isprintable():
+            return wire.Reject(
+                req.req, "bad_account", f"account must be 1-{MAX_NAME} printable characters"
+            ), []
+        if req.client_order_id is not None and len(req.client_order_id) > MAX_NAME * 2:
+            return wire.Reject(
+                req.req, "bad_client_order_id", f"at most {MAX_NAME * 2} characters"
+            ), []
         assert self.journal is not None
         acc = st.account_id(req.account)
         if acc is None:

@@ -492,3 +492,16 @@ def test_fuzzed_frames_never_kill_the_engine(engine: EngineProcess) -> None:
         ctx.term()
     reply = run(engine, lambda c: c.submit("after", "GOOG", "buy", "limit", 1, price=1))
     assert isinstance(reply, wire.Ack)
+
+
+def test_names_are_bounded(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        long = await c.submit("x" * 65, "GOOG", "buy", "limit", 1, price=1)
+        assert isinstance(long, wire.Reject) and long.reason == "bad_account"
+        ctrl = await c.submit("a\x00b", "GOOG", "buy", "limit", 1, price=1)
+        assert isinstance(ctrl, wire.Reject) and ctrl.reason == "bad_account"
+        coid = await c.submit("a", "GOOG", "buy", "limit", 1, price=1, client_order_id="c" * 129)
+        assert isinstance(coid, wire.Reject) and coid.reason == "bad_client_order_id"
+        assert isinstance(await c.submit("x" * 64, "GOOG", "buy", "limit", 1, price=1), wire.Ack)
+
+    run(engine, body)
