@@ -471,7 +471,7 @@ class EngineService:
             self.journal.append(RecordType.ACCOUNT, req.account.encode())
             acc = st.add_account(req.account)
         order_id = st.next_order_id()
-        cmd = Command(
+        cmd = Command.make(
             Op.NEW,
             order_id,
             acc,
@@ -577,7 +577,7 @@ class EngineService:
         if o is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
         if isinstance(req, wire.ReplaceOrder):
-            cmd = Command(
+            cmd = Command.make(
                 Op.REPLACE,
                 req.order_id,
                 int(o["account"]),
@@ -591,7 +591,7 @@ class EngineService:
                 self.metrics.risk_rejects[refused.reason].inc()
                 return wire.Reject(req.req, refused.reason, refused.message), []
         else:
-            cmd = Command(
+            cmd = Command.make(
                 Op.CANCEL, req.order_id, int(o["account"]), int(o["symbol"]), time.time_ns()
             )
         events = self._run(cmd, touched)
@@ -621,7 +621,7 @@ class EngineService:
         for oid in sorted(ids):
             o = st.core.order(oid)
             assert o is not None
-            cmd = Command(Op.CANCEL, oid, int(o["account"]), int(o["symbol"]), time.time_ns())
+            cmd = Command.make(Op.CANCEL, oid, int(o["account"]), int(o["symbol"]), time.time_ns())
             events.extend(self._run(cmd, touched))
         return wire.Ack(req.req, None, events, last_seq=st.seq), events
 
@@ -728,8 +728,7 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
 
 def _command(row: Iterable[int]) -> Command:
     """A Command from a COMMAND_DTYPE row (as `tolist()` gives it)."""
-    i, q, p, sp, ts, acc, sym, op, side, ot, tif, po, _r, _pad = row
-    return Command(op, i, acc, sym, ts, side, ot, q, p, sp, tif, po)
+    return Command._make(row)
 
 
 def _req_of(frame: bytes) -> int:

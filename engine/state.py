@@ -16,7 +16,7 @@ import io
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -62,45 +62,53 @@ TIF_NAMES = {v: k for k, v in TIFS.items()}
 INVALID = 255  # an enum value no field has: the core rejects it with the field's reason
 
 
-@dataclass(slots=True)
-class Command:
-    """One command for the core (the journal's record), ids and names as integers."""
+class Command(NamedTuple):
+    """One command for the core (the journal's record), ids and names as integers.
 
-    op: int
+    Fields in COMMAND_DTYPE's order, so a journal row is a Command as it stands
+    (`Command._make(row)`) and `pack` is one `struct.pack`."""
+
     id: int
+    qty: int
+    price: int
+    stop_price: int
+    ts: int
     account: int
     symbol: int
-    ts: int
+    op: int
     side: int = 0
     order_type: int = 0
-    qty: int = 0
-    price: int = 0
-    stop_price: int = 0
     tif: int = 0
     post_only: int = 0
+    reason: int = 0
+    pad: int = 0
+
+    @classmethod
+    def make(
+        cls,
+        op: int,
+        id: int,
+        account: int,
+        symbol: int,
+        ts: int,
+        side: int = 0,
+        order_type: int = 0,
+        qty: int = 0,
+        price: int = 0,
+        stop_price: int = 0,
+        tif: int = 0,
+        post_only: int = 0,
+    ) -> Command:
+        return cls(
+            id, qty, price, stop_price, ts, account, symbol, op, side, order_type, tif, post_only
+        )
 
     def pack(self) -> bytes:
-        return COMMAND.pack(
-            self.id,
-            self.qty,
-            self.price,
-            self.stop_price,
-            self.ts,
-            self.account,
-            self.symbol,
-            self.op,
-            self.side,
-            self.order_type,
-            self.tif,
-            self.post_only,
-            0,
-            0,
-        )
+        return COMMAND.pack(*self)
 
     @classmethod
     def unpack(cls, raw: bytes | memoryview) -> Command:
-        i, q, p, sp, ts, acc, sym, op, side, ot, tif, po, _r, _pad = COMMAND.unpack(raw)
-        return cls(op, i, acc, sym, ts, side, ot, q, p, sp, tif, po)
+        return cls._make(COMMAND.unpack(raw))
 
 
 class RoutedOrder(msgspec.Struct):
@@ -178,6 +186,10 @@ class EngineState:
         for sym in cfg.symbols:
             if sym.reference_price is not None:
                 self.risk.set_reference(sym.name, sym.reference_price)
+        # Only order-rate buckets make a passing check change state; without them,
+        # recovery need not re-run the checks.
+        limits = [cfg.risk.default, *cfg.risk.accounts.values(), *cfg.risk.pairs.values()]
+        self._checks_spend = any(lim.max_orders_per_second is not None for lim in limits)
 
     # -- names -----------------------------------------------------------------------------
 
@@ -222,7 +234,7 @@ class EngineState:
     def apply(self, c: Command, *, check: bool = False) -> list[Event]:
         """Run one command through the core; return its events, numbered. `check`
         re-runs the risk check for its effects (recovery: it passed when journaled)."""
-        if check:
+        if check and self._checks_spend:
             self.check(c)
         core = self.core
         if c.op == Op.NEW:
