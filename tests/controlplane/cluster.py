@@ -615,7 +615,8 @@ def _pids_file(folder: Path) -> Path:
 
 def _up(folder: Path) -> int:
     pids = _pids_file(folder)
-    if pids.exists() and all(_alive(p) for p in json.loads(pids.read_text()).values()):
+    recorded: dict[str, int] = json.loads(pids.read_text()) if pids.exists() else {}
+    if recorded and all(_running(pid, name) for name, pid in recorded.items()):
         print(f"export KUBECONFIG={folder / 'kubeconfig'}  # already running")
         return 0
     _down(folder, quiet=True)
@@ -628,14 +629,13 @@ def _up(folder: Path) -> int:
     return 0
 
 
-def _alive(pid: int) -> bool:
+def _running(pid: int, name: str) -> bool:
+    """Whether `pid` is alive and still our `name` (a pid from a stale file may be reused)."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        argv0 = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except OSError:
         return False
-    except PermissionError:
-        return True
-    return True
+    return Path(argv0.decode(errors="replace")).name == name
 
 
 def _down(folder: Path, *, quiet: bool = False) -> int:
@@ -648,14 +648,14 @@ def _down(folder: Path, *, quiet: bool = False) -> int:
     running: dict[str, int] = json.loads(pids.read_text())
     for name in order:
         pid = running.get(name)
-        if pid is None or not _alive(pid):
+        if pid is None or not _running(pid, name):
             continue
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + _STOP_TIMEOUT
-        while _alive(pid) and time.monotonic() < deadline:
+        while _running(pid, name) and time.monotonic() < deadline:
             time.sleep(0.1)
-        if _alive(pid):
+        if _running(pid, name):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     pids.unlink()
