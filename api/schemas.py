@@ -1,0 +1,291 @@
+"""What the API reads and writes (pydantic), apart from how anything is stored.
+
+Prices are integer ticks and quantities integer lots, as in the engine (a symbol's tick
+size and lot size turn them into money and shares; decimal prices come with the
+Alpaca-compatible API). A price or quantity may be a JSON number or a numeric string
+(`100`, `"100"`, `100.0`), never a boolean, never fractional.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
+
+__all__ = [
+    "Book",
+    "BookLevel",
+    "CanceledOrders",
+    "ErrorPublic",
+    "Health",
+    "OrderCreate",
+    "OrderPublic",
+    "OrderReplace",
+    "OrderStatus",
+    "OrderType",
+    "Readiness",
+    "Side",
+    "TimeInForce",
+]
+
+MAX_INT = 2**62  # within the engine's int64, with room for notional arithmetic
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON number or a numeric string as an int; anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError("booleans are not numbers")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float | str):
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        if number != number.to_integral_value():
+            raise ValueError(f"{value!r}: a whole number of ticks or lots is needed")
+        return int(number)
+    raise ValueError("a number or a numeric string is needed")
+
+
+_NUMBER_SCHEMA = {
+    "anyOf": [
+        {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+        {"type": "string", "pattern": r"^\s*[0-9]+(\.0*)?\s*$"},
+    ]
+}
+
+#: A positive integer given as a number or a numeric string (never a boolean).
+Positive = Annotated[
+    int,
+    BeforeValidator(_whole_number),
+    Field(gt=0, le=MAX_INT),
+    WithJsonSchema(_NUMBER_SCHEMA),
+]
+
+Side = Literal["buy", "sell"]
+OrderType = Literal["market", "limit", "stop", "stop_limit"]
+TimeInForce = Literal["gtc", "day", "ioc", "fok"]
+OrderStatus = Literal[
+    "pending_new",
+    "new",
+    "held",
+    "partially_filled",
+    "filled",
+    "canceled",
+    "pending_cancel",
+    "closed",
+]
+ClientOrderId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
+
+
+def _one_price_name(data: Any) -> Any:
+    if isinstance(data, dict) and "limit_price" in data and "price" in data:
+        raise ValueError("give limit_price or price (the same field), not both")
+    return data
+
+
+class OrderCreate(BaseModel):
+    """A new order. `limit_price` (alias `price`) for limit and stop-limit orders,
+    `stop_price` for stop and stop-limit orders, both in integer ticks; `qty` in lots."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "type": "limit",
+                    "qty": 10,
+                    "limit_price": 58000,
+                    "time_in_force": "gtc",
+                    "client_order_id": "my-order-1",
+                },
+                {"symbol": "GOOG", "side": "sell", "type": "market", "qty": "5"},
+                {
+                    "symbol": "AAPL",
+                    "side": "sell",
+                    "type": "stop_limit",
+                    "qty": 3,
+                    "stop_price": 18000,
+                    "limit_price": 17990,
+                },
+            ]
+        },
+    )
+
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._/-]+$")
+    side: Side
+    type: OrderType = "limit"
+    qty: Positive
+    limit_price: Positive | None = Field(
+        default=None, validation_alias=AliasChoices("limit_price", "price")
+    )
+    stop_price: Positive | None = None
+    time_in_force: TimeInForce = "gtc"
+    post_only: bool = Field(default=False, strict=True)
+    client_order_id: ClientOrderId | None = None
+
+    _single_price = model_validator(mode="before")(_one_price_name)
+
+    @model_validator(mode="after")
+    def _prices_fit_the_type(self) -> OrderCreate:
+        priced = self.type in ("limit", "stop_limit")
+        stopped = self.type in ("stop", "stop_limit")
+        if priced and self.limit_price is None:
+            raise ValueError(f"a {self.type} order needs limit_price")
+        if not priced and self.limit_price is not None:
+            raise ValueError(f"a {self.type} order takes no limit_price")
+        if stopped and self.stop_price is None:
+            raise ValueError(f"a {self.type} order needs stop_price")
+        if not stopped and self.stop_price is not None:
+            raise ValueError(f"a {self.type} order takes no stop_price")
+        if self.post_only and self.type != "limit":
+            raise ValueError("post_only is for limit orders")
+        return self
+
+
+class OrderReplace(BaseModel):
+    """A new quantity and/or limit price for a resting limit order."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"qty": 5, "limit_price": 58010}]}
+    )
+
+    qty: Positive | None = None
+    limit_price: Positive | None = Field(
+        default=None, validation_alias=AliasChoices("limit_price", "price")
+    )
+
+    _single_price = model_validator(mode="before")(_one_price_name)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> OrderReplace:
+        if self.qty is None and self.limit_price is None:
+            raise ValueError("give qty and/or limit_price")
+        return self
+
+
+class OrderPublic(BaseModel):
+    """An order of the caller's account.
+
+    `status`: `pending_new` (routed to an outside venue, not yet confirmed), `new`
+    (resting), `held` (a stop not yet triggered), `partially_filled` (resting after some
+    fills), `filled`, `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`,
+    `post_only`, `kill_switch`...), `pending_cancel`, `closed` (no longer open in the
+    engine; whether it filled or was canceled later comes with the recorder).
+    `filled_qty` counts the fills the gateway saw in the engine's replies; `open_qty`
+    is the engine's open quantity when the order is open."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": 42,
+                    "client_order_id": "my-order-1",
+                    "account": "alice",
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "type": "limit",
+                    "qty": 10,
+                    "filled_qty": 0,
+                    "open_qty": 10,
+                    "limit_price": 58000,
+                    "stop_price": None,
+                    "time_in_force": "gtc",
+                    "post_only": False,
+                    "status": "new",
+                    "reason": None,
+                    "created_at": "2026-01-05T14:30:00Z",
+                }
+            ]
+        }
+    )
+
+    id: int
+    client_order_id: str | None
+    account: str
+    symbol: str
+    side: Side
+    type: OrderType
+    qty: int
+    filled_qty: int
+    open_qty: int
+    limit_price: int | None
+    stop_price: int | None
+    time_in_force: TimeInForce
+    post_only: bool
+    status: OrderStatus
+    reason: str | None
+    created_at: datetime | None
+
+
+class CanceledOrders(BaseModel):
+    """The orders a cancel-all canceled."""
+
+    canceled: list[OrderPublic]
+
+
+class BookLevel(BaseModel):
+    price: int
+    qty: int
+    orders: int
+
+
+class Book(BaseModel):
+    """A symbol's aggregated levels (L2), best first; prices in ticks, sizes in lots."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "GOOG",
+                    "bids": [{"price": 58000, "qty": 10, "orders": 2}],
+                    "asks": [{"price": 58010, "qty": 4, "orders": 1}],
+                    "last_price": 58005,
+                    "ts_event": 1767623400000000000,
+                }
+            ]
+        }
+    )
+
+    symbol: str
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+    last_price: int | None
+    ts_event: int
+
+
+class ErrorPublic(BaseModel):
+    """Every error: a machine-readable `reason` and a message for people."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"reason": "unknown_order", "message": "no open order 42"}]}
+    )
+
+    reason: str
+    message: str
+    errors: list[dict[str, Any]] | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok"] = "ok"
+
+
+class Readiness(BaseModel):
+    status: Literal["ready", "not_ready"]
+    engine: str
+    database: str

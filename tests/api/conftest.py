@@ -1,0 +1,157 @@
+"""Fixtures for the gateway's tests: a real engine process, a real PostgreSQL (a fresh
+database of its own), the app under FastAPI's TestClient, and keys."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+
+from tickplane.api import keys
+from tickplane.api.main import create_app
+from tickplane.api.settings import GatewaySettings
+
+SERVICES = "tests.services.fixtures"
+Headers = dict[str, str]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not config.pluginmanager.has_plugin(SERVICES):
+        config.pluginmanager.import_plugin(SERVICES)
+
+
+def _port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One `tickplane engine` process for the session (GOOG and AAPL)."""
+    work = tmp_path_factory.mktemp("api-engine")
+    cfg = {
+        "name": "api-tests",
+        "order_entry": f"tcp://127.0.0.1:{_port()}",
+        "events": f"tcp://127.0.0.1:{_port()}",
+        "http_port": _port(),
+        "journal_dir": str(work / "journal"),
+        "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
+        "pin_cpu": False,
+        "fsync": "none",
+    }
+    (work / "engine.json").write_text(json.dumps(cfg))
+    log = (work / "engine.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tickplane.cli.main",
+            "engine",
+            "--config",
+            str(work / "engine.json"),
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"engine exited: {(work / 'engine.log').read_text()}")
+            try:
+                url = f"http://127.0.0.1:{cfg['http_port']}/readyz"
+                with urllib.request.urlopen(url, timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"engine not ready: {(work / 'engine.log').read_text()}")
+            time.sleep(0.05)  # another process: nothing to await
+        yield {"order_entry": str(cfg["order_entry"]), "events": str(cfg["events"])}
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def database_url(postgres: Any) -> str:
+    """A fresh database of the session PostgreSQL, for these tests only."""
+    name = "api_" + uuid.uuid4().hex[:12]
+    postgres.psql(f"CREATE DATABASE {name}")
+    return str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+
+
+@pytest.fixture(scope="session")
+def settings(engine_endpoints: dict[str, str], database_url: str) -> GatewaySettings:
+    return GatewaySettings(
+        engine_order_entry=engine_endpoints["order_entry"],
+        engine_events=engine_endpoints["events"],
+        engine_timeout=5.0,
+        database_url=database_url,
+        rate_limit_per_second=0,
+    )
+
+
+@pytest.fixture(scope="session")
+def client(settings: GatewaySettings) -> Iterator[TestClient]:
+    """The gateway, its lifespan run (engine client and pool connected)."""
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
+def call(client: TestClient, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Run `fn(*args)` (a coroutine function) on the app's event loop."""
+    assert client.portal is not None
+    return client.portal.call(lambda: fn(*args, **kwargs))
+
+
+@pytest.fixture
+def make_key(client: TestClient) -> Callable[..., keys.NewKey]:
+    """`make_key(account=None, scope="trader")`: a new key (a fresh account by default)."""
+
+    def make(account: str | None = None, scope: keys.Scope = "trader") -> keys.NewKey:
+        account = account or "acct-" + uuid.uuid4().hex[:10]
+        new: keys.NewKey = call(client, keys.create_key, client.app.state.pool, account, scope)  # type: ignore[attr-defined]
+        return new
+
+    return make
+
+
+def auth(key: keys.NewKey) -> Headers:
+    return {"APCA-API-KEY-ID": key.key.key_id, "APCA-API-SECRET-KEY": key.secret}
+
+
+@pytest.fixture
+def trader(make_key: Callable[..., keys.NewKey]) -> Headers:
+    """Headers of a key of a fresh account."""
+    return auth(make_key())
+
+
+@pytest.fixture
+def run(client: TestClient) -> Callable[..., Any]:
+    """`run(fn, *args)`: a coroutine function run on the app's loop."""
+    return lambda fn, *args, **kwargs: call(client, fn, *args, **kwargs)
+
+
+@pytest.fixture
+def headers() -> Callable[[keys.NewKey], Headers]:
+    """`headers(key)`: the request headers that carry `key`."""
+    return auth
