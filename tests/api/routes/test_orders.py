@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -232,7 +233,10 @@ def test_book(client: TestClient, trader: H) -> None:
 
 
 def test_engine_down_is_503(
-    settings: GatewaySettings, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient,
+    settings: GatewaySettings,
+    make_key: Callable[..., Any],
+    headers: Callable[..., H],
 ) -> None:
     h = headers(make_key())
     with socket_free() as port:
@@ -254,8 +258,20 @@ def test_engine_down_is_503(
         assert r.status_code == 503 and r.json()["status"] == "not_ready"
         assert c.get("/api/v1/health").status_code == 200
     # nothing was kept of the refused submission: the same client_order_id works later
-    # (on a gateway that reaches the engine), asserted through a fresh reservation
-    assert coid
+    r = client.post(ORDERS, json=limit(client_order_id=coid), headers=h)
+    assert r.status_code == 201, r.text
+    client.delete(ORDERS, headers=h)
+
+
+def test_concurrent_retries_make_one_order(client: TestClient, trader: H) -> None:
+    coid = "race-" + uuid.uuid4().hex
+    body = limit(limit_price=12_345, client_order_id=coid)
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda _: client.post(ORDERS, json=body, headers=trader), range(8)))
+    codes = sorted(r.status_code for r in answers)
+    assert codes == [200] * 7 + [201], [r.text for r in answers]
+    assert len({r.json()["id"] for r in answers}) == 1
+    assert len(client.delete(ORDERS, headers=trader).json()["canceled"]) == 1
 
 
 class socket_free:
