@@ -11,11 +11,14 @@ install:
 	@scripts/install.sh
 
 ## Real servers the tests start privately: PostgreSQL, Redis, Prometheus (Debian
-## packages) and an Apache Kafka broker (jars from Maven Central, cached in
-## ~/.cache/tickplane/kafka). Idempotent; the tests start and stop the servers.
+## packages), an Apache Kafka broker (jars from Maven Central, cached in
+## ~/.cache/tickplane/kafka) and a Kubernetes control plane (etcd, kube-apiserver,
+## kube-controller-manager built from the Go module proxy once, cached in
+## ~/.cache/tickplane/controlplane). Idempotent; the tests start and stop the servers.
 services:
 	@scripts/services/install.sh
 	@scripts/kafka/fetch.sh >/dev/null
+	@scripts/controlplane/build.sh >/dev/null
 
 ## Run Tickplane: for now a replay of a real NASDAQ day (GOOG, LOBSTER) through the book.
 run: install

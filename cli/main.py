@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
+from tickplane.api import cli as api_cli
 from tickplane.engine import cli as engine_cli
 
 
@@ -15,6 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     engine_cli.register(sub)
+    api_cli.register(sub)
     return parser
 
 
