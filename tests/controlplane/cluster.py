@@ -69,6 +69,7 @@ SERVICE_CIDR = "10.0.0.0/24"
 ADMIN_USER = "tickplane-admin"
 _PR_SET_PDEATHSIG = 1
 _STOP_TIMEOUT = 20.0
+_PORT_ATTEMPTS = 3
 
 
 class ControlPlaneError(RuntimeError):
@@ -427,15 +428,25 @@ class ControlPlane:
         for b in binaries:
             if not os.access(self.bin_dir / b, os.X_OK):
                 raise ControlPlaneError(f"{self.bin_dir / b} is missing: run {BUILD_SCRIPT}")
-        try:
-            self._pki.create()
-            self._start_etcd()
-            self.start_apiserver()
-            if self.controller_manager:
-                self._start_controller_manager()
-        except BaseException:
-            self._stop_processes()
-            raise
+        self._pki.create()
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
+            try:
+                self._start_etcd()
+                self.start_apiserver()
+                if self.controller_manager:
+                    self._start_controller_manager()
+                break
+            except ControlPlaneError as exc:
+                self._stop_processes()
+                # A free port taken by someone else between our probe and the bind: again,
+                # on new ports and with a new etcd (its data would name the old ports).
+                if "address already in use" not in str(exc) or attempt == _PORT_ATTEMPTS:
+                    raise
+                self._etcd_port = self._apiserver_port = self._kcm_port = 0
+                shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
+            except BaseException:
+                self._stop_processes()
+                raise
         self.startup_seconds = time.monotonic() - began
         return self
 
