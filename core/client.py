@@ -122,8 +122,11 @@ class EngineClient:
         fut: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
         self._pending[msg.req] = fut
         try:
-            await self._dealer.send(wire.encode(msg))
-            return await asyncio.wait_for(fut, self.timeout)
+            # The send is inside the deadline too: with no engine connected (IMMEDIATE),
+            # a DEALER's send waits for one, possibly for ever.
+            async with asyncio.timeout(self.timeout):
+                await self._dealer.send(wire.encode(msg))
+                return await fut
         except TimeoutError:
             raise EngineUnavailable(
                 f"no reply from the engine at {self.order_entry} within {self.timeout}s"
