@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: install services run test lint typecheck unit bench clean
+.PHONY: install services run test lint typecheck unit bench cluster cluster-down clean
 
 install:
 	@scripts/install.sh
@@ -43,6 +43,15 @@ bench: install
 	@TICKPLANE_EXTRAS=dev,bench scripts/install.sh
 	$(BIN)/tickplane bench book --json
 	$(BIN)/tickplane bench wire --json
+
+## A Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for a person,
+## in the background; prints the `export KUBECONFIG=...` line to use it.
+cluster: install
+	@scripts/controlplane/build.sh >/dev/null
+	@$(BIN)/python tests/controlplane/cluster.py up
+
+cluster-down: install
+	@$(BIN)/python tests/controlplane/cluster.py down
 
 clean:
 	rm -rf build $(VENV) engine/*.c engine/*.so engine/*.html
