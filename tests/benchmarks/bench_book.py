@@ -52,8 +52,7 @@ import subprocess
 import sys
 import time
 import tracemalloc
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -67,11 +66,13 @@ try:
     from tests.benchmarks import nautilus_peer, pybook
     from tests.benchmarks import stream as replay_stream
     from tests.benchmarks.flow import MATCH_SEED, Flow, make_flow
+    from tests.benchmarks.measure import median, quiet_gc
 except ModuleNotFoundError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.benchmarks import nautilus_peer, pybook
     from tests.benchmarks import stream as replay_stream
     from tests.benchmarks.flow import MATCH_SEED, Flow, make_flow
+    from tests.benchmarks.measure import median, quiet_gc
 
 from tickplane.engine.lobster import load, sample_paths, shared_paths
 
@@ -101,23 +102,6 @@ class StateMismatch(AssertionError):
 
 
 # --- helpers ------------------------------------------------------------------------------
-
-
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
-@contextmanager
-def _quiet_gc() -> Iterator[None]:
-    """Collect, then keep the garbage collector out of the timed section (as timeit does)."""
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 def _depth_of(raw: Any) -> Depth:
@@ -164,7 +148,7 @@ class Timed:
 
     @property
     def per_sec(self) -> float:
-        return _median(self.rates())
+        return median(self.rates())
 
     def all_per_sec(self) -> list[float]:
         return [round(r) for r in self.rates()]
@@ -192,7 +176,7 @@ class Bench:
         """Run ``once`` (which returns its timed seconds) until ``min_seconds`` add up."""
         total, runs = 0.0, 0
         while True:
-            with _quiet_gc():
+            with quiet_gc():
                 total += once()
             runs += 1
             if total >= self.min_seconds:
@@ -600,15 +584,15 @@ def _matching(b: Bench, n: int) -> None:
     task = b.progress.add_task("matching: per-call latency", total=b.repeats)
     for _ in range(b.repeats):
         holder[:] = [matching.MatchingEngine()]
-        with _quiet_gc():
+        with quiet_gc():
             lat = np.asarray(_run_flow_latency(holder[0], f), dtype=np.int64) - overhead
         np.maximum(lat, 0, out=lat)
         p50s.append(float(np.percentile(lat, 50)))
         p99s.append(float(np.percentile(lat, 99)))
         b.progress.advance(task)
     check("MatchingEngine (latency run)")
-    b.figures["match_p50_ns"] = round(_median(p50s))
-    b.figures["match_p99_ns"] = round(_median(p99s))
+    b.figures["match_p50_ns"] = round(median(p50s))
+    b.figures["match_p99_ns"] = round(median(p99s))
     b.figures["timer_overhead_ns"] = overhead
     b.details["match_flow"] = {
         "commands": len(f),

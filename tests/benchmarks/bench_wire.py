@@ -49,7 +49,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
 import platform
@@ -58,7 +57,6 @@ import shlex
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -76,6 +74,12 @@ import zmq.asyncio
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+
+try:
+    from tests.benchmarks.measure import median, quiet_gc
+except ModuleNotFoundError:  # run as a script: put the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.benchmarks.measure import median, quiet_gc
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
@@ -140,26 +144,10 @@ def _endpoint() -> str:
     return f"tcp://127.0.0.1:{_free_port()}"
 
 
-def _median(values: list[float]) -> float:
-    return float(statistics.median(values))
-
-
 def _pcts(ns: list[int]) -> tuple[float, float]:
     """p50 and p99 in microseconds."""
     a = np.asarray(ns, dtype=np.float64) / 1e3
     return float(np.percentile(a, 50)), float(np.percentile(a, 99))
-
-
-@contextmanager
-def _quiet_gc() -> Iterator[None]:
-    gc.collect()
-    was = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if was:
-            gc.enable()
 
 
 @contextmanager
@@ -565,9 +553,9 @@ def _sample_rtt(
         c99s.append(round(c99, 1))
     b.details[f"{prefix}_p50_us_all"] = p50s
     b.details[f"{prefix}_p99_us_all"] = p99s
-    b.details[f"{prefix}_cancel_p50_us"] = round(_median(c50s), 1)
-    b.details[f"{prefix}_cancel_p99_us"] = round(_median(c99s), 1)
-    return round(_median(p50s), 1), round(_median(p99s), 1)
+    b.details[f"{prefix}_cancel_p50_us"] = round(median(c50s), 1)
+    b.details[f"{prefix}_cancel_p99_us"] = round(median(c99s), 1)
+    return round(median(p50s), 1), round(median(p99s), 1)
 
 
 def _placement(b: Bench, eng: Engine, cpus: set[int]) -> tuple[int | None, int | None]:
@@ -595,12 +583,12 @@ def _pipelined_samples(
             sock = _dealer(ctx, eng.order_entry)
             flow = Flow(eng)
             flow.req = 1 << 40  # clear of any other request ids of this benchmark
-            with _quiet_gc():
+            with quiet_gc():
                 warm = pipelined(sock, flow, max(requests // 10, 2), window)
             acked += int(warm["acked"])
             b.advance(task)
             for _ in range(b.repeats):
-                with _quiet_gc():
+                with quiet_gc():
                     r = pipelined(sock, flow, requests, window)
                 acked += int(r["acked"])
                 rates.append(r["acked"] / r["seconds"])
@@ -611,10 +599,10 @@ def _pipelined_samples(
         finally:
             ctx.term()
     return {
-        "per_sec": round(_median(rates)),
+        "per_sec": round(median(rates)),
         "all": [round(x) for x in rates],
-        "new_orders_per_sec": round(_median(orders)),
-        "client_cpu_share": round(_median(cpu_share), 2),
+        "new_orders_per_sec": round(median(orders)),
+        "client_cpu_share": round(median(cpu_share), 2),
         "acked": acked,
     }
 
@@ -679,11 +667,11 @@ def _engine_none(
                 b.details["client_decode_ack_us"] = round((time.perf_counter_ns() - t0) / 1e7, 2)
                 cflow = Flow(eng)
                 for r in range(b.repeats + 1):  # sample 0 is the warm-up
-                    with _quiet_gc():
+                    with quiet_gc():
                         e = echo_rtt(esock, order_frame, echo_messages)
-                    with _quiet_gc():
+                    with quiet_gc():
                         n, c = sync_rtt(sock, flow, rtt_orders)
-                    with _quiet_gc():
+                    with quiet_gc():
                         k = asyncio.run(client_rtt(actx, eng.order_entry, cflow, client_orders, 50))
                     if r:
                         echo_ns.append(e)
@@ -700,8 +688,8 @@ def _engine_none(
         b.figures["engine_rtt_p50_us"], b.figures["engine_rtt_p99_us"] = p50, p99
         e50 = [round(_pcts(x)[0], 1) for x in echo_ns]
         e99 = [round(_pcts(x)[1], 1) for x in echo_ns]
-        b.figures["zmq_echo_p50_us"] = round(_median(e50), 1)
-        b.figures["zmq_echo_p99_us"] = round(_median(e99), 1)
+        b.figures["zmq_echo_p50_us"] = round(median(e50), 1)
+        b.figures["zmq_echo_p99_us"] = round(median(e99), 1)
         b.details["zmq_echo_p50_us_all"], b.details["zmq_echo_p99_us_all"] = e50, e99
         # the samples alternate, so each ratio compares the two under the same conditions
         b.details["rtt_vs_echo_per_sample"] = [
@@ -709,8 +697,8 @@ def _engine_none(
         ]
         k50 = [round(_pcts(x)[0], 1) for x in client_ns]
         k99 = [round(_pcts(x)[1], 1) for x in client_ns]
-        b.figures["client_rtt_p50_us"] = round(_median(k50), 1)
-        b.figures["client_rtt_p99_us"] = round(_median(k99), 1)
+        b.figures["client_rtt_p50_us"] = round(median(k50), 1)
+        b.figures["client_rtt_p99_us"] = round(median(k99), 1)
         b.details["client_rtt_p50_us_all"], b.details["client_rtt_p99_us_all"] = k50, k99
         _check_empty_book(eng, "round trips (fsync none)")
         p = _pipelined_samples(
@@ -747,7 +735,7 @@ def _engine_batch(
                 sock = _dealer(ctx, eng.order_entry)
                 flow = Flow(eng)
                 for r in range(b.repeats + 1):
-                    with _quiet_gc():
+                    with quiet_gc():
                         n, c = sync_rtt(sock, flow, rtt_orders)
                     if r:
                         new_ns.append(n)
@@ -827,7 +815,7 @@ def _recovery(b: Bench, root: Path, cpus: set[int], commands: int, window: int) 
                 )
             seconds.append(gauge)
             b.advance(task)
-        med = _median(seconds)
+        med = median(seconds)
         b.figures["recovery_seconds_per_million_events"] = round(med / events * 1e6, 3)
         b.figures["recovery_seconds"] = round(med, 3)
         b.figures["recovery_events"] = events
@@ -960,7 +948,7 @@ def run(
     result: dict[str, Any] = {name: f.get(name) for name in FIGURES}
     result["rtt_vs_echo"] = _ratio(f.get("engine_rtt_p50_us"), f.get("zmq_echo_p50_us"))
     paired = [r for r in b.details.get("rtt_vs_echo_per_sample", []) if r]
-    result["rtt_vs_echo_paired"] = round(_median(paired), 2) if paired else None
+    result["rtt_vs_echo_paired"] = round(median(paired), 2) if paired else None
     result["client_rtt_vs_echo"] = _ratio(f.get("client_rtt_p50_us"), f.get("zmq_echo_p50_us"))
     result["batch_fsync_rtt_vs_none"] = _ratio(
         f.get("engine_rtt_batch_fsync_p50_us"), f.get("engine_rtt_p50_us")
