@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from tickplane.api import cli as api_cli
+from tickplane.cli import up
 from tickplane.engine import cli as engine_cli
 
 
@@ -17,6 +18,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     engine_cli.register(sub)
     api_cli.register(sub)
+    up.register(sub)
     return parser
 
 

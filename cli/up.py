@@ -1,0 +1,430 @@
+"""`tickplane up`: the whole platform on one machine, with embedded defaults.
+
+It starts the parts as child processes, the way they run on Kubernetes (one engine, one
+gateway, the recorder when a service is given, the terminal), each talking to the others
+only through its documented interface: the engine's ZeroMQ endpoints, the gateway's HTTP
+API. Everything lives in `--data-dir`: the engine's journal and snapshots, the API keys
+(SQLite unless `--database-url` is given), the generated engine configuration and one
+log file per process. A fresh directory is a fresh platform; the same directory again
+recovers the engine from its journal.
+
+A demo key is created at every start (and the previous demo key revoked), because the
+secret is shown only once and is never stored in plain text.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+__all__ = ["Part", "Platform", "register"]
+
+DEMO_ACCOUNT = "demo"
+_DEMO_KEY_FILE = "demo-key-id"  # the id only: the secret is shown once, never kept
+
+
+def _default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "tickplane"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p = sub.add_parser(
+        "up",
+        help="run the platform locally (engine, gateway, terminal) with embedded defaults",
+        description=(
+            "Run Tickplane on this machine: an engine with a live synthetic market, the "
+            "gateway and the terminal. No services are needed; give --database-url, "
+            "--redis-url or --kafka to record the event stream into real ones."
+        ),
+    )
+    p.add_argument(
+        "--data-dir",
+        type=Path,
+        default=Path(os.environ.get("TICKPLANE_DATA_DIR", _default_data_dir())),
+        help="journal, keys, configuration and logs (default: $TICKPLANE_DATA_DIR or "
+        "~/.local/share/tickplane); a fresh directory is a fresh platform",
+    )
+    p.add_argument("--api-port", type=int, default=8000, help="gateway HTTP port (8000)")
+    p.add_argument("--ui-port", type=int, default=8501, help="terminal HTTP port (8501)")
+    p.add_argument("--no-ui", action="store_true", help="do not start the terminal")
+    p.add_argument(
+        "--engine-port",
+        type=int,
+        default=5555,
+        help="engine order entry port; events on the next port, its HTTP (metrics, "
+        "health) on the one after (5555)",
+    )
+    p.add_argument(
+        "--symbols",
+        default="GOOG,AAPL",
+        help="comma-separated symbols the engine trades (GOOG,AAPL)",
+    )
+    p.add_argument(
+        "--market",
+        choices=["synthetic", "none"],
+        default="synthetic",
+        help="liquidity the engine seeds its books with (synthetic order flow)",
+    )
+    p.add_argument(
+        "--market-rate",
+        type=float,
+        default=20.0,
+        help="synthetic orders per second, all symbols together (20)",
+    )
+    p.add_argument(
+        "--database-url",
+        default=os.environ.get("TICKPLANE_DATABASE_URL"),
+        help="PostgreSQL for keys and the recorder (default: keys in SQLite in --data-dir)",
+    )
+    p.add_argument(
+        "--redis-url", default=os.environ.get("TICKPLANE_REDIS_URL"), help="Redis for the recorder"
+    )
+    p.add_argument(
+        "--kafka",
+        default=os.environ.get("TICKPLANE_KAFKA"),
+        help="Kafka bootstrap servers for the recorder",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="when ready, print one JSON object (urls, account, key id, secret) instead of "
+        "the table",
+    )
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=120.0,
+        help="seconds to wait for every part to be ready (120)",
+    )
+    p.set_defaults(func=_up)
+
+
+# -- the parts ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Part:
+    """One child process of the platform, and how to tell it is ready."""
+
+    name: str
+    argv: list[str]
+    env: dict[str, str]
+    ready_url: str | None
+    log: Path
+    proc: subprocess.Popen[bytes] | None = None
+    _log_file: IO[bytes] | None = field(default=None, repr=False)
+
+    def start(self) -> None:
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        self._log_file = self.log.open("ab")
+        self.proc = subprocess.Popen(
+            self.argv,
+            env={**os.environ, **self.env},
+            stdin=subprocess.DEVNULL,
+            stdout=self._log_file,
+            stderr=subprocess.STDOUT,
+            # Its own process group: Ctrl-C in the terminal reaches `up` only, which then
+            # stops the parts in order (the engine last, so it can snapshot cleanly).
+            start_new_session=True,
+        )
+
+    def exited(self) -> int | None:
+        return None if self.proc is None else self.proc.poll()
+
+    def ready(self) -> bool:
+        if self.ready_url is None:
+            return self.exited() is None
+        try:
+            with urllib.request.urlopen(self.ready_url, timeout=1.0) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """SIGTERM (a clean shutdown: the engine flushes and snapshots), then SIGKILL."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log_file is not None:
+            self._log_file.close()
+        return self.proc.returncode
+
+    def tail(self, lines: int = 20) -> str:
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+def _tickplane() -> list[str]:
+    """How to run this same `tickplane` (the venv's, whatever PATH says)."""
+    return [sys.executable, "-m", "tickplane.cli.main"]
+
+
+def engine_config(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine's configuration for a laptop (tickplane.core.config.EngineConfig)."""
+    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    port = args.engine_port
+    market: dict[str, Any] = {}
+    if args.market == "synthetic":
+        market = {"source": "synthetic", "rate": args.market_rate}
+    return {
+        "name": "local",
+        "symbols": [{"name": s} for s in symbols],
+        "order_entry": f"tcp://127.0.0.1:{port}",
+        "events": f"tcp://127.0.0.1:{port + 1}",
+        "http_port": port + 2,
+        "journal_dir": str((args.data_dir / "journal").resolve()),
+        # One core is the laptop's, not the engine's: no pinning by default.
+        "pin_cpu": False,
+        "market": market,
+    }
+
+
+class Platform:
+    """The parts of a local platform, started in dependency order, stopped in reverse."""
+
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.data_dir: Path = args.data_dir.resolve()
+        self.parts: list[Part] = []
+
+    # The gateway's settings are its environment variables (api/settings.py).
+    def gateway_env(self) -> dict[str, str]:
+        port = self.args.engine_port
+        env = {
+            "TICKPLANE_GATEWAY_ENGINE_ORDER_ENTRY": f"tcp://127.0.0.1:{port}",
+            "TICKPLANE_GATEWAY_ENGINE_EVENTS": f"tcp://127.0.0.1:{port + 1}",
+            "TICKPLANE_GATEWAY_DATA_DIR": str(self.data_dir),
+            "TICKPLANE_GATEWAY_PORT": str(self.args.api_port),
+        }
+        if self.args.database_url:
+            env["TICKPLANE_GATEWAY_DATABASE_URL"] = self.args.database_url
+        return env
+
+    def plan(self) -> list[Part]:
+        args, logs = self.args, self.data_dir / "logs"
+        config_path = self.data_dir / "engine.json"
+        config_path.write_text(json.dumps(engine_config(args), indent=2) + "\n")
+        parts = [
+            Part(
+                "engine",
+                [*_tickplane(), "engine", "--config", str(config_path)],
+                {},
+                f"http://127.0.0.1:{args.engine_port + 2}/readyz",
+                logs / "engine.log",
+            ),
+            Part(
+                "gateway",
+                [
+                    sys.executable,
+                    "-m",
+                    "uvicorn",
+                    "--factory",
+                    "tickplane.api.main:create_app",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(args.api_port),
+                    "--no-access-log",
+                ],
+                self.gateway_env(),
+                f"http://127.0.0.1:{args.api_port}/api/v1/ready",
+                logs / "gateway.log",
+            ),
+        ]
+        if not args.no_ui and _ui_app() is not None:
+            parts.append(
+                Part(
+                    "terminal",
+                    [
+                        sys.executable,
+                        "-m",
+                        "streamlit",
+                        "run",
+                        str(_ui_app()),
+                        "--server.port",
+                        str(args.ui_port),
+                        "--server.address",
+                        "127.0.0.1",
+                        "--server.headless",
+                        "true",
+                        "--browser.gatherUsageStats",
+                        "false",
+                    ],
+                    {"TICKPLANE_UI_GATEWAY_URL": f"http://127.0.0.1:{args.api_port}"},
+                    f"http://127.0.0.1:{args.ui_port}/_stcore/health",
+                    logs / "terminal.log",
+                )
+            )
+        return parts
+
+    def keys(self, *argv: str) -> dict[str, Any]:
+        """Run `tickplane keys ...` against this platform's key store."""
+        store = ["--data-dir", str(self.data_dir)]
+        if self.args.database_url:
+            store = ["--database-url", self.args.database_url]
+        out = subprocess.run(
+            [*_tickplane(), "keys", *argv, *store, *(["--json"] if argv[0] != "revoke" else [])],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"tickplane keys {argv[0]}: {out.stderr.strip() or out.stdout}")
+        if argv[0] == "revoke":
+            return {}
+        result: dict[str, Any] = json.loads(out.stdout)
+        return result
+
+    def demo_key(self) -> dict[str, Any]:
+        """A new key for the demo account; the previous demo key is revoked."""
+        marker = self.data_dir / _DEMO_KEY_FILE
+        if marker.exists():
+            old = marker.read_text().strip()
+            if old:
+                # Already revoked, or the store was reset: nothing to undo.
+                with contextlib.suppress(RuntimeError):
+                    self.keys("revoke", old)
+        key = self.keys("create", "--account", DEMO_ACCOUNT)
+        marker.write_text(str(key["key_id"]) + "\n")
+        return key
+
+
+def _ui_app() -> Path | None:
+    """The terminal's Streamlit entry point, once the terminal exists."""
+    try:
+        import tickplane.ui as ui
+    except ImportError:
+        return None
+    app = Path(ui.__file__).resolve().parent / "app.py"
+    return app if app.exists() else None
+
+
+def _wait_ready(parts: Sequence[Part], timeout: float, on_wait: Callable[[str], None]) -> None:
+    deadline = time.monotonic() + timeout
+    for part in parts:
+        on_wait(f"starting the {part.name}")
+        while not part.ready():
+            code = part.exited()
+            if code is not None:
+                raise RuntimeError(
+                    f"the {part.name} exited with code {code} while starting; "
+                    f"its log ({part.log}) ends with:\n{part.tail()}"
+                )
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the {part.name} was not ready within {timeout:.0f} s; "
+                    f"its log ({part.log}) ends with:\n{part.tail()}"
+                )
+            time.sleep(0.1)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(stderr=args.json)
+    args.data_dir.mkdir(parents=True, exist_ok=True)
+    platform = Platform(args)
+    stopping = False
+
+    def _stop_signal(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, _stop_signal)
+    parts: list[Part] = []
+    try:
+        with console.status("starting Tickplane") as status:
+            for part in platform.plan():
+                part.start()
+                parts.append(part)
+                _wait_ready([part], args.ready_timeout, lambda m: status.update(m))
+            status.update("creating the demo key")
+            key = platform.demo_key()
+        urls = {
+            "gateway": f"http://127.0.0.1:{args.api_port}",
+            "docs": f"http://127.0.0.1:{args.api_port}/docs",
+            "terminal": (
+                f"http://127.0.0.1:{args.ui_port}"
+                if any(p.name == "terminal" for p in parts)
+                else None
+            ),
+            "metrics": f"http://127.0.0.1:{args.engine_port + 2}/metrics",
+        }
+        if args.json:
+            print(
+                json.dumps(
+                    {
+                        **urls,
+                        "data_dir": str(platform.data_dir),
+                        "account": key["account"],
+                        "key_id": key["key_id"],
+                        "secret": key["secret"],
+                    }
+                ),
+                flush=True,
+            )
+        else:
+            table = Table(title="Tickplane is up", show_header=False)
+            for name, url in urls.items():
+                if url:
+                    table.add_row(name, url)
+            table.add_row("data", str(platform.data_dir))
+            table.add_row("account", str(key["account"]))
+            table.add_row("APCA-API-KEY-ID", str(key["key_id"]))
+            table.add_row("APCA-API-SECRET-KEY", str(key["secret"]))
+            console.print(table)
+            console.print(
+                "Try: curl -H 'APCA-API-KEY-ID: "
+                f"{key['key_id']}' -H 'APCA-API-SECRET-KEY: {key['secret']}' "
+                f"{urls['gateway']}/api/v1/account    (Ctrl-C stops everything)"
+            )
+        while True:
+            for part in parts:
+                code = part.exited()
+                if code is not None:
+                    raise RuntimeError(
+                        f"the {part.name} exited with code {code}; its log ({part.log}) "
+                        f"ends with:\n{part.tail()}"
+                    )
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return _shutdown(console, parts, 0)
+    except RuntimeError as exc:
+        console.print(f"[red]tickplane up: {exc}[/red]")
+        return _shutdown(console, parts, 1)
+
+
+def _shutdown(console: Any, parts: list[Part], code: int) -> int:
+    """Stop the parts in reverse order: clients first, the engine (journal, snapshot) last."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    with console.status("stopping"):
+        for part in reversed(parts):
+            rc = part.stop()
+            if rc not in (0, None, -signal.SIGTERM) and code == 0 and part.name == "engine":
+                console.print(f"the engine stopped with code {rc}; see {part.log}")
+                code = 1
+    return code
