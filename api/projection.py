@@ -1,0 +1,686 @@
+"""`Projection`: the gateway's in-memory view of one engine's sequenced event stream.
+
+The engine is the truth and the gateway keeps no order state of its own: every order,
+fill and position the API shows is what this view derived from the engine's events,
+read from seq 1 (`EngineClient.events(from_seq=1)`, gaps filled through the engine's
+replay service, so a gateway started late still sees everything).
+
+    projection = Projection(engine)          # engine: a connected EngineClient
+    await projection.start()                 # consumes the stream in a task
+    ack = await engine.submit(...)
+    await projection.wait_for(ack.last_seq)  # read-your-writes
+    order = projection.order("alice", ack.order_id)
+    async with projection.subscribe(account="alice") as sub:
+        async for update in sub:             # OrderUpdate | PositionUpdate
+            ...
+
+What it holds, per account: orders (open ones always; closed ones up to
+`max_closed_orders`, oldest evicted first), executions (the last `max_executions`),
+positions and cash; per symbol: the last `max_trades` trades and the top of book
+(market data, which is not sequenced). Full history is the recorder's PostgreSQL.
+
+Everything it hands out is immutable (frozen structs): a snapshot stays true to the
+moment it was taken while the view moves on.
+
+Subscriptions are bounded queues: a subscriber that falls `queue_size` updates behind
+is dropped (`SubscriptionOverflow` from its iterator), so a slow reader never slows the
+projection or any other subscriber.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+from collections import OrderedDict, deque
+from collections.abc import AsyncIterator, Callable, Iterable
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
+
+import msgspec
+
+from tickplane.core.client import EngineClient
+from tickplane.core.events import (
+    BookDelta,
+    BookLevel,
+    Event,
+    KillSwitchChanged,
+    MarketData,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    PositionChanged,
+    StopTriggered,
+    SymbolHalted,
+    SymbolResumed,
+    TopOfBook,
+    Trade,
+)
+
+__all__ = [
+    "Execution",
+    "MarketUpdate",
+    "OrderRecord",
+    "OrderStatus",
+    "OrderUpdate",
+    "Position",
+    "PositionUpdate",
+    "Projection",
+    "Subscription",
+    "SubscriptionOverflow",
+    "Update",
+    "apply_order_event",
+    "order_from_accepted",
+]
+
+log = logging.getLogger(__name__)
+
+OrderStatus = Literal["new", "held", "partially_filled", "filled", "canceled", "rejected"]
+OPEN_STATUSES: frozenset[str] = frozenset({"new", "held", "partially_filled"})
+
+
+class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One order as the engine's events tell it.
+
+    `qty` is the order's total quantity (after replaces: filled + the new open
+    quantity), `open_qty` what still rests (0 once closed), `avg_fill_price` the
+    quantity-weighted price of its fills (ticks, a float; None before the first fill).
+    Timestamps are the engine's (int ns). `reason` says why it was canceled or
+    rejected (`user`, `ioc`, `kill_switch`, ...)."""
+
+    id: int
+    account: str
+    symbol: str
+    side: str
+    type: str
+    qty: int
+    limit_price: int | None
+    stop_price: int | None
+    time_in_force: str
+    post_only: bool
+    client_order_id: str | None
+    status: OrderStatus
+    reason: str | None = None
+    filled_qty: int = 0
+    open_qty: int = 0
+    filled_notional: int = 0  # sum of price * qty of the fills (tick-lots)
+    created_ns: int = 0
+    updated_ns: int = 0
+    seq: int = 0  # the seq of the last event that changed it
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in OPEN_STATUSES
+
+    @property
+    def avg_fill_price(self) -> float | None:
+        return self.filled_notional / self.filled_qty if self.filled_qty else None
+
+
+class Execution(msgspec.Struct, frozen=True, kw_only=True):
+    """One fill of one of an account's orders (a trade seen from one side)."""
+
+    seq: int
+    ts_event: int
+    order_id: int
+    account: str
+    symbol: str
+    side: str
+    price: int
+    qty: int
+    liquidity: Literal["taker", "maker"]
+    client_order_id: str | None = None
+
+
+class Position(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's position in a symbol (from the engine's PositionChanged):
+    signed lots, the cost of the open position and the realized P&L (tick-lots)."""
+
+    account: str
+    symbol: str
+    qty: int
+    cost_basis: int
+    realized_pnl: int
+    seq: int
+    ts_event: int
+
+    @property
+    def avg_entry_price(self) -> float | None:
+        return self.cost_basis / self.qty if self.qty else None
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """Something happened to an order: `event` is `new`, `held` (an accepted stop),
+    `triggered`, `fill`, `partial_fill`, `canceled`, `replaced` or `change_rejected`
+    (a venue refused a cancel or replace; the order is unchanged);
+    `order` is its state after it, `execution` the fill of a fill event."""
+
+    seq: int
+    ts_event: int
+    event: str
+    order: OrderRecord
+    execution: Execution | None = None
+
+
+class PositionUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """An account's position and cash after a fill."""
+
+    seq: int
+    position: Position
+    cash: int
+
+
+class MarketUpdate(msgspec.Struct, frozen=True, kw_only=True):
+    """A symbol's market data: a trade, a top of book, an L2 delta, or a halt."""
+
+    symbol: str
+    kind: Literal["trade", "top", "delta", "halted", "resumed"]
+    trade: Trade | None = None
+    top: TopOfBook | None = None
+    delta: BookDelta | None = None
+    status: SymbolHalted | SymbolResumed | None = None
+
+
+Update: TypeAlias = OrderUpdate | PositionUpdate | MarketUpdate
+
+
+class SubscriptionOverflow(Exception):
+    """The subscriber fell more than its queue's size behind and was dropped."""
+
+
+class Subscription:
+    """A bounded queue of updates for one subscriber (see `Projection.subscribe`)."""
+
+    def __init__(self, queue_size: int, account: str | None, symbol: str | None) -> None:
+        self.account = account
+        self.symbol = symbol
+        self.queue_size = queue_size
+        self.overflowed = False
+        self._items: deque[Update] = deque()
+        self._ready = asyncio.Event()
+
+    def push(self, update: Update) -> None:
+        if self.overflowed:
+            return
+        if len(self._items) >= self.queue_size:
+            self.overflowed = True
+            self._items.clear()
+        else:
+            self._items.append(update)
+        self._ready.set()
+
+    async def get(self) -> Update:
+        """The next update; SubscriptionOverflow once the subscriber was dropped."""
+        while not self._items:
+            if self.overflowed:
+                raise SubscriptionOverflow(f"more than {self.queue_size} updates behind")
+            self._ready.clear()
+            await self._ready.wait()
+        return self._items.popleft()
+
+    def drain(self) -> list[Update]:
+        """Every queued update, without waiting (empty when none)."""
+        if self.overflowed:
+            raise SubscriptionOverflow(f"more than {self.queue_size} updates behind")
+        out = list(self._items)
+        self._items.clear()
+        return out
+
+    def __aiter__(self) -> Subscription:
+        return self
+
+    async def __anext__(self) -> Update:
+        return await self.get()
+
+
+def order_from_accepted(ev: OrderAccepted) -> OrderRecord:
+    """A new order's record from its OrderAccepted."""
+    stop = ev.order_type in ("stop", "stop_limit")
+    return OrderRecord(
+        id=ev.id,
+        account=ev.account,
+        symbol=ev.symbol,
+        side=ev.side,
+        type=ev.order_type,
+        qty=ev.qty,
+        limit_price=ev.price,
+        stop_price=ev.stop_price,
+        time_in_force=ev.tif,
+        post_only=ev.post_only,
+        client_order_id=ev.client_order_id,
+        status="held" if stop else "new",
+        open_qty=ev.qty,
+        created_ns=ev.ts_event,
+        updated_ns=ev.ts_event,
+        seq=ev.seq,
+    )
+
+
+def apply_order_event(
+    order: OrderRecord, ev: Event
+) -> tuple[OrderRecord, str, Execution | None] | None:
+    """The order after `ev`, the update's event name and the fill (if a fill); None
+    when `ev` does not change this order."""
+    rep = msgspec.structs.replace
+    if isinstance(ev, Trade):
+        if order.id == ev.taker:
+            liquidity: Literal["taker", "maker"] = "taker"
+        elif order.id == ev.maker:
+            liquidity = "maker"
+        else:
+            return None
+        filled = order.filled_qty + ev.qty
+        open_qty = max(order.open_qty - ev.qty, 0)
+        done = open_qty == 0
+        new = rep(
+            order,
+            status="filled" if done else "partially_filled",
+            filled_qty=filled,
+            open_qty=open_qty,
+            filled_notional=order.filled_notional + ev.price * ev.qty,
+            updated_ns=ev.ts_event,
+            seq=ev.seq,
+        )
+        fill = Execution(
+            seq=ev.seq,
+            ts_event=ev.ts_event,
+            order_id=order.id,
+            account=order.account,
+            symbol=order.symbol,
+            side=order.side,
+            price=ev.price,
+            qty=ev.qty,
+            liquidity=liquidity,
+            client_order_id=order.client_order_id,
+        )
+        return new, "fill" if done else "partial_fill", fill
+    if getattr(ev, "id", None) != order.id:
+        return None
+    if isinstance(ev, OrderCanceled):
+        new = rep(
+            order,
+            status="canceled",
+            reason=ev.reason,
+            open_qty=0,
+            updated_ns=ev.ts_event,
+            seq=ev.seq,
+        )
+        return new, "canceled", None
+    if isinstance(ev, OrderReplaced):
+        status: OrderStatus = "partially_filled" if order.filled_qty else "new"
+        new = rep(
+            order,
+            qty=order.filled_qty + ev.qty,
+            open_qty=ev.qty,
+            limit_price=ev.price if order.limit_price is not None else order.limit_price,
+            status=status if order.status != "held" else "held",
+            updated_ns=ev.ts_event,
+            seq=ev.seq,
+        )
+        return new, "replaced", None
+    if isinstance(ev, StopTriggered):
+        status = "partially_filled" if order.filled_qty else "new"
+        return rep(order, status=status, updated_ns=ev.ts_event, seq=ev.seq), "triggered", None
+    if isinstance(ev, OrderRejected):
+        # An order the projection knows was accepted: this is a refused cancel or
+        # replace (of an order routed to a venue); the order stays as it was.
+        if not order.is_open:
+            return None
+        new = rep(order, reason=ev.reason, updated_ns=ev.ts_event, seq=ev.seq)
+        return new, "change_rejected", None
+    return None
+
+
+@dataclass
+class _Book:
+    """What the projection keeps of one account."""
+
+    orders: dict[int, OrderRecord]
+    closed: OrderedDict[int, None]  # closed order ids, oldest first (eviction order)
+    by_client_id: dict[str, int]
+    executions: deque[Execution]
+    positions: dict[str, Position]
+    cash: int = 0
+    killed: bool = False
+
+
+class Projection:
+    """The engine's event stream folded into queryable state (see the module docstring).
+
+    `max_closed_orders` and `max_executions` bound what is kept per account,
+    `max_trades` per symbol; `queue_size` bounds each subscription."""
+
+    def __init__(
+        self,
+        engine: EngineClient,
+        *,
+        max_closed_orders: int = 10_000,
+        max_executions: int = 10_000,
+        max_trades: int = 1_000,
+        queue_size: int = 10_000,
+    ) -> None:
+        self.engine = engine
+        self.max_closed_orders = max_closed_orders
+        self.max_executions = max_executions
+        self.max_trades = max_trades
+        self.queue_size = queue_size
+        self.seq = 0  # the last event applied
+        self.engine_killed = False
+        self.halted: dict[str, SymbolHalted] = {}
+        self._accounts: dict[str, _Book] = {}
+        self._owner: dict[int, str] = {}  # open order id -> account (trades name both)
+        self._trades: dict[str, deque[Trade]] = {}
+        self._tops: dict[str, TopOfBook] = {}
+        self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._tiebreak = itertools.count()
+        self._subs: dict[str | None, set[Subscription]] = {}  # account -> subscriptions
+        self._market_subs: dict[str | None, set[Subscription]] = {}  # symbol -> subs
+        self._task: asyncio.Task[None] | None = None
+        self.error: BaseException | None = None
+        self.on_apply: Callable[[Event], None] | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Consume the engine's stream from seq 1 in a task (until `stop`)."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._consume())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
+    async def _consume(self) -> None:
+        backoff = 0.1
+        while True:
+            try:
+                # market_data [""]: the prefix `m.` subscribes every symbol's market data.
+                async for msg in self.engine.events(from_seq=self.seq + 1, market_data=[""]):
+                    backoff = 0.1
+                    if isinstance(msg, TopOfBook | BookDelta):
+                        self._market(msg)
+                    else:
+                        self.apply(msg)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # engine gone or replay refused: retry from seq
+                self.error = exc
+                log.warning("event stream broke at seq %d (%s); reconnecting", self.seq, exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    # -- applying events -------------------------------------------------------------------
+
+    def _book(self, account: str) -> _Book:
+        book = self._accounts.get(account)
+        if book is None:
+            book = _Book({}, OrderedDict(), {}, deque(maxlen=self.max_executions), {})
+            self._accounts[account] = book
+        return book
+
+    def apply_all(self, events: Iterable[Event]) -> None:
+        for ev in events:
+            self.apply(ev)
+
+    def apply(self, ev: Event) -> None:
+        """Fold one event in (events at or below `seq` were applied already: skipped)."""
+        if ev.seq <= self.seq:
+            return
+        if isinstance(ev, OrderAccepted):
+            order = order_from_accepted(ev)
+            book = self._book(ev.account)
+            book.orders[ev.id] = order
+            if ev.client_order_id is not None:
+                book.by_client_id[ev.client_order_id] = ev.id
+            self._owner[ev.id] = ev.account
+            self._publish_order(
+                OrderUpdate(seq=ev.seq, ts_event=ev.ts_event, event=order.status, order=order)
+            )
+        elif isinstance(ev, Trade):
+            for oid, account in ((ev.taker, ev.taker_account), (ev.maker, ev.maker_account)):
+                self._order_event(account, oid, ev)
+            trades = self._trades.get(ev.symbol)
+            if trades is None:
+                trades = self._trades[ev.symbol] = deque(maxlen=self.max_trades)
+            trades.append(ev)
+            self._publish_market(MarketUpdate(symbol=ev.symbol, kind="trade", trade=ev))
+        elif isinstance(ev, OrderCanceled | OrderReplaced | StopTriggered | OrderRejected):
+            self._order_event(ev.account, ev.id, ev)
+        elif isinstance(ev, PositionChanged):
+            book = self._book(ev.account)
+            pos = Position(
+                account=ev.account,
+                symbol=ev.symbol,
+                qty=ev.position,
+                cost_basis=ev.cost_basis,
+                realized_pnl=ev.realized_pnl,
+                seq=ev.seq,
+                ts_event=ev.ts_event,
+            )
+            book.positions[ev.symbol] = pos
+            book.cash = ev.cash
+            self._publish(ev.account, PositionUpdate(seq=ev.seq, position=pos, cash=ev.cash))
+        elif isinstance(ev, KillSwitchChanged):
+            if ev.account is None:
+                self.engine_killed = ev.engaged
+            else:
+                self._book(ev.account).killed = ev.engaged
+        elif isinstance(ev, SymbolHalted):
+            self.halted[ev.symbol] = ev
+            self._publish_market(MarketUpdate(symbol=ev.symbol, kind="halted", status=ev))
+        elif isinstance(ev, SymbolResumed):
+            self.halted.pop(ev.symbol, None)
+            self._publish_market(MarketUpdate(symbol=ev.symbol, kind="resumed", status=ev))
+        self.seq = ev.seq
+        if self.on_apply is not None:
+            self.on_apply(ev)
+        self._wake()
+
+    def _order_event(self, account: str, order_id: int, ev: Event) -> None:
+        book = self._accounts.get(account)
+        order = None if book is None else book.orders.get(order_id)
+        if book is None or order is None:
+            return
+        changed = apply_order_event(order, ev)
+        if changed is None:
+            return
+        new, name, fill = changed
+        book.orders[order_id] = new
+        if fill is not None:
+            book.executions.append(fill)
+        if not new.is_open and order.is_open:
+            self._owner.pop(order_id, None)
+            book.closed[order_id] = None
+            while len(book.closed) > self.max_closed_orders:
+                old, _ = book.closed.popitem(last=False)
+                gone = book.orders.pop(old, None)
+                coid = None if gone is None else gone.client_order_id
+                if coid is not None and book.by_client_id.get(coid) == old:
+                    del book.by_client_id[coid]
+        self._publish_order(
+            OrderUpdate(seq=ev.seq, ts_event=ev.ts_event, event=name, order=new, execution=fill)
+        )
+
+    def _market(self, md: MarketData) -> None:
+        if isinstance(md, TopOfBook):
+            self._tops[md.symbol] = md
+            self._publish_market(MarketUpdate(symbol=md.symbol, kind="top", top=md))
+        else:
+            self._publish_market(MarketUpdate(symbol=md.symbol, kind="delta", delta=md))
+
+    # -- read-your-writes ------------------------------------------------------------------
+
+    def _wake(self) -> None:
+        waiters = self._waiters
+        while waiters and waiters[0][0] <= self.seq:
+            _, _, fut = heapq.heappop(waiters)
+            if not fut.done():
+                fut.set_result(None)
+
+    async def wait_for(self, seq: int, timeout: float = 2.0) -> bool:
+        """Wait until every event up to `seq` is applied (e.g. the `last_seq` of an
+        engine reply the caller just got); False if that took longer than `timeout`."""
+        if seq <= self.seq:
+            return True
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._waiters, (seq, next(self._tiebreak), fut))
+        try:
+            async with asyncio.timeout(timeout):
+                await fut
+        except TimeoutError:
+            return False
+        return True
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def accounts(self) -> list[str]:
+        return sorted(self._accounts)
+
+    def order(self, account: str, order_id: int) -> OrderRecord | None:
+        """The account's order `order_id` (None: not this account's, or evicted)."""
+        book = self._accounts.get(account)
+        return None if book is None else book.orders.get(order_id)
+
+    def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
+        book = self._accounts.get(account)
+        if book is None:
+            return None
+        oid = book.by_client_id.get(client_order_id)
+        return None if oid is None else book.orders.get(oid)
+
+    def orders(
+        self,
+        account: str,
+        *,
+        status: Literal["open", "closed", "all"] = "all",
+        symbol: str | None = None,
+        side: str | None = None,
+        after_ns: int | None = None,
+        until_ns: int | None = None,
+    ) -> list[OrderRecord]:
+        """The account's orders that match, newest first (by order id)."""
+        book = self._accounts.get(account)
+        if book is None:
+            return []
+        out = []
+        for o in book.orders.values():
+            if (status == "open" and not o.is_open) or (status == "closed" and o.is_open):
+                continue
+            if (symbol is not None and o.symbol != symbol) or (side is not None and o.side != side):
+                continue
+            if after_ns is not None and o.created_ns <= after_ns:
+                continue
+            if until_ns is not None and o.created_ns > until_ns:
+                continue
+            out.append(o)
+        out.sort(key=lambda o: o.id, reverse=True)
+        return out
+
+    def executions(self, account: str, *, symbol: str | None = None) -> list[Execution]:
+        """The account's fills, newest first (the last `max_executions`)."""
+        book = self._accounts.get(account)
+        if book is None:
+            return []
+        return [e for e in reversed(book.executions) if symbol is None or e.symbol == symbol]
+
+    def positions(self, account: str) -> list[Position]:
+        """The account's positions (flat ones included: they carry realized P&L)."""
+        book = self._accounts.get(account)
+        return [] if book is None else sorted(book.positions.values(), key=lambda p: p.symbol)
+
+    def cash(self, account: str) -> int:
+        book = self._accounts.get(account)
+        return 0 if book is None else book.cash
+
+    def killed(self, account: str) -> bool:
+        book = self._accounts.get(account)
+        return self.engine_killed or (book is not None and book.killed)
+
+    def trades(self, symbol: str, limit: int | None = None) -> list[Trade]:
+        """The symbol's last trades, newest first."""
+        trades = self._trades.get(symbol)
+        if not trades:
+            return []
+        out = list(reversed(trades))
+        return out if limit is None else out[:limit]
+
+    def top(self, symbol: str) -> TopOfBook | None:
+        """The symbol's last top of book (None before its first market data)."""
+        return self._tops.get(symbol)
+
+    def last_price(self, symbol: str) -> int | None:
+        top = self._tops.get(symbol)
+        if top is not None and top.last_price is not None:
+            return top.last_price
+        trades = self._trades.get(symbol)
+        return trades[-1].price if trades else None
+
+    def best(self, symbol: str) -> tuple[BookLevel | None, BookLevel | None]:
+        top = self._tops.get(symbol)
+        if top is None:
+            return None, None
+        return (top.bids[0] if top.bids else None, top.asks[0] if top.asks else None)
+
+    # -- subscriptions ---------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def subscribe(
+        self, *, account: str | None = None, queue_size: int | None = None
+    ) -> AsyncIterator[Subscription]:
+        """The updates (OrderUpdate, PositionUpdate) of `account`'s orders and positions
+        from now on (`account` None: every account's, for admin use)."""
+        sub = Subscription(queue_size or self.queue_size, account, None)
+        self._subs.setdefault(account, set()).add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._subs.get(account)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._subs[account]
+
+    @contextlib.asynccontextmanager
+    async def subscribe_market(
+        self, symbol: str | None = None, *, queue_size: int | None = None
+    ) -> AsyncIterator[Subscription]:
+        """The MarketUpdates (trades, tops, deltas, halts) of `symbol` (None: all)."""
+        sub = Subscription(queue_size or self.queue_size, None, symbol)
+        self._market_subs.setdefault(symbol, set()).add(sub)
+        try:
+            yield sub
+        finally:
+            subs = self._market_subs.get(symbol)
+            if subs is not None:
+                subs.discard(sub)
+                if not subs:
+                    del self._market_subs[symbol]
+
+    @property
+    def subscribers(self) -> int:
+        return sum(len(s) for s in self._subs.values()) + sum(
+            len(s) for s in self._market_subs.values()
+        )
+
+    def _publish(self, account: str, update: Update) -> None:
+        for key in (account, None):
+            for sub in self._subs.get(key, ()):
+                sub.push(update)
+
+    def _publish_order(self, update: OrderUpdate) -> None:
+        self._publish(update.order.account, update)
+
+    def _publish_market(self, update: MarketUpdate) -> None:
+        for key in (update.symbol, None):
+            for sub in self._market_subs.get(key, ()):
+                sub.push(update)

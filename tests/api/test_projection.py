@@ -1,0 +1,162 @@
+"""The projection against a real engine: orders, fills, positions, trades, top of book,
+read-your-writes, a late start, retention and bounded subscriptions."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import pytest
+
+from tickplane.api.projection import (
+    MarketUpdate,
+    OrderUpdate,
+    PositionUpdate,
+    Projection,
+    SubscriptionOverflow,
+)
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+
+T = TypeVar("T")
+
+
+def _acct() -> str:
+    return "proj-" + uuid.uuid4().hex[:10]
+
+
+def _run(endpoints: dict[str, str], body: Callable[[EngineClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with EngineClient(endpoints["order_entry"], endpoints["events"]) as eng:
+            return await body(eng)
+
+    return asyncio.run(main())
+
+
+def _ack(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+async def _price_far(eng: EngineClient) -> int:
+    """A price band that no other test trades in (orders there never cross others)."""
+    return 90_000 + (uuid.uuid4().int % 5_000) * 2
+
+
+def test_orders_fills_positions_and_a_late_start(engine_endpoints: dict[str, str]) -> None:
+    seller, buyer = _acct(), _acct()
+
+    async def body(eng: EngineClient) -> None:
+        proj = Projection(eng)
+        await proj.start()
+        try:
+            async with proj.subscribe(account=buyer) as sub, proj.subscribe_market("AAPL") as md:
+                price = await _price_far(eng)
+                sell = _ack(await eng.submit(seller, "AAPL", "sell", "limit", 5, price=price))
+                buy = _ack(
+                    await eng.submit(
+                        buyer, "AAPL", "buy", "limit", 3, price=price, client_order_id="b-1"
+                    )
+                )
+                assert await proj.wait_for(buy.last_seq)
+                assert sell.order_id is not None and buy.order_id is not None
+                resting = proj.order(seller, sell.order_id)
+                assert resting is not None and resting.status == "partially_filled"
+                assert (resting.filled_qty, resting.open_qty, resting.qty) == (3, 2, 5)
+                taken = proj.order_by_client_id(buyer, "b-1")
+                assert taken is not None and taken.id == buy.order_id
+                assert taken.status == "filled" and taken.avg_fill_price == price
+                # isolation: the buyer's view has no trace of the seller's order
+                assert proj.order(buyer, sell.order_id) is None
+                (fill,) = proj.executions(buyer)
+                assert (fill.qty, fill.price, fill.liquidity) == (3, price, "taker")
+                assert proj.executions(seller)[0].liquidity == "maker"
+                (pos,) = proj.positions(buyer)
+                assert (pos.symbol, pos.qty, pos.cost_basis) == ("AAPL", 3, 3 * price)
+                assert proj.cash(buyer) == -3 * price
+                assert proj.trades("AAPL")[0].price == price
+                assert [o.id for o in proj.orders(seller, status="open")] == [sell.order_id]
+                assert proj.orders(buyer, status="open") == []
+                assert [o.id for o in proj.orders(buyer, status="closed", side="buy")] == [
+                    buy.order_id
+                ]
+                updates = [await asyncio.wait_for(sub.get(), 5) for _ in range(3)]
+                kinds = [u.event if isinstance(u, OrderUpdate) else "position" for u in updates]
+                assert kinds == ["new", "fill", "position"]
+                assert isinstance(updates[2], PositionUpdate)
+                # market data: the trade (sequenced), then the top of book
+                seen: set[str] = set()
+                while not {"trade", "top"} <= seen:
+                    m = await asyncio.wait_for(md.get(), 5)
+                    assert isinstance(m, MarketUpdate) and m.symbol == "AAPL"
+                    seen.add(m.kind)
+                top = proj.top("AAPL")
+                assert top is not None and top.last_price is not None
+                cancel = _ack(await eng.cancel(seller, sell.order_id))
+                assert await proj.wait_for(cancel.last_seq)
+                gone = proj.order(seller, sell.order_id)
+                assert gone is not None and gone.status == "canceled" and gone.reason == "user"
+
+            # a projection started now replays the stream from seq 1 and agrees
+            late = Projection(eng)
+            await late.start()
+            try:
+                assert await late.wait_for(cancel.last_seq, 10)
+                assert late.order(seller, sell.order_id) == proj.order(seller, sell.order_id)
+                assert late.positions(buyer) == proj.positions(buyer)
+            finally:
+                await late.stop()
+        finally:
+            await proj.stop()
+
+    _run(engine_endpoints, body)
+
+
+def test_retention_and_a_subscriber_that_falls_behind(engine_endpoints: dict[str, str]) -> None:
+    account = _acct()
+
+    async def body(eng: EngineClient) -> None:
+        proj = Projection(eng, max_closed_orders=2, queue_size=3)
+        await proj.start()
+        try:
+            async with proj.subscribe(account=account) as slow, proj.subscribe() as everyone:
+                ids = []
+                last = 0
+                for i in range(4):
+                    ack = _ack(
+                        await eng.submit(
+                            account, "GOOG", "buy", "limit", 1, price=10 + i, tif="ioc"
+                        )
+                    )
+                    assert ack.order_id is not None
+                    ids.append(ack.order_id)
+                    last = ack.last_seq
+                assert await proj.wait_for(last)
+                kept = [o.id for o in proj.orders(account)]
+                assert kept == ids[:1:-1]  # the two newest closed orders, newest first
+                assert proj.order(account, ids[0]) is None
+                # 8 updates (new + canceled each) for a queue of 3: dropped, not blocked
+                with pytest.raises(SubscriptionOverflow):
+                    await asyncio.wait_for(slow.get(), 5)
+                assert everyone.overflowed
+            assert proj.subscribers == 0
+        finally:
+            await proj.stop()
+
+    _run(engine_endpoints, body)
+
+
+def test_wait_for_times_out_on_a_seq_not_reached(engine_endpoints: dict[str, str]) -> None:
+    async def body(eng: EngineClient) -> Any:
+        proj = Projection(eng)
+        await proj.start()
+        try:
+            ping = _ack(await eng.ping())
+            assert await proj.wait_for(ping.last_seq, 10)
+            assert not await proj.wait_for(ping.last_seq + 10**9, 0.05)
+        finally:
+            await proj.stop()
+
+    _run(engine_endpoints, body)
