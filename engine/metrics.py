@@ -169,6 +169,11 @@ class EngineMetrics:
             )
         )
         self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
+        self.ready = Gauge(
+            "tickplane_engine_ready",
+            "1 when the engine takes orders (recovery finished, not stopping), as /readyz",
+            registry=r,
+        )
         self.recovery_seconds = Gauge(
             "tickplane_engine_recovery_seconds", "Time the last recovery took", registry=r
         )
@@ -251,6 +256,8 @@ def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPSer
         def log_message(self, format: str, *args: Any) -> None:
             pass  # scrapes every few seconds would drown the engine's own log
 
+    # Read at scrape time, so the metric and /readyz never disagree.
+    service.metrics.ready.set_function(lambda: float(service.ready and not service.stopping))
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="engine-http", daemon=True).start()
