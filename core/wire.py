@@ -165,7 +165,8 @@ class OrderView(msgspec.Struct, array_like=True, frozen=True):
     symbol: str
     side: str
     order_type: str
-    status: str  # "resting" | "held" (a stop not yet triggered)
+    # "resting" | "held" (a stop not yet triggered) | "routed" (at an outside venue)
+    status: str
     price: int | None
     stop_price: int | None
     qty: int  # open quantity
@@ -180,6 +181,9 @@ class Ack(_Msg, tag="ack"):
     order: OrderView | None = None
     last_seq: int = 0  # the engine's last event seq when it replied
     book: TopOfBook | None = None
+    # A NewOrder whose (account, client_order_id) the engine already accepted with the
+    # same fields: `order_id` is that order's, `order` its view while open, nothing ran.
+    duplicate: bool = False
 
 
 class Reject(_Msg, tag="reject"):

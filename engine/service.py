@@ -31,6 +31,7 @@ from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
 from tickplane.engine.eventlog import EventLog
+from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
 from tickplane.engine.market import LobsterMarket, SyntheticMarket
 from tickplane.engine.matching import KEEP, Op
@@ -157,7 +158,12 @@ class EngineService:
         if not isinstance(mark, dict):
             return []
         if "client_order_id" in mark:
-            self.state.client_order_ids[int(mark["order_id"])] = str(mark["client_order_id"])
+            self.state.remember_client_order_id(
+                int(mark["order_id"]),
+                str(mark["client_order_id"]),
+                mark.get("account"),
+                mark.get("fingerprint"),
+            )
         if "route" in mark:
             self.state.route(msgspec.convert(mark["route"], RoutedOrder))
         if "control" in mark:
@@ -461,10 +467,17 @@ class EngineService:
             return wire.Reject(
                 req.req, "bad_account", f"account must be 1-{MAX_NAME} printable characters"
             ), []
-        if req.client_order_id is not None and len(req.client_order_id) > MAX_NAME * 2:
-            return wire.Reject(
-                req.req, "bad_client_order_id", f"at most {MAX_NAME * 2} characters"
-            ), []
+        coid = req.client_order_id
+        fp = 0
+        if coid is not None:
+            if len(coid) > MAX_NAME * 2:
+                return wire.Reject(
+                    req.req, "bad_client_order_id", f"at most {MAX_NAME * 2} characters"
+                ), []
+            fp = fingerprint(req)
+            known = st.known_client_order_id(req.account, coid)
+            if known is not None:
+                return self._duplicate(req, known[0], known[1] == fp), []
         assert self.journal is not None
         acc = st.account_id(req.account)
         if acc is None:
@@ -489,8 +502,13 @@ class EngineService:
         if refused is not None:
             self.metrics.risk_rejects[refused.reason].inc()
             return wire.Reject(req.req, refused.reason, refused.message), []
-        if req.client_order_id is not None:
-            mark = {"order_id": order_id, "client_order_id": req.client_order_id}
+        if coid is not None:
+            mark = {
+                "order_id": order_id,
+                "client_order_id": coid,
+                "account": acc,
+                "fingerprint": fp,
+            }
             self.journal.append_mark(mark)
             self._apply_mark(mark)
         if (
@@ -501,6 +519,20 @@ class EngineService:
             return self._route(req, cmd), []
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
+
+    def _duplicate(self, req: wire.NewOrder, order_id: int, same: bool) -> wire.Reply:
+        """The reply to a NewOrder whose client order id the account already used:
+        the first order again when the fields match, else a reject. Nothing runs."""
+        if not same:
+            return wire.Reject(
+                req.req,
+                "client_order_id_reused",
+                f"client_order_id {req.client_order_id!r} already names order {order_id}, "
+                "which has other fields; use a new client_order_id for a new order",
+            )
+        self.metrics.requests["duplicate"].inc()
+        view = self.state.order_view(order_id, req.account)
+        return wire.Ack(req.req, order_id, order=view, last_seq=self.state.seq, duplicate=True)
 
     def _routable(self, cmd: Command) -> bool:
         """Only a command the core would accept goes to the venue (the core's own
@@ -627,22 +659,9 @@ class EngineService:
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:
         self.metrics.requests["get_order"].inc()
-        o = self._owned(req.account, req.order_id)
-        if o is None:
+        view = self.state.order_view(req.order_id, req.account)
+        if view is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}")
-        otype = TYPE_NAMES[int(o["type"])]
-        held = o["status"] == "held"
-        view = wire.OrderView(
-            req.order_id,
-            req.account,
-            self.state.symbols[int(o["symbol"])],
-            SIDE_NAMES[int(o["side"])],
-            otype,
-            str(o["status"]),
-            int(o["price"]) if not held or otype == "stop_limit" else None,
-            int(o["stop_price"]) if held else None,
-            int(o["qty"]),
-        )
         return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
 
     def _control(self, req: wire.Control, touched: set[int]) -> tuple[wire.Reply, list[Event]]:

@@ -21,6 +21,7 @@ from typing import Any, NamedTuple
 import msgspec
 import numpy as np
 
+from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import (
     BookDelta,
@@ -35,6 +36,7 @@ from tickplane.core.events import (
     Trade,
 )
 from tickplane.engine.events import from_rows
+from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
     KEEP,
@@ -150,6 +152,8 @@ class StateSnapshot(msgspec.Struct):
     risk: bytes  # RiskEngine.snapshot()
     routed: list[RoutedOrder] = msgspec.field(default_factory=list)
     last_id: int = 0
+    # (account, client_order_id, order id, fingerprint): the idempotency table
+    accepted_client_order_ids: list[tuple[int, str, int, int]] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -173,6 +177,7 @@ class EngineState:
         self.recent = EventRing(cfg.replay_buffer)
         self._last_top: dict[str, TopOfBook] = {}
         self.positions = Positions(default_cash=cfg.starting_cash)
+        self.idempotency = ClientOrderIds()
         self.risk = RiskEngine(
             positions=self.positions,
             default=cfg.risk.default,
@@ -203,6 +208,22 @@ class EngineState:
             n = self.account_index[name] = len(self.accounts)
             self.accounts.append(name)
         return n
+
+    def remember_client_order_id(
+        self, order_id: int, client_order_id: str, account: int | None, fp: int | None
+    ) -> None:
+        """Name an order by its client order id (a MARK journaled before the order's
+        command); with its account and fingerprint, it also joins the idempotency
+        table until the order is refused."""
+        self.client_order_ids[order_id] = client_order_id
+        if account is not None and fp is not None:
+            self.idempotency.remember(account, client_order_id, order_id, fp)
+
+    def known_client_order_id(self, account: str, client_order_id: str) -> tuple[int, int] | None:
+        """(order id, fingerprint) of the order the account placed under this client
+        order id, if the engine accepted one (for the life of the journal)."""
+        acc = self.account_index.get(account)
+        return None if acc is None else self.idempotency.get(acc, client_order_id)
 
     # -- the state machine -----------------------------------------------------------------
 
@@ -286,7 +307,10 @@ class EngineState:
             elif isinstance(ev, OrderReplaced):
                 risk.on_replaced(ev.id, ev.qty, ev.price)
             elif isinstance(ev, OrderRejected):
-                self.client_order_ids.pop(ev.id, None)
+                coid = self.client_order_ids.pop(ev.id, None)
+                if coid is not None and c.op == Op.NEW and ev.id == c.id:
+                    # a refused order does not keep its client order id: a retry may pass
+                    self.idempotency.forget(c.account, coid, c.id)
         return self._number(out)
 
     def _number(self, out: list[Event]) -> list[Event]:
@@ -385,7 +409,10 @@ class EngineState:
             if f.get("request", "submit") == "submit":
                 risk.on_done(r.id)
                 del self.routed[r.id]
-                self.client_order_ids.pop(r.id, None)
+                coid = self.client_order_ids.pop(r.id, None)
+                acc = self.account_index.get(r.account)
+                if coid is not None and acc is not None:
+                    self.idempotency.forget(acc, coid, r.id)
         elif kind == "replaced":
             r.qty = int(f["qty"])
             if f.get("limit_price") is not None:
@@ -440,6 +467,7 @@ class EngineState:
             risk=self.risk.snapshot(),
             routed=list(self.routed.values()),
             last_id=self.last_routed_id,
+            accepted_client_order_ids=self.idempotency.dump(),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -471,8 +499,45 @@ class EngineState:
         self.risk.restore(snap.risk)
         self.routed = {r.id: r for r in snap.routed}
         self.last_routed_id = snap.last_id
+        self.idempotency.load(snap.accepted_client_order_ids)
 
     # -- queries ---------------------------------------------------------------------------
+
+    def order_view(self, order_id: int, account: str) -> wire.OrderView | None:
+        """The open order `order_id` of `account` (resting, held or routed), or None
+        when it is done or belongs to another account."""
+        routed = self.routed.get(order_id)
+        if routed is not None:
+            if routed.account != account:
+                return None
+            return wire.OrderView(
+                routed.id,
+                account,
+                routed.symbol,
+                routed.side,
+                routed.order_type,
+                "routed",
+                routed.price,
+                routed.stop_price,
+                routed.qty,
+            )
+        acc = self.account_index.get(account)
+        o = self.core.order(order_id) if acc is not None and order_id > 0 else None
+        if o is None or o["account"] != acc:
+            return None
+        otype = TYPE_NAMES[int(o["type"])]
+        held = o["status"] == "held"
+        return wire.OrderView(
+            order_id,
+            account,
+            self.symbols[int(o["symbol"])],
+            SIDE_NAMES[int(o["side"])],
+            otype,
+            str(o["status"]),
+            int(o["price"]) if not held or otype == "stop_limit" else None,
+            int(o["stop_price"]) if held else None,
+            int(o["qty"]),
+        )
 
     def replay(self, from_seq: int, to_seq: int, limit: int) -> list[Event] | None:
         """Events from_seq..to_seq (at most `limit`) from memory; None if too old."""

@@ -1,0 +1,167 @@
+"""Idempotent order entry by (account, client_order_id), through a real engine process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+
+from .conftest import EngineProcess
+
+T = TypeVar("T")
+
+
+def run(eng: EngineProcess, body: Callable[[EngineClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with EngineClient(eng.order_entry, eng.events, timeout=10) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def ack(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+def reject(reply: wire.Reply) -> wire.Reject:
+    assert isinstance(reply, wire.Reject), reply
+    return reply
+
+
+LIMIT: dict[str, Any] = dict(price=100, client_order_id="c-1")
+
+
+def test_a_retry_after_the_ack_returns_the_same_order_and_runs_nothing(
+    engine_factory: Any,
+) -> None:
+    # One token a second, two at most: if a retry spent one, the second order would fail.
+    eng = engine_factory(risk={"default": {"max_orders_per_second": 1, "order_burst": 2}})
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        first = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert first.events and not first.duplicate
+        for _ in range(5):
+            again = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+            assert again.duplicate
+            assert again.order_id == first.order_id
+            assert again.events == []
+            assert again.last_seq == first.last_seq  # nothing journaled, no event
+            assert again.order is not None
+            assert (again.order.id, again.order.qty, again.order.status) == (
+                first.order_id,
+                5,
+                "resting",
+            )
+        other = ack(await c.submit("alice", "GOOG", "buy", "limit", 1, price=99))
+        assert not other.duplicate and other.order_id != first.order_id
+        # the order is filled: a retry still names it, with no open view
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 5, price=100))
+        done = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert done.duplicate and done.order_id == first.order_id and done.order is None
+
+    run(eng, body)
+
+
+def test_same_id_with_other_fields_is_refused_and_changes_nothing(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        first = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        for change in (dict(qty=6), dict(price=101), dict(side="sell"), dict(tif="day")):
+            fields: dict[str, Any] = dict(side="buy", qty=5, price=100, tif="gtc")
+            fields.update(change)
+            side, qty = fields.pop("side"), fields.pop("qty")
+            r = reject(
+                await c.submit("alice", "GOOG", side, "limit", qty, client_order_id="c-1", **fields)
+            )
+            assert r.reason == "client_order_id_reused"
+            assert str(first.order_id) in r.message
+        view = ack(await c.get_order("alice", first.order_id or 0)).order
+        assert view is not None and (view.qty, view.price) == (5, 100)
+        assert ack(await c.ping()).last_seq == first.last_seq
+
+    run(engine, body)
+
+
+def test_the_same_id_in_another_account_is_another_order(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        a = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        b = ack(await c.submit("bob", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert not b.duplicate and b.order_id != a.order_id
+        again = ack(await c.submit("bob", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert again.duplicate and again.order_id == b.order_id
+
+    run(engine, body)
+
+
+def test_a_rejected_order_does_not_keep_its_id(engine_factory: Any) -> None:
+    eng = engine_factory(risk={"default": {"max_order_qty": 10}})
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        risk = reject(await c.submit("alice", "GOOG", "buy", "limit", 50, **LIMIT))
+        assert risk.reason == "max_order_qty"
+        # the core's validation: a post-only market order is an OrderRejected event
+        bad = ack(
+            await c.submit(
+                "alice", "GOOG", "buy", "market", 5, post_only=True, client_order_id="c-1"
+            )
+        )
+        assert [type(e).__name__ for e in bad.events] == ["OrderRejected"]
+        ok = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert not ok.duplicate and ok.order_id != bad.order_id
+        assert [type(e).__name__ for e in ok.events] == ["OrderAccepted"]
+
+    run(eng, body)
+    eng.kill()
+    eng.start()  # the refusal stays a refusal after recovery: the id names the good order
+
+    async def after(c: EngineClient) -> None:
+        again = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert again.duplicate
+        assert again.order is not None and again.order.qty == 5
+
+    run(eng, after)
+
+
+def _kill_and_retry(eng: EngineProcess) -> None:
+    eng.start()
+
+    async def before(c: EngineClient) -> tuple[int, int]:
+        resting = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 2, price=100))  # fills 2 of 5
+        market = ack(await c.submit("carol", "AAPL", "buy", "market", 1, client_order_id="m"))
+        assert resting.order_id is not None and market.order_id is not None
+        return resting.order_id, market.order_id
+
+    resting_id, market_id = run(eng, before)
+    eng.kill()  # kill -9: recovery alone must rebuild the table
+    eng.start()
+
+    async def after(c: EngineClient) -> None:
+        seq = ack(await c.ping()).last_seq
+        again = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        assert again.duplicate and again.order_id == resting_id
+        assert again.order is not None and again.order.qty == 3
+        m = ack(await c.submit("carol", "AAPL", "buy", "market", 1, client_order_id="m"))
+        assert m.duplicate and m.order_id == market_id and m.order is None
+        r = reject(await c.submit("alice", "GOOG", "buy", "limit", 4, **LIMIT))
+        assert r.reason == "client_order_id_reused"
+        assert ack(await c.ping()).last_seq == seq
+        fresh = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, price=100))
+        assert fresh.order_id is not None and fresh.order_id > market_id
+
+    run(eng, after)
+
+
+def test_retry_after_kill_9_recovered_from_the_journal(engine_factory: Any) -> None:
+    _kill_and_retry(engine_factory(snapshot_every=0))
+
+
+def test_retry_after_kill_9_recovered_from_a_snapshot(engine_factory: Any) -> None:
+    eng = engine_factory(snapshot_every=1)  # a snapshot after every command
+    _kill_and_retry(eng)
+    assert list((eng.workdir / "journal").glob("*snap*")), "no snapshot was written"
