@@ -1,0 +1,333 @@
+"""The custom resources' specs and statuses: one model, read by the operator and written
+out as the CRDs' OpenAPI schemas (`tickplane.operator.crds`).
+
+`TradingEngineSpec` and `StrategySpec` are what `kubectl apply` sends (camelCase on the
+wire, snake_case in Python). Every validation the apiserver should make is in the models'
+JSON schema: types, bounds, enums, defaults, and CEL rules (`x-kubernetes-validations`)
+whose messages say what to fix. The operator validates the same dicts with the same models,
+so a spec the apiserver admits is one the operator can read.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+__all__ = [
+    "GROUP",
+    "VERSION",
+    "Condition",
+    "CredentialsSecret",
+    "EngineRef",
+    "JournalSpec",
+    "MarketDataSpec",
+    "PlacementSpec",
+    "ResourcesSpec",
+    "RiskLimitsSpec",
+    "RiskSpec",
+    "StrategySpec",
+    "StrategyStatus",
+    "SymbolSpec",
+    "Toleration",
+    "TradingEngineSpec",
+    "TradingEngineStatus",
+    "VenueSpec",
+]
+
+GROUP = "tickplane.io"
+VERSION = "v1alpha1"
+
+# Kubernetes object names (RFC 1123 labels): what a Secret, engine or account may be called.
+_DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+_SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,15}$"
+MAX_SYMBOLS = 64
+
+
+def _cel(rule: str, message: str, **extra: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **extra}
+
+
+def _rules(*rules: dict[str, str]) -> dict[str, Any]:
+    return {"x-kubernetes-validations": list(rules)}
+
+
+def _immutable(what: str) -> dict[str, Any]:
+    return _rules(_cel("self == oldSelf", f"{what} is immutable: create a new resource instead"))
+
+
+class _Model(BaseModel):
+    """camelCase on the wire; unknown fields refused (the apiserver prunes them anyway)."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=True
+    )
+
+
+# -- shared pieces ------------------------------------------------------------------------
+
+
+class RiskLimitsSpec(_Model):
+    """Pre-trade limits (docs/risk.md); unset is unlimited, 0 allows nothing."""
+
+    max_order_qty: int | None = Field(None, ge=0, description="Lots per order.")
+    max_order_notional: int | None = Field(
+        None, ge=0, description="Tick-lots (quantity x price) per order."
+    )
+    max_position: int | None = Field(None, ge=0, description="Absolute lots, worst case.")
+    price_band_bps: int | None = Field(
+        None, ge=0, description="A limit price's largest distance from the reference, in bps."
+    )
+    max_orders_per_second: int | None = Field(None, ge=0, description="Token-bucket rate.")
+    order_burst: int | None = Field(None, ge=0, description="Token-bucket size.")
+    max_open_orders: int | None = Field(None, ge=0, description="Resting orders and stops.")
+
+
+class Condition(_Model):
+    """A status condition as Kubernetes' own (metav1.Condition)."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str | None = None
+    observed_generation: int | None = None
+
+
+# -- TradingEngine ---------------------------------------------------------------------------
+
+
+class SymbolSpec(_Model):
+    """A tradable symbol: prices are integers of `tickSize`, quantities of `lotSize`."""
+
+    name: str = Field(min_length=1, max_length=16, pattern=_SYMBOL)
+    tick_size: str = Field(
+        "0.01", max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$", description="A decimal string."
+    )
+    lot_size: int = Field(1, ge=1)
+    reference_price: int | None = Field(
+        None, ge=1, description="Ticks; seeds risk price bands before the first trade."
+    )
+
+
+class CredentialsSecret(_Model):
+    """A Secret in the engine's namespace holding Alpaca's key id and secret key."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=_DNS_LABEL)
+    key_id_key: str = Field("key_id", min_length=1, max_length=253)
+    secret_key_key: str = Field("secret_key", min_length=1, max_length=253)
+
+
+class VenueSpec(_Model):
+    """Where orders execute: matched by the engine (`internal`) or routed to Alpaca."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                "self.kind != 'alpaca' || has(self.credentialsSecret)",
+                "venue alpaca needs credentialsSecret: the name of a Secret with the Alpaca "
+                "key id and secret key",
+                fieldPath=".credentialsSecret",
+                reason="FieldValueRequired",
+            )
+        )
+    )
+
+    kind: Literal["internal", "alpaca"] = Field("internal", json_schema_extra=_immutable("kind"))
+    paper: bool = Field(True, description="Alpaca's paper-trading environment.")
+    credentials_secret: CredentialsSecret | None = None
+    unreachable: Literal["reject", "internal"] = Field(
+        "reject", description="While Alpaca is unreachable: refuse orders, or match them here."
+    )
+
+
+class MarketDataSpec(_Model):
+    """Liquidity for an internal venue with no outside flow (demos, test clusters)."""
+
+    source: Literal["none", "synthetic", "lobster"] = "none"
+    rate: float = Field(20.0, gt=0, description="Synthetic orders per second.")
+    speed: float = Field(1.0, gt=0, description="LOBSTER replay speed (2 = twice real time).")
+
+
+class RiskSpec(_Model):
+    """Limits for every account, and per account."""
+
+    default: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
+    accounts: dict[str, RiskLimitsSpec] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 1000}
+    )
+
+
+class ResourcesSpec(_Model):
+    """The engine container's CPUs (whole ones: the static CPU manager pins only those of a
+    Guaranteed pod) and memory; requests equal limits."""
+
+    cpus: int = Field(
+        2,
+        json_schema_extra=_rules(
+            _cel(
+                "self >= 1",
+                "cpus must be a positive integer (whole CPUs, so the static CPU manager "
+                "gives the engine exclusive cores)",
+            )
+        ),
+    )
+    memory: str = Field(
+        "2Gi",
+        max_length=32,
+        json_schema_extra=_rules(
+            _cel(
+                "isQuantity(self) && quantity(self).isGreaterThan(quantity('0'))",
+                "memory must be a positive quantity such as 2Gi",
+            )
+        ),
+    )
+
+
+class Toleration(_Model):
+    """A pod toleration (as core/v1's)."""
+
+    key: str | None = None
+    operator: Literal["Exists", "Equal"] | None = None
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"] | None = None
+    toleration_seconds: int | None = None
+
+
+class PlacementSpec(_Model):
+    """Where the engine pod may run: tuned nodes by selector and taints."""
+
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, json_schema_extra={"maxProperties": 64}
+    )
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=64)
+    priority_class_name: str | None = Field(None, max_length=253)
+    runtime_class_name: str | None = Field(None, max_length=253)
+
+
+class JournalSpec(_Model):
+    """The journal's volume (a PersistentVolumeClaim) and how often it is fsynced."""
+
+    size: str = Field("10Gi", max_length=32, pattern=_QUANTITY)
+    storage_class_name: str | None = Field(
+        None, max_length=253, json_schema_extra=_immutable("journal.storageClassName")
+    )
+    fsync: Literal["always", "batch", "none"] = "batch"
+
+
+class TradingEngineSpec(_Model):
+    """One matching engine: its symbols, venue, limits, CPUs, storage and placement."""
+
+    symbols: list[SymbolSpec] = Field(
+        min_length=1,
+        max_length=MAX_SYMBOLS,
+        json_schema_extra=_rules(
+            _cel(
+                "self.all(s, self.exists_one(t, t.name == s.name))",
+                "symbols must be unique: each name may appear once",
+            )
+        ),
+    )
+    venue: VenueSpec = Field(default_factory=VenueSpec)
+    market_data: MarketDataSpec = Field(default_factory=MarketDataSpec)
+    risk: RiskSpec = Field(default_factory=RiskSpec)
+    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
+    placement: PlacementSpec = Field(default_factory=PlacementSpec)
+    journal: JournalSpec = Field(default_factory=JournalSpec)
+    image: str | None = Field(
+        None, max_length=512, description="The engine image (default: the operator's)."
+    )
+    paused: bool = Field(False, description="Stop reconciling: nothing is created or rolled.")
+    update_policy: Literal["automatic", "supervised"] = Field(
+        "automatic",
+        description="supervised: a new revision rolls only once the annotation "
+        "tickplane.io/approved-revision names it.",
+    )
+
+
+class Endpoints(_Model):
+    """Where clients reach the engine (the headless Service's DNS name)."""
+
+    order_entry: str | None = None
+    events: str | None = None
+    http: str | None = None
+
+
+class TradingEngineStatus(_Model):
+    """What the operator observed: phase, conditions and the engine's live figures."""
+
+    phase: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    symbols: str | None = Field(None, description="The symbols, comma-separated.")
+    revision: str | None = Field(None, description="The revision the spec asks for.")
+    current_revision: str | None = Field(None, description="The running pod's revision.")
+    endpoints: Endpoints | None = None
+    orders_per_second: float | None = None
+    p99_latency_seconds: float | None = None
+    last_sequence: int | None = None
+    pinned_cpus: list[int] | None = None
+
+
+# -- Strategy ---------------------------------------------------------------------------------
+
+
+class EngineRef(_Model):
+    """The TradingEngine (same namespace) a strategy trades on."""
+
+    name: str = Field(min_length=1, max_length=63, pattern=_DNS_LABEL)
+
+
+class StrategySpec(_Model):
+    """A trading strategy run by the strategy runtime against one engine."""
+
+    engine_ref: EngineRef = Field(json_schema_extra=_immutable("engineRef"))
+    type: str = Field(
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z][a-z0-9_\-]*$",
+        description="The strategy runtime's strategy type.",
+    )
+    parameters: dict[str, Any] = Field(
+        default_factory=dict,
+        json_schema_extra={"x-kubernetes-preserve-unknown-fields": True},
+        description="Parameters of the strategy type, passed through as JSON.",
+    )
+    symbols: list[str] = Field(
+        min_length=1,
+        max_length=MAX_SYMBOLS,
+        json_schema_extra={
+            "items": {"type": "string", "minLength": 1, "maxLength": 16, "pattern": _SYMBOL},
+            **_rules(
+                _cel(
+                    "self.all(s, self.exists_one(t, t == s))",
+                    "symbols must be unique: each name may appear once",
+                )
+            ),
+        },
+    )
+    account: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
+        json_schema_extra=_immutable("account"),
+    )
+    limits: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
+    replicas: int = Field(1, ge=0, le=64)
+    paused: bool = False
+    image: str | None = Field(None, max_length=512)
+
+
+class StrategyStatus(_Model):
+    """What the operator observed of the strategy's Deployment and its engine."""
+
+    phase: str | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    replicas: int | None = None
+    ready_replicas: int | None = None
+    selector: str | None = None
+    engine: str | None = None
+    pnl: str | None = Field(None, description="Realized + unrealized P&L, a decimal string.")

@@ -1,0 +1,36 @@
+"""Fixtures of the operator's tests: the real control plane (tests/controlplane), the CRDs
+applied to it, and the operator running as a subprocess against it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.controlplane.cluster import ControlPlane
+from tests.controlplane.conftest import api_client, control_plane, namespace
+
+from .support import CRD_DIR, OperatorProcess, apply_crds
+
+__all__ = ["api_client", "control_plane", "crds", "namespace", "operator"]
+
+
+@pytest.fixture(scope="session")
+def crds(control_plane: ControlPlane) -> Path:
+    """The generated CRDs, applied and Established."""
+    apply_crds(control_plane)
+    return CRD_DIR
+
+
+@pytest.fixture(scope="session")
+def operator(
+    control_plane: ControlPlane, crds: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[OperatorProcess]:
+    """`tickplane operator` running against the control plane for the whole session."""
+    proc = OperatorProcess(control_plane, tmp_path_factory.mktemp("operator"))
+    proc.start()
+    try:
+        yield proc
+    finally:
+        proc.stop()

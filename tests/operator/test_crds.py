@@ -1,0 +1,193 @@
+"""The CRDs: generated from the models without drift, admitted by a real apiserver with
+their defaults, printer columns and CEL rules."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from kubernetes import client
+from kubernetes.client.exceptions import ApiException
+
+from tests.controlplane.cluster import ControlPlane
+from tickplane.operator import crds as crd_module
+
+from .support import EXAMPLES, GROUP, VERSION, as_dict, error_message
+
+
+def example(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((EXAMPLES / name).read_text())
+    assert isinstance(data, dict)
+    return data
+
+
+def test_crd_files_match_the_models(tmp_path: Path) -> None:
+    """`tickplane crds --check` passes on the repository, and fails on a stale file."""
+    assert crd_module.write_crds(check=True) == [], "crds/ is stale: run `tickplane crds`"
+    written = crd_module.write_crds(tmp_path)
+    assert len(written) == 2
+    stale = tmp_path / "strategies.tickplane.io.yaml"
+    stale.write_text(stale.read_text().replace("maxLength: 64", "maxLength: 65"))
+    assert crd_module.write_crds(tmp_path, check=True) == [stale]
+    assert crd_module.main(["--out", str(tmp_path), "--check"]) == 1
+
+
+def test_examples_are_admitted_with_defaults(
+    crds: Path, control_plane: ControlPlane, api_client: client.ApiClient, namespace: str
+) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES))
+    api = client.CustomObjectsApi(api_client)
+    engine = as_dict(
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", "nasdaq")
+    )
+    # Defaults written by the apiserver from the schema.
+    assert engine["spec"]["venue"]["paper"] is True
+    assert engine["spec"]["journal"]["fsync"] == "batch"
+    assert engine["spec"]["symbols"][0]["lotSize"] == 1
+    assert engine["spec"]["marketData"]["speed"] == 1.0
+    assert engine["spec"]["paused"] is False
+    strategy = as_dict(
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", "mm-goog")
+    )
+    assert strategy["spec"]["paused"] is False
+    assert strategy["spec"]["parameters"] == {"spreadTicks": 2, "quoteQty": 100}
+
+
+def test_kubectl_get_shows_the_columns(
+    crds: Path, control_plane: ControlPlane, namespace: str
+) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "tradingengine.yaml"))
+    # The status as the operator writes it (through the status subresource).
+    status = {
+        "symbols": "GOOG,AAPL",
+        "phase": "Running",
+        "ordersPerSecond": 1250.5,
+        "conditions": [{"type": "Ready", "status": "True", "reason": "PodReady"}],
+    }
+    control_plane.kubectl(
+        "patch", "-n", namespace, "tradingengine/nasdaq", "--subresource=status",
+        "--type=merge", "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    out = control_plane.kubectl("get", "tradingengines", "-n", namespace).stdout.splitlines()
+    assert out[0].split() == [
+        "NAME",
+        "SYMBOLS",
+        "VENUE",
+        "CPUS",
+        "PHASE",
+        "READY",
+        "ORDERS/S",
+        "AGE",
+    ]
+    row = out[1].split()
+    assert row[:7] == ["nasdaq", "GOOG,AAPL", "internal", "2", "Running", "True", "1250.5"]
+    wide = control_plane.kubectl("get", "te", "-n", namespace, "-o", "wide").stdout
+    assert "P99" in wide.splitlines()[0] and "REVISION" in wide.splitlines()[0]
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "strategy.yaml"))
+    out = control_plane.kubectl("get", "strategies", "-n", namespace).stdout.splitlines()
+    assert out[0].split()[:5] == ["NAME", "ENGINE", "TYPE", "ACCOUNT", "REPLICAS"]
+    assert out[1].split()[:5] == ["mm-goog", "nasdaq", "market-maker", "mm-desk", "1"]
+
+
+def _engine(**changes: Any) -> dict[str, Any]:
+    body = example("tradingengine.yaml")
+    body["metadata"]["name"] = "bad"
+    for path, value in changes.items():
+        node = body["spec"]
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return body
+
+
+INVALID_ENGINES = {
+    "zero CPUs": (_engine(**{"resources.cpus": 0}), "cpus must be a positive integer"),
+    "negative CPUs": (_engine(**{"resources.cpus": -2}), "cpus must be a positive integer"),
+    "fractional CPUs": (_engine(**{"resources.cpus": 1.5}), "must be of type integer"),
+    "alpaca without a secret": (
+        _engine(**{"venue.kind": "alpaca"}),
+        "venue alpaca needs credentialsSecret",
+    ),
+    "duplicate symbols": (
+        _engine(symbols=[{"name": "GOOG"}, {"name": "GOOG"}]),
+        "symbols must be unique",
+    ),
+    "no symbols": (_engine(symbols=[]), "should have at least 1 items"),
+    "empty symbol": (_engine(symbols=[{"name": ""}]), "spec.symbols[0].name"),
+    "bad memory": (_engine(**{"resources.memory": "lots"}), "memory must be a positive quantity"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(INVALID_ENGINES))
+def test_invalid_engines_are_rejected_with_a_clear_message(
+    case: str, crds: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    body, message = INVALID_ENGINES[case]
+    api = client.CustomObjectsApi(api_client)
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
+    assert err.value.status == 422
+    assert message in error_message(err.value)
+    with pytest.raises(ApiException) as gone:
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", "bad")
+    assert gone.value.status == 404
+
+
+def test_immutable_fields_cannot_change(
+    crds: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    api = client.CustomObjectsApi(api_client)
+    body = example("tradingengine.yaml")
+    body["spec"]["journal"]["storageClassName"] = "fast"
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
+    for patch, message in [
+        (
+            {"spec": {"venue": {"kind": "alpaca", "credentialsSecret": {"name": "s"}}}},
+            "kind is immutable",
+        ),
+        (
+            {"spec": {"journal": {"storageClassName": "slow"}}},
+            "journal.storageClassName is immutable",
+        ),
+    ]:
+        with pytest.raises(ApiException) as err:
+            api.patch_namespaced_custom_object(
+                GROUP, VERSION, namespace, "tradingengines", "nasdaq", copy.deepcopy(patch)
+            )
+        assert err.value.status == 422
+        assert message in error_message(err.value)
+    # A mutable field changes.
+    api.patch_namespaced_custom_object(
+        GROUP, VERSION, namespace, "tradingengines", "nasdaq", {"spec": {"resources": {"cpus": 4}}}
+    )
+    strategy = example("strategy.yaml")
+    api.create_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", strategy)
+    with pytest.raises(ApiException) as err:
+        api.patch_namespaced_custom_object(
+            GROUP, VERSION, namespace, "strategies", "mm-goog", {"spec": {"account": "other"}}
+        )
+    assert "account is immutable" in error_message(err.value)
+
+
+def test_strategy_rules_and_scale_subresource(
+    crds: Path, control_plane: ControlPlane, api_client: client.ApiClient, namespace: str
+) -> None:
+    api = client.CustomObjectsApi(api_client)
+    bad = example("strategy.yaml")
+    bad["spec"]["symbols"] = ["GOOG", "GOOG"]
+    with pytest.raises(ApiException) as err:
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", bad)
+    assert "symbols must be unique" in error_message(err.value)
+    api.create_namespaced_custom_object(
+        GROUP, VERSION, namespace, "strategies", example("strategy.yaml")
+    )
+    control_plane.kubectl("scale", "-n", namespace, "strategy/mm-goog", "--replicas=3")
+    got = as_dict(
+        api.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", "mm-goog")
+    )
+    assert got["spec"]["replicas"] == 3
