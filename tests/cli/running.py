@@ -1,0 +1,103 @@
+"""A running `tickplane up` for tests: child processes, free ports, a parsed JSON banner."""
+
+from __future__ import annotations
+
+import json
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+__all__ = ["TICKPLANE", "auth", "free_ports", "platform"]
+
+TICKPLANE = [sys.executable, "-m", "tickplane.cli.main"]
+
+
+def free_ports(n: int) -> int:
+    """A base port with `n` free consecutive ports after it."""
+    for _ in range(200):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            base = int(s.getsockname()[1])
+        if base + n >= 65535:
+            continue
+        try:
+            socks = []
+            for p in range(base, base + n):
+                t = socket.socket()
+                socks.append(t)
+                t.bind(("127.0.0.1", p))
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+        return base
+    raise RuntimeError("no run of free ports")
+
+
+def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+    """The first line `proc` prints, awaited (never a fixed sleep)."""
+    assert proc.stdout is not None
+    sel = selectors.DefaultSelector()
+    sel.register(proc.stdout, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if sel.select(timeout=0.5):
+            line = proc.stdout.readline()
+            if line:
+                return line
+        if proc.poll() is not None:
+            break
+    raise AssertionError(f"tickplane up printed nothing (exit {proc.poll()})")
+
+
+@contextmanager
+def platform(data_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
+    """`tickplane up --no-ui --json` on free ports; yields the process and its banner."""
+    engine_port = free_ports(3)
+    api_port = free_ports(1)
+    proc = subprocess.Popen(
+        [
+            *TICKPLANE,
+            "up",
+            "--data-dir",
+            str(data_dir),
+            "--no-ui",
+            "--json",
+            "--api-port",
+            str(api_port),
+            "--engine-port",
+            str(engine_port),
+            "--market-rate",
+            "50",
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+    )
+    try:
+        info = json.loads(_read_line(proc, 120))
+        yield proc, info
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+
+def auth(key_id: str, secret: str) -> dict[str, str]:
+    """The gateway's key headers."""
+    return {"APCA-API-KEY-ID": key_id, "APCA-API-SECRET-KEY": secret}
