@@ -1,0 +1,115 @@
+"""The projection's records (tickplane.api.projection) in Alpaca's shapes."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Final
+
+from tickplane.api.alpaca.ids import asset_uuid, order_uuid
+from tickplane.api.alpaca.schemas import AlpacaAsset, AlpacaOrder, AlpacaPosition
+from tickplane.api.alpaca.units import SymbolUnits
+from tickplane.api.projection import OrderRecord, Position
+
+__all__ = ["EXCHANGE", "asset", "iso", "order", "order_status", "position"]
+
+# alpaca-py accepts only its own exchange names; Tickplane's books are NASDAQ-style
+# (the LOBSTER data it replays is NASDAQ's).
+EXCHANGE: Final = "NASDAQ"
+# Cancel reasons that Alpaca calls expiry rather than cancelation.
+_EXPIRED: Final = frozenset({"day", "expired", "session_end"})
+
+
+def iso(ns: int) -> str:
+    """Engine time (int ns since the epoch) as RFC 3339 in UTC, microseconds."""
+    moment = datetime.fromtimestamp(ns / 1e9, tz=UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
+def order_status(o: OrderRecord) -> str:
+    """Alpaca's status word for a Tickplane order.
+
+    An untriggered stop is `new` in Alpaca (Tickplane says `held`); an order that
+    ended by its time in force is `expired`."""
+    if o.status == "held":
+        return "new"
+    if o.status == "canceled" and o.reason in _EXPIRED:
+        return "expired"
+    return o.status
+
+
+def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
+    """One order in Alpaca's shape."""
+    status = order_status(o)
+    updated = iso(o.updated_ns or o.created_ns)
+    avg = None
+    if o.filled_qty:
+        avg = units.decimal_string(Decimal(o.filled_notional) / o.filled_qty * units.tick)
+    return AlpacaOrder(
+        id=order_uuid(o.id),
+        client_order_id=o.client_order_id or order_uuid(o.id),
+        created_at=iso(o.created_ns),
+        updated_at=updated,
+        submitted_at=iso(o.created_ns),
+        filled_at=updated if status == "filled" else None,
+        canceled_at=updated if status == "canceled" else None,
+        expired_at=updated if status == "expired" else None,
+        failed_at=updated if status == "rejected" else None,
+        asset_id=asset_uuid(o.symbol),
+        symbol=o.symbol,
+        qty=units.shares(o.qty),
+        filled_qty=units.shares(o.filled_qty),
+        filled_avg_price=avg,
+        order_type=o.type,
+        type=o.type,
+        side=o.side,
+        time_in_force=o.time_in_force,
+        limit_price=units.price(o.limit_price),
+        stop_price=units.price(o.stop_price),
+        status=status,
+    )
+
+
+def position(p: Position, units: SymbolUnits, last: int | None, held: int = 0) -> AlpacaPosition:
+    """A non-flat position; `last` is the symbol's last trade price (ticks) and `held`
+    the lots its open closing orders already claim."""
+    avg = Decimal(p.cost_basis) / p.qty * units.tick
+    mark = last if last is not None else None
+    market_value = None if mark is None else Decimal(p.qty * mark)
+    unrealized = None if market_value is None else market_value - p.cost_basis
+    plpc = None
+    if unrealized is not None and p.cost_basis:
+        plpc = f"{unrealized / abs(Decimal(p.cost_basis)):.6f}"
+    available = max(abs(p.qty) - held, 0) * (1 if p.qty > 0 else -1)
+    return AlpacaPosition(
+        asset_id=asset_uuid(p.symbol),
+        symbol=p.symbol,
+        exchange=EXCHANGE,
+        avg_entry_price=units.decimal_string(avg),
+        qty=units.shares(p.qty),
+        qty_available=units.shares(available),
+        side="long" if p.qty > 0 else "short",
+        market_value=None if market_value is None else units.money(market_value),
+        cost_basis=units.money(p.cost_basis),
+        unrealized_pl=None if unrealized is None else units.money(unrealized),
+        unrealized_plpc=plpc,
+        current_price=units.price(mark),
+    )
+
+
+def asset(units: SymbolUnits, tradable: bool = True) -> AlpacaAsset:
+    """A tradable symbol as Alpaca's asset."""
+    return AlpacaAsset(
+        id=asset_uuid(units.symbol),
+        exchange=EXCHANGE,
+        symbol=units.symbol,
+        name=units.symbol,
+        tradable=tradable,
+        min_order_size=str(units.lot),
+        min_trade_increment=str(units.lot),
+        price_increment=f"{units.tick.normalize():f}",
+    )

@@ -1,0 +1,85 @@
+"""Decimal prices and share quantities <-> ticks and lots, and the id mapping."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tickplane.api.alpaca.errors import AlpacaError
+from tickplane.api.alpaca.ids import asset_uuid, engine_order_id, order_uuid
+from tickplane.api.alpaca.units import SymbolUnits
+
+CENT = SymbolUnits("GOOG", Decimal("0.01"), 1)
+COARSE = SymbolUnits("BRK", Decimal("0.05"), 10)
+
+
+def test_prices_map_to_ticks_exactly() -> None:
+    assert CENT.ticks("580.12", "limit_price") == 58012
+    assert CENT.ticks(580.12, "limit_price") == 58012  # a float as alpaca-py sends it
+    assert CENT.ticks(580, "limit_price") == 58000
+    assert COARSE.ticks("10.05", "limit_price") == 201
+    assert CENT.price(58012) == "580.12"
+    assert COARSE.price(201) == "10.05"
+    assert CENT.price(None) is None
+
+
+@pytest.mark.parametrize(
+    ("units", "value", "words"),
+    [
+        (CENT, "580.125", "tick size"),
+        (COARSE, "10.02", "tick size"),
+        (CENT, True, "number"),
+        (CENT, "abc", "number"),
+        (CENT, "NaN", "finite"),
+        (CENT, "Infinity", "finite"),
+        (CENT, 0, "positive"),
+        (CENT, "-1", "positive"),
+        (CENT, None, "number"),
+    ],
+)
+def test_bad_prices_are_refused_with_a_reason(
+    units: SymbolUnits, value: object, words: str
+) -> None:
+    with pytest.raises(AlpacaError) as err:
+        units.ticks(value, "limit_price")
+    assert err.value.status == 422
+    assert err.value.code == 40010001
+    assert words in err.value.message
+
+
+def test_quantities_are_whole_shares_in_whole_lots() -> None:
+    assert CENT.lots(5) == 5
+    assert CENT.lots(5.0) == 5  # alpaca-py sends qty as a float
+    assert CENT.lots("7") == 7
+    assert COARSE.lots("30") == 3
+    assert COARSE.shares(3) == "30"
+    for bad, words in ((1.5, "fractional"), ("0.1", "fractional"), (0, "positive")):
+        with pytest.raises(AlpacaError, match=words):
+            CENT.lots(bad)
+    with pytest.raises(AlpacaError, match="lot size 10"):
+        COARSE.lots(15)
+    with pytest.raises(AlpacaError, match="number"):
+        CENT.lots(False)
+
+
+def test_money_is_tick_lots_in_currency() -> None:
+    assert CENT.money(58012) == "580.12"
+    assert COARSE.money(201) == "100.50"  # 201 ticks of 0.05 on a lot of 10 shares
+    assert CENT.money(-150) == "-1.50"
+
+
+@given(st.integers(min_value=1, max_value=2**63 - 1))
+def test_order_ids_round_trip_through_uuids(order_id: int) -> None:
+    text = order_uuid(order_id)
+    assert engine_order_id(text) == order_id
+    assert engine_order_id(text.upper()) == order_id
+
+
+def test_foreign_uuids_are_no_order_of_ours() -> None:
+    assert engine_order_id(asset_uuid("GOOG")) is None
+    assert engine_order_id("not-a-uuid") is None
+    assert engine_order_id("00000000-0000-0000-0000-000000000001") is None
+    assert asset_uuid("GOOG") == asset_uuid("GOOG") != asset_uuid("AAPL")
