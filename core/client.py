@@ -198,6 +198,18 @@ class EngineClient:
     async def ping(self) -> wire.Reply:
         return await self.request(wire.Ping(self.next_req()))
 
+    async def get_symbols(self) -> wire.Reply:
+        """The engine's symbols (`Ack.symbols`)."""
+        return await self.request(wire.GetSymbols(self.next_req()))
+
+    async def get_account(self, account: str) -> wire.Reply:
+        """The account's cash, P&L, positions and kill switch (`Ack.account`)."""
+        return await self.request(wire.GetAccount(self.next_req(), account))
+
+    async def list_orders(self, account: str, symbol: str | None = None) -> wire.Reply:
+        """The account's open orders, optionally of one symbol (`Ack.orders`)."""
+        return await self.request(wire.ListOrders(self.next_req(), account, symbol))
+
     async def replay(self, from_seq: int, to_seq: int) -> list[Event]:
         """The trading events from_seq..to_seq (inclusive), fetched in pages."""
         out: list[Event] = []

@@ -28,20 +28,26 @@ from tickplane.core.events import Event, MarketData, Message, TopOfBook
 
 __all__ = [
     "WIRE_VERSION",
+    "AccountView",
     "Ack",
     "CancelOrder",
     "Control",
+    "GetAccount",
     "GetBook",
     "GetOrder",
+    "GetSymbols",
+    "ListOrders",
     "MassCancel",
     "NewOrder",
     "OrderView",
     "Ping",
+    "PositionView",
     "Reject",
     "ReplaceOrder",
     "Replay",
     "Reply",
     "Request",
+    "SymbolInfo",
     "WireError",
     "decode_event",
     "decode_events",
@@ -143,6 +149,27 @@ class Ping(_Msg, tag="ping"):
     req: int
 
 
+class GetSymbols(_Msg, tag="get_symbols"):
+    """The symbols this engine trades; the reply's `symbols` holds them."""
+
+    req: int
+
+
+class GetAccount(_Msg, tag="get_account"):
+    """An account's cash, P&L, positions and kill switch; the reply's `account`."""
+
+    req: int
+    account: str
+
+
+class ListOrders(_Msg, tag="list_orders"):
+    """An account's open orders (resting, held, routed), by id; the reply's `orders`."""
+
+    req: int
+    account: str
+    symbol: str | None = None
+
+
 Request = (
     NewOrder
     | CancelOrder
@@ -153,6 +180,9 @@ Request = (
     | Replay
     | Control
     | Ping
+    | GetSymbols
+    | GetAccount
+    | ListOrders
 )
 
 
@@ -170,6 +200,47 @@ class OrderView(msgspec.Struct, array_like=True, frozen=True):
     price: int | None
     stop_price: int | None
     qty: int  # open quantity
+    tif: str = "gtc"
+    client_order_id: str | None = None
+
+
+class SymbolInfo(msgspec.Struct, array_like=True, frozen=True):
+    """A traded symbol: prices in ticks of `tick_size` (a decimal string), quantities in
+    lots of `lot_size`; the price that risk bands use, the last trade, halted or not."""
+
+    name: str
+    tick_size: str
+    lot_size: int
+    reference_price: int | None
+    last_price: int | None
+    halted: bool
+
+
+class PositionView(msgspec.Struct, array_like=True, frozen=True):
+    """An account's position in a symbol: `qty` signed lots; money in tick-lots.
+    `avg_price` (ticks) is `cost_basis / qty`, for display; `cost_basis` is exact."""
+
+    symbol: str
+    qty: int
+    avg_price: float | None
+    cost_basis: int
+    realized_pnl: int
+    unrealized_pnl: int  # against `last_price` (0 before the symbol's first trade)
+    last_price: int | None
+
+
+class AccountView(msgspec.Struct, array_like=True, frozen=True):
+    """An account's money (tick-lots), P&L totals, positions, open orders, and whether
+    a kill switch (its own or the engine's) stops its new orders."""
+
+    account: str
+    cash: int
+    equity: int
+    realized_pnl: int
+    unrealized_pnl: int
+    positions: list[PositionView]
+    open_orders: int
+    kill_switch: bool
 
 
 class Ack(_Msg, tag="ack"):
@@ -184,6 +255,9 @@ class Ack(_Msg, tag="ack"):
     # A NewOrder whose (account, client_order_id) the engine already accepted with the
     # same fields: `order_id` is that order's, `order` its view while open, nothing ran.
     duplicate: bool = False
+    symbols: list[SymbolInfo] | None = None  # GetSymbols
+    account: AccountView | None = None  # GetAccount
+    orders: list[OrderView] | None = None  # ListOrders
 
 
 class Reject(_Msg, tag="reject"):

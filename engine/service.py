@@ -439,6 +439,8 @@ class EngineService:
             return self._replay(req), []
         if isinstance(req, wire.GetBook):
             return self._get_book(req), []
+        if isinstance(req, wire.GetSymbols | wire.GetAccount | wire.ListOrders):
+            return self._query(req), []
         if isinstance(req, wire.Control):
             return self._control(req, touched)
         m.requests["ping"].inc()
@@ -700,6 +702,24 @@ class EngineService:
         depth = max(1, min(req.depth, 10_000))
         book = self.state.book(sym, depth, time.time_ns())
         return wire.Ack(req.req, book=book, last_seq=self.state.seq)
+
+    def _query(self, req: wire.GetSymbols | wire.GetAccount | wire.ListOrders) -> wire.Reply:
+        """Symbols, an account, its open orders: from the live state (no journal)."""
+        st = self.state
+        if isinstance(req, wire.GetSymbols):
+            self.metrics.requests["get_symbols"].inc()
+            return wire.Ack(req.req, last_seq=st.seq, symbols=st.symbol_infos(time.time_ns()))
+        kind = "get_account" if isinstance(req, wire.GetAccount) else "list_orders"
+        self.metrics.requests[kind].inc()
+        if not req.account or len(req.account) > MAX_NAME or not req.account.isprintable():
+            return wire.Reject(
+                req.req, "bad_account", f"account must be 1-{MAX_NAME} printable characters"
+            )
+        if isinstance(req, wire.GetAccount):
+            return wire.Ack(req.req, last_seq=st.seq, account=st.account_view(req.account))
+        if req.symbol is not None and req.symbol not in st.symbol_index:
+            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+        return wire.Ack(req.req, last_seq=st.seq, orders=st.open_orders(req.account, req.symbol))
 
     def _replay(self, req: wire.Replay) -> wire.Reply:
         self.metrics.requests["replay"].inc()

@@ -520,6 +520,8 @@ class EngineState:
                 routed.price,
                 routed.stop_price,
                 routed.qty,
+                routed.tif,
+                self.client_order_ids.get(order_id),
             )
         acc = self.account_index.get(account)
         o = self.core.order(order_id) if acc is not None and order_id > 0 else None
@@ -537,6 +539,66 @@ class EngineState:
             int(o["price"]) if not held or otype == "stop_limit" else None,
             int(o["stop_price"]) if held else None,
             int(o["qty"]),
+            TIF_NAMES.get(int(o["tif"]), "gtc"),
+            self.client_order_ids.get(order_id),
+        )
+
+    def open_orders(self, account: str, symbol: str | None = None) -> list[wire.OrderView]:
+        """The account's open orders (resting, held stops, routed), by id."""
+        ids = set(self.risk.open_orders(account, symbol))
+        # a routed order is open from its hand-off, before the venue accepts it
+        ids.update(
+            r.id
+            for r in self.routed.values()
+            if r.account == account and (symbol is None or r.symbol == symbol)
+        )
+        views = (self.order_view(i, account) for i in sorted(ids))
+        return [v for v in views if v is not None]
+
+    def symbol_infos(self, ts: int) -> list[wire.SymbolInfo]:
+        """Every symbol this engine trades, in configuration order, as of `ts`."""
+        out = []
+        for i, sym in enumerate(self.config.symbols):
+            last = self.core.last_price(i)
+            if last is None:  # a routed symbol's last trade is the venue's
+                last = self.positions.mark_price(sym.name)
+            out.append(
+                wire.SymbolInfo(
+                    sym.name,
+                    sym.tick_size,
+                    sym.lot_size,
+                    self.risk.reference(sym.name),
+                    last,
+                    self.risk.halted(sym.name, ts),
+                )
+            )
+        return out
+
+    def account_view(self, account: str) -> wire.AccountView:
+        """The account's money, P&L, positions (symbols it ever traded), open orders and
+        kill switch (an account never seen has its starting cash and nothing else)."""
+        a = self.positions.account(account)
+        positions = [
+            wire.PositionView(
+                p.symbol,
+                p.position,
+                p.avg_price,
+                p.cost_basis,
+                p.realized_pnl,
+                p.unrealized_pnl,
+                p.mark,
+            )
+            for p in a.positions
+        ]
+        return wire.AccountView(
+            account,
+            a.cash,
+            a.equity,
+            a.realized_pnl,
+            a.unrealized_pnl,
+            positions,
+            len(self.open_orders(account)),
+            self.risk.killed(account),
         )
 
     def replay(self, from_seq: int, to_seq: int, limit: int) -> list[Event] | None:

@@ -1,0 +1,123 @@
+"""The gateway's queries (symbols, account, open orders) against a real engine process."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+
+from .conftest import EngineProcess
+
+T = TypeVar("T")
+
+
+def run(eng: EngineProcess, body: Callable[[EngineClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with EngineClient(eng.order_entry, eng.events, timeout=10) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def ack(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+def reject(reply: wire.Reply) -> wire.Reject:
+    assert isinstance(reply, wire.Reject), reply
+    return reply
+
+
+SYMBOLS: list[dict[str, Any]] = [
+    {"name": "GOOG", "tick_size": "0.05", "lot_size": 10, "reference_price": 2000},
+    {"name": "AAPL"},
+]
+
+
+def test_symbols_say_ticks_lots_prices_and_halts(engine_factory: Any) -> None:
+    eng = engine_factory(symbols=SYMBOLS)
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        before = ack(await c.get_symbols()).symbols
+        assert before == [
+            wire.SymbolInfo("GOOG", "0.05", 10, 2000, None, False),
+            wire.SymbolInfo("AAPL", "0.01", 1, None, None, False),
+        ]
+        ack(await c.submit("alice", "AAPL", "sell", "limit", 3, price=150))
+        ack(await c.submit("bob", "AAPL", "buy", "limit", 2, price=151))
+        ack(await c.control("halt", symbol="GOOG"))
+        after = ack(await c.get_symbols()).symbols
+        assert after is not None
+        goog, aapl = after
+        assert goog.halted and not aapl.halted
+        assert aapl.last_price == 150 and aapl.reference_price == 150  # the last trade
+
+    run(eng, body)
+
+
+def test_account_cash_pnl_positions_open_orders_and_kill_switch(engine_factory: Any) -> None:
+    eng = engine_factory(starting_cash=100_000)
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        fresh = ack(await c.get_account("nobody")).account
+        assert fresh == wire.AccountView("nobody", 100_000, 100_000, 0, 0, [], 0, False)
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 10, price=100))
+        ack(await c.submit("alice", "GOOG", "buy", "limit", 4, price=100))  # buys 4 at 100
+        ack(await c.submit("alice", "GOOG", "buy", "limit", 2, price=100))  # 6 at 100
+        ack(await c.submit("carol", "GOOG", "buy", "limit", 1, price=110))  # last: 100
+        ack(await c.submit("alice", "GOOG", "sell", "limit", 3, price=90))  # nobody bids 90+
+        ack(await c.submit("dave", "GOOG", "buy", "limit", 5, price=90))  # alice sells 3 at 90
+        ack(await c.submit("alice", "AAPL", "buy", "limit", 1, price=50))  # rests
+        ack(await c.submit("alice", "AAPL", "buy", "stop", 1, stop_price=60))  # held
+        a = ack(await c.get_account("alice")).account
+        assert a is not None
+        # bought 6 at 100 (600), sold 3 at 90 (FIFO: -30 realized), marked at 90
+        assert a.cash == 100_000 - 600 + 270
+        assert a.realized_pnl == -30
+        assert a.positions == [wire.PositionView("GOOG", 3, 100.0, 300, -30, -30, 90)]
+        assert a.unrealized_pnl == -30
+        assert a.equity == a.cash + 300 - 30
+        assert (a.open_orders, a.kill_switch) == (2, False)
+        ack(await c.control("kill", account="alice"))
+        killed = ack(await c.get_account("alice")).account
+        assert killed is not None and killed.kill_switch and killed.open_orders == 0
+        other = ack(await c.get_account("bob")).account
+        assert other is not None and not other.kill_switch
+        assert other.positions == [wire.PositionView("GOOG", -7, 100.0, -700, 0, 70, 90)]
+        assert reject(await c.get_account("")).reason == "bad_account"
+
+    run(eng, body)
+
+
+def test_open_orders_are_the_accounts_own(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        limit = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, price=99, tif="day",
+                                   client_order_id="a-1"))  # fmt: skip
+        stop = ack(await c.submit("alice", "AAPL", "sell", "stop_limit", 2, price=40,
+                                  stop_price=45))  # fmt: skip
+        ack(await c.submit("bob", "GOOG", "buy", "limit", 1, price=98))
+        gone = ack(await c.submit("alice", "GOOG", "buy", "limit", 1, price=97))
+        ack(await c.cancel("alice", gone.order_id or 0))
+        orders = ack(await c.list_orders("alice")).orders
+        assert orders == [
+            wire.OrderView(limit.order_id or 0, "alice", "GOOG", "buy", "limit", "resting", 99,
+                           None, 5, "day", "a-1"),
+            wire.OrderView(stop.order_id or 0, "alice", "AAPL", "sell", "stop_limit", "held", 40,
+                           45, 2, "gtc", None),
+        ]  # fmt: skip
+        only = ack(await c.list_orders("alice", "AAPL")).orders
+        assert only is not None and [o.id for o in only] == [stop.order_id]
+        assert ack(await c.list_orders("nobody")).orders == []
+        assert reject(await c.list_orders("alice", "MSFT")).reason == "unknown_symbol"
+        # a partial fill shows the open quantity
+        ack(await c.submit("carol", "GOOG", "sell", "limit", 2, price=99))
+        after = ack(await c.list_orders("alice", "GOOG")).orders
+        assert after is not None and [o.qty for o in after] == [3]
+
+    run(engine, body)
