@@ -69,6 +69,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bw.add_argument("--json", action="store_true", help="print one JSON object")
     bw.add_argument("--repeats", type=int, default=5, help="repetitions (median reported)")
     bw.set_defaults(func=_bench, module="bench_wire")
+    bt = bsub.add_parser(
+        "backtest", help="a full GOOG-day backtest of the market maker vs a peer's backtester"
+    )
+    bt.add_argument("--json", action="store_true", help="print one JSON object")
+    bt.add_argument("--repeats", type=int, default=3, help="repetitions (median reported)")
+    bt.set_defaults(func=_bench, module="bench_backtest")
+
+    from tickplane.engine.strategy.command import add_backtest, add_strategy
+
+    add_backtest(sub)
+    add_strategy(sub)
 
 
 # -- match ----------------------------------------------------------------------------------

@@ -1,0 +1,291 @@
+"""The simulated venue of a LOBSTER backtest: the strategy's orders in the replayed book.
+
+The replayed book is the exchange's own (the compiled `Book`, kept by the known-window
+rule, so it still matches the orderbook file on every row); the strategy's orders sit
+beside it with their place in the queue:
+
+- An order reaches the venue `latency_ns` after it was sent (cancels and replaces too,
+  in the order they were sent); reports come back at once.
+- On arrival, a buy at or above the best ask (a sell at or below the best bid, or a
+  market order) takes the visible liquidity level by level up to its limit, as a taker;
+  what is left rests (`gtc`) or is canceled (`ioc`, market). A post-only order that
+  would take is rejected (`post_only`).
+- A resting order joins the back of its price level: `ahead` = the level's visible
+  quantity at that moment. Later messages move it up: an execution at its price
+  removes `ahead` first and fills the order only with what goes beyond; a cancel at its
+  price counts only if the canceled order was there before ours (an order id the
+  replay saw added later is behind us). An execution of an order that arrived after
+  ours, an execution at a worse price, or a new opposite order at or through our price
+  means the market reached us: the order fills (up to that message's size).
+- Nothing the strategy does changes the replayed market (no market impact): its fills
+  take no liquidity out of the book, as in most queue-position backtesters.
+- Fees: `fee_bps` of the notional of every fill, maker or taker alike (negative for a
+  rebate).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import deque
+from dataclasses import dataclass
+from typing import Literal
+
+from tickplane.engine.book import Book
+from tickplane.engine.strategy.base import Strategy
+from tickplane.engine.strategy.model import Fill, Order
+
+__all__ = ["QueueStats", "SimulatedVenue"]
+
+log = logging.getLogger("tickplane.backtest")
+
+BUY, SELL = 0, 1
+
+
+@dataclass(slots=True)
+class _Resting:
+    order: Order
+    side: int
+    price: int
+    ahead: int
+    arrival_idx: int
+    arrival_ts: int
+    ahead_at_entry: int
+    first_fill_ts: int = -1
+
+
+@dataclass(slots=True)
+class QueueStats:
+    """Queue-position figures of the orders that rested (maker side)."""
+
+    rested: int = 0
+    maker_fills: int = 0
+    taker_fills: int = 0
+    ahead_at_entry: list[int] | None = None
+    waits_ns: list[int] | None = None
+
+
+class SimulatedVenue:
+    """Implements `Runtime` for one strategy over a replayed `Book` (module docstring)."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        book: Book,
+        *,
+        latency_ns: int = 0,
+        fee_bps: float = 0.0,
+        logs: list[str] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.book = book
+        self.latency_ns = latency_ns
+        self.fee_rate = fee_bps / 10_000.0
+        self.clock = 0
+        self.idx = 0  # the message being processed (arrival order against the feed)
+        self.pending: deque[
+            tuple[int, Literal["new", "cancel", "replace"], Order, int | None, int | None]
+        ] = deque()
+        self.resting: dict[int, _Resting] = {}
+        self.added_at: dict[int, int] = {}  # LOBSTER order id -> message index of its add
+        self.timer_interval = 0
+        self.timer_next = -1
+        self.fills: list[Fill] = []
+        self.stats = QueueStats(ahead_at_entry=[], waits_ns=[])
+        self.logs = logs if logs is not None else []
+        strategy.attach(self)
+
+    # -- Runtime ------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return self.clock
+
+    def send_new(self, order: Order) -> None:
+        self.pending.append((self.clock + self.latency_ns, "new", order, None, None))
+
+    def send_cancel(self, order: Order) -> None:
+        self.pending.append((self.clock + self.latency_ns, "cancel", order, None, None))
+
+    def send_replace(self, order: Order, qty: int | None, price: int | None) -> None:
+        self.pending.append((self.clock + self.latency_ns, "replace", order, qty, price))
+
+    def set_timer(self, interval_ns: int) -> None:
+        self.timer_interval = max(0, interval_ns)
+        self.timer_next = self.clock + interval_ns if interval_ns > 0 else -1
+
+    def log(self, strategy: str, message: str) -> None:
+        self.logs.append(f"{self.clock} {strategy}: {message}")
+
+    # -- time ------------------------------------------------------------------------------------
+
+    def advance(self, ts: int) -> None:
+        """Run what is due up to `ts` (order arrivals and timers, in time order), then
+        set the clock to `ts`."""
+        pending = self.pending
+        while True:
+            t_arr = pending[0][0] if pending else -1
+            t_tim = self.timer_next
+            if t_arr >= 0 and t_arr <= ts and (t_tim < 0 or t_arr <= t_tim):
+                self.clock = max(self.clock, t_arr)
+                self._arrive(*pending.popleft()[1:])
+            elif 0 <= t_tim <= ts:
+                self.clock = max(self.clock, t_tim)
+                self.timer_next = t_tim + self.timer_interval
+                self.strategy._handle_timer(t_tim)
+            else:
+                break
+        if ts > self.clock:
+            self.clock = ts
+
+    # -- orders arriving -----------------------------------------------------------------------
+
+    def _arrive(self, kind: str, order: Order, qty: int | None, price: int | None) -> None:
+        s = self.strategy
+        if kind == "new":
+            if not order.is_live:
+                return
+            self._enter(order)
+        elif kind == "cancel":
+            r = self.resting.pop(order.id, None)
+            if r is not None:
+                s._handle_canceled(order.id, "user")
+        else:
+            r = self.resting.get(order.id)
+            if r is None:
+                return
+            new_price = price if price is not None else r.price
+            open_qty = qty if qty is not None else order.remaining
+            if open_qty <= 0:
+                self.resting.pop(order.id)
+                s._handle_canceled(order.id, "user")
+                return
+            if new_price == r.price and open_qty <= order.remaining:
+                s._handle_replaced(order.id, open_qty, new_price)  # keeps its place
+                return
+            self.resting.pop(order.id)
+            s._handle_replaced(order.id, open_qty, new_price)
+            self._enter(order, accepted=True)
+
+    def _enter(self, order: Order, accepted: bool = False) -> None:
+        s = self.strategy
+        side = BUY if order.side == "buy" else SELL
+        book = self.book
+        depth = book.depth(1_000_000)["asks" if side == BUY else "bids"]
+        crosses = bool(depth) and (
+            order.price is None
+            or (side == BUY and depth[0][0] <= order.price)
+            or (side == SELL and depth[0][0] >= order.price)
+        )
+        if crosses and order.post_only:
+            s._handle_rejected(order.id, "post_only")
+            return
+        if not accepted:
+            s._handle_accepted(order.id)
+        if crosses:
+            for price, qty, _ in depth:
+                if order.remaining <= 0:
+                    break
+                if order.price is not None and (
+                    (side == BUY and price > order.price) or (side == SELL and price < order.price)
+                ):
+                    break
+                self._fill(order, price, min(qty, order.remaining), "taker")
+        if order.remaining <= 0:
+            return
+        if order.price is None or order.tif in ("ioc", "fok"):
+            s._handle_canceled(order.id, "ioc" if order.price is not None else "market")
+            return
+        ahead = book.anonymous(side, order.price) + sum(
+            q for _, q in book.level_orders(side, order.price)
+        )
+        self.resting[order.id] = _Resting(
+            order, side, order.price, ahead, self.idx, self.clock, ahead
+        )
+        self.stats.rested += 1
+
+    def _fill(
+        self, order: Order, price: int, qty: int, liquidity: Literal["maker", "taker"]
+    ) -> None:
+        if qty <= 0:
+            return
+        fill = Fill(
+            self.clock,
+            order.id,
+            order.symbol,
+            order.side,
+            price,
+            qty,
+            price * qty * self.fee_rate,
+            liquidity,
+        )
+        self.fills.append(fill)
+        if liquidity == "maker":
+            self.stats.maker_fills += 1
+        else:
+            self.stats.taker_fills += 1
+        self.strategy._handle_fill(fill)
+
+    def _maker_fill(self, r: _Resting, qty: int) -> None:
+        qty = min(qty, r.order.remaining)
+        if qty <= 0:
+            return
+        if r.first_fill_ts < 0:
+            r.first_fill_ts = self.clock
+            assert self.stats.ahead_at_entry is not None and self.stats.waits_ns is not None
+            self.stats.ahead_at_entry.append(r.ahead_at_entry)
+            self.stats.waits_ns.append(self.clock - r.arrival_ts)
+        self._fill(r.order, r.price, qty, "maker")
+        if r.order.remaining <= 0:
+            self.resting.pop(r.order.id, None)
+
+    # -- the feed ------------------------------------------------------------------------------
+
+    def on_message(self, mtype: int, oid: int, size: int, price: int, side: int) -> None:
+        """Move our orders through one LOBSTER message (applied to the book already)."""
+        if mtype == 1:
+            self.added_at[oid] = self.idx
+        if not self.resting:
+            return
+        for r in list(self.resting.values()):
+            if r.order.id not in self.resting:
+                continue
+            if mtype == 1:
+                if side != r.side and (
+                    (r.side == BUY and price <= r.price) or (r.side == SELL and price >= r.price)
+                ):
+                    self._maker_fill(r, size)
+                continue
+            if side != r.side:
+                continue
+            better = (price < r.price) if r.side == BUY else (price > r.price)
+            if mtype == 4 or mtype == 5:
+                if better:
+                    # The aggressor went through our price to reach this one.
+                    r.ahead = 0
+                    self._maker_fill(r, size)
+                elif price == r.price:
+                    added = self.added_at.get(oid, -1)
+                    if mtype == 5 or added >= r.arrival_idx:
+                        # Hidden orders and later arrivals trade after us.
+                        r.ahead = 0
+                        self._maker_fill(r, size)
+                    else:
+                        r.ahead -= size
+                        if r.ahead < 0:
+                            self._maker_fill(r, -r.ahead)
+                            r.ahead = 0
+            elif (
+                (mtype == 2 or mtype == 3)
+                and price == r.price
+                and self.added_at.get(oid, -1) < r.arrival_idx
+            ):
+                r.ahead = max(0, r.ahead - size)
+
+    def finish(self) -> None:
+        """Cancel what is still open (the data ended)."""
+        for oid in list(self.resting):
+            self.resting.pop(oid)
+            self.strategy._handle_canceled(oid, "end_of_data")
+        for _, kind, order, _, _ in self.pending:
+            if kind == "new" and order.is_live:
+                self.strategy._handle_canceled(order.id, "end_of_data")
+        self.pending.clear()

@@ -1,0 +1,350 @@
+"""The live runner: a strategy against a real engine process, through `EngineClient`.
+
+It implements `Runtime` over the engine's order entry and event stream:
+- orders go out one at a time, in the order the strategy sent them, as the runner's
+  `account`, each tagged with `client_order_id` "<strategy>-<run>-<id>" so the engine's
+  `accepted` event names the strategy's own id (the event can arrive before the reply);
+- the event stream (gap-free, replayed from the engine's last seq at start) gives the
+  order life cycle (accepted, rejected, canceled, replaced, trades as fills, maker or
+  taker) for this account, and every trade of the symbol as market data;
+- the symbol's top-of-book topic gives quotes (and `on_book` snapshots);
+- the clock is the wall clock; timers are asyncio tasks.
+
+Metrics (Prometheus, `--metrics-port`): P&L, position, open orders, orders by outcome,
+fills, paused; labels are the strategy name and symbol (bounded).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient, EngineError
+from tickplane.core.events import (
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    TopOfBook,
+    Trade,
+)
+from tickplane.engine.strategy.base import Strategy
+from tickplane.engine.strategy.model import BookSnapshot, Fill, MarketTrade, Order, Quote
+
+__all__ = ["LiveRunner", "RunnerMetrics", "default_events_endpoint"]
+
+log = logging.getLogger("tickplane.strategy.live")
+
+
+def default_events_endpoint(order_entry: str) -> str:
+    """The engine's event endpoint by its default layout: order entry port + 1."""
+    u = urlsplit(order_entry)
+    if u.scheme != "tcp" or u.hostname is None or u.port is None:
+        raise ValueError(f"--engine {order_entry!r}: expected tcp://HOST:PORT")
+    return f"tcp://{u.hostname}:{u.port + 1}"
+
+
+class RunnerMetrics:
+    """The runner's Prometheus series (module docstring)."""
+
+    def __init__(self, strategy: Strategy, registry: CollectorRegistry) -> None:
+        labels = {"strategy": strategy.name or type(strategy).__name__, "symbol": strategy.symbol}
+        names = list(labels)
+        values = list(labels.values())
+
+        def gauge(name: str, doc: str, fn: Any) -> None:
+            Gauge(name, doc, names, registry=registry).labels(*values).set_function(fn)
+
+        gauge(
+            "tickplane_strategy_pnl",
+            "P&L: realized + unrealized - fees (ticks x lots)",
+            lambda: strategy.ledger.total(strategy.mark),
+        )
+        gauge(
+            "tickplane_strategy_realized_pnl",
+            "Realized P&L (ticks x lots)",
+            lambda: strategy.ledger.realized,
+        )
+        gauge(
+            "tickplane_strategy_position",
+            "Signed position (lots)",
+            lambda: strategy.ledger.position,
+        )
+        gauge("tickplane_strategy_open_orders", "Live orders", lambda: len(strategy.open_orders()))
+        gauge(
+            "tickplane_strategy_paused",
+            "1 while paused by the loss limit",
+            lambda: 1 if strategy.paused else 0,
+        )
+        self.orders = Counter(
+            "tickplane_strategy_orders_total",
+            "Orders by outcome",
+            [*names, "outcome"],
+            registry=registry,
+        )
+        self.fills = Counter(
+            "tickplane_strategy_fills_total", "Fills", names, registry=registry
+        ).labels(*values)
+        self._values = values
+
+    def order(self, outcome: str) -> None:
+        self.orders.labels(*self._values, outcome).inc()
+
+
+class LiveRunner:
+    """Runs one strategy against an engine (module docstring)."""
+
+    def __init__(
+        self,
+        strategy: Strategy,
+        order_entry: str,
+        events: str,
+        *,
+        account: str,
+        metrics_port: int = 0,
+        registry: CollectorRegistry | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.account = account
+        self.client = EngineClient(order_entry, events)
+        self.metrics_port = metrics_port
+        self.registry = registry or CollectorRegistry()
+        self.metrics = RunnerMetrics(strategy, self.registry)
+        self.prefix = f"{strategy.name or 'strategy'}-{os.getpid()}-{time.time_ns() % 10**9}-"
+        self._outbox: asyncio.Queue[tuple[str, Order, int | None, int | None]] = asyncio.Queue()
+        self._by_venue: dict[int, Order] = {}
+        self._cancel_on_accept: set[int] = set()
+        self._timer: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
+        self.ready = asyncio.Event()
+        self.logs: list[str] = []
+        strategy.attach(self)
+
+    # -- Runtime ------------------------------------------------------------------------------
+
+    def now(self) -> int:
+        return time.time_ns()
+
+    def send_new(self, order: Order) -> None:
+        self._outbox.put_nowait(("new", order, None, None))
+
+    def send_cancel(self, order: Order) -> None:
+        self._outbox.put_nowait(("cancel", order, None, None))
+
+    def send_replace(self, order: Order, qty: int | None, price: int | None) -> None:
+        self._outbox.put_nowait(("replace", order, qty, price))
+
+    def set_timer(self, interval_ns: int) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if interval_ns > 0:
+            self._timer = asyncio.get_running_loop().create_task(self._tick(interval_ns))
+
+    def log(self, strategy: str, message: str) -> None:
+        self.logs.append(message)
+        log.info("%s: %s", strategy, message)
+
+    # -- running -----------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Ask `run` to finish (cancels the strategy's orders first)."""
+        self._stop.set()
+
+    async def run(self, duration: float | None = None) -> None:
+        """Run until `stop()`, SIGINT/SIGTERM or `duration` seconds."""
+        loop = asyncio.get_running_loop()
+        server = None
+        if self.metrics_port:
+            server, _ = start_http_server(self.metrics_port, registry=self.registry)
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                loop.add_signal_handler(sig, self._stop.set)
+        self.client.connect()
+        try:
+            pong = await self.client.ping()
+            start = (pong.last_seq + 1) if isinstance(pong, wire.Ack) else None
+            consumer = loop.create_task(self._consume(start))
+            sender = loop.create_task(self._send_loop())
+            self.strategy._handle_start()
+            self.ready.set()
+            try:
+                if duration:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._stop.wait(), duration)
+                else:
+                    await self._stop.wait()
+                self.strategy.cancel_all()
+                await self._drain()
+            finally:
+                self.set_timer(0)
+                for task in (sender, consumer):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
+                self.strategy._handle_stop()
+        finally:
+            await self.client.close()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+                    loop.remove_signal_handler(sig)
+            if server is not None:
+                server.shutdown()
+
+    async def _drain(self, timeout: float = 5.0) -> None:
+        """Wait until every request went out and every live order is answered."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._outbox.empty() and not self.strategy.open_orders():
+                return
+            await asyncio.sleep(0.01)  # the answers come through the event stream task
+
+    async def _tick(self, interval_ns: int) -> None:
+        while True:
+            await asyncio.sleep(interval_ns / 1e9)
+            self.strategy._handle_timer(self.now())
+
+    async def _send_loop(self) -> None:
+        while True:
+            kind, order, qty, price = await self._outbox.get()
+            try:
+                await self._send(kind, order, qty, price)
+            except EngineError as exc:
+                log.warning("%s of order %d failed: %s", kind, order.id, exc)
+                if kind == "new":
+                    self.metrics.order("rejected")
+                    self.strategy._handle_rejected(order.id, "engine_unavailable")
+
+    async def _send(self, kind: str, order: Order, qty: int | None, price: int | None) -> None:
+        c, s = self.client, self.strategy
+        if kind == "new":
+            if not order.is_live:
+                return
+            self.metrics.order("submitted")
+            reply = await c.submit(
+                self.account,
+                order.symbol,
+                order.side,
+                order.order_type,
+                order.qty,
+                price=order.price,
+                tif=order.tif,
+                post_only=order.post_only,
+                client_order_id=self.prefix + str(order.id),
+            )
+            if isinstance(reply, wire.Reject):
+                self.metrics.order("rejected")
+                s._handle_rejected(order.id, reply.reason)
+            elif reply.order_id is not None and order.venue_id is None:
+                order.venue_id = reply.order_id
+                self._by_venue[reply.order_id] = order
+            return
+        if order.venue_id is None:
+            if kind == "cancel" and order.is_live:
+                self._cancel_on_accept.add(order.id)
+            return
+        if kind == "cancel":
+            await c.cancel(self.account, order.venue_id)
+        else:
+            reply = await c.replace(self.account, order.venue_id, qty=qty, price=price)
+            if isinstance(reply, wire.Reject):
+                self.log(s.name, f"replace of order {order.id} refused: {reply.reason}")
+
+    # -- events ------------------------------------------------------------------------------
+
+    def _own(self, venue_id: int) -> Order | None:
+        return self._by_venue.get(venue_id)
+
+    async def _consume(self, start: int | None) -> None:
+        s = self.strategy
+        symbol = s.symbol
+        async for ev in self.client.events(start, market_data=[symbol]):
+            if isinstance(ev, TopOfBook):
+                if ev.symbol != symbol:
+                    continue
+                bid = ev.bids[0] if ev.bids else None
+                ask = ev.asks[0] if ev.asks else None
+                s._handle_quote(
+                    Quote(
+                        ev.ts_event,
+                        symbol,
+                        bid.price if bid else None,
+                        bid.qty if bid else 0,
+                        ask.price if ask else None,
+                        ask.qty if ask else 0,
+                    )
+                )
+                if s.wants_book:
+                    s._handle_book(
+                        BookSnapshot(
+                            ev.ts_event,
+                            symbol,
+                            tuple((lv.price, lv.qty) for lv in ev.bids),
+                            tuple((lv.price, lv.qty) for lv in ev.asks),
+                        )
+                    )
+            elif isinstance(ev, Trade):
+                if ev.symbol != symbol:
+                    continue
+                for venue_id, acct, liq in (
+                    (ev.taker, ev.taker_account, "taker"),
+                    (ev.maker, ev.maker_account, "maker"),
+                ):
+                    o = self._own(venue_id) if acct == self.account else None
+                    if o is not None:
+                        self.metrics.fills.inc()
+                        s._handle_fill(
+                            Fill(
+                                ev.ts_event,
+                                o.id,
+                                symbol,
+                                o.side,
+                                ev.price,
+                                ev.qty,
+                                0.0,
+                                "taker" if liq == "taker" else "maker",
+                            )
+                        )
+                        if o.status == "filled":
+                            self.metrics.order("filled")
+                side = ev.taker_side if ev.taker_side in ("buy", "sell") else None
+                s._handle_trade(MarketTrade(ev.ts_event, symbol, ev.price, ev.qty, side))  # type: ignore[arg-type]
+            elif isinstance(ev, OrderAccepted):
+                if ev.account != self.account or not (ev.client_order_id or "").startswith(
+                    self.prefix
+                ):
+                    continue
+                assert ev.client_order_id is not None
+                local = s.orders.get(int(ev.client_order_id[len(self.prefix) :]))
+                if local is None:
+                    continue
+                local.venue_id = ev.id
+                self._by_venue[ev.id] = local
+                self.metrics.order("accepted")
+                s._handle_accepted(local.id)
+                if local.id in self._cancel_on_accept:
+                    self._cancel_on_accept.discard(local.id)
+                    self.send_cancel(local)
+            elif isinstance(ev, OrderCanceled):
+                o = self._own(ev.id) if ev.account == self.account else None
+                if o is not None:
+                    self.metrics.order("canceled")
+                    s._handle_canceled(o.id, ev.reason)
+            elif isinstance(ev, OrderReplaced):
+                o = self._own(ev.id) if ev.account == self.account else None
+                if o is not None:
+                    s._handle_replaced(o.id, ev.qty, ev.price)
+            elif isinstance(ev, OrderRejected):
+                o = self._own(ev.id) if ev.account == self.account else None
+                if o is not None:
+                    self.metrics.order("rejected")
+                    s._handle_rejected(o.id, ev.reason)
