@@ -22,43 +22,44 @@ router = APIRouter(route_class=AlpacaRoute, tags=["alpaca account"])
 
 @router.get("/account", responses=ERRORS)
 async def get_account(ctx: CtxDep) -> AlpacaAccount:
-    """The caller's account: cash and positions' market value in currency.
-
-    Cash is what the engine reports (starting cash moved by every fill); market values
-    use each symbol's last trade price. Tickplane has no margin: buying power is cash."""
+    """The caller's account as the engine keeps it: cash (starting cash moved by every
+    fill), positions at their symbols' last trade prices. Tickplane has no margin:
+    buying power is the cash."""
     every = await ctx.all_units()
     if not every:
         raise AlpacaError.not_found("the engine trades no symbols")
-    # The engine keeps cash in tick-lots; the first symbol's units give it in currency.
+    view = await ctx.account_view()
+    # The engine keeps money in tick-lots; the first symbol's units give it in currency
+    # (every symbol of an engine shares them in practice; README: Decisions).
     money = next(iter(every.values()))
-    cash = Decimal(money.money(ctx.projection.cash(ctx.account)))
     long_value = short_value = Decimal(0)
-    for p in ctx.projection.positions(ctx.account):
+    for p in view.positions:
         units = every.get(p.symbol)
-        last = ctx.projection.last_price(p.symbol)
-        if units is None or not p.qty:
+        if units is None or not p.qty or p.last_price is None:
             continue
-        value = Decimal(units.money(p.qty * (last if last is not None else 0)))
+        value = Decimal(units.money(p.qty * p.last_price))
         if value >= 0:
             long_value += value
         else:
             short_value += value
-    equity = cash + long_value + short_value
+    cash = Decimal(money.money(view.cash))
+    equity = Decimal(money.money(view.equity))
+    spendable = money.decimal_string(max(cash, Decimal(0)))
     as_text = money.decimal_string
     return AlpacaAccount(
         id=account_uuid(ctx.account),
         account_number=ctx.account,
         cash=as_text(cash),
-        buying_power=as_text(max(cash, Decimal(0))),
-        regt_buying_power=as_text(max(cash, Decimal(0))),
+        buying_power=spendable,
+        regt_buying_power=spendable,
         daytrading_buying_power="0",
-        non_marginable_buying_power=as_text(max(cash, Decimal(0))),
+        non_marginable_buying_power=spendable,
         portfolio_value=as_text(equity),
         equity=as_text(equity),
         last_equity=as_text(equity),
         long_market_value=as_text(long_value),
         short_market_value=as_text(short_value),
-        trading_blocked=ctx.projection.killed(ctx.account),
+        trading_blocked=view.kill_switch,
     )
 
 

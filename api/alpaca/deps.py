@@ -1,4 +1,4 @@
-"""What the `/v2` routes depend on: the projection, the symbols, and shorthands."""
+"""What the `/v2` routes depend on: the caller, engine, projection and symbols in one."""
 
 from __future__ import annotations
 
@@ -10,8 +10,10 @@ from fastapi import Depends, Request
 from tickplane.api.alpaca.errors import UNAVAILABLE, AlpacaError
 from tickplane.api.alpaca.symbols import SymbolTable, symbol_table
 from tickplane.api.alpaca.units import SymbolUnits
-from tickplane.api.deps import CurrentAccount, EngineDep, SettingsDep
+from tickplane.api.deps import CurrentAccount, EngineDep, ProjectionDep, SettingsDep
+from tickplane.api.engine import acked
 from tickplane.api.projection import Projection
+from tickplane.core import wire
 from tickplane.core.client import EngineClient
 
 __all__ = ["Ctx", "CtxDep", "get_ctx"]
@@ -25,7 +27,8 @@ class Ctx:
     engine: EngineClient
     projection: Projection
     symbols: SymbolTable
-    timeout: float
+    timeout: float  # for the engine's replies
+    catch_up_timeout: float  # for the projection to reach the caller's last write
 
     async def units(self, symbol: str) -> SymbolUnits:
         return await self.symbols.get(self.engine, self.timeout, symbol)
@@ -35,17 +38,30 @@ class Ctx:
 
     async def caught_up(self, seq: int) -> None:
         """Read-your-writes: wait until the projection has applied `seq`."""
-        await self.projection.wait_for(seq, self.timeout)
+        await self.projection.wait_for(seq, self.catch_up_timeout)
+
+    async def account_view(self) -> wire.AccountView:
+        """The caller's cash, positions and kill switch, from the engine."""
+        ack = await acked(self.engine.get_account(self.account), self.timeout)
+        if ack.account is None:
+            raise AlpacaError(503, UNAVAILABLE, "the engine sent no account")
+        return ack.account
 
 
 async def get_ctx(
-    request: Request, caller: CurrentAccount, engine: EngineDep, settings: SettingsDep
+    request: Request,
+    caller: CurrentAccount,
+    engine: EngineDep,
+    projection: ProjectionDep,
+    settings: SettingsDep,
 ) -> Ctx:
-    projection: Projection | None = getattr(request.app.state, "projection", None)
-    if projection is None:
-        raise AlpacaError(503, UNAVAILABLE, "the gateway's view of the engine is not running")
     return Ctx(
-        caller.account, engine, projection, symbol_table(request.app.state), settings.engine_timeout
+        caller.account,
+        engine,
+        projection,
+        symbol_table(request.app.state),
+        settings.engine_timeout,
+        settings.read_your_writes_timeout,
     )
 
 

@@ -1,4 +1,5 @@
-"""`/v2/positions`: the caller's positions, and closing them with market orders."""
+"""`/v2/positions`: the caller's positions (as the engine keeps them), and closing them
+with market orders."""
 
 from __future__ import annotations
 
@@ -17,36 +18,31 @@ from tickplane.api.alpaca.orders import ERRORS, place_order
 from tickplane.api.alpaca.schemas import AlpacaOrder, AlpacaPosition, ClosePositionResult
 from tickplane.api.alpaca.units import SymbolUnits, decimal_of
 from tickplane.api.engine import acked
-from tickplane.api.projection import Position
+from tickplane.core import wire
 
 __all__ = ["router"]
 
 router = APIRouter(route_class=AlpacaRoute, tags=["alpaca positions"])
 
 
-def _open_positions(ctx: Ctx) -> list[Position]:
-    return [p for p in ctx.projection.positions(ctx.account) if p.qty != 0]
-
-
-def _closing_lots(ctx: Ctx, symbol: str) -> int:
-    """Lots the caller's open orders would take off the position in `symbol`."""
+def _closing_lots(ctx: Ctx, p: wire.PositionView) -> int:
+    """Lots the caller's open orders on the closing side would take off the position."""
+    closing = "sell" if p.qty > 0 else "buy"
     return sum(
         o.open_qty
-        for o in ctx.projection.orders(ctx.account, status="open", symbol=symbol)
-        if o.type in ("market", "limit")
+        for o in ctx.projection.orders(ctx.account, status="open", symbol=p.symbol)
+        if o.side == closing
     )
 
 
-def _view(ctx: Ctx, p: Position, units: SymbolUnits) -> AlpacaPosition:
-    return rendering.position(
-        p, units, ctx.projection.last_price(p.symbol), _closing_lots(ctx, p.symbol)
-    )
+def _view(ctx: Ctx, p: wire.PositionView, units: SymbolUnits) -> AlpacaPosition:
+    return rendering.position(p, units, _closing_lots(ctx, p))
 
 
-async def _find(ctx: Ctx, symbol_or_asset_id: str) -> tuple[Position, SymbolUnits]:
+async def _find(ctx: Ctx, symbol_or_asset_id: str) -> tuple[wire.PositionView, SymbolUnits]:
     """The caller's open position in a symbol named by symbol or asset id, or a 404."""
-    for p in _open_positions(ctx):
-        if symbol_or_asset_id in (p.symbol, asset_uuid(p.symbol)):
+    for p in (await ctx.account_view()).positions:
+        if p.qty and symbol_or_asset_id in (p.symbol, asset_uuid(p.symbol)):
             return p, await ctx.units(p.symbol)
     raise AlpacaError.not_found("position does not exist")
 
@@ -55,7 +51,11 @@ async def _find(ctx: Ctx, symbol_or_asset_id: str) -> tuple[Position, SymbolUnit
 async def list_positions(ctx: CtxDep) -> list[AlpacaPosition]:
     """The caller's open (non-flat) positions."""
     every = await ctx.all_units()
-    return [_view(ctx, p, every[p.symbol]) for p in _open_positions(ctx) if p.symbol in every]
+    return [
+        _view(ctx, p, every[p.symbol])
+        for p in (await ctx.account_view()).positions
+        if p.qty and p.symbol in every
+    ]
 
 
 @router.get("/positions/{symbol_or_asset_id}", responses=ERRORS)
@@ -65,7 +65,9 @@ async def get_position(symbol_or_asset_id: str, ctx: CtxDep) -> AlpacaPosition:
     return _view(ctx, p, units)
 
 
-def _lots_to_close(p: Position, units: SymbolUnits, qty: str | None, pct: str | None) -> int:
+def _lots_to_close(
+    p: wire.PositionView, units: SymbolUnits, qty: str | None, pct: str | None
+) -> int:
     held = abs(p.qty)
     if qty is not None and pct is not None:
         raise AlpacaError.invalid("send qty or percentage, not both")
@@ -91,7 +93,7 @@ def _lots_to_close(p: Position, units: SymbolUnits, qty: str | None, pct: str | 
     return held
 
 
-async def _close(ctx: Ctx, p: Position, units: SymbolUnits, lots: int) -> AlpacaOrder:
+async def _close(ctx: Ctx, p: wire.PositionView, units: SymbolUnits, lots: int) -> AlpacaOrder:
     side = "sell" if p.qty > 0 else "buy"
     record = await place_order(ctx, units, side, "market", lots, tif="day")
     return rendering.order(record, units)
@@ -104,7 +106,8 @@ async def close_position(
     qty: Annotated[str | None, Query(description="shares to close")] = None,
     percentage: Annotated[str | None, Query(description="percent of the position")] = None,
 ) -> AlpacaOrder:
-    """Close (all or part of) a position with a market order; the answer is that order."""
+    """Close (all or part of) a position with a market order; the answer is that order
+    (a market order that finds no liquidity comes back canceled)."""
     p, units = await _find(ctx, symbol_or_asset_id)
     return await _close(ctx, p, units, _lots_to_close(p, units, qty, percentage))
 
@@ -119,7 +122,9 @@ async def close_all_positions(ctx: CtxDep, cancel_orders: bool = False) -> JSONR
         ack = await acked(ctx.engine.mass_cancel(ctx.account), ctx.timeout)
         await ctx.caught_up(ack.last_seq)
     out = []
-    for p in _open_positions(ctx):
+    for p in (await ctx.account_view()).positions:
+        if not p.qty:
+            continue
         units = await ctx.units(p.symbol)
         try:
             order = await _close(ctx, p, units, abs(p.qty))

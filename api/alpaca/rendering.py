@@ -9,7 +9,8 @@ from typing import Final
 from tickplane.api.alpaca.ids import asset_uuid, order_uuid
 from tickplane.api.alpaca.schemas import AlpacaAsset, AlpacaOrder, AlpacaPosition
 from tickplane.api.alpaca.units import SymbolUnits
-from tickplane.api.projection import OrderRecord, Position
+from tickplane.api.projection import OrderRecord
+from tickplane.core import wire
 
 __all__ = ["EXCHANGE", "asset", "iso", "order", "order_status", "position"]
 
@@ -74,12 +75,11 @@ def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
     )
 
 
-def position(p: Position, units: SymbolUnits, last: int | None, held: int = 0) -> AlpacaPosition:
-    """A non-flat position; `last` is the symbol's last trade price (ticks) and `held`
-    the lots its open closing orders already claim."""
+def position(p: wire.PositionView, units: SymbolUnits, held: int = 0) -> AlpacaPosition:
+    """A non-flat position as the engine reports it; `held` is the lots the account's
+    open orders on the closing side already claim."""
     avg = Decimal(p.cost_basis) / p.qty * units.tick
-    mark = last if last is not None else None
-    market_value = None if mark is None else Decimal(p.qty * mark)
+    market_value = None if p.last_price is None else Decimal(p.qty * p.last_price)
     unrealized = None if market_value is None else market_value - p.cost_basis
     plpc = None
     if unrealized is not None and p.cost_basis:
@@ -97,7 +97,7 @@ def position(p: Position, units: SymbolUnits, last: int | None, held: int = 0) -
         cost_basis=units.money(p.cost_basis),
         unrealized_pl=None if unrealized is None else units.money(unrealized),
         unrealized_plpc=plpc,
-        current_price=units.price(mark),
+        current_price=units.price(p.last_price),
     )
 
 

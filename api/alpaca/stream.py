@@ -21,7 +21,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from tickplane.api.alpaca import rendering
 from tickplane.api.alpaca.symbols import SymbolTable, symbol_table
 from tickplane.api.alpaca.units import SymbolUnits
-from tickplane.api.deps import SettingsDep, authenticate
+from tickplane.api.deps import ProjectionDep, SettingsDep, authenticate
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import (
     OrderUpdate,
@@ -173,18 +173,17 @@ class _Session:
 
 
 @router.websocket("/stream")
-async def trade_updates(ws: WebSocket, settings: SettingsDep) -> None:
+async def trade_updates(ws: WebSocket, settings: SettingsDep, projection: ProjectionDep) -> None:
     """Alpaca's trading stream (see the module docstring)."""
     await ws.accept()
-    projection: Projection | None = getattr(ws.app.state, "projection", None)
     account = await _login(ws)
-    if account is None or projection is None:
+    if account is None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close(code=1008)
         return
     symbols = symbol_table(ws.app.state)
     session = _Session(ws, account, projection)
-    async with projection.subscribe(account=account) as sub:
+    async with projection.subscribe(account=account, queue_size=settings.ws_queue_size) as sub:
         tasks = {
             asyncio.create_task(session.commands()),
             asyncio.create_task(session.updates(sub, symbols, settings.engine_timeout)),

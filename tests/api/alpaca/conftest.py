@@ -1,0 +1,149 @@
+"""The Alpaca-compatible API under test: a real engine process of its own (so no other
+test's resting orders cross ours), the gateway served by uvicorn on a real port, API
+keys in the gateway's store, and alpaca-py clients pointed at it."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+from alpaca.trading.client import TradingClient
+
+from tests.engine.conftest import EngineProcess, free_port
+from tickplane.api import keys
+from tickplane.api.main import create_app
+from tickplane.api.settings import GatewaySettings
+
+# Tick-lots of cash each new account starts with ($1,000,000 at GOOG's 0.01 x 1).
+STARTING_CASH = 100_000_000
+SYMBOLS = [
+    {"name": "GOOG", "tick_size": "0.01", "lot_size": 1},
+    {"name": "AAPL", "tick_size": "0.01", "lot_size": 1},
+    # Coarser units, to see decimals and lots mapped on the wire.
+    {"name": "BRK", "tick_size": "0.05", "lot_size": 10},
+]
+
+
+@pytest.fixture(scope="session")
+def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    work = tmp_path_factory.mktemp("alpaca-engine")
+    eng = EngineProcess(
+        work,
+        {
+            "name": "alpaca-tests",
+            "order_entry": f"tcp://127.0.0.1:{free_port()}",
+            "events": f"tcp://127.0.0.1:{free_port()}",
+            "http_port": free_port(),
+            "journal_dir": str(work / "journal"),
+            "symbols": SYMBOLS,
+            "starting_cash": STARTING_CASH,
+            "pin_cpu": False,
+            "fsync": "none",
+        },
+    )
+    eng.start()
+    try:
+        yield eng
+    finally:
+        if eng.stop() != 0:
+            eng.kill()
+
+
+@dataclass
+class Gateway:
+    """A gateway served on a real port."""
+
+    url: str
+    data_dir: Path
+    app: Any
+
+    @property
+    def stream_url(self) -> str:
+        return self.url.replace("http://", "ws://") + "/stream"
+
+
+@pytest.fixture(scope="session")
+def gateway(
+    alpaca_engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    data_dir = tmp_path_factory.mktemp("alpaca-gateway")
+    port = free_port()
+    settings = GatewaySettings(
+        engine_order_entry=alpaca_engine.order_entry,
+        engine_events=alpaca_engine.events,
+        engine_timeout=5.0,
+        data_dir=data_dir,
+        rate_limit_per_second=0,
+        key_cache_seconds=0,
+        metrics_port=0,
+        port=port,
+    )
+    app = create_app(settings)
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
+    thread = threading.Thread(target=server.run, name="alpaca-gateway", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:  # uvicorn sets it once the socket listens
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the gateway did not start")
+        time.sleep(0.02)
+    try:
+        yield Gateway(f"http://127.0.0.1:{port}", data_dir, app)
+    finally:
+        server.should_exit = True
+        thread.join(30)
+
+
+@dataclass
+class Trader:
+    """An account with a key and an alpaca-py client on the gateway."""
+
+    account: str
+    key_id: str
+    secret: str
+    client: TradingClient
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"APCA-API-KEY-ID": self.key_id, "APCA-API-SECRET-KEY": self.secret}
+
+
+@pytest.fixture(scope="session")
+def make_trader(gateway: Gateway) -> Callable[[], Trader]:
+    """`make_trader()`: a fresh account, its key, and a TradingClient for it."""
+
+    async def create(account: str) -> keys.NewKey:
+        store = keys.SqliteKeyStore(gateway.data_dir / keys.SQLITE_NAME)
+        try:
+            return await store.create(account)
+        finally:
+            await store.close()
+
+    def make() -> Trader:
+        account = "alp-" + uuid.uuid4().hex[:10]
+        new = asyncio.run(create(account))
+        client = TradingClient(new.key.key_id, new.secret, paper=True, url_override=gateway.url)
+        return Trader(account, new.key.key_id, new.secret, client)
+
+    return make
+
+
+@pytest.fixture
+def trader(make_trader: Callable[[], Trader]) -> Trader:
+    return make_trader()
+
+
+@pytest.fixture
+def other(make_trader: Callable[[], Trader]) -> Trader:
+    """A second account, to trade against `trader` or to try to reach its orders."""
+    return make_trader()
