@@ -1,59 +1,70 @@
-"""What routes depend on, as `Annotated` aliases: settings, engine, database, caller."""
+"""What routes depend on, as `Annotated` aliases: settings, engine, projection, key store,
+and the caller (authenticated, rate limited)."""
 
 from __future__ import annotations
 
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request, Security
 from fastapi.security import APIKeyHeader
+from starlette.requests import HTTPConnection
 
 from tickplane.api import keys
 from tickplane.api.errors import ApiError
+from tickplane.api.projection import Projection
 from tickplane.api.settings import GatewaySettings, get_settings
 from tickplane.core.client import EngineClient
 
 __all__ = [
+    "KEY_ID_HEADER",
+    "SECRET_HEADER",
+    "AdminAccount",
     "Caller",
     "CurrentAccount",
-    "DbDep",
     "EngineDep",
+    "KeyStoreDep",
+    "ProjectionDep",
     "RateLimiter",
     "SettingsDep",
+    "authenticate",
     "get_current_account",
-    "get_db",
     "get_engine",
+    "get_projection",
 ]
 
-if TYPE_CHECKING:
-    Pool = asyncpg.Pool[Any]
-else:  # asyncpg's Pool is generic in its stubs only
-    Pool = asyncpg.Pool
+KEY_ID_HEADER = "APCA-API-KEY-ID"
+SECRET_HEADER = "APCA-API-SECRET-KEY"
 
 SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
 
 
-def get_engine(request: Request) -> EngineClient:
-    engine: EngineClient = request.app.state.engine
+def get_engine(conn: HTTPConnection) -> EngineClient:
+    engine: EngineClient = conn.app.state.engine
     return engine
 
 
-def get_db(request: Request) -> Pool:
-    pool: Pool = request.app.state.pool
-    return pool
+def get_projection(conn: HTTPConnection) -> Projection:
+    projection: Projection = conn.app.state.projection
+    return projection
+
+
+def get_key_store(conn: HTTPConnection) -> keys.KeyStore:
+    store: keys.KeyStore = conn.app.state.keys
+    return store
 
 
 EngineDep = Annotated[EngineClient, Depends(get_engine)]
-DbDep = Annotated[Pool, Depends(get_db)]
+ProjectionDep = Annotated[Projection, Depends(get_projection)]
+KeyStoreDep = Annotated[keys.KeyStore, Depends(get_key_store)]
 
 _key_id = APIKeyHeader(
-    name="APCA-API-KEY-ID", scheme_name="KeyId", description="API key id", auto_error=False
+    name=KEY_ID_HEADER, scheme_name="KeyId", description="API key id", auto_error=False
 )
 _secret = APIKeyHeader(
-    name="APCA-API-SECRET-KEY",
+    name=SECRET_HEADER,
     scheme_name="Secret",
     description="API key secret",
     auto_error=False,
@@ -95,30 +106,51 @@ def _unauthorized(message: str) -> ApiError:
     return ApiError(401, "unauthorized", message)
 
 
+async def authenticate(
+    conn: HTTPConnection, key_id: str | None, secret: str | None, *, limit: bool = True
+) -> Caller:
+    """The caller of a key id and secret (ApiError 401, or 429 when rate limited).
+
+    Shared by the HTTP routes (headers), the WebSockets (headers or a first message)
+    and the Alpaca-compatible API."""
+    if not key_id or not secret:
+        raise _unauthorized(
+            f"send an API key in the {KEY_ID_HEADER} and {SECRET_HEADER} headers "
+            "(create one with `tickplane keys create --account NAME`)"
+        )
+    auth: keys.Authenticator = conn.app.state.auth
+    key = await auth.authenticate(key_id, secret)
+    if key is None:
+        raise _unauthorized("unknown or revoked API key, or a wrong secret")
+    if limit:
+        wait = conn.app.state.limiter.take(key.key_id)
+        if wait > 0:
+            raise ApiError(
+                429,
+                "rate_limited",
+                f"more than the key's request rate; retry in {wait:.2f} s",
+                headers={"Retry-After": str(max(1, math.ceil(wait)))},
+            )
+    return Caller(key.account, key.key_id, key.scope)
+
+
 async def get_current_account(
     request: Request,
-    db: DbDep,
     key_id: Annotated[str | None, Security(_key_id)],
     secret: Annotated[str | None, Security(_secret)],
 ) -> Caller:
     """The caller of a key given in `APCA-API-KEY-ID` and `APCA-API-SECRET-KEY`."""
-    if not key_id or not secret:
-        raise _unauthorized(
-            "send an API key in the APCA-API-KEY-ID and APCA-API-SECRET-KEY headers "
-            "(create one with `tickplane keys create --account NAME`)"
-        )
-    key = await keys.authenticate(db, key_id, secret)
-    if key is None:
-        raise _unauthorized("unknown or revoked API key, or a wrong secret")
-    wait = request.app.state.limiter.take(key.key_id)
-    if wait > 0:
-        raise ApiError(
-            429,
-            "rate_limited",
-            f"more than the key's request rate; retry in {wait:.2f} s",
-            headers={"Retry-After": str(max(1, math.ceil(wait)))},
-        )
-    return Caller(key.account, key.key_id, key.scope)
+    return await authenticate(request, key_id, secret)
 
 
 CurrentAccount = Annotated[Caller, Depends(get_current_account)]
+
+
+async def get_admin(caller: CurrentAccount) -> Caller:
+    """A caller whose key has the admin scope (403 otherwise)."""
+    if caller.scope != "admin":
+        raise ApiError(403, "admin_scope_required", "this route needs a key of scope admin")
+    return caller
+
+
+AdminAccount = Annotated[Caller, Depends(get_admin)]

@@ -15,7 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-__all__ = ["ApiError", "install_handlers", "status_for_reason"]
+from tickplane.api.schemas import ErrorPublic
+
+__all__ = ["ERROR_RESPONSES", "ApiError", "install_handlers", "status_for_reason"]
 
 # Reasons of the engine's risk checks (engine/risk.py CHECK_ORDER) and halts.
 _FORBIDDEN = frozenset(
@@ -34,6 +36,17 @@ _STATUS = {
     "order_rate": 429,
     "venue_unavailable": 503,
     "engine_unavailable": 503,
+}
+
+
+#: The error answers of a route that needs a key and may reach the engine (OpenAPI).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorPublic, "description": "no key, or an unknown or revoked one"},
+    403: {"model": ErrorPublic, "description": "refused by risk: a limit, a halt, a kill switch"},
+    404: {"model": ErrorPublic, "description": "no such order (or symbol) of this account"},
+    422: {"model": ErrorPublic, "description": "bad input (the reason says which)"},
+    429: {"model": ErrorPublic, "description": "rate limited"},
+    503: {"model": ErrorPublic, "description": "the engine did not answer"},
 }
 
 

@@ -3,56 +3,89 @@ tickplane.api.main:create_app` serves it."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import APIRouter, FastAPI
 
-from tickplane.api.db import connect_pool
+from tickplane.api import keys, metrics
+from tickplane.api.alpaca.router import router as alpaca_router
 from tickplane.api.deps import RateLimiter
 from tickplane.api.errors import install_handlers
-from tickplane.api.routes import book, health, orders
+from tickplane.api.projection import Projection
+from tickplane.api.routes import account, admin, health, market, orders, ws
 from tickplane.api.settings import GatewaySettings, get_settings
 from tickplane.core.client import EngineClient
 
 __all__ = ["API_PREFIX", "create_app"]
 
+log = logging.getLogger(__name__)
+
 API_PREFIX = "/api/v1"
 
 DESCRIPTION = """\
-Tickplane's native API. Every endpoint but `/api/v1/health` needs an API key in the
-`APCA-API-KEY-ID` and `APCA-API-SECRET-KEY` headers (`tickplane keys create`); an
-account sees and touches only its own orders.
+Tickplane's native API. Every endpoint but `/api/v1/health` and `/api/v1/ready` needs
+an API key in the `APCA-API-KEY-ID` and `APCA-API-SECRET-KEY` headers (`tickplane keys
+create`); an account sees and touches only its own orders (another account's order is a
+404, like no order at all). Admin routes need a key of scope `admin`.
 
 Prices are **integer ticks** and quantities **integer lots** (the symbol's tick and lot
 sizes turn them into money and shares); either may be sent as a JSON number or a numeric
 string, never a boolean. Errors are `{"reason": ..., "message": ...}`: 401 no valid key,
-403 refused by risk or a kill switch, 404 not one of your orders, 422 bad input, 429 rate
-limited, 503 the engine does not answer.
+403 refused by risk, a kill switch or a missing admin scope, 404 not one of your orders,
+422 bad input, 429 rate limited, 503 the engine does not answer.
+
+WebSockets: `/api/v1/ws/orders` (your order updates and fills; order entry) and
+`/api/v1/ws/market/{symbol}` (top of book, L2 deltas, trades); see api/README.md.
 """
 
 
 def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     """The gateway for `settings` (default: `get_settings()`, from the environment)."""
     settings = settings or get_settings()
+    gateway_metrics = metrics.GatewayMetrics()
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.pool = await connect_pool(
+        store = await keys.open_store(
             settings.database_url,
-            min_size=settings.database_pool_min,
-            max_size=settings.database_pool_max,
+            settings.data_dir,
+            pool_min=settings.database_pool_min,
+            pool_max=settings.database_pool_max,
         )
-        app.state.engine = EngineClient(
+        app.state.keys = store
+        app.state.auth = keys.Authenticator(store, settings.key_cache_seconds)
+        engine = EngineClient(
             settings.engine_order_entry, settings.engine_events, timeout=settings.engine_timeout
         )
-        app.state.engine.connect()
+        engine.connect()
+        app.state.engine = engine
+        projection = Projection(
+            engine,
+            max_closed_orders=settings.max_closed_orders,
+            max_executions=settings.max_executions,
+            max_trades=settings.max_trades,
+            queue_size=settings.ws_queue_size,
+        )
+        app.state.projection = projection
+        gateway_metrics.watch_projection(lambda: projection.seq, lambda: projection.lag)
+        await projection.start()
         app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
+        stop_metrics = None
+        if settings.metrics_port:
+            try:
+                stop_metrics = metrics.serve(gateway_metrics, settings.metrics_port, settings.host)
+            except OSError as exc:  # another worker of this host serves them already
+                log.warning("metrics port %d: %s", settings.metrics_port, exc)
         try:
             yield
         finally:
-            await app.state.engine.close()
-            await app.state.pool.close()
+            if stop_metrics is not None:
+                stop_metrics()
+            await projection.stop()
+            await engine.close()
+            await store.close()
 
     app = FastAPI(
         title="Tickplane gateway",
@@ -60,11 +93,14 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
     )
+    app.state.settings = settings
+    app.state.metrics = gateway_metrics
     app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
+    app.add_middleware(metrics.MetricsMiddleware, metrics=gateway_metrics)
     api = APIRouter(prefix=API_PREFIX)
-    api.include_router(health.router)
-    api.include_router(orders.router)
-    api.include_router(book.router)
+    for part in (health, orders, account, market, admin, ws):
+        api.include_router(part.router)
     app.include_router(api)
+    app.include_router(alpaca_router)  # Alpaca-compatible: /v2 and /stream
     return app

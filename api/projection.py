@@ -378,6 +378,8 @@ class Projection:
         self._tiebreak = itertools.count()
         self._subs: dict[str | None, set[Subscription]] = {}  # account -> subscriptions
         self._market_subs: dict[str | None, set[Subscription]] = {}  # symbol -> subs
+        self._written: dict[str, int] = {}  # account -> last_seq of its last write
+        self.engine_seq = 0  # the highest last_seq seen in an engine reply
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
         self.on_apply: Callable[[Event], None] | None = None
@@ -540,6 +542,28 @@ class Projection:
         except TimeoutError:
             return False
         return True
+
+    def note_write(self, account: str, last_seq: int) -> None:
+        """Remember the `last_seq` of the engine's reply to `account`'s write, so that
+        `caught_up(account)` waits for it."""
+        if last_seq > self._written.get(account, 0):
+            self._written[account] = last_seq
+        self.observe(last_seq)
+
+    def observe(self, last_seq: int) -> None:
+        """Note the engine's `last_seq` from a reply (what `lag` measures against)."""
+        if last_seq > self.engine_seq:
+            self.engine_seq = last_seq
+
+    async def caught_up(self, account: str, timeout: float = 1.0) -> bool:
+        """Wait until the account's last write (`note_write`) is applied: what an
+        account reads after its own write includes the write (read-your-writes)."""
+        return await self.wait_for(self._written.get(account, 0), timeout)
+
+    @property
+    def lag(self) -> int:
+        """Events the engine had written (by its last reply seen) not yet applied."""
+        return max(self.engine_seq - self.seq, 0)
 
     # -- queries ---------------------------------------------------------------------------
 

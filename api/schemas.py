@@ -23,19 +23,30 @@ from pydantic import (
 )
 
 __all__ = [
+    "AccountPublic",
     "Book",
     "BookLevel",
     "CanceledOrders",
+    "ControlResult",
     "ErrorPublic",
+    "ExecutionPage",
+    "ExecutionPublic",
+    "HaltRequest",
     "Health",
     "OrderCreate",
+    "OrderPage",
     "OrderPublic",
     "OrderReplace",
     "OrderStatus",
     "OrderType",
+    "PositionPublic",
     "Readiness",
     "Side",
+    "Symbol",
+    "SymbolPublic",
     "TimeInForce",
+    "TradePage",
+    "TradePublic",
 ]
 
 MAX_INT = 2**62  # within the engine's int64, with room for notional arithmetic
@@ -85,9 +96,10 @@ OrderStatus = Literal[
     "partially_filled",
     "filled",
     "canceled",
-    "pending_cancel",
-    "closed",
+    "rejected",
 ]
+#: A symbol's name as the engine spells it.
+Symbol = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._/-]+$")]
 ClientOrderId = Annotated[str, Field(min_length=1, max_length=128, pattern=r"^[\x21-\x7e]+$")]
 
 
@@ -180,15 +192,14 @@ class OrderReplace(BaseModel):
 
 
 class OrderPublic(BaseModel):
-    """An order of the caller's account.
+    """An order of the caller's account, as the engine's events tell it.
 
     `status`: `pending_new` (routed to an outside venue, not yet confirmed), `new`
-    (resting), `held` (a stop not yet triggered), `partially_filled` (resting after some
-    fills), `filled`, `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`,
-    `post_only`, `kill_switch`...), `pending_cancel`, `closed` (no longer open in the
-    engine; whether it filled or was canceled later comes with the recorder).
-    `filled_qty` counts the fills the gateway saw in the engine's replies; `open_qty`
-    is the engine's open quantity when the order is open."""
+    (resting), `held` (a stop not yet triggered), `partially_filled` (resting after
+    some fills), `filled`, `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`,
+    `post_only`, `kill_switch`...). `qty` is the total quantity (after a replace: the
+    filled quantity plus the new open one), `open_qty` what still rests,
+    `avg_fill_price` the quantity-weighted price of the fills (ticks)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -201,15 +212,18 @@ class OrderPublic(BaseModel):
                     "side": "buy",
                     "type": "limit",
                     "qty": 10,
-                    "filled_qty": 0,
-                    "open_qty": 10,
+                    "filled_qty": 4,
+                    "open_qty": 6,
+                    "avg_fill_price": 58000.0,
                     "limit_price": 58000,
                     "stop_price": None,
                     "time_in_force": "gtc",
                     "post_only": False,
-                    "status": "new",
+                    "status": "partially_filled",
                     "reason": None,
                     "created_at": "2026-01-05T14:30:00Z",
+                    "updated_at": "2026-01-05T14:30:01Z",
+                    "seq": 1234,
                 }
             ]
         }
@@ -224,6 +238,7 @@ class OrderPublic(BaseModel):
     qty: int
     filled_qty: int
     open_qty: int
+    avg_fill_price: float | None
     limit_price: int | None
     stop_price: int | None
     time_in_force: TimeInForce
@@ -231,6 +246,16 @@ class OrderPublic(BaseModel):
     status: OrderStatus
     reason: str | None
     created_at: datetime | None
+    updated_at: datetime | None
+    seq: int = Field(description="the engine seq of the last event that changed the order")
+
+
+class OrderPage(BaseModel):
+    """A page of orders, newest first; `next_cursor` (pass it as `cursor`) fetches the
+    next page, None on the last."""
+
+    orders: list[OrderPublic]
+    next_cursor: int | None
 
 
 class CanceledOrders(BaseModel):
@@ -286,6 +311,179 @@ class Health(BaseModel):
 
 
 class Readiness(BaseModel):
+    """Ready: the engine answers and the projection has caught up with it."""
+
     status: Literal["ready", "not_ready"]
-    engine: str
-    database: str
+
+
+class ExecutionPublic(BaseModel):
+    """One fill of one of the caller's orders (price in ticks, qty in lots);
+    `liquidity`: `taker` (the order took resting liquidity) or `maker`."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "seq": 1234,
+                    "order_id": 42,
+                    "client_order_id": "my-order-1",
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "price": 58000,
+                    "qty": 4,
+                    "liquidity": "taker",
+                    "ts": "2026-01-05T14:30:01Z",
+                }
+            ]
+        }
+    )
+
+    seq: int
+    order_id: int
+    client_order_id: str | None
+    symbol: str
+    side: Side
+    price: int
+    qty: int
+    liquidity: Literal["taker", "maker"]
+    ts: datetime
+
+
+class ExecutionPage(BaseModel):
+    executions: list[ExecutionPublic]
+
+
+class PositionPublic(BaseModel):
+    """A position: signed lots (short < 0), its cost (tick-lots, signed like it), the
+    average entry price (ticks), the last price, realized and unrealized P&L (tick-lots;
+    unrealized is None while the symbol has no last price)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "GOOG",
+                    "qty": 10,
+                    "cost_basis": 580000,
+                    "avg_entry_price": 58000.0,
+                    "last_price": 58010,
+                    "market_value": 580100,
+                    "unrealized_pnl": 100,
+                    "realized_pnl": 0,
+                }
+            ]
+        }
+    )
+
+    symbol: str
+    qty: int
+    cost_basis: int
+    avg_entry_price: float | None
+    last_price: int | None
+    market_value: int | None
+    unrealized_pnl: int | None
+    realized_pnl: int
+
+
+class AccountPublic(BaseModel):
+    """The caller's account: cash (tick-lots; buying spends it), P&L, positions and
+    whether a kill switch stops it trading."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "account": "alice",
+                    "cash": -580000,
+                    "realized_pnl": 0,
+                    "unrealized_pnl": 100,
+                    "equity": 100,
+                    "open_orders": 1,
+                    "trading_blocked": False,
+                    "positions": [],
+                }
+            ]
+        }
+    )
+
+    account: str
+    cash: int
+    realized_pnl: int
+    unrealized_pnl: int
+    equity: int = Field(description="cash plus the market value of the positions")
+    open_orders: int
+    trading_blocked: bool
+    positions: list[PositionPublic]
+
+
+class TradePublic(BaseModel):
+    """A trade on a symbol (anonymous: no accounts, no order ids)."""
+
+    seq: int
+    price: int
+    qty: int
+    taker_side: Side
+    ts: datetime
+
+
+class TradePage(BaseModel):
+    symbol: str
+    trades: list[TradePublic]
+
+
+class ControlResult(BaseModel):
+    """What an admin action did: the engine's events, as `{"type": ...}` dicts."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "action": "kill",
+                    "account": "alice",
+                    "symbol": None,
+                    "events": [{"type": "kill_switch", "account": "alice", "engaged": True}],
+                }
+            ]
+        }
+    )
+
+    action: Literal["kill", "revive", "halt", "resume"]
+    account: str | None
+    symbol: str | None
+    events: list[dict[str, Any]]
+
+
+class HaltRequest(BaseModel):
+    """How long a halt lasts (seconds; none: until resumed)."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"seconds": 300}]})
+
+    seconds: float | None = Field(default=None, gt=0, le=86400 * 7)
+
+
+class SymbolPublic(BaseModel):
+    """A symbol the engine trades: prices are integer ticks of `tick_size` (a decimal
+    string), quantities lots of `lot_size` shares; the reference price (risk bands) and
+    the last trade in ticks; whether it is halted."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "symbol": "GOOG",
+                    "tick_size": "0.01",
+                    "lot_size": 1,
+                    "reference_price": 58000,
+                    "last_price": 58005,
+                    "halted": False,
+                }
+            ]
+        }
+    )
+
+    symbol: str
+    tick_size: str
+    lot_size: int
+    reference_price: int | None
+    last_price: int | None
+    halted: bool

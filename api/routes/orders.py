@@ -1,72 +1,74 @@
-"""`/api/v1/orders`: submit, read, replace and cancel the caller's orders."""
+"""`/api/v1/orders`: submit, list, read, replace and cancel the caller's orders.
+
+Writes go to the engine; what the answers show is the projection of the engine's
+events once it has applied the write (read-your-writes), so a write's answer and any
+later read agree. Idempotency by `client_order_id` is the engine's: a retry of the
+same order gets the same order back (200) and never a second one.
+"""
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated, Any
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
-import asyncpg
-from fastapi import APIRouter, Path, Response, status
+from fastapi import APIRouter, Path, Query, Response, status
 
-from tickplane.api import crud
-from tickplane.api.deps import CurrentAccount, DbDep, EngineDep, SettingsDep
-from tickplane.api.engine import acked, outcome
-from tickplane.api.errors import ApiError
+from tickplane.api.deps import CurrentAccount, EngineDep, ProjectionDep, SettingsDep
+from tickplane.api.engine import acked
+from tickplane.api.errors import ERROR_RESPONSES, ApiError
+from tickplane.api.projection import (
+    OrderRecord,
+    Projection,
+    apply_order_event,
+    order_from_accepted,
+)
 from tickplane.api.schemas import (
     CanceledOrders,
-    ErrorPublic,
+    ClientOrderId,
     OrderCreate,
+    OrderPage,
     OrderPublic,
     OrderReplace,
+    Side,
 )
+from tickplane.api.settings import GatewaySettings
+from tickplane.api.views import order_view
 from tickplane.core import wire
-from tickplane.core.events import OrderCanceled
+from tickplane.core.events import OrderAccepted, OrderCanceled, OrderRejected
+
+__all__ = ["router", "settle"]
 
 router = APIRouter(prefix="/orders", tags=["orders"])
 
 OrderId = Annotated[int, Path(ge=1, le=2**63 - 1, description="the engine's order id")]
-
-_ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": ErrorPublic, "description": "no key, or an unknown or revoked one"},
-    403: {"model": ErrorPublic, "description": "refused by risk: a limit, a halt, a kill switch"},
-    404: {"model": ErrorPublic, "description": "no such order of this account"},
-    422: {"model": ErrorPublic, "description": "bad input (the reason says which)"},
-    429: {"model": ErrorPublic, "description": "rate limited"},
-    503: {"model": ErrorPublic, "description": "the engine did not answer"},
-}
-_PENDING_POLL = 0.02
-_TERMINAL = frozenset({"filled", "canceled", "closed"})
+MAX_ID = 2**63 - 1
 
 
-def _public(row: asyncpg.Record, open_qty: int | None = None) -> OrderPublic:
-    st = row["status"]
-    if open_qty is None:
-        open_qty = 0 if st in _TERMINAL else max(row["qty"] - row["filled_qty"], 0)
-    return OrderPublic(
-        id=row["order_id"],
-        client_order_id=row["client_order_id"],
-        account=row["account"],
-        symbol=row["symbol"],
-        side=row["side"],
-        type=row["type"],
-        qty=row["qty"],
-        filled_qty=row["filled_qty"],
-        open_qty=open_qty,
-        limit_price=row["limit_price"],
-        stop_price=row["stop_price"],
-        time_in_force=row["time_in_force"],
-        post_only=row["post_only"],
-        status=st,
-        reason=row["reason"],
-        created_at=row["created_at"],
-    )
+def _ns(when: datetime) -> int:
+    if when.tzinfo is None:  # a time without a zone is UTC
+        when = when.replace(tzinfo=UTC)
+    return int(when.timestamp() * 1e9)
 
 
-def _from_view(view: wire.OrderView) -> OrderPublic:
-    """An open order the gateway has no record of (entered another way)."""
+def _from_ack(ack: wire.Ack, account: str, order_id: int) -> OrderRecord | None:
+    """The order as the reply's own events tell it (when the projection lags)."""
+    record: OrderRecord | None = None
+    for ev in ack.events:
+        if isinstance(ev, OrderAccepted) and ev.id == order_id and ev.account == account:
+            record = order_from_accepted(ev)
+        elif record is not None:
+            changed = apply_order_event(record, ev)
+            if changed is not None:
+                record = changed[0]
+    return record
+
+
+def _from_view(view: wire.OrderView, order: OrderCreate | None = None) -> OrderPublic:
+    """An open order as the engine's order view shows it (the projection lags)."""
+    status_ = {"held": "held", "routed": "pending_new"}.get(view.status, "new")
     return OrderPublic(
         id=view.id,
-        client_order_id=None,
+        client_order_id=order.client_order_id if order else None,
         account=view.account,
         symbol=view.symbol,
         side=view.side,  # type: ignore[arg-type]
@@ -74,213 +76,233 @@ def _from_view(view: wire.OrderView) -> OrderPublic:
         qty=view.qty,
         filled_qty=0,
         open_qty=view.qty,
+        avg_fill_price=None,
         limit_price=view.price,
         stop_price=view.stop_price,
-        time_in_force="gtc",
-        post_only=False,
-        status="held" if view.status == "held" else "new",
+        time_in_force=order.time_in_force if order else "gtc",
+        post_only=order.post_only if order else False,
+        status=status_,  # type: ignore[arg-type]
         reason=None,
         created_at=None,
+        updated_at=None,
+        seq=0,
     )
 
 
-async def _existing(db: DbDep, account: str, order: OrderCreate, wait: float) -> OrderPublic:
-    """The order a retry with the same client_order_id refers to."""
-    assert order.client_order_id is not None
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + wait
-    while True:
-        row = await crud.get_reservation(db, account, order.client_order_id)
-        if row is None:  # the first submission was refused meanwhile: nothing to return
-            raise ApiError(409, "client_order_id_in_flight", "the first submission failed; retry")
-        if row["fingerprint"] != crud.fingerprint(order):
-            raise ApiError(
-                422,
-                "client_order_id_reused",
-                f"client_order_id {order.client_order_id!r} was used for another order",
-            )
-        if row["order_id"] is not None:
-            return _public(row)
-        if loop.time() > deadline:
-            raise ApiError(
-                409,
-                "client_order_id_in_flight",
-                "an order with this client_order_id is being submitted; retry",
-            )
-        await asyncio.sleep(_PENDING_POLL)
+def _pending(order_id: int, account: str, order: OrderCreate) -> OrderPublic:
+    """An order handed to an outside venue that has not confirmed it yet."""
+    return OrderPublic(
+        id=order_id,
+        client_order_id=order.client_order_id,
+        account=account,
+        symbol=order.symbol,
+        side=order.side,
+        type=order.type,
+        qty=order.qty,
+        filled_qty=0,
+        open_qty=order.qty,
+        avg_fill_price=None,
+        limit_price=order.limit_price,
+        stop_price=order.stop_price,
+        time_in_force=order.time_in_force,
+        post_only=order.post_only,
+        status="pending_new",
+        reason=None,
+        created_at=None,
+        updated_at=None,
+        seq=0,
+    )
+
+
+async def settle(
+    projection: Projection,
+    settings: GatewaySettings,
+    account: str,
+    ack: wire.Ack,
+    order_id: int,
+    order: OrderCreate | None = None,
+) -> OrderPublic:
+    """The order after a write the engine acknowledged with `ack`: the reply's own
+    refusal as an ApiError, else the projection once it applied the write (else,
+    when it lags past the deadline, what the reply itself says)."""
+    for ev in ack.events:
+        if isinstance(ev, OrderRejected) and ev.id == order_id:
+            raise ApiError.from_engine(ev.reason, f"order {order_id}: {ev.reason}")
+    projection.note_write(account, ack.last_seq)
+    await projection.wait_for(ack.last_seq, settings.read_your_writes_timeout)
+    record = projection.order(account, order_id)
+    if record is None:
+        record = _from_ack(ack, account, order_id)
+    if record is not None:
+        return order_view(record)
+    if ack.order is not None:
+        return _from_view(ack.order, order)
+    if order is not None:
+        return _pending(order_id, account, order)
+    raise ApiError(404, "unknown_order", f"no order {order_id}")
 
 
 @router.post(
     "",
     status_code=status.HTTP_201_CREATED,
-    responses={200: {"model": OrderPublic, "description": "a retry: the same order"}, **_ERRORS},
+    responses={
+        200: {"model": OrderPublic, "description": "a retry (same client_order_id): the order"},
+        **ERROR_RESPONSES,
+    },
 )
 async def create_order(
     order: OrderCreate,
     caller: CurrentAccount,
     engine: EngineDep,
-    db: DbDep,
+    projection: ProjectionDep,
     settings: SettingsDep,
     response: Response,
 ) -> OrderPublic:
     """Submit an order (prices in integer ticks, quantities in lots).
 
     With a `client_order_id`, a retry of the same order returns that order (200) and
-    never submits a second one; the same id for a different order is a 422."""
-    account = caller.account
-    coid = order.client_order_id
-    if coid is not None and not await crud.reserve(db, account, order):
+    never submits a second one; the same id for a different order is a 422
+    `client_order_id_reused`."""
+    ack = await acked(
+        engine.submit(
+            caller.account,
+            order.symbol,
+            order.side,
+            order.type,
+            order.qty,
+            price=order.limit_price,
+            stop_price=order.stop_price,
+            tif=order.time_in_force,
+            post_only=order.post_only,
+            client_order_id=order.client_order_id,
+        ),
+        settings.engine_timeout,
+    )
+    if ack.order_id is None:
+        raise ApiError(503, "engine_unavailable", "the engine acknowledged no order id")
+    if getattr(ack, "duplicate", False):
         response.status_code = status.HTTP_200_OK
-        return await _existing(db, account, order, settings.engine_timeout * 2)
-    try:
-        ack = await acked(
-            engine.submit(
-                account,
-                order.symbol,
-                order.side,
-                order.type,
-                order.qty,
-                price=order.limit_price,
-                stop_price=order.stop_price,
-                tif=order.time_in_force,
-                post_only=order.post_only,
-                client_order_id=coid,
-            ),
-            settings.engine_timeout,
-        )
-        assert ack.order_id is not None
-        result = outcome(ack.events, ack.order_id, "pending_new")
-        if result.rejected is not None:
-            raise ApiError.from_engine(result.rejected)
-    except BaseException:
-        if coid is not None:
-            await asyncio.shield(crud.cancel_reservation(db, account, coid))
-        raise
-    if result.status == "partially_filled" and result.filled >= order.qty:
-        result.status = "filled"
-    if coid is not None:
-        row = await crud.set_submitted(
-            db, account, coid, ack.order_id, result.status, result.reason, result.filled
-        )
-    else:
-        row = await crud.insert_order(
-            db, account, order, ack.order_id, result.status, result.reason, result.filled
-        )
-    return _public(row, 0 if result.remaining is not None else None)
+    return await settle(projection, settings, caller.account, ack, ack.order_id, order)
 
 
-@router.get("/{order_id}", responses=_ERRORS)
+@router.get("", responses=ERROR_RESPONSES)
+async def list_orders(
+    caller: CurrentAccount,
+    projection: ProjectionDep,
+    settings: SettingsDep,
+    status_: Annotated[
+        Literal["open", "closed", "all"],
+        Query(alias="status", description="open (default), closed or all"),
+    ] = "open",
+    symbol: Annotated[str | None, Query(max_length=32)] = None,
+    side: Side | None = None,
+    after: Annotated[datetime | None, Query(description="created after (ISO 8601)")] = None,
+    until: Annotated[datetime | None, Query(description="created at or before")] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    offset: Annotated[int, Query(ge=0, le=1_000_000)] = 0,
+    cursor: Annotated[
+        int | None, Query(ge=1, le=MAX_ID, description="the next_cursor of the page before")
+    ] = None,
+) -> OrderPage:
+    """The caller's orders, newest first, filtered; paged by `cursor` (or `offset`).
+
+    The gateway keeps the last `max_closed_orders` closed orders per account (and every
+    open one); older history is the recorder's."""
+    await projection.caught_up(caller.account, settings.read_your_writes_timeout)
+    found = projection.orders(
+        caller.account,
+        status=status_,
+        symbol=symbol,
+        side=side,
+        after_ns=None if after is None else _ns(after),
+        until_ns=None if until is None else _ns(until),
+    )
+    if cursor is not None:
+        found = [o for o in found if o.id < cursor]
+    page = found[offset : offset + limit]
+    more = len(found) > offset + limit
+    return OrderPage(
+        orders=[order_view(o) for o in page],
+        next_cursor=page[-1].id if more and page else None,
+    )
+
+
+@router.get("/by-client-id/{client_order_id}", responses=ERROR_RESPONSES)
+async def read_order_by_client_id(
+    client_order_id: Annotated[ClientOrderId, Path()],
+    caller: CurrentAccount,
+    projection: ProjectionDep,
+    settings: SettingsDep,
+) -> OrderPublic:
+    """The caller's order with this `client_order_id`."""
+    await projection.caught_up(caller.account, settings.read_your_writes_timeout)
+    record = projection.order_by_client_id(caller.account, client_order_id)
+    if record is None:
+        raise ApiError(404, "unknown_order", f"no order with client_order_id {client_order_id!r}")
+    return order_view(record)
+
+
+@router.get("/{order_id}", responses=ERROR_RESPONSES)
 async def read_order(
     order_id: OrderId,
     caller: CurrentAccount,
-    engine: EngineDep,
-    db: DbDep,
+    projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
-    """One of the caller's orders: live from the engine while open, else as recorded."""
-    row = await crud.get_order(db, caller.account, order_id)
-    try:
-        ack = await acked(engine.get_order(caller.account, order_id), settings.engine_timeout)
-    except ApiError as exc:
-        if exc.reason != "unknown_order" or row is None:
-            raise
-        if row["status"] not in _TERMINAL:
-            row = await crud.update_order(db, caller.account, order_id, status="closed")
-            assert row is not None
-        return _public(row)
-    assert ack.order is not None
-    if row is None:
-        return _from_view(ack.order)
-    public = _public(row, ack.order.qty)
-    if ack.order.status == "held":
-        public.status = "held"
-    elif public.status in ("held", "pending_new"):
-        public.status = "new"
-    return public
+    """One of the caller's orders (another account's is a 404, like no order)."""
+    await projection.caught_up(caller.account, settings.read_your_writes_timeout)
+    record = projection.order(caller.account, order_id)
+    if record is None:
+        raise ApiError(404, "unknown_order", f"no order {order_id}")
+    return order_view(record)
 
 
-@router.patch("/{order_id}", responses=_ERRORS)
+@router.patch("/{order_id}", responses=ERROR_RESPONSES)
 async def replace_order(
     order_id: OrderId,
     change: OrderReplace,
     caller: CurrentAccount,
     engine: EngineDep,
-    db: DbDep,
+    projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
-    """Replace a resting limit order's quantity (the new open quantity) and/or price."""
+    """Replace an open order's quantity (the new open quantity) and/or limit price."""
     ack = await acked(
         engine.replace(caller.account, order_id, qty=change.qty, price=change.limit_price),
         settings.engine_timeout,
     )
-    result = outcome(ack.events, order_id, "new")
-    if result.rejected is not None:
-        raise ApiError.from_engine(result.rejected, f"order {order_id}: {result.rejected}")
-    row = await crud.get_order(db, caller.account, order_id)
-    if row is None:
-        got = await acked(engine.get_order(caller.account, order_id), settings.engine_timeout)
-        assert got.order is not None
-        return _from_view(got.order)
-    new_qty = None if result.qty is None else row["filled_qty"] + result.filled + result.qty
-    row = await crud.update_order(
-        db,
-        caller.account,
-        order_id,
-        status=result.status,
-        reason=result.reason,
-        add_filled=result.filled,
-        qty=new_qty,
-        limit_price=result.price,
-    )
-    assert row is not None
-    return _public(row, result.qty)
+    return await settle(projection, settings, caller.account, ack, order_id)
 
 
-@router.delete("/{order_id}", responses=_ERRORS)
+@router.delete("/{order_id}", responses=ERROR_RESPONSES)
 async def cancel_order(
     order_id: OrderId,
     caller: CurrentAccount,
     engine: EngineDep,
-    db: DbDep,
+    projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
     """Cancel one of the caller's open orders."""
-    known = await crud.get_order(db, caller.account, order_id)
-    view = None
-    if known is None:  # entered another way (a strategy): what the engine knows of it
-        got = await acked(engine.get_order(caller.account, order_id), settings.engine_timeout)
-        view = got.order
     ack = await acked(engine.cancel(caller.account, order_id), settings.engine_timeout)
-    result = outcome(ack.events, order_id, "pending_cancel")
-    if result.rejected is not None:
-        raise ApiError.from_engine(result.rejected, f"order {order_id}: {result.rejected}")
-    if view is not None:
-        public = _from_view(view)
-        public.status, public.reason, public.open_qty = result.status, result.reason, 0  # type: ignore[assignment]
-        return public
-    row = await crud.update_order(
-        db, caller.account, order_id, status=result.status, reason=result.reason
-    )
-    assert row is not None
-    return _public(row, 0)
+    return await settle(projection, settings, caller.account, ack, order_id)
 
 
-@router.delete("", responses=_ERRORS)
+@router.delete("", responses=ERROR_RESPONSES)
 async def cancel_orders(
     caller: CurrentAccount,
     engine: EngineDep,
-    db: DbDep,
+    projection: ProjectionDep,
     settings: SettingsDep,
+    symbol: Annotated[str | None, Query(max_length=32, description="only this symbol's")] = None,
 ) -> CanceledOrders:
-    """Cancel every open order of the caller's account."""
-    ack = await acked(engine.mass_cancel(caller.account), settings.engine_timeout)
+    """Cancel every open order of the caller's account (of `symbol`, if given)."""
+    ack = await acked(engine.mass_cancel(caller.account, symbol), settings.engine_timeout)
+    projection.note_write(caller.account, ack.last_seq)
+    await projection.wait_for(ack.last_seq, settings.read_your_writes_timeout)
     canceled: list[OrderPublic] = []
     for ev in ack.events:
-        if not isinstance(ev, OrderCanceled) or ev.account != caller.account:
-            continue
-        row = await crud.update_order(
-            db, caller.account, ev.id, status="canceled", reason=ev.reason
-        )
-        if row is not None:
-            canceled.append(_public(row, 0))
+        if isinstance(ev, OrderCanceled) and ev.account == caller.account:
+            record = projection.order(caller.account, ev.id) or _from_ack(ack, ev.account, ev.id)
+            if record is not None:
+                canceled.append(order_view(record, "canceled"))
     return CanceledOrders(canceled=canceled)

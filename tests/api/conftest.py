@@ -1,5 +1,5 @@
 """Fixtures for the gateway's tests: a real engine process, a real PostgreSQL (a fresh
-database of its own), the app under FastAPI's TestClient, and keys."""
+database of its own) for the keys, the app under FastAPI's TestClient, and keys."""
 
 from __future__ import annotations
 
@@ -107,6 +107,7 @@ def settings(engine_endpoints: dict[str, str], database_url: str) -> GatewaySett
         engine_timeout=5.0,
         database_url=database_url,
         rate_limit_per_second=0,
+        metrics_port=0,
     )
 
 
@@ -129,7 +130,8 @@ def make_key(client: TestClient) -> Callable[..., keys.NewKey]:
 
     def make(account: str | None = None, scope: keys.Scope = "trader") -> keys.NewKey:
         account = account or "acct-" + uuid.uuid4().hex[:10]
-        new: keys.NewKey = call(client, keys.create_key, client.app.state.pool, account, scope)  # type: ignore[attr-defined]
+        store: keys.KeyStore = client.app.state.keys  # type: ignore[attr-defined]
+        new: keys.NewKey = call(client, store.create, account, scope)
         return new
 
     return make
@@ -137,6 +139,12 @@ def make_key(client: TestClient) -> Callable[..., keys.NewKey]:
 
 def auth(key: keys.NewKey) -> Headers:
     return {"APCA-API-KEY-ID": key.key.key_id, "APCA-API-SECRET-KEY": key.secret}
+
+
+@pytest.fixture
+def admin(make_key: Callable[..., keys.NewKey]) -> Headers:
+    """Headers of an admin-scope key."""
+    return auth(make_key(scope="admin"))
 
 
 @pytest.fixture

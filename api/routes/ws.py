@@ -1,0 +1,391 @@
+"""Native WebSockets: `/api/v1/ws/orders` (the caller's order updates and fills, and order
+entry) and `/api/v1/ws/market/{symbol}` (top of book, L2 deltas, trades, halts).
+
+Auth: the key headers on the handshake, or (browsers cannot set headers) a first
+message `{"action": "auth", "key_id": ..., "secret": ...}` within `AUTH_SECONDS`.
+A failed auth closes with 1008 and the reason.
+
+Every server frame is a JSON array of messages (a busy stream sends several per frame).
+Each client gets a bounded queue (`ws_queue_size`): a client that falls that far
+behind is closed with `SLOW_CLIENT` (4008, "slow client: ...") and never slows the
+projection or other clients.
+
+Order entry on `/ws/orders` (a frame: one action object, or an array of them):
+`{"action": "submit", "ref": "r1", "symbol": "GOOG", "side": "buy", "type": "limit",
+"qty": 10, "limit_price": 58000}` (the fields of `POST /orders`), `{"action": "cancel",
+"ref": ..., "order_id": 42}`, `{"action": "replace", "ref": ..., "order_id": 42, "qty": 5,
+"limit_price": 58010}`, `{"action": "ping"}`. Each is answered by
+`{"type": "ack", "ref", "action", "order_id", "duplicate", "last_seq"}` or
+`{"type": "error", "ref", "reason", "message"}`; what happens next to the order comes
+as `{"type": "order", "event", "seq", "ts", "order", "execution"}` updates.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from typing import Any
+
+import msgspec
+from fastapi import APIRouter, WebSocket, WebSocketDisconnect
+from pydantic import ValidationError
+
+from tickplane.api.deps import KEY_ID_HEADER, SECRET_HEADER, Caller, authenticate
+from tickplane.api.engine import acked
+from tickplane.api.errors import ApiError
+from tickplane.api.metrics import GatewayMetrics
+from tickplane.api.projection import (
+    MarketUpdate,
+    OrderUpdate,
+    PositionUpdate,
+    Projection,
+    Subscription,
+    SubscriptionOverflow,
+    Update,
+)
+from tickplane.api.schemas import OrderCreate, OrderReplace
+from tickplane.api.settings import GatewaySettings
+from tickplane.core.client import EngineClient
+from tickplane.core.events import OrderRejected
+
+__all__ = ["AUTH_SECONDS", "SLOW_CLIENT", "router"]
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/ws", tags=["websockets"])
+
+AUTH_SECONDS = 5.0
+SLOW_CLIENT = 4008  # a private-use close code: "you read too slowly"
+POLICY = 1008
+_json = msgspec.json.Encoder()
+_MAX_BATCH = 1000  # actions in one client frame
+
+
+class _SlowClient(Exception):
+    pass
+
+
+class _Outbox:
+    """What goes to one client, bounded: `push` past `size` marks the client slow."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: deque[Any] = deque()
+        self.ready = asyncio.Event()
+        self.slow = False
+
+    def push(self, item: Any) -> None:
+        if len(self.items) >= self.size:
+            self.slow = True
+        else:
+            self.items.append(item)
+        self.ready.set()
+
+    async def take(self) -> list[Any]:
+        while not self.items:
+            if self.slow:
+                raise _SlowClient
+            self.ready.clear()
+            await self.ready.wait()
+        out = list(self.items)
+        self.items.clear()
+        return out
+
+
+def _update_message(u: Update) -> dict[str, Any]:
+    if isinstance(u, OrderUpdate):
+        return {
+            "type": "order",
+            "event": u.event,
+            "seq": u.seq,
+            "ts": u.ts_event,
+            "order": u.order,
+            "execution": u.execution,
+        }
+    if isinstance(u, PositionUpdate):
+        return {"type": "position", "seq": u.seq, "position": u.position, "cash": u.cash}
+    assert isinstance(u, MarketUpdate)
+    if u.kind == "trade" and u.trade is not None:
+        t = u.trade
+        return {
+            "type": "trade",
+            "symbol": u.symbol,
+            "seq": t.seq,
+            "ts": t.ts_event,
+            "price": t.price,
+            "qty": t.qty,
+            "taker_side": t.taker_side,
+        }
+    if u.kind == "top" and u.top is not None:
+        return {"type": "top", **_levels(u.top)}
+    if u.kind == "delta" and u.delta is not None:
+        return {"type": "delta", **_levels(u.delta)}
+    return {"type": u.kind, "symbol": u.symbol}
+
+
+def _levels(md: Any) -> dict[str, Any]:
+    out = {
+        "symbol": md.symbol,
+        "md_seq": md.md_seq,
+        "ts": md.ts_event,
+        "bids": [[lv.price, lv.qty, lv.orders] for lv in md.bids],
+        "asks": [[lv.price, lv.qty, lv.orders] for lv in md.asks],
+    }
+    if hasattr(md, "last_price"):
+        out["last_price"] = md.last_price
+    return out
+
+
+async def _authenticated(ws: WebSocket) -> Caller | None:
+    """Accept the socket and authenticate its caller (None: closed with the reason)."""
+    key_id, secret = ws.headers.get(KEY_ID_HEADER), ws.headers.get(SECRET_HEADER)
+    await ws.accept()
+    if not (key_id and secret):
+        try:
+            async with asyncio.timeout(AUTH_SECONDS):
+                first = await ws.receive_text()
+            msg = msgspec.json.decode(first)
+        except TimeoutError:
+            await ws.close(POLICY, "send the key headers, or an auth message first")
+            return None
+        except (msgspec.DecodeError, KeyError, RuntimeError, WebSocketDisconnect):
+            with contextlib.suppress(RuntimeError):
+                await ws.close(POLICY, "the first message must be a JSON auth message")
+            return None
+        if not isinstance(msg, dict) or msg.get("action") != "auth":
+            await ws.close(POLICY, 'the first message must be {"action": "auth", ...}')
+            return None
+        key_id, secret = msg.get("key_id"), msg.get("secret")
+        if not isinstance(key_id, str) or not isinstance(secret, str):
+            await ws.close(POLICY, "auth needs key_id and secret strings")
+            return None
+    try:
+        caller = await authenticate(ws, key_id, secret, limit=False)
+    except ApiError as exc:
+        await ws.close(POLICY, exc.message[:120])
+        return None
+    return caller
+
+
+async def _pump(sub: Subscription, outbox: _Outbox) -> None:
+    """Projection updates into the client's outbox, converted on the way."""
+    try:
+        while True:
+            outbox.push(_update_message(await sub.get()))
+    except SubscriptionOverflow:
+        outbox.slow = True
+        outbox.ready.set()
+
+
+async def _write(ws: WebSocket, outbox: _Outbox) -> None:
+    while True:
+        batch = await outbox.take()
+        await ws.send_text(_json.encode(batch).decode())
+
+
+async def _serve(
+    ws: WebSocket,
+    stream: str,
+    sub: Subscription,
+    outbox: _Outbox,
+    reader: Any,
+) -> None:
+    """Run the pump, the writer and the reader until one ends; close as it says."""
+    metrics: GatewayMetrics = ws.app.state.metrics
+    metrics.ws_clients.labels(stream).inc()
+    tasks = [
+        asyncio.create_task(_pump(sub, outbox)),
+        asyncio.create_task(_write(ws, outbox)),
+        asyncio.create_task(reader),
+    ]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        slow = outbox.slow or any(
+            t.done() and not t.cancelled() and isinstance(t.exception(), _SlowClient) for t in done
+        )
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(BaseException):
+                await t
+        metrics.ws_clients.labels(stream).dec()
+    if slow:
+        metrics.ws_dropped.labels(stream).inc()
+        await _close(ws, SLOW_CLIENT, f"slow client: more than {outbox.size} messages behind")
+    else:
+        await _close(ws, 1000, "")
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    """Close, but never wait on a client that does not read (its buffers are full)."""
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(1.0):
+            await ws.close(code, reason)
+            return
+    transport = ws.scope.get("transport")
+    if transport is not None:  # pragma: no cover - depends on the server
+        transport.abort()
+
+
+# -- /ws/orders ------------------------------------------------------------------------------
+
+
+def _error(ref: Any, reason: str, message: str) -> dict[str, Any]:
+    return {"type": "error", "ref": ref, "reason": reason, "message": message}
+
+
+async def _act(
+    msg: Any,
+    caller: Caller,
+    engine: EngineClient,
+    projection: Projection,
+    settings: GatewaySettings,
+) -> dict[str, Any]:
+    """One order-entry action, answered."""
+    if not isinstance(msg, dict):
+        return _error(None, "invalid_request", "an action is a JSON object")
+    ref = msg.get("ref")
+    action = msg.get("action")
+    fields = {k: v for k, v in msg.items() if k not in ("action", "ref")}
+    try:
+        if action == "ping":
+            return {"type": "pong", "ref": ref}
+        if action == "submit":
+            order = OrderCreate.model_validate(fields)
+            request = engine.submit(
+                caller.account,
+                order.symbol,
+                order.side,
+                order.type,
+                order.qty,
+                price=order.limit_price,
+                stop_price=order.stop_price,
+                tif=order.time_in_force,
+                post_only=order.post_only,
+                client_order_id=order.client_order_id,
+            )
+        elif action in ("cancel", "replace"):
+            order_id = fields.pop("order_id", None)
+            if type(order_id) is not int or not 1 <= order_id < 2**63:
+                return _error(ref, "invalid_request", "order_id: a positive integer")
+            if action == "cancel":
+                if fields:
+                    return _error(ref, "invalid_request", f"unknown fields {sorted(fields)}")
+                request = engine.cancel(caller.account, order_id)
+            else:
+                change = OrderReplace.model_validate(fields)
+                request = engine.replace(
+                    caller.account, order_id, qty=change.qty, price=change.limit_price
+                )
+        else:
+            return _error(ref, "invalid_request", "action: submit, cancel, replace or ping")
+        ack = await acked(request, settings.engine_timeout)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
+        return _error(ref, "invalid_request", f"{where}: {text}" if where else text)
+    except ApiError as exc:
+        return _error(ref, exc.reason, exc.message)
+    for ev in ack.events:
+        if isinstance(ev, OrderRejected) and ev.id == ack.order_id:
+            return _error(ref, ev.reason, f"order {ack.order_id}: {ev.reason}")
+    projection.note_write(caller.account, ack.last_seq)
+    return {
+        "type": "ack",
+        "ref": ref,
+        "action": action,
+        "order_id": ack.order_id,
+        "duplicate": bool(getattr(ack, "duplicate", False)),
+        "last_seq": ack.last_seq,
+    }
+
+
+async def _read_orders(
+    ws: WebSocket,
+    caller: Caller,
+    outbox: _Outbox,
+    engine: EngineClient,
+    projection: Projection,
+    settings: GatewaySettings,
+) -> None:
+    while True:
+        try:
+            text = await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            return
+        try:
+            msg = msgspec.json.decode(text)
+        except msgspec.DecodeError:
+            outbox.push(_error(None, "invalid_request", "frames are JSON"))
+            continue
+        if isinstance(msg, list):
+            if len(msg) > _MAX_BATCH:
+                outbox.push(_error(None, "invalid_request", f"at most {_MAX_BATCH} actions"))
+                continue
+            answers = await asyncio.gather(
+                *(_act(m, caller, engine, projection, settings) for m in msg)
+            )
+            for a in answers:
+                outbox.push(a)
+        else:
+            outbox.push(await _act(msg, caller, engine, projection, settings))
+
+
+@router.websocket("/orders")
+async def ws_orders(ws: WebSocket) -> None:
+    """The caller's order updates, fills and positions; and order entry."""
+    caller = await _authenticated(ws)
+    if caller is None:
+        return
+    projection: Projection = ws.app.state.projection
+    settings: GatewaySettings = ws.app.state.settings
+    engine: EngineClient = ws.app.state.engine
+    outbox = _Outbox(settings.ws_queue_size)
+    async with projection.subscribe(
+        account=caller.account, queue_size=settings.ws_queue_size
+    ) as sub:
+        outbox.push({"type": "authenticated", "account": caller.account})
+        await _serve(
+            ws,
+            "orders",
+            sub,
+            outbox,
+            _read_orders(ws, caller, outbox, engine, projection, settings),
+        )
+
+
+# -- /ws/market/{symbol} -----------------------------------------------------------------------
+
+
+async def _read_until_closed(ws: WebSocket) -> None:
+    """A market stream takes no messages: read only to notice the client leaving."""
+    while True:
+        try:
+            await ws.receive_text()
+        except (WebSocketDisconnect, RuntimeError, KeyError):
+            return
+
+
+@router.websocket("/market/{symbol}")
+async def ws_market(ws: WebSocket, symbol: str) -> None:
+    """The symbol's top of book (first the current one), L2 deltas, trades and halts."""
+    caller = await _authenticated(ws)
+    if caller is None:
+        return
+    engine: EngineClient = ws.app.state.engine
+    settings: GatewaySettings = ws.app.state.settings
+    try:
+        ack = await acked(engine.get_book(symbol, 10), settings.engine_timeout)
+    except ApiError as exc:
+        await ws.close(POLICY, f"{exc.reason}: {exc.message}"[:120])
+        return
+    projection: Projection = ws.app.state.projection
+    outbox = _Outbox(settings.ws_queue_size)
+    async with projection.subscribe_market(symbol, queue_size=settings.ws_queue_size) as sub:
+        outbox.push({"type": "subscribed", "symbol": symbol})
+        if ack.book is not None:
+            outbox.push({"type": "top", **_levels(ack.book)})
+        await _serve(ws, "market", sub, outbox, _read_until_closed(ws))
