@@ -19,16 +19,20 @@ from typing import Any, Final
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tickplane.api.alpaca import rendering
-from tickplane.api.alpaca.symbols import SymbolTable, symbol_table
+from tickplane.api.alpaca.symbols import symbol_table
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.deps import ProjectionDep, SettingsDep, authenticate
+from tickplane.api.engine import acked
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import (
     OrderUpdate,
     PositionUpdate,
     Projection,
     Subscription,
+    SubscriptionOverflow,
+    Update,
 )
+from tickplane.api.settings import GatewaySettings
 
 __all__ = ["router"]
 
@@ -126,50 +130,108 @@ async def _login(ws: WebSocket) -> str | None:
 
 
 class _Session:
-    """One authenticated connection: what it listens to, and the account's updates."""
+    """One authenticated connection: its subscription while it listens to
+    trade_updates, and the task that pushes the account's updates to it."""
 
-    def __init__(self, ws: WebSocket, account: str, projection: Projection) -> None:
+    def __init__(
+        self,
+        ws: WebSocket,
+        account: str,
+        projection: Projection,
+        settings: GatewaySettings,
+    ) -> None:
         self.ws = ws
         self.account = account
         self.projection = projection
-        self.listening = False
-        self.positions = {p.symbol: p.qty for p in projection.positions(account)}
+        self.settings = settings
+        self.symbols = symbol_table(ws.app.state)
+        self.positions: dict[str, int] = {}
+        self._stack: contextlib.AsyncExitStack | None = None
+        self._pusher: asyncio.Task[None] | None = None
 
-    async def commands(self) -> None:
-        async for msg in _messages(self.ws):
-            data = msg.get("data")
-            if msg.get("action") not in ("listen", "unlisten") or not isinstance(data, dict):
-                await self.ws.send_text(_message("error", {"message": "unknown action"}))
-                continue
-            streams = data.get("streams")
-            wanted = isinstance(streams, list) and TRADE_UPDATES in streams
-            self.listening = (
-                wanted if msg["action"] == "listen" else (self.listening and not wanted)
+    async def listen(self) -> None:
+        """Subscribe (before answering `listening`, so no update after it is lost)."""
+        if self._stack is not None:
+            return
+        stack = contextlib.AsyncExitStack()
+        sub = await stack.enter_async_context(
+            self.projection.subscribe(account=self.account, queue_size=self.settings.ws_queue_size)
+        )
+        self._stack = stack
+        self.positions = await self._positions()
+        self._pusher = asyncio.create_task(self._push(sub))
+
+    async def unlisten(self) -> None:
+        if self._pusher is not None:
+            self._pusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._pusher
+            self._pusher = None
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+
+    async def _positions(self) -> dict[str, int]:
+        """The account's positions (lots) from the engine, to count fills onto."""
+        try:
+            ack = await acked(
+                self.projection.engine.get_account(self.account), self.settings.engine_timeout
             )
-            now = [TRADE_UPDATES] if self.listening else []
-            await self.ws.send_text(_message("listening", {"streams": now}))
+        except ApiError:
+            return {}
+        view = ack.account
+        return {} if view is None else {p.symbol: p.qty for p in view.positions}
 
-    async def updates(self, sub: Subscription, symbols: SymbolTable, timeout: float) -> None:
-        engine = self.projection.engine
-        async for update in sub:
-            if isinstance(update, PositionUpdate):
-                self.positions[update.position.symbol] = update.position.qty
-                continue
-            if not isinstance(update, OrderUpdate) or not self.listening:
-                continue
-            order = update.order
-            units = (await symbols.all(engine, timeout)).get(order.symbol)
-            if units is None:
-                continue
-            position = None
-            if update.execution is not None:
-                # The engine publishes a fill's position change right after it.
-                signed = update.execution.qty * (1 if order.side == "buy" else -1)
-                position = self.positions.get(order.symbol, 0) + signed
-                self.positions[order.symbol] = position
-            data = trade_update(update, units, position)
-            if data is not None:
-                await self.ws.send_text(_message(TRADE_UPDATES, data))
+    async def _push(self, sub: Subscription) -> None:
+        try:
+            async for update in sub:
+                await self._send(update)
+        except SubscriptionOverflow:
+            # Too slow a reader: dropped, never allowed to slow the gateway down.
+            with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+                await self.ws.close(code=1011, reason="too slow: too many updates queued")
+
+    async def _send(self, update: Update) -> None:
+        if isinstance(update, PositionUpdate):  # the truth, right after a fill
+            self.positions[update.position.symbol] = update.position.qty
+            return
+        if not isinstance(update, OrderUpdate):
+            return
+        order = update.order
+        every = await self.symbols.all(self.projection.engine, self.settings.engine_timeout)
+        units = every.get(order.symbol)
+        if units is None:
+            return
+        position = None
+        if update.execution is not None:
+            signed = update.execution.qty * (1 if order.side == "buy" else -1)
+            position = self.positions.get(order.symbol, 0) + signed
+            self.positions[order.symbol] = position
+        data = trade_update(update, units, position)
+        if data is not None:
+            await self.ws.send_text(_message(TRADE_UPDATES, data))
+
+    async def serve(self) -> None:
+        """Answer the client's listen / unlisten until it leaves."""
+        try:
+            async for msg in _messages(self.ws):
+                data = msg.get("data")
+                action = msg.get("action")
+                if action not in ("listen", "unlisten") or not isinstance(data, dict):
+                    await self.ws.send_text(_message("error", {"message": "unknown action"}))
+                    continue
+                streams = data.get("streams")
+                named = isinstance(streams, list) and TRADE_UPDATES in streams
+                if action == "listen" and named:
+                    await self.listen()
+                elif action == "unlisten" and named:
+                    await self.unlisten()
+                now = [TRADE_UPDATES] if self._stack is not None else []
+                await self.ws.send_text(_message("listening", {"streams": now}))
+        except WebSocketDisconnect:
+            pass
+        finally:
+            await self.unlisten()
 
 
 @router.websocket("/stream")
@@ -181,19 +243,4 @@ async def trade_updates(ws: WebSocket, settings: SettingsDep, projection: Projec
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close(code=1008)
         return
-    symbols = symbol_table(ws.app.state)
-    session = _Session(ws, account, projection)
-    async with projection.subscribe(account=account, queue_size=settings.ws_queue_size) as sub:
-        tasks = {
-            asyncio.create_task(session.commands()),
-            asyncio.create_task(session.updates(sub, symbols, settings.engine_timeout)),
-        }
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
-    # The client left, or fell too far behind (the subscription overflowed) or the
-    # socket broke: in the last two cases, say so and close.
-    if any(t.exception() is not None for t in done):
-        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
-            await ws.close(code=1011, reason="too slow: more updates queued than allowed")
+    await _Session(ws, account, projection, settings).serve()

@@ -1,0 +1,157 @@
+"""alpaca-py's TradingStream against the gateway's `/stream`: trade_updates."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pytest
+import websockets
+from alpaca.trading.enums import OrderStatus, TradeEvent
+from alpaca.trading.models import TradeUpdate
+from alpaca.trading.requests import ReplaceOrderRequest
+from alpaca.trading.stream import TradingStream
+
+from .conftest import Gateway, Trader
+from .test_orders import limit
+
+WAIT = 10.0
+
+
+def _wait_until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.01)  # another thread's progress: polled with a deadline
+
+
+class Listener:
+    """A TradingStream running in its own thread, its updates in a queue."""
+
+    def __init__(self, gateway: Gateway, trader: Trader) -> None:
+        self.updates: queue.Queue[TradeUpdate] = queue.Queue()
+        self.stream = TradingStream(trader.key_id, trader.secret, url_override=gateway.stream_url)
+        self.stream.subscribe_trade_updates(self._handle)
+        projection = gateway.app.state.projection
+        before = projection.subscribers
+        self.thread = threading.Thread(target=self.stream.run, daemon=True)
+        self.thread.start()
+        # The gateway subscribes before it answers `listen`: from then on, nothing is lost.
+        _wait_until(lambda: projection.subscribers > before, "the stream to listen")
+
+    async def _handle(self, update: TradeUpdate) -> None:
+        self.updates.put(update)
+
+    def next(self) -> TradeUpdate:
+        return self.updates.get(timeout=WAIT)
+
+    def stop(self) -> None:
+        self.stream.stop()
+        # Closing the socket wakes the client's receive loop at once (it otherwise
+        # notices the stop only at its next 5 s receive timeout).
+        loop = self.stream._loop
+        assert loop is not None
+        asyncio.run_coroutine_threadsafe(self.stream.close(), loop).result(WAIT)
+        self.thread.join(WAIT)
+        assert not self.thread.is_alive()
+
+
+@pytest.fixture
+def listener(gateway: Gateway, trader: Trader) -> Iterator[Listener]:
+    listening = Listener(gateway, trader)
+    yield listening
+    listening.stop()
+
+
+def test_trade_updates_follow_an_order(listener: Listener, trader: Trader, other: Trader) -> None:
+    order = trader.client.submit_order(limit("GOOG", "buy", 10, 95.00))
+    new = listener.next()
+    assert (new.event, new.order.id, new.order.status) == (TradeEvent.NEW, order.id, "new")
+
+    trader.client.replace_order_by_id(order.id, ReplaceOrderRequest(qty=6))
+    replaced = listener.next()
+    assert (replaced.event, replaced.order.qty) == (TradeEvent.REPLACED, "6")
+
+    other.client.submit_order(limit("GOOG", "sell", 4, 95.00))  # crosses ours
+    partial = listener.next()
+    assert partial.event == TradeEvent.PARTIAL_FILL
+    assert (partial.price, partial.qty, partial.position_qty) == (95.0, 4.0, 4.0)
+    assert partial.execution_id is not None
+    assert (partial.order.status, partial.order.filled_qty) == (
+        OrderStatus.PARTIALLY_FILLED,
+        "4",
+    )
+
+    other.client.submit_order(limit("GOOG", "sell", 2, 94.00))
+    fill = listener.next()
+    assert fill.event == TradeEvent.FILL
+    assert (fill.price, fill.qty, fill.position_qty) == (95.0, 2.0, 6.0)
+    assert fill.order.status == OrderStatus.FILLED
+    assert fill.order.filled_avg_price == "95.00"
+
+
+def test_cancels_reach_the_stream_and_other_accounts_do_not(
+    listener: Listener, trader: Trader, other: Trader
+) -> None:
+    theirs = other.client.submit_order(limit("AAPL", "buy", 1, 5.00))
+    other.client.cancel_order_by_id(theirs.id)
+    mine = trader.client.submit_order(limit("AAPL", "buy", 1, 5.00))
+    trader.client.cancel_order_by_id(mine.id)
+    first, second = listener.next(), listener.next()
+    assert [(u.event, u.order.id) for u in (first, second)] == [
+        (TradeEvent.NEW, mine.id),
+        (TradeEvent.CANCELED, mine.id),
+    ]
+    assert listener.updates.empty()
+
+
+def _frames(url: str, *messages: dict[str, object]) -> list[dict[str, object]]:
+    """Send `messages` on a fresh connection; each one's answer."""
+
+    async def talk() -> list[dict[str, object]]:
+        async with websockets.connect(url) as ws:
+            out = []
+            for msg in messages:
+                await ws.send(json.dumps(msg))
+                out.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+            return out
+
+    return asyncio.run(talk())
+
+
+def test_the_stream_refuses_a_wrong_key(gateway: Gateway, trader: Trader) -> None:
+    auth = {"action": "authenticate", "data": {"key_id": trader.key_id, "secret_key": "no"}}
+    (answer,) = _frames(gateway.stream_url, auth)
+    assert answer == {
+        "stream": "authorization",
+        "data": {
+            "status": "unauthorized",
+            "action": "authenticate",
+            "message": "unknown or revoked API key, or a wrong secret",
+        },
+    }
+    listen = {"action": "listen", "data": {"streams": ["trade_updates"]}}
+    (first,) = _frames(gateway.stream_url, listen)
+    assert first["stream"] == "authorization"
+    assert first["data"]["status"] == "unauthorized"  # type: ignore[index]
+
+
+def test_listen_and_unlisten(gateway: Gateway, trader: Trader) -> None:
+    auth = {
+        "action": "authenticate",
+        "data": {"key_id": trader.key_id, "secret_key": trader.secret},
+    }
+    listen = {"action": "listen", "data": {"streams": ["trade_updates"]}}
+    unlisten = {"action": "unlisten", "data": {"streams": ["trade_updates"]}}
+    answers = _frames(gateway.stream_url, auth, listen, unlisten, {"action": "dance"})
+    assert answers == [
+        {"stream": "authorization", "data": {"status": "authorized", "action": "authenticate"}},
+        {"stream": "listening", "data": {"streams": ["trade_updates"]}},
+        {"stream": "listening", "data": {"streams": []}},
+        {"stream": "error", "data": {"message": "unknown action"}},
+    ]
