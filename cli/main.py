@@ -8,6 +8,8 @@ import sys
 from tickplane.api import cli as api_cli
 from tickplane.cli import up
 from tickplane.engine import cli as engine_cli
+from tickplane.operator import cli as operator_cli
+from tickplane.ui import cli as ui_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +21,8 @@ def build_parser() -> argparse.ArgumentParser:
     engine_cli.register(sub)
     api_cli.register(sub)
     up.register(sub)
+    operator_cli.register(sub)
+    ui_cli.register(sub)
     return parser
 
 

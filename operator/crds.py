@@ -213,6 +213,39 @@ def crd_documents() -> dict[str, dict[str, Any]]:
     return {
         "tradingengines.tickplane.io.yaml": engine,
         "strategies.tickplane.io.yaml": strategy,
+        "clusterkopfpeerings.kopf.dev.yaml": _peering_crd("ClusterKopfPeering", "Cluster"),
+        "kopfpeerings.kopf.dev.yaml": _peering_crd("KopfPeering", "Namespaced"),
+    }
+
+
+def _peering_crd(kind: str, scope: str) -> dict[str, Any]:
+    """kopf's peering resource: operators record themselves in its status, and all but the
+    highest-priority one pause (a single active operator)."""
+    plural = f"{kind.lower()}s"
+    free = {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.kopf.dev"},
+        "spec": {
+            "group": "kopf.dev",
+            "scope": scope,
+            "names": {"kind": kind, "plural": plural, "singular": kind.lower()},
+            "versions": [
+                {
+                    "name": "v1",
+                    "served": True,
+                    "storage": True,
+                    "schema": {
+                        "openAPIV3Schema": {
+                            "type": "object",
+                            "properties": {"status": free},
+                            "x-kubernetes-preserve-unknown-fields": True,
+                        }
+                    },
+                }
+            ],
+        },
     }
 
 

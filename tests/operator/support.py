@@ -63,6 +63,7 @@ def apply_crds(cp: ControlPlane) -> None:
     for path in sorted(CRD_DIR.glob("*.yaml")):
         name = path.name.removesuffix(".yaml")
         cp.kubectl("wait", "--for=condition=Established", f"crd/{name}", "--timeout=60s")
+    cp.kubectl("apply", "-f", str(REPO / "manifests" / "peering.yaml"))
 
 
 def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
@@ -99,6 +100,8 @@ class OperatorProcess:
                     f"--metrics-port={self.metrics_port}",
                     f"--liveness-port={self.health_port}",
                     "--resync-seconds=2",
+                    "--cleanup-timeout=3",
+                    "--peering-lifetime=5",
                     "--log-level=DEBUG",
                 ],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
@@ -146,3 +149,23 @@ class OperatorProcess:
             return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
         except FileNotFoundError:
             return "(no log)"
+
+
+def mark_pod_ready(core: Any, namespace: str, name: str, ready: bool = True) -> None:
+    """Write what a kubelet would: the pod runs and is (or is not) Ready."""
+    flag = "True" if ready else "False"
+    core.patch_namespaced_pod_status(
+        name,
+        namespace,
+        {
+            "status": {
+                "phase": "Running",
+                "conditions": [
+                    {"type": "PodScheduled", "status": "True"},
+                    {"type": "Initialized", "status": "True"},
+                    {"type": "ContainersReady", "status": flag},
+                    {"type": "Ready", "status": flag},
+                ],
+            }
+        },
+    )

@@ -29,7 +29,7 @@ def test_crd_files_match_the_models(tmp_path: Path) -> None:
     """`tickplane crds --check` passes on the repository, and fails on a stale file."""
     assert crd_module.write_crds(check=True) == [], "crds/ is stale: run `tickplane crds`"
     written = crd_module.write_crds(tmp_path)
-    assert len(written) == 2
+    assert len(written) == 4
     stale = tmp_path / "strategies.tickplane.io.yaml"
     stale.write_text(stale.read_text().replace("maxLength: 64", "maxLength: 65"))
     assert crd_module.write_crds(tmp_path, check=True) == [stale]

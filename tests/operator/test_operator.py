@@ -1,0 +1,404 @@
+"""The operator, running as `tickplane operator`, against the real control plane.
+
+There is no kubelet: the StatefulSet and Deployment controllers create pods that stay
+Pending, and the tests write what a kubelet would (a pod's Ready condition).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import msgspec
+import yaml
+from kubernetes import client
+
+from tickplane.core.config import EngineConfig
+
+from .support import (
+    EXAMPLES,
+    GROUP,
+    VERSION,
+    OperatorProcess,
+    as_dict,
+    condition,
+    eventually,
+    mark_pod_ready,
+)
+
+ENGINES = "tradingengines"
+STRATEGIES = "strategies"
+
+
+def engine_body(name: str, **spec: Any) -> dict[str, Any]:
+    body = yaml.safe_load((EXAMPLES / "tradingengine.yaml").read_text())
+    body["metadata"]["name"] = name
+    body["spec"].update(spec)
+    return dict(body)
+
+
+class Cluster:
+    """Short-hands over the API for one test namespace."""
+
+    def __init__(self, api: client.ApiClient, namespace: str) -> None:
+        self.ns = namespace
+        self.custom = client.CustomObjectsApi(api)
+        self.core = client.CoreV1Api(api)
+        self.apps = client.AppsV1Api(api)
+
+    def create(self, plural: str, body: dict[str, Any]) -> None:
+        self.custom.create_namespaced_custom_object(GROUP, VERSION, self.ns, plural, body)
+
+    def get(self, plural: str, name: str) -> dict[str, Any]:
+        return as_dict(
+            self.custom.get_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name)
+        )
+
+    def patch(self, plural: str, name: str, body: dict[str, Any]) -> None:
+        self.custom.patch_namespaced_custom_object(GROUP, VERSION, self.ns, plural, name, body)
+
+    def wait_condition(
+        self, plural: str, name: str, kind: str, status: str, reason: str | None = None,
+        timeout: float = 45.0,
+    ) -> dict[str, Any]:  # fmt: skip
+        def probe() -> dict[str, Any] | None:
+            obj = self.get(plural, name)
+            c = condition(obj, kind)
+            if c and c["status"] == status and (reason is None or c["reason"] == reason):
+                return obj
+            return None
+
+        return eventually(probe, timeout=timeout, what=f"{name} {kind}={status} {reason or ''}")
+
+    def pod(self, name: str) -> client.V1Pod:
+        return self.core.read_namespaced_pod(name, self.ns)
+
+    def ready_engine(self, name: str) -> dict[str, Any]:
+        """Wait for the engine's pod, make it Ready, wait until the engine says Running."""
+        eventually(lambda: self.pod(f"{name}-0"), what=f"pod {name}-0")
+        mark_pod_ready(self.core, self.ns, f"{name}-0")
+        return self.wait_condition(ENGINES, name, "Progressing", "False", "UpToDate")
+
+
+def test_engine_objects_are_exactly_right(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("nasdaq"))
+    engine = c.get(ENGINES, "nasdaq")
+    uid = engine["metadata"]["uid"]
+
+    sts = eventually(lambda: c.apps.read_namespaced_stateful_set("nasdaq", namespace), what="sts")
+    assert sts.spec.update_strategy.type == "OnDelete"
+    assert sts.spec.replicas == 1 and sts.spec.service_name == "nasdaq"
+    assert sts.metadata.owner_references[0].uid == uid
+    pod_spec = sts.spec.template.spec
+    assert pod_spec.node_selector == {"tickplane.io/tuned": "true"}
+    assert pod_spec.tolerations[0].key == "tickplane.io/dedicated"
+    assert pod_spec.automount_service_account_token is False
+    assert pod_spec.security_context.run_as_non_root is True
+    for container in [*pod_spec.containers, *(pod_spec.init_containers or [])]:
+        res = container.resources
+        assert res.requests == res.limits == {"cpu": "2", "memory": "2Gi"}
+        sec = container.security_context
+        assert sec.run_as_non_root and sec.read_only_root_filesystem
+        assert sec.allow_privilege_escalation is False and sec.capabilities.drop == ["ALL"]
+        assert container.liveness_probe.http_get.path == "/healthz"
+        assert container.readiness_probe.http_get.path == "/readyz"
+    claim = sts.spec.volume_claim_templates[0]
+    assert claim.spec.resources.requests == {"storage": "10Gi"}
+
+    cm = c.core.read_namespaced_config_map("nasdaq-engine", namespace)
+    config = json.loads(cm.data["engine.json"])
+    # The engine's own model reads it (`tickplane engine --config`).
+    parsed = msgspec.json.decode(cm.data["engine.json"], type=EngineConfig).validate()
+    assert parsed.journal_dir.startswith("/var/lib/tickplane") and parsed.pin_cpu
+    assert [s["name"] for s in config["symbols"]] == ["GOOG", "AAPL"]
+    assert config["name"] == "nasdaq" and config["fsync"] == "batch"
+    assert config["risk"]["default"]["max_order_qty"] == 10000
+    svc = c.core.read_namespaced_service("nasdaq", namespace)
+    assert svc.spec.cluster_ip == "None"
+    assert {p.port for p in svc.spec.ports} == {5555, 5556, 9100}
+    pdb = client.PolicyV1Api(api_client).read_namespaced_pod_disruption_budget("nasdaq", namespace)
+    assert pdb.spec.max_unavailable == 0
+    netpol = client.NetworkingV1Api(api_client).read_namespaced_network_policy("nasdaq", namespace)
+    assert netpol.spec.pod_selector.match_labels == {"tickplane.io/engine": "nasdaq"}
+
+    # The StatefulSet controller made the pod; the apiserver computed its QoS class.
+    pod = eventually(lambda: c.pod("nasdaq-0"), what="pod nasdaq-0")
+    assert pod.status.qos_class == "Guaranteed"
+    pending = c.wait_condition(ENGINES, "nasdaq", "Ready", "False", "PodNotReady")
+    assert pending["status"]["phase"] == "Pending"
+    assert pending["status"]["symbols"] == "GOOG,AAPL"
+    assert pending["status"]["endpoints"]["orderEntry"] == f"tcp://nasdaq.{namespace}.svc:5555"
+    assert condition(pending, "Progressing")["reason"] == "Rolling"  # type: ignore[index]
+
+    mark_pod_ready(c.core, namespace, "nasdaq-0")
+    running = c.wait_condition(ENGINES, "nasdaq", "Ready", "True", "PodReady")
+    running = c.wait_condition(ENGINES, "nasdaq", "Progressing", "False", "UpToDate")
+    assert running["status"]["phase"] == "Running"
+    assert running["status"]["currentRevision"] == running["status"]["revision"]
+    assert running["status"]["observedGeneration"] == running["metadata"]["generation"]
+    for kind in ("Ready", "Progressing", "Degraded", "Pinned"):
+        got = condition(running, kind)
+        assert got is not None and got["observedGeneration"] == running["metadata"]["generation"]
+    assert condition(running, "Degraded")["status"] == "False"  # type: ignore[index]
+    events = eventually(
+        lambda: (
+            [
+                e
+                for e in c.core.list_namespaced_event(namespace).items
+                if e.involved_object.name == "nasdaq" and e.reason == "PodReady"
+            ]
+            or None
+        ),
+        what="a PodReady event",
+    )
+    assert events[0].involved_object.kind == "TradingEngine"
+    assert "tickplane_operator_reconciles_total" in operator.metrics()
+
+
+def test_pod_loss_is_degraded_then_recovers(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("e1"))
+    c.ready_engine("e1")
+    old_uid = c.pod("e1-0").metadata.uid
+    c.core.delete_namespaced_pod("e1-0", namespace)
+    degraded = c.wait_condition(ENGINES, "e1", "Degraded", "True")
+    assert degraded["status"]["phase"] == "Degraded"
+    new = eventually(
+        lambda: p if (p := c.pod("e1-0")).metadata.uid != old_uid else None, what="new pod"
+    )
+    mark_pod_ready(c.core, namespace, new.metadata.name)
+    c.wait_condition(ENGINES, "e1", "Degraded", "False")
+
+
+def test_updates_roll_one_engine_at_a_time(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    for name in ("a", "b"):
+        c.create(ENGINES, engine_body(name))
+    for name in ("a", "b"):
+        c.ready_engine(name)
+    uids = {n: c.pod(f"{n}-0").metadata.uid for n in ("a", "b")}
+    revisions = {n: c.get(ENGINES, n)["status"]["revision"] for n in ("a", "b")}
+    for name in ("a", "b"):
+        c.patch(ENGINES, name, {"spec": {"journal": {"fsync": "always"}}})
+
+    def one_rolling() -> tuple[str, str] | None:
+        states = {n: condition(c.get(ENGINES, n), "Progressing") or {} for n in ("a", "b")}
+        reasons = {n: s.get("reason") for n, s in states.items()}
+        assert list(reasons.values()).count("Rolling") < 2, f"both engines rolling: {reasons}"
+        if sorted(reasons.values()) == ["Rolling", "WaitingForTurn"]:
+            first = next(n for n, r in reasons.items() if r == "Rolling")
+            return first, "b" if first == "a" else "a"
+        return None
+
+    first, second = eventually(one_rolling, what="one engine rolling, one waiting")
+    assert c.pod(f"{second}-0").metadata.uid == uids[second]  # untouched while waiting
+    new = eventually(
+        lambda: p if (p := c.pod(f"{first}-0")).metadata.uid != uids[first] else None,
+        what=f"{first}'s new pod",
+    )
+    assert new.metadata.annotations["tickplane.io/revision"] != revisions[first]
+    mark_pod_ready(c.core, namespace, f"{first}-0")
+    done = c.wait_condition(ENGINES, first, "Progressing", "False", "UpToDate")
+    assert done["status"]["currentRevision"] != revisions[first]
+    c.wait_condition(ENGINES, second, "Progressing", "True", "Rolling")
+    eventually(
+        lambda: True if c.pod(f"{second}-0").metadata.uid != uids[second] else None,
+        what=f"{second}'s new pod",
+    )
+    mark_pod_ready(c.core, namespace, f"{second}-0")
+    c.wait_condition(ENGINES, second, "Progressing", "False", "UpToDate")
+
+
+def test_supervised_engine_waits_for_approval(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("sup", updatePolicy="supervised"))
+    c.ready_engine("sup")
+    uid = c.pod("sup-0").metadata.uid
+    c.patch(ENGINES, "sup", {"spec": {"resources": {"cpus": 3}}})
+    waiting = c.wait_condition(ENGINES, "sup", "Progressing", "True", "AwaitingApproval")
+    revision = waiting["status"]["revision"]
+    assert revision in condition(waiting, "Progressing")["message"]  # type: ignore[index]
+    sts = c.apps.read_namespaced_stateful_set("sup", namespace)
+    assert sts.spec.template.spec.containers[0].resources.limits["cpu"] == "3"
+    assert c.pod("sup-0").metadata.uid == uid  # the running engine is left alone
+    c.patch(
+        ENGINES, "sup", {"metadata": {"annotations": {"tickplane.io/approved-revision": revision}}}
+    )
+    new = eventually(
+        lambda: p if (p := c.pod("sup-0")).metadata.uid != uid else None, what="restarted pod"
+    )
+    assert new.spec.containers[0].resources.requests["cpu"] == "3"
+    assert new.status.qos_class == "Guaranteed"
+
+
+def test_pause_annotation_stops_reconciling(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("p"))
+    c.ready_engine("p")
+    c.patch(ENGINES, "p", {"metadata": {"annotations": {"tickplane.io/paused": "true"}}})
+    eventually(
+        lambda: True if c.get(ENGINES, "p")["status"].get("phase") == "Paused" else None,
+        what="phase Paused",
+    )
+    c.patch(ENGINES, "p", {"spec": {"resources": {"memory": "3Gi"}}})
+    c.wait_condition(ENGINES, "p", "Progressing", "False", "Paused")
+    sts = c.apps.read_namespaced_stateful_set("p", namespace)
+    assert sts.spec.template.spec.containers[0].resources.limits["memory"] == "2Gi"
+    c.patch(ENGINES, "p", {"metadata": {"annotations": {"tickplane.io/paused": None}}})
+    eventually(
+        lambda: (
+            True
+            if c.apps.read_namespaced_stateful_set("p", namespace)
+            .spec.template.spec.containers[0]
+            .resources.limits["memory"]
+            == "3Gi"
+            else None
+        ),
+        what="the change applied after the pause",
+    )
+
+
+def test_deleting_an_engine_removes_its_objects_but_keeps_the_journal(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("gone"))
+    eventually(lambda: c.pod("gone-0"), what="pod")
+    engine = c.get(ENGINES, "gone")
+    assert not engine["metadata"].get("finalizers")  # nothing to clean up: no finalizer
+    # The StatefulSet controller made the journal's claim (no provisioner: Pending).
+    eventually(
+        lambda: c.core.read_namespaced_persistent_volume_claim("journal-gone-0", namespace),
+        what="the journal claim",
+    )
+    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, ENGINES, "gone")
+
+    def children_gone() -> bool | None:
+        left = [
+            *c.apps.list_namespaced_stateful_set(namespace).items,
+            *c.core.list_namespaced_service(namespace).items,
+            *c.core.list_namespaced_config_map(
+                namespace, label_selector="tickplane.io/engine=gone"
+            ).items,
+        ]
+        return True if not left else None
+
+    eventually(children_gone, timeout=60, what="the garbage collector")
+    assert c.core.read_namespaced_persistent_volume_claim("journal-gone-0", namespace)
+
+
+def test_strategy_waits_for_its_engine_then_runs(
+    operator: OperatorProcess, control_plane: Any, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    strategy = yaml.safe_load((EXAMPLES / "strategy.yaml").read_text())
+    strategy["spec"]["engineRef"]["name"] = "later"
+    c.create(STRATEGIES, strategy)
+    pending = c.wait_condition(STRATEGIES, "mm-goog", "Ready", "False", "EngineNotFound")
+    assert "'later' not found" in condition(pending, "Ready")["message"]  # type: ignore[index]
+    assert c.apps.list_namespaced_deployment(namespace).items == []
+    # Retried: the engine appears, the Deployment follows.
+    c.create(ENGINES, engine_body("later"))
+    dep = eventually(
+        lambda: c.apps.read_namespaced_deployment("mm-goog", namespace), what="the Deployment"
+    )
+    assert dep.spec.replicas == 1
+    container = dep.spec.template.spec.containers[0]
+    assert container.resources.requests == container.resources.limits
+    assert container.security_context.read_only_root_filesystem is True
+    cm = json.loads(
+        c.core.read_namespaced_config_map("mm-goog-strategy", namespace).data["strategy.json"]
+    )
+    assert cm["engine"]["order_entry"] == f"tcp://later.{namespace}.svc:5555"
+    assert cm["account"] == "mm-desk" and cm["parameters"] == {"quoteQty": 100, "spreadTicks": 2}
+    control_plane.kubectl("scale", "-n", namespace, "strategy/mm-goog", "--replicas=2")
+    eventually(
+        lambda: (
+            True
+            if c.apps.read_namespaced_deployment("mm-goog", namespace).spec.replicas == 2
+            else None
+        ),
+        what="the Deployment scaled",
+    )
+    scaled = eventually(
+        lambda: s if (s := c.get(STRATEGIES, "mm-goog"))["status"].get("replicas") == 2 else None,
+        what="status.replicas from the Deployment",
+    )
+    assert scaled["status"]["selector"] == "tickplane.io/strategy=mm-goog"
+    assert "tickplane.io/cancel-orders" in scaled["metadata"]["finalizers"]
+    # Deletion: the engine exists but is unreachable (no pod runs), so the finalizer
+    # retries, then lets go after --cleanup-timeout (3 s in the tests).
+    c.custom.delete_namespaced_custom_object(GROUP, VERSION, namespace, STRATEGIES, "mm-goog")
+
+    def gone() -> bool | None:
+        try:
+            c.get(STRATEGIES, "mm-goog")
+        except client.exceptions.ApiException as exc:
+            if exc.status == 404:
+                return True
+            raise
+        return None
+
+    eventually(gone, timeout=60, what="the strategy's finalizer")
+
+
+def test_operator_restart_converges(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("r"))
+    c.ready_engine("r")
+    operator.kill()
+    try:
+        c.patch(ENGINES, "r", {"spec": {"resources": {"memory": "4Gi"}}})
+    finally:
+        operator.start()
+    eventually(
+        lambda: (
+            True
+            if c.apps.read_namespaced_stateful_set("r", namespace)
+            .spec.template.spec.containers[0]
+            .resources.limits["memory"]
+            == "4Gi"
+            else None
+        ),
+        what="the change made while the operator was down",
+    )
+    eventually(lambda: c.pod("r-0"), what="the rolled pod")
+    mark_pod_ready(c.core, namespace, "r-0")
+    c.wait_condition(ENGINES, "r", "Progressing", "False", "UpToDate")
+
+
+def test_apiserver_restart_converges(
+    operator: OperatorProcess, control_plane: Any, api_client: client.ApiClient, namespace: str
+) -> None:
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("s"))
+    c.ready_engine("s")
+    control_plane.stop_apiserver()
+    control_plane.start_apiserver()
+    c.patch(ENGINES, "s", {"spec": {"resources": {"memory": "5Gi"}}})
+    eventually(
+        lambda: (
+            True
+            if c.apps.read_namespaced_stateful_set("s", namespace)
+            .spec.template.spec.containers[0]
+            .resources.limits["memory"]
+            == "5Gi"
+            else None
+        ),
+        timeout=90,
+        what="the change after the apiserver restart",
+    )
+    assert operator.proc is not None and operator.proc.poll() is None
