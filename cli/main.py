@@ -9,6 +9,7 @@ from tickplane.api import cli as api_cli
 from tickplane.cli import up
 from tickplane.engine import cli as engine_cli
 from tickplane.operator import cli as operator_cli
+from tickplane.ui import cli as ui_cli
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_cli.register(sub)
     up.register(sub)
     operator_cli.register(sub)
+    ui_cli.register(sub)
     return parser
 
 

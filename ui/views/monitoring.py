@@ -1,0 +1,213 @@
+"""Monitoring: gateway and engine health, the engine's CPUs and pinned core, orders/s
+and latency percentiles over time.
+
+The gateway's /ready says whether the engine answers. The engine's own /status and
+/metrics live on the engine's HTTP port, which the gateway does not proxy: the terminal
+reads them when given the engine's URL (`TICKPLANE_UI_ENGINE_URL` or the sidebar).
+Rates are differences of the engine's counters between two refreshes of this page.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import deque
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+from prometheus_client.parser import text_string_to_metric_families
+
+from tickplane.ui import session
+from tickplane.ui.gateway import GatewayError, fetch_text
+
+__all__ = ["EngineSample", "histogram_quantile", "render", "sample"]
+
+LATENCY = "tickplane_engine_request_seconds"
+ORDERS = "tickplane_engine_orders_total"
+_SAMPLES = 900
+
+
+def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
+    """The q-quantile of a cumulative histogram [(upper bound, count)], interpolated
+    linearly inside the bucket as Prometheus does; None with no observations."""
+    buckets = sorted(buckets)
+    if not buckets or buckets[-1][1] <= 0:
+        return None
+    rank = q * buckets[-1][1]
+    lower, below = 0.0, 0.0
+    for bound, count in buckets:
+        if count >= rank:
+            if math.isinf(bound):
+                return lower
+            width = count - below
+            return lower + (bound - lower) * ((rank - below) / width if width else 0.0)
+        lower, below = bound, count
+    return lower
+
+
+class EngineSample:
+    """The counters and histogram buckets of one scrape of the engine's /metrics."""
+
+    def __init__(self, at: float, orders: float, buckets: list[tuple[float, float]]) -> None:
+        self.at = at
+        self.orders = orders
+        self.buckets = buckets
+
+
+def sample(text: str, at: float) -> EngineSample:
+    """Parse one /metrics scrape (Prometheus text format)."""
+    orders = 0.0
+    buckets: dict[float, float] = {}
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name == ORDERS:
+                orders += s.value
+            elif s.name == LATENCY + "_bucket":
+                bound = float(s.labels["le"])
+                buckets[bound] = buckets.get(bound, 0.0) + s.value
+    return EngineSample(at, orders, sorted(buckets.items()))
+
+
+def _window(new: EngineSample, old: EngineSample) -> tuple[float, list[tuple[float, float]]]:
+    """orders/s and the latency buckets of what happened between two scrapes."""
+    dt = max(new.at - old.at, 1e-9)
+    rate = max(new.orders - old.orders, 0.0) / dt
+    before = dict(old.buckets)
+    return rate, [(b, max(c - before.get(b, 0.0), 0.0)) for b, c in new.buckets]
+
+
+def render() -> None:
+    st.subheader("Monitoring")
+
+    @st.fragment(run_every=float(st.session_state.get("refresh", 2.0)))
+    def live() -> None:
+        _gateway()
+        url = session.engine_url()
+        if not url:
+            st.info(
+                "Engine status and metrics: set the engine's HTTP URL in the sidebar (or "
+                "`TICKPLANE_UI_ENGINE_URL`), e.g. http://127.0.0.1:5557 for `tickplane up`.",
+                icon=":material/settings:",
+            )
+            return
+        _engine(url)
+
+    live()
+
+
+def _gateway() -> None:
+    gw = session.client()
+    cols = st.columns(3)
+    try:
+        up = gw.health()
+    except GatewayError as exc:
+        cols[0].metric("Gateway", "down")
+        session.report(exc, "gateway health")
+        return
+    cols[0].metric("Gateway", "up" if up else "unhealthy")
+    try:
+        ready = gw.ready()
+    except GatewayError as exc:
+        cols[1].metric("Engine (via gateway)", "not ready")
+        st.warning(f"Not ready: {exc.message}")
+        return
+    cols[1].metric("Engine (via gateway)", str(ready.get("engine", ready.get("status", "?"))))
+    lag = ready.get("projection_lag", ready.get("lag"))
+    cols[2].metric("Sequence lag", "—" if lag is None else str(lag))
+
+
+def _engine(url: str) -> None:
+    try:
+        status: Mapping[str, Any] = json.loads(fetch_text(f"{url}/status"))
+        metrics = fetch_text(f"{url}/metrics")
+    except (GatewayError, ValueError) as exc:
+        st.error(f"**Engine unavailable** at {url}: {exc}", icon=":material/cloud_off:")
+        return
+    history: deque[tuple[float, float, float | None, float | None, float | None]] = (
+        st.session_state.setdefault("engine_history", deque(maxlen=_SAMPLES))
+    )
+    now = sample(metrics, time.time())
+    prev: EngineSample | None = st.session_state.get("engine_last")
+    st.session_state.engine_last = now
+    rate = p50 = p99 = p999 = None
+    if prev is not None and now.at > prev.at:
+        rate, window = _window(now, prev)
+        p50, p99, p999 = (histogram_quantile(q, window) for q in (0.5, 0.99, 0.999))
+        history.append((now.at, rate, p50, p99, p999))
+
+    cols = st.columns(5)
+    cols[0].metric(
+        "Engine",
+        status.get("engine", "?"),
+        "ready" if status.get("ready") else "not ready",
+        delta_color="normal" if status.get("ready") else "inverse",
+    )
+    cpus = status.get("cpus") or []
+    pinned = status.get("pinned_cpu")
+    cols[1].metric(
+        "CPUs",
+        ",".join(str(c) for c in cpus) or "—",
+        f"hot loop on {pinned}" if pinned is not None else "not pinned",
+        delta_color="off",
+    )
+    cols[2].metric("Orders/s", "—" if rate is None else f"{rate:,.1f}")
+    cols[3].metric("p99 latency", _us(p99))
+    cols[4].metric("Last seq", f"{status.get('last_seq', '—')}")
+    venue = status.get("venue") or {}
+    link = "connected" if venue.get("connected") else "not connected"
+    st.caption(
+        f"open orders {status.get('open_orders', '—')} · accounts {status.get('accounts', '—')}"
+        f" · venue {venue.get('kind', '?')} ({link})"
+    )
+    if len(history) < 2:
+        st.caption("Charts start after a few refreshes.")
+        return
+    frame = pd.DataFrame(
+        [(datetime.fromtimestamp(t, UTC), r, a, b, c) for t, r, a, b, c in history],
+        columns=["time", "orders/s", "p50", "p99", "p99.9"],
+    )
+    left, right = st.columns(2)
+    left.altair_chart(
+        alt.Chart(frame)
+        .mark_area(opacity=0.6)
+        .encode(x=alt.X("time:T", title=None), y=alt.Y("orders/s:Q"))
+        .properties(height=220, title="Orders per second"),
+        width="stretch",
+    )
+    lat = frame.melt("time", ["p50", "p99", "p99.9"], "percentile", "seconds").dropna()
+    lat["µs"] = lat["seconds"] * 1e6
+    right.altair_chart(
+        alt.Chart(lat)
+        .mark_line()
+        .encode(
+            x=alt.X("time:T", title=None),
+            y=alt.Y("µs:Q", title="request latency (µs)"),
+            color=alt.Color("percentile:N", legend=alt.Legend(orient="bottom")),
+        )
+        .properties(height=220, title="Engine request latency"),
+        width="stretch",
+    )
+    last = now.buckets
+    if last and last[-1][1] > 0:
+        bars = []
+        below = 0.0
+        for bound, count in last:
+            if not math.isinf(bound):
+                bars.append({"≤ µs": f"{bound * 1e6:g}", "requests": count - below})
+            below = count
+        st.altair_chart(
+            alt.Chart(pd.DataFrame(bars))
+            .mark_bar()
+            .encode(x=alt.X("≤ µs:N", sort=None), y="requests:Q")
+            .properties(height=180, title="Latency histogram since start"),
+            width="stretch",
+        )
+
+
+def _us(seconds: float | None) -> str:
+    return "—" if seconds is None else f"{seconds * 1e6:,.0f} µs"
