@@ -18,6 +18,7 @@ import asyncpg
 
 from tickplane.api import keys
 from tickplane.api.db import migrate
+from tickplane.api.recorder import cli as recorder_cli
 from tickplane.api.settings import get_settings
 
 __all__ = ["register"]
@@ -57,6 +58,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     r.add_argument("key_id", help="the key id (APCA-API-KEY-ID)")
     common(r)
     r.set_defaults(func=_revoke)
+
+    recorder_cli.register(sub)
 
 
 def _with_db(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:

@@ -1,0 +1,266 @@
+"""The PostgreSQL sink: orders, executions, positions, accounts and market-data history.
+
+One transaction per batch: it locks the sink's row of `recorder_progress`, drops the
+events at or below its `last_seq` (a duplicate delivery or a replayed range), COPYs the
+append-only rows (`copy_records_to_table`), merges orders, positions and accounts
+from COPY-filled temporary staging tables, and moves `last_seq` to the batch's last
+seq. The rows and the progress commit together or not at all: exactly once per seq.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from tickplane.api.db import migrate
+from tickplane.api.recorder.rows import Batch, fold, order_status
+from tickplane.core.events import Event, TopOfBook
+
+__all__ = ["PostgresSink"]
+
+log = logging.getLogger(__name__)
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_orders (
+    id bigint, account text, symbol text, side text, order_type text, tif text,
+    post_only boolean, client_order_id text, qty bigint, price bigint, stop_price bigint,
+    open_set bigint, open_sub bigint, filled_add bigint, notional_add numeric,
+    price_set bigint, canceled boolean, triggered boolean, rejected boolean, reason text,
+    status text, is_new boolean, created_seq bigint, created_ts_event bigint,
+    last_seq bigint, last_ts_event bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_positions (
+    account text, symbol text, position bigint, cost_basis bigint, realized_pnl bigint,
+    updated_seq bigint, updated_ts_event bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_accounts (
+    account text, cash bigint, kill_switch boolean, updated_seq bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_tops (LIKE md_top_of_book) ON COMMIT DELETE ROWS;
+"""
+_STAGE_ORDER_COLUMNS = (
+    "id", "account", "symbol", "side", "order_type", "tif", "post_only", "client_order_id",
+    "qty", "price", "stop_price", "open_set", "open_sub", "filled_add", "notional_add",
+    "price_set", "canceled", "triggered", "rejected", "reason", "status", "is_new",
+    "created_seq", "created_ts_event", "last_seq", "last_ts_event",
+)  # fmt: skip
+
+_INSERT_NEW_ORDERS = """
+INSERT INTO orders (engine, id, account, symbol, side, order_type, tif, post_only,
+    client_order_id, qty, price, stop_price, open_qty, filled_qty, filled_notional,
+    triggered, status, reason, created_seq, updated_seq, created_ts_event, updated_ts_event)
+SELECT $1, id, account, symbol, side, order_type, tif, post_only, client_order_id, qty,
+    COALESCE(price_set, price), stop_price, open_set - open_sub, filled_add, notional_add,
+    triggered, status, reason, created_seq, last_seq, created_ts_event, last_ts_event
+FROM stage_orders WHERE is_new
+"""
+# SET expressions read the row's old values: the new open and filled quantities are
+# spelled out again in the status, which is derived as order_status does.
+_UPDATE_ORDERS = """
+UPDATE orders o SET
+    open_qty = COALESCE(s.open_set, o.open_qty) - s.open_sub,
+    filled_qty = o.filled_qty + s.filled_add,
+    filled_notional = o.filled_notional + s.notional_add,
+    price = COALESCE(s.price_set, o.price),
+    triggered = o.triggered OR s.triggered,
+    reason = COALESCE(s.reason, o.reason),
+    status = CASE
+        WHEN o.status = 'rejected' THEN 'rejected'
+        WHEN s.canceled OR o.status = 'canceled' THEN 'canceled'
+        WHEN COALESCE(s.open_set, o.open_qty) - s.open_sub = 0
+             AND o.filled_qty + s.filled_add > 0 THEN 'filled'
+        WHEN o.filled_qty + s.filled_add > 0 THEN 'partially_filled'
+        ELSE 'new' END,
+    updated_seq = s.last_seq,
+    updated_ts_event = s.last_ts_event
+FROM stage_orders s
+WHERE NOT s.is_new AND o.engine = $1 AND o.id = s.id
+"""
+# A reject of an order the table does not hold: an order rejected when it was new.
+_INSERT_REJECTED = """
+INSERT INTO orders (engine, id, account, status, reason, created_seq, updated_seq,
+    created_ts_event, updated_ts_event)
+SELECT $1, s.id, s.account, 'rejected', s.reason, s.last_seq, s.last_seq,
+    s.last_ts_event, s.last_ts_event
+FROM stage_orders s
+WHERE NOT s.is_new AND s.rejected
+  AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.engine = $1 AND o.id = s.id)
+"""
+_UPSERT_POSITIONS = """
+INSERT INTO positions (engine, account, symbol, position, cost_basis, realized_pnl,
+    updated_seq, updated_ts_event)
+SELECT $1, account, symbol, position, cost_basis, realized_pnl, updated_seq,
+    updated_ts_event FROM stage_positions
+ON CONFLICT (engine, account, symbol) DO UPDATE SET
+    position = EXCLUDED.position, cost_basis = EXCLUDED.cost_basis,
+    realized_pnl = EXCLUDED.realized_pnl, updated_seq = EXCLUDED.updated_seq,
+    updated_ts_event = EXCLUDED.updated_ts_event
+"""
+_UPSERT_ACCOUNTS = """
+INSERT INTO accounts (engine, account, cash, kill_switch, created_seq, updated_seq)
+SELECT $1, account, COALESCE(cash, 0), COALESCE(kill_switch, false), updated_seq,
+    updated_seq FROM stage_accounts
+ON CONFLICT (engine, account) DO UPDATE SET
+    cash = COALESCE(EXCLUDED.cash, accounts.cash),
+    kill_switch = COALESCE(EXCLUDED.kill_switch, accounts.kill_switch),
+    updated_seq = EXCLUDED.updated_seq
+"""
+# Unsequenced top-of-book rows can come again after an ambiguous commit: keep the first.
+_INSERT_TOPS = "INSERT INTO md_top_of_book SELECT * FROM stage_tops ON CONFLICT DO NOTHING"
+
+
+class PostgresSink:
+    """Writes batches of events to PostgreSQL, exactly once per seq (see module doc)."""
+
+    name = "postgres"
+
+    def __init__(self, dsn: str, engine: str, *, partitions_ahead: int = 2) -> None:
+        self.dsn = dsn
+        self.engine = engine
+        self.partitions_ahead = partitions_ahead
+        self.last_seq = 0
+        self._conn: asyncpg.Connection[Any] | None = None
+        self._days: set[datetime] = set()  # days whose partitions exist
+
+    async def open(self) -> int:
+        """Connect, migrate, prepare; return the last seq this sink wrote."""
+        conn: asyncpg.Connection[Any] = await asyncpg.connect(self.dsn, timeout=10)
+        try:
+            await migrate(conn)
+            await conn.execute(_STAGING)
+            await conn.execute(
+                "INSERT INTO recorder_progress (engine, sink) VALUES ($1, $2)"
+                " ON CONFLICT DO NOTHING",
+                self.engine,
+                self.name,
+            )
+            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._days.clear()
+            await self._ensure_partitions(
+                conn, {today + timedelta(days=d) for d in range(-1, self.partitions_ahead + 1)}
+            )
+            last = await conn.fetchval(
+                "SELECT last_seq FROM recorder_progress WHERE engine = $1 AND sink = $2",
+                self.engine,
+                self.name,
+            )
+        except BaseException:
+            await conn.close(timeout=2)
+            raise
+        self._conn = conn
+        self.last_seq = int(last)
+        return self.last_seq
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            try:
+                await conn.close(timeout=2)
+            except Exception:  # a dead server: nothing left to close cleanly
+                conn.terminate()
+
+    async def _ensure_partitions(self, conn: asyncpg.Connection[Any], days: set[datetime]) -> None:
+        todo = {d.replace(hour=0, minute=0, second=0, microsecond=0) for d in days} - self._days
+        if not todo:
+            return
+        await conn.fetchval(
+            "SELECT recorder_ensure_partitions($1::date, $2::date)",
+            min(todo).date(),
+            max(todo).date(),
+        )
+        self._days |= todo
+
+    async def write(self, events: Sequence[Event], tops: Sequence[TopOfBook] = ()) -> int:
+        """Write the events above `last_seq` and the tops; return how many events."""
+        conn = self._conn
+        if conn is None:
+            raise ConnectionError("the PostgreSQL sink is not open")
+        fresh = [e for e in events if e.seq > self.last_seq]
+        if not fresh and not tops:
+            return 0
+        batch = fold(self.engine, fresh, tops)
+        await self._ensure_partitions(conn, batch.days)
+        async with conn.transaction():
+            last = int(
+                await conn.fetchval(
+                    "SELECT last_seq FROM recorder_progress WHERE engine = $1 AND sink = $2"
+                    " FOR UPDATE",
+                    self.engine,
+                    self.name,
+                )
+            )
+            if last != self.last_seq:
+                # Someone else (another recorder, or a commit whose reply we lost) moved
+                # it: fold again from what the table really holds.
+                fresh = [e for e in fresh if e.seq > last]
+                batch = fold(self.engine, fresh, tops)
+            await self._write_batch(conn, batch)
+            if fresh:
+                await conn.execute(
+                    "UPDATE recorder_progress SET last_seq = $3, updated_at = now()"
+                    " WHERE engine = $1 AND sink = $2",
+                    self.engine,
+                    self.name,
+                    batch.last_seq,
+                )
+        if fresh:
+            self.last_seq = batch.last_seq
+        else:
+            self.last_seq = max(self.last_seq, last)
+        return len(fresh)
+
+    async def _write_batch(self, conn: asyncpg.Connection[Any], b: Batch) -> None:
+        if b.executions:
+            await conn.copy_records_to_table("executions", records=b.executions)
+        if b.md_trades:
+            await conn.copy_records_to_table("md_trades", records=b.md_trades)
+        if b.tops:
+            await conn.copy_records_to_table("stage_tops", records=b.tops)
+            await conn.execute(_INSERT_TOPS)
+        if b.orders:
+            await conn.copy_records_to_table(
+                "stage_orders", records=_order_rows(b), columns=_STAGE_ORDER_COLUMNS
+            )
+            await conn.execute(_INSERT_NEW_ORDERS, self.engine)
+            await conn.execute(_UPDATE_ORDERS, self.engine)
+            await conn.execute(_INSERT_REJECTED, self.engine)
+        if b.positions:
+            rows = [
+                (p.account, p.symbol, p.position, p.cost_basis, p.realized_pnl, p.seq,
+                 p.ts_event)
+                for p in b.positions.values()
+            ]  # fmt: skip
+            await conn.copy_records_to_table("stage_positions", records=rows)
+            await conn.execute(_UPSERT_POSITIONS, self.engine)
+        if b.accounts:
+            rows2 = [(a, cash, kill, seq) for a, (cash, kill, seq) in b.accounts.items()]
+            await conn.copy_records_to_table("stage_accounts", records=rows2)
+            await conn.execute(_UPSERT_ACCOUNTS, self.engine)
+
+
+def _order_rows(b: Batch) -> list[tuple[object, ...]]:
+    rows: list[tuple[object, ...]] = []
+    for ch in b.orders.values():
+        a = ch.accepted
+        if a is not None:
+            open_qty = (ch.open_set or 0) - ch.open_sub
+            status = order_status(open_qty, ch.filled_add, ch.canceled, False)
+            rows.append(
+                (ch.order_id, ch.account, a.symbol, a.side, a.order_type, a.tif, a.post_only,
+                 a.client_order_id, a.qty, a.price, a.stop_price, ch.open_set, ch.open_sub,
+                 ch.filled_add, ch.notional_add, ch.price_set, ch.canceled, ch.triggered,
+                 False, ch.reason, status, True, a.seq, a.ts_event, ch.last_seq,
+                 ch.last_ts_event)
+            )  # fmt: skip
+        else:
+            rows.append(
+                (ch.order_id, ch.account, None, None, None, None, None, None, None, None,
+                 None, ch.open_set, ch.open_sub, ch.filled_add, ch.notional_add,
+                 ch.price_set, ch.canceled, ch.triggered, ch.rejected, ch.reason, None,
+                 False, None, None, ch.last_seq, ch.last_ts_event)
+            )  # fmt: skip
+    return rows

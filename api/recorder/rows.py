@@ -1,0 +1,184 @@
+"""A batch of events folded into the rows the PostgreSQL sink writes.
+
+Folding happens in Python, once per batch, so that the database does one COPY or one
+set-based statement per table instead of one statement per event: several events of
+one order (accepted, fills, a replace, a cancel) become one change to its row, several
+position changes of one account and symbol become the last one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from tickplane.core.events import (
+    Event,
+    KillSwitchChanged,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    PositionChanged,
+    StopTriggered,
+    TopOfBook,
+    Trade,
+)
+
+__all__ = ["Batch", "OrderChange", "fold", "order_status", "ts_of"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def ts_of(ts_event: int) -> datetime:
+    """The engine's ns timestamp as an aware datetime (µs: PostgreSQL's precision)."""
+    return datetime.fromtimestamp(ts_event // 1000 / 1_000_000, UTC)
+
+
+def order_status(open_qty: int, filled_qty: int, canceled: bool, rejected: bool) -> str:
+    """The status word of an order's row (the SQL merge derives it the same way)."""
+    if rejected:
+        return "rejected"
+    if canceled:
+        return "canceled"
+    if open_qty == 0 and filled_qty > 0:
+        return "filled"
+    return "partially_filled" if filled_qty > 0 else "new"
+
+
+@dataclass(slots=True)
+class OrderChange:
+    """What one batch does to one order.
+
+    `open_set` is an absolute open quantity (accepted, replaced, canceled) and
+    `open_sub` what fills took off after it; with no `open_set` the row's own open
+    quantity is the base.
+    """
+
+    order_id: int
+    account: str
+    accepted: OrderAccepted | None = None
+    open_set: int | None = None
+    open_sub: int = 0
+    filled_add: int = 0
+    notional_add: int = 0
+    price_set: int | None = None
+    canceled: bool = False
+    triggered: bool = False
+    rejected: bool = False  # rejected before it was ever accepted (a new-order reject)
+    reason: str | None = None
+    last_seq: int = 0
+    last_ts_event: int = 0
+
+    def fill(self, price: int, qty: int) -> None:
+        self.filled_add += qty
+        self.notional_add += price * qty
+        self.open_sub += qty
+
+
+@dataclass(slots=True)
+class Batch:
+    """Rows for each table, from one batch of events."""
+
+    first_seq: int = 0
+    last_seq: int = 0
+    executions: list[tuple[object, ...]] = field(default_factory=list)
+    md_trades: list[tuple[object, ...]] = field(default_factory=list)
+    tops: list[tuple[object, ...]] = field(default_factory=list)
+    orders: dict[int, OrderChange] = field(default_factory=dict)
+    positions: dict[tuple[str, str], PositionChanged] = field(default_factory=dict)
+    # account -> (cash or None, kill switch or None, seq)
+    accounts: dict[str, tuple[int | None, bool | None, int]] = field(default_factory=dict)
+    days: set[datetime] = field(default_factory=set)
+
+    def _order(self, order_id: int, account: str) -> OrderChange:
+        ch = self.orders.get(order_id)
+        if ch is None:
+            ch = self.orders[order_id] = OrderChange(order_id, account)
+        return ch
+
+    def _account(
+        self, account: str, seq: int, cash: int | None = None, kill: bool | None = None
+    ) -> None:
+        old_cash, old_kill, _ = self.accounts.get(account, (None, None, 0))
+        self.accounts[account] = (
+            cash if cash is not None else old_cash,
+            kill if kill is not None else old_kill,
+            seq,
+        )
+
+
+def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -> Batch:
+    """The rows of `events` (in seq order) and of the top-of-book messages `tops`."""
+    b = Batch()
+    for ev in events:
+        seq = ev.seq
+        if not b.first_seq:
+            b.first_seq = seq
+        b.last_seq = seq
+        if isinstance(ev, Trade):
+            ts = ts_of(ev.ts_event)
+            b.days.add(ts)
+            b.executions.append(
+                (engine, seq, "taker", ts, ev.ts_event, ev.taker, ev.taker_account, ev.symbol,
+                 ev.taker_side, ev.price, ev.qty, ev.maker)
+            )  # fmt: skip
+            maker_side = "sell" if ev.taker_side == "buy" else "buy"
+            b.executions.append(
+                (engine, seq, "maker", ts, ev.ts_event, ev.maker, ev.maker_account, ev.symbol,
+                 maker_side, ev.price, ev.qty, ev.taker)
+            )  # fmt: skip
+            b.md_trades.append(
+                (engine, seq, ts, ev.ts_event, ev.symbol, ev.price, ev.qty, ev.taker_side)
+            )
+            for oid, acct in ((ev.taker, ev.taker_account), (ev.maker, ev.maker_account)):
+                ch = b._order(oid, acct)
+                ch.fill(ev.price, ev.qty)
+                ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, OrderAccepted):
+            ch = b._order(ev.id, ev.account)
+            ch.accepted = ev
+            ch.open_set, ch.open_sub = ev.qty, 0
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+            b._account(ev.account, seq)
+        elif isinstance(ev, OrderCanceled):
+            ch = b._order(ev.id, ev.account)
+            ch.canceled = True
+            ch.open_set, ch.open_sub = 0, 0
+            ch.reason = ev.reason
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, OrderReplaced):
+            ch = b._order(ev.id, ev.account)
+            ch.price_set = ev.price
+            ch.open_set, ch.open_sub = ev.qty, 0
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, StopTriggered):
+            ch = b._order(ev.id, ev.account)
+            ch.triggered = True
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, OrderRejected):
+            ch = b._order(ev.id, ev.account)
+            # A reject of an order this batch accepted, or of one already in the table,
+            # is a refused cancel or replace: the order stays as it was. Only a reject
+            # of an order never accepted makes a rejected order (decided in the merge).
+            ch.rejected = ch.accepted is None and ch.open_set is None and not ch.filled_add
+            ch.reason = ev.reason
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+            b._account(ev.account, seq)
+        elif isinstance(ev, PositionChanged):
+            b.positions[(ev.account, ev.symbol)] = ev
+            b._account(ev.account, seq, cash=ev.cash)
+        elif isinstance(ev, KillSwitchChanged):
+            if ev.account is not None:  # the engine-wide switch has no account row
+                b._account(ev.account, seq, kill=ev.engaged)
+    for top in tops:
+        ts = ts_of(top.ts_event)
+        b.days.add(ts)
+        bid = top.bids[0] if top.bids else None
+        ask = top.asks[0] if top.asks else None
+        b.tops.append(
+            (engine, top.symbol, top.md_seq, ts, top.ts_event,
+             bid.price if bid else None, bid.qty if bid else None,
+             ask.price if ask else None, ask.qty if ask else None, top.last_price)
+        )  # fmt: skip
+    return b

@@ -1,0 +1,279 @@
+"""Order flow for the recorder tests, and checks that each sink holds exactly the
+engine's events (compared with the engine's own replay of them)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from tickplane.api.recorder.kafka_sink import kafka_topics
+from tickplane.api.recorder.redis_sink import redis_prefix
+from tickplane.core.client import EngineClient
+from tickplane.core.events import (
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    PositionChanged,
+    Trade,
+)
+
+ACCOUNTS = ["alice", "bob", "carol"]
+SYMBOLS = ["GOOG", "AAPL"]
+
+
+async def order_flow(client: EngineClient, n: int, seed: int, *, pause: float = 0.0) -> None:
+    """`n` requests: resting limits near a mid, marketable ones, cancels, replaces and a
+    few bad orders (rejects), from three accounts on two symbols."""
+    rng = random.Random(seed)
+    live: list[tuple[str, int]] = []
+    for i in range(n):
+        account = rng.choice(ACCOUNTS)
+        symbol = rng.choice(SYMBOLS)
+        r = rng.random()
+        if r < 0.15 and live:
+            acct, oid = live.pop(rng.randrange(len(live)))
+            await client.cancel(acct, oid)
+        elif r < 0.22 and live:
+            acct, oid = rng.choice(live)
+            await client.replace(acct, oid, qty=rng.randint(1, 20), price=rng.randint(990, 1010))
+        elif r < 0.25:
+            await client.submit(account, symbol, "buy", "limit", 5, price=-1)  # rejected
+        else:
+            side = rng.choice(["buy", "sell"])
+            price = rng.randint(990, 1010)
+            rep = await client.submit(
+                account, symbol, side, "limit", rng.randint(1, 20), price=price,
+                client_order_id=f"c{seed}-{i}",
+            )  # fmt: skip
+            oid = getattr(rep, "order_id", None) or getattr(rep, "id", None)
+            if isinstance(oid, int):
+                live.append((account, oid))
+        if pause:
+            await asyncio.sleep(pause)  # pacing the flow so the test can act mid-stream
+
+
+async def engine_events(client: EngineClient) -> list[Event]:
+    """Every trading event the engine has published, from its replay service."""
+    # Paged until the engine has no more (its replay stops at its last seq).
+    return await client.replay(1, 2**62)
+
+
+async def wait_for(
+    check: Callable[[], Awaitable[bool]], timeout: float, what: str, step: float = 0.1
+) -> None:
+    """Poll `check` until it is true or `timeout` passes (then fail saying `what`)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if await check():
+                return
+        except (OSError, asyncpg.PostgresError, ConnectionError):
+            pass
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+        await asyncio.sleep(step)
+
+
+# -- the reference: events applied one at a time ------------------------------------------
+
+
+def reference_orders(events: list[Event]) -> dict[int, dict[str, Any]]:
+    """Each order's final state, applying events in order (independent of the sink's
+    batch fold and SQL merge)."""
+    orders: dict[int, dict[str, Any]] = {}
+    for ev in events:
+        if isinstance(ev, OrderAccepted):
+            orders[ev.id] = {
+                "status": "new", "open_qty": ev.qty, "filled_qty": 0, "price": ev.price,
+                "account": ev.account, "symbol": ev.symbol,
+            }  # fmt: skip
+        elif isinstance(ev, Trade):
+            for oid in (ev.taker, ev.maker):
+                o = orders[oid]
+                o["open_qty"] -= ev.qty
+                o["filled_qty"] += ev.qty
+                o["status"] = "filled" if o["open_qty"] == 0 else "partially_filled"
+        elif isinstance(ev, OrderCanceled):
+            orders[ev.id]["open_qty"] = 0
+            orders[ev.id]["status"] = "canceled"
+        elif isinstance(ev, OrderReplaced):
+            orders[ev.id]["open_qty"] = ev.qty
+            orders[ev.id]["price"] = ev.price
+        elif isinstance(ev, OrderRejected) and ev.id not in orders:
+            orders[ev.id] = {
+                "status": "rejected", "open_qty": 0, "filled_qty": 0, "price": None,
+                "account": ev.account, "symbol": None,
+            }  # fmt: skip
+    return orders
+
+
+def reference_positions(events: list[Event]) -> dict[tuple[str, str], PositionChanged]:
+    out: dict[tuple[str, str], PositionChanged] = {}
+    for ev in events:
+        if isinstance(ev, PositionChanged):
+            out[(ev.account, ev.symbol)] = ev
+    return out
+
+
+# -- per sink ------------------------------------------------------------------------------
+
+
+async def pg_last_seq(dsn: str, engine: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        v = await conn.fetchval(
+            "SELECT last_seq FROM recorder_progress WHERE engine = $1 AND sink = 'postgres'",
+            engine,
+        )
+        return int(v or 0)
+    finally:
+        await conn.close()
+
+
+async def check_postgres(dsn: str, engine: str, events: list[Event]) -> None:
+    trades = [e for e in events if isinstance(e, Trade)]
+    conn = await asyncpg.connect(dsn)
+    try:
+        last = await conn.fetchval(
+            "SELECT last_seq FROM recorder_progress WHERE engine = $1 AND sink = 'postgres'",
+            engine,
+        )
+        assert last == events[-1].seq
+        rows = await conn.fetch(
+            "SELECT seq, liquidity, order_id, account, price, qty FROM executions"
+            " WHERE engine = $1 ORDER BY seq, liquidity",
+            engine,
+        )
+        want = sorted(
+            [(t.seq, "maker", t.maker, t.maker_account, t.price, t.qty) for t in trades]
+            + [(t.seq, "taker", t.taker, t.taker_account, t.price, t.qty) for t in trades]
+        )
+        assert [tuple(r) for r in rows] == want
+        md = await conn.fetch(
+            "SELECT seq, symbol, price, qty, taker_side FROM md_trades WHERE engine = $1"
+            " ORDER BY seq",
+            engine,
+        )
+        assert [tuple(r) for r in md] == [
+            (t.seq, t.symbol, t.price, t.qty, t.taker_side) for t in trades
+        ]
+        ref = reference_orders(events)
+        got = {
+            r["id"]: dict(r)
+            for r in await conn.fetch(
+                "SELECT id, status, open_qty, filled_qty, price, account, symbol FROM orders"
+                " WHERE engine = $1",
+                engine,
+            )
+        }
+        assert set(got) == set(ref)
+        for oid, want_o in ref.items():
+            g = got[oid]
+            assert {k: g[k] for k in want_o} == want_o, f"order {oid}"
+        pos = {
+            (r["account"], r["symbol"]): (r["position"], r["cost_basis"], r["realized_pnl"])
+            for r in await conn.fetch(
+                "SELECT account, symbol, position, cost_basis, realized_pnl FROM positions"
+                " WHERE engine = $1",
+                engine,
+            )
+        }
+        assert pos == {
+            k: (p.position, p.cost_basis, p.realized_pnl)
+            for k, p in reference_positions(events).items()
+        }
+    finally:
+        await conn.close()
+
+
+async def redis_last_seq(url: str, engine: str) -> int:
+    r = aioredis.Redis.from_url(url)
+    try:
+        return int(await r.get(f"{redis_prefix(engine)}:recorder:seq") or 0)
+    finally:
+        await r.aclose()
+
+
+async def check_redis(url: str, engine: str, events: list[Event], cap: int = 100) -> None:
+    p = redis_prefix(engine)
+    r = aioredis.Redis.from_url(url)
+    try:
+        assert int(await r.get(f"{p}:recorder:seq") or 0) == events[-1].seq
+        for (account, symbol), pc in reference_positions(events).items():
+            raw = await r.hget(f"{p}:positions:{account}", symbol)
+            assert raw is not None
+            got = json.loads(raw)
+            assert (got["position"], got["seq"]) == (pc.position, pc.seq)
+        for symbol in SYMBOLS:
+            trades = [e for e in events if isinstance(e, Trade) and e.symbol == symbol]
+            listed = [json.loads(x)["seq"] for x in await r.lrange(f"{p}:trades:{symbol}", 0, -1)]
+            assert listed == [t.seq for t in reversed(trades)][:cap]
+    finally:
+        await r.aclose()
+
+
+async def kafka_records(bootstrap: str, engine: str) -> list[tuple[str, dict[str, bytes], bytes]]:
+    """Every committed record of the engine's data topics: (topic, headers, value)."""
+    topics = kafka_topics(engine)
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, isolation_level="read_committed", enable_auto_commit=False
+    )
+    await consumer.start()
+    out: list[tuple[str, dict[str, bytes], bytes]] = []
+    try:
+        tps = []
+        existing = await consumer.topics()
+        kinds = [
+            k for k in ("orders", "executions", "positions", "marketdata") if topics[k] in existing
+        ]
+        if kinds:
+            # A producer's metadata lookup names a topic's partitions (the consumer's
+            # covers only topics it subscribes to).
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+            await producer.start()
+            try:
+                for kind in kinds:
+                    parts = await producer.partitions_for(topics[kind])
+                    tps += [TopicPartition(topics[kind], p) for p in parts]
+            finally:
+                await producer.stop()
+        if not tps:
+            return out  # the sink has not created its topics yet
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        for tp in tps:
+            while await consumer.position(tp) < ends[tp]:
+                got = await consumer.getmany(tp, timeout_ms=1000)
+                for rec in got.get(tp, []):
+                    out.append((tp.topic, dict(rec.headers), rec.value))
+    finally:
+        await consumer.stop()
+    return out
+
+
+async def kafka_seqs(bootstrap: str, engine: str) -> list[int]:
+    return sorted(int(h["seq"]) for _, h, _ in await kafka_records(bootstrap, engine) if "seq" in h)
+
+
+async def check_kafka(bootstrap: str, engine: str, events: list[Event]) -> None:
+    records = await kafka_records(bootstrap, engine)
+    by_seq: dict[int, list[bytes]] = {}
+    for _, headers, value in records:
+        if "seq" in headers:
+            by_seq.setdefault(int(headers["seq"]), []).append(value)
+    dupes = [s for s, v in by_seq.items() if len(v) > 1]
+    assert not dupes, f"seqs written twice: {dupes[:10]}"
+    assert sorted(by_seq) == [e.seq for e in events]
+    for ev in events:
+        assert json.loads(by_seq[ev.seq][0]) == ev.to_dict()
