@@ -3,6 +3,7 @@ the order history with filters."""
 
 from __future__ import annotations
 
+import time
 from decimal import Decimal, InvalidOperation
 
 import pandas as pd
@@ -12,6 +13,8 @@ from tickplane.ui import session
 from tickplane.ui.gateway import GatewayError, Order
 
 __all__ = ["orders_frame", "render"]
+
+OUTCOME_SECONDS = 15.0
 
 
 def orders_frame(orders: list[Order]) -> pd.DataFrame:
@@ -59,10 +62,11 @@ def _open_orders() -> None:
     @st.fragment(run_every=float(st.session_state.get("refresh", 2.0)))
     def live() -> None:
         gw = session.client()
-        outcome = st.session_state.pop("orders_outcome", None)
+        outcome = st.session_state.get("orders_outcome")
         if outcome:
-            kind, text = outcome
-            (st.success if kind == "ok" else st.warning)(text)
+            kind, text, at = outcome
+            if time.monotonic() - at < OUTCOME_SECONDS:  # long enough to read, then gone
+                (st.success if kind == "ok" else st.warning)(text)
         try:
             orders = [o for o in gw.orders(status="open") if o.is_open]
         except GatewayError as exc:
@@ -74,61 +78,76 @@ def _open_orders() -> None:
         st.dataframe(orders_frame(orders), hide_index=True, width="stretch")
         by_id = {o.id: o for o in orders}
         cols = st.columns([3, 1, 1, 1, 1, 1], vertical_alignment="bottom")
-        chosen = cols[0].selectbox(
+        cols[0].selectbox(
             "Order", list(by_id), format_func=lambda i: _label(by_id[i]), key="order_pick"
         )
-        order = by_id[chosen]
-        spec = session.spec(order.symbol)
-        new_qty = cols[1].text_input("New qty", key="order_new_qty", placeholder="shares")
-        new_price = cols[2].text_input("New price", key="order_new_price", placeholder="limit")
-        if cols[3].button("Replace", key="order_replace"):
-            _replace(order, new_qty, new_price)
-            st.rerun(scope="fragment")
-        if cols[4].button("Cancel", key="order_cancel", type="primary"):
-            try:
-                canceled = gw.cancel(order.id)
-            except GatewayError as exc:
-                st.session_state.orders_outcome = ("warn", f"Cancel #{order.id}: {exc.message}")
-            else:
-                st.session_state.orders_outcome = (
-                    "ok",
-                    f"Canceled #{order.id} ({spec.shares(order.open_qty)} {order.symbol}): "
-                    f"{canceled.status}",
-                )
-            st.rerun(scope="fragment")
-        if cols[5].button("Cancel all", key="order_cancel_all"):
-            try:
-                gone = gw.cancel_all()
-            except GatewayError as exc:
-                st.session_state.orders_outcome = ("warn", f"Cancel all: {exc.message}")
-            else:
-                st.session_state.orders_outcome = ("ok", f"Canceled {len(gone)} order(s)")
-            st.rerun(scope="fragment")
+        cols[1].text_input("New qty", key="order_new_qty", placeholder="shares")
+        cols[2].text_input("New price", key="order_new_price", placeholder="limit")
+        # Callbacks run before the rerun draws the table: it shows the result at once.
+        cols[3].button("Replace", key="order_replace", on_click=_replace, args=(by_id,))
+        cols[4].button(
+            "Cancel", key="order_cancel", type="primary", on_click=_cancel, args=(by_id,)
+        )
+        cols[5].button("Cancel all", key="order_cancel_all", on_click=_cancel_all)
 
     live()
 
 
-def _replace(order: Order, qty_text: str, price_text: str) -> None:
+def _outcome(kind: str, text: str) -> None:
+    st.session_state.orders_outcome = (kind, text, time.monotonic())
+
+
+def _cancel(by_id: dict[int, Order]) -> None:
+    order = by_id.get(st.session_state.get("order_pick", -1))
+    if order is None:
+        return
+    spec = session.spec(order.symbol)
+    try:
+        canceled = session.client().cancel(order.id)
+    except GatewayError as exc:
+        _outcome("warn", f"Cancel #{order.id}: {exc.message}")
+        return
+    _outcome(
+        "ok",
+        f"Canceled #{order.id} ({spec.shares(order.open_qty)} {order.symbol}): {canceled.status}",
+    )
+
+
+def _cancel_all() -> None:
+    try:
+        gone = session.client().cancel_all()
+    except GatewayError as exc:
+        _outcome("warn", f"Cancel all: {exc.message}")
+        return
+    _outcome("ok", f"Canceled {len(gone)} order(s)")
+
+
+def _replace(by_id: dict[int, Order]) -> None:
+    order = by_id.get(st.session_state.get("order_pick", -1))
+    if order is None:
+        return
+    qty_text = str(st.session_state.get("order_new_qty", ""))
+    price_text = str(st.session_state.get("order_new_price", ""))
     spec = session.spec(order.symbol)
     try:
         qty = spec.lots(Decimal(qty_text.strip())) if qty_text.strip() else None
         price = spec.ticks(Decimal(price_text.strip())) if price_text.strip() else None
     except (InvalidOperation, ValueError) as exc:
         why = str(exc) if isinstance(exc, ValueError) else "not a number"
-        st.session_state.orders_outcome = ("warn", f"Replace #{order.id}: {why}")
+        _outcome("warn", f"Replace #{order.id}: {why}")
         return
     if qty is None and price is None:
-        st.session_state.orders_outcome = ("warn", "Replace: give a new quantity and/or price")
+        _outcome("warn", "Replace: give a new quantity and/or price")
         return
     if (qty is not None and qty <= 0) or (price is not None and price <= 0):
-        st.session_state.orders_outcome = ("warn", "Replace: quantity and price must be > 0")
+        _outcome("warn", "Replace: quantity and price must be > 0")
         return
     try:
         new = session.client().replace(order.id, qty, price)
     except GatewayError as exc:
-        st.session_state.orders_outcome = ("warn", f"Replace #{order.id}: {exc.message}")
+        _outcome("warn", f"Replace #{order.id}: {exc.message}")
         return
-    st.session_state.orders_outcome = (
+    _outcome(
         "ok",
         f"Replaced #{order.id}: {spec.shares(new.open_qty or new.qty)} @ "
         f"{spec.show(new.limit_price)} ({new.status})",

@@ -98,7 +98,7 @@ def render() -> None:
             history.append((time.time(), float(total)))
         st.metric("Total P&L (marked)", _money(total))
         if open_positions:
-            _flatten(gw, open_positions)
+            _flatten(open_positions)
         _chart(gw, history)
 
     live()
@@ -108,30 +108,39 @@ def _money(value: Decimal | None) -> str:
     return "" if value is None else f"{value:,.2f}"
 
 
-def _flatten(gw: GatewayClient, positions: list[Position]) -> None:
+def _flatten(positions: list[Position]) -> None:
     by_symbol = {p.symbol: p for p in positions}
     cols = st.columns([3, 1, 1], vertical_alignment="bottom")
-    symbol = cols[0].selectbox("Position", list(by_symbol), key="flatten_pick")
-    targets: list[Position] = []
-    if cols[1].button("Flatten", key="flatten_one"):
-        targets = [by_symbol[symbol]]
-    if cols[2].button("Flatten all", key="flatten_all", type="primary"):
-        targets = positions
-    if not targets:
-        return
+    cols[0].selectbox("Position", list(by_symbol), key="flatten_pick")
+    # Callbacks run before the rerun draws the table: it shows the result at once.
+    cols[1].button("Flatten", key="flatten_one", on_click=_flatten_now, args=(by_symbol, False))
+    cols[2].button(
+        "Flatten all",
+        key="flatten_all",
+        type="primary",
+        on_click=_flatten_now,
+        args=(by_symbol, True),
+    )
+
+
+def _flatten_now(by_symbol: dict[str, Position], everything: bool) -> None:
+    pick = str(st.session_state.get("flatten_pick", ""))
+    if everything:
+        targets = list(by_symbol.values())
+    else:
+        targets = [by_symbol[pick]] if pick in by_symbol else []
     done = []
     for p in targets:
         body = flatten_body(p)
         if body is None:
             continue
         try:
-            order = gw.submit(body)
+            order = session.client().submit(body)
         except GatewayError as exc:
             done.append(f"{p.symbol}: {exc.message}")
         else:
             done.append(f"{p.symbol}: {body['side']} {body['qty']} lot(s), order #{order.id}")
     st.session_state.flatten_outcome = "Flatten: " + "; ".join(done)
-    st.rerun(scope="fragment")
 
 
 def _chart(gw: GatewayClient, history: deque[tuple[float, float]]) -> None:
