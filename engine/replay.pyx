@@ -9,11 +9,11 @@ The loop runs without the GIL over plain int64 columns prepared by
 from libc.stdint cimport int8_t, int64_t, uint32_t
 from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
 
-from tickplane.engine.book cimport BUY, SELL, Book, BookSide, Level, book_side
+from tickplane.engine.book cimport BUY, SELL, Book, BookSide, Level, book_side, side_best
 
 import numpy as np
 
-__all__ = ["known_window_replay"]
+__all__ = ["Stepper", "known_window_replay"]
 
 # LOBSTER's placeholders for levels the book does not have.
 cdef int64_t DUMMY_ASK = 9999999999
@@ -124,3 +124,114 @@ def known_window_replay(
         t1 = _now()
     return {"rows_compared": compared, "rows_matched": matched, "first_mismatch": first,
             "seconds": t1 - t0}
+
+
+# --- the backtest's feed ---------------------------------------------------------------
+
+
+cdef class Stepper:
+    """The known-window replay one message at a time, for backtests.
+
+    `run` applies messages in C until one needs Python: a trade (types 4 and 5), a
+    change of the top of book (price or size of either best level), a message that may
+    move one of the strategy's own resting orders (the watch ranges), or a message due
+    at or after `until_ts` (not applied: order arrivals, timers and samples come first).
+    The book stays exactly what `known_window_replay` makes of it.
+    """
+
+    cdef Book book
+    cdef const int8_t[::1] types
+    cdef const int64_t[::1] ids
+    cdef const int64_t[::1] sizes
+    cdef const int64_t[::1] prices
+    cdef const int8_t[::1] directions
+    cdef const int64_t[::1] ts
+    cdef const int64_t[:, ::1] orderbook
+    cdef int levels
+    cdef Py_ssize_t n
+    cdef public bint applied
+    cdef public bint top_changed
+    cdef public int64_t bid, bid_qty, ask, ask_qty
+
+    def __init__(self, Book book, const int8_t[::1] types, const int64_t[::1] ids,
+                 const int64_t[::1] sizes, const int64_t[::1] prices,
+                 const int8_t[::1] directions, const int64_t[::1] ts,
+                 const int64_t[:, ::1] orderbook, int levels):
+        self.n = types.shape[0]
+        if (ids.shape[0] != self.n or sizes.shape[0] != self.n or prices.shape[0] != self.n
+                or directions.shape[0] != self.n or ts.shape[0] != self.n
+                or orderbook.shape[0] != self.n or orderbook.shape[1] != 4 * levels):
+            raise ValueError("message columns, times and orderbook rows differ in length")
+        self.book = book
+        self.types = types
+        self.ids = ids
+        self.sizes = sizes
+        self.prices = prices
+        self.directions = directions
+        self.ts = ts
+        self.orderbook = orderbook
+        self.levels = levels
+        self.applied = False
+        self.top_changed = False
+        self.bid = self.bid_qty = self.ask = self.ask_qty = 0
+
+    def seed(self):
+        """Seed the book from orderbook row 0 (message 0 is not applied again)."""
+        if self.n == 0:
+            return
+        _window(self.book, BUY, self.orderbook[0], self.levels)
+        _window(self.book, SELL, self.orderbook[0], self.levels)
+        self._top()
+
+    cdef inline bint _top(self) noexcept nogil:
+        cdef Level* b = side_best(&self.book.c, &self.book.c.bids)
+        cdef Level* a = side_best(&self.book.c, &self.book.c.asks)
+        cdef int64_t bp = b.price if b != NULL else 0
+        cdef int64_t bq = b.total if b != NULL else 0
+        cdef int64_t ap = a.price if a != NULL else 0
+        cdef int64_t aq = a.total if a != NULL else 0
+        if bp == self.bid and bq == self.bid_qty and ap == self.ask and aq == self.ask_qty:
+            return False
+        self.bid, self.bid_qty, self.ask, self.ask_qty = bp, bq, ap, aq
+        return True
+
+    cpdef Py_ssize_t run(self, Py_ssize_t i, int64_t until_ts,
+                         int64_t bid_lo, int64_t bid_hi, int64_t ask_lo, int64_t ask_hi,
+                         bint every=False):
+        """Apply messages from `i` on; return the index of the first that needs Python
+        (`applied` says whether it was applied, `top_changed` whether the top moved),
+        or the number of messages when none does.
+
+        Watch ranges (empty when lo > hi): own buys rest in [bid_lo, bid_hi], own sells
+        in [ask_lo, ask_hi]. With `every`, every message is returned."""
+        cdef Py_ssize_t n = self.n
+        cdef int8_t t
+        cdef int side
+        cdef int64_t price
+        cdef bint changed, watched
+        with nogil:
+            while i < n:
+                if self.ts[i] >= until_ts:
+                    self.applied = False
+                    self.top_changed = False
+                    return i
+                t = self.types[i]
+                price = self.prices[i]
+                side = BUY if self.directions[i] == 1 else SELL
+                _apply(self.book, t, self.ids[i], self.sizes[i], price, side)
+                _window(self.book, BUY, self.orderbook[i], self.levels)
+                _window(self.book, SELL, self.orderbook[i], self.levels)
+                changed = self._top()
+                if side == BUY:
+                    # a cancel at one of our bid prices; a new buy at or over our asks
+                    watched = ((t == 2 or t == 3) and bid_lo <= price <= bid_hi) or (
+                        t == 1 and ask_lo <= ask_hi and price >= ask_lo)
+                else:
+                    watched = ((t == 2 or t == 3) and ask_lo <= price <= ask_hi) or (
+                        t == 1 and bid_lo <= bid_hi and price <= bid_hi)
+                if every or changed or watched or t == 4 or t == 5:
+                    self.applied = True
+                    self.top_changed = changed
+                    return i
+                i += 1
+        return n

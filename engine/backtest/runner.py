@@ -14,17 +14,20 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 
 from tickplane.engine.backtest.bars_venue import BarVenue
 from tickplane.engine.backtest.data import BarData, LobsterData
 from tickplane.engine.backtest.results import BacktestResult
-from tickplane.engine.backtest.venue import SimulatedVenue
+from tickplane.engine.backtest.venue import NEVER, SimulatedVenue
 from tickplane.engine.book import Book
 from tickplane.engine.lobster_replay import Columns
+from tickplane.engine.replay import Stepper
 from tickplane.engine.strategy.base import Strategy
 from tickplane.engine.strategy.model import BookSnapshot, MarketTrade, Quote
 
-__all__ = ["run_backtest"]
+__all__ = ["add_index", "run_backtest"]
 
 Progress = Callable[[int], None]
 
@@ -71,6 +74,22 @@ def _result(
     )
 
 
+def add_index(types: npt.NDArray[np.int8], ids: npt.NDArray[np.int64]) -> list[int]:
+    """For each message, the index of the add (type 1) of its order id at or before it,
+    else -1 (an order from before the file, or one the file never reported)."""
+    n = len(types)
+    pos = np.flatnonzero(types == 1)
+    if n == 0 or len(pos) == 0:
+        return [-1] * n
+    order = np.argsort(ids[pos], kind="stable")
+    sid, spos = ids[pos][order], pos[order]
+    k = np.searchsorted(sid, ids, side="right") - 1
+    kc = k.clip(0)
+    found = (k >= 0) & (sid[kc] == ids) & (spos[kc] <= np.arange(n))
+    out: list[int] = np.where(found, spos[kc], -1).tolist()
+    return out
+
+
 def _run_lobster(
     strategy: Strategy,
     data: LobsterData,
@@ -80,17 +99,30 @@ def _run_lobster(
 ) -> BacktestResult:
     day = data.day
     cols = Columns.of(day)
-    ts_all = data.timestamps().tolist()
+    ts_np = data.timestamps()
+    ts_all = ts_np.tolist()
     types = cols.types.tolist()
     ids = cols.ids.tolist()
     sizes = cols.sizes.tolist()
     prices = cols.prices.tolist()
     dirs = cols.directions.tolist()
+    added = add_index(cols.types, cols.ids)
     n = len(day)
     book = Book()
     venue = SimulatedVenue(strategy, book, latency_ns=latency_ns, fee_bps=fee_bps)
+    feed = Stepper(
+        book,
+        cols.types,
+        cols.ids,
+        cols.sizes,
+        cols.prices,
+        cols.directions,
+        ts_np,
+        cols.orderbook,
+        day.levels,
+    )
     symbol = data.symbol
-    want_book = strategy.wants_book
+    every = strategy.wants_book
     levels = day.levels
     s_ts: list[int] = []
     s_eq: list[float] = []
@@ -98,50 +130,59 @@ def _run_lobster(
     s_mid: list[float] = []
     led = strategy.ledger
 
-    if n:
-        cols.replay(book, levels, False, 0, 1)  # seed from row 0
-        venue.clock = ts_all[0]
+    def quote(ts: int) -> None:
+        strategy._handle_quote(
+            Quote(
+                ts,
+                symbol,
+                feed.bid if feed.bid_qty else None,
+                feed.bid_qty,
+                feed.ask if feed.ask_qty else None,
+                feed.ask_qty,
+            )
+        )
+
     strategy._handle_start()
-    last_top: tuple[Any, Any] = (None, None)
+    if n:
+        feed.seed()
+        venue.clock = ts_all[0]
+        quote(ts_all[0])
     next_sample = (ts_all[0] // SAMPLE_NS + 1) * SAMPLE_NS if n else 0
-    replay = cols.replay
     on_message = venue.on_message
-    for i in range(n):
-        ts = ts_all[i]
-        if ts >= next_sample:
-            # The state as it was at the sample time (before this message).
+    next_progress = PROGRESS_EVERY
+    i = 1
+    while i < n:
+        until = min(next_sample, venue.next_due())
+        bl, bh, al, ah = venue.watch()
+        j = feed.run(i, until, bl, bh, al, ah, every)
+        if j >= n:
+            break
+        ts = ts_all[j]
+        if not feed.applied:
             while next_sample <= ts:
+                # The state as it was at the sample time (before this message).
                 s_ts.append(next_sample)
                 s_eq.append(led.total(strategy.mark))
                 s_pos.append(led.position)
                 s_mid.append(strategy.mark or 0.0)
                 next_sample += SAMPLE_NS
-        venue.idx = i
-        venue.advance(ts)
-        t = types[i]
-        if i > 0:
-            replay(book, levels, False, i, i + 1)
-        side = 0 if dirs[i] == 1 else 1
-        on_message(t, ids[i], sizes[i], prices[i], side)
+            venue.idx = j
+            venue.advance(ts)
+            bl, bh, al, ah = venue.watch()
+            feed.run(j, NEVER, bl, bh, al, ah, True)  # apply message j itself
+        venue.idx = j + 1
+        if ts > venue.clock:
+            venue.clock = ts
+        t = types[j]
+        side = 0 if dirs[j] == 1 else 1
+        on_message(t, ids[j], sizes[j], prices[j], side, added[j])
         if t == 4 or t == 5:
             strategy._handle_trade(
-                MarketTrade(ts, symbol, prices[i], sizes[i], "sell" if side == 0 else "buy")
+                MarketTrade(ts, symbol, prices[j], sizes[j], "sell" if side == 0 else "buy")
             )
-        top = (book.best_bid(), book.best_ask())
-        if top != last_top:
-            last_top = top
-            bid, ask = top
-            strategy._handle_quote(
-                Quote(
-                    ts,
-                    symbol,
-                    bid[0] if bid else None,
-                    bid[1] if bid else 0,
-                    ask[0] if ask else None,
-                    ask[1] if ask else 0,
-                )
-            )
-        if want_book:
+        if feed.top_changed:
+            quote(ts)
+        if every:
             d = book.depth(levels)
             strategy._handle_book(
                 BookSnapshot(
@@ -151,8 +192,12 @@ def _run_lobster(
                     tuple((p, q) for p, q, _ in d["asks"]),
                 )
             )
-        if on_progress is not None and i % PROGRESS_EVERY == 0:
-            on_progress(i)
+        if on_progress is not None and j >= next_progress:
+            on_progress(j)
+            next_progress = j + PROGRESS_EVERY
+        i = j + 1
+    if n:
+        venue.advance(ts_all[-1])
     strategy._handle_stop()
     venue.finish()
     s_ts.append(venue.clock)

@@ -39,6 +39,7 @@ __all__ = ["QueueStats", "SimulatedVenue"]
 log = logging.getLogger("tickplane.backtest")
 
 BUY, SELL = 0, 1
+NEVER = 2**63 - 1
 
 
 @dataclass(slots=True)
@@ -86,7 +87,6 @@ class SimulatedVenue:
             tuple[int, Literal["new", "cancel", "replace"], Order, int | None, int | None]
         ] = deque()
         self.resting: dict[int, _Resting] = {}
-        self.added_at: dict[int, int] = {}  # LOBSTER order id -> message index of its add
         self.timer_interval = 0
         self.timer_next = -1
         self.fills: list[Fill] = []
@@ -239,10 +239,31 @@ class SimulatedVenue:
 
     # -- the feed ------------------------------------------------------------------------------
 
-    def on_message(self, mtype: int, oid: int, size: int, price: int, side: int) -> None:
-        """Move our orders through one LOBSTER message (applied to the book already)."""
-        if mtype == 1:
-            self.added_at[oid] = self.idx
+    def next_due(self) -> int:
+        """When the next order arrives or the timer fires (NEVER: nothing due)."""
+        t = self.pending[0][0] if self.pending else NEVER
+        if 0 <= self.timer_next < t:
+            t = self.timer_next
+        return t
+
+    def watch(self) -> tuple[int, int, int, int]:
+        """The price ranges of our resting buys and sells (lo > hi: none)."""
+        bl = al = NEVER
+        bh = ah = -1
+        for r in self.resting.values():
+            if r.side == BUY:
+                bl = min(bl, r.price)
+                bh = max(bh, r.price)
+            else:
+                al = min(al, r.price)
+                ah = max(ah, r.price)
+        return bl, bh, al, ah
+
+    def on_message(
+        self, mtype: int, oid: int, size: int, price: int, side: int, added: int
+    ) -> None:
+        """Move our orders through one LOBSTER message (applied to the book already);
+        `added` is the index of the message that added order `oid` (-1: none seen)."""
         if not self.resting:
             return
         for r in list(self.resting.values()):
@@ -263,7 +284,6 @@ class SimulatedVenue:
                     r.ahead = 0
                     self._maker_fill(r, size)
                 elif price == r.price:
-                    added = self.added_at.get(oid, -1)
                     if mtype == 5 or added >= r.arrival_idx:
                         # Hidden orders and later arrivals trade after us.
                         r.ahead = 0
@@ -273,11 +293,7 @@ class SimulatedVenue:
                         if r.ahead < 0:
                             self._maker_fill(r, -r.ahead)
                             r.ahead = 0
-            elif (
-                (mtype == 2 or mtype == 3)
-                and price == r.price
-                and self.added_at.get(oid, -1) < r.arrival_idx
-            ):
+            elif (mtype == 2 or mtype == 3) and price == r.price and added < r.arrival_idx:
                 r.ahead = max(0, r.ahead - size)
 
     def finish(self) -> None:

@@ -125,6 +125,7 @@ class LiveRunner:
         self._cancel_on_accept: set[int] = set()
         self._timer: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
+        self._stopping = False
         self.ready = asyncio.Event()
         self.logs: list[str] = []
         strategy.attach(self)
@@ -135,6 +136,10 @@ class LiveRunner:
         return time.time_ns()
 
     def send_new(self, order: Order) -> None:
+        if self._stopping:
+            # Stopping: what the strategy sends while its orders are canceled is refused.
+            self.strategy._handle_rejected(order.id, "strategy_stopping")
+            return
         self._outbox.put_nowait(("new", order, None, None))
 
     def send_cancel(self, order: Order) -> None:
@@ -183,6 +188,7 @@ class LiveRunner:
                         await asyncio.wait_for(self._stop.wait(), duration)
                 else:
                     await self._stop.wait()
+                self._stopping = True
                 self.strategy.cancel_all()
                 await self._drain()
             finally:

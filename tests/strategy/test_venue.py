@@ -157,3 +157,25 @@ def test_a_canceled_order_no_longer_fills() -> None:
     run_backtest(s, day(msgs))
     assert s.fills == []
     assert s.sent[0].status == "canceled"
+
+
+def test_the_fast_feed_skips_only_what_changes_nothing() -> None:
+    """The compiled feed hands Python only the messages that matter; a strategy that
+    asks for every message (on_book) must see the same fills, P&L and queue figures."""
+    from tickplane.engine.backtest import open_data
+    from tickplane.engine.lobster import excerpt_paths
+    from tickplane.engine.strategy.market_maker import MarketMaker
+    from tickplane.engine.strategy.registry import build
+
+    class EveryMessage(MarketMaker):
+        def on_book(self, book: Any) -> None:
+            self.books = getattr(self, "books", 0) + 1
+
+    data = open_data([str(excerpt_paths()[10])])
+    fast = build("market_maker", {"qty": 50}, symbol=data.symbol, tick=data.tick)
+    slow = EveryMessage(fast.params, symbol=data.symbol, tick=data.tick)
+    a = run_backtest(fast, data, latency_ns=100_000).summary()
+    b = run_backtest(slow, data, latency_ns=100_000).summary()
+    assert slow.books == data.events - 1  # type: ignore[attr-defined]
+    assert a["trades"] > 0
+    assert a == b
