@@ -179,7 +179,9 @@ def _post_events(body: dict[str, Any], changes: list[tuple[str, str, str, str]])
             kind in ("Ready", "Pinned") and status == "False"
         )
         text = f"{kind}={status}: {message}" if message else f"{kind}={status}"
-        kopf.event(body, type="Warning" if bad else "Normal", reason=reason, message=text)
+        kopf.event(
+            cast(Any, body), type="Warning" if bad else "Normal", reason=reason, message=text
+        )
 
 
 def _pod_ready(pod: dict[str, Any] | None) -> bool:
@@ -251,8 +253,8 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
             },
             generation,
         )  # fmt: skip
-        patch = {"phase": "Paused", "observedGeneration": generation, "conditions": conditions}
-        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, patch)
+        paused = {"phase": "Paused", "observedGeneration": generation, "conditions": conditions}
+        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, paused)
         _post_events(obj, changes)
         return
 
@@ -377,7 +379,7 @@ async def _roll(
         engines = await asyncio.to_thread(
             custom.list_namespaced_custom_object, GROUP, VERSION, namespace, ENGINES
         )
-        for other in engines.get("items", []):
+        for other in cast(dict[str, Any], engines).get("items", []):
             if other["metadata"]["name"] == name:
                 continue
             for c in (other.get("status") or {}).get("conditions") or []:
@@ -416,7 +418,7 @@ async def _roll(
             if exc.status not in (404, 409):
                 raise
         metrics.RESTARTS.inc()
-        kopf.info(obj, reason="Restarting", message=f"rolling to revision {revision}")
+        kopf.info(cast(Any, obj), reason="Restarting", message=f"rolling to revision {revision}")
         return claim
 
 
@@ -558,22 +560,23 @@ def register(registry: kopf.OperatorRegistry) -> None:
     engines = (GROUP, VERSION, ENGINES)
     strategies = (GROUP, VERSION, STRATEGIES)
 
-    async def engine_changed(namespace: str, name: str, **_: Any) -> None:
-        await reconcile_engine(namespace, name)
+    # kopf passes every handler many keyword arguments; these take the two they need.
+    async def engine_changed(**kwargs: Any) -> None:
+        await reconcile_engine(kwargs["namespace"], kwargs["name"])
 
-    async def strategy_changed(namespace: str, name: str, **_: Any) -> None:
-        await reconcile_strategy(namespace, name)
+    async def strategy_changed(**kwargs: Any) -> None:
+        await reconcile_strategy(kwargs["namespace"], kwargs["name"])
 
     for resource, handler in ((engines, engine_changed), (strategies, strategy_changed)):
         kopf.on.resume(*resource, registry=registry)(handler)
         kopf.on.create(*resource, registry=registry)(handler)
         kopf.on.update(*resource, registry=registry)(handler)
 
-    async def child_event(
-        namespace: str, labels: dict[str, str], type: str | None, **_: Any
-    ) -> None:
-        if type not in ("ADDED", "MODIFIED", "DELETED"):
+    async def child_event(**kwargs: Any) -> None:
+        if kwargs.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
             return
+        namespace: str = kwargs["namespace"]
+        labels: dict[str, str] = dict(kwargs.get("labels") or {})
         strategy = labels.get(f"{GROUP}/strategy")
         engine = labels.get(f"{GROUP}/engine")
         if strategy:
@@ -587,11 +590,10 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
     deletion_started: dict[str, float] = {}
 
-    async def strategy_deleted(
-        namespace: str, name: str, uid: str, spec: dict[str, Any], **_: Any
-    ) -> str:
+    async def strategy_deleted(**kwargs: Any) -> str:
+        uid: str = kwargs["uid"]
         started = deletion_started.setdefault(uid, time.monotonic())
-        message = await cancel_strategy_orders(namespace, dict(spec), started)
+        message = await cancel_strategy_orders(kwargs["namespace"], dict(kwargs["spec"]), started)
         deletion_started.pop(uid, None)
         return message
 
@@ -608,16 +610,16 @@ async def resync_forever(
     custom = client.CustomObjectsApi(ctx.api)
 
     async def names(plural: str) -> list[tuple[str, str]]:
+        items: list[dict[str, Any]] = []
         if namespaces:
-            items = []
             for ns in namespaces:
                 got = await asyncio.to_thread(
                     custom.list_namespaced_custom_object, GROUP, VERSION, ns, plural
                 )
-                items += got.get("items", [])
+                items += cast(dict[str, Any], got).get("items", [])
         else:
             got = await asyncio.to_thread(custom.list_cluster_custom_object, GROUP, VERSION, plural)
-            items = got.get("items", [])
+            items = cast(dict[str, Any], got).get("items", [])
         return [(o["metadata"]["namespace"], o["metadata"]["name"]) for o in items]
 
     while True:

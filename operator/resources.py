@@ -72,17 +72,19 @@ class _Model(BaseModel):
 class RiskLimitsSpec(_Model):
     """Pre-trade limits (docs/risk.md); unset is unlimited, 0 allows nothing."""
 
-    max_order_qty: int | None = Field(None, ge=0, description="Lots per order.")
+    max_order_qty: int | None = Field(default=None, ge=0, description="Lots per order.")
     max_order_notional: int | None = Field(
-        None, ge=0, description="Tick-lots (quantity x price) per order."
+        default=None, ge=0, description="Tick-lots (quantity x price) per order."
     )
-    max_position: int | None = Field(None, ge=0, description="Absolute lots, worst case.")
+    max_position: int | None = Field(default=None, ge=0, description="Absolute lots, worst case.")
     price_band_bps: int | None = Field(
-        None, ge=0, description="A limit price's largest distance from the reference, in bps."
+        default=None,
+        ge=0,
+        description="A limit price's largest distance from the reference, in bps.",
     )
-    max_orders_per_second: int | None = Field(None, ge=0, description="Token-bucket rate.")
-    order_burst: int | None = Field(None, ge=0, description="Token-bucket size.")
-    max_open_orders: int | None = Field(None, ge=0, description="Resting orders and stops.")
+    max_orders_per_second: int | None = Field(default=None, ge=0, description="Token-bucket rate.")
+    order_burst: int | None = Field(default=None, ge=0, description="Token-bucket size.")
+    max_open_orders: int | None = Field(default=None, ge=0, description="Resting orders and stops.")
 
 
 class Condition(_Model):
@@ -104,11 +106,14 @@ class SymbolSpec(_Model):
 
     name: str = Field(min_length=1, max_length=16, pattern=_SYMBOL)
     tick_size: str = Field(
-        "0.01", max_length=32, pattern=r"^[0-9]+(\.[0-9]+)?$", description="A decimal string."
+        default="0.01",
+        max_length=32,
+        pattern=r"^[0-9]+(\.[0-9]+)?$",
+        description="A decimal string.",
     )
-    lot_size: int = Field(1, ge=1)
+    lot_size: int = Field(default=1, ge=1)
     reference_price: int | None = Field(
-        None, ge=1, description="Ticks; seeds risk price bands before the first trade."
+        default=None, ge=1, description="Ticks; seeds risk price bands before the first trade."
     )
 
 
@@ -116,8 +121,8 @@ class CredentialsSecret(_Model):
     """A Secret in the engine's namespace holding Alpaca's key id and secret key."""
 
     name: str = Field(min_length=1, max_length=253, pattern=_DNS_LABEL)
-    key_id_key: str = Field("key_id", min_length=1, max_length=253)
-    secret_key_key: str = Field("secret_key", min_length=1, max_length=253)
+    key_id_key: str = Field(default="key_id", min_length=1, max_length=253)
+    secret_key_key: str = Field(default="secret_key", min_length=1, max_length=253)
 
 
 class VenueSpec(_Model):
@@ -126,7 +131,8 @@ class VenueSpec(_Model):
     model_config = ConfigDict(
         json_schema_extra=_rules(
             _cel(
-                "self.kind != 'alpaca' || has(self.credentialsSecret)",
+                # has(): the apiserver also checks the `{}` default before filling it in.
+                "!has(self.kind) || self.kind != 'alpaca' || has(self.credentialsSecret)",
                 "venue alpaca needs credentialsSecret: the name of a Secret with the Alpaca "
                 "key id and secret key",
                 fieldPath=".credentialsSecret",
@@ -135,11 +141,14 @@ class VenueSpec(_Model):
         )
     )
 
-    kind: Literal["internal", "alpaca"] = Field("internal", json_schema_extra=_immutable("kind"))
-    paper: bool = Field(True, description="Alpaca's paper-trading environment.")
+    kind: Literal["internal", "alpaca"] = Field(
+        default="internal", json_schema_extra=_immutable("kind")
+    )
+    paper: bool = Field(default=True, description="Alpaca's paper-trading environment.")
     credentials_secret: CredentialsSecret | None = None
     unreachable: Literal["reject", "internal"] = Field(
-        "reject", description="While Alpaca is unreachable: refuse orders, or match them here."
+        default="reject",
+        description="While Alpaca is unreachable: refuse orders, or match them here.",
     )
 
 
@@ -147,14 +156,16 @@ class MarketDataSpec(_Model):
     """Liquidity for an internal venue with no outside flow (demos, test clusters)."""
 
     source: Literal["none", "synthetic", "lobster"] = "none"
-    rate: float = Field(20.0, gt=0, description="Synthetic orders per second.")
-    speed: float = Field(1.0, gt=0, description="LOBSTER replay speed (2 = twice real time).")
+    rate: float = Field(default=20.0, gt=0, description="Synthetic orders per second.")
+    speed: float = Field(
+        default=1.0, gt=0, description="LOBSTER replay speed (2 = twice real time)."
+    )
 
 
 class RiskSpec(_Model):
     """Limits for every account, and per account."""
 
-    default: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
+    default: RiskLimitsSpec = RiskLimitsSpec()
     accounts: dict[str, RiskLimitsSpec] = Field(
         default_factory=dict, json_schema_extra={"maxProperties": 1000}
     )
@@ -165,7 +176,7 @@ class ResourcesSpec(_Model):
     Guaranteed pod) and memory; requests equal limits."""
 
     cpus: int = Field(
-        2,
+        default=2,
         json_schema_extra=_rules(
             _cel(
                 "self >= 1",
@@ -175,7 +186,7 @@ class ResourcesSpec(_Model):
         ),
     )
     memory: str = Field(
-        "2Gi",
+        default="2Gi",
         max_length=32,
         json_schema_extra=_rules(
             _cel(
@@ -203,16 +214,16 @@ class PlacementSpec(_Model):
         default_factory=dict, json_schema_extra={"maxProperties": 64}
     )
     tolerations: list[Toleration] = Field(default_factory=list, max_length=64)
-    priority_class_name: str | None = Field(None, max_length=253)
-    runtime_class_name: str | None = Field(None, max_length=253)
+    priority_class_name: str | None = Field(default=None, max_length=253)
+    runtime_class_name: str | None = Field(default=None, max_length=253)
 
 
 class JournalSpec(_Model):
     """The journal's volume (a PersistentVolumeClaim) and how often it is fsynced."""
 
-    size: str = Field("10Gi", max_length=32, pattern=_QUANTITY)
+    size: str = Field(default="10Gi", max_length=32, pattern=_QUANTITY)
     storage_class_name: str | None = Field(
-        None, max_length=253, json_schema_extra=_immutable("journal.storageClassName")
+        default=None, max_length=253, json_schema_extra=_immutable("journal.storageClassName")
     )
     fsync: Literal["always", "batch", "none"] = "batch"
 
@@ -230,18 +241,20 @@ class TradingEngineSpec(_Model):
             )
         ),
     )
-    venue: VenueSpec = Field(default_factory=VenueSpec)
-    market_data: MarketDataSpec = Field(default_factory=MarketDataSpec)
-    risk: RiskSpec = Field(default_factory=RiskSpec)
-    resources: ResourcesSpec = Field(default_factory=ResourcesSpec)
-    placement: PlacementSpec = Field(default_factory=PlacementSpec)
-    journal: JournalSpec = Field(default_factory=JournalSpec)
+    venue: VenueSpec = VenueSpec()
+    market_data: MarketDataSpec = MarketDataSpec()
+    risk: RiskSpec = RiskSpec()
+    resources: ResourcesSpec = ResourcesSpec()
+    placement: PlacementSpec = PlacementSpec()
+    journal: JournalSpec = JournalSpec()
     image: str | None = Field(
-        None, max_length=512, description="The engine image (default: the operator's)."
+        default=None, max_length=512, description="The engine image (default: the operator's)."
     )
-    paused: bool = Field(False, description="Stop reconciling: nothing is created or rolled.")
+    paused: bool = Field(
+        default=False, description="Stop reconciling: nothing is created or rolled."
+    )
     update_policy: Literal["automatic", "supervised"] = Field(
-        "automatic",
+        default="automatic",
         description="supervised: a new revision rolls only once the annotation "
         "tickplane.io/approved-revision names it.",
     )
@@ -261,9 +274,9 @@ class TradingEngineStatus(_Model):
     phase: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
-    symbols: str | None = Field(None, description="The symbols, comma-separated.")
-    revision: str | None = Field(None, description="The revision the spec asks for.")
-    current_revision: str | None = Field(None, description="The running pod's revision.")
+    symbols: str | None = Field(default=None, description="The symbols, comma-separated.")
+    revision: str | None = Field(default=None, description="The revision the spec asks for.")
+    current_revision: str | None = Field(default=None, description="The running pod's revision.")
     endpoints: Endpoints | None = None
     orders_per_second: float | None = None
     p99_latency_seconds: float | None = None
@@ -314,10 +327,10 @@ class StrategySpec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
         json_schema_extra=_immutable("account"),
     )
-    limits: RiskLimitsSpec = Field(default_factory=RiskLimitsSpec)
-    replicas: int = Field(1, ge=0, le=64)
+    limits: RiskLimitsSpec = RiskLimitsSpec()
+    replicas: int = Field(default=1, ge=0, le=64)
     paused: bool = False
-    image: str | None = Field(None, max_length=512)
+    image: str | None = Field(default=None, max_length=512)
 
 
 class StrategyStatus(_Model):
@@ -330,4 +343,6 @@ class StrategyStatus(_Model):
     ready_replicas: int | None = None
     selector: str | None = None
     engine: str | None = None
-    pnl: str | None = Field(None, description="Realized + unrealized P&L, a decimal string.")
+    pnl: str | None = Field(
+        default=None, description="Realized + unrealized P&L, a decimal string."
+    )

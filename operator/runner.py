@@ -9,7 +9,7 @@ import os
 import secrets
 import socket
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import kopf
 from kubernetes import client, config
@@ -51,7 +51,7 @@ def _is_active_peer(api: client.ApiClient, options: OperatorOptions, identity: s
             return True  # no peering object: kopf runs, and so do we
         raise
     now = datetime.datetime.now(datetime.UTC)
-    for peer_id, peer in (peering.get("status") or {}).items():
+    for peer_id, peer in (cast(dict[str, Any], peering).get("status") or {}).items():
         if peer_id == identity or not isinstance(peer, dict):
             continue
         seen = datetime.datetime.fromisoformat(str(peer.get("lastseen")))

@@ -27,7 +27,8 @@ def example(name: str) -> dict[str, Any]:
 
 def test_crd_files_match_the_models(tmp_path: Path) -> None:
     """`tickplane crds --check` passes on the repository, and fails on a stale file."""
-    assert crd_module.write_crds(check=True) == [], "crds/ is stale: run `tickplane crds`"
+    for out in (crd_module.DEFAULT_OUT, crd_module.CHART_OUT):
+        assert crd_module.write_crds(out, check=True) == [], f"{out} is stale: `tickplane crds`"
     written = crd_module.write_crds(tmp_path)
     assert len(written) == 4
     stale = tmp_path / "strategies.tickplane.io.yaml"
@@ -55,6 +56,27 @@ def test_examples_are_admitted_with_defaults(
     )
     assert strategy["spec"]["paused"] is False
     assert strategy["spec"]["parameters"] == {"spreadTicks": 2, "quoteQty": 100}
+
+
+def test_a_minimal_engine_gets_every_default(
+    crds: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    api = client.CustomObjectsApi(api_client)
+    body = {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "TradingEngine",
+        "metadata": {"name": "minimal"},
+        "spec": {"symbols": [{"name": "MSFT"}]},
+    }
+    got = as_dict(
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
+    )
+    spec = got["spec"]
+    assert spec["venue"] == {"kind": "internal", "paper": True, "unreachable": "reject"}
+    assert spec["resources"] == {"cpus": 2, "memory": "2Gi"}
+    assert spec["journal"] == {"size": "10Gi", "fsync": "batch"}
+    assert spec["updatePolicy"] == "automatic" and spec["risk"]["default"] == {}
+    assert spec["symbols"] == [{"name": "MSFT", "tickSize": "0.01", "lotSize": 1}]
 
 
 def test_kubectl_get_shows_the_columns(

@@ -1,0 +1,125 @@
+"""The Helm chart: `helm lint` clean, values checked by values.schema.json, and the rendered
+output accepted by the real apiserver (server-side dry run)."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.controlplane.cluster import ControlPlane
+
+from .support import REPO
+
+CHART = REPO / "charts" / "tickplane"
+BUILD = REPO / "scripts" / "helm" / "build.sh"
+KUBE_VERSION = "1.37.2"
+
+
+@pytest.fixture(scope="session")
+def helm() -> Path:
+    """helm, built from the Go module proxy once (scripts/helm/build.sh)."""
+    done = subprocess.run(
+        ["bash", str(BUILD)], stdout=subprocess.PIPE, text=True, timeout=1800, check=True
+    )
+    return Path(done.stdout.strip().splitlines()[-1]) / "helm"
+
+
+def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(helm), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def render(helm: Path, namespace: str, *sets: str) -> str:
+    args = ["template", "tp", str(CHART), "--namespace", namespace]
+    args += ["--kube-version", KUBE_VERSION]
+    for s in sets:
+        args += ["--set", s]
+    done = run_helm(helm, *args)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def documents(text: str) -> Iterator[dict[str, Any]]:
+    for doc in yaml.safe_load_all(text):
+        if doc:
+            yield doc
+
+
+def test_helm_lint_is_clean(helm: Path) -> None:
+    done = run_helm(helm, "lint", str(CHART), "--strict", "--kube-version", KUBE_VERSION)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "[WARNING]" not in done.stdout and "[ERROR]" not in done.stdout
+    assert "1 chart(s) linted, 0 chart(s) failed" in done.stdout
+
+
+def test_values_schema_rejects_bad_values(helm: Path) -> None:
+    done = run_helm(
+        helm, "template", "tp", str(CHART), "--kube-version", KUBE_VERSION,
+        "--set", "operator.replicas=-1", "--set", "gateway.engine=Not_A_Name",
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "/operator/replicas" in done.stderr and "/gateway/engine" in done.stderr
+    unknown = run_helm(helm, "template", "tp", str(CHART), "--set", "operater.enabled=true")
+    assert unknown.returncode != 0 and "operater" in unknown.stderr
+
+
+@pytest.mark.parametrize(
+    "sets",
+    [
+        [],
+        [
+            "postgresql.bundled=true",
+            "redis.bundled=true",
+            "kafka.bundled=true",
+            "ingress.enabled=true",
+            "ingress.className=nginx",
+        ],
+    ],
+    ids=["external-services", "bundled-services-and-ingress"],
+)
+def test_rendered_chart_is_accepted_by_the_apiserver(
+    sets: list[str], helm: Path, crds: Path, control_plane: ControlPlane, namespace: str
+) -> None:
+    text = render(helm, namespace, *sets)
+    kinds = [d["kind"] for d in documents(text)]
+    for kind in ("CustomResourceDefinition", "ClusterRole", "ServiceAccount", "Deployment"):
+        assert kind in kinds
+    done = control_plane.kubectl(
+        "apply", "--server-side", "--dry-run=server", "--force-conflicts", "-f", "-",
+        input=text, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    applied = [line for line in done.stdout.splitlines() if "(server dry run)" in line]
+    assert len(applied) == len(kinds)
+
+
+def test_chart_pods_are_locked_down(helm: Path) -> None:
+    """Tickplane's own containers: non-root, read-only root, requests == limits."""
+    for doc in documents(render(helm, "tp")):
+        if doc["kind"] != "Deployment":
+            continue
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for c in pod["containers"]:
+            assert c["securityContext"]["readOnlyRootFilesystem"] is True
+            assert c["securityContext"]["allowPrivilegeEscalation"] is False
+            assert c["resources"]["requests"] == c["resources"]["limits"]
+
+
+def test_crds_are_gated_and_kept_on_uninstall(helm: Path) -> None:
+    crds = [d for d in documents(render(helm, "tp")) if d["kind"] == "CustomResourceDefinition"]
+    assert {d["metadata"]["name"] for d in crds} >= {
+        "tradingengines.tickplane.io",
+        "strategies.tickplane.io",
+    }
+    assert all(d["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for d in crds)
+    off = render(helm, "tp", "crds.install=false")
+    assert not [d for d in documents(off) if d["kind"] == "CustomResourceDefinition"]
+    monitored = render(helm, "tp", "monitoring.podMonitor=true")
+    assert "PodMonitor" in [d["kind"] for d in documents(monitored)]
