@@ -15,12 +15,14 @@ from fastapi import Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from tickplane.api.errors import ApiError
 
 __all__ = [
     "FORBIDDEN",
     "INVALID",
+    "METHOD_NOT_ALLOWED",
     "NOT_FOUND",
     "UNPROCESSABLE",
     "AlpacaError",
@@ -32,9 +34,13 @@ INVALID: Final = 40010001  # 422: bad input
 UNAUTHORIZED: Final = 40110000  # 401: no valid key
 FORBIDDEN: Final = 40310000  # 403: refused (buying power, risk, halts)
 NOT_FOUND: Final = 40410000  # 404: no such order, position, asset
+METHOD_NOT_ALLOWED: Final = 40510000  # 405: a known path, another method
 UNPROCESSABLE: Final = 42210000  # 422: a valid request the order's state refuses
 RATE_LIMITED: Final = 42910000  # 429: too many requests (the SDK retries these)
 UNAVAILABLE: Final = 50310000  # 503: the engine does not answer
+
+
+_CODES: Final = {400: INVALID, 401: UNAUTHORIZED, 404: NOT_FOUND, 405: METHOD_NOT_ALLOWED}
 
 
 class AlpacaError(Exception):
@@ -111,5 +117,10 @@ class AlpacaRoute(APIRoute):
                 return from_api_error(exc).response()
             except RequestValidationError as exc:
                 return AlpacaError.invalid(_validation_message(exc)).response()
+            except StarletteHTTPException as exc:  # e.g. a body that is not JSON
+                status = exc.status_code if 400 <= exc.status_code < 500 else 422
+                code = _CODES.get(status, status * 100_000)
+                headers = dict(exc.headers) if exc.headers else None
+                return AlpacaError(status, code, str(exc.detail), headers).response()
 
         return route

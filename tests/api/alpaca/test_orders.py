@@ -232,6 +232,9 @@ def test_malformed_requests_get_alpacas_error_shape(gateway: Gateway, trader: Tr
     assert (missing.status_code, missing.json()["code"]) == (404, 40410000)
     nowhere = requests.get(f"{url}/watchlists", headers=trader.headers, timeout=10)
     assert (nowhere.status_code, nowhere.json()["code"]) == (404, 40410000)
+    put = requests.put(f"{url}/orders", headers=trader.headers, timeout=10)
+    assert (put.status_code, put.json()["code"]) == (405, 40510000)
+    assert put.headers["Allow"] == "DELETE, GET, POST"
 
 
 def test_every_route_needs_a_key(gateway: Gateway, trader: Trader) -> None:
