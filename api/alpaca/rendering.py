@@ -17,8 +17,6 @@ __all__ = ["EXCHANGE", "asset", "iso", "order", "order_status", "position"]
 # alpaca-py accepts only its own exchange names; Tickplane's books are NASDAQ-style
 # (the LOBSTER data it replays is NASDAQ's).
 EXCHANGE: Final = "NASDAQ"
-# Cancel reasons that Alpaca calls expiry rather than cancelation.
-_EXPIRED: Final = frozenset({"day", "expired", "session_end"})
 
 
 def iso(ns: int) -> str:
@@ -32,15 +30,10 @@ def now_iso() -> str:
 
 
 def order_status(o: OrderRecord) -> str:
-    """Alpaca's status word for a Tickplane order.
-
-    An untriggered stop is `new` in Alpaca (Tickplane says `held`); an order that
-    ended by its time in force is `expired`."""
-    if o.status == "held":
-        return "new"
-    if o.status == "canceled" and o.reason in _EXPIRED:
-        return "expired"
-    return o.status
+    """Alpaca's status word for a Tickplane order: an untriggered stop is `new` in
+    Alpaca (Tickplane says `held`); the others are the same words. (Nothing expires:
+    the engine has no session close, `day` behaves as `gtc`.)"""
+    return "new" if o.status == "held" else o.status
 
 
 def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
@@ -58,7 +51,6 @@ def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
         submitted_at=iso(o.created_ns),
         filled_at=updated if status == "filled" else None,
         canceled_at=updated if status == "canceled" else None,
-        expired_at=updated if status == "expired" else None,
         failed_at=updated if status == "rejected" else None,
         asset_id=asset_uuid(o.symbol),
         symbol=o.symbol,

@@ -65,8 +65,6 @@ def trade_update(
     if update.event in _SKIPPED:
         return None
     event = _EVENTS.get(update.event, update.event)
-    if event == "canceled" and rendering.order_status(update.order) == "expired":
-        event = "expired"
     data: dict[str, Any] = {
         "event": event,
         "timestamp": rendering.iso(update.ts_event),

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tickplane.api.alpaca.errors import AlpacaError
+from tickplane.api.alpaca.errors import AlpacaError, from_api_error
 from tickplane.api.alpaca.ids import asset_uuid, engine_order_id, order_uuid
 from tickplane.api.alpaca.units import SymbolUnits
+from tickplane.api.errors import ApiError
 
 CENT = SymbolUnits("GOOG", Decimal("0.01"), 1)
 COARSE = SymbolUnits("BRK", Decimal("0.05"), 10)
@@ -83,3 +84,27 @@ def test_foreign_uuids_are_no_order_of_ours() -> None:
     assert engine_order_id("not-a-uuid") is None
     assert engine_order_id("00000000-0000-0000-0000-000000000001") is None
     assert asset_uuid("GOOG") == asset_uuid("GOOG") != asset_uuid("AAPL")
+
+
+@pytest.mark.parametrize(
+    ("status", "reason", "expected"),
+    [
+        (401, "unauthorized", (401, 40110000)),
+        (404, "unknown_order", (404, 40410000)),
+        (403, "max_order_qty", (403, 40310000)),
+        (403, "kill_switch", (403, 40310000)),
+        # The engine's order-rate refusal is a business refusal: never 429 (the SDK
+        # would retry it silently).
+        (429, "order_rate", (403, 40310000)),
+        (429, "rate_limited", (429, 42910000)),  # the key's request rate: a real 429
+        (422, "unknown_symbol", (422, 40010001)),
+        (422, "client_order_id_reused", (422, 40010001)),
+        (503, "engine_unavailable", (503, 50310000)),
+    ],
+)
+def test_gateway_errors_in_alpacas_terms(
+    status: int, reason: str, expected: tuple[int, int]
+) -> None:
+    err = from_api_error(ApiError(status, reason, "why"))
+    assert (err.status, err.code) == expected
+    assert "why" in err.message
