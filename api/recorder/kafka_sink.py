@@ -223,14 +223,12 @@ class KafkaSink:
         if not fresh and not tops:
             return 0
         new_seq = fresh[-1].seq if fresh else self.last_seq
+        # No abort on failure: the runner closes this producer and opens a new one of
+        # the same transactional id, whose init_transactions aborts what this left open
+        # (an abort here could wait for ever on a broker that is gone).
         async with asyncio.timeout(self.request_timeout * 2):
             await producer.begin_transaction()
-            try:
-                await self._send(producer, self._records(fresh, tops), new_seq)
-            except BaseException:
-                with contextlib.suppress(Exception):
-                    await producer.abort_transaction()
-                raise
+            await self._send(producer, self._records(fresh, tops), new_seq)
             await producer.commit_transaction()
         self.last_seq = new_seq
         return len(fresh)
@@ -262,4 +260,7 @@ class KafkaSink:
             key=self.engine.encode(), value=str(new_seq).encode(), timestamp=None, headers=[]
         )
         futures.append(await producer.send_batch(progress, self.topics["progress"], partition=0))
-        await asyncio.gather(*futures)
+        # Every delivery awaited (none left unretrieved), then the first failure raised.
+        for result in await asyncio.gather(*futures, return_exceptions=True):
+            if isinstance(result, BaseException):
+                raise result

@@ -48,6 +48,7 @@ class RecorderSettings(BaseSettings):
     kafka: str | None = None  # bootstrap servers, host:port[,host:port]
     kafka_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
+    kafka_timeout: float = Field(default=10.0, gt=0)  # per request; a batch gets twice
     recent_trades: int = Field(default=100, ge=1)  # per symbol, in Redis
 
     max_batch: int = Field(default=5000, ge=1)
@@ -74,6 +75,7 @@ class Recorder:
                     s.engine_name,
                     partitions=s.kafka_partitions,
                     replication_factor=s.kafka_replication_factor,
+                    request_timeout=s.kafka_timeout,
                 )
             )
         if not sinks:

@@ -13,6 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from aiokafka.errors import KafkaError
+from prometheus_client import REGISTRY
+
 from tests.kafka.broker import KafkaBroker
 from tests.services.servers import PostgresServer
 from tickplane.api.recorder.kafka_sink import KafkaSink
@@ -45,8 +49,14 @@ def settings(engine: Engine, database_url: str, redis_url: str, kafka: str) -> R
         redis_url=redis_url,
         kafka=kafka,
         max_backoff=0.5,
+        kafka_timeout=2.0,
         metrics_port=0,
     )
+
+
+def errors(sink: str) -> float:
+    """tickplane_recorder_errors_total of `sink` in this process."""
+    return REGISTRY.get_sample_value("tickplane_recorder_errors_total", {"sink": sink}) or 0.0
 
 
 async def caught_up(engine: Engine, database_url: str, redis_url: str, kafka: str) -> None:
@@ -109,21 +119,35 @@ def test_duplicate_delivery_writes_nothing_twice(
             events = await engine_events(client)
         # Fresh sinks (as after a restart) are handed ranges they already hold: all of
         # it, then an overlapping tail.
-        for sink in (
+        sinks: list[PostgresSink | RedisSink | KafkaSink] = [
             PostgresSink(database_url, engine.name),
             RedisSink(redis.url, engine.name),
             KafkaSink(rec_kafka.bootstrap, engine.name),
-        ):
+        ]
+        for sink in sinks:
             assert await sink.open() == events[-1].seq
             try:
                 assert await sink.write(events) == 0
                 assert await sink.write(events[len(events) // 2 :]) == 0
-                # The same, with the sink believing it is behind (its progress read
-                # before another writer moved on): the atomic check still refuses.
-                sink.last_seq = events[len(events) // 3].seq
-                assert await sink.write(events) == 0
+                if not isinstance(sink, KafkaSink):
+                    # A second writer's view, its progress read before the other moved
+                    # on: the check made atomically with the write still refuses.
+                    sink.last_seq = events[len(events) // 3].seq
+                    assert await sink.write(events) == 0
             finally:
                 await sink.close()
+        # Kafka's second writer is fenced instead: opening a new sink (a restarted
+        # recorder) leaves the old one unable to commit anything.
+        old, new = (KafkaSink(rec_kafka.bootstrap, engine.name) for _ in range(2))
+        await old.open()
+        await new.open()
+        try:
+            old.last_seq = events[len(events) // 3].seq
+            with pytest.raises(KafkaError):
+                await old.write(events)
+        finally:
+            await old.close()
+            await new.close()
         await check_all(engine, database_url, redis.url, rec_kafka.bootstrap)
 
     asyncio.run(main())
@@ -197,6 +221,7 @@ def test_postgres_and_kafka_outage_is_ridden_out(
                 await order_flow(client, 100, seed=4)
                 await caught_up(engine, database_url, redis.url, rec_kafka.bootstrap)
                 before = await redis_last_seq(redis.url, engine.name)
+                errors_before = {n: errors(n) for n in ("postgres", "kafka")}
                 rec_postgres.stop()
                 rec_kafka.stop()
                 try:
@@ -209,7 +234,12 @@ def test_postgres_and_kafka_outage_is_ridden_out(
 
                     await wait_for(redis_done, 30, "Redis to keep up during the outage")
                     assert last > before
-                    await asyncio.sleep(1.0)  # the outage lasts: retries and backoffs
+
+                    # The outage lasts until both sinks have failed and are retrying.
+                    async def both_failed() -> bool:
+                        return all(errors(n) > errors_before[n] for n in ("postgres", "kafka"))
+
+                    await wait_for(both_failed, 30, "PostgreSQL and Kafka sinks to fail")
                 finally:
                     rec_postgres.start()
                     restart_broker(rec_kafka)
