@@ -77,9 +77,18 @@ def condition(obj: dict[str, Any], kind: str) -> dict[str, Any] | None:
 class OperatorProcess:
     """`tickplane operator` as a subprocess with the control plane's admin kubeconfig."""
 
-    def __init__(self, cp: ControlPlane, workdir: Path) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        workdir: Path,
+        *,
+        kubeconfig: Path | None = None,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
         self.cp = cp
         self.workdir = workdir
+        self.kubeconfig = kubeconfig or cp.kubeconfig
+        self.extra_args = extra_args
         self.log = workdir / "operator.log"
         self.metrics_port = free_port()
         self.health_port = free_port()
@@ -89,7 +98,7 @@ class OperatorProcess:
         """Start the operator and wait until its liveness endpoint answers."""
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.cp.kubeconfig),
+            "KUBECONFIG": str(self.kubeconfig),
             "TICKPLANE_OPERATOR_ENGINE_IMAGE": "tickplane/tickplane:test",
         }
         with self.log.open("ab") as log:
@@ -103,6 +112,7 @@ class OperatorProcess:
                     "--cleanup-timeout=3",
                     "--peering-lifetime=5",
                     "--log-level=DEBUG",
+                    *self.extra_args,
                 ],
                 stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
             )  # fmt: skip
@@ -169,3 +179,12 @@ def mark_pod_ready(core: Any, namespace: str, name: str, ready: bool = True) -> 
             }
         },
     )
+
+
+def token_kubeconfig(cp: ControlPlane, token: str, path: Path) -> Path:
+    """A kubeconfig for the control plane that authenticates with a bearer token."""
+    admin = json.loads(cp.kubeconfig.read_text())
+    admin["users"] = [{"name": "token", "user": {"token": token}}]
+    admin["contexts"][0]["context"]["user"] = "token"
+    path.write_text(json.dumps(admin))
+    return path

@@ -123,3 +123,23 @@ def test_crds_are_gated_and_kept_on_uninstall(helm: Path) -> None:
     assert not [d for d in documents(off) if d["kind"] == "CustomResourceDefinition"]
     monitored = render(helm, "tp", "monitoring.podMonitor=true")
     assert "PodMonitor" in [d["kind"] for d in documents(monitored)]
+
+
+def test_plain_rbac_manifest_matches_the_chart(helm: Path) -> None:
+    """manifests/rbac/operator.yaml grants exactly what the chart's operator gets."""
+
+    def rules(docs: Iterator[dict[str, Any]]) -> dict[tuple[str, str], Any]:
+        return {
+            (d["kind"], d["metadata"]["name"]): d.get("rules") or d.get("roleRef")
+            for d in docs
+            if d["kind"] in ("ClusterRole", "ClusterRoleBinding")
+        }
+
+    chart = run_helm(
+        helm, "template", "tickplane", str(CHART), "--namespace", "tickplane",
+        "--kube-version", KUBE_VERSION, "--show-only", "templates/operator.yaml",
+    )  # fmt: skip
+    assert chart.returncode == 0, chart.stderr
+    plain = (REPO / "manifests" / "rbac" / "operator.yaml").read_text()
+    assert rules(documents(plain)) == rules(documents(chart.stdout))
+    assert len(rules(documents(plain))) == 4
