@@ -32,6 +32,7 @@ from typing import IO, Any
 __all__ = ["Part", "Platform", "register"]
 
 DEMO_ACCOUNT = "demo"
+_MAX_ORDER_QTY = 100_000  # lots per order, for every account
 _DEMO_KEY_FILE = "demo-key-id"  # the id only: the secret is shown once, never kept
 
 
@@ -197,6 +198,8 @@ def engine_config(args: argparse.Namespace) -> dict[str, Any]:
         # One core is the laptop's, not the engine's: no pinning by default.
         "pin_cpu": False,
         "market": market,
+        # A fat-finger guard, so a laptop shows what a risk reject looks like.
+        "risk": {"default": {"max_order_qty": _MAX_ORDER_QTY}},
     }
 
 

@@ -27,7 +27,7 @@ def test_up_serves_orders_and_recovers_them_after_a_restart(tmp_path: Path) -> N
             json={"symbol": "GOOG", "side": "buy", "type": "limit", "qty": 3, "limit_price": 1},
         )
         assert r.status_code == 201, r.text
-        order_id = r.json()["order_id"]
+        order_id = r.json()["id"]
 
         # A key made by another process while the platform runs works at once.
         made = subprocess.run(

@@ -61,25 +61,16 @@ def _trade(gateway: str, headers: dict[str, str]) -> None:
     gw = httpx.Client(base_url=gateway, timeout=10, headers=headers)
     book = gw.get("/api/v1/book/GOOG").json()
     best_ask = book["asks"][0]["price"]
-    # Crosses the synthetic market's asks (a trade), then a post-only that would cross
-    # (a reject): both outcomes appear in the engine's counters.
+    # Crosses the synthetic market's asks (a trade), then breaks `tickplane up`'s order
+    # size limit (a risk reject): both outcomes appear in the engine's counters.
     r = gw.post(
         "/api/v1/orders",
         json={"symbol": "GOOG", "side": "buy", "type": "limit", "qty": 1, "limit_price": best_ask},
     )
     assert r.status_code == 201, r.text
-    r = gw.post(
-        "/api/v1/orders",
-        json={
-            "symbol": "GOOG",
-            "side": "buy",
-            "type": "limit",
-            "qty": 1,
-            "limit_price": best_ask + 50,
-            "post_only": True,
-        },
-    )
-    assert r.status_code in (201, 422), r.text
+    too_big = {"symbol": "GOOG", "side": "buy", "type": "limit", "qty": 10**6, "limit_price": 1}
+    r = gw.post("/api/v1/orders", json=too_big)
+    assert (r.status_code, r.json()["reason"]) == (403, "max_order_qty"), r.text
 
 
 def test_prometheus_scrapes_a_running_platform(tmp_path: Path, prometheus_factory: Any) -> None:
