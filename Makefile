@@ -6,6 +6,7 @@ BIN := $(VENV)/bin
 SHARED ?= ../shared
 
 .PHONY: install services run test lint typecheck unit bench cluster cluster-down clean
+.PHONY: operator crds kind-up kind-down e2e-kind
 
 install:
 	@scripts/install.sh
@@ -19,6 +20,7 @@ services:
 	@scripts/services/install.sh
 	@scripts/kafka/fetch.sh >/dev/null
 	@scripts/controlplane/build.sh >/dev/null
+	@scripts/helm/build.sh >/dev/null
 
 ## Run Tickplane: for now a replay of a real NASDAQ day (GOOG, LOBSTER) through the book.
 run: install
@@ -55,3 +57,43 @@ cluster-down: install
 
 clean:
 	rm -rf build $(VENV) engine/*.c engine/*.so engine/*.html
+
+## The operator against the current kubeconfig (e.g. `make cluster`'s): applies the CRDs
+## and kopf's peering object first, then runs `tickplane operator` in the foreground.
+KUBECTL ?= $(shell command -v kubectl || echo $$(scripts/controlplane/build.sh --print-bin)/kubectl)
+operator: install
+	$(KUBECTL) apply --server-side -f crds/ -f manifests/peering.yaml
+	$(BIN)/tickplane operator --log-level=INFO
+
+## Regenerate crds/ (and the chart's copy) from operator/resources.py.
+crds: install
+	$(BIN)/tickplane crds
+
+## A kind cluster with a static-CPU-manager worker (manifests/kind/cluster.yaml), the image
+## built and loaded into it, and the chart installed with bundled PostgreSQL/Redis/Kafka.
+## Needs Docker; kind and helm are built from the Go module proxy (scripts/kind, scripts/helm).
+KIND_CLUSTER ?= tickplane
+IMAGE_REPO ?= tickplane/tickplane
+IMAGE_TAG ?= dev
+kind-up:
+	@command -v docker >/dev/null || { echo "make kind-up needs Docker" >&2; exit 1; }
+	@KIND=$$(scripts/kind/build.sh)/kind; \
+	  $$KIND get clusters | grep -qx $(KIND_CLUSTER) || \
+	    $$KIND create cluster --name $(KIND_CLUSTER) --config manifests/kind/cluster.yaml --wait 120s; \
+	  docker build -t $(IMAGE_REPO):$(IMAGE_TAG) . && \
+	  $$KIND load docker-image $(IMAGE_REPO):$(IMAGE_TAG) --name $(KIND_CLUSTER)
+	@HELM=$$(scripts/helm/build.sh)/helm; \
+	  $$HELM upgrade --install tickplane charts/tickplane --kube-context kind-$(KIND_CLUSTER) \
+	    --namespace tickplane --create-namespace --wait --timeout 10m \
+	    --set image.repository=$(IMAGE_REPO) --set image.tag=$(IMAGE_TAG) \
+	    --set postgresql.bundled=true --set redis.bundled=true --set kafka.bundled=true
+
+kind-down:
+	@KIND=$$(scripts/kind/build.sh)/kind; $$KIND delete cluster --name $(KIND_CLUSTER)
+
+## End-to-end tests on the kind cluster (tests/operator/e2e_kind): a real kubelet, pinned
+## engine cores, a roll that keeps the journal. Not part of `make test` (no Docker there).
+e2e-kind: install kind-up
+	$(KUBECTL) config use-context kind-$(KIND_CLUSTER)
+	PATH="$(dir $(KUBECTL)):$$PATH" TICKPLANE_E2E_KIND=1 \
+	  $(BIN)/python -m pytest tests/operator/e2e_kind -v $(PYTEST_ARGS)
