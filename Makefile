@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 SHARED ?= ../shared
 
-.PHONY: install services run test lint typecheck unit bench cluster cluster-down clean
+.PHONY: install services run demo test lint typecheck unit bench cluster cluster-down clean
 .PHONY: operator crds kind-up kind-down e2e-kind
 
 install:
@@ -22,8 +22,13 @@ services:
 	@scripts/controlplane/build.sh >/dev/null
 	@scripts/helm/build.sh >/dev/null
 
-## Run Tickplane: for now a replay of a real NASDAQ day (GOOG, LOBSTER) through the book.
+## Run Tickplane on this machine: engine (live synthetic market), gateway and terminal,
+## embedded defaults, no services. Flags after ARGS=..., e.g. make run ARGS="--no-ui".
 run: install
+	@$(BIN)/tickplane up $(ARGS)
+
+## A real NASDAQ day (GOOG, LOBSTER) replayed through the compiled book, with progress.
+demo: install
 	@$(BIN)/tickplane replay lobster --demo
 
 ## The full test command (CI calls exactly this through .ci/run).
