@@ -6,8 +6,8 @@
 - any other CSV: `BarData`, with a header naming `time` (or `ts`, `date`,
   `datetime`: ISO 8601, or seconds since the epoch), `open`, `high`, `low`, `close`
   and optionally `volume` and `symbol`;
-- a `postgresql://` URL (the recorder's tables) is refused for now: the recorder does
-  not store market data yet, so there is nothing to read.
+- a `postgresql://` URL: the trades and tops of book the recorder stored for a
+  symbol (`recorded.py`), so a day traded on the platform can be backtested.
 """
 
 from __future__ import annotations
@@ -21,10 +21,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from tickplane.engine.backtest.recorded import RecordedData, load_recorded
 from tickplane.engine.lobster import LobsterDay, load
 from tickplane.engine.strategy.model import Bar
 
-__all__ = ["BarData", "DataError", "LobsterData", "open_data"]
+__all__ = ["BarData", "DataError", "LobsterData", "RecordedData", "open_data"]
 
 _MESSAGE = re.compile(r"^(?P<stem>.*)_message_(?P<levels>\d+)\.csv$", re.IGNORECASE)
 
@@ -67,17 +68,18 @@ class BarData:
         return len(self.bars)
 
 
-def open_data(paths: list[str], *, symbol: str | None = None) -> LobsterData | BarData:
+def open_data(
+    paths: list[str], *, symbol: str | None = None
+) -> LobsterData | BarData | RecordedData:
     """The source `--data` names (see the module docstring). DataError if unusable."""
     if not paths:
         raise DataError("--data needs a file")
     first = paths[0]
     if first.startswith(("postgresql://", "postgres://")):
-        raise DataError(
-            "--data postgresql://...: the recorder does not store market data in "
-            "PostgreSQL yet, so there is nothing to backtest from there; use a LOBSTER "
-            "zip, a message/orderbook pair or a CSV of bars"
-        )
+        try:
+            return load_recorded(first, symbol)
+        except ValueError as exc:
+            raise DataError(str(exc)) from None
     try:
         if len(paths) == 2:
             day = load(messages=paths[0], orderbook=paths[1])

@@ -19,6 +19,7 @@ import numpy.typing as npt
 
 from tickplane.engine.backtest.bars_venue import BarVenue
 from tickplane.engine.backtest.data import BarData, LobsterData
+from tickplane.engine.backtest.recorded import RecordedData, TopVenue
 from tickplane.engine.backtest.results import BacktestResult
 from tickplane.engine.backtest.venue import NEVER, SimulatedVenue
 from tickplane.engine.book import Book
@@ -37,7 +38,7 @@ PROGRESS_EVERY = 4096
 
 def run_backtest(
     strategy: Strategy,
-    data: LobsterData | BarData,
+    data: LobsterData | BarData | RecordedData,
     *,
     latency_ns: int = 0,
     fee_bps: float = 0.0,
@@ -46,11 +47,17 @@ def run_backtest(
     """Run `strategy` over `data`; `on_progress(events_done)` now and then."""
     if isinstance(data, LobsterData):
         return _run_lobster(strategy, data, latency_ns, fee_bps, on_progress)
+    if isinstance(data, RecordedData):
+        return _run_recorded(strategy, data, latency_ns, fee_bps, on_progress)
     return _run_bars(strategy, data, fee_bps, on_progress)
 
 
 def _result(
-    strategy: Strategy, data: LobsterData | BarData, latency_ns: int, fee_bps: float, **kw: Any
+    strategy: Strategy,
+    data: LobsterData | BarData | RecordedData,
+    latency_ns: int,
+    fee_bps: float,
+    **kw: Any,
 ) -> BacktestResult:
     led = strategy.ledger
     unreal = led.unrealized(strategy.mark)
@@ -222,6 +229,70 @@ def _run_lobster(
         queue_waits_ns=list(st.waits_ns or []),
         maker_fills=st.maker_fills,
         taker_fills=st.taker_fills,
+        logs=venue.logs,
+    )
+
+
+def _run_recorded(
+    strategy: Strategy,
+    data: RecordedData,
+    latency_ns: int,
+    fee_bps: float,
+    on_progress: Progress | None,
+) -> BacktestResult:
+    venue = TopVenue(strategy, latency_ns=latency_ns, fee_bps=fee_bps)
+    led = strategy.ledger
+    symbol = data.symbol
+    s_ts: list[int] = []
+    s_eq: list[float] = []
+    s_pos: list[int] = []
+    s_mid: list[float] = []
+    evs = data.events_list
+    if evs:
+        venue.clock = evs[0][0]
+    strategy._handle_start()
+    next_sample = (evs[0][0] // SAMPLE_NS + 1) * SAMPLE_NS if evs else 0
+    for k, (ts, kind, a, b, c, d) in enumerate(evs):
+        while next_sample <= ts:
+            s_ts.append(next_sample)
+            s_eq.append(led.total(strategy.mark))
+            s_pos.append(led.position)
+            s_mid.append(strategy.mark or 0.0)
+            next_sample += SAMPLE_NS
+        venue.advance(ts)
+        if kind == 0:
+            venue.on_trade(a, b, c == 0)
+            strategy._handle_trade(MarketTrade(ts, symbol, a, b, "buy" if c == 0 else "sell"))
+        else:
+            venue.on_top(a, b, c, d)
+            strategy._handle_quote(Quote(ts, symbol, a if b else None, b, c if d else None, d))
+        if on_progress is not None and k % PROGRESS_EVERY == 0:
+            on_progress(k)
+    if evs:
+        venue.advance(evs[-1][0])
+    strategy._handle_stop()
+    venue.finish()
+    s_ts.append(venue.clock)
+    s_eq.append(led.total(strategy.mark))
+    s_pos.append(led.position)
+    s_mid.append(strategy.mark or 0.0)
+    if on_progress is not None:
+        on_progress(len(evs))
+    return _result(
+        strategy,
+        data,
+        latency_ns,
+        fee_bps,
+        fills=venue.fills,
+        sample_ts=s_ts,
+        sample_equity=s_eq,
+        sample_position=s_pos,
+        sample_mid=s_mid,
+        sharpe_period_s=60.0,
+        queue_ahead=venue.ahead_at_entry,
+        queue_waits_ns=venue.waits_ns,
+        maker_fills=venue.maker_fills,
+        taker_fills=venue.taker_fills,
         logs=venue.logs,
     )
 

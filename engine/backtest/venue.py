@@ -87,6 +87,7 @@ class SimulatedVenue:
             tuple[int, Literal["new", "cancel", "replace"], Order, int | None, int | None]
         ] = deque()
         self.resting: dict[int, _Resting] = {}
+        self._watch: tuple[int, int, int, int] | None = None
         self.timer_interval = 0
         self.timer_next = -1
         self.fills: list[Fill] = []
@@ -146,6 +147,7 @@ class SimulatedVenue:
             self._enter(order)
         elif kind == "cancel":
             r = self.resting.pop(order.id, None)
+            self._watch = None
             if r is not None:
                 s._handle_canceled(order.id, "user")
         else:
@@ -156,12 +158,14 @@ class SimulatedVenue:
             open_qty = qty if qty is not None else order.remaining
             if open_qty <= 0:
                 self.resting.pop(order.id)
+                self._watch = None
                 s._handle_canceled(order.id, "user")
                 return
             if new_price == r.price and open_qty <= order.remaining:
                 s._handle_replaced(order.id, open_qty, new_price)  # keeps its place
                 return
             self.resting.pop(order.id)
+            self._watch = None
             s._handle_replaced(order.id, open_qty, new_price)
             self._enter(order, accepted=True)
 
@@ -169,11 +173,11 @@ class SimulatedVenue:
         s = self.strategy
         side = BUY if order.side == "buy" else SELL
         book = self.book
-        depth = book.depth(1_000_000)["asks" if side == BUY else "bids"]
-        crosses = bool(depth) and (
+        best = book.best_ask() if side == BUY else book.best_bid()
+        crosses = best is not None and (
             order.price is None
-            or (side == BUY and depth[0][0] <= order.price)
-            or (side == SELL and depth[0][0] >= order.price)
+            or (side == BUY and best[0] <= order.price)
+            or (side == SELL and best[0] >= order.price)
         )
         if crosses and order.post_only:
             s._handle_rejected(order.id, "post_only")
@@ -181,6 +185,7 @@ class SimulatedVenue:
         if not accepted:
             s._handle_accepted(order.id)
         if crosses:
+            depth = book.depth(1_000_000)["asks" if side == BUY else "bids"]
             for price, qty, _ in depth:
                 if order.remaining <= 0:
                     break
@@ -197,6 +202,7 @@ class SimulatedVenue:
         ahead = book.anonymous(side, order.price) + sum(
             q for _, q in book.level_orders(side, order.price)
         )
+        self._watch = None
         self.resting[order.id] = _Resting(
             order, side, order.price, ahead, self.idx, self.clock, ahead
         )
@@ -236,6 +242,7 @@ class SimulatedVenue:
         self._fill(r.order, r.price, qty, "maker")
         if r.order.remaining <= 0:
             self.resting.pop(r.order.id, None)
+            self._watch = None
 
     # -- the feed ------------------------------------------------------------------------------
 
@@ -248,6 +255,8 @@ class SimulatedVenue:
 
     def watch(self) -> tuple[int, int, int, int]:
         """The price ranges of our resting buys and sells (lo > hi: none)."""
+        if self._watch is not None:
+            return self._watch
         bl = al = NEVER
         bh = ah = -1
         for r in self.resting.values():
@@ -257,7 +266,8 @@ class SimulatedVenue:
             else:
                 al = min(al, r.price)
                 ah = max(ah, r.price)
-        return bl, bh, al, ah
+        self._watch = (bl, bh, al, ah)
+        return self._watch
 
     def on_message(
         self, mtype: int, oid: int, size: int, price: int, side: int, added: int
@@ -300,6 +310,7 @@ class SimulatedVenue:
         """Cancel what is still open (the data ended)."""
         for oid in list(self.resting):
             self.resting.pop(oid)
+            self._watch = None
             self.strategy._handle_canceled(oid, "end_of_data")
         for _, kind, order, _, _ in self.pending:
             if kind == "new" and order.is_live:

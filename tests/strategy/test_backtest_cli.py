@@ -145,7 +145,7 @@ def test_bars_from_csv(tmp_path: Path) -> None:
         (["--strategy", "nosuch", "--data", str(EXCERPT)], "unknown strategy"),
         (["--strategy", "twap", "--data", str(EXCERPT), "--params", "slices=zero"], "slices"),
         (["--strategy", "twap", "--data", "/nonexistent.zip"], "/nonexistent.zip"),
-        (["--strategy", "twap", "--data", "postgresql://localhost/x"], "recorder"),
+        (["--strategy", "twap", "--data", "postgresql://localhost/x"], "symbol"),
         (["--strategy", "twap", "--data", str(EXCERPT), "--latency-us", "-1"], "latency"),
     ],
 )
