@@ -65,8 +65,8 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--engine-port",
         type=int,
         default=5555,
-        help="engine order entry port; events on the next port, its HTTP (metrics, "
-        "health) on the one after (5555)",
+        help="the first of five ports: engine order entry, engine events, engine HTTP "
+        "(health, metrics), gateway metrics, recorder metrics (5555-5559)",
     )
     p.add_argument(
         "--symbols",
@@ -181,9 +181,13 @@ def _tickplane() -> list[str]:
     return [sys.executable, "-m", "tickplane.cli.main"]
 
 
+def _symbols(args: argparse.Namespace) -> list[str]:
+    return [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+
+
 def engine_config(args: argparse.Namespace) -> dict[str, Any]:
     """The engine's configuration for a laptop (tickplane.core.config.EngineConfig)."""
-    symbols = [s.strip().upper() for s in args.symbols.split(",") if s.strip()]
+    symbols = _symbols(args)
     port = args.engine_port
     market: dict[str, Any] = {}
     if args.market == "synthetic":
@@ -219,6 +223,7 @@ class Platform:
             "TICKPLANE_GATEWAY_ENGINE_EVENTS": f"tcp://127.0.0.1:{port + 1}",
             "TICKPLANE_GATEWAY_DATA_DIR": str(self.data_dir),
             "TICKPLANE_GATEWAY_PORT": str(self.args.api_port),
+            "TICKPLANE_GATEWAY_METRICS_PORT": str(port + 3),
         }
         if self.args.database_url:
             env["TICKPLANE_GATEWAY_DATABASE_URL"] = self.args.database_url
@@ -255,6 +260,34 @@ class Platform:
                 logs / "gateway.log",
             ),
         ]
+        sinks = {"--database-url": args.database_url, "--redis-url": args.redis_url}
+        sinks["--kafka"] = args.kafka
+        given = [arg for flag, value in sinks.items() if value for arg in (flag, value)]
+        if given:
+            port = args.engine_port
+            parts.append(
+                Part(
+                    "recorder",
+                    [
+                        *_tickplane(),
+                        "recorder",
+                        "--engine-name",
+                        "local",
+                        "--engine-order-entry",
+                        f"tcp://127.0.0.1:{port}",
+                        "--engine-events",
+                        f"tcp://127.0.0.1:{port + 1}",
+                        "--symbols",
+                        ",".join(_symbols(args)),
+                        "--metrics-port",
+                        str(port + 4),
+                        *given,
+                    ],
+                    {},
+                    f"http://127.0.0.1:{port + 4}/metrics",
+                    logs / "recorder.log",
+                )
+            )
         if not args.no_ui and _ui_app() is not None:
             parts.append(
                 Part(
@@ -375,6 +408,12 @@ def _up(args: argparse.Namespace) -> int:
                 else None
             ),
             "metrics": f"http://127.0.0.1:{args.engine_port + 2}/metrics",
+            "gateway_metrics": f"http://127.0.0.1:{args.engine_port + 3}/metrics",
+            "recorder_metrics": (
+                f"http://127.0.0.1:{args.engine_port + 4}/metrics"
+                if any(p.name == "recorder" for p in parts)
+                else None
+            ),
         }
         if args.json:
             print(

@@ -62,7 +62,7 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
 @contextmanager
 def platform(data_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str], dict[str, Any]]]:
     """`tickplane up --no-ui --json` on free ports; yields the process and its banner."""
-    engine_port = free_ports(3)
+    engine_port = free_ports(5)
     api_port = free_ports(1)
     proc = subprocess.Popen(
         [

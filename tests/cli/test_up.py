@@ -6,7 +6,10 @@ import json
 import signal
 import socket
 import subprocess
+import time
+import uuid
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -74,3 +77,42 @@ def test_up_fails_loudly_when_a_part_cannot_start(tmp_path: Path) -> None:
 
 
 pytestmark = pytest.mark.timeout(300)
+
+
+def test_up_with_services_keeps_keys_in_postgres_and_records_the_stream(
+    tmp_path: Path, postgres: Any, redis: Any
+) -> None:
+    name = "up_" + uuid.uuid4().hex[:12]
+    postgres.psql(f"CREATE DATABASE {name}")
+    dsn = str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    services = ["--database-url", dsn, "--redis-url", redis.url]
+    with platform(tmp_path / "platform", *services) as (_proc, info):
+        assert info["recorder_metrics"]
+        headers = auth(info["key_id"], info["secret"])
+        r = httpx.post(
+            f"{info['gateway']}/api/v1/orders",
+            headers=headers,
+            json={"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 7, "limit_price": 999},
+        )
+        assert r.status_code == 201, r.text
+        order_id = r.json()["id"]
+        # The key lives in PostgreSQL (no SQLite file), hashed: the secret is nowhere in it.
+        assert not (tmp_path / "platform" / "keys.sqlite").exists()
+        stored = postgres.psql(
+            f"SELECT account FROM api_keys WHERE key_id = '{info['key_id']}'", database=name
+        )
+        assert stored.strip() == "demo"
+        assert info["secret"] not in postgres.psql("SELECT * FROM api_keys", database=name)
+        # The recorder writes the engine's stream: the order arrives in its table.
+        deadline = time.monotonic() + 30
+        row = ""
+        while time.monotonic() < deadline:
+            row = postgres.psql(
+                "SELECT account, symbol, qty FROM orders"
+                f" WHERE engine = 'local' AND id = {order_id}",
+                database=name,
+            ).strip()
+            if row:
+                break
+            time.sleep(0.2)
+        assert row == "demo|AAPL|7"
