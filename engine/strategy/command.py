@@ -64,7 +64,15 @@ def add_strategy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r.add_argument("--events", help="event endpoint (default: order entry port + 1)")
     r.add_argument("--account", required=True, help="the account the orders belong to")
     r.add_argument("--symbol", required=True, help="the symbol to trade")
-    r.add_argument("--params", nargs="*", default=[], metavar="NAME=VALUE")
+    r.add_argument(
+        "--params",
+        nargs="*",
+        default=[],
+        metavar="NAME=VALUE",
+        help="strategy parameters (NAME=VALUE ... or one JSON object); "
+        "TICKPLANE_STRATEGY_PARAMS (a JSON object, e.g. the Strategy resource's params) "
+        "is read first",
+    )
     r.add_argument("--max-position", type=int, default=0)
     r.add_argument("--max-orders-per-sec", type=int, default=0)
     r.add_argument("--max-loss", type=int, default=0)
@@ -180,6 +188,7 @@ def _run_live(args: argparse.Namespace) -> int:
     import asyncio
     import contextlib
     import logging
+    import os
 
     from tickplane.engine.strategy.limits import StrategyLimits
     from tickplane.engine.strategy.live import LiveRunner, default_events_endpoint
@@ -188,7 +197,8 @@ def _run_live(args: argparse.Namespace) -> int:
 
     logging.basicConfig(level="INFO", format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        params = parse_cli_params(args.params)
+        env = os.environ.get("TICKPLANE_STRATEGY_PARAMS", "").strip()
+        params = parse_cli_params([env, *args.params] if env else args.params)
         limits = _limits(args)
         assert isinstance(limits, StrategyLimits)
         strategy = build(args.strategy, params, symbol=args.symbol, limits=limits)

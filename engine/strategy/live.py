@@ -25,6 +25,7 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from tickplane.core import wire
@@ -174,6 +175,14 @@ class LiveRunner:
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._stop.set)
+        s = self.strategy
+        log.info(
+            "running %s on %s as %s with params %s",
+            s.name or type(s).__name__,
+            s.symbol,
+            self.account,
+            msgspec.json.encode(s.params).decode(),
+        )
         self.client.connect()
         try:
             pong = await self.client.ping()

@@ -68,9 +68,11 @@ def test_each_builtin_runs_and_reports(tmp_path: Path, strategy: str, params: li
     assert out["events"] == 3000 and out["strategy"] == strategy
     assert out["trades"] > 0, out
     assert out["latency_us"] == 100.0 and out["fees"] > 0
-    second = tickplane(*args)
+    second = tickplane(*args, "--report", str(tmp_path / "r2"))
     assert second.stdout == first.stdout  # deterministic, byte for byte
     report = tmp_path / "r"
+    for f in report.iterdir():  # the report too, plots included
+        assert (tmp_path / "r2" / f.name).read_bytes() == f.read_bytes(), f.name
     for name in (
         "index.html",
         "equity.png",

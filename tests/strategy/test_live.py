@@ -5,6 +5,7 @@ agrees with the engine's."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -114,8 +115,6 @@ def test_strategy_run_command_serves_metrics(market_engine: EngineProcess, tmp_p
             "--symbol",
             "GOOG",
             "--params",
-            "qty=5",
-            "max_inventory=50",
             "sigma=1",
             "--metrics-port",
             str(port),
@@ -124,6 +123,8 @@ def test_strategy_run_command_serves_metrics(market_engine: EngineProcess, tmp_p
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        # How the Strategy resource's params reach the runner (the command line adds to them).
+        env={**os.environ, "TICKPLANE_STRATEGY_PARAMS": '{"qty": 5, "max_inventory": 50}'},
     )
     try:
         deadline = time.monotonic() + 30
@@ -147,6 +148,7 @@ def test_strategy_run_command_serves_metrics(market_engine: EngineProcess, tmp_p
         proc.terminate()
         out = proc.communicate(timeout=30)[0].decode()
     assert proc.returncode == 0, out
+    assert '"qty":5,' in out and '"max_inventory":50' in out and '"sigma":1.0' in out, out
 
     # Stopping canceled the maker's quotes: a mass cancel of mm-live finds nothing open.
     async def leftovers() -> tuple[int, int]:
