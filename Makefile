@@ -50,6 +50,7 @@ bench: install
 	@TICKPLANE_EXTRAS=dev,bench scripts/install.sh
 	$(BIN)/tickplane bench book --json
 	$(BIN)/tickplane bench wire --json
+	$(BIN)/tickplane bench backtest --json
 
 ## A Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for a person,
 ## in the background; prints the `export KUBECONFIG=...` line to use it.
