@@ -16,8 +16,10 @@ install:
 ## ~/.cache/tickplane/kafka) and a Kubernetes control plane (etcd, kube-apiserver,
 ## kube-controller-manager built from the Go module proxy once, cached in
 ## ~/.cache/tickplane/controlplane). Idempotent; the tests start and stop the servers.
+## Also Debian's chromium, the browser the terminal's tests drive with Playwright.
 services:
 	@scripts/services/install.sh
+	@scripts/browser/install.sh
 	@scripts/kafka/fetch.sh >/dev/null
 	@scripts/controlplane/build.sh >/dev/null
 	@scripts/helm/build.sh >/dev/null

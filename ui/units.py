@@ -128,7 +128,9 @@ class OrderTicket:
 
     def describe(self) -> str:
         """The order in a trader's words: `buy 10 GOOG limit 580.10 gtc`."""
-        words = [self.side, str(self.shares), self.symbol.name, self.type.replace("_", " ")]
+        words = [self.side, str(self.shares), self.symbol.name]
+        if self.type == "market":
+            words.append("market")
         if self.stop is not None:
             words.append(f"stop {self.stop}")
         if self.limit is not None:

@@ -102,7 +102,7 @@ def test_the_ticket_refuses_bad_input_and_sends_exact_ticks(
     at.button(key="ticket_send").click().run()
     assert not at.exception
     sent = _texts(at, "success")
-    assert "buy 7 GOOG limit limit 1.01 gtc" in sent
+    assert "buy 7 GOOG limit 1.01 gtc" in sent
     with ui_platform.http(alice) as gw:
         (placed,) = gw.get("/api/v1/orders").json()["orders"]
     assert f"order #{placed['id']}" in sent

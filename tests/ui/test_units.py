@@ -50,7 +50,7 @@ def test_a_valid_ticket_converts_to_ticks_and_lots() -> None:
         "stop_price": 202,
         "time_in_force": "day",
     }
-    assert t.describe() == "sell 200 ODD stop limit stop 10.10 limit 10.05 day"
+    assert t.describe() == "sell 200 ODD stop 10.10 limit 10.05 day"
     # A price the type does not take is dropped, whatever was typed in its box.
     m = validate_ticket(GOOG, "buy", "market", "3", "not a price", "", "ioc")
     assert m.body() == {
@@ -60,6 +60,7 @@ def test_a_valid_ticket_converts_to_ticks_and_lots() -> None:
         "qty": 3,
         "time_in_force": "ioc",
     }
+    assert m.describe() == "buy 3 GOOG market ioc"
 
 
 @pytest.mark.parametrize(

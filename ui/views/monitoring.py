@@ -30,6 +30,7 @@ __all__ = ["EngineSample", "histogram_quantile", "render", "sample"]
 LATENCY = "tickplane_engine_request_seconds"
 ORDERS = "tickplane_engine_orders_total"
 _SAMPLES = 900
+MIN_WINDOW = 1.0  # seconds between two scrapes a rate is computed over
 
 
 def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
@@ -118,7 +119,8 @@ def _gateway() -> None:
         return
     cols[1].metric("Engine (via gateway)", str(ready.get("engine", ready.get("status", "?"))))
     lag = ready.get("projection_lag", ready.get("lag"))
-    cols[2].metric("Sequence lag", "—" if lag is None else str(lag))
+    if lag is not None:  # shown when the gateway reports how far its view is behind
+        cols[2].metric("Sequence lag", str(lag))
 
 
 def _engine(url: str) -> None:
@@ -133,30 +135,37 @@ def _engine(url: str) -> None:
     )
     now = sample(metrics, time.time())
     prev: EngineSample | None = st.session_state.get("engine_last")
-    st.session_state.engine_last = now
     rate = p50 = p99 = p999 = None
-    if prev is not None and now.at > prev.at:
+    if prev is None or now.at - prev.at >= MIN_WINDOW:
+        st.session_state.engine_last = now
+    if prev is not None and now.at - prev.at >= MIN_WINDOW:
         rate, window = _window(now, prev)
+        # An idle window has no latency to show: a gap in the chart, not a zero.
         p50, p99, p999 = (histogram_quantile(q, window) for q in (0.5, 0.99, 0.999))
         history.append((now.at, rate, p50, p99, p999))
+    elif history:
+        _, rate, p50, p99, p999 = history[-1]
 
+    ready = bool(status.get("ready"))
+    cpus = status.get("cpus") or []
+    pinned = status.get("pinned_cpu")
     cols = st.columns(5)
     cols[0].metric(
         "Engine",
-        status.get("engine", "?"),
-        "ready" if status.get("ready") else "not ready",
-        delta_color="normal" if status.get("ready") else "inverse",
+        str(status.get("engine", "?")),
+        "ready" if ready else "not ready",
+        delta_color="normal" if ready else "inverse",
+        delta_arrow="off",
     )
-    cpus = status.get("cpus") or []
-    pinned = status.get("pinned_cpu")
     cols[1].metric(
         "CPUs",
         ",".join(str(c) for c in cpus) or "—",
-        f"hot loop on {pinned}" if pinned is not None else "not pinned",
+        f"hot loop on CPU {pinned}" if pinned is not None else "hot loop not pinned",
         delta_color="off",
+        delta_arrow="off",
     )
     cols[2].metric("Orders/s", "—" if rate is None else f"{rate:,.1f}")
-    cols[3].metric("p99 latency", _us(p99))
+    cols[3].metric("p99 latency", _us(p99), f"p50 {_us(p50)}", delta_color="off", delta_arrow="off")
     cols[4].metric("Last seq", f"{status.get('last_seq', '—')}")
     venue = status.get("venue") or {}
     link = "connected" if venue.get("connected") else "not connected"
@@ -171,27 +180,33 @@ def _engine(url: str) -> None:
         [(datetime.fromtimestamp(t, UTC), r, a, b, c) for t, r, a, b, c in history],
         columns=["time", "orders/s", "p50", "p99", "p99.9"],
     )
+    x = alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S"))
     left, right = st.columns(2)
+    left.markdown("**Orders per second**")
     left.altair_chart(
         alt.Chart(frame)
-        .mark_area(opacity=0.6)
-        .encode(x=alt.X("time:T", title=None), y=alt.Y("orders/s:Q"))
-        .properties(height=220, title="Orders per second"),
+        .mark_area(opacity=0.6, interpolate="step-after")
+        .encode(x=x, y=alt.Y("orders/s:Q", title=None, axis=alt.Axis(format=",.1f")))
+        .properties(height=200),
         width="stretch",
     )
     lat = frame.melt("time", ["p50", "p99", "p99.9"], "percentile", "seconds").dropna()
     lat["µs"] = lat["seconds"] * 1e6
-    right.altair_chart(
-        alt.Chart(lat)
-        .mark_line()
-        .encode(
-            x=alt.X("time:T", title=None),
-            y=alt.Y("µs:Q", title="request latency (µs)"),
-            color=alt.Color("percentile:N", legend=alt.Legend(orient="bottom")),
+    right.markdown("**Engine request latency (µs)**")
+    if lat.empty:
+        right.caption("No requests in these windows: the engine is idle.")
+    else:
+        right.altair_chart(
+            alt.Chart(lat)
+            .mark_line(point=True)
+            .encode(
+                x=x,
+                y=alt.Y("µs:Q", title=None, axis=alt.Axis(format=",.0f")),
+                color=alt.Color("percentile:N", title=None, legend=alt.Legend(orient="bottom")),
+            )
+            .properties(height=200),
+            width="stretch",
         )
-        .properties(height=220, title="Engine request latency"),
-        width="stretch",
-    )
     last = now.buckets
     if last and last[-1][1] > 0:
         bars = []
@@ -200,11 +215,12 @@ def _engine(url: str) -> None:
             if not math.isinf(bound):
                 bars.append({"≤ µs": f"{bound * 1e6:g}", "requests": count - below})
             below = count
+        st.markdown("**Request latency histogram, since the engine started**")
         st.altair_chart(
             alt.Chart(pd.DataFrame(bars))
             .mark_bar()
-            .encode(x=alt.X("≤ µs:N", sort=None), y="requests:Q")
-            .properties(height=180, title="Latency histogram since start"),
+            .encode(x=alt.X("≤ µs:N", sort=None, axis=alt.Axis(labelAngle=0)), y="requests:Q")
+            .properties(height=180),
             width="stretch",
         )
 

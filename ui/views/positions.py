@@ -110,7 +110,7 @@ def _money(value: Decimal | None) -> str:
 
 def _flatten(positions: list[Position]) -> None:
     by_symbol = {p.symbol: p for p in positions}
-    cols = st.columns([3, 1, 1], vertical_alignment="bottom")
+    cols = st.columns([3, 1, 1, 2], vertical_alignment="bottom")
     cols[0].selectbox("Position", list(by_symbol), key="flatten_pick")
     # Callbacks run before the rerun draws the table: it shows the result at once.
     cols[1].button("Flatten", key="flatten_one", on_click=_flatten_now, args=(by_symbol, False))
@@ -174,7 +174,7 @@ def _chart(gw: GatewayClient, history: deque[tuple[float, float]]) -> None:
         alt.Chart(pd.concat(frames))
         .mark_line(interpolate="step-after", point=True)
         .encode(
-            x=alt.X("time:T", title=None),
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
             y=alt.Y("P&L:Q", title="P&L"),
             color=alt.Color("series:N", title=None, legend=alt.Legend(orient="bottom")),
             tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "series:N", "P&L:Q"],

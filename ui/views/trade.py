@@ -214,11 +214,11 @@ def _ladder(book: Book, spec: SymbolSpec) -> None:
         column_config={
             "bid_orders": st.column_config.TextColumn("#", width=40, help="orders"),
             "bid": st.column_config.ProgressColumn(
-                "Bid size", min_value=0, max_value=biggest, format="%d", color="green"
+                "Bid size", width=110, min_value=0, max_value=biggest, format="%d", color="green"
             ),
             "price": st.column_config.TextColumn("Price", width=80),
             "ask": st.column_config.ProgressColumn(
-                "Ask size", min_value=0, max_value=biggest, format="%d", color="red"
+                "Ask size", width=110, min_value=0, max_value=biggest, format="%d", color="red"
             ),
             "ask_orders": st.column_config.TextColumn("#", width=40, help="orders"),
         },
@@ -252,7 +252,7 @@ def _sample_mid(symbol: str, book: Book) -> None:
 
 
 def _chart(spec: SymbolSpec, trades: list[Trade] | None) -> None:
-    cols = st.columns([2, 2, 3])
+    cols = st.columns([2, 3, 2])
     sources = ["trades", "mid"] if trades is not None else ["mid"]
     source = cols[0].segmented_control(
         "Chart", sources, default=sources[0], required=True, key="chart_source"
@@ -277,7 +277,7 @@ def _chart(spec: SymbolSpec, trades: list[Trade] | None) -> None:
         alt.Chart(frame)
         .mark_line(interpolate="step-after" if source == "trades" else "linear")
         .encode(
-            x=alt.X("time:T", title=None),
+            x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
             y=alt.Y("price:Q", scale=alt.Scale(zero=False), title=f"{spec.name} {source}"),
             tooltip=[alt.Tooltip("time:T", format="%H:%M:%S"), "price:Q"],
         )
