@@ -21,7 +21,7 @@ from tickplane.engine.backtest.bars_venue import BarVenue
 from tickplane.engine.backtest.data import BarData, LobsterData
 from tickplane.engine.backtest.recorded import RecordedData, TopVenue
 from tickplane.engine.backtest.results import BacktestResult
-from tickplane.engine.backtest.venue import NEVER, SimulatedVenue
+from tickplane.engine.backtest.venue import SimulatedVenue
 from tickplane.engine.book import Book
 from tickplane.engine.lobster_replay import Columns
 from tickplane.engine.replay import Stepper
@@ -174,9 +174,9 @@ def _run_lobster(
                 s_mid.append(strategy.mark or 0.0)
                 next_sample += SAMPLE_NS
             venue.idx = j
-            venue.advance(ts)
-            bl, bh, al, ah = venue.watch()
-            feed.run(j, NEVER, bl, bh, al, ah, True)  # apply message j itself
+            venue.advance(ts)  # then message j goes through the feed like any other
+            i = j
+            continue
         venue.idx = j + 1
         if ts > venue.clock:
             venue.clock = ts

@@ -16,7 +16,8 @@ timed; `engine.run()` is.
 `events_per_sec` is each system's own events (LOBSTER messages for Tickplane, deltas
 for nautilus) per second; `day_seconds` compares the same day, so the ratio
 `vs_nautilus` is on the day (nautilus seconds / Tickplane seconds). Medians of
-`repeats` runs after a warm-up.
+`repeats` runs after a warm-up. CPU seconds (`time.process_time`, all threads) are
+reported beside wall time: on a shared machine they are the steadier figure.
 """
 
 from __future__ import annotations
@@ -53,8 +54,9 @@ class _Idle(Strategy):
 
 def _tickplane(
     data: LobsterData, strategy: str, repeats: int
-) -> tuple[list[float], dict[str, Any]]:
+) -> tuple[list[float], list[float], dict[str, Any]]:
     samples: list[float] = []
+    cpu: list[float] = []
     summary: dict[str, Any] = {}
     for k in range(repeats + 1):
         s = (
@@ -63,13 +65,14 @@ def _tickplane(
             else _Idle(symbol=data.symbol)
         )
         with quiet_gc():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             r = run_backtest(s, data, latency_ns=LATENCY_NS, fee_bps=FEE_BPS)
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
         if k:  # the first run warms up
             samples.append(dt)
+            cpu.append(dc)
         summary = r.summary()
-    return samples, summary
+    return samples, cpu, summary
 
 
 def _nautilus(data: LobsterData, repeats: int, console: Console) -> dict[str, Any]:
@@ -104,6 +107,7 @@ def _nautilus(data: LobsterData, repeats: int, console: Console) -> dict[str, An
             self.seen += 1
 
     samples: list[float] = []
+    cpu: list[float] = []
     seen = 0
     for k in range(repeats + 1):
         engine = BacktestEngine(
@@ -136,13 +140,14 @@ def _nautilus(data: LobsterData, repeats: int, console: Console) -> dict[str, An
         strat = Noop(iid)
         engine.add_strategy(strat)
         with quiet_gc():
-            t0 = time.perf_counter()
+            c0, t0 = time.process_time(), time.perf_counter()
             engine.run()
-            dt = time.perf_counter() - t0
+            dt, dc = time.perf_counter() - t0, time.process_time() - c0
         seen = strat.seen
         engine.dispose()
         if k:
             samples.append(dt)
+            cpu.append(dc)
     day = median(samples)
     return {
         "version": metadata.version("nautilus_trader"),
@@ -150,6 +155,7 @@ def _nautilus(data: LobsterData, repeats: int, console: Console) -> dict[str, An
         "callbacks": seen,
         "day_seconds": round(day, 4),
         "events_per_sec": round(len(deltas) / day),
+        "day_cpu_seconds": round(median(cpu), 4),
         "samples": [round(x, 4) for x in samples],
     }
 
@@ -166,9 +172,9 @@ def run(json_out: bool = True, repeats: int = 3) -> dict[str, Any]:
     data = LobsterData(day, "GOOG", str(path))
     n = len(day)
     console.print(f"tickplane: market maker over {n:,} messages x {repeats + 1}")
-    mm, mm_summary = _tickplane(data, "market_maker", repeats)
+    mm, mm_cpu, mm_summary = _tickplane(data, "market_maker", repeats)
     console.print("tickplane: idle strategy")
-    idle, _ = _tickplane(data, "", repeats)
+    idle, idle_cpu, _ = _tickplane(data, "", repeats)
     peer = _nautilus(data, repeats, console)
     mm_day = median(mm)
     idle_day = median(idle)
@@ -176,12 +182,20 @@ def run(json_out: bool = True, repeats: int = 3) -> dict[str, Any]:
         "events": n,
         "events_per_sec": round(n / mm_day),
         "day_seconds": round(mm_day, 4),
+        "day_cpu_seconds": round(median(mm_cpu), 4),
         "idle_events_per_sec": round(n / idle_day),
         "idle_day_seconds": round(idle_day, 4),
+        "idle_day_cpu_seconds": round(median(idle_cpu), 4),
         "nautilus": peer,
         "vs_nautilus": round(peer["day_seconds"] / mm_day, 2) if "day_seconds" in peer else None,
         "idle_vs_nautilus": (
             round(peer["day_seconds"] / idle_day, 2) if "day_seconds" in peer else None
+        ),
+        "cpu_vs_nautilus": (
+            round(peer["day_cpu_seconds"] / median(mm_cpu), 2) if "day_seconds" in peer else None
+        ),
+        "idle_cpu_vs_nautilus": (
+            round(peer["day_cpu_seconds"] / median(idle_cpu), 2) if "day_seconds" in peer else None
         ),
         "market_maker": {
             k: mm_summary[k] for k in ("trades", "pnl", "fill_ratio", "orders", "queue")
