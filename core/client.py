@@ -147,7 +147,14 @@ class EngineClient:
         tif: str = "gtc",
         post_only: bool = False,
         client_order_id: str | None = None,
+        order_class: str | None = None,
+        take_profit: wire.TakeProfit | None = None,
+        stop_loss: wire.StopLoss | None = None,
+        trail_price: int | None = None,
+        trail_percent: float | None = None,
     ) -> wire.Reply:
+        """A new order; `order_class` and the fields after it are for bracket, OTO, OCO
+        and trailing-stop orders (docs/order-classes.md)."""
         return await self.request(
             wire.NewOrder(
                 self.next_req(),
@@ -161,6 +168,11 @@ class EngineClient:
                 tif,
                 post_only,
                 client_order_id,
+                order_class,
+                take_profit,
+                stop_loss,
+                trail_price,
+                trail_percent,
             )
         )
 
@@ -168,9 +180,19 @@ class EngineClient:
         return await self.request(wire.CancelOrder(self.next_req(), account, order_id))
 
     async def replace(
-        self, account: str, order_id: int, *, qty: int | None = None, price: int | None = None
+        self,
+        account: str,
+        order_id: int,
+        *,
+        qty: int | None = None,
+        price: int | None = None,
+        stop_price: int | None = None,
     ) -> wire.Reply:
-        return await self.request(wire.ReplaceOrder(self.next_req(), account, order_id, qty, price))
+        """Replace an order's open quantity and/or price (a held stop-loss leg: also its
+        stop price)."""
+        return await self.request(
+            wire.ReplaceOrder(self.next_req(), account, order_id, qty, price, stop_price)
+        )
 
     async def mass_cancel(
         self, account: str | None = None, symbol: str | None = None

@@ -22,6 +22,7 @@ __all__ = [
     "MarketData",
     "Message",
     "OrderAccepted",
+    "OrderActivated",
     "OrderCanceled",
     "OrderRejected",
     "OrderReplaced",
@@ -60,6 +61,29 @@ class OrderAccepted(Message, tag="accepted"):
     tif: str = "gtc"
     post_only: bool = False
     client_order_id: str | None = None
+    # Order classes (docs/order-classes.md): "bracket", "oto", "oco" on the parent and
+    # its legs, "simple" for a trailing stop, None for a plain order. A leg names its
+    # `parent_id` and its `leg` role ("take_profit" or "stop_loss") and is held until
+    # activated (`OrderActivated`).
+    order_class: str | None = None
+    parent_id: int | None = None
+    leg: str | None = None
+    trail_price: int | None = None  # trailing stop: ticks from the watermark
+    trail_percent: float | None = None  # trailing stop: percent of the watermark
+
+
+class OrderActivated(Message, tag="activated"):
+    """A held leg now works `qty` (its quantity after this activation): the parent's
+    fills activated it. Its `parent_id` and `leg` repeat the linkage."""
+
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    parent_id: int
+    leg: str
+    qty: int
 
 
 class OrderRejected(Message, tag="rejected"):
@@ -101,6 +125,7 @@ class OrderReplaced(Message, tag="replaced"):
     symbol: str
     price: int  # the new price
     qty: int  # the new open quantity
+    stop_price: int | None = None  # a held stop or leg: its stop price now
 
 
 class StopTriggered(Message, tag="triggered"):
@@ -169,6 +194,7 @@ Event = (
     | SymbolHalted
     | SymbolResumed
     | KillSwitchChanged
+    | OrderActivated
 )
 
 
@@ -216,6 +242,7 @@ _BY_TAG: dict[str, type[Message]] = {
         SymbolHalted,
         SymbolResumed,
         KillSwitchChanged,
+        OrderActivated,
         TopOfBook,
         BookDelta,
     )

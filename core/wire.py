@@ -47,7 +47,9 @@ __all__ = [
     "Replay",
     "Reply",
     "Request",
+    "StopLoss",
     "SymbolInfo",
+    "TakeProfit",
     "WireError",
     "decode_event",
     "decode_events",
@@ -86,6 +88,25 @@ class NewOrder(_Msg, tag="new"):
     tif: str = "gtc"
     post_only: bool = False
     client_order_id: str | None = None
+    # Order classes (docs/order-classes.md); the defaults are a plain order.
+    order_class: str | None = None  # None/"simple", "bracket", "oto", "oco"
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
+    trail_price: int | None = None  # order_type "trailing_stop": ticks
+    trail_percent: float | None = None  # order_type "trailing_stop": 0 < percent < 100
+
+
+class TakeProfit(msgspec.Struct, array_like=True, frozen=True):
+    """A bracket's, OTO's or OCO's take-profit leg: a limit order at `limit_price`."""
+
+    limit_price: int
+
+
+class StopLoss(msgspec.Struct, array_like=True, frozen=True):
+    """A stop-loss leg: a stop at `stop_price`, a stop-limit with `limit_price`."""
+
+    stop_price: int
+    limit_price: int | None = None
 
 
 class CancelOrder(_Msg, tag="cancel"):
@@ -100,6 +121,7 @@ class ReplaceOrder(_Msg, tag="replace"):
     order_id: int
     qty: int | None = None
     price: int | None = None
+    stop_price: int | None = None  # a held stop-loss leg's stop (docs/order-classes.md)
 
 
 class MassCancel(_Msg, tag="mass_cancel"):
@@ -202,6 +224,12 @@ class OrderView(msgspec.Struct, array_like=True, frozen=True):
     qty: int  # open quantity
     tif: str = "gtc"
     client_order_id: str | None = None
+    order_class: str | None = None  # as in OrderAccepted
+    parent_id: int | None = None
+    leg: str | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+    filled_qty: int = 0  # legs and trailing stops: lots filled so far
 
 
 class SymbolInfo(msgspec.Struct, array_like=True, frozen=True):

@@ -30,6 +30,7 @@ import zmq
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
+from tickplane.engine.contingent import CLASSES, legs_for, trailing_stop
 from tickplane.engine.eventlog import EventLog
 from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
@@ -166,6 +167,8 @@ class EngineService:
             )
         if "route" in mark:
             self.state.route(msgspec.convert(mark["route"], RoutedOrder))
+        if "contingent" in mark:
+            return self.state.contingent_mark(mark["contingent"], int(mark["ts"]))
         if "control" in mark:
             c = mark["control"]
             return self.state.control(
@@ -480,6 +483,20 @@ class EngineService:
             known = st.known_client_order_id(req.account, coid)
             if known is not None:
                 return self._duplicate(req, known[0], known[1] == fp), []
+        plan: wire.NewOrder | None = None
+        if (
+            req.order_class is not None
+            or req.take_profit is not None
+            or req.stop_loss is not None
+            or req.trail_price is not None
+            or req.trail_percent is not None
+            or req.order_type == "trailing_stop"
+        ):
+            checked = self._check_class(req)
+            if isinstance(checked, wire.Reject):
+                return checked, []
+            if checked is not None:  # the core's part: the parent, or a stop for risk
+                plan, req = req, checked
         assert self.journal is not None
         acc = st.account_id(req.account)
         if acc is None:
@@ -513,6 +530,8 @@ class EngineService:
             }
             self.journal.append_mark(mark)
             self._apply_mark(mark)
+        if plan is not None:
+            return self._new_class(plan, cmd, touched)
         if (
             self.venue is not None
             and self._routable(cmd)
@@ -521,6 +540,175 @@ class EngineService:
             return self._route(req, cmd), []
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
+
+    def _check_class(self, req: wire.NewOrder) -> wire.Reject | wire.NewOrder | None:
+        """Validate a trailing stop or an order class (docs/order-classes.md): a Reject,
+        or the plain order the core gets (a bracket's parent; for a trailing stop, a
+        stop that only risk sees), or None for an explicit plain "simple" order."""
+        cls = req.order_class or "simple"
+
+        def no(reason: str, message: str) -> wire.Reject:
+            return wire.Reject(req.req, reason, message)
+
+        if cls not in CLASSES:
+            return no("bad_order_class", f"order_class {cls!r}: one of {', '.join(CLASSES)}")
+        legs = req.take_profit is not None or req.stop_loss is not None
+        trailing = req.order_type == "trailing_stop"
+        plain = not trailing and req.trail_price is None and req.trail_percent is None
+        if plain and cls == "simple":
+            if legs:
+                return no(
+                    "bad_order_class",
+                    "take_profit and stop_loss need order_class bracket, oto or oco",
+                )
+            return None
+        if self.venue is not None:
+            return no(
+                "unsupported_order_class",
+                f"order classes and trailing stops are not routed to {self.config.venue.kind}",
+            )
+        if req.side not in ("buy", "sell"):
+            return no("bad_side", "side: buy or sell")
+        if _number(req.qty) < 0:
+            return no("bad_qty", f"qty: an integer 1..{MAX_FIELD}")
+        if req.tif not in ("gtc", "day"):
+            return no("bad_tif", "order classes and trailing stops take tif gtc or day")
+        if trailing:
+            if cls != "simple" or legs:
+                return no("bad_order_class", "a trailing stop is a simple order (no legs)")
+            if (req.trail_price is None) == (req.trail_percent is None):
+                return no("bad_trail", "a trailing stop takes trail_price or trail_percent")
+            if req.trail_price is not None and _number(req.trail_price) < 0:
+                return no("bad_trail", f"trail_price: ticks, 1..{MAX_FIELD}")
+            pct = req.trail_percent
+            if pct is not None and not (isinstance(pct, float | int) and 0 < pct < 100):
+                return no("bad_trail", "trail_percent: a percent, 0 < trail_percent < 100")
+            if req.price is not None or req.stop_price is not None:
+                return no("bad_trail", "a trailing stop takes no price or stop_price")
+            return msgspec.structs.replace(req, order_type="stop", stop_price=1, price=None)
+        if req.trail_price is not None or req.trail_percent is not None:
+            return no("bad_trail", "trail_price and trail_percent are for trailing_stop orders")
+        tp, sl = req.take_profit, req.stop_loss
+        if cls == "bracket" and (tp is None or sl is None):
+            return no("bad_legs", "a bracket takes take_profit and stop_loss")
+        if cls == "oto" and (tp is None) == (sl is None):
+            return no("bad_legs", "an oto takes take_profit or stop_loss (one of them)")
+        if cls == "oco" and (tp is None or sl is None):
+            return no("bad_legs", "an oco takes take_profit and stop_loss")
+        for value in (
+            tp.limit_price if tp else 1,
+            sl.stop_price if sl else 1,
+            sl.limit_price if sl and sl.limit_price is not None else 1,
+        ):
+            if _number(value) < 0:
+                return no("bad_legs", f"leg prices: ticks, 1..{MAX_FIELD}")
+        exit_sells = (req.side == "sell") if cls == "oco" else (req.side == "buy")
+        if tp is not None and sl is not None:
+            if exit_sells and not tp.limit_price > sl.stop_price:
+                return no("bad_legs", "selling exits: take_profit above stop_loss's stop")
+            if not exit_sells and not tp.limit_price < sl.stop_price:
+                return no("bad_legs", "buying exits: take_profit below stop_loss's stop")
+        if cls == "oco":
+            assert tp is not None
+            if req.order_type != "limit":
+                return no("bad_order_class", "an oco is a limit order (its take-profit)")
+            if req.price is not None and req.price != tp.limit_price:
+                return no("bad_legs", "an oco's price is its take_profit limit_price")
+            return msgspec.structs.replace(req, price=tp.limit_price)
+        return req
+
+    def _new_class(
+        self, req: wire.NewOrder, cmd: Command, touched: set[int]
+    ) -> tuple[wire.Reply, list[Event]]:
+        """Journal an order class's MARK, then the parent's command (a trailing stop has
+        none: it is held until it triggers)."""
+        assert self.journal is not None
+        st = self.state
+        if req.order_type == "trailing_stop":
+            order = trailing_stop(
+                cmd.id,
+                req.account,
+                req.symbol,
+                req.side,
+                req.qty,
+                req.tif,
+                req.trail_price,
+                None if req.trail_percent is None else float(req.trail_percent),
+            )
+            mark = {
+                "contingent": {"kind": "trailing", "order": msgspec.to_builtins(order)},
+                "ts": cmd.ts,
+            }
+            self.journal.append_mark(mark)
+            events = self._apply_mark(mark)
+            self._since_snapshot += 1
+            return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
+        tp, sl = req.take_profit, req.stop_loss
+        legs = legs_for(
+            req.order_class or "simple",
+            cmd.id,
+            req.account,
+            req.symbol,
+            req.side,
+            req.qty,
+            req.tif,
+            tp.limit_price if tp is not None else None,
+            (sl.stop_price, sl.limit_price) if sl is not None else None,
+        )
+        mark = {
+            "contingent": {
+                "kind": "legs",
+                "parent": cmd.id,
+                "order_class": req.order_class,
+                "legs": msgspec.to_builtins(legs),
+            },
+            "ts": cmd.ts,
+        }
+        self.journal.append_mark(mark)
+        self._apply_mark(mark)
+        events = self._run(cmd, touched)
+        return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
+
+    def _change_held(
+        self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
+    ) -> tuple[wire.Reply, list[Event]]:
+        """Cancel or replace a held order (a leg, a trailing stop): a journaled MARK."""
+        assert self.journal is not None
+        st = self.state
+        h = st.contingent.orders[req.order_id]
+        fields: dict[str, Any] = {"kind": "cancel", "order_id": h.id}
+        if isinstance(req, wire.ReplaceOrder):
+
+            def no(message: str) -> tuple[wire.Reply, list[Event]]:
+                return wire.Reject(req.req, "bad_replace", message), []
+
+            if h.parent_id is None:
+                return no("a trailing stop is not replaced: cancel it and submit another")
+            if req.qty is not None:
+                return no("a leg's quantity follows its parent's fills")
+            if h.triggered:
+                return no("the stop-loss triggered: its order is working")
+            if req.price is None and req.stop_price is None:
+                return no("give price and/or stop_price")
+            if req.stop_price is not None and h.leg != "stop_loss":
+                return no("a take-profit leg has no stop_price")
+            if req.price is not None and h.order_type == "stop":
+                return no("a stop-loss without limit_price has no price")
+            for value in (req.price, req.stop_price):
+                if value is not None and _number(value) < 0:
+                    return no(f"prices: ticks, 1..{MAX_FIELD}")
+            fields = {
+                "kind": "replace",
+                "order_id": h.id,
+                "price": req.price,
+                "stop_price": req.stop_price,
+            }
+        mark = {"contingent": fields, "ts": time.time_ns()}
+        self.journal.append_mark(mark)
+        events = self._apply_mark(mark)
+        self._since_snapshot += 1
+        touched.add(st.symbol_index[h.symbol])
+        return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
 
     def _duplicate(self, req: wire.NewOrder, order_id: int, same: bool) -> wire.Reply:
         """The reply to a NewOrder whose client order id the account already used:
@@ -593,6 +781,8 @@ class EngineService:
         """The live order if it belongs to `account` (others' orders do not exist)."""
         acc = self.state.account_id(account)
         o = self.state.core.order(order_id) if acc is not None and order_id > 0 else None
+        if o is not None and order_id in self.state.contingent.aliases:
+            return None  # a held order's piece: reached through the held order's id
         return o if o is not None and o["account"] == acc else None
 
     def _change(
@@ -607,10 +797,25 @@ class EngineService:
             else:
                 self.venue.replace(req.order_id, req.qty, req.price)  # type: ignore[union-attr]
             return wire.Ack(req.req, req.order_id, last_seq=self.state.seq), []
+        held = self.state.contingent
+        if held.busy:
+            h = held.orders.get(req.order_id)
+            if h is not None and h.account == req.account:
+                return self._change_held(req, touched)
+            g = held.groups.get(req.order_id)
+            oco = g is not None and g.order_class == "oco"
+            if oco and isinstance(req, wire.ReplaceOrder) and req.qty is not None:
+                return wire.Reject(
+                    req.req, "bad_replace", "an oco's quantity is not replaced: cancel it"
+                ), []
         o = self._owned(req.account, req.order_id)
         if o is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
         if isinstance(req, wire.ReplaceOrder):
+            if req.stop_price is not None:
+                return wire.Reject(
+                    req.req, "bad_replace", "stop_price is replaced on held stop-loss legs only"
+                ), []
             cmd = Command.make(
                 Op.REPLACE,
                 req.order_id,
@@ -652,11 +857,19 @@ class EngineService:
                 if (acc is None or o_acc == acc) and (sym is None or o_sym == sym):
                     ids.append(oid)
         events: list[Event] = []
+        pieces = st.contingent.aliases
         for oid in sorted(ids):
             o = st.core.order(oid)
-            assert o is not None
+            if o is None or oid in pieces:  # gone with its parent / canceled with its leg
+                continue
             cmd = Command.make(Op.CANCEL, oid, int(o["account"]), int(o["symbol"]), time.time_ns())
             events.extend(self._run(cmd, touched))
+        if st.contingent.busy:
+            names = st.accounts[1:] if req.account is None else [req.account]
+            for name in names:
+                for hid in st.contingent.open_ids(name, req.symbol):
+                    cancel = wire.CancelOrder(req.req, name, hid)
+                    events.extend(self._change_held(cancel, touched)[1])
         return wire.Ack(req.req, None, events, last_seq=st.seq), events
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:

@@ -35,6 +35,7 @@ from tickplane.core.events import (
     TopOfBook,
     Trade,
 )
+from tickplane.engine.contingent import ContingentOrders, ContingentSnapshot, HeldOrder
 from tickplane.engine.events import from_rows
 from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
@@ -154,6 +155,7 @@ class StateSnapshot(msgspec.Struct):
     last_id: int = 0
     # (account, client_order_id, order id, fingerprint): the idempotency table
     accepted_client_order_ids: list[tuple[int, str, int, int]] = msgspec.field(default_factory=list)
+    contingent: ContingentSnapshot = msgspec.field(default_factory=ContingentSnapshot)
 
 
 @dataclass
@@ -178,6 +180,7 @@ class EngineState:
         self._last_top: dict[str, TopOfBook] = {}
         self.positions = Positions(default_cash=cfg.starting_cash)
         self.idempotency = ClientOrderIds()
+        self.contingent = ContingentOrders()
         self.risk = RiskEngine(
             positions=self.positions,
             default=cfg.risk.default,
@@ -229,7 +232,7 @@ class EngineState:
 
     def next_order_id(self) -> int:
         """Ids are shared by the book and routed orders (the core needs them rising)."""
-        return max(self.core.last_id, self.last_routed_id) + 1
+        return max(self.core.last_id, self.last_routed_id, self.contingent.reserved) + 1
 
     def check(self, c: Command) -> Reject | None:
         """Pre-trade risk for a command (a pass spends an order-rate token). Commands the
@@ -277,10 +280,30 @@ class EngineState:
         else:
             core.replace(c.id, c.qty, c.price, c.ts)
         out: list[Event] = list(self.risk.expire(c.ts))
+        events = from_rows(core.event_rows(), self.symbols, self.accounts)
+        held = self.contingent
+        if held.aliases:  # pieces of held orders trade under their held order's id
+            events = held.translate(events)
+        start = len(out)
+        self.absorb(events, out, c)
+        if held.busy:
+            held.after(self, c.id if c.op == Op.NEW else None, out, start, c.ts)
+        return self._number(out)
+
+    def core_events(self) -> list[Event]:
+        """The events of the core's last call, typed and named (not yet numbered)."""
+        return from_rows(self.core.event_rows(), self.symbols, self.accounts)
+
+    def absorb(self, events: list[Event], out: list[Event], c: Command | None) -> None:
+        """Book a core call's events into risk and positions, appending them (and the
+        position changes and halts they cause) to `out`. `c`: the command whose
+        acceptance they may hold (None: an order class's piece, see contingent.py)."""
         risk, positions = self.risk, self.positions
-        for ev in from_rows(core.event_rows(), self.symbols, self.accounts):
+        for ev in events:
             out.append(ev)
             if isinstance(ev, OrderAccepted):
+                if c is None:
+                    continue
                 ev.stop_price = c.stop_price if c.order_type >= OrderType.STOP else None
                 ev.tif = TIF_NAMES.get(c.tif, "gtc")
                 ev.post_only = bool(c.post_only)
@@ -308,10 +331,9 @@ class EngineState:
                 risk.on_replaced(ev.id, ev.qty, ev.price)
             elif isinstance(ev, OrderRejected):
                 coid = self.client_order_ids.pop(ev.id, None)
-                if coid is not None and c.op == Op.NEW and ev.id == c.id:
+                if coid is not None and c is not None and c.op == Op.NEW and ev.id == c.id:
                     # a refused order does not keep its client order id: a retry may pass
                     self.idempotency.forget(c.account, coid, c.id)
-        return self._number(out)
 
     def _number(self, out: list[Event]) -> list[Event]:
         for ev in out:
@@ -335,6 +357,29 @@ class EngineState:
             resumed = self.risk.resume(symbol, ts)
             if resumed is not None:
                 out.append(resumed)
+        return self._number(out)
+
+    # -- order classes (contingent.py; journaled as MARKs) -------------------------------
+
+    def contingent_mark(self, mark: dict[str, Any], ts: int) -> list[Event]:
+        """Apply an order-class MARK: `legs` (a parent's, before its command),
+        `trailing` (a trailing stop), `cancel` / `replace` of a held order."""
+        held = self.contingent
+        kind = mark["kind"]
+        if kind == "legs":
+            legs = [msgspec.convert(leg, HeldOrder) for leg in mark["legs"]]
+            held.expect(int(mark["parent"]), str(mark["order_class"]), legs)
+            return []
+        if kind == "trailing":
+            out = held.add_trailing(self, msgspec.convert(mark["order"], HeldOrder), ts)
+        elif int(mark["order_id"]) not in held.orders:
+            return []  # gone since it was journaled: nothing to do
+        elif kind == "cancel":
+            out = held.cancel(self, int(mark["order_id"]), ts)
+        else:
+            out = held.replace(
+                self, int(mark["order_id"]), mark.get("price"), mark.get("stop_price"), ts
+            )
         return self._number(out)
 
     # -- routed orders (venue "alpaca") ----------------------------------------------------
@@ -468,6 +513,7 @@ class EngineState:
             routed=list(self.routed.values()),
             last_id=self.last_routed_id,
             accepted_client_order_ids=self.idempotency.dump(),
+            contingent=self.contingent.snapshot(),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -500,6 +546,7 @@ class EngineState:
         self.routed = {r.id: r for r in snap.routed}
         self.last_routed_id = snap.last_id
         self.idempotency.load(snap.accepted_client_order_ids)
+        self.contingent.restore(snap.contingent)
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -523,6 +570,13 @@ class EngineState:
                 routed.tif,
                 self.client_order_ids.get(order_id),
             )
+        contingent = self.contingent
+        if contingent.busy:
+            h = contingent.orders.get(order_id)
+            if h is not None:
+                return None if h.account != account else self._held_view(h)
+            if order_id in contingent.aliases:
+                return None  # a piece is its held order's business
         acc = self.account_index.get(account)
         o = self.core.order(order_id) if acc is not None and order_id > 0 else None
         if o is None or o["account"] != acc:
@@ -541,11 +595,35 @@ class EngineState:
             int(o["qty"]),
             TIF_NAMES.get(int(o["tif"]), "gtc"),
             self.client_order_ids.get(order_id),
+            g.order_class if (g := contingent.groups.get(order_id)) is not None else None,
+        )
+
+    def _held_view(self, h: HeldOrder) -> wire.OrderView:
+        working = h.piece != 0 or (h.target > 0 and h.order_type == "limit")
+        return wire.OrderView(
+            h.id,
+            h.account,
+            h.symbol,
+            h.side,
+            h.order_type,
+            "resting" if working else "held",
+            h.price,
+            h.current_stop(),
+            h.piece_open if h.piece else (h.qty if h.target <= 0 and not h.filled else h.target),
+            h.tif,
+            self.client_order_ids.get(h.id),
+            h.order_class,
+            h.parent_id,
+            h.leg,
+            h.trail_price,
+            h.trail_percent,
+            h.filled,
         )
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[wire.OrderView]:
         """The account's open orders (resting, held stops, routed), by id."""
         ids = set(self.risk.open_orders(account, symbol))
+        ids.update(self.contingent.open_ids(account, symbol))
         # a routed order is open from its hand-off, before the venue accepts it
         ids.update(
             r.id

@@ -1,0 +1,477 @@
+"""Trailing stops, OTO, bracket and OCO orders through a real engine process, and their
+recovery after kill -9 (from the journal and from a snapshot)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import msgspec
+import pytest
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+from tickplane.core.events import (
+    Event,
+    OrderAccepted,
+    OrderActivated,
+    OrderCanceled,
+    OrderReplaced,
+    StopTriggered,
+    Trade,
+)
+
+from .conftest import EngineProcess
+
+T = TypeVar("T")
+TP = wire.TakeProfit
+SL = wire.StopLoss
+
+
+def run(eng: EngineProcess, body: Callable[[EngineClient], Awaitable[T]]) -> T:
+    async def main() -> T:
+        async with EngineClient(eng.order_entry, eng.events, timeout=10) as client:
+            return await body(client)
+
+    return asyncio.run(main())
+
+
+def ack(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+def reject(reply: wire.Reply) -> wire.Reject:
+    assert isinstance(reply, wire.Reject), reply
+    return reply
+
+
+def oid(reply: wire.Reply) -> int:
+    order_id = ack(reply).order_id
+    assert order_id is not None
+    return order_id
+
+
+def of(reply: wire.Reply, *types: type) -> list[Any]:
+    """The reply's events of these types (order kept), without the others."""
+    return [e for e in ack(reply).events if isinstance(e, types)]
+
+
+async def trade_at(c: EngineClient, price: int, symbol: str = "GOOG") -> None:
+    """Print one lot at `price` between two accounts of their own."""
+    ack(await c.submit("mm-a", symbol, "sell", "limit", 1, price=price))
+    ack(await c.submit("mm-b", symbol, "buy", "limit", 1, price=price))
+
+
+async def view(c: EngineClient, account: str, order_id: int) -> wire.OrderView:
+    order = ack(await c.get_order(account, order_id)).order
+    assert order is not None
+    return order
+
+
+# -- trailing stops -------------------------------------------------------------------------
+
+
+def test_a_sell_trailing_stop_follows_the_high_and_triggers_into_a_market_order(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        await trade_at(c, 100)
+        r = await c.submit("carol", "GOOG", "sell", "trailing_stop", 5, trail_price=3)
+        ts = oid(r)
+        (accepted,) = of(r, OrderAccepted)
+        assert (accepted.order_type, accepted.order_class, accepted.trail_price) == (
+            "trailing_stop",
+            "simple",
+            3,
+        )
+        assert accepted.stop_price == 97
+        await trade_at(c, 105)  # a new high: the stop follows
+        v = await view(c, "carol", ts)
+        assert (v.status, v.stop_price, v.qty, v.order_type) == ("held", 102, 5, "trailing_stop")
+        await trade_at(c, 103)  # lower, above the stop: nothing moves
+        assert (await view(c, "carol", ts)).stop_price == 102
+        ack(await c.submit("dave", "GOOG", "buy", "limit", 10, price=101))
+        hit = await c.submit("mm-a", "GOOG", "sell", "limit", 1, price=101)  # prints 101
+        (trig,) = of(hit, StopTriggered)
+        assert (trig.id, trig.stop_price) == (ts, 102)
+        fills = [t for t in of(hit, Trade) if t.taker == ts]
+        assert [(t.qty, t.price, t.taker_side) for t in fills] == [(5, 101, "sell")]
+        assert reject(await c.get_order("carol", ts)).reason == "unknown_order"
+        acct = ack(await c.get_account("carol")).account
+        assert acct is not None and acct.positions[0].qty == -5
+
+    run(engine, body)
+
+
+def test_a_buy_trailing_stop_by_percent_follows_the_low(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        await trade_at(c, 100)
+        ts = oid(await c.submit("carol", "GOOG", "buy", "trailing_stop", 2, trail_percent=5.0))
+        assert (await view(c, "carol", ts)).stop_price == 105
+        await trade_at(c, 90)  # 5% of 90 is 4.5 ticks: rounds to 5
+        assert (await view(c, "carol", ts)).stop_price == 95
+        ack(await c.submit("dave", "GOOG", "sell", "limit", 5, price=96))
+        hit = await c.submit("mm-b", "GOOG", "buy", "limit", 1, price=96)  # prints 96
+        assert [e.id for e in of(hit, StopTriggered)] == [ts]
+        assert [(t.qty, t.price) for t in of(hit, Trade) if t.taker == ts] == [(2, 96)]
+
+    run(engine, body)
+
+
+# -- brackets ---------------------------------------------------------------------------
+
+
+def test_bracket_legs_activate_with_partial_fills_and_cancel_each_other(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        r = await c.submit(
+            "alice",
+            "GOOG",
+            "buy",
+            "limit",
+            10,
+            price=100,
+            order_class="bracket",
+            take_profit=TP(110),
+            stop_loss=SL(90),
+        )
+        parent = oid(r)
+        accepted = of(r, OrderAccepted)
+        assert [
+            (a.id, a.order_class, a.parent_id, a.leg, a.side, a.order_type) for a in accepted
+        ] == [
+            (parent, "bracket", None, None, "buy", "limit"),
+            (parent + 1, "bracket", parent, "take_profit", "sell", "limit"),
+            (parent + 2, "bracket", parent, "stop_loss", "sell", "stop"),
+        ]
+        tp, sl = parent + 1, parent + 2
+        held = ack(await c.list_orders("alice")).orders
+        assert held is not None
+        assert [(o.id, o.status, o.qty, o.leg) for o in held] == [
+            (parent, "resting", 10, None),
+            (tp, "held", 10, "take_profit"),
+            (sl, "held", 10, "stop_loss"),
+        ]
+        # the parent fills 4: both legs work 4
+        r = await c.submit("bob", "GOOG", "sell", "limit", 4, price=100)
+        assert [(e.id, e.leg, e.qty, e.parent_id) for e in of(r, OrderActivated)] == [
+            (tp, "take_profit", 4, parent),
+            (sl, "stop_loss", 4, parent),
+        ]
+        v = await view(c, "alice", tp)
+        assert (v.status, v.qty, v.price) == ("resting", 4, 110)
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and [(lv.price, lv.qty) for lv in book.asks] == [(110, 4)]
+        # the rest of the parent: 10 each
+        r = await c.submit("bob", "GOOG", "sell", "limit", 6, price=100)
+        assert [e.qty for e in of(r, OrderActivated)] == [10, 10]
+        # the take-profit fills 3: the stop-loss works 7
+        r = await c.submit("carol", "GOOG", "buy", "limit", 3, price=110)
+        assert [(t.maker, t.qty) for t in of(r, Trade)] == [(tp, 3)]
+        assert [(e.id, e.qty) for e in of(r, OrderReplaced)] == [(sl, 7)]
+        assert (await view(c, "alice", sl)).qty == 7
+        # the take-profit fills its 7: the stop-loss is canceled (one cancels other)
+        r = await c.submit("carol", "GOOG", "buy", "limit", 7, price=110)
+        assert [(t.maker, t.qty) for t in of(r, Trade)] == [(tp, 7)]
+        assert [(e.id, e.reason) for e in of(r, OrderCanceled)] == [(sl, "oco")]
+        assert ack(await c.list_orders("alice")).orders == []
+        a = ack(await c.get_account("alice")).account
+        assert a is not None and a.realized_pnl == 100 and a.positions[0].qty == 0
+
+    run(engine, body)
+
+
+def test_a_bracket_stop_loss_triggers_and_cancels_the_take_profit(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        ack(await c.submit("dave", "GOOG", "sell", "limit", 5, price=100))
+        r = await c.submit(
+            "alice",
+            "GOOG",
+            "buy",
+            "market",
+            5,
+            order_class="bracket",
+            take_profit=TP(110),
+            stop_loss=SL(90, 85),
+        )
+        parent = oid(r)
+        tp, sl = parent + 1, parent + 2
+        assert [e.qty for e in of(r, OrderActivated)] == [5, 5]  # filled at once
+        assert (await view(c, "alice", sl)).order_type == "stop_limit"
+        ack(await c.submit("eve", "GOOG", "buy", "limit", 10, price=89))
+        r = await c.submit("frank", "GOOG", "sell", "limit", 1, price=89)  # prints 89
+        assert [(e.id, e.stop_price) for e in of(r, StopTriggered)] == [(sl, 90)]
+        assert [(t.taker, t.qty, t.price) for t in of(r, Trade) if t.taker == sl] == [(sl, 5, 89)]
+        assert [(e.id, e.reason, e.remaining) for e in of(r, OrderCanceled)] == [(tp, "oco", 5)]
+        assert ack(await c.list_orders("alice")).orders == []
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and book.asks == []  # the take-profit left the book
+
+    run(engine, body)
+
+
+def test_canceling_a_parent_cancels_its_held_legs(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        r = await c.submit(
+            "alice",
+            "GOOG",
+            "buy",
+            "limit",
+            10,
+            price=100,
+            order_class="bracket",
+            take_profit=TP(110),
+            stop_loss=SL(90),
+        )
+        parent = oid(r)
+        r = await c.cancel("alice", parent)
+        assert [(e.id, e.reason) for e in of(r, OrderCanceled)] == [
+            (parent, "user"),
+            (parent + 1, "parent_canceled"),
+            (parent + 2, "parent_canceled"),
+        ]
+        assert ack(await c.list_orders("alice")).orders == []
+
+    run(engine, body)
+
+
+# -- OTO ------------------------------------------------------------------------------------
+
+
+def test_oto_child_works_what_the_parent_filled(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        r = await c.submit(
+            "alice", "GOOG", "buy", "limit", 5, price=100, order_class="oto", stop_loss=SL(95)
+        )
+        parent = oid(r)
+        child = parent + 1
+        assert [(a.id, a.leg) for a in of(r, OrderAccepted)] == [
+            (parent, None),
+            (child, "stop_loss"),
+        ]
+        r = await c.submit("bob", "GOOG", "sell", "limit", 2, price=100)
+        assert [(e.id, e.qty) for e in of(r, OrderActivated)] == [(child, 2)]
+        # the parent's rest is canceled: the child keeps protecting the 2 bought
+        r = await c.cancel("alice", parent)
+        assert [e.id for e in of(r, OrderCanceled)] == [parent]
+        v = await view(c, "alice", child)
+        assert (v.status, v.qty, v.stop_price, v.side) == ("held", 2, 95, "sell")
+        r = await c.cancel("alice", child)
+        assert [(e.id, e.reason, e.remaining) for e in of(r, OrderCanceled)] == [(child, "user", 2)]
+        assert ack(await c.list_orders("alice")).orders == []
+
+    run(engine, body)
+
+
+# -- OCO ------------------------------------------------------------------------------------
+
+
+def test_oco_a_fill_of_one_reduces_then_cancels_the_other(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        r = await c.submit(
+            "alice",
+            "GOOG",
+            "sell",
+            "limit",
+            10,
+            order_class="oco",
+            take_profit=TP(110),
+            stop_loss=SL(90),
+        )
+        limit = oid(r)
+        stop = limit + 1
+        assert [
+            (a.id, a.order_type, a.price, a.stop_price, a.leg) for a in of(r, OrderAccepted)
+        ] == [
+            (limit, "limit", 110, None, None),
+            (stop, "stop", None, 90, "stop_loss"),
+        ]
+        assert (await view(c, "alice", limit)).order_class == "oco"
+        r = await c.submit("carol", "GOOG", "buy", "limit", 4, price=110)
+        assert [(e.id, e.qty) for e in of(r, OrderReplaced)] == [(stop, 6)]
+        ack(await c.submit("eve", "GOOG", "buy", "limit", 10, price=90))
+        r = await c.submit("frank", "GOOG", "sell", "limit", 1, price=90)  # prints 90
+        assert [e.id for e in of(r, StopTriggered)] == [stop]
+        assert [(t.qty, t.price) for t in of(r, Trade) if t.taker == stop] == [(6, 90)]
+        assert [(e.id, e.reason) for e in of(r, OrderCanceled)] == [(limit, "oco")]
+        assert ack(await c.list_orders("alice")).orders == []
+        a = ack(await c.get_account("alice")).account
+        assert a is not None and a.positions[0].qty == -10
+
+    run(engine, body)
+
+
+# -- replace and validation ------------------------------------------------------------------
+
+
+def test_legs_prices_are_replaced_their_quantity_is_not(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        r = await c.submit(
+            "alice",
+            "GOOG",
+            "buy",
+            "limit",
+            10,
+            price=100,
+            order_class="bracket",
+            take_profit=TP(110),
+            stop_loss=SL(90, 89),
+        )
+        parent = oid(r)
+        tp, sl = parent + 1, parent + 2
+        r = await c.replace("alice", tp, price=112)  # held: only the price changes
+        assert [(e.id, e.price) for e in of(r, OrderReplaced)] == [(tp, 112)]
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 3, price=100))
+        assert (await view(c, "alice", tp)).price == 112
+        r = await c.replace("alice", tp, price=111)  # working: its piece moves
+        assert [(e.id, e.price, e.qty) for e in of(r, OrderReplaced)] == [(tp, 111, 3)]
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and [(lv.price, lv.qty) for lv in book.asks] == [(111, 3)]
+        r = await c.replace("alice", sl, stop_price=88, price=87)
+        assert [(e.id, e.stop_price, e.price) for e in of(r, OrderReplaced)] == [(sl, 88, 87)]
+        v = await view(c, "alice", sl)
+        assert (v.stop_price, v.price) == (88, 87)
+        assert reject(await c.replace("alice", tp, qty=5)).reason == "bad_replace"
+        assert reject(await c.replace("bob", tp, price=120)).reason == "unknown_order"
+
+    run(engine, body)
+
+
+@pytest.mark.parametrize(
+    ("fields", "reason"),
+    [
+        (dict(order_class="ladder"), "bad_order_class"),
+        (dict(take_profit=TP(110)), "bad_order_class"),
+        (dict(order_class="bracket", take_profit=TP(110)), "bad_legs"),
+        (dict(order_class="bracket", take_profit=TP(90), stop_loss=SL(95)), "bad_legs"),
+        (dict(order_class="oto", take_profit=TP(110), stop_loss=SL(90)), "bad_legs"),
+        (dict(order_class="bracket", take_profit=TP(110), stop_loss=SL(90), tif="ioc"), "bad_tif"),
+        (dict(order_type="trailing_stop", price=None), "bad_trail"),
+        (
+            dict(order_type="trailing_stop", price=None, trail_price=1, trail_percent=1.0),
+            "bad_trail",
+        ),
+        (dict(order_type="trailing_stop", price=None, trail_percent=100.0), "bad_trail"),
+        (dict(trail_price=3), "bad_trail"),
+        (
+            dict(
+                order_class="oco",
+                order_type="market",
+                price=None,
+                take_profit=TP(90),
+                stop_loss=SL(110),
+            ),
+            "bad_order_class",
+        ),
+    ],
+)
+def test_bad_order_classes_are_refused_and_change_nothing(
+    engine: EngineProcess, fields: dict[str, Any], reason: str
+) -> None:
+    async def body(c: EngineClient) -> None:
+        seq = ack(await c.ping()).last_seq
+        req: dict[str, Any] = dict(order_type="limit", price=100)
+        req.update(fields)
+        order_type = req.pop("order_type")
+        r = reject(await c.submit("alice", "GOOG", "buy", order_type, 5, **req))
+        assert r.reason == reason, r.message
+        assert ack(await c.ping()).last_seq == seq
+        assert ack(await c.list_orders("alice")).orders == []
+
+    run(engine, body)
+
+
+# -- recovery ------------------------------------------------------------------------------
+
+# The first part leaves every kind of held state: a trailing stop with a watermark, a
+# bracket partly filled (working pieces), an OTO child held, an OCO partly filled.
+PART_A: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("submit", ("mm-a", "GOOG", "sell", "limit", 1), dict(price=100)),
+    ("submit", ("mm-b", "GOOG", "buy", "limit", 1), dict(price=100)),
+    ("submit", ("carol", "GOOG", "sell", "trailing_stop", 5), dict(trail_price=3)),
+    (
+        "submit",
+        ("alice", "GOOG", "buy", "limit", 10),
+        dict(price=100, order_class="bracket", take_profit=TP(110), stop_loss=SL(90, 88)),
+    ),
+    ("submit", ("bob", "GOOG", "sell", "limit", 4), dict(price=100)),
+    (
+        "submit",
+        ("alice", "AAPL", "buy", "limit", 5),
+        dict(price=50, order_class="oto", take_profit=TP(60)),
+    ),
+    (
+        "submit",
+        ("dave", "AAPL", "sell", "limit", 8),
+        dict(order_class="oco", take_profit=TP(70), stop_loss=SL(40)),
+    ),
+    ("submit", ("mm-a", "GOOG", "sell", "limit", 1), dict(price=104)),
+    ("submit", ("mm-b", "GOOG", "buy", "limit", 1), dict(price=104)),
+]
+# Then: the bracket's parent fills and its take-profit partly; the trailing stop
+# triggers (no bids: its market order is canceled); the OTO's parent fills and its child
+# works; the OCO's stop triggers and cancels its limit; the bracket's stop-limit
+# triggers and cancels its take-profit.
+PART_B: list[tuple[str, tuple[Any, ...], dict[str, Any]]] = [
+    ("submit", ("bob", "GOOG", "sell", "limit", 6), dict(price=100)),
+    ("submit", ("carol2", "GOOG", "buy", "limit", 3), dict(price=110)),
+    ("submit", ("eve", "AAPL", "buy", "limit", 20), dict(price=39)),
+    ("submit", ("frank", "AAPL", "sell", "limit", 6), dict(price=39)),
+    ("submit", ("eve", "GOOG", "buy", "limit", 20), dict(price=89)),
+    ("submit", ("frank", "GOOG", "sell", "limit", 1), dict(price=89)),
+]
+ACCOUNTS = ["alice", "bob", "carol", "carol2", "dave", "eve", "frank"]
+
+
+async def _play(c: EngineClient, steps: list[tuple[str, tuple[Any, ...], dict[str, Any]]]) -> None:
+    for _kind, args, kwargs in steps:
+        ack(await c.submit(*args, **kwargs))
+
+
+async def _state(c: EngineClient) -> tuple[Any, ...]:
+    """Everything a client can see: every event (bar timestamps), open orders, accounts."""
+    last = ack(await c.ping()).last_seq
+    events: list[Event] = await c.replay(1, last)
+    plain = [msgspec.structs.replace(e, ts_event=0) for e in events]
+    orders = [ack(await c.list_orders(a)).orders for a in ACCOUNTS]
+    accounts = [ack(await c.get_account(a)).account for a in ACCOUNTS]
+    return plain, orders, accounts
+
+
+def _recovers(engine_factory: Any, **settings: Any) -> None:
+    crashed: EngineProcess = engine_factory("crashed", **settings)
+    crashed.start()
+    before = run(crashed, lambda c: _play_and_state(c, PART_A))
+    crashed.kill()
+    crashed.start()
+    assert run(crashed, _state) == before  # the same events, orders and accounts
+    after = run(crashed, lambda c: _play_and_state(c, PART_B))
+    straight: EngineProcess = engine_factory("straight")
+    straight.start()
+    run(straight, lambda c: _play(c, PART_A))
+    expected = run(straight, lambda c: _play_and_state(c, PART_B))
+    assert after == expected
+    events = after[0]
+    # the scenario did exercise what it is meant to: triggers, activations, oco cancels
+    kinds = {type(e).__name__ for e in events}
+    assert {"StopTriggered", "OrderActivated", "OrderReplaced", "OrderCanceled"} <= kinds
+    oco = [e.id for e in events if isinstance(e, OrderCanceled) and e.reason == "oco"]
+    assert len(oco) == 2  # the OCO's limit, the bracket's take-profit
+
+
+async def _play_and_state(
+    c: EngineClient, steps: list[tuple[str, tuple[Any, ...], dict[str, Any]]]
+) -> tuple[Any, ...]:
+    await _play(c, steps)
+    return await _state(c)
+
+
+def test_order_classes_recover_from_the_journal_after_kill_9(engine_factory: Any) -> None:
+    _recovers(engine_factory, snapshot_every=0)
+
+
+def test_order_classes_recover_from_a_snapshot_after_kill_9(engine_factory: Any) -> None:
+    _recovers(engine_factory, snapshot_every=1)
