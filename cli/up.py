@@ -401,6 +401,7 @@ def _up(args: argparse.Namespace) -> int:
             key = platform.demo_key()
         urls = {
             "gateway": f"http://127.0.0.1:{args.api_port}",
+            "engine": f"tcp://127.0.0.1:{args.engine_port}",
             "docs": f"http://127.0.0.1:{args.api_port}/docs",
             "terminal": (
                 f"http://127.0.0.1:{args.ui_port}"
