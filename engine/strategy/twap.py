@@ -16,7 +16,7 @@ from typing import Literal
 import msgspec
 
 from tickplane.engine.strategy.base import Strategy
-from tickplane.engine.strategy.model import Order
+from tickplane.engine.strategy.model import Order, Quote
 
 __all__ = ["Twap"]
 
@@ -56,8 +56,10 @@ class Twap(Strategy):
         self.set_timer(int(self.params.duration_s * 1e9 / self.params.slices))
         self._slice()
 
-    def on_quote(self, quote: object) -> None:
-        if not self.started:
+    def on_quote(self, quote: Quote) -> None:
+        # The schedule starts with the first quote that has the side it would take.
+        touch = quote.ask if self.params.side == "buy" else quote.bid
+        if not self.started and touch is not None:
             self._begin()
 
     def on_timer(self, ts: int) -> None:
