@@ -221,7 +221,19 @@ class PlacementSpec(_Model):
 class JournalSpec(_Model):
     """The journal's volume (a PersistentVolumeClaim) and how often it is fsynced."""
 
-    size: str = Field(default="10Gi", max_length=32, pattern=_QUANTITY)
+    # A StatefulSet's claim templates cannot change: a bigger journal is an expansion of
+    # the claim itself (journal-<engine>-0), where the storage class allows it.
+    size: str = Field(
+        default="10Gi",
+        max_length=32,
+        pattern=_QUANTITY,
+        json_schema_extra=_rules(
+            _cel(
+                "self == oldSelf",
+                "journal.size is immutable: expand the claim journal-<engine>-0 instead",
+            )
+        ),
+    )
     storage_class_name: str | None = Field(
         default=None, max_length=253, json_schema_extra=_immutable("journal.storageClassName")
     )

@@ -176,6 +176,7 @@ def test_immutable_fields_cannot_change(
             {"spec": {"journal": {"storageClassName": "slow"}}},
             "journal.storageClassName is immutable",
         ),
+        ({"spec": {"journal": {"size": "20Gi"}}}, "journal.size is immutable"),
     ]:
         with pytest.raises(ApiException) as err:
             api.patch_namespaced_custom_object(

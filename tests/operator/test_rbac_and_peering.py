@@ -4,6 +4,7 @@ and the first pauses."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from kubernetes import client
@@ -62,7 +63,9 @@ def test_least_privilege_operator_takes_over_by_peering(
         mark_pod_ready(c.core, namespace, "sa-0")
         running = c.wait_condition(ENGINES, "sa", "Ready", "True", "PodReady")
         assert condition(running, "Progressing") is not None
-        assert "Forbidden" not in successor.tail(400) and "403" not in successor.tail(400)
+        # No RBAC denial (other 403s happen: writes into namespaces being deleted).
+        denied = re.compile(r'system:serviceaccount:tickplane:tickplane-operator\\?" cannot')
+        assert not denied.search(successor.tail(2000)), successor.tail(100)
         assert "tickplane_operator_reconciles_total" in successor.metrics()
         reconciled = [
             line

@@ -1,0 +1,87 @@
+"""The ConfigMap the operator renders runs a real engine, and the operator reads that
+engine's live figures (pinned CPU, sequence, orders/s, p99) from its HTTP port."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from tests.engine.conftest import EngineProcess, free_port
+from tickplane.core.client import EngineClient
+from tickplane.operator.figures import Sample, parse_metrics, scrape, window_figures
+from tickplane.operator.render import engine_config
+from tickplane.operator.resources import TradingEngineSpec
+
+
+def rendered_engine(tmp_path: Path) -> EngineProcess:
+    spec = TradingEngineSpec.model_validate(
+        {
+            "symbols": [{"name": "GOOG", "referencePrice": 10000}, {"name": "AAPL"}],
+            "marketData": {"source": "synthetic", "rate": 400},
+            "journal": {"fsync": "none"},
+        }
+    )
+    settings: dict[str, Any] = msgspec.to_builtins(engine_config("figures", spec))
+    # The pod's addresses and volume, moved to loopback ports and a temporary folder.
+    settings |= {
+        "order_entry": f"tcp://127.0.0.1:{free_port()}",
+        "events": f"tcp://127.0.0.1:{free_port()}",
+        "http_host": "127.0.0.1",
+        "http_port": free_port(),
+        "journal_dir": str(tmp_path / "journal"),
+    }
+    return EngineProcess(tmp_path, settings)
+
+
+async def send_orders(engine: EngineProcess, count: int) -> None:
+    async with EngineClient(engine.order_entry) as client:
+        for i in range(count):
+            reply = await client.submit("figures-test", "GOOG", "buy", "limit", 1, price=9990 - i)
+            assert reply is not None
+
+
+def test_live_figures_from_a_real_engine(tmp_path: Path) -> None:
+    engine = rendered_engine(tmp_path)
+    engine.start()
+    try:
+        figures, first = scrape(engine.http, None)
+        assert figures.orders_per_second is None  # one scrape is no interval
+        assert figures.pinned_cpu is not None and figures.pinned_cpu in figures.cpus
+        asyncio.run(send_orders(engine, 200))
+        figures, _ = scrape(engine.http, first)
+        # The synthetic market's orders and ours; the latency is of our 200 requests.
+        assert figures.orders_per_second is not None and figures.orders_per_second > 0
+        assert figures.p99_latency_seconds is not None
+        assert 0 < figures.p99_latency_seconds < 1.0
+        assert figures.last_sequence is not None and figures.last_sequence > 200
+    finally:
+        assert engine.stop() == 0, engine.log_text()
+
+
+def test_window_figures_from_histogram_deltas() -> None:
+    text_before = """# TYPE tickplane_engine_orders_total counter
+tickplane_engine_orders_total{symbol="GOOG"} 100
+# TYPE tickplane_engine_request_seconds histogram
+tickplane_engine_request_seconds_bucket{le="0.001"} 100
+tickplane_engine_request_seconds_bucket{le="0.01"} 100
+tickplane_engine_request_seconds_bucket{le="+Inf"} 100
+tickplane_engine_request_seconds_count 100
+tickplane_engine_request_seconds_sum 0.05
+"""
+    text_after = (
+        text_before.replace(" 100\n", " 300\n", 1)
+        .replace('le="0.001"} 100', 'le="0.001"} 150')
+        .replace('le="0.01"} 100', 'le="0.01"} 300')
+        .replace('le="+Inf"} 100', 'le="+Inf"} 300')
+    )
+    before = parse_metrics(text_before, at=10.0)
+    after = parse_metrics(text_after, at=12.0)
+    rate, p99 = window_figures(before, after)
+    assert rate == 100.0  # 200 orders in 2 s
+    # 200 requests in the window: 50 under 1 ms, 150 between 1 and 10 ms; rank 198.
+    assert p99 is not None and abs(p99 - (0.001 + 0.009 * (198 - 50) / 150)) < 1e-12
+    # A restarted engine (counters reset) gives no figures rather than negative ones.
+    assert window_figures(after, Sample(13.0, 5.0, after.buckets)) == (None, None)

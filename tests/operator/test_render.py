@@ -1,0 +1,50 @@
+"""What a resource becomes, without a cluster: revisions, the Alpaca Secret, paused strategies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tickplane.operator.render import engine_objects, strategy_objects
+from tickplane.operator.resources import StrategySpec, TradingEngineSpec
+
+BASE: dict[str, Any] = {"symbols": [{"name": "GOOG"}]}
+
+
+def render(**spec: Any) -> tuple[str, dict[str, dict[str, Any]]]:
+    revision, objects = engine_objects(
+        "e", "ns", "uid-1", TradingEngineSpec.model_validate({**BASE, **spec}), default_image="i:1"
+    )
+    return revision, {o["kind"]: o for o in objects}
+
+
+def test_revision_follows_what_the_pod_runs_only() -> None:
+    base, _ = render()
+    assert render()[0] == base  # stable
+    assert render(journal={"fsync": "always"})[0] != base  # the engine's configuration
+    assert render(resources={"cpus": 3})[0] != base  # the pod
+    assert render(image="i:2")[0] != base
+    # What does not restart the engine: how the operator rolls it.
+    assert render(updatePolicy="supervised")[0] == base
+    assert render(paused=True)[0] == base
+
+
+def test_alpaca_credentials_come_from_the_secret() -> None:
+    _, objects = render(
+        venue={"kind": "alpaca", "credentialsSecret": {"name": "alpaca", "keyIdKey": "id"}}
+    )
+    pod = objects["StatefulSet"]["spec"]["template"]["spec"]
+    secret = next(v for v in pod["volumes"] if v["name"] == "alpaca")["secret"]
+    assert secret["secretName"] == "alpaca"
+    assert {"key": "id", "path": "key_id"} in secret["items"]
+    assert '"secret_dir": "/etc/tickplane/alpaca"' in objects["ConfigMap"]["data"]["engine.json"]
+    env = pod["containers"][0].get("env", [])
+    assert not [e for e in env if "SECRET" in e["name"]]  # never in the environment or file
+
+
+def test_paused_strategy_has_no_replicas() -> None:
+    spec = StrategySpec.model_validate(
+        {"engineRef": {"name": "e"}, "type": "mm", "symbols": ["GOOG"], "account": "a"}
+    )
+    for paused, replicas in ((False, 1), (True, 0)):
+        _, deployment = strategy_objects("s", "ns", "uid", spec, default_image="i:1", paused=paused)
+        assert deployment["spec"]["replicas"] == replicas
