@@ -4,6 +4,7 @@ cancel and replace flow."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -37,9 +38,13 @@ def _texts(at: AppTest, kind: str) -> str:
     return "\n".join(str(e.value) for e in getattr(at, kind))
 
 
+_accounts = itertools.count(1)
+
+
 @pytest.fixture()
 def alice(ui_platform: Platform) -> Iterator[dict[str, str]]:
-    key = ui_platform.key("alice")
+    """A fresh account per test (a trader with no history), its key."""
+    key = ui_platform.key(f"alice{next(_accounts)}")
     yield key
     with ui_platform.http(key) as gw:
         gw.delete("/api/v1/orders")
@@ -78,7 +83,7 @@ def test_login_keeps_a_good_key_and_refuses_a_bad_one(
     at.text_input(key="login_secret").input(alice["secret"])
     at.button(key="login_submit").click().run()
     assert not at.exception
-    assert at.session_state["account"] == "alice"
+    assert at.session_state["account"].startswith("alice")
     assert at.sidebar.radio(key="page").value == "Trade"
 
 
@@ -149,3 +154,51 @@ def test_cancel_and_replace_in_place(
     assert "tick size" in _texts(at, "warning")
     with ui_platform.http(alice) as gw:
         assert gw.get(f"/api/v1/orders/{second}").json()["limit_price"] == 155
+
+
+def test_order_history_filters(
+    ui_platform: Platform, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ui_platform.http(alice) as gw:
+        kept = gw.post("/api/v1/orders", json=order("GOOG", "sell", 2, 20000)).json()["id"]
+        gone = gw.post("/api/v1/orders", json=order("GOOG", "buy", 1, 120)).json()["id"]
+        assert gw.delete(f"/api/v1/orders/{gone}").status_code == 200
+    at = _app(ui_platform.gateway, monkeypatch, alice)
+    at.session_state["page"] = "Orders"
+    at.run()
+    history = at.dataframe[-1].value
+    assert {kept, gone} <= set(history["id"])
+    at.selectbox(key="hist_status").set_value("closed").run()
+    assert set(at.dataframe[-1].value["id"]) == {gone}
+    at.selectbox(key="hist_status").set_value("all").run()
+    at.selectbox(key="hist_side").set_value("sell").run()
+    sells = at.dataframe[-1].value
+    assert set(sells["id"]) == {kept}
+    assert list(sells["limit"]) == ["200.00"]
+    assert not at.exception
+
+
+def test_flatten_all_closes_positions_and_shows_pnl(
+    ui_platform: Platform, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with ui_platform.http(alice) as gw:
+        bought = gw.post("/api/v1/orders", json=order("GOOG", "buy", 2, 10005)).json()
+        assert bought["status"] == "filled", bought
+    at = _app(ui_platform.gateway, monkeypatch, alice)
+    at.session_state["page"] = "Positions"
+    at.run()
+    assert not at.exception
+    table = at.dataframe[0].value
+    assert list(table["symbol"]) == ["GOOG"] and list(table["qty"]) == [2]
+    assert list(table["avg price"]) == ["100.0500"]
+
+    at.button(key="flatten_all").click().run()
+    assert not at.exception
+    assert "GOOG: sell 2 lot(s)" in _texts(at, "info")
+    with ui_platform.http(alice) as gw:
+        (pos,) = gw.get("/api/v1/positions").json()
+    assert pos["qty"] == 0
+    table = at.dataframe[0].value
+    assert list(table["qty"]) == [0]
+    # Bought at 100.05, sold into the best bid 99.95: 2 shares x -0.10.
+    assert list(table["realized P&L"]) == ["-0.20"]

@@ -8,6 +8,7 @@ screenshotted into the test's tmp dir (`<tmp>/screenshots/*.png`)."""
 
 from __future__ import annotations
 
+import csv
 import re
 import shutil
 from collections.abc import Iterator
@@ -100,8 +101,14 @@ def test_trade_fill_position_cancel_in_a_browser(
     _cell(page, str(order_id))
     _cell(page, "maker")
     _cell(page, "100.00")
-    expect(page.get_by_role("button", name=re.compile("Export CSV"))).to_be_visible()
     _shot(page, shots, "executions")
+    with page.expect_download(timeout=WAIT_MS) as download:
+        page.get_by_role("button", name=re.compile("Export CSV")).click()
+    rows = list(csv.DictReader(Path(download.value.path()).read_text().splitlines()))
+    mine = [r for r in rows if r["order"] == str(order_id)]
+    assert [(r["side"], r["price"], r["qty"], r["liquidity"]) for r in mine] == [
+        ("buy", "100.00", "5", "maker")
+    ]
 
     _go(page, "Positions")
     _cell(page, "100.0000")  # the average price, exact
