@@ -8,6 +8,8 @@ checked against a running platform in test_live.py.)
 
 from __future__ import annotations
 
+import importlib.util
+import json
 import shutil
 import socket
 import subprocess
@@ -142,6 +144,18 @@ def test_every_alert_fires_in_a_real_prometheus(prometheus_factory: Any) -> None
         finally:
             server.shutdown()
             thread.join(5)
+
+
+def test_the_dashboard_is_what_its_script_renders() -> None:
+    script = RULES.parents[2] / "scripts" / "monitoring" / "dashboard.py"
+    spec = importlib.util.spec_from_file_location("dashboard", script)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    committed = (RULES.parent / "grafana-dashboard.json").read_text()
+    assert committed == module.render(), "run python scripts/monitoring/dashboard.py"
+    ids = [p["id"] for p in json.loads(committed)["panels"]]
+    assert len(ids) == len(set(ids))
 
 
 pytestmark = pytest.mark.timeout(180)
