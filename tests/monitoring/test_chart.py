@@ -1,0 +1,43 @@
+"""The chart ships the same alert rules and dashboard as manifests/monitoring (one source)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+MONITORING = REPO / "manifests" / "monitoring"
+
+
+def _render(*sets: str) -> list[dict[str, object]]:
+    built = subprocess.run(
+        [str(REPO / "scripts" / "helm" / "build.sh")], capture_output=True, text=True, check=True
+    )
+    helm = Path(built.stdout.strip().splitlines()[-1]) / "helm"
+    args = [str(helm), "template", "tp", str(REPO / "charts" / "tickplane")]
+    args += ["--kube-version", "1.37.2", *(a for s in sets for a in ("--set", s))]
+    done = subprocess.run(args, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return [d for d in yaml.safe_load_all(done.stdout) if d]
+
+
+def test_the_chart_wraps_the_rules_and_the_dashboard() -> None:
+    docs = _render("monitoring.prometheusRule=true")
+    (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
+    assert rule["spec"] == yaml.safe_load((MONITORING / "alerts.rules.yaml").read_text())
+    (dash,) = [
+        d
+        for d in docs
+        if d["kind"] == "ConfigMap" and d["metadata"]["labels"].get("grafana_dashboard") == "1"
+    ]
+    shipped = json.loads(dash["data"]["tickplane.json"])
+    assert shipped == json.loads((MONITORING / "grafana-dashboard.json").read_text())
+
+
+def test_prometheus_operator_objects_are_off_by_default() -> None:
+    kinds = {d["kind"] for d in _render()}
+    assert "PrometheusRule" not in kinds and "PodMonitor" not in kinds
+    assert "ConfigMap" in kinds
