@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -19,6 +20,7 @@ from tickplane.api.alpaca.errors import (
     from_api_error,
 )
 from tickplane.api.alpaca.ids import engine_order_id, order_uuid
+from tickplane.api.alpaca.rendering import Link
 from tickplane.api.alpaca.schemas import (
     AlpacaErrorBody,
     AlpacaOrder,
@@ -26,12 +28,12 @@ from tickplane.api.alpaca.schemas import (
     OrderCreate,
     OrderReplace,
 )
-from tickplane.api.alpaca.units import SymbolUnits
+from tickplane.api.alpaca.units import SymbolUnits, decimal_of
 from tickplane.api.engine import acked
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import OrderRecord, apply_order_event, order_from_accepted
 from tickplane.core import wire
-from tickplane.core.events import OrderAccepted, OrderCanceled, OrderRejected
+from tickplane.core.events import Event, OrderAccepted, OrderCanceled, OrderRejected
 
 __all__ = ["place_order", "router"]
 
@@ -58,12 +60,13 @@ def _refused(reason: str) -> AlpacaError:
 
 def _check_prices(body: OrderCreate, units: SymbolUnits) -> tuple[int | None, int | None]:
     """The order's limit and stop prices in ticks (each present exactly when its type
-    uses it)."""
+    uses it; an OCO's limit may be left out: it is its take-profit's)."""
     limit = stop = None
     if body.type in _PRICED:
-        if body.limit_price is None:
+        if body.limit_price is not None:
+            limit = units.ticks(body.limit_price, "limit_price")
+        elif body.order_class != "oco":
             raise AlpacaError.invalid(f"limit_price is required for {body.type} orders")
-        limit = units.ticks(body.limit_price, "limit_price")
     elif body.limit_price is not None:
         raise AlpacaError.invalid(f"limit_price is not allowed for {body.type} orders")
     if body.type in _STOPPED:
@@ -73,6 +76,50 @@ def _check_prices(body: OrderCreate, units: SymbolUnits) -> tuple[int | None, in
     elif body.stop_price is not None:
         raise AlpacaError.invalid(f"stop_price is not allowed for {body.type} orders")
     return limit, stop
+
+
+@dataclass(frozen=True)
+class OrderClass:
+    """What makes an order more than a plain one, in the engine's units
+    (docs/order-classes.md): its class and legs, or its trail."""
+
+    order_class: str | None = None
+    take_profit: wire.TakeProfit | None = None
+    stop_loss: wire.StopLoss | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+
+
+def _order_class(body: OrderCreate, units: SymbolUnits) -> OrderClass:
+    """The request's class, legs and trail; the engine checks how they fit together
+    (a 422 with its reason when they do not)."""
+    take_profit = stop_loss = None
+    if body.take_profit is not None:
+        take_profit = wire.TakeProfit(
+            units.ticks(body.take_profit.limit_price, "take_profit.limit_price")
+        )
+    if body.stop_loss is not None:
+        leg = body.stop_loss
+        stop_loss = wire.StopLoss(
+            units.ticks(leg.stop_price, "stop_loss.stop_price"),
+            None
+            if leg.limit_price is None
+            else units.ticks(leg.limit_price, "stop_loss.limit_price"),
+        )
+    trail_price = trail_percent = None
+    if body.trail_price is not None:
+        trail_price = units.ticks(body.trail_price, "trail_price")
+    if body.trail_percent is not None:
+        trail_percent = float(decimal_of(body.trail_percent, "trail_percent"))
+    if body.type == "trailing_stop" and (trail_price is None) == (trail_percent is None):
+        raise AlpacaError.invalid("a trailing_stop order takes trail_price or trail_percent")
+    return OrderClass(
+        None if body.order_class in (None, "simple") else body.order_class,
+        take_profit,
+        stop_loss,
+        trail_price,
+        trail_percent,
+    )
 
 
 def _folded(events: list[Any], order_id: int) -> OrderRecord | None:
@@ -99,6 +146,51 @@ async def _settled(ctx: Ctx, ack: wire.Ack, order_id: int) -> OrderRecord:
     return record
 
 
+class Renderer:
+    """Renders the caller's orders with what the projection's records do not carry
+    (class, legs, trail: `rendering.Link`), from the engine's views of the open orders
+    (one ListOrders) and from the OrderAccepted events of a submission."""
+
+    def __init__(self, ctx: Ctx, links: dict[int, Link], every: dict[str, SymbolUnits]):
+        self.ctx = ctx
+        self.links = links
+        self.every = every
+        self.children: dict[int, list[int]] = {}
+        for oid, link in sorted(links.items()):
+            if link.parent_id is not None:
+                self.children.setdefault(link.parent_id, []).append(oid)
+
+    @classmethod
+    async def load(cls, ctx: Ctx, events: list[Any] | None = None) -> Renderer:
+        ack = await acked(ctx.engine.list_orders(ctx.account), ctx.timeout)
+        links = {v.id: Link.of(v) for v in ack.orders or []}
+        for ev in events or []:
+            if isinstance(ev, OrderAccepted) and ev.id not in links:
+                links[ev.id] = Link.of(ev)
+        return cls(ctx, links, await ctx.all_units())
+
+    def is_leg(self, record: OrderRecord) -> bool:
+        link = self.links.get(record.id)
+        return link is not None and link.parent_id is not None
+
+    def render(self, record: OrderRecord, *, nested: bool = False) -> AlpacaOrder:
+        units = self.every[record.symbol]
+        link = self.links.get(record.id)
+        held = False
+        if link is not None and link.parent_id is not None and link.order_class != "oco":
+            # a bracket's or OTO's legs wait (Alpaca: held) until the parent fills
+            parent = self.ctx.projection.order(self.ctx.account, link.parent_id)
+            held = record.is_open and parent is not None and parent.filled_qty == 0
+        legs = None
+        if nested and record.id in self.children:
+            legs = []
+            for leg_id in self.children[record.id]:
+                leg = self.ctx.projection.order(self.ctx.account, leg_id)
+                if leg is not None:
+                    legs.append(self.render(leg))
+        return rendering.order(record, units, link, held=held, legs=legs)
+
+
 async def place_order(
     ctx: Ctx,
     units: SymbolUnits,
@@ -110,9 +202,11 @@ async def place_order(
     limit: int | None = None,
     stop: int | None = None,
     client_order_id: str | None = None,
-) -> OrderRecord:
-    """Submit one order to the engine and return it as the projection sees it; an
-    engine refusal is raised as an AlpacaError."""
+    extra: OrderClass | None = None,
+) -> tuple[OrderRecord, list[Event]]:
+    """Submit one order to the engine: the order as the projection sees it, and the
+    events of the submission; an engine refusal is raised as an AlpacaError."""
+    extra = extra or OrderClass()
     ack = await acked(
         ctx.engine.submit(
             ctx.account,
@@ -124,6 +218,11 @@ async def place_order(
             stop_price=stop,
             tif=tif,
             client_order_id=client_order_id or str(uuid.uuid4()),
+            order_class=extra.order_class,
+            take_profit=extra.take_profit,
+            stop_loss=extra.stop_loss,
+            trail_price=extra.trail_price,
+            trail_percent=extra.trail_percent,
         ),
         ctx.timeout,
     )
@@ -131,7 +230,7 @@ async def place_order(
     for ev in ack.events:
         if isinstance(ev, OrderRejected) and ev.id == ack.order_id:
             raise _refused(ev.reason)
-    return await _settled(ctx, ack, ack.order_id)
+    return await _settled(ctx, ack, ack.order_id), ack.events
 
 
 @router.post("/orders", responses=ERRORS)
@@ -140,10 +239,6 @@ async def submit_order(body: OrderCreate, ctx: CtxDep) -> AlpacaOrder:
     as decimals on the symbol's tick. A `client_order_id` already used for the same
     order returns that order; used for another order, it is a 422."""
     units = await ctx.units(body.symbol)
-    if body.order_class not in (None, "simple"):
-        raise AlpacaError.invalid(f"order_class {body.order_class} is not supported")
-    if body.type == "trailing_stop":
-        raise AlpacaError.invalid("trailing_stop orders are not supported")
     if body.notional is not None:
         raise AlpacaError.invalid(
             "notional orders are not supported: Tickplane trades whole shares; send qty"
@@ -155,7 +250,8 @@ async def submit_order(body: OrderCreate, ctx: CtxDep) -> AlpacaOrder:
         raise AlpacaError.invalid(f"time_in_force {body.time_in_force} is not supported")
     lots = units.lots(body.qty)
     limit, stop = _check_prices(body, units)
-    record = await place_order(
+    extra = _order_class(body, units)
+    record, events = await place_order(
         ctx,
         units,
         body.side,
@@ -165,8 +261,11 @@ async def submit_order(body: OrderCreate, ctx: CtxDep) -> AlpacaOrder:
         limit=limit,
         stop=stop,
         client_order_id=body.client_order_id,
+        extra=extra,
     )
-    return rendering.order(record, units)
+    if extra == OrderClass():
+        return rendering.order(record, units)
+    return (await Renderer.load(ctx, events)).render(record, nested=True)
 
 
 def _parse_time(text: str | None, field: str) -> int | None:
@@ -206,11 +305,14 @@ async def list_orders(
         after_ns=_parse_time(after, "after"),
         until_ns=_parse_time(until, "until"),
     )
+    renderer = await Renderer.load(ctx)
+    records = [r for r in records if r.symbol in renderer.every]
     if wanted is not None:
         records = [r for r in records if r.symbol in wanted]
+    if nested:  # legs come inside their parents
+        records = [r for r in records if not renderer.is_leg(r)]
     records.sort(key=lambda r: (r.created_ns, r.id), reverse=direction == "desc")
-    every = await ctx.all_units()
-    return [rendering.order(r, every[r.symbol]) for r in records[:limit] if r.symbol in every]
+    return [renderer.render(r, nested=nested) for r in records[:limit]]
 
 
 def _own(ctx: Ctx, order_id: str) -> OrderRecord:
@@ -228,14 +330,14 @@ async def get_order_by_client_order_id(client_order_id: str, ctx: CtxDep) -> Alp
     record = ctx.projection.order_by_client_id(ctx.account, client_order_id)
     if record is None:
         raise AlpacaError.not_found(f"order not found for client_order_id {client_order_id}")
-    return rendering.order(record, await ctx.units(record.symbol))
+    return (await Renderer.load(ctx)).render(record, nested=True)
 
 
 @router.get("/orders/{order_id}", responses=ERRORS)
 async def get_order(order_id: str, ctx: CtxDep, nested: bool = False) -> AlpacaOrder:
     """One of the caller's orders by id."""
     record = _own(ctx, order_id)
-    return rendering.order(record, await ctx.units(record.symbol))
+    return (await Renderer.load(ctx)).render(record, nested=nested)
 
 
 def _not_open(record: OrderRecord) -> AlpacaError:
@@ -249,8 +351,9 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
     """Replace an open order's quantity (the new total, in shares) and/or limit price.
 
     Tickplane replaces in place: the answer keeps the order's id (Alpaca issues a new
-    one). Changes the engine cannot make in place (stop price, time in force, trail,
-    a new client_order_id) are refused with a 422 unless they repeat the current value."""
+    one). A stop price is replaced where the engine allows it (a held stop-loss leg);
+    what it cannot change in place (time in force, trail, a new client_order_id) is
+    refused with a 422 unless it repeats the current value."""
     record = _own(ctx, order_id)
     units = await ctx.units(record.symbol)
     if not record.is_open:
@@ -261,11 +364,11 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
         raise AlpacaError.invalid("trail applies to trailing_stop orders only")
     if change.client_order_id not in (None, record.client_order_id):
         raise AlpacaError.invalid("a replace keeps the order's client_order_id")
-    if (
-        change.stop_price is not None
-        and units.ticks(change.stop_price, "stop_price") != record.stop_price
-    ):
-        raise AlpacaError.invalid("stop_price cannot be replaced; cancel and resubmit")
+    stop = None
+    if change.stop_price is not None:
+        if record.stop_price is None and record.type not in _STOPPED:
+            raise AlpacaError.invalid(f"a {record.type} order has no stop_price")
+        stop = units.ticks(change.stop_price, "stop_price")
     price = None
     if change.limit_price is not None:
         if record.limit_price is None:
@@ -278,11 +381,12 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
             raise AlpacaError.invalid(
                 f"qty must exceed the {units.shares(record.filled_qty)} shares already filled"
             )
-    if price is None and open_qty is None:
-        raise AlpacaError.invalid("nothing to replace: send qty and/or limit_price")
+    if price is None and open_qty is None and stop is None:
+        raise AlpacaError.invalid("nothing to replace: send qty, limit_price or stop_price")
     try:
         ack = await acked(
-            ctx.engine.replace(ctx.account, record.id, qty=open_qty, price=price), ctx.timeout
+            ctx.engine.replace(ctx.account, record.id, qty=open_qty, price=price, stop_price=stop),
+            ctx.timeout,
         )
     except ApiError as exc:
         if exc.reason == "unknown_order":  # it closed meanwhile
@@ -291,7 +395,8 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
     for ev in ack.events:
         if isinstance(ev, OrderRejected) and ev.id == record.id:
             raise _refused(ev.reason)
-    return rendering.order(await _settled(ctx, ack, record.id), units)
+    settled = await _settled(ctx, ack, record.id)
+    return (await Renderer.load(ctx)).render(settled, nested=True)
 
 
 @router.delete(

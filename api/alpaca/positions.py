@@ -95,7 +95,7 @@ def _lots_to_close(
 
 async def _close(ctx: Ctx, p: wire.PositionView, units: SymbolUnits, lots: int) -> AlpacaOrder:
     side = "sell" if p.qty > 0 else "buy"
-    record = await place_order(ctx, units, side, "market", lots, tif="day")
+    record, _ = await place_order(ctx, units, side, "market", lots, tif="day")
     return rendering.order(record, units)
 
 

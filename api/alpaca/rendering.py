@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Final
@@ -11,8 +12,9 @@ from tickplane.api.alpaca.schemas import AlpacaAsset, AlpacaOrder, AlpacaPositio
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.projection import OrderRecord
 from tickplane.core import wire
+from tickplane.core.events import OrderAccepted
 
-__all__ = ["EXCHANGE", "asset", "iso", "order", "order_status", "position"]
+__all__ = ["EXCHANGE", "Link", "asset", "iso", "order", "order_status", "position"]
 
 # alpaca-py accepts only its own exchange names; Tickplane's books are NASDAQ-style
 # (the LOBSTER data it replays is NASDAQ's).
@@ -36,9 +38,46 @@ def order_status(o: OrderRecord) -> str:
     return "new" if o.status == "held" else o.status
 
 
-def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
-    """One order in Alpaca's shape."""
-    status = order_status(o)
+@dataclass(frozen=True)
+class Link:
+    """What the projection's record of an order does not carry: its class, its place in
+    a bracket, OTO or OCO, its trail and current stop. From the engine's view of an
+    open order, or from the OrderAccepted of one just submitted."""
+
+    order_class: str | None
+    parent_id: int | None
+    leg: str | None
+    trail_price: int | None
+    trail_percent: float | None
+    stop_price: int | None
+
+    @classmethod
+    def of(cls, source: wire.OrderView | OrderAccepted) -> Link:
+        return cls(
+            source.order_class,
+            source.parent_id,
+            source.leg,
+            source.trail_price,
+            source.trail_percent,
+            source.stop_price,
+        )
+
+
+def order(
+    o: OrderRecord,
+    units: SymbolUnits,
+    view: Link | None = None,
+    *,
+    held: bool = False,
+    legs: list[AlpacaOrder] | None = None,
+) -> AlpacaOrder:
+    """One order in Alpaca's shape. `view` is what the engine says of its class, legs
+    and trail (see Link); `held` marks a leg that waits for its parent to fill; `legs`
+    are its legs, rendered."""
+    status = "held" if held else order_status(o)
+    trail_percent = None
+    if view is not None and view.trail_percent is not None:
+        trail_percent = f"{view.trail_percent:g}"
     updated = iso(o.updated_ns or o.created_ns)
     avg = None
     if o.filled_qty:
@@ -62,8 +101,15 @@ def order(o: OrderRecord, units: SymbolUnits) -> AlpacaOrder:
         side=o.side,
         time_in_force=o.time_in_force,
         limit_price=units.price(o.limit_price),
-        stop_price=units.price(o.stop_price),
+        # a trailing stop's stop moves with the market: the engine's view has it now
+        stop_price=units.price(
+            view.stop_price if view is not None and view.stop_price is not None else o.stop_price
+        ),
         status=status,
+        order_class=(view.order_class if view is not None else None) or "simple",
+        trail_price=None if view is None else units.price(view.trail_price),
+        trail_percent=trail_percent,
+        legs=legs,
     )
 
 

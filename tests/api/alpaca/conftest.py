@@ -29,6 +29,9 @@ SYMBOLS = [
     {"name": "AAPL", "tick_size": "0.01", "lot_size": 1},
     # Coarser units, to see decimals and lots mapped on the wire.
     {"name": "BRK", "tick_size": "0.05", "lot_size": 10},
+    # Only test_classes.py trades these (trailing stops follow the last trade).
+    {"name": "MSFT", "tick_size": "0.01", "lot_size": 1},
+    {"name": "TSLA", "tick_size": "0.01", "lot_size": 1},
 ]
 
 

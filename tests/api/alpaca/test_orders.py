@@ -191,7 +191,9 @@ def test_list_filters(trader: Trader) -> None:
         ({"type": "market"}, "limit_price is not allowed"),
         ({"time_in_force": "opg"}, "time_in_force"),
         ({"side": "short"}, "side"),
-        ({"order_class": "bracket"}, "order_class"),
+        ({"order_class": "bracket"}, "take_profit and stop_loss"),
+        ({"order_class": "triangle"}, "order_class"),
+        ({"type": "trailing_stop", "limit_price": None}, "trail_price or trail_percent"),
         ({"client_order_id": "x" * 129}, "client_order_id"),
     ],
 )

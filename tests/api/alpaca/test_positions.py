@@ -125,7 +125,7 @@ def test_clock_and_assets(trader: Trader) -> None:
     assert clock.is_open and clock.next_close > clock.timestamp
 
     assets = {a.symbol: a for a in trader.client.get_all_assets()}
-    assert set(assets) == {"GOOG", "AAPL", "BRK"}
+    assert set(assets) == {"GOOG", "AAPL", "BRK", "MSFT", "TSLA"}
     brk = assets["BRK"]
     assert (brk.tradable, brk.fractionable, brk.exchange) == (True, False, AssetExchange.NASDAQ)
     assert (brk.price_increment, brk.min_order_size, brk.min_trade_increment) == (0.05, 10, 10)

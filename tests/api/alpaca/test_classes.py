@@ -1,0 +1,143 @@
+"""alpaca-py's order classes and trailing stops against the gateway: bracket, OTO, OCO
+(legs rendered as Alpaca's), trailing stops that follow the market."""
+
+from __future__ import annotations
+
+from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.models import Order
+from alpaca.trading.requests import (
+    GetOrderByIdRequest,
+    GetOrdersRequest,
+    LimitOrderRequest,
+    MarketOrderRequest,
+    ReplaceOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+    TrailingStopOrderRequest,
+)
+
+from .conftest import Trader
+from .test_orders import limit
+from .test_positions import cross
+
+
+def nested(trader: Trader, order: Order) -> Order:
+    got = trader.client.get_order_by_id(order.id, GetOrderByIdRequest(nested=True))
+    assert isinstance(got, Order)
+    return got
+
+
+def test_a_bracket_works_its_legs_after_the_entry_fills(trader: Trader, other: Trader) -> None:
+    entry = trader.client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            limit_price=100,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=110),
+            stop_loss=StopLossRequest(stop_price=90),
+        )
+    )
+    assert (entry.order_class, entry.status) == (OrderClass.BRACKET, OrderStatus.NEW)
+    assert entry.legs is not None
+    take_profit, stop_loss = entry.legs
+    assert (take_profit.type, take_profit.side, take_profit.limit_price) == (
+        "limit",
+        OrderSide.SELL,
+        "110.00",
+    )
+    assert (stop_loss.type, stop_loss.stop_price) == ("stop", "90.00")
+    assert {take_profit.status, stop_loss.status} == {OrderStatus.HELD}
+    assert {take_profit.order_class, stop_loss.order_class} == {OrderClass.BRACKET}
+
+    # Nested listing: one entry, its legs inside; flat listing: all three.
+    listed = trader.client.get_orders(GetOrdersRequest(nested=True, symbols=["MSFT"]))
+    assert [o.id for o in listed] == [entry.id]
+    assert len(trader.client.get_orders(GetOrdersRequest(symbols=["MSFT"]))) == 3
+
+    other.client.submit_order(limit("MSFT", "sell", 10, 100))  # fills the entry
+    filled = nested(trader, entry)
+    assert filled.status == OrderStatus.FILLED
+    assert filled.legs is not None
+    assert {leg.status for leg in filled.legs} == {OrderStatus.NEW}
+
+    # A stop-loss leg's stop can be replaced until it triggers.
+    moved = trader.client.replace_order_by_id(stop_loss.id, ReplaceOrderRequest(stop_price=95))
+    assert moved.stop_price == "95.00"
+
+    other.client.submit_order(limit("MSFT", "buy", 10, 110))  # takes the profit
+    tp = trader.client.get_order_by_id(take_profit.id)
+    sl = trader.client.get_order_by_id(stop_loss.id)
+    assert (tp.status, tp.filled_qty) == (OrderStatus.FILLED, "10")
+    assert sl.status == OrderStatus.CANCELED  # one cancels the other
+    assert trader.client.get_all_positions() == []
+
+
+def test_oto_and_oco(trader: Trader, other: Trader) -> None:
+    oto = trader.client.submit_order(
+        MarketOrderRequest(
+            symbol="MSFT",
+            qty=5,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OTO,
+            stop_loss=StopLossRequest(stop_price=50, limit_price=49),
+        )
+    )
+    assert oto.order_class == OrderClass.OTO
+    assert oto.legs is not None and len(oto.legs) == 1
+    assert (oto.legs[0].type, oto.legs[0].stop_price, oto.legs[0].limit_price) == (
+        "stop_limit",
+        "50.00",
+        "49.00",
+    )
+    trader.client.cancel_orders()
+
+    cross(trader, other, "MSFT", 4, 60)  # a long position for the OCO's exits
+    oco = trader.client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT",
+            qty=4,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=70),
+            stop_loss=StopLossRequest(stop_price=55),
+        )
+    )
+    assert (oco.order_class, oco.type, oco.limit_price) == (OrderClass.OCO, "limit", "70.00")
+    assert oco.legs is not None
+    (stop,) = oco.legs
+    assert (stop.type, stop.stop_price, stop.status) == ("stop", "55.00", OrderStatus.NEW)
+    trader.client.cancel_order_by_id(oco.id)  # canceling the limit cancels its stop
+    assert trader.client.get_order_by_id(stop.id).status == OrderStatus.CANCELED
+
+
+def test_a_trailing_stop_follows_the_last_trade(trader: Trader, other: Trader) -> None:
+    cross(other, trader, "TSLA", 1, 200)  # a last trade to trail from
+    by_price = trader.client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="TSLA", qty=3, side=OrderSide.SELL, time_in_force=TimeInForce.GTC, trail_price=2
+        )
+    )
+    assert (by_price.type, by_price.trail_price, by_price.stop_price) == (
+        "trailing_stop",
+        "2.00",
+        "198.00",
+    )
+    by_percent = trader.client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="TSLA",
+            qty=1,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            trail_percent=1.5,
+        )
+    )
+    assert (by_percent.trail_percent, by_percent.stop_price) == ("1.5", "203.00")
+
+    cross(other, trader, "TSLA", 1, 210)  # the sell's watermark rises to 210
+    assert trader.client.get_order_by_id(by_price.id).stop_price == "208.00"
+    trader.client.cancel_orders()
