@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from decimal import Decimal
 
 import pytest
-import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.enums import AssetExchange, OrderSide, OrderStatus, PositionSide
 from alpaca.trading.models import Order
 from alpaca.trading.requests import ClosePositionRequest
 
-from .conftest import STARTING_CASH, Gateway, Trader
+from .conftest import STARTING_CASH, Trader
 from .test_orders import error_of, limit
 
 
@@ -108,14 +108,20 @@ def test_close_all_positions(trader: Trader, other: Trader) -> None:
     other.client.cancel_orders()
 
 
-def test_positions_are_isolated(trader: Trader, other: Trader, gateway: Gateway) -> None:
+def test_positions_are_isolated(
+    trader: Trader, other: Trader, make_trader: Callable[[], Trader]
+) -> None:
     cross(trader, other, "GOOG", 1, 80.00)
-    stranger = requests.delete(
-        f"{gateway.url}/v2/positions/GOOG",
-        headers={"APCA-API-KEY-ID": "TPnothing", "APCA-API-SECRET-KEY": "x"},
-        timeout=10,
-    )
-    assert stranger.status_code == 401
+    stranger = make_trader()
+    assert stranger.client.get_all_positions() == []
+    for call in (
+        lambda: stranger.client.get_open_position("GOOG"),
+        lambda: stranger.client.close_position("GOOG"),
+    ):
+        with pytest.raises(APIError) as denied:
+            call()
+        assert error_of(denied)[:2] == (404, 40410000)
+    assert stranger.client.close_all_positions() == []
     assert trader.client.get_open_position("GOOG").qty == "1"
     assert other.client.get_open_position("GOOG").qty == "-1"
 
