@@ -6,7 +6,8 @@ message `{"action": "auth", "key_id": ..., "secret": ...}` within `AUTH_SECONDS`
 A failed auth closes with 1008 and the reason.
 
 Every server frame is a JSON array of messages (a busy stream sends several per frame).
-Each client gets a bounded queue (`ws_queue_size`): a client that falls that far
+Each client gets bounded queues (`ws_queue_size`: updates not yet taken from the
+projection, and frames not yet written to the socket): a client that falls that far
 behind is closed with `SLOW_CLIENT` (4008, "slow client: ...") and never slows the
 projection or other clients.
 
@@ -67,7 +68,8 @@ class _SlowClient(Exception):
 
 
 class _Outbox:
-    """What goes to one client, bounded: `push` past `size` marks the client slow."""
+    """What goes to one client: items (lists of messages, one frame each) bounded by
+    `size`; a `push` past it marks the client slow."""
 
     def __init__(self, size: int) -> None:
         self.size = size
@@ -169,18 +171,21 @@ async def _authenticated(ws: WebSocket) -> Caller | None:
 
 
 async def _pump(sub: Subscription, outbox: _Outbox) -> None:
-    """Projection updates into the client's outbox, converted on the way."""
+    """Projection updates into the client's outbox: whatever queued up meanwhile goes as
+    one outbox item (one frame), so the outbox counts frames the client has not taken."""
     try:
-        while True:
-            outbox.push(_update_message(await sub.get()))
+        while not outbox.slow:
+            first = await sub.get()
+            outbox.push([_update_message(u) for u in (first, *sub.drain())])
     except SubscriptionOverflow:
         outbox.slow = True
-        outbox.ready.set()
+    # Ending wakes `_serve`, which drops the client: its writer may be stuck in a send
+    # that waits for a client that does not read.
 
 
 async def _write(ws: WebSocket, outbox: _Outbox) -> None:
     while True:
-        batch = await outbox.take()
+        batch = [msg for item in await outbox.take() for msg in item]
         await ws.send_text(_json.encode(batch).decode())
 
 
@@ -219,14 +224,12 @@ async def _serve(
 
 
 async def _close(ws: WebSocket, code: int, reason: str) -> None:
-    """Close, but never wait on a client that does not read (its buffers are full)."""
+    """Close, but never wait long on a client that does not read: the close frame is
+    queued behind what its socket holds, and the server closes the connection once the
+    handler returns."""
     with contextlib.suppress(Exception):
         async with asyncio.timeout(1.0):
             await ws.close(code, reason)
-            return
-    transport = ws.scope.get("transport")
-    if transport is not None:  # pragma: no cover - depends on the server
-        transport.abort()
 
 
 # -- /ws/orders ------------------------------------------------------------------------------
@@ -311,7 +314,7 @@ async def _read_orders(
     projection: Projection,
     settings: GatewaySettings,
 ) -> None:
-    while True:
+    while not outbox.slow:
         try:
             text = await ws.receive_text()
         except (WebSocketDisconnect, RuntimeError, KeyError):
@@ -319,19 +322,18 @@ async def _read_orders(
         try:
             msg = msgspec.json.decode(text)
         except msgspec.DecodeError:
-            outbox.push(_error(None, "invalid_request", "frames are JSON"))
+            outbox.push([_error(None, "invalid_request", "frames are JSON")])
             continue
         if isinstance(msg, list):
             if len(msg) > _MAX_BATCH:
-                outbox.push(_error(None, "invalid_request", f"at most {_MAX_BATCH} actions"))
+                outbox.push([_error(None, "invalid_request", f"at most {_MAX_BATCH} actions")])
                 continue
             answers = await asyncio.gather(
                 *(_act(m, caller, engine, projection, settings) for m in msg)
             )
-            for a in answers:
-                outbox.push(a)
+            outbox.push(answers)
         else:
-            outbox.push(await _act(msg, caller, engine, projection, settings))
+            outbox.push([await _act(msg, caller, engine, projection, settings)])
 
 
 @router.websocket("/orders")
@@ -347,7 +349,7 @@ async def ws_orders(ws: WebSocket) -> None:
     async with projection.subscribe(
         account=caller.account, queue_size=settings.ws_queue_size
     ) as sub:
-        outbox.push({"type": "authenticated", "account": caller.account})
+        outbox.push([{"type": "authenticated", "account": caller.account}])
         await _serve(
             ws,
             "orders",
@@ -385,7 +387,8 @@ async def ws_market(ws: WebSocket, symbol: str) -> None:
     projection: Projection = ws.app.state.projection
     outbox = _Outbox(settings.ws_queue_size)
     async with projection.subscribe_market(symbol, queue_size=settings.ws_queue_size) as sub:
-        outbox.push({"type": "subscribed", "symbol": symbol})
+        first = [{"type": "subscribed", "symbol": symbol}]
         if ack.book is not None:
-            outbox.push({"type": "top", **_levels(ack.book)})
+            first.append({"type": "top", **_levels(ack.book)})
+        outbox.push(first)
         await _serve(ws, "market", sub, outbox, _read_until_closed(ws))
