@@ -51,7 +51,8 @@ def _cell(page: Page, text: str) -> None:
 
 
 def _shot(page: Page, shots: Path, name: str) -> None:
-    page.wait_for_load_state("networkidle")
+    # Wait out the rerun: elements of the page before are marked stale until replaced.
+    expect(page.locator("[data-stale=true]")).to_have_count(0, timeout=WAIT_MS)
     page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
 

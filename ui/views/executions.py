@@ -19,7 +19,7 @@ def executions_frame(fills: list[Execution]) -> pd.DataFrame:
         spec = session.spec(f.symbol)
         rows.append(
             {
-                "time": f.time.isoformat(timespec="milliseconds") if f.time else "",
+                "time (UTC)": f.time.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3] if f.time else "",
                 "order": f.order_id,
                 "symbol": f.symbol,
                 "side": f.side,
@@ -29,7 +29,7 @@ def executions_frame(fills: list[Execution]) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(
-        rows, columns=["time", "order", "symbol", "side", "price", "qty", "liquidity"]
+        rows, columns=["time (UTC)", "order", "symbol", "side", "price", "qty", "liquidity"]
     )
 
 

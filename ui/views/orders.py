@@ -25,7 +25,7 @@ def orders_frame(orders: list[Order]) -> pd.DataFrame:
         rows.append(
             {
                 "id": o.id,
-                "time": o.created_at.strftime("%H:%M:%S") if o.created_at else "",
+                "time (UTC)": o.created_at.strftime("%H:%M:%S") if o.created_at else "",
                 "symbol": o.symbol,
                 "side": o.side,
                 "type": o.type.replace("_", " "),
