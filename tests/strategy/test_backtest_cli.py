@@ -11,18 +11,25 @@ from pathlib import Path
 
 import pytest
 
+from tickplane.cli.main import main
 from tickplane.engine.lobster import excerpt_paths
 
 EXCERPT = excerpt_paths()[10]
 
 
-def tickplane(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[bytes]:
+def tickplane(*args: str) -> subprocess.CompletedProcess[bytes]:
+    """The real command, in a process of its own."""
     return subprocess.run(
-        [sys.executable, "-m", "tickplane.cli.main", *args],
-        capture_output=True,
-        timeout=120,
-        cwd=cwd,
+        [sys.executable, "-m", "tickplane.cli.main", *args], capture_output=True, timeout=120
     )
+
+
+def inproc(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The same command in this process (no interpreter start-up): rc, stdout, stderr."""
+    capsys.readouterr()
+    rc = main(list(args))
+    out, err = capsys.readouterr()
+    return rc, out, err
 
 
 @pytest.mark.parametrize(
@@ -33,7 +40,9 @@ def tickplane(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
         ("sma_crossover", ["fast=2", "slow=5", "bar_seconds=5"]),
     ],
 )
-def test_each_builtin_runs_and_reports(tmp_path: Path, strategy: str, params: list[str]) -> None:
+def test_each_builtin_runs_and_reports(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], strategy: str, params: list[str]
+) -> None:
     args = [
         "backtest",
         "--strategy",
@@ -68,8 +77,8 @@ def test_each_builtin_runs_and_reports(tmp_path: Path, strategy: str, params: li
     assert out["events"] == 3000 and out["strategy"] == strategy
     assert out["trades"] > 0, out
     assert out["latency_us"] == 100.0 and out["fees"] > 0
-    second = tickplane(*args, "--report", str(tmp_path / "r2"))
-    assert second.stdout == first.stdout  # deterministic, byte for byte
+    rc, out2, _ = inproc(capsys, *args, "--report", str(tmp_path / "r2"))
+    assert rc == 0 and out2.encode() == first.stdout  # deterministic, byte for byte
     report = tmp_path / "r"
     for f in report.iterdir():  # the report too, plots included
         assert (tmp_path / "r2" / f.name).read_bytes() == f.read_bytes(), f.name
@@ -87,7 +96,7 @@ def test_each_builtin_runs_and_reports(tmp_path: Path, strategy: str, params: li
     assert '<img src="equity.png"' in (report / "index.html").read_text()
 
 
-def test_latency_changes_the_result(tmp_path: Path) -> None:
+def test_latency_changes_the_result(capsys: pytest.CaptureFixture[str]) -> None:
     base = [
         "backtest",
         "--strategy",
@@ -97,34 +106,37 @@ def test_latency_changes_the_result(tmp_path: Path) -> None:
         "--json",
         "--no-progress",
     ]
-    fast = json.loads(tickplane(*base, "--latency-us", "0").stdout)
-    slow = json.loads(tickplane(*base, "--latency-us", "50000").stdout)
+    fast = json.loads(inproc(capsys, *base, "--latency-us", "0")[1])
+    slow = json.loads(inproc(capsys, *base, "--latency-us", "50000")[1])
     assert fast["queue"] != slow["queue"] or fast["trades"] != slow["trades"]
 
 
-def test_a_message_orderbook_pair_is_the_same_as_its_zip(tmp_path: Path) -> None:
+def test_a_message_orderbook_pair_is_the_same_as_its_zip(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     with zipfile.ZipFile(EXCERPT) as z:
         names = [n for n in z.namelist() if n.endswith(".csv")]
         z.extractall(tmp_path, names)
     msg = next(tmp_path / n for n in names if "_message_" in n)
     book = next(tmp_path / n for n in names if "_orderbook_" in n)
     common = ["backtest", "--strategy", "market_maker", "--json", "--no-progress"]
-    pair = json.loads(tickplane(*common, "--data", str(msg), str(book)).stdout)
-    alone = json.loads(tickplane(*common, "--data", str(msg)).stdout)  # finds its orderbook
-    zipped = json.loads(tickplane(*common, "--data", str(EXCERPT)).stdout)
+    pair = json.loads(inproc(capsys, *common, "--data", str(msg), str(book))[1])
+    alone = json.loads(inproc(capsys, *common, "--data", str(msg))[1])  # finds its orderbook
+    zipped = json.loads(inproc(capsys, *common, "--data", str(EXCERPT))[1])
     for d in (pair, alone, zipped):
         d.pop("data")
     assert pair == zipped == alone
 
 
-def test_bars_from_csv(tmp_path: Path) -> None:
+def test_bars_from_csv(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "bars.csv"
     rows = ["time,open,high,low,close,volume"]
     closes = [10, 11, 12, 13, 12, 11, 10, 9, 10, 11, 12, 13, 14, 13, 12, 11, 10, 9]
     for i, c in enumerate(closes):
         rows.append(f"{1_600_000_000 + 60 * i},{c},{c + 0.5},{c - 0.5},{c},100")
     csv.write_text("\n".join(rows) + "\n")
-    r = tickplane(
+    rc, text, err = inproc(
+        capsys,
         "backtest",
         "--strategy",
         "sma_crossover",
@@ -136,8 +148,8 @@ def test_bars_from_csv(tmp_path: Path) -> None:
         "--json",
         "--no-progress",
     )
-    assert r.returncode == 0, r.stderr.decode()
-    out = json.loads(r.stdout)
+    assert rc == 0, err
+    out = json.loads(text)
     assert out["events"] == len(closes) and out["trades"] >= 2
 
 
@@ -151,16 +163,23 @@ def test_bars_from_csv(tmp_path: Path) -> None:
         (["--strategy", "twap", "--data", str(EXCERPT), "--latency-us", "-1"], "latency"),
     ],
 )
-def test_bad_input_is_a_clear_error(args: list[str], message: str) -> None:
-    r = tickplane("backtest", *args, "--json")
-    assert r.returncode == 2
-    err = r.stderr.decode()
+def test_bad_input_is_a_clear_error(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    rc, out, err = inproc(capsys, "backtest", *args, "--json")
+    assert rc == 2
     assert err.startswith("tickplane: error:") and message in err
-    assert "Traceback" not in err and r.stdout == b""
+    assert "Traceback" not in err and out == ""
 
 
-def test_bad_bar_csv_names_the_line(tmp_path: Path) -> None:
+def test_bad_input_from_the_real_command() -> None:
+    r = tickplane("backtest", "--strategy", "twap", "--data", "/nonexistent.zip", "--json")
+    assert r.returncode == 2 and r.stdout == b""
+    assert r.stderr.decode().startswith("tickplane: error: /nonexistent.zip")
+
+
+def test_bad_bar_csv_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     csv = tmp_path / "bars.csv"
     csv.write_text("time,open,high,low,close\n1,10,11,9,10\n2,10,x,9,10\n")
-    r = tickplane("backtest", "--strategy", "sma_crossover", "--data", str(csv))
-    assert r.returncode == 2 and f"{csv}:3" in r.stderr.decode()
+    rc, _, err = inproc(capsys, "backtest", "--strategy", "sma_crossover", "--data", str(csv))
+    assert rc == 2 and f"{csv}:3" in err
