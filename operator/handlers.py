@@ -31,6 +31,7 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from tickplane.core.client import EngineClient, EngineError
+from tickplane.core.config import ConfigError
 
 from . import metrics
 from .figures import Sample, scrape
@@ -258,9 +259,27 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
         _post_events(obj, changes)
         return
 
-    revision, children = engine_objects(
-        name, namespace, obj["metadata"]["uid"], spec, default_image=ctx.default_image
-    )
+    try:
+        revision, children = engine_objects(
+            name, namespace, obj["metadata"]["uid"], spec, default_image=ctx.default_image
+        )
+    except ConfigError as exc:
+        # Admitted by the CRD's rules but refused by the engine's own checks: say so and
+        # change nothing (the running engine keeps its last good configuration).
+        bad = ("True", "InvalidSpec", str(exc))
+        conditions, changes = _merge_conditions(
+            old_conditions,
+            {
+                **{c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
+                   for c in old_conditions},
+                "Degraded": bad,
+            },
+            generation,
+        )  # fmt: skip
+        invalid = {"phase": "Degraded", "observedGeneration": generation, "conditions": conditions}
+        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, invalid)
+        _post_events(obj, changes)
+        return
     for child in children:
         await asyncio.to_thread(_apply, api, child)
 

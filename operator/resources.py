@@ -110,6 +110,9 @@ class SymbolSpec(_Model):
         max_length=32,
         pattern=r"^[0-9]+(\.[0-9]+)?$",
         description="A decimal string.",
+        json_schema_extra=_rules(
+            _cel("double(self) > 0.0", "tickSize must be a positive decimal such as 0.01")
+        ),
     )
     lot_size: int = Field(default=1, ge=1)
     reference_price: int | None = Field(

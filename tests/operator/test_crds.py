@@ -141,6 +141,10 @@ INVALID_ENGINES = {
     ),
     "no symbols": (_engine(symbols=[]), "should have at least 1 items"),
     "empty symbol": (_engine(symbols=[{"name": ""}]), "spec.symbols[0].name"),
+    "zero tick size": (
+        _engine(symbols=[{"name": "GOOG", "tickSize": "0.00"}]),
+        "tickSize must be a positive decimal",
+    ),
     "bad memory": (_engine(**{"resources.memory": "lots"}), "memory must be a positive quantity"),
 }
 
