@@ -127,6 +127,7 @@ class LiveRunner:
         self._timer: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
         self._stopping = False
+        self._settled = asyncio.Event()
         self.ready = asyncio.Event()
         self.logs: list[str] = []
         strategy.attach(self)
@@ -216,12 +217,16 @@ class LiveRunner:
                 server.shutdown()
 
     async def _drain(self, timeout: float = 5.0) -> None:
-        """Wait until every request went out and every live order is answered."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._outbox.empty() and not self.strategy.open_orders():
-                return
-            await asyncio.sleep(0.01)  # the answers come through the event stream task
+        """Wait (at most `timeout`) until every request went out and every live order
+        is answered; the answers arrive through the event stream task."""
+        self._settled.clear()
+        self._check_settled()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._settled.wait(), timeout)
+
+    def _check_settled(self) -> None:
+        if self._stopping and self._outbox.empty() and not self.strategy.open_orders():
+            self._settled.set()
 
     async def _tick(self, interval_ns: int) -> None:
         while True:
@@ -233,6 +238,7 @@ class LiveRunner:
             kind, order, qty, price = await self._outbox.get()
             try:
                 await self._send(kind, order, qty, price)
+                self._check_settled()
             except EngineError as exc:
                 log.warning("%s of order %d failed: %s", kind, order.id, exc)
                 if kind == "new":
@@ -283,83 +289,87 @@ class LiveRunner:
         s = self.strategy
         symbol = s.symbol
         async for ev in self.client.events(start, market_data=[symbol]):
-            if isinstance(ev, TopOfBook):
-                if ev.symbol != symbol:
-                    continue
-                bid = ev.bids[0] if ev.bids else None
-                ask = ev.asks[0] if ev.asks else None
-                s._handle_quote(
-                    Quote(
+            self._dispatch(ev, s, symbol)
+            if self._stopping:
+                self._check_settled()
+
+    def _dispatch(self, ev: object, s: Strategy, symbol: str) -> None:
+        """Hand one event or market-data message to the strategy."""
+        if isinstance(ev, TopOfBook):
+            if ev.symbol != symbol:
+                return
+            bid = ev.bids[0] if ev.bids else None
+            ask = ev.asks[0] if ev.asks else None
+            s._handle_quote(
+                Quote(
+                    ev.ts_event,
+                    symbol,
+                    bid.price if bid else None,
+                    bid.qty if bid else 0,
+                    ask.price if ask else None,
+                    ask.qty if ask else 0,
+                )
+            )
+            if s.wants_book:
+                s._handle_book(
+                    BookSnapshot(
                         ev.ts_event,
                         symbol,
-                        bid.price if bid else None,
-                        bid.qty if bid else 0,
-                        ask.price if ask else None,
-                        ask.qty if ask else 0,
+                        tuple((lv.price, lv.qty) for lv in ev.bids),
+                        tuple((lv.price, lv.qty) for lv in ev.asks),
                     )
                 )
-                if s.wants_book:
-                    s._handle_book(
-                        BookSnapshot(
+        elif isinstance(ev, Trade):
+            if ev.symbol != symbol:
+                return
+            for venue_id, acct, liq in (
+                (ev.taker, ev.taker_account, "taker"),
+                (ev.maker, ev.maker_account, "maker"),
+            ):
+                o = self._own(venue_id) if acct == self.account else None
+                if o is not None:
+                    self.metrics.fills.inc()
+                    s._handle_fill(
+                        Fill(
                             ev.ts_event,
+                            o.id,
                             symbol,
-                            tuple((lv.price, lv.qty) for lv in ev.bids),
-                            tuple((lv.price, lv.qty) for lv in ev.asks),
+                            o.side,
+                            ev.price,
+                            ev.qty,
+                            0.0,
+                            "taker" if liq == "taker" else "maker",
                         )
                     )
-            elif isinstance(ev, Trade):
-                if ev.symbol != symbol:
-                    continue
-                for venue_id, acct, liq in (
-                    (ev.taker, ev.taker_account, "taker"),
-                    (ev.maker, ev.maker_account, "maker"),
-                ):
-                    o = self._own(venue_id) if acct == self.account else None
-                    if o is not None:
-                        self.metrics.fills.inc()
-                        s._handle_fill(
-                            Fill(
-                                ev.ts_event,
-                                o.id,
-                                symbol,
-                                o.side,
-                                ev.price,
-                                ev.qty,
-                                0.0,
-                                "taker" if liq == "taker" else "maker",
-                            )
-                        )
-                        if o.status == "filled":
-                            self.metrics.order("filled")
-                side = ev.taker_side if ev.taker_side in ("buy", "sell") else None
-                s._handle_trade(MarketTrade(ev.ts_event, symbol, ev.price, ev.qty, side))  # type: ignore[arg-type]
-            elif isinstance(ev, OrderAccepted):
-                if ev.account != self.account or not (ev.client_order_id or "").startswith(
-                    self.prefix
-                ):
-                    continue
-                assert ev.client_order_id is not None
-                local = s.orders.get(int(ev.client_order_id[len(self.prefix) :]))
-                if local is None:
-                    continue
-                local.venue_id = ev.id
-                self._by_venue[ev.id] = local
-                self.metrics.order("accepted")
-                s._handle_accepted(local.id)
-                if local.id in self._cancel_on_accept:
-                    self._cancel_on_accept.discard(local.id)
-                    self.send_cancel(local)
-            elif isinstance(ev, OrderCanceled):
-                o = self._own(ev.id) if ev.account == self.account else None
-                if o is not None:
-                    self.metrics.order("canceled")
-                    s._handle_canceled(o.id, ev.reason)
-            elif isinstance(ev, OrderReplaced):
-                o = self._own(ev.id) if ev.account == self.account else None
-                if o is not None:
-                    s._handle_replaced(o.id, ev.qty, ev.price)
-            elif isinstance(ev, OrderRejected):
-                o = self._own(ev.id) if ev.account == self.account else None
-                if o is not None:
-                    self.metrics.order("rejected")
-                    s._handle_rejected(o.id, ev.reason)
+                    if o.status == "filled":
+                        self.metrics.order("filled")
+            side = ev.taker_side if ev.taker_side in ("buy", "sell") else None
+            s._handle_trade(MarketTrade(ev.ts_event, symbol, ev.price, ev.qty, side))  # type: ignore[arg-type]
+        elif isinstance(ev, OrderAccepted):
+            if ev.account != self.account or not (ev.client_order_id or "").startswith(self.prefix):
+                return
+            assert ev.client_order_id is not None
+            local = s.orders.get(int(ev.client_order_id[len(self.prefix) :]))
+            if local is None:
+                return
+            local.venue_id = ev.id
+            self._by_venue[ev.id] = local
+            self.metrics.order("accepted")
+            s._handle_accepted(local.id)
+            if local.id in self._cancel_on_accept:
+                self._cancel_on_accept.discard(local.id)
+                self.send_cancel(local)
+        elif isinstance(ev, OrderCanceled):
+            o = self._own(ev.id) if ev.account == self.account else None
+            if o is not None:
+                self.metrics.order("canceled")
+                s._handle_canceled(o.id, ev.reason)
+        elif isinstance(ev, OrderReplaced):
+            o = self._own(ev.id) if ev.account == self.account else None
+            if o is not None:
+                s._handle_replaced(o.id, ev.qty, ev.price)
+        elif isinstance(ev, OrderRejected):
+            o = self._own(ev.id) if ev.account == self.account else None
+            if o is not None:
+                self.metrics.order("rejected")
+                s._handle_rejected(o.id, ev.reason)
