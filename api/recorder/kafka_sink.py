@@ -260,7 +260,9 @@ class KafkaSink:
             key=self.engine.encode(), value=str(new_seq).encode(), timestamp=None, headers=[]
         )
         futures.append(await producer.send_batch(progress, self.topics["progress"], partition=0))
-        # Every delivery awaited (none left unretrieved), then the first failure raised.
+        # Every delivery awaited, then the first failure raised as a new exception:
+        # aiokafka hands one exception object to every batch, and raising it again and
+        # again would grow its traceback without end.
         for result in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(result, BaseException):
-                raise result
+                raise ConnectionError(f"{type(result).__name__}: {result}") from None

@@ -31,12 +31,22 @@ ACCOUNTS = ["alice", "bob", "carol"]
 SYMBOLS = ["GOOG", "AAPL"]
 
 
-async def order_flow(client: EngineClient, n: int, seed: int, *, pause: float = 0.0) -> None:
-    """`n` requests: resting limits near a mid, marketable ones, cancels, replaces and a
-    few bad orders (rejects), from three accounts on two symbols."""
+async def order_flow(
+    client: EngineClient,
+    n: int,
+    seed: int,
+    *,
+    pause: float = 0.0,
+    until: asyncio.Event | None = None,
+) -> None:
+    """`n` requests (fewer if `until` is set first): resting limits near a mid,
+    marketable ones, cancels, replaces and a few bad orders (rejects), from three
+    accounts on two symbols."""
     rng = random.Random(seed)
     live: list[tuple[str, int]] = []
     for i in range(n):
+        if until is not None and until.is_set():
+            return
         account = rng.choice(ACCOUNTS)
         symbol = rng.choice(SYMBOLS)
         r = rng.random()
@@ -277,3 +287,55 @@ async def check_kafka(bootstrap: str, engine: str, events: list[Event]) -> None:
     assert sorted(by_seq) == [e.seq for e in events]
     for ev in events:
         assert json.loads(by_seq[ev.seq][0]) == ev.to_dict()
+
+
+async def settle(client: EngineClient) -> None:
+    """One order per symbol: a change of every book once the recorder is subscribed, so
+    each sink's last top of book is the book's current one (tops are not replayable)."""
+    for symbol in SYMBOLS:
+        await client.submit("settle", symbol, "buy", "limit", 1, price=1000)
+
+
+async def check_tops(
+    client: EngineClient, dsn: str, redis_url: str, bootstrap: str, engine: str
+) -> None:
+    """Each symbol's latest top of book in Redis and in PostgreSQL's history is the
+    engine's book now (they follow the last seq shortly); Kafka holds no top twice."""
+    r = aioredis.Redis.from_url(redis_url)
+    conn = await asyncpg.connect(dsn)
+    try:
+        for symbol in SYMBOLS:
+            reply = await client.get_book(symbol, depth=10)
+            book = reply.book  # type: ignore[union-attr]
+            assert book is not None
+            bids = [[lv.price, lv.qty, lv.orders] for lv in book.bids]
+            asks = [[lv.price, lv.qty, lv.orders] for lv in book.asks]
+
+            async def recorded(symbol: str = symbol, bids: Any = bids, asks: Any = asks) -> bool:
+                raw = await r.get(f"{redis_prefix(engine)}:top:{symbol}")
+                top = json.loads(raw) if raw else {}
+                row = await conn.fetchrow(
+                    "SELECT md_seq, bid_price, ask_price FROM md_top_of_book"
+                    " WHERE engine = $1 AND symbol = $2 ORDER BY md_seq DESC LIMIT 1",
+                    engine,
+                    symbol,
+                )
+                return (
+                    top.get("bids") == bids
+                    and top.get("asks") == asks
+                    and row is not None
+                    and row["md_seq"] == top["md_seq"]
+                    and row["bid_price"] == (bids[0][0] if bids else None)
+                    and row["ask_price"] == (asks[0][0] if asks else None)
+                )
+
+            await wait_for(recorded, 10, f"the top of book of {symbol} in Redis and PostgreSQL")
+    finally:
+        await r.aclose()
+        await conn.close()
+    tops = [
+        (json.loads(v)["symbol"], int(h["md_seq"]))
+        for _, h, v in await kafka_records(bootstrap, engine)
+        if "md_seq" in h
+    ]
+    assert tops and len(tops) == len(set(tops))

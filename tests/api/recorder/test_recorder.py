@@ -12,13 +12,14 @@ import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.request import urlopen
 
 import pytest
-from aiokafka.errors import KafkaError
 from prometheus_client import REGISTRY
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.kafka.broker import KafkaBroker
-from tests.services.servers import PostgresServer
+from tests.services.servers import PostgresServer, free_port
 from tickplane.api.recorder.kafka_sink import KafkaSink
 from tickplane.api.recorder.postgres_sink import PostgresSink
 from tickplane.api.recorder.redis_sink import RedisSink
@@ -29,11 +30,13 @@ from .checks import (
     check_kafka,
     check_postgres,
     check_redis,
+    check_tops,
     engine_events,
     kafka_seqs,
     order_flow,
     pg_last_seq,
     redis_last_seq,
+    settle,
     wait_for,
 )
 from .conftest import Engine, restart_broker, stop_process
@@ -74,8 +77,16 @@ async def caught_up(engine: Engine, database_url: str, redis_url: str, kafka: st
     await wait_for(done, 20, f"every sink to reach seq {last}", step=0.25)
 
 
-async def check_all(engine: Engine, database_url: str, redis_url: str, kafka: str) -> int:
+async def check_all(
+    engine: Engine, database_url: str, redis_url: str, kafka: str, *, tops: bool = True
+) -> int:
+    """Every sink holds exactly the engine's events; with `tops` (a recorder running),
+    the books are settled first and the tops of book checked too."""
     async with EngineClient(engine.order_entry, engine.events) as client:
+        if tops:
+            await settle(client)
+            await caught_up(engine, database_url, redis_url, kafka)
+            await check_tops(client, database_url, redis_url, kafka, engine.name)
         events = await engine_events(client)
     await check_postgres(database_url, engine.name, events)
     await check_redis(redis_url, engine.name, events)
@@ -143,12 +154,12 @@ def test_duplicate_delivery_writes_nothing_twice(
         await new.open()
         try:
             old.last_seq = events[len(events) // 3].seq
-            with pytest.raises(KafkaError):
+            with pytest.raises(ConnectionError, match="ProducerFenced"):
                 await old.write(events)
         finally:
             await old.close()
             await new.close()
-        await check_all(engine, database_url, redis.url, rec_kafka.bootstrap)
+        await check_all(engine, database_url, redis.url, rec_kafka.bootstrap, tops=False)
 
     asyncio.run(main())
 
@@ -164,16 +175,20 @@ def test_kill_9_mid_stream_then_restart(
     log = (tmp_path / "recorder.log").open("wb")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
 
-    def spawn() -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            recorder_cmd("--metrics-port", "0"), stdout=log, stderr=subprocess.STDOUT, env=env
-        )
+    def spawn(metrics_port: int = 0) -> subprocess.Popen[bytes]:
+        cmd = recorder_cmd("--metrics-port", str(metrics_port))
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    metrics_port = free_port()
 
     async def main() -> None:
         proc = spawn()
         try:
             async with EngineClient(engine.order_entry, engine.events) as client:
-                flow = asyncio.create_task(order_flow(client, 400, seed=3, pause=0.004))
+                enough = asyncio.Event()
+                flow = asyncio.create_task(
+                    order_flow(client, 5000, seed=3, pause=0.004, until=enough)
+                )
 
                 # Kill it once every sink has written part of the stream, while the
                 # flow goes on.
@@ -188,12 +203,31 @@ def test_kill_9_mid_stream_then_restart(
                 assert not flow.done(), "the flow ended before the kill: not mid-stream"
                 proc.send_signal(signal.SIGKILL)
                 proc.wait(10)
-                await asyncio.sleep(0.3)  # the flow goes on with no recorder
-                restarted = spawn()
+                at_kill = await pg_last_seq(database_url, engine.name)
+                restarted = spawn(metrics_port)
                 try:
+                    # The flow goes on until the restarted recorder writes past the kill.
+                    async def resumed() -> bool:
+                        return await pg_last_seq(database_url, engine.name) > at_kill + 50
+
+                    await wait_for(resumed, 60, "the restarted recorder to write")
+                    enough.set()
                     await flow
                     await caught_up(engine, database_url, redis.url, rec_kafka.bootstrap)
-                    await check_all(engine, database_url, redis.url, rec_kafka.bootstrap)
+                    n = await check_all(engine, database_url, redis.url, rec_kafka.bootstrap)
+                    # Its metrics: no lag, and what the restarted process wrote.
+                    url = f"http://127.0.0.1:{metrics_port}/metrics"
+                    text = await asyncio.to_thread(lambda: urlopen(url, timeout=5).read().decode())
+                    samples = {
+                        (s.name, s.labels.get("sink")): s.value
+                        for m in text_string_to_metric_families(text)
+                        for s in m.samples
+                    }
+                    for sink in ("postgres", "redis", "kafka"):
+                        assert samples[("tickplane_recorder_lag_events", sink)] == 0
+                        assert samples[("tickplane_recorder_last_seq", sink)] == n
+                        written = samples[("tickplane_recorder_events_written_total", sink)]
+                        assert 0 < written < n  # the rest was written before the kill
                 finally:
                     stop_process(restarted)
         finally:
@@ -202,7 +236,6 @@ def test_kill_9_mid_stream_then_restart(
             log.close()
 
     asyncio.run(main())
-    assert "retrying" not in (tmp_path / "recorder.log").read_text()
 
 
 def test_postgres_and_kafka_outage_is_ridden_out(
