@@ -149,10 +149,11 @@ def _run_lobster(
             )
         )
 
+    if n:
+        venue.clock = ts_all[0]  # on_start may already read the clock or set a timer
     strategy._handle_start()
     if n:
         feed.seed()
-        venue.clock = ts_all[0]
         quote(ts_all[0])
     next_sample = (ts_all[0] // SAMPLE_NS + 1) * SAMPLE_NS if n else 0
     on_message = venue.on_message

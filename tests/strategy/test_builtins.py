@@ -110,3 +110,21 @@ def test_strategy_list_names_the_builtins_and_their_params() -> None:
     listed = json.loads(out.stdout)
     assert set(listed) == {"market_maker", "sma_crossover", "twap"}
     assert listed["twap"]["slices"] == 10 and "gamma" in listed["market_maker"]
+
+
+def test_a_timer_set_in_on_start_runs_on_the_data_clock() -> None:
+    from tickplane.engine.strategy import Strategy
+
+    class Ticker(Strategy):
+        def on_start(self) -> None:
+            self.ticks: list[int] = []
+            self.started_at = self.now()
+            self.set_timer(S)
+
+        def on_timer(self, ts: int) -> None:
+            self.ticks.append(ts)
+
+    s = Ticker(symbol="TEST", tick=TICK)
+    run_backtest(s, day(flat_market(4)))
+    assert s.started_at == int(0.5 * S)
+    assert s.ticks == [int(0.5 * S) + k * S for k in range(1, 4)]
