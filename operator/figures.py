@@ -16,7 +16,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["EngineFigures", "Sample", "parse_metrics", "scrape", "window_figures"]
+__all__ = ["EngineFigures", "Sample", "parse_metrics", "scrape", "strategy_pnl", "window_figures"]
 
 ORDERS = "tickplane_engine_orders"
 LATENCY = "tickplane_engine_request_seconds"
@@ -104,3 +104,18 @@ def scrape(
         p99_latency_seconds=p99,
     )
     return figures, sample
+
+
+STRATEGY_PNL = "tickplane_strategy_pnl"
+
+
+def strategy_pnl(metrics_url: str, *, timeout: float = 2.0) -> float | None:
+    """A strategy runtime's P&L (ticks x lots) from its `/metrics`; None if it has none."""
+    text = _get(metrics_url, timeout).decode()
+    values = [
+        s.value
+        for family in text_string_to_metric_families(text)
+        if family.name == STRATEGY_PNL
+        for s in family.samples
+    ]
+    return sum(values) if values else None

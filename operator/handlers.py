@@ -34,7 +34,7 @@ from tickplane.core.client import EngineClient, EngineError
 from tickplane.core.config import ConfigError
 
 from . import metrics
-from .figures import Sample, scrape
+from .figures import Sample, scrape, strategy_pnl
 from .render import (
     ENGINE_CONTAINER,
     EVENTS_PORT,
@@ -42,6 +42,7 @@ from .render import (
     MANAGED_BY,
     ORDER_ENTRY_PORT,
     REVISION_ANNOTATION,
+    STRATEGY_METRICS_PORT,
     engine_objects,
     strategy_objects,
 )
@@ -530,10 +531,36 @@ async def _reconcile_strategy(ctx: OperatorContext, namespace: str, name: str) -
             "replicas": have,
             "readyReplicas": ready_n,
         }
+        if ctx.scrape_figures and ready_n:
+            pnl = await asyncio.to_thread(_strategy_pnl, api, namespace, selector, spec)
+            if pnl is not None:
+                patch["pnl"] = pnl
     conditions, changes = _merge_conditions(old_conditions, new, generation)
     patch["conditions"] = conditions
     await asyncio.to_thread(_patch_status, api, STRATEGIES, namespace, name, patch)
     _post_events(obj, changes)
+
+
+def _strategy_pnl(
+    api: client.ApiClient, namespace: str, selector: str, spec: StrategySpec
+) -> float | None:
+    """The P&L summed over the strategy's Ready pods and their containers (one a symbol)."""
+    pods = _raw(client.CoreV1Api(api).list_namespaced_pod, namespace, label_selector=selector)
+    total: float | None = None
+    for pod in (pods or {}).get("items", []):
+        ip = pod.get("status", {}).get("podIP")
+        if not ip or not _pod_ready(pod):
+            continue
+        for i in range(len(spec.symbols)):
+            url = f"http://{ip}:{STRATEGY_METRICS_PORT + i}/metrics"
+            try:
+                value = strategy_pnl(url)
+            except (OSError, ValueError) as exc:
+                log.debug("strategy %s: no P&L from %s: %s", selector, url, exc)
+                continue
+            if value is not None:
+                total = (total or 0.0) + value
+    return total
 
 
 async def cancel_strategy_orders(namespace: str, spec: dict[str, Any], started: float) -> str:

@@ -35,6 +35,7 @@ __all__ = [
     "HTTP_PORT",
     "ORDER_ENTRY_PORT",
     "RUN_AS",
+    "STRATEGY_METRICS_PORT",
     "engine_config",
     "engine_labels",
     "engine_objects",
@@ -321,6 +322,13 @@ def engine_objects(
     return revision, [configmap, service, statefulset, pdb, netpol]
 
 
+STRATEGY_METRICS_PORT = 9200
+
+
+def _container_name(symbol: str) -> str:
+    return "strategy-" + symbol.lower().replace(".", "-")
+
+
 def strategy_objects(
     name: str,
     namespace: str,
@@ -330,42 +338,56 @@ def strategy_objects(
     default_image: str,
     paused: bool,
 ) -> list[dict[str, Any]]:
-    """[ConfigMap, Deployment] of the strategy runtime pointed at its engine."""
+    """[Deployment] of the strategy runtime (`tickplane strategy run`) pointed at its engine.
+
+    The runtime trades one symbol; the pod has one container per symbol, all for the
+    strategy's account, each serving its metrics (P&L...) on its own port from 9200.
+    """
     engine = spec.engine_ref.name
     labels = strategy_labels(name, engine)
     owner = owner_reference("Strategy", name, uid)
     host = f"{engine}.{namespace}.svc"
-    config = {
-        "name": name,
-        "type": spec.type,
-        "account": spec.account,
-        "symbols": list(spec.symbols),
-        "parameters": spec.parameters,
-        "limits": spec.limits.model_dump(exclude_none=True),
-        "engine": {
-            "order_entry": f"tcp://{host}:{ORDER_ENTRY_PORT}",
-            "events": f"tcp://{host}:{EVENTS_PORT}",
-        },
-    }
-    configmap = {
-        "apiVersion": "v1",
-        "kind": "ConfigMap",
-        "metadata": _meta(f"{name}-strategy", namespace, labels, owner),
-        "data": {"strategy.json": json.dumps(config, indent=2, sort_keys=True) + "\n"},
-    }
-    resources = {"cpu": "1", "memory": "512Mi"}
-    container = {
-        "name": "strategy",
-        "image": spec.image or default_image,
-        "imagePullPolicy": "IfNotPresent",
-        "command": ["tickplane", "strategy", "run", "--config", f"{CONFIG_DIR}/strategy.json"],
-        "resources": {"requests": dict(resources), "limits": dict(resources)},
-        "securityContext": _container_security(),
-        "volumeMounts": [
-            {"name": "config", "mountPath": CONFIG_DIR, "readOnly": True},
-            {"name": "tmp", "mountPath": "/tmp"},
-        ],
-    }
+    limit_flags = []
+    for flag, value in (
+        ("--max-position", spec.limits.max_position),
+        ("--max-orders-per-sec", spec.limits.max_orders_per_second),
+        ("--max-loss", spec.limits.max_loss),
+    ):
+        if value is not None:
+            limit_flags.append(f"{flag}={value}")
+    resources = {"cpu": "500m", "memory": "256Mi"}
+    containers = []
+    for i, symbol in enumerate(spec.symbols):
+        containers.append(
+            {
+                "name": _container_name(symbol),
+                "image": spec.image or default_image,
+                "imagePullPolicy": "IfNotPresent",
+                "command": [
+                    "tickplane",
+                    "strategy",
+                    "run",
+                    f"--strategy={spec.type}",
+                    f"--engine=tcp://{host}:{ORDER_ENTRY_PORT}",
+                    f"--events=tcp://{host}:{EVENTS_PORT}",
+                    f"--account={spec.account}",
+                    f"--symbol={symbol}",
+                    f"--metrics-port={STRATEGY_METRICS_PORT + i}",
+                    *limit_flags,
+                ],
+                # The runtime reads its parameters from here (a JSON object).
+                "env": [
+                    {
+                        "name": "TICKPLANE_STRATEGY_PARAMS",
+                        "value": json.dumps(spec.parameters, sort_keys=True),
+                    }
+                ],
+                "ports": [{"name": f"metrics-{i}", "containerPort": STRATEGY_METRICS_PORT + i}],
+                "resources": {"requests": dict(resources), "limits": dict(resources)},
+                "securityContext": _container_security(),
+                "volumeMounts": [{"name": "tmp", "mountPath": "/tmp"}],
+            }
+        )
     selector = {f"{GROUP}/strategy": name}
     deployment = {
         "apiVersion": "apps/v1",
@@ -374,24 +396,23 @@ def strategy_objects(
         "spec": {
             "replicas": 0 if paused else spec.replicas,
             "selector": {"matchLabels": selector},
-            # One runtime per account at a time: never two trading through a rollout.
+            # One runtime per account and symbol at a time: never two through a rollout.
             "strategy": {"type": "Recreate"},
             "template": {
                 "metadata": {
                     "labels": labels,
-                    "annotations": {REVISION_ANNOTATION: revision_hash(config, container)},
+                    "annotations": {REVISION_ANNOTATION: revision_hash(containers)},
                 },
                 "spec": {
                     "automountServiceAccountToken": False,
                     "enableServiceLinks": False,
+                    # The runtime cancels its orders on SIGTERM before it exits.
+                    "terminationGracePeriodSeconds": 30,
                     "securityContext": _pod_security(),
-                    "containers": [container],
-                    "volumes": [
-                        {"name": "config", "configMap": {"name": f"{name}-strategy"}},
-                        {"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}},
-                    ],
+                    "containers": containers,
+                    "volumes": [{"name": "tmp", "emptyDir": {"sizeLimit": "64Mi"}}],
                 },
             },
         },
     }
-    return [configmap, deployment]
+    return [deployment]

@@ -27,6 +27,7 @@ __all__ = [
     "ResourcesSpec",
     "RiskLimitsSpec",
     "RiskSpec",
+    "StrategyLimitsSpec",
     "StrategySpec",
     "StrategyStatus",
     "SymbolSpec",
@@ -308,6 +309,16 @@ class EngineRef(_Model):
     name: str = Field(min_length=1, max_length=63, pattern=_DNS_LABEL)
 
 
+class StrategyLimitsSpec(_Model):
+    """The strategy runtime's own limits (engine/strategy/limits.py); unset is none."""
+
+    max_position: int | None = Field(default=None, ge=1, description="Absolute lots.")
+    max_orders_per_second: int | None = Field(default=None, ge=1)
+    max_loss: int | None = Field(
+        default=None, ge=1, description="Loss (ticks x lots) at which the strategy pauses."
+    )
+
+
 class StrategySpec(_Model):
     """A trading strategy run by the strategy runtime against one engine."""
 
@@ -342,7 +353,7 @@ class StrategySpec(_Model):
         pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
         json_schema_extra=_immutable("account"),
     )
-    limits: RiskLimitsSpec = RiskLimitsSpec()
+    limits: StrategyLimitsSpec = StrategyLimitsSpec()
     replicas: int = Field(default=1, ge=0, le=64)
     paused: bool = False
     image: str | None = Field(default=None, max_length=512)
@@ -358,6 +369,7 @@ class StrategyStatus(_Model):
     ready_replicas: int | None = None
     selector: str | None = None
     engine: str | None = None
-    pnl: str | None = Field(
-        default=None, description="Realized + unrealized P&L, a decimal string."
+    pnl: float | None = Field(
+        default=None,
+        description="P&L over every symbol: realized + unrealized - fees (ticks x lots).",
     )

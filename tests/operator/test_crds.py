@@ -55,7 +55,7 @@ def test_examples_are_admitted_with_defaults(
         api.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", "mm-goog")
     )
     assert strategy["spec"]["paused"] is False
-    assert strategy["spec"]["parameters"] == {"spreadTicks": 2, "quoteQty": 100}
+    assert strategy["spec"]["parameters"] == {"qty": 100, "max_inventory": 1000}
 
 
 def test_a_minimal_engine_gets_every_default(
@@ -112,7 +112,7 @@ def test_kubectl_get_shows_the_columns(
     control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "strategy.yaml"))
     out = control_plane.kubectl("get", "strategies", "-n", namespace).stdout.splitlines()
     assert out[0].split()[:5] == ["NAME", "ENGINE", "TYPE", "ACCOUNT", "REPLICAS"]
-    assert out[1].split()[:5] == ["mm-goog", "nasdaq", "market-maker", "mm-desk", "1"]
+    assert out[1].split()[:5] == ["mm-goog", "nasdaq", "market_maker", "mm-desk", "1"]
 
 
 def _engine(**changes: Any) -> dict[str, Any]:

@@ -4,6 +4,11 @@ engine's live figures (pinned CPU, sequence, orders/s, p99) from its HTTP port."
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -11,9 +16,15 @@ import msgspec
 
 from tests.engine.conftest import EngineProcess, free_port
 from tickplane.core.client import EngineClient
-from tickplane.operator.figures import Sample, parse_metrics, scrape, window_figures
-from tickplane.operator.render import engine_config
-from tickplane.operator.resources import TradingEngineSpec
+from tickplane.operator.figures import (
+    Sample,
+    parse_metrics,
+    scrape,
+    strategy_pnl,
+    window_figures,
+)
+from tickplane.operator.render import engine_config, strategy_objects
+from tickplane.operator.resources import StrategySpec, TradingEngineSpec
 
 
 def rendered_engine(tmp_path: Path) -> EngineProcess:
@@ -85,3 +96,56 @@ tickplane_engine_request_seconds_sum 0.05
     assert p99 is not None and abs(p99 - (0.001 + 0.009 * (198 - 50) / 150)) < 1e-12
     # A restarted engine (counters reset) gives no figures rather than negative ones.
     assert window_figures(after, Sample(13.0, 5.0, after.buckets)) == (None, None)
+
+
+def test_strategy_deployment_command_runs_and_reports_pnl(tmp_path: Path) -> None:
+    """The Deployment's command line, pointed at a real engine, runs the strategy runtime,
+    whose /metrics give the P&L the operator writes into the Strategy's status."""
+    engine = rendered_engine(tmp_path)
+    engine.start()
+    spec = StrategySpec.model_validate(
+        {
+            "engineRef": {"name": "figures"},
+            "type": "market_maker",
+            "parameters": {"qty": 10},
+            "symbols": ["GOOG"],
+            "account": "mm-test",
+            "limits": {"maxPosition": 1000},
+        }
+    )
+    (deployment,) = strategy_objects("mm", "ns", "uid", spec, default_image="i", paused=False)
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    metrics_port = free_port()
+    # The pod's command with the cluster's addresses replaced by the loopback engine's.
+    argv = [
+        f"--engine={engine.order_entry}"
+        if a.startswith("--engine=")
+        else f"--events={engine.events}"
+        if a.startswith("--events=")
+        else f"--metrics-port={metrics_port}"
+        if a.startswith("--metrics-port=")
+        else a
+        for a in container["command"][1:]
+    ]
+    env = {**os.environ, **{e["name"]: e["value"] for e in container["env"]}}
+    log = (tmp_path / "strategy.log").open("wb")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tickplane.cli.main", *argv],
+        stdout=log, stderr=subprocess.STDOUT, env=env,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        url = f"http://127.0.0.1:{metrics_port}/metrics"
+        pnl = None
+        while pnl is None:
+            assert proc.poll() is None, (tmp_path / "strategy.log").read_text()
+            assert time.monotonic() < deadline, "the strategy runtime served no P&L"
+            try:
+                pnl = strategy_pnl(url)
+            except OSError:
+                time.sleep(0.2)  # not listening yet
+        assert isinstance(pnl, float)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(30)
+        assert engine.stop() == 0, engine.log_text()

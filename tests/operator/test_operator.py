@@ -315,13 +315,22 @@ def test_strategy_waits_for_its_engine_then_runs(
     )
     assert dep.spec.replicas == 1
     container = dep.spec.template.spec.containers[0]
+    assert container.name == "strategy-goog"
     assert container.resources.requests == container.resources.limits
     assert container.security_context.read_only_root_filesystem is True
-    cm = json.loads(
-        c.core.read_namespaced_config_map("mm-goog-strategy", namespace).data["strategy.json"]
-    )
-    assert cm["engine"]["order_entry"] == f"tcp://later.{namespace}.svc:5555"
-    assert cm["account"] == "mm-desk" and cm["parameters"] == {"quoteQty": 100, "spreadTicks": 2}
+    assert container.command[:3] == ["tickplane", "strategy", "run"]
+    for arg in (
+        "--strategy=market_maker",
+        f"--engine=tcp://later.{namespace}.svc:5555",
+        f"--events=tcp://later.{namespace}.svc:5556",
+        "--account=mm-desk",
+        "--symbol=GOOG",
+        "--max-position=5000",
+        "--max-loss=1000000",
+    ):
+        assert arg in container.command
+    params = {e.name: e.value for e in container.env}["TICKPLANE_STRATEGY_PARAMS"]
+    assert json.loads(params) == {"max_inventory": 1000, "qty": 100}
     control_plane.kubectl("scale", "-n", namespace, "strategy/mm-goog", "--replicas=2")
     eventually(
         lambda: (

@@ -46,5 +46,5 @@ def test_paused_strategy_has_no_replicas() -> None:
         {"engineRef": {"name": "e"}, "type": "mm", "symbols": ["GOOG"], "account": "a"}
     )
     for paused, replicas in ((False, 1), (True, 0)):
-        _, deployment = strategy_objects("s", "ns", "uid", spec, default_image="i:1", paused=paused)
+        (deployment,) = strategy_objects("s", "ns", "uid", spec, default_image="i:1", paused=paused)
         assert deployment["spec"]["replicas"] == replicas
