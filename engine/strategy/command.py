@@ -208,6 +208,7 @@ def _run_live(args: argparse.Namespace) -> int:
     runner = LiveRunner(
         strategy, args.engine, events, account=args.account, metrics_port=args.metrics_port
     )
+    code = 0
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(runner.run(duration=args.duration or None))
-    return 0
+        code = asyncio.run(runner.run(duration=args.duration or None))
+    return code

@@ -167,8 +167,10 @@ class LiveRunner:
         """Ask `run` to finish (cancels the strategy's orders first)."""
         self._stop.set()
 
-    async def run(self, duration: float | None = None) -> None:
-        """Run until `stop()`, SIGINT/SIGTERM or `duration` seconds."""
+    async def run(self, duration: float | None = None) -> int:
+        """Run until `stop()`, SIGINT/SIGTERM or `duration` seconds: 0. Waits for an
+        engine that is not there yet; 1 if the event stream fails (it cannot resync:
+        a restart starts clean)."""
         loop = asyncio.get_running_loop()
         server = None
         if self.metrics_port:
@@ -185,29 +187,37 @@ class LiveRunner:
             msgspec.json.encode(s.params).decode(),
         )
         self.client.connect()
+        deadline = loop.time() + duration if duration else None
         try:
-            pong = await self.client.ping()
-            start = (pong.last_seq + 1) if isinstance(pong, wire.Ack) else None
-            consumer = loop.create_task(self._consume(start))
+            pong = await self._reach_engine()
+            if pong is None:
+                return 0
+            consumer = loop.create_task(self._consume(pong.last_seq + 1))
             sender = loop.create_task(self._send_loop())
+            stopped = loop.create_task(self._stop.wait())
             self.strategy._handle_start()
             self.ready.set()
+            code = 0
             try:
-                if duration:
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._stop.wait(), duration)
-                else:
-                    await self._stop.wait()
+                left = deadline - loop.time() if deadline is not None else None
+                await asyncio.wait(
+                    {stopped, consumer}, timeout=left, return_when=asyncio.FIRST_COMPLETED
+                )
+                if consumer.done() and not consumer.cancelled():
+                    log.error("the event stream failed: %r; stopping", consumer.exception())
+                    code = 1
                 self._stopping = True
                 self.strategy.cancel_all()
-                await self._drain()
+                if code == 0:
+                    await self._drain()
             finally:
                 self.set_timer(0)
-                for task in (sender, consumer):
+                for task in (sender, consumer, stopped):
                     task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
+                    with contextlib.suppress(asyncio.CancelledError, EngineError):
                         await task
                 self.strategy._handle_stop()
+            return code
         finally:
             await self.client.close()
             for sig in (signal.SIGINT, signal.SIGTERM):
@@ -215,6 +225,23 @@ class LiveRunner:
                     loop.remove_signal_handler(sig)
             if server is not None:
                 server.shutdown()
+
+    async def _reach_engine(self) -> wire.Ack | None:
+        """Ping until the engine answers (None if stopped first)."""
+        while not self._stop.is_set():
+            try:
+                pong = await self.client.ping()
+            except EngineError as exc:
+                log.warning(
+                    "engine at %s not reachable (%s); retrying", self.client.order_entry, exc
+                )
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._stop.wait(), 1.0)
+                continue
+            if isinstance(pong, wire.Ack):
+                return pong
+            raise EngineError(f"the engine refused a ping: {pong.reason}")
+        return None
 
     async def _drain(self, timeout: float = 5.0) -> None:
         """Wait (at most `timeout`) until every request went out and every live order

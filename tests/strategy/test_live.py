@@ -5,6 +5,7 @@ agrees with the engine's."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import subprocess
 import sys
@@ -171,3 +172,43 @@ def test_default_events_endpoint() -> None:
     assert default_events_endpoint("tcp://127.0.0.1:5555") == "tcp://127.0.0.1:5556"
     with pytest.raises(ValueError, match="tcp://HOST:PORT"):
         default_events_endpoint("ipc:///x")
+
+
+def test_the_runner_waits_for_an_engine_that_is_not_up_yet(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.WARNING, logger="tickplane.strategy.live")
+    eng = EngineProcess(
+        tmp_path,
+        {
+            "name": "late",
+            "order_entry": f"tcp://127.0.0.1:{free_port()}",
+            "events": f"tcp://127.0.0.1:{free_port()}",
+            "http_port": free_port(),
+            "journal_dir": str(tmp_path / "journal"),
+            "symbols": [{"name": "GOOG"}],
+            "pin_cpu": False,
+            "market": {"source": "synthetic", "rate": 200.0, "seed": 3},
+        },
+    )
+    s = build("twap", {"total_qty": 10, "duration_s": 0.5, "slices": 2}, symbol="GOOG")
+    runner = LiveRunner(
+        s, eng.order_entry, eng.events, account="late-twap", registry=CollectorRegistry()
+    )
+    runner.client.timeout = 0.5
+
+    async def main() -> int:
+        task = asyncio.create_task(runner.run())
+        await asyncio.sleep(0)  # let it try the engine that is not there
+        assert not runner.ready.is_set()
+        await asyncio.get_running_loop().run_in_executor(None, eng.start)
+        await wait_for(lambda: getattr(s, "slice", 0) >= 2 and not s.open_orders())
+        runner.stop()
+        return await task
+
+    try:
+        assert asyncio.run(main()) == 0
+    finally:
+        eng.stop()
+    assert runner.ready.is_set() and s.position > 0
+    assert "not reachable" in caplog.text  # it did try before the engine was up
