@@ -187,11 +187,22 @@ class EngineClient:
         qty: int | None = None,
         price: int | None = None,
         stop_price: int | None = None,
+        trail_price: int | None = None,
+        trail_percent: float | None = None,
     ) -> wire.Reply:
         """Replace an order's open quantity and/or price (a held stop-loss leg: also its
-        stop price)."""
+        stop price; a trailing stop: its quantity and trail)."""
         return await self.request(
-            wire.ReplaceOrder(self.next_req(), account, order_id, qty, price, stop_price)
+            wire.ReplaceOrder(
+                self.next_req(),
+                account,
+                order_id,
+                qty,
+                price,
+                stop_price,
+                trail_price,
+                trail_percent,
+            )
         )
 
     async def mass_cancel(

@@ -122,6 +122,8 @@ class ReplaceOrder(_Msg, tag="replace"):
     qty: int | None = None
     price: int | None = None
     stop_price: int | None = None  # a held stop-loss leg's stop (docs/order-classes.md)
+    trail_price: int | None = None  # a trailing stop's trail, of the kind it has
+    trail_percent: float | None = None
 
 
 class MassCancel(_Msg, tag="mass_cancel"):

@@ -486,10 +486,21 @@ class ContingentOrders:
         price: int | None,
         stop_price: int | None,
         ts: int,
+        qty: int | None = None,
+        trail_price: int | None = None,
+        trail_percent: float | None = None,
     ) -> list[Event]:
-        """A user moves a leg's limit and/or stop price (its quantity follows its parent)."""
+        """A user moves a leg's limit and/or stop price (its quantity follows its
+        parent), or a trailing stop's quantity and/or trail (which may trigger it)."""
         h = self.orders[order_id]
         out: list[Event] = []
+        if qty is not None:
+            h.qty = h.target = qty
+        if trail_price is not None:
+            h.trail_price = trail_price
+        if trail_percent is not None:
+            h.trail_percent = trail_percent
+            h.trail_units = trail_units(trail_percent)
         if stop_price is not None:
             h.stop_price = stop_price
         if price is not None:

@@ -683,7 +683,9 @@ class EngineService:
                 return wire.Reject(req.req, "bad_replace", message), []
 
             if h.parent_id is None:
-                return no("a trailing stop is not replaced: cancel it and submit another")
+                return self._replace_trailing(req, touched)
+            if req.trail_price is not None or req.trail_percent is not None:
+                return no("trail_price and trail_percent are a trailing stop's")
             if req.qty is not None:
                 return no("a leg's quantity follows its parent's fills")
             if h.triggered:
@@ -704,6 +706,47 @@ class EngineService:
                 "stop_price": req.stop_price,
             }
         mark = {"contingent": fields, "ts": time.time_ns()}
+        self.journal.append_mark(mark)
+        events = self._apply_mark(mark)
+        self._since_snapshot += 1
+        touched.add(st.symbol_index[h.symbol])
+        return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
+
+    def _replace_trailing(
+        self, req: wire.ReplaceOrder, touched: set[int]
+    ) -> tuple[wire.Reply, list[Event]]:
+        """A trailing stop's quantity and/or trail (of the kind it has), until it
+        triggers; a MARK, as every change of a held order."""
+        assert self.journal is not None
+        st = self.state
+        h = st.contingent.orders[req.order_id]
+
+        def no(message: str) -> tuple[wire.Reply, list[Event]]:
+            return wire.Reject(req.req, "bad_replace", message), []
+
+        if h.triggered:
+            return no("the trailing stop triggered: its order is working")
+        if req.price is not None or req.stop_price is not None:
+            return no("a trailing stop has no price or stop_price: replace its trail")
+        if req.qty is None and req.trail_price is None and req.trail_percent is None:
+            return no("give qty, trail_price or trail_percent")
+        if req.qty is not None and _number(req.qty) < 0:
+            return no(f"qty: an integer 1..{MAX_FIELD}")
+        if req.trail_price is not None and (h.trail_price is None or _number(req.trail_price) < 0):
+            return no("trail_price: ticks, for a trailing stop placed with trail_price")
+        pct = req.trail_percent
+        if pct is not None and (h.trail_percent is None or not 0 < pct < 100):
+            return no("trail_percent: 0 < p < 100, for a trailing stop placed with it")
+        mark = {
+            "contingent": {
+                "kind": "replace",
+                "order_id": h.id,
+                "qty": req.qty,
+                "trail_price": req.trail_price,
+                "trail_percent": None if pct is None else float(pct),
+            },
+            "ts": time.time_ns(),
+        }
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
         self._since_snapshot += 1

@@ -330,10 +330,12 @@ class EngineState:
             elif isinstance(ev, OrderReplaced):
                 risk.on_replaced(ev.id, ev.qty, ev.price)
             elif isinstance(ev, OrderRejected):
-                coid = self.client_order_ids.pop(ev.id, None)
-                if coid is not None and c is not None and c.op == Op.NEW and ev.id == c.id:
-                    # a refused order does not keep its client order id: a retry may pass
-                    self.idempotency.forget(c.account, coid, c.id)
+                # Only a refused NEW ends an order (a refused replace leaves it live): it
+                # does not keep its client order id, so a retry may pass.
+                if c is not None and c.op == Op.NEW and ev.id == c.id:
+                    coid = self.client_order_ids.pop(ev.id, None)
+                    if coid is not None:
+                        self.idempotency.forget(c.account, coid, c.id)
 
     def _number(self, out: list[Event]) -> list[Event]:
         for ev in out:
@@ -378,7 +380,14 @@ class EngineState:
             out = held.cancel(self, int(mark["order_id"]), ts)
         else:
             out = held.replace(
-                self, int(mark["order_id"]), mark.get("price"), mark.get("stop_price"), ts
+                self,
+                int(mark["order_id"]),
+                mark.get("price"),
+                mark.get("stop_price"),
+                ts,
+                mark.get("qty"),
+                mark.get("trail_price"),
+                mark.get("trail_percent"),
             )
         return self._number(out)
 

@@ -120,6 +120,26 @@ def test_a_buy_trailing_stop_by_percent_follows_the_low(engine: EngineProcess) -
     run(engine, body)
 
 
+def test_a_trailing_stop_takes_a_new_quantity_and_trail(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        await trade_at(c, 100)
+        ts = oid(await c.submit("carol", "GOOG", "sell", "trailing_stop", 5, trail_price=3))
+        await trade_at(c, 105)
+        await trade_at(c, 103)  # the high is 105: the stop 102
+        r = await c.replace("carol", ts, qty=4)
+        assert [(e.id, e.qty, e.stop_price) for e in of(r, OrderReplaced)] == [(ts, 4, 102)]
+        bad = reject(await c.replace("carol", ts, trail_percent=1.0))
+        assert bad.reason == "bad_replace"  # placed with trail_price: its trail is ticks
+        assert reject(await c.replace("carol", ts, price=101)).reason == "bad_replace"
+        ack(await c.submit("dave", "GOOG", "buy", "limit", 10, price=103))
+        # a trail of 2 puts the stop at 103, where the last trade is: it triggers now
+        r = await c.replace("carol", ts, trail_price=2)
+        assert [(e.id, e.stop_price) for e in of(r, StopTriggered)] == [(ts, 103)]
+        assert [(t.taker, t.qty, t.price) for t in of(r, Trade)] == [(ts, 4, 103)]
+
+    run(engine, body)
+
+
 # -- brackets ---------------------------------------------------------------------------
 
 

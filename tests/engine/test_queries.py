@@ -115,6 +115,11 @@ def test_open_orders_are_the_accounts_own(engine: EngineProcess) -> None:
         assert only is not None and [o.id for o in only] == [stop.order_id]
         assert ack(await c.list_orders("nobody")).orders == []
         assert reject(await c.list_orders("alice", "MSFT")).reason == "unknown_symbol"
+        # a replace the core refuses leaves the order as it was, client order id included
+        refused = ack(await c.replace("alice", limit.order_id or 0, price=0))
+        assert [type(e).__name__ for e in refused.events] == ["OrderRejected"]
+        kept = ack(await c.get_order("alice", limit.order_id or 0)).order
+        assert kept is not None and (kept.price, kept.client_order_id) == (99, "a-1")
         # a partial fill shows the open quantity
         ack(await c.submit("carol", "GOOG", "sell", "limit", 2, price=99))
         after = ack(await c.list_orders("alice", "GOOG")).orders
