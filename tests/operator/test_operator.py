@@ -81,7 +81,7 @@ class Cluster:
 
 
 def test_engine_objects_are_exactly_right(
-    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+    operator: OperatorProcess, control_plane: Any, api_client: client.ApiClient, namespace: str
 ) -> None:
     c = Cluster(api_client, namespace)
     c.create(ENGINES, engine_body("nasdaq"))
@@ -143,6 +143,8 @@ def test_engine_objects_are_exactly_right(
         got = condition(running, kind)
         assert got is not None and got["observedGeneration"] == running["metadata"]["generation"]
     assert condition(running, "Degraded")["status"] == "False"  # type: ignore[index]
+    row = control_plane.kubectl("get", "te", "nasdaq", "-n", namespace).stdout.splitlines()[1]
+    assert row.split()[1:6] == ["GOOG,AAPL", "internal", "2", "Running", "True"]
     events = eventually(
         lambda: (
             [
