@@ -212,3 +212,28 @@ def test_the_runner_waits_for_an_engine_that_is_not_up_yet(
         eng.stop()
     assert runner.ready.is_set() and s.position > 0
     assert "not reachable" in caplog.text  # it did try before the engine was up
+
+
+def test_sma_crossover_trades_live_on_bars_built_from_trades(
+    market_engine: EngineProcess,
+) -> None:
+    s = build("sma_crossover", {"fast": 2, "slow": 4, "qty": 3, "bar_seconds": 0.1}, symbol="GOOG")
+    runner = LiveRunner(
+        s,
+        market_engine.order_entry,
+        market_engine.events,
+        account="sma-live",
+        registry=CollectorRegistry(),
+    )
+
+    async def main() -> None:
+        task = asyncio.create_task(runner.run())
+        # A buy on an upward cross, then a sell on the next downward one.
+        await wait_for(lambda: any(o.side == "sell" and o.filled for o in s.orders.values()))
+        runner.stop()
+        await task
+
+    asyncio.run(main())
+    signals = s.signals  # type: ignore[attr-defined]
+    assert [side for _, side in signals[:2]] == ["buy", "sell"]
+    assert asyncio.run(engine_position(market_engine, "sma-live")) == s.position
