@@ -35,8 +35,10 @@ def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(helm: Path, namespace: str, *sets: str) -> str:
+def render(helm: Path, namespace: str, *sets: str, crds: bool = False) -> str:
     args = ["template", "tp", str(CHART), "--namespace", namespace]
+    if crds:
+        args.append("--include-crds")  # Helm's crds/ folder, as `helm install` sends it
     args += ["--kube-version", KUBE_VERSION]
     for s in sets:
         args += ["--set", s]
@@ -86,7 +88,7 @@ def test_values_schema_rejects_bad_values(helm: Path) -> None:
 def test_rendered_chart_is_accepted_by_the_apiserver(
     sets: list[str], helm: Path, crds: Path, control_plane: ControlPlane, namespace: str
 ) -> None:
-    text = render(helm, namespace, *sets)
+    text = render(helm, namespace, *sets, crds=True)
     kinds = [d["kind"] for d in documents(text)]
     for kind in ("CustomResourceDefinition", "ClusterRole", "ServiceAccount", "Deployment"):
         assert kind in kinds
@@ -143,3 +145,23 @@ def test_plain_rbac_manifest_matches_the_chart(helm: Path) -> None:
     plain = (REPO / "manifests" / "rbac" / "operator.yaml").read_text()
     assert rules(documents(plain)) == rules(documents(chart.stdout))
     assert len(rules(documents(plain))) == 4
+
+
+def test_first_install_order(helm: Path) -> None:
+    """A fresh `helm install` checks every template against the API before creating
+    anything: a custom object in the templates needs its CRD in Helm's crds/ folder
+    (installed first), never among the templates."""
+
+    def kinds(folder: Path) -> set[str]:
+        return {
+            str(yaml.safe_load(f.read_text())["spec"]["names"]["kind"])
+            for f in folder.glob("*.yaml")
+        }
+
+    first = kinds(CHART / "crds")
+    templated = kinds(CHART / "files" / "crds")
+    assert templated == {"TradingEngine", "Strategy"} and "ClusterKopfPeering" in first
+    for doc in documents(render(helm, "tp")):
+        assert doc["kind"] not in templated, f"a {doc['kind']} in the templates"
+        if doc["apiVersion"].split("/")[0].endswith(("kopf.dev", "tickplane.io")):
+            assert doc["kind"] in first, f"{doc['kind']}: its CRD is not installed first"
