@@ -96,8 +96,10 @@ def log_out() -> None:
 def report(exc: GatewayError, what: str) -> None:
     """An error as a banner: down (red), not available (grey), refused (orange)."""
     if isinstance(exc, GatewayDown):
+        # The gateway answers but the engine (or the venue) behind it does not.
+        down = "Engine" if exc.reason in ("engine_unavailable", "venue_unavailable") else "Gateway"
         st.error(
-            f"**Gateway unavailable** while loading {what}: {exc.message}",
+            f"**{down} unavailable** while loading {what}: {exc.message}",
             icon=":material/cloud_off:",
         )
     elif isinstance(exc, NotAvailable):

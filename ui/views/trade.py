@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from tickplane.ui import session
-from tickplane.ui.gateway import Book, GatewayError, NotAvailable, Trade
+from tickplane.ui.gateway import Book, GatewayError, NotAvailable, Order, Trade
 from tickplane.ui.units import ORDER_TYPES, SIDES, TIFS, SymbolSpec, TicketError, validate_ticket
 
 __all__ = ["ladder_frame", "render"]
@@ -87,7 +87,7 @@ def _ticket(spec: SymbolSpec) -> None:
             else:
                 st.session_state.ticket_result = (
                     "sent",
-                    {ticket.describe(): f"order #{order.id}: {order.status.replace('_', ' ')}"},
+                    {ticket.describe(): _outcome(order, spec)},
                 )
     result = st.session_state.get("ticket_result")
     if result:
@@ -99,6 +99,16 @@ def _ticket(spec: SymbolSpec) -> None:
             st.warning("Refused by the platform\n\n" + text, icon=":material/block:")
         else:
             st.error("Not sent: fix the ticket\n\n" + text, icon=":material/edit:")
+
+
+def _outcome(order: Order, spec: SymbolSpec) -> str:
+    """What became of a sent order: `order #12: new`, `order #13: filled 5 @ 100.01`."""
+    text = f"order #{order.id}: {order.status.replace('_', ' ')}"
+    if order.filled_qty and order.avg_fill_price is not None:
+        text += f" {spec.shares(order.filled_qty)} @ {spec.show(order.avg_fill_price, extra=2)}"
+    if order.reason:
+        text += f" ({order.reason.replace('_', ' ')})"
+    return text
 
 
 # -- the live market pane ----------------------------------------------------------------------
