@@ -39,27 +39,41 @@ class OperatorOptions:
 
 def _is_active_peer(api: client.ApiClient, options: OperatorOptions, identity: str) -> bool:
     """Whether no live peer outranks this operator (kopf pauses its watches then; the
-    periodic resync, which kopf does not know about, follows the same rule)."""
+    periodic resync, which kopf does not know about, follows the same rule). Cluster-wide
+    the peering is a ClusterKopfPeering; watching namespaces, a KopfPeering in each."""
     if options.peering is None:
         return True
+    custom = client.CustomObjectsApi(api)
+    objects: list[object] = []
     try:
-        peering = client.CustomObjectsApi(api).get_cluster_custom_object(
-            "kopf.dev", "v1", "clusterkopfpeerings", options.peering
-        )
+        if options.namespaces:
+            for ns in options.namespaces:
+                objects.append(
+                    custom.get_namespaced_custom_object(
+                        "kopf.dev", "v1", ns, "kopfpeerings", options.peering
+                    )
+                )
+        else:
+            objects.append(
+                custom.get_cluster_custom_object(
+                    "kopf.dev", "v1", "clusterkopfpeerings", options.peering
+                )
+            )
     except client.exceptions.ApiException as exc:
         if exc.status == 404:
             return True  # no peering object: kopf runs, and so do we
         raise
     now = datetime.datetime.now(datetime.UTC)
-    for peer_id, peer in (cast(dict[str, Any], peering).get("status") or {}).items():
-        if peer_id == identity or not isinstance(peer, dict):
-            continue
-        seen = datetime.datetime.fromisoformat(str(peer.get("lastseen")))
-        if seen.tzinfo is None:
-            seen = seen.replace(tzinfo=datetime.UTC)
-        alive = now - seen < datetime.timedelta(seconds=float(peer.get("lifetime", 60)))
-        if alive and int(peer.get("priority", 0)) >= options.priority:
-            return False
+    for peering in objects:
+        for peer_id, peer in (cast(dict[str, Any], peering).get("status") or {}).items():
+            if peer_id == identity or not isinstance(peer, dict):
+                continue
+            seen = datetime.datetime.fromisoformat(str(peer.get("lastseen")))
+            if seen.tzinfo is None:
+                seen = seen.replace(tzinfo=datetime.UTC)
+            alive = now - seen < datetime.timedelta(seconds=float(peer.get("lifetime", 60)))
+            if alive and int(peer.get("priority", 0)) >= options.priority:
+                return False
     return True
 
 
