@@ -8,6 +8,7 @@ import itertools
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from streamlit.testing.v1 import AppTest
 
@@ -202,3 +203,19 @@ def test_flatten_all_closes_positions_and_shows_pnl(
     assert list(table["qty"]) == [0]
     # Bought at 100.05, sold into the best bid 99.95: 2 shares x -0.10.
     assert list(table["realized P&L"]) == ["-0.20"]
+
+
+def test_monitoring_shows_the_engine_status(
+    ui_platform: Platform, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    status = httpx.get(f"{ui_platform.engine_url}/status", timeout=5).json()
+    at = _app(ui_platform.gateway, monkeypatch, alice, engine_url=ui_platform.engine_url)
+    at.session_state["page"] = "Monitoring"
+    at.run()
+    assert not at.exception
+    shown = {m.label: m.value for m in at.metric}
+    assert shown["Gateway"] == "up"
+    assert shown["Engine (via gateway)"] == "ready"
+    assert shown["Engine"] == status["engine"]
+    assert shown["CPUs"] == ",".join(str(c) for c in status["cpus"])
+    assert int(shown["Last seq"]) >= status["last_seq"]
