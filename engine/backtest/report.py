@@ -1,8 +1,9 @@
 """The report directory of `tickplane backtest --report DIR`.
 
 Writes `summary.json` (the `--json` object), `trades.csv` (every fill), `equity.png`
-(P&L and drawdown), `position.png` (inventory), `price.png` (the mark with the fills)
-and `index.html`, a summary page showing them. Plots are drawn with matplotlib's Agg
+(P&L and drawdown), `position.png` (inventory), `price.png` (the mark with the fills),
+`queue.png` (size ahead at entry and wait to the first fill of the orders that filled
+from the queue) and `index.html`, a summary page showing them. Plots are drawn with matplotlib's Agg
 backend and saved without a timestamp, so a report is as reproducible as the results.
 """
 
@@ -66,6 +67,21 @@ def _plots(result: BacktestResult, out: Path) -> None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(out / "position.png", dpi=100, metadata=_PNG_META)
+    plt.close(fig)
+
+    fig, (q1, q2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    if result.queue_ahead:
+        q1.hist(result.queue_ahead, bins=30, color="#9467bd")
+        q2.hist([w / 1e9 for w in result.queue_waits_ns], bins=30, color="#8c564b")
+    q1.set_title("lots ahead when the order joined")
+    q1.set_xlabel("lots")
+    q2.set_title("wait to the first fill")
+    q2.set_xlabel("seconds")
+    for a in (q1, q2):
+        a.set_ylabel("orders filled from the queue")
+        a.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(out / "queue.png", dpi=100, metadata=_PNG_META)
     plt.close(fig)
 
     sc = result.price_scale
@@ -146,6 +162,7 @@ every figure in <a href="summary.json">summary.json</a>.</p>
 <img src="equity.png" alt="equity and drawdown">
 <img src="price.png" alt="mark price and fills">
 <img src="position.png" alt="inventory">
+<img src="queue.png" alt="queue position of the orders that filled from the queue">
 <h2>Results</h2>
 <table>
 {table}

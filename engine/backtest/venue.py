@@ -199,9 +199,17 @@ class SimulatedVenue:
         if order.price is None or order.tif in ("ioc", "fok"):
             s._handle_canceled(order.id, "ioc" if order.price is not None else "market")
             return
-        ahead = book.anonymous(side, order.price) + sum(
-            q for _, q in book.level_orders(side, order.price)
-        )
+        own_best = book.best_bid() if side == BUY else book.best_ask()
+        if own_best is None or (
+            order.price > own_best[0] if side == BUY else order.price < own_best[0]
+        ):
+            ahead = 0  # a new best level: first in line
+        elif order.price == own_best[0]:
+            ahead = own_best[1]
+        else:
+            ahead = book.anonymous(side, order.price) + sum(
+                q for _, q in book.level_orders(side, order.price)
+            )
         self._watch = None
         self.resting[order.id] = _Resting(
             order, side, order.price, ahead, self.idx, self.clock, ahead

@@ -87,6 +87,7 @@ def test_each_builtin_runs_and_reports(
         "equity.png",
         "position.png",
         "price.png",
+        "queue.png",
         "trades.csv",
         "summary.json",
     ):
