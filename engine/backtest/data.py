@@ -113,6 +113,14 @@ def _lobster_symbol(name: str, given: str | None) -> str:
 def _parse_time(text: str, where: str) -> int:
     t = text.strip()
     try:
+        # Exact: epoch nanoseconds exceed a float's 53 bits, so whole and fractional
+        # seconds are converted apart.
+        whole, _, frac = t.partition(".")
+        if whole.lstrip("-").isdigit() and (not frac or frac.isdigit()):
+            ns = int(whole) * 1_000_000_000
+            return ns + (int(frac[:9].ljust(9, "0")) if frac else 0) * (
+                -1 if t.startswith("-") else 1
+            )
         return round(float(t) * 1e9)
     except ValueError:
         pass
