@@ -763,6 +763,41 @@ cdef class MatchingEngine:
                 self.n_events = 0
         return out
 
+    def process_rows(self, commands):
+        """Run a numpy array of COMMAND_DTYPE in one call, as `process` does; return its
+        events as `event_rows` gives them (tuples in EVENT_DTYPE's field order) and, per
+        command, how many of them it produced (recovery books them without an array)."""
+        cdef cnp.ndarray arr
+        cdef cnp.ndarray counts
+        cdef const Command* base
+        cdef int64_t* cp
+        cdef Py_ssize_t i, n, before
+        cdef Event* ev
+        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
+        arr = np.ascontiguousarray(commands)
+        base = <const Command*>cnp.PyArray_DATA(arr)
+        n = arr.shape[0]
+        counts = np.zeros(n, dtype=np.int64)
+        cp = <int64_t*>cnp.PyArray_DATA(counts)
+        self.n_events = 0
+        with nogil:
+            for i in range(n):
+                before = self.n_events
+                self.c_command(&base[i])
+                cp[i] = self.n_events - before
+                if self.oom:
+                    break
+        self._check()
+        rows = self.event_rows()
+        if self.events_cap > 65536:  # give a big batch's buffer back
+            ev = <Event*>realloc(self.evbuf, 4096 * sizeof(Event))
+            if ev != NULL:
+                self.evbuf = ev
+                self.events_cap = 4096
+                self.n_events = 0
+        return rows, counts.tolist()
+
     # -- queries ------------------------------------------------------------------------------
 
     def __len__(self):

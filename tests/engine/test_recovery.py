@@ -1,0 +1,180 @@
+"""Recovery books journaled commands without building events the event log holds.
+
+An in-process engine takes a seeded random flow (several accounts, resting and crossing
+orders, IOC, cancels, replaces, bad fields, client order ids, a circuit breaker that
+halts and resumes); then engines recover from copies of its journal, with its event log
+cut at several points (nothing kept, half, all), and with the fast path switched off.
+Each must equal the live engine: the same last seq, books, risk and position state, and
+an event log holding exactly the events the live engine published.
+"""
+
+from __future__ import annotations
+
+import random
+import shutil
+import socket
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickplane.core import wire
+from tickplane.core.config import (
+    CircuitBreakerConfig,
+    EngineConfig,
+    RiskConfig,
+    RiskLimits,
+    SymbolConfig,
+)
+from tickplane.core.events import Event
+from tickplane.engine import recovery
+from tickplane.engine.eventlog import EventLog
+from tickplane.engine.journal import FsyncPolicy, JournalWriter
+from tickplane.engine.service import EngineService
+
+SYMBOLS = ["GOOG", "AAPL"]
+
+
+def _endpoint() -> str:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
+
+
+def _config(journal: Path) -> EngineConfig:
+    return EngineConfig(
+        name="recovery-test",
+        order_entry=_endpoint(),
+        events=_endpoint(),
+        http_port=0,
+        journal_dir=str(journal),
+        symbols=[SymbolConfig(s) for s in SYMBOLS],
+        fsync="none",
+        snapshot_every=0,
+        pin_cpu=False,
+        risk=RiskConfig(
+            default=RiskLimits(),
+            circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=10**6),
+        ),
+    )
+
+
+def _flow(seed: int, n: int) -> list[wire.Request]:
+    rng = random.Random(seed)
+    out: list[wire.Request] = []
+    ids = 0  # order ids the engine hands out, as it does: 1, 2, ... (rejects included)
+    for req in range(1, n + 1):
+        r = rng.random()
+        account = f"acct{rng.randrange(4)}"
+        if r < 0.65 or ids < 5:
+            ids += 1
+            side = rng.choice(["buy", "sell", "buy", "sell", "bad"])
+            crossing = rng.random() < 0.25
+            price = 100 + rng.randrange(1, 8) * (-1 if (side == "buy") != crossing else 1)
+            out.append(
+                wire.NewOrder(
+                    req,
+                    account,
+                    rng.choice(SYMBOLS),
+                    side,
+                    rng.choice(["limit", "limit", "limit", "market"]),
+                    rng.randrange(1, 25),
+                    price=price,
+                    tif=rng.choice(["gtc", "gtc", "ioc"]),
+                    client_order_id=f"c{req}" if rng.random() < 0.3 else None,
+                )
+            )
+        elif r < 0.85:
+            out.append(wire.CancelOrder(req, account, rng.randrange(1, ids + 1)))
+        else:
+            target = rng.randrange(1, ids + 1)
+            out.append(wire.ReplaceOrder(req, account, target, qty=rng.randrange(1, 25)))
+    return out
+
+
+def _state(svc: EngineService) -> dict[str, Any]:
+    st = svc.state
+    return {
+        "seq": st.seq,
+        "core": {k: v.tolist() for k, v in st.core.dump().items()},
+        "positions": st.positions.snapshot(),
+        "risk": st.risk.snapshot(),
+        "client_order_ids": dict(st.client_order_ids),
+        "idempotency": st.idempotency.dump(),
+        "accounts": list(st.accounts),
+    }
+
+
+def _logged(log: EventLog, last: int) -> list[Event]:
+    out: list[Event] = []
+    while len(out) < last:
+        page = log.read(len(out) + 1, last, 10_000)
+        assert page, f"the event log stops at {len(out)} of {last}"
+        out += page
+    return out
+
+
+@pytest.fixture(scope="module")
+def live(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> tuple[Path, dict[str, Any], list[Event], list[int]]:
+    """A journal of a random flow, the live engine's state and published events, and
+    the last seq of each batch (where the event log's records end)."""
+    root = tmp_path_factory.mktemp("live")
+    svc = EngineService(_config(root / "journal"))
+    svc.open()
+    try:
+        rng = random.Random(7)
+        flow = _flow(7, 3000)
+        ident = b"\x00client"
+        ends: list[int] = []
+        while flow:
+            k = rng.randrange(1, 60)
+            batch, flow = flow[:k], flow[k:]
+            svc.process([(ident, wire.encode(req)) for req in batch])
+            ends.append(svc.state.seq)
+        assert svc.journal is not None and svc.eventlog is not None
+        svc.journal.commit()
+        state = _state(svc)
+        events = _logged(svc.eventlog, svc.state.seq)
+        kinds = {type(e).__name__ for e in events}
+        assert {"Trade", "OrderRejected", "OrderReplaced", "SymbolHalted"} <= kinds, kinds
+        svc.eventlog.flush()
+        shutil.copytree(root / "journal", root / "kept")  # before close() snapshots
+    finally:
+        svc.close()
+    return root / "kept", state, events, ends
+
+
+@pytest.mark.parametrize("kept", [0.0, 0.5, 1.0])
+@pytest.mark.parametrize("fast", [True, False])
+def test_recovery_equals_the_live_engine(
+    live: tuple[Path, dict[str, Any], list[Event], list[int]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    kept: float,
+    fast: bool,
+) -> None:
+    journal, state, events, ends = live
+    shutil.copytree(journal, tmp_path / "journal")
+    cut = ends[int(len(ends) * kept) - 1] if kept else 0  # a record ends there
+    log = EventLog(tmp_path / "journal")
+    log.truncate_after(cut)
+    assert log.next_seq == cut + 1
+    log.close()
+    if not fast:
+        monkeypatch.setattr(recovery, "fast_path_allowed", lambda state: False)
+    svc = EngineService(_config(tmp_path / "journal"))
+    svc.journal = JournalWriter.open(tmp_path / "journal", FsyncPolicy.NONE)
+    svc.eventlog = EventLog(tmp_path / "journal")
+    try:
+        svc.recover()
+        assert _state(svc) == state
+        assert _logged(svc.eventlog, svc.state.seq) == events
+        # what the in-memory replay buffer lacks comes from the log
+        first = events[len(events) // 3].seq
+        reply = svc._replay(wire.Replay(1, first, first + 4))
+        assert isinstance(reply, wire.Ack) and reply.events == events[first - 1 : first + 4]
+    finally:
+        svc.journal.close()
+        svc.eventlog.close()
