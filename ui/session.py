@@ -89,7 +89,8 @@ def log_in(key_id: str, secret: str) -> str | None:
 
 
 def log_out() -> None:
-    for name in ("key_id", "secret", "account", "_client", "_client_for", "_symbols"):
+    names = ("key_id", "secret", "account", "_client", "_client_for", "_symbols", "login_secret")
+    for name in names:
         st.session_state.pop(name, None)
 
 

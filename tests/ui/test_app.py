@@ -87,6 +87,11 @@ def test_login_keeps_a_good_key_and_refuses_a_bad_one(
     assert at.session_state["account"].startswith("alice")
     assert at.sidebar.radio(key="page").value == "Trade"
 
+    at.sidebar.button(key="logout").click().run()
+    assert not at.exception
+    assert "key_id" not in at.session_state and "secret" not in at.session_state
+    assert at.text_input(key="login_secret").value == ""
+
 
 def test_the_ticket_refuses_bad_input_and_sends_exact_ticks(
     ui_platform: Platform, alice: dict[str, str], monkeypatch: pytest.MonkeyPatch
