@@ -73,6 +73,21 @@ class OperatorContext:
     roll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
     samples: dict[tuple[str, str], Sample] = field(default_factory=dict)
+    #: When the resync loop last finished a round (time.monotonic()); the liveness probe.
+    last_resync: float = field(default_factory=time.monotonic)
+
+    def resync_age(self) -> float:
+        """Seconds since the resync loop last finished a round (failed rounds count: a
+        failing apiserver is not a reason to restart the operator, a hung loop is)."""
+        return time.monotonic() - self.last_resync
+
+    def check_alive(self) -> str:
+        """The liveness probe: raise when the resync loop has stalled."""
+        limit = max(60.0, 6 * self.resync_seconds)
+        age = self.resync_age()
+        if age > limit:
+            raise RuntimeError(f"the resync loop has not finished a round for {age:.0f} s")
+        return f"resync {age:.1f} s ago"
 
     def lock(self, namespace: str, name: str) -> asyncio.Lock:
         """Serializes the reconciliations of one resource (timer and change handlers)."""
@@ -679,6 +694,8 @@ async def resync_forever(
                 await reconcile_strategy(ns, name)
         except Exception:  # the next round tries again; the error is counted and logged
             log.exception("resync failed")
+        finally:
+            ctx.last_resync = time.monotonic()
 
 
 def default_image() -> str:

@@ -129,6 +129,12 @@ class OperatorProcess:
         except OSError:
             return None
 
+    def health(self) -> dict[str, Any]:
+        """The liveness endpoint's JSON (kopf's probe results)."""
+        url = f"http://127.0.0.1:{self.health_port}/healthz"
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return cast(dict[str, Any], json.loads(r.read()))
+
     def metrics(self) -> str:
         """The operator's Prometheus exposition."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/", timeout=5) as r:

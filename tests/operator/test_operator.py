@@ -158,6 +158,7 @@ def test_engine_objects_are_exactly_right(
     )
     assert events[0].involved_object.kind == "TradingEngine"
     assert "tickplane_operator_reconciles_total" in operator.metrics()
+    assert operator.health()["resync"].startswith("resync ")
 
 
 def test_pod_loss_is_degraded_then_recovers(
