@@ -33,8 +33,12 @@ from aiokafka.partitioner import DefaultPartitioner
 from tickplane.core.events import (
     Event,
     KillSwitchChanged,
+    OrderAccepted,
+    OrderCanceled,
     OrderRejected,
+    OrderReplaced,
     PositionChanged,
+    StopTriggered,
     SymbolHalted,
     SymbolResumed,
     TopOfBook,
@@ -61,6 +65,34 @@ def kafka_topics(engine: str) -> dict[str, str]:
     }
 
 
+# Per message type: its tag, fields, topic, the field that keys it and the header that
+# numbers it. A value is `{"type": tag, **fields}`, what `to_dict()` gives, built from
+# `astuple` (nested structs such as book levels encode as arrays, as to_dict makes them).
+_TOPIC_AND_KEY: dict[type[Event | TopOfBook], tuple[str, str]] = {
+    OrderAccepted: ("orders", "symbol"),
+    OrderCanceled: ("orders", "symbol"),
+    OrderReplaced: ("orders", "symbol"),
+    StopTriggered: ("orders", "symbol"),
+    OrderRejected: ("orders", "account"),  # a reject names no symbol
+    KillSwitchChanged: ("orders", "account"),  # None (the whole engine) keys as "*"
+    Trade: ("executions", "symbol"),
+    PositionChanged: ("positions", "symbol"),
+    SymbolHalted: ("marketdata", "symbol"),
+    SymbolResumed: ("marketdata", "symbol"),
+    TopOfBook: ("marketdata", "symbol"),
+}
+_SHAPES: dict[type[Event | TopOfBook], tuple[str, tuple[str, ...], str, str, str]] = {
+    cls: (
+        str(cls.__struct_config__.tag),
+        cls.__struct_fields__,
+        kind,
+        key,
+        "md_seq" if cls is TopOfBook else "seq",
+    )
+    for cls, (kind, key) in _TOPIC_AND_KEY.items()
+}
+
+
 class KafkaSink:
     """Writes batches to Kafka in transactions, exactly once per seq (see module doc)."""
 
@@ -84,7 +116,7 @@ class KafkaSink:
         self.last_seq = 0
         self._producer: AIOKafkaProducer | None = None
         self._parts: dict[str, list[int]] = {}
-        self._route: dict[tuple[str, str], int] = {}
+        self._route: dict[tuple[str, str], tuple[int, bytes]] = {}
 
     async def open(self) -> int:
         await self._create_topics()
@@ -180,39 +212,15 @@ class KafkaSink:
             await consumer.stop()
         return 0
 
-    def _partition(self, topic: str, key: str) -> int:
-        part = self._route.get((topic, key))
-        if part is None:
+    def _route_of(self, topic: str, key: str) -> tuple[int, bytes]:
+        """The partition of `key` in `topic` (Kafka's default partitioner) and the key's
+        bytes, cached: a few symbols and accounts, thousands of records."""
+        route = self._route.get((topic, key))
+        if route is None:
             parts = self._parts[topic]
-            part = self._route[(topic, key)] = _partitioner(key.encode(), parts, parts)
-        return part
-
-    def _records(
-        self, events: Sequence[Event], tops: Sequence[TopOfBook]
-    ) -> list[tuple[str, str, bytes, list[tuple[str, bytes]]]]:
-        t = self.topics
-        out: list[tuple[str, str, bytes, list[tuple[str, bytes]]]] = []
-        for ev in events:
-            kind = ev.__struct_config__.tag
-            assert isinstance(kind, str)
-            if isinstance(ev, Trade):
-                topic, key = t["executions"], ev.symbol
-            elif isinstance(ev, PositionChanged):
-                topic, key = t["positions"], ev.symbol
-            elif isinstance(ev, SymbolHalted | SymbolResumed):
-                topic, key = t["marketdata"], ev.symbol
-            elif isinstance(ev, OrderRejected):
-                topic, key = t["orders"], ev.account
-            elif isinstance(ev, KillSwitchChanged):
-                topic, key = t["orders"], ev.account or "*"
-            else:
-                topic, key = t["orders"], ev.symbol
-            headers = [("seq", str(ev.seq).encode()), ("type", kind.encode())]
-            out.append((topic, key, _json.encode(ev.to_dict()), headers))
-        for top in tops:
-            headers = [("md_seq", str(top.md_seq).encode()), ("type", b"top")]
-            out.append((t["marketdata"], top.symbol, _json.encode(top.to_dict()), headers))
-        return out
+            raw = key.encode()
+            route = self._route[(topic, key)] = (_partitioner(raw, parts, parts), raw)
+        return route
 
     async def write(self, events: Sequence[Event], tops: Sequence[TopOfBook] = ()) -> int:
         """Write the events above `last_seq` and the tops in one transaction."""
@@ -228,7 +236,7 @@ class KafkaSink:
         # (an abort here could wait for ever on a broker that is gone).
         async with asyncio.timeout(self.request_timeout * 2):
             await producer.begin_transaction()
-            await self._send(producer, self._records(fresh, tops), new_seq)
+            await self._send(producer, fresh, tops, new_seq)
             await producer.commit_transaction()
         self.last_seq = new_seq
         return len(fresh)
@@ -236,22 +244,34 @@ class KafkaSink:
     async def _send(
         self,
         producer: AIOKafkaProducer,
-        records: list[tuple[str, str, bytes, list[tuple[str, bytes]]]],
+        events: Sequence[Event],
+        tops: Sequence[TopOfBook],
         new_seq: int,
     ) -> None:
         # Batches built here, one per partition, instead of one send() per record: a
         # send() costs tens of microseconds of Python, a batch append a few.
         batches: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
-        for topic, key, value, headers in records:
-            part = self._partition(topic, key)
+        topics = self.topics
+        items: list[Event | TopOfBook] = [*events, *tops]
+        for ev in items:
+            tag, names, kind, key_field, seq_header = _SHAPES[type(ev)]
+            topic = topics[kind]
+            part, key = self._route_of(topic, getattr(ev, key_field) or "*")
+            value: dict[str, Any] = {"type": tag}
+            value.update(zip(names, msgspec.structs.astuple(ev), strict=True))
+            headers = [
+                (seq_header, str(ev.md_seq if seq_header == "md_seq" else ev.seq).encode()),  # type: ignore[union-attr]
+                ("type", tag.encode()),
+            ]
+            raw = _json.encode(value)
             b = batches.get((topic, part))
             if b is None:
                 b = batches[(topic, part)] = producer.create_batch()
-            if b.append(key=key.encode(), value=value, timestamp=None, headers=headers) is None:
+            if b.append(key=key, value=raw, timestamp=None, headers=headers) is None:
                 futures.append(await producer.send_batch(b, topic, partition=part))
                 b = batches[(topic, part)] = producer.create_batch()
-                b.append(key=key.encode(), value=value, timestamp=None, headers=headers)
+                b.append(key=key, value=raw, timestamp=None, headers=headers)
         for (topic, part), b in batches.items():
             if b.record_count():
                 futures.append(await producer.send_batch(b, topic, partition=part))
@@ -259,7 +279,7 @@ class KafkaSink:
         progress.append(
             key=self.engine.encode(), value=str(new_seq).encode(), timestamp=None, headers=[]
         )
-        futures.append(await producer.send_batch(progress, self.topics["progress"], partition=0))
+        futures.append(await producer.send_batch(progress, topics["progress"], partition=0))
         # Every delivery awaited, then the first failure raised as a new exception:
         # aiokafka hands one exception object to every batch, and raising it again and
         # again would grow its traceback without end.

@@ -51,7 +51,9 @@ class RecorderSettings(BaseSettings):
     kafka_timeout: float = Field(default=10.0, gt=0)  # per request; a batch gets twice
     recent_trades: int = Field(default=100, ge=1)  # per symbol, in Redis
 
-    max_batch: int = Field(default=5000, ge=1)
+    # Events per write at most: under a backlog, bigger batches amortise each
+    # transaction (a Kafka commit, a PostgreSQL commit) over more events.
+    max_batch: int = Field(default=20_000, ge=1)
     max_backoff: float = Field(default=5.0, gt=0)
     metrics_host: str = "0.0.0.0"
     metrics_port: int = Field(default=9102, ge=0, le=65535)  # 0: no metrics server

@@ -60,7 +60,7 @@ class SinkRunner:
         client: EngineClient,
         *,
         symbols: Sequence[str] = (),
-        max_batch: int = 5000,
+        max_batch: int = 20_000,
         queue_size: int = 200_000,
         min_backoff: float = 0.1,
         max_backoff: float = 5.0,
