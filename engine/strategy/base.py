@@ -71,6 +71,18 @@ class Runtime(Protocol):
         ...
 
 
+class _Detached:
+    """The runtime of a strategy not attached to one yet: every use is an error."""
+
+    def _fail(self, *args: object) -> Any:
+        raise RuntimeError("the strategy is not attached to a runtime yet")
+
+    now = send_new = send_cancel = send_replace = set_timer = log = _fail
+
+
+_DETACHED: Runtime = _Detached()
+
+
 class Strategy:
     """Base class of every strategy (see the module docstring)."""
 
@@ -99,7 +111,7 @@ class Strategy:
         self.paused = False
         self.mark: float | None = None
         self.quote: Quote | None = None
-        self._runtime: Runtime | None = None
+        self._rt: Runtime = _DETACHED
         self._next_id = 1
         self._rate = RateWindow(self.limits.max_orders_per_sec)
         self._open_buy = 0
@@ -161,15 +173,18 @@ class Strategy:
         Returns the order; if the strategy's limits refuse it, its status is already
         "rejected" and `on_rejected` has been called."""
         order = Order(
-            id=self._next_id,
-            symbol=self.symbol,
-            side=side,
-            order_type="market" if price is None else "limit",
-            qty=qty,
-            price=price,
-            tif=tif,
-            post_only=post_only,
-            ts_submitted=self._rt.now(),
+            self._next_id,
+            self.symbol,
+            side,
+            "market" if price is None else "limit",
+            qty,
+            price,
+            tif,
+            post_only,
+            "pending",
+            0,
+            "",
+            self._rt.now(),
         )
         self._next_id += 1
         self.orders[order.id] = order
@@ -257,15 +272,9 @@ class Strategy:
 
     # -- the runtime's side ------------------------------------------------------------------
 
-    @property
-    def _rt(self) -> Runtime:
-        if self._runtime is None:
-            raise RuntimeError("the strategy is not attached to a runtime yet")
-        return self._runtime
-
     def attach(self, runtime: Runtime) -> None:
         """Bind to the runtime that will drive this strategy."""
-        self._runtime = runtime
+        self._rt = runtime
 
     def _check_position(self, side: Side, qty: int) -> bool:
         cap = self.limits.max_position
@@ -280,9 +289,9 @@ class Strategy:
             return "strategy_paused"
         if qty <= 0:
             return "bad_qty"
-        if self._check_position(side, qty):
+        if self.limits.max_position > 0 and self._check_position(side, qty):
             return "strategy_position_limit"
-        if not self._rate.allow(self._rt.now()):
+        if self._rate.limit > 0 and not self._rate.allow(self._rt.now()):
             return "strategy_order_rate"
         return ""
 
