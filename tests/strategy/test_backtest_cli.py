@@ -184,3 +184,18 @@ def test_bad_bar_csv_names_the_line(tmp_path: Path, capsys: pytest.CaptureFixtur
     csv.write_text("time,open,high,low,close\n1,10,11,9,10\n2,10,x,9,10\n")
     rc, _, err = inproc(capsys, "backtest", "--strategy", "sma_crossover", "--data", str(csv))
     assert rc == 2 and f"{csv}:3" in err
+
+
+def test_a_strategy_of_your_own_by_module_and_class(capsys: pytest.CaptureFixture[str]) -> None:
+    name = "tests.strategy.custom_strategy:Dip"
+    args = ["backtest", "--data", str(EXCERPT), "--json", "--no-progress"]
+    rc, out, err = inproc(capsys, *args, "--strategy", name, "--params", "qty=7")
+    assert rc == 0, err
+    res = json.loads(out)
+    assert res["strategy"] == "dip" and res["filled_qty"] == 7 and res["params"] == {"qty": 7}
+    for bad, why in (
+        ("tests.strategy.custom_strategy:NotAStrategy", "not a Strategy subclass"),
+        ("tests.strategy.nosuch:Dip", "cannot import"),
+    ):
+        rc, _, err = inproc(capsys, *args, "--strategy", bad)
+        assert rc == 2 and why in err
