@@ -174,6 +174,20 @@ def test_pod_loss_is_degraded_then_recovers(
     new = eventually(
         lambda: p if (p := c.pod("e1-0")).metadata.uid != old_uid else None, what="new pod"
     )
+    # kopf posts events in the background: wait for the Warning.
+    eventually(
+        lambda: (
+            True
+            if {
+                e.reason
+                for e in c.core.list_namespaced_event(namespace).items
+                if e.involved_object.name == "e1" and e.type == "Warning"
+            }
+            & {"PodMissing", "PodNotReady"}
+            else None
+        ),
+        what="a Warning event for the lost pod",
+    )
     mark_pod_ready(c.core, namespace, new.metadata.name)
     c.wait_condition(ENGINES, "e1", "Degraded", "False")
 
@@ -241,6 +255,9 @@ def test_supervised_engine_waits_for_approval(
     )
     assert new.spec.containers[0].resources.requests["cpu"] == "3"
     assert new.status.qos_class == "Guaranteed"
+    mark_pod_ready(c.core, namespace, "sup-0")
+    done = c.wait_condition(ENGINES, "sup", "Progressing", "False", "UpToDate")
+    assert done["status"]["currentRevision"] == revision
 
 
 def test_pause_annotation_stops_reconciling(
