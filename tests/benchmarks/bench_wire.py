@@ -21,12 +21,21 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   on the same transport. Its samples alternate with the engine's (``fsync: none``)
   samples. ``rtt_vs_echo`` = engine p50 / echo p50 (target <= 1.3);
   ``rtt_vs_echo_paired`` is the median of the per-sample ratios (steadier when the
-  machine's speed drifts between samples).
+  machine's speed drifts between samples). What is the same for both: the client (one
+  synchronous DEALER, pinned to the same CPU, same frame size), the socket types
+  (DEALER to ROUTER), the transport (loopback TCP), the server's placement (a
+  ``zmq.Context`` with one I/O thread, sockets made before the main thread pins itself,
+  to the same CPU) and its side of the socket API (pyzmq; the echo blocks in
+  ``recv_multipart``, the engine in a ``zmq.Poller`` over its ROUTER and its venue
+  pipe). What differs is only the work between receiving and replying.
 - ``pipelined_orders_per_sec``: one client, a window of ``window`` requests in flight
   (non-blocking DEALER sends), the same resting-order-then-cancel flow: every order's
   cancel is sent once its ack is in. The figure counts every acked order-entry request
   (new orders and cancels alike; ``details`` has new orders alone) per second of wall
   time; ``fsync: none`` and ``batch`` (target >= 200,000/s).
+- ``zmq_echo_pipelined_per_sec``: the throughput floor: the echo server above, the same
+  client CPU, window and frame, frames echoed per second (``pipelined_vs_echo`` is the
+  engine's rate over it): what pyzmq on this transport and these CPUs can carry at all.
 - ``recovery_seconds_per_million_events``: an engine (``fsync: none``, no snapshots)
   journals ``recovery_commands`` commands of the same flow (one event per command, so
   per event is per command here), is killed with SIGKILL, and is restarted
@@ -119,6 +128,7 @@ FIGURES = (
     "rtt_vs_echo",
     "pipelined_orders_per_sec",
     "pipelined_orders_per_sec_batch_fsync",
+    "zmq_echo_pipelined_per_sec",
     "recovery_seconds_per_million_events",
 )
 _RECOVERED = re.compile(r"recovered (\d+) commands after snapshot (\d+) in ([0-9.]+)s")
@@ -433,6 +443,30 @@ def echo_rtt(sock: zmq.Socket[bytes], frame: bytes, n: int) -> list[int]:
     return out
 
 
+def echo_pipelined(sock: zmq.Socket[bytes], frame: bytes, n: int, window: int) -> float:
+    """``n`` echoed frames with ``window`` in flight, the way ``pipelined`` keeps its
+    window (non-blocking sends, a poll, non-blocking receives); returns frames/s."""
+    send, recv = sock.send, sock.recv
+    sent = back = 0
+    t0 = time.perf_counter()
+    while back < n:
+        while sent - back < window and sent < n:
+            try:
+                send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            sent += 1
+        if not sock.poll(REPLY_TIMEOUT_MS):
+            raise BenchError(f"the echo server stopped answering ({back} of {n} back)")
+        while True:
+            try:
+                recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            back += 1
+    return n / (time.perf_counter() - t0)
+
+
 async def client_rtt(
     ctx: zmq.asyncio.Context, endpoint: str, flow: Flow, n: int, warmup: int
 ) -> list[int]:
@@ -679,11 +713,19 @@ def _engine_none(
                         cancel_ns.append(c)
                         client_ns.append(k)
                     b.advance(task)
+                with quiet_gc():  # the throughput floor, after a warm-up
+                    echo_pipelined(esock, order_frame, max(requests // 10, 2), window)
+                    echo_rates = [
+                        echo_pipelined(esock, order_frame, requests, window)
+                        for _ in range(b.repeats)
+                    ]
                 esock.close(0)
                 sock.close(0)
             finally:
                 ctx.term()
                 actx.term()
+        b.figures["zmq_echo_pipelined_per_sec"] = round(median(echo_rates))
+        b.details["zmq_echo_pipelined_per_sec_all"] = [round(x) for x in echo_rates]
         p50, p99 = _sample_rtt(b, "engine_rtt", new_ns, cancel_ns)
         b.figures["engine_rtt_p50_us"], b.figures["engine_rtt_p99_us"] = p50, p99
         e50 = [round(_pcts(x)[0], 1) for x in echo_ns]
@@ -950,6 +992,9 @@ def run(
     paired = [r for r in b.details.get("rtt_vs_echo_per_sample", []) if r]
     result["rtt_vs_echo_paired"] = round(median(paired), 2) if paired else None
     result["client_rtt_vs_echo"] = _ratio(f.get("client_rtt_p50_us"), f.get("zmq_echo_p50_us"))
+    result["pipelined_vs_echo"] = _ratio(
+        f.get("pipelined_orders_per_sec"), f.get("zmq_echo_pipelined_per_sec")
+    )
     result["batch_fsync_rtt_vs_none"] = _ratio(
         f.get("engine_rtt_batch_fsync_p50_us"), f.get("engine_rtt_p50_us")
     )
