@@ -6,9 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import os
+import random
 import signal
 import subprocess
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -287,3 +290,34 @@ def test_postgres_and_kafka_outage_is_ridden_out(
         asyncio.run(main())
     logged = " ".join(r.getMessage() for r in caplog.records)
     assert "postgres:" in logged and "kafka:" in logged and "retrying" in logged
+
+
+def test_postgres_rows_do_not_depend_on_batching(
+    engine: Engine, rec_postgres: PostgresServer
+) -> None:
+    """The same events written one at a time and in random batches: the same orders,
+    executions and positions as applying them one by one."""
+
+    async def main() -> None:
+        async with EngineClient(engine.order_entry, engine.events) as client:
+            await order_flow(client, 150, seed=7)
+            events = await engine_events(client)
+        rng = random.Random(7)
+        for sizes in ([1], [rng.randint(2, 40) for _ in range(100)]):
+            name = "rec_" + uuid.uuid4().hex[:12]
+            rec_postgres.psql(f"CREATE DATABASE {name}")
+            dsn = str(rec_postgres.dsn).rsplit("/", 1)[0] + "/" + name
+            sink = PostgresSink(dsn, engine.name)
+            await sink.open()
+            try:
+                i = 0
+                for size in itertools.cycle(sizes):
+                    if i >= len(events):
+                        break
+                    await sink.write(events[i : i + size])
+                    i += size
+            finally:
+                await sink.close()
+            await check_postgres(dsn, engine.name, events)
+
+    asyncio.run(main())
