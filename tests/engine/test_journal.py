@@ -121,6 +121,43 @@ def test_read_runs_merges_commands_between_other_records(tmp_path: Path) -> None
     assert (run.commands == commands(2, 5)).all()
 
 
+@pytest.mark.parametrize("policy", ["batch", "none"])
+def test_append_command_makes_one_record_per_turn(tmp_path: Path, policy: str) -> None:
+    """Consecutive `append_command`s are one COMMAND record, closed by another record or
+    a commit, in the order of the calls; nothing is a record before that."""
+    cmds = commands(1, 7)
+    with JournalWriter(tmp_path, policy, group_commit_us=10_000_000) as w:
+        for row in cmds[:3]:
+            w.append_command(row.tobytes())
+        assert w.last_ordinal == 0 and w.pending_records == 0
+        assert w.append_account("alice") == 2  # the three commands became record 1
+        for row in cmds[3:5]:
+            w.append_command(row.tobytes())
+        assert w.commit() == 3 and w.last_ordinal == 3
+        for row in cmds[5:]:
+            w.append_command(row.tobytes())
+        with pytest.raises(ValueError):
+            w.append_command(b"short")
+    records = list(read(tmp_path))
+    assert [(r.ordinal, r.rtype) for r in records] == [
+        (1, RecordType.COMMAND),
+        (2, RecordType.ACCOUNT),
+        (3, RecordType.COMMAND),
+        (4, RecordType.COMMAND),  # closed by close()
+    ]
+    parts = [records[0].commands(), records[2].commands(), records[3].commands()]
+    assert (np.concatenate(parts) == cmds).all()
+
+
+def test_append_command_with_always_is_on_disk_at_once(tmp_path: Path, fsyncs: list[int]) -> None:
+    w = JournalWriter(tmp_path, "always")
+    fsyncs.clear()
+    for k, row in enumerate(commands(1, 3), start=1):
+        w.append_command(row.tobytes())
+        assert w.committed_ordinal == k and len(fsyncs) == k
+    w.close()
+
+
 def test_read_runs_of_many_records(tmp_path: Path) -> None:
     """Consecutive COMMAND records of different sizes come as one run, in order, from
     any starting ordinal; the result drives the matching engine like the original."""
