@@ -307,7 +307,11 @@ class Platform:
                         "--browser.gatherUsageStats",
                         "false",
                     ],
-                    {"TICKPLANE_UI_GATEWAY_URL": f"http://127.0.0.1:{args.api_port}"},
+                    {
+                        "TICKPLANE_UI_GATEWAY_URL": f"http://127.0.0.1:{args.api_port}",
+                        # The engine's /status and /metrics, for the Monitoring page.
+                        "TICKPLANE_UI_ENGINE_URL": f"http://127.0.0.1:{args.engine_port + 2}",
+                    },
                     f"http://127.0.0.1:{args.ui_port}/_stcore/health",
                     logs / "terminal.log",
                 )

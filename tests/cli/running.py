@@ -43,7 +43,7 @@ def free_ports(n: int) -> int:
     raise RuntimeError("no run of free ports")
 
 
-def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
+def _read_line(proc: subprocess.Popen[str], timeout: float, stderr: Path) -> str:
     """The first line `proc` prints, awaited (never a fixed sleep)."""
     assert proc.stdout is not None
     sel = selectors.DefaultSelector()
@@ -56,7 +56,10 @@ def _read_line(proc: subprocess.Popen[str], timeout: float) -> str:
                 return line
         if proc.poll() is not None:
             break
-    raise AssertionError(f"tickplane up printed nothing (exit {proc.poll()})")
+    said = stderr.read_text(errors="replace")[-4000:]
+    if proc.poll() is None:
+        raise AssertionError(f"tickplane up printed nothing within {timeout:.0f} s:\n{said}")
+    raise AssertionError(f"tickplane up exited with {proc.poll()}:\n{said}")
 
 
 @contextmanager
@@ -64,29 +67,32 @@ def platform(data_dir: Path, *extra: str) -> Iterator[tuple[subprocess.Popen[str
     """`tickplane up --no-ui --json` on free ports; yields the process and its banner."""
     engine_port = free_ports(5)
     api_port = free_ports(1)
-    proc = subprocess.Popen(
-        [
-            *TICKPLANE,
-            "up",
-            "--data-dir",
-            str(data_dir),
-            "--no-ui",
-            "--json",
-            "--api-port",
-            str(api_port),
-            "--engine-port",
-            str(engine_port),
-            "--market-rate",
-            "50",
-            *extra,
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    data_dir.mkdir(parents=True, exist_ok=True)
+    stderr = data_dir.parent / f"{data_dir.name}.up.stderr"
+    with stderr.open("w") as err:
+        proc = subprocess.Popen(
+            [
+                *TICKPLANE,
+                "up",
+                "--data-dir",
+                str(data_dir),
+                "--no-ui",
+                "--json",
+                "--api-port",
+                str(api_port),
+                "--engine-port",
+                str(engine_port),
+                "--market-rate",
+                "50",
+                *extra,
+            ],
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
     try:
-        info = json.loads(_read_line(proc, 120))
+        info = json.loads(_read_line(proc, 120, stderr))
         yield proc, info
     finally:
         if proc.poll() is None:
