@@ -143,7 +143,6 @@ $recorder$;
 CREATE INDEX executions_account ON executions (engine, account, ts);
 CREATE INDEX executions_order ON executions (engine, order_id);
 CREATE INDEX md_trades_symbol ON md_trades (engine, symbol, ts);
-CREATE INDEX md_top_of_book_symbol ON md_top_of_book (engine, symbol, ts);
 
 -- Day partitions [first, last] of every natively partitioned recorder table; a no-op
 -- for hypertables (TimescaleDB makes its own chunks). Safe to call concurrently.

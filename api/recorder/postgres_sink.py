@@ -40,7 +40,6 @@ CREATE TEMP TABLE IF NOT EXISTS stage_positions (
 CREATE TEMP TABLE IF NOT EXISTS stage_accounts (
     account text, cash bigint, kill_switch boolean, updated_seq bigint
 ) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS stage_tops (LIKE md_top_of_book) ON COMMIT DELETE ROWS;
 """
 _STAGE_ORDER_COLUMNS = (
     "id", "account", "symbol", "side", "order_type", "tif", "post_only", "client_order_id",
@@ -109,8 +108,11 @@ ON CONFLICT (engine, account) DO UPDATE SET
     kill_switch = COALESCE(EXCLUDED.kill_switch, accounts.kill_switch),
     updated_seq = EXCLUDED.updated_seq
 """
-# Unsequenced top-of-book rows can come again after an ambiguous commit: keep the first.
-_INSERT_TOPS = "INSERT INTO md_top_of_book SELECT * FROM stage_tops ON CONFLICT DO NOTHING"
+# Each symbol's last top of book written (tops are numbered per symbol, not sequenced).
+_LAST_TOPS = """
+SELECT symbol, max(md_seq) AS md_seq FROM md_top_of_book
+WHERE engine = $1 AND symbol = ANY($2::text[]) GROUP BY symbol
+"""
 
 
 class PostgresSink:
@@ -125,6 +127,7 @@ class PostgresSink:
         self.last_seq = 0
         self._conn: asyncpg.Connection[Any] | None = None
         self._days: set[datetime] = set()  # days whose partitions exist
+        self._top_seq: dict[str, int] = {}  # symbol -> last md_seq written
 
     async def open(self) -> int:
         """Connect, migrate, prepare; return the last seq this sink wrote."""
@@ -157,6 +160,7 @@ class PostgresSink:
             await conn.close(timeout=2)
             raise
         self._conn = conn
+        self._top_seq.clear()
         self.last_seq = int(last)
         return self.last_seq
 
@@ -185,6 +189,8 @@ class PostgresSink:
         if conn is None:
             raise ConnectionError("the PostgreSQL sink is not open")
         fresh = [e for e in events if e.seq > self.last_seq]
+        if tops:
+            tops = await self._fresh_tops(conn, tops)
         if not fresh and not tops:
             return 0
         batch = fold(self.engine, fresh, tops)
@@ -216,7 +222,24 @@ class PostgresSink:
             self.last_seq = batch.last_seq
         else:
             self.last_seq = max(self.last_seq, last)
+        for top in tops:
+            self._top_seq[top.symbol] = max(self._top_seq.get(top.symbol, 0), top.md_seq)
         return len(fresh)
+
+    async def _fresh_tops(
+        self, conn: asyncpg.Connection[Any], tops: Sequence[TopOfBook]
+    ) -> list[TopOfBook]:
+        """The tops newer than the last one written for their symbol. Only an ambiguous
+        commit can send a top again (they are never replayed); the table's own last
+        md_seq per symbol is read once after each open."""
+        unknown = {t.symbol for t in tops} - self._top_seq.keys()
+        if unknown:
+            for row in await conn.fetch(_LAST_TOPS, self.engine, sorted(unknown)):
+                self._top_seq[row["symbol"]] = int(row["md_seq"])
+            for symbol in unknown:
+                self._top_seq.setdefault(symbol, 0)
+        seen = self._top_seq
+        return [t for t in tops if t.md_seq > seen[t.symbol]]
 
     async def _write_batch(self, conn: asyncpg.Connection[Any], b: Batch) -> None:
         if b.executions:
@@ -224,8 +247,7 @@ class PostgresSink:
         if b.md_trades:
             await conn.copy_records_to_table("md_trades", records=b.md_trades)
         if b.tops:
-            await conn.copy_records_to_table("stage_tops", records=b.tops)
-            await conn.execute(_INSERT_TOPS)
+            await conn.copy_records_to_table("md_top_of_book", records=b.tops)
         if b.orders:
             await conn.copy_records_to_table(
                 "stage_orders", records=_order_rows(b), columns=_STAGE_ORDER_COLUMNS
