@@ -227,7 +227,7 @@ def crd_documents() -> dict[str, dict[str, Any]]:
             {"name": "Replicas", "type": "integer", "jsonPath": ".spec.replicas"},
             {"name": "Phase", "type": "string", "jsonPath": ".status.phase"},
             _ready_column(),
-            {"name": "P&L", "type": "string", "jsonPath": ".status.pnl"},
+            {"name": "P&L", "type": "number", "jsonPath": ".status.pnl"},
         ],
     )
     return {

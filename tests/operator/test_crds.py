@@ -114,6 +114,12 @@ def test_kubectl_get_shows_the_columns(
     out = control_plane.kubectl("get", "strategies", "-n", namespace).stdout.splitlines()
     assert out[0].split()[:5] == ["NAME", "ENGINE", "TYPE", "ACCOUNT", "REPLICAS"]
     assert out[1].split()[:5] == ["mm-goog", "nasdaq", "market_maker", "mm-desk", "1"]
+    control_plane.kubectl(
+        "patch", "-n", namespace, "strategy/mm-goog", "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"phase": "Running", "pnl": -1234.5}}),
+    )  # fmt: skip
+    row = control_plane.kubectl("get", "strategies", "-n", namespace).stdout.splitlines()[1]
+    assert row.split()[5] == "Running" and "-1234.5" in row.split()
 
 
 def _engine(**changes: Any) -> dict[str, Any]:
