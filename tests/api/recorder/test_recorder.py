@@ -11,6 +11,7 @@ import os
 import random
 import signal
 import subprocess
+import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -321,3 +322,16 @@ def test_postgres_rows_do_not_depend_on_batching(
             await check_postgres(dsn, engine.name, events)
 
     asyncio.run(main())
+
+
+def test_recorder_without_a_sink_says_so() -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKPLANE_RECORDER_")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "tickplane.cli.main", "recorder", "--engine-name", "e1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "no sink" in proc.stderr and "Traceback" not in proc.stderr
