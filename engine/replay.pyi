@@ -56,4 +56,8 @@ class Stepper:
         ask_lo: int,
         ask_hi: int,
         every: bool = False,
+        any_bid_lo: int = 1,
+        any_bid_hi: int = 0,
+        any_ask_lo: int = 1,
+        any_ask_hi: int = 0,
     ) -> int: ...

@@ -197,13 +197,17 @@ cdef class Stepper:
 
     cpdef Py_ssize_t run(self, Py_ssize_t i, int64_t until_ts,
                          int64_t bid_lo, int64_t bid_hi, int64_t ask_lo, int64_t ask_hi,
-                         bint every=False):
+                         bint every=False,
+                         int64_t any_bid_lo=1, int64_t any_bid_hi=0,
+                         int64_t any_ask_lo=1, int64_t any_ask_hi=0):
         """Apply messages from `i` on; return the index of the first that needs Python
         (`applied` says whether it was applied, `top_changed` whether the top moved),
         or the number of messages when none does.
 
         Watch ranges (empty when lo > hi): own buys rest in [bid_lo, bid_hi], own sells
-        in [ask_lo, ask_hi]. With `every`, every message is returned."""
+        in [ask_lo, ask_hi]; any message on the bid side in [any_bid_lo, any_bid_hi]
+        (or the ask side in [any_ask_lo, any_ask_hi]) is returned too. With `every`,
+        every message is returned."""
         cdef Py_ssize_t n = self.n
         cdef int8_t t
         cdef int side
@@ -225,10 +229,12 @@ cdef class Stepper:
                 if side == BUY:
                     # a cancel at one of our bid prices; a new buy at or over our asks
                     watched = ((t == 2 or t == 3) and bid_lo <= price <= bid_hi) or (
-                        t == 1 and ask_lo <= ask_hi and price >= ask_lo)
+                        t == 1 and ask_lo <= ask_hi and price >= ask_lo) or (
+                        any_bid_lo <= price <= any_bid_hi)
                 else:
                     watched = ((t == 2 or t == 3) and ask_lo <= price <= ask_hi) or (
-                        t == 1 and bid_lo <= bid_hi and price <= bid_hi)
+                        t == 1 and bid_lo <= bid_hi and price <= bid_hi) or (
+                        any_ask_lo <= price <= any_ask_hi)
                 if every or changed or watched or t == 4 or t == 5:
                     self.applied = True
                     self.top_changed = changed

@@ -161,8 +161,8 @@ def _run_lobster(
     i = 1
     while i < n:
         until = min(next_sample, venue.next_due())
-        bl, bh, al, ah = venue.watch()
-        j = feed.run(i, until, bl, bh, al, ah, every)
+        bl, bh, al, ah, tbl, tbh, tal, tah = venue.watch()
+        j = feed.run(i, until, bl, bh, al, ah, every, tbl, tbh, tal, tah)
         if j >= n:
             break
         ts = ts_all[j]

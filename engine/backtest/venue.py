@@ -8,8 +8,9 @@ beside it with their place in the queue:
   in the order they were sent); reports come back at once.
 - On arrival, a buy at or above the best ask (a sell at or below the best bid, or a
   market order) takes the visible liquidity level by level up to its limit, as a taker;
-  what is left rests (`gtc`) or is canceled (`ioc`, market). A post-only order that
-  would take is rejected (`post_only`).
+  what is left rests (`gtc`) or is canceled (`ioc`, market); a `fok` order that
+  cannot fill whole is canceled (`fok`) without trading. A post-only order that would
+  take is rejected (`post_only`).
 - A resting order joins the back of its price level: `ahead` = the level's visible
   quantity at that moment. Later messages move it up: an execution at its price
   removes `ahead` first and fills the order only with what goes beyond; a cancel at its
@@ -18,7 +19,9 @@ beside it with their place in the queue:
   ours, an execution at a worse price, or a new opposite order at or through our price
   means the market reached us: the order fills (up to that message's size).
 - Nothing the strategy does changes the replayed market (no market impact): its fills
-  take no liquidity out of the book, as in most queue-position backtesters.
+  take no liquidity out of the book, as in most queue-position backtesters; but what
+  its takers took from a level is not offered to them again until the history
+  changes that level.
 - Fees: `fee_bps` of the notional of every fill, maker or taker alike (negative for a
   rebate).
 """
@@ -87,7 +90,10 @@ class SimulatedVenue:
             tuple[int, Literal["new", "cancel", "replace"], Order, int | None, int | None]
         ] = deque()
         self.resting: dict[int, _Resting] = {}
-        self._watch: tuple[int, int, int, int] | None = None
+        # Visible lots our takers took from a level (side, price) since the history
+        # last changed it: the same displayed size is not taken twice.
+        self.taken: dict[tuple[int, int], int] = {}
+        self._watch: tuple[int, int, int, int, int, int, int, int] | None = None
         self.timer_interval = 0
         self.timer_next = -1
         self.fills: list[Fill] = []
@@ -185,15 +191,25 @@ class SimulatedVenue:
         if not accepted:
             s._handle_accepted(order.id)
         if crosses:
-            depth = book.depth(1_000_000)["asks" if side == BUY else "bids"]
-            for price, qty, _ in depth:
+            opp = SELL if side == BUY else BUY
+            taken = self.taken
+            levels = [
+                (price, qty - taken.get((opp, price), 0))
+                for price, qty, _ in book.depth(1_000_000)["asks" if side == BUY else "bids"]
+                if order.price is None
+                or (price <= order.price if side == BUY else price >= order.price)
+            ]
+            if order.tif == "fok" and sum(q for _, q in levels if q > 0) < order.remaining:
+                s._handle_canceled(order.id, "fok")  # all or nothing: nothing trades
+                return
+            for price, avail in levels:
                 if order.remaining <= 0:
                     break
-                if order.price is not None and (
-                    (side == BUY and price > order.price) or (side == SELL and price < order.price)
-                ):
-                    break
-                self._fill(order, price, min(qty, order.remaining), "taker")
+                q = min(avail, order.remaining)
+                if q > 0:
+                    taken[(opp, price)] = taken.get((opp, price), 0) + q
+                    self._watch = None
+                    self._fill(order, price, q, "taker")
         if order.remaining <= 0:
             return
         if order.price is None or order.tif in ("ioc", "fok"):
@@ -261,12 +277,13 @@ class SimulatedVenue:
             t = self.timer_next
         return t
 
-    def watch(self) -> tuple[int, int, int, int]:
-        """The price ranges of our resting buys and sells (lo > hi: none)."""
+    def watch(self) -> tuple[int, int, int, int, int, int, int, int]:
+        """The price ranges of our resting buys and sells, then of the bid and ask
+        levels our takers took from (lo > hi: none): what the feed must not skip."""
         if self._watch is not None:
             return self._watch
-        bl = al = NEVER
-        bh = ah = -1
+        bl = al = tbl = tal = NEVER
+        bh = ah = tbh = tah = -1
         for r in self.resting.values():
             if r.side == BUY:
                 bl = min(bl, r.price)
@@ -274,7 +291,14 @@ class SimulatedVenue:
             else:
                 al = min(al, r.price)
                 ah = max(ah, r.price)
-        self._watch = (bl, bh, al, ah)
+        for side, price in self.taken:
+            if side == BUY:
+                tbl = min(tbl, price)
+                tbh = max(tbh, price)
+            else:
+                tal = min(tal, price)
+                tah = max(tah, price)
+        self._watch = (bl, bh, al, ah, tbl, tbh, tal, tah)
         return self._watch
 
     def on_message(
@@ -282,6 +306,9 @@ class SimulatedVenue:
     ) -> None:
         """Move our orders through one LOBSTER message (applied to the book already);
         `added` is the index of the message that added order `oid` (-1: none seen)."""
+        if self.taken and self.taken.pop((side, price), None) is not None:
+            # The history changed this level: its displayed size is the truth again.
+            self._watch = None
         if not self.resting:
             return
         for r in list(self.resting.values()):

@@ -131,15 +131,16 @@ def test_marketable_orders_take_visible_liquidity_and_post_only_is_refused() -> 
     s = Scripted(orders, at_ns=2 * S)
     r = run_backtest(s, day(msgs), fee_bps=1.0)
     got = [(f.order_id, f.qty, f.price, f.liquidity) for _, f in s.fills]
+    # The market order finds the first ask level already taken by order 1 (the history
+    # has not changed it since), so it walks on to the second.
     assert got == [
         (1, 100, P + TICK, "taker"),
-        (3, 100, P + TICK, "taker"),
-        (3, 20, P + 2 * TICK, "taker"),
+        (3, 100, P + 2 * TICK, "taker"),
     ]
     assert [o.id for o in s.rejected] == [2] and s.rejected[0].reason == "post_only"
-    assert [(o.id, o.remaining, o.reason) for o in s.canceled] == [(1, 0, "ioc")]
+    assert [(o.id, o.reason) for o in s.canceled] == [(1, "ioc"), (3, "market")]
     assert s.sent[0].filled == 100 and s.sent[0].status == "canceled"
-    assert r.summary()["fill_ratio"] == round(220 / 270, 6)
+    assert r.summary()["fill_ratio"] == round(200 / 270, 6)
 
 
 def test_a_canceled_order_no_longer_fills() -> None:
@@ -179,3 +180,46 @@ def test_the_fast_feed_skips_only_what_changes_nothing() -> None:
     assert slow.books == data.events - 1  # type: ignore[attr-defined]
     assert a["trades"] > 0
     assert a == b
+
+
+def test_takers_do_not_take_the_same_displayed_size_twice() -> None:
+    msgs: list[Msg] = [
+        (1.0, 1, 1, 100, P, 1),
+        (1.0, 1, 2, 100, P + TICK, -1),
+        (2.0, 1, 7, 50, P, 1),  # orders sent on this quote
+        (3.0, 2, 2, 10, P + TICK, -1),  # the history changes the ask: 90 shown again
+    ]
+    ioc = {"side": "buy", "qty": 80, "price": P + TICK, "tif": "ioc"}
+    s = Scripted([ioc, ioc], at_ns=2 * S)
+    run_backtest(s, day(msgs))
+    assert [(f.order_id, f.qty) for _, f in s.fills] == [(1, 80), (2, 20)]
+
+    class Again(Scripted):
+        def on_quote(self, quote: Quote) -> None:
+            super().on_quote(quote)
+            if quote.ts == 3 * S:
+                self.submit("buy", 80, P + TICK, tif="ioc")
+
+    s = Again([ioc, ioc], at_ns=2 * S)
+    run_backtest(s, day(msgs))
+    assert [(f.order_id, f.qty) for _, f in s.fills] == [(1, 80), (2, 20), (3, 80)]
+
+
+def test_fill_or_kill_is_all_or_nothing() -> None:
+    msgs: list[Msg] = [
+        (1.0, 1, 1, 100, P, 1),
+        (1.0, 1, 2, 100, P + TICK, -1),
+        (1.0, 1, 3, 50, P + 2 * TICK, -1),
+        (2.0, 1, 7, 50, P, 1),
+    ]
+    orders = [
+        {"side": "buy", "qty": 160, "price": P + TICK, "tif": "fok"},  # 100 up to its limit
+        {"side": "buy", "qty": 150, "price": P + 2 * TICK, "tif": "fok"},  # 150 there: fills
+    ]
+    s = Scripted(orders, at_ns=2 * S)
+    run_backtest(s, day(msgs))
+    assert [(o.id, o.reason) for o in s.canceled] == [(1, "fok")]
+    assert [(f.order_id, f.qty, f.price) for _, f in s.fills] == [
+        (2, 100, P + TICK),
+        (2, 50, P + 2 * TICK),
+    ]
