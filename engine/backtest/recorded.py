@@ -12,7 +12,8 @@ against them. With only the top of book, the queue is estimated the usual L1 way
   trade at a worse price went through it (it fills); the displayed size at its price
   shrinking below the queue shrinks the queue (cancels ahead);
 - an opposite best at or through its price trades with it;
-- marketable orders take the opposite best level only (the only one known).
+- marketable orders take the opposite best level only (the only one known), and not
+  twice the same size before the next top; `fok` is all or nothing.
 Order-entry latency and fees work as in the LOBSTER venue; nothing changes the data.
 
 URL: `postgresql://USER@HOST:PORT/DB?symbol=GOOG[&engine=NAME][&tick_size=0.01]`
@@ -145,6 +146,8 @@ class TopVenue:
         self.pending: deque[tuple[int, str, Order, int | None, int | None]] = deque()
         self.resting: dict[int, _Resting] = {}
         self.top = (0, 0, 0, 0)
+        # Lots our takers took from the best ask / bid since the last top: not twice.
+        self.taken = [0, 0]
         self.timer_interval = 0
         self.timer_next = -1
         self.fills: list[Fill] = []
@@ -217,16 +220,19 @@ class TopVenue:
     def _enter(self, order: Order) -> None:
         bid, bq, ask, aq = self.top
         buy = order.side == "buy"
-        if buy and aq and (order.price is None or order.price >= ask):
+        best, shown = (ask, aq) if buy else (bid, bq)
+        if shown and (order.price is None or (order.price >= best if buy else order.price <= best)):
             if order.post_only:
                 self.strategy._handle_rejected(order.id, "post_only")
                 return
-            self._fill(order, ask, min(aq, order.remaining), "taker")
-        elif not buy and bq and (order.price is None or order.price <= bid):
-            if order.post_only:
-                self.strategy._handle_rejected(order.id, "post_only")
+            avail = shown - self.taken[0 if buy else 1]
+            if order.tif == "fok" and avail < order.remaining:
+                self.strategy._handle_canceled(order.id, "fok")
                 return
-            self._fill(order, bid, min(bq, order.remaining), "taker")
+            q = min(avail, order.remaining)
+            if q > 0:
+                self.taken[0 if buy else 1] += q
+                self._fill(order, best, q, "taker")
         if order.remaining <= 0:
             return
         if order.price is None or order.tif in ("ioc", "fok"):
@@ -298,6 +304,7 @@ class TopVenue:
 
     def on_top(self, bid: int, bq: int, ask: int, aq: int) -> None:
         self.top = (bid, bq, ask, aq)
+        self.taken = [0, 0]
         for r in list(self.resting.values()):
             if r.order.id not in self.resting:
                 continue

@@ -145,3 +145,17 @@ def test_recorded_data_errors_are_clear(recorded_url: str, postgres: Any) -> Non
         open_data([recorded_url + "?symbol=MSFT"])
     with pytest.raises(DataError, match="no recorder tables"):
         open_data([str(postgres.dsn) + "?symbol=GOOG"])
+
+
+def test_recorded_takers_share_the_shown_size_and_fok_is_all_or_nothing(
+    recorded_url: str,
+) -> None:
+    data = open_data([recorded_url + "?symbol=GOOG"])
+    ioc = {"side": "buy", "qty": 30, "price": 10_002, "tif": "ioc"}
+    fok = {"side": "buy", "qty": 20, "price": 10_002, "tif": "fok"}
+    s = Scripted([ioc, ioc, fok], at_ns=T0)
+    s.tick = 1
+    r = run_backtest(s, data)
+    # 40 shown at the ask: 30, then the 10 left, then nothing for the fok.
+    assert [(f.order_id, f.qty) for f in r.fills] == [(1, 30), (2, 10)]
+    assert [(o.id, o.reason) for o in s.canceled] == [(2, "ioc"), (3, "fok")]
