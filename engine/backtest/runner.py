@@ -249,6 +249,7 @@ def _run_recorded(
     s_pos: list[int] = []
     s_mid: list[float] = []
     evs = data.events_list
+    every = strategy.wants_book
     if evs:
         venue.clock = evs[0][0]
     strategy._handle_start()
@@ -267,6 +268,10 @@ def _run_recorded(
         else:
             venue.on_top(a, b, c, d)
             strategy._handle_quote(Quote(ts, symbol, a if b else None, b, c if d else None, d))
+            if every:  # only the top is recorded: a one-level book
+                strategy._handle_book(
+                    BookSnapshot(ts, symbol, ((a, b),) if b else (), ((c, d),) if d else ())
+                )
         if on_progress is not None and k % PROGRESS_EVERY == 0:
             on_progress(k)
     if evs:

@@ -159,3 +159,20 @@ def test_recorded_takers_share_the_shown_size_and_fok_is_all_or_nothing(
     # 40 shown at the ask: 30, then the 10 left, then nothing for the fok.
     assert [(f.order_id, f.qty) for f in r.fills] == [(1, 30), (2, 10)]
     assert [(o.id, o.reason) for o in s.canceled] == [(2, "ioc"), (3, "fok")]
+
+
+def test_recorded_tops_reach_on_book_as_one_level(recorded_url: str) -> None:
+    from tickplane.engine.strategy import BookSnapshot, Strategy
+
+    class Books(Strategy):
+        def on_start(self) -> None:
+            self.books: list[BookSnapshot] = []
+
+        def on_book(self, book: BookSnapshot) -> None:
+            self.books.append(book)
+
+    s = Books(symbol="GOOG")
+    run_backtest(s, open_data([recorded_url + "?symbol=GOOG"]))
+    assert [(b.bids, b.asks) for b in s.books] == [
+        (((bid, bq),), ((ask, aq),)) for _, bid, bq, ask, aq in TOPS
+    ]
