@@ -7,12 +7,15 @@ Pending, and the tests write what a kubelet would (a pod's Ready condition).
 from __future__ import annotations
 
 import json
+import random
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import yaml
 from kubernetes import client
 
+from tests.engine.conftest import EngineProcess, free_port
 from tickplane.core.config import EngineConfig
 
 from .support import (
@@ -431,3 +434,57 @@ def test_apiserver_restart_converges(
         what="the change after the apiserver restart",
     )
     assert operator.proc is not None and operator.proc.poll() is None
+
+
+class EngineAt(EngineProcess):
+    """An engine process whose HTTP server listens on its own loopback address."""
+
+    @property
+    def http(self) -> str:
+        return f"http://{self.settings['http_host']}:{self.settings['http_port']}"
+
+
+def test_live_figures_from_the_running_engine(
+    operator: OperatorProcess,
+    control_plane: Any,
+    api_client: client.ApiClient,
+    namespace: str,
+    tmp_path: Path,
+) -> None:
+    """The pod's address is given to a real engine (on a loopback address of its own, at
+    the pod's HTTP port); the operator reads its /status and /metrics into the status."""
+    c = Cluster(api_client, namespace)
+    c.create(ENGINES, engine_body("live", marketData={"source": "synthetic", "rate": 200}))
+    eventually(lambda: c.pod("live-0"), what="pod live-0")
+    address = f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    config = c.core.read_namespaced_config_map("live-engine", namespace).data["engine.json"]
+    settings = json.loads(config) | {
+        "order_entry": f"tcp://127.0.0.1:{free_port()}",
+        "events": f"tcp://127.0.0.1:{free_port()}",
+        "http_host": address,
+        "journal_dir": str(tmp_path / "journal"),
+    }
+    assert settings["http_port"] == 9100  # the pod's port, where the operator looks
+    engine = EngineAt(tmp_path, settings)
+    engine.start()
+    try:
+        c.core.patch_namespaced_pod_status(
+            "live-0", namespace, {"status": {"podIP": address, "podIPs": [{"ip": address}]}}
+        )
+        mark_pod_ready(c.core, namespace, "live-0")
+        pinned = c.wait_condition(ENGINES, "live", "Pinned", "True", "Pinned")
+        status = pinned["status"]
+        assert len(status["pinnedCpus"]) == 1 and status["lastSequence"] > 0
+        running = eventually(
+            lambda: (
+                s
+                if ((s := c.get(ENGINES, "live"))["status"].get("ordersPerSecond") or 0) > 0
+                else None
+            ),
+            what="orders per second from two scrapes",
+        )
+        assert running["status"]["lastSequence"] >= status["lastSequence"]
+        row = control_plane.kubectl("get", "te", "live", "-n", namespace).stdout.splitlines()
+        assert float(row[1].split()[6]) > 0  # the ORDERS/S column
+    finally:
+        assert engine.stop() == 0, engine.log_text()
