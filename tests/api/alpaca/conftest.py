@@ -24,6 +24,8 @@ from tickplane.api.settings import GatewaySettings
 
 # Tick-lots of cash each new account starts with ($1,000,000 at GOOG's 0.01 x 1).
 STARTING_CASH = 100_000_000
+# Lots per order the engine's risk checks allow (more is refused: a 403).
+MAX_ORDER_QTY = 1_000
 SYMBOLS = [
     {"name": "GOOG", "tick_size": "0.01", "lot_size": 1},
     {"name": "AAPL", "tick_size": "0.01", "lot_size": 1},
@@ -48,6 +50,7 @@ def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnginePr
             "journal_dir": str(work / "journal"),
             "symbols": SYMBOLS,
             "starting_cash": STARTING_CASH,
+            "risk": {"default": {"max_order_qty": MAX_ORDER_QTY}},
             "pin_cpu": False,
             "fsync": "none",
         },

@@ -19,7 +19,7 @@ from alpaca.trading.requests import (
     StopOrderRequest,
 )
 
-from .conftest import Gateway, Trader
+from .conftest import MAX_ORDER_QTY, Gateway, Trader
 
 
 def limit(
@@ -141,6 +141,14 @@ def test_a_partial_fill_shows_on_the_resting_order(trader: Trader, other: Trader
         trader.client.replace_order_by_id(resting.id, ReplaceOrderRequest(qty=4))
     assert error_of(too_small)[:2] == (422, 40010001)
     trader.client.cancel_orders()
+
+
+def test_a_risk_refusal_is_403_and_changes_nothing(trader: Trader) -> None:
+    with pytest.raises(APIError) as refused:
+        trader.client.submit_order(limit("GOOG", "buy", MAX_ORDER_QTY + 1, 10))
+    status, code, message = error_of(refused)
+    assert (status, code) == (403, 40310000) and "max_order_qty" in message
+    assert trader.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL)) == []
 
 
 def test_coarse_units_are_decimals_and_lots(trader: Trader) -> None:
