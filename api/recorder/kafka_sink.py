@@ -81,13 +81,13 @@ _TOPIC_AND_KEY: dict[type[Event | TopOfBook], tuple[str, str]] = {
     SymbolResumed: ("marketdata", "symbol"),
     TopOfBook: ("marketdata", "symbol"),
 }
-_SHAPES: dict[type[Event | TopOfBook], tuple[str, tuple[str, ...], str, str, str]] = {
+_SHAPES: dict[type[Event | TopOfBook], tuple[str, tuple[str, ...], str, str, tuple[str, bytes]]] = {
     cls: (
         str(cls.__struct_config__.tag),
         cls.__struct_fields__,
         kind,
         key,
-        "md_seq" if cls is TopOfBook else "seq",
+        ("type", str(cls.__struct_config__.tag).encode()),
     )
     for cls, (kind, key) in _TOPIC_AND_KEY.items()
 }
@@ -253,25 +253,29 @@ class KafkaSink:
         batches: dict[tuple[str, int], Any] = {}
         futures: list[asyncio.Future[Any]] = []
         topics = self.topics
-        items: list[Event | TopOfBook] = [*events, *tops]
-        for ev in items:
-            tag, names, kind, key_field, seq_header = _SHAPES[type(ev)]
-            topic = topics[kind]
-            part, key = self._route_of(topic, getattr(ev, key_field) or "*")
-            value: dict[str, Any] = {"type": tag}
-            value.update(zip(names, msgspec.structs.astuple(ev), strict=True))
-            headers = [
-                (seq_header, str(ev.md_seq if seq_header == "md_seq" else ev.seq).encode()),  # type: ignore[union-attr]
-                ("type", tag.encode()),
-            ]
-            raw = _json.encode(value)
-            b = batches.get((topic, part))
-            if b is None:
-                b = batches[(topic, part)] = producer.create_batch()
-            if b.append(key=key, value=raw, timestamp=None, headers=headers) is None:
-                futures.append(await producer.send_batch(b, topic, partition=part))
-                b = batches[(topic, part)] = producer.create_batch()
-                b.append(key=key, value=raw, timestamp=None, headers=headers)
+        routes = self._route
+        encode = _json.encode
+        astuple = msgspec.structs.astuple
+        # One loop for the events (header `seq`), one for the tops (`md_seq`); the
+        # per-record work is kept to lookups, one dict, one encode and one append.
+        for items, number in ((events, "seq"), (tops, "md_seq")):
+            for ev in items:
+                tag, names, kind, key_field, type_header = _SHAPES[type(ev)]
+                topic = topics[kind]
+                k = getattr(ev, key_field) or "*"
+                route = routes.get((topic, k)) or self._route_of(topic, k)
+                value: dict[str, Any] = {"type": tag}
+                value.update(zip(names, astuple(ev), strict=False))
+                raw = encode(value)
+                headers = [(number, str(getattr(ev, number)).encode()), type_header]
+                part, key = route
+                b = batches.get((topic, part))
+                if b is None:
+                    b = batches[(topic, part)] = producer.create_batch()
+                if b.append(key=key, value=raw, timestamp=None, headers=headers) is None:
+                    futures.append(await producer.send_batch(b, topic, partition=part))
+                    b = batches[(topic, part)] = producer.create_batch()
+                    b.append(key=key, value=raw, timestamp=None, headers=headers)
         for (topic, part), b in batches.items():
             if b.record_count():
                 futures.append(await producer.send_batch(b, topic, partition=part))
