@@ -289,40 +289,27 @@ class EngineMetrics:
             self.cpus.labels(str(cpu), "true" if cpu == pinned else "false").set(1)
 
     def count(self, events: list[Event]) -> None:
-        """Count a batch's events (one increment per distinct series, not per event)."""
-        tally: dict[tuple[str, str], int] = {}
-        qty = 0
+        """Count a batch's events (accepted orders and trades summed over the batch)."""
+        accepted = trades = qty = 0
         for ev in events:
             if isinstance(ev, OrderAccepted):
-                key = ("orders", "accepted")
-            elif isinstance(ev, Trade):
-                key = ("trades", "")
-                qty += ev.qty
+                accepted += 1
             elif isinstance(ev, OrderCanceled):
-                key = ("cancels", ev.reason)
+                self.cancels[ev.reason].inc()
+            elif isinstance(ev, Trade):
+                trades += 1
+                qty += ev.qty
             elif isinstance(ev, OrderRejected):
-                key = ("rejects", ev.reason)
+                self.orders["rejected"].inc()
+                self.rejects[ev.reason].inc()
             elif isinstance(ev, KillSwitchChanged):
                 self.kill_switches.inc(1 if ev.engaged else -1)
-                continue
             elif isinstance(ev, SymbolHalted):
-                key = ("halts", ev.reason)
-            else:
-                continue
-            tally[key] = tally.get(key, 0) + 1
-        for (kind, label), n in tally.items():
-            if kind == "orders":
-                self.orders[label].inc(n)
-            elif kind == "trades":
-                self.trades.inc(n)
-            elif kind == "cancels":
-                self.cancels[label].inc(n)
-            elif kind == "rejects":
-                self.orders["rejected"].inc(n)
-                self.rejects[label].inc(n)
-            else:
-                self.halts[label].inc(n)
-        if qty:
+                self.halts[ev.reason].inc()
+        if accepted:
+            self.orders["accepted"].inc(accepted)
+        if trades:
+            self.trades.inc(trades)
             self.traded_qty.inc(qty)
 
 

@@ -80,6 +80,7 @@ _POLLIN = int(zmq.POLLIN)
 _send = zmq.backend.Socket.send
 _recv = zmq.backend.Socket.recv
 _get = zmq.backend.Socket.get
+_SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~2 us)
 REPLAY_PAGE = 5000
 MAX_FIELD = 1_000_000_000_000
 MAX_NAME = 64  # account names (client order ids: twice that, as Alpaca's 128)
@@ -299,7 +300,9 @@ class EngineService:
             timeout = 100.0
             if self.market is not None:
                 timeout = min(timeout, self.market.timeout_ms(time.time_ns()))
+            slept = time.perf_counter_ns()
             ready = dict(poller.poll(math.ceil(timeout)))
+            slept = time.perf_counter_ns() - slept
             now = time.monotonic()
             if not ready:
                 if self.eventlog is not None:
@@ -312,7 +315,11 @@ class EngineService:
                     last_heartbeat = now
             if not ready and (self.market is None or self.market.timeout_ms(time.time_ns()) > 0):
                 continue
-            batch = self._take(router, max_batch) if router in ready else []
+            # A poll that slept was woken by a request that found the loop idle: take
+            # it alone (no look for more: that costs ~1.4 us of its round trip); a poll
+            # that did not sleep found a queue, which is drained into one batch.
+            take = 1 if slept > _SLEPT_NS else max_batch
+            batch = self._take(router, take) if router in ready else []
             self.process(batch, self._drain_venue() if self._wake_r in ready else [])
 
     def _take(self, router: zmq.Socket[bytes], max_batch: int) -> list[tuple[bytes, bytes]]:
@@ -337,7 +344,7 @@ class EngineService:
                     self.metrics.bad_frames.inc()
                     continue
                 batch.append((identity, frame))
-                if len(batch) == 1 and not int(_get(router, _EVENTS)) & _POLLIN:
+                if len(batch) == 1 < max_batch and not int(_get(router, _EVENTS)) & _POLLIN:
                     break
         except zmq.Again:
             pass

@@ -337,7 +337,11 @@ def echo_server(endpoint: str, cpu: int) -> int:
     """Serve the echo: the engine's placement (sockets first, then pin the main thread)."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
+    # the engine's ROUTER options (engine/service.py): with the default high-water mark
+    # a ROUTER drops replies once a peer has 1000 queued, and a window of 1000 gets there
     sock.setsockopt(zmq.LINGER, 0)
+    sock.setsockopt(zmq.ROUTER_MANDATORY, 0)
+    sock.setsockopt(zmq.SNDHWM, 1_000_000)
     sock.bind(endpoint)
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
@@ -631,7 +635,7 @@ def _pipelined_samples(
                 b.advance(task)
             sock.close(0)
         finally:
-            ctx.term()
+            ctx.destroy(0)  # term() would wait for ever on a socket left open
     return {
         "per_sec": round(median(rates)),
         "all": [round(x) for x in rates],
@@ -722,8 +726,8 @@ def _engine_none(
                 esock.close(0)
                 sock.close(0)
             finally:
-                ctx.term()
-                actx.term()
+                ctx.destroy(0)  # term() would wait for ever on a socket left open
+                actx.destroy(0)
         b.figures["zmq_echo_pipelined_per_sec"] = round(median(echo_rates))
         b.details["zmq_echo_pipelined_per_sec_all"] = [round(x) for x in echo_rates]
         p50, p99 = _sample_rtt(b, "engine_rtt", new_ns, cancel_ns)
@@ -785,7 +789,7 @@ def _engine_batch(
                     b.advance(task)
                 sock.close(0)
             finally:
-                ctx.term()
+                ctx.destroy(0)  # term() would wait for ever on a socket left open
         p50, p99 = _sample_rtt(b, "engine_rtt_batch_fsync", new_ns, cancel_ns)
         b.figures["engine_rtt_batch_fsync_p50_us"] = p50
         b.figures["engine_rtt_batch_fsync_p99_us"] = p99
@@ -825,7 +829,7 @@ def _recovery(b: Bench, root: Path, cpus: set[int], commands: int, window: int) 
                 r = pipelined(sock, Flow(eng), commands, window)
                 sock.close(0)
             finally:
-                ctx.term()
+                ctx.destroy(0)  # term() would wait for ever on a socket left open
         status = _check_empty_book(eng, "recovery journal")
         events = int(status["last_seq"])
         journaled = int(r["acked"])
