@@ -38,20 +38,32 @@ __all__ = [
 KEY_ID_HEADER = "APCA-API-KEY-ID"
 SECRET_HEADER = "APCA-API-SECRET-KEY"
 
-SettingsDep = Annotated[GatewaySettings, Depends(get_settings)]
+# Every dependency here is `async def`: FastAPI runs a plain `def` one in a worker
+# thread, a hand-off that cost more than the whole order path.
 
 
-def get_engine(conn: HTTPConnection) -> EngineClient:
+async def get_app_settings(conn: HTTPConnection) -> GatewaySettings:
+    """The settings the app was made with (`create_app(settings)`)."""
+    settings: GatewaySettings | None = getattr(conn.app.state, "settings", None)
+    return settings if settings is not None else get_settings()
+
+
+# Not `dependency_overrides`: FastAPI re-analyses an overridden dependency on every
+# request, which cost more than the rest of an order's path.
+SettingsDep = Annotated[GatewaySettings, Depends(get_app_settings)]
+
+
+async def get_engine(conn: HTTPConnection) -> EngineClient:
     engine: EngineClient = conn.app.state.engine
     return engine
 
 
-def get_projection(conn: HTTPConnection) -> Projection:
+async def get_projection(conn: HTTPConnection) -> Projection:
     projection: Projection = conn.app.state.projection
     return projection
 
 
-def get_key_store(conn: HTTPConnection) -> keys.KeyStore:
+async def get_key_store(conn: HTTPConnection) -> keys.KeyStore:
     store: keys.KeyStore = conn.app.state.keys
     return store
 

@@ -95,7 +95,6 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics
-    app.dependency_overrides[get_settings] = lambda: settings
     install_handlers(app)
     app.add_middleware(metrics.MetricsMiddleware, metrics=gateway_metrics)
     api = APIRouter(prefix=API_PREFIX)

@@ -75,6 +75,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     bt.add_argument("--json", action="store_true", help="print one JSON object")
     bt.add_argument("--repeats", type=int, default=3, help="repetitions (median reported)")
     bt.set_defaults(func=_bench, module="bench_backtest")
+    bg = bsub.add_parser(
+        "gateway", help="gateway: HTTP and WebSocket orders through to the engine, vs bare HTTP"
+    )
+    bg.add_argument("--json", action="store_true", help="print one JSON object")
+    bg.add_argument("--repeats", type=int, default=3, help="repetitions (median reported)")
+    bg.set_defaults(func=_bench, module="bench_gateway")
 
     from tickplane.engine.strategy.command import add_backtest, add_strategy
 

@@ -86,12 +86,19 @@ def test_orders_fills_positions_and_a_late_start(engine_endpoints: dict[str, str
                 kinds = [u.event if isinstance(u, OrderUpdate) else "position" for u in updates]
                 assert kinds == ["new", "fill", "position"]
                 assert isinstance(updates[2], PositionUpdate)
-                # market data: the trade (sequenced), then the top of book
+                # market data (not replayable: what comes live once the stream is up,
+                # as it is now): another trade, then the top of book after it
+                more = _ack(await eng.submit(buyer, "AAPL", "buy", "limit", 1, price=price))
                 seen: set[str] = set()
                 while not {"trade", "top"} <= seen:
                     m = await asyncio.wait_for(md.get(), 5)
                     assert isinstance(m, MarketUpdate) and m.symbol == "AAPL"
-                    seen.add(m.kind)
+                    if m.kind == "trade":
+                        assert m.trade is not None
+                        seen.add("trade") if m.trade.seq > buy.last_seq else None
+                    elif m.kind == "top" and "trade" in seen:
+                        seen.add("top")
+                assert await proj.wait_for(more.last_seq)
                 top = proj.top("AAPL")
                 assert top is not None and top.last_price is not None
                 cancel = _ack(await eng.cancel(seller, sell.order_id))

@@ -137,7 +137,9 @@ def test_every_resource_is_isolated_by_account(
     alice, bob = headers(make_key()), headers(make_key())
     price = _price()
     coid = "mine-" + uuid.uuid4().hex
-    _, bid = _trade(client, headers(make_key()), alice, price, 2)
+    seller = headers(make_key())
+    _, bid = _trade(client, seller, alice, price, 2)
+    client.delete(f"{V1}/orders", headers=seller)  # leave nothing resting for other tests
     rest = _order(client, alice, limit_price=price - 100, client_order_id=coid)
     oid = rest["id"]
     # another account's order is a 404, exactly like an order that does not exist

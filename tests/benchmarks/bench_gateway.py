@@ -1,0 +1,417 @@
+"""The gateway's benchmarks, behind ``tickplane bench gateway --json``.
+
+One run starts a real ``tickplane engine`` (``fsync: none``) and the gateway under
+uvicorn (``workers`` processes, keys in SQLite), both on loopback, and drives them from
+this process with keep-alive clients. Figures are medians over ``repeats`` samples of
+``seconds`` each, after one untimed warm-up sample:
+
+- ``http_orders_per_sec``, ``http_order_p50_ms``, ``http_order_p99_ms``: ``connections``
+  keep-alive HTTP/1.1 clients, each with one request in flight, ``POST /api/v1/orders``
+  (an IOC limit buy that cannot fill: the engine accepts and cancels it, so the book
+  stays empty) through auth, validation, the engine and the projection (read-your-
+  writes) and back. Latency is per request, send to last byte of the answer.
+- ``bare_http_per_sec``: the baseline, the same clients against a bare FastAPI app
+  (``bare_gateway.py``) in
+  the same uvicorn setup with the same auth (the same key store and cache) and the same
+  ``OrderCreate`` validation, answering a 201 without an engine.
+  ``http_vs_bare`` = ``http_orders_per_sec / bare_http_per_sec``.
+- ``ws_orders_per_sec``: ``ws_connections`` clients on ``/api/v1/ws/orders``, each
+  sending frames of ``ws_batch`` submit actions and waiting for their acks before the
+  next frame; every order is acked by the engine.
+
+The load generator shares the machine with the gateway and the engine (2 cores here):
+its own CPU time is part of what limits the figures. If
+``tests/benchmarks/bench_recorder.py`` exists, its ``run()`` figures join the output.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import json
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import IO, Any
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+__all__ = ["BenchError", "run"]
+
+HERE = Path(__file__).resolve().parent
+SECONDS = 3.0
+CONNECTIONS = 32
+WORKERS = 1
+WS_CONNECTIONS = 4
+WS_BATCH = 250
+READY_TIMEOUT = 60.0
+SYMBOL = "GOOG"
+ORDER = {
+    "symbol": SYMBOL,
+    "side": "buy",
+    "type": "limit",
+    "qty": 1,
+    "limit_price": 1,
+    "time_in_force": "ioc",
+}
+TARGETS = {"http_orders_per_sec": 8_000, "ws_orders_per_sec": 50_000}
+
+
+class BenchError(RuntimeError):
+    """The system under test misbehaved (a refused order, a process that died)."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + READY_TIMEOUT
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{url}: the process exited:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)  # another process's readiness: nothing to await
+    raise BenchError(f"{url} not ready after {READY_TIMEOUT}s:\n{log.read_text()[-3000:]}")
+
+
+class Processes:
+    """The engine and the two gateways (real and bare), started and stopped together."""
+
+    def __init__(self, root: Path, workers: int) -> None:
+        self.root = root
+        self.workers = workers
+        self.procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
+        self.engine_http = _free_port()
+        self.order_entry = f"tcp://127.0.0.1:{_free_port()}"
+        self.events = f"tcp://127.0.0.1:{_free_port()}"
+        self.gateway_port = _free_port()
+        self.bare_port = _free_port()
+
+    def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        log = (self.root / f"{name}.log").open("wb")
+        proc = subprocess.Popen(
+            argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "PYTHONUNBUFFERED": "1", "OPENBLAS_NUM_THREADS": "1", **env},
+            cwd=self.root,
+        )
+        self.procs.append((proc, log))
+        return proc
+
+    def start(self) -> None:
+        cfg = {
+            "name": "bench-gateway",
+            "order_entry": self.order_entry,
+            "events": self.events,
+            "http_port": self.engine_http,
+            "journal_dir": str(self.root / "journal"),
+            "symbols": [{"name": SYMBOL}],
+            "pin_cpu": False,
+            "fsync": "none",
+        }
+        (self.root / "engine.json").write_text(json.dumps(cfg))
+        engine = self._spawn(
+            "engine",
+            [sys.executable, "-m", "tickplane.cli.main", "engine", "--config", "engine.json"],
+            {},
+        )
+        _wait_http(f"http://127.0.0.1:{self.engine_http}/readyz", engine, self.root / "engine.log")
+        env = {
+            "TICKPLANE_GATEWAY_ENGINE_ORDER_ENTRY": self.order_entry,
+            "TICKPLANE_GATEWAY_ENGINE_EVENTS": self.events,
+            "TICKPLANE_GATEWAY_DATA_DIR": str(self.root),
+            "TICKPLANE_GATEWAY_RATE_LIMIT_PER_SECOND": "0",
+            "TICKPLANE_GATEWAY_METRICS_PORT": "0",
+            "TICKPLANE_GATEWAY_WS_QUEUE_SIZE": "100000",
+        }
+        uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
+        common = ["--log-level", "warning", "--workers", str(self.workers), "--host", "127.0.0.1"]
+        gw = self._spawn(
+            "gateway",
+            [*uvicorn, "tickplane.api.main:create_app", *common, "--port", str(self.gateway_port)],
+            env,
+        )
+        bare = self._spawn(
+            "bare",
+            [*uvicorn, "bare_gateway:create_app", *common, "--port", str(self.bare_port)],
+            {**env, "PYTHONPATH": str(HERE)},
+        )
+        _wait_http(
+            f"http://127.0.0.1:{self.gateway_port}/api/v1/ready", gw, self.root / "gateway.log"
+        )
+        _wait_http(f"http://127.0.0.1:{self.bare_port}/health", bare, self.root / "bare.log")
+
+    def stop(self) -> None:
+        for proc, _ in reversed(self.procs):
+            if proc.poll() is None:
+                proc.terminate()
+        for proc, log in self.procs:
+            try:
+                proc.wait(30)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+            log.close()
+
+
+# -- load generators ---------------------------------------------------------------------------
+
+
+async def _http_client(
+    port: int, request: bytes, until: float, latencies: list[float], expect: bytes
+) -> int:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    done = 0
+    clock = time.perf_counter
+    try:
+        while clock() < until:
+            t0 = clock()
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            at = head.lower().find(b"content-length:")
+            n = int(head[at + 15 : head.index(b"\r\n", at)])
+            body = await reader.readexactly(n)
+            if not head.startswith(expect):
+                raise BenchError(f"unexpected answer: {head[:40]!r} {body[:300]!r}")
+            latencies.append(clock() - t0)
+            if b'"id"' not in body:
+                raise BenchError(f"unexpected body: {body[:200]!r}")
+            done += 1
+    finally:
+        writer.close()
+    return done
+
+
+def _request(port: int, key_id: str, secret: str) -> bytes:
+    body = json.dumps(ORDER).encode()
+    return (
+        f"POST /api/v1/orders HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        f"APCA-API-KEY-ID: {key_id}\r\nAPCA-API-SECRET-KEY: {secret}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+
+
+async def http_sample(
+    port: int, key: tuple[str, str], connections: int, seconds: float
+) -> tuple[float, list[float]]:
+    """Orders per second and per-request latencies (s) of one timed sample."""
+    request = _request(port, *key)
+    latencies: list[float] = []
+    start = time.perf_counter()
+    until = start + seconds
+    counts = await asyncio.gather(
+        *(
+            _http_client(port, request, until, latencies, b"HTTP/1.1 201")
+            for _ in range(connections)
+        )
+    )
+    return sum(counts) / (time.perf_counter() - start), latencies
+
+
+async def ws_sample(
+    port: int, key: tuple[str, str], connections: int, batch: int, seconds: float
+) -> float:
+    """Orders acked per second over native WebSockets in one timed sample."""
+    import websockets
+
+    url = f"ws://127.0.0.1:{port}/api/v1/ws/orders"
+    headers = {"APCA-API-KEY-ID": key[0], "APCA-API-SECRET-KEY": key[1]}
+    frame = json.dumps([{"action": "submit", "ref": i, **ORDER} for i in range(batch)])
+
+    async def client() -> int:
+        done = 0
+        async with websockets.connect(url, additional_headers=headers, max_size=2**24) as ws:
+            json.loads(await ws.recv())  # authenticated
+            while time.perf_counter() < until:
+                await ws.send(frame)
+                acks = 0
+                while acks < batch:
+                    for m in json.loads(await ws.recv()):
+                        if m.get("type") == "ack":
+                            acks += 1
+                        elif m.get("type") == "error":
+                            raise BenchError(f"refused: {m}")
+                done += acks
+        return done
+
+    start = time.perf_counter()
+    until = start + seconds
+    counts = await asyncio.gather(*(client() for _ in range(connections)))
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def _pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def _median(values: list[float]) -> float:
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
+
+
+def _make_key(root: Path) -> tuple[str, str]:
+    from tickplane.api import keys
+
+    async def make() -> tuple[str, str]:
+        store = keys.SqliteKeyStore(root / keys.SQLITE_NAME)
+        try:
+            new = await store.create("bench")
+            return new.key.key_id, new.secret
+        finally:
+            await store.close()
+
+    return asyncio.run(make())
+
+
+def _recorder(json_out: bool, repeats: int) -> dict[str, Any]:
+    path = HERE / "bench_recorder.py"
+    if not path.exists():
+        return {}
+    spec = importlib.util.spec_from_file_location("tickplane_bench_recorder", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    out: dict[str, Any] = module.run(json_out=True, repeats=repeats)
+    return out
+
+
+def run(
+    json_out: bool = True,
+    repeats: int = 3,
+    *,
+    seconds: float = SECONDS,
+    connections: int = CONNECTIONS,
+    workers: int = WORKERS,
+    ws_connections: int = WS_CONNECTIONS,
+    ws_batch: int = WS_BATCH,
+    recorder: bool = True,
+    command: str | None = None,
+) -> dict[str, Any]:
+    """Run the gateway benchmarks once; return one JSON-ready dict (see the module
+    docstring). Progress goes to stderr; ``json_out`` False also prints a table."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    console = Console(stderr=True)
+    started = time.perf_counter()
+    root = Path(tempfile.mkdtemp(prefix="tickplane-bench-gateway-"))
+    procs = Processes(root, workers)
+    samples: dict[str, list[float]] = {"http": [], "p50": [], "p99": [], "bare": [], "ws": []}
+    try:
+        key = _make_key(root)
+        procs.start()
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            TextColumn("{task.completed}/{task.total}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        with progress:
+            task = progress.add_task("gateway samples", total=3 * (repeats + 1))
+            for i in range(repeats + 1):  # the first of each is a warm-up
+                rate, lat = asyncio.run(http_sample(procs.gateway_port, key, connections, seconds))
+                progress.advance(task)
+                bare, _ = asyncio.run(http_sample(procs.bare_port, key, connections, seconds))
+                progress.advance(task)
+                ws = asyncio.run(
+                    ws_sample(procs.gateway_port, key, ws_connections, ws_batch, seconds)
+                )
+                progress.advance(task)
+                if i == 0:
+                    continue
+                samples["http"].append(rate)
+                samples["p50"].append(_pct(lat, 0.50) * 1e3)
+                samples["p99"].append(_pct(lat, 0.99) * 1e3)
+                samples["bare"].append(bare)
+                samples["ws"].append(ws)
+    finally:
+        procs.stop()
+        shutil.rmtree(root, ignore_errors=True)
+    http = _median(samples["http"])
+    bare = _median(samples["bare"])
+    result: dict[str, Any] = {
+        "http_orders_per_sec": round(http),
+        "http_order_p50_ms": round(_median(samples["p50"]), 3),
+        "http_order_p99_ms": round(_median(samples["p99"]), 3),
+        "bare_http_per_sec": round(bare),
+        "http_vs_bare": round(http / bare, 3) if bare else None,
+        "ws_orders_per_sec": round(_median(samples["ws"])),
+    }
+    result["targets"] = {
+        name: {"target": target, "met": result[name] >= target} for name, target in TARGETS.items()
+    }
+    result["setup"] = {
+        "seconds_per_sample": seconds,
+        "repeats": repeats,
+        "http_connections": connections,
+        "uvicorn_workers": workers,
+        "ws_connections": ws_connections,
+        "ws_batch": ws_batch,
+        "order": ORDER,
+        "cpus": len(os.sched_getaffinity(0)),
+        "engine": "fsync none, pin_cpu false, loopback TCP",
+    }
+    result["samples"] = {k: [round(v, 3) for v in vs] for k, vs in samples.items()}
+    result["command"] = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])
+    if recorder:
+        result.update(_recorder(json_out, repeats))
+    result["seconds"] = round(time.perf_counter() - started, 1)
+    if not json_out:
+        out = Console()
+        for name in (
+            "http_orders_per_sec",
+            "http_order_p50_ms",
+            "http_order_p99_ms",
+            "bare_http_per_sec",
+            "http_vs_bare",
+            "ws_orders_per_sec",
+        ):
+            out.print(f"{name:24} {result[name]}")
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Command-line entry point (``tickplane bench gateway`` is the usual one)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--repeats", type=int, default=3, help="samples per figure")
+    parser.add_argument("--seconds", type=float, default=SECONDS, help="seconds per sample")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="uvicorn workers")
+    parser.add_argument("--connections", type=int, default=CONNECTIONS)
+    args = parser.parse_args(argv)
+    result = run(
+        json_out=args.json,
+        repeats=args.repeats,
+        seconds=args.seconds,
+        workers=args.workers,
+        connections=args.connections,
+    )
+    if args.json:
+        print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
