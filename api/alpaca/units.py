@@ -16,6 +16,10 @@ from tickplane.api.alpaca.errors import AlpacaError
 
 __all__ = ["SymbolUnits", "decimal_of"]
 
+# What the engine's wire carries (signed 64-bit); the engine's own bounds are tighter
+# and come back as its reasons (bad_qty, bad_price).
+_LARGEST = 2**63 - 1
+
 
 def decimal_of(value: Any, field: str) -> Decimal:
     """A finite decimal from a JSON number or a numeric string (never a boolean)."""
@@ -49,8 +53,10 @@ class SymbolUnits:
         price = decimal_of(value, field)
         if price <= 0:
             raise AlpacaError.invalid(f"{field} must be positive")
+        if price > _LARGEST * self.tick:
+            raise AlpacaError.invalid(f"{field} {price} is too large")
         ticks, rest = divmod(price, self.tick)
-        if rest != 0:
+        if rest != 0 or ticks == 0:
             raise AlpacaError.invalid(
                 f"{field} {price} is not a multiple of {self.symbol}'s tick size {self.tick}"
             )
@@ -74,6 +80,8 @@ class SymbolUnits:
             )
         if qty <= 0:
             raise AlpacaError.invalid(f"{field} must be positive")
+        if qty > _LARGEST:
+            raise AlpacaError.invalid(f"{field} {qty} is too large")
         lots, rest = divmod(int(qty), self.lot)
         if rest:
             raise AlpacaError.invalid(

@@ -108,3 +108,23 @@ def test_gateway_errors_in_alpacas_terms(
     err = from_api_error(ApiError(status, reason, "why"))
     assert (err.status, err.code) == expected
     assert "why" in err.message
+
+
+@given(
+    st.one_of(
+        st.decimals(),
+        st.floats(),
+        st.integers(),
+        st.text(max_size=30),
+        st.from_regex(r"-?[0-9]{0,3}(\.[0-9]{0,4})?[eE]-?[0-9]{1,10}", fullmatch=True),
+    )
+)
+def test_any_input_maps_to_a_wire_int_or_an_alpaca_error(value: object) -> None:
+    for units in (CENT, COARSE):
+        for convert in (units.ticks, units.lots):
+            try:
+                out = convert(value, "f")
+            except AlpacaError as err:
+                assert err.status == 422
+                continue
+            assert 0 < out < 2**63

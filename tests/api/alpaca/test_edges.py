@@ -1,0 +1,73 @@
+"""Extreme numbers and odd shapes: refused in Alpaca's shape, never a 5xx."""
+
+from __future__ import annotations
+
+import pytest
+import requests
+
+from .conftest import Gateway, Trader
+from .test_orders import limit
+from .test_positions import cross
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"qty": "1e30"},
+        {"qty": 2**70},
+        {"limit_price": "1e30"},
+        {"limit_price": 1e300},
+        {"limit_price": "1e-999999999"},
+        {"qty": "-0"},
+        {"type": "trailing_stop", "limit_price": None, "trail_price": "1e30"},
+        {"type": "trailing_stop", "limit_price": None, "trail_percent": "1e30"},
+        {"type": "trailing_stop", "limit_price": None, "trail_percent": "150"},
+        {"order_class": "oto", "stop_loss": {"stop_price": "1e30"}},
+        {"order_class": "bracket", "take_profit": {"limit_price": 5}, "stop_loss": {}},
+        {"symbol": ""},
+        {"symbol": None},
+        {"take_profit": "nope"},
+    ],
+)
+def test_extreme_orders_are_4xx(
+    gateway: Gateway, trader: Trader, change: dict[str, object]
+) -> None:
+    order = {
+        "symbol": "GOOG",
+        "qty": 1,
+        "side": "buy",
+        "type": "limit",
+        "time_in_force": "gtc",
+        "limit_price": "10.00",
+        **change,
+    }
+    url = f"{gateway.url}/v2/orders"
+    answer = requests.post(url, json=order, headers=trader.headers, timeout=10)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert set(answer.json()) == {"code", "message"}
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["qty=1e30", "percentage=1e30", "percentage=-5", "qty=abc", "qty=1&percentage=5"],
+)
+def test_extreme_closes_are_4xx(
+    gateway: Gateway, trader: Trader, other: Trader, query: str
+) -> None:
+    cross(trader, other, "AAPL", 1, 12.00)
+    url = f"{gateway.url}/v2/positions/AAPL?{query}"
+    answer = requests.delete(url, headers=trader.headers, timeout=10)
+    assert 400 <= answer.status_code < 500, answer.text
+    assert set(answer.json()) == {"code", "message"}
+    assert trader.client.get_open_position("AAPL").qty == "1"
+
+
+def test_extreme_replaces_are_4xx(gateway: Gateway, trader: Trader) -> None:
+    order = trader.client.submit_order(limit("GOOG", "buy", 1, 9))
+    url = f"{gateway.url}/v2/orders/{order.id}"
+    for change in ({"qty": "1e30"}, {"limit_price": "1e30"}, {"stop_price": 5}, {}):
+        answer = requests.patch(url, json=change, headers=trader.headers, timeout=10)
+        assert 400 <= answer.status_code < 500, (change, answer.text)
+        assert set(answer.json()) == {"code", "message"}
+    assert trader.client.get_order_by_id(order.id).limit_price == "9.00"
+    trader.client.cancel_orders()
