@@ -1,8 +1,10 @@
 """The gateway's subcommands of `tickplane`: `keys create|list|revoke`.
 
-They talk to the gateway's PostgreSQL directly (`--database-url`, else
-`TICKPLANE_GATEWAY_DATABASE_URL`, else the settings' default), migrating it first, so
-they work whether or not a gateway runs.
+They open the gateway's key store directly: PostgreSQL with `--database-url` (else
+`TICKPLANE_GATEWAY_DATABASE_URL`), migrating it first, or else SQLite in `--data-dir`
+(else `TICKPLANE_GATEWAY_DATA_DIR`, else `.tickplane`), so they work whether or not a
+gateway runs (gateways see a new key at once and a revocation within their
+`key_cache_seconds`).
 """
 
 from __future__ import annotations
@@ -10,14 +12,15 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
 
 from tickplane.api import keys
-from tickplane.api.db import migrate
 from tickplane.api.recorder import cli as recorder_cli
 from tickplane.api.settings import get_settings
 
@@ -39,7 +42,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument(
             "--database-url",
-            help="PostgreSQL DSN (default: TICKPLANE_GATEWAY_DATABASE_URL or the default)",
+            help="PostgreSQL DSN (default: TICKPLANE_GATEWAY_DATABASE_URL); without one, "
+            "the SQLite store of --data-dir",
+        )
+        p.add_argument(
+            "--data-dir",
+            type=Path,
+            help="the platform's data directory, keys in DATA_DIR/keys.sqlite "
+            "(default: TICKPLANE_GATEWAY_DATA_DIR or .tickplane)",
         )
         p.add_argument("--json", action="store_true", help="print JSON")
 
@@ -62,16 +72,17 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     recorder_cli.register(sub)
 
 
-def _with_db(args: argparse.Namespace, work: Callable[[Any], Awaitable[T]]) -> T:
-    dsn = args.database_url or get_settings().database_url
+def _with_store(args: argparse.Namespace, work: Callable[[keys.KeyStore], Awaitable[T]]) -> T:
+    settings = get_settings()
+    dsn = args.database_url or settings.database_url
+    data_dir = args.data_dir or settings.data_dir
 
     async def run() -> T:
-        conn = await asyncpg.connect(dsn)
+        store = await keys.open_store(dsn, data_dir, pool_min=1, pool_max=1)
         try:
-            await migrate(conn)
-            return await work(conn)
+            return await work(store)
         finally:
-            await conn.close()
+            await store.close()
 
     return asyncio.run(run())
 
@@ -91,13 +102,16 @@ def _fail(message: str) -> int:
     return 2
 
 
+_UNREACHABLE = (OSError, asyncpg.PostgresError, sqlite3.Error)
+
+
 def _create(args: argparse.Namespace) -> int:
     try:
-        new = _with_db(args, lambda db: keys.create_key(db, args.account, args.scope))
+        new = _with_store(args, lambda s: s.create(args.account, args.scope))
     except ValueError as exc:
         return _fail(str(exc))
-    except (OSError, asyncpg.PostgresError) as exc:
-        return _fail(f"cannot reach the database: {exc}")
+    except _UNREACHABLE as exc:
+        return _fail(f"cannot reach the key store: {exc}")
     if args.json:
         out = {"account": new.key.account, "key_id": new.key.key_id, "secret": new.secret}
         print(json.dumps({**out, "scope": new.key.scope}))
@@ -111,9 +125,9 @@ def _create(args: argparse.Namespace) -> int:
 
 def _list(args: argparse.Namespace) -> int:
     try:
-        found = _with_db(args, lambda db: keys.list_keys(db, args.account))
-    except (OSError, asyncpg.PostgresError) as exc:
-        return _fail(f"cannot reach the database: {exc}")
+        found = _with_store(args, lambda s: s.list(args.account))
+    except _UNREACHABLE as exc:
+        return _fail(f"cannot reach the key store: {exc}")
     if args.json:
         print(json.dumps([_key_dict(k) for k in found]))
         return 0
@@ -125,9 +139,9 @@ def _list(args: argparse.Namespace) -> int:
 
 def _revoke(args: argparse.Namespace) -> int:
     try:
-        key = _with_db(args, lambda db: keys.revoke_key(db, args.key_id))
-    except (OSError, asyncpg.PostgresError) as exc:
-        return _fail(f"cannot reach the database: {exc}")
+        key = _with_store(args, lambda s: s.revoke(args.key_id))
+    except _UNREACHABLE as exc:
+        return _fail(f"cannot reach the key store: {exc}")
     if key is None:
         return _fail(f"no key {args.key_id!r}")
     print(json.dumps(_key_dict(key)) if args.json else f"revoked {key.key_id} ({key.account})")
