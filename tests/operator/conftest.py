@@ -10,11 +10,10 @@ from pathlib import Path
 import pytest
 
 from tests.controlplane.cluster import ControlPlane
-from tests.controlplane.conftest import api_client, control_plane, namespace
 
 from .support import CRD_DIR, OperatorProcess, apply_crds
 
-__all__ = ["api_client", "control_plane", "crds", "namespace", "operator"]
+__all__ = ["crds", "operator"]
 
 # The kind end-to-end tests need Docker and a kind cluster (`make e2e-kind` sets this).
 collect_ignore = [] if os.environ.get("TICKPLANE_E2E_KIND") == "1" else ["e2e_kind"]

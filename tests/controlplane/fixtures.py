@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import pytest
 from kubernetes import client, config
 
-from .cluster import ControlPlane
+from tests.controlplane.cluster import ControlPlane
 
 
 @pytest.fixture(scope="session")
