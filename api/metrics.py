@@ -93,13 +93,27 @@ class MetricsMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            route: Any = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = _template(scope)
             m = self.metrics
             m.requests.labels(template, scope["method"], str(status)).inc()
             if status >= 500:
                 m.errors.labels(template).inc()
             m.duration.labels(template, scope["method"]).observe(time.perf_counter() - start)
+
+
+def _template(scope: Scope) -> str:
+    """The route template of a request (`/api/v1/orders/{order_id}`): its path with each
+    path parameter's segment named back; "unmatched" when no route took it (its path
+    is anyone's to choose, so it never becomes a label)."""
+    route: Any = scope.get("route")
+    if route is None:
+        return "unmatched"
+    params: dict[str, Any] = scope.get("path_params") or {}
+    if not params:
+        return str(scope.get("path", "unmatched"))
+    names = {str(v): k for k, v in params.items()}
+    parts = str(scope.get("raw_path", b"").decode("latin-1") or scope["path"]).split("/")
+    return "/".join("{" + names[p] + "}" if p in names else p for p in parts)
 
 
 def serve(metrics: GatewayMetrics, port: int, host: str) -> Callable[[], None]:
