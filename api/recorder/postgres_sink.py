@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
 from tickplane.api.db import migrate
-from tickplane.api.recorder.rows import Batch, fold, order_status
+from tickplane.api.recorder.rows import Batch, day_of, fold, order_status
 from tickplane.core.events import Event, TopOfBook
 
 __all__ = ["PostgresSink"]
@@ -126,7 +126,8 @@ class PostgresSink:
         self.partitions_ahead = partitions_ahead
         self.last_seq = 0
         self._conn: asyncpg.Connection[Any] | None = None
-        self._days: set[datetime] = set()  # days whose partitions exist
+        self._days: set[int] = set()  # days (rows.Batch.days) whose partitions exist
+        self._native = False  # natively partitioned (not TimescaleDB hypertables)
         self._top_seq: dict[str, int] = {}  # symbol -> last md_seq written
 
     async def open(self) -> int:
@@ -146,10 +147,16 @@ class PostgresSink:
                 self.engine,
                 self.name,
             )
-            today = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            self._native = bool(
+                await conn.fetchval(
+                    "SELECT EXISTS (SELECT 1 FROM pg_partitioned_table p"
+                    " JOIN pg_class c ON c.oid = p.partrelid WHERE c.oid = 'executions'::regclass)"
+                )
+            )
+            today = (datetime.now(UTC) - datetime(1970, 1, 1, tzinfo=UTC)).days
             self._days.clear()
             await self._ensure_partitions(
-                conn, {today + timedelta(days=d) for d in range(-1, self.partitions_ahead + 1)}
+                conn, {today + d for d in range(-1, self.partitions_ahead + 1)}
             )
             last = await conn.fetchval(
                 "SELECT last_seq FROM recorder_progress WHERE engine = $1 AND sink = $2",
@@ -172,16 +179,24 @@ class PostgresSink:
             except Exception:  # a dead server: nothing left to close cleanly
                 conn.terminate()
 
-    async def _ensure_partitions(self, conn: asyncpg.Connection[Any], days: set[datetime]) -> None:
-        todo = {d.replace(hour=0, minute=0, second=0, microsecond=0) for d in days} - self._days
+    async def _ensure_partitions(self, conn: asyncpg.Connection[Any], days: set[int]) -> None:
+        todo = days - self._days
         if not todo:
             return
         await conn.fetchval(
             "SELECT recorder_ensure_partitions($1::date, $2::date)",
-            min(todo).date(),
-            max(todo).date(),
+            day_of(min(todo)),
+            day_of(max(todo)),
         )
         self._days |= todo
+
+    def _table(self, parent: str, b: Batch) -> str:
+        """Where a batch's rows go: straight into the day's partition when they are all of
+        one day (COPY then skips routing each row), else the partitioned parent."""
+        if self._native and len(b.days) == 1:
+            (day,) = b.days
+            return f"{parent}_p{day_of(day):%Y%m%d}"
+        return parent
 
     async def write(self, events: Sequence[Event], tops: Sequence[TopOfBook] = ()) -> int:
         """Write the events above `last_seq` and the tops; return how many events."""
@@ -243,11 +258,11 @@ class PostgresSink:
 
     async def _write_batch(self, conn: asyncpg.Connection[Any], b: Batch) -> None:
         if b.executions:
-            await conn.copy_records_to_table("executions", records=b.executions)
+            await conn.copy_records_to_table(self._table("executions", b), records=b.executions)
         if b.md_trades:
-            await conn.copy_records_to_table("md_trades", records=b.md_trades)
+            await conn.copy_records_to_table(self._table("md_trades", b), records=b.md_trades)
         if b.tops:
-            await conn.copy_records_to_table("md_top_of_book", records=b.tops)
+            await conn.copy_records_to_table(self._table("md_top_of_book", b), records=b.tops)
         if b.orders:
             await conn.copy_records_to_table(
                 "stage_orders", records=_order_rows(b), columns=_STAGE_ORDER_COLUMNS

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 
 from tickplane.core.events import (
     Event,
@@ -25,14 +25,19 @@ from tickplane.core.events import (
     Trade,
 )
 
-__all__ = ["Batch", "OrderChange", "fold", "order_status", "ts_of"]
+__all__ = ["Batch", "OrderChange", "day_of", "fold", "order_status", "ts_of"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_NS_PER_DAY = 86_400 * 1_000_000_000
 
 
 def ts_of(ts_event: int) -> datetime:
     """The engine's ns timestamp as an aware datetime (µs: PostgreSQL's precision)."""
     return datetime.fromtimestamp(ts_event // 1000 / 1_000_000, UTC)
+
+
+def day_of(day: int) -> date:
+    """The date of a day number of `Batch.days`."""
+    return date(1970, 1, 1) + timedelta(days=day)
 
 
 def order_status(open_qty: int, filled_qty: int, canceled: bool, rejected: bool) -> str:
@@ -89,7 +94,7 @@ class Batch:
     positions: dict[tuple[str, str], PositionChanged] = field(default_factory=dict)
     # account -> (cash or None, kill switch or None, seq)
     accounts: dict[str, tuple[int | None, bool | None, int]] = field(default_factory=dict)
-    days: set[datetime] = field(default_factory=set)
+    days: set[int] = field(default_factory=set)  # UTC days (since the epoch) of the rows
 
     def _order(self, order_id: int, account: str) -> OrderChange:
         ch = self.orders.get(order_id)
@@ -118,7 +123,7 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
         b.last_seq = seq
         if isinstance(ev, Trade):
             ts = ts_of(ev.ts_event)
-            b.days.add(ts)
+            b.days.add(ev.ts_event // _NS_PER_DAY)
             b.executions.append(
                 (engine, seq, "taker", ts, ev.ts_event, ev.taker, ev.taker_account, ev.symbol,
                  ev.taker_side, ev.price, ev.qty, ev.maker)
@@ -173,7 +178,7 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
                 b._account(ev.account, seq, kill=ev.engaged)
     for top in tops:
         ts = ts_of(top.ts_event)
-        b.days.add(ts)
+        b.days.add(top.ts_event // _NS_PER_DAY)
         bid = top.bids[0] if top.bids else None
         ask = top.asks[0] if top.asks else None
         b.tops.append(
