@@ -33,6 +33,11 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   cancel is sent once its ack is in. The figure counts every acked order-entry request
   (new orders and cancels alike; ``details`` has new orders alone) per second of wall
   time; ``fsync: none`` and ``batch`` (target >= 200,000/s).
+- ``loop_turn_cpu_us`` / ``loop_batch_cpu_us_per_request``: the engine loop's thread
+  CPU time per request with no network, an ``EngineService`` in the benchmark process
+  fed the same flow through ``process``: one request a turn (what a round trip pays,
+  replies and publishing included) and 256 a turn (what pipelining pays). CPU time
+  does not move with the machine's load as wall-clock figures do.
 - ``zmq_echo_pipelined_per_sec``: the throughput floor: the echo server above, the same
   client CPU, window and frame, frames echoed per second (``pipelined_vs_echo`` is the
   engine's rate over it): what pyzmq on this transport and these CPUs can carry at all.
@@ -108,6 +113,7 @@ ECHO_MESSAGES = 10_000
 PIPELINED_REQUESTS = 100_000  # acked requests per pipelined sample
 WINDOW = 1_000  # requests in flight when pipelined
 RECOVERY_COMMANDS = 300_000
+LOOP_REQUESTS = 20_000  # requests per in-process sample (half orders, half cancels)
 #: No reply for this long: the engine (or echo server) is gone or stuck.
 REPLY_TIMEOUT_MS = 15_000
 READY_TIMEOUT = 120.0
@@ -130,6 +136,8 @@ FIGURES = (
     "pipelined_orders_per_sec_batch_fsync",
     "zmq_echo_pipelined_per_sec",
     "recovery_seconds_per_million_events",
+    "loop_turn_cpu_us",
+    "loop_batch_cpu_us_per_request",
 )
 _RECOVERED = re.compile(r"recovered (\d+) commands after snapshot (\d+) in ([0-9.]+)s")
 
@@ -815,6 +823,62 @@ def _engine_batch(
         eng.stop()
 
 
+def _in_process(b: Bench, root: Path, requests: int) -> None:
+    """The engine loop's CPU time per request, with no network: an `EngineService` in
+    this process (sockets bound, no peer) fed encoded orders and their cancels through
+    `process`, one request a turn and 256 a turn; thread CPU time, so the figures hold
+    on a busy machine where wall-clock ones do not."""
+    from tickplane.core.config import EngineConfig, SymbolConfig
+    from tickplane.engine.service import EngineService
+
+    task = b.task("engine loop in-process (CPU time)", 2 * (b.repeats + 1))
+    cfg = EngineConfig(
+        name="bench-loop",
+        order_entry=_endpoint(),
+        events=_endpoint(),
+        http_port=0,
+        journal_dir=str(root / "in-process" / "journal"),
+        symbols=[SymbolConfig(SYMBOL)],
+        fsync="none",
+        snapshot_every=0,
+        pin_cpu=False,
+    )
+    svc = EngineService(cfg)
+    svc.open()
+    ident, flow = b"\x00bench", Flow(None)
+
+    def turns(size: int, n: int) -> float:
+        """CPU seconds per request over n orders and their cancels, `size` a turn."""
+        cpu = 0.0
+        for _ in range(n // size):
+            orders = [(ident, flow.new_frame()[1]) for _ in range(size)]
+            t0 = time.thread_time()
+            svc.process(orders)
+            cpu += time.thread_time() - t0
+            last = svc.state.core.last_id
+            cancels = [(ident, flow.cancel_frame(o)[1]) for o in range(last - size + 1, last + 1)]
+            t0 = time.thread_time()
+            svc.process(cancels)
+            cpu += time.thread_time() - t0
+        return cpu / (2 * (n // size) * size)
+
+    try:
+        for size, name in ((1, "loop_turn_cpu_us"), (256, "loop_batch_cpu_us_per_request")):
+            samples: list[float] = []
+            for r in range(b.repeats + 1):
+                with quiet_gc():
+                    x = turns(size, max(requests // 2, size))
+                if r:
+                    samples.append(round(x * 1e6, 2))
+                b.advance(task)
+            b.figures[name] = median(samples)
+            b.details[f"{name}_all"] = samples
+        if svc.state.core.symbols() and len(svc.state.core) != 0:
+            raise BenchError(f"in-process: {len(svc.state.core)} orders left open")
+    finally:
+        svc.close()
+
+
 def _recovery(b: Bench, root: Path, cpus: set[int], commands: int, window: int) -> None:
     """Journal ``commands`` commands, SIGKILL, restart ``repeats`` times (SIGKILL each)."""
     eng = Engine(root, "recovery", cpus, fsync="none", snapshot_every=0)
@@ -931,6 +995,7 @@ def run(
     pipelined_requests: int = PIPELINED_REQUESTS,
     window: int = WINDOW,
     recovery_commands: int = RECOVERY_COMMANDS,
+    loop_requests: int = LOOP_REQUESTS,
     journal_root: Path | None = None,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -948,6 +1013,7 @@ def run(
         pipelined_requests: acked requests per pipelined sample.
         window: requests in flight when pipelined.
         recovery_commands: commands journaled before the SIGKILL.
+        loop_requests: requests per in-process sample (``loop_*`` figures).
         journal_root: where the engines' journals go (a temporary directory is made
             in it and deleted); default ``~/.cache/tickplane/bench/wire``.
         command: the command line to record (default: this process's).
@@ -988,6 +1054,7 @@ def run(
             )
             _engine_batch(b, root, cpus, rtt_batch_orders, pipelined_requests, window)
             _recovery(b, root, cpus, recovery_commands, window)
+            _in_process(b, root, loop_requests)
     finally:
         shutil.rmtree(root, ignore_errors=True)
     f = b.figures
@@ -1024,6 +1091,7 @@ def run(
         "pipelined_requests": pipelined_requests,
         "window": window,
         "recovery_commands": recovery_commands,
+        "loop_requests": loop_requests,
     }
     result["environment"] = _environment(repeats, cpus, base)
     result["command"] = command or shlex.join([Path(sys.argv[0]).name, *sys.argv[1:]])

@@ -23,6 +23,7 @@ def test_every_figure_is_measured(tmp_path: Path) -> None:
         pipelined_requests=2_000,
         window=100,
         recovery_commands=3_000,
+        loop_requests=600,
         journal_root=tmp_path,
         command="test",
     )
