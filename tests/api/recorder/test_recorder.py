@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
 
+import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -29,6 +30,7 @@ from tickplane.api.recorder.postgres_sink import PostgresSink
 from tickplane.api.recorder.redis_sink import RedisSink
 from tickplane.api.recorder.service import Recorder, RecorderSettings
 from tickplane.core.client import EngineClient
+from tickplane.core.events import Trade
 
 from .checks import (
     check_kafka,
@@ -335,3 +337,43 @@ def test_recorder_without_a_sink_says_so() -> None:
     )
     assert proc.returncode == 2
     assert "no sink" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_postgres_history_is_partitioned_by_day(rec_postgres: PostgresServer) -> None:
+    """Trades of days far from today get their day's partitions, one batch across two
+    days included, and each row lands in its own day's."""
+    day1 = 1_577_836_800 * 10**9  # 2020-01-01T00:00:00Z in ns
+    day2 = day1 + 86_400 * 10**9
+
+    def trade(seq: int, ts: int) -> Trade:
+        return Trade(seq, ts, "GOOG", 100, 1, seq * 2, seq * 2 - 1, "buy", "a", "b")
+
+    async def main() -> None:
+        name = "rec_" + uuid.uuid4().hex[:12]
+        rec_postgres.psql(f"CREATE DATABASE {name}")
+        dsn = str(rec_postgres.dsn).rsplit("/", 1)[0] + "/" + name
+        sink = PostgresSink(dsn, "days")
+        await sink.open()
+        try:
+            await sink.write([trade(1, day1 + 5), trade(2, day1 + 6)])  # one day
+            await sink.write([trade(3, day2 - 1), trade(4, day2)])  # across midnight
+        finally:
+            await sink.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            rows = await conn.fetch(
+                "SELECT seq, tableoid::regclass::text AS part FROM md_trades ORDER BY seq"
+            )
+            got = [(r["seq"], r["part"]) for r in rows]
+            execs = await conn.fetchval("SELECT count(*) FROM executions_p20200102")
+        finally:
+            await conn.close()
+        assert got == [
+            (1, "md_trades_p20200101"),
+            (2, "md_trades_p20200101"),
+            (3, "md_trades_p20200101"),
+            (4, "md_trades_p20200102"),
+        ]
+        assert execs == 2  # both sides of trade 4
+
+    asyncio.run(main())
