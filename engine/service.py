@@ -340,7 +340,7 @@ class EngineService:
                     while _get(router, _RCVMORE):
                         _recv(router, _NOBLOCK)
                         n += 1
-                    log.warning("dropped a message of %d frames (expected 2)", n + 1)
+                    log.warning("dropped a message of %d frames (expected 2)", n)
                     self.metrics.bad_frames.inc()
                     continue
                 batch.append((identity, frame))

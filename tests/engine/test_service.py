@@ -150,13 +150,22 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
             sock.send(frame)
             reply = wire.decode_reply(sock.recv())
             assert isinstance(reply, wire.Reject) and reply.reason == "bad_frame"
+        # Messages of several frames are dropped whole, alone or between good ones: the
+        # framing of what follows stays right (each good request gets its own reply).
+        ping = wire.encode(wire.Ping(1))
+        sock.send_multipart([ping, ping])
+        sock.send_multipart([ping, ping, ping])
+        for req in (2, 3, 4):
+            sock.send(wire.encode(wire.Ping(req)))
+        sock.send_multipart([ping, ping])
         sock.send(wire.encode(wire.Ping(99)))
-        assert isinstance(wire.decode_reply(sock.recv()), wire.Ack)
+        replies = [wire.decode_reply(sock.recv()) for _ in range(4)]
+        assert [(type(r), r.req) for r in replies] == [(wire.Ack, n) for n in (2, 3, 4, 99)]
     finally:
         sock.close(0)
         ctx.term()
     with urllib.request.urlopen(engine.http + "/metrics") as r:
-        assert "tickplane_engine_bad_frames_total 6.0" in r.read().decode()
+        assert "tickplane_engine_bad_frames_total 9.0" in r.read().decode()
 
 
 def test_get_order_mass_cancel_and_isolation(engine: EngineProcess) -> None:
