@@ -234,6 +234,9 @@ def test_kill_9_mid_stream_then_restart(
                         assert samples[("tickplane_recorder_last_seq", sink)] == n
                         written = samples[("tickplane_recorder_events_written_total", sink)]
                         assert 0 < written < n  # the rest was written before the kill
+                    # SIGTERM: a clean stop, promptly.
+                    restarted.terminate()
+                    assert await asyncio.to_thread(restarted.wait, 20) == 0
                 finally:
                     stop_process(restarted)
         finally:
