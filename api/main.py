@@ -14,7 +14,7 @@ from tickplane.api.alpaca.router import router as alpaca_router
 from tickplane.api.deps import RateLimiter
 from tickplane.api.errors import install_handlers
 from tickplane.api.projection import Projection
-from tickplane.api.routes import account, admin, health, market, orders, ws
+from tickplane.api.routes import account, admin, health, market, orders, strategies, ws
 from tickplane.api.settings import GatewaySettings, get_settings
 from tickplane.core.client import EngineClient
 
@@ -98,7 +98,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     install_handlers(app)
     app.add_middleware(metrics.MetricsMiddleware, metrics=gateway_metrics)
     api = APIRouter(prefix=API_PREFIX)
-    for part in (health, orders, account, market, admin, ws):
+    for part in (health, orders, account, market, admin, strategies, ws):
         api.include_router(part.router)
     app.include_router(api)
     app.include_router(alpaca_router)  # Alpaca-compatible: /v2 and /stream

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 __all__ = ["GatewaySettings", "get_settings"]
@@ -49,6 +50,18 @@ class GatewaySettings(BaseSettings):
 
     # WebSockets: updates queued per client before a slow client is dropped.
     ws_queue_size: int = Field(default=1_000, ge=1)
+
+    # Strategies (api/strategies.py): `local` asks the runners at `strategy_runners` (base
+    # URLs of their metrics ports, a JSON list; `tickplane up` fills them in) and controls
+    # them with `strategy_control_token`; `kubernetes` reads and patches the `Strategy`
+    # resources of `strategies_namespace` (default: the pod's own namespace), in-cluster
+    # or through `strategies_kubeconfig`.
+    strategies_source: Literal["local", "kubernetes"] = "local"
+    strategy_runners: list[str] = Field(default_factory=list)
+    strategy_control_token: SecretStr | None = None
+    strategy_timeout: float = Field(default=1.0, gt=0)
+    strategies_namespace: str | None = None
+    strategies_kubeconfig: Path | None = None
 
     # Where `uvicorn` binds, and the Prometheus metrics port (0: no metrics server).
     host: str = "127.0.0.1"

@@ -10,6 +10,12 @@ recovers the engine from its journal.
 
 A demo key is created at every start (and the previous demo key revoked), because the
 secret is shown only once and is never stored in plain text.
+
+`--strategy NAME:SYMBOL[:ACCOUNT]` (repeatable) adds a live strategy runner per flag
+(`tickplane strategy run`), started after the engine and stopped before it, trading as
+ACCOUNT (default `strategy-NAME`); its status, metrics and pause/resume answer on port
+`--engine-port + 5 + i`, and the gateway lists it at `/api/v1/strategies` (it gets the
+runners' URLs and a control token made for this run).
 """
 
 from __future__ import annotations
@@ -18,6 +24,8 @@ import argparse
 import contextlib
 import json
 import os
+import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -99,6 +107,16 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="Kafka bootstrap servers for the recorder",
     )
     p.add_argument(
+        "--strategy",
+        dest="strategies",
+        action="append",
+        type=_strategy_arg,
+        default=[],
+        metavar="NAME:SYMBOL[:ACCOUNT]",
+        help="run a built-in strategy live on SYMBOL as ACCOUNT (default: strategy-NAME); "
+        "repeatable; its status and metrics port is --engine-port + 5, + 6, ...",
+    )
+    p.add_argument(
         "--json",
         action="store_true",
         help="when ready, print one JSON object (urls, account, key id, secret) instead of "
@@ -111,6 +129,57 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         help="seconds to wait for every part to be ready (120)",
     )
     p.set_defaults(func=_up)
+
+
+# -- strategies -----------------------------------------------------------------------------------
+
+_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")  # the key store's account names
+
+
+@dataclass(frozen=True)
+class StrategyRun:
+    """One `--strategy NAME:SYMBOL[:ACCOUNT]`: what the runner part runs."""
+
+    strategy: str
+    symbol: str
+    account: str
+
+    @property
+    def name(self) -> str:
+        """The runner's name (its /status, the gateway's list): NAME-SYMBOL, dashed."""
+        return f"{self.strategy}-{self.symbol}".lower().replace("_", "-")
+
+
+def _strategy_arg(value: str) -> StrategyRun:
+    from tickplane.engine.strategy.registry import BUILTIN
+
+    name, _, rest = value.partition(":")
+    symbol, _, account = rest.partition(":")
+    if name not in BUILTIN or not symbol.strip():
+        known = ", ".join(sorted(BUILTIN))
+        raise argparse.ArgumentTypeError(
+            f"{value!r}: expected NAME:SYMBOL[:ACCOUNT] with NAME one of {known}"
+        )
+    account = account or f"strategy-{name}"
+    if not _ACCOUNT.match(account):
+        raise argparse.ArgumentTypeError(f"{value!r}: {account!r} is not a valid account name")
+    return StrategyRun(name, symbol.strip().upper(), account)
+
+
+def _check_strategies(args: argparse.Namespace) -> str | None:
+    """Why the --strategy flags cannot run on this engine (None: they can)."""
+    seen: set[str] = set()
+    for run in args.strategies:
+        if run.symbol not in _symbols(args):
+            return f"--strategy {run.strategy}:{run.symbol}: the engine trades only {args.symbols}"
+        if run.name in seen:
+            return f"--strategy {run.strategy}:{run.symbol} is given twice"
+        seen.add(run.name)
+    return None
+
+
+def _strategy_port(args: argparse.Namespace, i: int) -> int:
+    return int(args.engine_port) + 5 + i
 
 
 # -- the parts ----------------------------------------------------------------------------------
@@ -214,6 +283,8 @@ class Platform:
         self.args = args
         self.data_dir: Path = args.data_dir.resolve()
         self.parts: list[Part] = []
+        # Made afresh at every start, handed to the runners and the gateway only.
+        self.control_token = secrets.token_urlsafe(32)
 
     # The gateway's settings are its environment variables (api/settings.py).
     def gateway_env(self) -> dict[str, str]:
@@ -227,7 +298,48 @@ class Platform:
         }
         if self.args.database_url:
             env["TICKPLANE_GATEWAY_DATABASE_URL"] = self.args.database_url
+        if self.args.strategies:
+            runners = [
+                f"http://127.0.0.1:{_strategy_port(self.args, i)}"
+                for i in range(len(self.args.strategies))
+            ]
+            env["TICKPLANE_GATEWAY_STRATEGY_RUNNERS"] = json.dumps(runners)
+            env["TICKPLANE_GATEWAY_STRATEGY_CONTROL_TOKEN"] = self.control_token
         return env
+
+    def strategy_parts(self, logs: Path) -> list[Part]:
+        """One `tickplane strategy run` per --strategy, on the local engine."""
+        port = self.args.engine_port
+        parts = []
+        for i, run in enumerate(self.args.strategies):
+            metrics = _strategy_port(self.args, i)
+            parts.append(
+                Part(
+                    f"strategy {run.name}",
+                    [
+                        *_tickplane(),
+                        "strategy",
+                        "run",
+                        "--strategy",
+                        run.strategy,
+                        "--engine",
+                        f"tcp://127.0.0.1:{port}",
+                        "--account",
+                        run.account,
+                        "--symbol",
+                        run.symbol,
+                        "--metrics-port",
+                        str(metrics),
+                    ],
+                    {
+                        "TICKPLANE_STRATEGY_NAME": run.name,
+                        "TICKPLANE_STRATEGY_CONTROL_TOKEN": self.control_token,
+                    },
+                    f"http://127.0.0.1:{metrics}/status",
+                    logs / f"strategy-{run.name}.log",
+                )
+            )
+        return parts
 
     def plan(self) -> list[Part]:
         args, logs = self.args, self.data_dir / "logs"
@@ -241,6 +353,8 @@ class Platform:
                 f"http://127.0.0.1:{args.engine_port + 2}/readyz",
                 logs / "engine.log",
             ),
+            # After the engine, before its clients: stopped (orders canceled) before it.
+            *self.strategy_parts(logs),
             Part(
                 "gateway",
                 [
@@ -384,6 +498,10 @@ def _up(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console(stderr=args.json)
+    problem = _check_strategies(args)
+    if problem is not None:
+        console.print(f"[red]tickplane up: {problem}[/red]")
+        return 2
     args.data_dir.mkdir(parents=True, exist_ok=True)
     platform = Platform(args)
     stopping = False
@@ -420,11 +538,22 @@ def _up(args: argparse.Namespace) -> int:
                 else None
             ),
         }
+        strategies = [
+            {
+                "name": run.name,
+                "strategy": run.strategy,
+                "symbol": run.symbol,
+                "account": run.account,
+                "url": f"http://127.0.0.1:{_strategy_port(args, i)}",
+            }
+            for i, run in enumerate(args.strategies)
+        ]
         if args.json:
             print(
                 json.dumps(
                     {
                         **urls,
+                        "strategies": strategies,
                         "data_dir": str(platform.data_dir),
                         "account": key["account"],
                         "key_id": key["key_id"],
@@ -438,6 +567,8 @@ def _up(args: argparse.Namespace) -> int:
             for name, url in urls.items():
                 if url:
                     table.add_row(name, url)
+            for st in strategies:
+                table.add_row(f"strategy {st['name']}", f"{st['url']}/status  (as {st['account']})")
             table.add_row("data", str(platform.data_dir))
             table.add_row("account", str(key["account"]))
             table.add_row("APCA-API-KEY-ID", str(key["key_id"]))

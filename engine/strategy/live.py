@@ -12,21 +12,34 @@ It implements `Runtime` over the engine's order entry and event stream:
 
 Metrics (Prometheus, `--metrics-port`): P&L, position, open orders, orders by outcome,
 fills, paused; labels are the strategy name and symbol (bounded).
+
+The same port answers `GET /status` (JSON: name, strategy, symbol, account, state, P&L,
+position, orders, params) and `POST /pause` / `POST /resume`. Pausing is the loss limit's
+pause by hand: the strategy's orders are canceled and new ones refused until resumed;
+resuming clears a manual pause only (a loss-limit pause stays). Control needs the bearer
+token of `TICKPLANE_STRATEGY_CONTROL_TOKEN`; with none configured it is refused (403),
+while `/status` and `/metrics` stay readable.
 """
 
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
+import hmac
 import logging
 import os
 import signal
+import threading
 import time
+from collections.abc import Callable, Iterable
+from socketserver import ThreadingMixIn
 from typing import Any
 from urllib.parse import urlsplit
+from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 import msgspec
-from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Gauge, make_wsgi_app
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient, EngineError
@@ -41,7 +54,18 @@ from tickplane.core.events import (
 from tickplane.engine.strategy.base import Strategy
 from tickplane.engine.strategy.model import BookSnapshot, Fill, MarketTrade, Order, Quote
 
-__all__ = ["LiveRunner", "RunnerMetrics", "default_events_endpoint"]
+__all__ = [
+    "CONTROL_TOKEN_ENV",
+    "NAME_ENV",
+    "LiveRunner",
+    "RunnerMetrics",
+    "default_events_endpoint",
+]
+
+#: The bearer token `POST /pause` and `POST /resume` need (unset: control refused).
+CONTROL_TOKEN_ENV = "TICKPLANE_STRATEGY_CONTROL_TOKEN"
+#: The runner's name in `/status` (default: "<strategy>-<symbol>", lower case, dashes).
+NAME_ENV = "TICKPLANE_STRATEGY_NAME"
 
 log = logging.getLogger("tickplane.strategy.live")
 
@@ -83,7 +107,7 @@ class RunnerMetrics:
         gauge("tickplane_strategy_open_orders", "Live orders", lambda: len(strategy.open_orders()))
         gauge(
             "tickplane_strategy_paused",
-            "1 while paused by the loss limit",
+            "1 while paused (by the loss limit or by hand)",
             lambda: 1 if strategy.paused else 0,
         )
         self.orders = Counter(
@@ -113,9 +137,18 @@ class LiveRunner:
         account: str,
         metrics_port: int = 0,
         registry: CollectorRegistry | None = None,
+        name: str | None = None,
+        control_token: str | None = None,
     ) -> None:
         self.strategy = strategy
         self.account = account
+        default_name = f"{strategy.name or 'strategy'}-{strategy.symbol}".lower().replace("_", "-")
+        self.name = name or os.environ.get(NAME_ENV) or default_name
+        token = control_token if control_token is not None else os.environ.get(CONTROL_TOKEN_ENV)
+        self.control_token = token or None
+        self.manual_pause = False
+        self.fills = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
         self.client = EngineClient(order_entry, events)
         self.metrics_port = metrics_port
         self.registry = registry or CollectorRegistry()
@@ -172,9 +205,10 @@ class LiveRunner:
         engine that is not there yet; 1 if the event stream fails (it cannot resync:
         a restart starts clean)."""
         loop = asyncio.get_running_loop()
+        self._loop = loop
         server = None
         if self.metrics_port:
-            server, _ = start_http_server(self.metrics_port, registry=self.registry)
+            server = _serve(self.metrics_port, _RunnerApp(self, make_wsgi_app(self.registry)))
         for sig in (signal.SIGINT, signal.SIGTERM):
             with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
                 loop.add_signal_handler(sig, self._stop.set)
@@ -225,6 +259,76 @@ class LiveRunner:
                     loop.remove_signal_handler(sig)
             if server is not None:
                 server.shutdown()
+                server.server_close()
+
+    # -- status and control (on the metrics port) ----------------------------------------------
+
+    def state(self) -> str:
+        """starting, running, paused (by hand or the loss limit) or stopping."""
+        if self._stopping or self._stop.is_set():
+            return "stopping"
+        if not self.ready.is_set():
+            return "starting"
+        return "paused" if self.strategy.paused else "running"
+
+    def status(self) -> dict[str, Any]:
+        """What `GET /status` answers (read on the event loop's thread)."""
+        s = self.strategy
+        orders = sum(1 for o in s.orders.values() if o.venue_id is not None)
+        paused_by = None
+        if s.paused:
+            paused_by = "manual" if self.manual_pause else "loss_limit"
+        return {
+            "name": self.name,
+            "strategy": s.name or type(s).__name__,
+            "symbol": s.symbol,
+            "account": self.account,
+            "state": self.state(),
+            "paused_by": paused_by,
+            "pnl": s.ledger.total(s.mark),
+            "realized_pnl": float(s.ledger.realized),
+            "position": s.ledger.position,
+            "open_orders": len(s.open_orders()),
+            "orders": orders,
+            "fills": self.fills,
+            "params": msgspec.to_builtins(s.params),
+        }
+
+    def pause(self) -> int:
+        """Pause by hand: cancel every live order, refuse new ones. Returns how many
+        cancels were asked."""
+        s = self.strategy
+        if not s.paused:
+            self.manual_pause = True
+            s.paused = True
+            s.log("paused by hand")
+        return s.cancel_all()
+
+    def resume(self) -> bool:
+        """Clear a manual pause; False if the strategy is paused by its loss limit (or
+        not paused at all)."""
+        if not self.manual_pause:
+            return False
+        self.manual_pause = False
+        self.strategy.resume()
+        self.strategy.log("resumed by hand")
+        return True
+
+    def on_loop(self, fn: Callable[[], Any], timeout: float = 5.0) -> Any:
+        """Run `fn` on the event loop's thread (the HTTP server's threads call this)."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            raise RuntimeError("the runner is not running")
+        done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+        def call() -> None:
+            try:
+                done.set_result(fn())
+            except Exception as exc:  # handed to the HTTP thread, which answers 500
+                done.set_exception(exc)
+
+        loop.call_soon_threadsafe(call)
+        return done.result(timeout)
 
     async def _reach_engine(self) -> wire.Ack | None:
         """Ping until the engine answers (None if stopped first)."""
@@ -356,6 +460,7 @@ class LiveRunner:
                 o = self._own(venue_id) if acct == self.account else None
                 if o is not None:
                     self.metrics.fills.inc()
+                    self.fills += 1
                     s._handle_fill(
                         Fill(
                             ev.ts_event,
@@ -400,3 +505,83 @@ class LiveRunner:
             if o is not None:
                 self.metrics.order("rejected")
                 s._handle_rejected(o.id, ev.reason)
+
+
+# -- the runner's HTTP endpoint -----------------------------------------------------------------
+
+_StartResponse = Callable[..., Any]
+
+
+class _ThreadingServer(ThreadingMixIn, WSGIServer):
+    daemon_threads = True
+
+
+class _QuietHandler(WSGIRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def _serve(port: int, app: Callable[[dict[str, Any], _StartResponse], Iterable[bytes]]) -> Any:
+    """Serve `app` on `port` (all interfaces, as the metrics did) in a daemon thread."""
+    server = make_server("", port, app, _ThreadingServer, handler_class=_QuietHandler)
+    threading.Thread(target=server.serve_forever, name="runner-http", daemon=True).start()
+    return server
+
+
+class _RunnerApp:
+    """WSGI: /status, /pause, /resume; everything else is Prometheus's app (/metrics)."""
+
+    def __init__(self, runner: LiveRunner, metrics: Any) -> None:
+        self.runner = runner
+        self.metrics = metrics
+
+    def __call__(self, environ: dict[str, Any], start: _StartResponse) -> Iterable[bytes]:
+        path = environ.get("PATH_INFO", "")
+        method = environ.get("REQUEST_METHOD", "GET")
+        if path == "/status":
+            if method != "GET":
+                return _json(start, 405, {"reason": "method_not_allowed", "message": "GET"})
+            return _json(start, 200, self.runner.on_loop(self.runner.status))
+        if path in ("/pause", "/resume"):
+            if method != "POST":
+                return _json(start, 405, {"reason": "method_not_allowed", "message": "POST"})
+            refused = self._refuse(environ.get("HTTP_AUTHORIZATION", ""))
+            if refused is not None:
+                return _json(start, *refused)
+            r = self.runner
+            if path == "/pause":
+                canceled = r.on_loop(r.pause)
+                # Answer once the engine confirmed the cancels (bounded): the caller sees
+                # the orders gone, not merely asked to go.
+                deadline = time.monotonic() + 2.0
+                status = r.on_loop(r.status)
+                while status["open_orders"] and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                    status = r.on_loop(r.status)
+                return _json(start, 200, {**status, "canceled": canceled})
+            if not r.on_loop(r.resume) and r.strategy.paused:
+                message = "paused by its loss limit, not by hand: restart it to trade again"
+                return _json(start, 409, {"reason": "loss_limit_pause", "message": message})
+            return _json(start, 200, r.on_loop(r.status))
+        result: Iterable[bytes] = self.metrics(environ, start)
+        return result
+
+    def _refuse(self, authorization: str) -> tuple[int, dict[str, str]] | None:
+        token = self.runner.control_token
+        if token is None:
+            message = f"control is off: {CONTROL_TOKEN_ENV} is not set for this runner"
+            return 403, {"reason": "control_disabled", "message": message}
+        scheme, _, given = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+            return 401, {"reason": "unauthorized", "message": "send the control token as Bearer"}
+        return None
+
+
+def _json(start: _StartResponse, status: int, body: dict[str, Any]) -> list[bytes]:
+    phrases = {200: "OK", 401: "Unauthorized", 403: "Forbidden", 405: "Method Not Allowed"}
+    data = msgspec.json.encode(body)
+    start(
+        f"{status} {phrases.get(status, 'Conflict')}",
+        [("Content-Type", "application/json"), ("Content-Length", str(len(data)))],
+    )
+    return [data]
