@@ -133,7 +133,8 @@ class LocalStrategies:
         known = self._known.get(url)
         message = f"the runner at {url} does not answer ({why})"
         if known is None:
-            name = url.split("://", 1)[-1]
+            # host-port: a name the routes' path accepts, so an admin can address it.
+            name = url.split("://", 1)[-1].replace(":", "-").replace("/", "-")
             return StrategyView(
                 name=name, account="", source="local", state="unreachable", message=message
             )
