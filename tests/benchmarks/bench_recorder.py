@@ -265,7 +265,9 @@ def _fresh_db(pg: PostgresServer) -> str:
 
 
 def run(json_out: bool = False, repeats: int = 3) -> dict[str, float]:
-    """Start the servers, measure every figure (median of `repeats`), stop them."""
+    """Start the servers, measure every figure (median of `repeats`), stop them.
+
+    Nothing is printed on stdout (progress goes to stderr unless `json_out`)."""
     events, tops = stream(EVENTS)
     samples: dict[str, list[float]] = {}
 
@@ -301,9 +303,10 @@ def run(json_out: bool = False, repeats: int = 3) -> dict[str, float]:
                     if i:
                         for k, v in figures.items():
                             add(k, v)
-                    if not json_out:
-                        print(f"round {i}{' (warm-up)' if not i else ''}: ", end="")
-                        print(", ".join(f"{k}={v:,.0f}" for k, v in figures.items()))
+                    if not json_out:  # progress on stderr: stdout is for the JSON
+                        label = f"round {i}{' (warm-up)' if not i else ''}: "
+                        line = ", ".join(f"{k}={v:,.0f}" for k, v in figures.items())
+                        print(label + line, file=sys.stderr, flush=True)
 
             asyncio.run(measure())
 
