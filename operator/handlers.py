@@ -17,6 +17,7 @@ journal volume. The roll is over when a pod of the new revision is Ready.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
@@ -339,6 +340,8 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
     degraded = ("False", "AsExpected", "") if ready or rolling else ("True", *ready_c[1:])
 
     qos = (pod or {}).get("status", {}).get("qosClass")
+    if qos is not None:
+        metrics.GUARANTEED.labels(namespace, name).set(1 if qos == "Guaranteed" else 0)
     figures = None
     if ready and ctx.scrape_figures and pod is not None and pod.get("status", {}).get("podIP"):
         url = f"http://{pod['status']['podIP']}:{HTTP_PORT}"
@@ -660,6 +663,15 @@ def register(registry: kopf.OperatorRegistry) -> None:
 
     # The only finalizer: a strategy's open orders must be cancelled before it goes.
     kopf.on.delete(*strategies, registry=registry)(strategy_deleted)
+
+    async def engine_gone(**kwargs: Any) -> None:
+        # An engine's series goes with it (its children go by owner references). A watch
+        # event, not on.delete: that would need a finalizer, for no cleanup that matters.
+        if kwargs.get("type") == "DELETED":
+            with contextlib.suppress(KeyError):
+                metrics.GUARANTEED.remove(kwargs["namespace"], kwargs["name"])
+
+    kopf.on.event(*engines, registry=registry)(engine_gone)
 
 
 async def resync_forever(

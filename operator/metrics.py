@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["RECONCILES", "RECONCILE_SECONDS", "RESTARTS"]
+__all__ = ["GUARANTEED", "RECONCILES", "RECONCILE_SECONDS", "RESTARTS"]
 
 RECONCILES = Counter(
     "tickplane_operator_reconciles_total",
@@ -20,4 +20,10 @@ RECONCILE_SECONDS = Histogram(
 RESTARTS = Counter(
     "tickplane_operator_engine_restarts_total",
     "Engine pods the operator deleted to roll them to a new revision.",
+)
+GUARANTEED = Gauge(
+    "tickplane_operator_engine_guaranteed",
+    "1 when the engine's pod has the Guaranteed QoS class (the apiserver's own verdict), "
+    "so the static CPU manager can give it whole cores; 0 otherwise.",
+    ["namespace", "engine"],
 )

@@ -86,6 +86,8 @@ class _BadEngine:
             "tickplane_operator_reconciles_total", "", ["kind", "result"], registry=r
         )
         g("tickplane_strategy_paused", "", ["strategy"], registry=r).labels("mm").set(1)
+        qos = g("tickplane_operator_engine_guaranteed", "", ["namespace", "engine"], registry=r)
+        qos.labels("trading", "nasdaq").set(0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 

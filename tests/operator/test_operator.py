@@ -161,6 +161,7 @@ def test_engine_objects_are_exactly_right(
     )
     assert events[0].involved_object.kind == "TradingEngine"
     assert "tickplane_operator_reconciles_total" in operator.metrics()
+    assert _guaranteed(operator, namespace, "nasdaq") == "1.0"
     assert operator.health()["resync"].startswith("resync ")
 
 
@@ -319,6 +320,20 @@ def test_deleting_an_engine_removes_its_objects_but_keeps_the_journal(
 
     eventually(children_gone, timeout=60, what="the garbage collector")
     assert c.core.read_namespaced_persistent_volume_claim("journal-gone-0", namespace)
+    # Its QoS series goes too (no finalizer was needed for that).
+    eventually(
+        lambda: True if _guaranteed(operator, namespace, "gone") is None else None,
+        what="the engine's tickplane_operator_engine_guaranteed series removed",
+    )
+
+
+def _guaranteed(operator: OperatorProcess, namespace: str, engine: str) -> str | None:
+    """The operator's `tickplane_operator_engine_guaranteed` value for one engine."""
+    series = f'tickplane_operator_engine_guaranteed{{engine="{engine}",namespace="{namespace}"}}'
+    for line in operator.metrics().splitlines():
+        if line.startswith(series + " "):
+            return line.split()[-1]
+    return None
 
 
 def test_strategy_waits_for_its_engine_then_runs(
