@@ -65,9 +65,9 @@ async def order_flow(
                 account, symbol, side, "limit", rng.randint(1, 20), price=price,
                 client_order_id=f"c{seed}-{i}",
             )  # fmt: skip
-            oid = getattr(rep, "order_id", None) or getattr(rep, "id", None)
-            if isinstance(oid, int):
-                live.append((account, oid))
+            new_id = getattr(rep, "order_id", None)  # an Ack's; a Reject has none
+            if isinstance(new_id, int):
+                live.append((account, new_id))
         if pause:
             await asyncio.sleep(pause)  # pacing the flow so the test can act mid-stream
 

@@ -46,11 +46,12 @@ class Engine:
 
 
 def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
-    cfg = {
+    http_port = _port()
+    cfg: dict[str, object] = {
         "name": name,
         "order_entry": f"tcp://127.0.0.1:{_port()}",
         "events": f"tcp://127.0.0.1:{_port()}",
-        "http_port": _port(),
+        "http_port": http_port,
         "journal_dir": str(work / "journal"),
         "symbols": [{"name": s} for s in symbols],
         "pin_cpu": False,
@@ -71,7 +72,7 @@ def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
         if proc.poll() is not None:
             raise RuntimeError(f"engine exited: {(work / 'engine.log').read_text()}")
         try:
-            url = f"http://127.0.0.1:{cfg['http_port']}/readyz"
+            url = f"http://127.0.0.1:{http_port}/readyz"
             with urllib.request.urlopen(url, timeout=1) as r:
                 if r.status == 200:
                     break
@@ -81,7 +82,7 @@ def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
             proc.kill()
             raise RuntimeError(f"engine not ready: {(work / 'engine.log').read_text()}")
         time.sleep(0.05)  # another process: nothing to await
-    return Engine(name, str(cfg["order_entry"]), str(cfg["events"]), int(cfg["http_port"]), proc)
+    return Engine(name, str(cfg["order_entry"]), str(cfg["events"]), http_port, proc)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:
