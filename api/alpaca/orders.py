@@ -161,7 +161,7 @@ class Renderer:
                 self.children.setdefault(link.parent_id, []).append(oid)
 
     @classmethod
-    async def load(cls, ctx: Ctx, events: list[Any] | None = None) -> Renderer:
+    async def load(cls, ctx: Ctx, events: list[Event] | None = None) -> Renderer:
         ack = await acked(ctx.engine.list_orders(ctx.account), ctx.timeout)
         links = {v.id: Link.of(v) for v in ack.orders or []}
         for ev in events or []:
@@ -296,7 +296,8 @@ async def list_orders(
     side: Literal["buy", "sell"] | None = None,
 ) -> list[AlpacaOrder]:
     """The caller's orders, newest first by default (`direction=asc`: oldest first),
-    at most `limit`. `nested` is accepted (Tickplane's orders have no legs)."""
+    at most `limit`. With `nested`, the legs of a bracket, OTO or OCO come inside their
+    parent rather than as entries of their own."""
     wanted = {s.strip() for s in symbols.split(",") if s.strip()} if symbols else None
     records = ctx.projection.orders(
         ctx.account,
@@ -351,17 +352,26 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
     """Replace an open order's quantity (the new total, in shares) and/or limit price.
 
     Tickplane replaces in place: the answer keeps the order's id (Alpaca issues a new
-    one). A stop price is replaced where the engine allows it (a held stop-loss leg);
-    what it cannot change in place (time in force, trail, a new client_order_id) is
-    refused with a 422 unless it repeats the current value."""
+    one). A stop price is replaced where the engine allows it (a held stop-loss leg), a
+    trailing stop's `trail` in its own terms (a price, or a percent); what the engine
+    cannot change in place (time in force, a new client_order_id) is refused with a 422
+    unless it repeats the current value."""
     record = _own(ctx, order_id)
     units = await ctx.units(record.symbol)
     if not record.is_open:
         raise _not_open(record)
     if change.time_in_force is not None and change.time_in_force != record.time_in_force:
         raise AlpacaError.invalid("time_in_force cannot be replaced; cancel and resubmit")
+    renderer = await Renderer.load(ctx)
+    trail_price = trail_percent = None
     if change.trail is not None:
-        raise AlpacaError.invalid("trail applies to trailing_stop orders only")
+        link = renderer.links.get(record.id)
+        if record.type != "trailing_stop" or link is None:
+            raise AlpacaError.invalid("trail applies to trailing_stop orders only")
+        if link.trail_percent is not None:
+            trail_percent = float(decimal_of(change.trail, "trail"))
+        else:
+            trail_price = units.ticks(change.trail, "trail")
     if change.client_order_id not in (None, record.client_order_id):
         raise AlpacaError.invalid("a replace keeps the order's client_order_id")
     stop = None
@@ -381,11 +391,19 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
             raise AlpacaError.invalid(
                 f"qty must exceed the {units.shares(record.filled_qty)} shares already filled"
             )
-    if price is None and open_qty is None and stop is None:
-        raise AlpacaError.invalid("nothing to replace: send qty, limit_price or stop_price")
+    if (price, open_qty, stop, trail_price, trail_percent) == (None,) * 5:
+        raise AlpacaError.invalid("nothing to replace: send qty, limit_price, stop_price or trail")
     try:
         ack = await acked(
-            ctx.engine.replace(ctx.account, record.id, qty=open_qty, price=price, stop_price=stop),
+            ctx.engine.replace(
+                ctx.account,
+                record.id,
+                qty=open_qty,
+                price=price,
+                stop_price=stop,
+                trail_price=trail_price,
+                trail_percent=trail_percent,
+            ),
             ctx.timeout,
         )
     except ApiError as exc:
@@ -396,7 +414,7 @@ async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> Alp
         if isinstance(ev, OrderRejected) and ev.id == record.id:
             raise _refused(ev.reason)
     settled = await _settled(ctx, ack, record.id)
-    return (await Renderer.load(ctx)).render(settled, nested=True)
+    return (await Renderer.load(ctx, ack.events)).render(settled, nested=True)
 
 
 @router.delete(

@@ -131,13 +131,20 @@ def test_a_trailing_stop_follows_the_last_trade(trader: Trader, other: Trader) -
         TrailingStopOrderRequest(
             symbol="TSLA",
             qty=1,
-            side=OrderSide.BUY,
+            side=OrderSide.SELL,
             time_in_force=TimeInForce.GTC,
             trail_percent=1.5,
         )
     )
-    assert (by_percent.trail_percent, by_percent.stop_price) == ("1.5", "203.00")
+    assert (by_percent.trail_percent, by_percent.stop_price) == ("1.5", "197.00")
 
     cross(other, trader, "TSLA", 1, 210)  # the sell's watermark rises to 210
     assert trader.client.get_order_by_id(by_price.id).stop_price == "208.00"
+    assert trader.client.get_order_by_id(by_percent.id).stop_price == "206.85"
+
+    # Alpaca's `trail` replaces the trail in the order's own terms (price or percent).
+    wider = trader.client.replace_order_by_id(by_price.id, ReplaceOrderRequest(trail=5, qty=2))
+    assert (wider.trail_price, wider.stop_price, wider.qty) == ("5.00", "205.00", "2")
+    tighter = trader.client.replace_order_by_id(by_percent.id, ReplaceOrderRequest(trail=1))
+    assert (tighter.trail_percent, tighter.stop_price) == ("1", "207.90")
     trader.client.cancel_orders()
