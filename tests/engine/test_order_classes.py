@@ -4,7 +4,10 @@ recovery after kill -9 (from the journal and from a snapshot)."""
 from __future__ import annotations
 
 import asyncio
+import random
+import shutil
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import msgspec
@@ -12,6 +15,7 @@ import pytest
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.core.config import EngineConfig, SymbolConfig
 from tickplane.core.events import (
     Event,
     OrderAccepted,
@@ -21,6 +25,8 @@ from tickplane.core.events import (
     StopTriggered,
     Trade,
 )
+from tickplane.engine.journal import FsyncPolicy, JournalWriter
+from tickplane.engine.service import EngineService
 
 from .conftest import EngineProcess
 
@@ -495,3 +501,187 @@ def test_order_classes_recover_from_the_journal_after_kill_9(engine_factory: Any
 
 def test_order_classes_recover_from_a_snapshot_after_kill_9(engine_factory: Any) -> None:
     _recovers(engine_factory, snapshot_every=1)
+
+
+# -- random flows, in process: recovery equals the uninterrupted state ------------------------
+
+
+def _service(journal_dir: Path) -> EngineService:
+    """An engine service without sockets (requests go to `dispatch`), recovered from
+    `journal_dir`."""
+    config = EngineConfig(
+        name="random",
+        journal_dir=str(journal_dir),
+        symbols=[SymbolConfig("GOOG"), SymbolConfig("AAPL")],
+        http_port=0,
+        snapshot_every=0,
+        pin_cpu=False,
+    )
+    svc = EngineService(config)
+    svc.journal = JournalWriter.open(journal_dir, FsyncPolicy.NONE)
+    svc.recover()
+    return svc
+
+
+def _random_request(rng: random.Random, n: int, ids: list[tuple[str, int]]) -> wire.Request:
+    """One request of a flow that mixes plain orders with every order class."""
+    account = f"acct{rng.randrange(4)}"
+    symbol = rng.choice(["GOOG", "AAPL"])
+    side = rng.choice(["buy", "sell"])
+    sign = 1 if side == "buy" else -1
+    qty = rng.randrange(1, 12)
+    r = rng.random()
+    if ids and r < 0.12:
+        acc, oid = rng.choice(ids)
+        return wire.CancelOrder(n, acc, oid)
+    if ids and r < 0.2:
+        acc, oid = rng.choice(ids)
+        if rng.random() < 0.5:
+            return wire.ReplaceOrder(n, acc, oid, price=100 + rng.randrange(-8, 9))
+        return wire.ReplaceOrder(n, acc, oid, stop_price=100 + rng.randrange(-8, 9))
+    if r < 0.5:
+        price = 100 + rng.randrange(-4, 5)
+        kind = "market" if rng.random() < 0.2 else "limit"
+        return wire.NewOrder(
+            n, account, symbol, side, kind, qty, None if kind == "market" else price
+        )
+    if r < 0.6:
+        trail = (
+            dict(trail_price=rng.randrange(1, 4))
+            if rng.random() < 0.5
+            else dict(trail_percent=rng.choice([1.0, 2.5, 4.0]))
+        )
+        return wire.NewOrder(n, account, symbol, side, "trailing_stop", qty, **trail)  # type: ignore[arg-type]
+    entry = 100 + sign * rng.randrange(0, 4)
+    tp = (
+        TP(entry - sign * rng.randrange(-9, -2))
+        if side == "buy"
+        else TP(entry - rng.randrange(3, 9))
+    )
+    sl_stop = entry - sign * rng.randrange(3, 9)
+    sl = SL(sl_stop, sl_stop - sign * rng.randrange(0, 3) if rng.random() < 0.5 else None)
+    cls = rng.choice(["bracket", "oto", "oco"])
+    if cls == "oco":  # exits on the order's own side: take-profit above a sell's stop
+        tp, sl = (
+            (TP(entry + 5), SL(entry - 5)) if side == "sell" else (TP(entry - 5), SL(entry + 5))
+        )
+        return wire.NewOrder(
+            n,
+            account,
+            symbol,
+            side,
+            "limit",
+            qty,
+            None,
+            order_class="oco",
+            take_profit=tp,
+            stop_loss=sl,
+        )
+    if cls == "oto":
+        legs = dict(take_profit=tp) if rng.random() < 0.5 else dict(stop_loss=sl)
+        return wire.NewOrder(
+            n, account, symbol, side, "limit", qty, entry, order_class="oto", **legs
+        )  # type: ignore[arg-type]
+    return wire.NewOrder(
+        n,
+        account,
+        symbol,
+        side,
+        "limit",
+        qty,
+        entry,
+        order_class="bracket",
+        take_profit=tp,
+        stop_loss=sl,
+    )
+
+
+def _feed(
+    svc: EngineService, requests: list[wire.Request], ids: list[tuple[str, int]]
+) -> list[str]:
+    """Dispatch the requests one by one (journal committed after each, as the loop
+    does); return the replies' reasons and event kinds, for comparison."""
+    out: list[str] = []
+    assert svc.journal is not None
+    for req in requests:
+        reply, _ = svc.dispatch(req, set())
+        svc.journal.commit()
+        if isinstance(reply, wire.Reject):
+            out.append(reply.reason)
+        else:
+            out.append(",".join(type(e).__name__ for e in reply.events))
+            if isinstance(req, wire.NewOrder) and reply.order_id is not None:
+                ids.append((req.account, reply.order_id))
+                ids.extend((req.account, reply.order_id + k) for k in (1, 2))
+    return out
+
+
+def _everything(svc: EngineService) -> tuple[Any, ...]:
+    st = svc.state
+    accounts = [f"acct{i}" for i in range(4)]
+    core = {k: v.tolist() for k, v in st.core.dump().items()}
+    return (
+        st.seq,
+        [st.open_orders(a) for a in accounts],
+        [st.account_view(a) for a in accounts],
+        msgspec.to_builtins(st.contingent.snapshot()),
+        core,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_random_flows_with_order_classes_recover_exactly(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    flow: list[wire.Request] = []
+    live_ids: list[tuple[str, int]] = []
+    # the flow refers to ids the engine gives: build it as it runs
+    original = _service(tmp_path / "original")
+    cut, snap_at = 150, rng.randrange(20, 140)
+    replies: list[str] = []
+    for n in range(1, 301):
+        req = _random_request(rng, n, live_ids)
+        flow.append(req)
+        replies += _feed(original, [req], live_ids)
+        if n == snap_at:
+            assert original.journal is not None
+            original.journal.snapshot(original.state.snapshot())
+        if n == cut:  # "kill -9": what the journal holds now, in another directory
+            assert original.journal is not None
+            original.journal.commit()
+            shutil.copytree(tmp_path / "original", tmp_path / "crashed")
+            at_cut = _everything(original)
+    crashed = _service(tmp_path / "crashed")
+    assert _everything(crashed) == at_cut
+    again = _feed(crashed, flow[cut:], [])
+    assert again == replies[cut:]
+    assert _everything(crashed) == _everything(original)
+    kinds = ",".join(replies)
+    assert "OrderActivated" in kinds and "StopTriggered" in kinds  # classes did things
+    _legs_never_exit_more_than_was_entered(original)
+
+
+def _legs_never_exit_more_than_was_entered(svc: EngineService) -> None:
+    """Over the whole run: a bracket's or OTO's legs together trade at most what their
+    parent traded; an OCO's limit and stop together at most its quantity."""
+    events = svc.state.replay(1, svc.state.seq, 1_000_000)
+    assert events is not None and len(events) == svc.state.seq
+    traded: dict[int, int] = {}
+    groups: dict[int, tuple[str, int, list[int]]] = {}
+    for e in events:
+        if isinstance(e, Trade):
+            for oid in {e.taker, e.maker}:
+                traded[oid] = traded.get(oid, 0) + e.qty
+        elif isinstance(e, OrderAccepted) and e.order_class in ("bracket", "oto", "oco"):
+            if e.parent_id is None:
+                groups[e.id] = (e.order_class, e.qty, [])
+            else:
+                groups[e.parent_id][2].append(e.id)
+    checked = 0
+    for parent, (cls, qty, legs) in groups.items():
+        exits = sum(traded.get(leg, 0) for leg in legs)
+        if cls == "oco":
+            assert exits + traded.get(parent, 0) <= qty
+        else:
+            assert exits <= traded.get(parent, 0)
+        checked += exits > 0
+    assert checked  # some legs did trade
