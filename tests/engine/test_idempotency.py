@@ -6,8 +6,11 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
+import msgspec
+
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.engine.idempotency import ClientOrderIds, fingerprint
 
 from .conftest import EngineProcess
 
@@ -165,3 +168,37 @@ def test_retry_after_kill_9_recovered_from_a_snapshot(engine_factory: Any) -> No
     eng = engine_factory(snapshot_every=1)  # a snapshot after every command
     _kill_and_retry(eng)
     assert list((eng.workdir / "journal").glob("*snap*")), "no snapshot was written"
+
+
+def test_the_fingerprint_covers_the_orders_fields_and_nothing_else() -> None:
+    base = wire.NewOrder(1, "alice", "GOOG", "buy", "limit", 5, 100, client_order_id="x")
+    fp = fingerprint(base)
+    same = [
+        msgspec.structs.replace(base, req=99),  # the request id is the transport's
+        msgspec.structs.replace(base, order_class="simple"),  # the default, spelled out
+    ]
+    assert all(fingerprint(o) == fp for o in same)
+    other = [
+        msgspec.structs.replace(base, qty=6),
+        msgspec.structs.replace(base, price=101),
+        msgspec.structs.replace(base, stop_price=90),
+        msgspec.structs.replace(base, tif="day"),
+        msgspec.structs.replace(base, post_only=True),
+        msgspec.structs.replace(base, symbol="AAPL"),
+        msgspec.structs.replace(base, order_class="bracket", take_profit=wire.TakeProfit(110)),
+        msgspec.structs.replace(base, stop_loss=wire.StopLoss(90)),
+    ]
+    assert len({fingerprint(o) for o in other} | {fp}) == len(other) + 1
+
+
+def test_the_table_forgets_only_the_order_it_names_and_round_trips() -> None:
+    table = ClientOrderIds()
+    table.remember(1, "a", 10, 2**64 - 1)
+    table.remember(2, "a", 11, 7)
+    table.forget(1, "a", 12)  # another order's refusal: "a" still names 10
+    assert table.get(1, "a") == (10, 2**64 - 1)
+    again = ClientOrderIds()
+    again.load(table.dump())
+    assert again.dump() == table.dump() == [(1, "a", 10, 2**64 - 1), (2, "a", 11, 7)]
+    table.forget(1, "a", 10)
+    assert table.get(1, "a") is None and table.get(2, "a") == (11, 7) and len(table) == 1
