@@ -312,14 +312,30 @@ class Strategy:
     state: str
     pnl: int | None
     raw: Mapping[str, Any]
+    account: str = ""
+    symbols: tuple[str, ...] = ()
+    position: int | None = None
+    open_orders: int | None = None
+    message: str | None = None
+
+    @property
+    def paused(self) -> bool:
+        return self.state == "paused"
 
     @classmethod
     def parse(cls, row: Mapping[str, Any]) -> Strategy:
+        pnl = _opt_float(_first(row, "pnl", "realized_pnl"))
+        symbols = row.get("symbols")
         return cls(
             name=str(_first(row, "name", "id") or "?"),
             state=str(_first(row, "state", "phase", "status") or "unknown"),
-            pnl=_opt_int(_first(row, "pnl", "realized_pnl")),
+            pnl=None if pnl is None else round(pnl),
             raw=row,
+            account=str(row.get("account") or ""),
+            symbols=tuple(str(s) for s in symbols) if isinstance(symbols, list) else (),
+            position=_opt_int(row.get("position")),
+            open_orders=_opt_int(row.get("open_orders")),
+            message=str(row["message"]) if row.get("message") else None,
         )
 
 

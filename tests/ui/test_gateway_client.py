@@ -20,8 +20,9 @@ def test_answers_become_data_or_one_of_three_errors(ui_platform: Platform) -> No
     assert book.best_bid is not None and book.best_ask is not None
     assert book.best_bid < book.best_ask and len(book.bids) == 3
 
+    assert gw.strategies() == []  # served (api/routes/strategies.py); carol runs none
     with pytest.raises(NotAvailable):  # a route this gateway does not serve
-        gw.strategies()
+        gw._call("GET", "/no-such-route")
     with pytest.raises(Rejected) as unknown:  # a route it serves, an order that is not ours
         gw.cancel(10**12)
     assert (unknown.value.status, unknown.value.reason) == (404, "unknown_order")
