@@ -116,3 +116,59 @@ def test_up_with_services_keeps_keys_in_postgres_and_records_the_stream(
                 break
             time.sleep(0.2)
         assert row == "demo|AAPL|7"
+
+
+def test_up_runs_strategies_and_stops_them_before_the_engine(tmp_path: Path) -> None:
+    data = tmp_path / "platform"
+    account = "strategy-market_maker"
+    ports = ["--engine-port", str(free_ports(6))]  # the engine's five, then the runner's
+    with platform(data, *ports, "--strategy", "market_maker:GOOG") as (proc, info):
+        [run] = info["strategies"]
+        assert (run["name"], run["symbol"], run["account"]) == (
+            "market-maker-goog", "GOOG", account,
+        )  # fmt: skip
+        made = subprocess.run(
+            [*TICKPLANE, "keys", "create", "--account", account, "--data-dir", str(data), "--json"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        key = json.loads(made.stdout)
+        mm = httpx.Client(
+            base_url=info["gateway"], headers=auth(key["key_id"], key["secret"]), timeout=10
+        )
+        # It trades on the engine `up` started: its quotes rest there, as its account's.
+        deadline = time.monotonic() + 30
+        while not mm.get("/api/v1/orders").json()["orders"]:
+            assert time.monotonic() < deadline, "the market maker never quoted"
+            time.sleep(0.1)
+        assert httpx.get(f"{run['url']}/status").json()["state"] == "running"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(60) == 0
+
+    # The runner stopped while the engine still ran, so its quotes were canceled: the
+    # engine, recovered from its journal, has none of them open.
+    with platform(data, "--market", "none") as (_proc, info2):
+        r = httpx.get(
+            f"{info2['gateway']}/api/v1/orders", headers=auth(key["key_id"], key["secret"])
+        )
+        assert r.status_code == 200, r.text
+        assert r.json()["orders"] == []
+        assert info2["strategies"] == []
+
+
+def test_up_refuses_strategies_it_cannot_run(tmp_path: Path) -> None:
+    for flag, said in [
+        ("nope:GOOG", "expected NAME:SYMBOL[:ACCOUNT]"),
+        ("twap:MSFT", "the engine trades only"),
+        ("twap:GOOG:bad account", "not a valid account name"),
+    ]:
+        out = subprocess.run(
+            [*TICKPLANE, "up", "--data-dir", str(tmp_path), "--no-ui", "--strategy", flag],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 2, out
+        assert said in out.stderr + out.stdout
+    assert not (tmp_path / "journal").exists()  # nothing was started
