@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 from tickplane.api.recorder import metrics
-from tickplane.core.client import EngineClient, EngineError
+from tickplane.core.client import EngineClient
 from tickplane.core.events import Event, TopOfBook
 
 __all__ = ["Sink", "SinkRunner"]
@@ -74,6 +74,7 @@ class SinkRunner:
         self._queue: asyncio.Queue[Event | TopOfBook] = asyncio.Queue(queue_size)
         self._seen = 0  # highest seq the reader has taken from the engine
         self._next = 1  # first seq the reader still needs
+        self._taken = 0  # highest seq taken into a batch: the writer sees each seq once
         self._stopping = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         #: Set once the sink has been opened the first time (tests and readiness).
@@ -99,6 +100,7 @@ class SinkRunner:
                     log.info("%s: open, last seq %d", name, last)
                     metrics.SINK_UP.labels(name).set(1)
                     metrics.LAST_SEQ.labels(name).set(last)
+                    self._taken = max(last, pending_events[-1].seq if pending_events else 0)
                     self._start_reader(last + 1)
                     self.opened.set()
                     while not self._stopping.is_set():
@@ -151,19 +153,20 @@ class SinkRunner:
                     await getter
                 if getter.cancelled() or getter.exception() is not None:
                     return
-            item = getter.result()
-            (tops if isinstance(item, TopOfBook) else events).append(item)  # type: ignore[arg-type]
-        n = len(events)
-        while n < self.max_batch:
+            self._add(getter.result(), events, tops)
+        while len(events) < self.max_batch:
             try:
                 item = q.get_nowait()
             except asyncio.QueueEmpty:
                 break
-            if isinstance(item, TopOfBook):
-                tops.append(item)
-            else:
-                events.append(item)
-                n += 1
+            self._add(item, events, tops)
+
+    def _add(self, item: Event | TopOfBook, events: list[Event], tops: list[TopOfBook]) -> None:
+        if isinstance(item, TopOfBook):
+            tops.append(item)
+        elif item.seq > self._taken:  # a restarted reader may replay what is queued
+            self._taken = item.seq
+            events.append(item)
 
     # -- the reader ----------------------------------------------------------------------
 
@@ -196,10 +199,12 @@ class SinkRunner:
                     metrics.LAG.labels(self.sink.name).set(max(0, self._seen - self.sink.last_seq))
                     await self._queue.put(item)  # type: ignore[arg-type]
                     backoff = self.min_backoff
-            except EngineError as exc:
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # EngineError mostly; never leave the writer starved
                 log.warning(
-                    "%s: engine stream: %s; resubscribing from seq %d in %.1f s",
-                    self.sink.name, exc, self._next, backoff,
+                    "%s: engine stream: %s: %s; resubscribing from seq %d in %.1f s",
+                    self.sink.name, type(exc).__name__, exc, self._next, backoff,
                 )  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
