@@ -49,7 +49,8 @@ class RecorderSettings(BaseSettings):
     kafka_partitions: int = Field(default=3, ge=1)
     kafka_replication_factor: int = Field(default=1, ge=1)  # 3 on a real cluster
     kafka_timeout: float = Field(default=10.0, gt=0)  # per request; a batch gets twice
-    recent_trades: int = Field(default=100, ge=1)  # per symbol, in Redis
+    # Per symbol, in Redis (at most 1000: a Lua call takes a few thousand arguments).
+    recent_trades: int = Field(default=100, ge=1, le=1000)
 
     # Events per write at most: under a backlog, bigger batches amortise each
     # transaction (a Kafka commit, a PostgreSQL commit) over more events.
