@@ -73,13 +73,16 @@ def _replay_chunk(
 
     out: list[Event] = []
     rows, counts = state.core.process_rows(chunk)
-    stamps = chunk["ts"].tolist()
     risk, positions = state.risk, state.positions
     symbols, accounts = state.symbols, state.accounts
     coids = state.client_order_ids
     expire, on_accepted, on_done = risk.expire, risk.on_accepted, risk.on_done
     on_fill, on_replaced, on_trade = risk.on_fill, risk.on_replaced, risk.on_trade
     position_trade = positions.on_trade
+    # No halt now and no circuit breaker to make one: `expire` has nothing to end in
+    # this chunk (control records, the other way to halt, are not commands).
+    quiet = not risk.halts() and state.config.risk.circuit_breaker is None
+    stamps = [] if quiet else chunk["ts"].tolist()
     seq = state.seq
     pos = 0
     for i, n in enumerate(counts):
@@ -93,9 +96,10 @@ def _replay_chunk(
             seq = state.seq
             pos = end
             continue
-        for ev in expire(stamps[i]):
-            seq += 1
-            ev.seq = seq
+        if not quiet:
+            for ev in expire(stamps[i]):
+                seq += 1
+                ev.seq = seq
         # EVENT_DTYPE order: seq, ts, id, maker, price, qty, symbol, account,
         # maker_account, type, reason, side, order_type
         for _s, ts, oid, maker, price, qty, sym, acc, macc, etype, _r, side, otype in rows[pos:end]:

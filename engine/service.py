@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import gc
 import logging
 import math
 import os
@@ -138,6 +139,15 @@ class EngineService:
         from the same journal records); only the events it lacks are built and appended
         (engine/recovery.py), and the in-memory replay buffer starts after the recovered
         state (older ranges are served from the log)."""
+        collecting = gc.isenabled()
+        gc.disable()  # ~10% of recovery went to collections that find nothing to free
+        try:
+            return self._recover()
+        finally:
+            if collecting:
+                gc.enable()
+
+    def _recover(self) -> int:
         t0 = time.perf_counter()
         rec = recover(self.config.journal_dir)
         if rec.state is not None:

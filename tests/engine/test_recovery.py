@@ -41,7 +41,7 @@ def _endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def _config(journal: Path) -> EngineConfig:
+def _config(journal: Path, breaker: bool = True) -> EngineConfig:
     return EngineConfig(
         name="recovery-test",
         order_entry=_endpoint(),
@@ -54,7 +54,9 @@ def _config(journal: Path) -> EngineConfig:
         pin_cpu=False,
         risk=RiskConfig(
             default=RiskLimits(),
-            circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=10**6),
+            circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=10**6)
+            if breaker
+            else None,
         ),
     )
 
@@ -114,14 +116,15 @@ def _logged(log: EventLog, last: int) -> list[Event]:
     return out
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", params=[True, False], ids=["breaker", "no-breaker"])
 def live(
-    tmp_path_factory: pytest.TempPathFactory,
-) -> tuple[Path, dict[str, Any], list[Event], list[int]]:
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> tuple[Path, dict[str, Any], list[Event], list[int], bool]:
     """A journal of a random flow, the live engine's state and published events, and
     the last seq of each batch (where the event log's records end)."""
+    breaker: bool = request.param
     root = tmp_path_factory.mktemp("live")
-    svc = EngineService(_config(root / "journal"))
+    svc = EngineService(_config(root / "journal", breaker))
     svc.open()
     try:
         rng = random.Random(7)
@@ -138,24 +141,25 @@ def live(
         state = _state(svc)
         events = _logged(svc.eventlog, svc.state.seq)
         kinds = {type(e).__name__ for e in events}
-        assert {"Trade", "OrderRejected", "OrderReplaced", "SymbolHalted"} <= kinds, kinds
+        assert {"Trade", "OrderRejected", "OrderReplaced"} <= kinds, kinds
+        assert ("SymbolHalted" in kinds) == breaker
         svc.eventlog.flush()
         shutil.copytree(root / "journal", root / "kept")  # before close() snapshots
     finally:
         svc.close()
-    return root / "kept", state, events, ends
+    return root / "kept", state, events, ends, breaker
 
 
 @pytest.mark.parametrize("kept", [0.0, 0.5, 1.0])
 @pytest.mark.parametrize("fast", [True, False])
 def test_recovery_equals_the_live_engine(
-    live: tuple[Path, dict[str, Any], list[Event], list[int]],
+    live: tuple[Path, dict[str, Any], list[Event], list[int], bool],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     kept: float,
     fast: bool,
 ) -> None:
-    journal, state, events, ends = live
+    journal, state, events, ends, breaker = live
     shutil.copytree(journal, tmp_path / "journal")
     cut = ends[int(len(ends) * kept) - 1] if kept else 0  # a record ends there
     log = EventLog(tmp_path / "journal")
@@ -164,7 +168,7 @@ def test_recovery_equals_the_live_engine(
     log.close()
     if not fast:
         monkeypatch.setattr(recovery, "fast_path_allowed", lambda state: False)
-    svc = EngineService(_config(tmp_path / "journal"))
+    svc = EngineService(_config(tmp_path / "journal", breaker))
     svc.journal = JournalWriter.open(tmp_path / "journal", FsyncPolicy.NONE)
     svc.eventlog = EventLog(tmp_path / "journal")
     try:
