@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, cast
 
 import httpx
 from pydantic import BaseModel, Field
@@ -206,9 +206,10 @@ def kubernetes_api(kubeconfig: Path | None = None) -> Any:
     from kubernetes import client, config
 
     if kubeconfig is None and _SA_NAMESPACE.exists():
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
         return client.ApiClient()
-    return config.new_client_from_config(config_file=str(kubeconfig) if kubeconfig else None)
+    path = str(kubeconfig) if kubeconfig else None
+    return config.new_client_from_config(config_file=path)  # type: ignore[no-untyped-call]
 
 
 def default_namespace() -> str:
@@ -269,7 +270,9 @@ class KubernetesStrategies:
             )
         except Exception as exc:  # the client raises ApiException, urllib3 errors, OSError
             raise self._error(exc) from None
-        return [self.view(obj) for obj in listed.get("items", [])]
+        # The client's custom-object calls answer plain JSON dicts (typed as object).
+        items: list[dict[str, Any]] = cast(dict[str, Any], listed).get("items", [])
+        return [self.view(obj) for obj in items]
 
     async def control(self, name: str, action: Action) -> StrategyView:
         try:
@@ -284,4 +287,4 @@ class KubernetesStrategies:
             )
         except Exception as exc:
             raise self._error(exc, name) from None
-        return self.view(obj)
+        return self.view(cast(dict[str, Any], obj))
