@@ -89,8 +89,15 @@ def free_port() -> int:
 
 
 def random_cluster_id() -> str:
-    """A KRaft cluster id: a random UUID in URL-safe base64 without padding (22 chars)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+    """A KRaft cluster id: a random UUID in URL-safe base64 without padding (22 chars).
+
+    Never one that starts with '-': `kafka-storage format --cluster-id -x...` would read
+    it as an option (Kafka's own Uuid.randomUuid() draws again for the same reason).
+    """
+    while True:
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode("ascii")
+        if not cid.startswith("-"):
+            return cid
 
 
 def _tail(text: str, lines: int = 40) -> str:
