@@ -13,6 +13,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer  # type: ignore[import-untyped]
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # type: ignore[import-untyped]
 
+from . import broker
 from .broker import KafkaBroker, KafkaBrokerError, metadata_broker_ids
 
 SYMBOLS = ("AAPL", "GOOG", "MSFT")
@@ -143,3 +144,11 @@ def test_stop_ends_the_process_and_frees_the_port(kafka_libs: Path, tmp_path: Pa
         os.kill(pid, 0)
     with socket.socket() as s:
         assert s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def test_cluster_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # 0xF8 as the first byte encodes to '-' first; the id is drawn again.
+    draws = iter([uuid.UUID(bytes=b"\xf8" + b"\x00" * 15), uuid.UUID(int=7)])
+    monkeypatch.setattr(broker.uuid, "uuid4", lambda: next(draws))
+    cid = broker.random_cluster_id()
+    assert not cid.startswith("-") and len(cid) == 22
