@@ -91,7 +91,7 @@ async def _messages(ws: WebSocket) -> AsyncIterator[dict[str, Any]]:
             continue
         try:
             parsed = json.loads(raw)
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested beyond reason
             await ws.send_text(_message("error", {"message": "messages must be JSON"}))
             continue
         if isinstance(parsed, dict):
@@ -104,7 +104,8 @@ async def _login(ws: WebSocket) -> str | None:
         async with asyncio.timeout(_AUTH_TIMEOUT):
             first = await anext(aiter(_messages(ws)), None)
     except TimeoutError:
-        await ws.send_text(_authorization("unauthorized", "authenticate first"))
+        with contextlib.suppress(RuntimeError, WebSocketDisconnect):
+            await ws.send_text(_authorization("unauthorized", "authenticate first"))
         return None
     if first is None:
         return None
@@ -236,7 +237,10 @@ class _Session:
 async def trade_updates(ws: WebSocket, settings: SettingsDep, projection: ProjectionDep) -> None:
     """Alpaca's trading stream (see the module docstring)."""
     await ws.accept()
-    account = await _login(ws)
+    try:
+        account = await _login(ws)
+    except WebSocketDisconnect:
+        return
     if account is None:
         with contextlib.suppress(RuntimeError, WebSocketDisconnect):
             await ws.close(code=1008)

@@ -155,3 +155,30 @@ def test_listen_and_unlisten(gateway: Gateway, trader: Trader) -> None:
         {"stream": "listening", "data": {"streams": []}},
         {"stream": "error", "data": {"message": "unknown action"}},
     ]
+
+
+def test_garbage_frames_get_an_error_and_the_session_goes_on(
+    gateway: Gateway, trader: Trader
+) -> None:
+    key = {"key_id": trader.key_id, "secret_key": trader.secret}
+
+    async def talk() -> list[object]:
+        async with websockets.connect(gateway.stream_url) as ws:
+            await ws.send(json.dumps({"action": "authenticate", "data": key}))
+            answers = [json.loads(await asyncio.wait_for(ws.recv(), WAIT))]
+            for garbage in ("not json", "[" * 100_000, b"\xff\xfe"):
+                await ws.send(garbage)
+                answers.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+            listen = {"action": "listen", "data": {"streams": ["trade_updates"]}}
+            await ws.send(json.dumps(listen))
+            answers.append(json.loads(await asyncio.wait_for(ws.recv(), WAIT)))
+            return answers
+
+    answers = asyncio.run(talk())
+    error = {"stream": "error", "data": {"message": "messages must be JSON"}}
+    assert answers[1:] == [
+        error,
+        error,
+        error,
+        {"stream": "listening", "data": {"streams": ["trade_updates"]}},
+    ]
