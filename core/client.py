@@ -213,6 +213,11 @@ class EngineClient:
     async def get_order(self, account: str, order_id: int) -> wire.Reply:
         return await self.request(wire.GetOrder(self.next_req(), account, order_id))
 
+    async def get_order_by_client_id(self, account: str, client_order_id: str) -> wire.Reply:
+        """The order the account placed under `client_order_id`, open or done: its id in
+        `Ack.order_id`, its view in `Ack.order` while open."""
+        return await self.request(wire.GetOrder(self.next_req(), account, 0, client_order_id))
+
     async def get_book(self, symbol: str, depth: int = 10) -> wire.Reply:
         return await self.request(wire.GetBook(self.next_req(), symbol, depth))
 

@@ -135,9 +135,13 @@ class MassCancel(_Msg, tag="mass_cancel"):
 
 
 class GetOrder(_Msg, tag="get_order"):
+    """An open order by id; or, with `client_order_id` (order_id 0), the order the
+    account placed under that id, open or not (`Ack.order_id`; `Ack.order` while open)."""
+
     req: int
     account: str
     order_id: int
+    client_order_id: str | None = None
 
 
 class GetBook(_Msg, tag="get_book"):

@@ -980,6 +980,14 @@ class EngineService:
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:
         self.metrics.requests["get_order"].inc()
+        if req.client_order_id is not None:  # the idempotency table knows every one
+            known = self.state.known_client_order_id(req.account, req.client_order_id)
+            if known is None:
+                return wire.Reject(
+                    req.req, "unknown_order", f"no order {req.client_order_id!r} of this account"
+                )
+            view = self.state.order_view(known[0], req.account)
+            return wire.Ack(req.req, known[0], order=view, last_seq=self.state.seq)
         view = self.state.order_view(req.order_id, req.account)
         if view is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}")

@@ -170,6 +170,23 @@ def test_retry_after_kill_9_recovered_from_a_snapshot(engine_factory: Any) -> No
     assert list((eng.workdir / "journal").glob("*snap*")), "no snapshot was written"
 
 
+def test_an_order_is_found_by_its_client_order_id_open_or_done(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        placed = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
+        found = ack(await c.get_order_by_client_id("alice", "c-1"))
+        assert found.order_id == placed.order_id
+        assert found.order is not None and (found.order.qty, found.order.client_order_id) == (
+            5,
+            "c-1",
+        )
+        assert reject(await c.get_order_by_client_id("bob", "c-1")).reason == "unknown_order"
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 5, price=100))  # fills it
+        done = ack(await c.get_order_by_client_id("alice", "c-1"))
+        assert done.order_id == placed.order_id and done.order is None
+
+    run(engine, body)
+
+
 def test_the_fingerprint_covers_the_orders_fields_and_nothing_else() -> None:
     base = wire.NewOrder(1, "alice", "GOOG", "buy", "limit", 5, 100, client_order_id="x")
     fp = fingerprint(base)
