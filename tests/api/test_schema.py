@@ -11,7 +11,7 @@ import socket
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -96,6 +96,3 @@ def test_every_operation_is_fuzzed(api_schema: Any) -> None:
     paths = {op.path for op in operations if op.path.startswith("/api/v1/")}
     assert "/api/v1/orders" in paths and "/api/v1/admin/engine/kill" in paths
     assert len(paths) >= 15
-
-
-_ = Callable

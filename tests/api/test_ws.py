@@ -18,7 +18,6 @@ import pytest
 import uvicorn
 import websockets
 from fastapi.testclient import TestClient
-from starlette.testclient import WebSocketDenialResponse
 from starlette.websockets import WebSocketDisconnect
 
 from tickplane.api import keys
@@ -150,13 +149,16 @@ def test_bad_auth_is_closed_with_1008(client: TestClient, first: Any, path: str)
 def test_bad_and_revoked_header_keys_are_closed(
     client: TestClient, make_key: Callable[..., keys.NewKey], run: Callable[..., Any]
 ) -> None:
-    key = make_key()
+    key, revoked = make_key(), make_key()
+    run(client.app.state.keys.revoke, revoked.key.key_id)  # type: ignore[attr-defined]
     wrong = {"APCA-API-KEY-ID": key.key.key_id, "APCA-API-SECRET-KEY": "nope"}
+    gone = {"APCA-API-KEY-ID": revoked.key.key_id, "APCA-API-SECRET-KEY": revoked.secret}
     for path in ("/orders", "/market/GOOG"):
-        with client.websocket_connect(WS + path, headers=wrong) as ws:
-            with pytest.raises(WebSocketDisconnect) as closed:
-                ws.receive_text()
-            assert closed.value.code == 1008
+        for h in (wrong, gone):
+            with client.websocket_connect(WS + path, headers=h) as ws:
+                with pytest.raises(WebSocketDisconnect) as closed:
+                    ws.receive_text()
+                assert closed.value.code == 1008 and "revoked" in closed.value.reason
 
 
 def test_market_stream(client: TestClient, trader: H) -> None:
@@ -320,6 +322,3 @@ def test_ws_needs_a_key_on_a_real_server(served: tuple[str, Any]) -> None:
             assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
 
     asyncio.run(main())
-
-
-_ = WebSocketDenialResponse
