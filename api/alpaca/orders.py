@@ -176,11 +176,10 @@ class Renderer:
     def render(self, record: OrderRecord, *, nested: bool = False) -> AlpacaOrder:
         units = self.every[record.symbol]
         link = self.links.get(record.id)
-        held = False
-        if link is not None and link.parent_id is not None and link.order_class != "oco":
-            # a bracket's or OTO's legs wait (Alpaca: held) until the parent fills
+        parent = None
+        if link is not None and link.parent_id is not None:
             parent = self.ctx.projection.order(self.ctx.account, link.parent_id)
-            held = record.is_open and parent is not None and parent.filled_qty == 0
+        held = rendering.waiting_leg(record, link, parent)
         legs = None
         if nested and record.id in self.children:
             legs = []

@@ -14,7 +14,16 @@ from tickplane.api.projection import OrderRecord
 from tickplane.core import wire
 from tickplane.core.events import OrderAccepted
 
-__all__ = ["EXCHANGE", "Link", "asset", "iso", "order", "order_status", "position"]
+__all__ = [
+    "EXCHANGE",
+    "Link",
+    "asset",
+    "iso",
+    "order",
+    "order_status",
+    "position",
+    "waiting_leg",
+]
 
 # alpaca-py accepts only its own exchange names; Tickplane's books are NASDAQ-style
 # (the LOBSTER data it replays is NASDAQ's).
@@ -61,6 +70,14 @@ class Link:
             source.trail_percent,
             source.stop_price,
         )
+
+
+def waiting_leg(o: OrderRecord, link: Link | None, parent: OrderRecord | None) -> bool:
+    """Whether `o` is a bracket's or OTO's leg still waiting for its parent to fill
+    (Alpaca: `held`); an OCO's stop works from the start."""
+    if link is None or link.parent_id is None or link.order_class == "oco":
+        return False
+    return o.is_open and parent is not None and parent.filled_qty == 0
 
 
 def order(

@@ -19,12 +19,14 @@ from typing import Any, Final
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tickplane.api.alpaca import rendering
+from tickplane.api.alpaca.rendering import Link
 from tickplane.api.alpaca.symbols import symbol_table
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.deps import ProjectionDep, SettingsDep, authenticate
 from tickplane.api.engine import acked
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import (
+    OrderRecord,
     OrderUpdate,
     PositionUpdate,
     Projection,
@@ -44,6 +46,7 @@ TRADE_UPDATES: Final = "trade_updates"
 _EVENTS: Final = {"held": "new", "change_rejected": "order_replace_rejected"}
 _SKIPPED: Final = frozenset({"triggered"})
 _AUTH_TIMEOUT: Final = 10.0
+_LINKS_KEPT: Final = 10_000  # orders whose class a session remembers
 _NAMESPACE: Final = uuid.UUID("0c0f3b0e-4a63-4f4e-8c52-3f1d0b6a9e21")
 
 
@@ -59,16 +62,22 @@ def _authorization(status: str, message: str | None = None) -> str:
 
 
 def trade_update(
-    update: OrderUpdate, units: SymbolUnits, position: int | None
+    update: OrderUpdate,
+    units: SymbolUnits,
+    position: int | None,
+    link: Link | None = None,
+    held: bool = False,
 ) -> dict[str, Any] | None:
-    """One order update as a trade_updates event's data (None: not an Alpaca event)."""
+    """One order update as a trade_updates event's data (None: not an Alpaca event);
+    `link` and `held` as for `rendering.order`."""
     if update.event in _SKIPPED:
         return None
     event = _EVENTS.get(update.event, update.event)
+    order = rendering.order(update.order, units, link, held=held)
     data: dict[str, Any] = {
         "event": event,
         "timestamp": rendering.iso(update.ts_event),
-        "order": rendering.order(update.order, units).model_dump(mode="json"),
+        "order": order.model_dump(mode="json"),
     }
     fill = update.execution
     if fill is not None:
@@ -145,6 +154,7 @@ class _Session:
         self.settings = settings
         self.symbols = symbol_table(ws.app.state)
         self.positions: dict[str, int] = {}
+        self._links: dict[int, Link | None] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._pusher: asyncio.Task[None] | None = None
 
@@ -206,9 +216,35 @@ class _Session:
             signed = update.execution.qty * (1 if order.side == "buy" else -1)
             position = self.positions.get(order.symbol, 0) + signed
             self.positions[order.symbol] = position
-        data = trade_update(update, units, position)
+        link = await self._link(order)
+        parent = None
+        if link is not None and link.parent_id is not None:
+            parent = self.projection.order(self.account, link.parent_id)
+        held = rendering.waiting_leg(order, link, parent)
+        data = trade_update(update, units, position, link, held)
         if data is not None:
             await self.ws.send_text(_message(TRADE_UPDATES, data))
+
+    async def _link(self, order: OrderRecord) -> Link | None:
+        """What the engine says of an order's class, legs and trail (one GetOrder the
+        first time the stream sees the order open; the projection does not keep it)."""
+        if order.id in self._links:
+            return self._links[order.id]
+        link = None
+        if order.is_open:
+            try:
+                ack = await acked(
+                    self.projection.engine.get_order(self.account, order.id),
+                    self.settings.engine_timeout,
+                )
+            except ApiError:
+                ack = None
+            if ack is not None and ack.order is not None:
+                link = Link.of(ack.order)
+        if len(self._links) >= _LINKS_KEPT:
+            self._links.clear()
+        self._links[order.id] = link
+        return link
 
     async def serve(self) -> None:
         """Answer the client's listen / unlisten until it leaves."""

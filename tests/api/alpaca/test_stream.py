@@ -11,9 +11,14 @@ from collections.abc import Callable, Iterator
 
 import pytest
 import websockets
-from alpaca.trading.enums import OrderStatus, TradeEvent
+from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, TimeInForce, TradeEvent
 from alpaca.trading.models import TradeUpdate
-from alpaca.trading.requests import ReplaceOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    ReplaceOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from alpaca.trading.stream import TradingStream
 
 from .conftest import Gateway, Trader
@@ -182,3 +187,29 @@ def test_garbage_frames_get_an_error_and_the_session_goes_on(
         error,
         {"stream": "listening", "data": {"streams": ["trade_updates"]}},
     ]
+
+
+def test_a_brackets_legs_reach_the_stream_held(listener: Listener, trader: Trader) -> None:
+    entry = trader.client.submit_order(
+        LimitOrderRequest(
+            symbol="BRK",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            limit_price=20,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=25),
+            stop_loss=StopLossRequest(stop_price=15),
+        )
+    )
+    assert entry.legs is not None
+    news = [listener.next() for _ in range(3)]
+    seen = {u.order.id: (u.event, u.order.order_class, u.order.status) for u in news}
+    assert seen == {
+        entry.id: (TradeEvent.NEW, OrderClass.BRACKET, OrderStatus.NEW),
+        entry.legs[0].id: (TradeEvent.NEW, OrderClass.BRACKET, OrderStatus.HELD),
+        entry.legs[1].id: (TradeEvent.NEW, OrderClass.BRACKET, OrderStatus.HELD),
+    }
+    trader.client.cancel_orders()
+    canceled = {listener.next().order.id for _ in range(3)}
+    assert canceled == set(seen)
