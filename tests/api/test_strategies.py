@@ -227,3 +227,44 @@ def test_a_runner_that_is_down_is_listed_as_unreachable(
         assert r.json()["reason"] == "unknown_strategy"
     finally:
         app.state.strategies = before
+
+
+def test_resume_does_not_override_a_loss_limit_pause(up: Up, tmp_path: Path) -> None:
+    # A market maker allowed to lose 1 tick-lot: its first adverse move pauses it.
+    port = free_ports(1)
+    env = {**os.environ, "TICKPLANE_STRATEGY_CONTROL_TOKEN": "t0ken"}
+    log = (tmp_path / "runner.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            *TICKPLANE,
+            *("strategy", "run", "--strategy", "market_maker", "--engine", up.info["engine"]),
+            *("--account", "fragile", "--symbol", "GOOG", "--metrics-port", str(port)),
+            *("--max-loss", "1"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def loss_paused() -> dict[str, Any] | None:
+            try:
+                body: dict[str, Any] = httpx.get(f"{url}/status").json()
+            except httpx.HTTPError:
+                return None
+            return body if body["paused_by"] == "loss_limit" else None
+
+        status = _until("the loss limit pauses it", loss_paused, timeout=60)
+        assert status["state"] == "paused"  # (its P&L moves on with the mark)
+        bearer = {"Authorization": "Bearer t0ken"}
+        r = httpx.post(f"{url}/resume", headers=bearer)
+        assert r.status_code == 409 and r.json()["reason"] == "loss_limit_pause"
+        # Pausing it by hand changes nothing either: the limit's pause stays the reason.
+        assert httpx.post(f"{url}/pause", headers=bearer).json()["paused_by"] == "loss_limit"
+        assert httpx.post(f"{url}/resume", headers=bearer).status_code == 409
+        assert httpx.get(f"{url}/status").json()["state"] == "paused"
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()
