@@ -7,7 +7,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, FastAPI
+from fastapi import FastAPI
 
 from tickplane.api import keys, metrics
 from tickplane.api.alpaca.router import router as alpaca_router
@@ -97,9 +97,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.state.metrics = gateway_metrics
     install_handlers(app)
     app.add_middleware(metrics.MetricsMiddleware, metrics=gateway_metrics)
-    api = APIRouter(prefix=API_PREFIX)
+    # Straight into the app, not through an /api/v1 router: each level of nested routers
+    # is walked again on every request.
     for part in (health, orders, account, market, admin, strategies, ws):
-        api.include_router(part.router)
-    app.include_router(api)
+        app.include_router(part.router, prefix=API_PREFIX)
     app.include_router(alpaca_router)  # Alpaca-compatible: /v2 and /stream
     return app
