@@ -1,15 +1,21 @@
 """The projection against a real engine: orders, fills, positions, trades, top of book,
-read-your-writes, a late start, retention and bounded subscriptions."""
+read-your-writes, a late start, retention and bounded subscriptions.
+
+The module runs its own engine (not the session's shared one): a projection replays
+the stream from seq 1, and on the shared engine that is every event the whole session
+made (thousands after the API and fuzz tests, more than `wait_for`'s 2 s on a loaded
+machine), and another test's resting order could take the trades these tests check."""
 
 from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
 import pytest
 
+from tests.engine.conftest import EngineProcess, free_port
 from tickplane.api.projection import (
     MarketUpdate,
     OrderUpdate,
@@ -21,6 +27,31 @@ from tickplane.core import wire
 from tickplane.core.client import EngineClient
 
 T = TypeVar("T")
+
+
+@pytest.fixture(scope="module")
+def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """This module's own engine (GOOG, AAPL), in place of the session's shared one."""
+    work = tmp_path_factory.mktemp("projection-engine")
+    eng = EngineProcess(
+        work,
+        {
+            "name": "projection-tests",
+            "order_entry": f"tcp://127.0.0.1:{free_port()}",
+            "events": f"tcp://127.0.0.1:{free_port()}",
+            "http_port": free_port(),
+            "journal_dir": str(work / "journal"),
+            "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
+            "pin_cpu": False,
+            "fsync": "none",
+        },
+    )
+    eng.start()
+    try:
+        yield {"order_entry": eng.order_entry, "events": eng.events}
+    finally:
+        if eng.stop() != 0:
+            eng.kill()
 
 
 def _acct() -> str:
@@ -60,7 +91,7 @@ def test_orders_fills_positions_and_a_late_start(engine_endpoints: dict[str, str
                         buyer, "AAPL", "buy", "limit", 3, price=price, client_order_id="b-1"
                     )
                 )
-                assert await proj.wait_for(buy.last_seq)
+                assert await proj.wait_for(buy.last_seq, 10)
                 assert sell.order_id is not None and buy.order_id is not None
                 resting = proj.order(seller, sell.order_id)
                 assert resting is not None and resting.status == "partially_filled"
@@ -98,11 +129,11 @@ def test_orders_fills_positions_and_a_late_start(engine_endpoints: dict[str, str
                         seen.add("trade") if m.trade.seq > buy.last_seq else None
                     elif m.kind == "top" and "trade" in seen:
                         seen.add("top")
-                assert await proj.wait_for(more.last_seq)
+                assert await proj.wait_for(more.last_seq, 10)
                 top = proj.top("AAPL")
                 assert top is not None and top.last_price is not None
                 cancel = _ack(await eng.cancel(seller, sell.order_id))
-                assert await proj.wait_for(cancel.last_seq)
+                assert await proj.wait_for(cancel.last_seq, 10)
                 gone = proj.order(seller, sell.order_id)
                 assert gone is not None and gone.status == "canceled" and gone.reason == "user"
 
@@ -140,7 +171,7 @@ def test_retention_and_a_subscriber_that_falls_behind(engine_endpoints: dict[str
                     assert ack.order_id is not None
                     ids.append(ack.order_id)
                     last = ack.last_seq
-                assert await proj.wait_for(last)
+                assert await proj.wait_for(last, 10)
                 kept = [o.id for o in proj.orders(account)]
                 assert kept == ids[:1:-1]  # the two newest closed orders, newest first
                 assert proj.order(account, ids[0]) is None

@@ -1,6 +1,10 @@
 """Native WebSockets against a real engine: auth (headers or a first message), order
 entry and updates on /ws/orders, market data on /ws/market, and a client that stops
-reading dropped without slowing another."""
+reading dropped without slowing another.
+
+The module runs its own engine and gateway (not the session's shared ones), so no other
+test's resting order can take a trade these tests wait for; within the module each test
+trades its own symbol and leaves nothing resting, and every read has a deadline."""
 
 from __future__ import annotations
 
@@ -12,14 +16,17 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
+import anyio
 import pytest
 import uvicorn
 import websockets
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
+from tests.engine.conftest import EngineProcess, free_port
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.routes.ws import SLOW_CLIENT
@@ -29,21 +36,87 @@ H = dict[str, str]
 WS = "/api/v1/ws"
 
 
+@pytest.fixture(scope="module")
+def ws_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """This module's own engine: GOOG (idempotency, the slow client), AAPL (order entry
+    and updates), MSFT (market data)."""
+    work: Path = tmp_path_factory.mktemp("ws-engine")
+    eng = EngineProcess(
+        work,
+        {
+            "name": "ws-tests",
+            "order_entry": f"tcp://127.0.0.1:{free_port()}",
+            "events": f"tcp://127.0.0.1:{free_port()}",
+            "http_port": free_port(),
+            "journal_dir": str(work / "journal"),
+            "symbols": [{"name": "GOOG"}, {"name": "AAPL"}, {"name": "MSFT"}],
+            "pin_cpu": False,
+            "fsync": "none",
+        },
+    )
+    eng.start()
+    try:
+        yield eng
+    finally:
+        if eng.stop() != 0:
+            eng.kill()
+
+
+@pytest.fixture(scope="module")
+def settings(ws_engine: EngineProcess, database_url: str) -> GatewaySettings:
+    """The session's gateway settings, over this module's engine."""
+    return GatewaySettings(
+        engine_order_entry=ws_engine.order_entry,
+        engine_events=ws_engine.events,
+        engine_timeout=5.0,
+        database_url=database_url,
+        rate_limit_per_second=0,
+        metrics_port=0,
+    )
+
+
+@pytest.fixture(scope="module")
+def client(settings: GatewaySettings) -> Iterator[TestClient]:
+    """A gateway over this module's engine (keys in the session's database)."""
+    with TestClient(create_app(settings)) as c:
+        yield c
+
+
 _pending: dict[int, list[dict[str, Any]]] = {}
 
 
+def _receive_text(ws: Any, timeout: float) -> str:
+    """The next text frame, or an AssertionError after `timeout` seconds.
+    Starlette's test session has no receive timeout: this awaits its receive stream
+    under a deadline on the session's own portal (what `receive_text` does, bounded)."""
+
+    async def take() -> Any:
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    try:
+        message = ws.portal.call(take)
+    except TimeoutError:
+        raise AssertionError(f"no frame within {timeout} s") from None
+    ws._raise_on_close(message)
+    return str(message["text"])
+
+
 def _recv_until(
-    ws: Any, pred: Callable[[dict[str, Any]], bool], limit: int = 200
+    ws: Any, pred: Callable[[dict[str, Any]], bool], timeout: float = 10.0
 ) -> dict[str, Any]:
     """The first message that matches (taken out), reading frames (JSON arrays of
-    messages) as needed; the others stay for later calls."""
+    messages) as needed until `timeout` seconds passed; the others stay for later."""
     queue = _pending.setdefault(id(ws), [])
-    for _ in range(limit):
+    deadline = time.monotonic() + timeout
+    while True:
         for i, msg in enumerate(queue):
             if pred(msg):
                 return queue.pop(i)
-        queue.extend(json.loads(ws.receive_text()))
-    raise AssertionError("no such message")
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"no such message within {timeout} s; got {queue[-20:]}")
+        queue.extend(json.loads(_receive_text(ws, left)))
 
 
 def test_orders_stream_entry_and_updates(
@@ -142,7 +215,7 @@ def test_bad_auth_is_closed_with_1008(client: TestClient, first: Any, path: str)
     with client.websocket_connect(WS + path) as ws:
         ws.send_text(first if isinstance(first, str) else json.dumps(first))
         with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
+            _receive_text(ws, 10)
         assert closed.value.code == 1008 and closed.value.reason
 
 
@@ -157,28 +230,29 @@ def test_bad_and_revoked_header_keys_are_closed(
         for h in (wrong, gone):
             with client.websocket_connect(WS + path, headers=h) as ws:
                 with pytest.raises(WebSocketDisconnect) as closed:
-                    ws.receive_text()
+                    _receive_text(ws, 10)
                 assert closed.value.code == 1008 and "revoked" in closed.value.reason
 
 
 def test_market_stream(client: TestClient, trader: H) -> None:
     price = 400_000 + (uuid.uuid4().int % 10_000) * 2
-    with client.websocket_connect(f"{WS}/market/AAPL", headers=trader) as ws:
+    with client.websocket_connect(f"{WS}/market/MSFT", headers=trader) as ws:
         sub = _recv_until(ws, lambda m: m["type"] == "subscribed")
-        assert sub == {"type": "subscribed", "symbol": "AAPL"}
+        assert sub == {"type": "subscribed", "symbol": "MSFT"}
         snap = _recv_until(ws, lambda m: m["type"] == "top")
-        assert snap["symbol"] == "AAPL" and "bids" in snap
-        body = {"symbol": "AAPL", "side": "sell", "type": "limit", "qty": 1, "limit_price": price}
+        assert snap["symbol"] == "MSFT" and "bids" in snap
+        body = {"symbol": "MSFT", "side": "sell", "type": "limit", "qty": 1, "limit_price": price}
         assert client.post("/api/v1/orders", json=body, headers=trader).status_code == 201
         buy = {**body, "side": "buy"}
         assert client.post("/api/v1/orders", json=buy, headers=trader).status_code == 201
         trade = _recv_until(ws, lambda m: m["type"] == "trade" and m["price"] == price)
         assert trade["qty"] == 1 and "account" not in json.dumps(trade)
-        top = _recv_until(ws, lambda m: m["type"] == "top")
-        assert top["symbol"] == "AAPL" and top["last_price"] is not None
+        # the first top after the trade shows it (earlier ones may still be queued)
+        top = _recv_until(ws, lambda m: m["type"] == "top" and m["last_price"] is not None)
+        assert top["symbol"] == "MSFT" and top["last_price"] == price
     with client.websocket_connect(f"{WS}/market/NOPE", headers=trader) as ws:
         with pytest.raises(WebSocketDisconnect) as closed:
-            ws.receive_text()
+            _receive_text(ws, 10)
         assert closed.value.code == 1008 and "unknown_symbol" in closed.value.reason
 
 
