@@ -16,8 +16,8 @@ and in order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
+from collections import deque
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
@@ -59,8 +59,13 @@ class EngineClient:
         self._ctx = context or zmq.asyncio.Context.instance()
         self._req = itertools.count(1)
         self._pending: dict[int, asyncio.Future[wire.Reply]] = {}
-        self._dealer: zmq.asyncio.Socket | None = None
-        self._reader: asyncio.Task[None] | None = None
+        self._dealer: zmq.Socket[bytes] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._fd: int | None = None
+        self._drain_soon = False
+        # (deadline, req) in the order sent; with one timeout, also deadline order
+        self._deadlines: deque[tuple[float, int]] = deque()
+        self._timer: asyncio.TimerHandle | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -76,38 +81,97 @@ class EngineClient:
     def connect(self) -> None:
         if self._dealer is not None:
             return
-        sock = self._ctx.socket(zmq.DEALER)
+        # A plain (synchronous) socket driven by this loop's reader callback, not a
+        # zmq.asyncio one: its send and recv each cost a Future and a poller round
+        # (~50 us a request); a non-blocking send and a drain of every ready reply per
+        # wake-up cost a few.
+        sock = zmq.Socket(self._ctx, zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not there
         sock.connect(self.order_entry)
         self._dealer = sock
-        self._reader = asyncio.get_running_loop().create_task(self._read_replies())
+        self._loop = asyncio.get_running_loop()
+        fd = sock.getsockopt(zmq.FD)
+        assert isinstance(fd, int)
+        self._fd = fd
+        self._loop.add_reader(fd, self._drain)
 
     async def close(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-            self._reader = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._deadlines.clear()
         if self._dealer is not None:
+            if self._loop is not None and self._fd is not None:
+                self._loop.remove_reader(self._fd)
             self._dealer.close(0)
             self._dealer = None
+            self._fd = None
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(EngineUnavailable("client closed"))
         self._pending.clear()
 
-    async def _read_replies(self) -> None:
-        assert self._dealer is not None
+    def _drain(self) -> None:
+        """Resolve every reply that is ready. ZeroMQ's FD is edge-triggered: it signals
+        a change, not a level, so each wake-up reads until nothing is left."""
+        self._drain_soon = False
+        sock = self._dealer
+        if sock is None:
+            return
+        pending = self._pending
         while True:
-            frame = await self._dealer.recv()
+            try:
+                frame = sock.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                break
             try:
                 reply = wire.decode_reply(frame)
             except wire.WireError:
                 continue  # not for us (or from an incompatible engine): nothing to resolve
-            fut = self._pending.pop(reply.req, None)
+            fut = pending.pop(reply.req, None)
             if fut is not None and not fut.done():
                 fut.set_result(reply)
+        # Answered requests leave the deadline queue from its front, so it holds about
+        # the requests in flight, not every request of the last `timeout` seconds.
+        deadlines = self._deadlines
+        while deadlines and deadlines[0][1] not in pending:
+            deadlines.popleft()
+
+    def _expire(self) -> None:
+        """Fail the requests whose deadline passed; arm the timer for the next one."""
+        self._timer = None
+        assert self._loop is not None
+        now = self._loop.time()
+        deadlines = self._deadlines
+        while deadlines:
+            when, req = deadlines[0]
+            if when > now:
+                self._timer = self._loop.call_at(when, self._expire)
+                return
+            deadlines.popleft()
+            fut = self._pending.pop(req, None)
+            if fut is not None and not fut.done():
+                fut.set_exception(
+                    EngineUnavailable(
+                        f"no reply from the engine at {self.order_entry} within {self.timeout}s"
+                    )
+                )
+
+    async def _send_waiting(self, frame: bytes, fut: asyncio.Future[wire.Reply]) -> None:
+        """Send when the socket refuses to queue (no engine connected: IMMEDIATE; or
+        its high-water mark): try again, backing off, until the request's deadline
+        fails `fut`."""
+        delay = 0.001
+        while not fut.done():
+            await asyncio.sleep(delay)  # ZeroMQ has no awaitable "writable" for a DEALER
+            if self._dealer is None:
+                return
+            try:
+                self._dealer.send(frame, zmq.NOBLOCK)
+                return
+            except zmq.Again:
+                delay = min(delay * 2, 0.05)
 
     # -- requests --------------------------------------------------------------------------
 
@@ -118,21 +182,35 @@ class EngineClient:
         """Send one request and wait for its reply (EngineUnavailable on timeout)."""
         if self._dealer is None:
             self.connect()
-        assert self._dealer is not None
-        fut: asyncio.Future[wire.Reply] = asyncio.get_running_loop().create_future()
-        self._pending[msg.req] = fut
+        sock = self._dealer
+        loop = self._loop
+        assert sock is not None and loop is not None
+        fut: asyncio.Future[wire.Reply] = loop.create_future()
+        req = msg.req
+        self._pending[req] = fut
+        # One timer for every request in flight (a deadline queue), not one each: the
+        # send is inside the deadline too, as with no engine connected (IMMEDIATE) a
+        # DEALER cannot send at all.
+        deadline = loop.time() + self.timeout
+        self._deadlines.append((deadline, req))
+        if self._timer is None or deadline < self._timer.when():
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = loop.call_at(deadline, self._expire)
         try:
-            # The send is inside the deadline too: with no engine connected (IMMEDIATE),
-            # a DEALER's send waits for one, possibly for ever.
-            async with asyncio.timeout(self.timeout):
-                await self._dealer.send(wire.encode(msg))
-                return await fut
-        except TimeoutError:
-            raise EngineUnavailable(
-                f"no reply from the engine at {self.order_entry} within {self.timeout}s"
-            ) from None
+            frame = wire.encode(msg)
+            try:
+                sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                await self._send_waiting(frame, fut)
+            # A send processes the socket's pending commands, which can swallow the FD's
+            # edge for a reply that already arrived: look once more, later this tick.
+            if not self._drain_soon and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                self._drain_soon = True
+                loop.call_soon(self._drain)
+            return await fut
         finally:
-            self._pending.pop(msg.req, None)
+            self._pending.pop(req, None)
 
     async def submit(
         self,
