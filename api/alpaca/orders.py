@@ -22,11 +22,11 @@ from tickplane.api.alpaca.errors import (
 from tickplane.api.alpaca.ids import engine_order_id, order_uuid
 from tickplane.api.alpaca.rendering import Link
 from tickplane.api.alpaca.schemas import (
+    AlpacaCancelResult,
     AlpacaErrorBody,
     AlpacaOrder,
-    CancelResult,
-    OrderCreate,
-    OrderReplace,
+    AlpacaOrderCreate,
+    AlpacaOrderReplace,
 )
 from tickplane.api.alpaca.units import SymbolUnits, decimal_of
 from tickplane.api.engine import acked
@@ -58,7 +58,7 @@ def _refused(reason: str) -> AlpacaError:
     return from_api_error(ApiError.from_engine(reason))
 
 
-def _check_prices(body: OrderCreate, units: SymbolUnits) -> tuple[int | None, int | None]:
+def _check_prices(body: AlpacaOrderCreate, units: SymbolUnits) -> tuple[int | None, int | None]:
     """The order's limit and stop prices in ticks (each present exactly when its type
     uses it; an OCO's limit may be left out: it is its take-profit's)."""
     limit = stop = None
@@ -90,7 +90,7 @@ class OrderClass:
     trail_percent: float | None = None
 
 
-def _order_class(body: OrderCreate, units: SymbolUnits) -> OrderClass:
+def _order_class(body: AlpacaOrderCreate, units: SymbolUnits) -> OrderClass:
     """The request's class, legs and trail; the engine checks how they fit together
     (a 422 with its reason when they do not)."""
     take_profit = stop_loss = None
@@ -233,7 +233,7 @@ async def place_order(
 
 
 @router.post("/orders", responses=ERRORS)
-async def submit_order(body: OrderCreate, ctx: CtxDep) -> AlpacaOrder:
+async def submit_order(body: AlpacaOrderCreate, ctx: CtxDep) -> AlpacaOrder:
     """Submit an order (Alpaca's `POST /v2/orders`): quantities in whole shares, prices
     as decimals on the symbol's tick. A `client_order_id` already used for the same
     order returns that order; used for another order, it is a 422."""
@@ -347,7 +347,7 @@ def _not_open(record: OrderRecord) -> AlpacaError:
 
 
 @router.patch("/orders/{order_id}", responses=ERRORS)
-async def replace_order(order_id: str, change: OrderReplace, ctx: CtxDep) -> AlpacaOrder:
+async def replace_order(order_id: str, change: AlpacaOrderReplace, ctx: CtxDep) -> AlpacaOrder:
     """Replace an open order's quantity (the new total, in shares) and/or limit price.
 
     Tickplane replaces in place: the answer keeps the order's id (Alpaca issues a new
@@ -443,7 +443,7 @@ async def cancel_order(order_id: str, ctx: CtxDep) -> Response:
 @router.delete(
     "/orders",
     status_code=207,
-    response_model=list[CancelResult],
+    response_model=list[AlpacaCancelResult],
     responses=ERRORS,
 )
 async def cancel_all_orders(ctx: CtxDep) -> JSONResponse:
@@ -459,5 +459,5 @@ async def cancel_all_orders(ctx: CtxDep) -> JSONResponse:
         body = None
         if record is not None and record.symbol in every:
             body = rendering.order(record, every[record.symbol]).model_dump(mode="json")
-        out.append(CancelResult(id=order_uuid(ev.id), status=200, body=body).model_dump())
+        out.append(AlpacaCancelResult(id=order_uuid(ev.id), status=200, body=body).model_dump())
     return JSONResponse(out, status_code=207)

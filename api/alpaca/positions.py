@@ -15,7 +15,7 @@ from tickplane.api.alpaca.deps import Ctx, CtxDep
 from tickplane.api.alpaca.errors import AlpacaError, AlpacaRoute
 from tickplane.api.alpaca.ids import asset_uuid
 from tickplane.api.alpaca.orders import ERRORS, place_order
-from tickplane.api.alpaca.schemas import AlpacaOrder, AlpacaPosition, ClosePositionResult
+from tickplane.api.alpaca.schemas import AlpacaClosePositionResult, AlpacaOrder, AlpacaPosition
 from tickplane.api.alpaca.units import SymbolUnits, decimal_of
 from tickplane.api.engine import acked
 from tickplane.core import wire
@@ -113,7 +113,7 @@ async def close_position(
 
 
 @router.delete(
-    "/positions", status_code=207, response_model=list[ClosePositionResult], responses=ERRORS
+    "/positions", status_code=207, response_model=list[AlpacaClosePositionResult], responses=ERRORS
 )
 async def close_all_positions(ctx: CtxDep, cancel_orders: bool = False) -> JSONResponse:
     """Close every open position with market orders (207: one entry per symbol);
@@ -130,9 +130,8 @@ async def close_all_positions(ctx: CtxDep, cancel_orders: bool = False) -> JSONR
             order = await _close(ctx, p, units, abs(p.qty))
         except AlpacaError as exc:
             body = {"code": exc.code, "message": exc.message, "symbol": p.symbol}
-            out.append(ClosePositionResult(symbol=p.symbol, status=exc.status, body=body))
+            out.append(AlpacaClosePositionResult(symbol=p.symbol, status=exc.status, body=body))
             continue
-        out.append(
-            ClosePositionResult(symbol=p.symbol, status=200, body=order.model_dump(mode="json"))
-        )
+        placed = order.model_dump(mode="json")
+        out.append(AlpacaClosePositionResult(symbol=p.symbol, status=200, body=placed))
     return JSONResponse([r.model_dump() for r in out], status_code=207)

@@ -10,16 +10,16 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 __all__ = [
     "AlpacaAccount",
     "AlpacaAsset",
+    "AlpacaCancelResult",
     "AlpacaClock",
+    "AlpacaClosePositionResult",
     "AlpacaErrorBody",
     "AlpacaOrder",
+    "AlpacaOrderCreate",
+    "AlpacaOrderReplace",
     "AlpacaPosition",
-    "CancelResult",
-    "ClosePositionResult",
-    "OrderCreate",
-    "OrderReplace",
-    "StopLoss",
-    "TakeProfit",
+    "AlpacaStopLoss",
+    "AlpacaTakeProfit",
 ]
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
@@ -42,16 +42,16 @@ class _Request(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
-class TakeProfit(_Request):
+class AlpacaTakeProfit(_Request):
     limit_price: Number
 
 
-class StopLoss(_Request):
+class AlpacaStopLoss(_Request):
     stop_price: Number
     limit_price: Number | None = None
 
 
-class OrderCreate(_Request):
+class AlpacaOrderCreate(_Request):
     """`POST /v2/orders`: Alpaca's order request."""
 
     symbol: str = Field(min_length=1, max_length=32)
@@ -67,11 +67,11 @@ class OrderCreate(_Request):
     extended_hours: bool = False
     client_order_id: str | None = Field(default=None, min_length=1, max_length=128)
     order_class: OrderClass | None = None
-    take_profit: TakeProfit | None = None
-    stop_loss: StopLoss | None = None
+    take_profit: AlpacaTakeProfit | None = None
+    stop_loss: AlpacaStopLoss | None = None
 
 
-class OrderReplace(_Request):
+class AlpacaOrderReplace(_Request):
     """`PATCH /v2/orders/{id}`: the fields Alpaca lets a replace change."""
 
     qty: Number | None = None
@@ -124,7 +124,7 @@ class AlpacaOrder(BaseModel):
     hwm: str | None = None
 
 
-class CancelResult(BaseModel):
+class AlpacaCancelResult(BaseModel):
     """One entry of `DELETE /v2/orders` (HTTP 207)."""
 
     id: str
@@ -132,7 +132,7 @@ class CancelResult(BaseModel):
     body: dict[str, Any] | None = None
 
 
-class ClosePositionResult(BaseModel):
+class AlpacaClosePositionResult(BaseModel):
     """One entry of `DELETE /v2/positions` (HTTP 207)."""
 
     symbol: str

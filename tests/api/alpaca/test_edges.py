@@ -71,3 +71,21 @@ def test_extreme_replaces_are_4xx(gateway: Gateway, trader: Trader) -> None:
         assert set(answer.json()) == {"code", "message"}
     assert trader.client.get_order_by_id(order.id).limit_price == "9.00"
     trader.client.cancel_orders()
+
+
+def test_openapi_schema_names_are_plain_and_alpacas_are_prefixed(gateway: Gateway) -> None:
+    """The native API and `/v2` share one OpenAPI: no schema name is module-qualified
+    (FastAPI qualifies names that two models share), and `/v2`'s request bodies are the
+    Alpaca* models."""
+    spec = requests.get(gateway.url + "/openapi.json", timeout=10).json()
+    names = set(spec["components"]["schemas"])
+    assert not [n for n in names if "__" in n], sorted(names)
+
+    def body(path: str, method: str) -> str:
+        op = spec["paths"][path][method]
+        return str(op["requestBody"]["content"]["application/json"]["schema"]["$ref"])
+
+    assert body("/v2/orders", "post").endswith("/AlpacaOrderCreate")
+    assert body("/v2/orders/{order_id}", "patch").endswith("/AlpacaOrderReplace")
+    assert body("/api/v1/orders", "post").endswith("/OrderCreate")
+    assert body("/api/v1/orders/{order_id}", "patch").endswith("/OrderReplace")
