@@ -187,6 +187,14 @@ class EngineMetrics:
                 registry=r,
             )
         )
+        self.request_rejects = _Children(
+            _LoopFamily(
+                "tickplane_engine_request_rejects_total",
+                "Requests refused with a Reject reply (nothing changed), by reason",
+                ["reason"],
+                registry=r,
+            )
+        )
         self.risk_rejects = _Children(
             _LoopFamily(
                 "tickplane_engine_risk_rejects_total",

@@ -487,8 +487,13 @@ class EngineService:
         except wire.WireError as exc:
             self.metrics.bad_frames.inc()
             log.warning("rejected an undecodable frame: %s", exc)
+            self.metrics.request_rejects["bad_frame"].inc()
             return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
-        return self.dispatch(req, touched)
+        reply, events = self.dispatch(req, touched)
+        if type(reply) is wire.Reject:
+            # Counted here, once for every client request, whichever check refused it.
+            self.metrics.request_rejects[reply.reason].inc()
+        return reply, events
 
     def dispatch(self, req: wire.Request, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         """Run one decoded request (from a client, or the synthetic market)."""

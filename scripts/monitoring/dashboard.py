@@ -91,10 +91,10 @@ PANELS = [
         12,
     ),
     series(
-        "Risk rejects by reason",
+        "Rejects by reason",
         [
             (
-                f"sum by (reason) (rate(tickplane_engine_risk_rejects_total{ENGINE}{RATE}))",
+                f"sum by (reason) (rate(tickplane_engine_request_rejects_total{ENGINE}{RATE}))",
                 "{{reason}}",
             )
         ],

@@ -165,7 +165,10 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
         sock.close(0)
         ctx.term()
     with urllib.request.urlopen(engine.http + "/metrics") as r:
-        assert "tickplane_engine_bad_frames_total 9.0" in r.read().decode()
+        text = r.read().decode()
+    assert "tickplane_engine_bad_frames_total 9.0" in text
+    # Six were answered with a Reject; the three multi-frame messages were dropped unanswered.
+    assert 'tickplane_engine_request_rejects_total{reason="bad_frame"} 6.0' in text
 
 
 def test_get_order_mass_cancel_and_isolation(engine: EngineProcess) -> None:
@@ -285,6 +288,9 @@ def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factor
     with urllib.request.urlopen(eng.http + "/metrics") as r:
         text = r.read().decode()
     assert 'tickplane_engine_risk_rejects_total{reason="max_order_qty"} 1.0' in text
+    # Every refused request, risk or not, by its reason.
+    assert 'tickplane_engine_request_rejects_total{reason="max_order_qty"} 1.0' in text
+    assert 'tickplane_engine_request_rejects_total{reason="symbol_halted"} 1.0' in text
     assert eng.stop() == 0
 
 

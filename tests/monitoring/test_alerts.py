@@ -63,8 +63,11 @@ class _BadEngine:
         g("tickplane_engine_ready", "", registry=r).set(0)
         g("tickplane_engine_kill_switches_engaged", "", registry=r).set(1)
         g("tickplane_engine_venue_connected", "", registry=r).set(0)
-        self.orders = prometheus_client.Counter(
-            "tickplane_engine_orders_total", "", ["outcome"], registry=r
+        self.requests = prometheus_client.Counter(
+            "tickplane_engine_requests_total", "", ["kind"], registry=r
+        )
+        self.rejects = prometheus_client.Counter(
+            "tickplane_engine_request_rejects_total", "", ["reason"], registry=r
         )
         self.halts = prometheus_client.Counter(
             "tickplane_engine_symbol_halts_total", "", ["reason"], registry=r
@@ -94,8 +97,8 @@ class _BadEngine:
     def _run(self) -> None:
         # Counters must keep growing for rate() and increase() to see anything.
         while not self._stop.wait(0.05):
-            self.orders.labels("rejected").inc(50)
-            self.orders.labels("accepted").inc(5)
+            self.requests.labels("new").inc(55)
+            self.rejects.labels("max_order_qty").inc(50)
             self.halts.labels("circuit_breaker").inc()
             self.request.observe(0.005)
             self.fsync.observe(0.05)
