@@ -102,4 +102,12 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     for part in (health, orders, account, market, admin, strategies, ws):
         app.include_router(part.router, prefix=API_PREFIX)
     app.include_router(alpaca_router)  # Alpaca-compatible: /v2 and /stream
+    _serve_submit_lean(app)
     return app
+
+
+def _serve_submit_lean(app: FastAPI) -> None:
+    """Put `orders.SubmitRoute` ahead of every route: it takes `POST /api/v1/orders` and
+    hands what it does not take back to the router, to the FastAPI route (which stays,
+    for the OpenAPI and for those requests)."""
+    app.router.routes.insert(0, orders.SubmitRoute(f"{API_PREFIX}/orders", app.router))
