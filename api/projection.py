@@ -14,6 +14,11 @@ replay service, so a gateway started late still sees everything).
         async for update in sub:             # OrderUpdate | PositionUpdate
             ...
 
+Orders keep their class (docs/order-classes.md): `order_class`, a leg's `parent_id` and
+`leg` role, a trailing stop's trail; a bracket's or OTO's leg is `held` (working
+nothing) until `OrderActivated`, and `legs(account, parent_id)` finds a parent's legs,
+so a closed bracket, OTO or OCO still reads as one.
+
 What it holds, per account: orders (open ones always; closed ones up to
 `max_closed_orders`, oldest evicted first), executions (the last `max_executions`),
 positions and cash; per symbol: the last `max_trades` trades and the top of book
@@ -49,6 +54,7 @@ from tickplane.core.events import (
     KillSwitchChanged,
     MarketData,
     OrderAccepted,
+    OrderActivated,
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
@@ -80,6 +86,8 @@ log = logging.getLogger(__name__)
 
 OrderStatus = Literal["new", "held", "partially_filled", "filled", "canceled", "rejected"]
 OPEN_STATUSES: frozenset[str] = frozenset({"new", "held", "partially_filled"})
+# Types that rest untriggered (`held`) until the market reaches their stop.
+_STOPS: frozenset[str] = frozenset({"stop", "stop_limit"})
 
 
 class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -89,7 +97,15 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     quantity), `open_qty` what still rests (0 once closed), `avg_fill_price` the
     quantity-weighted price of its fills (ticks, a float; None before the first fill).
     Timestamps are the engine's (int ns). `reason` says why it was canceled or
-    rejected (`user`, `ioc`, `kill_switch`, ...)."""
+    rejected (`user`, `ioc`, `kill_switch`, ...).
+
+    Order classes (docs/order-classes.md): `order_class` is `bracket`, `oto` or `oco`
+    on a parent and its legs, `simple` on a trailing stop, None on a plain order; a
+    leg names its `parent_id` and its `leg` role (`take_profit`, `stop_loss`). A
+    bracket's or OTO's leg is `held` with `open_qty` 0 until the parent's fills
+    activate it (`OrderActivated`: it then works what the parent filled); its `qty`
+    stays the parent's. `stop_price` is a stop's (a trailing stop's as of its last
+    event; it moves with the market in between)."""
 
     id: int
     account: str
@@ -110,6 +126,15 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     created_ns: int = 0
     updated_ns: int = 0
     seq: int = 0  # the seq of the last event that changed it
+    order_class: str | None = None
+    parent_id: int | None = None
+    leg: str | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+
+    @property
+    def is_leg(self) -> bool:
+        return self.parent_id is not None
 
     @property
     def is_open(self) -> bool:
@@ -238,7 +263,8 @@ class Subscription:
 
 def order_from_accepted(ev: OrderAccepted) -> OrderRecord:
     """A new order's record from its OrderAccepted."""
-    stop = ev.order_type in ("stop", "stop_limit")
+    # a bracket's or OTO's leg waits for its parent's fills; an OCO's leg works at once
+    waiting = ev.parent_id is not None and ev.order_class != "oco"
     return OrderRecord(
         id=ev.id,
         account=ev.account,
@@ -251,19 +277,31 @@ def order_from_accepted(ev: OrderAccepted) -> OrderRecord:
         time_in_force=ev.tif,
         post_only=ev.post_only,
         client_order_id=ev.client_order_id,
-        status="held" if stop else "new",
-        open_qty=ev.qty,
+        status="held" if waiting or ev.order_type in _STOPS else "new",
+        open_qty=0 if waiting else ev.qty,
         created_ns=ev.ts_event,
         updated_ns=ev.ts_event,
         seq=ev.seq,
+        order_class=ev.order_class,
+        parent_id=ev.parent_id,
+        leg=ev.leg,
+        trail_price=ev.trail_price,
+        trail_percent=ev.trail_percent,
     )
 
 
+def _working(order: OrderRecord) -> OrderStatus:
+    """The status of an open order that works in the market."""
+    return "partially_filled" if order.filled_qty else "new"
+
+
 def apply_order_event(
-    order: OrderRecord, ev: Event
+    order: OrderRecord, ev: Event, parent: OrderRecord | None = None
 ) -> tuple[OrderRecord, str, Execution | None] | None:
     """The order after `ev`, the update's event name and the fill (if a fill); None
-    when `ev` does not change this order."""
+    when `ev` does not change this order. `parent` is a leg's parent (as known now):
+    a leg that has worked off everything it was given is done only once its parent
+    is (until then the parent's next fill activates it again)."""
     rep = msgspec.structs.replace
     if isinstance(ev, Trade):
         if order.id == ev.taker:
@@ -275,6 +313,8 @@ def apply_order_event(
         filled = order.filled_qty + ev.qty
         open_qty = max(order.open_qty - ev.qty, 0)
         done = open_qty == 0
+        if done and order.is_leg and filled < order.qty:
+            done = parent is None or not parent.is_open
         new = rep(
             order,
             status="filled" if done else "partially_filled",
@@ -310,20 +350,42 @@ def apply_order_event(
         )
         return new, "canceled", None
     if isinstance(ev, OrderReplaced):
-        status: OrderStatus = "partially_filled" if order.filled_qty else "new"
+        if not order.is_open:
+            return None
         new = rep(
             order,
-            qty=order.filled_qty + ev.qty,
+            # a leg's quantity is its parent's; what it works follows the group's fills
+            qty=order.qty if order.is_leg else order.filled_qty + ev.qty,
             open_qty=ev.qty,
             limit_price=ev.price if order.limit_price is not None else order.limit_price,
-            status=status if order.status != "held" else "held",
+            stop_price=ev.stop_price if ev.stop_price is not None else order.stop_price,
+            status=_working(order) if order.status != "held" else "held",
             updated_ns=ev.ts_event,
             seq=ev.seq,
         )
         return new, "replaced", None
+    if isinstance(ev, OrderActivated):
+        if not order.is_open:
+            return None
+        # a limit leg now rests in the book; a stop leg waits for its stop (still held)
+        held = order.status == "held" and order.type in _STOPS
+        new = rep(
+            order,
+            open_qty=ev.qty,
+            status="held" if held else _working(order),
+            updated_ns=ev.ts_event,
+            seq=ev.seq,
+        )
+        return new, "activated", None
     if isinstance(ev, StopTriggered):
-        status = "partially_filled" if order.filled_qty else "new"
-        return rep(order, status=status, updated_ns=ev.ts_event, seq=ev.seq), "triggered", None
+        new = rep(
+            order,
+            status=_working(order),
+            stop_price=ev.stop_price,
+            updated_ns=ev.ts_event,
+            seq=ev.seq,
+        )
+        return new, "triggered", None
     if isinstance(ev, OrderRejected):
         # An order the projection knows was accepted: this is a refused cancel or
         # replace (of an order routed to a venue); the order stays as it was.
@@ -343,6 +405,7 @@ class _Book:
     by_client_id: dict[str, int]
     executions: deque[Execution]
     positions: dict[str, Position]
+    legs: dict[int, list[int]]  # parent id -> its legs' ids (kept while the parent is)
     cash: int = 0
     killed: bool = False
 
@@ -426,7 +489,7 @@ class Projection:
     def _book(self, account: str) -> _Book:
         book = self._accounts.get(account)
         if book is None:
-            book = _Book({}, OrderedDict(), {}, deque(maxlen=self.max_executions), {})
+            book = _Book({}, OrderedDict(), {}, deque(maxlen=self.max_executions), {}, {})
             self._accounts[account] = book
         return book
 
@@ -444,6 +507,8 @@ class Projection:
             book.orders[ev.id] = order
             if ev.client_order_id is not None:
                 book.by_client_id[ev.client_order_id] = ev.id
+            if ev.parent_id is not None:
+                book.legs.setdefault(ev.parent_id, []).append(ev.id)
             self._owner[ev.id] = ev.account
             self._publish_order(
                 OrderUpdate(seq=ev.seq, ts_event=ev.ts_event, event=order.status, order=order)
@@ -456,7 +521,9 @@ class Projection:
                 trades = self._trades[ev.symbol] = deque(maxlen=self.max_trades)
             trades.append(ev)
             self._publish_market(MarketUpdate(symbol=ev.symbol, kind="trade", trade=ev))
-        elif isinstance(ev, OrderCanceled | OrderReplaced | StopTriggered | OrderRejected):
+        elif isinstance(
+            ev, OrderCanceled | OrderReplaced | StopTriggered | OrderRejected | OrderActivated
+        ):
             self._order_event(ev.account, ev.id, ev)
         elif isinstance(ev, PositionChanged):
             book = self._book(ev.account)
@@ -493,25 +560,55 @@ class Projection:
         order = None if book is None else book.orders.get(order_id)
         if book is None or order is None:
             return
-        changed = apply_order_event(order, ev)
+        parent = None if order.parent_id is None else book.orders.get(order.parent_id)
+        changed = apply_order_event(order, ev, parent)
         if changed is None:
             return
         new, name, fill = changed
-        book.orders[order_id] = new
+        self._store(book, order, new)
         if fill is not None:
             book.executions.append(fill)
-        if not new.is_open and order.is_open:
-            self._owner.pop(order_id, None)
-            book.closed[order_id] = None
-            while len(book.closed) > self.max_closed_orders:
-                old, _ = book.closed.popitem(last=False)
-                gone = book.orders.pop(old, None)
-                coid = None if gone is None else gone.client_order_id
-                if coid is not None and book.by_client_id.get(coid) == old:
-                    del book.by_client_id[coid]
         self._publish_order(
             OrderUpdate(seq=ev.seq, ts_event=ev.ts_event, event=name, order=new, execution=fill)
         )
+        if isinstance(ev, OrderCanceled) and order_id in book.legs:
+            self._end_legs(book, order_id, ev)
+
+    def _store(self, book: _Book, old: OrderRecord, new: OrderRecord) -> None:
+        """Keep `new` in place of `old`; a close is noted (and the oldest closed orders
+        beyond `max_closed_orders` evicted, with what points at them)."""
+        book.orders[new.id] = new
+        if new.is_open or not old.is_open:
+            return
+        self._owner.pop(new.id, None)
+        book.closed[new.id] = None
+        while len(book.closed) > self.max_closed_orders:
+            gone_id, _ = book.closed.popitem(last=False)
+            gone = book.orders.pop(gone_id, None)
+            if gone is None:
+                continue
+            coid = gone.client_order_id
+            if coid is not None and book.by_client_id.get(coid) == gone_id:
+                del book.by_client_id[coid]
+            book.legs.pop(gone_id, None)
+            if gone.parent_id is not None:
+                siblings = book.legs.get(gone.parent_id)
+                if siblings is not None and gone_id in siblings:
+                    siblings.remove(gone_id)
+
+    def _end_legs(self, book: _Book, parent_id: int, ev: OrderCanceled) -> None:
+        """A parent was canceled: a leg that had worked off everything it was given
+        ends filled with its last trade (the engine sends no event for it; a leg with
+        something left keeps working, one never filled gets its own cancel)."""
+        for leg_id in book.legs.get(parent_id, ()):
+            leg = book.orders.get(leg_id)
+            if leg is None or not leg.is_open or leg.open_qty or not leg.filled_qty:
+                continue
+            done = msgspec.structs.replace(leg, status="filled", seq=ev.seq)
+            self._store(book, leg, done)
+            self._publish_order(
+                OrderUpdate(seq=ev.seq, ts_event=leg.updated_ns, event="fill", order=done)
+            )
 
     def _market(self, md: MarketData) -> None:
         if isinstance(md, TopOfBook):
@@ -574,6 +671,15 @@ class Projection:
         """The account's order `order_id` (None: not this account's, or evicted)."""
         book = self._accounts.get(account)
         return None if book is None else book.orders.get(order_id)
+
+    def legs(self, account: str, parent_id: int) -> list[OrderRecord]:
+        """The legs of the account's bracket, OTO or OCO `parent_id` that are still
+        kept, in id order (a bracket's take-profit first)."""
+        book = self._accounts.get(account)
+        if book is None:
+            return []
+        found = (book.orders.get(i) for i in sorted(book.legs.get(parent_id, ())))
+        return [leg for leg in found if leg is not None]
 
     def order_by_client_id(self, account: str, client_order_id: str) -> OrderRecord | None:
         book = self._accounts.get(account)

@@ -52,6 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 _TIFS = {"day": "day", "gtc": "gtc", "ioc": "ioc", "fok": "fok"}
 _PRICED = {"limit", "stop_limit"}
 _STOPPED = {"stop", "stop_limit"}
+_CLASSES = {"bracket", "oto", "oco"}  # the classes whose orders have legs
 
 
 def _refused(reason: str) -> AlpacaError:
@@ -147,18 +148,15 @@ async def _settled(ctx: Ctx, ack: wire.Ack, order_id: int) -> OrderRecord:
 
 
 class Renderer:
-    """Renders the caller's orders with what the projection's records do not carry
-    (class, legs, trail: `rendering.Link`), from the engine's views of the open orders
-    (one ListOrders) and from the OrderAccepted events of a submission."""
+    """Renders the caller's orders with their class, legs and trail: the projection's
+    records carry them (open or closed); the engine's views of the open orders (one
+    ListOrders) add a trailing stop's current stop, and a submission's OrderAccepted
+    events what the projection may not have applied yet."""
 
     def __init__(self, ctx: Ctx, links: dict[int, Link], every: dict[str, SymbolUnits]):
         self.ctx = ctx
         self.links = links
         self.every = every
-        self.children: dict[int, list[int]] = {}
-        for oid, link in sorted(links.items()):
-            if link.parent_id is not None:
-                self.children.setdefault(link.parent_id, []).append(oid)
 
     @classmethod
     async def load(cls, ctx: Ctx, events: list[Event] | None = None) -> Renderer:
@@ -169,24 +167,14 @@ class Renderer:
                 links[ev.id] = Link.of(ev)
         return cls(ctx, links, await ctx.all_units())
 
-    def is_leg(self, record: OrderRecord) -> bool:
-        link = self.links.get(record.id)
-        return link is not None and link.parent_id is not None
-
     def render(self, record: OrderRecord, *, nested: bool = False) -> AlpacaOrder:
         units = self.every[record.symbol]
-        link = self.links.get(record.id)
-        parent = None
-        if link is not None and link.parent_id is not None:
-            parent = self.ctx.projection.order(self.ctx.account, link.parent_id)
-        held = rendering.waiting_leg(record, link, parent)
+        link = self.links.get(record.id) or Link.of(record)
         legs = None
-        if nested and record.id in self.children:
-            legs = []
-            for leg_id in self.children[record.id]:
-                leg = self.ctx.projection.order(self.ctx.account, leg_id)
-                if leg is not None:
-                    legs.append(self.render(leg))
+        if nested and record.order_class in _CLASSES and not record.is_leg:
+            kept = self.ctx.projection.legs(self.ctx.account, record.id)
+            legs = [self.render(leg) for leg in kept] or None
+        held = rendering.waiting_leg(record)
         return rendering.order(record, units, link, held=held, legs=legs)
 
 
@@ -310,7 +298,7 @@ async def list_orders(
     if wanted is not None:
         records = [r for r in records if r.symbol in wanted]
     if nested:  # legs come inside their parents
-        records = [r for r in records if not renderer.is_leg(r)]
+        records = [r for r in records if not r.is_leg]
     records.sort(key=lambda r: (r.created_ns, r.id), reverse=direction == "desc")
     return [renderer.render(r, nested=nested) for r in records[:limit]]
 
@@ -458,6 +446,7 @@ async def cancel_all_orders(ctx: CtxDep) -> JSONResponse:
         record = ctx.projection.order(ctx.account, ev.id)
         body = None
         if record is not None and record.symbol in every:
-            body = rendering.order(record, every[record.symbol]).model_dump(mode="json")
+            rendered = rendering.order(record, every[record.symbol], Link.of(record))
+            body = rendered.model_dump(mode="json")
         out.append(AlpacaCancelResult(id=order_uuid(ev.id), status=200, body=body).model_dump())
     return JSONResponse(out, status_code=207)

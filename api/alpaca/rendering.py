@@ -49,9 +49,10 @@ def order_status(o: OrderRecord) -> str:
 
 @dataclass(frozen=True)
 class Link:
-    """What the projection's record of an order does not carry: its class, its place in
-    a bracket, OTO or OCO, its trail and current stop. From the engine's view of an
-    open order, or from the OrderAccepted of one just submitted."""
+    """An order's class, its place in a bracket, OTO or OCO, its trail and its stop.
+    The projection's record carries them (a trailing stop's stop as of its last
+    event); the engine's view of an open order has a trailing stop's stop as it is
+    now, and the OrderAccepted of a submission has them before the projection does."""
 
     order_class: str | None
     parent_id: int | None
@@ -61,7 +62,7 @@ class Link:
     stop_price: int | None
 
     @classmethod
-    def of(cls, source: wire.OrderView | OrderAccepted) -> Link:
+    def of(cls, source: wire.OrderView | OrderAccepted | OrderRecord) -> Link:
         return cls(
             source.order_class,
             source.parent_id,
@@ -72,12 +73,11 @@ class Link:
         )
 
 
-def waiting_leg(o: OrderRecord, link: Link | None, parent: OrderRecord | None) -> bool:
-    """Whether `o` is a bracket's or OTO's leg still waiting for its parent to fill
-    (Alpaca: `held`); an OCO's stop works from the start."""
-    if link is None or link.parent_id is None or link.order_class == "oco":
-        return False
-    return o.is_open and parent is not None and parent.filled_qty == 0
+def waiting_leg(o: OrderRecord) -> bool:
+    """Whether `o` is a leg that works nothing while it waits for its parent's fills
+    (Alpaca: `held`): a bracket's or OTO's leg before activation, or after its sibling
+    took all the parent had filled so far. An OCO's stop works from the start."""
+    return o.is_leg and o.status == "held" and o.open_qty == 0 and o.order_class != "oco"
 
 
 def order(

@@ -26,7 +26,6 @@ from tickplane.api.deps import ProjectionDep, SettingsDep, authenticate
 from tickplane.api.engine import acked
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import (
-    OrderRecord,
     OrderUpdate,
     PositionUpdate,
     Projection,
@@ -43,10 +42,10 @@ router = APIRouter(tags=["alpaca stream"])
 TRADE_UPDATES: Final = "trade_updates"
 # Tickplane's update names that Alpaca spells differently (`held`: an accepted stop,
 # which Alpaca reports as `new`). `triggered` has no Alpaca event and is not sent.
+# `activated` (a leg now works) has none either: the leg's next event shows it working.
 _EVENTS: Final = {"held": "new", "change_rejected": "order_replace_rejected"}
-_SKIPPED: Final = frozenset({"triggered"})
+_SKIPPED: Final = frozenset({"triggered", "activated"})
 _AUTH_TIMEOUT: Final = 10.0
-_LINKS_KEPT: Final = 10_000  # orders whose class a session remembers
 _NAMESPACE: Final = uuid.UUID("0c0f3b0e-4a63-4f4e-8c52-3f1d0b6a9e21")
 
 
@@ -154,7 +153,6 @@ class _Session:
         self.settings = settings
         self.symbols = symbol_table(ws.app.state)
         self.positions: dict[str, int] = {}
-        self._links: dict[int, Link | None] = {}
         self._stack: contextlib.AsyncExitStack | None = None
         self._pusher: asyncio.Task[None] | None = None
 
@@ -216,35 +214,10 @@ class _Session:
             signed = update.execution.qty * (1 if order.side == "buy" else -1)
             position = self.positions.get(order.symbol, 0) + signed
             self.positions[order.symbol] = position
-        link = await self._link(order)
-        parent = None
-        if link is not None and link.parent_id is not None:
-            parent = self.projection.order(self.account, link.parent_id)
-        held = rendering.waiting_leg(order, link, parent)
-        data = trade_update(update, units, position, link, held)
+        held = rendering.waiting_leg(order)
+        data = trade_update(update, units, position, Link.of(order), held)
         if data is not None:
             await self.ws.send_text(_message(TRADE_UPDATES, data))
-
-    async def _link(self, order: OrderRecord) -> Link | None:
-        """What the engine says of an order's class, legs and trail (one GetOrder the
-        first time the stream sees the order open; the projection does not keep it)."""
-        if order.id in self._links:
-            return self._links[order.id]
-        link = None
-        if order.is_open:
-            try:
-                ack = await acked(
-                    self.projection.engine.get_order(self.account, order.id),
-                    self.settings.engine_timeout,
-                )
-            except ApiError:
-                ack = None
-            if ack is not None and ack.order is not None:
-                link = Link.of(ack.order)
-        if len(self._links) >= _LINKS_KEPT:
-            self._links.clear()
-        self._links[order.id] = link
-        return link
 
     async def serve(self) -> None:
         """Answer the client's listen / unlisten until it leaves."""

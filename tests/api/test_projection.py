@@ -198,3 +198,73 @@ def test_wait_for_times_out_on_a_seq_not_reached(engine_endpoints: dict[str, str
             await proj.stop()
 
     _run(engine_endpoints, body)
+
+
+def test_a_bracket_keeps_its_class_legs_and_activation(engine_endpoints: dict[str, str]) -> None:
+    trader, taker = _acct(), _acct()
+
+    async def body(eng: EngineClient) -> None:
+        proj = Projection(eng)
+        await proj.start()
+        try:
+            async with proj.subscribe(account=trader) as sub:
+                entry = _ack(
+                    await eng.submit(
+                        trader,
+                        "GOOG",
+                        "buy",
+                        "limit",
+                        10,
+                        price=5_000,
+                        order_class="bracket",
+                        take_profit=wire.TakeProfit(5_100),
+                        stop_loss=wire.StopLoss(4_900),
+                    )
+                )
+                assert entry.order_id is not None
+                parent_id = entry.order_id
+                assert await proj.wait_for(entry.last_seq, 10)
+                tp, sl = proj.legs(trader, parent_id)
+                parent = proj.order(trader, parent_id)
+                assert parent is not None and parent.order_class == "bracket"
+                assert parent.parent_id is None and parent.status == "new"
+                for leg, role in ((tp, "take_profit"), (sl, "stop_loss")):
+                    assert (leg.order_class, leg.parent_id, leg.leg) == ("bracket", parent_id, role)
+                    assert (leg.status, leg.open_qty, leg.qty, leg.side) == ("held", 0, 10, "sell")
+                assert (tp.limit_price, sl.stop_price) == (5_100, 4_900)
+                # the entry fills 4: both legs work 4 (the take-profit in the book, the
+                # stop-loss still held until its stop)
+                fill = _ack(await eng.submit(taker, "GOOG", "sell", "limit", 4, price=5_000))
+                assert await proj.wait_for(fill.last_seq, 10)
+                tp, sl = proj.legs(trader, parent_id)
+                assert (tp.status, tp.open_qty) == ("new", 4)
+                assert (sl.status, sl.open_qty) == ("held", 4)
+                events = []
+                while len(events) < 6:
+                    update = await asyncio.wait_for(sub.get(), 5)
+                    if isinstance(update, OrderUpdate):
+                        events.append((update.event, update.order.id))
+                assert ("activated", tp.id) in events and ("activated", sl.id) in events
+                # the take-profit takes the 4; the entry is canceled: the group is over,
+                # the take-profit filled (no event of its own says so), the stop canceled
+                take = _ack(await eng.submit(taker, "GOOG", "buy", "limit", 4, price=5_100))
+                cancel = _ack(await eng.cancel(trader, parent_id))
+                assert await proj.wait_for(max(take.last_seq, cancel.last_seq), 10)
+                tp, sl = proj.legs(trader, parent_id)
+                assert (tp.status, tp.filled_qty, tp.open_qty) == ("filled", 4, 0)
+                assert (sl.status, sl.filled_qty) == ("canceled", 0)
+                assert proj.orders(trader, status="open") == []
+
+            # a projection started now replays the stream from seq 1 and agrees
+            late = Projection(eng)
+            await late.start()
+            try:
+                assert await late.wait_for(cancel.last_seq, 10)
+                assert late.legs(trader, parent_id) == proj.legs(trader, parent_id)
+                assert late.order(trader, parent_id) == proj.order(trader, parent_id)
+            finally:
+                await late.stop()
+        finally:
+            await proj.stop()
+
+    _run(engine_endpoints, body)

@@ -3,7 +3,13 @@
 
 from __future__ import annotations
 
-from alpaca.trading.enums import OrderClass, OrderSide, OrderStatus, TimeInForce
+from alpaca.trading.enums import (
+    OrderClass,
+    OrderSide,
+    OrderStatus,
+    QueryOrderStatus,
+    TimeInForce,
+)
 from alpaca.trading.models import Order
 from alpaca.trading.requests import (
     GetOrderByIdRequest,
@@ -148,3 +154,80 @@ def test_a_trailing_stop_follows_the_last_trade(trader: Trader, other: Trader) -
     tighter = trader.client.replace_order_by_id(by_percent.id, ReplaceOrderRequest(trail=1))
     assert (tighter.trail_percent, tighter.stop_price) == ("1", "207.90")
     trader.client.cancel_orders()
+
+
+def test_a_closed_bracket_reads_as_one(trader: Trader, other: Trader) -> None:
+    """Once every order of a bracket is closed the engine no longer lists it: its class
+    and legs come from the projection (a partly filled entry, canceled, whose
+    take-profit took all the entry had filled)."""
+    entry = trader.client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT",
+            qty=10,
+            side=OrderSide.BUY,
+            time_in_force=TimeInForce.GTC,
+            limit_price=120,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=130),
+            stop_loss=StopLossRequest(stop_price=115),
+        )
+    )
+    assert entry.legs is not None
+    take_profit, stop_loss = entry.legs
+    other.client.submit_order(limit("MSFT", "sell", 4, 120))  # the entry fills 4 of 10
+    working = nested(trader, entry)
+    assert working.legs is not None
+    assert [(leg.status, leg.qty) for leg in working.legs] == [(OrderStatus.NEW, "10")] * 2
+    other.client.submit_order(limit("MSFT", "buy", 4, 130))  # the take-profit takes all 4
+    trader.client.cancel_order_by_id(entry.id)
+
+    closed = nested(trader, entry)
+    assert (closed.order_class, closed.status, closed.filled_qty) == (
+        OrderClass.BRACKET,
+        OrderStatus.CANCELED,
+        "4",
+    )
+    assert closed.legs is not None
+    assert [(leg.id, leg.order_class, leg.status, leg.filled_qty) for leg in closed.legs] == [
+        (take_profit.id, OrderClass.BRACKET, OrderStatus.FILLED, "4"),
+        (stop_loss.id, OrderClass.BRACKET, OrderStatus.CANCELED, "0"),
+    ]
+    assert (closed.legs[0].limit_price, closed.legs[1].stop_price) == ("130.00", "115.00")
+    # a leg read alone keeps its class; a nested list of closed orders has one entry
+    assert trader.client.get_order_by_id(stop_loss.id).order_class == OrderClass.BRACKET
+    listed = trader.client.get_orders(
+        GetOrdersRequest(status=QueryOrderStatus.CLOSED, nested=True, symbols=["MSFT"])
+    )
+    assert [(o.id, len(o.legs or [])) for o in listed] == [(entry.id, 2)]
+    assert trader.client.get_all_positions() == []
+
+
+def test_a_closed_oco_reads_as_one(trader: Trader, other: Trader) -> None:
+    cross(trader, other, "MSFT", 4, 140)  # a long position for the OCO's exits
+    oco = trader.client.submit_order(
+        LimitOrderRequest(
+            symbol="MSFT",
+            qty=4,
+            side=OrderSide.SELL,
+            time_in_force=TimeInForce.GTC,
+            order_class=OrderClass.OCO,
+            take_profit=TakeProfitRequest(limit_price=150),
+            stop_loss=StopLossRequest(stop_price=135),
+        )
+    )
+    assert oco.legs is not None
+    (stop,) = oco.legs
+    other.client.submit_order(limit("MSFT", "buy", 4, 150))  # the limit fills: stop canceled
+
+    closed = nested(trader, oco)
+    assert (closed.order_class, closed.status, closed.filled_avg_price) == (
+        OrderClass.OCO,
+        OrderStatus.FILLED,
+        "150.00",
+    )
+    assert closed.legs is not None
+    assert [(leg.id, leg.order_class, leg.type, leg.status) for leg in closed.legs] == [
+        (stop.id, OrderClass.OCO, "stop", OrderStatus.CANCELED)
+    ]
+    assert trader.client.get_order_by_id(stop.id).stop_price == "135.00"
+    assert trader.client.get_all_positions() == []
