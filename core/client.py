@@ -66,6 +66,7 @@ class EngineClient:
         # (deadline, req) in the order sent; with one timeout, also deadline order
         self._deadlines: deque[tuple[float, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
+        self._senders: set[asyncio.Task[None]] = set()  # sends waiting for the engine
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -97,6 +98,8 @@ class EngineClient:
         self._loop.add_reader(fd, self._drain)
 
     async def close(self) -> None:
+        for waiting in list(self._senders):
+            waiting.cancel()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -169,17 +172,22 @@ class EngineClient:
                 return
             try:
                 self._dealer.send(frame, zmq.NOBLOCK)
-                return
             except zmq.Again:
                 delay = min(delay * 2, 0.05)
+            else:
+                if int(self._dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    self._drain()
+                return
 
     # -- requests --------------------------------------------------------------------------
 
     def next_req(self) -> int:
         return next(self._req)
 
-    async def request(self, msg: wire.Request) -> wire.Reply:
-        """Send one request and wait for its reply (EngineUnavailable on timeout)."""
+    def send(self, msg: wire.Request) -> asyncio.Future[wire.Reply]:
+        """Send one request now; its reply comes in the returned future (which fails
+        with EngineUnavailable after `timeout`). For pipelining: send many, then await
+        them; the engine handles them in the order sent."""
         if self._dealer is None:
             self.connect()
         sock = self._dealer
@@ -197,20 +205,28 @@ class EngineClient:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_at(deadline, self._expire)
+        frame = wire.encode(msg)
         try:
-            frame = wire.encode(msg)
-            try:
-                sock.send(frame, zmq.NOBLOCK)
-            except zmq.Again:
-                await self._send_waiting(frame, fut)
-            # A send processes the socket's pending commands, which can swallow the FD's
-            # edge for a reply that already arrived: look once more, later this tick.
-            if not self._drain_soon and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                self._drain_soon = True
-                loop.call_soon(self._drain)
+            sock.send(frame, zmq.NOBLOCK)
+        except zmq.Again:
+            waiting = loop.create_task(self._send_waiting(frame, fut))
+            self._senders.add(waiting)
+            waiting.add_done_callback(self._senders.discard)
+            return fut
+        # A send processes the socket's pending commands, which can swallow the FD's
+        # edge for a reply that already arrived: look once more, later this tick.
+        if not self._drain_soon and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+            self._drain_soon = True
+            loop.call_soon(self._drain)
+        return fut
+
+    async def request(self, msg: wire.Request) -> wire.Reply:
+        """Send one request and wait for its reply (EngineUnavailable on timeout)."""
+        fut = self.send(msg)
+        try:
             return await fut
         finally:
-            self._pending.pop(req, None)
+            self._pending.pop(msg.req, None)
 
     async def submit(
         self,

@@ -48,6 +48,7 @@ from tickplane.api.projection import (
 )
 from tickplane.api.schemas import OrderCreate, OrderReplace
 from tickplane.api.settings import GatewaySettings
+from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import OrderRejected
 
@@ -61,6 +62,7 @@ SLOW_CLIENT = 4008  # a private-use close code: "you read too slowly"
 POLICY = 1008
 _json = msgspec.json.Encoder()
 _MAX_BATCH = 1000  # actions in one client frame
+_MAX_IN_FLIGHT = 10_000  # actions of one client sent to the engine and not yet answered
 
 
 class _SlowClient(Exception):
@@ -239,35 +241,32 @@ def _error(ref: Any, reason: str, message: str) -> dict[str, Any]:
     return {"type": "error", "ref": ref, "reason": reason, "message": message}
 
 
-async def _act(
-    msg: Any,
-    caller: Caller,
-    engine: EngineClient,
-    projection: Projection,
-    settings: GatewaySettings,
-) -> dict[str, Any]:
-    """One order-entry action, answered."""
+_Started = tuple[Any, str, "asyncio.Future[wire.Reply]"]
+
+
+def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[str, Any]:
+    """One order-entry action validated and sent to the engine now: (its ref, the
+    action, the reply to come); or its answer already (an error, a pong)."""
     if not isinstance(msg, dict):
         return _error(None, "invalid_request", "an action is a JSON object")
-    ref = msg.get("ref")
-    action = msg.get("action")
-    fields = {k: v for k, v in msg.items() if k not in ("action", "ref")}
+    fields = dict(msg)
+    ref = fields.pop("ref", None)
+    action = fields.pop("action", None)
     try:
-        if action == "ping":
-            return {"type": "pong", "ref": ref}
         if action == "submit":
             order = OrderCreate.model_validate(fields)
-            request = engine.submit(
+            request: wire.Request = wire.NewOrder(
+                engine.next_req(),
                 caller.account,
                 order.symbol,
                 order.side,
                 order.type,
                 order.qty,
-                price=order.limit_price,
-                stop_price=order.stop_price,
-                tif=order.time_in_force,
-                post_only=order.post_only,
-                client_order_id=order.client_order_id,
+                order.limit_price,
+                order.stop_price,
+                order.time_in_force,
+                order.post_only,
+                order.client_order_id,
             )
         elif action in ("cancel", "replace"):
             order_id = fields.pop("order_id", None)
@@ -276,20 +275,31 @@ async def _act(
             if action == "cancel":
                 if fields:
                     return _error(ref, "invalid_request", f"unknown fields {sorted(fields)}")
-                request = engine.cancel(caller.account, order_id)
+                request = wire.CancelOrder(engine.next_req(), caller.account, order_id)
             else:
                 change = OrderReplace.model_validate(fields)
-                request = engine.replace(
-                    caller.account, order_id, qty=change.qty, price=change.limit_price
+                request = wire.ReplaceOrder(
+                    engine.next_req(), caller.account, order_id, change.qty, change.limit_price
                 )
+        elif action == "ping":
+            return {"type": "pong", "ref": ref}
         else:
             return _error(ref, "invalid_request", "action: submit, cancel, replace or ping")
-        ack = await acked(request, settings.engine_timeout)
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first.get("loc", ()))
         text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         return _error(ref, "invalid_request", f"{where}: {text}" if where else text)
+    return ref, action, engine.send(request)
+
+
+async def _finish(
+    started: _Started, caller: Caller, projection: Projection, settings: GatewaySettings
+) -> dict[str, Any]:
+    """The answer to an action sent by `_start`, once the engine replied."""
+    ref, action, reply = started
+    try:
+        ack = await acked(reply, settings.engine_timeout)
     except ApiError as exc:
         return _error(ref, exc.reason, exc.message)
     for ev in ack.events:
@@ -306,6 +316,21 @@ async def _act(
     }
 
 
+async def _answer_frame(
+    started: list[_Started | dict[str, Any]],
+    caller: Caller,
+    outbox: _Outbox,
+    projection: Projection,
+    settings: GatewaySettings,
+) -> None:
+    """A frame's answers, in its order, as one frame. The engine answers in the order
+    sent, so awaiting each reply in turn waits for the first and finds the rest done."""
+    answers = []
+    for s in started:
+        answers.append(s if isinstance(s, dict) else await _finish(s, caller, projection, settings))
+    outbox.push(answers)
+
+
 async def _read_orders(
     ws: WebSocket,
     caller: Caller,
@@ -314,26 +339,40 @@ async def _read_orders(
     projection: Projection,
     settings: GatewaySettings,
 ) -> None:
-    while not outbox.slow:
-        try:
-            text = await ws.receive_text()
-        except (WebSocketDisconnect, RuntimeError, KeyError):
-            return
-        try:
-            msg = msgspec.json.decode(text)
-        except msgspec.DecodeError:
-            outbox.push([_error(None, "invalid_request", "frames are JSON")])
-            continue
-        if isinstance(msg, list):
-            if len(msg) > _MAX_BATCH:
-                outbox.push([_error(None, "invalid_request", f"at most {_MAX_BATCH} actions")])
+    """Read frames of actions and send each to the engine as soon as it is read, without
+    waiting for the answers of earlier frames (a client pipelines as deep as it likes,
+    up to `_MAX_IN_FLIGHT` actions): each frame is answered when its replies are all in,
+    so frames may be answered out of order (`ref` says which is which)."""
+    in_flight: dict[asyncio.Task[None], int] = {}
+    try:
+        while not outbox.slow:
+            try:
+                text = await ws.receive_text()
+            except (WebSocketDisconnect, RuntimeError, KeyError):
+                return
+            try:
+                msg = msgspec.json.decode(text)
+            except msgspec.DecodeError:
+                outbox.push([_error(None, "invalid_request", "frames are JSON")])
                 continue
-            answers = await asyncio.gather(
-                *(_act(m, caller, engine, projection, settings) for m in msg)
-            )
-            outbox.push(answers)
-        else:
-            outbox.push([await _act(msg, caller, engine, projection, settings)])
+            if isinstance(msg, list):
+                if len(msg) > _MAX_BATCH:
+                    outbox.push([_error(None, "invalid_request", f"at most {_MAX_BATCH} actions")])
+                    continue
+            else:
+                msg = [msg]
+            while in_flight and sum(in_flight.values()) + len(msg) > _MAX_IN_FLIGHT:
+                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            started = [_start(m, caller, engine) for m in msg]
+            if all(isinstance(s, dict) for s in started):
+                outbox.push(started)
+                continue
+            task = asyncio.create_task(_answer_frame(started, caller, outbox, projection, settings))
+            in_flight[task] = len(started)
+            task.add_done_callback(in_flight.pop)
+    finally:
+        for task in list(in_flight):
+            task.cancel()
 
 
 @router.websocket("/orders")
