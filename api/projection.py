@@ -146,7 +146,8 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Execution(msgspec.Struct, frozen=True, kw_only=True):
-    """One fill of one of an account's orders (a trade seen from one side)."""
+    """One fill of one of an account's orders (a trade seen from one side); `cum_qty`
+    and `leaves_qty` are the order's filled and open quantities right after it."""
 
     seq: int
     ts_event: int
@@ -158,6 +159,8 @@ class Execution(msgspec.Struct, frozen=True, kw_only=True):
     qty: int
     liquidity: Literal["taker", "maker"]
     client_order_id: str | None = None
+    cum_qty: int = 0
+    leaves_qty: int = 0
 
 
 class Position(msgspec.Struct, frozen=True, kw_only=True):
@@ -335,6 +338,8 @@ def apply_order_event(
             qty=ev.qty,
             liquidity=liquidity,
             client_order_id=order.client_order_id,
+            cum_qty=filled,
+            leaves_qty=open_qty,
         )
         return new, "fill" if done else "partial_fill", fill
     if getattr(ev, "id", None) != order.id:

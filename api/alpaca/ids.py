@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from typing import Final
 
-__all__ = ["account_uuid", "asset_uuid", "engine_order_id", "order_uuid"]
+__all__ = ["account_uuid", "asset_uuid", "engine_order_id", "execution_uuid", "order_uuid"]
 
 # The high 64 bits of every order UUID ("tickplane order" in a fixed pattern).
 _ORDER_PREFIX: Final = 0x7E1C_9A1E_0000_4000
@@ -39,6 +39,11 @@ def engine_order_id(text: str) -> int | None:
 def asset_uuid(symbol: str) -> str:
     """A symbol's asset id (stable across restarts and gateways)."""
     return str(uuid.uuid5(_NAMESPACE, "asset:" + symbol))
+
+
+def execution_uuid(seq: int, order_id: int) -> str:
+    """A fill's id (the trade's seq and the filled order's id: one side of one trade)."""
+    return str(uuid.uuid5(_NAMESPACE, f"execution:{seq}:{order_id}"))
 
 
 def account_uuid(account: str) -> str:

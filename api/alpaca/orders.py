@@ -35,7 +35,7 @@ from tickplane.api.projection import OrderRecord, apply_order_event, order_from_
 from tickplane.core import wire
 from tickplane.core.events import Event, OrderAccepted, OrderCanceled, OrderRejected
 
-__all__ = ["place_order", "router"]
+__all__ = ["parse_time", "place_order", "router"]
 
 router = APIRouter(route_class=AlpacaRoute, tags=["alpaca orders"])
 
@@ -255,7 +255,7 @@ async def submit_order(body: AlpacaOrderCreate, ctx: CtxDep) -> AlpacaOrder:
     return (await Renderer.load(ctx, events)).render(record, nested=True)
 
 
-def _parse_time(text: str | None, field: str) -> int | None:
+def parse_time(text: str | None, field: str) -> int | None:
     """An RFC 3339 time (or a date) as int ns; naive times are UTC."""
     if text is None:
         return None
@@ -290,8 +290,8 @@ async def list_orders(
         ctx.account,
         status=order_status,
         side=side,
-        after_ns=_parse_time(after, "after"),
-        until_ns=_parse_time(until, "until"),
+        after_ns=parse_time(after, "after"),
+        until_ns=parse_time(until, "until"),
     )
     renderer = await Renderer.load(ctx)
     records = [r for r in records if r.symbol in renderer.every]

@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from tickplane.api.alpaca import account, orders, positions, stream
+from tickplane.api.alpaca import account, activities, orders, positions, stream
 from tickplane.api.alpaca.errors import METHOD_NOT_ALLOWED, AlpacaError, AlpacaRoute
 
 __all__ = ["PREFIX", "router"]
@@ -21,12 +21,13 @@ _v2 = APIRouter(prefix=PREFIX, route_class=AlpacaRoute)
 _v2.include_router(orders.router)
 _v2.include_router(positions.router)
 _v2.include_router(account.router)
+_v2.include_router(activities.router)
 
 
 def _known_paths() -> list[tuple[re.Pattern[str], set[str]]]:
     """Each /v2 path's pattern and the methods it serves."""
     methods: dict[str, set[str]] = {}
-    for part in (orders.router, positions.router, account.router):
+    for part in (orders.router, positions.router, account.router, activities.router):
         for route in part.routes:
             if isinstance(route, APIRoute):
                 methods.setdefault(PREFIX + route.path, set()).update(route.methods or ())

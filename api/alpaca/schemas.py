@@ -20,6 +20,7 @@ __all__ = [
     "AlpacaPosition",
     "AlpacaStopLoss",
     "AlpacaTakeProfit",
+    "AlpacaTradeActivity",
 ]
 
 OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
@@ -210,3 +211,22 @@ class AlpacaAsset(BaseModel):
     min_trade_increment: str
     price_increment: str
     attributes: list[str] = Field(default_factory=list)
+
+
+class AlpacaTradeActivity(BaseModel):
+    """A `FILL` account activity: one fill of one of the account's orders (Alpaca's
+    TradeActivity). `cum_qty` and `leaves_qty` are the order's right after the fill."""
+
+    id: str  # "<UTC time to the millisecond>::<uuid>", sortable like Alpaca's
+    account_id: str
+    activity_type: Literal["FILL"] = "FILL"
+    transaction_time: str
+    type: Literal["fill", "partial_fill"]
+    price: str
+    qty: str
+    side: Literal["buy", "sell"]
+    symbol: str
+    leaves_qty: str
+    order_id: str
+    cum_qty: str
+    order_status: Literal["filled", "partially_filled"]

@@ -12,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import uuid
 from collections.abc import AsyncIterator
 from typing import Any, Final
 
 from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 
 from tickplane.api.alpaca import rendering
+from tickplane.api.alpaca.ids import execution_uuid
 from tickplane.api.alpaca.rendering import Link
 from tickplane.api.alpaca.symbols import symbol_table
 from tickplane.api.alpaca.units import SymbolUnits
@@ -46,7 +46,6 @@ TRADE_UPDATES: Final = "trade_updates"
 _EVENTS: Final = {"held": "new", "change_rejected": "order_replace_rejected"}
 _SKIPPED: Final = frozenset({"triggered", "activated"})
 _AUTH_TIMEOUT: Final = 10.0
-_NAMESPACE: Final = uuid.UUID("0c0f3b0e-4a63-4f4e-8c52-3f1d0b6a9e21")
 
 
 def _message(stream: str, data: dict[str, Any]) -> str:
@@ -80,7 +79,7 @@ def trade_update(
     }
     fill = update.execution
     if fill is not None:
-        data["execution_id"] = str(uuid.uuid5(_NAMESPACE, f"{fill.seq}:{fill.order_id}"))
+        data["execution_id"] = execution_uuid(fill.seq, fill.order_id)
         data["price"] = units.price(fill.price)
         data["qty"] = units.shares(fill.qty)
         if position is not None:
