@@ -92,6 +92,9 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         version="1",
         description=DESCRIPTION,
         lifespan=lifespan,
+        # No OpenTelemetry here (metrics are Prometheus): FastAPI's native telemetry
+        # otherwise asks the global providers on every request whether it is on.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.metrics = gateway_metrics

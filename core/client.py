@@ -16,6 +16,7 @@ and in order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator
@@ -32,6 +33,7 @@ __all__ = ["EngineClient", "EngineError", "EngineUnavailable"]
 
 EVENTS_TOPIC = b"e"
 HEARTBEAT_TOPIC = b"h"
+SEND_QUEUE = 100_000  # requests the DEALER queues for the engine
 
 
 class EngineError(RuntimeError):
@@ -89,6 +91,12 @@ class EngineClient:
         sock = zmq.Socket(self._ctx, zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not there
+        # Room for what pipelining clients keep in flight (the default, 1,000, made a
+        # burst wait in `_send_waiting`'s back-off); every request still has its deadline.
+        sock.setsockopt(zmq.SNDHWM, SEND_QUEUE)
+        # and for their replies: a full pipe here backs up to the engine's ROUTER, which
+        # drops a reply rather than wait
+        sock.setsockopt(zmq.RCVHWM, SEND_QUEUE)
         sock.connect(self.order_entry)
         self._dealer = sock
         self._loop = asyncio.get_running_loop()
@@ -377,17 +385,45 @@ class EngineClient:
         With `from_seq`, events before the first live one are replayed first."""
         if self.events_endpoint is None:
             raise EngineError("this client was given no events endpoint")
-        sub = self._ctx.socket(zmq.SUB)
+        # A plain socket read without waiting while frames are queued (the usual case
+        # under load); only an empty socket waits, on its FD (zmq.asyncio's Future per
+        # recv cost more than the projection's handling of the events in it).
+        sub = zmq.Socket(self._ctx, zmq.SUB)
         sub.setsockopt(zmq.LINGER, 0)
         sub.setsockopt(zmq.SUBSCRIBE, EVENTS_TOPIC)
         sub.setsockopt(zmq.SUBSCRIBE, HEARTBEAT_TOPIC)
         for symbol in market_data or []:
             sub.setsockopt(zmq.SUBSCRIBE, b"m." + symbol.encode())
         sub.connect(self.events_endpoint)
+        loop = asyncio.get_running_loop()
+        fd = sub.getsockopt(zmq.FD)
+        assert isinstance(fd, int)
+        waiter: list[asyncio.Future[None] | None] = [None]
+
+        def wake() -> None:
+            w = waiter[0]
+            if w is not None and not w.done():
+                w.set_result(None)
+
+        loop.add_reader(fd, wake)
         expected = from_seq
+        in_a_row = 0
         try:
             while True:
-                topic, frame = await sub.recv_multipart()
+                try:
+                    topic, frame = sub.recv_multipart(zmq.NOBLOCK)
+                except zmq.Again:
+                    w = waiter[0] = loop.create_future()
+                    # The FD is edge-triggered: a frame that came since the recv above
+                    # may have been noticed already; EVENTS tells.
+                    if not int(sub.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                        await w
+                    waiter[0] = None
+                    in_a_row = 0
+                    continue
+                in_a_row += 1
+                if in_a_row % 64 == 0:
+                    await asyncio.sleep(0)  # a long burst: let the loop serve others too
                 try:
                     if topic == HEARTBEAT_TOPIC:
                         last = wire.decode_heartbeat(frame)
@@ -414,4 +450,6 @@ class EngineClient:
                     expected = msg.seq + 1
                     yield msg
         finally:
+            with contextlib.suppress(RuntimeError):  # a loop already closed
+                loop.remove_reader(fd)
             sub.close(0)

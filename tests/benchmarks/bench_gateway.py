@@ -54,6 +54,7 @@ CONNECTIONS = 32
 WORKERS = 1
 WS_CONNECTIONS = 4
 WS_BATCH = 250
+WS_IN_FLIGHT = 4
 READY_TIMEOUT = 60.0
 SYMBOL = "GOOG"
 ORDER = {
@@ -229,44 +230,52 @@ async def http_sample(
 
 
 async def ws_sample(
-    port: int, key: tuple[str, str], connections: int, batch: int, seconds: float
+    port: int,
+    keys: list[tuple[str, str]],
+    batch: int,
+    seconds: float,
+    in_flight: int = 2,
 ) -> float:
-    """Orders acked per second over native WebSockets in one timed sample."""
+    """Orders acked per second over native WebSockets in one timed sample: one client per
+    key in `keys`, each keeping `in_flight` frames of `batch` submits in flight."""
     import orjson
     import websockets
 
     url = f"ws://127.0.0.1:{port}/api/v1/ws/orders"
-    headers = {"APCA-API-KEY-ID": key[0], "APCA-API-SECRET-KEY": key[1]}
     frame = json.dumps([{"action": "submit", "ref": i, **ORDER} for i in range(batch)])
 
-    async def client() -> int:
+    async def client(key: tuple[str, str]) -> int:
+        headers = {"APCA-API-KEY-ID": key[0], "APCA-API-SECRET-KEY": key[1]}
         done = 0
-        async with websockets.connect(url, additional_headers=headers, max_size=2**24) as ws:
+        # no permessage-deflate: a latency-minded client does not ask for it (it costs
+        # both ends more CPU than the order itself on loopback)
+        async with websockets.connect(
+            url, additional_headers=headers, max_size=2**24, compression=None
+        ) as ws:
             orjson.loads(await ws.recv())  # authenticated
-            # two frames in flight: the gateway works on one while the answers of the
-            # other travel
-            await ws.send(frame)
-            in_flight = 1
-            acks = 0
-            while in_flight:
-                if in_flight < 2 and time.perf_counter() < until:
-                    await ws.send(frame)
-                    in_flight += 1
+            # frames in flight: the gateway works on some while the answers of the others
+            # travel; each frame is answered in one frame, frames in any order
+            sent = 0
+            while sent < in_flight:
+                await ws.send(frame)
+                sent += 1
+            while sent:
                 for m in orjson.loads(await ws.recv()):
                     kind = m.get("type")
                     if kind == "ack":
-                        acks += 1
-                        if acks == batch:
-                            acks = 0
+                        if m["ref"] == batch - 1:  # a frame's answers come together
                             done += batch
-                            in_flight -= 1
+                            sent -= 1
+                            if time.perf_counter() < until:
+                                await ws.send(frame)
+                                sent += 1
                     elif kind == "error":
                         raise BenchError(f"refused: {m}")
         return done
 
     start = time.perf_counter()
     until = start + seconds
-    counts = await asyncio.gather(*(client() for _ in range(connections)))
+    counts = await asyncio.gather(*(client(k) for k in keys))
     return sum(counts) / (time.perf_counter() - start)
 
 
@@ -281,14 +290,14 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _make_key(root: Path) -> tuple[str, str]:
+def _make_keys(root: Path, accounts: list[str]) -> list[tuple[str, str]]:
     from tickplane.api import keys
 
-    async def make() -> tuple[str, str]:
+    async def make() -> list[tuple[str, str]]:
         store = keys.SqliteKeyStore(root / keys.SQLITE_NAME)
         try:
-            new = await store.create("bench")
-            return new.key.key_id, new.secret
+            made = [await store.create(account) for account in accounts]
+            return [(new.key.key_id, new.secret) for new in made]
         finally:
             await store.close()
 
@@ -317,6 +326,7 @@ def run(
     workers: int = WORKERS,
     ws_connections: int = WS_CONNECTIONS,
     ws_batch: int = WS_BATCH,
+    ws_in_flight: int = WS_IN_FLIGHT,
     recorder: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -330,7 +340,9 @@ def run(
     procs = Processes(root, workers)
     samples: dict[str, list[float]] = {"http": [], "p50": [], "p99": [], "bare": [], "ws": []}
     try:
-        key = _make_key(root)
+        key, *ws_keys = _make_keys(
+            root, ["bench", *(f"bench-ws-{i}" for i in range(ws_connections))]
+        )
         procs.start()
         progress = Progress(
             TextColumn("{task.description}"),
@@ -347,7 +359,7 @@ def run(
                 bare, _ = asyncio.run(http_sample(procs.bare_port, key, connections, seconds))
                 progress.advance(task)
                 ws = asyncio.run(
-                    ws_sample(procs.gateway_port, key, ws_connections, ws_batch, seconds)
+                    ws_sample(procs.gateway_port, ws_keys, ws_batch, seconds, ws_in_flight)
                 )
                 progress.advance(task)
                 if i == 0:
@@ -380,6 +392,7 @@ def run(
         "uvicorn_workers": workers,
         "ws_connections": ws_connections,
         "ws_batch": ws_batch,
+        "ws_frames_in_flight": ws_in_flight,
         "order": ORDER,
         "cpus": len(os.sched_getaffinity(0)),
         "engine": "fsync none, pin_cpu false, loopback TCP",
