@@ -367,6 +367,9 @@ class SubmitRoute(Route):
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
         if scope["type"] != "http" or scope["method"] != "POST" or _HANDED_OVER in scope:
             return Match.NONE, {}
+        if scope["path"] == self.path and not scope.get("root_path"):
+            # what Route.matches would find, without its regex and path rebuilding
+            return Match.FULL, {"endpoint": self.endpoint, "path_params": {}, "route": self}
         match, child = super().matches(scope)
         if match is not Match.FULL:
             return Match.NONE, {}

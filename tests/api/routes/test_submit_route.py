@@ -31,6 +31,13 @@ def fastapi_only(settings: GatewaySettings) -> Iterator[TestClient]:
         yield c
 
 
+@pytest.fixture(autouse=True)
+def no_orders_left(client: TestClient, trader: H) -> Iterator[None]:
+    """Cancel what a test left resting: other tests trade in the same books."""
+    yield
+    assert client.delete(ORDERS, headers=trader).status_code == 200
+
+
 @pytest.fixture
 def lean_taken(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
     """Whether the lean route took each POST it saw (False: handed over)."""
@@ -79,7 +86,8 @@ def test_retries_and_engine_refusals_answer_alike(
 ) -> None:
     for c in (client, fastapi_only):
         cid = f"r-{uuid.uuid4().hex[:12]}"
-        body = {"symbol": "GOOG", "side": "sell", "qty": 1, "price": 90_000, "client_order_id": cid}
+        body = {"symbol": "GOOG", "side": "sell", "qty": 1, "price": 99_999_000}
+        body["client_order_id"] = cid
         first = c.post(ORDERS, json=body, headers=trader)
         retry = c.post(ORDERS, json=body, headers=trader)
         assert (first.status_code, retry.status_code) == (201, 200)
