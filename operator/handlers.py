@@ -256,6 +256,9 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
     )
     if obj is None or obj["metadata"].get("deletionTimestamp"):
         ctx.samples.pop((namespace, name), None)
+        # Also done on the DELETED event; here too, for a reconcile that raced it.
+        with contextlib.suppress(KeyError):
+            metrics.GUARANTEED.remove(namespace, name)
         return  # deleted: the garbage collector removes the children
     generation = int(obj["metadata"].get("generation", 0))
     status: dict[str, Any] = dict(obj.get("status") or {})

@@ -26,7 +26,9 @@ __all__ = ["helm"]  # the chart tests' session fixture, used here too
 
 def _strategy(name: str, account: str, symbol: str) -> dict[str, Any]:
     body: dict[str, Any] = copy.deepcopy(yaml.safe_load((EXAMPLES / "strategy.yaml").read_text()))
-    body["metadata"] = {"name": name}
+    # The session's operator (other tests here run one) leaves annotated resources alone;
+    # without it, it would reconcile these (no engine: phase Pending) under the test.
+    body["metadata"] = {"name": name, "annotations": {f"{GROUP}/paused": "true"}}
     body["spec"]["account"] = account
     body["spec"]["symbols"] = [symbol]
     return body
