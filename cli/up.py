@@ -425,6 +425,10 @@ class Platform:
                         "TICKPLANE_UI_GATEWAY_URL": f"http://127.0.0.1:{args.api_port}",
                         # The engine's /status and /metrics, for the Monitoring page.
                         "TICKPLANE_UI_ENGINE_URL": f"http://127.0.0.1:{args.engine_port + 2}",
+                        # The recorder's sequence lag, when there is a recorder.
+                        "TICKPLANE_UI_RECORDER_URL": (
+                            f"http://127.0.0.1:{args.engine_port + 4}" if given else ""
+                        ),
                     },
                     f"http://127.0.0.1:{args.ui_port}/_stcore/health",
                     logs / "terminal.log",

@@ -63,6 +63,9 @@ def _sidebar() -> str:
             st.text_input(
                 "Engine HTTP URL (status, metrics)", key="engine_url", placeholder="optional"
             )
+            st.text_input(
+                "Recorder metrics URL (sequence lag)", key="recorder_url", placeholder="optional"
+            )
             st.slider("Refresh every (s)", 0.5, 10.0, key="refresh", step=0.5)
         if session.logged_in() and st.button("Log out", key="logout"):
             session.log_out()
@@ -90,6 +93,7 @@ def main() -> None:
     st.set_option("client.toolbarMode", "viewer")
     session.gateway_url()
     session.engine_url()
+    session.recorder_url()
     st.session_state.setdefault("refresh", 2.0)
     page = _sidebar()
     if not session.logged_in():

@@ -27,6 +27,7 @@ __all__ = [
     "log_in",
     "log_out",
     "logged_in",
+    "recorder_url",
     "report",
     "symbols",
 ]
@@ -46,6 +47,13 @@ def engine_url() -> str:
     if "engine_url" not in st.session_state:
         st.session_state.engine_url = os.environ.get("TICKPLANE_UI_ENGINE_URL", "")
     return str(st.session_state.engine_url).rstrip("/")
+
+
+def recorder_url() -> str:
+    """The recorder's metrics URL base (its /metrics), or '' when not set."""
+    if "recorder_url" not in st.session_state:
+        st.session_state.recorder_url = os.environ.get("TICKPLANE_UI_RECORDER_URL", "")
+    return str(st.session_state.recorder_url).rstrip("/")
 
 
 def logged_in() -> bool:

@@ -1,9 +1,11 @@
 """Monitoring: gateway and engine health, the engine's CPUs and pinned core, orders/s
-and latency percentiles over time.
+and latency percentiles over time, and the recorder's sequence lag per sink.
 
 The gateway's /ready says whether the engine answers. The engine's own /status and
 /metrics live on the engine's HTTP port, which the gateway does not proxy: the terminal
-reads them when given the engine's URL (`TICKPLANE_UI_ENGINE_URL` or the sidebar).
+reads them when given the engine's URL (`TICKPLANE_UI_ENGINE_URL` or the sidebar), and
+the recorder's /metrics when given its URL (`TICKPLANE_UI_RECORDER_URL`; `tickplane up`
+sets both).
 Rates are differences of the engine's counters between two refreshes of this page.
 """
 
@@ -15,7 +17,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import altair as alt
 import pandas as pd
@@ -25,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from tickplane.ui import session
 from tickplane.ui.gateway import GatewayError, fetch_text
 
-__all__ = ["EngineSample", "histogram_quantile", "render", "sample"]
+__all__ = ["EngineSample", "SinkLag", "histogram_quantile", "recorder_lag", "render", "sample"]
 
 LATENCY = "tickplane_engine_request_seconds"
 ORDERS = "tickplane_engine_orders_total"
@@ -74,6 +76,32 @@ def sample(text: str, at: float) -> EngineSample:
     return EngineSample(at, orders, sorted(buckets.items()))
 
 
+class SinkLag(NamedTuple):
+    """Where one recorder sink stands: seqs behind the engine, the last it wrote, up."""
+
+    lag: float
+    last_seq: float
+    up: bool
+
+
+def recorder_lag(text: str) -> dict[str, SinkLag]:
+    """The recorder's sinks from one /metrics scrape (Prometheus text format)."""
+    found: dict[str, dict[str, float]] = {}
+    names = {
+        "tickplane_recorder_lag_events": "lag",
+        "tickplane_recorder_last_seq": "last_seq",
+        "tickplane_recorder_sink_up": "up",
+    }
+    for family in text_string_to_metric_families(text):
+        for s in family.samples:
+            if s.name in names and "sink" in s.labels:
+                found.setdefault(s.labels["sink"], {})[names[s.name]] = s.value
+    return {
+        sink: SinkLag(v.get("lag", 0.0), v.get("last_seq", 0.0), v.get("up", 0.0) == 1.0)
+        for sink, v in sorted(found.items())
+    }
+
+
 def _window(new: EngineSample, old: EngineSample) -> tuple[float, list[tuple[float, float]]]:
     """orders/s and the latency buckets of what happened between two scrapes."""
     dt = max(new.at - old.at, 1e-9)
@@ -88,6 +116,9 @@ def render() -> None:
     @st.fragment(run_every=float(st.session_state.get("refresh", 2.0)))
     def live() -> None:
         _gateway()
+        recorder = session.recorder_url()
+        if recorder:
+            _recorder(recorder)
         url = session.engine_url()
         if not url:
             st.info(
@@ -121,6 +152,48 @@ def _gateway() -> None:
     lag = ready.get("projection_lag", ready.get("lag"))
     if lag is not None:  # shown when the gateway reports how far its view is behind
         cols[2].metric("Sequence lag", str(lag))
+
+
+def _recorder(url: str) -> None:
+    """Each sink's sequence lag now, and over time (this page's refreshes)."""
+    try:
+        sinks = recorder_lag(fetch_text(f"{url}/metrics"))
+    except GatewayError as exc:
+        st.warning(f"**Recorder unavailable** at {url}: {exc}", icon=":material/cloud_off:")
+        return
+    if not sinks:
+        st.caption("The recorder has no sink yet.")
+        return
+    history: deque[tuple[float, str, float]] = st.session_state.setdefault(
+        "recorder_history", deque(maxlen=_SAMPLES * 3)
+    )
+    now = time.time()
+    cols = st.columns(len(sinks))
+    for col, (sink, got) in zip(cols, sinks.items(), strict=True):
+        col.metric(
+            f"Recorder lag: {sink}",
+            f"{got.lag:,.0f}",
+            f"seq {got.last_seq:,.0f}" if got.up else "sink down",
+            delta_color="off" if got.up else "inverse",
+            delta_arrow="off",
+        )
+        history.append((now, sink, got.lag))
+    if len({t for t, _, _ in history}) >= 2:
+        frame = pd.DataFrame(
+            [(datetime.fromtimestamp(t, UTC), s, lag) for t, s, lag in history],
+            columns=["time", "sink", "events behind"],
+        )
+        st.altair_chart(
+            alt.Chart(frame)
+            .mark_line(interpolate="step-after")
+            .encode(
+                x=alt.X("time:T", title=None, axis=alt.Axis(format="%H:%M:%S")),
+                y=alt.Y("events behind:Q", title="recorder lag (events)"),
+                color=alt.Color("sink:N", title=None, legend=alt.Legend(orient="bottom")),
+            )
+            .properties(height=160),
+            width="stretch",
+        )
 
 
 def _engine(url: str) -> None:
