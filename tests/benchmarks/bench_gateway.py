@@ -15,10 +15,18 @@ this process with keep-alive clients. Figures are medians over ``repeats`` sampl
   the same uvicorn setup with the same auth (the same key store and cache) and the same
   ``OrderCreate`` validation, answering a 201 without an engine.
   ``http_vs_bare`` = ``http_orders_per_sec / bare_http_per_sec``.
-- ``ws_orders_per_sec``: ``ws_connections`` clients on ``/api/v1/ws/orders``, each
-  sending frames of ``ws_batch`` submit actions, two frames in flight (the next is sent
-  when one frame's acks are all in); every order is acked by the engine, and each
-  client also receives its account's order updates (two per order).
+- ``ws_orders_per_sec``: ``ws_connections`` clients on ``/api/v1/ws/orders``, each with
+  its own key and account, each keeping ``ws_in_flight`` frames of ``ws_batch`` submit
+  actions in flight (a frame is sent again as soon as its answers are in; the gateway
+  answers frames in any order); every order is acked by the engine, and each client also
+  receives its account's order updates (two per order). The clients ask for no
+  permessage-deflate, as a latency-minded client would not (it cost more CPU at both
+  ends than the order itself).
+
+Both gateways run under uvicorn with ``workers`` processes (2 by default: the gateway's
+read-your-writes holds per process, and per keep-alive connection, which one process
+serves; the benchmark only writes, and each answer waits for its own process's
+projection).
 
 The load generator shares the machine with the gateway and the engine (2 cores here):
 its own CPU time is part of what limits the figures. If
