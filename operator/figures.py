@@ -8,7 +8,6 @@ from which two successive scrapes make orders per second and a p99 over the inte
 from __future__ import annotations
 
 import json
-import math
 import time
 import urllib.request
 from dataclasses import dataclass
@@ -16,19 +15,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["EngineFigures", "Sample", "parse_metrics", "scrape", "strategy_pnl", "window_figures"]
+from tickplane.core.engine_metrics import Scrape, histogram_quantile, parse, window
 
-ORDERS = "tickplane_engine_orders"
-LATENCY = "tickplane_engine_request_seconds"
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One scrape of the engine's counters."""
-
-    at: float  # time.monotonic()
-    orders: float
-    buckets: tuple[tuple[float, float], ...]  # (upper bound, cumulative count)
+__all__ = ["EngineFigures", "scrape", "strategy_pnl", "window_figures"]
 
 
 @dataclass(frozen=True)
@@ -42,45 +31,14 @@ class EngineFigures:
     p99_latency_seconds: float | None
 
 
-def parse_metrics(text: str, at: float) -> Sample:
-    """Orders so far and the latency histogram's cumulative buckets (summed over labels)."""
-    orders = 0.0
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        if family.name == ORDERS:
-            orders += sum(s.value for s in family.samples if s.name.endswith("_total"))
-        elif family.name == LATENCY:
-            for s in family.samples:
-                if s.name.endswith("_bucket"):
-                    le = float(s.labels["le"])
-                    buckets[le] = buckets.get(le, 0.0) + s.value
-    return Sample(at, orders, tuple(sorted(buckets.items())))
-
-
-def _quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """Prometheus' histogram_quantile: linear within the bucket holding the rank."""
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for upper, count in buckets:
-        if count >= rank:
-            if math.isinf(upper):
-                return lower
-            inside = count - below
-            return lower + (upper - lower) * ((rank - below) / inside if inside else 1.0)
-        lower, below = upper, count
-    return lower
-
-
-def window_figures(before: Sample | None, now: Sample) -> tuple[float | None, float | None]:
-    """(orders per second, p99 seconds) between two scrapes; None without a previous one."""
-    if before is None or now.at <= before.at or now.orders < before.orders:
-        return None, None  # first scrape, or the engine restarted (counters reset)
-    rate = (now.orders - before.orders) / (now.at - before.at)
-    old = dict(before.buckets)
-    delta = [(le, count - old.get(le, 0.0)) for le, count in now.buckets]
-    return rate, _quantile(0.99, delta)
+def window_figures(before: Scrape | None, now: Scrape) -> tuple[float | None, float | None]:
+    """(orders per second, p99 seconds) between two scrapes; None without a previous one
+    or across an engine restart."""
+    figures = window(before, now)
+    if figures is None:
+        return None, None
+    rate, buckets = figures
+    return rate, histogram_quantile(0.99, buckets)
 
 
 def _get(url: str, timeout: float) -> bytes:
@@ -90,11 +48,11 @@ def _get(url: str, timeout: float) -> bytes:
 
 
 def scrape(
-    base_url: str, before: Sample | None, *, timeout: float = 2.0
-) -> tuple[EngineFigures, Sample]:
+    base_url: str, before: Scrape | None, *, timeout: float = 2.0
+) -> tuple[EngineFigures, Scrape]:
     """Read `/status` and `/metrics`; raise OSError (or ValueError) when unreachable."""
     status: dict[str, Any] = json.loads(_get(f"{base_url}/status", timeout))
-    sample = parse_metrics(_get(f"{base_url}/metrics", timeout).decode(), time.monotonic())
+    sample = parse(_get(f"{base_url}/metrics", timeout).decode(), time.monotonic())
     rate, p99 = window_figures(before, sample)
     figures = EngineFigures(
         cpus=[int(c) for c in status.get("cpus") or []],

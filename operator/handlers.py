@@ -33,9 +33,10 @@ from kubernetes.client.exceptions import ApiException
 
 from tickplane.core.client import EngineClient, EngineError
 from tickplane.core.config import ConfigError
+from tickplane.core.engine_metrics import Scrape
 
 from . import metrics
-from .figures import Sample, scrape, strategy_pnl
+from .figures import scrape, strategy_pnl
 from .render import (
     ENGINE_CONTAINER,
     EVENTS_PORT,
@@ -73,7 +74,7 @@ class OperatorContext:
     # One roll at a time: the decision to restart an engine and its status write.
     roll_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     locks: dict[tuple[str, str], asyncio.Lock] = field(default_factory=dict)
-    samples: dict[tuple[str, str], Sample] = field(default_factory=dict)
+    samples: dict[tuple[str, str], Scrape] = field(default_factory=dict)
     #: When the resync loop last finished a round (time.monotonic()); the liveness probe.
     last_resync: float = field(default_factory=time.monotonic)
 

@@ -16,9 +16,8 @@ import msgspec
 
 from tests.engine.conftest import EngineProcess, free_port
 from tickplane.core.client import EngineClient
+from tickplane.core.engine_metrics import Scrape, parse
 from tickplane.operator.figures import (
-    Sample,
-    parse_metrics,
     scrape,
     strategy_pnl,
     window_figures,
@@ -88,14 +87,14 @@ tickplane_engine_request_seconds_sum 0.05
         .replace('le="0.01"} 100', 'le="0.01"} 300')
         .replace('le="+Inf"} 100', 'le="+Inf"} 300')
     )
-    before = parse_metrics(text_before, at=10.0)
-    after = parse_metrics(text_after, at=12.0)
+    before = parse(text_before, at=10.0)
+    after = parse(text_after, at=12.0)
     rate, p99 = window_figures(before, after)
     assert rate == 100.0  # 200 orders in 2 s
     # 200 requests in the window: 50 under 1 ms, 150 between 1 and 10 ms; rank 198.
     assert p99 is not None and abs(p99 - (0.001 + 0.009 * (198 - 50) / 150)) < 1e-12
     # A restarted engine (counters reset) gives no figures rather than negative ones.
-    assert window_figures(after, Sample(13.0, 5.0, after.buckets)) == (None, None)
+    assert window_figures(after, Scrape(13.0, 5.0, after.buckets)) == (None, None)
 
 
 def test_strategy_deployment_command_runs_and_reports_pnl(tmp_path: Path) -> None:

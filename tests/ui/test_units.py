@@ -10,10 +10,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tickplane.core.engine_metrics import histogram_quantile, parse
 from tickplane.ui.gateway import Book, Execution, Level, Order
 from tickplane.ui.pnl import realized_curve
 from tickplane.ui.units import SymbolSpec, TicketError, validate_ticket
-from tickplane.ui.views.monitoring import histogram_quantile, sample
 from tickplane.ui.views.trade import ladder_frame
 
 GOOG = SymbolSpec("GOOG", Decimal("0.01"), 1)
@@ -146,9 +146,9 @@ def test_a_metrics_scrape_sums_orders_and_latency_buckets() -> None:
         "tickplane_engine_request_seconds_count 4\n"
         "tickplane_engine_request_seconds_sum 0.01\n"
     )
-    s = sample(text, 1.0)
+    s = parse(text, 1.0)
     assert s.orders == 9
-    assert s.buckets == [(0.001, 3.0), (float("inf"), 4.0)]
+    assert s.buckets == ((0.001, 3.0), (float("inf"), 4.0))
 
 
 def test_orders_parse_the_native_shape_and_tolerate_gaps() -> None:

@@ -24,56 +24,14 @@ import pandas as pd
 import streamlit as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from tickplane.core.engine_metrics import Scrape, histogram_quantile, parse, window
 from tickplane.ui import session
 from tickplane.ui.gateway import GatewayError, fetch_text
 
-__all__ = ["EngineSample", "SinkLag", "histogram_quantile", "recorder_lag", "render", "sample"]
+__all__ = ["SinkLag", "recorder_lag", "render"]
 
-LATENCY = "tickplane_engine_request_seconds"
-ORDERS = "tickplane_engine_orders_total"
 _SAMPLES = 900
 MIN_WINDOW = 1.0  # seconds between two scrapes a rate is computed over
-
-
-def histogram_quantile(q: float, buckets: list[tuple[float, float]]) -> float | None:
-    """The q-quantile of a cumulative histogram [(upper bound, count)], interpolated
-    linearly inside the bucket as Prometheus does; None with no observations."""
-    buckets = sorted(buckets)
-    if not buckets or buckets[-1][1] <= 0:
-        return None
-    rank = q * buckets[-1][1]
-    lower, below = 0.0, 0.0
-    for bound, count in buckets:
-        if count >= rank:
-            if math.isinf(bound):
-                return lower
-            width = count - below
-            return lower + (bound - lower) * ((rank - below) / width if width else 0.0)
-        lower, below = bound, count
-    return lower
-
-
-class EngineSample:
-    """The counters and histogram buckets of one scrape of the engine's /metrics."""
-
-    def __init__(self, at: float, orders: float, buckets: list[tuple[float, float]]) -> None:
-        self.at = at
-        self.orders = orders
-        self.buckets = buckets
-
-
-def sample(text: str, at: float) -> EngineSample:
-    """Parse one /metrics scrape (Prometheus text format)."""
-    orders = 0.0
-    buckets: dict[float, float] = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == ORDERS:
-                orders += s.value
-            elif s.name == LATENCY + "_bucket":
-                bound = float(s.labels["le"])
-                buckets[bound] = buckets.get(bound, 0.0) + s.value
-    return EngineSample(at, orders, sorted(buckets.items()))
 
 
 class SinkLag(NamedTuple):
@@ -100,14 +58,6 @@ def recorder_lag(text: str) -> dict[str, SinkLag]:
         sink: SinkLag(v.get("lag", 0.0), v.get("last_seq", 0.0), v.get("up", 0.0) == 1.0)
         for sink, v in sorted(found.items())
     }
-
-
-def _window(new: EngineSample, old: EngineSample) -> tuple[float, list[tuple[float, float]]]:
-    """orders/s and the latency buckets of what happened between two scrapes."""
-    dt = max(new.at - old.at, 1e-9)
-    rate = max(new.orders - old.orders, 0.0) / dt
-    before = dict(old.buckets)
-    return rate, [(b, max(c - before.get(b, 0.0), 0.0)) for b, c in new.buckets]
 
 
 def render() -> None:
@@ -206,15 +156,16 @@ def _engine(url: str) -> None:
     history: deque[tuple[float, float, float | None, float | None, float | None]] = (
         st.session_state.setdefault("engine_history", deque(maxlen=_SAMPLES))
     )
-    now = sample(metrics, time.time())
-    prev: EngineSample | None = st.session_state.get("engine_last")
+    now = parse(metrics, time.time())
+    prev: Scrape | None = st.session_state.get("engine_last")
     rate = p50 = p99 = p999 = None
     if prev is None or now.at - prev.at >= MIN_WINDOW:
         st.session_state.engine_last = now
-    if prev is not None and now.at - prev.at >= MIN_WINDOW:
-        rate, window = _window(now, prev)
+    figures = window(prev, now) if prev is not None and now.at - prev.at >= MIN_WINDOW else None
+    if figures is not None:
+        rate, buckets = figures
         # An idle window has no latency to show: a gap in the chart, not a zero.
-        p50, p99, p999 = (histogram_quantile(q, window) for q in (0.5, 0.99, 0.999))
+        p50, p99, p999 = (histogram_quantile(q, buckets) for q in (0.5, 0.99, 0.999))
         history.append((now.at, rate, p50, p99, p999))
     elif history:
         _, rate, p50, p99, p999 = history[-1]
