@@ -23,11 +23,11 @@ URL: `postgresql://USER@HOST:PORT/DB?symbol=GOOG[&engine=NAME][&tick_size=0.01]`
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
+from tickplane.engine.backtest.entry import DelayedEntry
 from tickplane.engine.strategy.base import Strategy
 from tickplane.engine.strategy.model import Fill, Order
 
@@ -135,47 +135,23 @@ class _Resting:
     first_fill_ts: int = -1
 
 
-class TopVenue:
+class TopVenue(DelayedEntry):
     """Implements `Runtime` over recorded tops and trades (module docstring)."""
 
     def __init__(self, strategy: Strategy, *, latency_ns: int = 0, fee_bps: float = 0.0) -> None:
+        super().__init__(latency_ns)
         self.strategy = strategy
-        self.latency_ns = latency_ns
         self.fee_rate = fee_bps / 10_000.0
-        self.clock = 0
-        self.pending: deque[tuple[int, str, Order, int | None, int | None]] = deque()
         self.resting: dict[int, _Resting] = {}
         self.top = (0, 0, 0, 0)
         # Lots our takers took from the best ask / bid since the last top: not twice.
         self.taken = [0, 0]
-        self.timer_interval = 0
-        self.timer_next = -1
         self.fills: list[Fill] = []
-        self.logs: list[str] = []
         self.ahead_at_entry: list[int] = []
         self.waits_ns: list[int] = []
         self.maker_fills = 0
         self.taker_fills = 0
         strategy.attach(self)
-
-    def now(self) -> int:
-        return self.clock
-
-    def send_new(self, order: Order) -> None:
-        self.pending.append((self.clock + self.latency_ns, "new", order, None, None))
-
-    def send_cancel(self, order: Order) -> None:
-        self.pending.append((self.clock + self.latency_ns, "cancel", order, None, None))
-
-    def send_replace(self, order: Order, qty: int | None, price: int | None) -> None:
-        self.pending.append((self.clock + self.latency_ns, "replace", order, qty, price))
-
-    def set_timer(self, interval_ns: int) -> None:
-        self.timer_interval = max(0, interval_ns)
-        self.timer_next = self.clock + interval_ns if interval_ns > 0 else -1
-
-    def log(self, strategy: str, message: str) -> None:
-        self.logs.append(f"{self.clock} {strategy}: {message}")
 
     def advance(self, ts: int) -> None:
         """Order arrivals and timers due by `ts`, in time order."""

@@ -29,10 +29,10 @@ beside it with their place in the queue:
 from __future__ import annotations
 
 import logging
-from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
+from tickplane.engine.backtest.entry import DelayedEntry
 from tickplane.engine.book import Book
 from tickplane.engine.strategy.base import Strategy
 from tickplane.engine.strategy.model import Fill, Order
@@ -68,7 +68,7 @@ class QueueStats:
     waits_ns: list[int] | None = None
 
 
-class SimulatedVenue:
+class SimulatedVenue(DelayedEntry):
     """Implements `Runtime` for one strategy over a replayed `Book` (module docstring)."""
 
     def __init__(
@@ -80,47 +80,19 @@ class SimulatedVenue:
         fee_bps: float = 0.0,
         logs: list[str] | None = None,
     ) -> None:
+        super().__init__(latency_ns, logs)
         self.strategy = strategy
         self.book = book
-        self.latency_ns = latency_ns
         self.fee_rate = fee_bps / 10_000.0
-        self.clock = 0
         self.idx = 0  # the message being processed (arrival order against the feed)
-        self.pending: deque[
-            tuple[int, Literal["new", "cancel", "replace"], Order, int | None, int | None]
-        ] = deque()
         self.resting: dict[int, _Resting] = {}
         # Visible lots our takers took from a level (side, price) since the history
         # last changed it: the same displayed size is not taken twice.
         self.taken: dict[tuple[int, int], int] = {}
         self._watch: tuple[int, int, int, int, int, int, int, int] | None = None
-        self.timer_interval = 0
-        self.timer_next = -1
         self.fills: list[Fill] = []
         self.stats = QueueStats(ahead_at_entry=[], waits_ns=[])
-        self.logs = logs if logs is not None else []
         strategy.attach(self)
-
-    # -- Runtime ------------------------------------------------------------------------------
-
-    def now(self) -> int:
-        return self.clock
-
-    def send_new(self, order: Order) -> None:
-        self.pending.append((self.clock + self.latency_ns, "new", order, None, None))
-
-    def send_cancel(self, order: Order) -> None:
-        self.pending.append((self.clock + self.latency_ns, "cancel", order, None, None))
-
-    def send_replace(self, order: Order, qty: int | None, price: int | None) -> None:
-        self.pending.append((self.clock + self.latency_ns, "replace", order, qty, price))
-
-    def set_timer(self, interval_ns: int) -> None:
-        self.timer_interval = max(0, interval_ns)
-        self.timer_next = self.clock + interval_ns if interval_ns > 0 else -1
-
-    def log(self, strategy: str, message: str) -> None:
-        self.logs.append(f"{self.clock} {strategy}: {message}")
 
     # -- time ------------------------------------------------------------------------------------
 
