@@ -12,20 +12,21 @@ REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "manifests" / "monitoring"
 
 
-def _render(*sets: str) -> list[dict[str, object]]:
+def _render(*sets: str, api_versions: tuple[str, ...] = ()) -> list[dict[str, object]]:
     built = subprocess.run(
         [str(REPO / "scripts" / "helm" / "build.sh")], capture_output=True, text=True, check=True
     )
     helm = Path(built.stdout.strip().splitlines()[-1]) / "helm"
     args = [str(helm), "template", "tp", str(REPO / "charts" / "tickplane")]
     args += ["--kube-version", "1.37.2", *(a for s in sets for a in ("--set", s))]
+    args += [a for v in api_versions for a in ("--api-versions", v)]
     done = subprocess.run(args, capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     return [d for d in yaml.safe_load_all(done.stdout) if d]
 
 
 def test_the_chart_wraps_the_rules_and_the_dashboard() -> None:
-    docs = _render("monitoring.prometheusRule=true")
+    docs = _render(api_versions=("monitoring.coreos.com/v1",))
     (rule,) = [d for d in docs if d["kind"] == "PrometheusRule"]
     assert rule["spec"] == yaml.safe_load((MONITORING / "alerts.rules.yaml").read_text())
     (dash,) = [
@@ -37,7 +38,7 @@ def test_the_chart_wraps_the_rules_and_the_dashboard() -> None:
     assert shipped == json.loads((MONITORING / "grafana-dashboard.json").read_text())
 
 
-def test_prometheus_operator_objects_are_off_by_default() -> None:
+def test_prometheus_operator_objects_need_its_crds() -> None:
     kinds = {d["kind"] for d in _render()}
     assert "PrometheusRule" not in kinds and "PodMonitor" not in kinds
     assert "ConfigMap" in kinds

@@ -35,10 +35,14 @@ def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def render(helm: Path, namespace: str, *sets: str, crds: bool = False) -> str:
+def render(
+    helm: Path, namespace: str, *sets: str, crds: bool = False, api_versions: tuple[str, ...] = ()
+) -> str:
     args = ["template", "tp", str(CHART), "--namespace", namespace]
     if crds:
         args.append("--include-crds")  # Helm's crds/ folder, as `helm install` sends it
+    for version in api_versions:  # what the cluster serves (as `helm install` would learn)
+        args += ["--api-versions", version]
     args += ["--kube-version", KUBE_VERSION]
     for s in sets:
         args += ["--set", s]
@@ -123,8 +127,16 @@ def test_crds_are_gated_and_kept_on_uninstall(helm: Path) -> None:
     assert all(d["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep" for d in crds)
     off = render(helm, "tp", "crds.install=false")
     assert not [d for d in documents(off) if d["kind"] == "CustomResourceDefinition"]
-    monitored = render(helm, "tp", "monitoring.podMonitor=true")
-    assert "PodMonitor" in [d["kind"] for d in documents(monitored)]
+    # Prometheus operator objects only where its CRDs are.
+    assert "PodMonitor" not in [d["kind"] for d in documents(render(helm, "tp"))]
+    prometheus = ("monitoring.coreos.com/v1",)
+    monitored = render(helm, "tp", api_versions=prometheus)
+    kinds = [d["kind"] for d in documents(monitored)]
+    assert {"PodMonitor", "ServiceMonitor", "PrometheusRule"} <= set(kinds)
+    off = render(
+        helm, "tp", "monitoring.podMonitor=false", api_versions=("monitoring.coreos.com/v1",)
+    )
+    assert "PodMonitor" not in [d["kind"] for d in documents(off)]
 
 
 def test_plain_rbac_manifest_matches_the_chart(helm: Path) -> None:
