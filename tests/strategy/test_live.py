@@ -195,7 +195,9 @@ def test_the_runner_waits_for_an_engine_that_is_not_up_yet(
     runner = LiveRunner(
         s, eng.order_entry, eng.events, account="late-twap", registry=CollectorRegistry()
     )
-    runner.client.timeout = 0.5
+    # shorter than the engine takes to start (~0.3 s here): the client now sends as soon
+    # as the engine is there, so a longer timeout could see the first ping answered
+    runner.client.timeout = 0.1
 
     async def main() -> int:
         task = asyncio.create_task(runner.run())
