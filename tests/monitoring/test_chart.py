@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -42,3 +43,28 @@ def test_prometheus_operator_objects_need_its_crds() -> None:
     kinds = {d["kind"] for d in _render()}
     assert "PrometheusRule" not in kinds and "PodMonitor" not in kinds
     assert "ConfigMap" in kinds
+
+
+def test_every_component_with_metrics_is_scraped() -> None:
+    """Engines, strategies (made by the operator) and the recorder by PodMonitors; the
+    gateway and the operator by the ServiceMonitor, through a port named `metrics`."""
+    docs: list[dict[str, Any]] = _render(api_versions=("monitoring.coreos.com/v1",))
+    pods = {
+        d["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"]
+        for d in docs
+        if d["kind"] == "PodMonitor"
+    }
+    assert pods == {"tickplane-engine", "tickplane-strategy", "tickplane-recorder"}
+    (recorder,) = [
+        d for d in docs if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("recorder")
+    ]
+    ports = recorder["spec"]["template"]["spec"]["containers"][0]["ports"]
+    assert {"name": "metrics", "containerPort": 9102} in ports
+    (service_monitor,) = [d for d in docs if d["kind"] == "ServiceMonitor"]
+    assert service_monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    with_metrics = {
+        d["metadata"]["name"].removeprefix("tp-tickplane-")
+        for d in docs
+        if d["kind"] == "Service" and any(p["name"] == "metrics" for p in d["spec"]["ports"])
+    }
+    assert with_metrics == {"gateway", "operator-metrics"}
