@@ -53,6 +53,7 @@ bench: install
 	$(BIN)/tickplane bench book --json
 	$(BIN)/tickplane bench wire --json
 	$(BIN)/tickplane bench backtest --json
+	$(BIN)/tickplane bench gateway --json
 
 ## A Kubernetes control plane (etcd, kube-apiserver, kube-controller-manager) for a person,
 ## in the background; prints the `export KUBECONFIG=...` line to use it.
