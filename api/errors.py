@@ -103,6 +103,11 @@ def install_handlers(app: FastAPI) -> None:
             errors.append({"field": _where(tuple(err.get("loc", ()))), "message": msg})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
+        ctype = request.headers.get("content-type", "")
+        in_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        if in_body and "json" not in ctype:
+            # curl -d without a header posts a form: say what to send, not what failed.
+            message = f"send the body as JSON (Content-Type: application/json), not {ctype!r}"
         return _answer(422, {"reason": "invalid_request", "message": message, "errors": errors})
 
     @app.exception_handler(StarletteHTTPException)

@@ -289,3 +289,12 @@ class socket_free:
 
     def __exit__(self, *exc: object) -> None:
         self.sock.close()
+
+
+def test_a_form_post_is_told_to_send_json(client: TestClient, trader: H) -> None:
+    """curl -d without a Content-Type posts a form: the 422 says what to send."""
+    form = {**trader, "content-type": "application/x-www-form-urlencoded"}
+    r = client.post(ORDERS, content=b'{"symbol":"GOOG"}', headers=form)
+    assert r.status_code == 422
+    assert r.json()["reason"] == "invalid_request"
+    assert "Content-Type: application/json" in r.json()["message"]
