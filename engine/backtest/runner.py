@@ -52,6 +52,40 @@ def run_backtest(
     return _run_bars(strategy, data, fee_bps, on_progress)
 
 
+class _Samples:
+    """The equity curve as the backtest runs: time, equity, position and mark."""
+
+    def __init__(self, strategy: Strategy) -> None:
+        self.strategy = strategy
+        self.ts: list[int] = []
+        self.equity: list[float] = []
+        self.position: list[int] = []
+        self.mid: list[float] = []
+
+    def take(self, ts: int, mid: float | None = None) -> None:
+        """One point at `ts`: the strategy's state now (its mark, unless `mid` is given)."""
+        s = self.strategy
+        self.ts.append(ts)
+        self.equity.append(s.ledger.total(s.mark))
+        self.position.append(s.ledger.position)
+        self.mid.append(mid if mid is not None else s.mark or 0.0)
+
+    def until(self, next_sample: int, ts: int) -> int:
+        """A point every SAMPLE_NS from `next_sample` up to `ts`; the next sample time."""
+        while next_sample <= ts:
+            self.take(next_sample)
+            next_sample += SAMPLE_NS
+        return next_sample
+
+    def fields(self) -> dict[str, Any]:
+        return {
+            "sample_ts": self.ts,
+            "sample_equity": self.equity,
+            "sample_position": self.position,
+            "sample_mid": self.mid,
+        }
+
+
 def _result(
     strategy: Strategy,
     data: LobsterData | BarData | RecordedData,
@@ -131,11 +165,7 @@ def _run_lobster(
     symbol = data.symbol
     every = strategy.wants_book
     levels = day.levels
-    s_ts: list[int] = []
-    s_eq: list[float] = []
-    s_pos: list[int] = []
-    s_mid: list[float] = []
-    led = strategy.ledger
+    samples = _Samples(strategy)
 
     def quote(ts: int) -> None:
         strategy._handle_quote(
@@ -167,13 +197,8 @@ def _run_lobster(
             break
         ts = ts_all[j]
         if not feed.applied:
-            while next_sample <= ts:
-                # The state as it was at the sample time (before this message).
-                s_ts.append(next_sample)
-                s_eq.append(led.total(strategy.mark))
-                s_pos.append(led.position)
-                s_mid.append(strategy.mark or 0.0)
-                next_sample += SAMPLE_NS
+            # The state as it was at the sample times (before this message).
+            next_sample = samples.until(next_sample, ts)
             venue.idx = j
             venue.advance(ts)  # then message j goes through the feed like any other
             i = j
@@ -208,10 +233,7 @@ def _run_lobster(
         venue.advance(ts_all[-1])
     strategy._handle_stop()
     venue.finish()
-    s_ts.append(venue.clock)
-    s_eq.append(led.total(strategy.mark))
-    s_pos.append(led.position)
-    s_mid.append(strategy.mark or 0.0)
+    samples.take(venue.clock)
     if on_progress is not None:
         on_progress(n)
     st = venue.stats
@@ -221,10 +243,7 @@ def _run_lobster(
         latency_ns,
         fee_bps,
         fills=venue.fills,
-        sample_ts=s_ts,
-        sample_equity=s_eq,
-        sample_position=s_pos,
-        sample_mid=s_mid,
+        **samples.fields(),
         sharpe_period_s=60.0,
         queue_ahead=list(st.ahead_at_entry or []),
         queue_waits_ns=list(st.waits_ns or []),
@@ -242,12 +261,8 @@ def _run_recorded(
     on_progress: Progress | None,
 ) -> BacktestResult:
     venue = TopVenue(strategy, latency_ns=latency_ns, fee_bps=fee_bps)
-    led = strategy.ledger
     symbol = data.symbol
-    s_ts: list[int] = []
-    s_eq: list[float] = []
-    s_pos: list[int] = []
-    s_mid: list[float] = []
+    samples = _Samples(strategy)
     evs = data.events_list
     every = strategy.wants_book
     if evs:
@@ -255,12 +270,7 @@ def _run_recorded(
     strategy._handle_start()
     next_sample = (evs[0][0] // SAMPLE_NS + 1) * SAMPLE_NS if evs else 0
     for k, (ts, kind, a, b, c, d) in enumerate(evs):
-        while next_sample <= ts:
-            s_ts.append(next_sample)
-            s_eq.append(led.total(strategy.mark))
-            s_pos.append(led.position)
-            s_mid.append(strategy.mark or 0.0)
-            next_sample += SAMPLE_NS
+        next_sample = samples.until(next_sample, ts)
         venue.advance(ts)
         if kind == 0:
             venue.on_trade(a, b, c == 0)
@@ -278,10 +288,7 @@ def _run_recorded(
         venue.advance(evs[-1][0])
     strategy._handle_stop()
     venue.finish()
-    s_ts.append(venue.clock)
-    s_eq.append(led.total(strategy.mark))
-    s_pos.append(led.position)
-    s_mid.append(strategy.mark or 0.0)
+    samples.take(venue.clock)
     if on_progress is not None:
         on_progress(len(evs))
     return _result(
@@ -290,10 +297,7 @@ def _run_recorded(
         latency_ns,
         fee_bps,
         fills=venue.fills,
-        sample_ts=s_ts,
-        sample_equity=s_eq,
-        sample_position=s_pos,
-        sample_mid=s_mid,
+        **samples.fields(),
         sharpe_period_s=60.0,
         queue_ahead=venue.ahead_at_entry,
         queue_waits_ns=venue.waits_ns,
@@ -307,20 +311,13 @@ def _run_bars(
     strategy: Strategy, data: BarData, fee_bps: float, on_progress: Progress | None
 ) -> BacktestResult:
     venue = BarVenue(strategy, fee_bps=fee_bps)
-    led = strategy.ledger
-    s_ts: list[int] = []
-    s_eq: list[float] = []
-    s_pos: list[int] = []
-    s_mid: list[float] = []
+    samples = _Samples(strategy)
     if data.bars:
         venue.clock = data.bars[0].ts
     strategy._handle_start()
     for i, bar in enumerate(data.bars):
         venue.bar(bar)
-        s_ts.append(bar.ts)
-        s_eq.append(led.total(strategy.mark))
-        s_pos.append(led.position)
-        s_mid.append(float(bar.close))
+        samples.take(bar.ts, float(bar.close))
         if on_progress is not None and i % PROGRESS_EVERY == 0:
             on_progress(i)
     strategy._handle_stop()
@@ -335,10 +332,7 @@ def _run_bars(
         0,
         fee_bps,
         fills=venue.fills,
-        sample_ts=s_ts,
-        sample_equity=s_eq,
-        sample_position=s_pos,
-        sample_mid=s_mid,
+        **samples.fields(),
         sharpe_period_s=period,
         taker_fills=len(venue.fills),
         logs=venue.logs,
