@@ -94,9 +94,7 @@ def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
 @pytest.fixture(scope="session")
 def database_url(postgres: Any) -> str:
     """A fresh database of the session PostgreSQL, for these tests only."""
-    name = "api_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    return str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    return str(postgres.create_database("api"))
 
 
 @pytest.fixture(scope="session")

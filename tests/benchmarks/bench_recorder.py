@@ -259,9 +259,7 @@ async def _redis_baseline(url: str, events: list[Event]) -> float:
 
 
 def _fresh_db(pg: PostgresServer) -> str:
-    name = "bench_" + uuid.uuid4().hex[:10]
-    pg.psql(f"CREATE DATABASE {name}")
-    return str(pg.dsn).rsplit("/", 1)[0] + "/" + name
+    return pg.create_database("bench")
 
 
 def run(json_out: bool = False, repeats: int = 3) -> dict[str, float]:

@@ -7,7 +7,6 @@ import signal
 import socket
 import subprocess
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -82,9 +81,8 @@ pytestmark = pytest.mark.timeout(300)
 def test_up_with_services_keeps_keys_in_postgres_and_records_the_stream(
     tmp_path: Path, postgres: Any, redis: Any
 ) -> None:
-    name = "up_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    dsn = str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    dsn = postgres.create_database("up")
+    name = dsn.rsplit("/", 1)[1]
     services = ["--database-url", dsn, "--redis-url", redis.url]
     with platform(tmp_path / "platform", *services) as (_proc, info):
         assert info["recorder_metrics"]

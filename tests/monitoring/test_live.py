@@ -16,7 +16,6 @@ import signal
 import subprocess
 import time
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -145,9 +144,7 @@ def test_prometheus_scrapes_a_running_platform(
     control_plane: ControlPlane,
     namespace: str,
 ) -> None:
-    name = "mon_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    dsn = str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    dsn = postgres.create_database("mon")
     services = ("--database-url", dsn, "--redis-url", redis.url)
     strategy_port, operator_port = free_ports(1), free_ports(1)
     with (

@@ -32,6 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
@@ -409,6 +410,12 @@ class PostgresServer(_Server):
         if self.password is not None:
             auth += ":" + urllib.parse.quote(self.password, safe="")
         return f"postgresql://{auth}@{LOOPBACK}:{self.port}/{self.database}"
+
+    def create_database(self, prefix: str = "t") -> str:
+        """A fresh, empty database named `<prefix>_<random>`; its DSN."""
+        name = f"{prefix}_{uuid.uuid4().hex[:12]}"
+        self.psql(f"CREATE DATABASE {name}")
+        return self.dsn.rsplit("/", 1)[0] + "/" + name
 
     def psql(self, sql: str, *, database: str | None = None) -> str:
         """Run `sql` with psql (stop at the first error) and return its unaligned output."""

@@ -8,7 +8,6 @@ import datetime as dt
 import json
 import subprocess
 import sys
-import uuid
 from typing import Any
 
 import asyncpg
@@ -39,9 +38,7 @@ TRADES = [
 
 @pytest.fixture(scope="module")
 def recorded_url(postgres: Any) -> str:
-    name = "rec_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    url = str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    url = str(postgres.create_database("rec"))
 
     async def fill() -> None:
         conn = await asyncpg.connect(url)

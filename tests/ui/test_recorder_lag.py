@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -30,9 +29,7 @@ def test_the_pane_reads_the_recorders_own_series() -> None:
 def test_monitoring_shows_each_sinks_lag(
     tmp_path: Path, postgres: Any, redis: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name = "ui_" + uuid.uuid4().hex[:12]
-    postgres.psql(f"CREATE DATABASE {name}")
-    dsn = str(postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    dsn = postgres.create_database("ui")
     services = ("--database-url", dsn, "--redis-url", redis.url)
     with platform(tmp_path / "platform", *services) as (_proc, info):
         monkeypatch.setenv("TICKPLANE_UI_GATEWAY_URL", info["gateway"])

@@ -115,9 +115,7 @@ def rec_postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresS
 @pytest.fixture
 def database_url(rec_postgres: PostgresServer) -> str:
     """A fresh database for one test."""
-    name = "rec_" + uuid.uuid4().hex[:12]
-    rec_postgres.psql(f"CREATE DATABASE {name}")
-    return str(rec_postgres.dsn).rsplit("/", 1)[0] + "/" + name
+    return rec_postgres.create_database("rec")
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ import random
 import signal
 import subprocess
 import sys
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -310,9 +309,7 @@ def test_postgres_rows_do_not_depend_on_batching(
             events = await engine_events(client)
         rng = random.Random(7)
         for sizes in ([1], [rng.randint(2, 40) for _ in range(100)]):
-            name = "rec_" + uuid.uuid4().hex[:12]
-            rec_postgres.psql(f"CREATE DATABASE {name}")
-            dsn = str(rec_postgres.dsn).rsplit("/", 1)[0] + "/" + name
+            dsn = rec_postgres.create_database("rec")
             sink = PostgresSink(dsn, engine.name)
             await sink.open()
             try:
@@ -352,9 +349,7 @@ def test_postgres_history_is_partitioned_by_day(rec_postgres: PostgresServer) ->
         return Trade(seq, ts, "GOOG", 100, 1, seq * 2, seq * 2 - 1, "buy", "a", "b")
 
     async def main() -> None:
-        name = "rec_" + uuid.uuid4().hex[:12]
-        rec_postgres.psql(f"CREATE DATABASE {name}")
-        dsn = str(rec_postgres.dsn).rsplit("/", 1)[0] + "/" + name
+        dsn = rec_postgres.create_database("rec")
         sink = PostgresSink(dsn, "days")
         await sink.open()
         try:
