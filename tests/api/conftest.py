@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.services.servers import free_port
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
@@ -30,21 +30,15 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.import_plugin(SERVICES)
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="session")
 def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """One `tickplane engine` process for the session (GOOG and AAPL)."""
     work = tmp_path_factory.mktemp("api-engine")
     cfg = {
         "name": "api-tests",
-        "order_entry": f"tcp://127.0.0.1:{_port()}",
-        "events": f"tcp://127.0.0.1:{_port()}",
-        "http_port": _port(),
+        "order_entry": f"tcp://127.0.0.1:{free_port()}",
+        "events": f"tcp://127.0.0.1:{free_port()}",
+        "http_port": free_port(),
         "journal_dir": str(work / "journal"),
         "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
         "pin_cpu": False,

@@ -3,13 +3,13 @@ template, with the projection's position and the WebSocket clients."""
 
 from __future__ import annotations
 
-import socket
 import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 from fastapi.testclient import TestClient
 
+from tests.services.servers import free_port
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
@@ -17,16 +17,10 @@ from tickplane.api.settings import GatewaySettings
 H = dict[str, str]
 
 
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_metrics_on_their_own_port(
     settings: GatewaySettings, make_key: Callable[..., keys.NewKey], headers: Callable[..., H]
 ) -> None:
-    port = _port()
+    port = free_port()
     h = headers(make_key())
     with TestClient(create_app(settings.model_copy(update={"metrics_port": port}))) as c:
         ioc = {"symbol": "GOOG", "side": "buy", "qty": 1, "limit_price": 1, "time_in_force": "ioc"}

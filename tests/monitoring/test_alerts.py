@@ -11,7 +11,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,8 @@ from typing import Any
 import prometheus_client
 import pytest
 import yaml
+
+from tests.services.servers import free_port
 
 RULES = Path(__file__).resolve().parents[2] / "manifests" / "monitoring" / "alerts.rules.yaml"
 
@@ -46,12 +47,6 @@ def test_every_alert_says_what_it_is_and_what_to_do() -> None:
         assert a["labels"]["severity"] in {"critical", "warning"}, a["alert"]
         assert len(a["annotations"]["summary"]) > 10, a["alert"]
         assert len(a["annotations"]["runbook"]) > 40, a["alert"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class _BadEngine:
@@ -115,7 +110,7 @@ class _BadEngine:
 
 
 def test_every_alert_fires_in_a_real_prometheus(prometheus_factory: Any) -> None:
-    port, dead_port, dead_gateway = _free_port(), _free_port(), _free_port()
+    port, dead_port, dead_gateway = free_port(), free_port(), free_port()
     with _BadEngine() as bad:
         server, thread = prometheus_client.start_http_server(
             port, "127.0.0.1", registry=bad.registry

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -23,15 +22,9 @@ from pathlib import Path
 import pytest
 
 from tests.kafka.broker import KafkaBroker, fetch_libs
-from tests.services.servers import PostgresServer
+from tests.services.servers import PostgresServer, free_port
 
 REPO = Path(__file__).resolve().parents[3]
-
-
-def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass
@@ -46,11 +39,11 @@ class Engine:
 
 
 def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
-    http_port = _port()
+    http_port = free_port()
     cfg: dict[str, object] = {
         "name": name,
-        "order_entry": f"tcp://127.0.0.1:{_port()}",
-        "events": f"tcp://127.0.0.1:{_port()}",
+        "order_entry": f"tcp://127.0.0.1:{free_port()}",
+        "events": f"tcp://127.0.0.1:{free_port()}",
         "http_port": http_port,
         "journal_dir": str(work / "journal"),
         "symbols": [{"name": s} for s in symbols],
