@@ -97,14 +97,15 @@ def install_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError) -> Any:
+        found = exc.errors()
         errors = []
-        for err in exc.errors():
+        for err in found:
             msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
             errors.append({"field": _where(tuple(err.get("loc", ()))), "message": msg})
         first = errors[0] if errors else {"field": "", "message": "invalid request"}
         message = f"{first['field']}: {first['message']}" if first["field"] else first["message"]
         ctype = request.headers.get("content-type", "")
-        in_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in exc.errors())
+        in_body = any(tuple(e.get("loc", ()))[:1] == ("body",) for e in found)
         if in_body and "json" not in ctype:
             # curl -d without a header posts a form: say what to send, not what failed.
             message = f"send the body as JSON (Content-Type: application/json), not {ctype!r}"

@@ -402,7 +402,8 @@ class Platform:
                     logs / "recorder.log",
                 )
             )
-        if not args.no_ui and _ui_app() is not None:
+        app = None if args.no_ui else _ui_app()
+        if app is not None:
             parts.append(
                 Part(
                     "terminal",
@@ -411,7 +412,7 @@ class Platform:
                         "-m",
                         "streamlit",
                         "run",
-                        str(_ui_app()),
+                        str(app),
                         "--server.port",
                         str(args.ui_port),
                         "--server.address",
