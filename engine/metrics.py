@@ -24,6 +24,7 @@ from prometheus_client.metrics_core import (
 )
 from prometheus_client.registry import Collector
 
+from tickplane.core.engine_metrics import ORDERS_TOTAL, REQUEST_SECONDS
 from tickplane.core.events import (
     Event,
     KillSwitchChanged,
@@ -175,9 +176,7 @@ class EngineMetrics:
             )
         )
         self.orders = _Children(
-            _LoopFamily(
-                "tickplane_engine_orders_total", "Orders by outcome", ["outcome"], registry=r
-            )
+            _LoopFamily(ORDERS_TOTAL, "Orders by outcome", ["outcome"], registry=r)
         )
         self.rejects = _Children(
             _LoopFamily(
@@ -225,7 +224,7 @@ class EngineMetrics:
             registry=r,
         ).labels()
         self.request_seconds = _LoopFamily(
-            "tickplane_engine_request_seconds",
+            REQUEST_SECONDS,  # both read by the operator and the terminal
             "Per batch: from its arrival to its last reply leaving the engine (the slowest "
             "request of the batch)",
             buckets=_US_BUCKETS,
