@@ -58,6 +58,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     StopTriggered,
     SymbolHalted,
@@ -104,8 +105,9 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     leg names its `parent_id` and its `leg` role (`take_profit`, `stop_loss`). A
     bracket's or OTO's leg is `held` with `open_qty` 0 until the parent's fills
     activate it (`OrderActivated`: it then works what the parent filled); its `qty`
-    stays the parent's. `stop_price` is a stop's (a trailing stop's as of its last
-    event; it moves with the market in between)."""
+    stays the parent's. `stop_price` is a stop's; a trailing stop's follows its
+    `OrderTrailed` events, with `hwm` the watermark it trails (None before its first
+    move)."""
 
     id: int
     account: str
@@ -131,6 +133,7 @@ class OrderRecord(msgspec.Struct, frozen=True, kw_only=True):
     leg: str | None = None
     trail_price: int | None = None
     trail_percent: float | None = None
+    hwm: int | None = None
 
     @property
     def is_leg(self) -> bool:
@@ -382,6 +385,11 @@ def apply_order_event(
             seq=ev.seq,
         )
         return new, "activated", None
+    if isinstance(ev, OrderTrailed):
+        if not order.is_open:
+            return None
+        new = rep(order, stop_price=ev.stop_price, hwm=ev.hwm, updated_ns=ev.ts_event, seq=ev.seq)
+        return new, "trailed", None
     if isinstance(ev, StopTriggered):
         new = rep(
             order,
@@ -527,7 +535,13 @@ class Projection:
             trades.append(ev)
             self._publish_market(MarketUpdate(symbol=ev.symbol, kind="trade", trade=ev))
         elif isinstance(
-            ev, OrderCanceled | OrderReplaced | StopTriggered | OrderRejected | OrderActivated
+            ev,
+            OrderCanceled
+            | OrderReplaced
+            | StopTriggered
+            | OrderRejected
+            | OrderActivated
+            | OrderTrailed,
         ):
             self._order_event(ev.account, ev.id, ev)
         elif isinstance(ev, PositionChanged):

@@ -26,6 +26,7 @@ __all__ = [
     "OrderCanceled",
     "OrderRejected",
     "OrderReplaced",
+    "OrderTrailed",
     "PositionChanged",
     "StopTriggered",
     "SymbolHalted",
@@ -137,6 +138,23 @@ class StopTriggered(Message, tag="triggered"):
     stop_price: int
 
 
+class OrderTrailed(Message, tag="trailed"):
+    """A trailing stop's stop price moved with the market (docs/order-classes.md).
+
+    `stop_price` is its stop now and `hwm` the watermark it trails (a sell's highest
+    trade price since it was accepted, a buy's lowest: Alpaca's `hwm`). Sent only when
+    the stop price changed, at most once per trailing stop per batch of trades (a sweep
+    through ten levels moves it once), before any `StopTriggered` those trades cause."""
+
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    stop_price: int
+    hwm: int
+
+
 class PositionChanged(Message, tag="position"):
     seq: int
     ts_event: int
@@ -195,6 +213,7 @@ Event = (
     | SymbolResumed
     | KillSwitchChanged
     | OrderActivated
+    | OrderTrailed
 )
 
 
@@ -243,6 +262,7 @@ _BY_TAG: dict[str, type[Message]] = {
         SymbolResumed,
         KillSwitchChanged,
         OrderActivated,
+        OrderTrailed,
         TopOfBook,
         BookDelta,
     )

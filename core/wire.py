@@ -236,6 +236,7 @@ class OrderView(msgspec.Struct, array_like=True, frozen=True):
     trail_price: int | None = None
     trail_percent: float | None = None
     filled_qty: int = 0  # legs and trailing stops: lots filled so far
+    hwm: int | None = None  # a trailing stop: the watermark its stop trails (Alpaca's hwm)
 
 
 class SymbolInfo(msgspec.Struct, array_like=True, frozen=True):

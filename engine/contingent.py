@@ -35,6 +35,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     StopTriggered,
     Trade,
 )
@@ -45,6 +46,8 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CLASSES",
+    "STOP_LOSS",
+    "TAKE_PROFIT",
     "ContingentOrders",
     "Group",
     "HeldOrder",
@@ -89,6 +92,9 @@ class HeldOrder(msgspec.Struct):
     piece_open: int = 0
     filled: int = 0
     reduced: bool = False  # its sibling's fills, not its own, took its quantity last
+    # a leg: the max_position in force when it was accepted, checked when it is released
+    # (journaled with it, so a recovery under other limits decides the same)
+    max_position: int | None = None
 
     def current_stop(self) -> int | None:
         """The stop price: a trailing stop's follows its watermark."""
@@ -138,6 +144,9 @@ class ContingentOrders:
         self.reserved = 0  # the highest id handed to a held order
         self.busy = False  # anything here at all (plain orders skip this module)
         self._quiet: set[int] = set()  # pieces whose next accept/replace/cancel we caused
+        # trailing stops whose watermark moved in the trades being scanned -> their stop
+        # before the first move (an OrderTrailed follows if the stop differs now)
+        self._moved: dict[int, int | None] = {}
 
     def _refresh(self) -> None:
         self.busy = bool(self.orders or self.groups or self.pending)
@@ -156,6 +165,8 @@ class ContingentOrders:
         order.watermark = st.core.last_price(sym)
         order.target = order.qty
         self.orders[order.id] = order
+        # an open order of its quantity from now on, as a plain stop is
+        st.risk.on_held(order.id, order.account, order.symbol, order.side, order.qty)
         self.reserved = max(self.reserved, order.id)
         self.busy = True
         return [self._accepted(order, ts, st.client_order_ids.get(order.id))]
@@ -243,6 +254,8 @@ class ContingentOrders:
                 ev = out[i]
                 i += 1
                 self._on_event(st, ev, out, ts)
+            if self._moved:
+                self._publish_moves(out, ts)
             if not self._trigger_one(st, out, ts):
                 return
 
@@ -259,6 +272,8 @@ class ContingentOrders:
                 self.groups[parent_id] = g
                 for leg in p.legs:
                     self.orders[leg.id] = leg
+                    # an open order from now on, with no lots until it is released
+                    st.risk.on_held(leg.id, leg.account, leg.symbol, leg.side, 0)
                     if p.order_class == "oco":
                         leg.target = g.exit_open  # an OCO's stop works from the start
                 out[k + 1 : k + 1] = [self._accepted(leg, ev.ts_event) for leg in p.legs]
@@ -290,11 +305,26 @@ class ContingentOrders:
                 self._settle(st, g, out, ts)
 
     def _watch(self, symbol: str, price: int) -> None:
+        moved = self._moved
         for h in self.orders.values():
             if h.order_type == TRAILING and not h.triggered and h.symbol == symbol:
                 wm = h.watermark
                 if wm is None or (price > wm if h.side == "sell" else price < wm):
+                    if h.id not in moved:
+                        moved[h.id] = h.current_stop()
                     h.watermark = price
+
+    def _publish_moves(self, out: list[Event], ts: int) -> None:
+        """An OrderTrailed for each trailing stop whose stop the scanned trades moved
+        (a watermark move that the percent's rounding swallows changes nothing)."""
+        for oid, before in sorted(self._moved.items()):
+            h = self.orders.get(oid)
+            if h is None or h.triggered:
+                continue
+            stop = h.current_stop()
+            if stop is not None and stop != before and h.watermark is not None:
+                out.append(OrderTrailed(0, ts, h.id, h.account, h.symbol, stop, h.watermark))
+        self._moved.clear()
 
     def _parent_filled(
         self, st: EngineState, g: Group, qty: int, out: list[Event], ts: int
@@ -302,12 +332,12 @@ class ContingentOrders:
         if g.order_class == "oco":  # the parent is the take-profit leg itself
             g.any_leg_filled = True
             g.exit_open -= qty
-            for leg_id in g.legs:
-                self._sync(st, self.orders[leg_id], g.exit_open, out, ts)
         else:
             g.exit_open += qty
-            for leg_id in g.legs:
-                self._sync(st, self.orders[leg_id], g.exit_open, out, ts)
+        for leg_id in list(g.legs):  # a leg risk refuses to release leaves the list
+            leg = self.orders.get(leg_id)
+            if leg is not None:
+                self._sync(st, leg, g.exit_open, out, ts)
         if g.parent_open and st.core.order(g.parent_id) is None:
             g.parent_open = False
         self._settle(st, g, out, ts)
@@ -324,16 +354,17 @@ class ContingentOrders:
             h.piece, h.piece_open = 0, 0
         if h.parent_id is None:  # a trailing stop: done once its piece is
             if h.piece == 0:
-                del self.orders[h.id]
+                self._close(st, h)
             return
         g = self.groups.get(h.parent_id)
         if g is None:
             return
         g.any_leg_filled = True
         g.exit_open -= qty
-        for leg_id in g.legs:
-            if leg_id != h.id:
-                self._sync(st, self.orders[leg_id], g.exit_open, out, ts)
+        for leg_id in list(g.legs):
+            leg = self.orders.get(leg_id)
+            if leg_id != h.id and leg is not None:
+                self._sync(st, leg, g.exit_open, out, ts)
         if g.order_class == "oco" and g.parent_open:
             self._reduce_parent(st, g, out, ts)
         self._settle(st, g, out, ts)
@@ -380,6 +411,8 @@ class ContingentOrders:
                 self._submit(st, h, sym, int(OrderType.MARKET), target - old, 0, out, ts)
             return  # a held stop: only its quantity changes until it triggers
         if h.piece:
+            if target > h.piece_open and not self._released(st, h, target, out, ts):
+                return
             self._quiet.add(h.piece)
             if target == 0:
                 st.core.cancel(h.piece, ts)  # `translate` forgets the piece
@@ -387,6 +420,7 @@ class ContingentOrders:
             else:
                 st.core.replace(h.piece, target, KEEP, ts)
                 h.piece_open = target
+            st.risk.on_replaced(h.id, h.piece_open)
             st.absorb(self.translate(st.core_events()), out, None)
         elif target > 0 and h.price is not None:
             self._submit(st, h, sym, int(OrderType.LIMIT), target, h.price, out, ts)
@@ -402,7 +436,11 @@ class ContingentOrders:
         out: list[Event],
         ts: int,
     ) -> None:
-        """Put a piece of `h` in the book (a fresh core id, renamed to h's)."""
+        """Put a piece of `h` in the book (a fresh core id, renamed to h's), if risk
+        lets a leg work that much (`_released`)."""
+        if h.parent_id is not None and not self._released(st, h, qty, out, ts):
+            return
+        st.risk.on_replaced(h.id, qty)  # its lots count from now on; fills take from them
         piece = st.next_order_id()
         self.aliases[piece] = h.id
         h.piece, h.piece_open = piece, qty
@@ -411,6 +449,31 @@ class ContingentOrders:
         acc = st.account_index[h.account]
         st.core.submit(piece, acc, sym, side, order_type, qty, price, 0, tif, 0, ts)
         st.absorb(self.translate(st.core_events()), out, None)
+
+    def _released(self, st: EngineState, h: HeldOrder, qty: int, out: list[Event], ts: int) -> bool:
+        """Whether leg `h` may work `qty` lots in the book (max_position, docs/risk.md);
+        if not, it is canceled with the risk reason (its siblings keep working). Its
+        group's lots on its side are counted once: its own, its siblings' and an
+        OCO's limit (they are one-cancels-other with it)."""
+        g = self.groups.get(h.parent_id) if h.parent_id is not None else None
+        counted = st.risk.open_qty(h.id)
+        if g is not None:
+            counted += sum(st.risk.open_qty(leg) for leg in g.legs if leg != h.id)
+            if g.order_class == "oco":
+                counted += st.risk.open_qty(g.parent_id)
+        refused = st.risk.check_release(h.id, qty, counted, h.max_position)
+        if refused is None:
+            return True
+        if h.piece:
+            self._quiet.add(h.piece)
+            st.core.cancel(h.piece, ts)
+            st.absorb(self.translate(st.core_events()), out, None)
+        remaining = max(h.target, 0)
+        out.append(OrderCanceled(0, ts, h.id, h.account, h.symbol, remaining, refused.reason))
+        self._close(st, h)
+        if g is not None and g.parent_id in self.groups:
+            self._settle(st, g, out, ts)
+        return False
 
     def _trigger_one(self, st: EngineState, out: list[Event], ts: int) -> bool:
         """Trigger the oldest held stop whose price the last trade reached."""
@@ -436,6 +499,7 @@ class ContingentOrders:
     def _close(self, st: EngineState, h: HeldOrder) -> None:
         """A held order is finished (its piece canceled by the core, or by a user)."""
         self.orders.pop(h.id, None)
+        st.risk.on_done(h.id)
         if h.piece:
             self.aliases.pop(h.piece, None)
         if h.parent_id is not None:
@@ -496,6 +560,7 @@ class ContingentOrders:
         out: list[Event] = []
         if qty is not None:
             h.qty = h.target = qty
+            st.risk.on_replaced(h.id, qty)  # a trailing stop counts its quantity
         if trail_price is not None:
             h.trail_price = trail_price
         if trail_percent is not None:

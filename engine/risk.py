@@ -21,7 +21,7 @@ order-rate buckets; nothing else changes until the engine reports what the core 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -93,12 +93,21 @@ class Reject(msgspec.Struct, frozen=True):
 
 
 class _Order:
-    """An open order as risk sees it: what it could still add to the position."""
+    """An open order as risk sees it: what it could still add to the position. A
+    `held` order (a leg or a trailing stop, docs/order-classes.md) stays open at zero
+    lots: it ends only with `on_done`."""
 
-    __slots__ = ("account", "buy", "pair", "price", "qty", "side", "symbol")
+    __slots__ = ("account", "buy", "held", "pair", "price", "qty", "side", "symbol")
 
     def __init__(
-        self, account: str, symbol: str, buy: bool, qty: int, price: int | None, pair: list[int]
+        self,
+        account: str,
+        symbol: str,
+        buy: bool,
+        qty: int,
+        price: int | None,
+        pair: list[int],
+        held: bool = False,
     ) -> None:
         self.account = account
         self.symbol = symbol
@@ -107,6 +116,7 @@ class _Order:
         self.qty = qty
         self.price = price
         self.pair = pair  # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
+        self.held = held
 
 
 class _Window:
@@ -131,6 +141,7 @@ class _OrderState(msgspec.Struct, array_like=True):
     side: str
     qty: int
     price: int | None
+    held: bool = False
 
 
 class _BucketState(msgspec.Struct, array_like=True):
@@ -258,15 +269,21 @@ class RiskEngine:
         qty: int,
         price: int | None,
         ts: int,
+        legs: Sequence[tuple[str, int, int]] = (),
     ) -> Reject | None:
         """Check a new order; None if it may go to the core (it then spends a rate token).
 
         `price` is the limit price (limit, stop_limit) or None/0 (market, stop). Orders
         without a price are valued at the symbol's reference price for the notional
         check; without a reference they fail it when `max_order_notional` is set.
+
+        `legs` are the held legs a bracket, OTO or OCO brings with it, as (role, qty,
+        price): each passes `max_order_qty` and `max_order_notional` at its own price
+        (right after the order's own), and `max_open_orders` counts them with the
+        order (docs/risk.md, "Order classes").
         """
         buy = True if side in _BUY else False if side in _SELL else None
-        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts)
+        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts, legs)
 
     def check_replace(
         self, order_id: int, qty: int | None, price: int | None, ts: int
@@ -300,10 +317,11 @@ class RiskEngine:
         price: int | None,
         replaced: int,
         ts: int,
+        legs: Sequence[tuple[str, int, int]] = (),
     ) -> Reject | None:
         """The checks in CHECK_ORDER. `buy` is None for a side the core will reject;
         `replaced` is the open quantity of the order a replace changes (0 for a new order,
-        which is also the only one `max_open_orders` counts)."""
+        which is also the only one `max_open_orders` counts); `legs` as in check_new."""
         if self._kill_all or account in self._killed:
             return self._killed_reject(account)
         if self._halts:
@@ -326,6 +344,19 @@ class RiskEngine:
             r = self._notional_reject(lim.max_order_notional, account, symbol, is_pair, qty, price)
             if r is not None:
                 return r
+        for role, leg_qty, leg_price in legs:
+            if max_qty is not None and leg_qty > max_qty:
+                return Reject(
+                    MAX_ORDER_QTY,
+                    f"the {role} leg's quantity {leg_qty} is above the limit of {max_qty} "
+                    f"lots for {_on(account, symbol, is_pair)}",
+                )
+            if lim.max_order_notional is not None:
+                r = self._notional_reject(
+                    lim.max_order_notional, account, symbol, is_pair, leg_qty, leg_price
+                )
+                if r is not None:
+                    return Reject(r.reason, f"the {role} leg's {r.message}")
         if lim.max_position is not None and buy is not None:
             r = self._position_reject(
                 lim.max_position, account, symbol, is_pair, buy, qty, replaced
@@ -338,19 +369,26 @@ class RiskEngine:
             if r is not None:
                 return r
         if not replaced:
+            n = len(legs)  # an order's legs are open orders from its acceptance too
+            brings = f" and this order brings {n + 1} with its legs" if n else ""
             max_open = acct.max_open_orders
-            if max_open is not None and self._acct_count.get(account, 0) >= max_open:
+            have = self._acct_count.get(account, 0)
+            if max_open is not None and have + n >= max_open:
                 return Reject(
                     MAX_OPEN_ORDERS,
-                    f"account {account!r} already has {max_open} open orders, its limit",
+                    f"account {account!r} already has {have} open orders{brings}, its "
+                    f"limit is {max_open}"
+                    if n
+                    else f"account {account!r} already has {max_open} open orders, its limit",
                 )
             if pair is not None and pair.max_open_orders is not None:
                 p = self._pairs.get((account, symbol))
-                if (p[2] if p else 0) >= pair.max_open_orders:
+                have = p[2] if p else 0
+                if have + n >= pair.max_open_orders:
                     return Reject(
                         MAX_OPEN_ORDERS,
-                        f"account {account!r} already has {pair.max_open_orders} open "
-                        f"orders on {symbol}, its limit there",
+                        f"account {account!r} already has {have} open orders on {symbol}"
+                        f"{brings}, its limit there is {pair.max_open_orders}",
                     )
         if acct.max_orders_per_second is not None or (
             pair is not None and pair.max_orders_per_second is not None
@@ -499,26 +537,65 @@ class RiskEngine:
         p[2] += 1
         self._acct_count[account] = self._acct_count.get(account, 0) + 1
 
+    def on_held(self, order_id: int, account: str, symbol: str, side: str | int, qty: int) -> None:
+        """A held order was accepted (a leg or a trailing stop, docs/order-classes.md):
+        it counts as an open order, with `qty` lots, until `on_done`, whatever its lots
+        come to meanwhile (`on_replaced` sets them, fills take from them)."""
+        self.on_accepted(order_id, account, symbol, side, qty)
+        self._orders[order_id].held = True
+
+    def position_limit(self, account: str, symbol: str) -> int | None:
+        """The `max_position` that applies to the account on the symbol now."""
+        pair = self._per_symbol.get((account, symbol)) if self._per_symbol else None
+        lim = self._per_account.get(account, self._default) if pair is None else pair
+        return lim.max_position
+
+    def check_release(
+        self, order_id: int, qty: int, counted: int, limit: int | None
+    ) -> Reject | None:
+        """Whether a held leg may work `qty` lots in the book now: the `max_position`
+        check of a new order of that size against `limit` (the leg keeps the limit in
+        force when it was accepted: configuration may change before a recovery replays
+        the release), except that the `counted` lots (what its group already has open
+        on its side: its own and its siblings', which its fills would take from) are not
+        counted twice. None for no limit, or an order risk does not hold."""
+        o = self._orders.get(order_id)
+        if o is None or limit is None:
+            return None
+        is_pair = bool(self._per_symbol) and (o.account, o.symbol) in self._per_symbol
+        return self._position_reject(limit, o.account, o.symbol, is_pair, o.buy, qty, counted)
+
+    def open_qty(self, order_id: int) -> int:
+        """The open lots risk counts for an order (0 for one it does not hold)."""
+        o = self._orders.get(order_id)
+        return 0 if o is None else o.qty
+
     def on_replaced(self, order_id: int, qty: int, price: int | None = None) -> None:
-        """An open order now has open quantity `qty` (and limit price `price`, if given)."""
+        """An open order now has open quantity `qty` (and limit price `price`, if given);
+        at zero it is done, unless it is held."""
         o = self._orders.get(order_id)
         if o is None:
             return
+        qty = max(qty, 0)
         o.pair[o.side] += qty - o.qty
         o.qty = qty
         if price is not None:
             o.price = price
-        if qty <= 0:
+        if qty == 0 and not o.held:
             self.on_done(order_id)
 
     def on_fill(self, order_id: int, qty: int) -> None:
-        """An open order traded `qty` lots; at zero open quantity it is done."""
+        """An open order traded `qty` lots; at zero open quantity it is done (a held
+        order stays, at zero lots)."""
         o = self._orders.get(order_id)
         if o is None:
             return
         if qty < o.qty:
             o.pair[o.side] -= qty
             o.qty -= qty
+        elif o.held:
+            o.pair[o.side] -= o.qty
+            o.qty = 0
         else:
             self.on_done(order_id)
 
@@ -707,7 +784,9 @@ class RiskEngine:
                 key=lambda b: (b.account, b.symbol is not None, b.symbol or ""),
             ),
             [
-                _OrderState(i, o.account, o.symbol, "buy" if o.buy else "sell", o.qty, o.price)
+                _OrderState(
+                    i, o.account, o.symbol, "buy" if o.buy else "sell", o.qty, o.price, o.held
+                )
                 for i, o in sorted(self._orders.items(), key=lambda kv: kv[0])
             ],
         )
@@ -723,7 +802,7 @@ class RiskEngine:
         if snap.version != SNAPSHOT_VERSION:
             raise ValueError(f"risk snapshot version {snap.version}, not {SNAPSHOT_VERSION}")
         for o in snap.orders:
-            if o.side not in ("buy", "sell") or o.qty <= 0:
+            if o.side not in ("buy", "sell") or o.qty < 0 or (o.qty == 0 and not o.held):
                 raise ValueError(f"risk snapshot: order {o.id} has side {o.side!r}, qty {o.qty}")
         if len({o.id for o in snap.orders}) != len(snap.orders):
             raise ValueError("risk snapshot: an order id appears twice")
@@ -743,3 +822,4 @@ class RiskEngine:
                 self._pair_buckets[(bs.account, bs.symbol)] = [bs.level, bs.last_ts]
         for o in snap.orders:
             self.on_accepted(o.id, o.account, o.symbol, o.side, o.qty, o.price)
+            self._orders[o.id].held = o.held

@@ -31,7 +31,13 @@ import zmq
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event
-from tickplane.engine.contingent import CLASSES, legs_for, trailing_stop
+from tickplane.engine.contingent import (
+    CLASSES,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    legs_for,
+    trailing_stop,
+)
 from tickplane.engine.eventlog import EventLog
 from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
@@ -585,7 +591,7 @@ class EngineService:
             _enum(req.tif, TIFS),
             int(req.post_only) if isinstance(req.post_only, bool) else INVALID,
         )
-        refused = st.check(cmd)
+        refused = st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
         if refused is not None:
             self.metrics.risk_rejects[refused.reason].inc()
             return wire.Reject(req.req, refused.reason, refused.message), []
@@ -723,6 +729,9 @@ class EngineService:
             tp.limit_price if tp is not None else None,
             (sl.stop_price, sl.limit_price) if sl is not None else None,
         )
+        limit = st.risk.position_limit(req.account, req.symbol)
+        for leg in legs:
+            leg.max_position = limit
         mark = {
             "contingent": {
                 "kind": "legs",
@@ -1095,6 +1104,19 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)
     return AlpacaVenue.from_env(**kwargs)
+
+
+def _risk_legs(req: wire.NewOrder, qty: int) -> list[tuple[str, int, int]]:
+    """The held legs of an order class as risk checks them at submission (role, qty,
+    price): a take-profit at its limit, a stop-loss at its limit or else its stop
+    (docs/risk.md). An OCO's take-profit is the order itself; a trailing stop has none."""
+    legs: list[tuple[str, int, int]] = []
+    tp, sl = req.take_profit, req.stop_loss
+    if tp is not None and req.order_class != "oco":
+        legs.append((TAKE_PROFIT, qty, tp.limit_price))
+    if sl is not None:
+        legs.append((STOP_LOSS, qty, sl.stop_price if sl.limit_price is None else sl.limit_price))
+    return legs
 
 
 def _req_of(frame: bytes) -> int:

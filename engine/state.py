@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -234,9 +234,10 @@ class EngineState:
         """Ids are shared by the book and routed orders (the core needs them rising)."""
         return max(self.core.last_id, self.last_routed_id, self.contingent.reserved) + 1
 
-    def check(self, c: Command) -> Reject | None:
+    def check(self, c: Command, legs: Sequence[tuple[str, int, int]] = ()) -> Reject | None:
         """Pre-trade risk for a command (a pass spends an order-rate token). Commands the
-        core will reject anyway (bad side, type or quantity) are left to the core."""
+        core will reject anyway (bad side, type or quantity) are left to the core.
+        `legs`: a new order's held legs (role, qty, price), checked with it."""
         if c.op == Op.NEW:
             if c.side > 1 or c.order_type > OrderType.STOP_LIMIT or not c.qty > 0:
                 return None
@@ -248,6 +249,7 @@ class EngineState:
                 c.qty,
                 c.price if c.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT) else None,
                 c.ts,
+                legs,
             )
         if c.op == Op.REPLACE:
             return self.risk.check_replace(
@@ -627,6 +629,7 @@ class EngineState:
             h.trail_price,
             h.trail_percent,
             h.filled,
+            h.watermark if h.order_type == "trailing_stop" else None,
         )
 
     def open_orders(self, account: str, symbol: str | None = None) -> list[wire.OrderView]:

@@ -60,6 +60,7 @@ class Link:
     trail_price: int | None
     trail_percent: float | None
     stop_price: int | None
+    hwm: int | None = None
 
     @classmethod
     def of(cls, source: wire.OrderView | OrderAccepted | OrderRecord) -> Link:
@@ -70,6 +71,7 @@ class Link:
             source.trail_price,
             source.trail_percent,
             source.stop_price,
+            None if isinstance(source, OrderAccepted) else source.hwm,
         )
 
 
@@ -126,6 +128,7 @@ def order(
         order_class=(view.order_class if view is not None else None) or "simple",
         trail_price=None if view is None else units.price(view.trail_price),
         trail_percent=trail_percent,
+        hwm=units.price(view.hwm if view is not None and view.hwm is not None else o.hwm),
         legs=legs,
     )
 

@@ -43,8 +43,10 @@ TRADE_UPDATES: Final = "trade_updates"
 # Tickplane's update names that Alpaca spells differently (`held`: an accepted stop,
 # which Alpaca reports as `new`). `triggered` has no Alpaca event and is not sent.
 # `activated` (a leg now works) has none either: the leg's next event shows it working.
+# Neither has `trailed` (a trailing stop's stop moved): Alpaca shows it on the order
+# (`stop_price`, `hwm`) without pushing an update.
 _EVENTS: Final = {"held": "new", "change_rejected": "order_replace_rejected"}
-_SKIPPED: Final = frozenset({"triggered", "activated"})
+_SKIPPED: Final = frozenset({"triggered", "activated", "trailed"})
 _AUTH_TIMEOUT: Final = 10.0
 
 

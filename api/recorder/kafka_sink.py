@@ -34,9 +34,11 @@ from tickplane.core.events import (
     Event,
     KillSwitchChanged,
     OrderAccepted,
+    OrderActivated,
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     StopTriggered,
     SymbolHalted,
@@ -73,6 +75,8 @@ _TOPIC_AND_KEY: dict[type[Event | TopOfBook], tuple[str, str]] = {
     OrderCanceled: ("orders", "symbol"),
     OrderReplaced: ("orders", "symbol"),
     StopTriggered: ("orders", "symbol"),
+    OrderActivated: ("orders", "symbol"),
+    OrderTrailed: ("orders", "symbol"),
     OrderRejected: ("orders", "account"),  # a reject names no symbol
     KillSwitchChanged: ("orders", "account"),  # None (the whole engine) keys as "*"
     Trade: ("executions", "symbol"),

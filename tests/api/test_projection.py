@@ -268,3 +268,49 @@ def test_a_bracket_keeps_its_class_legs_and_activation(engine_endpoints: dict[st
             await proj.stop()
 
     _run(engine_endpoints, body)
+
+
+def test_a_trailing_stop_shows_its_moving_stop(engine_endpoints: dict[str, str]) -> None:
+    trader, a, b = _acct(), _acct(), _acct()
+
+    async def body(eng: EngineClient) -> None:
+        price = await _price_far(eng)
+
+        async def cross(at: int) -> int:
+            _ack(await eng.submit(a, "AAPL", "sell", "limit", 1, price=at))
+            return _ack(await eng.submit(b, "AAPL", "buy", "limit", 1, price=at)).last_seq
+
+        proj = Projection(eng)
+        await proj.start()
+        try:
+            await cross(price)
+            async with proj.subscribe(account=trader) as sub:
+                ts = _ack(
+                    await eng.submit(trader, "AAPL", "sell", "trailing_stop", 2, trail_price=5)
+                )
+                assert ts.order_id is not None
+                assert await proj.wait_for(ts.last_seq, 10)
+                order = proj.order(trader, ts.order_id)
+                assert order is not None and (order.stop_price, order.hwm) == (price - 5, None)
+                assert await proj.wait_for(await cross(price + 10), 10)
+                order = proj.order(trader, ts.order_id)
+                assert order is not None
+                assert (order.status, order.stop_price, order.hwm) == (
+                    "new",
+                    price + 5,
+                    price + 10,
+                )
+                updates = [u for u in sub.drain() if isinstance(u, OrderUpdate)]
+                assert [u.event for u in updates] == ["new", "trailed"]
+                assert updates[-1].order == order
+                done = _ack(await eng.cancel(trader, ts.order_id))
+                assert await proj.wait_for(done.last_seq, 10)
+                closed = proj.order(trader, ts.order_id)
+                assert closed is not None and (closed.status, closed.stop_price) == (
+                    "canceled",
+                    price + 5,
+                )
+        finally:
+            await proj.stop()
+
+    _run(engine_endpoints, body)

@@ -15,6 +15,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     StopTriggered,
     TopOfBook,
@@ -71,6 +72,7 @@ events = st.one_of(
     st.builds(OrderCanceled, ints, ints, ints, names, names, ints, names),
     st.builds(OrderReplaced, ints, ints, ints, names, names, ints, ints),
     st.builds(StopTriggered, ints, ints, ints, names, names, ints),
+    st.builds(OrderTrailed, ints, ints, ints, names, names, ints, ints),
     st.builds(PositionChanged, ints, ints, names, names, ints, ints, ints, ints),
 )
 levels = st.lists(st.builds(BookLevel, ints, ints, ints), max_size=3)

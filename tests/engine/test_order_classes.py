@@ -22,6 +22,7 @@ from tickplane.core.events import (
     OrderActivated,
     OrderCanceled,
     OrderReplaced,
+    OrderTrailed,
     StopTriggered,
     Trade,
 )
@@ -107,6 +108,49 @@ def test_a_sell_trailing_stop_follows_the_high_and_triggers_into_a_market_order(
         assert reject(await c.get_order("carol", ts)).reason == "unknown_order"
         acct = ack(await c.get_account("carol")).account
         assert acct is not None and acct.positions[0].qty == -5
+
+    run(engine, body)
+
+
+def test_a_trailing_stop_publishes_its_stop_when_it_moves_and_only_then(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        await trade_at(c, 100)
+        ts = oid(await c.submit("carol", "GOOG", "sell", "trailing_stop", 5, trail_price=3))
+        ack(await c.submit("mm-a", "GOOG", "sell", "limit", 1, price=105))
+        up = await c.submit("mm-b", "GOOG", "buy", "limit", 1, price=105)
+        (moved,) = of(up, OrderTrailed)
+        assert (moved.id, moved.account, moved.symbol) == (ts, "carol", "GOOG")
+        assert (moved.stop_price, moved.hwm) == (102, 105)
+        assert moved.seq > max(t.seq for t in of(up, Trade))  # after the trade that moved it
+        ack(await c.submit("mm-a", "GOOG", "sell", "limit", 1, price=103))
+        down = await c.submit("mm-b", "GOOG", "buy", "limit", 1, price=103)
+        assert of(down, OrderTrailed) == []  # a lower print leaves a sell's stop alone
+        # a sweep of three levels is one batch of trades: the stop moves once, to the end
+        for price in (106, 107, 108):
+            ack(await c.submit("mm-a", "GOOG", "sell", "limit", 1, price=price))
+        sweep = await c.submit("mm-b", "GOOG", "buy", "limit", 3, price=108)
+        assert len(of(sweep, Trade)) == 3
+        assert [(e.id, e.stop_price, e.hwm) for e in of(sweep, OrderTrailed)] == [(ts, 105, 108)]
+        v = await view(c, "carol", ts)
+        assert (v.stop_price, v.hwm) == (105, 108)
+        # a percent trail rounds: a new high can leave the stop where it was
+        pct = oid(await c.submit("dave", "AAPL", "sell", "trailing_stop", 1, trail_percent=10.0))
+        await trade_at(c, 94, "AAPL")  # 10% of 94 rounds to 9: the stop appears at 85
+        assert (await view(c, "dave", pct)).stop_price == 85
+        ack(await c.submit("mm-a", "AAPL", "sell", "limit", 1, price=95))
+        same = await c.submit("mm-b", "AAPL", "buy", "limit", 1, price=95)
+        assert of(same, OrderTrailed) == []  # 95 - 9.5 (rounds to 10) is 85 still
+        v = await view(c, "dave", pct)
+        assert (v.stop_price, v.hwm) == (85, 95)
+        ack(await c.submit("mm-a", "AAPL", "sell", "limit", 1, price=96))
+        higher = await c.submit("mm-b", "AAPL", "buy", "limit", 1, price=96)
+        assert [(e.id, e.stop_price, e.hwm) for e in of(higher, OrderTrailed)] == [(pct, 86, 96)]
+        # the stream carries them, numbered like every event
+        events = await c.replay(1, ack(await c.ping()).last_seq)
+        trailed = [(e.id, e.stop_price) for e in events if isinstance(e, OrderTrailed)]
+        assert trailed == [(ts, 102), (ts, 105), (pct, 85), (pct, 86)]
 
     run(engine, body)
 
@@ -483,7 +527,13 @@ def _recovers(engine_factory: Any, **settings: Any) -> None:
     events = after[0]
     # the scenario did exercise what it is meant to: triggers, activations, oco cancels
     kinds = {type(e).__name__ for e in events}
-    assert {"StopTriggered", "OrderActivated", "OrderReplaced", "OrderCanceled"} <= kinds
+    assert {
+        "StopTriggered",
+        "OrderActivated",
+        "OrderReplaced",
+        "OrderCanceled",
+        "OrderTrailed",
+    } <= kinds
     oco = [e.id for e in events if isinstance(e, OrderCanceled) and e.reason == "oco"]
     assert len(oco) == 2  # the OCO's limit, the bracket's take-profit
 
@@ -657,6 +707,7 @@ def test_random_flows_with_order_classes_recover_exactly(tmp_path: Path, seed: i
     assert _everything(crashed) == _everything(original)
     kinds = ",".join(replies)
     assert "OrderActivated" in kinds and "StopTriggered" in kinds  # classes did things
+    assert "OrderTrailed" in kinds
     _legs_never_exit_more_than_was_entered(original)
 
 

@@ -144,9 +144,13 @@ def test_a_trailing_stop_follows_the_last_trade(trader: Trader, other: Trader) -
     )
     assert (by_percent.trail_percent, by_percent.stop_price) == ("1.5", "197.00")
 
+    assert by_price.hwm == "200.00"  # the last trade it trails from
     cross(other, trader, "TSLA", 1, 210)  # the sell's watermark rises to 210
-    assert trader.client.get_order_by_id(by_price.id).stop_price == "208.00"
+    moved = trader.client.get_order_by_id(by_price.id)
+    assert (moved.stop_price, moved.hwm) == ("208.00", "210.00")
     assert trader.client.get_order_by_id(by_percent.id).stop_price == "206.85"
+    listed = {o.id: o for o in trader.client.get_orders()}
+    assert (listed[by_price.id].stop_price, listed[by_price.id].hwm) == ("208.00", "210.00")
 
     # Alpaca's `trail` replaces the trail in the order's own terms (price or percent).
     wider = trader.client.replace_order_by_id(by_price.id, ReplaceOrderRequest(trail=5, qty=2))

@@ -1,0 +1,209 @@
+"""Held orders against pre-trade risk (docs/risk.md, "Order classes"): the legs of a
+bracket, OTO or OCO and trailing stops count as open orders, legs pass the per-order
+limits at submission, and a leg released into the book passes the position limit.
+
+In process: an `EngineService` without sockets (requests go to `dispatch`), journaled,
+so the same flows also recover."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tickplane.core import wire
+from tickplane.core.config import EngineConfig, RiskConfig, RiskLimits, SymbolConfig
+from tickplane.core.events import Event, OrderCanceled, StopTriggered, Trade
+from tickplane.engine.journal import FsyncPolicy, JournalWriter
+from tickplane.engine.service import EngineService
+
+TP = wire.TakeProfit
+SL = wire.StopLoss
+
+
+class Engine:
+    """Requests in, replies out, numbered for the caller."""
+
+    def __init__(self, journal_dir: Path, **limits: Any) -> None:
+        config = EngineConfig(
+            name="risk",
+            journal_dir=str(journal_dir),
+            symbols=[SymbolConfig("GOOG", reference_price=100)],
+            http_port=0,
+            snapshot_every=0,
+            pin_cpu=False,
+            risk=RiskConfig(accounts={"alice": RiskLimits(**limits)}),
+        )
+        self.svc = EngineService(config)
+        self.svc.journal = JournalWriter.open(journal_dir, FsyncPolicy.NONE)
+        self.svc.recover()
+        self.n = 0
+
+    def send(self, req: Any) -> wire.Reply:
+        reply, _ = self.svc.dispatch(req, set())
+        assert self.svc.journal is not None
+        self.svc.journal.commit()
+        return reply
+
+    def new(self, account: str, side: str, qty: int, **fields: Any) -> wire.Reply:
+        self.n += 1
+        order_type = fields.pop("order_type", "limit")
+        return self.send(wire.NewOrder(self.n, account, "GOOG", side, order_type, qty, **fields))
+
+    def cancel(self, account: str, order_id: int) -> wire.Reply:
+        self.n += 1
+        return self.send(wire.CancelOrder(self.n, account, order_id))
+
+    def open_ids(self, account: str) -> list[int]:
+        return [v.id for v in self.svc.state.open_orders(account)]
+
+    @property
+    def seq(self) -> int:
+        return self.svc.state.seq
+
+
+def ok(reply: wire.Reply) -> wire.Ack:
+    assert isinstance(reply, wire.Ack), reply
+    return reply
+
+
+def refused(reply: wire.Reply) -> wire.Reject:
+    assert isinstance(reply, wire.Reject), reply
+    return reply
+
+
+def bracket(**over: Any) -> dict[str, Any]:
+    fields: dict[str, Any] = dict(
+        price=100, order_class="bracket", take_profit=TP(110), stop_loss=SL(90)
+    )
+    fields.update(over)
+    return fields
+
+
+def test_a_bracket_needs_three_open_orders_and_gives_them_back(tmp_path: Path) -> None:
+    eng = Engine(tmp_path, max_open_orders=3)
+    ok(eng.new("alice", "buy", 1, price=95))
+    seq = eng.seq
+    r = refused(eng.new("alice", "buy", 5, **bracket()))
+    assert r.reason == "max_open_orders"
+    assert "brings 3" in r.message  # the parent and its two legs
+    assert eng.seq == seq and len(eng.open_ids("alice")) == 1  # nothing was accepted
+    # an OTO brings two: it fits
+    oto = ok(eng.new("alice", "buy", 5, price=100, order_class="oto", take_profit=TP(110)))
+    assert oto.order_id is not None
+    assert eng.open_ids("alice") == [1, oto.order_id, oto.order_id + 1]
+    # the account is at its limit: a held leg counts like a resting order
+    assert refused(eng.new("alice", "buy", 1, price=95)).reason == "max_open_orders"
+    # canceling the parent cancels its leg (nothing to work yet): both slots come back
+    ok(eng.cancel("alice", oto.order_id))
+    assert eng.open_ids("alice") == [1]
+    ok(eng.cancel("alice", 1))
+    b = ok(eng.new("alice", "buy", 5, **bracket()))
+    assert b.order_id is not None and len(eng.open_ids("alice")) == 3
+
+
+def test_an_oco_brings_two_open_orders_and_a_trailing_stop_one(tmp_path: Path) -> None:
+    eng = Engine(tmp_path, max_open_orders=2)
+    oco = dict(order_class="oco", take_profit=TP(110), stop_loss=SL(90))
+    ok(eng.new("alice", "sell", 3, **oco))
+    assert refused(eng.new("alice", "sell", 1, price=120)).reason == "max_open_orders"
+    eng2 = Engine(tmp_path / "two", max_open_orders=1)
+    ok(eng2.new("alice", "sell", 3, order_type="trailing_stop", trail_price=2))
+    assert refused(eng2.new("alice", "sell", 1, price=120)).reason == "max_open_orders"
+    assert refused(eng2.new("alice", "sell", 3, **oco)).reason == "max_open_orders"
+
+
+def test_each_leg_passes_the_order_limits_at_its_own_price(tmp_path: Path) -> None:
+    eng = Engine(tmp_path, max_order_notional=1000, max_order_qty=10)
+    seq = eng.seq
+    # the parent (10 at 95: 950) passes; the take-profit (10 at 110: 1100) does not
+    r = refused(eng.new("alice", "buy", 10, **bracket(price=95)))
+    assert (r.reason, r.message.split(" notional")[0]) == (
+        "max_order_notional",
+        "the take_profit leg's",
+    )
+    # a sell's stop-loss is above it: a stop leg is valued at its stop ...
+    r = refused(
+        eng.new("alice", "sell", 10, **bracket(price=95, take_profit=TP(90), stop_loss=SL(105)))
+    )
+    assert r.reason == "max_order_notional" and r.message.startswith("the stop_loss leg's")
+    # ... a stop-limit leg at its limit
+    sl = SL(99, 101)
+    r = refused(eng.new("alice", "sell", 10, **bracket(price=95, take_profit=TP(90), stop_loss=sl)))
+    assert r.message.startswith("the stop_loss leg's") and "10 lots at 101" in r.message
+    sl = SL(99, 100)
+    ok(eng.new("alice", "sell", 10, **bracket(price=95, take_profit=TP(90), stop_loss=sl)))
+    # quantity: a leg works at most its parent's, so the parent's check is the one
+    assert refused(eng.new("alice", "buy", 11, **bracket(price=90))).reason == "max_order_qty"
+    assert eng.seq == seq + 3  # only the one that passed: accepted, with its two legs
+
+
+def _stop_loss_release(tmp_path: Path) -> tuple[Engine, int, list[Event]]:
+    """alice buys 10 with an OTO whose only leg is a stop-loss at 90, then sells 20 on
+    her own (within her limit of 10: the held stop counts no lots), so when the stop
+    triggers, its sell of 10 would take her to 20 short."""
+    eng = Engine(tmp_path, max_position=10)
+    oto = ok(eng.new("alice", "buy", 10, price=100, order_class="oto", stop_loss=SL(90)))
+    assert oto.order_id is not None
+    ok(eng.new("bob", "sell", 10, price=100))  # the parent fills: the stop-loss works 10
+    ok(eng.new("bob", "buy", 20, price=99))
+    ok(eng.new("alice", "sell", 20, price=99))  # alice is 10 short now
+    ok(eng.new("carol", "buy", 5, price=89))
+    hit = ok(eng.new("dave", "sell", 1, price=89))  # prints 89: the stop triggers
+    return eng, oto.order_id + 1, hit.events
+
+
+def test_a_leg_released_past_the_position_limit_is_canceled(tmp_path: Path) -> None:
+    eng, leg, events = _stop_loss_release(tmp_path)
+    triggered = [e for e in events if isinstance(e, StopTriggered)]
+    canceled = [e for e in events if isinstance(e, OrderCanceled) and e.id == leg]
+    assert [e.id for e in triggered] == [leg]
+    assert [(e.reason, e.remaining) for e in canceled] == [("max_position", 10)]
+    assert not [e for e in events if isinstance(e, Trade) and leg in (e.taker, e.maker)]
+    assert leg not in eng.open_ids("alice")
+    acct = eng.svc.state.account_view("alice")
+    assert acct.positions[0].qty == -10  # not -20
+    assert acct.open_orders == 0
+
+
+def test_a_leg_released_within_the_limit_counts_its_group_once(tmp_path: Path) -> None:
+    # a bracket's take-profit rests (10 lots) when its stop-loss triggers: the stop's 10
+    # are not added to them (one cancels the other), so a limit of 10 lets it work
+    eng = Engine(tmp_path, max_position=10)
+    b = ok(eng.new("alice", "buy", 10, **bracket()))
+    assert b.order_id is not None
+    ok(eng.new("bob", "sell", 10, price=100))
+    assert eng.svc.state.risk.open_exposure("alice", "GOOG")[1] == 10  # the take-profit
+    ok(eng.new("carol", "buy", 20, price=89))
+    hit = ok(eng.new("dave", "sell", 1, price=89))
+    sl = b.order_id + 2
+    fills = [e for e in hit.events if isinstance(e, Trade) and sl in (e.taker, e.maker)]
+    assert sum(e.qty for e in fills) == 10
+    canceled = {e.id: e.reason for e in hit.events if isinstance(e, OrderCanceled)}
+    assert canceled == {b.order_id + 1: "oco"}
+    assert eng.svc.state.account_view("alice").positions[0].qty == 0
+    assert eng.open_ids("alice") == []
+    assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (0, 0, 0)
+
+
+@pytest.mark.parametrize("limit_after", [10, 1000])
+def test_a_release_recovers_to_the_same_decision_under_new_limits(
+    tmp_path: Path, limit_after: int
+) -> None:
+    """The leg keeps the limit it was accepted under (journaled with it), so a
+    recovery under other limits replays the same cancel."""
+    eng, leg, _ = _stop_loss_release(tmp_path / "a")
+    assert eng.svc.journal is not None
+    eng.svc.journal.close()
+    shutil.copytree(tmp_path / "a", tmp_path / "b")
+    again = Engine(tmp_path / "b", max_position=limit_after)
+    st, before = again.svc.state, eng.svc.state
+    assert st.seq == before.seq
+    assert st.account_view("alice") == before.account_view("alice")
+    assert st.risk.snapshot() == before.risk.snapshot()
+    replayed = st.replay(1, st.seq, 10_000)
+    assert replayed is not None
+    canceled = [e.reason for e in replayed if isinstance(e, OrderCanceled) and e.id == leg]
+    assert canceled == ["max_position"]
