@@ -35,6 +35,7 @@ from typing import Any, Literal, TypeAlias
 import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderClass as AlpacaClass
 from alpaca.trading.enums import OrderSide
 from alpaca.trading.enums import TimeInForce as AlpacaTif
 from alpaca.trading.models import Order
@@ -44,7 +45,10 @@ from alpaca.trading.requests import (
     OrderRequest,
     ReplaceOrderRequest,
     StopLimitOrderRequest,
+    StopLossRequest,
     StopOrderRequest,
+    TakeProfitRequest,
+    TrailingStopOrderRequest,
 )
 from alpaca.trading.stream import TradingStream
 from requests.adapters import HTTPAdapter
@@ -84,6 +88,8 @@ _TIF = {
     "fok": AlpacaTif.FOK,
 }
 _SIDE = {"buy": OrderSide.BUY, "sell": OrderSide.SELL}
+_CLASS = {"bracket": AlpacaClass.BRACKET, "oto": AlpacaClass.OTO, "oco": AlpacaClass.OCO}
+_TYPES = ("market", "limit", "stop", "stop_limit", "trailing_stop")
 # Alpaca order statuses after which the order will not change again.
 _TERMINAL = {"filled", "canceled", "expired", "rejected", "replaced", "done_for_day"}
 _CLOSED_BY = {"canceled": "canceled", "expired": "expired", "rejected": "venue_rejected"}
@@ -152,6 +158,7 @@ class _Tracked:
     pending: tuple[int | None, int | None] | None = None
     pending_vid: str | None = None
     replacements: int = 0
+    parent: int | None = None  # a leg: its parent's engine id (legs has no coid of ours)
 
 
 _Command: TypeAlias = tuple[str, Any, Any, Any]
@@ -625,6 +632,7 @@ class AlpacaVenue:
             return
         with self._lock:
             self._accept(tracked, str(placed.id))
+            self._learn_legs(tracked, placed)
             status = _enum_text(placed.status)
             if status in _CLOSED_BY and not tracked.closed:
                 self._close(tracked, str(placed.id), placed, _CLOSED_BY[status])
@@ -811,6 +819,40 @@ class AlpacaVenue:
             t.limit_price = limit_price
         self._emit_locked(VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price))
 
+    def _learn_legs(self, t: _Tracked, o: Any) -> None:
+        """Track the legs of a bracket, OTO or OCO under their engine ids, from the
+        parent's order object (its `legs`: Alpaca's legs carry no client order id of
+        ours, so their updates are known by their Alpaca ids). A take-profit leg is the
+        limit one; the engine numbered them after the parent, the take-profit first."""
+        legs = _get(o, "legs") or []
+        if not legs or t.parent is not None:
+            return
+        has_tp = any(_enum_text(_get(leg, "type")) == "limit" for leg in legs)
+        for leg in legs:
+            vid = str(_get(leg, "id"))
+            if vid in self._by_vid:
+                continue
+            kind = _enum_text(_get(leg, "type"))
+            oid = t.order.order_id + (1 if kind == "limit" or not has_tp else 2)
+            if oid in self._orders:
+                continue
+            try:
+                order = _order_from_alpaca(oid, leg, t.spec, coid="")
+            except (ValueError, KeyError, TypeError):
+                log.warning("alpaca: cannot track leg %s of order %d", vid, t.order.order_id)
+                continue
+            self._orders[oid] = _Tracked(
+                order,
+                t.spec,
+                "",
+                venue_id=vid,
+                accepted=True,  # accepted with its parent: the engine says so then
+                open_qty=max(0, order.qty - _qty(_get(leg, "filled_qty"))),
+                limit_price=order.limit_price,
+                parent=t.order.order_id,
+            )
+            self._by_vid[vid] = oid
+
     def _lookup(self, coid: str, vid: str) -> int | None:
         oid = self._by_coid.get(coid)
         if oid is None:
@@ -874,6 +916,7 @@ class AlpacaVenue:
                 t = self._adopt(oid, o)
                 if t is None:
                     return
+            self._learn_legs(t, o)
             self._apply_update(t, event, vid, o, data)
 
     def _apply_update(
@@ -1069,6 +1112,18 @@ def _order_request(order: VenueOrder, spec: SymbolSpec, coid: str) -> OrderReque
         raise ValueError(f"a {kind} order needs a stop_price")
     limit = _float_price(spec, order.limit_price) if order.limit_price is not None else None
     stop = _float_price(spec, order.stop_price) if order.stop_price is not None else None
+    if order.order_class != "simple":
+        common.update(_class_fields(order, spec))
+        if order.order_class == "oco":  # its limit is its take-profit's (alpaca-py's way)
+            limit = None
+    if kind == "trailing_stop":
+        if (order.trail_price is None) == (order.trail_percent is None):
+            raise ValueError("a trailing_stop takes trail_price or trail_percent")
+        if order.trail_price is not None:
+            return TrailingStopOrderRequest(
+                **common, trail_price=_float_price(spec, order.trail_price)
+            )
+        return TrailingStopOrderRequest(**common, trail_percent=order.trail_percent)
     if kind == "market":
         return MarketOrderRequest(**common)
     if kind == "limit":
@@ -1078,6 +1133,24 @@ def _order_request(order: VenueOrder, spec: SymbolSpec, coid: str) -> OrderReque
     if kind == "stop_limit":
         return StopLimitOrderRequest(**common, limit_price=limit, stop_price=stop)
     raise ValueError(f"unsupported order type {kind!r}")
+
+
+def _class_fields(order: VenueOrder, spec: SymbolSpec) -> dict[str, Any]:
+    """`order_class`, `take_profit` and `stop_loss` of a bracket, OTO or OCO request."""
+    cls = _CLASS.get(order.order_class)
+    if cls is None:
+        raise ValueError(f"unsupported order class {order.order_class!r}")
+    out: dict[str, Any] = {"order_class": cls}
+    if order.take_profit is not None:
+        out["take_profit"] = TakeProfitRequest(limit_price=_float_price(spec, order.take_profit))
+    if order.stop_loss_stop is not None:
+        sl: dict[str, Any] = {"stop_price": _float_price(spec, order.stop_loss_stop)}
+        if order.stop_loss_limit is not None:
+            sl["limit_price"] = _float_price(spec, order.stop_loss_limit)
+        out["stop_loss"] = StopLossRequest(**sl)
+    if "take_profit" not in out and "stop_loss" not in out:
+        raise ValueError(f"an {order.order_class} order needs take_profit and/or stop_loss")
+    return out
 
 
 def _float_price(spec: SymbolSpec, ticks: int) -> float:
@@ -1093,21 +1166,24 @@ def _float_price(spec: SymbolSpec, ticks: int) -> float:
     return value
 
 
-def _order_from_alpaca(oid: int, o: Mapping[str, Any], spec: SymbolSpec) -> VenueOrder:
+def _order_from_alpaca(oid: int, o: Any, spec: SymbolSpec, coid: str | None = None) -> VenueOrder:
+    """The order an Alpaca order object (a mapping, or alpaca-py's model) describes."""
+
     def ticks(key: str) -> int | None:
-        v = o.get(key)
+        v = _get(o, key)
         return None if v in (None, "") else spec.to_ticks(_decimal(v))
 
     return VenueOrder(
         order_id=oid,
-        client_order_id=str(o["client_order_id"]),
-        symbol=str(o["symbol"]),
-        side=_literal(o["side"], ("buy", "sell")),
-        type=_literal(o["type"], ("market", "limit", "stop", "stop_limit")),
-        qty=_qty(o["qty"]),
+        client_order_id=str(_get(o, "client_order_id")) if coid is None else coid,
+        symbol=str(_get(o, "symbol")),
+        side=_literal(_get(o, "side"), ("buy", "sell")),
+        type=_literal(_get(o, "type"), _TYPES),
+        qty=_qty(_get(o, "qty")),
         limit_price=ticks("limit_price"),
         stop_price=ticks("stop_price"),
-        tif=_literal(o["time_in_force"], ("gtc", "day", "ioc", "fok")),
+        tif=_literal(_get(o, "time_in_force"), ("gtc", "day", "ioc", "fok")),
+        order_class=_literal(_get(o, "order_class") or "simple", ("simple", *_CLASS)),
     )
 
 

@@ -22,6 +22,7 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
     "OffTickPrice",
+    "OrderClass",
     "OrderType",
     "Request",
     "Side",
@@ -39,7 +40,8 @@ __all__ = [
 ]
 
 Side: TypeAlias = Literal["buy", "sell"]
-OrderType: TypeAlias = Literal["market", "limit", "stop", "stop_limit"]
+OrderType: TypeAlias = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+OrderClass: TypeAlias = Literal["simple", "bracket", "oto", "oco"]
 TimeInForce: TypeAlias = Literal["gtc", "day", "ioc", "fok"]
 Request: TypeAlias = Literal["submit", "cancel", "replace"]
 
@@ -55,6 +57,13 @@ class VenueOrder:
     `client_order_id` lets the venue choose one (the Alpaca adapter uses
     ``f"{prefix}{order_id}"``). `limit_price` is read for ``limit``/``stop_limit`` and
     `stop_price` for ``stop``/``stop_limit``, both in ticks; `qty` is in lots.
+
+    Order classes (docs/order-classes.md, docs/venues.md): a ``trailing_stop`` has
+    `trail_price` (ticks) or `trail_percent`; a ``bracket``, ``oto`` or ``oco`` has
+    `take_profit` (its limit, ticks) and/or `stop_loss_stop` (and `stop_loss_limit` for
+    a stop-limit stop-loss), and `legs`: the engine ids of its legs, the take-profit's
+    first (an OCO's take-profit is the order itself: its one leg is the stop-loss). The
+    venue reports each leg's fills and close under its engine id.
     """
 
     order_id: int
@@ -66,6 +75,13 @@ class VenueOrder:
     limit_price: int | None
     stop_price: int | None
     tif: TimeInForce
+    order_class: OrderClass = "simple"
+    take_profit: int | None = None
+    stop_loss_stop: int | None = None
+    stop_loss_limit: int | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+    legs: tuple[int, ...] = ()
 
 
 # --------------------------------------------------------------------------- events

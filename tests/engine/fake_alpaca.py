@@ -7,7 +7,16 @@ auth headers checked, error bodies ``{"code", "message"}``, order ids UUIDs. It 
 tiny book: orders rest until the test fills them (`fill`), a market order fills at once
 when the symbol has a `last_price`, and buy orders are checked against `buying_power`.
 
-Control for tests: `fill`, `expire`, `reject`, `fail_next` (5xx or any status, optionally
+Order classes as Alpaca has them: a ``trailing_stop`` (``trail_price`` or
+``trail_percent``; its ``stop_price`` and ``hwm`` follow `trade`), and ``bracket``,
+``oto`` and ``oco`` orders with ``take_profit``/``stop_loss``, whose legs are orders of
+their own (nested in the parent's ``legs``; no client order id of the caller's). A
+bracket's or OTO's legs are ``held`` until the parent is filled, then ``new``; when the
+parent is canceled unfilled they are canceled, partly filled they work what it filled;
+when one leg is filled the other is canceled. An OCO is its take-profit limit (the
+parent) and its stop-loss leg, both working; when one fills, the other is canceled.
+
+Control for tests: `fill`, `trade`, `expire`, `reject`, `fail_next` (5xx or any status, optionally
 after doing the work), `hang_next`/`release` (a request that never answers), `stop` /
 `start` (an outage of both servers; ports are kept) and `stop_stream` / `start_stream`
 (only the websocket). `wait_until` waits on a condition over the fake's state.
@@ -36,8 +45,9 @@ from websockets.exceptions import ConnectionClosed
 
 T = TypeVar("T")
 
-OPEN = {"new", "accepted", "pending_new", "partially_filled"}
-TYPES = {"market", "limit", "stop", "stop_limit"}
+OPEN = {"new", "accepted", "pending_new", "partially_filled", "held"}
+TYPES = {"market", "limit", "stop", "stop_limit", "trailing_stop"}
+CLASSES = {"simple", "bracket", "oto", "oco"}
 TIFS = {"day", "gtc", "opg", "cls", "ioc", "fok"}
 
 
@@ -71,6 +81,12 @@ class FakeOrder:
     updated_ns: int = field(default_factory=time.time_ns)
     replaced_by: str | None = None
     replaces: str | None = None
+    order_class: str = "simple"
+    legs: list[FakeOrder] = field(default_factory=list)
+    parent: FakeOrder | None = None
+    trail_price: Decimal | None = None
+    trail_percent: Decimal | None = None
+    hwm: Decimal | None = None
 
     @property
     def open(self) -> bool:
@@ -101,7 +117,7 @@ class FakeOrder:
             "qty": str(self.qty),
             "filled_qty": str(self.filled_qty),
             "filled_avg_price": _text(avg),
-            "order_class": "simple",
+            "order_class": self.order_class,
             "order_type": self.type,
             "type": self.type,
             "side": self.side,
@@ -110,8 +126,22 @@ class FakeOrder:
             "stop_price": _text(self.stop_price),
             "status": self.status,
             "extended_hours": False,
-            "legs": None,
+            "legs": [leg.to_json() for leg in self.legs] or None,
+            "trail_price": _text(self.trail_price),
+            "trail_percent": _text(self.trail_percent),
+            "hwm": _text(self.hwm),
         }
+
+    def trail(self) -> None:
+        """A trailing stop's stop from its watermark."""
+        if self.hwm is None:
+            return
+        if self.trail_price is not None:
+            gap = self.trail_price
+        else:
+            assert self.trail_percent is not None
+            gap = (self.hwm * self.trail_percent / 100).quantize(Decimal("0.01"))
+        self.stop_price = self.hwm - gap if self.side == "sell" else self.hwm + gap
 
 
 @dataclass
@@ -328,6 +358,20 @@ class FakeAlpaca:
                 raise ValueError(f"cannot fill {qty} of {o.status} order {o.id}")
             return self._fill(o, Decimal(price), qty)
 
+    def trade(self, symbol: str, price: Decimal | str) -> None:
+        """A print at `price`: the symbol's last price, which trailing stops follow (their
+        `hwm` and `stop_price` move; Alpaca publishes nothing for that)."""
+        with self._cond:
+            p = Decimal(price)
+            self.last_price[symbol] = p
+            for o in self.orders.values():
+                if o.type != "trailing_stop" or not o.open or o.symbol != symbol:
+                    continue
+                if o.hwm is None or (p > o.hwm if o.side == "sell" else p < o.hwm):
+                    o.hwm = p
+                    o.trail()
+            self._cond.notify_all()
+
     def expire(self, key: str) -> None:
         """The order's time in force ran out: ``expired``."""
         with self._cond:
@@ -352,7 +396,7 @@ class FakeAlpaca:
         signed = qty if o.side == "buy" else -qty
         self.positions[o.symbol] = self.positions.get(o.symbol, 0) + signed
         event = "fill" if o.status == "filled" else "partial_fill"
-        return self._publish(
+        data = self._publish(
             event,
             o,
             price=format(price, "f"),
@@ -360,6 +404,36 @@ class FakeAlpaca:
             position_qty=str(self.positions[o.symbol]),
             execution_id=str(uuid.uuid4()),
         )
+        if o.status == "filled":
+            if o.order_class in ("bracket", "oto") and o.parent is None:
+                for leg in o.legs:  # the entry is in: its exits work
+                    if leg.status == "held":
+                        leg.status = "new"
+                        self._publish("new", leg)
+            else:  # an exit filled: its siblings are canceled (an OCO's limit too)
+                group = o.parent or o
+                others = [*group.legs, group] if group.order_class == "oco" else group.legs
+                for other in others:
+                    if other is not o and other.open:
+                        other.status = "canceled"
+                        self._publish("canceled", other)
+        return data
+
+    def _cancel(self, o: FakeOrder) -> None:
+        """Cancel `o`; a bracket's or OTO's held legs go with an unfilled parent and
+        work what a partly filled one filled; an OCO's stop goes with its limit."""
+        o.status = "canceled"
+        self._publish("canceled", o)
+        for leg in o.legs:
+            if not leg.open:
+                continue
+            if o.order_class == "oco" or o.filled_qty == 0:
+                leg.status = "canceled"
+                self._publish("canceled", leg)
+            elif leg.status == "held":
+                leg.qty = o.filled_qty
+                leg.status = "new"
+                self._publish("new", leg)
 
     def _publish(self, event: str, o: FakeOrder, **extra: Any) -> dict[str, Any]:
         o.updated_ns = time.time_ns()
@@ -392,6 +466,23 @@ class FakeAlpaca:
         qty = _int(body.get("qty"), "qty")
         limit = _price(body.get("limit_price"), "limit_price")
         stop = _price(body.get("stop_price"), "stop_price")
+        cls = body.get("order_class") or "simple"
+        if cls not in CLASSES:
+            raise ApiError(422, 40010001, f"invalid order_class {cls!r}")
+        tp = body.get("take_profit") or {}
+        sl = body.get("stop_loss") or {}
+        if cls == "oco":
+            if kind != "limit" or not tp or not sl:
+                raise ApiError(422, 40010001, "oco orders take type limit, take_profit, stop_loss")
+            limit = limit or _price(tp.get("limit_price"), "take_profit.limit_price")
+        if cls == "bracket" and (not tp or not sl):
+            raise ApiError(422, 40010001, "bracket orders need take_profit and stop_loss")
+        if cls == "oto" and bool(tp) == bool(sl):
+            raise ApiError(422, 40010001, "oto orders need take_profit or stop_loss")
+        trail_price = _price(body.get("trail_price"), "trail_price")
+        trail_percent = _price(body.get("trail_percent"), "trail_percent")
+        if kind == "trailing_stop" and (trail_price is None) == (trail_percent is None):
+            raise ApiError(422, 40010001, "trailing_stop takes trail_price or trail_percent")
         if kind in ("limit", "stop_limit") and limit is None:
             raise ApiError(422, 40010001, "limit_price is required")
         if kind in ("stop", "stop_limit") and stop is None:
@@ -404,8 +495,49 @@ class FakeAlpaca:
             if ref * qty > self.buying_power:
                 raise ApiError(403, 40310000, "insufficient buying power")
         o = FakeOrder(str(uuid.uuid4()), coid, str(symbol), side, kind, qty, tif, limit, stop)
+        o.order_class = cls
+        if kind == "trailing_stop":
+            o.trail_price, o.trail_percent = trail_price, trail_percent
+            o.hwm = self.last_price.get(str(symbol))
+            o.trail()
         self.orders[o.id] = o
+        if cls != "simple":
+            exit_side = side if cls == "oco" else ("sell" if side == "buy" else "buy")
+            status = "new" if cls == "oco" else "held"
+            if tp and cls != "oco":
+                tp_limit = _price(tp.get("limit_price"), "take_profit.limit_price")
+                self._leg(o, exit_side, "limit", tp_limit, None, status)
+            if sl:
+                sl_stop = _price(sl.get("stop_price"), "stop_loss.stop_price")
+                sl_limit = _price(sl.get("limit_price"), "stop_loss.limit_price")
+                kind = "stop" if sl_limit is None else "stop_limit"
+                self._leg(o, exit_side, kind, sl_limit, sl_stop, status)
         return o
+
+    def _leg(
+        self,
+        parent: FakeOrder,
+        side: str,
+        kind: str,
+        limit: Decimal | None,
+        stop: Decimal | None,
+        status: str,
+    ) -> None:
+        leg = FakeOrder(
+            str(uuid.uuid4()),
+            str(uuid.uuid4()),  # Alpaca names legs itself
+            parent.symbol,
+            side,
+            kind,
+            parent.qty,
+            parent.time_in_force,
+            limit,
+            stop,
+            status,
+        )
+        leg.order_class, leg.parent = parent.order_class, parent
+        parent.legs.append(leg)
+        self.orders[leg.id] = leg
 
     # ------------------------------------------------------------------ REST routes
 
@@ -427,8 +559,7 @@ class FakeAlpaca:
                 out = []
                 for o in list(self.orders.values()):
                     if o.open:
-                        o.status = "canceled"
-                        self._publish("canceled", o)
+                        self._cancel(o)
                         out.append({"id": o.id, "status": 200})
                 return 207, out, None
             if path == "/v2/orders:by_client_order_id" and method == "GET":
@@ -447,8 +578,7 @@ class FakeAlpaca:
                 if method == "DELETE":
                     if not o.open:
                         raise ApiError(422, 42210000, "order is not cancelable")
-                    o.status = "canceled"
-                    self._publish("canceled", o)
+                    self._cancel(o)
                     return 204, None, None
                 if method == "PATCH":
                     return 200, self._replace(o, body if isinstance(body, dict) else {}), None

@@ -154,6 +154,121 @@ def accepted(events: Events, oid: int) -> VenueAccepted:
 # ---------------------------------------------------------------------- orders
 
 
+def classed(oid: int, cls: str, **fields: Any) -> VenueOrder:
+    """A bracket, OTO, OCO or trailing stop (`fields` on top of a buy limit of 10)."""
+    base: dict[str, Any] = dict(
+        order_id=oid,
+        client_order_id="",
+        symbol="AAPL",
+        side="buy",
+        type="limit",
+        qty=10,
+        limit_price=10000,
+        stop_price=None,
+        tif="gtc",
+        order_class=cls,
+    )
+    base.update(fields)
+    return VenueOrder(**base)
+
+
+# ---------------------------------------------------------------------- order classes
+
+
+def test_a_bracket_goes_as_one_request_and_its_legs_report_under_their_ids(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(
+        classed(
+            20,
+            "bracket",
+            take_profit=11050,
+            stop_loss_stop=9500,
+            stop_loss_limit=9490,
+            legs=(21, 22),
+        )
+    )
+    ack = accepted(events, 20)
+    body = next(b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders")
+    assert body["order_class"] == "bracket"
+    assert body["take_profit"] == {"limit_price": Decimal("110.5")}
+    assert body["stop_loss"] == {"stop_price": Decimal("95"), "limit_price": Decimal("94.9")}
+    parent = fake.order(ack.venue_order_id)
+    tp, sl = parent.legs
+    assert (tp.type, tp.side, tp.status, sl.type, sl.status) == (
+        "limit",
+        "sell",
+        "held",
+        "stop_limit",
+        "held",
+    )
+    fake.fill(parent.id, "100", 10)  # the entry is in: the legs work
+    events.wait(VenueFilled, lambda e: e.order_id == 20 and e.leaves_qty == 0)
+    fake.wait_until(lambda: tp.status == "new")
+    fake.fill(tp.id, "110.50", 4)
+    part = events.wait(VenueFilled, lambda e: e.order_id == 21)
+    assert (part.price, part.qty, part.leaves_qty) == (11050, 4, 6)
+    fake.fill(tp.id, "110.50", 6)  # the take-profit is done: Alpaca cancels the stop-loss
+    events.wait(VenueFilled, lambda e: e.order_id == 21 and e.leaves_qty == 0)
+    gone = events.wait(VenueCanceled, lambda e: e.order_id == 22)
+    assert (gone.remaining, gone.reason) == (10, "canceled")
+    assert [type(e).__name__ for e in events.about(21)] == ["VenueFilled", "VenueFilled"]
+
+
+def test_an_oco_and_an_oto_map_their_one_leg(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    venue.submit(
+        classed(
+            30,
+            "oco",
+            side="sell",
+            limit_price=11000,
+            take_profit=11000,
+            stop_loss_stop=9000,
+            legs=(31,),
+        )
+    )
+    ack = accepted(events, 30)
+    body = next(b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders")
+    assert (body["order_class"], body["type"], "limit_price" in body) == ("oco", "limit", False)
+    (stop,) = fake.order(ack.venue_order_id).legs
+    fake.fill(stop.id, "89.99", 10)  # the stop-loss fills: its limit is canceled
+    assert events.wait(VenueFilled, lambda e: e.order_id == 31).qty == 10
+    assert events.wait(VenueCanceled, lambda e: e.order_id == 30).reason == "canceled"
+    # an OTO with a stop-loss only: the leg is the parent's id + 1; canceling the
+    # unfilled parent cancels it
+    venue.submit(classed(40, "oto", stop_loss_stop=9000, legs=(41,)))
+    accepted(events, 40)
+    venue.cancel(40)
+    events.wait(VenueCanceled, lambda e: e.order_id == 40)
+    assert events.wait(VenueCanceled, lambda e: e.order_id == 41).remaining == 10
+
+
+def test_a_trailing_stop_is_sent_with_its_trail(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.trade("AAPL", "100")
+    venue.submit(
+        classed(50, "simple", type="trailing_stop", side="sell", limit_price=None, trail_price=150)
+    )
+    placed = fake.order(accepted(events, 50).venue_order_id)
+    body = next(b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders")
+    assert (body["type"], body["trail_price"]) == ("trailing_stop", Decimal("1.5"))
+    assert (placed.stop_price, placed.hwm) == (Decimal("98.5"), Decimal("100"))
+    venue.submit(
+        classed(
+            51, "simple", type="trailing_stop", side="sell", limit_price=None, trail_percent=2.5
+        )
+    )
+    accepted(events, 51)
+    body = [b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders"][-1]
+    assert body["trail_percent"] == Decimal("2.5")
+
+
 def test_the_venue_is_a_venue(started: tuple[AlpacaVenue, Events]) -> None:
     venue, _ = started
     assert isinstance(venue, Venue)
