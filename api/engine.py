@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable
 
 from tickplane.api.errors import ApiError
 from tickplane.core import wire
 from tickplane.core.client import EngineError, EngineUnavailable
 
-__all__ = ["acked"]
+__all__ = ["ack_of", "acked"]
 
 
 async def acked(request: Awaitable[wire.Reply], timeout: float) -> wire.Ack:
@@ -19,15 +20,33 @@ async def acked(request: Awaitable[wire.Reply], timeout: float) -> wire.Ack:
     timer here cost ~8% of a WebSocket order's CPU."""
     try:
         reply = await request
-    except (TimeoutError, EngineUnavailable):
-        raise ApiError(
+    except (TimeoutError, EngineError) as exc:
+        raise _unavailable(exc, timeout) from None
+    return _ack(reply)
+
+
+def ack_of(reply: asyncio.Future[wire.Reply], timeout: float) -> wire.Ack:
+    """`acked` for a reply already in (a done future), without a coroutine: WebSocket
+    order entry answers a frame's orders together once their replies are in."""
+    try:
+        done = reply.result()
+    except (TimeoutError, EngineError) as exc:
+        raise _unavailable(exc, timeout) from None
+    return _ack(done)
+
+
+def _unavailable(exc: TimeoutError | EngineError, timeout: float) -> ApiError:
+    if isinstance(exc, TimeoutError | EngineUnavailable):
+        return ApiError(
             503,
             "engine_unavailable",
             f"the engine did not answer within {timeout:g} s; retry later",
             headers={"Retry-After": "1"},
-        ) from None
-    except EngineError as exc:
-        raise ApiError(503, "engine_unavailable", str(exc)) from None
+        )
+    return ApiError(503, "engine_unavailable", str(exc))
+
+
+def _ack(reply: wire.Reply) -> wire.Ack:
     if isinstance(reply, wire.Reject):
         raise ApiError.from_engine(reply.reason, reply.message)
     return reply

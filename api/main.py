@@ -3,8 +3,9 @@ tickplane.api.main:create_app` serves it."""
 
 from __future__ import annotations
 
+import gc
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
@@ -78,9 +79,11 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
                 stop_metrics = metrics.serve(gateway_metrics, settings.metrics_port, settings.host)
             except OSError as exc:  # another worker of this host serves them already
                 log.warning("metrics port %d: %s", settings.metrics_port, exc)
+        restore_gc = _tune_gc()
         try:
             yield
         finally:
+            restore_gc()
             if stop_metrics is not None:
                 stop_metrics()
             await projection.stop()
@@ -107,6 +110,31 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
     app.include_router(alpaca_router)  # Alpaca-compatible: /v2 and /stream
     _serve_submit_lean(app)
     return app
+
+
+# Under WebSocket order entry the collector took a fifth of a worker's time with
+# CPython's defaults (700 allocations per young collection; every full one walking the
+# ~100k objects that FastAPI, pydantic and the modules leave behind): each order leaves
+# a few short-lived dicts and futures, and orders in flight survive into the old
+# generations. Long-lived startup objects are frozen out of the collections and young
+# collections come 50x less often; what is cyclic garbage is still found, later.
+GC_THRESHOLDS = (35_000, 10, 10)
+
+
+def _tune_gc() -> Callable[[], None]:
+    """Once started: move what exists now out of the collector's walks (`gc.freeze`) and
+    collect the young generation less often (`GC_THRESHOLDS`); returns the undo (for a
+    process that goes on after the app, as tests do)."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
+
+    def restore() -> None:
+        gc.unfreeze()
+        gc.set_threshold(*before)
+
+    return restore
 
 
 def _serve_submit_lean(app: FastAPI) -> None:

@@ -34,7 +34,7 @@ from fastapi import APIRouter, WebSocket, WebSocketDisconnect
 from pydantic import ValidationError
 
 from tickplane.api.deps import KEY_ID_HEADER, SECRET_HEADER, Caller, authenticate
-from tickplane.api.engine import acked
+from tickplane.api.engine import ack_of, acked
 from tickplane.api.errors import ApiError
 from tickplane.api.metrics import GatewayMetrics
 from tickplane.api.projection import (
@@ -46,6 +46,7 @@ from tickplane.api.projection import (
     SubscriptionOverflow,
     Update,
 )
+from tickplane.api.quick_orders import QuickOrder, quick_order
 from tickplane.api.schemas import OrderCreate, OrderReplace
 from tickplane.api.settings import GatewaySettings
 from tickplane.core import wire
@@ -254,7 +255,10 @@ def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[st
     action = fields.pop("action", None)
     try:
         if action == "submit":
-            order = OrderCreate.model_validate(fields)
+            # the common plain shape without pydantic; anything else through OrderCreate
+            order: QuickOrder | OrderCreate | None = quick_order(fields)
+            if order is None:
+                order = OrderCreate.model_validate(fields)
             request: wire.Request = wire.NewOrder(
                 engine.next_req(),
                 caller.account,
@@ -293,13 +297,13 @@ def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[st
     return ref, action, engine.send(request)
 
 
-async def _finish(
+def _answer(
     started: _Started, caller: Caller, projection: Projection, settings: GatewaySettings
 ) -> dict[str, Any]:
-    """The answer to an action sent by `_start`, once the engine replied."""
+    """The answer to an action sent by `_start`, once its reply is in (a done future)."""
     ref, action, reply = started
     try:
-        ack = await acked(reply, settings.engine_timeout)
+        ack = ack_of(reply, settings.engine_timeout)
     except ApiError as exc:
         return _error(ref, exc.reason, exc.message)
     for ev in ack.events:
@@ -324,10 +328,19 @@ async def _answer_frame(
     settings: GatewaySettings,
 ) -> None:
     """A frame's answers, in its order, as one frame. The engine answers in the order
-    sent, so awaiting each reply in turn waits for the first and finds the rest done."""
+    sent, so waiting for each reply in turn waits for the first and finds the rest in:
+    only a reply not yet in is awaited (a coroutine per order cost more than its
+    answer)."""
     answers = []
     for s in started:
-        answers.append(s if isinstance(s, dict) else await _finish(s, caller, projection, settings))
+        if isinstance(s, dict):
+            answers.append(s)
+            continue
+        reply = s[2]
+        if not reply.done():
+            with contextlib.suppress(Exception):  # `_answer` reads it from the future
+                await reply
+        answers.append(_answer(s, caller, projection, settings))
     outbox.push(answers)
 
 

@@ -13,18 +13,22 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 
 from tests.engine.conftest import EngineProcess, free_port
 from tickplane.api.projection import (
     MarketUpdate,
+    OrderRecord,
     OrderUpdate,
     PositionUpdate,
     Projection,
     SubscriptionOverflow,
+    order_from_accepted,
 )
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.core.events import OrderAccepted
 
 T = TypeVar("T")
 
@@ -314,3 +318,50 @@ def test_a_trailing_stop_shows_its_moving_stop(engine_endpoints: dict[str, str])
             await proj.stop()
 
     _run(engine_endpoints, body)
+
+
+def test_order_from_accepted_fills_every_field_by_name() -> None:
+    """`order_from_accepted` builds the record by position: each field lands where its
+    name says (a bracket leg and a trailing stop carry every optional field)."""
+    leg = OrderAccepted(
+        seq=7,
+        ts_event=123,
+        id=42,
+        account="a",
+        symbol="GOOG",
+        side="sell",
+        order_type="stop_limit",
+        qty=5,
+        price=99,
+        stop_price=101,
+        tif="day",
+        post_only=False,
+        client_order_id="c-42",
+        order_class="bracket",
+        parent_id=41,
+        leg="stop_loss",
+        trail_price=3,
+        trail_percent=None,
+    )
+    trail = msgspec.structs.replace(
+        leg,
+        id=43,
+        order_type="stop",
+        price=None,
+        order_class="simple",
+        parent_id=None,
+        leg=None,
+        trail_price=None,
+        trail_percent=1.5,
+    )
+    for ev, status, open_qty in ((leg, "held", 0), (trail, "held", 5)):
+        by_name = OrderRecord(
+            id=ev.id, account=ev.account, symbol=ev.symbol, side=ev.side,
+            type=ev.order_type, qty=ev.qty, limit_price=ev.price, stop_price=ev.stop_price,
+            time_in_force=ev.tif, post_only=ev.post_only, client_order_id=ev.client_order_id,
+            status=status, reason=None, filled_qty=0, open_qty=open_qty, filled_notional=0,
+            created_ns=ev.ts_event, updated_ns=ev.ts_event, seq=ev.seq,
+            order_class=ev.order_class, parent_id=ev.parent_id, leg=ev.leg,
+            trail_price=ev.trail_price, trail_percent=ev.trail_percent,
+        )  # fmt: skip
+        assert order_from_accepted(ev) == by_name
