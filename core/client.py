@@ -10,7 +10,8 @@ Used by the gateway, the recorder, strategies and tests alike:
 Requests go over a DEALER socket; replies are matched to requests by `req`. The event
 stream subscribes to the engine's PUB socket and fills any gap in `seq` through the
 engine's replay service before yielding, so a consumer sees every event exactly once
-and in order.
+and in order. Asked to (`md_from`), it does the same for the tops of book of chosen
+symbols by their `md_seq`, through the engine's market-data log (`ReplayMarketData`).
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import logging
+import time
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any
 
@@ -27,13 +30,16 @@ import zmq
 import zmq.asyncio
 
 from tickplane.core import wire
-from tickplane.core.events import Event, MarketData
+from tickplane.core.events import Event, MarketData, TopOfBook
 
 __all__ = ["EngineClient", "EngineError", "EngineUnavailable"]
 
 EVENTS_TOPIC = b"e"
 HEARTBEAT_TOPIC = b"h"
 SEND_QUEUE = 100_000  # requests the DEALER queues for the engine
+MD_CHECK_SECONDS = 1.0  # while the engine is idle: how often md_from symbols are caught up
+
+log = logging.getLogger(__name__)
 
 
 class EngineError(RuntimeError):
@@ -364,6 +370,55 @@ class EngineClient:
             nxt = reply.events[-1].seq + 1
         return out
 
+    async def replay_market_data(
+        self, symbol: str, from_md_seq: int, to_md_seq: int
+    ) -> tuple[list[TopOfBook], int]:
+        """One page of `symbol`'s tops from_md_seq..to_md_seq and the last md_seq the
+        answer covers (numbers in range it lacks are not kept: see
+        `wire.ReplayMarketData`)."""
+        reply = await self.request(
+            wire.ReplayMarketData(self.next_req(), symbol, from_md_seq, to_md_seq)
+        )
+        if isinstance(reply, wire.Reject):
+            raise EngineError(
+                f"replay of {symbol} market data {from_md_seq}..{to_md_seq}: "
+                f"{reply.reason} {reply.message}"
+            )
+        return reply.tops or [], reply.md_seq if reply.md_seq is not None else from_md_seq - 1
+
+    async def _md_fill(
+        self,
+        symbol: str,
+        md_next: dict[str, int],
+        upto: int,
+        on_missing: Callable[[str, int], None] | None,
+    ) -> AsyncIterator[TopOfBook]:
+        """`symbol`'s tops from md_next[symbol] to `upto` (or the latest), paged,
+        moving md_next[symbol] past each; numbers the engine no longer keeps are logged
+        and counted through `on_missing`."""
+        nxt = md_next[symbol]
+        while nxt <= upto:
+            tops, covered = await self.replay_market_data(symbol, nxt, upto)
+            if covered < nxt:
+                return  # nothing that new yet
+            missing = covered - nxt + 1 - len(tops)
+            if missing:
+                log.warning(
+                    "market data of %s: %d tops of md_seq %d..%d are not kept by the "
+                    "engine (older than its market-data log, or its last moments before a "
+                    "kill -9)",
+                    symbol,
+                    missing,
+                    nxt,
+                    covered,
+                )
+                if on_missing is not None:
+                    on_missing(symbol, missing)
+            for top in tops:
+                md_next[symbol] = top.md_seq + 1
+                yield top
+            nxt = md_next[symbol] = covered + 1
+
     async def _fill(self, expected: int, upto: int) -> list[Event]:
         """The events expected..upto-1, which the stream lost, through replay."""
         missed = await self.replay(expected, upto - 1)
@@ -377,12 +432,23 @@ class EngineClient:
     # -- the event stream ------------------------------------------------------------------
 
     async def events(
-        self, from_seq: int | None = None, *, market_data: list[str] | None = None
+        self,
+        from_seq: int | None = None,
+        *,
+        market_data: list[str] | None = None,
+        md_from: dict[str, int] | None = None,
+        on_md_missing: Callable[[str, int], None] | None = None,
     ) -> AsyncIterator[Event | MarketData]:
         """Trading events in seq order, gaps filled through replay; with `market_data`,
-        also those symbols' top-of-book messages (not sequenced with the events).
+        also those symbols' market-data messages (not sequenced with the events).
 
-        With `from_seq`, events before the first live one are replayed first."""
+        With `from_seq`, events before the first live one are replayed first. With
+        `md_from` (symbol -> first md_seq wanted, for symbols of `market_data`), those
+        symbols' tops of book come gap-free and in md_seq order too: from that number
+        (caught up at once from the engine's market-data log), each gap filled before a
+        later top is yielded, and caught up again now and then while the engine is idle.
+        Tops the engine no longer keeps are skipped, logged and passed to
+        `on_md_missing(symbol, count)`. Their L2 deltas are not replayed."""
         if self.events_endpoint is None:
             raise EngineError("this client was given no events endpoint")
         # A plain socket read without waiting while frames are queued (the usual case
@@ -408,7 +474,12 @@ class EngineClient:
         loop.add_reader(fd, wake)
         expected = from_seq
         in_a_row = 0
+        md_next = dict(md_from or {})
+        md_checked = time.monotonic()
         try:
+            for symbol in list(md_next):
+                async for top in self._md_fill(symbol, md_next, 2**62, on_md_missing):
+                    yield top
             while True:
                 try:
                     topic, frame = sub.recv_multipart(zmq.NOBLOCK)
@@ -431,9 +502,27 @@ class EngineClient:
                             for event in await self._fill(expected, last + 1):
                                 yield event
                             expected = last + 1
+                        if md_next and time.monotonic() - md_checked >= MD_CHECK_SECONDS:
+                            # Idle: a last top ZeroMQ dropped shows no later gap.
+                            md_checked = time.monotonic()
+                            for symbol in list(md_next):
+                                async for top in self._md_fill(
+                                    symbol, md_next, 2**62, on_md_missing
+                                ):
+                                    yield top
                         continue
                     if topic != EVENTS_TOPIC:
                         md: Any = wire.decode_event(frame)
+                        if type(md) is TopOfBook and md.symbol in md_next:
+                            nxt = md_next[md.symbol]
+                            if md.md_seq < nxt:
+                                continue  # already yielded from the log
+                            if md.md_seq > nxt:
+                                async for top in self._md_fill(
+                                    md.symbol, md_next, md.md_seq - 1, on_md_missing
+                                ):
+                                    yield top
+                            md_next[md.symbol] = md.md_seq + 1
                         yield md
                         continue
                     batch = wire.decode_events(frame)

@@ -151,6 +151,9 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_batch: int = 256  # commands taken from the socket before one journal commit
     snapshot_every: int = 100_000  # journaled commands between snapshots (0 = never)
     replay_buffer: int = 1_000_000  # recent events kept in memory for gap fill
+    # Disk for published tops of book, replayable by (symbol, md_seq) (engine/mdlog.py):
+    # the log holds the latest half to all of it. 0 = no market-data log.
+    md_log_bytes: int = 256 << 20
     pin_cpu: bool = True  # pin the hot loop to one of the CPUs this process may use
     top_levels: int = 10  # levels in market-data top-of-book messages
     starting_cash: int = 0  # tick-lots given to a new account
@@ -186,6 +189,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ConfigError(f"market.symbols: not configured symbols {sorted(unknown)}")
         if self.max_batch <= 0 or self.replay_buffer < 0 or self.snapshot_every < 0:
             raise ConfigError("max_batch must be > 0; replay_buffer, snapshot_every >= 0")
+        if self.md_log_bytes != 0 and self.md_log_bytes < 1 << 20:
+            raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
         return self
 
 

@@ -8,7 +8,8 @@ Sockets (see docs/wire.md):
   topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`);
   topic `b"h"` carries the last seq while the engine is idle (`decode_heartbeat`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
-  the missing events back in `Ack.events`.
+  the missing events back in `Ack.events`; a gap in a symbol's `md_seq` (market data),
+  `ReplayMarketData(symbol, from_md_seq, to_md_seq)`, answered in `Ack.tops`.
 
 A frame is one version byte (`WIRE_VERSION`) followed by msgpack. Messages are msgspec
 structs encoded as arrays with a tag first (compact, fast); the events are those of
@@ -45,6 +46,7 @@ __all__ = [
     "Reject",
     "ReplaceOrder",
     "Replay",
+    "ReplayMarketData",
     "Reply",
     "Request",
     "StopLoss",
@@ -160,6 +162,22 @@ class Replay(_Msg, tag="replay"):
     to_seq: int
 
 
+class ReplayMarketData(_Msg, tag="replay_md"):
+    """Re-send `symbol`'s tops of book with from_md_seq <= md_seq <= to_md_seq.
+
+    The reply's `tops` holds those the engine's market-data log has (a page at most),
+    and `md_seq` the last number the answer accounts for: every md_seq from from_md_seq
+    to it that `tops` lacks is not kept (older than the log, or lost with the engine's
+    last milliseconds before a kill -9) and never will be. Ask again from md_seq + 1
+    while it is below to_md_seq; `md_seq` < from_md_seq: the symbol has no top that new
+    yet. An unknown symbol is `unknown_symbol`; no log, `replay_unavailable`."""
+
+    req: int
+    symbol: str
+    from_md_seq: int
+    to_md_seq: int
+
+
 class Control(_Msg, tag="control"):
     """Operator actions (the gateway allows them to the admin scope only):
     `kill` / `revive` an account's kill switch (account None: the whole engine; a kill
@@ -206,6 +224,7 @@ Request = (
     | GetOrder
     | GetBook
     | Replay
+    | ReplayMarketData
     | Control
     | Ping
     | GetSymbols
@@ -293,6 +312,8 @@ class Ack(_Msg, tag="ack"):
     symbols: list[SymbolInfo] | None = None  # GetSymbols
     account: AccountView | None = None  # GetAccount
     orders: list[OrderView] | None = None  # ListOrders
+    tops: list[TopOfBook] | None = None  # ReplayMarketData
+    md_seq: int | None = None  # ReplayMarketData: the last md_seq the answer covers
 
 
 class Reject(_Msg, tag="reject"):

@@ -30,7 +30,7 @@ import zmq
 
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig
-from tickplane.core.events import Event
+from tickplane.core.events import Event, TopOfBook
 from tickplane.engine.contingent import (
     CLASSES,
     STOP_LOSS,
@@ -43,6 +43,7 @@ from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
 from tickplane.engine.market import LobsterMarket, SyntheticMarket
 from tickplane.engine.matching import KEEP, Op
+from tickplane.engine.mdlog import MarketDataLog
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
 from tickplane.engine.state import (
@@ -123,6 +124,7 @@ class EngineService:
         self.pinned: int | None = None
         self.journal: JournalWriter | None = None
         self.eventlog: EventLog | None = None
+        self.mdlog: MarketDataLog | None = None
         self.market: SyntheticMarket | LobsterMarket | None = None
         self.venue: Venue | None = None
         self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
@@ -225,6 +227,11 @@ class EngineService:
         )
         self.eventlog = EventLog(self.config.journal_dir)
         self.recover()
+        if self.config.md_log_bytes:
+            self.mdlog = MarketDataLog(self.config.journal_dir, self.config.md_log_bytes)
+            md_seq = self.state.md_seq
+            for name in self.state.symbols:  # past any number handed out before a kill -9
+                md_seq[name] = max(md_seq.get(name, 0), self.mdlog.resume_md_seq(name))
         if self.config.venue.kind == "alpaca":
             self.venue = _alpaca_venue(self.config)
             self.venue.start(self._venue_emit)
@@ -275,6 +282,8 @@ class EngineService:
                 self.journal = None
         if self.eventlog is not None:
             self.eventlog.close()
+        if self.mdlog is not None:
+            self.mdlog.close(self.state.md_seq)
         for sock in (self._router, self._pub):
             if sock is not None:
                 sock.close(0)
@@ -323,6 +332,8 @@ class EngineService:
             if not ready:
                 if self.eventlog is not None:
                     self.eventlog.flush()  # idle: the buffered event records to the file
+                if self.mdlog is not None:
+                    self.mdlog.flush()
                 if self.state.seq and now - last_heartbeat >= HEARTBEAT_SECONDS:
                     # Idle: tell subscribers the last seq, so a lost last message shows.
                     assert self._pub is not None
@@ -470,10 +481,14 @@ class EngineService:
             if self.eventlog is not None:
                 self.eventlog.append(published, frame)
         now = time.time_ns()
+        mdlog = self.mdlog
         for sym in touched:
             for md in self.state.market_data(sym, now):
+                data = wire.encode(md)
+                if mdlog is not None and type(md) is TopOfBook:
+                    mdlog.append(md, data)  # before it is published: see engine/mdlog.py
                 _send(pub, b"m." + md.symbol.encode(), _SNDMORE)
-                _send(pub, wire.encode(md), 0)
+                _send(pub, data, 0)
         t4 = time.perf_counter_ns()
         m.stage_handle.observe((t1 - t0) / 1e9)
         m.stage_journal.observe((t2 - t1) / 1e9)
@@ -514,6 +529,8 @@ class EngineService:
             return self._get_order(req), []
         if isinstance(req, wire.Replay):
             return self._replay(req), []
+        if isinstance(req, wire.ReplayMarketData):
+            return self._replay_market_data(req), []
         if isinstance(req, wire.GetBook):
             return self._get_book(req), []
         if isinstance(req, wire.GetSymbols | wire.GetAccount | wire.ListOrders):
@@ -1077,6 +1094,25 @@ class EngineService:
                 "log was started later)",
             )
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
+
+    def _replay_market_data(self, req: wire.ReplayMarketData) -> wire.Reply:
+        """A symbol's tops from the market-data log; `Ack.md_seq` is the last number the
+        answer covers (wire.ReplayMarketData says how a consumer reads it)."""
+        self.metrics.requests["replay_md"].inc()
+        if req.from_md_seq < 1 or req.to_md_seq < req.from_md_seq:
+            return wire.Reject(req.req, "bad_range", f"{req.from_md_seq}..{req.to_md_seq}")
+        if req.symbol not in self.state.symbol_index:
+            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+        if self.mdlog is None:
+            return wire.Reject(
+                req.req, "replay_unavailable", "this engine keeps no market-data log"
+            )
+        current = self.state.md_seq.get(req.symbol, 0)
+        upto = min(req.to_md_seq, current)
+        tops = self.mdlog.read(req.symbol, req.from_md_seq, upto, REPLAY_PAGE)
+        if len(tops) == REPLAY_PAGE:
+            upto = tops[-1].md_seq  # a full page: the rest is for the next request
+        return wire.Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto)
 
 
 _VENUE_KINDS: dict[type, str] = {

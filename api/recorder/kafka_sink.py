@@ -6,14 +6,14 @@ JSON (`to_dict()`), keyed by symbol, headers `seq` (ASCII digits; `md_seq` for t
 book) and `type`.
 
 Exactly once: every batch is one Kafka transaction holding its records and a record
-of its last seq on the progress topic. The producer is idempotent (acks=all) and has a
+of its last seq (and, once tops were written, each symbol's last md_seq) on the progress
+topic. The producer is idempotent (acks=all) and has a
 fixed `transactional.id` per engine, so a restarted recorder's `init_transactions`
 fences the previous process (a zombie can no longer write) and aborts whatever it left
 open; the last committed progress record is then exactly what the data topics hold.
 The sink reads it back (read_committed) on open and drops events at or below it, so
 neither a restart nor a duplicate delivery writes a record twice for read_committed
-consumers. Top-of-book messages are not sequenced: the one case that can repeat them
-is a commit whose reply was lost; consumers can tell by (symbol, md_seq).
+consumers; tops of book likewise per (symbol, md_seq).
 """
 
 from __future__ import annotations
@@ -118,6 +118,7 @@ class KafkaSink:
         self.replication_factor = replication_factor
         self.request_timeout = request_timeout
         self.last_seq = 0
+        self.md_seq: dict[str, int] = {}  # symbol -> last md_seq written
         self._producer: AIOKafkaProducer | None = None
         self._parts: dict[str, list[int]] = {}
         self._route: dict[tuple[str, str], tuple[int, bytes]] = {}
@@ -140,7 +141,7 @@ class KafkaSink:
                 await producer.start()
                 for topic in self.topics.values():
                     self._parts[topic] = sorted(await producer.partitions_for(topic))
-            last = await self._read_progress()
+            last, md = await self._read_progress()
         except BaseException:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(self.request_timeout):
@@ -149,6 +150,7 @@ class KafkaSink:
         self._producer = producer
         self._route.clear()
         self.last_seq = last
+        self.md_seq = md
         return last
 
     async def close(self) -> None:
@@ -182,8 +184,9 @@ class KafkaSink:
         finally:
             await admin.close()
 
-    async def _read_progress(self) -> int:
-        """The seq of the last committed progress record (0 without one)."""
+    async def _read_progress(self) -> tuple[int, dict[str, int]]:
+        """The seq and md_seqs of the last committed progress record (0, {} without
+        one)."""
         topic = self.topics["progress"]
         tp = TopicPartition(topic, 0)
         consumer = AIOKafkaConsumer(
@@ -203,18 +206,18 @@ class KafkaSink:
                 while start > 0:
                     start = max(0, end - back)
                     consumer.seek(tp, start)
-                    found: int | None = None
+                    found: bytes | None = None
                     while await consumer.position(tp) < end:
                         got = await consumer.getmany(tp, timeout_ms=500)
                         for rec in got.get(tp, []):
                             if rec.offset < end and rec.value is not None:
-                                found = int(rec.value)
+                                found = rec.value
                     if found is not None:
-                        return found
+                        return _progress_of(found)
                     back *= 4
         finally:
             await consumer.stop()
-        return 0
+        return 0, {}
 
     def _route_of(self, topic: str, key: str) -> tuple[int, bytes]:
         """The partition of `key` in `topic` (Kafka's default partitioner) and the key's
@@ -232,17 +235,22 @@ class KafkaSink:
         if producer is None:
             raise ConnectionError("the Kafka sink is not open")
         fresh = [e for e in events if e.seq > self.last_seq]
+        tops = [t for t in tops if t.md_seq > self.md_seq.get(t.symbol, 0)]
         if not fresh and not tops:
             return 0
         new_seq = fresh[-1].seq if fresh else self.last_seq
+        md = dict(self.md_seq)
+        for t in tops:
+            md[t.symbol] = max(md.get(t.symbol, 0), t.md_seq)
         # No abort on failure: the runner closes this producer and opens a new one of
         # the same transactional id, whose init_transactions aborts what this left open
         # (an abort here could wait for ever on a broker that is gone).
         async with asyncio.timeout(self.request_timeout * 2):
             await producer.begin_transaction()
-            await self._send(producer, fresh, tops, new_seq)
+            await self._send(producer, fresh, tops, _progress_value(new_seq, md))
             await producer.commit_transaction()
         self.last_seq = new_seq
+        self.md_seq = md
         return len(fresh)
 
     async def _send(
@@ -250,7 +258,7 @@ class KafkaSink:
         producer: AIOKafkaProducer,
         events: Sequence[Event],
         tops: Sequence[TopOfBook],
-        new_seq: int,
+        progress_value: bytes,
     ) -> None:
         # Batches built here, one per partition, instead of one send() per record: a
         # send() costs tens of microseconds of Python, a batch append a few.
@@ -284,9 +292,7 @@ class KafkaSink:
             if b.record_count():
                 futures.append(await producer.send_batch(b, topic, partition=part))
         progress = producer.create_batch()
-        progress.append(
-            key=self.engine.encode(), value=str(new_seq).encode(), timestamp=None, headers=[]
-        )
+        progress.append(key=self.engine.encode(), value=progress_value, timestamp=None, headers=[])
         futures.append(await producer.send_batch(progress, topics["progress"], partition=0))
         # Every delivery awaited, then the first failure raised as a new exception:
         # aiokafka hands one exception object to every batch, and raising it again and
@@ -294,3 +300,18 @@ class KafkaSink:
         for result in await asyncio.gather(*futures, return_exceptions=True):
             if isinstance(result, BaseException):
                 raise ConnectionError(f"{type(result).__name__}: {result}") from None
+
+
+def _progress_value(seq: int, md_seq: dict[str, int]) -> bytes:
+    """A progress record: the last seq as ASCII digits, or, once tops of book were
+    written, `{"seq": N, "md_seq": {symbol: last md_seq}}`."""
+    if not md_seq:
+        return str(seq).encode()
+    return _json.encode({"seq": seq, "md_seq": md_seq})
+
+
+def _progress_of(value: bytes) -> tuple[int, dict[str, int]]:
+    if not value.startswith(b"{"):
+        return int(value), {}
+    d = msgspec.json.decode(value, type=dict[str, Any])
+    return int(d["seq"]), {str(k): int(v) for k, v in d.get("md_seq", {}).items()}

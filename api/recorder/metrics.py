@@ -11,6 +11,7 @@ __all__ = [
     "LAG",
     "LAST_SEQ",
     "SINK_UP",
+    "TOPS_MISSING",
     "TOPS_WRITTEN",
 ]
 
@@ -22,6 +23,12 @@ EVENTS_WRITTEN = Counter(
 TOPS_WRITTEN = Counter(
     "tickplane_recorder_top_of_book_written_total",
     "Top-of-book messages a sink wrote",
+    ["sink"],
+)
+TOPS_MISSING = Counter(
+    "tickplane_recorder_top_of_book_missing_total",
+    "Tops of book a sink could not get: older than the engine's market-data log, or "
+    "lost with the engine's last moments before a kill -9",
     ["sink"],
 )
 ERRORS = Counter(

@@ -5,6 +5,8 @@ events at or below its `last_seq` (a duplicate delivery or a replayed range), CO
 append-only rows (`copy_records_to_table`), merges orders, positions and accounts
 from COPY-filled temporary staging tables, and moves `last_seq` to the batch's last
 seq. The rows and the progress commit together or not at all: exactly once per seq.
+Tops of book likewise, per (symbol, md_seq): each symbol's last md_seq is a row of
+`recorder_md_progress`, locked, checked and moved in the same transaction.
 """
 
 from __future__ import annotations
@@ -109,9 +111,15 @@ ON CONFLICT (engine, account) DO UPDATE SET
     updated_seq = EXCLUDED.updated_seq
 """
 # Each symbol's last top of book written (tops are numbered per symbol, not sequenced).
-_LAST_TOPS = """
-SELECT symbol, max(md_seq) AS md_seq FROM md_top_of_book
-WHERE engine = $1 AND symbol = ANY($2::text[]) GROUP BY symbol
+_MD_PROGRESS = """
+SELECT symbol, last_md_seq FROM recorder_md_progress WHERE engine = $1 AND sink = $2
+"""
+_MD_PROGRESS_LOCK = _MD_PROGRESS + " AND symbol = ANY($3::text[]) FOR UPDATE"
+_MD_PROGRESS_SET = """
+INSERT INTO recorder_md_progress (engine, sink, symbol, last_md_seq)
+SELECT $1, $2, s, m FROM unnest($3::text[], $4::bigint[]) AS t(s, m)
+ON CONFLICT (engine, sink, symbol) DO UPDATE SET
+    last_md_seq = EXCLUDED.last_md_seq, updated_at = now()
 """
 
 
@@ -128,7 +136,7 @@ class PostgresSink:
         self._conn: asyncpg.Connection[Any] | None = None
         self._days: set[int] = set()  # days (rows.Batch.days) whose partitions exist
         self._native = False  # natively partitioned (not TimescaleDB hypertables)
-        self._top_seq: dict[str, int] = {}  # symbol -> last md_seq written
+        self.md_seq: dict[str, int] = {}  # symbol -> last md_seq written
 
     async def open(self) -> int:
         """Connect, migrate, prepare; return the last seq this sink wrote."""
@@ -166,11 +174,12 @@ class PostgresSink:
                 self.engine,
                 self.name,
             )
+            md = await conn.fetch(_MD_PROGRESS, self.engine, self.name)
         except BaseException:
             await conn.close(timeout=2)
             raise
         self._conn = conn
-        self._top_seq.clear()
+        self.md_seq = {r["symbol"]: int(r["last_md_seq"]) for r in md}
         self.last_seq = int(last)
         return self.last_seq
 
@@ -207,8 +216,7 @@ class PostgresSink:
         if conn is None:
             raise ConnectionError("the PostgreSQL sink is not open")
         fresh = [e for e in events if e.seq > self.last_seq]
-        if tops:
-            tops = await self._fresh_tops(conn, tops)
+        tops = _fresh_tops(tops, self.md_seq)
         if not fresh and not tops:
             return 0
         batch = fold(self.engine, fresh, tops)
@@ -222,10 +230,17 @@ class PostgresSink:
                     self.name,
                 )
             )
-            if last != self.last_seq:
+            md: dict[str, int] = {}
+            if tops:
+                symbols = sorted({t.symbol for t in tops})
+                rows = await conn.fetch(_MD_PROGRESS_LOCK, self.engine, self.name, symbols)
+                md = {r["symbol"]: int(r["last_md_seq"]) for r in rows}
+            held = _fresh_tops(tops, md)
+            if last != self.last_seq or len(held) != len(tops):
                 # Someone else (another recorder, or a commit whose reply we lost) moved
-                # it: fold again from what the table really holds.
+                # it: fold again from what the tables really hold.
                 fresh = [e for e in fresh if e.seq > last]
+                tops = held
                 batch = fold(self.engine, fresh, tops)
             await self._write_batch(conn, batch)
             if fresh:
@@ -236,28 +251,19 @@ class PostgresSink:
                     self.name,
                     batch.last_seq,
                 )
+            for top in tops:
+                md[top.symbol] = max(md.get(top.symbol, 0), top.md_seq)
+            if tops:
+                names = sorted({t.symbol for t in tops})
+                await conn.execute(
+                    _MD_PROGRESS_SET, self.engine, self.name, names, [md[n] for n in names]
+                )
         if fresh:
             self.last_seq = batch.last_seq
         else:
             self.last_seq = max(self.last_seq, last)
-        for top in tops:
-            self._top_seq[top.symbol] = max(self._top_seq.get(top.symbol, 0), top.md_seq)
+        self.md_seq.update(md)
         return len(fresh)
-
-    async def _fresh_tops(
-        self, conn: asyncpg.Connection[Any], tops: Sequence[TopOfBook]
-    ) -> list[TopOfBook]:
-        """The tops newer than the last one written for their symbol. Only an ambiguous
-        commit can send a top again (they are never replayed); the table's own last
-        md_seq per symbol is read once after each open."""
-        unknown = {t.symbol for t in tops} - self._top_seq.keys()
-        if unknown:
-            for row in await conn.fetch(_LAST_TOPS, self.engine, sorted(unknown)):
-                self._top_seq[row["symbol"]] = int(row["md_seq"])
-            for symbol in unknown:
-                self._top_seq.setdefault(symbol, 0)
-        seen = self._top_seq
-        return [t for t in tops if t.md_seq > seen[t.symbol]]
 
     async def _write_batch(self, conn: asyncpg.Connection[Any], b: Batch) -> None:
         if b.executions:
@@ -285,6 +291,11 @@ class PostgresSink:
             rows2 = [(a, cash, kill, seq) for a, (cash, kill, seq) in b.accounts.items()]
             await conn.copy_records_to_table("stage_accounts", records=rows2)
             await conn.execute(_UPSERT_ACCOUNTS, self.engine)
+
+
+def _fresh_tops(tops: Sequence[TopOfBook], held: dict[str, int]) -> list[TopOfBook]:
+    """The tops above the last md_seq `held` for their symbol."""
+    return [t for t in tops if t.md_seq > held.get(t.symbol, 0)]
 
 
 def _order_rows(b: Batch) -> list[tuple[object, ...]]:

@@ -6,7 +6,8 @@ down) never holds back the others. The loop:
 1. opens the sink, which returns the last seq it holds (its own durable progress);
 2. reads the engine's events from that seq + 1 (`EngineClient.events`: gaps, and the
    range missed while it was away, come from the engine's replay service) into a
-   bounded queue, with top-of-book messages of the recorded symbols;
+   bounded queue, with the recorded symbols' tops of book from each one's last md_seq
+   + 1 (gaps and missed ranges from the engine's market-data log the same way);
 3. writes what the queue holds as one batch (the bigger the backlog, the bigger the
    batch), the sink dropping any seq it already holds;
 4. on an error: a log line, `tickplane_recorder_errors_total`, a backoff (doubling up to
@@ -38,14 +39,16 @@ class Sink(Protocol):
 
     name: str
     last_seq: int
+    #: symbol -> the last md_seq it holds (filled by `open`, moved by `write`)
+    md_seq: dict[str, int]
 
     async def open(self) -> int:
         """Connect (creating the schema, topics... it needs); return its last seq."""
         ...
 
     async def write(self, events: Sequence[Event], tops: Sequence[TopOfBook] = ()) -> int:
-        """Write the events above its last seq, and `tops`, atomically with the new last
-        seq; return how many events it wrote."""
+        """Write the events above its last seq and the tops above their symbol's last
+        md_seq, atomically with the new progress; return how many events it wrote."""
         ...
 
     async def close(self) -> None: ...
@@ -75,6 +78,8 @@ class SinkRunner:
         self._seen = 0  # highest seq the reader has taken from the engine
         self._next = 1  # first seq the reader still needs
         self._taken = 0  # highest seq taken into a batch: the writer sees each seq once
+        self._md_next: dict[str, int] = {}  # per symbol, the first md_seq the reader needs
+        self._md_taken: dict[str, int] = {}  # per symbol, as _taken
         self._stopping = asyncio.Event()
         self._reader: asyncio.Task[None] | None = None
         #: Set once the sink has been opened the first time (tests and readiness).
@@ -101,6 +106,9 @@ class SinkRunner:
                     metrics.SINK_UP.labels(name).set(1)
                     metrics.LAST_SEQ.labels(name).set(last)
                     self._taken = max(last, pending_events[-1].seq if pending_events else 0)
+                    self._md_taken = dict(self.sink.md_seq)
+                    for t in pending_tops:
+                        self._md_taken[t.symbol] = max(self._md_taken.get(t.symbol, 0), t.md_seq)
                     self._start_reader(last + 1)
                     self.opened.set()
                     while not self._stopping.is_set():
@@ -163,7 +171,9 @@ class SinkRunner:
 
     def _add(self, item: Event | TopOfBook, events: list[Event], tops: list[TopOfBook]) -> None:
         if isinstance(item, TopOfBook):
-            tops.append(item)
+            if item.md_seq > self._md_taken.get(item.symbol, 0):
+                self._md_taken[item.symbol] = item.md_seq
+                tops.append(item)
         elif item.seq > self._taken:  # a restarted reader may replay what is queued
             self._taken = item.seq
             events.append(item)
@@ -174,6 +184,7 @@ class SinkRunner:
         if self._reader is not None and not self._reader.done():
             return  # still reading from before the sink's outage: keep its queue
         self._next = from_seq
+        self._md_next = {s: self.sink.md_seq.get(s, 0) + 1 for s in self.symbols}
         self._reader = asyncio.get_running_loop().create_task(self._read())
 
     async def _stop_reader(self) -> None:
@@ -187,8 +198,15 @@ class SinkRunner:
         backoff = self.min_backoff
         while True:
             try:
-                async for item in self.client.events(self._next, market_data=self.symbols):
+                stream = self.client.events(
+                    self._next,
+                    market_data=self.symbols,
+                    md_from=dict(self._md_next),
+                    on_md_missing=self._md_missing,
+                )
+                async for item in stream:
                     if isinstance(item, TopOfBook):
+                        self._md_next[item.symbol] = item.md_seq + 1
                         await self._queue.put(item)
                         continue
                     if not hasattr(item, "seq"):
@@ -208,3 +226,6 @@ class SinkRunner:
                 )  # fmt: skip
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.max_backoff)
+
+    def _md_missing(self, symbol: str, count: int) -> None:
+        metrics.TOPS_MISSING.labels(self.sink.name).inc(count)

@@ -24,6 +24,7 @@ from tickplane.core.events import (
     OrderRejected,
     OrderReplaced,
     PositionChanged,
+    TopOfBook,
     Trade,
 )
 
@@ -339,3 +340,93 @@ async def check_tops(
         if "md_seq" in h
     ]
     assert tops and len(tops) == len(set(tops))
+
+
+async def engine_tops(client: EngineClient, symbol: str) -> list[TopOfBook]:
+    """Every top of book of `symbol` the engine keeps (its market-data log), in order."""
+    out: list[TopOfBook] = []
+    nxt = 1
+    while True:
+        tops, covered = await client.replay_market_data(symbol, nxt, 2**62)
+        if covered < nxt:
+            return out
+        out += tops
+        nxt = covered + 1
+
+
+async def md_progress(
+    dsn: str, redis_url: str, bootstrap: str, engine: str
+) -> list[dict[str, int]]:
+    """Each sink's last md_seq per symbol: PostgreSQL, Redis, Kafka."""
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT symbol, last_md_seq FROM recorder_md_progress WHERE engine = $1", engine
+        )
+    finally:
+        await conn.close()
+    kafka: dict[str, int] = {}
+    for _, h, v in await kafka_records(bootstrap, engine):
+        if "md_seq" in h:
+            sym = json.loads(v)["symbol"]
+            kafka[sym] = max(kafka.get(sym, 0), int(h["md_seq"]))
+    return [
+        {r["symbol"]: int(r["last_md_seq"]) for r in rows},
+        await redis_md_seq(redis_url, engine),
+        kafka,
+    ]
+
+
+async def redis_md_seq(url: str, engine: str) -> dict[str, int]:
+    """The Redis sink's last md_seq per symbol."""
+    r = aioredis.Redis.from_url(url)
+    try:
+        raw = await r.hgetall(f"{redis_prefix(engine)}:recorder:md_seq")
+    finally:
+        await r.aclose()
+    return {k.decode(): int(v) for k, v in raw.items()}
+
+
+async def check_market_data(
+    client: EngineClient, dsn: str, redis_url: str, bootstrap: str, engine: str
+) -> dict[str, int]:
+    """PostgreSQL's market-data history and Kafka's marketdata topic hold exactly the
+    engine's tops of book, each (symbol, md_seq) once; Redis holds each symbol's last.
+    Returns how many tops each symbol has."""
+    want = {s: await engine_tops(client, s) for s in SYMBOLS}
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(
+            "SELECT symbol, md_seq, ts_event, bid_price, bid_qty, ask_price, ask_qty,"
+            " last_price FROM md_top_of_book WHERE engine = $1 ORDER BY symbol, md_seq",
+            engine,
+        )
+    finally:
+        await conn.close()
+    got_pg = [tuple(r.values()) for r in rows]
+    want_pg = []
+    for s in sorted(SYMBOLS):
+        for t in want[s]:
+            bid = t.bids[0] if t.bids else None
+            ask = t.asks[0] if t.asks else None
+            want_pg.append(
+                (s, t.md_seq, t.ts_event, bid.price if bid else None, bid.qty if bid else None,
+                 ask.price if ask else None, ask.qty if ask else None, t.last_price)
+            )  # fmt: skip
+    assert len(got_pg) == len(set((r[0], r[1]) for r in got_pg)), "a top written twice"
+    assert got_pg == want_pg
+    kafka: dict[tuple[str, int], list[Any]] = {}
+    for _, h, v in await kafka_records(bootstrap, engine):
+        if "md_seq" in h:
+            value = json.loads(v)
+            kafka.setdefault((value["symbol"], int(h["md_seq"])), []).append(value)
+    assert all(len(v) == 1 for v in kafka.values()), "a top written twice to Kafka"
+    assert kafka == {(s, t.md_seq): [t.to_dict()] for s in SYMBOLS for t in want[s]}
+    r = aioredis.Redis.from_url(redis_url)
+    try:
+        for s in SYMBOLS:
+            raw = await r.get(f"{redis_prefix(engine)}:top:{s}")
+            assert raw is not None and json.loads(raw) == want[s][-1].to_dict()
+    finally:
+        await r.aclose()
+    return {s: len(want[s]) for s in SYMBOLS}

@@ -33,14 +33,18 @@ from tickplane.core.events import Trade
 
 from .checks import (
     check_kafka,
+    check_market_data,
     check_postgres,
     check_redis,
     check_tops,
     engine_events,
+    engine_tops,
     kafka_seqs,
+    md_progress,
     order_flow,
     pg_last_seq,
     redis_last_seq,
+    redis_md_seq,
     settle,
     wait_for,
 )
@@ -244,6 +248,110 @@ def test_kill_9_mid_stream_then_restart(
             log.close()
 
     asyncio.run(main())
+
+
+def test_market_data_through_recorder_and_sink_outages(
+    engine: Engine,
+    database_url: str,
+    redis: Any,
+    rec_kafka: KafkaBroker,
+    rec_postgres: PostgresServer,
+    recorder_cmd: Callable[..., list[str]],
+    tmp_path: Path,
+) -> None:
+    """Tops of book published while the recorder is killed, and while PostgreSQL and
+    Kafka are down, all reach every sink afterwards, each (symbol, md_seq) once."""
+    log = (tmp_path / "recorder.log").open("wb")
+    env = {
+        **os.environ,
+        "PYTHONUNBUFFERED": "1",
+        "TICKPLANE_RECORDER_MAX_BACKOFF": "0.5",
+        "TICKPLANE_RECORDER_KAFKA_TIMEOUT": "2",
+    }
+
+    def spawn() -> subprocess.Popen[bytes]:
+        cmd = recorder_cmd("--metrics-port", "0")
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    procs: list[subprocess.Popen[bytes]] = []
+
+    async def main() -> None:
+        async with EngineClient(engine.order_entry, engine.events) as client:
+
+            async def current() -> dict[str, int]:
+                out = {}
+                for s in ("GOOG", "AAPL"):
+                    book = (await client.get_book(s)).book  # type: ignore[union-attr]
+                    out[s] = book.md_seq
+                return out
+
+            async def sinks_at() -> bool:
+                want = await current()
+                got = await md_progress(database_url, redis.url, rec_kafka.bootstrap, engine.name)
+                return all(p == want for p in got)
+
+            async def redis_at() -> bool:
+                return await redis_md_seq(redis.url, engine.name) == await current()
+
+            procs.append(spawn())
+            await order_flow(client, 150, seed=11)
+
+            async def some_tops() -> bool:
+                pg, rd, kf = await md_progress(
+                    database_url, redis.url, rec_kafka.bootstrap, engine.name
+                )
+                return all(len(p) == 2 for p in (pg, rd, kf))
+
+            await wait_for(some_tops, 60, "the recorder to write tops of book")
+            procs[0].send_signal(signal.SIGKILL)
+            procs[0].wait(10)
+            before = await current()
+            await order_flow(client, 150, seed=12)  # the recorder is down
+            rec_postgres.stop()
+            rec_kafka.stop()
+            try:
+                procs.append(spawn())
+                await order_flow(client, 150, seed=13)  # PostgreSQL and Kafka are down
+                # Redis, up all along, gets the tops of both outages meanwhile.
+                await wait_for(redis_at, 30, "Redis to catch up")
+            finally:
+                rec_postgres.start()
+                restart_broker(rec_kafka)
+            await order_flow(client, 100, seed=14)
+            after = await current()
+            assert all(after[s] > before[s] + 20 for s in after)  # the books moved
+            await wait_for(sinks_at, 60, "every sink's tops", step=0.25)
+            counts = await check_market_data(
+                client, database_url, redis.url, rec_kafka.bootstrap, engine.name
+            )
+            assert counts == after  # nothing lost: the engine's log holds every top
+            procs[1].terminate()
+            assert await asyncio.to_thread(procs[1].wait, 20) == 0
+            # Delivered again to fresh sinks (a restart, a duplicate): nothing twice.
+            tops = [t for s in ("GOOG", "AAPL") for t in await engine_tops(client, s)]
+            for sink in (
+                PostgresSink(database_url, engine.name),
+                RedisSink(redis.url, engine.name),
+                KafkaSink(rec_kafka.bootstrap, engine.name),
+            ):
+                await sink.open()
+                try:
+                    assert sink.md_seq == after
+                    await sink.write([], tops)
+                finally:
+                    await sink.close()
+            await check_market_data(
+                client, database_url, redis.url, rec_kafka.bootstrap, engine.name
+            )
+        await check_all(engine, database_url, redis.url, rec_kafka.bootstrap, tops=False)
+
+    try:
+        asyncio.run(main())
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                p.kill()
+        log.close()
 
 
 def test_postgres_and_kafka_outage_is_ridden_out(
