@@ -129,6 +129,7 @@ class EngineService:
         self.venue: Venue | None = None
         self.venue_status = VenueStatus(self.config.venue.kind == "internal", "internal")
         self._inbox: queue.SimpleQueue[VenueEvent] = queue.SimpleQueue()
+        self._resumed = False  # routed orders recovered from the journal handed back
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
@@ -201,7 +202,8 @@ class EngineService:
                 mark.get("fingerprint"),
             )
         if "route" in mark:
-            self.state.route(msgspec.convert(mark["route"], RoutedOrder))
+            legs = [msgspec.convert(leg, RoutedOrder) for leg in mark.get("legs", ())]
+            self.state.route(msgspec.convert(mark["route"], RoutedOrder), legs)
         if "contingent" in mark:
             return self.state.contingent_mark(mark["contingent"], int(mark["ts"]))
         if "control" in mark:
@@ -404,6 +406,9 @@ class EngineService:
         for ev in events:
             if isinstance(ev, VenueStatus):
                 self.venue_status = ev
+                if ev.connected and not self._resumed:
+                    self._resumed = True
+                    self._resume_routed()
                 self.metrics.venue_connected.set(1 if ev.connected else 0)
                 log.log(
                     logging.INFO if ev.connected else logging.WARNING,
@@ -429,6 +434,39 @@ class EngineService:
             self.journal.append_mark(mark)
             out.extend(self._apply_mark(mark))
         return out
+
+    def _resume_routed(self) -> None:
+        """Hand the venue the orders routed before this process started (recovered from
+        the journal): each open order, or a group whose parent or a leg is open, with
+        the lots already booked, so it reports what happened meanwhile."""
+        st, venue = self.state, self.venue
+        assert venue is not None
+        groups = st.routed_groups
+        for r in sorted(st.routed.values(), key=lambda r: r.id):
+            if r.parent_id is not None or r.id in groups:
+                continue
+            venue.resume([(_venue_order(r), r.filled)])
+        for g in sorted(groups.values(), key=lambda g: g.parent_id):
+            legs = [st.routed[i] for i in g.legs if i in st.routed]
+            parent = st.routed.get(g.parent_id)
+            if parent is None and not legs:
+                continue
+            if parent is not None:
+                head: tuple[VenueOrder, int | None] = (_venue_order(parent), parent.filled)
+            else:  # the parent is closed here: only its id and symbol are needed
+                gone = RoutedOrder(
+                    g.parent_id,
+                    legs[0].account,
+                    legs[0].symbol,
+                    "buy",
+                    "limit",
+                    0,
+                    None,
+                    None,
+                    "gtc",
+                )
+                head = (_venue_order(gone), None)
+            venue.resume([head, *((_venue_order(leg), leg.filled) for leg in legs)])
 
     def process(
         self, batch: Sequence[Sequence[bytes]], venue_events: Sequence[VenueEvent] = ()
@@ -621,13 +659,14 @@ class EngineService:
             }
             self.journal.append_mark(mark)
             self._apply_mark(mark)
+        routes = self.venue is not None and (
+            self.venue.connected or self.config.venue.unreachable == "reject"
+        )
         if plan is not None:
+            if routes and self._routable(cmd):
+                return self._route(req, cmd, plan), []
             return self._new_class(plan, cmd, touched)
-        if (
-            self.venue is not None
-            and self._routable(cmd)
-            and (self.venue.connected or self.config.venue.unreachable == "reject")
-        ):
+        if routes and self._routable(cmd):
             return self._route(req, cmd), []
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
@@ -653,11 +692,6 @@ class EngineService:
                     "take_profit and stop_loss need order_class bracket, oto or oco",
                 )
             return None
-        if self.venue is not None:
-            return no(
-                "unsupported_order_class",
-                f"order classes and trailing stops are not routed to {self.config.venue.kind}",
-            )
         if req.side not in ("buy", "sell"):
             return no("bad_side", "side: buy or sell")
         if _number(req.qty) < 0:
@@ -874,9 +908,13 @@ class EngineService:
             and (cmd.order_type < 2 or cmd.stop_price > 0)
         )
 
-    def _route(self, req: wire.NewOrder, cmd: Command) -> wire.Reply:
+    def _route(
+        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None = None
+    ) -> wire.Reply:
         """Hand a new order to the venue: journal it, then send it; its outcome comes
-        back as venue events (the Ack carries no events: the order is pending)."""
+        back as venue events (the Ack carries no events: the order is pending). `plan`:
+        the trailing stop or the bracket, OTO or OCO `cmd` is the core's part of; its
+        legs are journaled with it and it goes as one request (docs/venues.md)."""
         assert self.journal is not None and self.venue is not None
         if not self.venue.connected:
             return wire.Reject(
@@ -896,8 +934,15 @@ class EngineService:
             cmd.stop_price if cmd.order_type >= 2 else None,
             TIF_NAMES[cmd.tif],
         )
-        self.journal.append_mark({"route": msgspec.to_builtins(order)})
-        self.state.route(order)
+        legs: list[RoutedOrder] = []
+        extra: dict[str, Any] = {}
+        if plan is not None:
+            order, legs, extra = _routed_class(order, plan)
+        mark: dict[str, Any] = {"route": msgspec.to_builtins(order)}
+        if legs:
+            mark["legs"] = msgspec.to_builtins(legs)
+        self.journal.append_mark(mark)
+        self.state.route(order, legs)
         self.venue.submit(
             VenueOrder(
                 order.id,
@@ -909,6 +954,7 @@ class EngineService:
                 order.price,
                 order.stop_price,
                 order.tif,  # type: ignore[arg-type]
+                **extra,
             )
         )
         self.metrics.requests["routed"].inc()
@@ -929,6 +975,17 @@ class EngineService:
         self.metrics.requests["cancel" if cancel else "replace"].inc()
         routed = self.state.routed.get(req.order_id)
         if routed is not None and routed.account == req.account and self.venue is not None:
+            if not cancel and (
+                routed.parent_id is not None
+                or routed.trail_price is not None
+                or routed.trail_percent is not None
+            ):
+                return wire.Reject(
+                    req.req,
+                    "bad_replace",
+                    f"a leg or trailing stop at {self.config.venue.kind} is not replaced "
+                    "here: cancel it, or replace its parent",
+                ), []
             if cancel:
                 self.venue.cancel(req.order_id)
             else:
@@ -1140,6 +1197,71 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)
     return AlpacaVenue.from_env(**kwargs)
+
+
+def _venue_order(r: RoutedOrder) -> VenueOrder:
+    """A routed order as the venue knows it (for `Venue.resume`)."""
+    return VenueOrder(
+        r.id,
+        "",
+        r.symbol,
+        r.side,  # type: ignore[arg-type]
+        r.order_type,  # type: ignore[arg-type]
+        r.qty,
+        r.price,
+        r.stop_price,
+        r.tif,  # type: ignore[arg-type]
+        order_class=r.order_class or "simple",  # type: ignore[arg-type]
+        trail_price=r.trail_price,
+        trail_percent=r.trail_percent,
+    )
+
+
+def _routed_class(
+    order: RoutedOrder, plan: wire.NewOrder
+) -> tuple[RoutedOrder, list[RoutedOrder], dict[str, Any]]:
+    """A trailing stop's or an order class's routed parent, its legs (ids after it, as
+    on the internal venue) and the VenueOrder fields that carry the class."""
+    if plan.order_type == "trailing_stop":
+        pct = None if plan.trail_percent is None else float(plan.trail_percent)
+        order = msgspec.structs.replace(
+            order,
+            order_type="trailing_stop",
+            price=None,
+            stop_price=None,
+            order_class="simple",
+            trail_price=plan.trail_price,
+            trail_percent=pct,
+        )
+        return order, [], {"trail_price": plan.trail_price, "trail_percent": pct}
+    cls = plan.order_class or "simple"
+    tp, sl = plan.take_profit, plan.stop_loss
+    held = legs_for(
+        cls,
+        order.id,
+        order.account,
+        order.symbol,
+        order.side,
+        order.qty,
+        order.tif,
+        tp.limit_price if tp is not None else None,
+        (sl.stop_price, sl.limit_price) if sl is not None else None,
+    )
+    legs = [
+        RoutedOrder(
+            h.id, h.account, h.symbol, h.side, h.order_type, h.qty, h.price, h.stop_price,
+            h.tif, order_class=cls, parent_id=h.parent_id, leg=h.leg,
+        )
+        for h in held
+    ]  # fmt: skip
+    extra: dict[str, Any] = {
+        "order_class": cls,
+        "take_profit": tp.limit_price if tp is not None else None,
+        "stop_loss_stop": sl.stop_price if sl is not None else None,
+        "stop_loss_limit": sl.limit_price if sl is not None else None,
+        "legs": tuple(leg.id for leg in legs),
+    }
+    return msgspec.structs.replace(order, order_class=cls), legs, extra
 
 
 def _risk_legs(req: wire.NewOrder, qty: int) -> list[tuple[str, int, int]]:

@@ -29,13 +29,14 @@ from tickplane.core.events import (
     Event,
     KillSwitchChanged,
     OrderAccepted,
+    OrderActivated,
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
     TopOfBook,
     Trade,
 )
-from tickplane.engine.contingent import ContingentOrders, ContingentSnapshot, HeldOrder
+from tickplane.engine.contingent import ContingentOrders, ContingentSnapshot, Group, HeldOrder
 from tickplane.engine.events import from_rows
 from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
@@ -127,6 +128,13 @@ class RoutedOrder(msgspec.Struct):
     stop_price: int | None
     tif: str
     accepted: bool = False
+    filled: int = 0  # lots the venue reported filled (what a restart has booked)
+    # order classes (docs/order-classes.md, "On Alpaca"): as in OrderAccepted
+    order_class: str | None = None
+    parent_id: int | None = None
+    leg: str | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
 
 
 SNAPSHOT_VERSION = 1
@@ -156,6 +164,7 @@ class StateSnapshot(msgspec.Struct):
     # (account, client_order_id, order id, fingerprint): the idempotency table
     accepted_client_order_ids: list[tuple[int, str, int, int]] = msgspec.field(default_factory=list)
     contingent: ContingentSnapshot = msgspec.field(default_factory=ContingentSnapshot)
+    routed_groups: list[Group] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -171,6 +180,8 @@ class EngineState:
     md_seq: dict[str, int] = field(default_factory=dict)
     routed: dict[int, RoutedOrder] = field(default_factory=dict)
     last_routed_id: int = 0
+    # a routed bracket's, OTO's or OCO's parent id -> its group (legs, exit_open)
+    routed_groups: dict[int, Group] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -395,39 +406,43 @@ class EngineState:
 
     # -- routed orders (venue "alpaca") ----------------------------------------------------
 
-    def route(self, order: RoutedOrder) -> None:
-        """Record an order handed to the venue (journaled as a MARK before it is sent)."""
+    def route(self, order: RoutedOrder, legs: Sequence[RoutedOrder] = ()) -> None:
+        """Record an order handed to the venue, with its legs if it is a bracket, OTO
+        or OCO (journaled as a MARK before it is sent)."""
         self.routed[order.id] = order
         self.last_routed_id = max(self.last_routed_id, order.id)
+        if legs:
+            for leg in legs:
+                self.routed[leg.id] = leg
+                self.last_routed_id = max(self.last_routed_id, leg.id)
+            cls = order.order_class or "simple"
+            g = Group(order.id, cls, [leg.id for leg in legs])
+            if cls == "oco":
+                g.exit_open = order.qty  # its limit and its stop exit the same lots
+            self.routed_groups[order.id] = g
 
     def apply_venue(self, kind: str, f: dict[str, Any], ts: int) -> list[Event]:
-        """Apply what the venue said about a routed order (journaled as a MARK)."""
+        """Apply what the venue said about a routed order (journaled as a MARK). A
+        routed bracket's, OTO's or OCO's events are the internal venue's
+        (docs/order-classes.md, "On Alpaca"): its legs are accepted with it, activated
+        by its fills, reduced by each other's, and closed with the internal reasons."""
         r = self.routed.get(int(f["order_id"]))
         if r is None:
             return []
         out: list[Event] = []
         risk = self.risk
+        g = None
+        if self.routed_groups:
+            g = self.routed_groups.get(r.id if r.parent_id is None else r.parent_id)
         if kind == "accepted":
-            if not r.accepted:
+            if not r.accepted and r.parent_id is None:
                 r.accepted = True
-                out.append(
-                    OrderAccepted(
-                        0,
-                        ts,
-                        r.id,
-                        r.account,
-                        r.symbol,
-                        r.side,
-                        r.order_type,
-                        r.qty,
-                        r.price,
-                        r.stop_price,
-                        r.tif,
-                        False,
-                        self.client_order_ids.get(r.id),
-                    )
-                )
+                out.append(self._routed_accepted(r, ts))
                 risk.on_accepted(r.id, r.account, r.symbol, r.side, r.qty, r.price)
+                for leg in self._routed_legs(g):
+                    leg.accepted = True
+                    out.append(self._routed_accepted(leg, ts))
+                    risk.on_held(leg.id, leg.account, leg.symbol, leg.side, 0)
         elif kind == "filled":
             qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
             venue = f"venue:{f.get('venue', 'alpaca')}"
@@ -445,26 +460,35 @@ class EngineState:
             )
             risk.on_fill(r.id, qty)
             out.extend(risk.on_trade(r.symbol, price, when))
+            r.filled += qty
             r.qty = int(f["leaves_qty"])
             if r.qty <= 0:
-                del self.routed[r.id]
-                self.client_order_ids.pop(r.id, None)
+                self._routed_done(r, g)
+            if g is not None:
+                self._routed_group_fill(g, r, qty, ts, out)
         elif kind == "canceled":
-            out.append(
-                OrderCanceled(
-                    0, ts, r.id, r.account, r.symbol, int(f["remaining"]), str(f["reason"])
-                )
-            )
-            risk.on_done(r.id)
-            del self.routed[r.id]
-            self.client_order_ids.pop(r.id, None)
+            reason = str(f["reason"])
+            if g is not None:
+                if g.any_leg_filled:
+                    reason = "oco"
+                elif r.parent_id is not None and g.parent_canceled:
+                    reason = "parent_canceled"
+                elif r.parent_id is None:
+                    g.parent_canceled = True
+            out.append(OrderCanceled(0, ts, r.id, r.account, r.symbol, int(f["remaining"]), reason))
+            self._routed_done(r, g)
         elif kind == "rejected":
             # As in the matching contract, a refused cancel or replace is an
-            # OrderRejected too; only a refused submit ends the order.
+            # OrderRejected too; only a refused submit ends the order (and its legs,
+            # which were never accepted).
             out.append(OrderRejected(0, ts, r.id, r.account, str(f["reason"])))
             if f.get("request", "submit") == "submit":
                 risk.on_done(r.id)
                 del self.routed[r.id]
+                if g is not None and r.parent_id is None:
+                    for leg_id in g.legs:
+                        self.routed.pop(leg_id, None)
+                    del self.routed_groups[g.parent_id]
                 coid = self.client_order_ids.pop(r.id, None)
                 acc = self.account_index.get(r.account)
                 if coid is not None and acc is not None:
@@ -476,6 +500,89 @@ class EngineState:
             out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
             risk.on_replaced(r.id, r.qty, r.price)
         return self._number(out)
+
+    def _routed_accepted(self, r: RoutedOrder, ts: int) -> OrderAccepted:
+        return OrderAccepted(
+            0,
+            ts,
+            r.id,
+            r.account,
+            r.symbol,
+            r.side,
+            r.order_type,
+            r.qty,
+            r.price,
+            r.stop_price,
+            r.tif,
+            False,
+            self.client_order_ids.get(r.id),
+            r.order_class,
+            r.parent_id,
+            r.leg,
+            r.trail_price,
+            r.trail_percent,
+        )
+
+    def _routed_legs(self, g: Group | None) -> list[RoutedOrder]:
+        """A routed group's legs that are still open."""
+        if g is None:
+            return []
+        legs = (self.routed.get(i) for i in g.legs)
+        return [leg for leg in legs if leg is not None]
+
+    def _routed_done(self, r: RoutedOrder, g: Group | None) -> None:
+        """A routed order is closed (filled or canceled): forget it, and its group once
+        the parent and every leg are."""
+        self.risk.on_done(r.id)
+        del self.routed[r.id]
+        self.client_order_ids.pop(r.id, None)
+        if g is None:
+            return
+        if r.parent_id is None:
+            g.parent_open = False
+        elif r.id in g.legs:
+            g.legs.remove(r.id)
+        if not g.parent_open and not g.legs:
+            del self.routed_groups[g.parent_id]
+
+    def _routed_group_fill(
+        self, g: Group, r: RoutedOrder, qty: int, ts: int, out: list[Event]
+    ) -> None:
+        """What a fill of a routed group's order does to the others, as contingent.py
+        does it on the internal venue: a bracket's or OTO's parent activates its legs
+        for what it filled; any exit's fill takes from the others (`OrderReplaced`)."""
+        risk = self.risk
+        parent = r.parent_id is None
+        if parent and g.order_class != "oco":
+            g.exit_open += qty
+            for leg in self._routed_legs(g):
+                assert leg.leg is not None
+                out.append(
+                    OrderActivated(
+                        0, ts, leg.id, leg.account, leg.symbol, g.parent_id, leg.leg, g.exit_open
+                    )
+                )
+                if leg.order_type == "limit":  # a take-profit works its lots
+                    risk.on_replaced(leg.id, g.exit_open)
+            return
+        g.any_leg_filled = True
+        g.exit_open -= qty
+        if g.exit_open <= 0:
+            return  # the venue cancels the others: OrderCanceled(reason="oco") follows
+        others = [leg for leg in self._routed_legs(g) if leg.id != r.id]
+        if not parent and g.order_class == "oco":
+            limit = self.routed.get(g.parent_id)
+            if limit is not None and limit.qty > g.exit_open:
+                others.append(limit)
+        for o in others:
+            o.qty = g.exit_open
+            risk.on_replaced(o.id, g.exit_open if o.order_type == "limit" else 0, o.price)
+            out.append(
+                OrderReplaced(
+                    0, ts, o.id, o.account, o.symbol, o.price or o.stop_price or 0, g.exit_open,
+                    o.stop_price,
+                )
+            )  # fmt: skip
 
     def market_data(self, symbol: int, ts: int) -> list[TopOfBook | BookDelta]:
         """The market-data messages after `symbol` changed, numbered in its own md_seq:
@@ -525,6 +632,7 @@ class EngineState:
             last_id=self.last_routed_id,
             accepted_client_order_ids=self.idempotency.dump(),
             contingent=self.contingent.snapshot(),
+            routed_groups=sorted(self.routed_groups.values(), key=lambda g: g.parent_id),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -558,6 +666,7 @@ class EngineState:
         self.last_routed_id = snap.last_id
         self.idempotency.load(snap.accepted_client_order_ids)
         self.contingent.restore(snap.contingent)
+        self.routed_groups = {g.parent_id: g for g in snap.routed_groups}
 
     # -- queries ---------------------------------------------------------------------------
 
@@ -580,6 +689,11 @@ class EngineState:
                 routed.qty,
                 routed.tif,
                 self.client_order_ids.get(order_id),
+                routed.order_class,
+                routed.parent_id,
+                routed.leg,
+                routed.trail_price,
+                routed.trail_percent,
             )
         contingent = self.contingent
         if contingent.busy:

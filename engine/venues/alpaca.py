@@ -26,7 +26,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -415,6 +415,11 @@ class AlpacaVenue:
         """Queue a replace (see `Venue.replace`)."""
         self._enqueue(order_id, ("replace", order_id, qty, limit_price))
 
+    def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
+        """Queue a look-up of an order routed before a restart (see `Venue.resume`)."""
+        if orders:
+            self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
+
     # ------------------------------------------------------------------ threads
 
     def _spawn(self, name: str, target: Callable[..., None], *args: Any) -> None:
@@ -454,6 +459,8 @@ class AlpacaVenue:
                     self._do_cancel(client, a)
                 elif kind == "replace":
                     self._do_replace(client, a, b, c)
+                elif kind == "resume":
+                    self._do_resume(client, a)
             except Exception:  # a bug must not kill the worker
                 log.exception("alpaca: %s failed unexpectedly", kind)
 
@@ -734,6 +741,46 @@ class AlpacaVenue:
             if tracked.pending is not None:
                 tracked.pending_vid = new_vid
         # success: the stream reports `replaced` when it takes effect
+
+    def _do_resume(
+        self, client: TradingClient, orders: tuple[tuple[VenueOrder, int | None], ...]
+    ) -> None:
+        """Track an order (and its legs) routed before this process started: read it by
+        its client order id, count what the engine booked as reported (the price of a
+        fill found missing is then the average of what Alpaca filled), and report the
+        rest as reconciliation does."""
+        (order, booked), legs = orders[0], orders[1:]
+        oid = order.order_id
+        spec = self._symbols.get(order.symbol)
+        coid = order.client_order_id or f"{self._prefix}{oid}"
+        if spec is None:
+            return
+        try:
+            o: Order = self._call(client.get_order_by_client_id, coid)
+        except (_Unavailable, _Rejected) as exc:
+            log.warning("alpaca: cannot resume order %d (%s): %s", oid, coid, exc)
+            return
+        with self._lock:
+            vid = str(o.id)
+            t = self._orders.get(oid)
+            if t is None:
+                t = self._orders[oid] = _Tracked(
+                    order, spec, coid, venue_id=vid, accepted=True, limit_price=order.limit_price
+                )
+                self._by_coid[coid] = oid
+                self._by_vid[vid] = oid
+                _booked(t, vid, o, booked)
+            self._learn_legs(t, o)
+            found = [t, *(self._orders.get(leg.order_id) for leg, _ in legs)]
+            objects = {str(_get(x, "id")): x for x in (_get(o, "legs") or [])}
+            objects[vid] = o
+            for (_, done), lt in zip(orders, found, strict=True):
+                if lt is None or lt.venue_id is None or lt.venue_id not in objects:
+                    continue
+                if lt is not t:
+                    _booked(lt, lt.venue_id, objects[lt.venue_id], done)
+                if not lt.closed:
+                    self._apply_snapshot(lt, lt.venue_id, objects[lt.venue_id])
 
     # ------------------------------------------------------------------ order state
     # Everything below runs with self._lock held.
@@ -1069,6 +1116,19 @@ class AlpacaVenue:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def _booked(t: _Tracked, vid: str, o: Any, booked: int | None) -> None:
+    """What the engine already booked of order `t` (a resumed order): `booked` lots
+    (None: all of it, and the order is closed for the engine)."""
+    filled = _qty(_get(o, "filled_qty"))
+    done = filled if booked is None else min(booked, filled)
+    t.filled[vid] = done
+    avg = _get(o, "filled_avg_price")
+    t.notional[vid] = _decimal(avg) * done if avg is not None and done else Decimal(0)
+    t.open_qty = max(0, _qty(_get(o, "qty")) - filled)
+    if booked is None:
+        t.closed = True
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -15,7 +15,7 @@ exactly (`decimal.Decimal`, never `float`).
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
@@ -208,6 +208,14 @@ class Venue(Protocol):
     def replace(self, order_id: int, qty: int | None, limit_price: int | None) -> None:
         """Ask to change the open quantity and/or limit price (``None``: unchanged):
         `VenueReplaced` or `VenueRejected` follows."""
+        ...
+
+    def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
+        """Follow an order the engine routed before this process started (it recovered
+        it from its journal): `orders` is the order, then its legs, each with the lots
+        the engine has already booked as filled (None: the engine has it closed). The
+        venue reports what happened meanwhile (fills, closes) and then follows it as if
+        it had been submitted here."""
         ...
 
 

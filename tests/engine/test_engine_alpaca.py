@@ -8,6 +8,7 @@ import asyncio
 import json
 import urllib.request
 from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -16,7 +17,9 @@ from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import (
     OrderAccepted,
+    OrderActivated,
     OrderCanceled,
+    OrderReplaced,
     PositionChanged,
     Trade,
 )
@@ -132,9 +135,22 @@ def test_unreachable_alpaca_rejects_or_falls_back(engine_factory: Any, fake: Fak
         async with EngineClient(rejecting.order_entry, timeout=10) as c:
             r = await c.submit("a", "GOOG", "buy", "limit", 1, price=100)
             assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
+            # order classes and trailing stops follow the same policy
+            r = await c.submit("a", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
+            r = await c.submit("a", "GOOG", "sell", "trailing_stop", 1, trail_price=5)
+            assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
         async with EngineClient(falling_back.order_entry, timeout=10) as c:
             r = await c.submit("a", "GOOG", "buy", "limit", 1, price=100)
             assert isinstance(r, wire.Ack) and isinstance(r.events[0], OrderAccepted)
+            # matched here, where the internal order classes apply: legs held at once
+            r = await c.submit("a", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            legs = [e for e in r.events if isinstance(e, OrderAccepted) and e.parent_id]
+            assert [(e.id, e.leg) for e in legs] == [
+                (r.order_id + 1, "take_profit"),
+                (r.order_id + 2, "stop_loss"),
+            ]
 
     asyncio.run(body())
     with urllib.request.urlopen(rejecting.http + "/status") as resp:
@@ -144,3 +160,236 @@ def test_unreachable_alpaca_rejects_or_falls_back(engine_factory: Any, fake: Fak
         assert "tickplane_engine_venue_connected 0.0" in resp.read().decode()
     assert rejecting.stop() == 0
     assert falling_back.stop() == 0
+
+
+# -- order classes at Alpaca: the internal venue's events -------------------------------------
+
+
+def _shape(events: list[Any], first: int, last: int) -> list[tuple[Any, ...]]:
+    """What the events say about orders first..last, ids relative to `first`."""
+    ids = range(first, last + 1)
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        if isinstance(e, Trade):
+            mine = [i for i in (e.taker, e.maker) if i in ids]
+            if mine:
+                out.append(("trade", mine[0] - first, e.qty, e.price))
+        elif isinstance(e, OrderAccepted) and e.id in ids:
+            out.append(("accepted", e.id - first, e.order_class, e.leg, e.qty, e.order_type))
+        elif isinstance(e, OrderActivated) and e.id in ids:
+            out.append(("activated", e.id - first, e.qty))
+        elif isinstance(e, OrderReplaced) and e.id in ids:
+            out.append(("replaced", e.id - first, e.qty, e.stop_price))
+        elif isinstance(e, OrderCanceled) and e.id in ids:
+            out.append(("canceled", e.id - first, e.remaining, e.reason))
+    return out
+
+
+async def _connected(c: EngineClient) -> None:
+    """Wait until the engine routes (the adapter connects in the background)."""
+    async with asyncio.timeout(20):
+        while True:
+            st = await c.get_symbols()
+            assert isinstance(st, wire.Ack)
+            r = await c.submit("probe", "AAPL", "buy", "limit", 1, price=1)
+            if isinstance(r, wire.Ack):
+                assert r.order_id is not None
+                assert isinstance(await c.cancel("probe", r.order_id), wire.Ack)
+                return
+            assert r.reason == "venue_unavailable"
+            await asyncio.sleep(0.05)
+
+
+async def _events_until(c: EngineClient, done: Any, timeout: float = 20.0) -> list[Any]:
+    """Every event so far, once `done(events)` holds."""
+    async with asyncio.timeout(timeout):
+        while True:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            events = await c.replay(1, ping.last_seq) if ping.last_seq else []
+            if done(events):
+                return events
+            await asyncio.sleep(0.02)  # the venue reports asynchronously
+
+
+# A bracket buy of 10 at 100 (take-profit 110, stop-loss 90): its parent filled, then
+# its take-profit in two trades of 4 and 6 (ids relative to the parent's).
+BRACKET_EVENTS = [
+    ("accepted", 0, "bracket", None, 10, "limit"),
+    ("accepted", 1, "bracket", "take_profit", 10, "limit"),
+    ("accepted", 2, "bracket", "stop_loss", 10, "stop"),
+    ("trade", 0, 10, 10000),
+    ("activated", 1, 10),
+    ("activated", 2, 10),
+    ("trade", 1, 4, 11000),
+    ("replaced", 2, 6, 9000),
+    ("trade", 1, 6, 11000),
+    ("canceled", 2, 10, "oco"),
+]
+BRACKET = dict(
+    price=10000,
+    order_class="bracket",
+    take_profit=wire.TakeProfit(11000),
+    stop_loss=wire.StopLoss(9000),
+)
+
+
+def test_a_bracket_at_alpaca_reads_as_on_the_internal_venue(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    # the same bracket on the internal venue, its parent filled, then its take-profit
+    # in two trades
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await c.submit("mm", "GOOG", "sell", "limit", 10, price=10000)
+            await c.submit("mm", "GOOG", "buy", "limit", 4, price=11000)
+            await c.submit("mm", "GOOG", "buy", "limit", 6, price=11000)
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id + 2)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def at_alpaca() -> tuple[int, list[tuple[Any, ...]]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            assert (sent.order_class, sent.limit_price) == ("bracket", Decimal(100))
+            tp, sl = sent.legs
+            assert (tp.limit_price, sl.stop_price) == (Decimal(110), Decimal(90))
+            accepted = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.order_class, v.leg) for v in views.orders] == [
+                (p, "bracket", None),
+                (p + 1, "bracket", "take_profit"),
+                (p + 2, "bracket", "stop_loss"),
+            ]
+            assert accepted[-1].parent_id == p
+            fake.fill(sent.id, "100", 10)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
+            fake.fill(tp.id, "110", 4)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 8)
+            fake.fill(tp.id, "110", 6)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 10)
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+            account = await c.get_account("alice")
+            assert isinstance(account, wire.Ack) and account.account is not None
+            assert account.account.positions[0].qty == 0
+            return p, _shape(events, p, p + 2)
+
+    p, got = asyncio.run(at_alpaca())
+    assert got == expected == BRACKET_EVENTS
+    eng.kill()  # no snapshot: recovery replays the routing with its legs
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert _shape(await c.replay(1, ping.last_seq), p, p + 2) == expected
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+
+    asyncio.run(after())
+    assert eng.stop() == 0
+
+
+def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Killed with the legs working; the take-profit fills 4 while the engine is down
+    (Alpaca does not replay trade updates): the restarted engine hands its routed
+    orders back to the venue, which finds the missed fill; then the rest goes on."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            fake.fill(sent.id, "100", 10)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
+            assert _shape(events, p, p + 2) == BRACKET_EVENTS[:6]
+            return p
+
+    p = asyncio.run(first())
+    eng.kill()
+    tp, sl = fake.order(f"tp-{p}").legs
+    fake.fill(tp.id, "110", 4)  # nobody listens
+    eng.start()
+
+    async def second() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            # the missed fill comes back through the venue's resume
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 8)
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.leg, v.qty) for v in views.orders] == [
+                (p + 1, "take_profit", 6),
+                (p + 2, "stop_loss", 6),
+            ]
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.fill(tp.id, "110", 6)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 10)
+            assert _shape(events, p, p + 2) == BRACKET_EVENTS
+            assert sl.status == "canceled"
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+
+    asyncio.run(second())
+    assert eng.stop() == 0
+
+
+def test_a_trailing_stop_goes_to_alpaca_with_its_trail(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            fake.trade("GOOG", "100")
+            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            assert (sent.type, sent.trail_price, sent.stop_price) == (
+                "trailing_stop",
+                Decimal("1.5"),
+                Decimal("98.5"),
+            )
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            (accepted,) = [e for e in events if isinstance(e, OrderAccepted) and e.id == p]
+            assert (accepted.order_type, accepted.order_class, accepted.trail_price) == (
+                "trailing_stop",
+                "simple",
+                150,
+            )
+            assert accepted.stop_price is None  # Alpaca keeps it (no OrderTrailed from there)
+            bad = await c.replace("alice", p, trail_price=200)
+            assert isinstance(bad, wire.Reject) and bad.reason == "bad_replace"
+            fake.fill(sent.id, "98.40", 3)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 2)
+            assert _shape(events, p, p)[-1] == ("trade", 0, 3, 9840)
+
+    asyncio.run(body())
+    assert eng.stop() == 0
