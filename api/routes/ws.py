@@ -320,28 +320,74 @@ def _answer(
     }
 
 
-async def _answer_frame(
-    started: list[_Started | dict[str, Any]],
-    caller: Caller,
-    outbox: _Outbox,
-    projection: Projection,
-    settings: GatewaySettings,
-) -> None:
-    """A frame's answers, in its order, as one frame. The engine answers in the order
-    sent, so waiting for each reply in turn waits for the first and finds the rest in:
-    only a reply not yet in is awaited (a coroutine per order cost more than its
-    answer)."""
-    answers = []
-    for s in started:
-        if isinstance(s, dict):
-            answers.append(s)
-            continue
-        reply = s[2]
-        if not reply.done():
-            with contextlib.suppress(Exception):  # `_answer` reads it from the future
-                await reply
-        answers.append(_answer(s, caller, projection, settings))
-    outbox.push(answers)
+class _Frames:
+    """One client's frames of actions sent to the engine and not yet answered.
+
+    A frame is answered, whole and in its order, when its replies are in: a callback on
+    its last reply does it (the engine answers in the order sent, so the others are in
+    by then; when one is not, as when the socket made a send wait, a task waits for the
+    rest). A task or a coroutine per frame, or per order, cost more than the answers:
+    with one order per frame, the task was most of the frame's cost."""
+
+    def __init__(
+        self,
+        caller: Caller,
+        outbox: _Outbox,
+        projection: Projection,
+        settings: GatewaySettings,
+    ) -> None:
+        self.caller = caller
+        self.outbox = outbox
+        self.projection = projection
+        self.settings = settings
+        self.actions = 0  # in flight
+        self.room = asyncio.Event()
+        self.closed = False
+        self._waiting: set[asyncio.Task[None]] = set()
+
+    def add(self, started: list[_Started | dict[str, Any]], last: asyncio.Future[Any]) -> None:
+        """Answer `started` once `last` (its last reply) is in."""
+        self.actions += len(started)
+        last.add_done_callback(lambda _: self._last_in(started))
+
+    async def wait_room(self, actions: int) -> None:
+        """Until `actions` more fit within `_MAX_IN_FLIGHT` (or nothing is in flight)."""
+        while self.actions and self.actions + actions > _MAX_IN_FLIGHT:
+            self.room.clear()
+            await self.room.wait()
+
+    def close(self) -> None:
+        self.closed = True
+        for task in list(self._waiting):
+            task.cancel()
+
+    def _last_in(self, started: list[_Started | dict[str, Any]]) -> None:
+        if self.closed:
+            return
+        if all(isinstance(s, dict) or s[2].done() for s in started):
+            self._answer(started)
+            return
+        task = asyncio.get_running_loop().create_task(self._wait_then_answer(started))
+        self._waiting.add(task)
+        task.add_done_callback(self._waiting.discard)
+
+    async def _wait_then_answer(self, started: list[_Started | dict[str, Any]]) -> None:
+        for s in started:
+            if not isinstance(s, dict) and not s[2].done():
+                with contextlib.suppress(Exception):  # `_answer` reads it from the future
+                    await s[2]
+        self._answer(started)
+
+    def _answer(self, started: list[_Started | dict[str, Any]]) -> None:
+        caller, projection, settings = self.caller, self.projection, self.settings
+        self.outbox.push(
+            [
+                s if isinstance(s, dict) else _answer(s, caller, projection, settings)
+                for s in started
+            ]
+        )
+        self.actions -= len(started)
+        self.room.set()
 
 
 async def _read_orders(
@@ -356,7 +402,7 @@ async def _read_orders(
     waiting for the answers of earlier frames (a client pipelines as deep as it likes,
     up to `_MAX_IN_FLIGHT` actions): each frame is answered when its replies are all in,
     so frames may be answered out of order (`ref` says which is which)."""
-    in_flight: dict[asyncio.Task[None], int] = {}
+    frames = _Frames(caller, outbox, projection, settings)
     try:
         while not outbox.slow:
             try:
@@ -374,18 +420,18 @@ async def _read_orders(
                     continue
             else:
                 msg = [msg]
-            while in_flight and sum(in_flight.values()) + len(msg) > _MAX_IN_FLIGHT:
-                await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+            await frames.wait_room(len(msg))
             started = [_start(m, caller, engine) for m in msg]
-            if all(isinstance(s, dict) for s in started):
+            last = None
+            for s in started:
+                if not isinstance(s, dict):
+                    last = s[2]
+            if last is None:
                 outbox.push(started)
-                continue
-            task = asyncio.create_task(_answer_frame(started, caller, outbox, projection, settings))
-            in_flight[task] = len(started)
-            task.add_done_callback(in_flight.pop)
+            else:
+                frames.add(started, last)
     finally:
-        for task in list(in_flight):
-            task.cancel()
+        frames.close()
 
 
 @router.websocket("/orders")

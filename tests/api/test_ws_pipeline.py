@@ -4,11 +4,17 @@ an action that needs no engine is answered without waiting for earlier frames.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
 import anyio
 from fastapi.testclient import TestClient
+
+from tickplane.api.deps import Caller
+from tickplane.api.routes import ws as ws_route
+from tickplane.api.settings import GatewaySettings
+from tickplane.core import wire
 
 H = dict[str, str]
 FRAMES = 12
@@ -67,3 +73,44 @@ def test_frames_sent_without_reading_are_each_answered_whole(client: TestClient,
         ids = [a["order_id"] for a in acks.values()]
         assert len(set(ids)) == FRAMES * PER_FRAME and all(isinstance(i, int) for i in ids)
         assert all(a["action"] == "submit" and not a["duplicate"] for a in acks.values())
+
+
+def test_a_frame_whose_last_reply_comes_first_waits_for_the_others() -> None:
+    """Replies normally come in the order sent (the frame is answered when its last is
+    in); when the last comes first (a send that had to wait), the frame waits for the
+    rest and still answers whole, in its order."""
+
+    class Projection:
+        def __init__(self) -> None:
+            self.written: list[int] = []
+
+        def note_write(self, account: str, last_seq: int) -> None:
+            self.written.append(last_seq)
+
+    async def main() -> list[list[dict[str, Any]]]:
+        loop = asyncio.get_running_loop()
+        outbox = ws_route._Outbox(10)
+        caller = Caller("acct", "key", "trader")
+        projection = Projection()
+        frames = ws_route._Frames(caller, outbox, projection, GatewaySettings())  # type: ignore[arg-type]
+        replies = [loop.create_future() for _ in range(3)]
+        started: list[Any] = [("a", "submit", replies[0]), {"type": "pong", "ref": "p"}]
+        started += [("b", "submit", replies[1]), ("c", "cancel", replies[2])]
+        frames.add(started, replies[2])
+        assert frames.actions == 4
+        replies[2].set_result(wire.Ack(3, order_id=30, last_seq=9))
+        replies[1].set_result(wire.Reject(2, "unknown_order", "no such order"))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert not outbox.items  # the first reply is not in
+        replies[0].set_result(wire.Ack(1, order_id=10, last_seq=7))
+        answers = await outbox.take()
+        assert projection.written == [7, 9]  # read-your-writes noted for each ack
+        return [answers, [{"actions": frames.actions}]]
+
+    answers, [left] = asyncio.run(main())
+    assert [(m["type"], m["ref"]) for m in answers[0]] == [
+        ("ack", "a"), ("pong", "p"), ("error", "b"), ("ack", "c"),
+    ]  # fmt: skip
+    assert answers[0][2]["reason"] == "unknown_order"
+    assert left == {"actions": 0}

@@ -21,7 +21,11 @@ this process with keep-alive clients. Figures are medians over ``repeats`` sampl
   answers frames in any order); every order is acked by the engine, and each client also
   receives its account's order updates (two per order). The clients ask for no
   permessage-deflate, as a latency-minded client would not (it cost more CPU at both
-  ends than the order itself).
+  ends than the order itself). Batched frames are the documented protocol
+  (api/README.md, "WebSockets"), so this is the figure for a client that batches.
+- ``ws_single_orders_per_sec``: the same clients, each frame one submit action (not an
+  array), ``ws_single_in_flight`` frames in flight per client: the figure for a client
+  that sends one order per message.
 
 Both gateways run under uvicorn with ``workers`` processes (2 by default: the gateway's
 read-your-writes holds per process, and per keep-alive connection, which one process
@@ -51,6 +55,7 @@ import urllib.request
 from pathlib import Path
 from typing import IO, Any
 
+import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -63,6 +68,7 @@ WORKERS = 2
 WS_CONNECTIONS = 4
 WS_BATCH = 250
 WS_IN_FLIGHT = 4
+WS_SINGLE_IN_FLIGHT = 64  # one-order frames each client keeps in flight
 READY_TIMEOUT = 60.0
 SYMBOL = "GOOG"
 ORDER = {
@@ -237,6 +243,17 @@ async def http_sample(
     return sum(counts) / (time.perf_counter() - start), latencies
 
 
+class _Answer(msgspec.Struct):
+    """What the load generator reads of each message the gateway sends: its type and
+    ref (msgspec skips the rest, the order updates' bodies, without building them)."""
+
+    type: str
+    ref: int | None = None
+
+
+_answers = msgspec.json.Decoder(list[_Answer])
+
+
 async def ws_sample(
     port: int,
     keys: list[tuple[str, str]],
@@ -245,12 +262,15 @@ async def ws_sample(
     in_flight: int = 2,
 ) -> float:
     """Orders acked per second over native WebSockets in one timed sample: one client per
-    key in `keys`, each keeping `in_flight` frames of `batch` submits in flight."""
-    import orjson
+    key in `keys`, each keeping `in_flight` frames of `batch` submits in flight (`batch`
+    1: a frame per order, each a single action rather than an array)."""
     import websockets
 
     url = f"ws://127.0.0.1:{port}/api/v1/ws/orders"
-    frame = json.dumps([{"action": "submit", "ref": i, **ORDER} for i in range(batch)])
+    if batch == 1:
+        frame = json.dumps({"action": "submit", "ref": 0, **ORDER})
+    else:
+        frame = json.dumps([{"action": "submit", "ref": i, **ORDER} for i in range(batch)])
 
     async def client(key: tuple[str, str]) -> int:
         headers = {"APCA-API-KEY-ID": key[0], "APCA-API-SECRET-KEY": key[1]}
@@ -260,7 +280,7 @@ async def ws_sample(
         async with websockets.connect(
             url, additional_headers=headers, max_size=2**24, compression=None
         ) as ws:
-            orjson.loads(await ws.recv())  # authenticated
+            await ws.recv()  # authenticated
             # frames in flight: the gateway works on some while the answers of the others
             # travel; each frame is answered in one frame, frames in any order
             sent = 0
@@ -268,17 +288,17 @@ async def ws_sample(
                 await ws.send(frame)
                 sent += 1
             while sent:
-                for m in orjson.loads(await ws.recv()):
-                    kind = m.get("type")
-                    if kind == "ack":
-                        if m["ref"] == batch - 1:  # a frame's answers come together
+                data = await ws.recv()
+                for m in _answers.decode(data):
+                    if m.type == "ack":
+                        if m.ref == batch - 1:  # a frame's answers come together
                             done += batch
                             sent -= 1
                             if time.perf_counter() < until:
                                 await ws.send(frame)
                                 sent += 1
-                    elif kind == "error":
-                        raise BenchError(f"refused: {m}")
+                    elif m.type == "error":
+                        raise BenchError(f"refused: {data[:500]!r}")
         return done
 
     start = time.perf_counter()
@@ -335,6 +355,7 @@ def run(
     ws_connections: int = WS_CONNECTIONS,
     ws_batch: int = WS_BATCH,
     ws_in_flight: int = WS_IN_FLIGHT,
+    ws_single_in_flight: int = WS_SINGLE_IN_FLIGHT,
     recorder: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -346,7 +367,14 @@ def run(
     started = time.perf_counter()
     root = Path(tempfile.mkdtemp(prefix="tickplane-bench-gateway-"))
     procs = Processes(root, workers)
-    samples: dict[str, list[float]] = {"http": [], "p50": [], "p99": [], "bare": [], "ws": []}
+    samples: dict[str, list[float]] = {
+        "http": [],
+        "p50": [],
+        "p99": [],
+        "bare": [],
+        "ws": [],
+        "ws_single": [],
+    }
     try:
         key, *ws_keys = _make_keys(
             root, ["bench", *(f"bench-ws-{i}" for i in range(ws_connections))]
@@ -360,7 +388,7 @@ def run(
             console=console,
         )
         with progress:
-            task = progress.add_task("gateway samples", total=3 * (repeats + 1))
+            task = progress.add_task("gateway samples", total=4 * (repeats + 1))
             for i in range(repeats + 1):  # the first of each is a warm-up
                 rate, lat = asyncio.run(http_sample(procs.gateway_port, key, connections, seconds))
                 progress.advance(task)
@@ -370,6 +398,10 @@ def run(
                     ws_sample(procs.gateway_port, ws_keys, ws_batch, seconds, ws_in_flight)
                 )
                 progress.advance(task)
+                ws_single = asyncio.run(
+                    ws_sample(procs.gateway_port, ws_keys, 1, seconds, ws_single_in_flight)
+                )
+                progress.advance(task)
                 if i == 0:
                     continue
                 samples["http"].append(rate)
@@ -377,6 +409,7 @@ def run(
                 samples["p99"].append(_pct(lat, 0.99) * 1e3)
                 samples["bare"].append(bare)
                 samples["ws"].append(ws)
+                samples["ws_single"].append(ws_single)
     finally:
         procs.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -389,6 +422,7 @@ def run(
         "bare_http_per_sec": round(bare),
         "http_vs_bare": round(http / bare, 3) if bare else None,
         "ws_orders_per_sec": round(_median(samples["ws"])),
+        "ws_single_orders_per_sec": round(_median(samples["ws_single"])),
     }
     result["targets"] = {
         name: {"target": target, "met": result[name] >= target} for name, target in TARGETS.items()
@@ -401,6 +435,7 @@ def run(
         "ws_connections": ws_connections,
         "ws_batch": ws_batch,
         "ws_frames_in_flight": ws_in_flight,
+        "ws_single_frames_in_flight": ws_single_in_flight,
         "order": ORDER,
         "cpus": len(os.sched_getaffinity(0)),
         "engine": "fsync none, pin_cpu false, loopback TCP",
@@ -419,6 +454,7 @@ def run(
             "bare_http_per_sec",
             "http_vs_bare",
             "ws_orders_per_sec",
+            "ws_single_orders_per_sec",
         ):
             out.print(f"{name:24} {result[name]}")
     return result

@@ -18,6 +18,7 @@ FIGURES = (
     "bare_http_per_sec",
     "http_vs_bare",
     "ws_orders_per_sec",
+    "ws_single_orders_per_sec",
 )
 
 
