@@ -632,7 +632,7 @@ class Projection:
         """Keep `new` in place of `old`; a close is noted (and the oldest closed orders
         beyond `max_closed_orders` evicted, with what points at them)."""
         book.orders[new.id] = new
-        if new.is_open or not old.is_open:
+        if new.status in OPEN_STATUSES or old.status not in OPEN_STATUSES:
             return
         self._owner.pop(new.id, None)
         book.closed[new.id] = None

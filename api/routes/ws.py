@@ -38,8 +38,11 @@ from tickplane.api.engine import ack_of, acked
 from tickplane.api.errors import ApiError
 from tickplane.api.metrics import GatewayMetrics
 from tickplane.api.projection import (
+    Execution,
     MarketUpdate,
+    OrderRecord,
     OrderUpdate,
+    Position,
     PositionUpdate,
     Projection,
     Subscription,
@@ -98,18 +101,40 @@ class _Outbox:
         return out
 
 
-def _update_message(u: Update) -> dict[str, Any]:
+# The busiest messages as structs, not dicts: encoded the same (fields in this order),
+# built and encoded in half the time; a client gets two order messages per order.
+
+
+class _OrderMessage(msgspec.Struct):
+    type: str
+    event: str
+    seq: int
+    ts: int
+    order: OrderRecord
+    execution: Execution | None
+
+
+class _PositionMessage(msgspec.Struct):
+    type: str
+    seq: int
+    position: Position
+    cash: int
+
+
+class _AckMessage(msgspec.Struct):
+    type: str
+    ref: Any
+    action: Any
+    order_id: int | None
+    duplicate: bool
+    last_seq: int
+
+
+def _update_message(u: Update) -> _OrderMessage | _PositionMessage | dict[str, Any]:
     if isinstance(u, OrderUpdate):
-        return {
-            "type": "order",
-            "event": u.event,
-            "seq": u.seq,
-            "ts": u.ts_event,
-            "order": u.order,
-            "execution": u.execution,
-        }
+        return _OrderMessage("order", u.event, u.seq, u.ts_event, u.order, u.execution)
     if isinstance(u, PositionUpdate):
-        return {"type": "position", "seq": u.seq, "position": u.position, "cash": u.cash}
+        return _PositionMessage("position", u.seq, u.position, u.cash)
     assert isinstance(u, MarketUpdate)
     if u.kind == "trade" and u.trade is not None:
         t = u.trade
@@ -299,7 +324,7 @@ def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[st
 
 def _answer(
     started: _Started, caller: Caller, projection: Projection, settings: GatewaySettings
-) -> dict[str, Any]:
+) -> _AckMessage | dict[str, Any]:
     """The answer to an action sent by `_start`, once its reply is in (a done future)."""
     ref, action, reply = started
     try:
@@ -310,14 +335,7 @@ def _answer(
         if isinstance(ev, OrderRejected) and ev.id == ack.order_id:
             return _error(ref, ev.reason, f"order {ack.order_id}: {ev.reason}")
     projection.note_write(caller.account, ack.last_seq)
-    return {
-        "type": "ack",
-        "ref": ref,
-        "action": action,
-        "order_id": ack.order_id,
-        "duplicate": bool(getattr(ack, "duplicate", False)),
-        "last_seq": ack.last_seq,
-    }
+    return _AckMessage("ack", ref, action, ack.order_id, ack.duplicate, ack.last_seq)
 
 
 class _Frames:

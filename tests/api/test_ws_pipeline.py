@@ -104,7 +104,7 @@ def test_a_frame_whose_last_reply_comes_first_waits_for_the_others() -> None:
         await asyncio.sleep(0)
         assert not outbox.items  # the first reply is not in
         replies[0].set_result(wire.Ack(1, order_id=10, last_seq=7))
-        answers = await outbox.take()
+        answers = json.loads(ws_route._json.encode(await outbox.take()))
         assert projection.written == [7, 9]  # read-your-writes noted for each ack
         return [answers, [{"actions": frames.actions}]]
 
