@@ -3,6 +3,7 @@ database of its own) for the keys, the app under FastAPI's TestClient, and keys.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -11,6 +12,8 @@ import time
 import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,6 +26,7 @@ from tickplane.api.settings import GatewaySettings
 
 SERVICES = "tests.services.fixtures"
 Headers = dict[str, str]
+ISOLATED_SYMBOLS = 64
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -30,17 +34,16 @@ def pytest_configure(config: pytest.Config) -> None:
         config.pluginmanager.import_plugin(SERVICES)
 
 
-@pytest.fixture(scope="session")
-def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """One `tickplane engine` process for the session (GOOG and AAPL)."""
-    work = tmp_path_factory.mktemp("api-engine")
+@contextlib.contextmanager
+def engine_process(work: Path, name: str, symbols: list[str]) -> Iterator[dict[str, str]]:
+    """A `tickplane engine` process trading `symbols`; its endpoints while inside."""
     cfg = {
-        "name": "api-tests",
+        "name": name,
         "order_entry": f"tcp://127.0.0.1:{free_port()}",
         "events": f"tcp://127.0.0.1:{free_port()}",
         "http_port": free_port(),
         "journal_dir": str(work / "journal"),
-        "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
+        "symbols": [{"name": s} for s in symbols],
         "pin_cpu": False,
         "fsync": "none",
     }
@@ -83,6 +86,57 @@ def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[
             proc.kill()
             proc.wait()
         log.close()
+
+
+@pytest.fixture(scope="session")
+def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """One `tickplane engine` process for the session (GOOG and AAPL)."""
+    with engine_process(tmp_path_factory.mktemp("api-engine"), "api-tests", ["GOOG", "AAPL"]) as e:
+        yield e
+
+
+@dataclass
+class IsolatedGateway:
+    """A gateway on an engine of its own whose books no other module touches, and
+    symbols (`fresh()`) that no other test of the module touches either: one test's
+    resting orders can never cross another's."""
+
+    client: TestClient
+    symbols: list[str]
+    _next: int = 0
+
+    def fresh(self) -> str:
+        if self._next == len(self.symbols):
+            raise RuntimeError(f"all {len(self.symbols)} isolated symbols are used: add more")
+        self._next += 1
+        return self.symbols[self._next - 1]
+
+
+@pytest.fixture(scope="module")
+def isolated_gateway(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    settings: GatewaySettings,
+) -> Iterator[IsolatedGateway]:
+    """For a module that overrides `client` with this one's (see IsolatedGateway).
+    The symbols are `T000`... (one engine start and one app start, ~1 s, per module)."""
+    name = request.module.__name__.rsplit(".", 1)[-1].replace("_", "-")
+    symbols = [f"T{i:03d}" for i in range(ISOLATED_SYMBOLS)]
+    with engine_process(tmp_path_factory.mktemp(name), name, symbols) as endpoints:
+        own = settings.model_copy(
+            update={
+                "engine_order_entry": endpoints["order_entry"],
+                "engine_events": endpoints["events"],
+            }
+        )
+        with TestClient(create_app(own)) as c:
+            yield IsolatedGateway(c, symbols)
+
+
+@pytest.fixture
+def symbol(isolated_gateway: IsolatedGateway) -> str:
+    """A symbol of the module's isolated engine that no other test has used."""
+    return isolated_gateway.fresh()
 
 
 @pytest.fixture(scope="session")

@@ -1,16 +1,20 @@
 """`/api/v1/orders` and `/api/v1/book` against a real engine (orders are the projection of
-its events; idempotency is the engine's)."""
+its events; idempotency is the engine's).
+
+The module runs on an engine of its own and each test on symbols of its own
+(`isolated_gateway`, `symbol`): no test's resting orders can cross another's."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
+from tests.api.conftest import IsolatedGateway
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
 
@@ -18,14 +22,20 @@ H = dict[str, str]
 ORDERS = "/api/v1/orders"
 
 
-def limit(**kw: Any) -> dict[str, Any]:
-    body = {"symbol": "GOOG", "side": "buy", "type": "limit", "qty": 10, "limit_price": 50_000}
+@pytest.fixture(scope="module")
+def client(isolated_gateway: IsolatedGateway) -> Iterator[TestClient]:
+    yield isolated_gateway.client
+
+
+def limit(symbol: str = "T000", **kw: Any) -> dict[str, Any]:
+    """A limit order's body (the default symbol only for bodies the engine never sees)."""
+    body = {"symbol": symbol, "side": "buy", "type": "limit", "qty": 10, "limit_price": 50_000}
     body.update(kw)
     return body
 
 
-def test_submit_read_replace_cancel(client: TestClient, trader: H) -> None:
-    r = client.post(ORDERS, json=limit(qty="10", limit_price="40000"), headers=trader)
+def test_submit_read_replace_cancel(client: TestClient, symbol: str, trader: H) -> None:
+    r = client.post(ORDERS, json=limit(symbol, qty="10", limit_price="40000"), headers=trader)
     assert r.status_code == 201, r.text
     order = r.json()
     assert order["status"] == "new" and order["qty"] == 10 and order["limit_price"] == 40_000
@@ -48,15 +58,14 @@ def test_submit_read_replace_cancel(client: TestClient, trader: H) -> None:
 
 
 def test_fills_between_two_accounts(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient, symbol: str, make_key: Callable[..., Any], headers: Callable[..., H]
 ) -> None:
     maker, taker = headers(make_key()), headers(make_key())
-    sym = "AAPL"
     ask = client.post(
-        ORDERS, json=limit(symbol=sym, side="sell", qty=5, limit_price=77_777), headers=maker
+        ORDERS, json=limit(symbol, side="sell", qty=5, limit_price=77_777), headers=maker
     ).json()
     r = client.post(
-        ORDERS, json={"symbol": sym, "side": "buy", "type": "market", "qty": 5}, headers=taker
+        ORDERS, json={"symbol": symbol, "side": "buy", "type": "market", "qty": 5}, headers=taker
     )
     assert r.status_code == 201, r.text
     assert (r.json()["status"], r.json()["filled_qty"]) == ("filled", 5)
@@ -67,10 +76,10 @@ def test_fills_between_two_accounts(
 
 
 def test_accounts_are_isolated(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient, symbol: str, make_key: Callable[..., Any], headers: Callable[..., H]
 ) -> None:
     alice, bob = headers(make_key()), headers(make_key())
-    oid = client.post(ORDERS, json=limit(limit_price=30_000), headers=alice).json()["id"]
+    oid = client.post(ORDERS, json=limit(symbol, limit_price=30_000), headers=alice).json()["id"]
     for r in (
         client.get(f"{ORDERS}/{oid}", headers=bob),
         client.delete(f"{ORDERS}/{oid}", headers=bob),
@@ -86,14 +95,14 @@ def test_accounts_are_isolated(
 
 
 def test_cancel_all_cancels_only_the_callers_orders(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient, symbol: str, make_key: Callable[..., Any], headers: Callable[..., H]
 ) -> None:
     alice, bob = headers(make_key()), headers(make_key())
     mine = [
-        client.post(ORDERS, json=limit(limit_price=20_000 + i), headers=alice).json()["id"]
+        client.post(ORDERS, json=limit(symbol, limit_price=20_000 + i), headers=alice).json()["id"]
         for i in range(3)
     ]
-    theirs = client.post(ORDERS, json=limit(limit_price=20_000), headers=bob).json()["id"]
+    theirs = client.post(ORDERS, json=limit(symbol, limit_price=20_000), headers=bob).json()["id"]
     r = client.delete(ORDERS, headers=alice)
     assert r.status_code == 200, r.text
     assert sorted(o["id"] for o in r.json()["canceled"]) == mine
@@ -101,13 +110,13 @@ def test_cancel_all_cancels_only_the_callers_orders(
     assert client.get(f"{ORDERS}/{theirs}", headers=bob).json()["status"] == "new"
 
 
-def test_client_order_id_is_idempotent(client: TestClient, trader: H) -> None:
+def test_client_order_id_is_idempotent(client: TestClient, symbol: str, trader: H) -> None:
     coid = "retry-" + uuid.uuid4().hex
     first = client.post(
-        ORDERS, json=limit(limit_price=10_000, client_order_id=coid), headers=trader
+        ORDERS, json=limit(symbol, limit_price=10_000, client_order_id=coid), headers=trader
     )
     again = client.post(
-        ORDERS, json=limit(limit_price=10_000, client_order_id=coid), headers=trader
+        ORDERS, json=limit(symbol, limit_price=10_000, client_order_id=coid), headers=trader
     )
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["id"] == again.json()["id"]
@@ -117,20 +126,24 @@ def test_client_order_id_is_idempotent(client: TestClient, trader: H) -> None:
         first.json()["id"]
     ]
     other = client.post(
-        ORDERS, json=limit(limit_price=10_001, client_order_id=coid), headers=trader
+        ORDERS, json=limit(symbol, limit_price=10_001, client_order_id=coid), headers=trader
     )
     assert other.status_code == 422 and other.json()["reason"] == "client_order_id_reused"
 
 
 def test_client_order_id_is_per_account(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient, symbol: str, make_key: Callable[..., Any], headers: Callable[..., H]
 ) -> None:
     coid = "shared-" + uuid.uuid4().hex
     a = client.post(
-        ORDERS, json=limit(client_order_id=coid, limit_price=100), headers=headers(make_key())
+        ORDERS,
+        json=limit(symbol, client_order_id=coid, limit_price=100),
+        headers=headers(make_key()),
     )
     b = client.post(
-        ORDERS, json=limit(client_order_id=coid, limit_price=100), headers=headers(make_key())
+        ORDERS,
+        json=limit(symbol, client_order_id=coid, limit_price=100),
+        headers=headers(make_key()),
     )
     assert (a.status_code, b.status_code) == (201, 201)
     assert a.json()["id"] != b.json()["id"]
@@ -171,12 +184,12 @@ def test_bad_input_is_422_with_a_reason(
     assert body["errors"][0]["field"] == field
 
 
-def test_bad_json_and_bad_replace_are_422(client: TestClient, trader: H) -> None:
+def test_bad_json_and_bad_replace_are_422(client: TestClient, symbol: str, trader: H) -> None:
     r = client.post(
         ORDERS, content=b"{not json", headers={**trader, "content-type": "application/json"}
     )
     assert r.status_code == 422 and r.json()["reason"] == "invalid_request"
-    oid = client.post(ORDERS, json=limit(limit_price=1_000), headers=trader).json()["id"]
+    oid = client.post(ORDERS, json=limit(symbol, limit_price=1_000), headers=trader).json()["id"]
     for body in ({}, {"qty": True}, {"qty": 1, "extra": 1}):
         r = client.patch(f"{ORDERS}/{oid}", json=body, headers=trader)
         assert r.status_code == 422 and r.json()["reason"] == "invalid_request", r.text
@@ -186,57 +199,59 @@ def test_bad_json_and_bad_replace_are_422(client: TestClient, trader: H) -> None
 
 def test_engine_refusals_keep_the_engines_reason(
     client: TestClient,
+    symbol: str,
     make_key: Callable[..., Any],
     headers: Callable[..., H],
     run: Callable[..., Any],
 ) -> None:
     key = make_key()
     h = headers(key)
-    r = client.post(ORDERS, json=limit(symbol="NOPE"), headers=h)
+    r = client.post(ORDERS, json=limit("NOPE"), headers=h)
     assert r.status_code == 422 and r.json()["reason"] == "unknown_symbol", r.text
     r = client.get(f"{ORDERS}/999999999", headers=h)
     assert r.status_code == 404 and r.json()["reason"] == "unknown_order"
-    stop = {"symbol": "GOOG", "side": "buy", "type": "stop", "qty": 1, "stop_price": 10**9}
+    stop = {"symbol": symbol, "side": "buy", "type": "stop", "qty": 1, "stop_price": 10**9}
     held = client.post(ORDERS, json=stop, headers=h).json()
     assert held["status"] == "held"
     assert client.get(f"{ORDERS}/{held['id']}", headers=h).json()["status"] == "held"
     engine = client.app.state.engine  # type: ignore[attr-defined]
     run(engine.control, "kill", account=key.key.account)
     try:
-        r = client.post(ORDERS, json=limit(), headers=h)
+        r = client.post(ORDERS, json=limit(symbol), headers=h)
         assert r.status_code == 403 and r.json()["reason"] == "kill_switch", r.text
         # the kill canceled the held stop
         got = client.get(f"{ORDERS}/{held['id']}", headers=h).json()
         assert got["status"] == "canceled"
     finally:
         run(engine.control, "revive", account=key.key.account)
-    assert client.post(ORDERS, json=limit(), headers=h).status_code == 201
+    assert client.post(ORDERS, json=limit(symbol), headers=h).status_code == 201
 
 
-def test_book(client: TestClient, trader: H) -> None:
+def test_book(client: TestClient, symbol: str, trader: H) -> None:
     for price, qty in ((90_000, 2), (90_000, 3), (89_990, 1)):
-        body = limit(limit_price=price, qty=qty)
+        body = limit(symbol, limit_price=price, qty=qty)
         assert client.post(ORDERS, json=body, headers=trader).status_code == 201
-    r = client.get("/api/v1/book/GOOG", params={"depth": 50}, headers=trader)
+    r = client.get(f"/api/v1/book/{symbol}", params={"depth": 50}, headers=trader)
     assert r.status_code == 200, r.text
     bids = r.json()["bids"]
     assert {"price": 90_000, "qty": 5, "orders": 2} in bids
     assert [b["price"] for b in bids] == sorted((b["price"] for b in bids), reverse=True)
     assert (
-        client.get("/api/v1/book/GOOG", params={"depth": 1}, headers=trader).json()["bids"][0][
+        client.get(f"/api/v1/book/{symbol}", params={"depth": 1}, headers=trader).json()["bids"][0][
             "price"
         ]
         >= 90_000
     )
     r = client.get("/api/v1/book/NOPE", headers=trader)
     assert r.status_code == 404 and r.json()["reason"] == "unknown_symbol"
-    r = client.get("/api/v1/book/GOOG", params={"depth": 0}, headers=trader)
+    r = client.get(f"/api/v1/book/{symbol}", params={"depth": 0}, headers=trader)
     assert r.status_code == 422
     client.delete(ORDERS, headers=trader)
 
 
 def test_engine_down_is_503(
     client: TestClient,
+    symbol: str,
     settings: GatewaySettings,
     make_key: Callable[..., Any],
     headers: Callable[..., H],
@@ -249,11 +264,11 @@ def test_engine_down_is_503(
     with TestClient(create_app(down)) as c:
         coid = "down-" + uuid.uuid4().hex
         for r in (
-            c.post(ORDERS, json=limit(client_order_id=coid), headers=h),
+            c.post(ORDERS, json=limit(symbol, client_order_id=coid), headers=h),
             c.delete(f"{ORDERS}/1", headers=h),
             c.patch(f"{ORDERS}/1", json={"qty": 1}, headers=h),
             c.delete(ORDERS, headers=h),
-            c.get("/api/v1/book/GOOG", headers=h),
+            c.get(f"/api/v1/book/{symbol}", headers=h),
         ):
             assert r.status_code == 503, r.text
             assert r.json()["reason"] == "engine_unavailable" and r.json()["message"]
@@ -261,14 +276,14 @@ def test_engine_down_is_503(
         assert r.status_code == 503 and r.json() == {"status": "not_ready"}
         assert c.get("/api/v1/health").status_code == 200
     # nothing was kept of the refused submission: the same client_order_id works later
-    r = client.post(ORDERS, json=limit(client_order_id=coid), headers=h)
+    r = client.post(ORDERS, json=limit(symbol, client_order_id=coid), headers=h)
     assert r.status_code == 201, r.text
     client.delete(ORDERS, headers=h)
 
 
-def test_concurrent_retries_make_one_order(client: TestClient, trader: H) -> None:
+def test_concurrent_retries_make_one_order(client: TestClient, symbol: str, trader: H) -> None:
     coid = "race-" + uuid.uuid4().hex
-    body = limit(limit_price=12_345, client_order_id=coid)
+    body = limit(symbol, limit_price=12_345, client_order_id=coid)
     with ThreadPoolExecutor(8) as pool:
         answers = list(pool.map(lambda _: client.post(ORDERS, json=body, headers=trader), range(8)))
     codes = sorted(r.status_code for r in answers)

@@ -1,26 +1,33 @@
 """Listing and reading: orders (filters, paging, by client_order_id), executions,
-positions, account, symbols, trades; each isolated by account."""
+positions, account, symbols, trades; each isolated by account.
+
+The module runs on an engine of its own and each test on symbols of its own
+(`isolated_gateway`, `symbol`): no test's resting orders can cross another's."""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
+
+from tests.api.conftest import IsolatedGateway
 
 H = dict[str, str]
 V1 = "/api/v1"
+PRICE = 200_000
 
 
-def _price() -> int:
-    """A price band of its own, so resting orders of other tests never cross ours."""
-    return 200_000 + (uuid.uuid4().int % 50_000) * 4
+@pytest.fixture(scope="module")
+def client(isolated_gateway: IsolatedGateway) -> Iterator[TestClient]:
+    yield isolated_gateway.client
 
 
-def _order(client: TestClient, h: H, **kw: Any) -> dict[str, Any]:
-    body = {"symbol": "AAPL", "side": "buy", "type": "limit", "qty": 1, **kw}
+def _order(client: TestClient, h: H, symbol: str, **kw: Any) -> dict[str, Any]:
+    body = {"symbol": symbol, "side": "buy", "type": "limit", "qty": 1, **kw}
     r = client.post(f"{V1}/orders", json=body, headers=h)
     assert r.status_code == 201, r.text
     out: dict[str, Any] = r.json()
@@ -28,19 +35,25 @@ def _order(client: TestClient, h: H, **kw: Any) -> dict[str, Any]:
 
 
 def _trade(
-    client: TestClient, seller: H, buyer: H, price: int, qty: int
+    client: TestClient, symbol: str, seller: H, buyer: H, price: int, qty: int
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    ask = _order(client, seller, side="sell", qty=qty + 2, limit_price=price)
-    bid = _order(client, buyer, side="buy", qty=qty, limit_price=price, client_order_id="t-1")
+    ask = _order(client, seller, symbol, side="sell", qty=qty + 2, limit_price=price)
+    bid = _order(
+        client, buyer, symbol, side="buy", qty=qty, limit_price=price, client_order_id="t-1"
+    )
     return ask, bid
 
 
 def test_fills_make_executions_positions_account_and_trades(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient,
+    isolated_gateway: IsolatedGateway,
+    symbol: str,
+    make_key: Callable[..., Any],
+    headers: Callable[..., H],
 ) -> None:
     seller, buyer = headers(make_key()), headers(make_key())
-    price = _price()
-    ask, bid = _trade(client, seller, buyer, price, 3)
+    price = PRICE
+    ask, bid = _trade(client, symbol, seller, buyer, price, 3)
     assert bid["status"] == "filled"
 
     ex = client.get(f"{V1}/executions", headers=buyer).json()["executions"]
@@ -52,11 +65,11 @@ def test_fills_make_executions_positions_account_and_trades(
     assert [e["liquidity"] for e in mex["executions"]] == ["maker"]
 
     pos = client.get(f"{V1}/positions", headers=buyer).json()
-    assert [(p["symbol"], p["qty"], p["cost_basis"]) for p in pos] == [("AAPL", 3, 3 * price)]
+    assert [(p["symbol"], p["qty"], p["cost_basis"]) for p in pos] == [(symbol, 3, 3 * price)]
     assert pos[0]["avg_entry_price"] == price and pos[0]["last_price"] is not None
-    one = client.get(f"{V1}/positions/AAPL", headers=seller).json()
+    one = client.get(f"{V1}/positions/{symbol}", headers=seller).json()
     assert (one["qty"], one["cost_basis"]) == (-3, -3 * price)
-    r = client.get(f"{V1}/positions/GOOG", headers=buyer)
+    r = client.get(f"{V1}/positions/{isolated_gateway.fresh()}", headers=buyer)
     assert r.status_code == 404 and r.json()["reason"] == "no_position"
 
     acct = client.get(f"{V1}/account", headers=buyer).json()
@@ -66,7 +79,7 @@ def test_fills_make_executions_positions_account_and_trades(
     sacct = client.get(f"{V1}/account", headers=seller).json()
     assert sacct["open_orders"] == 1 and sacct["cash"] == 3 * price
 
-    trades = client.get(f"{V1}/trades/AAPL", params={"limit": 50}, headers=buyer).json()
+    trades = client.get(f"{V1}/trades/{symbol}", params={"limit": 50}, headers=buyer).json()
     assert any(t["price"] == price and t["qty"] == 3 for t in trades["trades"])
     assert "taker" not in trades["trades"][0] and "account" not in str(trades)
     r = client.get(f"{V1}/trades/NOPE", headers=buyer)
@@ -74,12 +87,15 @@ def test_fills_make_executions_positions_account_and_trades(
     client.delete(f"{V1}/orders", headers=seller)
 
 
-def test_order_lists_filter_and_page(client: TestClient, trader: H) -> None:
-    price = _price()
+def test_order_lists_filter_and_page(
+    client: TestClient, isolated_gateway: IsolatedGateway, symbol: str, trader: H
+) -> None:
+    price = PRICE
+    other = isolated_gateway.fresh()
     before = datetime.now(UTC) - timedelta(seconds=1)
-    ids = [_order(client, trader, limit_price=price + i)["id"] for i in range(5)]
-    sell = _order(client, trader, symbol="GOOG", side="sell", limit_price=10**9)["id"]
-    gone = _order(client, trader, limit_price=price, time_in_force="ioc")["id"]
+    ids = [_order(client, trader, symbol, limit_price=price + i)["id"] for i in range(5)]
+    sell = _order(client, trader, other, side="sell", limit_price=10**9)["id"]
+    gone = _order(client, trader, symbol, limit_price=price, time_in_force="ioc")["id"]
 
     def listed(**params: Any) -> list[int]:
         r = client.get(f"{V1}/orders", params=params, headers=trader)
@@ -89,7 +105,7 @@ def test_order_lists_filter_and_page(client: TestClient, trader: H) -> None:
     assert listed() == [sell, *ids[::-1]]  # open by default, newest first
     assert listed(status="closed") == [gone]
     assert listed(status="all") == [gone, sell, *ids[::-1]]
-    assert listed(symbol="GOOG") == [sell]
+    assert listed(symbol=other) == [sell]
     assert listed(side="buy") == ids[::-1]
     assert listed(status="all", after=before.isoformat()) == [gone, sell, *ids[::-1]]
     assert listed(until=before.isoformat()) == []
@@ -113,9 +129,9 @@ def test_order_lists_filter_and_page(client: TestClient, trader: H) -> None:
     assert listed() == []
 
 
-def test_order_by_client_order_id(client: TestClient, trader: H) -> None:
+def test_order_by_client_order_id(client: TestClient, symbol: str, trader: H) -> None:
     coid = "find-me-" + uuid.uuid4().hex
-    made = _order(client, trader, limit_price=_price(), client_order_id=coid)
+    made = _order(client, trader, symbol, limit_price=PRICE, client_order_id=coid)
     got = client.get(f"{V1}/orders/by-client-id/{coid}", headers=trader)
     assert got.status_code == 200 and got.json()["id"] == made["id"]
     r = client.get(f"{V1}/orders/by-client-id/nope-{coid}", headers=trader)
@@ -123,24 +139,24 @@ def test_order_by_client_order_id(client: TestClient, trader: H) -> None:
     client.delete(f"{V1}/orders", headers=trader)
 
 
-def test_symbols(client: TestClient, trader: H) -> None:
+def test_symbols(client: TestClient, isolated_gateway: IsolatedGateway, trader: H) -> None:
     r = client.get(f"{V1}/symbols", headers=trader)
     assert r.status_code == 200, r.text
     names = {s["symbol"]: s for s in r.json()}
-    assert set(names) == {"GOOG", "AAPL"}
-    assert names["GOOG"]["lot_size"] >= 1 and names["GOOG"]["tick_size"]
+    assert list(names) == isolated_gateway.symbols  # the engine's, in its order
+    assert names["T000"]["lot_size"] >= 1 and names["T000"]["tick_size"]
 
 
 def test_every_resource_is_isolated_by_account(
-    client: TestClient, make_key: Callable[..., Any], headers: Callable[..., H]
+    client: TestClient, symbol: str, make_key: Callable[..., Any], headers: Callable[..., H]
 ) -> None:
     alice, bob = headers(make_key()), headers(make_key())
-    price = _price()
+    price = PRICE
     coid = "mine-" + uuid.uuid4().hex
     seller = headers(make_key())
-    _, bid = _trade(client, seller, alice, price, 2)
-    client.delete(f"{V1}/orders", headers=seller)  # leave nothing resting for other tests
-    rest = _order(client, alice, limit_price=price - 100, client_order_id=coid)
+    _, bid = _trade(client, symbol, seller, alice, price, 2)
+    client.delete(f"{V1}/orders", headers=seller)
+    rest = _order(client, alice, symbol, limit_price=price - 100, client_order_id=coid)
     oid = rest["id"]
     # another account's order is a 404, exactly like an order that does not exist
     for r in (
@@ -160,12 +176,12 @@ def test_every_resource_is_isolated_by_account(
     }
     assert client.get(f"{V1}/executions", headers=bob).json() == {"executions": []}
     assert client.get(f"{V1}/positions", headers=bob).json() == []
-    assert client.get(f"{V1}/positions/AAPL", headers=bob).status_code == 404
+    assert client.get(f"{V1}/positions/{symbol}", headers=bob).status_code == 404
     acct = client.get(f"{V1}/account", headers=bob).json()
     assert (acct["cash"], acct["open_orders"], acct["positions"]) == (0, 0, [])
     assert client.delete(f"{V1}/orders", headers=bob).json() == {"canceled": []}
     # ... and alice still has all of it
     assert client.get(f"{V1}/orders/{oid}", headers=alice).json()["status"] == "new"
     assert len(client.get(f"{V1}/executions", headers=alice).json()["executions"]) == 1
-    assert client.get(f"{V1}/positions/AAPL", headers=alice).json()["qty"] == 2
+    assert client.get(f"{V1}/positions/{symbol}", headers=alice).json()["qty"] == 2
     client.delete(f"{V1}/orders", headers=alice)
