@@ -88,6 +88,11 @@ Positive = Annotated[
 
 Side = Literal["buy", "sell"]
 OrderType = Literal["market", "limit", "stop", "stop_limit"]
+#: What an order read back can be: also the Alpaca API's trailing stops (same account).
+ShownOrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+#: docs/order-classes.md: `simple` is a trailing stop's; a plain order has none.
+OrderClass = Literal["simple", "bracket", "oto", "oco"]
+LegRole = Literal["take_profit", "stop_loss"]
 TimeInForce = Literal["gtc", "day", "ioc", "fok"]
 OrderStatus = Literal[
     "pending_new",
@@ -195,11 +200,20 @@ class OrderPublic(BaseModel):
     """An order of the caller's account, as the engine's events tell it.
 
     `status`: `pending_new` (routed to an outside venue, not yet confirmed), `new`
-    (resting), `held` (a stop not yet triggered), `partially_filled` (resting after
-    some fills), `filled`, `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`,
-    `post_only`, `kill_switch`...). `qty` is the total quantity (after a replace: the
-    filled quantity plus the new open one), `open_qty` what still rests,
-    `avg_fill_price` the quantity-weighted price of the fills (ticks)."""
+    (resting), `held` (a stop not yet triggered, or a bracket's/OTO's leg waiting for
+    its parent's fills), `partially_filled` (resting after some fills), `filled`,
+    `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`, `post_only`,
+    `kill_switch`...). `qty` is the total quantity (after a replace: the filled
+    quantity plus the new open one), `open_qty` what still rests, `avg_fill_price` the
+    quantity-weighted price of the fills (ticks).
+
+    Order classes (docs/order-classes.md; placed through the Alpaca-compatible API):
+    `order_class` is `bracket`, `oto` or `oco` on a parent and on its legs, `simple`
+    on a trailing stop, null on a plain order. A parent lists its `legs` (each a full
+    order, also listed on its own); a leg names its `parent_id` and its `leg` role
+    (`take_profit`, `stop_loss`). A trailing stop (`type` `trailing_stop`) has
+    `trail_price` (ticks) or `trail_percent`, `stop_price` its current stop and `hwm`
+    the watermark it trails (null before the symbol's first trade after it)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -224,7 +238,103 @@ class OrderPublic(BaseModel):
                     "created_at": "2026-01-05T14:30:00Z",
                     "updated_at": "2026-01-05T14:30:01Z",
                     "seq": 1234,
-                }
+                },
+                {
+                    "id": 50,
+                    "client_order_id": "entry-1",
+                    "account": "alice",
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "type": "limit",
+                    "qty": 10,
+                    "filled_qty": 0,
+                    "open_qty": 10,
+                    "avg_fill_price": None,
+                    "limit_price": 58000,
+                    "stop_price": None,
+                    "time_in_force": "gtc",
+                    "post_only": False,
+                    "status": "new",
+                    "reason": None,
+                    "created_at": "2026-01-05T14:31:00Z",
+                    "updated_at": "2026-01-05T14:31:00Z",
+                    "seq": 1300,
+                    "order_class": "bracket",
+                    "legs": [
+                        {
+                            "id": 51,
+                            "client_order_id": None,
+                            "account": "alice",
+                            "symbol": "GOOG",
+                            "side": "sell",
+                            "type": "limit",
+                            "qty": 10,
+                            "filled_qty": 0,
+                            "open_qty": 0,
+                            "avg_fill_price": None,
+                            "limit_price": 58500,
+                            "stop_price": None,
+                            "time_in_force": "gtc",
+                            "post_only": False,
+                            "status": "held",
+                            "reason": None,
+                            "created_at": "2026-01-05T14:31:00Z",
+                            "updated_at": "2026-01-05T14:31:00Z",
+                            "seq": 1300,
+                            "order_class": "bracket",
+                            "parent_id": 50,
+                            "leg": "take_profit",
+                        },
+                        {
+                            "id": 52,
+                            "client_order_id": None,
+                            "account": "alice",
+                            "symbol": "GOOG",
+                            "side": "sell",
+                            "type": "stop",
+                            "qty": 10,
+                            "filled_qty": 0,
+                            "open_qty": 0,
+                            "avg_fill_price": None,
+                            "limit_price": None,
+                            "stop_price": 57500,
+                            "time_in_force": "gtc",
+                            "post_only": False,
+                            "status": "held",
+                            "reason": None,
+                            "created_at": "2026-01-05T14:31:00Z",
+                            "updated_at": "2026-01-05T14:31:00Z",
+                            "seq": 1300,
+                            "order_class": "bracket",
+                            "parent_id": 50,
+                            "leg": "stop_loss",
+                        },
+                    ],
+                },
+                {
+                    "id": 60,
+                    "client_order_id": None,
+                    "account": "alice",
+                    "symbol": "GOOG",
+                    "side": "sell",
+                    "type": "trailing_stop",
+                    "qty": 5,
+                    "filled_qty": 0,
+                    "open_qty": 5,
+                    "avg_fill_price": None,
+                    "limit_price": None,
+                    "stop_price": 57900,
+                    "time_in_force": "gtc",
+                    "post_only": False,
+                    "status": "held",
+                    "reason": None,
+                    "created_at": "2026-01-05T14:32:00Z",
+                    "updated_at": "2026-01-05T14:33:10Z",
+                    "seq": 1420,
+                    "order_class": "simple",
+                    "trail_price": 100,
+                    "hwm": 58000,
+                },
             ]
         }
     )
@@ -234,7 +344,7 @@ class OrderPublic(BaseModel):
     account: str
     symbol: str
     side: Side
-    type: OrderType
+    type: ShownOrderType
     qty: int
     filled_qty: int
     open_qty: int
@@ -248,6 +358,15 @@ class OrderPublic(BaseModel):
     created_at: datetime | None
     updated_at: datetime | None
     seq: int = Field(description="the engine seq of the last event that changed the order")
+    order_class: OrderClass | None = None
+    parent_id: int | None = Field(default=None, description="a leg's parent order")
+    leg: LegRole | None = None
+    legs: list[OrderPublic] | None = Field(
+        default=None, description="a bracket's, OTO's or OCO's legs (kept ones), by id"
+    )
+    trail_price: int | None = None
+    trail_percent: float | None = None
+    hwm: int | None = Field(default=None, description="a trailing stop's watermark")
 
 
 class OrderPage(BaseModel):

@@ -22,7 +22,17 @@ def ts(ns: int) -> datetime:
     return datetime.fromtimestamp(ns / 1e9, UTC)
 
 
-def order_view(o: OrderRecord, status: str | None = None) -> OrderPublic:
+#: The classes whose parents have legs.
+CLASSES_WITH_LEGS = frozenset({"bracket", "oto", "oco"})
+
+
+def order_view(
+    o: OrderRecord, status: str | None = None, projection: Projection | None = None
+) -> OrderPublic:
+    """An order as the native API shows it; with `projection`, a parent's legs too."""
+    legs = None
+    if projection is not None and o.order_class in CLASSES_WITH_LEGS and o.parent_id is None:
+        legs = [order_view(leg) for leg in projection.legs(o.account, o.id)] or None
     return OrderPublic(
         id=o.id,
         client_order_id=o.client_order_id,
@@ -43,6 +53,13 @@ def order_view(o: OrderRecord, status: str | None = None) -> OrderPublic:
         created_at=ts(o.created_ns) if o.created_ns else None,
         updated_at=ts(o.updated_ns) if o.updated_ns else None,
         seq=o.seq,
+        order_class=o.order_class,  # type: ignore[arg-type]
+        parent_id=o.parent_id,
+        leg=o.leg,  # type: ignore[arg-type]
+        legs=legs,
+        trail_price=o.trail_price,
+        trail_percent=o.trail_percent,
+        hwm=o.hwm,
     )
 
 

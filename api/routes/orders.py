@@ -98,6 +98,11 @@ def _from_view(view: wire.OrderView, order: OrderCreate | None = None) -> OrderP
         created_at=None,
         updated_at=None,
         seq=0,
+        order_class=view.order_class,  # type: ignore[arg-type]
+        parent_id=view.parent_id,
+        leg=view.leg,  # type: ignore[arg-type]
+        trail_price=view.trail_price,
+        trail_percent=view.trail_percent,
     )
 
 
@@ -146,7 +151,7 @@ async def settle(
     if record is None:
         record = _from_ack(ack, account, order_id)
     if record is not None:
-        return order_view(record)
+        return order_view(record, projection=projection)
     if ack.order is not None:
         return _from_view(ack.order, order)
     if order is not None:
@@ -247,7 +252,7 @@ async def list_orders(
     page = found[offset : offset + limit]
     more = len(found) > offset + limit
     return OrderPage(
-        orders=[order_view(o) for o in page],
+        orders=[order_view(o, projection=projection) for o in page],
         next_cursor=page[-1].id if more and page else None,
     )
 
@@ -264,7 +269,7 @@ async def read_order_by_client_id(
     record = projection.order_by_client_id(caller.account, client_order_id)
     if record is None:
         raise ApiError(404, "unknown_order", f"no order with client_order_id {client_order_id!r}")
-    return order_view(record)
+    return order_view(record, projection=projection)
 
 
 @router.get("/{order_id}", responses=ERROR_RESPONSES)
@@ -279,7 +284,7 @@ async def read_order(
     record = projection.order(caller.account, order_id)
     if record is None:
         raise ApiError(404, "unknown_order", f"no order {order_id}")
-    return order_view(record)
+    return order_view(record, projection=projection)
 
 
 @router.patch("/{order_id}", responses=ERROR_RESPONSES)
@@ -329,7 +334,7 @@ async def cancel_orders(
         if isinstance(ev, OrderCanceled) and ev.account == caller.account:
             record = projection.order(caller.account, ev.id) or _from_ack(ack, ev.account, ev.id)
             if record is not None:
-                canceled.append(order_view(record, "canceled"))
+                canceled.append(order_view(record, "canceled", projection))
     return CanceledOrders(canceled=canceled)
 
 
