@@ -7,7 +7,11 @@ Used by the gateway, the recorder, strategies and tests alike:
         async for event in eng.events(from_seq=1):
             ...
 
-Requests go over a DEALER socket; replies are matched to requests by `req`. The event
+Requests go over a DEALER socket; replies are matched to requests by `req`. A request
+goes out when it is sent; the ones sent after it in the same turn of the event loop
+(a pipelining caller's burst) go together, one `wire.Batch` frame when the loop turns,
+which the engine answers with one frame of replies (docs/engine-service.md, "Batches
+of requests"). The event
 stream subscribes to the engine's PUB socket and fills any gap in `seq` through the
 engine's replay service before yielding, so a consumer sees every event exactly once
 and in order. Asked to (`md_from`), it does the same for the tops of book of chosen
@@ -74,7 +78,13 @@ class EngineClient:
         # (deadline, req) in the order sent; with one timeout, also deadline order
         self._deadlines: deque[tuple[float, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        self._senders: set[asyncio.Task[None]] = set()  # sends waiting for the engine
+        # Frames the socket refused (no engine yet, or its high-water mark), in the order
+        # sent, with their requests' futures; one task retries them (`_send_backlog`).
+        self._backlog: deque[tuple[bytes, list[asyncio.Future[wire.Reply]]]] = deque()
+        self._sender: asyncio.Task[None] | None = None
+        # Requests sent since this loop turn's first one (which went out at once): one
+        # Batch frame when the loop turns (`_flush`); None: no turn is collecting.
+        self._queued: list[wire.Request] | None = None
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -98,7 +108,7 @@ class EngineClient:
         sock.setsockopt(zmq.LINGER, 0)
         sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not there
         # Room for what pipelining clients keep in flight (the default, 1,000, made a
-        # burst wait in `_send_waiting`'s back-off); every request still has its deadline.
+        # burst wait in `_send_backlog`'s back-off); every request still has its deadline.
         sock.setsockopt(zmq.SNDHWM, SEND_QUEUE)
         # and for their replies: a full pipe here backs up to the engine's ROUTER, which
         # drops a reply rather than wait
@@ -112,12 +122,15 @@ class EngineClient:
         self._loop.add_reader(fd, self._drain)
 
     async def close(self) -> None:
-        for waiting in list(self._senders):
-            waiting.cancel()
+        if self._sender is not None:
+            self._sender.cancel()
+            self._sender = None
+        self._backlog.clear()
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         self._deadlines.clear()
+        self._queued = None
         if self._dealer is not None:
             if self._loop is not None and self._fd is not None:
                 self._loop.remove_reader(self._fd)
@@ -143,12 +156,13 @@ class EngineClient:
             except zmq.Again:
                 break
             try:
-                reply = wire.decode_reply(frame)
+                replies = wire.decode_replies(frame)
             except wire.WireError:
                 continue  # not for us (or from an incompatible engine): nothing to resolve
-            fut = pending.pop(reply.req, None)
-            if fut is not None and not fut.done():
-                fut.set_result(reply)
+            for reply in replies:
+                fut = pending.pop(reply.req, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
         # Answered requests leave the deadline queue from its front, so it holds about
         # the requests in flight, not every request of the last `timeout` seconds.
         deadlines = self._deadlines
@@ -175,23 +189,34 @@ class EngineClient:
                     )
                 )
 
-    async def _send_waiting(self, frame: bytes, fut: asyncio.Future[wire.Reply]) -> None:
-        """Send when the socket refuses to queue (no engine connected: IMMEDIATE; or
-        its high-water mark): try again, backing off, until the request's deadline
-        fails `fut`."""
+    async def _send_backlog(self) -> None:
+        """Send the frames the socket refused (no engine connected: IMMEDIATE; or its
+        high-water mark), oldest first, backing off; a frame whose requests' deadlines
+        all passed is dropped. Later frames wait behind them: requests stay in order."""
+        backlog = self._backlog
         delay = 0.001
-        while not fut.done():
-            await asyncio.sleep(delay)  # ZeroMQ has no awaitable "writable" for a DEALER
-            if self._dealer is None:
-                return
-            try:
-                self._dealer.send(frame, zmq.NOBLOCK)
-            except zmq.Again:
-                delay = min(delay * 2, 0.05)
-            else:
-                if int(self._dealer.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+        try:
+            while backlog:
+                await asyncio.sleep(delay)  # ZeroMQ has no awaitable "writable" for a DEALER
+                sock = self._dealer
+                if sock is None:
+                    return
+                while backlog:
+                    frame, futs = backlog[0]
+                    if all(f.done() for f in futs):
+                        backlog.popleft()
+                        continue
+                    try:
+                        sock.send(frame, zmq.NOBLOCK)
+                    except zmq.Again:
+                        delay = min(delay * 2, 0.05)
+                        break
+                    backlog.popleft()
+                    delay = 0.001
+                if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
                     self._drain()
-                return
+        finally:
+            self._sender = None
 
     # -- requests --------------------------------------------------------------------------
 
@@ -199,9 +224,10 @@ class EngineClient:
         return next(self._req)
 
     def send(self, msg: wire.Request) -> asyncio.Future[wire.Reply]:
-        """Send one request now; its reply comes in the returned future (which fails
-        with EngineUnavailable after `timeout`). For pipelining: send many, then await
-        them; the engine handles them in the order sent."""
+        """Send one request; its reply comes in the returned future (which fails with
+        EngineUnavailable after `timeout`). For pipelining: send many, then await them;
+        the engine handles them in the order sent. The first request of a loop turn goes
+        out now, those after it in the same turn as one batch when the turn ends."""
         if self._dealer is None:
             self.connect()
         sock = self._dealer
@@ -219,20 +245,44 @@ class EngineClient:
             if self._timer is not None:
                 self._timer.cancel()
             self._timer = loop.call_at(deadline, self._expire)
-        frame = wire.encode(msg)
-        try:
-            sock.send(frame, zmq.NOBLOCK)
-        except zmq.Again:
-            waiting = loop.create_task(self._send_waiting(frame, fut))
-            self._senders.add(waiting)
-            waiting.add_done_callback(self._senders.discard)
+        queued = self._queued
+        if queued is not None:
+            queued.append(msg)
+            if len(queued) >= wire.MAX_BATCH:
+                self._flush()
             return fut
-        # A send processes the socket's pending commands, which can swallow the FD's
-        # edge for a reply that already arrived: look once more, later this tick.
-        if not self._drain_soon and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-            self._drain_soon = True
-            loop.call_soon(self._drain)
+        self._queued = []
+        loop.call_soon(self._flush)
+        self._send_frame(wire.encode(msg), [msg])
         return fut
+
+    def _flush(self) -> None:
+        """Send the requests queued since the turn's first (one frame), end the turn."""
+        queued = self._queued
+        self._queued = None
+        if queued:
+            self._send_frame(wire.encode_batch(queued), queued)
+
+    def _send_frame(self, frame: bytes, msgs: list[wire.Request]) -> None:
+        sock, loop = self._dealer, self._loop
+        if sock is None or loop is None:  # closed meanwhile: close() failed the futures
+            return
+        if not self._backlog:
+            try:
+                sock.send(frame, zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            else:
+                # A send processes the socket's pending commands, which can swallow the
+                # FD's edge for a reply that already arrived: look once more, later.
+                if not self._drain_soon and int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
+                    self._drain_soon = True
+                    loop.call_soon(self._drain)
+                return
+        futs = [f for m in msgs if (f := self._pending.get(m.req)) is not None]
+        self._backlog.append((frame, futs))
+        if self._sender is None:
+            self._sender = loop.create_task(self._send_backlog())
 
     async def request(self, msg: wire.Request) -> wire.Reply:
         """Send one request and wait for its reply (EngineUnavailable on timeout)."""

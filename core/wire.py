@@ -1,6 +1,6 @@
 """The engine's wire protocol: every message that crosses a ZeroMQ socket, in one place.
 
-Sockets (see docs/wire.md):
+Sockets (see docs/engine-service.md):
 - order entry: the engine binds a ROUTER; clients connect a DEALER and send requests;
   every request gets exactly one reply (`Ack` or `Reject`), correlated by `req`;
 - events: the engine binds a PUB; topic `b"e"` carries every trading event with a
@@ -9,7 +9,12 @@ Sockets (see docs/wire.md):
   topic `b"h"` carries the last seq while the engine is idle (`decode_heartbeat`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
   the missing events back in `Ack.events`; a gap in a symbol's `md_seq` (market data),
-  `ReplayMarketData(symbol, from_md_seq, to_md_seq)`, answered in `Ack.tops`.
+  `ReplayMarketData(symbol, from_md_seq, to_md_seq)`, answered in `Ack.tops`;
+- a client may send several requests as one `Batch` frame (`encode_batch`); the engine
+  handles them in order, exactly as if they had come one frame each, and answers with
+  one `Replies` frame holding their replies in the same order (`decode_replies` reads
+  either kind of reply frame). Per-frame costs (ZeroMQ, the engine's loop) are then paid
+  once per batch: what makes pipelined order entry cheap.
 
 A frame is one version byte (`WIRE_VERSION`) followed by msgpack. Messages are msgspec
 structs encoded as arrays with a tag first (compact, fast); the events are those of
@@ -17,6 +22,9 @@ structs encoded as arrays with a tag first (compact, fast); the events are those
 quantities int lots, as in the engine core. Side, type, tif and reason values are the
 words of ../shared/contracts/matching.md (`"buy"`, `"stop_limit"`, `"duplicate_id"`).
 Adding an optional field at the end is compatible; anything else bumps WIRE_VERSION.
+`Batch` and `Replies` are new messages within version 1 (an engine that predates them
+refuses a `Batch` frame as `bad_frame` with req 0): a client sends one only to an
+engine of this version, as every part of one release is.
 """
 
 from __future__ import annotations
@@ -28,9 +36,11 @@ import msgspec
 from tickplane.core.events import Event, MarketData, Message, TopOfBook
 
 __all__ = [
+    "MAX_BATCH",
     "WIRE_VERSION",
     "AccountView",
     "Ack",
+    "Batch",
     "CancelOrder",
     "Control",
     "GetAccount",
@@ -47,6 +57,7 @@ __all__ = [
     "ReplaceOrder",
     "Replay",
     "ReplayMarketData",
+    "Replies",
     "Reply",
     "Request",
     "StopLoss",
@@ -55,16 +66,21 @@ __all__ = [
     "WireError",
     "decode_event",
     "decode_events",
+    "decode_frame",
     "decode_heartbeat",
+    "decode_replies",
     "decode_reply",
     "decode_request",
     "encode",
+    "encode_batch",
     "encode_events",
     "encode_heartbeat",
 ]
 
 WIRE_VERSION: Final = 1
 _VERSION_BYTE: Final = bytes([WIRE_VERSION])
+MAX_BATCH: Final = 1024
+"""The most requests one `Batch` may hold (the engine refuses each of a longer one)."""
 
 
 class WireError(ValueError):
@@ -327,11 +343,29 @@ class Reject(_Msg, tag="reject"):
 Reply = Ack | Reject
 
 
+# --- batches (one frame, many requests; docs/engine-service.md) ------------------------------
+
+
+class Batch(_Msg, tag="batch"):
+    """Requests sent as one frame, handled in order as if sent one by one; answered by
+    one `Replies` frame. 1 to `MAX_BATCH` requests; a batch holds no batch."""
+
+    requests: list[Request]
+
+
+class Replies(_Msg, tag="replies"):
+    """The replies to a `Batch`, one per request, in the batch's order."""
+
+    replies: list[Reply]
+
+
 # --- codec -------------------------------------------------------------------------------------
 
 _encoder = msgspec.msgpack.Encoder()
 _requests = msgspec.msgpack.Decoder(Request)
+_frames = msgspec.msgpack.Decoder(Request | Batch)
 _replies = msgspec.msgpack.Decoder(Reply)
+_reply_frames = msgspec.msgpack.Decoder(Reply | Replies)
 _events = msgspec.msgpack.Decoder(Event | MarketData)
 _event_batches = msgspec.msgpack.Decoder(list[Event])
 
@@ -356,6 +390,33 @@ def decode_request(frame: bytes) -> Request:
         return request
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
         raise WireError(str(exc)) from None
+
+
+def decode_frame(frame: bytes) -> Request | Batch:
+    """Decode what arrives on order entry: one request or a `Batch` of them."""
+    try:
+        msg: Request | Batch = _frames.decode(_body(frame))
+        return msg
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+        raise WireError(str(exc)) from None
+
+
+def encode_batch(requests: list[Request]) -> bytes:
+    """One frame for `requests`: a plain request frame for one, a `Batch` for more."""
+    if len(requests) == 1:
+        return encode(requests[0])
+    return encode(Batch(requests))
+
+
+def decode_replies(frame: bytes) -> list[Reply]:
+    """The replies a frame holds: one `Ack`/`Reject`, or the replies of a `Replies`."""
+    try:
+        msg: Reply | Replies = _reply_frames.decode(_body(frame))
+    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+        raise WireError(str(exc)) from None
+    if isinstance(msg, Replies):
+        return msg.replies
+    return [msg]
 
 
 def decode_reply(frame: bytes) -> Reply:

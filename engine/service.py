@@ -494,10 +494,10 @@ class EngineService:
                 self.metrics.bad_frames.inc()
                 continue
             identity, frame = frames
-            reply, events = handle(frame, touched)
+            answer, events = handle(frame, touched)
             if always and events:
                 journal.commit()
-            replies.append((identity, encode(reply)))
+            replies.append((identity, encode(answer)))
             if events:
                 published += events
         t1 = time.perf_counter_ns()
@@ -540,20 +540,46 @@ class EngineService:
 
     # -- requests --------------------------------------------------------------------------
 
-    def handle(self, frame: bytes, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
-        """Decode and run one request; return its reply and the events to publish."""
+    def handle(
+        self, frame: bytes, touched: set[int]
+    ) -> tuple[wire.Reply | wire.Replies, list[Event]]:
+        """Decode and run one request, or a `Batch` of them; return the frame's reply (a
+        `Replies` for a batch) and the events to publish."""
         try:
-            req = wire.decode_request(frame)
+            req = wire.decode_frame(frame)
         except wire.WireError as exc:
             self.metrics.bad_frames.inc()
             log.warning("rejected an undecodable frame: %s", exc)
             self.metrics.request_rejects["bad_frame"].inc()
             return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
+        if isinstance(req, wire.Batch):
+            return self._batch(req.requests, touched)
         reply, events = self.dispatch(req, touched)
         if type(reply) is wire.Reject:
             # Counted here, once for every client request, whichever check refused it.
             self.metrics.request_rejects[reply.reason].inc()
         return reply, events
+
+    def _batch(
+        self, requests: list[wire.Request], touched: set[int]
+    ) -> tuple[wire.Replies, list[Event]]:
+        """A `Batch`: each request as if it had come alone, in order; one reply each."""
+        rejects = self.metrics.request_rejects
+        if not 0 < len(requests) <= wire.MAX_BATCH:
+            rejects["batch_too_large"].inc(len(requests))
+            why = f"a batch holds 1 to {wire.MAX_BATCH} requests, this one {len(requests)}"
+            return wire.Replies([wire.Reject(r.req, "batch_too_large", why) for r in requests]), []
+        replies: list[wire.Reply] = []
+        events: list[Event] = []
+        dispatch = self.dispatch
+        for req in requests:
+            reply, evs = dispatch(req, touched)
+            if type(reply) is wire.Reject:
+                rejects[reply.reason].inc()
+            replies.append(reply)
+            if evs:
+                events += evs
+        return wire.Replies(replies), events
 
     def dispatch(self, req: wire.Request, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         """Run one decoded request (from a client, or the synthetic market)."""

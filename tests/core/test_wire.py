@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 
 import msgspec
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -84,6 +85,30 @@ def test_requests_round_trip(msg: wire.Request) -> None:
     assert wire.decode_request(wire.encode(msg)) == msg
 
 
+@given(st.lists(requests, min_size=1, max_size=5))
+def test_batches_round_trip(msgs: list[wire.Request]) -> None:
+    frame = wire.encode_batch(msgs)
+    decoded = wire.decode_frame(frame)
+    if len(msgs) == 1:  # one request needs no batch: its own frame
+        assert decoded == msgs[0] and frame == wire.encode(msgs[0])
+    else:
+        assert decoded == wire.Batch(msgs)
+    replies: list[wire.Reply] = [wire.Ack(m.req) for m in msgs]
+    assert wire.decode_replies(wire.encode(wire.Replies(replies))) == replies
+    assert wire.decode_replies(wire.encode(replies[0])) == replies[:1]
+
+
+def test_a_batch_holds_no_batch_and_single_request_decoders_refuse_one() -> None:
+    inner = wire.Batch([wire.Ping(1), wire.Ping(2)])
+    nested = wire.encode(wire.Batch([inner]))  # type: ignore[list-item]
+    with pytest.raises(wire.WireError):
+        wire.decode_frame(nested)
+    with pytest.raises(wire.WireError):
+        wire.decode_request(wire.encode(inner))
+    with pytest.raises(wire.WireError):
+        wire.decode_reply(wire.encode(wire.Replies([wire.Ack(1)])))
+
+
 @given(events | tops)
 def test_events_round_trip_on_the_wire_and_as_dicts(ev: object) -> None:
     assert isinstance(ev, msgspec.Struct)
@@ -111,7 +136,9 @@ def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -
 def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:
     for decode in (
         wire.decode_request,
+        wire.decode_frame,
         wire.decode_reply,
+        wire.decode_replies,
         wire.decode_event,
         wire.decode_events,
     ):
@@ -123,11 +150,14 @@ def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:
 def test_corrupted_frames_decode_or_raise_wire_error(
     msg: wire.Request, at: int, junk: bytes
 ) -> None:
-    frame = bytearray(wire.encode(msg))
-    pos = min(at, len(frame) - 1)
-    frame[pos : pos + len(junk)] = junk
-    with contextlib.suppress(wire.WireError):
-        wire.decode_request(bytes(frame))
+    for whole in (wire.encode(msg), wire.encode_batch([msg, msg])):
+        frame = bytearray(whole)
+        pos = min(at, len(frame) - 1)
+        frame[pos : pos + len(junk)] = junk
+        with contextlib.suppress(wire.WireError):
+            wire.decode_request(bytes(frame))
+        with contextlib.suppress(wire.WireError):
+            wire.decode_frame(bytes(frame))
 
 
 def test_other_versions_are_refused_with_a_reason() -> None:

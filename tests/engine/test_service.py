@@ -171,6 +171,52 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
     assert 'tickplane_engine_request_rejects_total{reason="bad_frame"} 6.0' in text
 
 
+def test_a_batch_is_its_requests_one_by_one_and_gets_one_frame_back(
+    engine: EngineProcess,
+) -> None:
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(engine.order_entry)
+    try:
+        sock.send(
+            wire.encode_batch(
+                [
+                    wire.NewOrder(1, "bx", "GOOG", "sell", "limit", 5, 100),
+                    wire.NewOrder(2, "by", "GOOG", "buy", "limit", 2, 100),
+                    wire.CancelOrder(3, "bx", 999),
+                    wire.NewOrder(4, "by", "NOPE", "buy", "limit", 1, 100),
+                    wire.Ping(5),
+                ]
+            )
+        )
+        frame = sock.recv()
+        replies = wire.decode_replies(frame)
+        assert [r.req for r in replies] == [1, 2, 3, 4, 5]
+        assert kinds(replies[0]) == ["OrderAccepted"]
+        assert kinds(replies[1])[:2] == ["OrderAccepted", "Trade"]  # it met the first
+        assert [getattr(r, "reason", None) for r in replies[2:4]] == [
+            "unknown_order",
+            "unknown_symbol",
+        ]
+        seqs = [e.seq for r in replies if isinstance(r, wire.Ack) for e in r.events]
+        assert seqs == list(range(seqs[0], seqs[0] + len(seqs)))  # in order, gap-free
+        # Too long a batch: every request in it refused with the reason, none run.
+        many = [
+            wire.NewOrder(10 + i, "bz", "GOOG", "buy", "limit", 1, 50)
+            for i in range(wire.MAX_BATCH + 1)
+        ]
+        sock.send(wire.encode_batch(many))
+        refused = wire.decode_replies(sock.recv())
+        assert [r.req for r in refused] == [m.req for m in many]
+        assert {getattr(r, "reason", None) for r in refused} == {"batch_too_large"}
+    finally:
+        sock.close(0)
+        ctx.term()
+    listed = ack(run(engine, lambda c: c.list_orders("bz")))
+    assert listed.orders == []
+
+
 def test_get_order_mass_cancel_and_isolation(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         ids = []
@@ -484,21 +530,29 @@ def test_fuzzed_frames_never_kill_the_engine(engine: EngineProcess) -> None:
     sock.setsockopt(zmq.RCVTIMEO, 5000)
     sock.connect(engine.order_entry)
     base = wire.encode(wire.NewOrder(7, "fz", "GOOG", "buy", "limit", 1, 100))
+    batch = wire.encode_batch(
+        [wire.NewOrder(8, "fz", "GOOG", "buy", "limit", 1, 100), wire.CancelOrder(9, "fz", 1)]
+    )
+
+    def mutated(frame: bytes) -> st.SearchStrategy[bytes]:
+        return st.builds(
+            lambda i, b: frame[:i] + b + frame[i + len(b) :],
+            st.integers(0, len(frame) - 1),
+            st.binary(min_size=1, max_size=4),
+        )
+
     frames = st.one_of(
         st.binary(max_size=80),
         st.builds(lambda b: bytes([wire.WIRE_VERSION]) + b, st.binary(max_size=80)),
-        st.builds(
-            lambda i, b: base[:i] + b + base[i + len(b) :],
-            st.integers(0, len(base) - 1),
-            st.binary(min_size=1, max_size=4),
-        ),
+        mutated(base),
+        mutated(batch),
     )
 
     @settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
     @given(frames)
     def send(frame: bytes) -> None:
         sock.send(frame)
-        wire.decode_reply(sock.recv())  # a reply (Ack or Reject), never silence
+        wire.decode_replies(sock.recv())  # a reply (or a batch's), never silence
 
     try:
         send()
