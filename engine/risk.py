@@ -283,7 +283,9 @@ class RiskEngine:
         order (docs/risk.md, "Order classes").
         """
         buy = True if side in _BUY else False if side in _SELL else None
-        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts, legs)
+        if legs:
+            return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts, legs)
+        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts)
 
     def check_replace(
         self, order_id: int, qty: int | None, price: int | None, ts: int
@@ -344,6 +346,56 @@ class RiskEngine:
             r = self._notional_reject(lim.max_order_notional, account, symbol, is_pair, qty, price)
             if r is not None:
                 return r
+        if legs:
+            r = self._legs_reject(lim, account, symbol, is_pair, legs)
+            if r is not None:
+                return r
+        if lim.max_position is not None and buy is not None:
+            r = self._position_reject(
+                lim.max_position, account, symbol, is_pair, buy, qty, replaced
+            )
+            if r is not None:
+                return r
+        band = lim.price_band_bps
+        if band is not None and price and is_limit:
+            r = self._band_reject(band, symbol, price)
+            if r is not None:
+                return r
+        if legs and not replaced:
+            r = self._open_with_legs_reject(acct, pair, account, symbol, len(legs))
+            if r is not None:
+                return r
+        elif not replaced:
+            max_open = acct.max_open_orders
+            if max_open is not None and self._acct_count.get(account, 0) >= max_open:
+                return Reject(
+                    MAX_OPEN_ORDERS,
+                    f"account {account!r} already has {max_open} open orders, its limit",
+                )
+            if pair is not None and pair.max_open_orders is not None:
+                p = self._pairs.get((account, symbol))
+                if (p[2] if p else 0) >= pair.max_open_orders:
+                    return Reject(
+                        MAX_OPEN_ORDERS,
+                        f"account {account!r} already has {pair.max_open_orders} open "
+                        f"orders on {symbol}, its limit there",
+                    )
+        if acct.max_orders_per_second is not None or (
+            pair is not None and pair.max_orders_per_second is not None
+        ):
+            return self._take_token(acct, pair, account, symbol, ts)
+        return None
+
+    def _legs_reject(
+        self,
+        lim: RiskLimits,
+        account: str,
+        symbol: str,
+        is_pair: bool,
+        legs: Sequence[tuple[str, int, int]],
+    ) -> Reject | None:
+        """An order's held legs against the per-order limits, each at its own price."""
+        max_qty = lim.max_order_qty
         for role, leg_qty, leg_price in legs:
             if max_qty is not None and leg_qty > max_qty:
                 return Reject(
@@ -357,43 +409,31 @@ class RiskEngine:
                 )
                 if r is not None:
                     return Reject(r.reason, f"the {role} leg's {r.message}")
-        if lim.max_position is not None and buy is not None:
-            r = self._position_reject(
-                lim.max_position, account, symbol, is_pair, buy, qty, replaced
+        return None
+
+    def _open_with_legs_reject(
+        self, acct: RiskLimits, pair: RiskLimits | None, account: str, symbol: str, n: int
+    ) -> Reject | None:
+        """`max_open_orders` for an order that brings `n` held legs (open orders from
+        its acceptance too): it needs `1 + n` free slots."""
+        brings = f"and this order brings {n + 1} with its legs"
+        have = self._acct_count.get(account, 0)
+        max_open = acct.max_open_orders
+        if max_open is not None and have + n >= max_open:
+            return Reject(
+                MAX_OPEN_ORDERS,
+                f"account {account!r} already has {have} open orders {brings}, its limit "
+                f"is {max_open}",
             )
-            if r is not None:
-                return r
-        band = lim.price_band_bps
-        if band is not None and price and is_limit:
-            r = self._band_reject(band, symbol, price)
-            if r is not None:
-                return r
-        if not replaced:
-            n = len(legs)  # an order's legs are open orders from its acceptance too
-            brings = f" and this order brings {n + 1} with its legs" if n else ""
-            max_open = acct.max_open_orders
-            have = self._acct_count.get(account, 0)
-            if max_open is not None and have + n >= max_open:
+        if pair is not None and pair.max_open_orders is not None:
+            p = self._pairs.get((account, symbol))
+            have = p[2] if p else 0
+            if have + n >= pair.max_open_orders:
                 return Reject(
                     MAX_OPEN_ORDERS,
-                    f"account {account!r} already has {have} open orders{brings}, its "
-                    f"limit is {max_open}"
-                    if n
-                    else f"account {account!r} already has {max_open} open orders, its limit",
+                    f"account {account!r} already has {have} open orders on {symbol} "
+                    f"{brings}, its limit there is {pair.max_open_orders}",
                 )
-            if pair is not None and pair.max_open_orders is not None:
-                p = self._pairs.get((account, symbol))
-                have = p[2] if p else 0
-                if have + n >= pair.max_open_orders:
-                    return Reject(
-                        MAX_OPEN_ORDERS,
-                        f"account {account!r} already has {have} open orders on {symbol}"
-                        f"{brings}, its limit there is {pair.max_open_orders}",
-                    )
-        if acct.max_orders_per_second is not None or (
-            pair is not None and pair.max_orders_per_second is not None
-        ):
-            return self._take_token(acct, pair, account, symbol, ts)
         return None
 
     def _killed_reject(self, account: str) -> Reject:
