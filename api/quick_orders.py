@@ -15,13 +15,14 @@ under a microsecond, and WebSocket order entry validates every order of a frame.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from tickplane.api.schemas import MAX_INT, OrderCreate
 
-__all__ = ["QuickOrder", "quick_order"]
+__all__ = ["QuickOrder", "fits_the_type", "quick_order"]
 
 # `\Z`, not `$`: OrderCreate's patterns run on a regex engine where `$` is the end of
 # the text; Python's `$` also matches before a final newline.
@@ -47,15 +48,15 @@ class QuickOrder(msgspec.Struct, forbid_unknown_fields=True):
 
 
 # OrderCreate's own cross-field rule (prices and post_only against the type), reused
-# as it is: it reads only attributes a QuickOrder has.
-_fits_the_type = OrderCreate.__dict__["_prices_fit_the_type"]
+# as it is: it reads only attributes a QuickOrder has. ValueError: it does not fit.
+fits_the_type: Callable[[QuickOrder], object] = OrderCreate.__dict__["_prices_fit_the_type"]
 
 
 def quick_order(fields: dict[str, Any]) -> QuickOrder | None:
     """The order when `fields` are its plain shape; None: ask `OrderCreate`."""
     try:
         order = msgspec.convert(fields, QuickOrder)
-        _fits_the_type(order)
+        fits_the_type(order)
     except (msgspec.ValidationError, ValueError):
         return None
     return order

@@ -114,3 +114,36 @@ def test_a_frame_whose_last_reply_comes_first_waits_for_the_others() -> None:
     ]  # fmt: skip
     assert answers[0][2]["reason"] == "unknown_order"
     assert left == {"actions": 0}
+
+
+def test_a_frame_of_submits_in_other_shapes_gets_the_same_answers(
+    client: TestClient, trader: H
+) -> None:
+    """Plain submits take the fast path; a frame with any other shape (a numeric
+    string, the `price` alias, an order whose prices do not fit its type, an unknown
+    field) is answered action by action as `OrderCreate` says, in its order."""
+    plain = {"action": "submit", **ORDER, "time_in_force": "ioc"}
+    frame = [
+        {**plain, "ref": "plain"},
+        {**plain, "ref": "string", "qty": "2"},
+        {**{k: v for k, v in plain.items() if k != "limit_price"}, "ref": "alias", "price": 1},
+        {**plain, "ref": "no-price", "limit_price": None},
+        {**plain, "ref": "unknown", "colour": "red"},
+    ]
+    with client.websocket_connect("/api/v1/ws/orders", headers=trader) as ws:
+        assert _frame(ws)[0]["type"] == "authenticated"
+        ws.send_text(json.dumps([{**plain, "ref": i} for i in range(3)]))
+        fast = [m for m in _frame(ws) if m["type"] in ("ack", "error")]
+        while not fast:
+            fast = [m for m in _frame(ws) if m["type"] in ("ack", "error")]
+        assert [(m["type"], m["ref"]) for m in fast] == [("ack", 0), ("ack", 1), ("ack", 2)]
+        ws.send_text(json.dumps(frame))
+        answers: list[dict[str, Any]] = []
+        while not answers:
+            answers = [m for m in _frame(ws) if m["type"] in ("ack", "error")]
+    assert [(m["type"], m["ref"]) for m in answers] == [
+        ("ack", "plain"), ("ack", "string"), ("ack", "alias"), ("error", "no-price"),
+        ("error", "unknown"),
+    ]  # fmt: skip
+    assert answers[3]["message"] == "a limit order needs limit_price"
+    assert all(m["reason"] == "invalid_request" for m in answers[3:])
