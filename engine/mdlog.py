@@ -53,6 +53,7 @@ FLUSH_SECONDS = 0.01
 FLUSH_BYTES = 1 << 20
 RESERVE = 4096
 _OFFSET_BITS = 40  # an index entry: generation << 40 | offset in that generation's file
+_SPAN = 1 << 20  # a replay reads records this close together in one pread
 
 
 def _record(symbol: bytes, md_seq: int, frame: bytes) -> bytes:
@@ -187,34 +188,49 @@ class MarketDataLog:
         while view:
             view = view[os.write(self._fd, view) :]
 
-    def read(self, symbol: str, from_md_seq: int, to_md_seq: int, limit: int) -> list[TopOfBook]:
-        """The tops held with from_md_seq <= md_seq <= to_md_seq, at most `limit`, in
-        md_seq order (numbers the log does not hold are simply absent)."""
+    def frames(self, symbol: str, from_md_seq: int, to_md_seq: int, limit: int) -> list[bytes]:
+        """The wire frames (`wire.encode(top)`) of the tops held with from_md_seq <=
+        md_seq <= to_md_seq, at most `limit`, in md_seq order (numbers the log does not
+        hold are simply absent). Records near each other are read with one `pread`."""
         seqs = self._seqs.get(symbol)
         if not seqs:
             return []
         self.flush()
         locs = self._locs[symbol]
         k = bisect.bisect_left(seqs, from_md_seq)
+        end = min(bisect.bisect_right(seqs, to_md_seq), k + limit)
+        out: list[bytes] = []
+        mask = (1 << _OFFSET_BITS) - 1
+        while k < end:
+            gen, first = locs[k] >> _OFFSET_BITS, locs[k] & mask
+            j = k + 1  # records [k, j) of one file within _SPAN bytes: one read
+            while j < end and locs[j] >> _OFFSET_BITS == gen and (locs[j] & mask) - first < _SPAN:
+                j += 1
+            fd = self._fd if gen == self._gen else self._old_fd
+            last = locs[j - 1] & mask
+            _crc, _md, n_sym, n_frame = _HEAD.unpack(os.pread(fd, _HEAD.size, last))
+            data = os.pread(fd, last - first + _HEAD.size + n_sym + n_frame, first)
+            for i in range(k, j):
+                at = (locs[i] & mask) - first
+                _crc, _md, n_sym, n_frame = _HEAD.unpack_from(data, at)
+                start = at + _HEAD.size + n_sym
+                out.append(data[start : start + n_frame])
+            k = j
+        return out
+
+    def read(self, symbol: str, from_md_seq: int, to_md_seq: int, limit: int) -> list[TopOfBook]:
+        """As `frames`, decoded."""
         out: list[TopOfBook] = []
-        while k < len(seqs) and seqs[k] <= to_md_seq and len(out) < limit:
-            out.append(self._read_at(locs[k]))
-            k += 1
+        for frame in self.frames(symbol, from_md_seq, to_md_seq, limit):
+            top = wire.decode_event(frame)
+            assert isinstance(top, TopOfBook)
+            out.append(top)
         return out
 
     def first_md_seq(self, symbol: str) -> int | None:
         """The oldest md_seq of `symbol` the log holds (None: none)."""
         seqs = self._seqs.get(symbol)
         return seqs[0] if seqs else None
-
-    def _read_at(self, loc: int) -> TopOfBook:
-        gen, offset = loc >> _OFFSET_BITS, loc & ((1 << _OFFSET_BITS) - 1)
-        fd = self._fd if gen == self._gen else self._old_fd
-        _crc, _md_seq, n_sym, n_frame = _HEAD.unpack(os.pread(fd, _HEAD.size, offset))
-        frame = os.pread(fd, n_frame, offset + _HEAD.size + n_sym)
-        top = wire.decode_event(frame)
-        assert isinstance(top, TopOfBook)
-        return top
 
     def close(self, last: dict[str, int] | None = None) -> None:
         """Flush; with `last` (each symbol's real last md_seq, on a clean stop), give

@@ -92,6 +92,7 @@ _recv = zmq.backend.Socket.recv
 _get = zmq.backend.Socket.get
 _SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~2 us)
 REPLAY_PAGE = 5000
+MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels a side)
 MAX_FIELD = 1_000_000_000_000
 MAX_NAME = 64  # account names (client order ids: twice that, as Alpaca's 128)
 
@@ -1192,9 +1193,14 @@ class EngineService:
             )
         current = self.state.md_seq.get(req.symbol, 0)
         upto = min(req.to_md_seq, current)
-        tops = self.mdlog.read(req.symbol, req.from_md_seq, upto, REPLAY_PAGE)
-        if len(tops) == REPLAY_PAGE:
-            upto = tops[-1].md_seq  # a full page: the rest is for the next request
+        frames = self.mdlog.frames(req.symbol, req.from_md_seq, upto, MD_REPLAY_PAGE)
+        if len(frames) == MD_REPLAY_PAGE:  # a full page: the rest is for the next request
+            last = wire.decode_event(frames[-1])
+            assert isinstance(last, TopOfBook)
+            upto = last.md_seq
+        # The logged frames go out as they are (msgpack after the version byte): no
+        # decoding and encoding again of every top on the loop (5.8 us a top, measured).
+        tops: Any = [msgspec.Raw(f[1:]) for f in frames]
         return wire.Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto)
 
 
