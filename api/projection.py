@@ -39,7 +39,7 @@ import contextlib
 import heapq
 import itertools
 import logging
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
@@ -423,7 +423,7 @@ class _Book:
     """What the projection keeps of one account."""
 
     orders: dict[int, OrderRecord]
-    closed: OrderedDict[int, None]  # closed order ids, oldest first (eviction order)
+    closed: deque[int]  # closed order ids, oldest first (eviction order); each once
     by_client_id: dict[str, int]
     executions: deque[Execution]
     positions: dict[str, Position]
@@ -527,7 +527,7 @@ class Projection:
     def _book(self, account: str) -> _Book:
         book = self._accounts.get(account)
         if book is None:
-            book = _Book({}, OrderedDict(), {}, deque(maxlen=self.max_executions), {}, {})
+            book = _Book({}, deque(), {}, deque(maxlen=self.max_executions), {}, {})
             self._accounts[account] = book
         return book
 
@@ -635,9 +635,9 @@ class Projection:
         if new.status in OPEN_STATUSES or old.status not in OPEN_STATUSES:
             return
         self._owner.pop(new.id, None)
-        book.closed[new.id] = None
+        book.closed.append(new.id)  # an order closes once: open before, closed now
         while len(book.closed) > self.max_closed_orders:
-            gone_id, _ = book.closed.popitem(last=False)
+            gone_id = book.closed.popleft()
             gone = book.orders.pop(gone_id, None)
             if gone is None:
                 continue

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from collections import deque
 from typing import Any, Literal
@@ -213,7 +214,7 @@ async def _pump(sub: Subscription, outbox: _Outbox) -> None:
 
 async def _write(ws: WebSocket, outbox: _Outbox) -> None:
     while True:
-        batch = [msg for item in await outbox.take() for msg in item]
+        batch = list(itertools.chain.from_iterable(await outbox.take()))
         await ws.send_text(_json.encode(batch).decode())
 
 
