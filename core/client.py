@@ -445,10 +445,30 @@ class EngineClient:
     ) -> AsyncIterator[TopOfBook]:
         """`symbol`'s tops from md_next[symbol] to `upto` (or the latest), paged,
         moving md_next[symbol] past each; numbers the engine no longer keeps are logged
-        and counted through `on_missing`."""
+        and counted through `on_missing`. An engine that cannot replay market data (no
+        market-data log, or a version before `ReplayMarketData`) empties `md_next`: its
+        tops are then passed on live only, as they come."""
+        if symbol not in md_next:
+            return
         nxt = md_next[symbol]
         while nxt <= upto:
-            tops, covered = await self.replay_market_data(symbol, nxt, upto)
+            reply = await self.request(wire.ReplayMarketData(self.next_req(), symbol, nxt, upto))
+            if isinstance(reply, wire.Reject):
+                if reply.reason not in ("replay_unavailable", "bad_frame"):
+                    raise EngineError(
+                        f"replay of {symbol} market data {nxt}..{upto}: "
+                        f"{reply.reason} {reply.message}"
+                    )
+                log.warning(
+                    "the engine cannot replay market data (%s: %s): tops are passed on "
+                    "live only, and those missed are not filled",
+                    reply.reason,
+                    reply.message,
+                )
+                md_next.clear()
+                return
+            tops = reply.tops or []
+            covered = reply.md_seq if reply.md_seq is not None else nxt - 1
             if covered < nxt:
                 return  # nothing that new yet
             missing = covered - nxt + 1 - len(tops)

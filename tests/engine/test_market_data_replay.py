@@ -94,6 +94,22 @@ def test_without_a_log_replay_says_so(engine_factory: Any) -> None:
     async def body(c: EngineClient) -> None:
         with pytest.raises(EngineError, match="replay_unavailable"):
             await c.replay_market_data("AAPL", 1, 10)
+        # A stream asked for gap-free tops still runs: live tops only, said in the log.
+        got: list[TopOfBook] = []
+
+        async def consume() -> None:
+            async for msg in c.events(market_data=["AAPL"], md_from={"AAPL": 1}):
+                if type(msg) is TopOfBook:
+                    got.append(msg)
+                    return
+
+        task = asyncio.create_task(consume())
+        async with asyncio.timeout(10):
+            while not task.done():  # a SUB joins asynchronously: orders until one arrives
+                ack(await c.submit("nolog", "AAPL", "buy", "limit", 1, price=100))
+                await asyncio.wait({task}, timeout=0.05)
+        await task
+        assert got and got[0].symbol == "AAPL"
 
     run(eng, body)
     assert eng.stop() == 0
