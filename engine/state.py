@@ -33,6 +33,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    StopTriggered,
     TopOfBook,
     Trade,
 )
@@ -451,6 +452,10 @@ class EngineState:
             qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
             venue = f"venue:{f.get('venue', 'alpaca')}"
             buy = r.side == "buy"
+            if r.parent_id is not None and r.stop_price is not None and not r.filled:
+                # a stop-loss leg trades once Alpaca triggered it: say so first, as the
+                # internal venue does
+                out.append(StopTriggered(0, ts, r.id, r.account, r.symbol, r.stop_price))
             out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
             out.extend(
                 self.positions.on_trade(

@@ -21,6 +21,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderReplaced,
     PositionChanged,
+    StopTriggered,
     Trade,
 )
 
@@ -182,6 +183,8 @@ def _shape(events: list[Any], first: int, last: int) -> list[tuple[Any, ...]]:
             out.append(("replaced", e.id - first, e.qty, e.stop_price))
         elif isinstance(e, OrderCanceled) and e.id in ids:
             out.append(("canceled", e.id - first, e.remaining, e.reason))
+        elif isinstance(e, StopTriggered) and e.id in ids:
+            out.append(("triggered", e.id - first, e.stop_price))
     return out
 
 
@@ -391,4 +394,57 @@ def test_a_trailing_stop_goes_to_alpaca_with_its_trail(
             assert _shape(events, p, p)[-1] == ("trade", 0, 3, 9840)
 
     asyncio.run(body())
+    assert eng.stop() == 0
+
+
+def test_an_oco_at_alpaca_reads_as_on_the_internal_venue(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """An OCO sell of 8 (take-profit 70, stop-loss 40) whose stop triggers and fills:
+    its limit is canceled `oco`."""
+    oco: dict[str, Any] = dict(
+        order_class="oco", take_profit=wire.TakeProfit(7000), stop_loss=wire.StopLoss(4000)
+    )
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            r = await c.submit("alice", "GOOG", "sell", "limit", 8, **oco)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await c.submit("mm", "GOOG", "buy", "limit", 10, price=3990)
+            await c.submit("mm", "GOOG", "sell", "limit", 1, price=4000)
+            await c.submit("mm2", "GOOG", "buy", "limit", 1, price=4000)  # prints 40
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id + 1)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    assert expected == [
+        ("accepted", 0, "oco", None, 8, "limit"),
+        ("accepted", 1, "oco", "stop_loss", 8, "stop"),
+        ("triggered", 1, 4000),
+        ("trade", 1, 8, 3990),
+        ("canceled", 0, 8, "oco"),
+    ]
+
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def at_alpaca() -> list[tuple[Any, ...]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            r = await c.submit("alice", "GOOG", "sell", "limit", 8, **oco)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            assert (sent.order_class, sent.limit_price) == ("oco", Decimal(70))
+            (stop,) = sent.legs
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 1)) == 2)
+            fake.fill(stop.id, "39.90", 8)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 1)) == 5)
+            return _shape(events, p, p + 1)
+
+    assert asyncio.run(at_alpaca()) == expected
     assert eng.stop() == 0
