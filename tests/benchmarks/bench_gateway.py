@@ -26,6 +26,12 @@ this process with keep-alive clients. Figures are medians over ``repeats`` sampl
 - ``ws_single_orders_per_sec``: the same clients, each frame one submit action (not an
   array), ``ws_single_in_flight`` frames in flight per client: the figure for a client
   that sends one order per message.
+- ``ws_cpu_us_per_order``, ``ws_single_cpu_us_per_order``: the CPU time (user + system,
+  from /proc) the engine, the gateway (all its workers) and the load generator spent per
+  order acked in those samples, and their total (medians). Unlike the rates, these
+  hold up when other work shares the machine; ``2 cores / total`` is the rate those
+  three processes could reach with the machine to themselves, if they kept both cores
+  busy. ``load_average`` is the 1-minute load at the end of the run.
 
 Both gateways run under uvicorn with ``workers`` processes (2 by default: the gateway's
 read-your-writes holds per process, and per keep-alive connection, which one process
@@ -44,6 +50,7 @@ import asyncio
 import importlib.util
 import json
 import os
+import resource
 import shlex
 import shutil
 import socket
@@ -52,6 +59,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
@@ -160,6 +168,7 @@ class Processes:
         }
         uvicorn = [sys.executable, "-m", "uvicorn", "--factory", "--no-access-log"]
         common = ["--log-level", "warning", "--workers", str(self.workers), "--host", "127.0.0.1"]
+        self.engine_pid = engine.pid
         gw = self._spawn(
             "gateway",
             [*uvicorn, "tickplane.api.main:create_app", *common, "--port", str(self.gateway_port)],
@@ -170,6 +179,7 @@ class Processes:
             [*uvicorn, "bare_gateway:create_app", *common, "--port", str(self.bare_port)],
             {**env, "PYTHONPATH": str(HERE)},
         )
+        self.gateway_pid = gw.pid
         _wait_http(
             f"http://127.0.0.1:{self.gateway_port}/api/v1/ready", gw, self.root / "gateway.log"
         )
@@ -312,6 +322,46 @@ def _pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its children still running (Linux /proc;
+    0 for what is gone)."""
+    total = 0.0
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            children = [int(c) for c in f.read().split()]
+    except OSError:
+        return total
+    total = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total + sum(_cpu_seconds(c) for c in children)
+
+
+def _cpu_now(procs: Processes) -> dict[str, float]:
+    """CPU seconds so far of the engine, the gateway (its workers included) and this
+    process, the load generator."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "engine": _cpu_seconds(procs.engine_pid),
+        "gateway": _cpu_seconds(procs.gateway_pid),
+        "load_generator": me.ru_utime + me.ru_stime,
+    }
+
+
+def _cpu_per_order(procs: Processes, sample: Callable[[], float]) -> tuple[float, dict[str, float]]:
+    """Run one timed sample (`sample()` gives orders/s); its rate and the CPU time each
+    process spent per order acked (us), connection setup included. CPU time per order
+    holds up on a machine busy with other work, which throughput does not."""
+    before = _cpu_now(procs)
+    start = time.perf_counter()
+    rate = sample()
+    orders = rate * (time.perf_counter() - start)
+    after = _cpu_now(procs)
+    per = {k: (after[k] - before[k]) / orders * 1e6 if orders else 0.0 for k in before}
+    per["total"] = sum(per.values())
+    return rate, per
+
+
 def _median(values: list[float]) -> float:
     ordered = sorted(values)
     mid = len(ordered) // 2
@@ -375,6 +425,7 @@ def run(
         "ws": [],
         "ws_single": [],
     }
+    cpu: dict[str, dict[str, list[float]]] = {"ws": {}, "ws_single": {}}
     try:
         key, *ws_keys = _make_keys(
             root, ["bench", *(f"bench-ws-{i}" for i in range(ws_connections))]
@@ -394,12 +445,18 @@ def run(
                 progress.advance(task)
                 bare, _ = asyncio.run(http_sample(procs.bare_port, key, connections, seconds))
                 progress.advance(task)
-                ws = asyncio.run(
-                    ws_sample(procs.gateway_port, ws_keys, ws_batch, seconds, ws_in_flight)
+                ws, ws_cpu = _cpu_per_order(
+                    procs,
+                    lambda: asyncio.run(
+                        ws_sample(procs.gateway_port, ws_keys, ws_batch, seconds, ws_in_flight)
+                    ),
                 )
                 progress.advance(task)
-                ws_single = asyncio.run(
-                    ws_sample(procs.gateway_port, ws_keys, 1, seconds, ws_single_in_flight)
+                ws_single, ws_single_cpu = _cpu_per_order(
+                    procs,
+                    lambda: asyncio.run(
+                        ws_sample(procs.gateway_port, ws_keys, 1, seconds, ws_single_in_flight)
+                    ),
                 )
                 progress.advance(task)
                 if i == 0:
@@ -410,6 +467,10 @@ def run(
                 samples["bare"].append(bare)
                 samples["ws"].append(ws)
                 samples["ws_single"].append(ws_single)
+                for name, value in ws_cpu.items():
+                    cpu["ws"].setdefault(name, []).append(value)
+                for name, value in ws_single_cpu.items():
+                    cpu["ws_single"].setdefault(name, []).append(value)
     finally:
         procs.stop()
         shutil.rmtree(root, ignore_errors=True)
@@ -423,6 +484,11 @@ def run(
         "http_vs_bare": round(http / bare, 3) if bare else None,
         "ws_orders_per_sec": round(_median(samples["ws"])),
         "ws_single_orders_per_sec": round(_median(samples["ws_single"])),
+        "ws_cpu_us_per_order": {k: round(_median(v), 1) for k, v in cpu["ws"].items()},
+        "ws_single_cpu_us_per_order": {
+            k: round(_median(v), 1) for k, v in cpu["ws_single"].items()
+        },
+        "load_average": round(os.getloadavg()[0], 2),
     }
     result["targets"] = {
         name: {"target": target, "met": result[name] >= target} for name, target in TARGETS.items()

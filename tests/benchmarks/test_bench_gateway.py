@@ -38,6 +38,10 @@ def test_every_figure_is_measured() -> None:
         assert isinstance(result[name], int | float), name
         assert result[name] > 0, name
     assert result["http_order_p99_ms"] >= result["http_order_p50_ms"]
+    for name in ("ws_cpu_us_per_order", "ws_single_cpu_us_per_order"):
+        per = result[name]
+        assert set(per) == {"engine", "gateway", "load_generator", "total"}, name
+        assert all(per[k] > 0 for k in ("engine", "gateway", "total")), per
     assert result["command"] == "test"
     assert set(result["targets"]) == set(bench_gateway.TARGETS)
     assert all(isinstance(t["met"], bool) for t in result["targets"].values())
