@@ -1091,7 +1091,32 @@ class EngineService:
                 for hid in st.contingent.open_ids(name, req.symbol):
                     cancel = wire.CancelOrder(req.req, name, hid)
                     events.extend(self._change_held(cancel, touched)[1])
+        if st.routed and self.venue is not None:
+            self._cancel_routed(req.account, req.symbol)
         return wire.Ack(req.req, None, events, last_seq=st.seq), events
+
+    def _cancel_routed(self, account: str | None, symbol: str | None) -> None:
+        """Ask the venue to cancel the routed orders a mass cancel (or a kill) covers;
+        their cancels come back as venue events. A leg still held goes with its parent
+        (Alpaca cancels it); one working on its own (its parent filled or closed) is
+        canceled itself."""
+        st, venue = self.state, self.venue
+        assert venue is not None
+        for r in sorted(st.routed.values(), key=lambda r: r.id):
+            if (account is not None and r.account != account) or (
+                symbol is not None and r.symbol != symbol
+            ):
+                continue
+            if r.parent_id is not None:
+                g = st.routed_groups.get(r.parent_id)
+                parent = st.routed.get(r.parent_id)
+                if (
+                    g is not None
+                    and parent is not None
+                    and (g.exit_open == 0 or g.order_class == "oco")
+                ):
+                    continue  # canceled with its parent (held, or an OCO's stop)
+            venue.cancel(r.id)
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:
         self.metrics.requests["get_order"].inc()

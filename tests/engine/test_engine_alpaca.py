@@ -448,3 +448,54 @@ def test_an_oco_at_alpaca_reads_as_on_the_internal_venue(
 
     assert asyncio.run(at_alpaca()) == expected
     assert eng.stop() == 0
+
+
+def test_a_kill_switch_cancels_routed_orders_and_their_legs(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            plain = await c.submit("alice", "GOOG", "buy", "limit", 5, price=9000)
+            working = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            waiting = await c.submit("alice", "AAPL", "buy", "limit", 10, **BRACKET)
+            oco = await c.submit(
+                "alice",
+                "AAPL",
+                "sell",
+                "limit",
+                3,
+                order_class="oco",
+                take_profit=wire.TakeProfit(12000),
+                stop_loss=wire.StopLoss(8000),
+            )
+            other = await c.submit("bob", "GOOG", "buy", "limit", 5, price=9000)
+            acks = [plain, working, waiting, oco, other]
+            assert all(isinstance(a, wire.Ack) and a.order_id for a in acks)
+            ids = [a.order_id for a in acks if isinstance(a, wire.Ack) and a.order_id]
+            entry = fake.wait_order(f"tp-{ids[1]}")
+            for i in ids:
+                fake.wait_order(f"tp-{i}")
+            await _events_until(c, lambda ev: sum(isinstance(e, OrderAccepted) for e in ev) >= 11)
+            fake.fill(entry.id, "100", 10)  # the first bracket's legs work on their own
+            await _events_until(c, lambda ev: sum(isinstance(e, OrderActivated) for e in ev) == 2)
+            killed = await c.control("kill", account="alice")
+            assert isinstance(killed, wire.Ack)
+            alice = [i for i in range(ids[0], ids[3] + 2) if i != ids[1]]
+            events = await _events_until(
+                c,
+                lambda ev: {e.id for e in ev if isinstance(e, OrderCanceled)} >= set(alice),
+            )
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+            reasons = {e.id: e.reason for e in events if isinstance(e, OrderCanceled)}
+            assert reasons[ids[2] + 1] == reasons[ids[2] + 2] == "parent_canceled"
+            assert reasons[ids[3] + 1] == "parent_canceled"  # the OCO's stop, with its limit
+            assert ids[4] not in reasons  # bob's order is not covered
+            assert fake.order(f"tp-{ids[4]}").status == "new"
+
+    asyncio.run(body())
+    assert eng.stop() == 0
