@@ -31,6 +31,17 @@ SIDES = {int(s): s.name.lower() for s in Side}
 ORDER_TYPES = {int(t): t.name.lower() for t in OrderType}
 REASONS = {int(r): r.name.lower() for r in Reason}
 _PRICED = {int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)}
+# Plain ints: comparing with an IntEnum member costs ~5x an int's (once per row each).
+_TRADE, _ACCEPTED, _CANCELED = (
+    int(EventType.TRADE),
+    int(EventType.ACCEPTED),
+    int(EventType.CANCELED),
+)
+_REJECTED, _REPLACED, _TRIGGERED = (
+    int(EventType.REJECTED),
+    int(EventType.REPLACED),
+    int(EventType.TRIGGERED),
+)
 
 
 class Names(Protocol):
@@ -78,7 +89,7 @@ def from_rows(
         side,
         otype,
     ) in rows:
-        if etype == EventType.TRADE:
+        if etype == _TRADE:
             out.append(
                 Trade(
                     seq,
@@ -93,7 +104,7 @@ def from_rows(
                     accounts[macc],
                 )
             )
-        elif etype == EventType.ACCEPTED:
+        elif etype == _ACCEPTED:
             out.append(
                 OrderAccepted(
                     seq,
@@ -107,15 +118,15 @@ def from_rows(
                     price if otype in _PRICED else None,
                 )
             )
-        elif etype == EventType.CANCELED:
+        elif etype == _CANCELED:
             out.append(
                 OrderCanceled(seq, ts, oid, accounts[acc], symbols[sym], qty, REASONS[reason])
             )
-        elif etype == EventType.REJECTED:
+        elif etype == _REJECTED:
             out.append(OrderRejected(seq, ts, oid, accounts[acc], REASONS[reason]))
-        elif etype == EventType.REPLACED:
+        elif etype == _REPLACED:
             out.append(OrderReplaced(seq, ts, oid, accounts[acc], symbols[sym], price, qty))
-        elif etype == EventType.TRIGGERED:
+        elif etype == _TRIGGERED:
             out.append(StopTriggered(seq, ts, oid, accounts[acc], symbols[sym], price))
         else:
             raise ValueError(f"event {seq}: unknown type {etype}")

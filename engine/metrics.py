@@ -298,11 +298,12 @@ class EngineMetrics:
     def count(self, events: list[Event]) -> None:
         """Count a batch's events (accepted orders and trades summed over the batch)."""
         accepted = trades = qty = 0
+        canceled: dict[str, int] = {}  # by reason, counted into the family once each
         for ev in events:
             if isinstance(ev, OrderAccepted):
                 accepted += 1
             elif isinstance(ev, OrderCanceled):
-                self.cancels[ev.reason].inc()
+                canceled[ev.reason] = canceled.get(ev.reason, 0) + 1
             elif isinstance(ev, Trade):
                 trades += 1
                 qty += ev.qty
@@ -315,6 +316,8 @@ class EngineMetrics:
                 self.halts[ev.reason].inc()
         if accepted:
             self.orders["accepted"].inc(accepted)
+        for reason, n in canceled.items():
+            self.cancels[reason].inc(n)
         if trades:
             self.trades.inc(trades)
             self.traded_qty.inc(qty)

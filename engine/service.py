@@ -48,6 +48,7 @@ from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
 from tickplane.engine.state import (
     CANCEL,
+    COMMAND,
     INVALID,
     NEW,
     ORDER_TYPES,
@@ -610,7 +611,7 @@ class EngineService:
     def _run(self, cmd: Command, touched: set[int]) -> list[Event]:
         """Journal a command, then apply it (the one path that changes state)."""
         assert self.journal is not None
-        self.journal.append_command(cmd.pack())
+        self.journal.append_command(COMMAND.pack(*cmd))
         events = self.state.apply(cmd)
         self._since_snapshot += 1
         touched.add(cmd.symbol)
@@ -656,24 +657,32 @@ class EngineService:
             if checked is not None:  # the core's part: the parent, or a stop for risk
                 plan, req = req, checked
         assert self.journal is not None
-        acc = st.account_id(req.account)
+        acc = st.account_index.get(req.account)
         if acc is None:
             self.journal.append(RecordType.ACCOUNT, req.account.encode())
             acc = st.add_account(req.account)
         order_id = st.next_order_id()
-        cmd = Command(  # fields in COMMAND_DTYPE's order (Command.make names them)
-            order_id,
-            _number(req.qty),
-            _number(req.price),
-            _number(req.stop_price),
-            time.time_ns(),
-            acc,
-            sym,
-            NEW,
-            SIDES.get(req.side, INVALID),
-            ORDER_TYPES.get(req.order_type, INVALID),
-            TIFS.get(req.tif, INVALID),
-            int(req.post_only) if isinstance(req.post_only, bool) else INVALID,
+        qty, price, stop = req.qty, req.price, req.stop_price
+        # tuple.__new__: a third of the NamedTuple's own constructor; fields in
+        # COMMAND_DTYPE's order (Command.make names them)
+        cmd = tuple.__new__(
+            Command,
+            (
+                order_id,
+                qty if 0 < qty <= MAX_FIELD else -1,
+                price if price is not None and 0 < price <= MAX_FIELD else -1,
+                stop if stop is not None and 0 < stop <= MAX_FIELD else -1,
+                time.time_ns(),
+                acc,
+                sym,
+                NEW,
+                SIDES.get(req.side, INVALID),
+                ORDER_TYPES.get(req.order_type, INVALID),
+                TIFS.get(req.tif, INVALID),
+                int(req.post_only) if isinstance(req.post_only, bool) else INVALID,
+                0,
+                0,
+            ),
         )
         refused = st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
         if refused is not None:
@@ -1053,7 +1062,25 @@ class EngineService:
                 self.metrics.risk_rejects[refused.reason].inc()
                 return wire.Reject(req.req, refused.reason, refused.message), []
         else:
-            cmd = Command(req.order_id, 0, 0, 0, time.time_ns(), o["account"], o["symbol"], CANCEL)
+            cmd = tuple.__new__(
+                Command,
+                (
+                    req.order_id,
+                    0,
+                    0,
+                    0,
+                    time.time_ns(),
+                    o["account"],
+                    o["symbol"],
+                    CANCEL,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                    0,
+                ),
+            )
         events = self._run(cmd, touched)
         return wire.Ack(req.req, req.order_id, events, last_seq=self.state.seq), events
 

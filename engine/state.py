@@ -278,26 +278,17 @@ class EngineState:
         if check and self._checks_spend:
             self.check(c)
         core = self.core
-        op = c.op
+        # one unpacking, not eleven attribute reads
+        oid, qty, price, stop_price, ts, account, symbol, op, side, otype, tif, post_only = c[:12]
         if op == NEW:
             core.submit(
-                c.id,
-                c.account,
-                c.symbol,
-                c.side,
-                c.order_type,
-                c.qty,
-                c.price,
-                c.stop_price,
-                c.tif,
-                c.post_only,
-                c.ts,
+                oid, account, symbol, side, otype, qty, price, stop_price, tif, post_only, ts
             )
         elif op == CANCEL:
-            core.cancel(c.id, c.ts)
+            core.cancel(oid, ts)
         else:
-            core.replace(c.id, c.qty, c.price, c.ts)
-        out: list[Event] = list(self.risk.expire(c.ts))
+            core.replace(oid, qty, price, ts)
+        out: list[Event] = list(self.risk.expire(ts))
         events = from_rows(core.event_rows(), self.symbols, self.accounts)
         held = self.contingent
         if held.aliases:  # pieces of held orders trade under their held order's id
@@ -305,7 +296,7 @@ class EngineState:
         start = len(out)
         self.absorb(events, out, c)
         if held.busy:
-            held.after(self, c.id if op == NEW else None, out, start, c.ts)
+            held.after(self, oid if op == NEW else None, out, start, ts)
         return self._number(out)
 
     def core_events(self) -> list[Event]:
