@@ -22,8 +22,12 @@ messages ZeroMQ dropped) fetches them from here, as it fetches events from the e
   A clean `close` writes each symbol's real last md_seq instead, so a clean restart
   goes on without a jump.
 
-Record: u32 crc32(rest), u64 md_seq, u16 symbol length, u32 frame length, symbol,
-frame (`wire.encode(top)`); a frame length of 0 is a reservation up to md_seq.
+The file is a sequence of blocks, one per `flush`: u32 length, u32 crc32 of the
+records that follow. A record: u64 md_seq, u16 symbol length, u32 frame length, the
+symbol, the frame (`wire.encode(top)`); a frame length of 0 is a reservation up to
+md_seq. One checksum per block, not per record: zlib's crc32 costs ~0.5 µs a call on a
+170-byte record here and 0.4 ns a byte on a block. On open, a block that is torn or
+fails its checksum ends the file (it is cut).
 """
 
 from __future__ import annotations
@@ -44,9 +48,9 @@ __all__ = ["MarketDataLog"]
 
 log = logging.getLogger(__name__)
 
-_HEAD = struct.Struct("<IQHI")
-_BODY = struct.Struct("<QHI")  # _HEAD without the crc, which covers it and what follows
-_CRC = struct.Struct("<I")
+_BLOCK = struct.Struct("<II")  # length, crc32 of the records
+_HEAD = struct.Struct("<QHI")  # a record's md_seq, symbol length, frame length
+_pack_head = _HEAD.pack
 FILE_NAME = "md.tpm"
 OLD_FILE_NAME = "md.old.tpm"
 FLUSH_SECONDS = 0.01
@@ -57,8 +61,7 @@ _SPAN = 1 << 20  # a replay reads records this close together in one pread
 
 
 def _record(symbol: bytes, md_seq: int, frame: bytes) -> bytes:
-    rest = b"".join((_BODY.pack(md_seq, len(symbol), len(frame)), symbol, frame))
-    return _CRC.pack(zlib.crc32(rest)) + rest
+    return b"".join((_pack_head(md_seq, len(symbol), len(frame)), symbol, frame))
 
 
 class MarketDataLog:
@@ -90,16 +93,20 @@ class MarketDataLog:
         """Index one file's records; cut a torn or damaged tail of the current one."""
         data = path.read_bytes()
         pos = 0
-        while pos + _HEAD.size <= len(data):
-            crc, md_seq, n_sym, n_frame = _HEAD.unpack_from(data, pos)
-            end = pos + _HEAD.size + n_sym + n_frame
-            if end > len(data) or zlib.crc32(data[pos + 4 : end]) != crc:
+        while pos + _BLOCK.size <= len(data):
+            length, crc = _BLOCK.unpack_from(data, pos)
+            end = pos + _BLOCK.size + length
+            if end > len(data) or zlib.crc32(data[pos + _BLOCK.size : end]) != crc:
                 break
-            symbol = data[pos + _HEAD.size : pos + _HEAD.size + n_sym].decode()
-            if n_frame == 0:
-                self._reserved[symbol] = md_seq
-            else:
-                self._index(symbol, md_seq, gen << _OFFSET_BITS | pos)
+            at = pos + _BLOCK.size
+            while at < end:
+                md_seq, n_sym, n_frame = _HEAD.unpack_from(data, at)
+                symbol = data[at + _HEAD.size : at + _HEAD.size + n_sym].decode()
+                if n_frame == 0:
+                    self._reserved[symbol] = md_seq
+                else:
+                    self._index(symbol, md_seq, gen << _OFFSET_BITS | at)
+                at += _HEAD.size + n_sym + n_frame
             pos = end
         if truncate and pos != len(data):
             log.warning("market-data log: cut a damaged tail of %d bytes", len(data) - pos)
@@ -134,18 +141,19 @@ class MarketDataLog:
             self.flush()  # in the OS before the top it covers is published
         if self._size >= self.max_bytes // 2:
             self._rotate()
+        if not self._buffer:
+            self._since = time.monotonic()
+            self._size += _BLOCK.size  # the block header `flush` puts first
+        loc = self._gen << _OFFSET_BITS | self._size
         seqs = self._seqs.get(symbol)
         if seqs is not None and md_seq > seqs[-1]:  # the usual case, inlined from _index
             seqs.append(md_seq)
-            self._locs[symbol].append(self._gen << _OFFSET_BITS | self._size)
+            self._locs[symbol].append(loc)
             self._last[symbol] = md_seq
         else:
-            self._index(symbol, md_seq, self._gen << _OFFSET_BITS | self._size)
-        record = _record(name, md_seq, frame)
-        buffer = self._buffer
-        if not buffer:
-            self._since = time.monotonic()
-        buffer.append(record)
+            self._index(symbol, md_seq, loc)
+        record = b"".join((_pack_head(md_seq, len(name), len(frame)), name, frame))
+        self._buffer.append(record)
         self._buffered += len(record)
         self._size += len(record)
         if self._buffered >= FLUSH_BYTES or time.monotonic() - self._since >= FLUSH_SECONDS:
@@ -154,6 +162,7 @@ class MarketDataLog:
     def _buffer_record(self, record: bytes) -> None:
         if not self._buffer:
             self._since = time.monotonic()
+            self._size += _BLOCK.size
         self._buffer.append(record)
         self._buffered += len(record)
         self._size += len(record)
@@ -181,10 +190,10 @@ class MarketDataLog:
         """Write the buffered records (one write)."""
         if not self._buffer:
             return
-        data = b"".join(self._buffer)
+        body = b"".join(self._buffer)
         self._buffer.clear()
         self._buffered = 0
-        view = memoryview(data)
+        view = memoryview(_BLOCK.pack(len(body), zlib.crc32(body)) + body)
         while view:
             view = view[os.write(self._fd, view) :]
 
@@ -208,11 +217,11 @@ class MarketDataLog:
                 j += 1
             fd = self._fd if gen == self._gen else self._old_fd
             last = locs[j - 1] & mask
-            _crc, _md, n_sym, n_frame = _HEAD.unpack(os.pread(fd, _HEAD.size, last))
+            _md, n_sym, n_frame = _HEAD.unpack(os.pread(fd, _HEAD.size, last))
             data = os.pread(fd, last - first + _HEAD.size + n_sym + n_frame, first)
             for i in range(k, j):
                 at = (locs[i] & mask) - first
-                _crc, _md, n_sym, n_frame = _HEAD.unpack_from(data, at)
+                _md, n_sym, n_frame = _HEAD.unpack_from(data, at)
                 start = at + _HEAD.size + n_sym
                 out.append(data[start : start + n_frame])
             k = j

@@ -56,10 +56,15 @@ def test_a_torn_tail_is_cut_on_open(tmp_path: Path) -> None:
     log = MarketDataLog(tmp_path, 1 << 20)
     for i in range(1, 4):
         put(log, top("GOOG", i))
-    log.close({"GOOG": 3})
+    log.flush()
+    log.close({"GOOG": 3})  # the release: a block of its own
     path = tmp_path / FILE_NAME
     data = path.read_bytes()
-    path.write_bytes(data[:-3])  # the release record, torn
+    path.write_bytes(data[:-3])  # the release's block, torn
+    torn = MarketDataLog(tmp_path, 1 << 20)
+    assert path.stat().st_size < len(data) - 3  # the torn block was cut
+    torn.close()
+    path.write_bytes(data[:-5] + bytes([data[-5] ^ 1]) + data[-4:])  # one bit flipped
     torn = MarketDataLog(tmp_path, 1 << 20)
     assert [t.md_seq for t in torn.read("GOOG", 1, 9, 9)] == [1, 2, 3]
     assert torn.resume_md_seq("GOOG") == RESERVE  # the reservation before it counts
