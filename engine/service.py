@@ -433,6 +433,7 @@ class EngineService:
             mark = {"venue_event": fields, "ts": time.time_ns()}
             self.journal.append_mark(mark)
             out.extend(self._apply_mark(mark))
+            self._since_snapshot += 1  # a record recovery replays, as a command is
         return out
 
     def _resume_routed(self) -> None:
@@ -981,6 +982,7 @@ class EngineService:
             mark["legs"] = msgspec.to_builtins(legs)
         self.journal.append_mark(mark)
         self.state.route(order, legs)
+        self._since_snapshot += 1
         self.venue.submit(
             VenueOrder(
                 order.id,

@@ -24,6 +24,7 @@ from tickplane.core.events import (
     StopTriggered,
     Trade,
 )
+from tickplane.engine.journal import snapshots
 
 from .conftest import EngineProcess
 from .fake_alpaca import FakeAlpaca
@@ -310,13 +311,15 @@ def test_a_bracket_at_alpaca_reads_as_on_the_internal_venue(
     assert eng.stop() == 0
 
 
+@pytest.mark.parametrize("snapshot_every", [0, 1])
 def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
-    engine_factory: Any, fake: FakeAlpaca
+    engine_factory: Any, fake: FakeAlpaca, snapshot_every: int
 ) -> None:
     """Killed with the legs working; the take-profit fills 4 while the engine is down
-    (Alpaca does not replay trade updates): the restarted engine hands its routed
-    orders back to the venue, which finds the missed fill; then the rest goes on."""
-    eng = _engine(engine_factory, fake)
+    (Alpaca does not replay trade updates): the restarted engine (from the journal, or
+    from a snapshot taken after every record) hands its routed orders back to the
+    venue, which finds the missed fill; then the rest goes on."""
+    eng = _engine(engine_factory, fake, snapshot_every=snapshot_every)
     eng.start()
 
     async def first() -> int:
@@ -334,6 +337,8 @@ def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
 
     p = asyncio.run(first())
     eng.kill()
+    # with snapshots on, the one recovery starts from holds the working legs
+    assert bool(snapshots(eng.settings["journal_dir"])) == bool(snapshot_every)
     tp, sl = fake.order(f"tp-{p}").legs
     fake.fill(tp.id, "110", 4)  # nobody listens
     eng.start()
