@@ -1015,21 +1015,14 @@ class EngineService:
         self.metrics.requests["cancel" if cancel else "replace"].inc()
         routed = self.state.routed.get(req.order_id)
         if routed is not None and routed.account == req.account and self.venue is not None:
-            if not cancel and (
-                routed.parent_id is not None
-                or routed.trail_price is not None
-                or routed.trail_percent is not None
-            ):
-                return wire.Reject(
-                    req.req,
-                    "bad_replace",
-                    f"a leg or trailing stop at {self.config.venue.kind} is not replaced "
-                    "here: cancel it, or replace its parent",
-                ), []
             if cancel:
                 self.venue.cancel(req.order_id)
             else:
-                self.venue.replace(req.order_id, req.qty, req.price)  # type: ignore[union-attr]
+                assert isinstance(req, wire.ReplaceOrder)
+                why = _routed_replace_refused(routed, req)
+                if why is not None:
+                    return wire.Reject(req.req, "bad_replace", why), []
+                self.venue.replace(req.order_id, req.qty, req.price, req.stop_price)
             return wire.Ack(req.req, req.order_id, last_seq=self.state.seq), []
         held = self.state.contingent
         if held.busy:
@@ -1283,6 +1276,29 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)
     return AlpacaVenue.from_env(**kwargs)
+
+
+def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | None:
+    """Why a replace of a routed order cannot go to the venue (None: it can). A leg
+    takes new prices as on the internal venue (its quantity follows its parent); a
+    trailing stop's trail is not replaced at the venue."""
+    if r.trail_price is not None or r.trail_percent is not None:
+        return "a trailing stop at the venue is not replaced here: cancel it and place another"
+    if req.trail_price is not None or req.trail_percent is not None:
+        return "trail_price and trail_percent are a trailing stop's"
+    if r.parent_id is None:
+        if req.stop_price is not None:
+            return "stop_price is replaced on stop-loss legs only"
+        return None
+    if req.qty is not None:
+        return "a leg's quantity follows its parent's fills"
+    if req.price is None and req.stop_price is None:
+        return "give price and/or stop_price"
+    if req.stop_price is not None and r.leg != "stop_loss":
+        return "a take-profit leg has no stop_price"
+    if req.price is not None and r.order_type == "stop":
+        return "a stop-loss without limit_price has no price"
+    return None
 
 
 def _venue_order(r: RoutedOrder) -> VenueOrder:

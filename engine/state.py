@@ -494,11 +494,22 @@ class EngineState:
                 if coid is not None and acc is not None:
                     self.idempotency.forget(acc, coid, r.id)
         elif kind == "replaced":
-            r.qty = int(f["qty"])
             if f.get("limit_price") is not None:
                 r.price = int(f["limit_price"])
-            out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
-            risk.on_replaced(r.id, r.qty, r.price)
+            if f.get("stop_price") is not None:
+                r.stop_price = int(f["stop_price"])
+            if r.parent_id is not None and g is not None:
+                # a leg's prices moved; it works what its group gives it (as internally)
+                r.qty = max(g.exit_open, 0)
+                price = r.price if r.price is not None else (r.stop_price or 0)
+                out.append(
+                    OrderReplaced(0, ts, r.id, r.account, r.symbol, price, r.qty, r.stop_price)
+                )
+                risk.on_replaced(r.id, r.qty if r.order_type == "limit" else 0, r.price)
+            else:
+                r.qty = int(f["qty"])
+                out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
+                risk.on_replaced(r.id, r.qty, r.price)
         return self._number(out)
 
     def _routed_accepted(self, r: RoutedOrder, ts: int) -> OrderAccepted:

@@ -155,10 +155,15 @@ class _Tracked:
     filled: dict[str, int] = field(default_factory=dict)
     notional: dict[str, Decimal] = field(default_factory=dict)
     # a replace in flight: (qty, limit_price) requested, then the new Alpaca order id
-    pending: tuple[int | None, int | None] | None = None
+    pending: tuple[int | None, int | None, int | None] | None = None  # qty, limit, stop
     pending_vid: str | None = None
     replacements: int = 0
     parent: int | None = None  # a leg: its parent's engine id (legs has no coid of ours)
+    stop_price: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.stop_price is None:
+            self.stop_price = self.order.stop_price
 
 
 _Command: TypeAlias = tuple[str, Any, Any, Any]
@@ -411,9 +416,15 @@ class AlpacaVenue:
         """Queue a cancel (see `Venue.cancel`)."""
         self._enqueue(order_id, ("cancel", order_id, None, None))
 
-    def replace(self, order_id: int, qty: int | None, limit_price: int | None) -> None:
+    def replace(
+        self,
+        order_id: int,
+        qty: int | None,
+        limit_price: int | None,
+        stop_price: int | None = None,
+    ) -> None:
         """Queue a replace (see `Venue.replace`)."""
-        self._enqueue(order_id, ("replace", order_id, qty, limit_price))
+        self._enqueue(order_id, ("replace", order_id, qty, (limit_price, stop_price)))
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`)."""
@@ -458,7 +469,7 @@ class AlpacaVenue:
                 elif kind == "cancel":
                     self._do_cancel(client, a)
                 elif kind == "replace":
-                    self._do_replace(client, a, b, c)
+                    self._do_replace(client, a, b, *c)
                 elif kind == "resume":
                     self._do_resume(client, a)
             except Exception:  # a bug must not kill the worker
@@ -688,7 +699,12 @@ class AlpacaVenue:
         # success: the stream reports `canceled` (or a fill that won the race)
 
     def _do_replace(
-        self, client: TradingClient, oid: int, qty: int | None, limit_price: int | None
+        self,
+        client: TradingClient,
+        oid: int,
+        qty: int | None,
+        limit_price: int | None,
+        stop_price: int | None = None,
     ) -> None:
         with self._lock:
             tracked = self._orders.get(oid)
@@ -697,14 +713,17 @@ class AlpacaVenue:
         if tracked is None or not live:
             self._reject(oid, "replace", "unknown_order", f"order {oid} is not open at Alpaca")
             return
-        if qty is None and limit_price is None:
+        if qty is None and limit_price is None and stop_price is None:
             self._reject(oid, "replace", "bad_replace", "nothing to change")
             return
-        if (qty is not None and qty <= 0) or (limit_price is not None and limit_price <= 0):
-            self._reject(oid, "replace", "bad_replace", "qty and limit_price must be positive")
+        if any(v is not None and v <= 0 for v in (qty, limit_price, stop_price)):
+            self._reject(oid, "replace", "bad_replace", "qty and prices must be positive")
             return
         if limit_price is not None and tracked.order.type not in ("limit", "stop_limit"):
             self._reject(oid, "replace", "bad_replace", f"a {tracked.order.type} has no limit")
+            return
+        if stop_price is not None and tracked.order.type not in ("stop", "stop_limit"):
+            self._reject(oid, "replace", "bad_replace", f"a {tracked.order.type} has no stop")
             return
         if tracked.pending is not None:
             self._reject(oid, "replace", "replace_pending", "a replace is already in flight")
@@ -714,16 +733,22 @@ class AlpacaVenue:
             return
         try:
             price = None if limit_price is None else _float_price(tracked.spec, limit_price)
+            stop = None if stop_price is None else _float_price(tracked.spec, stop_price)
         except ValueError as exc:
             self._reject(oid, "replace", "bad_replace", str(exc))
             return
         with self._lock:
             tracked.replacements += 1
-            new_coid = f"{tracked.client_order_id}-r{tracked.replacements}"
-            tracked.pending = (qty, limit_price)
-            self._by_coid[new_coid] = oid
+            # a leg has Alpaca's client order id: its replacement gets one from Alpaca
+            new_coid = None
+            if tracked.parent is None:
+                new_coid = f"{tracked.client_order_id}-r{tracked.replacements}"
+                self._by_coid[new_coid] = oid
+            tracked.pending = (qty, limit_price, stop_price)
             vid = tracked.venue_id
-        request = ReplaceOrderRequest(qty=qty, limit_price=price, client_order_id=new_coid)
+        request = ReplaceOrderRequest(
+            qty=qty, limit_price=price, stop_price=stop, client_order_id=new_coid
+        )
         try:
             new: Order = self._call(client.replace_order_by_id, vid, request)
         except (_Unavailable, _Rejected) as exc:
@@ -855,7 +880,7 @@ class AlpacaVenue:
             return ticks
 
     def _replaced(self, t: _Tracked, new_vid: str) -> None:
-        qty, limit_price = t.pending if t.pending is not None else (None, None)
+        qty, limit_price, stop_price = t.pending if t.pending is not None else (None,) * 3
         t.pending = None
         t.pending_vid = None
         t.venue_id = new_vid
@@ -864,7 +889,11 @@ class AlpacaVenue:
             t.open_qty = qty
         if limit_price is not None:
             t.limit_price = limit_price
-        self._emit_locked(VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price))
+        if stop_price is not None:
+            t.stop_price = stop_price
+        self._emit_locked(
+            VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price, t.stop_price)
+        )
 
     def _learn_legs(self, t: _Tracked, o: Any) -> None:
         """Track the legs of a bracket, OTO or OCO under their engine ids, from the

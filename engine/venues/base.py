@@ -150,6 +150,7 @@ class VenueReplaced:
     new_venue_order_id: str
     qty: int
     limit_price: int | None
+    stop_price: int | None = None  # a stop's (a stop-loss leg's) stop after the replace
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,9 +206,15 @@ class Venue(Protocol):
         """Ask to cancel: `VenueCanceled` (or a fill) or `VenueRejected` follows."""
         ...
 
-    def replace(self, order_id: int, qty: int | None, limit_price: int | None) -> None:
-        """Ask to change the open quantity and/or limit price (``None``: unchanged):
-        `VenueReplaced` or `VenueRejected` follows."""
+    def replace(
+        self,
+        order_id: int,
+        qty: int | None,
+        limit_price: int | None,
+        stop_price: int | None = None,
+    ) -> None:
+        """Ask to change the open quantity, limit price and/or stop price (``None``:
+        unchanged): `VenueReplaced` or `VenueRejected` follows."""
         ...
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:

@@ -603,10 +603,14 @@ class FakeAlpaca:
         coid = body.get("client_order_id") or str(uuid.uuid4())
         if any(x.client_order_id == coid for x in self.orders.values()):
             raise ApiError(422, 40010001, "client_order_id must be unique")
+        status = "held" if o.status == "held" else "new"
         new = FakeOrder(
-            str(uuid.uuid4()), coid, o.symbol, o.side, o.type, qty, tif, limit, stop, "new"
+            str(uuid.uuid4()), coid, o.symbol, o.side, o.type, qty, tif, limit, stop, status
         )
         new.replaces = o.id
+        new.order_class, new.parent = o.order_class, o.parent
+        if o.parent is not None:  # a leg's replacement takes its place in the group
+            o.parent.legs[o.parent.legs.index(o)] = new
         self.orders[new.id] = new
         o.status, o.replaced_by = "replaced", new.id
         self._publish("replaced", o)

@@ -504,3 +504,62 @@ def test_a_kill_switch_cancels_routed_orders_and_their_legs(
 
     asyncio.run(body())
     assert eng.stop() == 0
+
+
+def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    async def replaces(c: EngineClient, p: int) -> None:
+        r = await c.replace("alice", p + 2, stop_price=8500)
+        assert isinstance(r, wire.Ack), r
+        r = await c.replace("alice", p + 1, price=11500)
+        assert isinstance(r, wire.Ack), r
+        for bad in (
+            await c.replace("alice", p + 1, qty=5),
+            await c.replace("alice", p + 1, stop_price=9500),
+            await c.replace("alice", p + 2, price=9500),
+        ):
+            assert isinstance(bad, wire.Reject) and bad.reason == "bad_replace"
+
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await replaces(c, r.order_id)
+            await c.submit("mm", "GOOG", "sell", "limit", 10, price=10000)
+            await c.submit("mm", "GOOG", "buy", "limit", 10, price=11500)
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id + 2)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    assert expected[3:5] == [("replaced", 2, 0, 8500), ("replaced", 1, 0, None)]
+
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def at_alpaca() -> list[tuple[Any, ...]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            await replaces(c, p)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 5)
+            tp, sl = sent.legs  # the replacements, in their places
+            assert (tp.limit_price, sl.stop_price) == (Decimal(115), Decimal(85))
+            assert (tp.status, sl.status, tp.replaces is not None) == ("held", "held", True)
+            fake.fill(sent.id, "100", 10)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 8)
+            fake.fill(tp.id, "115", 10)
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 10)
+            return _shape(events, p, p + 2)
+
+    assert asyncio.run(at_alpaca()) == expected
+    assert eng.stop() == 0
