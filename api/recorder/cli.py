@@ -34,7 +34,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     p.add_argument("--engine-name", help="the engine's name (default: engine-0)")
     p.add_argument("--engine-order-entry", help="its order-entry endpoint (replay requests)")
     p.add_argument("--engine-events", help="its events endpoint")
-    p.add_argument("--symbols", help="comma-separated symbols whose top of book to record")
+    p.add_argument(
+        "--symbols",
+        help="comma-separated symbols whose top of book to record (default: all the engine's)",
+    )
     p.add_argument("--database-url", help="PostgreSQL DSN (enables the PostgreSQL sink)")
     p.add_argument("--redis-url", help="Redis URL (enables the Redis sink)")
     p.add_argument("--kafka", help="Kafka bootstrap servers (enables the Kafka sink)")

@@ -22,7 +22,8 @@ from tickplane.api.recorder.kafka_sink import KafkaSink
 from tickplane.api.recorder.postgres_sink import PostgresSink
 from tickplane.api.recorder.redis_sink import RedisSink
 from tickplane.api.recorder.sink import Sink, SinkRunner
-from tickplane.core.client import EngineClient
+from tickplane.core import wire
+from tickplane.core.client import EngineClient, EngineError
 
 __all__ = ["Recorder", "RecorderSettings"]
 
@@ -39,7 +40,8 @@ class RecorderSettings(BaseSettings):
     engine_order_entry: str = "tcp://127.0.0.1:5555"
     engine_events: str = "tcp://127.0.0.1:5556"
     engine_timeout: float = Field(default=5.0, gt=0)
-    # Symbols whose top of book is recorded (market-data history, Redis, Kafka).
+    # Symbols whose top of book is recorded (market-data history, Redis, Kafka); empty:
+    # every symbol the engine trades (asked once at start).
     symbols: list[str] = Field(default_factory=list)
 
     # Sinks: each one runs when its address is given.
@@ -84,6 +86,7 @@ class Recorder:
         if not sinks:
             raise ValueError("no sink: give a database URL, a Redis URL or Kafka servers")
         self.client = EngineClient(s.engine_order_entry, s.engine_events, timeout=s.engine_timeout)
+        self._stopping = asyncio.Event()
         self.runners = [
             SinkRunner(
                 sink,
@@ -96,8 +99,28 @@ class Recorder:
         ]
 
     def stop(self) -> None:
+        self._stopping.set()
         for r in self.runners:
             r.stop()
+
+    async def _engine_symbols(self) -> list[str] | None:
+        """Every symbol the engine trades, asked until it answers (None: stopped)."""
+        backoff = 0.1
+        while not self._stopping.is_set():
+            try:
+                reply = await self.client.get_symbols()
+                if isinstance(reply, wire.Ack) and reply.symbols is not None:
+                    names = [s.name for s in reply.symbols]
+                    log.info("recording the tops of book of %s", ", ".join(names))
+                    return names
+                log.warning("engine refused GetSymbols: %s; retrying in %.1f s", reply, backoff)
+            except EngineError as exc:
+                log.warning("engine: %s; retrying in %.1f s", exc, backoff)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(backoff):
+                    await self._stopping.wait()
+            backoff = min(backoff * 2, self.settings.max_backoff)
+        return None
 
     async def run(self) -> None:
         """Run every sink until `stop()` (or SIGTERM/SIGINT when run by `tickplane`)."""
@@ -111,6 +134,12 @@ class Recorder:
         log.info("recording engine %s into %s", self.settings.engine_name, names)
         self.client.connect()
         try:
+            if not self.settings.symbols:
+                symbols = await self._engine_symbols()
+                if symbols is None:
+                    return  # stopped while waiting for the engine
+                for r in self.runners:
+                    r.symbols = symbols
             await asyncio.gather(*(r.run() for r in self.runners))
         finally:
             await self.client.close()

@@ -51,12 +51,18 @@ from .checks import (
 from .conftest import Engine, restart_broker, stop_process
 
 
-def settings(engine: Engine, database_url: str, redis_url: str, kafka: str) -> RecorderSettings:
+def settings(
+    engine: Engine,
+    database_url: str,
+    redis_url: str,
+    kafka: str,
+    symbols: tuple[str, ...] = ("GOOG", "AAPL"),
+) -> RecorderSettings:
     return RecorderSettings(
         engine_name=engine.name,
         engine_order_entry=engine.order_entry,
         engine_events=engine.events,
-        symbols=["GOOG", "AAPL"],
+        symbols=list(symbols),
         database_url=database_url,
         redis_url=redis_url,
         kafka=kafka,
@@ -107,7 +113,8 @@ def test_events_reach_every_sink_exactly_once(
     engine: Engine, database_url: str, redis: Any, rec_kafka: KafkaBroker
 ) -> None:
     async def main() -> None:
-        rec = Recorder(settings(engine, database_url, redis.url, rec_kafka.bootstrap))
+        # No symbols given: the tops of every symbol the engine trades are recorded.
+        rec = Recorder(settings(engine, database_url, redis.url, rec_kafka.bootstrap, ()))
         task = asyncio.create_task(rec.run())
         try:
             async with EngineClient(engine.order_entry, engine.events) as client:
