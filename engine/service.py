@@ -107,6 +107,20 @@ def pin_hot_loop(enabled: bool) -> list[int]:
     return cpus
 
 
+def _quiet_collector() -> None:
+    """Keep the cyclic garbage collector off the engine process's hot path.
+
+    A turn allocates in bursts (a batch's replies, events and lists live until the
+    turn's encode), so with the default threshold (700) the young generation was
+    collected several times a 256-request turn, finding nothing: 9% of the loop's
+    instructions (callgrind, `Batch` frames of 256). What start-up and recovery built
+    is frozen out of every collection; the loop's own garbage is freed by reference
+    counting, and the rare cycle waits for a later, larger collection."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def _number(value: int | None) -> int:
     return value if value is not None and 0 < value <= MAX_FIELD else -1
 
@@ -296,6 +310,7 @@ class EngineService:
         signal.signal(signal.SIGTERM, self._stop)
         signal.signal(signal.SIGINT, self._stop)
         self.open()
+        _quiet_collector()
         try:
             self.loop()
         finally:
@@ -1385,6 +1400,6 @@ def _req_of(frame: bytes) -> int:
         raw = msgspec.msgpack.decode(frame[1:])
     except (msgspec.DecodeError, ValueError, IndexError):
         return 0
-    if isinstance(raw, list) and len(raw) > 1 and isinstance(raw[1], int):
+    if isinstance(raw, list) and len(raw) > 1 and type(raw[1]) is int:  # not a bool
         return raw[1]
     return 0

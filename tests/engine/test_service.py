@@ -146,6 +146,7 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
             b"\x01\xc1",
             b"\x01\x93\xa3new\x07\x01",
             bytes(range(256)),
+            b"\x01\x92\xa3new\xc3",  # req `true`: answered with req 0, not `true`
         ]:
             sock.send(frame)
             reply = wire.decode_reply(sock.recv())
@@ -166,9 +167,9 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
         ctx.term()
     with urllib.request.urlopen(engine.http + "/metrics") as r:
         text = r.read().decode()
-    assert "tickplane_engine_bad_frames_total 9.0" in text
-    # Six were answered with a Reject; the three multi-frame messages were dropped unanswered.
-    assert 'tickplane_engine_request_rejects_total{reason="bad_frame"} 6.0' in text
+    assert "tickplane_engine_bad_frames_total 10.0" in text
+    # Seven were answered with a Reject; the three multi-frame messages were dropped unanswered.
+    assert 'tickplane_engine_request_rejects_total{reason="bad_frame"} 7.0' in text
 
 
 def test_a_batch_is_its_requests_one_by_one_and_gets_one_frame_back(
