@@ -342,6 +342,16 @@ async def check_tops(
     assert tops and len(tops) == len(set(tops))
 
 
+async def md_now(client: EngineClient) -> dict[str, int]:
+    """Each symbol's last md_seq at the engine now."""
+    out = {}
+    for s in SYMBOLS:
+        reply = await client.get_book(s)
+        assert reply.book is not None  # type: ignore[union-attr]
+        out[s] = reply.book.md_seq  # type: ignore[union-attr]
+    return out
+
+
 async def engine_tops(client: EngineClient, symbol: str) -> list[TopOfBook]:
     """Every top of book of `symbol` the engine keeps (its market-data log), in order."""
     out: list[TopOfBook] = []

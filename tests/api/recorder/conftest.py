@@ -52,7 +52,13 @@ def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
     }
     work.mkdir(parents=True, exist_ok=True)
     (work / "engine.json").write_text(json.dumps(cfg))
-    with (work / "engine.log").open("wb") as log:
+    return launch_engine(work, name, str(cfg["order_entry"]), str(cfg["events"]), http_port)
+
+
+def launch_engine(work: Path, name: str, order_entry: str, events: str, http_port: int) -> Engine:
+    """Start the engine of `work/engine.json` (again, after a kill: same journal, same
+    ports) and wait until it is ready."""
+    with (work / "engine.log").open("ab") as log:
         cmd = [sys.executable, "-m", "tickplane.cli.main", "engine"]
         proc = subprocess.Popen(
             [*cmd, "--config", str(work / "engine.json")],
@@ -75,7 +81,7 @@ def start_engine(work: Path, name: str, symbols: list[str]) -> Engine:
             proc.kill()
             raise RuntimeError(f"engine not ready: {(work / 'engine.log').read_text()}")
         time.sleep(0.05)  # another process: nothing to await
-    return Engine(name, str(cfg["order_entry"]), str(cfg["events"]), http_port, proc)
+    return Engine(name, order_entry, events, http_port, proc)
 
 
 def stop_process(proc: subprocess.Popen[bytes]) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import json
 import os
 import random
 import signal
@@ -39,7 +40,9 @@ from .checks import (
     check_tops,
     engine_events,
     engine_tops,
+    kafka_records,
     kafka_seqs,
+    md_now,
     md_progress,
     order_flow,
     pg_last_seq,
@@ -48,7 +51,7 @@ from .checks import (
     settle,
     wait_for,
 )
-from .conftest import Engine, restart_broker, stop_process
+from .conftest import Engine, launch_engine, restart_broker, stop_process
 
 
 def settings(
@@ -285,20 +288,13 @@ def test_market_data_through_recorder_and_sink_outages(
     async def main() -> None:
         async with EngineClient(engine.order_entry, engine.events) as client:
 
-            async def current() -> dict[str, int]:
-                out = {}
-                for s in ("GOOG", "AAPL"):
-                    book = (await client.get_book(s)).book  # type: ignore[union-attr]
-                    out[s] = book.md_seq
-                return out
-
             async def sinks_at() -> bool:
-                want = await current()
+                want = await md_now(client)
                 got = await md_progress(database_url, redis.url, rec_kafka.bootstrap, engine.name)
                 return all(p == want for p in got)
 
             async def redis_at() -> bool:
-                return await redis_md_seq(redis.url, engine.name) == await current()
+                return await redis_md_seq(redis.url, engine.name) == await md_now(client)
 
             procs.append(spawn())
             await order_flow(client, 150, seed=11)
@@ -312,7 +308,7 @@ def test_market_data_through_recorder_and_sink_outages(
             await wait_for(some_tops, 60, "the recorder to write tops of book")
             procs[0].send_signal(signal.SIGKILL)
             procs[0].wait(10)
-            before = await current()
+            before = await md_now(client)
             await order_flow(client, 150, seed=12)  # the recorder is down
             rec_postgres.stop()
             rec_kafka.stop()
@@ -325,7 +321,7 @@ def test_market_data_through_recorder_and_sink_outages(
                 rec_postgres.start()
                 restart_broker(rec_kafka)
             await order_flow(client, 100, seed=14)
-            after = await current()
+            after = await md_now(client)
             assert all(after[s] > before[s] + 20 for s in after)  # the books moved
             await wait_for(sinks_at, 60, "every sink's tops", step=0.25)
             counts = await check_market_data(
@@ -359,6 +355,78 @@ def test_market_data_through_recorder_and_sink_outages(
             with contextlib.suppress(ProcessLookupError):
                 p.kill()
         log.close()
+
+
+def test_an_engine_kill_9_makes_no_top_twice(
+    engine: Engine, database_url: str, redis: Any, rec_kafka: KafkaBroker, tmp_path: Path
+) -> None:
+    """The engine killed right after a burst (its market-data log's buffer lost) and
+    restarted: every top its log kept is recorded, no (symbol, md_seq) twice, and the
+    numbers after the restart never name a top of before."""
+
+    async def recorded_tops() -> dict[tuple[str, int], list[Any]]:
+        conn = await asyncpg.connect(database_url)
+        try:
+            rows = await conn.fetch(
+                "SELECT symbol, md_seq, ts_event, bid_price, ask_price FROM md_top_of_book"
+                " WHERE engine = $1",
+                engine.name,
+            )
+        finally:
+            await conn.close()
+        out: dict[tuple[str, int], list[Any]] = {}
+        for r in rows:
+            out.setdefault((r["symbol"], r["md_seq"]), []).append(tuple(r.values())[2:])
+        return out
+
+    async def main() -> None:
+        rec = Recorder(settings(engine, database_url, redis.url, rec_kafka.bootstrap))
+        task = asyncio.create_task(rec.run())
+        try:
+            async with EngineClient(engine.order_entry, engine.events) as client:
+                await order_flow(client, 200, seed=21)
+                before = await md_now(client)
+            engine.proc.kill()  # at once: the log's last tops are still in its buffer
+            engine.proc.wait(10)
+            engine.proc = launch_engine(
+                tmp_path / "engine", engine.name, engine.order_entry, engine.events,
+                engine.http_port,
+            ).proc  # fmt: skip
+            async with EngineClient(engine.order_entry, engine.events) as client:
+                await order_flow(client, 200, seed=22)
+                now = await md_now(client)
+
+                async def caught_up() -> bool:
+                    got = await md_progress(
+                        database_url, redis.url, rec_kafka.bootstrap, engine.name
+                    )
+                    return all(p == now for p in got)
+
+                await wait_for(caught_up, 60, "every sink's tops after the restart", step=0.25)
+                kept = {s: await engine_tops(client, s) for s in ("GOOG", "AAPL")}
+            stored = await recorded_tops()
+            assert all(len(v) == 1 for v in stored.values()), "a top written twice"
+            for s in ("GOOG", "AAPL"):
+                for t in kept[s]:  # every top the engine's log kept, as it kept it
+                    bid = t.bids[0].price if t.bids else None
+                    ask = t.asks[0].price if t.asks else None
+                    assert stored[(s, t.md_seq)] == [(t.ts_event, bid, ask)]
+                mine = sorted(m for sym, m in stored if sym == s)
+                after = [m for m in mine if m > before[s]]
+                # after the restart: numbers past all of before's, the engine's own
+                assert after and min(after) > before[s] and max(after) == now[s]
+                assert after == [t.md_seq for t in kept[s] if t.md_seq > before[s]]
+            kafka = [
+                (json.loads(v)["symbol"], int(h["md_seq"]))
+                for _, h, v in await kafka_records(rec_kafka.bootstrap, engine.name)
+                if "md_seq" in h
+            ]
+            assert len(kafka) == len(set(kafka)) and set(kafka) == set(stored)
+        finally:
+            rec.stop()
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(main())
 
 
 def test_postgres_and_kafka_outage_is_ridden_out(
