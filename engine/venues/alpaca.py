@@ -96,6 +96,7 @@ _CLOSED_BY = {"canceled": "canceled", "expired": "expired", "rejected": "venue_r
 _TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)?$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETENTION = 300.0  # seconds a closed order is remembered
+_EARLY_KEPT = 1000  # Alpaca ids of unrecognized leg-like updates kept for a late parent
 
 
 class CredentialsError(RuntimeError):
@@ -298,6 +299,9 @@ class AlpacaVenue:
         self._stream_loop: asyncio.AbstractEventLoop | None = None
         self._stream_ready = threading.Event()
         self._closed_fifo: collections.deque[tuple[float, int]] = collections.deque()
+        # updates of legs not known yet (their parent's answer is still on its way),
+        # by Alpaca id, applied when the parent's legs are learned (the oldest dropped)
+        self._early: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
 
     # ------------------------------------------------------------------ construction
 
@@ -928,6 +932,8 @@ class AlpacaVenue:
                 parent=t.order.order_id,
             )
             self._by_vid[vid] = oid
+            for event, update, data in self._early.pop(vid, ()):
+                self._apply_update(self._orders[oid], event, vid, update, data)
 
     def _lookup(self, coid: str, vid: str) -> int | None:
         oid = self._by_coid.get(coid)
@@ -985,6 +991,11 @@ class AlpacaVenue:
         with self._lock:
             oid = self._lookup(coid, vid)
             if oid is None:
+                if _enum_text(o.get("order_class") or "simple") != "simple":
+                    # maybe a leg of ours, ahead of its parent's answer: keep it a while
+                    self._early.setdefault(vid, []).append((event, o, data))
+                    while len(self._early) > _EARLY_KEPT:
+                        del self._early[next(iter(self._early))]
                 log.debug("alpaca: update for an order not ours: %s %s", event, coid)
                 return
             t = self._orders.get(oid)

@@ -36,10 +36,10 @@ from tickplane.engine.venues.base import (
 )
 
 if TYPE_CHECKING:
-    from tests.engine.fake_alpaca import FakeAlpaca, rfc3339
+    from tests.engine.fake_alpaca import FakeAlpaca, FakeOrder, rfc3339
 else:  # tests/engine is not a package: import the fake as a top-level module
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from fake_alpaca import FakeAlpaca, rfc3339
+    from fake_alpaca import FakeAlpaca, FakeOrder, rfc3339
 
 E = TypeVar("E")
 SYMBOLS = {"AAPL": SymbolSpec("0.01"), "MSFT": SymbolSpec(Decimal("0.01")), "SPY": SymbolSpec(1)}
@@ -245,6 +245,52 @@ def test_an_oco_and_an_oto_map_their_one_leg(
     venue.cancel(40)
     events.wait(VenueCanceled, lambda e: e.order_id == 40)
     assert events.wait(VenueCanceled, lambda e: e.order_id == 41).remaining == 10
+
+
+def test_legs_are_learned_from_the_stream_even_before_the_submit_answers(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = started
+    fake.hang_next(1, after_apply=True)  # the OCO is taken, its answer held back
+    venue.submit(
+        classed(
+            60, "oco", side="sell", limit_price=11000, take_profit=11000, stop_loss_stop=9000,
+            legs=(61,),
+        )
+    )  # fmt: skip
+    fake.wait_until(lambda: fake.hung == 1)
+    parent = fake.order("tp-60")
+    (stop,) = parent.legs
+    fake.fill(stop.id, "89.99", 10)  # its "new" (with its legs) came first: 61 is known
+    assert events.wait(VenueFilled, lambda e: e.order_id == 61).qty == 10
+    fake.release()
+    assert events.wait(VenueCanceled, lambda e: e.order_id == 60).remaining == 10
+
+
+def test_a_leg_update_ahead_of_anything_about_its_parent_waits_for_it(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """Alpaca may send a leg's update before the parent's answer and its first update
+    (the leg has Alpaca's own client order id): it is kept, and applied once the
+    parent's legs are known. (The fake sends a parent's `new` first, so the updates are
+    handed to the venue as its stream would.)"""
+    venue, events = started
+    fake.hang_next(1)  # the submit is in flight: nothing about it has come back
+    venue.submit(classed(80, "oto", stop_loss_stop=9000, legs=(81,)))
+    fake.wait_until(lambda: fake.hung == 1)
+    leg = FakeOrder("leg-x", "alpacas-own", "AAPL", "sell", "stop", 10, "gtc", None, Decimal(90))
+    parent = FakeOrder("parent-x", "tp-80", "AAPL", "buy", "limit", 10, "gtc", Decimal(100), None)
+    leg.order_class = parent.order_class = "oto"
+    parent.legs = [leg]
+    leg.status = "canceled"
+    venue._on_trade_update(
+        {"stream": "trade_updates", "data": {"event": "canceled", "order": leg.to_json()}}
+    )
+    assert events.about(81) == []  # not known yet
+    update = {"event": "new", "order": parent.to_json()}
+    venue._on_trade_update({"stream": "trade_updates", "data": update})
+    assert events.wait(VenueCanceled, lambda e: e.order_id == 81).remaining == 10
+    fake.release()
 
 
 def test_a_trailing_stop_is_sent_with_its_trail(
