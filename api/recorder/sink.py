@@ -162,7 +162,7 @@ class SinkRunner:
                 if getter.cancelled() or getter.exception() is not None:
                     return
             self._add(getter.result(), events, tops)
-        while len(events) < self.max_batch:
+        while len(events) + len(tops) < self.max_batch:  # a backlog of tops counts too
             try:
                 item = q.get_nowait()
             except asyncio.QueueEmpty:
