@@ -456,7 +456,6 @@ class Projection:
         self.engine_killed = False
         self.halted: dict[str, SymbolHalted] = {}
         self._accounts: dict[str, _Book] = {}
-        self._owner: dict[int, str] = {}  # open order id -> account (trades name both)
         self._trades: dict[str, deque[Trade]] = {}
         self._tops: dict[str, TopOfBook] = {}
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
@@ -558,7 +557,6 @@ class Projection:
             book.by_client_id[ev.client_order_id] = ev.id
         if ev.parent_id is not None:
             book.legs.setdefault(ev.parent_id, []).append(ev.id)
-        self._owner[ev.id] = ev.account
         self._publish_order(ev.seq, ev.ts_event, order.status, order)
 
     def _trade(self, ev: Trade) -> None:
@@ -634,7 +632,6 @@ class Projection:
         book.orders[new.id] = new
         if new.status in OPEN_STATUSES or old.status not in OPEN_STATUSES:
             return
-        self._owner.pop(new.id, None)
         book.closed.append(new.id)  # an order closes once: open before, closed now
         while len(book.closed) > self.max_closed_orders:
             gone_id = book.closed.popleft()
@@ -644,6 +641,8 @@ class Projection:
             coid = gone.client_order_id
             if coid is not None and book.by_client_id.get(coid) == gone_id:
                 del book.by_client_id[coid]
+            if not book.legs:
+                continue
             book.legs.pop(gone_id, None)
             if gone.parent_id is not None:
                 siblings = book.legs.get(gone.parent_id)
