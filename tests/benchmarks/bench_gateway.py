@@ -26,6 +26,10 @@ this process with keep-alive clients. Figures are medians over ``repeats`` sampl
 - ``ws_single_orders_per_sec``: the same clients, each frame one submit action (not an
   array), ``ws_single_in_flight`` frames in flight per client: the figure for a client
   that sends one order per message.
+- ``ws_deep_orders_per_sec``: the batched clients with ``ws_deep_in_flight`` frames in
+  flight each instead of ``ws_in_flight``: a client that pipelines deeper. Beside the
+  main figure, not in its place: it shows how much of the rate is bound by the
+  pipeline's depth (deeper, the engine and the gateway each work on bigger batches).
 - ``ws_cpu_us_per_order``, ``ws_single_cpu_us_per_order``: the CPU time (user + system,
   from /proc) the engine, the gateway (all its workers) and the load generator spent per
   order acked in those samples, and their total (medians). Unlike the rates, these
@@ -77,6 +81,7 @@ WS_CONNECTIONS = 4
 WS_BATCH = 250
 WS_IN_FLIGHT = 4
 WS_SINGLE_IN_FLIGHT = 64  # one-order frames each client keeps in flight
+WS_DEEP_IN_FLIGHT = 16  # frames of WS_BATCH for ws_deep_orders_per_sec
 READY_TIMEOUT = 60.0
 SYMBOL = "GOOG"
 ORDER = {
@@ -406,6 +411,7 @@ def run(
     ws_batch: int = WS_BATCH,
     ws_in_flight: int = WS_IN_FLIGHT,
     ws_single_in_flight: int = WS_SINGLE_IN_FLIGHT,
+    ws_deep_in_flight: int = WS_DEEP_IN_FLIGHT,
     recorder: bool = True,
     command: str | None = None,
 ) -> dict[str, Any]:
@@ -424,6 +430,7 @@ def run(
         "bare": [],
         "ws": [],
         "ws_single": [],
+        "ws_deep": [],
     }
     cpu: dict[str, dict[str, list[float]]] = {"ws": {}, "ws_single": {}}
     try:
@@ -439,7 +446,7 @@ def run(
             console=console,
         )
         with progress:
-            task = progress.add_task("gateway samples", total=4 * (repeats + 1))
+            task = progress.add_task("gateway samples", total=5 * (repeats + 1))
             for i in range(repeats + 1):  # the first of each is a warm-up
                 rate, lat = asyncio.run(http_sample(procs.gateway_port, key, connections, seconds))
                 progress.advance(task)
@@ -459,6 +466,10 @@ def run(
                     ),
                 )
                 progress.advance(task)
+                ws_deep = asyncio.run(
+                    ws_sample(procs.gateway_port, ws_keys, ws_batch, seconds, ws_deep_in_flight)
+                )
+                progress.advance(task)
                 if i == 0:
                     continue
                 samples["http"].append(rate)
@@ -467,6 +478,7 @@ def run(
                 samples["bare"].append(bare)
                 samples["ws"].append(ws)
                 samples["ws_single"].append(ws_single)
+                samples["ws_deep"].append(ws_deep)
                 for name, value in ws_cpu.items():
                     cpu["ws"].setdefault(name, []).append(value)
                 for name, value in ws_single_cpu.items():
@@ -484,6 +496,7 @@ def run(
         "http_vs_bare": round(http / bare, 3) if bare else None,
         "ws_orders_per_sec": round(_median(samples["ws"])),
         "ws_single_orders_per_sec": round(_median(samples["ws_single"])),
+        "ws_deep_orders_per_sec": round(_median(samples["ws_deep"])),
         "ws_cpu_us_per_order": {k: round(_median(v), 1) for k, v in cpu["ws"].items()},
         "ws_single_cpu_us_per_order": {
             k: round(_median(v), 1) for k, v in cpu["ws_single"].items()
@@ -502,6 +515,7 @@ def run(
         "ws_batch": ws_batch,
         "ws_frames_in_flight": ws_in_flight,
         "ws_single_frames_in_flight": ws_single_in_flight,
+        "ws_deep_frames_in_flight": ws_deep_in_flight,
         "order": ORDER,
         "cpus": len(os.sched_getaffinity(0)),
         "engine": "fsync none, pin_cpu false, loopback TCP",
@@ -521,6 +535,7 @@ def run(
             "http_vs_bare",
             "ws_orders_per_sec",
             "ws_single_orders_per_sec",
+            "ws_deep_orders_per_sec",
         ):
             out.print(f"{name:24} {result[name]}")
     return result

@@ -19,6 +19,7 @@ FIGURES = (
     "http_vs_bare",
     "ws_orders_per_sec",
     "ws_single_orders_per_sec",
+    "ws_deep_orders_per_sec",
 )
 
 
