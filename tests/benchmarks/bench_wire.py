@@ -34,8 +34,8 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   (new orders and cancels alike; ``details`` has new orders alone) per second of wall
   time; ``fsync: none`` and ``batch`` (target >= 200,000/s). Each request its own frame.
 - ``pipelined_orders_per_sec_batched``: the same flow, window and checks, fsync none, but
-  the client sends what it has ready in one go as one ``wire.Batch`` frame (at most
-  ``wire.MAX_BATCH`` requests; a lone request goes as a plain frame), and the engine
+  the client sends what it has ready as ``wire.Batch`` frames of at most ``BATCH_FRAME``
+  (128) requests (a lone request goes as a plain frame), and the engine
   answers each batch with one ``wire.Replies`` frame: what ``EngineClient`` does with
   requests sent in the same turn of its event loop (docs/engine-service.md, "Batches of
   requests"). Reported beside the one-frame-per-request figure above, which it does not
@@ -119,6 +119,10 @@ CLIENT_ORDERS = 3_000  # through the asyncio EngineClient
 ECHO_MESSAGES = 10_000
 PIPELINED_REQUESTS = 100_000  # acked requests per pipelined sample
 WINDOW = 1_000  # requests in flight when pipelined
+# Requests per Batch frame when pipelined with batches: several frames in flight, so
+# the engine works on one while the client reads the replies of another and writes the
+# next (one frame holding the whole window would leave each side waiting on the other).
+BATCH_FRAME = 128
 RECOVERY_COMMANDS = 300_000
 LOOP_REQUESTS = 20_000  # requests per in-process sample (half orders, half cancels)
 #: No reply for this long: the engine (or echo server) is gone or stuck.
@@ -576,9 +580,9 @@ def pipelined(sock: zmq.Socket[bytes], flow: Flow, requests: int, window: int) -
 def pipelined_batched(
     sock: zmq.Socket[bytes], flow: Flow, requests: int, window: int
 ) -> dict[str, float]:
-    """``pipelined``'s flow and checks, each round's ready requests sent as one
-    ``wire.Batch`` frame (``wire.encode_batch``; at most ``wire.MAX_BATCH`` a frame),
-    each reply frame read with ``wire.decode_replies``."""
+    """``pipelined``'s flow and checks, the ready requests sent as ``wire.Batch``
+    frames (``wire.encode_batch``) of at most ``BATCH_FRAME``, each reply frame read
+    with ``wire.decode_replies``."""
     orders = requests // 2
     send, recv, decode = sock.send, sock.recv, wire.decode_replies
     kinds: dict[int, bool] = {}  # req -> is a new order
@@ -591,7 +595,7 @@ def pipelined_batched(
     while acked < want:
         while held is not None or in_flight < window:
             if held is None:
-                room = min(window - in_flight, wire.MAX_BATCH)
+                room = min(window - in_flight, BATCH_FRAME)
                 msgs: list[wire.Request] = []
                 while cancels and len(msgs) < room:
                     msgs.append(flow.cancel(cancels.popleft()))
@@ -1178,8 +1182,8 @@ def run(
         f"limit buy orders of {QTY} lots at one price, each rests and is then canceled "
         f"(one symbol, one account; the book holds at most {window} orders); engines "
         "with pin_cpu true, loopback TCP, no event subscriber; one request a frame, "
-        "except pipelined_orders_per_sec_batched (each round's ready requests in one "
-        "wire.Batch frame, answered by one wire.Replies frame)"
+        f"except pipelined_orders_per_sec_batched (the ready requests in wire.Batch "
+        f"frames of at most {BATCH_FRAME}, each answered by one wire.Replies frame)"
     )
     result["sizes"] = {
         "rtt_orders": rtt_orders,
