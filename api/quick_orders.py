@@ -20,7 +20,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from tickplane.api.schemas import MAX_INT, OrderCreate
+from tickplane.api.schemas import MAX_INT, PlainOrderCreate
 
 __all__ = ["QuickOrder", "fits_the_type", "quick_order"]
 
@@ -34,7 +34,8 @@ _ClientOrderId = Annotated[
 
 
 class QuickOrder(msgspec.Struct, forbid_unknown_fields=True):
-    """OrderCreate's fields and defaults, strictly typed (no coercion)."""
+    """OrderCreate's plain fields and defaults (`PlainOrderCreate`'s), strictly typed
+    (no coercion); an order with an order-class field is OrderCreate's."""
 
     symbol: _Symbol
     side: Literal["buy", "sell"]
@@ -49,7 +50,7 @@ class QuickOrder(msgspec.Struct, forbid_unknown_fields=True):
 
 # OrderCreate's own cross-field rule (prices and post_only against the type), reused
 # as it is: it reads only attributes a QuickOrder has. ValueError: it does not fit.
-fits_the_type: Callable[[QuickOrder], object] = OrderCreate.__dict__["_prices_fit_the_type"]
+fits_the_type: Callable[[QuickOrder], object] = PlainOrderCreate.__dict__["_prices_fit_the_type"]
 
 
 def quick_order(fields: dict[str, Any]) -> QuickOrder | None:

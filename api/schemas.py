@@ -3,7 +3,8 @@
 Prices are integer ticks and quantities integer lots, as in the engine (a symbol's tick
 size and lot size turn them into money and shares; decimal prices come with the
 Alpaca-compatible API). A price or quantity may be a JSON number or a numeric string
-(`100`, `"100"`, `100.0`), never a boolean, never fractional.
+(`100`, `"100"`, `100.0`), never a boolean, never fractional; a trailing stop's
+`trail_percent` the same, but fractional (`1.5`, `"1.5"`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from pydantic import (
     model_validator,
 )
 
+from tickplane.core import wire
+
 __all__ = [
     "AccountPublic",
     "Book",
@@ -33,17 +36,21 @@ __all__ = [
     "ExecutionPublic",
     "HaltRequest",
     "Health",
+    "OrderClass",
     "OrderCreate",
     "OrderPage",
     "OrderPublic",
     "OrderReplace",
     "OrderStatus",
     "OrderType",
+    "PlainOrderCreate",
     "PositionPublic",
     "Readiness",
     "Side",
+    "StopLoss",
     "Symbol",
     "SymbolPublic",
+    "TakeProfit",
     "TimeInForce",
     "TradePage",
     "TradePublic",
@@ -71,6 +78,21 @@ def _whole_number(value: Any) -> Any:
     raise ValueError("a number or a numeric string is needed")
 
 
+def _finite_number(value: Any) -> Any:
+    """A JSON number or a numeric string as a float; anything else is refused."""
+    if isinstance(value, bool):
+        raise ValueError("booleans are not numbers")
+    if isinstance(value, int | float | str):
+        try:
+            number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+        if not number.is_finite():
+            raise ValueError(f"{value!r} is not a finite number")
+        return float(number)
+    raise ValueError("a number or a numeric string is needed")
+
+
 _NUMBER_SCHEMA = {
     "anyOf": [
         {"type": "integer", "minimum": 1, "maximum": MAX_INT},
@@ -86,10 +108,24 @@ Positive = Annotated[
     WithJsonSchema(_NUMBER_SCHEMA),
 ]
 
+#: A trailing stop's percent of its watermark, 0 < p < 100 (a number or a numeric string).
+Percent = Annotated[
+    float,
+    BeforeValidator(_finite_number),
+    Field(gt=0, lt=100),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "number", "exclusiveMinimum": 0, "exclusiveMaximum": 100},
+                {"type": "string", "pattern": r"^\s*[0-9]*(\.[0-9]*)?\s*$"},
+            ]
+        }
+    ),
+]
+
 Side = Literal["buy", "sell"]
-OrderType = Literal["market", "limit", "stop", "stop_limit"]
-#: What an order read back can be: also the Alpaca API's trailing stops (same account).
-ShownOrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
+PlainOrderType = Literal["market", "limit", "stop", "stop_limit"]
+OrderType = Literal["market", "limit", "stop", "stop_limit", "trailing_stop"]
 #: docs/order-classes.md: `simple` is a trailing stop's; a plain order has none.
 OrderClass = Literal["simple", "bracket", "oto", "oco"]
 LegRole = Literal["take_profit", "stop_loss"]
@@ -114,9 +150,79 @@ def _one_price_name(data: Any) -> Any:
     return data
 
 
-class OrderCreate(BaseModel):
+class TakeProfit(BaseModel):
+    """A bracket's, OTO's or OCO's take-profit leg: a limit order at `limit_price` (ticks)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit_price: Positive
+
+
+class StopLoss(BaseModel):
+    """A stop-loss leg: a stop at `stop_price` (ticks); with `limit_price`, a stop-limit."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    stop_price: Positive
+    limit_price: Positive | None = None
+
+
+class PlainOrderCreate(BaseModel):
+    """`OrderCreate` without the order-class fields: what a plain order is validated
+    with on the fast paths (`SubmitRoute`, `quick_orders`), so that the order classes
+    cost a plain order nothing. Not in the OpenAPI: `OrderCreate` documents the body."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._/-]+$")
+    side: Side
+    type: PlainOrderType = "limit"
+    qty: Positive
+    limit_price: Positive | None = Field(
+        default=None, validation_alias=AliasChoices("limit_price", "price")
+    )
+    stop_price: Positive | None = None
+    time_in_force: TimeInForce = "gtc"
+    post_only: bool = Field(default=False, strict=True)
+    client_order_id: ClientOrderId | None = None
+
+    _single_price = model_validator(mode="before")(_one_price_name)
+
+    @model_validator(mode="after")
+    def _prices_fit_the_type(self) -> PlainOrderCreate:
+        # also the WebSocket fast path's rule (quick_orders.fits_the_type)
+        priced = self.type in ("limit", "stop_limit")
+        stopped = self.type in ("stop", "stop_limit")
+        if priced and self.limit_price is None:
+            raise ValueError(f"a {self.type} order needs limit_price")
+        if not priced and self.limit_price is not None:
+            raise ValueError(f"a {self.type} order takes no limit_price")
+        if stopped and self.stop_price is None:
+            raise ValueError(f"a {self.type} order needs stop_price")
+        if not stopped and self.stop_price is not None:
+            raise ValueError(f"a {self.type} order takes no stop_price")
+        if self.post_only and self.type != "limit":
+            raise ValueError("post_only is for limit orders")
+        return self
+
+    def wire_class(self) -> dict[str, Any]:
+        """The order-class fields of the engine's `NewOrder`: none for a plain order."""
+        return {}
+
+
+_plain_prices_fit_the_type = PlainOrderCreate.__dict__["_prices_fit_the_type"]
+
+
+class OrderCreate(PlainOrderCreate):
     """A new order. `limit_price` (alias `price`) for limit and stop-limit orders,
-    `stop_price` for stop and stop-limit orders, both in integer ticks; `qty` in lots."""
+    `stop_price` for stop and stop-limit orders, both in integer ticks; `qty` in lots.
+
+    Order classes (docs/order-classes.md): `order_class` `bracket` (`take_profit` and
+    `stop_loss`), `oto` (one of them) or `oco` (a limit order with both; its
+    `limit_price` may be left out: it is the take-profit's); a `trailing_stop` takes
+    `trail_price` (ticks) or `trail_percent` and no other price. The engine checks how
+    they fit together and refuses with a 422 and its reason (`bad_legs`,
+    `bad_order_class`, `bad_trail`, `bad_tif`)."""
 
     model_config = ConfigDict(
         extra="forbid",
@@ -140,39 +246,88 @@ class OrderCreate(BaseModel):
                     "stop_price": 18000,
                     "limit_price": 17990,
                 },
+                {
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "type": "limit",
+                    "qty": 10,
+                    "limit_price": 58000,
+                    "order_class": "bracket",
+                    "take_profit": {"limit_price": 58500},
+                    "stop_loss": {"stop_price": 57500, "limit_price": 57450},
+                    "client_order_id": "entry-1",
+                },
+                {
+                    "symbol": "GOOG",
+                    "side": "buy",
+                    "type": "market",
+                    "qty": 10,
+                    "order_class": "oto",
+                    "stop_loss": {"stop_price": 57500},
+                },
+                {
+                    "symbol": "GOOG",
+                    "side": "sell",
+                    "type": "limit",
+                    "qty": 10,
+                    "order_class": "oco",
+                    "take_profit": {"limit_price": 58500},
+                    "stop_loss": {"stop_price": 57500},
+                },
+                {
+                    "symbol": "GOOG",
+                    "side": "sell",
+                    "type": "trailing_stop",
+                    "qty": 5,
+                    "trail_price": 100,
+                },
+                {
+                    "symbol": "GOOG",
+                    "side": "sell",
+                    "type": "trailing_stop",
+                    "qty": 5,
+                    "trail_percent": "1.5",
+                },
             ]
         },
     )
 
-    symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._/-]+$")
-    side: Side
-    type: OrderType = "limit"
-    qty: Positive
-    limit_price: Positive | None = Field(
-        default=None, validation_alias=AliasChoices("limit_price", "price")
-    )
-    stop_price: Positive | None = None
-    time_in_force: TimeInForce = "gtc"
-    post_only: bool = Field(default=False, strict=True)
-    client_order_id: ClientOrderId | None = None
-
-    _single_price = model_validator(mode="before")(_one_price_name)
+    # wider than the plain part's: a trailing stop is no plain order
+    type: OrderType = "limit"  # type: ignore[assignment]
+    order_class: OrderClass | None = None
+    take_profit: TakeProfit | None = None
+    stop_loss: StopLoss | None = None
+    trail_price: Positive | None = None
+    trail_percent: Percent | None = None
 
     @model_validator(mode="after")
     def _prices_fit_the_type(self) -> OrderCreate:
-        priced = self.type in ("limit", "stop_limit")
-        stopped = self.type in ("stop", "stop_limit")
-        if priced and self.limit_price is None:
-            raise ValueError(f"a {self.type} order needs limit_price")
-        if not priced and self.limit_price is not None:
-            raise ValueError(f"a {self.type} order takes no limit_price")
-        if stopped and self.stop_price is None:
-            raise ValueError(f"a {self.type} order needs stop_price")
-        if not stopped and self.stop_price is not None:
-            raise ValueError(f"a {self.type} order takes no stop_price")
-        if self.post_only and self.type != "limit":
-            raise ValueError("post_only is for limit orders")
+        # an OCO's limit is its take-profit's (the engine's rule): filled in first
+        oco = self.order_class == "oco" and self.type == "limit"
+        if oco and self.limit_price is None and self.take_profit is not None:
+            self.limit_price = self.take_profit.limit_price
+        _plain_prices_fit_the_type(self)
         return self
+
+    def wire_class(self) -> dict[str, Any]:
+        """The order-class fields of the engine's `NewOrder` (none for a plain order)."""
+        if (
+            self.order_class is None
+            and self.take_profit is None
+            and self.stop_loss is None
+            and self.trail_price is None
+            and self.trail_percent is None
+            and self.type != "trailing_stop"
+        ):
+            return {}
+        tp, sl = self.take_profit, self.stop_loss
+        return {
+            "order_class": self.order_class,
+            "take_profit": None if tp is None else wire.TakeProfit(tp.limit_price),
+            "stop_loss": None if sl is None else wire.StopLoss(sl.stop_price, sl.limit_price),
+            "trail_price": self.trail_price,
+            "trail_percent": self.trail_percent,
+        }
 
 
 class OrderReplace(BaseModel):
@@ -207,7 +362,7 @@ class OrderPublic(BaseModel):
     quantity plus the new open one), `open_qty` what still rests, `avg_fill_price` the
     quantity-weighted price of the fills (ticks).
 
-    Order classes (docs/order-classes.md; placed through the Alpaca-compatible API):
+    Order classes (docs/order-classes.md; placed through either API, `OrderCreate`):
     `order_class` is `bracket`, `oto` or `oco` on a parent and on its legs, `simple`
     on a trailing stop, null on a plain order. A parent lists its `legs` (each a full
     order, also listed on its own); a leg names its `parent_id` and its `leg` role
@@ -344,7 +499,7 @@ class OrderPublic(BaseModel):
     account: str
     symbol: str
     side: Side
-    type: ShownOrderType
+    type: OrderType
     qty: int
     filled_qty: int
     open_qty: int

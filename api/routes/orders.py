@@ -36,10 +36,12 @@ from tickplane.api.projection import (
 from tickplane.api.schemas import (
     CanceledOrders,
     ClientOrderId,
+    OrderClass,
     OrderCreate,
     OrderPage,
     OrderPublic,
     OrderReplace,
+    PlainOrderCreate,
     Side,
 )
 from tickplane.api.settings import GatewaySettings
@@ -75,7 +77,7 @@ def _from_ack(ack: wire.Ack, account: str, order_id: int) -> OrderRecord | None:
     return record
 
 
-def _from_view(view: wire.OrderView, order: OrderCreate | None = None) -> OrderPublic:
+def _from_view(view: wire.OrderView, order: PlainOrderCreate | None = None) -> OrderPublic:
     """An open order as the engine's order view shows it (the projection lags)."""
     status_ = {"held": "held", "routed": "pending_new"}.get(view.status, "new")
     return OrderPublic(
@@ -106,8 +108,17 @@ def _from_view(view: wire.OrderView, order: OrderCreate | None = None) -> OrderP
     )
 
 
-def _pending(order_id: int, account: str, order: OrderCreate) -> OrderPublic:
+def _pending(order_id: int, account: str, order: PlainOrderCreate) -> OrderPublic:
     """An order handed to an outside venue that has not confirmed it yet."""
+    order_class: OrderClass | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+    if isinstance(order, OrderCreate):
+        trail_price, trail_percent = order.trail_price, order.trail_percent
+        if order.type == "trailing_stop":
+            order_class = "simple"
+        elif order.order_class != "simple":  # a plain order shows none
+            order_class = order.order_class
     return OrderPublic(
         id=order_id,
         client_order_id=order.client_order_id,
@@ -128,6 +139,9 @@ def _pending(order_id: int, account: str, order: OrderCreate) -> OrderPublic:
         created_at=None,
         updated_at=None,
         seq=0,
+        order_class=order_class,
+        trail_price=trail_price,
+        trail_percent=trail_percent,
     )
 
 
@@ -137,7 +151,7 @@ async def settle(
     account: str,
     ack: wire.Ack,
     order_id: int,
-    order: OrderCreate | None = None,
+    order: PlainOrderCreate | None = None,
 ) -> OrderPublic:
     """The order after a write the engine acknowledged with `ack`: the reply's own
     refusal as an ApiError, else the projection once it applied the write (else,
@@ -160,7 +174,7 @@ async def settle(
 
 
 async def _submit(
-    order: OrderCreate,
+    order: PlainOrderCreate,
     caller_account: str,
     engine: EngineClient,
     projection: Projection,
@@ -179,6 +193,7 @@ async def _submit(
             tif=order.time_in_force,
             post_only=order.post_only,
             client_order_id=order.client_order_id,
+            **order.wire_class(),
         ),
         settings.engine_timeout,
     )
@@ -204,7 +219,8 @@ async def create_order(
     settings: SettingsDep,
     response: Response,
 ) -> OrderPublic:
-    """Submit an order (prices in integer ticks, quantities in lots).
+    """Submit an order (prices in integer ticks, quantities in lots): plain, a trailing
+    stop, or a bracket, OTO or OCO with its legs (docs/order-classes.md).
 
     With a `client_order_id`, a retry of the same order returns that order (200) and
     never submits a second one; the same id for a different order is a 422
@@ -352,10 +368,11 @@ class SubmitRoute(Route):
 
     FastAPI's dependency resolution, request and response objects and answer
     validation cost several times the engine round trip and the projection together.
-    This route reads the body itself and validates it with the same `OrderCreate`
-    (pydantic, in Python mode, as FastAPI does), authenticates with the same
-    `authenticate()` and answers the same `OrderPublic` JSON. Anything it does not take
-    for certain goes back, untouched, through `router` to the FastAPI route, which
+    This route reads the body itself and validates a plain order with `OrderCreate`'s
+    plain part, `PlainOrderCreate` (pydantic, in Python mode, as FastAPI does),
+    authenticates with the same `authenticate()` and answers the same `OrderPublic`
+    JSON. Anything it does not take for certain (an order class or a trailing stop
+    included) goes back, untouched, through `router` to the FastAPI route, which
     answers as it always did: a body that does not parse or validate (so every 422
     keeps its exact shape), a content type other than `application/json`. Other
     methods never match here. It is not in the OpenAPI (the FastAPI route documents
@@ -416,10 +433,11 @@ class SubmitRoute(Route):
         await _answer(send, 200 if duplicate else 201, answer.model_dump_json().encode())
 
 
-def _order(body: bytes, content_type: bytes | None) -> OrderCreate | None:
-    """The order in `body`, or None when FastAPI's route should answer it: a content type
-    it might read otherwise, JSON that Python's `json` might read otherwise (orjson
-    refuses NaN, huge integers, lone surrogates), or an invalid order."""
+def _order(body: bytes, content_type: bytes | None) -> PlainOrderCreate | None:
+    """The plain order in `body`, or None when FastAPI's route should answer it: a
+    content type it might read otherwise, JSON that Python's `json` might read otherwise
+    (orjson refuses NaN, huge integers, lone surrogates), an invalid order, or an order
+    class or trailing stop (rare: OrderCreate's fields would cost every plain order)."""
     if content_type is not None and content_type != _JSON:
         return None
     try:
@@ -429,7 +447,7 @@ def _order(body: bytes, content_type: bytes | None) -> OrderCreate | None:
     if type(data) is not dict:
         return None
     try:
-        return OrderCreate.model_validate(data)
+        return PlainOrderCreate.model_validate(data)
     except ValidationError:
         return None
 

@@ -330,6 +330,8 @@ def _submit(
         order.post_only,
         order.client_order_id,
     )
+    if type(order) is OrderCreate and (classed := order.wire_class()):
+        request = msgspec.structs.replace(request, **classed)
     return ref, "submit", engine.send(request)
 
 

@@ -12,8 +12,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from tickplane.api.quick_orders import QuickOrder, quick_order
-from tickplane.api.schemas import MAX_INT, OrderCreate
+from tickplane.api.schemas import MAX_INT, OrderCreate, PlainOrderCreate
 
+CLASS_FIELDS = ("order_class", "take_profit", "stop_loss", "trail_price", "trail_percent")
 PLAIN = {"symbol": "GOOG", "side": "buy", "type": "limit", "qty": 10, "limit_price": 58000}
 
 
@@ -25,7 +26,10 @@ def _same_as_order_create(fields: dict[str, Any]) -> None:
         assert quick is None, (fields, quick)
         return
     if quick is not None:
-        assert msgspec.structs.asdict(quick) == model.model_dump(), fields
+        dumped = model.model_dump()
+        # the fast path takes plain orders only: none of the order-class fields
+        assert [dumped.pop(f) for f in CLASS_FIELDS] == [None] * len(CLASS_FIELDS), fields
+        assert msgspec.structs.asdict(quick) == dumped, fields
 
 
 @pytest.mark.parametrize(
@@ -73,6 +77,10 @@ def test_the_plain_shape_takes_the_fast_path_with_order_creates_result(
         {"symbol": "GOOG", "side": "buy", "qty": 1},  # a limit order without its price
         {"symbol": "GOOG", "side": "buy", "type": "market", "qty": 1, "post_only": True},
         {"symbol": "GOOG", "side": "buy", "type": "market", "qty": 1, "stop_price": 3},
+        # order classes and trailing stops are OrderCreate's
+        {**PLAIN, "order_class": "oto", "take_profit": {"limit_price": 58100}},
+        {**PLAIN, "order_class": "simple"},
+        {"symbol": "GOOG", "side": "sell", "type": "trailing_stop", "qty": 1, "trail_price": 5},
     ],
 )
 def test_anything_else_is_left_to_order_create(fields: dict[str, Any]) -> None:
@@ -152,7 +160,14 @@ def test_it_knows_every_field_and_rule_of_order_create() -> None:
         "post_only",
         "client_order_id",
     ]
-    assert set(QuickOrder.__struct_fields__) == set(OrderCreate.model_fields)
-    decorators = OrderCreate.__pydantic_decorators__
+    # the order-class fields are not QuickOrder's: an order with any goes to OrderCreate
+    assert set(QuickOrder.__struct_fields__) == set(PlainOrderCreate.model_fields)
+    assert set(OrderCreate.model_fields) - set(PlainOrderCreate.model_fields) == set(CLASS_FIELDS)
+    decorators = PlainOrderCreate.__pydantic_decorators__
     assert set(decorators.model_validators) == {"_single_price", "_prices_fit_the_type"}
+    # (OrderCreate overrides the rule: an OCO's limit_price may be its take-profit's)
+    assert set(OrderCreate.__pydantic_decorators__.model_validators) == {
+        "_single_price",
+        "_prices_fit_the_type",
+    }
     assert not decorators.field_validators and not decorators.validators
