@@ -31,9 +31,9 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     id bigint, account text, symbol text, side text, order_type text, tif text,
     post_only boolean, client_order_id text, qty bigint, price bigint, stop_price bigint,
     open_set bigint, open_sub bigint, filled_add bigint, notional_add numeric,
-    price_set bigint, canceled boolean, triggered boolean, rejected boolean, reason text,
-    status text, is_new boolean, created_seq bigint, created_ts_event bigint,
-    last_seq bigint, last_ts_event bigint
+    price_set bigint, stop_set bigint, hwm_set bigint, canceled boolean, triggered boolean,
+    rejected boolean, reason text, status text, is_new boolean, created_seq bigint,
+    created_ts_event bigint, last_seq bigint, last_ts_event bigint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_positions (
     account text, symbol text, position bigint, cost_basis bigint, realized_pnl bigint,
@@ -46,16 +46,18 @@ CREATE TEMP TABLE IF NOT EXISTS stage_accounts (
 _STAGE_ORDER_COLUMNS = (
     "id", "account", "symbol", "side", "order_type", "tif", "post_only", "client_order_id",
     "qty", "price", "stop_price", "open_set", "open_sub", "filled_add", "notional_add",
-    "price_set", "canceled", "triggered", "rejected", "reason", "status", "is_new",
+    "price_set", "stop_set", "hwm_set", "canceled", "triggered", "rejected", "reason",
+    "status", "is_new",
     "created_seq", "created_ts_event", "last_seq", "last_ts_event",
 )  # fmt: skip
 
 _INSERT_NEW_ORDERS = """
 INSERT INTO orders (engine, id, account, symbol, side, order_type, tif, post_only,
-    client_order_id, qty, price, stop_price, open_qty, filled_qty, filled_notional,
+    client_order_id, qty, price, stop_price, hwm, open_qty, filled_qty, filled_notional,
     triggered, status, reason, created_seq, updated_seq, created_ts_event, updated_ts_event)
 SELECT $1, id, account, symbol, side, order_type, tif, post_only, client_order_id, qty,
-    COALESCE(price_set, price), stop_price, open_set - open_sub, filled_add, notional_add,
+    COALESCE(price_set, price), COALESCE(stop_set, stop_price), hwm_set,
+    open_set - open_sub, filled_add, notional_add,
     triggered, status, reason, created_seq, last_seq, created_ts_event, last_ts_event
 FROM stage_orders WHERE is_new
 """
@@ -67,6 +69,8 @@ UPDATE orders o SET
     filled_qty = o.filled_qty + s.filled_add,
     filled_notional = o.filled_notional + s.notional_add,
     price = COALESCE(s.price_set, o.price),
+    stop_price = COALESCE(s.stop_set, o.stop_price),
+    hwm = COALESCE(s.hwm_set, o.hwm),
     triggered = o.triggered OR s.triggered,
     reason = COALESCE(s.reason, o.reason),
     status = CASE
@@ -308,7 +312,8 @@ def _order_rows(b: Batch) -> list[tuple[object, ...]]:
             rows.append(
                 (ch.order_id, ch.account, a.symbol, a.side, a.order_type, a.tif, a.post_only,
                  a.client_order_id, a.qty, a.price, a.stop_price, ch.open_set, ch.open_sub,
-                 ch.filled_add, ch.notional_add, ch.price_set, ch.canceled, ch.triggered,
+                 ch.filled_add, ch.notional_add, ch.price_set, ch.stop_set, ch.hwm_set,
+                 ch.canceled, ch.triggered,
                  False, ch.reason, status, True, a.seq, a.ts_event, ch.last_seq,
                  ch.last_ts_event)
             )  # fmt: skip
@@ -316,7 +321,7 @@ def _order_rows(b: Batch) -> list[tuple[object, ...]]:
             rows.append(
                 (ch.order_id, ch.account, None, None, None, None, None, None, None, None,
                  None, ch.open_set, ch.open_sub, ch.filled_add, ch.notional_add,
-                 ch.price_set, ch.canceled, ch.triggered, ch.rejected, ch.reason, None,
-                 False, None, None, ch.last_seq, ch.last_ts_event)
+                 ch.price_set, ch.stop_set, ch.hwm_set, ch.canceled, ch.triggered, ch.rejected,
+                 ch.reason, None, False, None, None, ch.last_seq, ch.last_ts_event)
             )  # fmt: skip
     return rows

@@ -19,6 +19,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     StopTriggered,
     TopOfBook,
@@ -68,6 +69,8 @@ class OrderChange:
     filled_add: int = 0
     notional_add: int = 0
     price_set: int | None = None
+    stop_set: int | None = None  # a trailing stop's stop (OrderTrailed), a leg's replaced one
+    hwm_set: int | None = None  # a trailing stop's watermark
     canceled: bool = False
     triggered: bool = False
     rejected: bool = False  # rejected before it was ever accepted (a new-order reject)
@@ -155,7 +158,13 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
         elif isinstance(ev, OrderReplaced):
             ch = b._order(ev.id, ev.account)
             ch.price_set = ev.price
+            if ev.stop_price is not None:
+                ch.stop_set = ev.stop_price
             ch.open_set, ch.open_sub = ev.qty, 0
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, OrderTrailed):
+            ch = b._order(ev.id, ev.account)
+            ch.stop_set, ch.hwm_set = ev.stop_price, ev.hwm
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, StopTriggered):
             ch = b._order(ev.id, ev.account)

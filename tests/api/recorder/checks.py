@@ -23,6 +23,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     TopOfBook,
     Trade,
@@ -106,7 +107,8 @@ def reference_orders(events: list[Event]) -> dict[int, dict[str, Any]]:
         if isinstance(ev, OrderAccepted):
             orders[ev.id] = {
                 "status": "new", "open_qty": ev.qty, "filled_qty": 0, "price": ev.price,
-                "account": ev.account, "symbol": ev.symbol,
+                "account": ev.account, "symbol": ev.symbol, "stop_price": ev.stop_price,
+                "hwm": None,
             }  # fmt: skip
         elif isinstance(ev, Trade):
             for oid in (ev.taker, ev.maker):
@@ -120,10 +122,15 @@ def reference_orders(events: list[Event]) -> dict[int, dict[str, Any]]:
         elif isinstance(ev, OrderReplaced):
             orders[ev.id]["open_qty"] = ev.qty
             orders[ev.id]["price"] = ev.price
+            if ev.stop_price is not None:
+                orders[ev.id]["stop_price"] = ev.stop_price
+        elif isinstance(ev, OrderTrailed):
+            orders[ev.id]["stop_price"] = ev.stop_price
+            orders[ev.id]["hwm"] = ev.hwm
         elif isinstance(ev, OrderRejected) and ev.id not in orders:
             orders[ev.id] = {
                 "status": "rejected", "open_qty": 0, "filled_qty": 0, "price": None,
-                "account": ev.account, "symbol": None,
+                "account": ev.account, "symbol": None, "stop_price": None, "hwm": None,
             }  # fmt: skip
     return orders
 
@@ -182,8 +189,8 @@ async def check_postgres(dsn: str, engine: str, events: list[Event]) -> None:
         got = {
             r["id"]: dict(r)
             for r in await conn.fetch(
-                "SELECT id, status, open_qty, filled_qty, price, account, symbol FROM orders"
-                " WHERE engine = $1",
+                "SELECT id, status, open_qty, filled_qty, price, account, symbol, stop_price,"
+                " hwm FROM orders WHERE engine = $1",
                 engine,
             )
         }

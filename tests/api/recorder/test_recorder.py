@@ -30,7 +30,7 @@ from tickplane.api.recorder.postgres_sink import PostgresSink
 from tickplane.api.recorder.redis_sink import RedisSink
 from tickplane.api.recorder.service import Recorder, RecorderSettings
 from tickplane.core.client import EngineClient
-from tickplane.core.events import Trade
+from tickplane.core.events import OrderAccepted, OrderTrailed, Trade
 
 from .checks import (
     check_kafka,
@@ -505,6 +505,72 @@ def test_postgres_rows_do_not_depend_on_batching(
             finally:
                 await sink.close()
             await check_postgres(dsn, engine.name, events)
+
+    asyncio.run(main())
+
+
+def test_trailing_stops_moving_stop_is_stored_once_per_seq(
+    engine: Engine, rec_postgres: PostgresServer, rec_kafka: KafkaBroker
+) -> None:
+    """A trailing stop's stop and watermark follow the trades (OrderTrailed): the orders
+    row holds the last ones, whatever the batching, and a second delivery of the same
+    events changes nothing; Kafka carries each OrderTrailed once."""
+
+    async def main() -> None:
+        async with EngineClient(engine.order_entry, engine.events) as client:
+
+            async def cross(price: int) -> None:
+                await client.submit("alice", "GOOG", "sell", "limit", 1, price=price)
+                await client.submit("bob", "GOOG", "buy", "limit", 1, price=price)
+
+            await cross(1_000)
+            await client.submit("carol", "GOOG", "sell", "trailing_stop", 5, trail_price=10)
+            await client.submit("carol", "GOOG", "buy", "trailing_stop", 5, trail_percent=1.0)
+            for price in (1_004, 1_010, 1_002, 1_020, 1_015):
+                await cross(price)
+            await order_flow(client, 40, seed=11)
+            events = await engine_events(client)
+        trailed = [e for e in events if isinstance(e, OrderTrailed)]
+        trailing = [
+            e.id for e in events if isinstance(e, OrderAccepted) and e.order_type == "trailing_stop"
+        ]
+        assert len(trailing) == 2 and trailed and {e.id for e in trailed} <= set(trailing)
+        rng = random.Random(3)
+        for sizes in ([1], [rng.randint(2, 12) for _ in range(50)], [len(events)]):
+            dsn = rec_postgres.create_database("rec")
+            sink = PostgresSink(dsn, engine.name)
+            await sink.open()
+            try:
+                i = 0
+                for size in itertools.cycle(sizes):
+                    if i >= len(events):
+                        break
+                    await sink.write(events[i : i + size])
+                    i += size
+                assert await sink.write(events) == 0  # delivered again: nothing written
+            finally:
+                await sink.close()
+            await check_postgres(dsn, engine.name, events)  # stop_price and hwm included
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT id, stop_price, hwm FROM orders WHERE id = ANY($1::bigint[])",
+                    trailing,
+                )
+            finally:
+                await conn.close()
+            last = {e.id: (e.stop_price, e.hwm) for e in trailed}
+            stored = {r["id"]: (r["stop_price"], r["hwm"]) for r in rows}
+            assert {i: stored[i] for i in last} == last
+            assert stored[trailing[0]] == (1_010, 1_020)  # the sell's stop: the high less 10
+        kafka = KafkaSink(rec_kafka.bootstrap, engine.name)
+        await kafka.open()
+        try:
+            await kafka.write(events[: len(events) // 2])
+            await kafka.write(events)  # the first half again: dropped
+        finally:
+            await kafka.close()
+        await check_kafka(rec_kafka.bootstrap, engine.name, events)
 
     asyncio.run(main())
 
