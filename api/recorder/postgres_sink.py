@@ -7,6 +7,11 @@ from COPY-filled temporary staging tables, and moves `last_seq` to the batch's l
 seq. The rows and the progress commit together or not at all: exactly once per seq.
 Tops of book likewise, per (symbol, md_seq): each symbol's last md_seq is a row of
 `recorder_md_progress`, locked, checked and moved in the same transaction.
+
+Orders of a class (bracket, OTO, OCO, trailing stop) carry their class, parent, leg and
+trail, and the status the gateway's projection gives them (`held` included; rows.py);
+once the table holds a leg, `_END_LEGS` settles after each merge the legs whose parent
+closed.
 """
 
 from __future__ import annotations
@@ -19,7 +24,14 @@ from typing import Any
 import asyncpg
 
 from tickplane.api.db import migrate
-from tickplane.api.recorder.rows import Batch, day_of, fold, order_status
+from tickplane.api.recorder.rows import (
+    STOP_TYPES,
+    Batch,
+    day_of,
+    fold,
+    order_status,
+    waits_for_parent,
+)
 from tickplane.core.events import Event, TopOfBook
 
 __all__ = ["PostgresSink"]
@@ -32,8 +44,10 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
     post_only boolean, client_order_id text, qty bigint, price bigint, stop_price bigint,
     open_set bigint, open_sub bigint, filled_add bigint, notional_add numeric,
     price_set bigint, stop_set bigint, hwm_set bigint, canceled boolean, triggered boolean,
-    rejected boolean, reason text, status text, is_new boolean, created_seq bigint,
-    created_ts_event bigint, last_seq bigint, last_ts_event bigint
+    activated boolean, rejected boolean, reason text, status text, is_new boolean,
+    created_seq bigint, created_ts_event bigint, last_seq bigint, last_ts_event bigint,
+    order_class text, parent_id bigint, leg text, trail_price bigint,
+    trail_percent double precision
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_positions (
     account text, symbol text, position bigint, cost_basis bigint, realized_pnl bigint,
@@ -46,29 +60,35 @@ CREATE TEMP TABLE IF NOT EXISTS stage_accounts (
 _STAGE_ORDER_COLUMNS = (
     "id", "account", "symbol", "side", "order_type", "tif", "post_only", "client_order_id",
     "qty", "price", "stop_price", "open_set", "open_sub", "filled_add", "notional_add",
-    "price_set", "stop_set", "hwm_set", "canceled", "triggered", "rejected", "reason",
-    "status", "is_new",
+    "price_set", "stop_set", "hwm_set", "canceled", "triggered", "activated", "rejected",
+    "reason", "status", "is_new",
     "created_seq", "created_ts_event", "last_seq", "last_ts_event",
+    "order_class", "parent_id", "leg", "trail_price", "trail_percent",
 )  # fmt: skip
 
 _INSERT_NEW_ORDERS = """
 INSERT INTO orders (engine, id, account, symbol, side, order_type, tif, post_only,
     client_order_id, qty, price, stop_price, hwm, open_qty, filled_qty, filled_notional,
-    triggered, status, reason, created_seq, updated_seq, created_ts_event, updated_ts_event)
+    triggered, status, reason, created_seq, updated_seq, created_ts_event, updated_ts_event,
+    order_class, parent_id, leg, trail_price, trail_percent)
 SELECT $1, id, account, symbol, side, order_type, tif, post_only, client_order_id, qty,
-    COALESCE(price_set, price), COALESCE(stop_set, stop_price), hwm_set,
+    CASE WHEN price IS NOT NULL THEN COALESCE(price_set, price) END,
+    COALESCE(stop_set, stop_price), hwm_set,
     open_set - open_sub, filled_add, notional_add,
-    triggered, status, reason, created_seq, last_seq, created_ts_event, last_ts_event
+    triggered, status, reason, created_seq, last_seq, created_ts_event, last_ts_event,
+    order_class, parent_id, leg, trail_price, trail_percent
 FROM stage_orders WHERE is_new
 """
 # SET expressions read the row's old values: the new open and filled quantities are
-# spelled out again in the status, which is derived as order_status does.
+# spelled out again in the status, which is derived as order_status does: `held` an
+# untriggered stop, or a leg held before (a limit leg is held only until activated); a
+# leg short of its quantity with nothing open stays partially filled (_END_LEGS).
 _UPDATE_ORDERS = """
 UPDATE orders o SET
     open_qty = COALESCE(s.open_set, o.open_qty) - s.open_sub,
     filled_qty = o.filled_qty + s.filled_add,
     filled_notional = o.filled_notional + s.notional_add,
-    price = COALESCE(s.price_set, o.price),
+    price = CASE WHEN o.price IS NOT NULL THEN COALESCE(s.price_set, o.price) END,
     stop_price = COALESCE(s.stop_set, o.stop_price),
     hwm = COALESCE(s.hwm_set, o.hwm),
     triggered = o.triggered OR s.triggered,
@@ -76,14 +96,36 @@ UPDATE orders o SET
     status = CASE
         WHEN o.status = 'rejected' THEN 'rejected'
         WHEN s.canceled OR o.status = 'canceled' THEN 'canceled'
+        WHEN o.order_type IN ('stop', 'stop_limit') AND NOT (o.triggered OR s.triggered)
+            THEN 'held'
+        WHEN o.status = 'held' AND o.order_type NOT IN ('stop', 'stop_limit')
+             AND NOT s.activated THEN 'held'
         WHEN COALESCE(s.open_set, o.open_qty) - s.open_sub = 0
-             AND o.filled_qty + s.filled_add > 0 THEN 'filled'
+             AND o.filled_qty + s.filled_add > 0
+             AND (o.parent_id IS NULL OR o.filled_qty + s.filled_add >= o.qty) THEN 'filled'
         WHEN o.filled_qty + s.filled_add > 0 THEN 'partially_filled'
         ELSE 'new' END,
     updated_seq = s.last_seq,
     updated_ts_event = s.last_ts_event
 FROM stage_orders s
 WHERE NOT s.is_new AND o.engine = $1 AND o.id = s.id
+"""
+# A leg that has worked off what it was given (partially filled, nothing open) is done
+# once its parent is closed: the parent was canceled, or filled with nothing more for
+# the leg (the projection's rule; the engine sends no event for it). Run after the
+# merge, when parents and legs both hold the batch's changes: the legs the batch
+# changed, and the legs of the parents it changed.
+_END_LEGS = """
+UPDATE orders l SET status = 'filled'
+FROM orders p
+WHERE l.engine = $1 AND l.id IN (
+        SELECT s.id FROM stage_orders s WHERE s.filled_add > 0 OR s.open_set = 0
+        UNION ALL
+        SELECT c.id FROM stage_orders s JOIN orders c ON c.engine = $1 AND c.parent_id = s.id
+        WHERE s.canceled OR s.filled_add > 0)
+  AND l.parent_id IS NOT NULL AND l.status = 'partially_filled' AND l.open_qty = 0
+  AND p.engine = $1 AND p.id = l.parent_id
+  AND p.status NOT IN ('new', 'held', 'partially_filled')
 """
 # A reject of an order the table does not hold: an order rejected when it was new.
 _INSERT_REJECTED = """
@@ -95,6 +137,7 @@ FROM stage_orders s
 WHERE NOT s.is_new AND s.rejected
   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.engine = $1 AND o.id = s.id)
 """
+_HAS_LEGS = "SELECT EXISTS (SELECT 1 FROM orders WHERE engine = $1 AND parent_id IS NOT NULL)"
 _UPSERT_POSITIONS = """
 INSERT INTO positions (engine, account, symbol, position, cost_basis, realized_pnl,
     updated_seq, updated_ts_event)
@@ -141,6 +184,7 @@ class PostgresSink:
         self._days: set[int] = set()  # days (rows.Batch.days) whose partitions exist
         self._native = False  # natively partitioned (not TimescaleDB hypertables)
         self.md_seq: dict[str, int] = {}  # symbol -> last md_seq written
+        self.legs = False  # the table holds a leg of a bracket, OTO or OCO
 
     async def open(self) -> int:
         """Connect, migrate, prepare; return the last seq this sink wrote."""
@@ -179,12 +223,14 @@ class PostgresSink:
                 self.name,
             )
             md = await conn.fetch(_MD_PROGRESS, self.engine, self.name)
+            legs = await conn.fetchval(_HAS_LEGS, self.engine)
         except BaseException:
             await conn.close(timeout=2)
             raise
         self._conn = conn
         self.md_seq = {r["symbol"]: int(r["last_md_seq"]) for r in md}
         self.last_seq = int(last)
+        self.legs = bool(legs)
         return self.last_seq
 
     async def close(self) -> None:
@@ -246,6 +292,7 @@ class PostgresSink:
                 fresh = [e for e in fresh if e.seq > last]
                 tops = held
                 batch = fold(self.engine, fresh, tops)
+                self.legs = bool(await conn.fetchval(_HAS_LEGS, self.engine))
             await self._write_batch(conn, batch)
             if fresh:
                 await conn.execute(
@@ -283,6 +330,9 @@ class PostgresSink:
             await conn.execute(_INSERT_NEW_ORDERS, self.engine)
             await conn.execute(_UPDATE_ORDERS, self.engine)
             await conn.execute(_INSERT_REJECTED, self.engine)
+            self.legs = self.legs or b.legs
+            if self.legs:  # nothing to end before the engine's first bracket, OTO or OCO
+                await conn.execute(_END_LEGS, self.engine)
         if b.positions:
             rows = [
                 (p.account, p.symbol, p.position, p.cost_basis, p.realized_pnl, p.seq,
@@ -308,20 +358,26 @@ def _order_rows(b: Batch) -> list[tuple[object, ...]]:
         a = ch.accepted
         if a is not None:
             open_qty = (ch.open_set or 0) - ch.open_sub
-            status = order_status(open_qty, ch.filled_add, ch.canceled, False)
+            held = (a.order_type in STOP_TYPES and not ch.triggered) or (
+                waits_for_parent(a) and not ch.activated
+            )
+            short_leg = a.parent_id is not None and ch.filled_add < a.qty
+            status = order_status(open_qty, ch.filled_add, ch.canceled, False, held, short_leg)
             rows.append(
                 (ch.order_id, ch.account, a.symbol, a.side, a.order_type, a.tif, a.post_only,
                  a.client_order_id, a.qty, a.price, a.stop_price, ch.open_set, ch.open_sub,
                  ch.filled_add, ch.notional_add, ch.price_set, ch.stop_set, ch.hwm_set,
-                 ch.canceled, ch.triggered,
+                 ch.canceled, ch.triggered, ch.activated,
                  False, ch.reason, status, True, a.seq, a.ts_event, ch.last_seq,
-                 ch.last_ts_event)
+                 ch.last_ts_event, a.order_class, a.parent_id, a.leg, a.trail_price,
+                 a.trail_percent)
             )  # fmt: skip
         else:
             rows.append(
                 (ch.order_id, ch.account, None, None, None, None, None, None, None, None,
                  None, ch.open_set, ch.open_sub, ch.filled_add, ch.notional_add,
-                 ch.price_set, ch.stop_set, ch.hwm_set, ch.canceled, ch.triggered, ch.rejected,
-                 ch.reason, None, False, None, None, ch.last_seq, ch.last_ts_event)
+                 ch.price_set, ch.stop_set, ch.hwm_set, ch.canceled, ch.triggered,
+                 ch.activated, ch.rejected, ch.reason, None, False, None, None, ch.last_seq,
+                 ch.last_ts_event, None, None, None, None, None)
             )  # fmt: skip
     return rows

@@ -4,6 +4,13 @@ Folding happens in Python, once per batch, so that the database does one COPY or
 set-based statement per table instead of one statement per event: several events of
 one order (accepted, fills, a replace, a cancel) become one change to its row, several
 position changes of one account and symbol become the last one.
+
+An order's status is the gateway's projection's (api/projection.py), derived the same
+way here for the orders a batch accepts and in the SQL merge for the others: `held` for
+a stop or stop-limit not yet triggered and for a bracket's or OTO's leg not yet
+activated (`OrderActivated`); a leg that worked off what it was given is `filled` only
+once its parent is closed (until then the parent's next fill gives it more), which
+the PostgreSQL sink settles after the merge (`postgres_sink._END_LEGS`).
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from tickplane.core.events import (
     Event,
     KillSwitchChanged,
     OrderAccepted,
+    OrderActivated,
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
@@ -26,7 +34,16 @@ from tickplane.core.events import (
     Trade,
 )
 
-__all__ = ["Batch", "OrderChange", "day_of", "fold", "order_status", "ts_of"]
+__all__ = [
+    "STOP_TYPES",
+    "Batch",
+    "OrderChange",
+    "day_of",
+    "fold",
+    "order_status",
+    "ts_of",
+    "waits_for_parent",
+]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
 
@@ -41,13 +58,36 @@ def day_of(day: int) -> date:
     return date(1970, 1, 1) + timedelta(days=day)
 
 
-def order_status(open_qty: int, filled_qty: int, canceled: bool, rejected: bool) -> str:
-    """The status word of an order's row (the SQL merge derives it the same way)."""
+# Order types that are `held` until their stop triggers (the projection's, the engine's).
+STOP_TYPES: frozenset[str] = frozenset({"stop", "stop_limit"})
+
+
+def waits_for_parent(ev: OrderAccepted) -> bool:
+    """A bracket's or OTO's leg: held, working nothing, until its parent's fills activate
+    it (an OCO's leg works from the start)."""
+    return ev.parent_id is not None and ev.order_class != "oco"
+
+
+def order_status(
+    open_qty: int,
+    filled_qty: int,
+    canceled: bool,
+    rejected: bool,
+    held: bool = False,
+    short_leg: bool = False,
+) -> str:
+    """The status word of an order's row (the SQL merge derives it the same way).
+
+    `held`: an untriggered stop or a leg not yet activated. `short_leg`: a leg that has
+    filled less than its quantity; with nothing open it is `partially_filled` until its
+    parent closes (`postgres_sink._END_LEGS` then makes it `filled`)."""
     if rejected:
         return "rejected"
     if canceled:
         return "canceled"
-    if open_qty == 0 and filled_qty > 0:
+    if held:
+        return "held"
+    if open_qty == 0 and filled_qty > 0 and not short_leg:
         return "filled"
     return "partially_filled" if filled_qty > 0 else "new"
 
@@ -73,6 +113,7 @@ class OrderChange:
     hwm_set: int | None = None  # a trailing stop's watermark
     canceled: bool = False
     triggered: bool = False
+    activated: bool = False  # a held leg's OrderActivated
     rejected: bool = False  # rejected before it was ever accepted (a new-order reject)
     reason: str | None = None
     last_seq: int = 0
@@ -98,6 +139,7 @@ class Batch:
     # account -> (cash or None, kill switch or None, seq)
     accounts: dict[str, tuple[int | None, bool | None, int]] = field(default_factory=dict)
     days: set[int] = field(default_factory=set)  # UTC days (since the epoch) of the rows
+    legs: bool = False  # the batch accepts a leg of a bracket, OTO or OCO
 
     def _order(self, order_id: int, account: str) -> OrderChange:
         ch = self.orders.get(order_id)
@@ -146,7 +188,10 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
         elif isinstance(ev, OrderAccepted):
             ch = b._order(ev.id, ev.account)
             ch.accepted = ev
-            ch.open_set, ch.open_sub = ev.qty, 0
+            # a leg waiting for its parent works nothing yet
+            ch.open_set, ch.open_sub = (0 if waits_for_parent(ev) else ev.qty), 0
+            if ev.parent_id is not None:
+                b.legs = True
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
             b._account(ev.account, seq)
         elif isinstance(ev, OrderCanceled):
@@ -157,18 +202,32 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, OrderReplaced):
             ch = b._order(ev.id, ev.account)
+            if ch.canceled:  # a closed order changes no more (as in the projection)
+                continue
+            # the price is a limit's: the merge ignores it for an order without one (a
+            # stop's replace carries its stop there)
             ch.price_set = ev.price
             if ev.stop_price is not None:
                 ch.stop_set = ev.stop_price
             ch.open_set, ch.open_sub = ev.qty, 0
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
+        elif isinstance(ev, OrderActivated):
+            ch = b._order(ev.id, ev.account)
+            if ch.canceled:
+                continue
+            ch.activated = True
+            ch.open_set, ch.open_sub = ev.qty, 0
+            ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, OrderTrailed):
             ch = b._order(ev.id, ev.account)
+            if ch.canceled:
+                continue
             ch.stop_set, ch.hwm_set = ev.stop_price, ev.hwm
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, StopTriggered):
             ch = b._order(ev.id, ev.account)
             ch.triggered = True
+            ch.stop_set = ev.stop_price
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, OrderRejected):
             ch = b._order(ev.id, ev.account)

@@ -8,22 +8,21 @@ import json
 import random
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from tickplane.api.projection import Projection
 from tickplane.api.recorder.kafka_sink import kafka_topics
 from tickplane.api.recorder.redis_sink import redis_prefix
+from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import (
     Event,
     OrderAccepted,
-    OrderCanceled,
     OrderRejected,
-    OrderReplaced,
-    OrderTrailed,
     PositionChanged,
     TopOfBook,
     Trade,
@@ -74,6 +73,92 @@ async def order_flow(
             await asyncio.sleep(pause)  # pacing the flow so the test can act mid-stream
 
 
+def _order_id(reply: wire.Reply) -> int:
+    order_id = getattr(reply, "order_id", None)
+    assert isinstance(order_id, int), reply
+    return order_id
+
+
+async def class_flow(client: EngineClient) -> dict[str, int]:
+    """Brackets, an OTO, OCOs, a stop and trailing stops that end in every state a held
+    order has (on books nothing else trades in yet): returns their ids by name.
+
+    GOOG: bracket `b_sl` (its parent filled, the take-profit filled in part, the
+    stop-loss triggered for the rest: a leg short of its quantity filled because its
+    parent is closed, the other canceled); `b_cut` (its parent filled 4 of 10, the
+    take-profit filled those 4, the parent canceled: the take-profit filled with no
+    event of its own, the stop-loss canceled); `b_held` (nothing filled: legs held, one
+    canceled, the other's stop replaced); `b_part` (2 of 6 filled: the take-profit in
+    the book, the stop-loss activated and still held); an OTO `oto` (its parent filled,
+    its leg filled in part); a bracket the engine rejects. AAPL: an OCO `oco_sl` (its
+    limit filled in part, then its stop triggered and filled the rest: the limit
+    canceled), an OCO `oco_open` (limit working, stop held), a plain stop, a sell
+    trailing stop by price and a buy one by percent."""
+    tp, sl = wire.TakeProfit, wire.StopLoss
+    ids: dict[str, int] = {}
+
+    async def new(account: str, symbol: str, side: str, qty: int, price: int, **kw: Any) -> int:
+        return _order_id(
+            await client.submit(account, symbol, side, "limit", qty, price=price, **kw)
+        )
+
+    ids["b_sl"] = await new(
+        "dave", "GOOG", "buy", 4, 1_000, order_class="bracket", take_profit=tp(1_050),
+        stop_loss=sl(950),
+    )  # fmt: skip
+    await new("erin", "GOOG", "sell", 4, 1_000)  # the parent fills: both legs work 4
+    await new("erin", "GOOG", "buy", 2, 1_050)  # the take-profit fills 2
+    await new("frank", "GOOG", "buy", 5, 940)
+    await new("erin", "GOOG", "sell", 1, 945)
+    await new("frank", "GOOG", "buy", 1, 945)  # prints 945: the stop-loss sells 2 at 940
+    ids["b_cut"] = await new(
+        "dave", "GOOG", "buy", 10, 960, order_class="bracket", take_profit=tp(1_040),
+        stop_loss=sl(930),
+    )  # fmt: skip
+    await new("erin", "GOOG", "sell", 4, 960)
+    await new("erin", "GOOG", "buy", 4, 1_040)
+    _order_id(await client.cancel("dave", ids["b_cut"]))
+    ids["b_held"] = await new(
+        "dave", "GOOG", "buy", 5, 950, order_class="bracket", take_profit=tp(1_050),
+        stop_loss=sl(900),
+    )  # fmt: skip
+    _order_id(await client.cancel("dave", ids["b_held"] + 1))  # its take-profit
+    _order_id(await client.replace("dave", ids["b_held"] + 2, stop_price=910))
+    ids["b_part"] = await new(
+        "dave", "GOOG", "buy", 6, 970, order_class="bracket", take_profit=tp(1_030),
+        stop_loss=sl(935),
+    )  # fmt: skip
+    await new("erin", "GOOG", "sell", 2, 970)
+    ids["oto"] = await new("dave", "GOOG", "buy", 4, 975, order_class="oto", take_profit=tp(1_025))
+    await new("erin", "GOOG", "sell", 4, 975)
+    await new("erin", "GOOG", "buy", 1, 1_025)
+    bad = await client.submit(
+        "dave", "GOOG", "buy", "limit", 1, price=1_000, order_class="bracket",
+        take_profit=tp(900), stop_loss=sl(950),
+    )  # fmt: skip
+    assert getattr(bad, "order_id", None) is None, bad  # rejected: bad_legs
+    ids["oco_sl"] = await new(
+        "dave", "AAPL", "sell", 5, 1_030, order_class="oco", take_profit=tp(1_030),
+        stop_loss=sl(960),
+    )  # fmt: skip
+    await new("erin", "AAPL", "buy", 2, 1_030)  # the limit fills 2: the stop works 3
+    await new("frank", "AAPL", "buy", 5, 950)
+    await new("erin", "AAPL", "sell", 1, 955)
+    await new("frank", "AAPL", "buy", 1, 955)  # prints 955: the stop sells 3 at 950
+    ids["oco_open"] = await new(
+        "dave", "AAPL", "sell", 2, 1_040, order_class="oco", take_profit=tp(1_040),
+        stop_loss=sl(930),
+    )  # fmt: skip
+    ids["stop"] = _order_id(await client.submit("dave", "AAPL", "sell", "stop", 2, stop_price=900))
+    ids["trail_sell"] = _order_id(
+        await client.submit("dave", "AAPL", "sell", "trailing_stop", 3, trail_price=20)
+    )
+    ids["trail_buy"] = _order_id(
+        await client.submit("dave", "GOOG", "buy", "trailing_stop", 2, trail_percent=2.5)
+    )
+    return ids
+
+
 async def engine_events(client: EngineClient) -> list[Event]:
     """Every trading event the engine has published, from its replay service."""
     # Paged until the engine has no more (its replay stops at its last seq).
@@ -96,41 +181,41 @@ async def wait_for(
         await asyncio.sleep(step)
 
 
-# -- the reference: events applied one at a time ------------------------------------------
+# -- the reference: the gateway's projection of the same events ----------------------------
+
+# The orders columns and the projection's OrderRecord fields they hold. Not compared: the
+# recorder's `qty` (as accepted; the projection's follows replaces), `reason` (the
+# recorder also keeps a refused cancel's reason on a closed order) and seqs/timestamps.
+ORDER_COLUMNS = {
+    "account": "account", "symbol": "symbol", "side": "side", "order_type": "type",
+    "tif": "time_in_force", "client_order_id": "client_order_id", "status": "status",
+    "open_qty": "open_qty", "filled_qty": "filled_qty", "filled_notional": "filled_notional",
+    "price": "limit_price", "stop_price": "stop_price", "hwm": "hwm",
+    "order_class": "order_class", "parent_id": "parent_id", "leg": "leg",
+    "trail_price": "trail_price", "trail_percent": "trail_percent",
+}  # fmt: skip
 
 
 def reference_orders(events: list[Event]) -> dict[int, dict[str, Any]]:
-    """Each order's final state, applying events in order (independent of the sink's
-    batch fold and SQL merge)."""
+    """Each order's final state as the gateway's projection derives it, one event at a
+    time (independent of the sink's batch fold and SQL merge), in the orders table's
+    column names; plus a row for each new order the engine rejected (the recorder keeps
+    one, with no symbol; the projection none)."""
+    proj = Projection(cast(EngineClient, None), max_closed_orders=10**9)
+    proj.apply_all(events)
     orders: dict[int, dict[str, Any]] = {}
+    for account in proj.accounts():
+        for o in proj.orders(account):
+            orders[o.id] = {col: getattr(o, f) for col, f in ORDER_COLUMNS.items()}
+    accepted: set[int] = set()
     for ev in events:
         if isinstance(ev, OrderAccepted):
-            orders[ev.id] = {
-                "status": "new", "open_qty": ev.qty, "filled_qty": 0, "price": ev.price,
-                "account": ev.account, "symbol": ev.symbol, "stop_price": ev.stop_price,
-                "hwm": None,
-            }  # fmt: skip
-        elif isinstance(ev, Trade):
-            for oid in (ev.taker, ev.maker):
-                o = orders[oid]
-                o["open_qty"] -= ev.qty
-                o["filled_qty"] += ev.qty
-                o["status"] = "filled" if o["open_qty"] == 0 else "partially_filled"
-        elif isinstance(ev, OrderCanceled):
-            orders[ev.id]["open_qty"] = 0
-            orders[ev.id]["status"] = "canceled"
-        elif isinstance(ev, OrderReplaced):
-            orders[ev.id]["open_qty"] = ev.qty
-            orders[ev.id]["price"] = ev.price
-            if ev.stop_price is not None:
-                orders[ev.id]["stop_price"] = ev.stop_price
-        elif isinstance(ev, OrderTrailed):
-            orders[ev.id]["stop_price"] = ev.stop_price
-            orders[ev.id]["hwm"] = ev.hwm
-        elif isinstance(ev, OrderRejected) and ev.id not in orders:
+            accepted.add(ev.id)
+        elif isinstance(ev, OrderRejected) and ev.id not in accepted:
             orders[ev.id] = {
                 "status": "rejected", "open_qty": 0, "filled_qty": 0, "price": None,
                 "account": ev.account, "symbol": None, "stop_price": None, "hwm": None,
+                "order_class": None, "parent_id": None, "leg": None,
             }  # fmt: skip
     return orders
 
@@ -189,8 +274,7 @@ async def check_postgres(dsn: str, engine: str, events: list[Event]) -> None:
         got = {
             r["id"]: dict(r)
             for r in await conn.fetch(
-                "SELECT id, status, open_qty, filled_qty, price, account, symbol, stop_price,"
-                " hwm FROM orders WHERE engine = $1",
+                f"SELECT id, {', '.join(ORDER_COLUMNS)} FROM orders WHERE engine = $1",
                 engine,
             )
         }
