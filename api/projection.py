@@ -88,7 +88,7 @@ log = logging.getLogger(__name__)
 OrderStatus = Literal["new", "held", "partially_filled", "filled", "canceled", "rejected"]
 OPEN_STATUSES: frozenset[str] = frozenset({"new", "held", "partially_filled"})
 # Types that rest untriggered (`held`) until the market reaches their stop.
-_STOPS: frozenset[str] = frozenset({"stop", "stop_limit"})
+_STOPS: frozenset[str] = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 
 class OrderRecord(msgspec.Struct, frozen=True):

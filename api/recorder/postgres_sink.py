@@ -96,9 +96,10 @@ UPDATE orders o SET
     status = CASE
         WHEN o.status = 'rejected' THEN 'rejected'
         WHEN s.canceled OR o.status = 'canceled' THEN 'canceled'
-        WHEN o.order_type IN ('stop', 'stop_limit') AND NOT (o.triggered OR s.triggered)
+        WHEN o.order_type IN ('stop', 'stop_limit', 'trailing_stop')
+             AND NOT (o.triggered OR s.triggered)
             THEN 'held'
-        WHEN o.status = 'held' AND o.order_type NOT IN ('stop', 'stop_limit')
+        WHEN o.status = 'held' AND o.order_type NOT IN ('stop', 'stop_limit', 'trailing_stop')
              AND NOT s.activated THEN 'held'
         WHEN COALESCE(s.open_set, o.open_qty) - s.open_sub = 0
              AND o.filled_qty + s.filled_add > 0

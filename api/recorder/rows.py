@@ -59,7 +59,7 @@ def day_of(day: int) -> date:
 
 
 # Order types that are `held` until their stop triggers (the projection's, the engine's).
-STOP_TYPES: frozenset[str] = frozenset({"stop", "stop_limit"})
+STOP_TYPES: frozenset[str] = frozenset({"stop", "stop_limit", "trailing_stop"})
 
 
 def waits_for_parent(ev: OrderAccepted) -> bool:

@@ -300,12 +300,12 @@ def test_a_trailing_stop_shows_its_moving_stop(engine_endpoints: dict[str, str])
                 order = proj.order(trader, ts.order_id)
                 assert order is not None
                 assert (order.status, order.stop_price, order.hwm) == (
-                    "new",
+                    "held",  # untriggered, as a stop is
                     price + 5,
                     price + 10,
                 )
                 updates = [u for u in sub.drain() if isinstance(u, OrderUpdate)]
-                assert [u.event for u in updates] == ["new", "trailed"]
+                assert [u.event for u in updates] == ["held", "trailed"]
                 assert updates[-1].order == order
                 done = _ack(await eng.cancel(trader, ts.order_id))
                 assert await proj.wait_for(done.last_seq, 10)

@@ -145,7 +145,7 @@ def test_a_trailing_stop_shows_its_trail(
     assert (got["stop_price"], got["hwm"], got["legs"]) == (995, None, None)
     cross(1_010)  # the watermark rises: the stop follows
     got = client.get(f"{ORDERS}/{tid}", headers=h).json()
-    assert (got["stop_price"], got["hwm"], got["status"]) == (1_005, 1_010, "new")
+    assert (got["stop_price"], got["hwm"], got["status"]) == (1_005, 1_010, "held")
     pct = placed(run, client, account, symbol, "sell", "trailing_stop", 1, trail_percent=1.5)
     listed = {o["id"]: o for o in client.get(ORDERS, headers=h).json()["orders"]}
     assert (listed[pct]["trail_price"], listed[pct]["trail_percent"]) == (None, 1.5)
