@@ -561,5 +561,9 @@ def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
             events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 10)
             return _shape(events, p, p + 2)
 
-    assert asyncio.run(at_alpaca()) == expected
+    got = asyncio.run(at_alpaca())
+    # Each leg's replace is its own request at Alpaca, answered on its own: the two
+    # `replaced` reports may come back in either order (the internal venue's is fixed).
+    assert (got[:3], got[5:]) == (expected[:3], expected[5:])
+    assert sorted(got[3:5], key=repr) == sorted(expected[3:5], key=repr)
     assert eng.stop() == 0
