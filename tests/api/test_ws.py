@@ -15,6 +15,7 @@ import socket
 import threading
 import time
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def client(settings: GatewaySettings) -> Iterator[TestClient]:
         yield c
 
 
-_pending: dict[int, list[dict[str, Any]]] = {}
+# Per socket (weakly: an id() is reused once a test's socket is gone, and its leftovers
+# would be read by the next test's socket).
+_pending: weakref.WeakKeyDictionary[Any, list[dict[str, Any]]] = weakref.WeakKeyDictionary()
 
 
 def _receive_text(ws: Any, timeout: float) -> str:
@@ -107,7 +110,7 @@ def _recv_until(
 ) -> dict[str, Any]:
     """The first message that matches (taken out), reading frames (JSON arrays of
     messages) as needed until `timeout` seconds passed; the others stay for later."""
-    queue = _pending.setdefault(id(ws), [])
+    queue = _pending.setdefault(ws, [])
     deadline = time.monotonic() + timeout
     while True:
         for i, msg in enumerate(queue):

@@ -422,8 +422,17 @@ def test_operator_restart_converges(
         ),
         what="the change made while the operator was down",
     )
-    eventually(lambda: c.pod("r-0"), what="the rolled pod")
-    mark_pod_ready(c.core, namespace, "r-0")
+
+    def rolled_and_ready() -> bool | None:
+        # The old pod may still be there (being deleted by the roll): only the new
+        # revision's pod is marked Ready; a 404 in between is retried by `eventually`.
+        pod = c.pod("r-0")
+        if pod.spec.containers[0].resources.limits["memory"] != "4Gi":
+            return None
+        mark_pod_ready(c.core, namespace, "r-0")
+        return True
+
+    eventually(rolled_and_ready, what="the rolled pod, made Ready")
     c.wait_condition(ENGINES, "r", "Progressing", "False", "UpToDate")
 
 
