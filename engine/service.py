@@ -998,20 +998,7 @@ class EngineService:
         self.journal.append_mark(mark)
         self.state.route(order, legs)
         self._since_snapshot += 1
-        self.venue.submit(
-            VenueOrder(
-                order.id,
-                "",
-                order.symbol,
-                order.side,  # type: ignore[arg-type]
-                order.order_type,  # type: ignore[arg-type]
-                order.qty,
-                order.price,
-                order.stop_price,
-                order.tif,  # type: ignore[arg-type]
-                **extra,
-            )
-        )
+        self.venue.submit(_venue_order(order, **extra))
         self.metrics.requests["routed"].inc()
         return wire.Ack(req.req, order.id, last_seq=self.state.seq)
 
@@ -1316,8 +1303,15 @@ def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | Non
     return None
 
 
-def _venue_order(r: RoutedOrder) -> VenueOrder:
-    """A routed order as the venue knows it (for `Venue.resume`)."""
+def _venue_order(r: RoutedOrder, **extra: Any) -> VenueOrder:
+    """A routed order as the venue knows it (to submit, or for `Venue.resume`);
+    `extra`: the class fields of a new one (`_routed_class`)."""
+    fields: dict[str, Any] = {
+        "order_class": r.order_class or "simple",
+        "trail_price": r.trail_price,
+        "trail_percent": r.trail_percent,
+        **extra,
+    }
     return VenueOrder(
         r.id,
         "",
@@ -1328,9 +1322,7 @@ def _venue_order(r: RoutedOrder) -> VenueOrder:
         r.price,
         r.stop_price,
         r.tif,  # type: ignore[arg-type]
-        order_class=r.order_class or "simple",  # type: ignore[arg-type]
-        trail_price=r.trail_price,
-        trail_percent=r.trail_percent,
+        **fields,
     )
 
 
