@@ -6,7 +6,6 @@ import json
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,32 +14,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from tests.ports import free_ports
+
 __all__ = ["TICKPLANE", "auth", "free_ports", "platform"]
 
 TICKPLANE = [sys.executable, "-m", "tickplane.cli.main"]
-
-
-def free_ports(n: int) -> int:
-    """A base port with `n` free consecutive ports after it."""
-    for _ in range(200):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            base = int(s.getsockname()[1])
-        if base + n >= 65535:
-            continue
-        try:
-            socks = []
-            for p in range(base, base + n):
-                t = socket.socket()
-                socks.append(t)
-                t.bind(("127.0.0.1", p))
-        except OSError:
-            continue
-        finally:
-            for t in socks:
-                t.close()
-        return base
-    raise RuntimeError("no run of free ports")
 
 
 def _read_line(proc: subprocess.Popen[str], timeout: float, stderr: Path) -> str:

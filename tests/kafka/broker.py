@@ -32,6 +32,8 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 
+from tests.ports import free_port
+
 REPO = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO / "scripts" / "kafka" / "fetch.sh"
 NODE_ID = 1
@@ -79,13 +81,6 @@ def fetch_libs(echo: bool = True) -> Path:
     if not lines or not any(libs.glob("kafka_2.13-*.jar")):
         raise KafkaBrokerError(f"{FETCH_SCRIPT} printed no folder of Kafka jars: {proc.stdout!r}")
     return libs
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that was free a moment ago."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def random_cluster_id() -> str:

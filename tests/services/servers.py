@@ -40,6 +40,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
+from tests.ports import free_port
+
 __all__ = [
     "PostgresServer",
     "PrometheusServer",
@@ -57,13 +59,6 @@ _PORT_ATTEMPTS = 3
 
 class ServerError(RuntimeError):
     """A server could not be installed, started, reached or stopped."""
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that is free right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def _find_binary(name: str) -> str:
