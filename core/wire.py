@@ -375,12 +375,16 @@ def encode(msg: msgspec.Struct) -> bytes:
     return _VERSION_BYTE + _encoder.encode(msg)
 
 
-def _body(frame: bytes) -> memoryview:
+_SLICE_MAX = 2048  # below this a copy of the body is cheaper than a memoryview of it
+
+
+def _body(frame: bytes) -> bytes | memoryview:
     if not frame:
         raise WireError("empty frame")
     if frame[0] != WIRE_VERSION:
         raise WireError(f"wire version {frame[0]} (this side speaks {WIRE_VERSION})")
-    return memoryview(frame)[1:]
+    # An order frame is ~50 bytes: slicing it costs half what making a memoryview does.
+    return frame[1:] if len(frame) <= _SLICE_MAX else memoryview(frame)[1:]
 
 
 def decode_request(frame: bytes) -> Request:
