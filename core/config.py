@@ -94,6 +94,9 @@ class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     secret_dir: str | None = None
     # While Alpaca is unreachable: refuse new orders, or match them here instead.
     unreachable: Literal["reject", "internal"] = "reject"
+    # Seconds between reads of each open trailing stop at Alpaca (it pushes nothing when
+    # its stop trails): a move is journaled and published as OrderTrailed. 0: off.
+    trail_poll_seconds: float = 1.0
 
 
 class MarketConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -191,6 +194,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("max_batch must be > 0; replay_buffer, snapshot_every >= 0")
         if self.md_log_bytes != 0 and self.md_log_bytes < 1 << 20:
             raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
+        if not self.venue.trail_poll_seconds >= 0:
+            raise ConfigError("venue.trail_poll_seconds: 0 (off) or a number of seconds > 0")
         return self
 
 

@@ -72,6 +72,7 @@ from tickplane.engine.venues.base import (
     VenueRejected,
     VenueReplaced,
     VenueStatus,
+    VenueTrailed,
 )
 
 __all__ = ["EngineService", "pin_hot_loop"]
@@ -1259,6 +1260,7 @@ _VENUE_KINDS: dict[type, str] = {
     VenueCanceled: "canceled",
     VenueRejected: "rejected",
     VenueReplaced: "replaced",
+    VenueTrailed: "trailed",
 }
 
 
@@ -1274,6 +1276,7 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
         url_override=v.url_override,
         stream_url_override=v.stream_url_override,
         policy="reject",
+        trail_poll_seconds=v.trail_poll_seconds,
     )
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)

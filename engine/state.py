@@ -33,6 +33,7 @@ from tickplane.core.events import (
     OrderCanceled,
     OrderRejected,
     OrderReplaced,
+    OrderTrailed,
     StopTriggered,
     TopOfBook,
     Trade,
@@ -139,6 +140,7 @@ class RoutedOrder(msgspec.Struct):
     leg: str | None = None
     trail_price: int | None = None
     trail_percent: float | None = None
+    hwm: int | None = None  # a trailing stop's watermark, as the venue last reported it
 
 
 SNAPSHOT_VERSION = 1
@@ -433,6 +435,8 @@ class EngineState:
         if kind == "accepted":
             if not r.accepted and r.parent_id is None:
                 r.accepted = True
+                if r.order_type == "trailing_stop":  # its stop as the venue set it
+                    r.stop_price, r.hwm = f.get("stop_price"), f.get("hwm")
                 out.append(self._routed_accepted(r, ts))
                 risk.on_accepted(r.id, r.account, r.symbol, r.side, r.qty, r.price)
                 for leg in self._routed_legs(g):
@@ -443,9 +447,9 @@ class EngineState:
             qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
             venue = f"venue:{f.get('venue', 'alpaca')}"
             buy = r.side == "buy"
-            if r.parent_id is not None and r.stop_price is not None and not r.filled:
-                # a stop-loss leg trades once Alpaca triggered it: say so first, as the
-                # internal venue does
+            if _held_stop(r) and r.stop_price is not None and not r.filled:
+                # a stop-loss leg or a trailing stop trades once Alpaca triggered it:
+                # say so first, as the internal venue does
                 out.append(StopTriggered(0, ts, r.id, r.account, r.symbol, r.stop_price))
             out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
             out.extend(
@@ -493,6 +497,14 @@ class EngineState:
                 acc = self.account_index.get(r.account)
                 if coid is not None and acc is not None:
                     self.idempotency.forget(acc, coid, r.id)
+        elif kind == "trailed":
+            # the venue's stop moved; as on the internal venue, only a new stop price
+            # is an event (a watermark move that the trail's rounding absorbs is not)
+            stop, hwm = int(f["stop_price"]), int(f["hwm"])
+            if r.order_type == "trailing_stop" and not r.filled:
+                if stop != r.stop_price:
+                    out.append(OrderTrailed(0, ts, r.id, r.account, r.symbol, stop, hwm))
+                r.stop_price, r.hwm = stop, hwm
         elif kind == "replaced":
             if f.get("limit_price") is not None:
                 r.price = int(f["limit_price"])
@@ -705,6 +717,7 @@ class EngineState:
                 routed.leg,
                 routed.trail_price,
                 routed.trail_percent,
+                hwm=routed.hwm,
             )
         contingent = self.contingent
         if contingent.busy:
@@ -819,6 +832,12 @@ class EngineState:
     def replay(self, from_seq: int, to_seq: int, limit: int) -> list[Event] | None:
         """Events from_seq..to_seq (at most `limit`) from memory; None if too old."""
         return self.recent.range(from_seq, min(to_seq, self.seq), limit)
+
+
+def _held_stop(r: RoutedOrder) -> bool:
+    """A routed order the venue holds until its stop triggers, then trades: a
+    stop-loss leg or a trailing stop (the internal venue's `StopTriggered` ones)."""
+    return r.parent_id is not None or r.order_type == "trailing_stop"
 
 
 def _changed(before: list[BookLevel], after: list[BookLevel]) -> list[BookLevel]:

@@ -122,6 +122,7 @@ def engine_config(name: str, spec: TradingEngineSpec) -> EngineConfig:
             paper=venue.paper,
             secret_dir=ALPACA_DIR if venue.kind == "alpaca" else None,
             unreachable=venue.unreachable,
+            trail_poll_seconds=venue.trail_poll_seconds,
         ),
         market=MarketConfig(source=market.source, rate=market.rate, speed=market.speed),
     ).validate()

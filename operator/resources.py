@@ -154,6 +154,12 @@ class VenueSpec(_Model):
         default="reject",
         description="While Alpaca is unreachable: refuse orders, or match them here.",
     )
+    trail_poll_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="Seconds between reads of each open trailing stop at Alpaca (it pushes "
+        "nothing when its stop trails); 0 turns it off.",
+    )
 
 
 class MarketDataSpec(_Model):

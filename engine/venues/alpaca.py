@@ -7,7 +7,9 @@ the order they were made. The `trade_updates` stream (`TradingStream`) runs on i
 thread and event loop, and a monitor thread probes the account while the REST side is
 down, sends a heartbeat probe while it is up, and reconciles open orders after every
 (re)connection of the stream, so fills that happened while the stream was down are not
-lost. No alpaca-py call ever runs on the caller's thread.
+lost. Alpaca pushes nothing when a trailing stop's stop trails, so a poller thread reads
+each open trailing stop every `trail_poll_seconds` and reports its moves. No alpaca-py
+call ever runs on the caller's thread.
 
 Mapping, policies and reason codes: docs/venues.md.
 """
@@ -65,6 +67,7 @@ from tickplane.engine.venues.base import (
     VenueRejected,
     VenueReplaced,
     VenueStatus,
+    VenueTrailed,
 )
 
 __all__ = ["AlpacaVenue", "CredentialsError", "Policy"]
@@ -161,6 +164,7 @@ class _Tracked:
     replacements: int = 0
     parent: int | None = None  # a leg: its parent's engine id (legs has no coid of ours)
     stop_price: int | None = None
+    hwm: int | None = None  # a trailing stop's watermark, as last reported
 
     def __post_init__(self) -> None:
         if self.stop_price is None:
@@ -227,6 +231,9 @@ class AlpacaVenue:
         ping_interval, ping_timeout: websocket keepalive of the stream.
         orphan_grace: seconds during which an order whose submit failed ambiguously
             (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
+        trail_poll_seconds: seconds between reads of each open trailing stop, whose
+            moves are reported as `VenueTrailed` (Alpaca pushes nothing when its stop
+            trails); 0 turns the polling off.
     """
 
     name = "alpaca"
@@ -251,6 +258,7 @@ class AlpacaVenue:
         ping_interval: float = 10.0,
         ping_timeout: float = 20.0,
         orphan_grace: float = 30.0,
+        trail_poll_seconds: float = 1.0,
     ) -> None:
         if not key_id or not secret_key:
             raise CredentialsError(
@@ -261,6 +269,8 @@ class AlpacaVenue:
             raise ValueError(f"policy must be 'reject' or 'internal', not {policy!r}")
         if workers < 1:
             raise ValueError("workers must be at least 1")
+        if not trail_poll_seconds >= 0:
+            raise ValueError("trail_poll_seconds must be 0 (off) or positive")
         for sym, spec in symbols.items():
             if not isinstance(spec, SymbolSpec):
                 raise TypeError(f"symbols[{sym!r}] must be a SymbolSpec")
@@ -280,6 +290,7 @@ class AlpacaVenue:
         self._backoff = (reconnect_min_backoff, reconnect_max_backoff)
         self._ping = (ping_interval, ping_timeout)
         self._orphan_grace = orphan_grace
+        self._trail_poll = trail_poll_seconds
 
         self._lock = threading.Lock()
         self._orders: dict[int, _Tracked] = {}
@@ -376,6 +387,8 @@ class AlpacaVenue:
             self._queues.append(q)
             self._spawn(f"alpaca-rest-{i}", self._worker, q)
         self._spawn("alpaca-monitor", self._monitor)
+        if self._trail_poll > 0:
+            self._spawn("alpaca-trail", self._trail_poller)
         self._stream_loop = asyncio.new_event_loop()
         self._spawn("alpaca-stream", self._run_stream, self._stream_loop)
 
@@ -533,6 +546,42 @@ class AlpacaVenue:
             self._wake.wait(wait)
             self._wake.clear()
 
+    def _trail_poller(self) -> None:
+        """Read each open trailing stop every `trail_poll_seconds` (`GET
+        /v2/orders/{id}`) and report a move of its stop or watermark (`_trailed`).
+        Closed orders are not read: their last state came with their close."""
+        client = self._client()
+        while not self._stopping.wait(self._trail_poll):
+            with self._lock:
+                todo = [
+                    (t.order.order_id, t.venue_id)
+                    for t in self._orders.values()
+                    if t.order.type == "trailing_stop"
+                    and t.accepted
+                    and not t.closed
+                    and t.venue_id is not None
+                ]
+                if not self._rest_ok:
+                    todo = []
+            for oid, vid in todo:
+                if self._stopping.is_set():
+                    return
+                try:
+                    o = self._call(client.get_order_by_id, vid)
+                except _Unavailable:
+                    break  # the monitor probes until Alpaca is back
+                except _Rejected as exc:
+                    log.warning("alpaca: reading trailing stop %d: %s", oid, exc.message)
+                    continue
+                except Exception:  # an answer the SDK cannot read: try next round
+                    log.exception("alpaca: reading trailing stop %d failed", oid)
+                    continue
+                with self._lock:
+                    t = self._orders.get(oid)
+                    live = t is not None and not t.closed and t.venue_id == vid
+                    if live and t is not None and _enum_text(o.status) not in _TERMINAL:
+                        self._trailed(t, o)
+
     # ------------------------------------------------------------------ health
 
     def _emit_locked(self, event: VenueEvent) -> None:
@@ -653,7 +702,7 @@ class AlpacaVenue:
             self._submit_failed(tracked, "venue_error", repr(exc), maybe_placed=True)
             return
         with self._lock:
-            self._accept(tracked, str(placed.id))
+            self._accept(tracked, str(placed.id), placed)
             self._learn_legs(tracked, placed)
             status = _enum_text(placed.status)
             if status in _CLOSED_BY and not tracked.closed:
@@ -814,13 +863,49 @@ class AlpacaVenue:
     # ------------------------------------------------------------------ order state
     # Everything below runs with self._lock held.
 
-    def _accept(self, t: _Tracked, vid: str) -> None:
+    def _accept(self, t: _Tracked, vid: str, o: Any = None) -> None:
+        """Report `t` accepted (once); `o`, Alpaca's order object, gives a trailing
+        stop's stop and watermark at that moment."""
         if t.venue_id is None:
             t.venue_id = vid
             self._by_vid[vid] = t.order.order_id
         if not t.accepted and not t.orphan and not t.closed:
             t.accepted = True
-            self._emit_locked(VenueAccepted(t.order.order_id, vid))
+            trail = self._trail_of(t, o) if o is not None else None
+            if trail is not None:
+                t.stop_price, t.hwm = trail
+            stop, hwm = trail if trail is not None else (None, None)
+            self._emit_locked(VenueAccepted(t.order.order_id, vid, stop, hwm))
+
+    def _trail_of(self, t: _Tracked, o: Any) -> tuple[int, int] | None:
+        """A trailing stop's (stop_price, hwm) in ticks from Alpaca's order object
+        (None: not a trailing stop, or no watermark yet)."""
+        if t.order.type != "trailing_stop":
+            return None
+        stop, hwm = _get(o, "stop_price"), _get(o, "hwm")
+        if stop in (None, "") or hwm in (None, ""):
+            return None
+        try:  # a percent trail's stop may be off the grid: the nearest tick
+            return (
+                t.spec.to_ticks(_decimal(stop), rounding=decimal.ROUND_HALF_EVEN),
+                t.spec.to_ticks(_decimal(hwm), rounding=decimal.ROUND_HALF_EVEN),
+            )
+        except ValueError:
+            log.warning("alpaca: unreadable trail of order %d: %r %r", t.order.order_id, stop, hwm)
+            return None
+
+    def _trailed(self, t: _Tracked, o: Any) -> None:
+        """Report a trailing stop's stop and watermark if they moved since the last
+        report. A watermark behind the last one reported is an older read (a poll
+        answered after a stream update): ignored."""
+        trail = self._trail_of(t, o)
+        if trail is None or trail == (t.stop_price, t.hwm):
+            return
+        stop, hwm = trail
+        if t.hwm is not None and (hwm < t.hwm if t.order.side == "sell" else hwm > t.hwm):
+            return
+        t.stop_price, t.hwm = stop, hwm
+        self._emit_locked(VenueTrailed(t.order.order_id, stop, hwm))
 
     def _mark_closed(self, t: _Tracked) -> None:
         """Mark `t` closed; forget orders closed more than `_RETENTION` s ago (kept that
@@ -860,6 +945,8 @@ class AlpacaVenue:
             return  # already reported (a duplicate, or found by reconciliation first)
         qty = min(qty, cumulative - before) if qty > 0 else cumulative - before
         ticks = self._ticks(t, price)
+        if vid == t.venue_id:  # a trailing stop's last move comes before its fill
+            self._trailed(t, o)
         t.filled[vid] = before + qty
         t.notional[vid] = t.notional.get(vid, Decimal(0)) + t.spec.to_price(ticks) * qty
         if vid == t.venue_id:
@@ -1040,16 +1127,16 @@ class AlpacaVenue:
                 self._stream_fill(t, vid, o, data)
             return
         if event in ("new", "accepted", "pending_new"):
-            self._accept(t, vid)
+            self._accept(t, vid, o)
         elif event in ("fill", "partial_fill"):
-            self._accept(t, vid)
+            self._accept(t, vid, o)
             self._stream_fill(t, vid, o, data)
         elif event in _CLOSED_BY:
             if not t.accepted and event == "rejected":
                 self._mark_closed(t)
                 self._emit_locked(VenueRejected(oid, "venue_rejected", _why(o, data)))
             elif not t.closed:
-                self._accept(t, vid)
+                self._accept(t, vid, o)
                 self._close(t, vid, o, _CLOSED_BY[event])
         elif event == "replaced":
             new_vid = o.get("replaced_by")
@@ -1142,6 +1229,8 @@ class AlpacaVenue:
         status = _enum_text(o.status)
         if t.orphan:
             return
+        if vid == t.venue_id and status not in _TERMINAL:
+            self._trailed(t, o)  # moves missed while this process was not looking
         if vid == t.pending_vid and status in _CLOSED_BY:
             t.pending = None
             t.pending_vid = None

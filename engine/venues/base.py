@@ -37,6 +37,7 @@ __all__ = [
     "VenueRejected",
     "VenueReplaced",
     "VenueStatus",
+    "VenueTrailed",
 ]
 
 Side: TypeAlias = Literal["buy", "sell"]
@@ -89,10 +90,14 @@ class VenueOrder:
 
 @dataclass(frozen=True, slots=True)
 class VenueAccepted:
-    """The venue took the order; `venue_order_id` is its own id for it."""
+    """The venue took the order; `venue_order_id` is its own id for it. A trailing
+    stop's `stop_price` and `hwm` (ticks) are the venue's when it took it (None: no
+    watermark yet, or not a trailing stop)."""
 
     order_id: int
     venue_order_id: str
+    stop_price: int | None = None
+    hwm: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +159,18 @@ class VenueReplaced:
 
 
 @dataclass(frozen=True, slots=True)
+class VenueTrailed:
+    """A trailing stop's stop moved at the venue: its stop is now `stop_price` ticks and
+    its watermark `hwm` (a sell's highest price since it was placed, a buy's lowest).
+    Reported when the venue's values differ from the last ones reported (a venue that
+    pushes nothing when its stop trails is polled for them)."""
+
+    order_id: int
+    stop_price: int
+    hwm: int
+
+
+@dataclass(frozen=True, slots=True)
 class VenueStatus:
     """The venue's health changed: `connected` is true only when orders can be routed
     and their outcomes are being received; `detail` says what changed."""
@@ -163,7 +180,13 @@ class VenueStatus:
 
 
 VenueEvent: TypeAlias = (
-    VenueAccepted | VenueRejected | VenueFilled | VenueCanceled | VenueReplaced | VenueStatus
+    VenueAccepted
+    | VenueRejected
+    | VenueFilled
+    | VenueCanceled
+    | VenueReplaced
+    | VenueTrailed
+    | VenueStatus
 )
 """Everything a venue reports through `emit`."""
 

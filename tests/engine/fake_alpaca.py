@@ -5,16 +5,18 @@ REST (``/v2/orders``, ``/v2/orders/{id}``, ``/v2/orders:by_client_order_id``,
 both on 127.0.0.1 with ports the OS picks, as ``../shared/contracts/alpaca.md`` describes:
 auth headers checked, error bodies ``{"code", "message"}``, order ids UUIDs. It keeps a
 tiny book: orders rest until the test fills them (`fill`), a market order fills at once
-when the symbol has a `last_price`, and buy orders are checked against `buying_power`.
+when the symbol has a `last_price` (a trailing stop when a `trade` reaches its stop), and
+buy orders are checked against `buying_power`.
 
 Order classes as Alpaca has them: a ``trailing_stop`` (``trail_price`` or
-``trail_percent``; its ``stop_price`` and ``hwm`` follow `trade`), and ``bracket``,
-``oto`` and ``oco`` orders with ``take_profit``/``stop_loss``, whose legs are orders of
-their own (nested in the parent's ``legs``; no client order id of the caller's). A
-bracket's or OTO's legs are ``held`` until the parent is filled, then ``new``; when the
-parent is canceled unfilled they are canceled, partly filled they work what it filled;
-when one leg is filled the other is canceled. An OCO is its take-profit limit (the
-parent) and its stop-loss leg, both working; when one fills, the other is canceled.
+``trail_percent``; its ``stop_price`` and ``hwm`` follow `trade`, which also triggers
+it), and ``bracket``, ``oto`` and ``oco`` orders with ``take_profit``/``stop_loss``,
+whose legs are orders of their own (nested in the parent's ``legs``; no client order
+id of the caller's). A bracket's or OTO's legs are ``held`` until the parent is
+filled, then ``new``; when the parent is canceled unfilled they are canceled, partly
+filled they work what it filled; when one leg is filled the other is canceled. An OCO
+is its take-profit limit (the parent) and its stop-loss leg, both working; when one
+fills, the other is canceled.
 
 Control for tests: `fill`, `trade`, `expire`, `reject`, `fail_next` (5xx or any status, optionally
 after doing the work), `hang_next`/`release` (a request that never answers), `stop` /
@@ -360,16 +362,21 @@ class FakeAlpaca:
 
     def trade(self, symbol: str, price: Decimal | str) -> None:
         """A print at `price`: the symbol's last price, which trailing stops follow (their
-        `hwm` and `stop_price` move; Alpaca publishes nothing for that)."""
+        `hwm` and `stop_price` move; Alpaca publishes nothing for that). A trailing stop
+        whose stop the print reaches (a sell's at or below it, a buy's at or above)
+        triggers: a market order, filled at once at `price` for what it has open."""
         with self._cond:
             p = Decimal(price)
             self.last_price[symbol] = p
-            for o in self.orders.values():
+            for o in list(self.orders.values()):
                 if o.type != "trailing_stop" or not o.open or o.symbol != symbol:
                     continue
                 if o.hwm is None or (p > o.hwm if o.side == "sell" else p < o.hwm):
                     o.hwm = p
                     o.trail()
+                stop = o.stop_price
+                if stop is not None and (p <= stop if o.side == "sell" else p >= stop):
+                    self._fill(o, p, o.qty - o.filled_qty)
             self._cond.notify_all()
 
     def expire(self, key: str) -> None:

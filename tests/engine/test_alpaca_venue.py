@@ -33,6 +33,7 @@ from tickplane.engine.venues.base import (
     VenueRejected,
     VenueReplaced,
     VenueStatus,
+    VenueTrailed,
 )
 
 if TYPE_CHECKING:
@@ -313,6 +314,71 @@ def test_a_trailing_stop_is_sent_with_its_trail(
     accepted(events, 51)
     body = [b for m, p, b in fake.requests if m == "POST" and p == "/v2/orders"][-1]
     assert body["trail_percent"] == Decimal("2.5")
+
+
+def _trailing(oid: int, trail: int = 150) -> VenueOrder:
+    return classed(oid, "simple", type="trailing_stop", side="sell", limit_price=None, qty=3,
+                   trail_price=trail)  # fmt: skip
+
+
+def test_a_trailing_stops_moves_are_polled_and_reported_until_it_closes(
+    fake: FakeAlpaca,
+) -> None:
+    """Alpaca pushes nothing when a trailing stop trails: the venue reads each open one
+    every `trail_poll_seconds` and reports a move once; a closed one is not read again."""
+    venue = make_venue(fake, trail_poll_seconds=0.02)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        fake.trade("AAPL", "100")
+        venue.submit(_trailing(60))
+        venue.submit(_trailing(61, trail=300))
+        first = accepted(events, 60)
+        assert (first.stop_price, first.hwm) == (9850, 10000)  # its stop as Alpaca set it
+        a, b = fake.order(first.venue_order_id), fake.order(accepted(events, 61).venue_order_id)
+
+        def reads(o: FakeOrder) -> int:
+            return sum(1 for m, p, _ in fake.requests if m == "GET" and p.endswith(o.id))
+
+        fake.trade("AAPL", "101")
+        assert events.wait(VenueTrailed, lambda e: e.order_id == 60) == VenueTrailed(
+            60, 9950, 10100
+        )
+        events.wait(VenueTrailed, lambda e: e.order_id == 61 and e.hwm == 10100)
+        fake.trade("AAPL", "100.50")  # below the high: nothing moves
+        fake.trade("AAPL", "101.20")
+        moved = events.wait(VenueTrailed, lambda e: e.order_id == 60 and e.hwm == 10120)
+        assert moved.stop_price == 9970
+        polled = reads(a)
+        fake.wait_until(lambda: reads(a) >= polled + 3)  # still read while unchanged...
+        trailed = [e for e in events.about(60) if isinstance(e, VenueTrailed)]
+        assert [(e.stop_price, e.hwm) for e in trailed] == [(9950, 10100), (9970, 10120)]
+        # ... until it closes: triggered and filled (its last move came with the fill)
+        fake.trade("AAPL", "99.70")
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 60)
+        assert (fill.price, fill.qty, fill.leaves_qty) == (9970, 3, 0)
+        after_close = reads(b)
+        fake.wait_until(lambda: reads(b) >= after_close + 2)  # a round in flight is done
+        closed_reads = reads(a)
+        fake.wait_until(lambda: reads(b) >= after_close + 6)  # b is still read...
+        assert reads(a) == closed_reads  # ...a is not
+    finally:
+        venue.stop()
+
+
+def test_trail_polling_can_be_turned_off(fake: FakeAlpaca) -> None:
+    venue = make_venue(fake, trail_poll_seconds=0)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        assert "alpaca-trail" not in {t.name for t in threading.enumerate()}
+    finally:
+        venue.stop()
+    with pytest.raises(ValueError, match="trail_poll_seconds"):
+        make_venue(fake, trail_poll_seconds=-1)
 
 
 def test_the_venue_is_a_venue(started: tuple[AlpacaVenue, Events]) -> None:

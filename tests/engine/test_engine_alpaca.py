@@ -20,6 +20,7 @@ from tickplane.core.events import (
     OrderActivated,
     OrderCanceled,
     OrderReplaced,
+    OrderTrailed,
     PositionChanged,
     StopTriggered,
     Trade,
@@ -45,6 +46,7 @@ def _engine(engine_factory: Any, fake: FakeAlpaca, **extra: Any) -> EngineProces
             "kind": "alpaca",
             "url_override": fake.rest_url,
             "stream_url_override": fake.stream_url,
+            "trail_poll_seconds": 0.02,
         },
         **extra,
     )
@@ -186,6 +188,8 @@ def _shape(events: list[Any], first: int, last: int) -> list[tuple[Any, ...]]:
             out.append(("canceled", e.id - first, e.remaining, e.reason))
         elif isinstance(e, StopTriggered) and e.id in ids:
             out.append(("triggered", e.id - first, e.stop_price))
+        elif isinstance(e, OrderTrailed) and e.id in ids:
+            out.append(("trailed", e.id - first, e.stop_price, e.hwm))
     return out
 
 
@@ -365,13 +369,57 @@ def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
     assert eng.stop() == 0
 
 
-def test_a_trailing_stop_goes_to_alpaca_with_its_trail(
+def sent_id(fake: FakeAlpaca, order_id: int) -> str:
+    """Alpaca's id of the engine's order `order_id`."""
+    return fake.order(f"tp-{order_id}").id
+
+
+# A trailing sell of 3 trailing by 150 ticks, placed after a print at 100.00: the market
+# goes to 101 and 102 (its stop follows: 99.50, 100.50), back to 101.50 (nothing), then
+# prints 100.40, which triggers it; it sells its 3 at 100.40.
+TRAILING_EVENTS = [
+    ("accepted", 0, "simple", None, 3, "trailing_stop"),
+    ("trailed", 0, 9950, 10100),
+    ("trailed", 0, 10050, 10200),
+    ("triggered", 0, 10050),
+    ("trade", 0, 3, 10040),
+]
+
+
+def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
     engine_factory: Any, fake: FakeAlpaca
 ) -> None:
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> tuple[list[tuple[Any, ...]], int | None]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+
+            async def prints(price: int, bids: int = 1) -> None:
+                await c.submit("mm", "GOOG", "buy", "limit", bids, price=price)
+                await c.submit("mm2", "GOOG", "sell", "limit", 1, price=price)
+
+            await prints(10000)
+            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            (accepted,) = [e for e in r.events if isinstance(e, OrderAccepted)]
+            for price in (10100, 10200, 10150):
+                await prints(price)
+            await prints(10040, bids=4)  # its 3 sell into the 3 bids left
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id), (
+                accepted.stop_price
+            )
+
+    expected, accepted_stop = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    assert (expected, accepted_stop) == (TRAILING_EVENTS, 9850)
+
     eng = _engine(engine_factory, fake)
     eng.start()
 
-    async def body() -> None:
+    async def at_alpaca() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
             await _connected(c)
             fake.trade("GOOG", "100")
@@ -379,26 +427,99 @@ def test_a_trailing_stop_goes_to_alpaca_with_its_trail(
             assert isinstance(r, wire.Ack) and r.order_id is not None
             p = r.order_id
             sent = fake.wait_order(f"tp-{p}")
-            assert (sent.type, sent.trail_price, sent.stop_price) == (
-                "trailing_stop",
-                Decimal("1.5"),
-                Decimal("98.5"),
-            )
+            assert (sent.type, sent.trail_price) == ("trailing_stop", Decimal("1.5"))
             events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
             (accepted,) = [e for e in events if isinstance(e, OrderAccepted) and e.id == p]
-            assert (accepted.order_type, accepted.order_class, accepted.trail_price) == (
-                "trailing_stop",
-                "simple",
-                150,
-            )
-            assert accepted.stop_price is None  # Alpaca keeps it (no OrderTrailed from there)
+            assert (accepted.trail_price, accepted.stop_price) == (150, 9850)
             bad = await c.replace("alice", p, trail_price=200)
             assert isinstance(bad, wire.Reject) and bad.reason == "bad_replace"
-            fake.fill(sent.id, "98.40", 3)
-            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 2)
-            assert _shape(events, p, p)[-1] == ("trade", 0, 3, 9840)
+            # each move is seen by the venue's poll before the market moves again
+            for price, seen in (("101", 2), ("102", 3), ("101.50", 3)):
+                fake.trade("GOOG", price)
+                await _events_until(c, lambda ev, n=seen: len(_shape(ev, p, p)) == n)
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.stop_price, v.hwm) for v in views.orders] == [(p, 10050, 10200)]
+            fake.trade("GOOG", "100.40")  # Alpaca triggers it and sells at 100.40
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 5)
+            assert _shape(events, p, p) == expected
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+            return p
 
-    asyncio.run(body())
+    p = asyncio.run(at_alpaca())
+    gets = [path for m, path, _ in fake.requests if m == "GET" and path.endswith(sent_id(fake, p))]
+    assert gets  # the moves were polled (GET /v2/orders/{id})
+    eng.kill()  # no snapshot: recovery replays the venue's reports, trails included
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert _shape(await c.replay(1, ping.last_seq), p, p) == expected
+
+    asyncio.run(after())
+    assert eng.stop() == 0
+
+
+@pytest.mark.parametrize("snapshot_every", [0, 1])
+def test_a_trailing_stop_at_alpaca_survives_a_kill_9_without_a_second_trail(
+    engine_factory: Any, fake: FakeAlpaca, snapshot_every: int
+) -> None:
+    """Killed while the trailing stop works at 100.50 (its high 102): the market prints
+    below the high while the engine is down. The restarted engine hands the order back
+    to the venue, which reads its stop and high again: the same, so no OrderTrailed;
+    later moves and the trigger come as before."""
+    eng = _engine(engine_factory, fake, snapshot_every=snapshot_every)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            fake.trade("GOOG", "100")
+            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            fake.wait_order(f"tp-{p}")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            for price, seen in (("101", 2), ("102", 3)):
+                fake.trade("GOOG", price)
+                await _events_until(c, lambda ev, n=seen: len(_shape(ev, p, p)) == n)
+            return p
+
+    p = asyncio.run(first())
+    eng.kill()
+    assert bool(snapshots(eng.settings["journal_dir"])) == bool(snapshot_every)
+    fake.trade("GOOG", "101.80")  # nobody listens; the stop stays at 100.50
+    asked = len(fake.requests)
+    eng.start()
+
+    async def second() -> list[tuple[Any, ...]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            oid = sent_id(fake, p)
+
+            def read(how: str) -> bool:
+                return any(m == "GET" and how in path for m, path, _ in fake.requests[asked:])
+
+            fake.wait_until(lambda: read("by_client_order_id"))  # resumed (Venue.resume)
+            fake.wait_until(lambda: read(oid))  # and polled since
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.stop_price, v.hwm) for v in views.orders] == [(p, 10050, 10200)]
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.trade("GOOG", "103")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 4)
+            fake.trade("GOOG", "101.40")
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 6)
+            return _shape(events, p, p)
+
+    assert asyncio.run(second()) == [
+        *TRAILING_EVENTS[:3],
+        ("trailed", 0, 10150, 10300),
+        ("triggered", 0, 10150),
+        ("trade", 0, 3, 10140),
+    ]
     assert eng.stop() == 0
 
 

@@ -73,7 +73,12 @@ def test_a_minimal_engine_gets_every_default(
         api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
     )
     spec = got["spec"]
-    assert spec["venue"] == {"kind": "internal", "paper": True, "unreachable": "reject"}
+    assert spec["venue"] == {
+        "kind": "internal",
+        "paper": True,
+        "unreachable": "reject",
+        "trailPollSeconds": 1.0,
+    }
     assert spec["resources"] == {"cpus": 2, "memory": "2Gi"}
     assert spec["journal"] == {"size": "10Gi", "fsync": "batch"}
     assert spec["updatePolicy"] == "automatic" and spec["risk"]["default"] == {}

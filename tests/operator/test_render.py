@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from tickplane.operator.render import engine_objects, strategy_objects
@@ -39,6 +40,15 @@ def test_alpaca_credentials_come_from_the_secret() -> None:
     assert '"secret_dir": "/etc/tickplane/alpaca"' in objects["ConfigMap"]["data"]["engine.json"]
     env = pod["containers"][0].get("env", [])
     assert not [e for e in env if "SECRET" in e["name"]]  # never in the environment or file
+
+
+def test_the_trail_poll_reaches_the_engine_config() -> None:
+    venue = {"kind": "alpaca", "credentialsSecret": {"name": "alpaca"}}
+    for given, rendered in ((None, 1.0), (0.25, 0.25), (0, 0.0)):
+        spec = venue if given is None else {**venue, "trailPollSeconds": given}
+        _, objects = render(venue=spec)
+        config = json.loads(objects["ConfigMap"]["data"]["engine.json"])
+        assert config["venue"]["trail_poll_seconds"] == rendered
 
 
 def test_paused_strategy_has_no_replicas() -> None:
