@@ -872,6 +872,16 @@ cdef class MatchingEngine:
                 "side": o.side, "type": OT_LIMIT, "price": o.price, "stop_price": 0,
                 "qty": o.qty, "tif": o.tif}
 
+    def owner(self, uint64_t id):
+        """(account, symbol) of a live order or held stop, or None: what a cancel needs
+        to know, without building `order`'s dict."""
+        cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
+        if v == NIL:
+            return None
+        if v & STOP_TAG:
+            return (self.stops[v & ~STOP_TAG].account, self.stops[v & ~STOP_TAG].symbol)
+        return (self.orders.items[v].account, self.orders.items[v].symbol)
+
     # -- state ---------------------------------------------------------------------------------
 
     def dump(self):

@@ -27,7 +27,7 @@ from typing import Final
 import msgspec
 
 from tickplane.core.config import CircuitBreakerConfig, RiskLimits
-from tickplane.core.events import SymbolHalted, SymbolResumed
+from tickplane.core.events import Event, SymbolHalted, SymbolResumed
 from tickplane.engine.positions import Positions
 
 __all__ = [
@@ -730,7 +730,7 @@ class RiskEngine:
         until = self._halts.pop(symbol)
         return SymbolResumed(0, until if until is not None and until <= ts else ts, symbol)
 
-    def expire(self, ts: int) -> list[SymbolResumed]:
+    def expire(self, ts: int) -> list[Event]:
         """End the halts whose time is up at `ts`; one event each (at its end time),
         in symbol order. The engine calls it from its timer; checks never need it."""
         if not self._halts:  # the usual case, on every command
@@ -738,6 +738,7 @@ class RiskEngine:
         done = sorted((s, u) for s, u in self._halts.items() if u is not None and u <= ts)
         for s, _ in done:
             del self._halts[s]
+        # list[Event]: the engine appends the command's events to it
         return [SymbolResumed(0, u, s) for s, u in done]
 
     def halts(self) -> dict[str, int | None]:

@@ -571,9 +571,14 @@ class EngineService:
             log.warning("rejected an undecodable frame: %s", exc)
             self.metrics.request_rejects["bad_frame"].inc()
             return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
-        if isinstance(req, wire.Batch):
+        if type(req) is wire.NewOrder:  # the order-entry requests straight to their handler
+            reply, events = self._new(req, touched)
+        elif type(req) is wire.CancelOrder or type(req) is wire.ReplaceOrder:
+            reply, events = self._change(req, touched)
+        elif isinstance(req, wire.Batch):
             return self._batch(req.requests, touched)
-        reply, events = self.dispatch(req, touched)
+        else:
+            reply, events = self.dispatch(req, touched)
         if type(reply) is wire.Reject:
             # Counted here, once for every client request, whichever check refused it.
             self.metrics.request_rejects[reply.reason].inc()
@@ -1003,13 +1008,14 @@ class EngineService:
         self.metrics.requests["routed"].inc()
         return wire.Ack(req.req, order.id, last_seq=self.state.seq)
 
-    def _owned(self, account: str, order_id: int) -> dict[str, Any] | None:
-        """The live order if it belongs to `account` (others' orders do not exist)."""
+    def _owned(self, account: str, order_id: int) -> tuple[int, int] | None:
+        """(account, symbol) of the live order if it belongs to `account` (others'
+        orders do not exist)."""
         acc = self.state.account_id(account)
-        o = self.state.core.order(order_id) if acc is not None and order_id > 0 else None
+        o = self.state.core.owner(order_id) if acc is not None and order_id > 0 else None
         if o is not None and order_id in self.state.contingent.aliases:
             return None  # a held order's piece: reached through the held order's id
-        return o if o is not None and o["account"] == acc else None
+        return o if o is not None and o[0] == acc else None
 
     def _change(
         self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
@@ -1049,8 +1055,8 @@ class EngineService:
             cmd = Command.make(
                 Op.REPLACE,
                 req.order_id,
-                int(o["account"]),
-                int(o["symbol"]),
+                o[0],
+                o[1],
                 time.time_ns(),
                 qty=KEEP if req.qty is None else _number(req.qty),
                 price=KEEP if req.price is None else _number(req.price),
@@ -1068,8 +1074,8 @@ class EngineService:
                     0,
                     0,
                     time.time_ns(),
-                    o["account"],
-                    o["symbol"],
+                    o[0],
+                    o[1],
                     CANCEL,
                     0,
                     0,

@@ -290,7 +290,7 @@ class EngineState:
             core.cancel(oid, ts)
         else:
             core.replace(oid, qty, price, ts)
-        out: list[Event] = list(self.risk.expire(ts))
+        out: list[Event] = self.risk.expire(ts)  # a new list each call
         events = from_rows(core.event_rows(), self.symbols, self.accounts)
         held = self.contingent
         if held.aliases:  # pieces of held orders trade under their held order's id
