@@ -19,8 +19,14 @@ where a crash stopped a write: readers stop before it and the writer cuts it off
 re-opens the journal. Anything else that fails a check raises `JournalCorrupt` with the
 file and byte offset: nothing is ever skipped silently.
 
-The writer and the readers are pure Python over ``os`` and ``zlib``; the checksum is
-zlib's CRC-32 (the ISO-HDLC/IEEE polynomial).
+The writer copies records into the segment through a shared memory map (`mmap`), the
+file grown ahead in reserved steps (`posix_fallocate`): a record is in the operating
+system's page cache, where a killed process cannot lose it, without a ``write`` system
+call before the acknowledgement. A finished segment is cut to its records' length; the
+zeros a crash leaves after the last record (space reserved, never written) read as the
+end of the records, in any segment (the ordinals of the next segment show that nothing
+is missing). The readers are pure Python over ``os`` and ``zlib``; the checksum is zlib's
+CRC-32 (the ISO-HDLC/IEEE polynomial).
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import enum
 import fcntl
 import json
 import logging
+import mmap
 import os
 import re
 import struct
@@ -97,6 +104,10 @@ _SEGMENT_RE: Final = re.compile(r"journal-(\d{20})\.tpj")
 _SNAPSHOT_RE: Final = re.compile(r"snapshot-(\d{20})\.tps")
 _LOCK_NAME: Final = "journal.lock"
 _SCAN_CHUNK: Final = 1 << 20
+# The writer grows a segment's file this far ahead of its records (at least a page,
+# at most this): one fallocate and one remap per step, none per record.
+_GROW_MAX: Final = 8 << 20
+_UNWRITTEN: Final = "zeros after the last record (space reserved, never written)"
 
 
 class RecordType(enum.IntEnum):
@@ -398,6 +409,11 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
     found = np.concatenate(chunks)
     if problem is None:
         return _Parsed(found, pos, None)
+    if buf.count(0, pos) == size - pos:
+        # The writer's reserved space after its last record (a crash before the segment
+        # was cut to length). In the last segment the writer cuts it on re-opening; in an
+        # earlier one the next segment's first ordinal proves no record was lost there.
+        return _Parsed(found, pos, _UNWRITTEN if last else None)
     if not last:
         raise JournalCorrupt(path, pos, problem + " (not in the last segment)")
     after = _next_good_record(buf, pos + 1)
@@ -731,6 +747,10 @@ class JournalWriter:
         self._dirty = False  # written since the last fsync
         self._failed: BaseException | None = None
         self._fd = -1
+        self._map: mmap.mmap | None = None  # the segment's file, mapped (see _grow)
+        self._mapped = 0  # bytes of the file mapped: the records, then reserved zeros
+        page = mmap.PAGESIZE
+        self._grow_step = min(_GROW_MAX, -(-max(max_segment_bytes, 1) // page) * page)
         self._lock_fd = -1
         self._open()
 
@@ -780,7 +800,8 @@ class JournalWriter:
                 self._new_segment(first)
             else:
                 if parsed.torn is not None:
-                    log.warning(
+                    log.log(
+                        logging.INFO if parsed.torn == _UNWRITTEN else logging.WARNING,
                         "journal: truncating %s at byte offset %d after record %d: cut %d "
                         "bytes of a torn tail (%s)",
                         path,
@@ -827,7 +848,7 @@ class JournalWriter:
         return 0
 
     def _attach(self, first: int, path: Path, size: int, next_ordinal: int) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+        self._fd = os.open(path, os.O_RDWR)  # read too: a shared map needs it
         self._segment_first = first
         self._segment_path = path
         self._segment_size = size
@@ -999,10 +1020,10 @@ class JournalWriter:
         if not self._pending:
             return self._committed
         self._check()
-        data = b"".join(self._pending)
-        self._pending.clear()
+        parts = self._pending
+        self._pending = []
         self._pending_bytes = 0
-        self._write(data)
+        self._write(*parts)
         if self.policy is FsyncPolicy.BATCH:
             self._sync()
         self._committed = self._next - 1
@@ -1017,15 +1038,52 @@ class JournalWriter:
             self._sync()
         return self._committed
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, *parts: bytes) -> None:
+        """Copy `parts` after the segment's records, in order, one copy each.
+
+        One copy per record at most, never one for several: a copy may store its bytes
+        in any order (memcpy does), so a kill inside it leaves that record torn, but a
+        record after it could otherwise be whole, and a torn record followed by a good
+        one reads as damage, not as a torn tail."""
+        pos = self._segment_size
+        end = pos + sum(map(len, parts))
         try:
-            _write_all(self._fd, data)
+            if end > self._mapped:
+                self._grow(end)
+            m = self._map
+            assert m is not None
+            for part in parts:
+                stop = pos + len(part)
+                m[pos:stop] = part
+                pos = stop
         except OSError as exc:
             self._failed = exc
             raise JournalError(f"{self._segment_path}: write failed: {exc}") from exc
-        self._segment_size += len(data)
-        self.bytes_written += len(data)
+        self.bytes_written += end - self._segment_size
+        self._segment_size = end
         self._dirty = True
+
+    def _grow(self, end: int) -> None:
+        """Reserve the file's blocks up to past `end` and map them. Reserved, not sparse:
+        a full disk fails here, as an OSError, not later as a SIGBUS on a store into the
+        map."""
+        page = mmap.PAGESIZE
+        size = -(-(end + self._grow_step) // page) * page
+        os.posix_fallocate(self._fd, 0, size)
+        if self._map is None:
+            self._map = mmap.mmap(self._fd, size)
+        else:
+            self._map.resize(size)
+        self._mapped = size
+
+    def _cut(self) -> None:
+        """Unmap the segment and cut its file to its records (the reserved zeros go)."""
+        if self._map is not None:
+            self._map.close()
+            self._map = None
+        if self._mapped:
+            os.ftruncate(self._fd, self._segment_size)
+            self._mapped = 0
 
     def _sync(self) -> None:
         t0 = time.perf_counter()
@@ -1051,6 +1109,7 @@ class JournalWriter:
         self.sync()
         if self._next == self._segment_first:
             return self._segment_path
+        self._cut()
         os.close(self._fd)
         self._fd = -1
         self._new_segment(self._next)
@@ -1098,8 +1157,11 @@ class JournalWriter:
                 self.sync()
         finally:
             if self._fd >= 0:
-                os.close(self._fd)
-                self._fd = -1
+                try:
+                    self._cut()
+                finally:
+                    os.close(self._fd)
+                    self._fd = -1
             if self._lock_fd >= 0:
                 os.close(self._lock_fd)
                 self._lock_fd = -1

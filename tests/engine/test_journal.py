@@ -375,6 +375,49 @@ def test_zeroed_tail_is_a_torn_tail(tmp_path: Path) -> None:
     assert path.stat().st_size == size
 
 
+def test_a_writer_left_without_closing_leaves_only_reserved_zeros(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A killed writer's segment keeps the space reserved ahead of its records: the
+    records read back, and re-opening cuts the zeros (at INFO: nothing was torn)."""
+    w = JournalWriter(tmp_path, "none")
+    records = sample(w)
+    w.commit()
+    path = only_segment(tmp_path)
+    end = w._segment_size  # what close() would cut the file to
+    assert path.stat().st_size > end  # the records, then the reserved space
+    assert path.read_bytes()[end:].count(0) == path.stat().st_size - end
+    assert list(read(tmp_path)) == records
+    os.close(w._lock_fd)  # as a killed process's lock goes; its map and fd stay
+    w._lock_fd = -1
+    with caplog.at_level(logging.INFO), JournalWriter(tmp_path, "none") as again:
+        assert again.next_ordinal == records[-1].ordinal + 1
+        assert path.stat().st_size == end
+    assert "never written" in caplog.text and "WARNING" not in caplog.text
+    assert list(read(tmp_path)) == records
+
+
+def test_reserved_zeros_end_an_earlier_segment_but_a_lost_record_does_not_pass(
+    tmp_path: Path,
+) -> None:
+    with JournalWriter(tmp_path, "batch") as w:
+        for k in range(1, 7):
+            w.append_commands(commands(k, 1))
+            if k == 3:
+                w.rotate()
+    first = segments(tmp_path)[0].path
+    data = first.read_bytes()
+    # A crash between a rotation's new segment and the old one's cut (seen as reserved
+    # zeros left after its records): its records are all there.
+    first.write_bytes(data + bytes(8192))
+    assert [r.ordinal for r in read(tmp_path)] == list(range(1, 7))
+    # Zeros where its last record was: record 3 is missing, and reading says so.
+    last = len(data) - RECORD_HEADER_SIZE - COMMAND_SIZE
+    first.write_bytes(data[:last] + bytes(8192))
+    with pytest.raises(JournalCorrupt, match="a segment is missing"):
+        list(read(tmp_path))
+
+
 def test_torn_segment_header_is_rewritten(tmp_path: Path) -> None:
     path, _, _ = _journal_with_tail(tmp_path)
     header = path.read_bytes()[:SEGMENT_HEADER_SIZE]
@@ -667,7 +710,7 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("policy", ["always", "batch"])
+@pytest.mark.parametrize("policy", ["always", "batch", "none"])
 def test_kill_9_loses_no_acknowledged_record(tmp_path: Path, policy: str) -> None:
     script = tmp_path / "child.py"
     script.write_text(CHILD)
