@@ -456,12 +456,10 @@ class ContingentOrders:
         group's lots on its side are counted once: its own, its siblings' and an
         OCO's limit (they are one-cancels-other with it)."""
         g = self.groups.get(h.parent_id) if h.parent_id is not None else None
-        counted = st.risk.open_qty(h.id)
+        group: list[int] = []
         if g is not None:
-            counted += sum(st.risk.open_qty(leg) for leg in g.legs if leg != h.id)
-            if g.order_class == "oco":
-                counted += st.risk.open_qty(g.parent_id)
-        refused = st.risk.check_release(h.id, qty, counted, h.max_position)
+            group = [*g.legs, g.parent_id] if g.order_class == "oco" else g.legs
+        refused = st.risk.check_release(h.id, qty, group, h.max_position)
         if refused is None:
             return True
         if h.piece:

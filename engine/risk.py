@@ -21,7 +21,7 @@ order-rate buckets; nothing else changes until the engine reports what the core 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -591,17 +591,19 @@ class RiskEngine:
         return lim.max_position
 
     def check_release(
-        self, order_id: int, qty: int, counted: int, limit: int | None
+        self, order_id: int, qty: int, group: Iterable[int], limit: int | None
     ) -> Reject | None:
-        """Whether a held leg may work `qty` lots in the book now: the `max_position`
-        check of a new order of that size against `limit` (the leg keeps the limit in
-        force when it was accepted: configuration may change before a recovery replays
-        the release), except that the `counted` lots (what its group already has open
-        on its side: its own and its siblings', which its fills would take from) are not
-        counted twice. None for no limit, or an order risk does not hold."""
+        """Whether a held leg may work `qty` lots now (in the book, or at the venue
+        that holds it): the `max_position` check of a new order of that size against
+        `limit` (the leg keeps the limit in force when it was accepted: configuration
+        may change before a recovery replays the release), except that the lots its
+        group already has open on its side are not counted twice: its own and those of
+        the orders in `group` (its siblings, an OCO's limit), which its fills would take
+        from. None for no limit, or an order risk does not hold."""
         o = self._orders.get(order_id)
         if o is None or limit is None:
             return None
+        counted = o.qty + sum(self.open_qty(i) for i in group if i != order_id)
         is_pair = bool(self._per_symbol) and (o.account, o.symbol) in self._per_symbol
         return self._position_reject(limit, o.account, o.symbol, is_pair, o.buy, qty, counted)
 

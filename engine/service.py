@@ -191,6 +191,7 @@ class EngineService:
                 events = [e for e in self._apply_mark(item.mark()) if e.seq >= have]
             if log_ is not None and events:
                 log_.append(events)
+        st.venue_cancels.clear()  # decided before the restart: sent again on resume
         if log_ is not None and log_.next_seq > st.seq + 1:
             log_.truncate_after(st.seq)  # it held events of records the journal lost
         if st.recent.next != st.seq + 1:
@@ -450,7 +451,17 @@ class EngineService:
             self.journal.append_mark(mark)
             out.extend(self._apply_mark(mark))
             self._since_snapshot += 1  # a record recovery replays, as a command is
+            self._send_venue_cancels()
         return out
+
+    def _send_venue_cancels(self) -> None:
+        """Ask the venue to cancel what the last venue event made the engine cancel (a
+        leg whose release risk refused)."""
+        cancels = self.state.venue_cancels
+        if cancels and self.venue is not None:
+            for order_id in cancels:
+                self.venue.cancel(order_id)
+            cancels.clear()
 
     def _resume_routed(self) -> None:
         """Hand the venue the orders routed before this process started (recovered from
@@ -484,6 +495,11 @@ class EngineService:
                 )
                 head = (_venue_order(gone), None)
             venue.resume([head, *((_venue_order(leg), leg.filled) for leg in legs)])
+        # legs canceled for the clients whose cancel may not have reached the venue
+        # before a restart (the venue keeps a group's requests in order: after its resume)
+        for r in sorted(st.routed.values(), key=lambda r: r.id):
+            if r.canceling:
+                venue.cancel(r.id)
 
     def process(
         self, batch: Sequence[Sequence[bytes]], venue_events: Sequence[VenueEvent] = ()
@@ -997,7 +1013,8 @@ class EngineService:
         legs: list[RoutedOrder] = []
         extra: dict[str, Any] = {}
         if plan is not None:
-            order, legs, extra = _routed_class(order, plan)
+            limit = self.state.risk.position_limit(req.account, req.symbol)
+            order, legs, extra = _routed_class(order, plan, limit)
         mark: dict[str, Any] = {"route": msgspec.to_builtins(order)}
         if legs:
             mark["legs"] = msgspec.to_builtins(legs)
@@ -1134,8 +1151,10 @@ class EngineService:
         st, venue = self.state, self.venue
         assert venue is not None
         for r in sorted(st.routed.values(), key=lambda r: r.id):
-            if (account is not None and r.account != account) or (
-                symbol is not None and r.symbol != symbol
+            if (
+                (account is not None and r.account != account)
+                or (symbol is not None and r.symbol != symbol)
+                or r.canceling  # its cancel is on its way
             ):
                 continue
             if r.parent_id is not None:
@@ -1336,10 +1355,11 @@ def _venue_order(r: RoutedOrder, **extra: Any) -> VenueOrder:
 
 
 def _routed_class(
-    order: RoutedOrder, plan: wire.NewOrder
+    order: RoutedOrder, plan: wire.NewOrder, max_position: int | None
 ) -> tuple[RoutedOrder, list[RoutedOrder], dict[str, Any]]:
     """A trailing stop's or an order class's routed parent, its legs (ids after it, as
-    on the internal venue) and the VenueOrder fields that carry the class."""
+    on the internal venue, with the `max_position` their release is checked against)
+    and the VenueOrder fields that carry the class."""
     if plan.order_type == "trailing_stop":
         pct = None if plan.trail_percent is None else float(plan.trail_percent)
         order = msgspec.structs.replace(
@@ -1368,7 +1388,7 @@ def _routed_class(
     legs = [
         RoutedOrder(
             h.id, h.account, h.symbol, h.side, h.order_type, h.qty, h.price, h.stop_price,
-            h.tif, order_class=cls, parent_id=h.parent_id, leg=h.leg,
+            h.tif, order_class=cls, parent_id=h.parent_id, leg=h.leg, max_position=max_position,
         )
         for h in held
     ]  # fmt: skip

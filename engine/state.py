@@ -141,6 +141,12 @@ class RoutedOrder(msgspec.Struct):
     trail_price: int | None = None
     trail_percent: float | None = None
     hwm: int | None = None  # a trailing stop's watermark, as the venue last reported it
+    # a leg: the max_position in force when it was routed, checked when the venue
+    # releases it (journaled with it, so a recovery under other limits decides the same)
+    max_position: int | None = None
+    # canceled for the engine's clients (risk refused its release); the venue is asked
+    # to cancel it and its confirmation is no event
+    canceling: bool = False
 
 
 SNAPSHOT_VERSION = 1
@@ -188,6 +194,9 @@ class EngineState:
     last_routed_id: int = 0
     # a routed bracket's, OTO's or OCO's parent id -> its group (legs, exit_open)
     routed_groups: dict[int, Group] = field(default_factory=dict)
+    # routed orders to cancel at the venue, decided by the last venue event (the live
+    # process sends them; recovery drops them: the venue is asked again on resume)
+    venue_cancels: list[int] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -470,6 +479,8 @@ class EngineState:
                 self._routed_done(r, g)
             if g is not None:
                 self._routed_group_fill(g, r, qty, ts, out)
+        elif kind == "canceled" and r.canceling:
+            self._routed_done(r, g)  # already canceled for the clients: no event
         elif kind == "canceled":
             reason = str(f["reason"])
             if g is not None:
@@ -481,6 +492,8 @@ class EngineState:
                     g.parent_canceled = True
             out.append(OrderCanceled(0, ts, r.id, r.account, r.symbol, int(f["remaining"]), reason))
             self._routed_done(r, g)
+        elif kind == "rejected" and r.canceling and f.get("request") == "cancel":
+            pass  # its clients saw it canceled; the venue reports what happens to it
         elif kind == "rejected":
             # As in the matching contract, a refused cancel or replace is an
             # OrderRejected too; only a refused submit ends the order (and its legs,
@@ -547,11 +560,11 @@ class EngineState:
         )
 
     def _routed_legs(self, g: Group | None) -> list[RoutedOrder]:
-        """A routed group's legs that are still open."""
+        """A routed group's legs that are still open (for the engine's clients)."""
         if g is None:
             return []
         legs = (self.routed.get(i) for i in g.legs)
-        return [leg for leg in legs if leg is not None]
+        return [leg for leg in legs if leg is not None and not leg.canceling]
 
     def _routed_done(self, r: RoutedOrder, g: Group | None) -> None:
         """A routed order is closed (filled or canceled): forget it, and its group once
@@ -567,6 +580,17 @@ class EngineState:
             g.legs.remove(r.id)
         if not g.parent_open and not g.legs:
             del self.routed_groups[g.parent_id]
+
+    def _refuse_release(
+        self, leg: RoutedOrder, reason: str, remaining: int, ts: int, out: list[Event]
+    ) -> None:
+        """Risk refuses a leg the venue released: it is canceled for the clients, as on
+        the internal venue (its siblings keep working), and the venue is asked to
+        cancel it (`venue_cancels`); it stays routed, hidden, until the venue confirms."""
+        leg.canceling = True
+        self.risk.on_done(leg.id)
+        out.append(OrderCanceled(0, ts, leg.id, leg.account, leg.symbol, remaining, reason))
+        self.venue_cancels.append(leg.id)
 
     def _routed_group_fill(
         self, g: Group, r: RoutedOrder, qty: int, ts: int, out: list[Event]
@@ -585,8 +609,12 @@ class EngineState:
                         0, ts, leg.id, leg.account, leg.symbol, g.parent_id, leg.leg, g.exit_open
                     )
                 )
-                if leg.order_type == "limit":  # a take-profit works its lots
-                    risk.on_replaced(leg.id, g.exit_open)
+                if leg.order_type == "limit":  # a take-profit works its lots, if risk lets it
+                    refused = risk.check_release(leg.id, g.exit_open, g.legs, leg.max_position)
+                    if refused is None:
+                        risk.on_replaced(leg.id, g.exit_open)
+                    else:
+                        self._refuse_release(leg, refused.reason, g.exit_open, ts, out)
             return
         g.any_leg_filled = True
         g.exit_open -= qty
@@ -698,7 +726,7 @@ class EngineState:
         when it is done or belongs to another account."""
         routed = self.routed.get(order_id)
         if routed is not None:
-            if routed.account != account:
+            if routed.account != account or routed.canceling:
                 return None
             return wire.OrderView(
                 routed.id,

@@ -2,14 +2,15 @@
 
 `AlpacaVenue` implements `tickplane.engine.venues.base.Venue`. REST calls
 (`TradingClient`) run on a few worker threads, each with its own client; an order always
-goes to the same worker (``order_id % workers``), so requests about one order are sent in
-the order they were made. The `trade_updates` stream (`TradingStream`) runs on its own
-thread and event loop, and a monitor thread probes the account while the REST side is
-down, sends a heartbeat probe while it is up, and reconciles open orders after every
-(re)connection of the stream, so fills that happened while the stream was down are not
-lost. Alpaca pushes nothing when a trailing stop's stop trails, so a poller thread reads
-each open trailing stop every `trail_poll_seconds` and reports its moves. No alpaca-py
-call ever runs on the caller's thread.
+goes to the same worker (``order_id % workers``, a leg to its parent's), so requests
+about one order, or one bracket, OTO or OCO, are sent in the order they were made.
+The `trade_updates` stream (`TradingStream`) runs on its own thread and event loop, and
+a monitor thread probes the account while the REST side is down, sends a heartbeat
+probe while it is up, and reconciles open orders after every (re)connection of the
+stream, so fills that happened while the stream was down are not lost. Alpaca pushes
+nothing when a trailing stop's stop trails, so a poller thread reads each open trailing
+stop every `trail_poll_seconds` and reports its moves. No alpaca-py call ever runs on
+the caller's thread.
 
 Mapping, policies and reason codes: docs/venues.md.
 """
@@ -296,6 +297,7 @@ class AlpacaVenue:
         self._orders: dict[int, _Tracked] = {}
         self._by_coid: dict[str, int] = {}
         self._by_vid: dict[str, int] = {}
+        self._parent_of: dict[int, int] = {}  # a leg's engine id -> its parent's
         self._rest_ok = False
         self._stream_ok = False
         self._reconcile_due = False
@@ -427,6 +429,7 @@ class AlpacaVenue:
 
     def submit(self, order: VenueOrder) -> None:
         """Queue a new order (see `Venue.submit`)."""
+        self._group(order.order_id, order.legs)
         self._enqueue(order.order_id, ("submit", order, None, None))
 
     def cancel(self, order_id: int) -> None:
@@ -446,7 +449,16 @@ class AlpacaVenue:
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`)."""
         if orders:
+            self._group(orders[0][0].order_id, [leg.order_id for leg, _ in orders[1:]])
             self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
+
+    def _group(self, parent: int, legs: Sequence[int]) -> None:
+        """Requests about `legs` go to their parent's worker, after the parent's own (a
+        leg's cancel sent right after its group's resume finds the leg tracked)."""
+        if legs:
+            with self._lock:
+                for leg in legs:
+                    self._parent_of[leg] = parent
 
     # ------------------------------------------------------------------ threads
 
@@ -458,7 +470,8 @@ class AlpacaVenue:
     def _enqueue(self, order_id: int, cmd: _Command) -> None:
         if self._emit is None or self._stopping.is_set():
             raise RuntimeError("AlpacaVenue is not running: call start() first")
-        self._queues[order_id % len(self._queues)].put(cmd)
+        key = self._parent_of.get(order_id, order_id)
+        self._queues[key % len(self._queues)].put(cmd)
 
     def _client(self) -> TradingClient:
         """A `TradingClient` for the calling thread: no SDK retries (a worker must not
@@ -919,6 +932,7 @@ class AlpacaVenue:
             if old is None or not old.closed or old.orphan or old.pending is not None:
                 continue
             del self._orders[oid]
+            self._parent_of.pop(oid, None)
             coid = old.client_order_id
             for c in [coid, *(f"{coid}-r{k}" for k in range(1, old.replacements + 1))]:
                 self._by_coid.pop(c, None)

@@ -151,6 +151,7 @@ class _Failure:
     status: int
     message: str
     apply: bool  # do the work first, then answer with the failure
+    method: str | None = None  # only requests of this method (None: any)
 
 
 class ApiError(Exception):
@@ -325,13 +326,19 @@ class FakeAlpaca:
         return found
 
     def fail_next(
-        self, status: int = 500, count: int = 1, message: str = "", apply: bool = False
+        self,
+        status: int = 500,
+        count: int = 1,
+        message: str = "",
+        apply: bool = False,
+        method: str | None = None,
     ) -> None:
-        """The next `count` REST requests answer `status` with an error body; with
-        `apply`, each request is carried out first (a 5xx after the order was taken)."""
+        """The next `count` REST requests (of `method` only, if given) answer `status`
+        with an error body; with `apply`, each request is carried out first (a 5xx after
+        the order was taken)."""
         text = message or HTTPStatus(status).phrase.lower()
         with self._cond:
-            self._failures.extend(_Failure(status, text, apply) for _ in range(count))
+            self._failures.extend(_Failure(status, text, apply, method) for _ in range(count))
 
     def hang_next(self, count: int = 1, after_apply: bool = False) -> None:
         """The next `count` REST requests get no answer until `release` or `stop`; with
@@ -803,7 +810,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"code": 40110000, "message": "request is not authorized"})
             return
         with fake._cond:
-            failure = fake._failures.pop(0) if fake._failures else None
+            failure = next((f for f in fake._failures if f.method in (None, method)), None)
+            if failure is not None:
+                fake._failures.remove(failure)
         after = None
         try:
             if failure is None or failure.apply:

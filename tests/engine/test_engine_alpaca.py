@@ -688,3 +688,150 @@ def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
     assert (got[:3], got[5:]) == (expected[:3], expected[5:])
     assert sorted(got[3:5], key=repr) == sorted(expected[3:5], key=repr)
     assert eng.stop() == 0
+
+
+@pytest.mark.parametrize(("offered", "lost_cancel"), [(11, False), (11, True), (10, False)])
+def test_a_routed_take_profit_is_checked_against_max_position_on_release(
+    engine_factory: Any, fake: FakeAlpaca, offered: int, lost_cancel: bool
+) -> None:
+    """alice offers `offered` lots under a limit of 20; the engine restarts with her
+    max_position tightened to 10, and she places a bracket buy of 10. Its parent fills
+    and its take-profit, a sell of 10, is released: with 11 offered it could take her
+    to 11 short, so the engine cancels it (`max_position`, as the internal venue does
+    on release) and has Alpaca cancel it, while its stop-loss goes on; with 10 offered
+    it is released untouched and fills. The decision is journaled with the limit the
+    legs were routed under: a restart under a looser one shows the same events. With
+    `lost_cancel`, the engine's cancel of the take-profit fails and the engine is
+    killed: the restarted one asks Alpaca again, and shows nothing twice."""
+    breach = offered > 10
+
+    def limit(lots: int) -> dict[str, Any]:
+        return {"accounts": {"alice": {"max_position": lots}}}
+
+    async def offer(c: EngineClient) -> int:
+        r = await c.submit("alice", "GOOG", "sell", "limit", offered, price=20000)
+        assert isinstance(r, wire.Ack) and r.order_id is not None
+        return r.order_id
+
+    async def scenario(c: EngineClient, offer_id: int) -> None:
+        """What follows the parent's fill on the internal venue."""
+        if breach:  # the stop-loss triggers (alice offers nothing more by then)
+            await c.cancel("alice", offer_id)
+            await c.submit("mm", "GOOG", "buy", "limit", 11, price=9000)
+            await c.submit("mm2", "GOOG", "sell", "limit", 1, price=9000)
+        else:  # the take-profit fills
+            await c.submit("mm", "GOOG", "buy", "limit", 10, price=11000)
+
+    internal: EngineProcess = engine_factory("internal", risk=limit(20))
+    internal.start()
+
+    async def offered_internally() -> int:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            return await offer(c)
+
+    offer_id = asyncio.run(offered_internally())
+    assert internal.stop() == 0
+    internal.settings["risk"] = limit(10)
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await c.submit("mm", "GOOG", "sell", "limit", 10, price=10000)
+            await scenario(c, offer_id)
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id + 2)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    released = BRACKET_EVENTS[:6]
+    if breach:
+        assert expected == [
+            *released[:5],
+            ("canceled", 1, 10, "max_position"),
+            released[5],
+            ("triggered", 2, 9000),
+            ("trade", 2, 10, 9000),
+        ]
+    else:
+        assert expected == [*released, ("trade", 1, 10, 11000), ("canceled", 2, 10, "oco")]
+
+    eng = _engine(engine_factory, fake, risk=limit(20))
+    eng.start()
+
+    async def offered_at_alpaca() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            offer_id = await offer(c)
+            # risk counts what alice offers once Alpaca has it
+            await _events_until(c, lambda ev: bool(_shape(ev, offer_id, offer_id)))
+            return offer_id
+
+    offer_id = asyncio.run(offered_at_alpaca())
+    assert eng.stop() == 0
+    eng.settings["risk"] = limit(10)
+    eng.start()
+
+    async def released_at_alpaca() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            if lost_cancel:
+                fake.fail_next(500, method="DELETE")
+            fake.fill(sent.id, "100", 10)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 7 - (not breach))
+            return p
+
+    p = asyncio.run(released_at_alpaca())
+    sent = fake.order(f"tp-{p}")
+    tp, sl = sent.legs
+    if lost_cancel:
+        path = f"/v2/orders/{tp.id}"
+        fake.wait_until(lambda: ("DELETE", path) in [(m, q) for m, q, _ in fake.requests])
+        assert tp.status == "new"  # the cancel failed (500)
+        eng.kill()
+        eng.start()  # recovers the decision, and asks again
+
+    async def at_alpaca() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            if breach:
+                fake.wait_until(lambda: tp.status == "canceled")  # the engine asked Alpaca
+                assert [v.id for v in views.orders] == [offer_id, p + 2]
+                assert isinstance(await c.cancel("alice", offer_id), wire.Ack)
+                await _events_until(
+                    c, lambda ev: any(isinstance(e, OrderCanceled) and e.id == offer_id for e in ev)
+                )
+                fake.fill(sl.id, "90", 10)
+            else:
+                assert [v.id for v in views.orders] == [offer_id, p + 1, p + 2]
+                fake.fill(tp.id, "110", 10)  # still working at Alpaca
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == len(expected))
+            assert _shape(events, p, p + 2) == expected
+            deletes = [path for m, path, _ in fake.requests if m == "DELETE"]
+            assert (f"/v2/orders/{tp.id}" in deletes) == breach
+            return p
+
+    p = asyncio.run(at_alpaca())
+    eng.kill()
+    eng.settings["risk"] = limit(1000)
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert _shape(await c.replay(1, ping.last_seq), p, p + 2) == expected
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [v.id for v in views.orders] == ([] if breach else [offer_id])
+
+    asyncio.run(after())
+    assert eng.stop() == 0
