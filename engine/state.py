@@ -358,9 +358,11 @@ class EngineState:
                         self.idempotency.forget(c.account, coid, c.id)
 
     def _number(self, out: list[Event]) -> list[Event]:
+        seq = self.seq
         for ev in out:
-            self.seq += 1
-            ev.seq = self.seq
+            seq += 1
+            ev.seq = seq
+        self.seq = seq
         self.recent.extend(out)
         return out
 
