@@ -152,6 +152,10 @@ class _Failure:
     message: str
     apply: bool  # do the work first, then answer with the failure
     method: str | None = None  # only requests of this method (None: any)
+    path: str | None = None  # only requests to this path (None: any)
+
+    def matches(self, method: str, path: str) -> bool:
+        return self.method in (None, method) and self.path in (None, path)
 
 
 class ApiError(Exception):
@@ -332,13 +336,14 @@ class FakeAlpaca:
         message: str = "",
         apply: bool = False,
         method: str | None = None,
+        path: str | None = None,
     ) -> None:
-        """The next `count` REST requests (of `method` only, if given) answer `status`
-        with an error body; with `apply`, each request is carried out first (a 5xx after
-        the order was taken)."""
+        """The next `count` REST requests (of `method` to `path` only, if given) answer
+        `status` with an error body; with `apply`, each request is carried out first (a
+        5xx after the order was taken)."""
         text = message or HTTPStatus(status).phrase.lower()
         with self._cond:
-            self._failures.extend(_Failure(status, text, apply, method) for _ in range(count))
+            self._failures.extend(_Failure(status, text, apply, method, path) for _ in range(count))
 
     def hang_next(self, count: int = 1, after_apply: bool = False) -> None:
         """The next `count` REST requests get no answer until `release` or `stop`; with
@@ -810,7 +815,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._send(401, {"code": 40110000, "message": "request is not authorized"})
             return
         with fake._cond:
-            failure = next((f for f in fake._failures if f.method in (None, method)), None)
+            failure = next((f for f in fake._failures if f.matches(method, url.path)), None)
             if failure is not None:
                 fake._failures.remove(failure)
         after = None

@@ -782,8 +782,8 @@ def test_a_routed_take_profit_is_checked_against_max_position_on_release(
             p = r.order_id
             sent = fake.wait_order(f"tp-{p}")
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
-            if lost_cancel:
-                fake.fail_next(500, method="DELETE")
+            if lost_cancel:  # the engine's cancel of the take-profit
+                fake.fail_next(500, method="DELETE", path=f"/v2/orders/{sent.legs[0].id}")
             fake.fill(sent.id, "100", 10)
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 7 - (not breach))
             return p
