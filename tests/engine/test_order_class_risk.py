@@ -3,7 +3,8 @@ bracket, OTO or OCO and trailing stops count as open orders, legs pass the per-o
 limits at submission, and a leg released into the book passes the position limit.
 
 In process: an `EngineService` without sockets (requests go to `dispatch`), journaled,
-so the same flows also recover."""
+so the same flows also recover; and an `EngineState` fed an Alpaca venue's reports
+(its end-to-end tests are in test_engine_alpaca.py)."""
 
 from __future__ import annotations
 
@@ -15,9 +16,17 @@ import pytest
 
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig, RiskConfig, RiskLimits, SymbolConfig
-from tickplane.core.events import Event, OrderCanceled, StopTriggered, Trade
+from tickplane.core.events import (
+    Event,
+    OrderActivated,
+    OrderCanceled,
+    OrderReplaced,
+    StopTriggered,
+    Trade,
+)
 from tickplane.engine.journal import FsyncPolicy, JournalWriter
 from tickplane.engine.service import EngineService
+from tickplane.engine.state import EngineState, RoutedOrder
 
 TP = wire.TakeProfit
 SL = wire.StopLoss
@@ -207,3 +216,65 @@ def test_a_release_recovers_to_the_same_decision_under_new_limits(
     assert replayed is not None
     canceled = [e.reason for e in replayed if isinstance(e, OrderCanceled) and e.id == leg]
     assert canceled == ["max_position"]
+
+
+def test_a_routed_take_profit_refused_on_release_waits_hidden_for_the_venue(
+    tmp_path: Path,
+) -> None:
+    """alice offers 11 at the venue and her routed bracket buy of 10 fills: its
+    take-profit could take her to 11 short, so it is canceled for her and left for the
+    venue to cancel (`venue_cancels`), out of her open orders. A fill of it that beat
+    the cancel is booked (a real execution, its sibling reduced); the venue's cancel and
+    its refusals of a second cancel are no events."""
+    st = EngineState(
+        EngineConfig(
+            name="routed",
+            journal_dir=str(tmp_path),
+            symbols=[SymbolConfig("GOOG", reference_price=100)],
+            risk=RiskConfig(accounts={"alice": RiskLimits(max_position=10)}),
+        )
+    )
+    st.add_account("alice")
+
+    def venue(kind: str, order_id: int, **fields: Any) -> list[Event]:
+        return st.apply_venue(kind, {"order_id": order_id, "venue": "alpaca", **fields}, 1)
+
+    def fill(order_id: int, qty: int, price: int, leaves: int) -> list[Event]:
+        return venue("filled", order_id, qty=qty, price=price, ts_event=1, leaves_qty=leaves)
+
+    st.route(RoutedOrder(1, "alice", "GOOG", "sell", "limit", 11, 200, None, "gtc"))
+    venue("accepted", 1)
+    leg = dict(order_class="bracket", parent_id=2, max_position=10)
+    st.route(
+        RoutedOrder(2, "alice", "GOOG", "buy", "limit", 10, 100, None, "gtc",
+                    order_class="bracket"),
+        [
+            RoutedOrder(3, "alice", "GOOG", "sell", "limit", 10, 110, None, "gtc",
+                        leg="take_profit", **leg),
+            RoutedOrder(4, "alice", "GOOG", "sell", "stop", 10, None, 90, "gtc",
+                        leg="stop_loss", **leg),
+        ],
+    )  # fmt: skip
+    venue("accepted", 2)
+    events = fill(2, 10, 100, 0)
+    said = [
+        (type(e).__name__, e.id, getattr(e, "reason", None))
+        for e in events
+        if isinstance(e, OrderActivated | OrderCanceled)
+    ]
+    assert said == [
+        ("OrderActivated", 3, None),
+        ("OrderCanceled", 3, "max_position"),
+        ("OrderActivated", 4, None),
+    ]
+    assert st.venue_cancels == [3]
+    assert [v.id for v in st.open_orders("alice")] == [1, 4]
+    assert st.order_view(3, "alice") is None
+    assert st.risk.open_exposure("alice", "GOOG")[1] == 11  # the offer only
+    assert venue("rejected", 3, reason="not_cancelable", message="", request="cancel") == []
+    raced = fill(3, 4, 110, 6)
+    assert [(e.taker, e.qty) for e in raced if isinstance(e, Trade)] == [(3, 4)]
+    assert [(e.id, e.qty) for e in raced if isinstance(e, OrderReplaced)] == [(4, 6)]
+    assert st.account_view("alice").positions[0].qty == 6
+    assert venue("canceled", 3, remaining=6, reason="canceled") == []
+    assert 3 not in st.routed and [v.id for v in st.open_orders("alice")] == [1, 4]
