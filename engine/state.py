@@ -39,7 +39,7 @@ from tickplane.core.events import (
     Trade,
 )
 from tickplane.engine.contingent import ContingentOrders, ContingentSnapshot, Group, HeldOrder
-from tickplane.engine.events import from_rows
+from tickplane.engine.events import from_core
 from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
@@ -300,7 +300,7 @@ class EngineState:
         else:
             core.replace(oid, qty, price, ts)
         out: list[Event] = self.risk.expire(ts)  # a new list each call
-        events = from_rows(core.event_rows(), self.symbols, self.accounts)
+        events = from_core(core, self.symbols, self.accounts)
         held = self.contingent
         if held.aliases:  # pieces of held orders trade under their held order's id
             events = held.translate(events)
@@ -312,7 +312,7 @@ class EngineState:
 
     def core_events(self) -> list[Event]:
         """The events of the core's last call, typed and named (not yet numbered)."""
-        return from_rows(self.core.event_rows(), self.symbols, self.accounts)
+        return from_core(self.core, self.symbols, self.accounts)
 
     def absorb(self, events: list[Event], out: list[Event], c: Command | None) -> None:
         """Book a core call's events into risk and positions, appending them (and the

@@ -12,11 +12,12 @@ from tickplane.core.events import (
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
+    OrderReplaced,
     StopTriggered,
     Trade,
     from_dict,
 )
-from tickplane.engine.events import NUMBERED
+from tickplane.engine.events import NUMBERED, from_core, from_rows
 from tickplane.engine.events import from_array as _from_array
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
@@ -101,6 +102,23 @@ def test_batch_and_per_call_give_identical_events_and_books(seed: int) -> None:
     assert batch.tobytes() == percall.tobytes()
     for sym in (0, 1):
         assert a.snapshot(sym) == b.snapshot(sym)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_typed_events_straight_from_the_core_equal_those_from_its_rows(seed: int) -> None:
+    """`from_core` (the engine's path) and `from_rows(event_rows())` name and type every
+    event of every command alike, each kind of event included."""
+    commands = _random_commands(3000, seed)
+    eng = MatchingEngine()
+    symbols, accounts = ["AAA", "BBB"], [f"acct-{i}" for i in range(4)]
+    kinds: set[type] = set()
+    for c in commands:
+        _per_call(eng, c[None])
+        direct = from_core(eng, symbols, accounts)
+        assert direct == from_rows(eng.event_rows(), symbols, accounts)
+        kinds.update(type(ev) for ev in direct)
+    every = {OrderAccepted, OrderCanceled, OrderRejected, OrderReplaced, StopTriggered, Trade}
+    assert every <= kinds
 
 
 def test_sequence_numbers_are_gap_free_and_timestamps_are_the_commands() -> None:

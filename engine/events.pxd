@@ -1,0 +1,2 @@
+# The core's events to typed events (events.pyx); it has no declarations of its own to
+# share: the .pxd exists so every .pyx has one.
