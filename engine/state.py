@@ -459,8 +459,8 @@ class EngineState:
             venue = f"venue:{f.get('venue', 'alpaca')}"
             buy = r.side == "buy"
             if _held_stop(r) and r.stop_price is not None and not r.filled:
-                # a stop-loss leg or a trailing stop trades once Alpaca triggered it:
-                # say so first, as the internal venue does
+                # a stop, a trailing stop or a stop-loss leg trades once Alpaca
+                # triggered it: say so first, as the internal venue does
                 out.append(StopTriggered(0, ts, r.id, r.account, r.symbol, r.stop_price))
             out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
             out.extend(
@@ -864,10 +864,14 @@ class EngineState:
         return self.recent.range(from_seq, min(to_seq, self.seq), limit)
 
 
+_ROUTED_STOPS = frozenset({"stop", "stop_limit", "trailing_stop"})
+
+
 def _held_stop(r: RoutedOrder) -> bool:
-    """A routed order the venue holds until its stop triggers, then trades: a
-    stop-loss leg or a trailing stop (the internal venue's `StopTriggered` ones)."""
-    return r.parent_id is not None or r.order_type == "trailing_stop"
+    """A routed order the venue holds until its stop triggers, then trades: a stop or
+    stop-limit, a trailing stop, or a stop-loss leg (the internal venue's
+    `StopTriggered` ones; Alpaca reports no trigger, so the first fill stands for it)."""
+    return r.parent_id is not None or r.order_type in _ROUTED_STOPS
 
 
 def _changed(before: list[BookLevel], after: list[BookLevel]) -> list[BookLevel]:

@@ -374,18 +374,22 @@ class FakeAlpaca:
 
     def trade(self, symbol: str, price: Decimal | str) -> None:
         """A print at `price`: the symbol's last price, which trailing stops follow (their
-        `hwm` and `stop_price` move; Alpaca publishes nothing for that). A trailing stop
-        whose stop the print reaches (a sell's at or below it, a buy's at or above)
-        triggers: a market order, filled at once at `price` for what it has open."""
+        `hwm` and `stop_price` move; Alpaca publishes nothing for that). A plain stop or
+        a trailing stop whose stop the print reaches (a sell's at or below it, a buy's at
+        or above) triggers: a market order, filled at once at `price` for what it has
+        open. (Legs are not triggered here: their tests fill them with `fill`.)"""
         with self._cond:
             p = Decimal(price)
             self.last_price[symbol] = p
             for o in list(self.orders.values()):
-                if o.type != "trailing_stop" or not o.open or o.symbol != symbol:
+                if not o.open or o.symbol != symbol or o.parent is not None:
                     continue
-                if o.hwm is None or (p > o.hwm if o.side == "sell" else p < o.hwm):
-                    o.hwm = p
-                    o.trail()
+                if o.type == "trailing_stop":
+                    if o.hwm is None or (p > o.hwm if o.side == "sell" else p < o.hwm):
+                        o.hwm = p
+                        o.trail()
+                elif o.type != "stop":
+                    continue
                 stop = o.stop_price
                 if stop is not None and (p <= stop if o.side == "sell" else p >= stop):
                     self._fill(o, p, o.qty - o.filled_qty)

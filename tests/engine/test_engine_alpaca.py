@@ -463,6 +463,75 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
     assert eng.stop() == 0
 
 
+# A plain sell stop of 3 at 99.00 placed after a print at 100.00: a print at 99.50
+# leaves it, one at 99.00 triggers it and it sells its 3 at 99.00.
+STOP_EVENTS = [
+    ("accepted", 0, None, None, 3, "stop"),
+    ("triggered", 0, 9900),
+    ("trade", 0, 3, 9900),
+]
+
+
+def test_a_plain_stop_at_alpaca_reads_as_on_the_internal_venue(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca reports no trigger: the first fill of a routed stop stands for it, so
+    the events are those of the internal venue, `StopTriggered` before the `Trade`."""
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+
+            async def prints(price: int, bids: int = 1) -> None:
+                await c.submit("mm", "GOOG", "buy", "limit", bids, price=price)
+                await c.submit("mm2", "GOOG", "sell", "limit", 1, price=price)
+
+            await prints(10000)
+            r = await c.submit("alice", "GOOG", "sell", "stop", 3, stop_price=9900)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await prints(9950)
+            await prints(9900, bids=4)  # triggers it: its 3 sell into the 3 bids left
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id)
+
+    assert asyncio.run(on_internal()) == STOP_EVENTS
+    assert internal.stop() == 0
+
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def at_alpaca() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            fake.trade("GOOG", "100")
+            r = await c.submit("alice", "GOOG", "sell", "stop", 3, stop_price=9900)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            sent = fake.wait_order(f"tp-{p}")
+            assert (sent.type, sent.stop_price) == ("stop", Decimal("99"))
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            fake.trade("GOOG", "99.50")
+            fake.trade("GOOG", "99")  # Alpaca triggers it and sells at 99.00
+            events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 3)
+            assert _shape(events, p, p) == STOP_EVENTS
+            return p
+
+    p = asyncio.run(at_alpaca())
+    eng.kill()  # recovery replays the venue's reports: the trigger comes back once
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert _shape(await c.replay(1, ping.last_seq), p, p) == STOP_EVENTS
+
+    asyncio.run(after())
+    assert eng.stop() == 0
+
+
 @pytest.mark.parametrize("snapshot_every", [0, 1])
 def test_a_trailing_stop_at_alpaca_survives_a_kill_9_without_a_second_trail(
     engine_factory: Any, fake: FakeAlpaca, snapshot_every: int
