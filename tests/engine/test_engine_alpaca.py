@@ -218,6 +218,44 @@ async def _events_until(c: EngineClient, done: Any, timeout: float = 20.0) -> li
             await asyncio.sleep(0.02)  # the venue reports asynchronously
 
 
+async def _prints(c: EngineClient, price: int, bids: int = 1) -> None:
+    """A trade at `price` on the internal venue's GOOG, leaving `bids - 1` bids there."""
+    await c.submit("mm", "GOOG", "buy", "limit", bids, price=price)
+    await c.submit("mm2", "GOOG", "sell", "limit", 1, price=price)
+
+
+async def _shape_now(c: EngineClient, first: int, last: int) -> list[tuple[Any, ...]]:
+    """`_shape` of every event the engine has published so far."""
+    ping = await c.ping()
+    assert isinstance(ping, wire.Ack)
+    return _shape(await c.replay(1, ping.last_seq), first, last)
+
+
+async def _route(
+    c: EngineClient, fake: FakeAlpaca, side: str, order_type: str, qty: int, **order: Any
+) -> tuple[int, Any]:
+    """Once the engine routes: alice's order on GOOG; its id, and the order as Alpaca
+    got it."""
+    await _connected(c)
+    r = await c.submit("alice", "GOOG", side, order_type, qty, **order)
+    assert isinstance(r, wire.Ack) and r.order_id is not None
+    return r.order_id, fake.wait_order(f"tp-{r.order_id}")
+
+
+def _recovers(eng: EngineProcess, first: int, last: int, expected: list[Any]) -> None:
+    """Kill -9 and restart `eng` (no snapshot: recovery replays the venue's reports):
+    the events of orders first..last come back as `expected`, once."""
+    eng.kill()
+    eng.start()
+
+    async def after() -> list[tuple[Any, ...]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            return await _shape_now(c, first, last)
+
+    assert asyncio.run(after()) == expected
+    assert eng.stop() == 0
+
+
 # A bracket buy of 10 at 100 (take-profit 110, stop-loss 90): its parent filled, then
 # its take-profit in two trades of 4 and 6 (ids relative to the parent's).
 BRACKET_EVENTS = [
@@ -328,11 +366,7 @@ def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
 
     async def first() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
-            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
             fake.fill(sent.id, "100", 10)
             events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
@@ -394,23 +428,14 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
 
     async def on_internal() -> tuple[list[tuple[Any, ...]], int | None]:
         async with EngineClient(internal.order_entry, timeout=10) as c:
-
-            async def prints(price: int, bids: int = 1) -> None:
-                await c.submit("mm", "GOOG", "buy", "limit", bids, price=price)
-                await c.submit("mm2", "GOOG", "sell", "limit", 1, price=price)
-
-            await prints(10000)
+            await _prints(c, 10000)
             r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
             assert isinstance(r, wire.Ack) and r.order_id is not None
             (accepted,) = [e for e in r.events if isinstance(e, OrderAccepted)]
             for price in (10100, 10200, 10150):
-                await prints(price)
-            await prints(10040, bids=4)  # its 3 sell into the 3 bids left
-            ping = await c.ping()
-            assert isinstance(ping, wire.Ack)
-            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id), (
-                accepted.stop_price
-            )
+                await _prints(c, price)
+            await _prints(c, 10040, bids=4)  # its 3 sell into the 3 bids left
+            return await _shape_now(c, r.order_id, r.order_id), accepted.stop_price
 
     expected, accepted_stop = asyncio.run(on_internal())
     assert internal.stop() == 0
@@ -421,12 +446,8 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
 
     async def at_alpaca() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
             fake.trade("GOOG", "100")
-            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "sell", "trailing_stop", 3, trail_price=150)
             assert (sent.type, sent.trail_price) == ("trailing_stop", Decimal("1.5"))
             events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
             (accepted,) = [e for e in events if isinstance(e, OrderAccepted) and e.id == p]
@@ -450,17 +471,7 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
     p = asyncio.run(at_alpaca())
     gets = [path for m, path, _ in fake.requests if m == "GET" and path.endswith(sent_id(fake, p))]
     assert gets  # the moves were polled (GET /v2/orders/{id})
-    eng.kill()  # no snapshot: recovery replays the venue's reports, trails included
-    eng.start()
-
-    async def after() -> None:
-        async with EngineClient(eng.order_entry, timeout=10) as c:
-            ping = await c.ping()
-            assert isinstance(ping, wire.Ack)
-            assert _shape(await c.replay(1, ping.last_seq), p, p) == expected
-
-    asyncio.run(after())
-    assert eng.stop() == 0
+    _recovers(eng, p, p, expected)  # trails included
 
 
 # A plain sell stop of 3 at 99.00 placed after a print at 100.00: a print at 99.50
@@ -482,19 +493,12 @@ def test_a_plain_stop_at_alpaca_reads_as_on_the_internal_venue(
 
     async def on_internal() -> list[tuple[Any, ...]]:
         async with EngineClient(internal.order_entry, timeout=10) as c:
-
-            async def prints(price: int, bids: int = 1) -> None:
-                await c.submit("mm", "GOOG", "buy", "limit", bids, price=price)
-                await c.submit("mm2", "GOOG", "sell", "limit", 1, price=price)
-
-            await prints(10000)
+            await _prints(c, 10000)
             r = await c.submit("alice", "GOOG", "sell", "stop", 3, stop_price=9900)
             assert isinstance(r, wire.Ack) and r.order_id is not None
-            await prints(9950)
-            await prints(9900, bids=4)  # triggers it: its 3 sell into the 3 bids left
-            ping = await c.ping()
-            assert isinstance(ping, wire.Ack)
-            return _shape(await c.replay(1, ping.last_seq), r.order_id, r.order_id)
+            await _prints(c, 9950)
+            await _prints(c, 9900, bids=4)  # triggers it: its 3 sell into the 3 bids left
+            return await _shape_now(c, r.order_id, r.order_id)
 
     assert asyncio.run(on_internal()) == STOP_EVENTS
     assert internal.stop() == 0
@@ -504,12 +508,8 @@ def test_a_plain_stop_at_alpaca_reads_as_on_the_internal_venue(
 
     async def at_alpaca() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
             fake.trade("GOOG", "100")
-            r = await c.submit("alice", "GOOG", "sell", "stop", 3, stop_price=9900)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "sell", "stop", 3, stop_price=9900)
             assert (sent.type, sent.stop_price) == ("stop", Decimal("99"))
             await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
             fake.trade("GOOG", "99.50")
@@ -519,17 +519,7 @@ def test_a_plain_stop_at_alpaca_reads_as_on_the_internal_venue(
             return p
 
     p = asyncio.run(at_alpaca())
-    eng.kill()  # recovery replays the venue's reports: the trigger comes back once
-    eng.start()
-
-    async def after() -> None:
-        async with EngineClient(eng.order_entry, timeout=10) as c:
-            ping = await c.ping()
-            assert isinstance(ping, wire.Ack)
-            assert _shape(await c.replay(1, ping.last_seq), p, p) == STOP_EVENTS
-
-    asyncio.run(after())
-    assert eng.stop() == 0
+    _recovers(eng, p, p, STOP_EVENTS)  # the trigger comes back once
 
 
 @pytest.mark.parametrize("snapshot_every", [0, 1])
@@ -629,11 +619,7 @@ def test_an_oco_at_alpaca_reads_as_on_the_internal_venue(
 
     async def at_alpaca() -> list[tuple[Any, ...]]:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
-            r = await c.submit("alice", "GOOG", "sell", "limit", 8, **oco)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "sell", "limit", 8, **oco)
             assert (sent.order_class, sent.limit_price) == ("oco", Decimal(70))
             (stop,) = sent.legs
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 1)) == 2)
@@ -734,11 +720,7 @@ def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
 
     async def at_alpaca() -> list[tuple[Any, ...]]:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
-            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
             await replaces(c, p)
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 5)
@@ -845,11 +827,7 @@ def test_a_routed_take_profit_is_checked_against_max_position_on_release(
 
     async def released_at_alpaca() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _connected(c)
-            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
-            assert isinstance(r, wire.Ack) and r.order_id is not None
-            p = r.order_id
-            sent = fake.wait_order(f"tp-{p}")
+            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
             await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
             if lost_cancel:  # the engine's cancel of the take-profit
                 fake.fail_next(500, method="DELETE", path=f"/v2/orders/{sent.legs[0].id}")
