@@ -306,6 +306,36 @@ def test_failed_fsync_stops_the_writer(tmp_path: Path, monkeypatch: pytest.Monke
         w.append_account("d")
 
 
+def test_a_full_disk_stops_the_writer_and_loses_nothing_committed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The file is grown ahead with reserved blocks: a full disk fails the commit that
+    needs more room (a JournalError, never a SIGBUS), the records before it stay whole,
+    and the next writer carries on after them."""
+    w = JournalWriter(tmp_path, "none", max_segment_bytes=4096)
+    records = sample(w)
+    w.commit()
+
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", full)
+    with pytest.raises(JournalError, match="write failed.*No space left"):
+        for k in range(1, 200):  # until a commit needs the file to grow
+            w.append_commands(commands(10_000 + k, 8))
+            w.commit()
+    monkeypatch.undo()
+    with pytest.raises(JournalError, match="restart the engine"):
+        w.append_account("after")
+    committed = w.committed_ordinal
+    w.close()
+    got = list(read(tmp_path))
+    assert got[: len(records)] == records
+    assert [r.ordinal for r in got] == list(range(1, committed + 1))
+    with JournalWriter(tmp_path, "none") as again:
+        assert again.next_ordinal == committed + 1
+
+
 def test_one_writer_per_directory(tmp_path: Path) -> None:
     w = JournalWriter(tmp_path, "always")
     with pytest.raises(JournalLocked):
