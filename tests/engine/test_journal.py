@@ -320,7 +320,7 @@ def test_a_full_disk_stops_the_writer_and_loses_nothing_committed(
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "posix_fallocate", full)
-    with pytest.raises(JournalError, match="write failed.*No space left"):
+    with pytest.raises(JournalError, match=r"write failed.*No space left"):
         for k in range(1, 200):  # until a commit needs the file to grow
             w.append_commands(commands(10_000 + k, 8))
             w.commit()
