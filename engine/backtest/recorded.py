@@ -24,12 +24,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
 
-from tickplane.engine.backtest.entry import DelayedEntry
+from tickplane.engine.backtest.fills import FillingVenue
 from tickplane.engine.strategy.base import Strategy
-from tickplane.engine.strategy.model import Fill, Order
+from tickplane.engine.strategy.model import Order
 
 __all__ = ["RecordedData", "TopVenue", "load_recorded"]
 
@@ -135,22 +135,14 @@ class _Resting:
     first_fill_ts: int = -1
 
 
-class TopVenue(DelayedEntry):
+class TopVenue(FillingVenue["_Resting"]):
     """Implements `Runtime` over recorded tops and trades (module docstring)."""
 
     def __init__(self, strategy: Strategy, *, latency_ns: int = 0, fee_bps: float = 0.0) -> None:
-        super().__init__(latency_ns)
-        self.strategy = strategy
-        self.fee_rate = fee_bps / 10_000.0
-        self.resting: dict[int, _Resting] = {}
+        super().__init__(strategy, latency_ns=latency_ns, fee_bps=fee_bps)
         self.top = (0, 0, 0, 0)
         # Lots our takers took from the best ask / bid since the last top: not twice.
         self.taken = [0, 0]
-        self.fills: list[Fill] = []
-        self.ahead_at_entry: list[int] = []
-        self.waits_ns: list[int] = []
-        self.maker_fills = 0
-        self.taker_fills = 0
         strategy.attach(self)
 
     def advance(self, ts: int) -> None:
@@ -232,38 +224,6 @@ class TopVenue(DelayedEntry):
             r.ahead = ahead
             r.ahead_at_entry = ahead
 
-    def _fill(self, order: Order, price: int, qty: int, liq: Literal["maker", "taker"]) -> None:
-        if qty <= 0:
-            return
-        fill = Fill(
-            self.clock,
-            order.id,
-            order.symbol,
-            order.side,
-            price,
-            qty,
-            price * qty * self.fee_rate,
-            liq,
-        )
-        self.fills.append(fill)
-        if liq == "maker":
-            self.maker_fills += 1
-        else:
-            self.taker_fills += 1
-        self.strategy._handle_fill(fill)
-
-    def _maker(self, r: _Resting, qty: int) -> None:
-        qty = min(qty, r.order.remaining)
-        if qty <= 0:
-            return
-        if r.first_fill_ts < 0:
-            r.first_fill_ts = self.clock
-            self.ahead_at_entry.append(r.ahead_at_entry or 0)
-            self.waits_ns.append(self.clock - r.arrival_ts)
-        self._fill(r.order, r.price, qty, "maker")
-        if r.order.remaining <= 0:
-            self.resting.pop(r.order.id, None)
-
     def on_trade(self, price: int, qty: int, taker_buy: bool) -> None:
         for r in list(self.resting.values()):
             if r.buy == taker_buy or r.order.id not in self.resting:
@@ -271,11 +231,11 @@ class TopVenue(DelayedEntry):
             through = price < r.price if r.buy else price > r.price
             if through:
                 r.ahead = 0
-                self._maker(r, qty)
+                self._maker_fill(r, qty)
             elif price == r.price:
                 ahead = r.ahead or 0
                 if qty > ahead:
-                    self._maker(r, qty - ahead)
+                    self._maker_fill(r, qty - ahead)
                 r.ahead = max(0, ahead - qty)
 
     def on_top(self, bid: int, bq: int, ask: int, aq: int) -> None:
@@ -285,10 +245,10 @@ class TopVenue(DelayedEntry):
             if r.order.id not in self.resting:
                 continue
             if r.buy and aq and ask <= r.price:
-                self._maker(r, aq)
+                self._maker_fill(r, aq)
                 continue
             if not r.buy and bq and bid >= r.price:
-                self._maker(r, bq)
+                self._maker_fill(r, bq)
                 continue
             best, qty = (bid, bq) if r.buy else (ask, aq)
             if r.ahead is None:

@@ -30,14 +30,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Literal
 
-from tickplane.engine.backtest.entry import DelayedEntry
+from tickplane.engine.backtest.fills import FillingVenue
 from tickplane.engine.book import Book
 from tickplane.engine.strategy.base import Strategy
-from tickplane.engine.strategy.model import Fill, Order
+from tickplane.engine.strategy.model import Order
 
-__all__ = ["QueueStats", "SimulatedVenue"]
+__all__ = ["SimulatedVenue"]
 
 log = logging.getLogger("tickplane.backtest")
 
@@ -57,18 +56,7 @@ class _Resting:
     first_fill_ts: int = -1
 
 
-@dataclass(slots=True)
-class QueueStats:
-    """Queue-position figures of the orders that rested (maker side)."""
-
-    rested: int = 0
-    maker_fills: int = 0
-    taker_fills: int = 0
-    ahead_at_entry: list[int] | None = None
-    waits_ns: list[int] | None = None
-
-
-class SimulatedVenue(DelayedEntry):
+class SimulatedVenue(FillingVenue["_Resting"]):
     """Implements `Runtime` for one strategy over a replayed `Book` (module docstring)."""
 
     def __init__(
@@ -80,18 +68,13 @@ class SimulatedVenue(DelayedEntry):
         fee_bps: float = 0.0,
         logs: list[str] | None = None,
     ) -> None:
-        super().__init__(latency_ns, logs)
-        self.strategy = strategy
+        super().__init__(strategy, latency_ns=latency_ns, fee_bps=fee_bps, logs=logs)
         self.book = book
-        self.fee_rate = fee_bps / 10_000.0
         self.idx = 0  # the message being processed (arrival order against the feed)
-        self.resting: dict[int, _Resting] = {}
         # Visible lots our takers took from a level (side, price) since the history
         # last changed it: the same displayed size is not taken twice.
         self.taken: dict[tuple[int, int], int] = {}
         self._watch: tuple[int, int, int, int, int, int, int, int] | None = None
-        self.fills: list[Fill] = []
-        self.stats = QueueStats(ahead_at_entry=[], waits_ns=[])
         strategy.attach(self)
 
     # -- time ------------------------------------------------------------------------------------
@@ -204,41 +187,10 @@ class SimulatedVenue(DelayedEntry):
         )
         self.stats.rested += 1
 
-    def _fill(
-        self, order: Order, price: int, qty: int, liquidity: Literal["maker", "taker"]
-    ) -> None:
-        if qty <= 0:
-            return
-        fill = Fill(
-            self.clock,
-            order.id,
-            order.symbol,
-            order.side,
-            price,
-            qty,
-            price * qty * self.fee_rate,
-            liquidity,
-        )
-        self.fills.append(fill)
-        if liquidity == "maker":
-            self.stats.maker_fills += 1
-        else:
-            self.stats.taker_fills += 1
-        self.strategy._handle_fill(fill)
-
     def _maker_fill(self, r: _Resting, qty: int) -> None:
-        qty = min(qty, r.order.remaining)
-        if qty <= 0:
-            return
-        if r.first_fill_ts < 0:
-            r.first_fill_ts = self.clock
-            assert self.stats.ahead_at_entry is not None and self.stats.waits_ns is not None
-            self.stats.ahead_at_entry.append(r.ahead_at_entry)
-            self.stats.waits_ns.append(self.clock - r.arrival_ts)
-        self._fill(r.order, r.price, qty, "maker")
+        super()._maker_fill(r, qty)
         if r.order.remaining <= 0:
-            self.resting.pop(r.order.id, None)
-            self._watch = None
+            self._watch = None  # it may have been the order watched
 
     # -- the feed ------------------------------------------------------------------------------
 
