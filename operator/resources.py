@@ -157,8 +157,8 @@ class VenueSpec(_Model):
     trail_poll_seconds: float = Field(
         default=1.0,
         ge=0,
-        description="Seconds between reads of each open trailing stop at Alpaca (it pushes "
-        "nothing when its stop trails); 0 turns it off.",
+        description="Seconds between reads of the open trailing stops at Alpaca (one request "
+        "for all of them; it pushes nothing when their stop trails); 0 turns it off.",
     )
 
 

@@ -8,8 +8,9 @@ The `trade_updates` stream (`TradingStream`) runs on its own thread and event lo
 a monitor thread probes the account while the REST side is down, sends a heartbeat
 probe while it is up, and reconciles open orders after every (re)connection of the
 stream, so fills that happened while the stream was down are not lost. Alpaca pushes
-nothing when a trailing stop's stop trails, so a poller thread reads each open trailing
-stop every `trail_poll_seconds` and reports its moves. No alpaca-py call ever runs on
+nothing when a trailing stop's stop trails, so a poller thread reads the open orders
+every `trail_poll_seconds` (one request, whatever the number of trailing stops) and
+reports the trailing stops' moves. No alpaca-py call ever runs on
 the caller's thread.
 
 Mapping, policies and reason codes: docs/venues.md.
@@ -39,10 +40,11 @@ import requests
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass as AlpacaClass
-from alpaca.trading.enums import OrderSide
+from alpaca.trading.enums import OrderSide, QueryOrderStatus
 from alpaca.trading.enums import TimeInForce as AlpacaTif
 from alpaca.trading.models import Order
 from alpaca.trading.requests import (
+    GetOrdersRequest,
     LimitOrderRequest,
     MarketOrderRequest,
     OrderRequest,
@@ -74,6 +76,8 @@ from tickplane.engine.venues.base import (
 __all__ = ["AlpacaVenue", "CredentialsError", "Policy"]
 
 log = logging.getLogger(__name__)
+# Open orders one poll of the trailing stops asks for (Alpaca's largest page).
+_OPEN_LIST_LIMIT = 500
 
 Policy: TypeAlias = Literal["reject", "internal"]
 """What a submit gets when Alpaca is unreachable: ``"reject"`` -> reason
@@ -232,9 +236,9 @@ class AlpacaVenue:
         ping_interval, ping_timeout: websocket keepalive of the stream.
         orphan_grace: seconds during which an order whose submit failed ambiguously
             (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
-        trail_poll_seconds: seconds between reads of each open trailing stop, whose
-            moves are reported as `VenueTrailed` (Alpaca pushes nothing when its stop
-            trails); 0 turns the polling off.
+        trail_poll_seconds: seconds between reads of the open trailing stops (one
+            request for all of them), whose moves are reported as `VenueTrailed`
+            (Alpaca pushes nothing when their stop trails); 0 turns the polling off.
     """
 
     name = "alpaca"
@@ -560,40 +564,63 @@ class AlpacaVenue:
             self._wake.clear()
 
     def _trail_poller(self) -> None:
-        """Read each open trailing stop every `trail_poll_seconds` (`GET
-        /v2/orders/{id}`) and report a move of its stop or watermark (`_trailed`).
-        Closed orders are not read: their last state came with their close."""
+        """Every `trail_poll_seconds` while trailing stops are open: read the open
+        orders (`GET /v2/orders?status=open`, one request for all of them) and report a
+        move of a trailing stop's stop or watermark (`_trailed`). One request a round,
+        not one a stop: alpaca-py's request and parse hold the GIL the engine loop needs
+        for ~0.7 ms each (tests/benchmarks/bench_trail_poll.py). A stop the list leaves
+        out is closed (its close comes by the stream), unless the list was cut at
+        `_OPEN_LIST_LIMIT`: then the ones it left out are read one by one."""
         client = self._client()
+        listing = GetOrdersRequest(status=QueryOrderStatus.OPEN, limit=_OPEN_LIST_LIMIT)
         while not self._stopping.wait(self._trail_poll):
             with self._lock:
-                todo = [
-                    (t.order.order_id, t.venue_id)
+                todo = {
+                    t.venue_id: t.order.order_id
                     for t in self._orders.values()
                     if t.order.type == "trailing_stop"
                     and t.accepted
                     and not t.closed
                     and t.venue_id is not None
-                ]
+                }
                 if not self._rest_ok:
-                    todo = []
-            for oid, vid in todo:
+                    todo = {}
+            if not todo:
+                continue
+            try:
+                listed = self._call(client.get_orders, listing)
+            except _Unavailable:
+                continue  # the monitor probes until Alpaca is back
+            except Exception:  # an answer the SDK cannot read: try next round
+                log.exception("alpaca: reading the open orders failed")
+                continue
+            found = {str(o.id): o for o in listed if str(o.id) in todo}
+            if len(listed) >= _OPEN_LIST_LIMIT:
+                for vid in todo.keys() - found.keys():
+                    o = self._read_trailing(client, todo[vid], vid)
+                    if o is not None:
+                        found[vid] = o
+            for vid, o in found.items():
                 if self._stopping.is_set():
                     return
-                try:
-                    o = self._call(client.get_order_by_id, vid)
-                except _Unavailable:
-                    break  # the monitor probes until Alpaca is back
-                except _Rejected as exc:
-                    log.warning("alpaca: reading trailing stop %d: %s", oid, exc.message)
-                    continue
-                except Exception:  # an answer the SDK cannot read: try next round
-                    log.exception("alpaca: reading trailing stop %d failed", oid)
-                    continue
                 with self._lock:
-                    t = self._orders.get(oid)
+                    t = self._orders.get(todo[vid])
                     live = t is not None and not t.closed and t.venue_id == vid
                     if live and t is not None and _enum_text(o.status) not in _TERMINAL:
                         self._trailed(t, o)
+
+    def _read_trailing(self, client: TradingClient, oid: int, vid: str) -> Any | None:
+        """One trailing stop, read on its own (`GET /v2/orders/{id}`); None if that
+        failed (logged; the next round tries again)."""
+        try:
+            return self._call(client.get_order_by_id, vid)
+        except _Unavailable:
+            return None
+        except _Rejected as exc:
+            log.warning("alpaca: reading trailing stop %d: %s", oid, exc.message)
+        except Exception:  # an answer the SDK cannot read
+            log.exception("alpaca: reading trailing stop %d failed", oid)
+        return None
 
     # ------------------------------------------------------------------ health
 

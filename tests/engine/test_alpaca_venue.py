@@ -20,6 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from tickplane.engine.venues import alpaca as alpaca_venue
 from tickplane.engine.venues.alpaca import AlpacaVenue, CredentialsError
 from tickplane.engine.venues.base import (
     OffTickPrice,
@@ -321,11 +322,19 @@ def _trailing(oid: int, trail: int = 150) -> VenueOrder:
                    trail_price=trail)  # fmt: skip
 
 
+def _polls(fake: FakeAlpaca) -> tuple[int, int]:
+    """(reads of the open orders, reads of one order) the fake has answered so far."""
+    with fake._cond:
+        gets = [p for m, p, _ in fake.requests if m == "GET"]
+    return gets.count("/v2/orders"), sum(1 for p in gets if p.startswith("/v2/orders/"))
+
+
 def test_a_trailing_stops_moves_are_polled_and_reported_until_it_closes(
     fake: FakeAlpaca,
 ) -> None:
-    """Alpaca pushes nothing when a trailing stop trails: the venue reads each open one
-    every `trail_poll_seconds` and reports a move once; a closed one is not read again."""
+    """Alpaca pushes nothing when a trailing stop trails: the venue reads the open
+    orders every `trail_poll_seconds`, one request for all its trailing stops, and
+    reports each move once; with none open it stops reading."""
     venue = make_venue(fake, trail_poll_seconds=0.02)
     events = Events()
     venue.start(events)
@@ -337,11 +346,7 @@ def test_a_trailing_stops_moves_are_polled_and_reported_until_it_closes(
         venue.submit(_trailing(61, trail=300))
         first = accepted(events, 60)
         assert (first.stop_price, first.hwm) == (9850, 10000)  # its stop as Alpaca set it
-        a, b = fake.order(first.venue_order_id), fake.order(accepted(events, 61).venue_order_id)
-
-        def reads(o: FakeOrder) -> int:
-            return sum(1 for m, p, _ in fake.requests if m == "GET" and p.endswith(o.id))
-
+        accepted(events, 61)
         fake.trade("AAPL", "101")
         assert events.wait(VenueTrailed, lambda e: e.order_id == 60) == VenueTrailed(
             60, 9950, 10100
@@ -351,19 +356,45 @@ def test_a_trailing_stops_moves_are_polled_and_reported_until_it_closes(
         fake.trade("AAPL", "101.20")
         moved = events.wait(VenueTrailed, lambda e: e.order_id == 60 and e.hwm == 10120)
         assert moved.stop_price == 9970
-        polled = reads(a)
-        fake.wait_until(lambda: reads(a) >= polled + 3)  # still read while unchanged...
+        lists, singles = _polls(fake)
+        fake.wait_until(lambda: _polls(fake)[0] >= lists + 3)  # still read while unchanged
+        assert _polls(fake)[1] == singles  # two stops, one request a round
         trailed = [e for e in events.about(60) if isinstance(e, VenueTrailed)]
         assert [(e.stop_price, e.hwm) for e in trailed] == [(9950, 10100), (9970, 10120)]
-        # ... until it closes: triggered and filled (its last move came with the fill)
+        # closed: triggered and filled (its last move came with the fill)
         fake.trade("AAPL", "99.70")
         fill = events.wait(VenueFilled, lambda e: e.order_id == 60)
         assert (fill.price, fill.qty, fill.leaves_qty) == (9970, 3, 0)
-        after_close = reads(b)
-        fake.wait_until(lambda: reads(b) >= after_close + 2)  # a round in flight is done
-        closed_reads = reads(a)
-        fake.wait_until(lambda: reads(b) >= after_close + 6)  # b is still read...
-        assert reads(a) == closed_reads  # ...a is not
+        venue.cancel(61)
+        events.wait(VenueCanceled, lambda e: e.order_id == 61)
+        lists = _polls(fake)[0]
+        time.sleep(0.3)  # fifteen poll intervals: the absence of a read cannot be awaited
+        assert _polls(fake)[0] <= lists + 1  # at most the round that was in flight
+        assert len([e for e in events.about(60) if isinstance(e, VenueTrailed)]) == 2
+    finally:
+        venue.stop()
+
+
+def test_stops_the_open_list_leaves_out_are_read_one_by_one(
+    fake: FakeAlpaca, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When Alpaca's page of open orders is full, the trailing stops not on it are read
+    on their own: none of them misses its moves."""
+    monkeypatch.setattr(alpaca_venue, "_OPEN_LIST_LIMIT", 1)
+    venue = make_venue(fake, trail_poll_seconds=0.02)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.trade("AAPL", "100")
+        venue.submit(_trailing(60))
+        venue.submit(_trailing(61, trail=300))
+        accepted(events, 60)
+        accepted(events, 61)
+        fake.trade("AAPL", "101")
+        events.wait(VenueTrailed, lambda e: e.order_id == 60 and e.hwm == 10100)
+        events.wait(VenueTrailed, lambda e: e.order_id == 61 and e.hwm == 10100)
+        assert _polls(fake)[1] > 0  # the one left off the page, by id
     finally:
         venue.stop()
 
