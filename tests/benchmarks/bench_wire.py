@@ -26,8 +26,8 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   (DEALER to ROUTER), the transport (loopback TCP), the server's placement (a
   ``zmq.Context`` with one I/O thread, sockets made before the main thread pins itself,
   to the same CPU) and its side of the socket API (pyzmq; the echo blocks in
-  ``recv_multipart``, the engine in a ``zmq.Poller`` over its ROUTER and its venue
-  pipe). What differs is only the work between receiving and replying.
+  ``recv_multipart``, the engine, which has no venue thread here, in its ROUTER's
+  ``recv``). What differs is only the work between receiving and replying.
 - ``pipelined_orders_per_sec``: one client, a window of ``window`` requests in flight
   (non-blocking DEALER sends), the same resting-order-then-cancel flow: every order's
   cancel is sent once its ack is in. The figure counts every acked order-entry request
