@@ -13,6 +13,11 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   frame to the decoded reply (cancel -> ack is in ``details``). Against an engine with
   ``fsync: none`` and, separately, ``fsync: batch`` (``engine_rtt_batch_fsync_*``: one
   fsync per batch, here one per request, on the disk the journal is on).
+- ``details.rtt_engine_stage_mean_us``: where the engine's loop spent a round trip's
+  turn by its own clock (``tickplane_engine_stage_seconds`` over the round-trip samples):
+  ``handle`` (decode, risk, core, journal append, encode), ``journal`` (the commit),
+  ``ack`` (the send, with the ZeroMQ I/O thread's work when it takes the CPU then),
+  ``publish`` (after the reply, not in the round trip).
 - ``client_rtt_p50_us`` / ``_p99_us``: the same flow through the asyncio
   ``EngineClient`` (``submit`` -> reply, encoding included), ``fsync: none``.
 - ``zmq_echo_p50_us`` / ``_p99_us``: the floor. A bare pyzmq ROUTER echo server in its
@@ -152,6 +157,7 @@ FIGURES = (
     "loop_turn_cpu_us",
     "loop_batch_cpu_us_per_request",
 )
+_STAGE = re.compile(r'tickplane_engine_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)')
 _RECOVERED = re.compile(r"recovered (\d+) commands after snapshot (\d+) in ([0-9.]+)s")
 
 # Note: no dataclasses here (see bench_book.py: `tickplane bench` loads benchmark files
@@ -293,6 +299,18 @@ class Engine:
                 if line.startswith(name + " "):
                     return float(line.split()[1])
         return None
+
+    def stage_totals(self) -> dict[str, tuple[float, float]]:
+        """The engine loop's own stage times so far (`tickplane_engine_stage_seconds`):
+        stage -> (sum of seconds, count)."""
+        out: dict[str, list[float]] = {}
+        with urllib.request.urlopen(self._url("/metrics"), timeout=5) as r:
+            for line in r.read().decode().splitlines():
+                m = _STAGE.match(line)
+                if m:
+                    part = out.setdefault(m.group(2), [0.0, 0.0])
+                    part[0 if m.group(1) == "sum" else 1] = float(m.group(3))
+        return {k: (v[0], v[1]) for k, v in out.items()}
 
     @property
     def pid(self) -> int:
@@ -798,11 +816,20 @@ def _engine_none(
                     wire.decode_reply(ack)
                 b.details["client_decode_ack_us"] = round((time.perf_counter_ns() - t0) / 1e7, 2)
                 cflow = Flow(eng)
+                stages: dict[str, list[float]] = {}
                 for r in range(b.repeats + 1):  # sample 0 is the warm-up
                     with quiet_gc():
                         e = echo_rtt(esock, order_frame, echo_messages)
+                    before = eng.stage_totals()
                     with quiet_gc():
                         n, c = sync_rtt(sock, flow, rtt_orders)
+                    after = eng.stage_totals()
+                    if r:
+                        for k, (total, count) in after.items():
+                            was = before.get(k, (0.0, 0.0))
+                            acc = stages.setdefault(k, [0.0, 0.0])
+                            acc[0] += total - was[0]
+                            acc[1] += count - was[1]
                     with quiet_gc():
                         k = asyncio.run(client_rtt(actx, eng.order_entry, cflow, client_orders, 50))
                     if r:
@@ -822,6 +849,13 @@ def _engine_none(
             finally:
                 ctx.destroy(0)  # term() would wait for ever on a socket left open
                 actx.destroy(0)
+        # Where a lone request's turn goes, by the engine's own clock (means over the
+        # round-trip samples): handle (decode, risk, core, journal append, encode),
+        # journal (the commit), ack (the send, with the I/O thread's work when it takes
+        # the CPU then) and publish (after the reply).
+        b.details["rtt_engine_stage_mean_us"] = {
+            k: round(total / count * 1e6, 2) for k, (total, count) in stages.items() if count
+        }
         b.figures["zmq_echo_pipelined_per_sec"] = round(median(echo_rates))
         b.details["zmq_echo_pipelined_per_sec_all"] = [round(x) for x in echo_rates]
         p50, p99 = _sample_rtt(b, "engine_rtt", new_ns, cancel_ns)
