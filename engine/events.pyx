@@ -29,7 +29,7 @@ from tickplane.core.events import (
     StopTriggered,
     Trade,
 )
-from tickplane.engine.matching import EventType, OrderType, Reason, Side
+from tickplane.engine.matching import OrderType, Reason, Side
 
 from tickplane.engine.matching cimport (
     EV_ACCEPTED,
@@ -47,23 +47,12 @@ from tickplane.engine.matching cimport Event as CoreEvent
 __all__ = ["NUMBERED", "Names", "from_array", "from_core", "from_rows"]
 
 SIDES = {int(s): s.name.lower() for s in Side}
-cdef list _SIDE_NAMES = [SIDES.get(i, str(i)) for i in range(256)]
-cdef list _TYPE_NAMES = [{int(t): t.name.lower() for t in OrderType}.get(i, str(i)) for i in range(256)]
-cdef list _REASON_NAMES = [{int(r): r.name.lower() for r in Reason}.get(i, str(i)) for i in range(256)]
 ORDER_TYPES = {int(t): t.name.lower() for t in OrderType}
 REASONS = {int(r): r.name.lower() for r in Reason}
-_PRICED = {int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)}
-# Plain ints: comparing with an IntEnum member costs ~5x an int's (once per row each).
-_TRADE, _ACCEPTED, _CANCELED = (
-    int(EventType.TRADE),
-    int(EventType.ACCEPTED),
-    int(EventType.CANCELED),
-)
-_REJECTED, _REPLACED, _TRIGGERED = (
-    int(EventType.REJECTED),
-    int(EventType.REPLACED),
-    int(EventType.TRIGGERED),
-)
+# The same names indexed by the core's uint8 codes (a list index, not a dict lookup).
+cdef list _SIDE_NAMES = [SIDES.get(i, str(i)) for i in range(256)]
+cdef list _TYPE_NAMES = [ORDER_TYPES.get(i, str(i)) for i in range(256)]
+cdef list _REASON_NAMES = [REASONS.get(i, str(i)) for i in range(256)]
 
 
 class Names(Protocol):
@@ -95,63 +84,24 @@ def from_rows(
     accounts: Names | Sequence[str],
 ) -> list[Event]:
     """Typed events from rows in EVENT_DTYPE's field order (`MatchingEngine.event_rows`)."""
-    out: list[Event] = []
+    cdef CoreEvent e
+    cdef list out = []
     for (
-        seq,
-        ts,
-        oid,
-        maker,
-        price,
-        qty,
-        sym,
-        acc,
-        macc,
-        etype,
-        reason,
-        side,
-        otype,
+        e.seq,
+        e.ts,
+        e.id,
+        e.maker,
+        e.price,
+        e.qty,
+        e.symbol,
+        e.account,
+        e.maker_account,
+        e.type,
+        e.reason,
+        e.side,
+        e.order_type,
     ) in rows:
-        if etype == _TRADE:
-            out.append(
-                Trade(
-                    seq,
-                    ts,
-                    symbols[sym],
-                    price,
-                    qty,
-                    oid,
-                    maker,
-                    SIDES[side],
-                    accounts[acc],
-                    accounts[macc],
-                )
-            )
-        elif etype == _ACCEPTED:
-            out.append(
-                OrderAccepted(
-                    seq,
-                    ts,
-                    oid,
-                    accounts[acc],
-                    symbols[sym],
-                    SIDES[side],
-                    ORDER_TYPES[otype],
-                    qty,
-                    price if otype in _PRICED else None,
-                )
-            )
-        elif etype == _CANCELED:
-            out.append(
-                OrderCanceled(seq, ts, oid, accounts[acc], symbols[sym], qty, REASONS[reason])
-            )
-        elif etype == _REJECTED:
-            out.append(OrderRejected(seq, ts, oid, accounts[acc], REASONS[reason]))
-        elif etype == _REPLACED:
-            out.append(OrderReplaced(seq, ts, oid, accounts[acc], symbols[sym], price, qty))
-        elif etype == _TRIGGERED:
-            out.append(StopTriggered(seq, ts, oid, accounts[acc], symbols[sym], price))
-        else:
-            raise ValueError(f"event {seq}: unknown type {etype}")
+        out.append(_typed(&e, symbols, accounts))
     return out
 
 
@@ -159,63 +109,50 @@ def from_core(MatchingEngine core, symbols, accounts):
     """The typed events of the core's last per-call command, in order: what
     `from_rows(core.event_rows(), symbols, accounts)` gives."""
     cdef Py_ssize_t i
-    cdef CoreEvent* e
     cdef list out = []
     for i in range(core.n_events):
-        e = &core.evbuf[i]
-        if e.type == EV_TRADE:
-            out.append(
-                Trade(
-                    e.seq,
-                    e.ts,
-                    symbols[e.symbol],
-                    e.price,
-                    e.qty,
-                    e.id,
-                    e.maker,
-                    _SIDE_NAMES[e.side],
-                    accounts[e.account],
-                    accounts[e.maker_account],
-                )
-            )
-        elif e.type == EV_ACCEPTED:
-            out.append(
-                OrderAccepted(
-                    e.seq,
-                    e.ts,
-                    e.id,
-                    accounts[e.account],
-                    symbols[e.symbol],
-                    _SIDE_NAMES[e.side],
-                    _TYPE_NAMES[e.order_type],
-                    e.qty,
-                    e.price if e.order_type == OT_LIMIT or e.order_type == OT_STOP_LIMIT else None,
-                )
-            )
-        elif e.type == EV_CANCELED:
-            out.append(
-                OrderCanceled(
-                    e.seq,
-                    e.ts,
-                    e.id,
-                    accounts[e.account],
-                    symbols[e.symbol],
-                    e.qty,
-                    _REASON_NAMES[e.reason],
-                )
-            )
-        elif e.type == EV_REJECTED:
-            out.append(OrderRejected(e.seq, e.ts, e.id, accounts[e.account], _REASON_NAMES[e.reason]))
-        elif e.type == EV_REPLACED:
-            out.append(
-                OrderReplaced(
-                    e.seq, e.ts, e.id, accounts[e.account], symbols[e.symbol], e.price, e.qty
-                )
-            )
-        elif e.type == EV_TRIGGERED:
-            out.append(
-                StopTriggered(e.seq, e.ts, e.id, accounts[e.account], symbols[e.symbol], e.price)
-            )
-        else:
-            raise ValueError(f"event {e.seq}: unknown type {e.type}")
+        out.append(_typed(&core.evbuf[i], symbols, accounts))
     return out
+
+
+cdef object _typed(const CoreEvent* e, symbols, accounts):
+    """One core event as its typed event, names from the caller's tables."""
+    if e.type == EV_TRADE:
+        return Trade(
+            e.seq,
+            e.ts,
+            symbols[e.symbol],
+            e.price,
+            e.qty,
+            e.id,
+            e.maker,
+            _SIDE_NAMES[e.side],
+            accounts[e.account],
+            accounts[e.maker_account],
+        )
+    if e.type == EV_ACCEPTED:
+        return OrderAccepted(
+            e.seq,
+            e.ts,
+            e.id,
+            accounts[e.account],
+            symbols[e.symbol],
+            _SIDE_NAMES[e.side],
+            _TYPE_NAMES[e.order_type],
+            e.qty,
+            e.price if e.order_type == OT_LIMIT or e.order_type == OT_STOP_LIMIT else None,
+        )
+    if e.type == EV_CANCELED:
+        return OrderCanceled(
+            e.seq, e.ts, e.id, accounts[e.account], symbols[e.symbol], e.qty,
+            _REASON_NAMES[e.reason],
+        )  # fmt: skip
+    if e.type == EV_REJECTED:
+        return OrderRejected(e.seq, e.ts, e.id, accounts[e.account], _REASON_NAMES[e.reason])
+    if e.type == EV_REPLACED:
+        return OrderReplaced(
+            e.seq, e.ts, e.id, accounts[e.account], symbols[e.symbol], e.price, e.qty
+        )
+    if e.type == EV_TRIGGERED:
+        return StopTriggered(e.seq, e.ts, e.id, accounts[e.account], symbols[e.symbol], e.price)
+    raise ValueError(f"event {e.seq}: unknown type {e.type}")
