@@ -59,38 +59,34 @@ __all__ = [
 MAX_INT = 2**62  # within the engine's int64, with room for notional arithmetic
 
 
-def _whole_number(value: Any) -> Any:
-    """A JSON number or a numeric string as an int; anything else is refused."""
+def _decimal(value: Any) -> Decimal:
+    """A JSON number or a numeric string as a finite Decimal; anything else is refused."""
     if isinstance(value, bool):
         raise ValueError("booleans are not numbers")
-    if isinstance(value, int):
+    if not isinstance(value, int | float | str):
+        raise ValueError("a number or a numeric string is needed")
+    try:
+        number = Decimal(value.strip() if isinstance(value, str) else repr(value))
+    except InvalidOperation:
+        raise ValueError(f"{value!r} is not a number") from None
+    if not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number")
+    return number
+
+
+def _whole_number(value: Any) -> Any:
+    """A JSON number or a numeric string as an int; anything else is refused."""
+    if isinstance(value, int) and not isinstance(value, bool):
         return value
-    if isinstance(value, float | str):
-        try:
-            number = Decimal(value.strip() if isinstance(value, str) else repr(value))
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        if number != number.to_integral_value():
-            raise ValueError(f"{value!r}: a whole number of ticks or lots is needed")
-        return int(number)
-    raise ValueError("a number or a numeric string is needed")
+    number = _decimal(value)
+    if number != number.to_integral_value():
+        raise ValueError(f"{value!r}: a whole number of ticks or lots is needed")
+    return int(number)
 
 
 def _finite_number(value: Any) -> Any:
     """A JSON number or a numeric string as a float; anything else is refused."""
-    if isinstance(value, bool):
-        raise ValueError("booleans are not numbers")
-    if isinstance(value, int | float | str):
-        try:
-            number = Decimal(value.strip() if isinstance(value, str) else repr(value))
-        except InvalidOperation:
-            raise ValueError(f"{value!r} is not a number") from None
-        if not number.is_finite():
-            raise ValueError(f"{value!r} is not a finite number")
-        return float(number)
-    raise ValueError("a number or a numeric string is needed")
+    return float(_decimal(value))
 
 
 _NUMBER_SCHEMA = {
