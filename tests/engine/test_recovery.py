@@ -10,9 +10,13 @@ an event log holding exactly the events the live engine published.
 
 from __future__ import annotations
 
+import itertools
 import random
 import shutil
 import socket
+import time
+import types
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +31,7 @@ from tickplane.core.config import (
     SymbolConfig,
 )
 from tickplane.core.events import Event
-from tickplane.engine import recovery
+from tickplane.engine import recovery, service
 from tickplane.engine.eventlog import EventLog
 from tickplane.engine.journal import FsyncPolicy, JournalWriter
 from tickplane.engine.service import EngineService
@@ -54,44 +58,65 @@ def _config(journal: Path, breaker: bool = True) -> EngineConfig:
         pin_cpu=False,
         risk=RiskConfig(
             default=RiskLimits(),
-            circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=10**6)
+            circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=20_000)
             if breaker
             else None,
         ),
     )
 
 
-def _flow(seed: int, n: int) -> list[wire.Request]:
+def _flow(
+    seed: int, n: int, resting: Callable[[], list[tuple[int, str]]]
+) -> Iterator[wire.Request]:
+    """Requests of a seeded random flow. Cancels and replaces mostly name an order that
+    `resting()` (the engine's book at the time) holds, in its own account, so that many
+    succeed whatever the circuit breaker's halts have rejected; the rest name any id."""
     rng = random.Random(seed)
-    out: list[wire.Request] = []
-    ids = 0  # order ids the engine hands out, as it does: 1, 2, ... (rejects included)
     for req in range(1, n + 1):
         r = rng.random()
         account = f"acct{rng.randrange(4)}"
-        if r < 0.65 or ids < 5:
-            ids += 1
+        if r < 0.65:
             side = rng.choice(["buy", "sell", "buy", "sell", "bad"])
             crossing = rng.random() < 0.25
             price = 100 + rng.randrange(1, 8) * (-1 if (side == "buy") != crossing else 1)
-            out.append(
-                wire.NewOrder(
-                    req,
-                    account,
-                    rng.choice(SYMBOLS),
-                    side,
-                    rng.choice(["limit", "limit", "limit", "market"]),
-                    rng.randrange(1, 25),
-                    price=price,
-                    tif=rng.choice(["gtc", "gtc", "ioc"]),
-                    client_order_id=f"c{req}" if rng.random() < 0.3 else None,
-                )
+            yield wire.NewOrder(
+                req,
+                account,
+                rng.choice(SYMBOLS),
+                side,
+                rng.choice(["limit", "limit", "limit", "market"]),
+                rng.randrange(1, 25),
+                price=price,
+                tif=rng.choice(["gtc", "gtc", "ioc"]),
+                client_order_id=f"c{req}" if rng.random() < 0.3 else None,
             )
-        elif r < 0.85:
-            out.append(wire.CancelOrder(req, account, rng.randrange(1, ids + 1)))
+            continue
+        book = resting()
+        if book and rng.random() < 0.8:
+            target, account = rng.choice(book)
         else:
-            target = rng.randrange(1, ids + 1)
-            out.append(wire.ReplaceOrder(req, account, target, qty=rng.randrange(1, 25)))
-    return out
+            target = rng.randrange(1, req + 1)
+        if r < 0.85:
+            yield wire.CancelOrder(req, account, target)
+        else:
+            yield wire.ReplaceOrder(req, account, target, qty=rng.randrange(1, 25))
+
+
+def _resting(svc: EngineService) -> list[tuple[int, str]]:
+    """The resting orders' ids and accounts."""
+    part = svc.state.core.dump()["resting"]
+    accounts = svc.state.accounts
+    return [
+        (i, accounts[a]) for i, a in zip(part["id"].tolist(), part["account"].tolist(), strict=True)
+    ]
+
+
+def _clock() -> types.SimpleNamespace:
+    """The `time` module as the engine sees it, its wall clock a counter (a microsecond a
+    reading): the circuit breaker halts and resumes at the same requests on any machine."""
+    return types.SimpleNamespace(
+        **{**vars(time), "time_ns": itertools.count(10**18, 1000).__next__}
+    )
 
 
 def _state(svc: EngineService) -> dict[str, Any]:
@@ -128,14 +153,14 @@ def live(
     svc.open()
     try:
         rng = random.Random(7)
-        flow = _flow(7, 3000)
+        flow = _flow(7, 3000, lambda: _resting(svc))
         ident = b"\x00client"
         ends: list[int] = []
-        while flow:
-            k = rng.randrange(1, 60)
-            batch, flow = flow[:k], flow[k:]
-            svc.process([(ident, wire.encode(req)) for req in batch])
-            ends.append(svc.state.seq)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(service, "time", _clock())
+            while batch := list(itertools.islice(flow, rng.randrange(1, 60))):
+                svc.process([(ident, wire.encode(req)) for req in batch])
+                ends.append(svc.state.seq)
         assert svc.journal is not None and svc.eventlog is not None
         svc.journal.commit()
         state = _state(svc)
