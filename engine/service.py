@@ -958,22 +958,10 @@ class EngineService:
         st = self.state
         h = st.contingent.orders[req.order_id]
 
-        def no(message: str) -> tuple[wire.Reply, list[Event]]:
-            return wire.Reject(req.req, "bad_replace", message), []
-
-        if h.triggered:
-            return no("the trailing stop triggered: its order is working")
-        if req.price is not None or req.stop_price is not None:
-            return no("a trailing stop has no price or stop_price: replace its trail")
-        if req.qty is None and req.trail_price is None and req.trail_percent is None:
-            return no("give qty, trail_price or trail_percent")
-        if req.qty is not None and _number(req.qty) < 0:
-            return no(f"qty: an integer 1..{MAX_FIELD}")
-        if req.trail_price is not None and (h.trail_price is None or _number(req.trail_price) < 0):
-            return no("trail_price: ticks, for a trailing stop placed with trail_price")
+        why = _trailing_replace_refused(req, h.trail_price, h.trail_percent, h.triggered)
+        if why is not None:
+            return wire.Reject(req.req, "bad_replace", why), []
         pct = req.trail_percent
-        if pct is not None and (h.trail_percent is None or not 0 < pct < 100):
-            return no("trail_percent: 0 < p < 100, for a trailing stop placed with it")
         mark = {
             "contingent": {
                 "kind": "replace",
@@ -1081,7 +1069,15 @@ class EngineService:
                 why = _routed_replace_refused(routed, req)
                 if why is not None:
                     return wire.Reject(req.req, "bad_replace", why), []
-                self.venue.replace(req.order_id, req.qty, req.price, req.stop_price)
+                pct = None if req.trail_percent is None else float(req.trail_percent)
+                self.venue.replace(
+                    req.order_id,
+                    req.qty,
+                    req.price,
+                    req.stop_price,
+                    trail_price=req.trail_price,
+                    trail_percent=pct,
+                )
             return wire.Ack(req.req, req.order_id, last_seq=self.state.seq), []
         held = self.state.contingent
         if held.busy:
@@ -1341,12 +1337,35 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
     return AlpacaVenue.from_env(**kwargs)
 
 
+def _trailing_replace_refused(
+    req: wire.ReplaceOrder, trail_price: int | None, trail_percent: float | None, triggered: bool
+) -> str | None:
+    """Why a replace of a trailing stop (placed with `trail_price` or `trail_percent`)
+    is refused, on every venue (None: it is not): until it triggers, it takes a new
+    quantity and/or a new trail of the kind it was placed with, nothing else."""
+    if triggered:
+        return "the trailing stop triggered: its order is working"
+    if req.price is not None or req.stop_price is not None:
+        return "a trailing stop has no price or stop_price: replace its trail"
+    if req.qty is None and req.trail_price is None and req.trail_percent is None:
+        return "give qty, trail_price or trail_percent"
+    if req.qty is not None and _number(req.qty) < 0:
+        return f"qty: an integer 1..{MAX_FIELD}"
+    if req.trail_price is not None and (trail_price is None or _number(req.trail_price) < 0):
+        return "trail_price: ticks, for a trailing stop placed with trail_price"
+    pct = req.trail_percent
+    if pct is not None and (trail_percent is None or not 0 < pct < 100):
+        return "trail_percent: 0 < p < 100, for a trailing stop placed with it"
+    return None
+
+
 def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | None:
-    """Why a replace of a routed order cannot go to the venue (None: it can). A leg
-    takes new prices as on the internal venue (its quantity follows its parent); a
-    trailing stop's trail is not replaced at the venue."""
-    if r.trail_price is not None or r.trail_percent is not None:
-        return "a trailing stop at the venue is not replaced here: cancel it and place another"
+    """Why a replace of a routed order cannot go to the venue (None: it can), with the
+    internal venue's rules: a leg takes new prices (its quantity follows its parent); a
+    trailing stop its quantity and/or trail until it triggers (Alpaca triggers it
+    without a word: its first fill says it did)."""
+    if r.order_type == "trailing_stop":
+        return _trailing_replace_refused(req, r.trail_price, r.trail_percent, r.filled > 0)
     if req.trail_price is not None or req.trail_percent is not None:
         return "trail_price and trail_percent are a trailing stop's"
     if r.parent_id is None:

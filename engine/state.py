@@ -525,7 +525,20 @@ class EngineState:
                 r.price = int(f["limit_price"])
             if f.get("stop_price") is not None:
                 r.stop_price = int(f["stop_price"])
-            if r.parent_id is not None and g is not None:
+            if r.order_type == "trailing_stop":
+                # its quantity and/or trail; the stop and watermark Alpaca gives it then
+                # (contingent.py's OrderReplaced: the stop as its price)
+                r.qty = int(f["qty"])
+                if f.get("trail_price") is not None:
+                    r.trail_price = int(f["trail_price"])
+                if f.get("trail_percent") is not None:
+                    r.trail_percent = float(f["trail_percent"])
+                if f.get("hwm") is not None:
+                    r.hwm = int(f["hwm"])
+                now = r.stop_price
+                out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, now or 0, r.qty, now))
+                risk.on_replaced(r.id, r.qty, None)
+            elif r.parent_id is not None and g is not None:
                 # a leg's prices moved; it works what its group gives it (as internally)
                 r.qty = max(g.exit_open, 0)
                 price = r.price if r.price is not None else (r.stop_price or 0)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import dataclasses
 import datetime as dt
 import decimal
 import json
@@ -34,7 +35,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, NamedTuple, TypeAlias
 
 import requests
 from alpaca.common.exceptions import APIError
@@ -105,6 +106,7 @@ _TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETENTION = 300.0  # seconds a closed order is remembered
 _EARLY_KEPT = 1000  # Alpaca ids of unrecognized leg-like updates kept for a late parent
+_REPLACEMENT = re.compile(r"-r(\d+)$")  # a replacement's client order id: <original>-r<n>
 
 
 class CredentialsError(RuntimeError):
@@ -143,6 +145,19 @@ class _TimeoutAdapter(HTTPAdapter):
         return super().send(request, *args, **kwargs)
 
 
+class _Replace(NamedTuple):
+    """A replace in flight: what was asked (None: unchanged)."""
+
+    qty: int | None
+    limit_price: int | None
+    stop_price: int | None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+
+
+_NO_REPLACE = _Replace(None, None, None)
+
+
 @dataclass(slots=True)
 class _Tracked:
     """What the adapter knows about one engine order (guarded by `AlpacaVenue._lock`)."""
@@ -163,9 +178,11 @@ class _Tracked:
     # cumulative filled quantity and notional already reported, per Alpaca order id
     filled: dict[str, int] = field(default_factory=dict)
     notional: dict[str, Decimal] = field(default_factory=dict)
-    # a replace in flight: (qty, limit_price) requested, then the new Alpaca order id
-    pending: tuple[int | None, int | None, int | None] | None = None  # qty, limit, stop
+    # a replace in flight: what was requested, then the new Alpaca order id and (a
+    # trailing stop) the new order's (stop, hwm) as Alpaca answered the PATCH
+    pending: _Replace | None = None
     pending_vid: str | None = None
+    pending_trail: tuple[int, int] | None = None
     replacements: int = 0
     parent: int | None = None  # a leg: its parent's engine id (legs has no coid of ours)
     stop_price: int | None = None
@@ -446,9 +463,13 @@ class AlpacaVenue:
         qty: int | None,
         limit_price: int | None,
         stop_price: int | None = None,
+        *,
+        trail_price: int | None = None,
+        trail_percent: float | None = None,
     ) -> None:
         """Queue a replace (see `Venue.replace`)."""
-        self._enqueue(order_id, ("replace", order_id, qty, (limit_price, stop_price)))
+        asked = _Replace(qty, limit_price, stop_price, trail_price, trail_percent)
+        self._enqueue(order_id, ("replace", order_id, asked, None))
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`)."""
@@ -496,14 +517,14 @@ class AlpacaVenue:
             cmd = q.get()
             if cmd is None or self._stopping.is_set():
                 return
-            kind, a, b, c = cmd
+            kind, a, b, _ = cmd
             try:
                 if kind == "submit":
                     self._do_submit(client, a)
                 elif kind == "cancel":
                     self._do_cancel(client, a)
                 elif kind == "replace":
-                    self._do_replace(client, a, b, *c)
+                    self._do_replace(client, a, b)
                 elif kind == "resume":
                     self._do_resume(client, a)
             except Exception:  # a bug must not kill the worker
@@ -791,14 +812,8 @@ class AlpacaVenue:
             self._reject(oid, "cancel", _reason(exc, "cancel"), exc.message)
         # success: the stream reports `canceled` (or a fill that won the race)
 
-    def _do_replace(
-        self,
-        client: TradingClient,
-        oid: int,
-        qty: int | None,
-        limit_price: int | None,
-        stop_price: int | None = None,
-    ) -> None:
+    def _do_replace(self, client: TradingClient, oid: int, asked: _Replace) -> None:
+        qty, limit_price, stop_price, trail_price, trail_percent = asked
         with self._lock:
             tracked = self._orders.get(oid)
             live = tracked is not None and not tracked.closed and tracked.venue_id is not None
@@ -806,17 +821,9 @@ class AlpacaVenue:
         if tracked is None or not live:
             self._reject(oid, "replace", "unknown_order", f"order {oid} is not open at Alpaca")
             return
-        if qty is None and limit_price is None and stop_price is None:
-            self._reject(oid, "replace", "bad_replace", "nothing to change")
-            return
-        if any(v is not None and v <= 0 for v in (qty, limit_price, stop_price)):
-            self._reject(oid, "replace", "bad_replace", "qty and prices must be positive")
-            return
-        if limit_price is not None and tracked.order.type not in ("limit", "stop_limit"):
-            self._reject(oid, "replace", "bad_replace", f"a {tracked.order.type} has no limit")
-            return
-        if stop_price is not None and tracked.order.type not in ("stop", "stop_limit"):
-            self._reject(oid, "replace", "bad_replace", f"a {tracked.order.type} has no stop")
+        why = _replace_refused(tracked.order, asked)
+        if why is not None:
+            self._reject(oid, "replace", "bad_replace", why)
             return
         if tracked.pending is not None:
             self._reject(oid, "replace", "replace_pending", "a replace is already in flight")
@@ -827,6 +834,11 @@ class AlpacaVenue:
         try:
             price = None if limit_price is None else _float_price(tracked.spec, limit_price)
             stop = None if stop_price is None else _float_price(tracked.spec, stop_price)
+            # Alpaca's `trail` is the new trail_price (dollars) or trail_percent, of the
+            # kind the order has (`_replace_refused` checked it)
+            trail = None if trail_percent is None else float(trail_percent)
+            if trail_price is not None:
+                trail = _float_price(tracked.spec, trail_price)
         except ValueError as exc:
             self._reject(oid, "replace", "bad_replace", str(exc))
             return
@@ -837,10 +849,11 @@ class AlpacaVenue:
             if tracked.parent is None:
                 new_coid = f"{tracked.client_order_id}-r{tracked.replacements}"
                 self._by_coid[new_coid] = oid
-            tracked.pending = (qty, limit_price, stop_price)
+            tracked.pending = asked
+            tracked.pending_trail = None
             vid = tracked.venue_id
         request = ReplaceOrderRequest(
-            qty=qty, limit_price=price, stop_price=stop, client_order_id=new_coid
+            qty=qty, limit_price=price, stop_price=stop, trail=trail, client_order_id=new_coid
         )
         try:
             new: Order = self._call(client.replace_order_by_id, vid, request)
@@ -856,17 +869,24 @@ class AlpacaVenue:
         with self._lock:
             new_vid = str(new.id)
             self._by_vid[new_vid] = oid
-            if tracked.pending is not None:
+            if tracked.venue_id == new_vid:
+                # the stream's `replaced` came first and was reported with the stop the
+                # adapter worked out: Alpaca's own, if it differs, is a move
+                if not tracked.closed:
+                    self._trailed(tracked, new)
+            elif tracked.pending is not None:
                 tracked.pending_vid = new_vid
+                tracked.pending_trail = self._trail_of(tracked, new)
         # success: the stream reports `replaced` when it takes effect
 
     def _do_resume(
         self, client: TradingClient, orders: tuple[tuple[VenueOrder, int | None], ...]
     ) -> None:
         """Track an order (and its legs) routed before this process started: read it by
-        its client order id, count what the engine booked as reported (the price of a
-        fill found missing is then the average of what Alpaca filled), and report the
-        rest as reconciliation does."""
+        its client order id, and the orders that replaced it (`replaced_by`) to the
+        live one, count what the engine booked as reported (the price of a fill found
+        missing is then the average of what Alpaca filled), and report the rest as
+        reconciliation does."""
         (order, booked), legs = orders[0], orders[1:]
         oid = order.order_id
         spec = self._symbols.get(order.symbol)
@@ -874,10 +894,13 @@ class AlpacaVenue:
         if spec is None:
             return
         try:
-            o: Order = self._call(client.get_order_by_client_id, coid)
+            chain: list[Order] = [self._call(client.get_order_by_client_id, coid)]
+            while _enum_text(chain[-1].status) == "replaced" and chain[-1].replaced_by:
+                chain.append(self._call(client.get_order_by_id, str(chain[-1].replaced_by)))
         except (_Unavailable, _Rejected) as exc:
             log.warning("alpaca: cannot resume order %d (%s): %s", oid, coid, exc)
             return
+        o = chain[-1]
         with self._lock:
             vid = str(o.id)
             t = self._orders.get(oid)
@@ -885,9 +908,15 @@ class AlpacaVenue:
                 t = self._orders[oid] = _Tracked(
                     order, spec, coid, venue_id=vid, accepted=True, limit_price=order.limit_price
                 )
-                self._by_coid[coid] = oid
-                self._by_vid[vid] = oid
-                _booked(t, vid, o, booked)
+                for x in chain:
+                    self._by_coid[str(x.client_order_id)] = oid
+                    self._by_vid[str(x.id)] = oid
+                # the next replacement's client order id follows the live one's
+                m = _REPLACEMENT.search(str(o.client_order_id))
+                t.replacements = int(m.group(1)) if m is not None else 0
+                _booked(t, chain, booked)
+                for old in chain[:-1]:  # fills of a replaced order missed meanwhile
+                    self._apply_snapshot(t, str(old.id), old)
             self._learn_legs(t, o)
             found = [t, *(self._orders.get(leg.order_id) for leg, _ in legs)]
             objects = {str(_get(x, "id")): x for x in (_get(o, "legs") or [])}
@@ -896,7 +925,7 @@ class AlpacaVenue:
                 if lt is None or lt.venue_id is None or lt.venue_id not in objects:
                     continue
                 if lt is not t:
-                    _booked(lt, lt.venue_id, objects[lt.venue_id], done)
+                    _booked(lt, [objects[lt.venue_id]], done)
                 if not lt.closed:
                     self._apply_snapshot(lt, lt.venue_id, objects[lt.venue_id])
 
@@ -1012,19 +1041,46 @@ class AlpacaVenue:
             return ticks
 
     def _replaced(self, t: _Tracked, new_vid: str) -> None:
-        qty, limit_price, stop_price = t.pending if t.pending is not None else (None,) * 3
+        asked = t.pending if t.pending is not None else _NO_REPLACE
+        answered = t.pending_trail
         t.pending = None
         t.pending_vid = None
+        t.pending_trail = None
         t.venue_id = new_vid
         self._by_vid[new_vid] = t.order.order_id
-        if qty is not None:
-            t.open_qty = qty
-        if limit_price is not None:
-            t.limit_price = limit_price
-        if stop_price is not None:
-            t.stop_price = stop_price
+        if asked.qty is not None:
+            t.open_qty = asked.qty
+        if asked.limit_price is not None:
+            t.limit_price = asked.limit_price
+        if asked.stop_price is not None:
+            t.stop_price = asked.stop_price
+        if asked.trail_price is not None:
+            t.order = dataclasses.replace(t.order, trail_price=asked.trail_price)
+        if asked.trail_percent is not None:
+            t.order = dataclasses.replace(t.order, trail_percent=asked.trail_percent)
+        if t.order.type != "trailing_stop":
+            self._emit_locked(
+                VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price, t.stop_price)
+            )
+            return
+        # A trailing stop's new stop is Alpaca's answer to the PATCH; when the stream's
+        # `replaced` comes first, the stop its trail gives at the last watermark reported
+        # (Alpaca's answer then corrects it, as a move: `_do_replace`).
+        if answered is not None:
+            t.stop_price, t.hwm = answered
+        elif t.hwm is not None:
+            t.stop_price = _trail_stop(t.order, t.spec, t.hwm)
         self._emit_locked(
-            VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price, t.stop_price)
+            VenueReplaced(
+                t.order.order_id,
+                new_vid,
+                t.open_qty,
+                None,
+                t.stop_price,
+                t.hwm,
+                t.order.trail_price,
+                t.order.trail_percent,
+            )
         )
 
     def _learn_legs(self, t: _Tracked, o: Any) -> None:
@@ -1153,7 +1209,9 @@ class AlpacaVenue:
             and o.get("replaces") == t.venue_id
         )
         if is_pending:
-            if event in ("fill", "partial_fill"):
+            if event in ("new", "accepted", "pending_new"):  # the replacement's own stop
+                t.pending_trail = self._trail_of(t, o) or t.pending_trail
+            elif event in ("fill", "partial_fill"):
                 self._replaced(t, vid)
                 self._stream_fill(t, vid, o, data)
             elif event in ("canceled", "expired", "rejected"):
@@ -1288,15 +1346,22 @@ class AlpacaVenue:
 # ---------------------------------------------------------------------- helpers
 
 
-def _booked(t: _Tracked, vid: str, o: Any, booked: int | None) -> None:
+def _booked(t: _Tracked, chain: Sequence[Any], booked: int | None) -> None:
     """What the engine already booked of order `t` (a resumed order): `booked` lots
-    (None: all of it, and the order is closed for the engine)."""
-    filled = _qty(_get(o, "filled_qty"))
-    done = filled if booked is None else min(booked, filled)
-    t.filled[vid] = done
-    avg = _get(o, "filled_avg_price")
-    t.notional[vid] = _decimal(avg) * done if avg is not None and done else Decimal(0)
-    t.open_qty = max(0, _qty(_get(o, "qty")) - filled)
+    (None: all of it, and the order is closed for the engine), counted against the
+    Alpaca orders of `chain` in turn (the order, then those that replaced it; the last
+    is the live one)."""
+    left = booked
+    for o in chain:
+        filled = _qty(_get(o, "filled_qty"))
+        done = filled if left is None else min(left, filled)
+        vid = str(_get(o, "id"))
+        t.filled[vid] = done
+        avg = _get(o, "filled_avg_price")
+        t.notional[vid] = _decimal(avg) * done if avg is not None and done else Decimal(0)
+        t.open_qty = max(0, _qty(_get(o, "qty")) - filled)
+        if left is not None:
+            left -= done
     if booked is None:
         t.closed = True
 
@@ -1403,6 +1468,8 @@ def _order_from_alpaca(oid: int, o: Any, spec: SymbolSpec, coid: str | None = No
         v = _get(o, key)
         return None if v in (None, "") else spec.to_ticks(_decimal(v))
 
+    percent = _get(o, "trail_percent")
+
     return VenueOrder(
         order_id=oid,
         client_order_id=str(_get(o, "client_order_id")) if coid is None else coid,
@@ -1414,7 +1481,42 @@ def _order_from_alpaca(oid: int, o: Any, spec: SymbolSpec, coid: str | None = No
         stop_price=ticks("stop_price"),
         tif=_literal(_get(o, "time_in_force"), ("gtc", "day", "ioc", "fok")),
         order_class=_literal(_get(o, "order_class") or "simple", ("simple", *_CLASS)),
+        trail_price=ticks("trail_price"),
+        trail_percent=None if percent in (None, "") else float(_decimal(percent)),
     )
+
+
+def _replace_refused(order: VenueOrder, asked: _Replace) -> str | None:
+    """Why a replace of `order` is not sent to Alpaca (None: it is): nothing to
+    change, a value that is not positive, or a field its type has not (a trailing
+    stop's trail is of the kind it was placed with)."""
+    if all(v is None for v in asked):
+        return "nothing to change"
+    if any(v is not None and v <= 0 for v in asked):
+        return "qty, prices and trails must be positive"
+    kind = order.type
+    if asked.limit_price is not None and kind not in ("limit", "stop_limit"):
+        return f"a {kind} has no limit"
+    if asked.stop_price is not None and kind not in ("stop", "stop_limit"):
+        return f"a {kind} has no stop"
+    if asked.trail_price is not None and order.trail_price is None:
+        return "trail_price: for a trailing stop placed with trail_price"
+    if asked.trail_percent is not None and order.trail_percent is None:
+        return "trail_percent: for a trailing stop placed with trail_percent"
+    return None
+
+
+def _trail_stop(order: VenueOrder, spec: SymbolSpec, hwm: int) -> int:
+    """A trailing stop's stop at watermark `hwm` (ticks), as Alpaca sets it: the
+    watermark less (a sell) or plus (a buy) the trail, a percent trail's gap in cents
+    (half to even), then to the nearest tick."""
+    if order.trail_price is not None:
+        gap = order.trail_price
+    else:
+        pct = _decimal(order.trail_percent)
+        cents = (spec.to_price(hwm) * pct / 100).quantize(Decimal("0.01"))
+        gap = spec.to_ticks(cents, rounding=decimal.ROUND_HALF_EVEN)
+    return hwm - gap if order.side == "sell" else hwm + gap
 
 
 def _literal(value: Any, allowed: tuple[str, ...]) -> Any:

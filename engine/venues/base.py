@@ -149,13 +149,20 @@ class VenueCanceled:
 @dataclass(frozen=True, slots=True)
 class VenueReplaced:
     """A replace took effect: the order now has `qty` open lots at `limit_price` ticks
-    (``None``: the order has no limit price) under the venue id `new_venue_order_id`."""
+    (``None``: the order has no limit price) under the venue id `new_venue_order_id`.
+
+    A trailing stop's replace carries its trail after it (`trail_price` ticks or
+    `trail_percent`, the kind it was placed with) and the venue's stop and watermark
+    for it (`stop_price`, `hwm`; None before the first watermark)."""
 
     order_id: int
     new_venue_order_id: str
     qty: int
     limit_price: int | None
     stop_price: int | None = None  # a stop's (a stop-loss leg's) stop after the replace
+    hwm: int | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,9 +242,14 @@ class Venue(Protocol):
         qty: int | None,
         limit_price: int | None,
         stop_price: int | None = None,
+        *,
+        trail_price: int | None = None,
+        trail_percent: float | None = None,
     ) -> None:
-        """Ask to change the open quantity, limit price and/or stop price (``None``:
-        unchanged): `VenueReplaced` or `VenueRejected` follows."""
+        """Ask to change the open quantity, limit price and/or stop price, or a
+        trailing stop's trail of the kind it has (`trail_price` ticks or
+        `trail_percent`) (``None``: unchanged): `VenueReplaced` or `VenueRejected`
+        follows."""
         ...
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:

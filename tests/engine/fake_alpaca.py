@@ -10,13 +10,15 @@ buy orders are checked against `buying_power`.
 
 Order classes as Alpaca has them: a ``trailing_stop`` (``trail_price`` or
 ``trail_percent``; its ``stop_price`` and ``hwm`` follow `trade`, which also triggers
-it), and ``bracket``, ``oto`` and ``oco`` orders with ``take_profit``/``stop_loss``,
-whose legs are orders of their own (nested in the parent's ``legs``; no client order
-id of the caller's). A bracket's or OTO's legs are ``held`` until the parent is
-filled, then ``new``; when the parent is canceled unfilled they are canceled, partly
-filled they work what it filled; when one leg is filled the other is canceled. An OCO
-is its take-profit limit (the parent) and its stop-loss leg, both working; when one
-fills, the other is canceled.
+it; a PATCH's ``trail`` replaces its trail, of the kind it has, its stop worked out
+again from its watermark, triggering it if the last price is through; ``trail`` on any
+other type is a 422), and ``bracket``, ``oto`` and ``oco`` orders with
+``take_profit``/``stop_loss``, whose legs are orders of their own (nested in the
+parent's ``legs``; no client order id of the caller's). A bracket's or OTO's legs are
+``held`` until the parent is filled, then ``new``; when the parent is canceled unfilled
+they are canceled, partly filled they work what it filled; when one leg is filled the
+other is canceled. An OCO is its take-profit limit (the parent) and its stop-loss leg,
+both working; when one fills, the other is canceled.
 
 Control for tests: `fill`, `trade`, `expire`, `reject`, `fail_next` (5xx or any status, optionally
 after doing the work), `hang_next`/`release` (a request that never answers), `stop` /
@@ -390,9 +392,7 @@ class FakeAlpaca:
                         o.trail()
                 elif o.type != "stop":
                     continue
-                stop = o.stop_price
-                if stop is not None and (p <= stop if o.side == "sell" else p >= stop):
-                    self._fill(o, p, o.qty - o.filled_qty)
+                self._trigger(o, p)
             self._cond.notify_all()
 
     def expire(self, key: str) -> None:
@@ -410,6 +410,13 @@ class FakeAlpaca:
             self._publish("rejected", o)
 
     # ------------------------------------------------------------------ the book
+
+    def _trigger(self, o: FakeOrder, last: Decimal) -> None:
+        """A stop or trailing stop whose stop the last price reached (a sell's at or
+        below it, a buy's at or above) triggers: filled at once at that price."""
+        stop = o.stop_price
+        if stop is not None and (last <= stop if o.side == "sell" else last >= stop):
+            self._fill(o, last, o.qty - o.filled_qty)
 
     def _fill(self, o: FakeOrder, price: Decimal, qty: int) -> dict[str, Any]:
         o.filled_qty += qty
@@ -604,7 +611,8 @@ class FakeAlpaca:
                     self._cancel(o)
                     return 204, None, None
                 if method == "PATCH":
-                    return 200, self._replace(o, body if isinstance(body, dict) else {}), None
+                    new = self._replace(o, body if isinstance(body, dict) else {})
+                    return 200, new.to_json(), lambda: self._after_replace(new)
             raise ApiError(404, 40410000, f"no route {method} {path}")
 
     def _after_new(self, o: FakeOrder) -> None:
@@ -616,10 +624,27 @@ class FakeAlpaca:
             if o.type == "market" and last is not None and o.open:
                 self._fill(o, last, o.qty - o.filled_qty)
 
-    def _replace(self, o: FakeOrder, body: dict[str, Any]) -> dict[str, Any]:
+    def _after_replace(self, new: FakeOrder) -> None:
+        """A trailing stop whose new trail puts its stop at or through the last price
+        triggers (after the answer to the PATCH, as a submit's fill)."""
+        with self._cond:
+            last = self.last_price.get(new.symbol)
+            if new.type == "trailing_stop" and new.open and last is not None:
+                self._trigger(new, last)
+
+    def _replace(self, o: FakeOrder, body: dict[str, Any]) -> FakeOrder:
+        """PATCH: `qty`, `time_in_force`, `limit_price`, `stop_price`, `trail` (a
+        trailing stop's new trail_price or trail_percent, the kind it has; its stop is
+        worked out again from its watermark), `client_order_id`."""
         if not o.open:
             raise ApiError(422, 42210000, "order is not replaceable")
         qty = _int(body["qty"], "qty") if body.get("qty") is not None else o.qty - o.filled_qty
+        trail = _price(body.get("trail"), "trail")
+        trailing = o.type == "trailing_stop"
+        if trail is not None and not trailing:
+            raise ApiError(422, 40010001, "trail is only for trailing_stop orders")
+        if trailing and (body.get("limit_price") is not None or body.get("stop_price") is not None):
+            raise ApiError(422, 40010001, "a trailing_stop takes trail, not limit or stop prices")
         limit = _price(body.get("limit_price"), "limit_price") or o.limit_price
         stop = _price(body.get("stop_price"), "stop_price") or o.stop_price
         tif = body.get("time_in_force") or o.time_in_force
@@ -632,13 +657,20 @@ class FakeAlpaca:
         )
         new.replaces = o.id
         new.order_class, new.parent = o.order_class, o.parent
+        if trailing:
+            new.trail_price, new.trail_percent, new.hwm = o.trail_price, o.trail_percent, o.hwm
+            if trail is not None and o.trail_price is not None:
+                new.trail_price = trail
+            elif trail is not None:
+                new.trail_percent = trail
+            new.trail()
         if o.parent is not None:  # a leg's replacement takes its place in the group
             o.parent.legs[o.parent.legs.index(o)] = new
         self.orders[new.id] = new
         o.status, o.replaced_by = "replaced", new.id
         self._publish("replaced", o)
         self._publish("new", new)
-        return new.to_json()
+        return new
 
     def _account(self) -> dict[str, Any]:
         bp = format(self.buying_power, "f")

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.requests import ReplaceOrderRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -410,6 +413,130 @@ def test_trail_polling_can_be_turned_off(fake: FakeAlpaca) -> None:
         venue.stop()
     with pytest.raises(ValueError, match="trail_poll_seconds"):
         make_venue(fake, trail_poll_seconds=-1)
+
+
+def _patches(fake: FakeAlpaca) -> list[Any]:
+    """The bodies of the PATCH requests the fake got so far."""
+    with fake._cond:
+        return [body for m, _, body in fake.requests if m == "PATCH"]
+
+
+def test_a_trailing_stops_trail_is_replaced_and_the_poll_follows_the_new_order(
+    fake: FakeAlpaca,
+) -> None:
+    """A trailing stop's quantity and trail go to Alpaca as one PATCH, its `trail` the
+    new trail_price in dollars (a trail_percent stop's: the percent); `VenueReplaced`
+    carries the new trail and the stop Alpaca worked out from the watermark, and the
+    poll reads the new order from then on. A trail of the other kind, or a price, is
+    refused before anything is sent."""
+    venue = make_venue(fake, trail_poll_seconds=0.02)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        fake.trade("AAPL", "100")
+        venue.submit(_trailing(60))  # a sell of 3 trailing by 1.50: its stop 98.50
+        buy = classed(61, "simple", type="trailing_stop", limit_price=None, qty=2,
+                      trail_percent=2.0)  # fmt: skip
+        venue.submit(buy)  # a buy of 2 trailing by 2%: its stop 102.00
+        old = accepted(events, 60).venue_order_id
+        assert accepted(events, 61).stop_price == 10200
+        fake.trade("AAPL", "101")
+        events.wait(VenueTrailed, lambda e: e.order_id == 60 and e.hwm == 10100)
+
+        venue.replace(60, 2, None, trail_price=100)
+        rep = events.wait(VenueReplaced, lambda e: e.order_id == 60)
+        assert (rep.qty, rep.limit_price, rep.stop_price, rep.hwm) == (2, None, 10000, 10100)
+        assert (rep.trail_price, rep.trail_percent) == (100, None)
+        assert _patches(fake) == [
+            {"qty": 2, "trail": Decimal("1.0"), "client_order_id": "tp-60-r1"}
+        ]
+        new = fake.order(rep.new_venue_order_id)
+        assert (new.replaces, new.qty, new.trail_price, new.stop_price) == (old, 2, 1, 100)
+        fake.trade("AAPL", "101.50")  # the new order trails by 1.00
+        moved = events.wait(VenueTrailed, lambda e: e.order_id == 60 and e.hwm == 10150)
+        assert moved.stop_price == 10050
+
+        venue.replace(61, None, None, trail_percent=3.0)
+        rep = events.wait(VenueReplaced, lambda e: e.order_id == 61)
+        assert (rep.qty, rep.stop_price, rep.hwm, rep.trail_percent) == (2, 10300, 10000, 3.0)
+        assert _patches(fake)[1] == {"trail": Decimal("3.0"), "client_order_id": "tp-61-r1"}
+
+        venue.replace(60, None, None, trail_percent=1.0)  # placed with trail_price
+        venue.replace(61, None, None, trail_price=100)  # placed with trail_percent
+        venue.replace(60, None, 10000)  # a trailing stop has no limit
+        refused = [
+            events.wait(VenueRejected, lambda e, i=i: e.order_id == i and e.request == "replace")
+            for i in (60, 61)
+        ]
+        assert [e.reason for e in refused] == ["bad_replace", "bad_replace"]
+        assert "trail_price" in refused[1].message
+        fake.wait_until(lambda: sum(isinstance(e, VenueRejected) for e in events.about(60)) == 2)
+        assert len(_patches(fake)) == 2  # none of them was sent
+
+        fake.trade("AAPL", "100.50")  # the new order's stop: triggered at Alpaca
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 60)
+        assert (fill.price, fill.qty, fill.leaves_qty) == (10050, 2, 0)
+    finally:
+        venue.stop()
+
+
+def test_a_restarted_venue_resumes_a_replaced_order_at_its_replacement(
+    fake: FakeAlpaca,
+) -> None:
+    """An order replaced before a restart is read by its client order id (the order
+    it replaced, now `replaced`) and followed to its replacement: no second
+    `VenueReplaced`, its fills and moves are the replacement's, and its next
+    replacement gets the next client order id."""
+    first = make_venue(fake, trail_poll_seconds=0)
+    events = Events()
+    first.start(events)
+    events.wait_status(True)
+    fake.trade("AAPL", "100")
+    first.submit(_trailing(70))
+    accepted(events, 70)
+    first.replace(70, None, None, trail_price=100)
+    events.wait(VenueReplaced, lambda e: e.order_id == 70)
+    first.stop()
+    fake.wait_until(lambda: fake.listeners == 0)
+    fake.trade("AAPL", "101")  # nobody polls: the replacement's stop moves to 100.00
+    second = make_venue(fake, trail_poll_seconds=0.02)
+    later = Events()
+    second.start(later)
+    try:
+        later.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        resumed = classed(70, "simple", type="trailing_stop", side="sell", limit_price=None,
+                          qty=3, stop_price=9900, trail_price=100)  # fmt: skip
+        second.resume([(resumed, 0)])
+        moved = later.wait(VenueTrailed, lambda e: e.order_id == 70)
+        assert (moved.stop_price, moved.hwm) == (10000, 10100)
+        second.replace(70, None, None, trail_price=50)
+        rep = later.wait(VenueReplaced, lambda e: e.order_id == 70)
+        assert (rep.stop_price, rep.trail_price) == (10050, 50)
+        assert _patches(fake)[-1]["client_order_id"] == "tp-70-r2"
+        assert [type(e) for e in later.about(70)] == [VenueTrailed, VenueReplaced]
+    finally:
+        second.stop()
+
+
+def test_the_fake_refuses_a_trail_on_other_orders(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """As Alpaca: `trail` is a trailing stop's (422 on a limit order), and a trailing
+    stop takes no limit or stop price."""
+    venue, events = started
+    venue.submit(order(80))
+    fake.trade("AAPL", "100")
+    venue.submit(_trailing(81))
+    limit, trailing = accepted(events, 80).venue_order_id, accepted(events, 81).venue_order_id
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
+    for vid, fields in ((limit, {"trail": 1.0}), (trailing, {"stop_price": 99.0})):
+        with pytest.raises(APIError) as refused:
+            client.replace_order_by_id(vid, ReplaceOrderRequest(**fields))
+        assert refused.value.status_code == 422
+    assert fake.order(limit).status == fake.order(trailing).status == "new"
 
 
 def test_the_venue_is_a_venue(started: tuple[AlpacaVenue, Events]) -> None:

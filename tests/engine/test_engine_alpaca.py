@@ -452,7 +452,7 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
             events = await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
             (accepted,) = [e for e in events if isinstance(e, OrderAccepted) and e.id == p]
             assert (accepted.trail_price, accepted.stop_price) == (150, 9850)
-            bad = await c.replace("alice", p, trail_price=200)
+            bad = await c.replace("alice", p, trail_percent=2.0)  # placed with trail_price
             assert isinstance(bad, wire.Reject) and bad.reason == "bad_replace"
             # each move is seen by the venue's poll before the market moves again
             for price, seen in (("101", 2), ("102", 3), ("101.50", 3)):
@@ -473,6 +473,182 @@ def test_a_trailing_stop_at_alpaca_reads_as_on_the_internal_venue(
     gets = [path for m, path, _ in fake.requests if m == "GET"]
     assert "/v2/orders" in gets and not any(g.endswith(sent_id(fake, p)) for g in gets)
     _recovers(eng, p, p, expected)  # trails included
+
+
+# A trailing sell of 3 placed after a print at 100.00, trailing by 1.50 (or 1.5%): a
+# print at 102 moves its stop to 100.50 (100.47); its quantity is replaced by 2, then
+# its trail by 1.00 (1%): its stop 101.00 (100.98) at the same high; a print at 103
+# moves it to 102.00 (101.97), one at 101.90 triggers it and it sells its 2 there.
+# Per kind: how it is placed, its new trail, and a trail of the other kind.
+TRAILS: dict[str, tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = {
+    "price": ({"trail_price": 150}, {"trail_price": 100}, {"trail_percent": 1.0}),
+    "percent": ({"trail_percent": 1.5}, {"trail_percent": 1.0}, {"trail_price": 100}),
+}
+REPLACED_TRAILING_EVENTS = {
+    kind: [
+        ("accepted", 0, "simple", None, 3, "trailing_stop"),
+        ("trailed", 0, first, 10200),
+        ("replaced", 0, 2, first),
+        ("replaced", 0, 2, second),
+        ("trailed", 0, third, 10300),
+        ("triggered", 0, third),
+        ("trade", 0, 2, 10190),
+    ]
+    for kind, (first, second, third) in {
+        "price": (10050, 10100, 10200),
+        "percent": (10047, 10098, 10197),
+    }.items()
+}
+
+
+async def _replace_trailing(
+    c: EngineClient, p: int, kind: str
+) -> tuple[list[tuple[str, str]], wire.OrderView]:
+    """Replace trailing stop `p`'s quantity, then its trail (the venue reports each),
+    between refused replaces; their (reason, message) and the order's view after."""
+    _, trail, other = TRAILS[kind]
+    refused: list[tuple[str, str]] = []
+
+    async def no(**change: Any) -> None:
+        r = await c.replace("alice", p, **change)
+        assert isinstance(r, wire.Reject), r
+        refused.append((r.reason, r.message))
+
+    assert isinstance(await c.replace("alice", p, qty=2), wire.Ack)
+    await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 3)
+    await no(**other)  # a trail of the other kind
+    await no(price=10100)
+    await no(stop_price=10100)
+    await no()
+    assert isinstance(await c.replace("alice", p, **trail), wire.Ack)
+    await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 4)
+    got = await c.get_order("alice", p)
+    assert isinstance(got, wire.Ack) and got.order is not None
+    return refused, got.order
+
+
+def _replaced(events: list[Any], p: int) -> list[tuple[Any, ...]]:
+    """The OrderReplaced events of order `p`, field by field (its id relative)."""
+    return [
+        (e.id - p, e.account, e.symbol, e.price, e.qty, e.stop_price)
+        for e in events
+        if isinstance(e, OrderReplaced) and e.id == p
+    ]
+
+
+def _trail_view(v: wire.OrderView) -> tuple[Any, ...]:
+    return (v.qty, v.price, v.stop_price, v.hwm, v.trail_price, v.trail_percent)
+
+
+@pytest.mark.parametrize(("kind", "snapshot_every"), [("price", 0), ("percent", 1)])
+def test_a_routed_trailing_stops_qty_and_trail_are_replaced_as_on_the_internal_venue(
+    engine_factory: Any, fake: FakeAlpaca, kind: str, snapshot_every: int
+) -> None:
+    """The same replaces of a trailing stop on the internal venue and at Alpaca (a
+    PATCH with `trail`): the same events, field by field, the same refusals, the same
+    order view; at Alpaca the engine is killed after the replaces and restarted (from
+    the journal, or a snapshot): it follows the replacement, its new trail and id,
+    and shows nothing twice."""
+    placed = TRAILS[kind][0]
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> tuple[list[Any], list[Any], list[Any], wire.OrderView]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            await _prints(c, 10000)
+            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, **placed)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            p = r.order_id
+            await _prints(c, 10200)
+            refused, view = await _replace_trailing(c, p, kind)
+            await _prints(c, 10300)
+            await _prints(c, 10190, bids=3)  # its 2 sell into the 2 bids left
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            events = await c.replay(1, ping.last_seq)
+            return _shape(events, p, p), _replaced(events, p), refused, view
+
+    expected, replaced, refusals, view = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    assert expected == REPLACED_TRAILING_EVENTS[kind]
+    assert [reason for reason, _ in refusals] == ["bad_replace"] * 4
+
+    eng = _engine(engine_factory, fake, snapshot_every=snapshot_every)
+    eng.start()
+
+    async def at_alpaca() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            fake.trade("GOOG", "100")
+            p, _ = await _route(c, fake, "sell", "trailing_stop", 3, **placed)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            fake.trade("GOOG", "102")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 2)
+            got_refusals, got_view = await _replace_trailing(c, p, kind)
+            assert got_refusals == refusals
+            assert _trail_view(got_view) == _trail_view(view)
+            return p
+
+    p = asyncio.run(at_alpaca())
+    live = fake.order(f"tp-{p}-r2")  # the PATCHes: `trail` the new trail, as Alpaca takes it
+    trail = Decimal(1)
+    assert (live.qty, live.trail_price or live.trail_percent, live.status) == (2, trail, "new")
+    patches = [body for m, _, body in fake.requests if m == "PATCH"]
+    assert [b.get("trail") for b in patches] == [None, trail]
+    eng.kill()
+    assert bool(snapshots(eng.settings["journal_dir"])) == bool(snapshot_every)
+    asked = len(fake.requests)
+    eng.start()
+
+    async def after() -> list[Any]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            # resumed (Venue.resume), then polled: the replacement, with its trail
+            fake.wait_until(
+                lambda: any(
+                    m == "GET" and path == "/v2/orders" for m, path, _ in fake.requests[asked:]
+                )
+            )
+            got = await c.get_order("alice", p)
+            assert isinstance(got, wire.Ack) and got.order is not None
+            assert _trail_view(got.order) == _trail_view(view)
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.trade("GOOG", "103")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 5)
+            fake.trade("GOOG", "101.90")  # Alpaca triggers the replacement and sells at 101.90
+            return await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 7)
+
+    events = asyncio.run(after())
+    assert _shape(events, p, p) == expected
+    assert _replaced(events, p) == replaced
+    assert fake.order(live.id).status == "filled"
+    _recovers(eng, p, p, expected)
+
+
+def test_a_routed_trailing_stop_is_not_replaced_once_it_triggered(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca triggered it (its first fill says so, as it says nothing else): a replace
+    is refused as on the internal venue, before anything is sent."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            fake.trade("GOOG", "100")
+            p, sent = await _route(c, fake, "sell", "trailing_stop", 3, trail_price=150)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            fake.fill(sent.id, "98.50", 1)  # the market order it became, partly filled
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 3)
+            for change in ({"qty": 2}, {"trail_price": 100}):
+                r = await c.replace("alice", p, **change)
+                assert isinstance(r, wire.Reject)
+                assert (r.reason, r.message) == (
+                    "bad_replace",
+                    "the trailing stop triggered: its order is working",
+                )
+            assert not [m for m, _, _ in fake.requests if m == "PATCH"]
+
+    asyncio.run(body())
+    assert eng.stop() == 0
 
 
 # A plain sell stop of 3 at 99.00 placed after a print at 100.00: a print at 99.50
