@@ -59,10 +59,10 @@ bench: install
 ## in the background; prints the `export KUBECONFIG=...` line to use it.
 cluster: install
 	@scripts/controlplane/build.sh >/dev/null
-	@$(BIN)/python tests/controlplane/cluster.py up
+	@$(BIN)/python -m tests.controlplane.cluster up
 
 cluster-down: install
-	@$(BIN)/python tests/controlplane/cluster.py down
+	@$(BIN)/python -m tests.controlplane.cluster down
 
 clean:
 	rm -rf build $(VENV) engine/*.c engine/*.so engine/*.html

@@ -22,10 +22,11 @@ with the tail of its log. `stop()` stops all cleanly; `stop_apiserver()` and
 data, for tests of clients that must survive that. A test process that dies takes its
 control plane with it (`PR_SET_PDEATHSIG`).
 
-Run as a script it keeps a control plane for a person (`make cluster`):
+Run as a module from the repository's root it keeps a control plane for a person
+(`make cluster`, `make cluster-down`):
 
-    python tests/controlplane/cluster.py up     # prints `export KUBECONFIG=...`
-    python tests/controlplane/cluster.py down
+    python -m tests.controlplane.cluster up     # prints `export KUBECONFIG=...`
+    python -m tests.controlplane.cluster down
 """
 
 from __future__ import annotations
@@ -33,13 +34,11 @@ from __future__ import annotations
 import argparse
 import base64
 import contextlib
-import ctypes
 import json
 import os
 import secrets
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -48,16 +47,24 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 from typing import Self
+
+from tests.ports import free_port
+from tests.process import (
+    PORT_ATTEMPTS,
+    ProcessError,
+    ServerContext,
+    ServerProcess,
+    cached_folder,
+    port_taken,
+)
 
 __all__ = [
     "ControlPlane",
     "ControlPlaneError",
     "build_binaries",
-    "free_port",
 ]
 
 LOOPBACK = "127.0.0.1"
@@ -67,20 +74,11 @@ BUILD_SCRIPT = REPO / "scripts" / "controlplane" / "build.sh"
 PERSONAL_DIR = Path.home() / ".cache" / "tickplane" / "cluster"
 SERVICE_CIDR = "10.0.0.0/24"
 ADMIN_USER = "tickplane-admin"
-_PR_SET_PDEATHSIG = 1
 _STOP_TIMEOUT = 20.0
-_PORT_ATTEMPTS = 3
 
 
-class ControlPlaneError(RuntimeError):
+class ControlPlaneError(ProcessError):
     """The control plane could not be built, started, reached or stopped."""
-
-
-def free_port() -> int:
-    """A TCP port on the loopback interface that is free right now."""
-    with socket.socket() as s:
-        s.bind((LOOPBACK, 0))
-        return int(s.getsockname()[1])
 
 
 def build_binaries(*, timeout: float = 3600.0) -> Path:
@@ -92,46 +90,7 @@ def build_binaries(*, timeout: float = 3600.0) -> Path:
     override = os.environ.get("TICKPLANE_CONTROLPLANE_BIN")
     if override:
         return Path(override)
-    try:
-        done = subprocess.run(
-            ["bash", str(BUILD_SCRIPT)],
-            stdout=subprocess.PIPE,
-            stderr=None,  # the build's progress goes to the terminal as it happens
-            text=True,
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} did not finish in {timeout:.0f} s") from exc
-    if done.returncode != 0:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} failed (exit {done.returncode}), see above")
-    lines = done.stdout.strip().splitlines()
-    if not lines:
-        raise ControlPlaneError(f"{BUILD_SCRIPT} printed no bin folder")
-    return Path(lines[-1])
-
-
-def _tail(path: Path, lines: int = 30) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log written)"
-    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
-
-
-def _die_with_parent() -> Callable[[], None]:
-    """A `preexec_fn` asking the kernel to SIGKILL the child when this process dies.
-
-    SIGKILL, not SIGTERM: nothing of a dead test run's control plane is worth a graceful
-    shutdown, and an apiserver's graceful shutdown can take a minute.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-
-    return preexec
+    return cached_folder(BUILD_SCRIPT, error=ControlPlaneError, timeout=timeout)
 
 
 # -- certificates ----------------------------------------------------------------------
@@ -276,52 +235,7 @@ def _kubeconfig(url: str, ca: Path, cert: Path, key: Path, user: str) -> str:
 # -- processes ---------------------------------------------------------------------------
 
 
-@dataclass
-class _Process:
-    """One component: its command line, log, and the process while it runs."""
-
-    name: str
-    log: Path
-    detached: bool
-    proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
-
-    @property
-    def running(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    def start(self, argv: Sequence[str]) -> None:
-        with self.log.open("ab") as log:
-            log.write(f"\n==== {time.strftime('%H:%M:%S')} {' '.join(argv)}\n".encode())
-            log.flush()
-            self.proc = subprocess.Popen(
-                list(argv),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=self.detached,
-                preexec_fn=None if self.detached else _die_with_parent(),
-            )
-
-    def check_alive(self) -> None:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise ControlPlaneError(
-                f"{self.name} exited with status {self.proc.returncode}; "
-                f"the end of {self.log}:\n{_tail(self.log)}"
-            )
-
-    def stop(self) -> None:
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(_STOP_TIMEOUT)
-
-
-class ControlPlane:
+class ControlPlane(ServerContext):
     """etcd, kube-apiserver and (optionally) kube-controller-manager, as a context manager.
 
     `workdir` holds the data, keys, kubeconfigs and logs (a temporary folder when None,
@@ -348,10 +262,15 @@ class ControlPlane:
         self.apiserver_args = tuple(apiserver_args)
         self.start_timeout = start_timeout
         self._pki = _Pki(self.workdir / "pki")
-        self._etcd = _Process("etcd", self.workdir / "etcd.log", detached)
-        self._apiserver = _Process("kube-apiserver", self.workdir / "kube-apiserver.log", detached)
-        self._kcm = _Process(
-            "kube-controller-manager", self.workdir / "kube-controller-manager.log", detached
+        # SIGKILL, not SIGTERM, when the test process dies: nothing of a dead test run's
+        # control plane is worth a graceful shutdown, and an apiserver's can take a minute.
+        # A detached one (`make cluster`) outlives the process that started it.
+        orphan = None if detached else signal.SIGKILL
+        self._etcd, self._apiserver, self._kcm = (
+            ServerProcess(
+                name, self.workdir / f"{name}.log", error=ControlPlaneError, orphan_signal=orphan
+            )
+            for name in ("etcd", "kube-apiserver", "kube-controller-manager")
         )
         self._etcd_port = 0
         self._apiserver_port = 0
@@ -412,7 +331,7 @@ class ControlPlane:
     def pids(self) -> dict[str, int]:
         """The process id of each running component."""
         procs = (self._etcd, self._apiserver, self._kcm)
-        return {p.name: p.proc.pid for p in procs if p.proc is not None and p.running}
+        return {p.name: p.pid for p in procs if p.pid is not None}
 
     @property
     def apiserver_running(self) -> bool:
@@ -429,7 +348,7 @@ class ControlPlane:
             if not os.access(self.bin_dir / b, os.X_OK):
                 raise ControlPlaneError(f"{self.bin_dir / b} is missing: run {BUILD_SCRIPT}")
         self._pki.create()
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
+        for attempt in range(1, PORT_ATTEMPTS + 1):
             try:
                 self._start_etcd()
                 self.start_apiserver()
@@ -440,7 +359,7 @@ class ControlPlane:
                 self._stop_processes()
                 # A free port taken by someone else between our probe and the bind: again,
                 # on new ports and with a new etcd (its data would name the old ports).
-                if "address already in use" not in str(exc) or attempt == _PORT_ATTEMPTS:
+                if not port_taken(str(exc)) or attempt == PORT_ATTEMPTS:
                     raise
                 self._etcd_port = self._apiserver_port = self._kcm_port = 0
                 shutil.rmtree(self.workdir / "etcd-data", ignore_errors=True)
@@ -458,7 +377,7 @@ class ControlPlane:
 
     def stop_apiserver(self) -> None:
         """Stop the apiserver only (clients see connection errors until it is back)."""
-        self._apiserver.stop()
+        self._apiserver.stop(_STOP_TIMEOUT)
 
     def start_apiserver(self) -> None:
         """Start the apiserver (again, on the same port) and wait for `/readyz`."""
@@ -495,20 +414,9 @@ class ControlPlane:
         self.kubeconfig.write_text(
             _kubeconfig(self.url, pki.ca, pki.cert("admin"), pki.key("admin"), ADMIN_USER)
         )
-        self._wait(self._apiserver, self._apiserver_ready, "/readyz")
+        self._wait(self._apiserver, self._apiserver_ready, "/readyz", self._apiserver_port)
 
     # -- context manager ----------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
     # -- the components -------------------------------------------------------------
 
@@ -530,7 +438,7 @@ class ControlPlane:
             "--log-level=warn",
         ]
         self._etcd.start(argv)
-        self._wait(self._etcd, self._etcd_ready, "/health")
+        self._wait(self._etcd, self._etcd_ready, "/health", self._etcd_port)
 
     def _start_controller_manager(self) -> None:
         pki = self._pki
@@ -565,26 +473,19 @@ class ControlPlane:
             "--profiling=false",
         ]
         self._kcm.start(argv)
-        self._wait(self._kcm, self._kcm_ready, "/healthz")
+        self._wait(self._kcm, self._kcm_ready, "/healthz", self._kcm_port)
 
     def _stop_processes(self) -> None:
         for p in (self._kcm, self._apiserver, self._etcd):
-            p.stop()
+            p.stop(_STOP_TIMEOUT)
 
     # -- readiness --------------------------------------------------------------------
 
-    def _wait(self, process: _Process, ready: Callable[[], bool], what: str) -> None:
-        deadline = time.monotonic() + self.start_timeout
-        while True:
-            process.check_alive()
-            if ready():
-                return
-            if time.monotonic() > deadline:
-                raise ControlPlaneError(
-                    f"{process.name} did not answer {what} within {self.start_timeout:.0f} s; "
-                    f"the end of {process.log}:\n{_tail(process.log)}"
-                )
-            time.sleep(0.2)
+    def _wait(
+        self, process: ServerProcess, ready: Callable[[], bool], path: str, port: int
+    ) -> None:
+        what = f"{path} on {LOOPBACK}:{port}"
+        process.wait_ready(ready, timeout=self.start_timeout, what=what)
 
     def _etcd_ready(self) -> bool:
         try:

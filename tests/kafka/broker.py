@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import ctypes
 import os
 import shutil
 import signal
@@ -28,11 +27,18 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 
 from tests.ports import free_port
+from tests.process import (
+    ProcessError,
+    ServerContext,
+    ServerProcess,
+    cached_folder,
+    port_taken,
+    tail,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 FETCH_SCRIPT = REPO / "scripts" / "kafka" / "fetch.sh"
@@ -53,7 +59,7 @@ appender.out.layout.pattern = [%d] %p %m (%c)%n
 """
 
 
-class KafkaBrokerError(RuntimeError):
+class KafkaBrokerError(ProcessError):
     """The broker could not be fetched, formatted, started or stopped."""
 
 
@@ -63,23 +69,9 @@ def fetch_libs(echo: bool = True) -> Path:
     A no-op after the first run. With ``echo`` Maven's progress goes to this process's
     stderr; otherwise it is kept and shown only if the fetch fails.
     """
-    proc = subprocess.run(
-        ["bash", str(FETCH_SCRIPT)],
-        stdout=subprocess.PIPE,
-        stderr=None if echo else subprocess.PIPE,
-        text=True,
-        check=False,
-    )
-    if proc.returncode != 0:
-        detail = _tail(proc.stderr or "") if not echo else "(see its output above)"
-        raise KafkaBrokerError(
-            f"{FETCH_SCRIPT} failed with exit code {proc.returncode}; it fetches Kafka's "
-            f"jars from Maven Central with mvn:\n{detail}"
-        )
-    lines = proc.stdout.strip().splitlines()
-    libs = Path(lines[-1]) if lines else Path()
-    if not lines or not any(libs.glob("kafka_2.13-*.jar")):
-        raise KafkaBrokerError(f"{FETCH_SCRIPT} printed no folder of Kafka jars: {proc.stdout!r}")
+    libs = cached_folder(FETCH_SCRIPT, error=KafkaBrokerError, echo=echo)
+    if not any(libs.glob("kafka_2.13-*.jar")):
+        raise KafkaBrokerError(f"{FETCH_SCRIPT} printed {libs}, a folder without Kafka's jars")
     return libs
 
 
@@ -95,24 +87,7 @@ def random_cluster_id() -> str:
             return cid
 
 
-def _tail(text: str, lines: int = 40) -> str:
-    return "\n".join(text.rstrip().splitlines()[-lines:])
-
-
-def _die_with_parent() -> Callable[[], None] | None:
-    """A preexec_fn asking Linux to SIGTERM the child when the test process dies."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)
-    pr_set_pdeathsig = 1
-
-    def preexec() -> None:
-        libc.prctl(pr_set_pdeathsig, signal.SIGTERM)
-
-    return preexec
-
-
-class KafkaBroker:
+class KafkaBroker(ServerContext):
     """One KRaft node (``process.roles=broker,controller``) in a throwaway folder.
 
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``config`` adds to
@@ -147,7 +122,7 @@ class KafkaBroker:
         self.port = 0
         self.controller_port = 0
         self.started_in: float | None = None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process = ServerProcess("the Kafka broker", self.log_path, error=KafkaBrokerError)
 
     # -- paths and addresses ------------------------------------------------------------
 
@@ -176,7 +151,7 @@ class KafkaBroker:
     @property
     def pid(self) -> int | None:
         """The JVM's process id while it runs."""
-        return self._proc.pid if self._proc is not None else None
+        return self._process.pid
 
     # -- configuration ------------------------------------------------------------------
 
@@ -242,7 +217,7 @@ class KafkaBroker:
 
     def start(self) -> None:
         """Format the storage, start the JVM and wait until the broker answers."""
-        if self._proc is not None:
+        if self._process.running:
             raise KafkaBrokerError("the broker is already running")
         if not self.java:
             raise KafkaBrokerError(
@@ -263,12 +238,9 @@ class KafkaBroker:
             self._write_config()
             self._format()
             try:
-                self._launch()
-                self._wait_ready()
+                self._run()
             except KafkaBrokerError:
-                log = self.read_log()
-                self._kill()
-                if attempt < self.bind_attempts and "Address already in use" in log:
+                if attempt < self.bind_attempts and port_taken(self._process.output()):
                     continue  # another process took one of the ports: pick new ones
                 raise
             self.started_in = time.monotonic() - began
@@ -296,97 +268,39 @@ class KafkaBroker:
         if proc.returncode != 0:
             raise KafkaBrokerError(
                 f"formatting Kafka's storage failed (exit code {proc.returncode}):\n"
-                f"$ {' '.join(cmd)}\n{_tail(proc.stdout + proc.stderr)}"
+                f"$ {' '.join(cmd)}\n{tail(proc.stdout + proc.stderr)}"
             )
 
-    def _launch(self) -> None:
-        cmd = self._java("log4j2.properties", "kafka.Kafka", str(self.properties_path))
-        with self.log_path.open("wb") as log:
-            self._proc = subprocess.Popen(
-                cmd,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.workdir,
-                # Its own session: a Ctrl-C meant for pytest reaches the broker as our
-                # SIGTERM at teardown, not as a SIGINT mid-test.
-                start_new_session=True,
-                preexec_fn=_die_with_parent(),
-            )
+    def restart(self) -> None:
+        """Start a stopped broker again on its ports with its data (`start()` formats anew)."""
+        if self._process.running:
+            raise KafkaBrokerError("the broker is already running")
+        self._run()
 
-    def _wait_ready(self) -> None:
-        assert self._proc is not None
-        deadline = time.monotonic() + self.start_timeout
-        last_error = "no answer yet"
-        while True:
-            code = self._proc.poll()
-            if code is not None:
-                raise KafkaBrokerError(
-                    f"the Kafka broker exited with code {code} while starting; "
-                    f"the end of {self.log_path}:\n{self.log_tail()}"
-                )
-            try:
-                if NODE_ID in metadata_broker_ids("127.0.0.1", self.port, timeout=2.0):
-                    return
-                last_error = "the broker is not in its own metadata yet"
-            except OSError as exc:
-                last_error = f"{type(exc).__name__}: {exc}"
-            if time.monotonic() > deadline:
-                raise KafkaBrokerError(
-                    f"the Kafka broker did not answer on {self.bootstrap} within "
-                    f"{self.start_timeout:.0f} s ({last_error}); the end of "
-                    f"{self.log_path}:\n{self.log_tail()}"
-                )
-            time.sleep(0.1)
+    def _run(self) -> None:
+        self._process.start(
+            self._java("log4j2.properties", "kafka.Kafka", str(self.properties_path)),
+            cwd=self.workdir,
+        )
+        what = f"a Metadata request on {self.bootstrap}"
+        self._process.wait_ready(self._answers, timeout=self.start_timeout, what=what)
+
+    def _answers(self) -> bool:
+        # The broker lists itself only once it serves clients (see metadata_broker_ids).
+        return NODE_ID in metadata_broker_ids("127.0.0.1", self.port, timeout=2.0)
 
     def stop(self) -> None:
         """SIGTERM the broker, SIGKILL it after ``stop_timeout``; raise if it had died."""
-        proc = self._proc
-        if proc is None:
-            return
-        died = proc.poll()
-        if died is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(self.stop_timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-        self._proc = None
+        died = self._process.exited
+        self._process.stop(self.stop_timeout)
         if died is not None:
             raise KafkaBrokerError(
-                f"the Kafka broker had exited by itself (code {died}) before it was stopped; "
-                f"the end of {self.log_path}:\n{self.log_tail()}"
+                self._process.failure(f"had exited by itself (code {died}) before it was stopped")
             )
-
-    def _kill(self) -> None:
-        if self._proc is not None and self._proc.poll() is None:
-            self._proc.kill()
-            self._proc.wait()
-        self._proc = None
-
-    def read_log(self) -> str:
-        """The broker's log so far ("" before it started)."""
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
 
     def log_tail(self, lines: int = 40) -> str:
         """The last ``lines`` lines of the broker's log."""
-        return _tail(self.read_log(), lines) or "(empty log)"
-
-    def __enter__(self) -> KafkaBroker:
-        self.start()
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        return self._process.tail(lines)
 
 
 # -- a Metadata request over a plain socket (readiness without a client library) -----------
@@ -445,7 +359,7 @@ def _recv_exactly(s: socket.socket, n: int) -> bytes:
 
 
 def run_forever() -> None:
-    """``python tests/kafka/broker.py [DIR]``: run a broker until Ctrl-C, for manual use."""
+    """``python -m tests.kafka.broker [DIR]``: run a broker until Ctrl-C, for manual use."""
     workdir = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(os.getcwd()) / "kafka-broker"
     with KafkaBroker(fetch_libs(), workdir) as broker:
         print(f"Kafka broker on {broker.bootstrap} (log: {broker.log_path}); Ctrl-C stops it")

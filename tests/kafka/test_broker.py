@@ -129,7 +129,7 @@ def test_a_broker_that_exits_while_starting_fails_loudly(
     # KRaft refuses storage that was never formatted: the broker starts, then exits.
     monkeypatch.setattr(KafkaBroker, "_format", lambda self: None)
     broker = KafkaBroker(kafka_libs, tmp_path)
-    with pytest.raises(KafkaBrokerError, match="exited with code") as err:
+    with pytest.raises(KafkaBrokerError, match="exited with status") as err:
         broker.start()
     assert "meta.properties" in str(err.value)  # the tail of the broker's log
     assert broker.pid is None

@@ -9,15 +9,14 @@ from typing import Any
 
 import yaml
 
+from tests.process import cached_folder
+
 REPO = Path(__file__).resolve().parents[2]
 MONITORING = REPO / "manifests" / "monitoring"
 
 
 def _render(*sets: str, api_versions: tuple[str, ...] = ()) -> list[dict[str, object]]:
-    built = subprocess.run(
-        [str(REPO / "scripts" / "helm" / "build.sh")], capture_output=True, text=True, check=True
-    )
-    helm = Path(built.stdout.strip().splitlines()[-1]) / "helm"
+    helm = cached_folder(REPO / "scripts" / "helm" / "build.sh", echo=False) / "helm"
     args = [str(helm), "template", "tp", str(REPO / "charts" / "tickplane")]
     args += ["--kube-version", "1.37.2", *(a for s in sets for a in ("--set", s))]
     args += [a for v in api_versions for a in ("--api-versions", v)]

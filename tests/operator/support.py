@@ -15,7 +15,8 @@ from typing import Any, TypeVar, cast
 
 from kubernetes.client.exceptions import ApiException
 
-from tests.controlplane.cluster import ControlPlane, free_port
+from tests.controlplane.cluster import ControlPlane
+from tests.ports import free_port
 
 T = TypeVar("T")
 

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tests.controlplane.cluster import ControlPlane
+from tests.process import cached_folder
 
 from .support import REPO
 
@@ -23,10 +24,7 @@ KUBE_VERSION = "1.37.2"
 @pytest.fixture(scope="session")
 def helm() -> Path:
     """helm, built from the Go module proxy once (scripts/helm/build.sh)."""
-    done = subprocess.run(
-        ["bash", str(BUILD)], stdout=subprocess.PIPE, text=True, timeout=1800, check=True
-    )
-    return Path(done.stdout.strip().splitlines()[-1]) / "helm"
+    return cached_folder(BUILD, timeout=1800) / "helm"
 
 
 def run_helm(helm: Path, *args: str) -> subprocess.CompletedProcess[str]:

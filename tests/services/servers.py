@@ -18,7 +18,6 @@ away for a while. A server whose test process dies is taken down with it
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import pwd
@@ -34,13 +33,14 @@ import urllib.parse
 import urllib.request
 import uuid
 import weakref
-from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping, Sequence
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from tests.ports import free_port
+from tests.process import PORT_ATTEMPTS, ProcessError, ServerContext, ServerProcess, port_taken
 
 __all__ = [
     "PostgresServer",
@@ -53,11 +53,9 @@ __all__ = [
 ]
 
 LOOPBACK = "127.0.0.1"
-_PR_SET_PDEATHSIG = 1
-_PORT_ATTEMPTS = 3
 
 
-class ServerError(RuntimeError):
+class ServerError(ProcessError):
     """A server could not be installed, started, reached or stopped."""
 
 
@@ -97,33 +95,12 @@ def promtool(*args: str, timeout: float = 60.0) -> subprocess.CompletedProcess[s
     )
 
 
-def _die_with_parent(sig: int) -> Callable[[], None]:
-    """A `preexec_fn` asking the kernel to send `sig` to the child when we die.
-
-    It runs after `Popen` has changed the child's user (a credential change clears the
-    setting), and the setting survives `exec`.
-    """
-    libc = ctypes.CDLL(None, use_errno=True)
-    prctl = libc.prctl
-
-    def preexec() -> None:
-        prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
-
-    return preexec
-
-
-def _tail(path: Path, lines: int = 40) -> str:
-    try:
-        text = path.read_text(errors="replace")
-    except FileNotFoundError:
-        return "(no log written)"
-    return "\n".join(text.splitlines()[-lines:]) or "(log is empty)"
-
-
-class _Server(ABC):
+class _Server(ServerContext):
     """One server process: start, wait until it answers, stop."""
 
     name: ClassVar[str]
+    #: What `_ready` asks the server, for the error saying it did not answer.
+    probe: ClassVar[str]
     #: Signal for a clean, prompt shutdown.
     stop_signal: ClassVar[int] = signal.SIGTERM
     #: Signal the kernel sends the server if the test process dies first.
@@ -140,11 +117,17 @@ class _Server(ABC):
         self.startup_seconds: float | None = None
         self._port = port
         self._port_fixed = port is not None
-        self._proc: subprocess.Popen[bytes] | None = None
+        self._process = ServerProcess(
+            self.name,
+            self.log_path,
+            error=ServerError,
+            stop_signal=self.stop_signal,
+            orphan_signal=self.orphan_signal,
+        )
 
     # -- what each server defines ----------------------------------------------------
 
-    def _prepare(self) -> None:  # noqa: B027 - optional hook
+    def _prepare(self) -> None:
         """One-time setup before the first start (create the data directory...)."""
 
     @abstractmethod
@@ -155,7 +138,7 @@ class _Server(ABC):
     def _ready(self) -> bool:
         """Whether the server answers its protocol; False while it starts up."""
 
-    def _after_ready(self) -> None:  # noqa: B027 - optional hook
+    def _after_ready(self) -> None:
         """Setup that needs the running server (create a database...)."""
 
     def _user(self) -> str | None:
@@ -174,16 +157,16 @@ class _Server(ABC):
     @property
     def running(self) -> bool:
         """Whether the server process is alive."""
-        return self._proc is not None and self._proc.poll() is None
+        return self._process.running
 
     @property
     def pid(self) -> int | None:
         """The server's process id while it runs."""
-        return self._proc.pid if self.running and self._proc is not None else None
+        return self._process.pid
 
     def log_tail(self, lines: int = 40) -> str:
         """The last `lines` lines of the server's log."""
-        return _tail(self.log_path, lines)
+        return self._process.tail(lines)
 
     def start(self) -> Self:
         """Start the server and wait until it answers; raise `ServerError` otherwise."""
@@ -191,15 +174,25 @@ class _Server(ABC):
             return self
         began = time.monotonic()
         self._prepare()
-        for attempt in range(1, _PORT_ATTEMPTS + 1):
+        for attempt in range(1, PORT_ATTEMPTS + 1):
             if self._port is None:
                 self._port = free_port()
-            self._launch(self._port)
+            port = self._port
+            self._process.start(
+                self._command(port), cwd=self.base_dir, env=self._env(), user=self._user()
+            )
             try:
-                self._await_ready(began)
-            except _PortTaken:
-                if self._port_fixed or attempt == _PORT_ATTEMPTS:
-                    raise ServerError(self._failure(f"port {self._port} is taken")) from None
+                self._process.wait_ready(
+                    self._answers,
+                    timeout=self.startup_timeout,
+                    since=began,
+                    what=f"{self.probe} on {LOOPBACK}:{port}",
+                )
+            except ServerError as exc:
+                if not port_taken(self._process.output()):
+                    raise
+                if self._port_fixed or attempt == PORT_ATTEMPTS:
+                    raise ServerError(self._failure(f"port {port} is taken")) from exc
                 self._port = None  # another process took it in between; pick a new one
                 continue
             break
@@ -209,36 +202,12 @@ class _Server(ABC):
 
     def stop(self, timeout: float = 15.0) -> None:
         """Shut the server down cleanly (killing it after `timeout` seconds)."""
-        proc, self._proc = self._proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(self.stop_signal)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-            raise ServerError(
-                self._failure(f"did not stop within {timeout:.0f} s and was killed")
-            ) from None
+        if self._process.stop(timeout):
+            raise ServerError(self._failure(f"did not stop within {timeout:.0f} s and was killed"))
 
     def kill(self) -> None:
         """SIGKILL the server (a crash), leaving its data as it is."""
-        proc, self._proc = self._proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(10)
-
-    def __enter__(self) -> Self:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
+        self._process.kill()
 
     def __repr__(self) -> str:
         state = f"port {self._port}" if self.running else "stopped"
@@ -246,28 +215,10 @@ class _Server(ABC):
 
     # -- machinery -------------------------------------------------------------------
 
-    def _launch(self, port: int) -> None:
-        user = self._user()
-        kwargs: dict[str, Any] = {}
-        if user is not None:
-            entry = pwd.getpwnam(user)
-            kwargs.update(user=entry.pw_uid, group=entry.pw_gid, extra_groups=[])
-        with self.log_path.open("ab") as log:
-            log.write(f"--- tickplane: starting {self.name} on port {port}\n".encode())
-            log.flush()
-            self._proc = subprocess.Popen(
-                self._command(port),
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=self.base_dir,
-                env=self._env(),
-                # Its own process group: a Ctrl-C in the terminal reaches pytest, which
-                # stops the server in order, rather than the server directly.
-                process_group=0,
-                preexec_fn=_die_with_parent(self.orphan_signal),
-                **kwargs,
-            )
+    def _answers(self) -> bool:
+        # Only a listener of our own process counts: another one may have taken the port
+        # between `free_port()` and the bind, and would answer the probe too.
+        return _listens_on(self._process.pid, self.port) and self._ready()
 
     def _env(self) -> dict[str, str]:
         keep = ("PATH", "LANG", "LC_ALL", "TZ")
@@ -275,39 +226,14 @@ class _Server(ABC):
         env.setdefault("LC_ALL", "C")
         return env
 
-    def _await_ready(self, began: float) -> None:
-        proc = self._proc
-        assert proc is not None
-        deadline = began + self.startup_timeout
-        delay = 0.01
-        while True:
-            code = proc.poll()
-            if code is not None:
-                self._proc = None
-                if re.search(r"address already in use", self.log_tail(20), re.IGNORECASE):
-                    raise _PortTaken
-                raise ServerError(self._failure(f"exited with status {code} while starting"))
-            # Only a listener of our own process counts: another one may have taken the
-            # port between `free_port()` and the bind, and would answer the probe too.
-            if _listens_on(proc.pid, self.port) and self._ready():
-                return
-            if time.monotonic() > deadline:
-                self.kill()
-                raise ServerError(
-                    self._failure(f"did not answer within {self.startup_timeout:.0f} s")
-                )
-            time.sleep(delay)
-            delay = min(delay * 1.5, 0.1)
-
     def _failure(self, what: str) -> str:
-        return (
-            f"{self.name} on {LOOPBACK}:{self._port} {what}; "
-            f"last lines of {self.log_path}:\n{self.log_tail()}"
-        )
+        return self._process.failure(f"on {LOOPBACK}:{self._port} {what}")
 
 
-def _listens_on(pid: int, port: int) -> bool:
+def _listens_on(pid: int | None, port: int) -> bool:
     """Whether process `pid` holds a socket listening on TCP `port` (IPv4 or IPv6)."""
+    if pid is None:
+        return False
     inodes: set[str] = set()
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
@@ -334,10 +260,6 @@ def _listens_on(pid: int, port: int) -> bool:
     return False
 
 
-class _PortTaken(Exception):
-    """The server could not bind its port."""
-
-
 # -- PostgreSQL ----------------------------------------------------------------------
 
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]*")
@@ -362,6 +284,7 @@ class PostgresServer(_Server):
     """
 
     name = "postgres"
+    probe = "pg_isready"
     stop_signal = signal.SIGINT  # "fast" shutdown: roll back sessions, checkpoint, exit
     orphan_signal = signal.SIGQUIT  # "immediate" shutdown
 
@@ -524,7 +447,7 @@ class PostgresServer(_Server):
         with self.log_path.open("a") as log:
             log.write(done.stdout + done.stderr)
         if done.returncode != 0:
-            raise ServerError(f"initdb failed ({done.returncode}):\n{_tail(self.log_path)}")
+            raise ServerError(f"initdb failed ({done.returncode}):\n{self.log_tail()}")
         # Connections over TCP from the loopback address only.
         method = "trust" if self.password is None else "scram-sha-256"
         (self.data_dir / "pg_hba.conf").write_text(f"host all all {LOOPBACK}/32 {method}\n")
@@ -596,6 +519,7 @@ class RedisServer(_Server):
     """
 
     name = "redis"
+    probe = "PING"
 
     def __init__(
         self,
@@ -670,6 +594,7 @@ class PrometheusServer(_Server):
     """
 
     name = "prometheus"
+    probe = "/-/ready"
 
     def __init__(
         self,

@@ -125,12 +125,6 @@ def rec_kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]
         yield broker
 
 
-def restart_broker(broker: KafkaBroker) -> None:
-    """Start a stopped broker again on its port with its data (`start()` formats anew)."""
-    broker._launch()
-    broker._wait_ready()
-
-
 @pytest.fixture
 def recorder_cmd(
     engine: Engine, database_url: str, redis: object, rec_kafka: KafkaBroker

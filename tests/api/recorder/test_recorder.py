@@ -53,7 +53,7 @@ from .checks import (
     settle,
     wait_for,
 )
-from .conftest import Engine, launch_engine, restart_broker, stop_process
+from .conftest import Engine, launch_engine, stop_process
 
 
 def settings(
@@ -321,7 +321,7 @@ def test_market_data_through_recorder_and_sink_outages(
                 await wait_for(redis_at, 30, "Redis to catch up")
             finally:
                 rec_postgres.start()
-                restart_broker(rec_kafka)
+                rec_kafka.restart()
             await order_flow(client, 100, seed=14)
             after = await md_now(client)
             assert all(after[s] > before[s] + 20 for s in after)  # the books moved
@@ -478,7 +478,7 @@ def test_postgres_and_kafka_outage_is_ridden_out(
                     await wait_for(both_failed, 30, "PostgreSQL and Kafka sinks to fail")
                 finally:
                     rec_postgres.start()
-                    restart_broker(rec_kafka)
+                    rec_kafka.restart()
                 await order_flow(client, 50, seed=6)
             await caught_up(engine, database_url, redis.url, rec_kafka.bootstrap)
             await check_all(engine, database_url, redis.url, rec_kafka.bootstrap)
