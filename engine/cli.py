@@ -14,6 +14,15 @@ from typing import IO, Any
 __all__ = ["register"]
 
 
+#: `tickplane bench SUITE` runs tests/benchmarks/bench_SUITE.py: (SUITE, default repeats, help).
+_BENCH_SUITES = (
+    ("book", 5, "order book and matching benchmarks vs peers"),
+    ("wire", 5, "engine process: round trip vs a ZeroMQ echo, pipelined throughput, recovery"),
+    ("backtest", 3, "a full GOOG-day backtest of the market maker vs a peer's backtester"),
+    ("gateway", 3, "gateway: HTTP and WebSocket orders through to the engine, vs bare HTTP"),
+)
+
+
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the engine's subcommands to the `tickplane` parser."""
     p = sub.add_parser(
@@ -59,28 +68,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
     b = sub.add_parser("bench", help="benchmarks (tests/benchmarks)")
     bsub = b.add_subparsers(dest="suite", required=True, metavar="SUITE")
-    bb = bsub.add_parser("book", help="order book and matching benchmarks vs peers")
-    bb.add_argument("--json", action="store_true", help="print one JSON object")
-    bb.add_argument("--repeats", type=int, default=5, help="repetitions (median reported)")
-    bb.set_defaults(func=_bench, module="bench_book")
-    bw = bsub.add_parser(
-        "wire", help="engine process: round trip vs a ZeroMQ echo, pipelined throughput, recovery"
-    )
-    bw.add_argument("--json", action="store_true", help="print one JSON object")
-    bw.add_argument("--repeats", type=int, default=5, help="repetitions (median reported)")
-    bw.set_defaults(func=_bench, module="bench_wire")
-    bt = bsub.add_parser(
-        "backtest", help="a full GOOG-day backtest of the market maker vs a peer's backtester"
-    )
-    bt.add_argument("--json", action="store_true", help="print one JSON object")
-    bt.add_argument("--repeats", type=int, default=3, help="repetitions (median reported)")
-    bt.set_defaults(func=_bench, module="bench_backtest")
-    bg = bsub.add_parser(
-        "gateway", help="gateway: HTTP and WebSocket orders through to the engine, vs bare HTTP"
-    )
-    bg.add_argument("--json", action="store_true", help="print one JSON object")
-    bg.add_argument("--repeats", type=int, default=3, help="repetitions (median reported)")
-    bg.set_defaults(func=_bench, module="bench_gateway")
+    for suite, repeats, help_ in _BENCH_SUITES:
+        s = bsub.add_parser(suite, help=help_)
+        s.add_argument("--json", action="store_true", help="print one JSON object")
+        s.add_argument("--repeats", type=int, default=repeats, help="repetitions (median reported)")
+        s.set_defaults(func=_bench, module=f"bench_{suite}")
 
     from tickplane.engine.strategy.command import add_backtest, add_strategy
 
