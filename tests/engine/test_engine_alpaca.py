@@ -623,6 +623,53 @@ def test_a_routed_trailing_stops_qty_and_trail_are_replaced_as_on_the_internal_v
     _recovers(eng, p, p, expected)
 
 
+def test_a_new_trail_that_reaches_the_last_trade_triggers_on_both_venues(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """A trailing sell of 3 by 1.50 after a print at 100.00, its high 102 (its stop
+    100.50), the last trade 101.50: a trail of 0.50 puts its stop on the last trade,
+    so it triggers at once (at Alpaca: right after the PATCH) and sells its 3 there."""
+    internal: EngineProcess = engine_factory("internal")
+    internal.start()
+
+    async def on_internal() -> list[tuple[Any, ...]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            await _prints(c, 10000)
+            r = await c.submit("alice", "GOOG", "sell", "trailing_stop", 3, trail_price=150)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            await _prints(c, 10200)
+            await _prints(c, 10150, bids=4)  # leaves 3 bids at 101.50
+            assert isinstance(await c.replace("alice", r.order_id, trail_price=50), wire.Ack)
+            return await _shape_now(c, r.order_id, r.order_id)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+    assert expected == [
+        ("accepted", 0, "simple", None, 3, "trailing_stop"),
+        ("trailed", 0, 10050, 10200),
+        ("replaced", 0, 3, 10150),
+        ("triggered", 0, 10150),
+        ("trade", 0, 3, 10150),
+    ]
+
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def at_alpaca() -> list[tuple[Any, ...]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            fake.trade("GOOG", "100")
+            p, _ = await _route(c, fake, "sell", "trailing_stop", 3, trail_price=150)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 1)
+            fake.trade("GOOG", "102")
+            await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 2)
+            fake.trade("GOOG", "101.50")
+            assert isinstance(await c.replace("alice", p, trail_price=50), wire.Ack)
+            return _shape(await _events_until(c, lambda ev: len(_shape(ev, p, p)) == 5), p, p)
+
+    assert asyncio.run(at_alpaca()) == expected
+    assert eng.stop() == 0
+
+
 def test_a_routed_trailing_stop_is_not_replaced_once_it_triggered(
     engine_factory: Any, fake: FakeAlpaca
 ) -> None:
