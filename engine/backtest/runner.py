@@ -115,6 +115,40 @@ def _result(
     )
 
 
+def _queue_result(
+    strategy: Strategy,
+    data: LobsterData | RecordedData,
+    venue: SimulatedVenue | TopVenue,
+    samples: _Samples,
+    latency_ns: int,
+    fee_bps: float,
+    on_progress: Progress | None,
+    done: int,
+) -> BacktestResult:
+    """End a run on a venue with queues (a book, a recorded top): stop the strategy,
+    settle the venue, take the last sample; the result with the venue's queue figures."""
+    strategy._handle_stop()
+    venue.finish()
+    samples.take(venue.clock)
+    if on_progress is not None:
+        on_progress(done)
+    st = venue.stats
+    return _result(
+        strategy,
+        data,
+        latency_ns,
+        fee_bps,
+        fills=venue.fills,
+        **samples.fields(),
+        sharpe_period_s=60.0,
+        queue_ahead=list(st.ahead_at_entry),
+        queue_waits_ns=list(st.waits_ns),
+        maker_fills=st.maker_fills,
+        taker_fills=st.taker_fills,
+        logs=venue.logs,
+    )
+
+
 def add_index(types: npt.NDArray[np.int8], ids: npt.NDArray[np.int64]) -> list[int]:
     """For each message, the index of the add (type 1) of its order id at or before it,
     else -1 (an order from before the file, or one the file never reported)."""
@@ -231,26 +265,7 @@ def _run_lobster(
         i = j + 1
     if n:
         venue.advance(ts_all[-1])
-    strategy._handle_stop()
-    venue.finish()
-    samples.take(venue.clock)
-    if on_progress is not None:
-        on_progress(n)
-    st = venue.stats
-    return _result(
-        strategy,
-        data,
-        latency_ns,
-        fee_bps,
-        fills=venue.fills,
-        **samples.fields(),
-        sharpe_period_s=60.0,
-        queue_ahead=list(st.ahead_at_entry),
-        queue_waits_ns=list(st.waits_ns),
-        maker_fills=st.maker_fills,
-        taker_fills=st.taker_fills,
-        logs=venue.logs,
-    )
+    return _queue_result(strategy, data, venue, samples, latency_ns, fee_bps, on_progress, n)
 
 
 def _run_recorded(
@@ -286,25 +301,7 @@ def _run_recorded(
             on_progress(k)
     if evs:
         venue.advance(evs[-1][0])
-    strategy._handle_stop()
-    venue.finish()
-    samples.take(venue.clock)
-    if on_progress is not None:
-        on_progress(len(evs))
-    return _result(
-        strategy,
-        data,
-        latency_ns,
-        fee_bps,
-        fills=venue.fills,
-        **samples.fields(),
-        sharpe_period_s=60.0,
-        queue_ahead=venue.stats.ahead_at_entry,
-        queue_waits_ns=venue.stats.waits_ns,
-        maker_fills=venue.stats.maker_fills,
-        taker_fills=venue.stats.taker_fills,
-        logs=venue.logs,
-    )
+    return _queue_result(strategy, data, venue, samples, latency_ns, fee_bps, on_progress, len(evs))
 
 
 def _run_bars(
