@@ -163,6 +163,7 @@ cdef class MatchingEngine:
                    int flags) noexcept nogil
     cdef void _unlink_stop(self, uint32_t symbol, uint32_t si) noexcept nogil
     cdef int _check(self) except -1
+    cdef void _give_back(self) noexcept
     cdef int c_new(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,
                    int64_t qty, int64_t price, int64_t stop_price, int tif, int post_only,
                    int reason) noexcept nogil

@@ -188,6 +188,13 @@ cdef inline bint _crosses(int side, int64_t limit, int64_t resting) noexcept nog
     return resting <= limit if side == BUY else resting >= limit
 
 
+cdef cnp.ndarray _command_array(object commands):
+    """`commands` as a C-contiguous numpy array of COMMAND_DTYPE (TypeError otherwise)."""
+    if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
+        raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
+    return np.ascontiguousarray(commands)
+
+
 cdef class MatchingEngine:
     """Price-time priority matching over many symbols (see the module docstring).
 
@@ -673,6 +680,16 @@ cdef class MatchingEngine:
             raise MemoryError("matching engine out of memory")
         return 0
 
+    cdef void _give_back(self) noexcept:
+        """After a batch, once its events are read: shrink a big batch's buffer."""
+        cdef Event* ev
+        if self.events_cap > 65536:
+            ev = <Event*>realloc(self.evbuf, 4096 * sizeof(Event))
+            if ev != NULL:
+                self.evbuf = ev
+                self.events_cap = 4096
+                self.n_events = 0
+
     # -- per-call Python API ---------------------------------------------------------------
 
     def submit(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,
@@ -738,15 +755,9 @@ cdef class MatchingEngine:
 
     def process(self, commands):
         """Run a numpy array of COMMAND_DTYPE in one call; return all its events."""
-        cdef cnp.ndarray arr
-        cdef const Command* base
-        cdef Py_ssize_t i, n
-        cdef Event* ev
-        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
-            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
-        arr = np.ascontiguousarray(commands)
-        base = <const Command*>cnp.PyArray_DATA(arr)
-        n = arr.shape[0]
+        cdef cnp.ndarray arr = _command_array(commands)
+        cdef const Command* base = <const Command*>cnp.PyArray_DATA(arr)
+        cdef Py_ssize_t i, n = arr.shape[0]
         self.n_events = 0
         with nogil:
             for i in range(n):
@@ -755,29 +766,18 @@ cdef class MatchingEngine:
                     break
         self._check()
         out = self.events()
-        if self.events_cap > 65536:  # give a big batch's buffer back
-            ev = <Event*>realloc(self.evbuf, 4096 * sizeof(Event))
-            if ev != NULL:
-                self.evbuf = ev
-                self.events_cap = 4096
-                self.n_events = 0
+        self._give_back()
         return out
 
     def process_rows(self, commands):
         """Run a numpy array of COMMAND_DTYPE in one call, as `process` does; return its
         events as `event_rows` gives them (tuples in EVENT_DTYPE's field order) and, per
         command, how many of them it produced (recovery books them without an array)."""
-        cdef cnp.ndarray arr
+        cdef cnp.ndarray arr = _command_array(commands)
+        cdef const Command* base = <const Command*>cnp.PyArray_DATA(arr)
+        cdef Py_ssize_t i, before, n = arr.shape[0]
         cdef cnp.ndarray counts
-        cdef const Command* base
         cdef int64_t* cp
-        cdef Py_ssize_t i, n, before
-        cdef Event* ev
-        if not isinstance(commands, np.ndarray) or commands.dtype != COMMAND_DTYPE:
-            raise TypeError("commands must be a numpy array of COMMAND_DTYPE")
-        arr = np.ascontiguousarray(commands)
-        base = <const Command*>cnp.PyArray_DATA(arr)
-        n = arr.shape[0]
         counts = np.zeros(n, dtype=np.int64)
         cp = <int64_t*>cnp.PyArray_DATA(counts)
         self.n_events = 0
@@ -790,12 +790,7 @@ cdef class MatchingEngine:
                     break
         self._check()
         rows = self.event_rows()
-        if self.events_cap > 65536:  # give a big batch's buffer back
-            ev = <Event*>realloc(self.evbuf, 4096 * sizeof(Event))
-            if ev != NULL:
-                self.evbuf = ev
-                self.events_cap = 4096
-                self.n_events = 0
+        self._give_back()
         return rows, counts.tolist()
 
     # -- queries ------------------------------------------------------------------------------
