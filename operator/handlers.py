@@ -265,19 +265,23 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
     status: dict[str, Any] = dict(obj.get("status") or {})
     old_conditions = list(status.get("conditions") or [])
     spec = TradingEngineSpec.model_validate(obj["spec"])
-    if spec.paused or _paused(obj):
+
+    async def hold(phase: str, kind: str, condition: tuple[str, str, str]) -> None:
+        """Write `phase` and the `kind` condition, the other conditions as they are, and
+        leave the children alone."""
+        kept = {
+            c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
+            for c in old_conditions
+        }
         conditions, changes = _merge_conditions(
-            old_conditions,
-            {
-                **{c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
-                   for c in old_conditions},
-                "Progressing": ("False", "Paused", "reconciliation is paused"),
-            },
-            generation,
-        )  # fmt: skip
-        paused = {"phase": "Paused", "observedGeneration": generation, "conditions": conditions}
-        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, paused)
+            old_conditions, {**kept, kind: condition}, generation
+        )
+        held = {"phase": phase, "observedGeneration": generation, "conditions": conditions}
+        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, held)
         _post_events(obj, changes)
+
+    if spec.paused or _paused(obj):
+        await hold("Paused", "Progressing", ("False", "Paused", "reconciliation is paused"))
         return
 
     try:
@@ -287,19 +291,7 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
     except ConfigError as exc:
         # Admitted by the CRD's rules but refused by the engine's own checks: say so and
         # change nothing (the running engine keeps its last good configuration).
-        bad = ("True", "InvalidSpec", str(exc))
-        conditions, changes = _merge_conditions(
-            old_conditions,
-            {
-                **{c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
-                   for c in old_conditions},
-                "Degraded": bad,
-            },
-            generation,
-        )  # fmt: skip
-        invalid = {"phase": "Degraded", "observedGeneration": generation, "conditions": conditions}
-        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, invalid)
-        _post_events(obj, changes)
+        await hold("Degraded", "Degraded", ("True", "InvalidSpec", str(exc)))
         return
     for child in children:
         await asyncio.to_thread(_apply, api, child)
