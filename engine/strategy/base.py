@@ -32,6 +32,7 @@ from tickplane.engine.strategy.model import (
     Fill,
     MarketTrade,
     Order,
+    OrderStatus,
     Quote,
     Side,
 )
@@ -328,22 +329,25 @@ class Strategy:
         self.on_accepted(o)
 
     def _handle_rejected(self, order_id: int, reason: str) -> None:
-        o = self.orders.get(order_id)
-        if o is None or not o.is_live:
-            return
-        self._release(o, o.remaining)
-        o.status = "rejected"
-        o.reason = reason
-        self.on_rejected(o)
+        o = self._end(order_id, "rejected", reason)
+        if o is not None:
+            self.on_rejected(o)
 
     def _handle_canceled(self, order_id: int, reason: str = "canceled") -> None:
+        o = self._end(order_id, "canceled", reason)
+        if o is not None:
+            self.on_canceled(o)
+
+    def _end(self, order_id: int, status: OrderStatus, reason: str) -> Order | None:
+        """Close a live order the venue ended without a fill (its reserved quantity
+        released); None when it is unknown or already closed."""
         o = self.orders.get(order_id)
         if o is None or not o.is_live:
-            return
+            return None
         self._release(o, o.remaining)
-        o.status = "canceled"
+        o.status = status
         o.reason = reason
-        self.on_canceled(o)
+        return o
 
     def _handle_replaced(self, order_id: int, open_qty: int, price: int | None) -> None:
         """The venue changed an order: `open_qty` is its new open quantity."""
