@@ -13,7 +13,9 @@ kube-controller-manager (`tests/controlplane/cluster.py`) each run as a `ServerP
 Its stdout and stderr go to its log, appended, each start headed by a line with the time
 and the command. It runs in a session of its own, so a Ctrl-C in the terminal reaches
 pytest, which stops the servers in order, rather than the servers directly; and it dies
-with the test process (`PR_SET_PDEATHSIG`) unless started to outlive it (`make cluster`).
+with the test process (`PR_SET_PDEATHSIG`) unless started to outlive it (`make cluster`);
+the kernel sends that signal when the thread that started the server ends, so servers are
+started from the main thread.
 What fails, fails loudly: the error (of the caller's class) names the process and carries
 the tail of its log. A process that exits or does not get ready in time is killed and
 forgotten before the error is raised.
@@ -31,6 +33,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -43,6 +46,7 @@ __all__ = [
     "ServerContext",
     "ServerProcess",
     "cached_folder",
+    "http_ok",
     "port_taken",
     "tail",
 ]
@@ -102,6 +106,12 @@ def cached_folder(
     if not lines:
         raise error(f"{script} printed no folder")
     return Path(lines[-1])
+
+
+def http_ok(url: str, timeout: float = 1.0) -> bool:
+    """Whether a GET of `url` answers 200; an OSError (refused...) means not yet."""
+    with urllib.request.urlopen(url, timeout=timeout) as resp:
+        return int(resp.status) == 200
 
 
 def _die_with_parent(sig: int | None) -> Callable[[], None] | None:
@@ -168,6 +178,8 @@ class ServerProcess:
         self.stop_signal = stop_signal
         self.orphan_signal = orphan_signal
         self.proc: subprocess.Popen[bytes] | None = None
+        #: The exit status of the last run once it ended (stopped, killed or exited).
+        self.returncode: int | None = None
         self._log_start = 0  # where the last start's output begins in the log
 
     @property
@@ -262,7 +274,7 @@ class ServerProcess:
         while True:
             code = proc.poll()
             if code is not None:
-                self.proc = None
+                self.proc, self.returncode = None, code
                 raise self.error(self.failure(f"exited with status {code} before answering {what}"))
             try:
                 if ready():
@@ -281,20 +293,25 @@ class ServerProcess:
     def stop(self, timeout: float) -> bool:
         """Send `stop_signal` and wait `timeout` seconds, then SIGKILL; True if killed."""
         proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
+        if proc is None:
             return False
-        proc.send_signal(self.stop_signal)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(_KILL_WAIT)
-            return True
-        return False
+        killed = False
+        if proc.poll() is None:
+            proc.send_signal(self.stop_signal)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(_KILL_WAIT)
+                killed = True
+        self.returncode = proc.returncode
+        return killed
 
     def kill(self) -> None:
         """SIGKILL the process (a crash) and forget it."""
         proc, self.proc = self.proc, None
-        if proc is not None and proc.poll() is None:
-            proc.kill()
-            proc.wait(_KILL_WAIT)
+        if proc is not None:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait(_KILL_WAIT)
+            self.returncode = proc.returncode

@@ -4,12 +4,6 @@ database of its own) for the keys, the app under FastAPI's TestClient, and keys.
 from __future__ import annotations
 
 import contextlib
-import json
-import os
-import subprocess
-import sys
-import time
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +13,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.services.servers import free_port
+from tests.engine.conftest import EngineProcess, engine_settings
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
@@ -37,55 +31,12 @@ def pytest_configure(config: pytest.Config) -> None:
 @contextlib.contextmanager
 def engine_process(work: Path, name: str, symbols: list[str]) -> Iterator[dict[str, str]]:
     """A `tickplane engine` process trading `symbols`; its endpoints while inside."""
-    cfg = {
-        "name": name,
-        "order_entry": f"tcp://127.0.0.1:{free_port()}",
-        "events": f"tcp://127.0.0.1:{free_port()}",
-        "http_port": free_port(),
-        "journal_dir": str(work / "journal"),
-        "symbols": [{"name": s} for s in symbols],
-        "pin_cpu": False,
-        "fsync": "none",
-    }
-    (work / "engine.json").write_text(json.dumps(cfg))
-    log = (work / "engine.log").open("wb")
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tickplane.cli.main",
-            "engine",
-            "--config",
-            str(work / "engine.json"),
-        ],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
+    engine = EngineProcess(work, engine_settings(work, name, symbols, fsync="none"))
+    engine.start()
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"engine exited: {(work / 'engine.log').read_text()}")
-            try:
-                url = f"http://127.0.0.1:{cfg['http_port']}/readyz"
-                with urllib.request.urlopen(url, timeout=1) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"engine not ready: {(work / 'engine.log').read_text()}")
-            time.sleep(0.05)  # another process: nothing to await
-        yield {"order_entry": str(cfg["order_entry"]), "events": str(cfg["events"])}
+        yield {"order_entry": engine.order_entry, "events": engine.events}
     finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+        engine.stop()
 
 
 @pytest.fixture(scope="session")

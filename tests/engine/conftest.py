@@ -4,29 +4,48 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
-import time
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.process import ServerProcess, http_ok
 from tests.services.servers import free_port
+
+
+def engine_settings(
+    work: Path, name: str, symbols: Sequence[str] = ("GOOG", "AAPL"), **settings: Any
+) -> dict[str, Any]:
+    """An engine's settings: free loopback ports, its journal in `work`, no CPU pinning;
+    `settings` add to them or override them."""
+    return {
+        "name": name,
+        "order_entry": f"tcp://127.0.0.1:{free_port()}",
+        "events": f"tcp://127.0.0.1:{free_port()}",
+        "http_port": free_port(),
+        "journal_dir": str(work / "journal"),
+        "symbols": [{"name": s} for s in symbols],
+        "pin_cpu": False,
+        **settings,
+    }
 
 
 @dataclass
 class EngineProcess:
-    """A `tickplane engine` subprocess and how to reach it."""
+    """A `tickplane engine` subprocess and how to reach it (each start logs to a file of
+    its own, `logs`)."""
 
     workdir: Path
     settings: dict[str, Any]
-    proc: subprocess.Popen[bytes] | None = None
     logs: list[Path] = field(default_factory=list)
+    _process: ServerProcess | None = field(default=None, init=False, repr=False)
+
+    @property
+    def name(self) -> str:
+        return str(self.settings["name"])
 
     @property
     def order_entry(self) -> str:
@@ -40,44 +59,37 @@ class EngineProcess:
     def http(self) -> str:
         return f"http://127.0.0.1:{self.settings['http_port']}"
 
+    @property
+    def returncode(self) -> int | None:
+        """The exit status of the last run once it ended (-9 after `kill()`)."""
+        return None if self._process is None else self._process.returncode
+
     def start(self, timeout: float = 30.0) -> None:
+        """Start the engine of `settings` (again: the same journal, the same ports) and
+        wait until it is ready."""
         cfg = self.workdir / "engine.json"
         cfg.write_text(json.dumps(self.settings))
         log = self.workdir / f"engine-{len(self.logs)}.log"
         self.logs.append(log)
-        self.proc = subprocess.Popen(
+        self._process = ServerProcess("the engine", log)
+        self._process.start(
             [sys.executable, "-m", "tickplane.cli.main", "engine", "--config", str(cfg)],
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
             env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"engine exited {self.proc.returncode}:\n{log.read_text()}")
-            try:
-                with urllib.request.urlopen(self.http + "/readyz", timeout=1) as r:
-                    if r.status == 200:
-                        return
-            except OSError:
-                pass
-            time.sleep(0.02)  # polling readiness: there is nothing to await across processes
-        raise RuntimeError(f"engine not ready after {timeout}s:\n{log.read_text()}")
+        ready = f"{self.http}/readyz"
+        self._process.wait_ready(lambda: http_ok(ready), timeout=timeout, what=ready)
 
     def kill(self) -> None:
         """kill -9: no chance to flush or snapshot."""
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(10)
+        if self._process is not None:
+            self._process.kill()
 
     def stop(self) -> int:
-        """SIGTERM and wait for a clean exit."""
-        if self.proc is None:
+        """SIGTERM and wait for a clean exit (SIGKILL after 30 s); the exit status."""
+        if self._process is None:
             return 0
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            self.proc.wait(30)
-        return int(self.proc.returncode)
+        self._process.stop(30.0)
+        return self._process.returncode or 0
 
     def log_text(self) -> str:
         return "\n".join(p.read_text() for p in self.logs)
@@ -90,17 +102,7 @@ def engine_factory(tmp_path: Path) -> Iterator[Any]:
     def make(name: str = "e", **settings: Any) -> EngineProcess:
         work = tmp_path / name
         work.mkdir()
-        base = {
-            "name": name,
-            "order_entry": f"tcp://127.0.0.1:{free_port()}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(work / "journal"),
-            "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
-            "pin_cpu": False,
-        }
-        base.update(settings)
-        eng = EngineProcess(work, base)
+        eng = EngineProcess(work, {**engine_settings(work, name), **settings})
         started.append(eng)
         return eng
 

@@ -115,7 +115,7 @@ def test_kill_9_loses_no_acknowledged_order(engine_factory: Any, seed: int) -> N
                 killer.cancel()
 
     asyncio.run(stream())
-    assert victim.proc is not None and victim.proc.returncode == -9, "the kill came too late"
+    assert victim.returncode == -9, "the kill came too late"
     assert len(acked) > 10, "the kill came before any order"
     in_flight = len(acked)  # flow index of the request that may or may not have landed
 

@@ -23,6 +23,7 @@ import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.engine.conftest import EngineProcess
 from tests.kafka.broker import KafkaBroker
 from tests.services.servers import PostgresServer, free_port
 from tickplane.api.recorder.kafka_sink import KafkaSink
@@ -53,11 +54,11 @@ from .checks import (
     settle,
     wait_for,
 )
-from .conftest import Engine, launch_engine, stop_process
+from .conftest import stop_process
 
 
 def settings(
-    engine: Engine,
+    engine: EngineProcess,
     database_url: str,
     redis_url: str,
     kafka: str,
@@ -82,7 +83,7 @@ def errors(sink: str) -> float:
     return REGISTRY.get_sample_value("tickplane_recorder_errors_total", {"sink": sink}) or 0.0
 
 
-async def caught_up(engine: Engine, database_url: str, redis_url: str, kafka: str) -> None:
+async def caught_up(engine: EngineProcess, database_url: str, redis_url: str, kafka: str) -> None:
     """Wait until every sink holds the engine's last seq."""
     async with EngineClient(engine.order_entry, engine.events) as client:
         last = (await engine_events(client))[-1].seq
@@ -98,7 +99,7 @@ async def caught_up(engine: Engine, database_url: str, redis_url: str, kafka: st
 
 
 async def check_all(
-    engine: Engine, database_url: str, redis_url: str, kafka: str, *, tops: bool = True
+    engine: EngineProcess, database_url: str, redis_url: str, kafka: str, *, tops: bool = True
 ) -> int:
     """Every sink holds exactly the engine's events; with `tops` (a recorder running),
     the books are settled first and the tops of book checked too."""
@@ -115,7 +116,7 @@ async def check_all(
 
 
 def test_events_reach_every_sink_exactly_once(
-    engine: Engine, database_url: str, redis: Any, rec_kafka: KafkaBroker
+    engine: EngineProcess, database_url: str, redis: Any, rec_kafka: KafkaBroker
 ) -> None:
     async def main() -> None:
         # No symbols given: the tops of every symbol the engine trades are recorded.
@@ -135,7 +136,7 @@ def test_events_reach_every_sink_exactly_once(
 
 
 def test_duplicate_delivery_writes_nothing_twice(
-    engine: Engine, database_url: str, redis: Any, rec_kafka: KafkaBroker
+    engine: EngineProcess, database_url: str, redis: Any, rec_kafka: KafkaBroker
 ) -> None:
     async def main() -> None:
         rec = Recorder(settings(engine, database_url, redis.url, rec_kafka.bootstrap))
@@ -186,7 +187,7 @@ def test_duplicate_delivery_writes_nothing_twice(
 
 
 def test_kill_9_mid_stream_then_restart(
-    engine: Engine,
+    engine: EngineProcess,
     database_url: str,
     redis: Any,
     rec_kafka: KafkaBroker,
@@ -263,7 +264,7 @@ def test_kill_9_mid_stream_then_restart(
 
 
 def test_market_data_through_recorder_and_sink_outages(
-    engine: Engine,
+    engine: EngineProcess,
     database_url: str,
     redis: Any,
     rec_kafka: KafkaBroker,
@@ -363,7 +364,7 @@ def test_market_data_through_recorder_and_sink_outages(
 
 
 def test_an_engine_kill_9_makes_no_top_twice(
-    engine: Engine, database_url: str, redis: Any, rec_kafka: KafkaBroker, tmp_path: Path
+    engine: EngineProcess, database_url: str, redis: Any, rec_kafka: KafkaBroker
 ) -> None:
     """The engine killed right after a burst (its market-data log's buffer lost) and
     restarted: every top its log kept is recorded, no (symbol, md_seq) twice, and the
@@ -391,12 +392,8 @@ def test_an_engine_kill_9_makes_no_top_twice(
             async with EngineClient(engine.order_entry, engine.events) as client:
                 await order_flow(client, 200, seed=21)
                 before = await md_now(client)
-            engine.proc.kill()  # at once: the log's last tops are still in its buffer
-            engine.proc.wait(10)
-            engine.proc = launch_engine(
-                tmp_path / "engine", engine.name, engine.order_entry, engine.events,
-                engine.http_port,
-            ).proc  # fmt: skip
+            engine.kill()  # at once: the log's last tops are still in its buffer
+            engine.start()
             async with EngineClient(engine.order_entry, engine.events) as client:
                 await order_flow(client, 200, seed=22)
                 now = await md_now(client)
@@ -442,7 +439,7 @@ def test_an_engine_kill_9_makes_no_top_twice(
 
 
 def test_postgres_and_kafka_outage_is_ridden_out(
-    engine: Engine,
+    engine: EngineProcess,
     database_url: str,
     redis: Any,
     rec_kafka: KafkaBroker,
@@ -493,7 +490,7 @@ def test_postgres_and_kafka_outage_is_ridden_out(
 
 
 def test_postgres_rows_do_not_depend_on_batching(
-    engine: Engine, rec_postgres: PostgresServer
+    engine: EngineProcess, rec_postgres: PostgresServer
 ) -> None:
     """The same events written one at a time and in random batches: the same orders,
     executions and positions as applying them one by one."""
@@ -522,7 +519,7 @@ def test_postgres_rows_do_not_depend_on_batching(
 
 
 def test_trailing_stops_moving_stop_is_stored_once_per_seq(
-    engine: Engine, rec_postgres: PostgresServer, rec_kafka: KafkaBroker
+    engine: EngineProcess, rec_postgres: PostgresServer, rec_kafka: KafkaBroker
 ) -> None:
     """A trailing stop's stop and watermark follow the trades (OrderTrailed): the orders
     row holds the last ones, whatever the batching, and a second delivery of the same
@@ -588,7 +585,7 @@ def test_trailing_stops_moving_stop_is_stored_once_per_seq(
 
 
 def test_order_classes_rows_equal_the_projections_view(
-    engine: Engine, rec_postgres: PostgresServer, rec_kafka: KafkaBroker
+    engine: EngineProcess, rec_postgres: PostgresServer, rec_kafka: KafkaBroker
 ) -> None:
     """Brackets, an OTO, OCOs and trailing stops through a real engine: the orders rows
     hold each order's class, parent, leg role and trail, and the status, quantities and
