@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 import pytest
 
-from tests.engine.conftest import EngineProcess, free_port
+from tests.engine.conftest import EngineProcess, engine_settings
 from tickplane.api.projection import (
     MarketUpdate,
     OrderRecord,
@@ -37,19 +37,7 @@ T = TypeVar("T")
 def engine_endpoints(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """This module's own engine (GOOG, AAPL), in place of the session's shared one."""
     work = tmp_path_factory.mktemp("projection-engine")
-    eng = EngineProcess(
-        work,
-        {
-            "name": "projection-tests",
-            "order_entry": f"tcp://127.0.0.1:{free_port()}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(work / "journal"),
-            "symbols": [{"name": "GOOG"}, {"name": "AAPL"}],
-            "pin_cpu": False,
-            "fsync": "none",
-        },
-    )
+    eng = EngineProcess(work, engine_settings(work, "projection-tests", fsync="none"))
     eng.start()
     try:
         yield {"order_entry": eng.order_entry, "events": eng.events}

@@ -27,7 +27,7 @@ import websockets
 from fastapi.testclient import TestClient
 from starlette.websockets import WebSocketDisconnect
 
-from tests.engine.conftest import EngineProcess, free_port
+from tests.engine.conftest import EngineProcess, engine_settings
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.routes.ws import SLOW_CLIENT
@@ -43,17 +43,7 @@ def ws_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProces
     and updates), MSFT (market data)."""
     work: Path = tmp_path_factory.mktemp("ws-engine")
     eng = EngineProcess(
-        work,
-        {
-            "name": "ws-tests",
-            "order_entry": f"tcp://127.0.0.1:{free_port()}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(work / "journal"),
-            "symbols": [{"name": "GOOG"}, {"name": "AAPL"}, {"name": "MSFT"}],
-            "pin_cpu": False,
-            "fsync": "none",
-        },
+        work, engine_settings(work, "ws-tests", ("GOOG", "AAPL", "MSFT"), fsync="none")
     )
     eng.start()
     try:

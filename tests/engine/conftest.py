@@ -17,17 +17,17 @@ from tests.services.servers import free_port
 
 
 def engine_settings(
-    work: Path, name: str, symbols: Sequence[str] = ("GOOG", "AAPL"), **settings: Any
+    work: Path, name: str, names: Sequence[str] = ("GOOG", "AAPL"), **settings: Any
 ) -> dict[str, Any]:
-    """An engine's settings: free loopback ports, its journal in `work`, no CPU pinning;
-    `settings` add to them or override them."""
+    """An engine's settings: the symbols `names`, free loopback ports, its journal in
+    `work`, no CPU pinning; `settings` add to them or override them (`symbols=[...]`)."""
     return {
         "name": name,
         "order_entry": f"tcp://127.0.0.1:{free_port()}",
         "events": f"tcp://127.0.0.1:{free_port()}",
         "http_port": free_port(),
         "journal_dir": str(work / "journal"),
-        "symbols": [{"name": s} for s in symbols],
+        "symbols": [{"name": s} for s in names],
         "pin_cpu": False,
         **settings,
     }
@@ -102,7 +102,7 @@ def engine_factory(tmp_path: Path) -> Iterator[Any]:
     def make(name: str = "e", **settings: Any) -> EngineProcess:
         work = tmp_path / name
         work.mkdir()
-        eng = EngineProcess(work, {**engine_settings(work, name), **settings})
+        eng = EngineProcess(work, engine_settings(work, name, **settings))
         started.append(eng)
         return eng
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.engine.conftest import EngineProcess, free_port
+from tests.engine.conftest import EngineProcess, engine_settings, free_port
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import OrderAccepted, OrderCanceled, PositionChanged
@@ -29,20 +29,8 @@ from tickplane.engine.strategy.registry import build
 @pytest.fixture(scope="module")
 def market_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
     work = tmp_path_factory.mktemp("engine")
-    oe = free_port()
-    eng = EngineProcess(
-        work,
-        {
-            "name": "strategy-test",
-            "order_entry": f"tcp://127.0.0.1:{oe}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(work / "journal"),
-            "symbols": [{"name": "GOOG"}],
-            "pin_cpu": False,
-            "market": {"source": "synthetic", "rate": 200.0, "seed": 7},
-        },
-    )
+    market = {"source": "synthetic", "rate": 200.0, "seed": 7}
+    eng = EngineProcess(work, engine_settings(work, "strategy-test", ("GOOG",), market=market))
     eng.start()
     yield eng
     eng.stop()
@@ -178,19 +166,8 @@ def test_the_runner_waits_for_an_engine_that_is_not_up_yet(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.WARNING, logger="tickplane.strategy.live")
-    eng = EngineProcess(
-        tmp_path,
-        {
-            "name": "late",
-            "order_entry": f"tcp://127.0.0.1:{free_port()}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(tmp_path / "journal"),
-            "symbols": [{"name": "GOOG"}],
-            "pin_cpu": False,
-            "market": {"source": "synthetic", "rate": 200.0, "seed": 3},
-        },
-    )
+    market = {"source": "synthetic", "rate": 200.0, "seed": 3}
+    eng = EngineProcess(tmp_path, engine_settings(tmp_path, "late", ("GOOG",), market=market))
     s = build("twap", {"total_qty": 10, "duration_s": 0.5, "slices": 2}, symbol="GOOG")
     runner = LiveRunner(
         s, eng.order_entry, eng.events, account="late-twap", registry=CollectorRegistry()

@@ -17,7 +17,7 @@ import pytest
 import uvicorn
 from alpaca.trading.client import TradingClient
 
-from tests.engine.conftest import EngineProcess, free_port
+from tests.engine.conftest import EngineProcess, engine_settings, free_port
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
@@ -42,18 +42,14 @@ def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnginePr
     work = tmp_path_factory.mktemp("alpaca-engine")
     eng = EngineProcess(
         work,
-        {
-            "name": "alpaca-tests",
-            "order_entry": f"tcp://127.0.0.1:{free_port()}",
-            "events": f"tcp://127.0.0.1:{free_port()}",
-            "http_port": free_port(),
-            "journal_dir": str(work / "journal"),
-            "symbols": SYMBOLS,
-            "starting_cash": STARTING_CASH,
-            "risk": {"default": {"max_order_qty": MAX_ORDER_QTY}},
-            "pin_cpu": False,
-            "fsync": "none",
-        },
+        engine_settings(
+            work,
+            "alpaca-tests",
+            symbols=SYMBOLS,
+            starting_cash=STARTING_CASH,
+            risk={"default": {"max_order_qty": MAX_ORDER_QTY}},
+            fsync="none",
+        ),
     )
     eng.start()
     try:
