@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import subprocess
 import sys
 import time
 import urllib.request
@@ -17,6 +15,7 @@ from kubernetes.client.exceptions import ApiException
 
 from tests.controlplane.cluster import ControlPlane
 from tests.ports import free_port
+from tests.process import ServerProcess, http_ok
 
 T = TypeVar("T")
 
@@ -93,7 +92,12 @@ class OperatorProcess:
         self.log = workdir / "operator.log"
         self.metrics_port = free_port()
         self.health_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
+        self._process = ServerProcess("the operator", self.log)
+
+    @property
+    def running(self) -> bool:
+        """Whether the operator process is alive."""
+        return self._process.running
 
     def start(self) -> None:
         """Start the operator and wait until its liveness endpoint answers."""
@@ -102,33 +106,22 @@ class OperatorProcess:
             "KUBECONFIG": str(self.kubeconfig),
             "TICKPLANE_OPERATOR_ENGINE_IMAGE": "tickplane/tickplane:test",
         }
-        with self.log.open("ab") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "tickplane.cli.main", "operator",
-                    "--all-namespaces",
-                    f"--metrics-port={self.metrics_port}",
-                    f"--liveness-port={self.health_port}",
-                    "--resync-seconds=2",
-                    "--cleanup-timeout=3",
-                    "--peering-lifetime=5",
-                    "--log-level=DEBUG",
-                    *self.extra_args,
-                ],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=env,
-            )  # fmt: skip
-        eventually(self._alive, timeout=60, what=f"the operator's liveness probe ({self.log})")
-
-    def _alive(self) -> bool | None:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(f"operator exited {self.proc.returncode}:\n{self.tail()}")
-        try:
-            url = f"http://127.0.0.1:{self.health_port}/healthz"
-            with urllib.request.urlopen(url, timeout=2) as r:
-                return True if r.status == 200 else None
-        except OSError:
-            return None
+        self._process.start(
+            [
+                sys.executable, "-m", "tickplane.cli.main", "operator",
+                "--all-namespaces",
+                f"--metrics-port={self.metrics_port}",
+                f"--liveness-port={self.health_port}",
+                "--resync-seconds=2",
+                "--cleanup-timeout=3",
+                "--peering-lifetime=5",
+                "--log-level=DEBUG",
+                *self.extra_args,
+            ],
+            env=env,
+        )  # fmt: skip
+        healthz = f"http://127.0.0.1:{self.health_port}/healthz"
+        self._process.wait_ready(lambda: http_ok(healthz, timeout=2), timeout=60, what=healthz)
 
     def health(self) -> dict[str, Any]:
         """The liveness endpoint's JSON (kopf's probe results)."""
@@ -143,29 +136,15 @@ class OperatorProcess:
 
     def stop(self) -> None:
         """SIGTERM, then SIGKILL after 20 s."""
-        proc, self.proc = self.proc, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(20)
+        self._process.stop(20.0)
 
     def kill(self) -> None:
         """SIGKILL: a crash, no cleanup."""
-        if self.proc is not None:
-            self.proc.kill()
-            self.proc.wait(20)
-            self.proc = None
+        self._process.kill()
 
     def tail(self, lines: int = 60) -> str:
         """The end of the operator's log."""
-        try:
-            return "\n".join(self.log.read_text(errors="replace").splitlines()[-lines:])
-        except FileNotFoundError:
-            return "(no log)"
+        return self._process.tail(lines)
 
 
 def mark_pod_ready(core: Any, namespace: str, name: str, ready: bool = True) -> None:

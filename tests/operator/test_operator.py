@@ -457,7 +457,7 @@ def test_apiserver_restart_converges(
         timeout=90,
         what="the change after the apiserver restart",
     )
-    assert operator.proc is not None and operator.proc.poll() is None
+    assert operator.running
 
 
 class EngineAt(EngineProcess):
