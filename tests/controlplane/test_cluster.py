@@ -5,15 +5,15 @@ RBAC, apiserver-computed fields, built-in controllers, and an apiserver that can
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from .api import as_dict, eventually
 from .cluster import ControlPlane
 
 T = TypeVar("T")
@@ -22,30 +22,6 @@ GROUP = "tests.tickplane.io"
 VERSION = "v1"
 PLURAL = "widgets"
 CEL_MESSAGE = "minReplicas must not exceed maxReplicas"
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float = 30.0, what: str = "") -> T:
-    """Poll `probe` until it returns something other than None (or fail after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    last_error: Exception | None = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise
-            last_error = exc
-        else:
-            if value is not None:
-                return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} ({last_error})")
-
-
-def as_dict(value: object) -> dict[str, Any]:
-    """A custom object as the client returns it (typed `object`), checked to be a dict."""
-    assert isinstance(value, dict)
-    return cast(dict[str, Any], value)
 
 
 def error_of(exc: ApiException) -> dict[str, Any]:

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
-import time
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -24,31 +22,6 @@ CRD_DIR = REPO / "crds"
 EXAMPLES = REPO / "manifests" / "examples"
 GROUP = "tickplane.io"
 VERSION = "v1alpha1"
-
-
-def eventually(probe: Callable[[], T | None], *, timeout: float = 30.0, what: str = "") -> T:
-    """Poll `probe` until it returns something other than None (or fail after `timeout`)."""
-    deadline = time.monotonic() + timeout
-    last: object = None
-    while time.monotonic() < deadline:
-        try:
-            value = probe()
-        except ApiException as exc:
-            if exc.status not in (404, 409):
-                raise
-            last = exc
-        else:
-            if value is not None:
-                return value
-            last = value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last: {last})")
-
-
-def as_dict(value: object) -> dict[str, Any]:
-    """A custom object as the client returns it (typed `object`)."""
-    assert isinstance(value, dict)
-    return cast(dict[str, Any], value)
 
 
 def error_message(exc: ApiException) -> str:

@@ -13,10 +13,11 @@ import yaml
 from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.controlplane.api import as_dict
 from tests.controlplane.cluster import ControlPlane
 from tickplane.operator import crds as crd_module
 
-from .support import EXAMPLES, GROUP, VERSION, as_dict, error_message
+from .support import EXAMPLES, GROUP, VERSION, error_message
 
 
 def example(name: str) -> dict[str, Any]:

@@ -15,6 +15,7 @@ import msgspec
 import yaml
 from kubernetes import client
 
+from tests.controlplane.api import as_dict, eventually
 from tests.engine.conftest import EngineProcess, free_port
 from tickplane.core.config import EngineConfig
 
@@ -23,9 +24,7 @@ from .support import (
     GROUP,
     VERSION,
     OperatorProcess,
-    as_dict,
     condition,
-    eventually,
     mark_pod_ready,
 )
 

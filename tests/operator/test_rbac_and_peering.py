@@ -9,13 +9,13 @@ from pathlib import Path
 
 from kubernetes import client
 
+from tests.controlplane.api import eventually
 from tests.controlplane.cluster import ControlPlane
 
 from .support import (
     REPO,
     OperatorProcess,
     condition,
-    eventually,
     mark_pod_ready,
     token_kubeconfig,
 )

@@ -13,12 +13,13 @@ import pytest
 import yaml
 from kubernetes import client
 
+from tests.controlplane.api import as_dict
 from tests.controlplane.cluster import ControlPlane
 from tickplane.api.routes.strategies import source_for
 from tickplane.api.settings import GatewaySettings
 from tickplane.api.strategies import KubernetesStrategies, StrategyControlError, StrategyNotFound
 
-from .support import EXAMPLES, GROUP, VERSION, as_dict, token_kubeconfig
+from .support import EXAMPLES, GROUP, VERSION, token_kubeconfig
 from .test_chart import helm, render
 
 __all__ = ["helm"]  # the chart tests' session fixture, used here too

@@ -40,7 +40,14 @@ from types import TracebackType
 from typing import Any, ClassVar, Self
 
 from tests.ports import free_port
-from tests.process import PORT_ATTEMPTS, ProcessError, ServerContext, ServerProcess, port_taken
+from tests.process import (
+    PORT_ATTEMPTS,
+    ProcessError,
+    ServerContext,
+    ServerProcess,
+    http_ok,
+    port_taken,
+)
 
 __all__ = [
     "PostgresServer",
@@ -705,8 +712,4 @@ class PrometheusServer(_Server):
         ]
 
     def _ready(self) -> bool:
-        try:
-            with urllib.request.urlopen(f"{self.url}/-/ready", timeout=1) as resp:
-                return int(resp.status) == 200
-        except (OSError, urllib.error.URLError):
-            return False
+        return http_ok(f"{self.url}/-/ready")
