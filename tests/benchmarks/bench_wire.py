@@ -30,9 +30,15 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   synchronous DEALER, pinned to the same CPU, same frame size), the socket types
   (DEALER to ROUTER), the transport (loopback TCP), the server's placement (a
   ``zmq.Context`` with one I/O thread, sockets made before the main thread pins itself,
-  to the same CPU) and its side of the socket API (pyzmq; the echo blocks in
-  ``recv_multipart``, the engine, which has no venue thread here, in its ROUTER's
-  ``recv``). What differs is only the work between receiving and replying.
+  to the same CPU). The echo uses pyzmq's calls (``recv_multipart``,
+  ``send_multipart``), as the target's floor is defined; the engine, which has no venue
+  thread here, blocks in its ROUTER's pyzmq ``recv`` and moves the rest of its messages
+  through libzmq's own calls (engine/router.pyx), which cost less than pyzmq's.
+- ``details.zmq_echo_libzmq_p50_us`` / ``_pipelined_per_sec``: the stricter floor, an
+  echo through the engine's own message path (the same blocking receive, then
+  ``Router.take`` and ``Router.send``) with nothing between receiving and replying;
+  ``details.rtt_vs_libzmq_echo`` and ``pipelined_vs_libzmq_echo`` compare against it.
+  Its samples follow the pyzmq echo's in each round.
 - ``pipelined_orders_per_sec``: one client, a window of ``window`` requests in flight
   (non-blocking DEALER sends), the same resting-order-then-cancel flow: every order's
   cancel is sent once its ack is in. The figure counts every acked order-entry request
@@ -343,9 +349,11 @@ class Engine:
 
 
 class EchoServer:
-    """A bare pyzmq ROUTER echo in its own process (``--echo-server``)."""
+    """A bare ROUTER echo in its own process (``--echo-server``): through pyzmq's calls
+    (the floor the targets use), or with ``libzmq`` through the engine's own message
+    path (engine/router.pyx: libzmq's calls), the stricter floor in ``details``."""
 
-    def __init__(self, cpu: int | None, cpus: set[int]) -> None:
+    def __init__(self, cpu: int | None, cpus: set[int], *, libzmq: bool = False) -> None:
         self.endpoint = _endpoint()
         self.proc = subprocess.Popen(
             [
@@ -354,6 +362,7 @@ class EchoServer:
                 "--echo-server",
                 self.endpoint,
                 "-1" if cpu is None else str(cpu),
+                *(["--libzmq"] if libzmq else []),
             ],
             stdout=subprocess.PIPE,
             preexec_fn=_spawner(cpus),
@@ -372,7 +381,7 @@ class EchoServer:
             self.proc.stdout.close()
 
 
-def echo_server(endpoint: str, cpu: int) -> int:
+def echo_server(endpoint: str, cpu: int, libzmq: bool = False) -> int:
     """Serve the echo: the engine's placement (sockets first, then pin the main thread)."""
     ctx = zmq.Context()
     sock = ctx.socket(zmq.ROUTER)
@@ -385,6 +394,15 @@ def echo_server(endpoint: str, cpu: int) -> int:
     if cpu >= 0:
         os.sched_setaffinity(0, {cpu})
     print("ready", flush=True)
+    if libzmq:
+        # the engine's loop with nothing between receiving and replying: a blocking
+        # receive of the first frame, then what else is there, sent back as it came
+        from tickplane.engine.router import Router
+
+        io = Router(sock)
+        first = sock.recv
+        while True:
+            io.send(io.take(256, first()))
     recv, send = sock.recv_multipart, sock.send_multipart
     while True:
         send(recv())
@@ -779,6 +797,7 @@ def _engine_none(
     """fsync none: echo floor, engine RTT, client RTT (alternating samples), pipelined."""
     eng = Engine(root, "fsync-none", cpus, fsync="none")
     echo: EchoServer | None = None
+    lecho: EchoServer | None = None
     task = b.task("engine (fsync none): starting", None)
     try:
         eng.start()
@@ -786,11 +805,13 @@ def _engine_none(
         b.figures["engine_pinned_cpu"] = pinned
         b.figures["client_cpu"] = client_cpu
         echo = EchoServer(pinned, cpus)
+        lecho = EchoServer(pinned, cpus, libzmq=True)
         b.done(task)
         order_frame = Flow(None).new_frame()[1]
         b.details["order_frame_bytes"] = len(order_frame)
         task = b.task("echo floor / engine RTT / EngineClient RTT", b.repeats + 1)
         echo_ns: list[list[int]] = []
+        lecho_ns: list[list[int]] = []
         new_ns: list[list[int]] = []
         cancel_ns: list[list[int]] = []
         client_ns: list[list[int]] = []
@@ -799,6 +820,7 @@ def _engine_none(
             actx = zmq.asyncio.Context()
             try:
                 esock = _dealer(ctx, echo.endpoint)
+                lsock = _dealer(ctx, lecho.endpoint)
                 sock = _dealer(ctx, eng.order_entry)
                 flow = Flow(eng)
                 # the sizes on the wire, and the client's cost to decode an ack
@@ -820,6 +842,7 @@ def _engine_none(
                 for r in range(b.repeats + 1):  # sample 0 is the warm-up
                     with quiet_gc():
                         e = echo_rtt(esock, order_frame, echo_messages)
+                        le = echo_rtt(lsock, order_frame, echo_messages)
                     before = eng.stage_totals()
                     with quiet_gc():
                         n, c = sync_rtt(sock, flow, rtt_orders)
@@ -834,6 +857,7 @@ def _engine_none(
                         k = asyncio.run(client_rtt(actx, eng.order_entry, cflow, client_orders, 50))
                     if r:
                         echo_ns.append(e)
+                        lecho_ns.append(le)
                         new_ns.append(n)
                         cancel_ns.append(c)
                         client_ns.append(k)
@@ -844,6 +868,12 @@ def _engine_none(
                         echo_pipelined(esock, order_frame, requests, window)
                         for _ in range(b.repeats)
                     ]
+                    echo_pipelined(lsock, order_frame, max(requests // 10, 2), window)
+                    lecho_rates = [
+                        echo_pipelined(lsock, order_frame, requests, window)
+                        for _ in range(b.repeats)
+                    ]
+                lsock.close(0)
                 esock.close(0)
                 sock.close(0)
             finally:
@@ -858,6 +888,12 @@ def _engine_none(
         }
         b.figures["zmq_echo_pipelined_per_sec"] = round(median(echo_rates))
         b.details["zmq_echo_pipelined_per_sec_all"] = [round(x) for x in echo_rates]
+        # The stricter floor: the echo through the engine's own message path
+        b.details["zmq_echo_libzmq_pipelined_per_sec"] = round(median(lecho_rates))
+        b.details["zmq_echo_libzmq_pipelined_per_sec_all"] = [round(x) for x in lecho_rates]
+        l50 = [round(_pcts(x)[0], 1) for x in lecho_ns]
+        b.details["zmq_echo_libzmq_p50_us"] = round(median(l50), 1)
+        b.details["zmq_echo_libzmq_p50_us_all"] = l50
         p50, p99 = _sample_rtt(b, "engine_rtt", new_ns, cancel_ns)
         b.figures["engine_rtt_p50_us"], b.figures["engine_rtt_p99_us"] = p50, p99
         e50 = [round(_pcts(x)[0], 1) for x in echo_ns]
@@ -899,8 +935,9 @@ def _engine_none(
         status = _check_empty_book(eng, "pipelined, batch frames (fsync none)")
         b.details["engine_status_fsync_none"] = status
     finally:
-        if echo is not None:
-            echo.stop()
+        for server in (echo, lecho):
+            if server is not None:
+                server.stop()
         eng.stop()
 
 
@@ -1200,6 +1237,11 @@ def run(
     result["pipelined_vs_echo"] = _ratio(
         f.get("pipelined_orders_per_sec"), f.get("zmq_echo_pipelined_per_sec")
     )
+    d = b.details
+    d["rtt_vs_libzmq_echo"] = _ratio(f.get("engine_rtt_p50_us"), d.get("zmq_echo_libzmq_p50_us"))
+    d["pipelined_vs_libzmq_echo"] = _ratio(
+        f.get("pipelined_orders_per_sec"), d.get("zmq_echo_libzmq_pipelined_per_sec")
+    )
     result["batch_fsync_rtt_vs_none"] = _ratio(
         f.get("engine_rtt_batch_fsync_p50_us"), f.get("engine_rtt_p50_us")
     )
@@ -1248,9 +1290,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--echo-server", nargs=2, metavar=("ENDPOINT", "CPU"), help=argparse.SUPPRESS
     )
+    parser.add_argument("--libzmq", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.echo_server:
-        return echo_server(args.echo_server[0], int(args.echo_server[1]))
+        return echo_server(args.echo_server[0], int(args.echo_server[1]), args.libzmq)
     result = run(
         args.json, args.repeats, window=args.window, recovery_commands=args.recovery_commands
     )

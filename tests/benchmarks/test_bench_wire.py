@@ -40,6 +40,12 @@ def test_every_figure_is_measured(tmp_path: Path) -> None:
     assert result["rtt_vs_echo"] == round(
         result["engine_rtt_p50_us"] / result["zmq_echo_p50_us"], 2
     )
+    details = result["details"]
+    assert details["zmq_echo_libzmq_p50_us"] > 0  # the echo through the engine's path
+    assert details["zmq_echo_libzmq_pipelined_per_sec"] > 0
+    assert details["rtt_vs_libzmq_echo"] == round(
+        result["engine_rtt_p50_us"] / details["zmq_echo_libzmq_p50_us"], 2
+    )
     stages = result["details"]["rtt_engine_stage_mean_us"]
     assert set(stages) == {"handle", "journal", "ack", "publish"}
     assert all(v > 0 for v in stages.values())  # the engine's own clock, per round trip
