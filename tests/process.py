@@ -1,8 +1,10 @@
 """The process plumbing of the servers the tests start, in one place.
 
 PostgreSQL, Redis and Prometheus (`tests/services/servers.py`), the Kafka broker
-(`tests/kafka/broker.py`) and the control plane's etcd, kube-apiserver and
-kube-controller-manager (`tests/controlplane/cluster.py`) each run as a `ServerProcess`:
+(`tests/kafka/broker.py`), the control plane's etcd, kube-apiserver and
+kube-controller-manager (`tests/controlplane/cluster.py`), and Tickplane's own engine
+(`EngineProcess`, `tests/engine/conftest.py`) and operator (`OperatorProcess`,
+`tests/operator/support.py`) each run as a `ServerProcess`:
 
     process = ServerProcess("redis", tmp / "redis.log", error=ServerError)
     process.start([redis_server, "--port", str(port)], cwd=tmp)
@@ -16,6 +18,7 @@ pytest, which stops the servers in order, rather than the servers directly; and 
 with the test process (`PR_SET_PDEATHSIG`) unless started to outlive it (`make cluster`);
 the kernel sends that signal when the thread that started the server ends, so servers are
 started from the main thread.
+
 What fails, fails loudly: the error (of the caller's class) names the process and carries
 the tail of its log. A process that exits or does not get ready in time is killed and
 forgotten before the error is raised.
