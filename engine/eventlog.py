@@ -129,6 +129,11 @@ class EventLog:
         if self._buffered >= FLUSH_BYTES or time.monotonic() - self._since >= FLUSH_SECONDS:
             self.flush()
 
+    @property
+    def buffered(self) -> int:
+        """Records appended but not yet written (they are at the next flush)."""
+        return len(self._buffer)
+
     def flush(self) -> None:
         """Write the buffered records (one write)."""
         if not self._buffer:

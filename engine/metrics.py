@@ -273,6 +273,14 @@ class EngineMetrics:
                 registry=r,
             )
         )
+        self.queue_depth = Gauge(
+            "tickplane_engine_queue_depth",
+            "Items waiting, by queue: venue_events (the venue's reports for the loop), "
+            "venue_requests (the loop's requests for the venue's threads), event_log "
+            "(published events not yet written to the event log); read when scraped",
+            ["queue"],
+            registry=r,
+        )
         self.seq = Gauge("tickplane_engine_sequence", "Last event sequence number", registry=r)
         self.ready = Gauge(
             "tickplane_engine_ready",

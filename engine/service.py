@@ -283,6 +283,7 @@ class EngineService:
         self.pinned = self.cpus[-1] if self.config.pin_cpu and self.cpus else None
         self.metrics.set_cpus(self.cpus, self.pinned)
         self.metrics.seq.set_function(lambda: float(self.state.seq))  # read when scraped
+        self._watch_queues()
         log.info(
             "engine %s: order entry %s, events %s, CPUs %s, hot loop pinned to %s",
             self.config.name,
@@ -292,6 +293,20 @@ class EngineService:
             self.pinned,
         )
         self.ready = True
+
+    def _watch_queues(self) -> None:
+        """Queue depths, read when scraped (the order-entry socket's own queue is not
+        observable in ZeroMQ: `tickplane_engine_batch_size` at `max_batch` says one is
+        waiting)."""
+        depth = self.metrics.queue_depth
+        depth.labels("venue_events").set_function(lambda: float(self._inbox.qsize()))
+        # one read of each attribute: the scrape's thread races the loop's close()
+        depth.labels("venue_requests").set_function(
+            lambda: float(v.pending) if (v := self.venue) is not None else 0.0
+        )
+        depth.labels("event_log").set_function(
+            lambda: float(log_.buffered) if (log_ := self.eventlog) is not None else 0.0
+        )
 
     def close(self) -> None:
         """Stop intake, flush the journal, snapshot, close sockets."""

@@ -399,6 +399,11 @@ class AlpacaVenue:
         with self._lock:
             return self._rest_ok and self._stream_ok
 
+    @property
+    def pending(self) -> int:
+        """Requests queued for the REST workers, not yet taken up."""
+        return sum(q.qsize() for q in list(self._queues))
+
     def start(self, emit: Callable[[VenueEvent], None]) -> None:
         """Start the REST workers, the stream and the monitor; returns at once."""
         if self._emit is not None:

@@ -220,6 +220,12 @@ class Venue(Protocol):
         """True when the venue is reachable (the last `VenueStatus` said so)."""
         ...
 
+    @property
+    def pending(self) -> int:
+        """Requests queued for the venue's threads, not yet taken up (a metric's
+        queue depth: read from another thread, so an instant's count)."""
+        ...
+
     def start(self, emit: Callable[[VenueEvent], None]) -> None:
         """Start the venue's threads; events go to `emit` from now on."""
         ...

@@ -722,10 +722,12 @@ def test_calls_return_at_once_and_events_come_from_venue_threads(
     elapsed = time.perf_counter() - t0
     assert elapsed < 0.05
     fake.wait_until(lambda: fake.hung == 1)
+    assert venue.pending == 2  # 22's submit and 20's cancel, behind the hung submit
     fake.release()
     accepted(events, 20)
     accepted(events, 22)
     events.wait(VenueCanceled, lambda e: e.order_id == 20)
+    assert venue.pending == 0
     assert threading.get_ident() not in events.threads
 
 

@@ -166,6 +166,40 @@ def test_unreachable_alpaca_rejects_or_falls_back(engine_factory: Any, fake: Fak
     assert falling_back.stop() == 0
 
 
+def _queue_depths(eng: EngineProcess) -> dict[str, float]:
+    with urllib.request.urlopen(eng.http + "/metrics") as resp:
+        text = resp.read().decode()
+    prefix = 'tickplane_engine_queue_depth{queue="'
+    return {
+        line[len(prefix) :].split('"')[0]: float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith(prefix)
+    }
+
+
+def test_requests_waiting_for_alpaca_show_as_a_queue_depth(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    eng = _engine(engine_factory, fake)
+    eng.start()
+    assert _queue_depths(eng) == {"venue_events": 0.0, "venue_requests": 0.0, "event_log": 0.0}
+    # Alpaca holds its answers: each of the two REST workers is stuck in its first
+    # submit (a third hang for a heartbeat probe that may come first), the rest queue
+    fake.hang_next(3)
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            for _ in range(6):
+                r = await c.submit("a", "GOOG", "buy", "limit", 1, price=100)
+                assert isinstance(r, wire.Ack)
+
+    asyncio.run(body())
+    fake.wait_until(lambda: _queue_depths(eng)["venue_requests"] == 4.0)
+    fake.release()
+    fake.wait_until(lambda: _queue_depths(eng)["venue_requests"] == 0.0)
+    assert eng.stop() == 0
+
+
 # -- order classes at Alpaca: the internal venue's events -------------------------------------
 
 
