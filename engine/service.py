@@ -46,7 +46,8 @@ from tickplane.engine.matching import KEEP, Op
 from tickplane.engine.mdlog import MarketDataLog
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
-from tickplane.engine.router import Router, available
+from tickplane.engine.router import Router
+from tickplane.engine.router import available as libzmq_calls_available
 from tickplane.engine.state import (
     CANCEL,
     COMMAND,
@@ -272,7 +273,7 @@ class EngineService:
         # enough that only a client that stopped reading altogether can lose acks.
         self._router.setsockopt(zmq.SNDHWM, 1_000_000)
         self._router.bind(self.config.order_entry)
-        self._io = Router(self._router) if available() else None
+        self._io = Router(self._router) if libzmq_calls_available() else None
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
