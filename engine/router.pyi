@@ -4,6 +4,10 @@ import zmq
 
 def available() -> bool: ...
 
+_MAPS: str
+
+def _loaded_libzmq() -> bytes | None: ...
+
 class Router:
     """Moves [identity, frame] messages on a pyzmq ROUTER socket."""
 

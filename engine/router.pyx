@@ -40,14 +40,20 @@ cdef send_t _send = NULL
 cdef errno_t _errno = NULL
 
 
+_MAPS = "/proc/self/maps"  # the process's mapped files (Linux)
+
+
 def _loaded_libzmq() -> bytes | None:
     """The path of the libzmq this process has loaded (pyzmq's), if it is a library of
     its own."""
-    with open("/proc/self/maps", "rb") as maps:
-        for line in maps:
-            path = line.rstrip().rpartition(b" ")[2]
-            if b"/libzmq" in path:
-                return path
+    try:
+        with open(_MAPS, "rb") as maps:
+            for line in maps:
+                path = line.rstrip().rpartition(b" ")[2]
+                if b"/libzmq" in path:
+                    return path
+    except OSError:  # no /proc (not Linux): pyzmq's calls then
+        return None
     return None
 
 

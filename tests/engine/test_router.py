@@ -100,3 +100,11 @@ def test_the_engine_takes_the_same_messages_either_way(
     long = sum(len(parts) > 1 for parts in messages)
     assert long == 6
     assert seen["libzmq"] == seen["pyzmq"] == (expected, long)
+
+
+def test_without_proc_there_is_no_libzmq_to_find(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # where /proc is missing (a laptop's macOS), the engine falls back, it does not fail
+    monkeypatch.setattr(router, "_MAPS", str(tmp_path / "no-such-file"))
+    assert router._loaded_libzmq() is None
