@@ -18,6 +18,8 @@ from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes
 from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport EAGAIN, EINTR
 
+import os
+
 import zmq
 
 cdef extern from "<dlfcn.h>" nogil:
@@ -44,17 +46,23 @@ _MAPS = "/proc/self/maps"  # the process's mapped files (Linux)
 
 
 def _loaded_libzmq() -> bytes | None:
-    """The path of the libzmq this process has loaded (pyzmq's), if it is a library of
-    its own."""
+    """The path of the libzmq pyzmq loaded, if it is a library of its own: the one in
+    pyzmq's own folder (its wheels bundle it there), or else the only one mapped (a
+    pyzmq built against the system's). Two others and no way to tell: None."""
+    found: set[bytes] = set()
     try:
         with open(_MAPS, "rb") as maps:
             for line in maps:
                 path = line.rstrip().rpartition(b" ")[2]
                 if b"/libzmq" in path:
-                    return path
+                    found.add(path)
     except OSError:  # no /proc (not Linux): pyzmq's calls then
         return None
-    return None
+    site = os.fsencode(os.path.dirname(os.path.dirname(os.path.realpath(zmq.__file__))))
+    own = [path for path in found if path.startswith(site + b"/pyzmq")]
+    if len(own) == 1:
+        return own[0]
+    return found.pop() if len(found) == 1 else None
 
 
 cdef bint _load() except -1:

@@ -108,3 +108,23 @@ def test_without_proc_there_is_no_libzmq_to_find(
     # where /proc is missing (a laptop's macOS), the engine falls back, it does not fail
     monkeypatch.setattr(router, "_MAPS", str(tmp_path / "no-such-file"))
     assert router._loaded_libzmq() is None
+
+
+def test_the_libzmq_is_the_one_pyzmq_loaded(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    site = Path(zmq.__file__).resolve().parent.parent
+    bundled = f"{site}/pyzmq.libs/libzmq-abc.so.5"
+    maps = tmp_path / "maps"
+
+    def mapped(*paths: str) -> bytes | None:
+        maps.write_text("".join(f"7f00-7f01 r-xp 00000000 fd:00 1 {p}\n" for p in paths))
+        return router._loaded_libzmq()
+
+    monkeypatch.setattr(router, "_MAPS", str(maps))
+    assert mapped("/usr/lib/libc.so.6", bundled, "/opt/x/libzmq.so.5") == bundled.encode()
+    assert (
+        mapped("/usr/lib/x86_64-linux-gnu/libzmq.so.5") == b"/usr/lib/x86_64-linux-gnu/libzmq.so.5"
+    )
+    assert mapped("/a/libzmq.so.5", "/b/libzmq.so.5") is None  # which is pyzmq's? not ours to guess
+    assert mapped("/usr/lib/libc.so.6") is None
