@@ -274,14 +274,19 @@ class RiskEngine:
         """
         buy = True if side in _BUY else False if side in _SELL else None
         if legs:
-            return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts, legs)
-        return self._check(account, symbol, buy, type in _LIMIT, qty, price, 0, ts)
+            return self._check(account, symbol, buy, type in _LIMIT, qty, price, None, ts, legs)
+        return self._check(account, symbol, buy, type in _LIMIT, qty, price, None, ts)
 
     def check_replace(
-        self, order_id: int, qty: int | None, price: int | None, ts: int
+        self,
+        order_id: int,
+        qty: int | None,
+        price: int | None,
+        ts: int,
+        leg: tuple[str, int, int] | None = None,
     ) -> Reject | None:
         """Check a replace of an open order to open quantity `qty` at `price` (None:
-        unchanged). None if it may go to the core.
+        unchanged). None if it may go to the core (or to the venue that holds it).
 
         A pure reduction (same price, quantity not above the open quantity) passes
         always and spends no rate token, like a cancel. Otherwise the checks of a new
@@ -289,10 +294,17 @@ class RiskEngine:
         `max_open_orders` (a replace adds no order); the position check counts the new
         quantity instead of the order's current open quantity. An order risk does not
         know passes (the core rejects it `unknown_order`).
+
+        `leg`: a held leg whose price the replace moves, as (role, qty, new price),
+        the price it is valued at (`check_new`'s `legs`): it passes `max_order_qty` and
+        `max_order_notional` as at submission, at the new price; the lots it counts
+        stay as they are (`qty` and `price` are not read).
         """
         o = self._orders.get(order_id)
         if o is None:
             return None
+        if leg is not None:
+            return self._check(o.account, o.symbol, o.buy, False, 0, leg[2], 0, ts, (leg,))
         new_qty = o.qty if qty is None else qty
         new_price = o.price if price is None else price
         if new_qty <= o.qty and new_price == o.price:
@@ -307,13 +319,13 @@ class RiskEngine:
         is_limit: bool,
         qty: int,
         price: int | None,
-        replaced: int,
+        replaced: int | None,
         ts: int,
         legs: Sequence[tuple[str, int, int]] = (),
     ) -> Reject | None:
         """The checks in CHECK_ORDER. `buy` is None for a side the core will reject;
-        `replaced` is the open quantity of the order a replace changes (0 for a new order,
-        which is also the only one `max_open_orders` counts); `legs` as in check_new."""
+        `replaced` is the open quantity of the order a replace changes (None for a new
+        order, the only one `max_open_orders` counts); `legs` as in check_new."""
         if self._kill_all or account in self._killed:
             return self._killed_reject(account)
         if self._halts:
@@ -342,7 +354,7 @@ class RiskEngine:
                 return r
         if lim.max_position is not None and buy is not None:
             r = self._position_reject(
-                lim.max_position, account, symbol, is_pair, buy, qty, replaced
+                lim.max_position, account, symbol, is_pair, buy, qty, replaced or 0
             )
             if r is not None:
                 return r
@@ -351,11 +363,11 @@ class RiskEngine:
             r = self._band_reject(band, symbol, price)
             if r is not None:
                 return r
-        if legs and not replaced:
+        if legs and replaced is None:
             r = self._open_with_legs_reject(acct, pair, account, symbol, len(legs))
             if r is not None:
                 return r
-        elif not replaced:
+        elif replaced is None:
             max_open = acct.max_open_orders
             if max_open is not None and self._acct_count.get(account, 0) >= max_open:
                 return Reject(

@@ -35,6 +35,7 @@ from tickplane.engine.contingent import (
     CLASSES,
     STOP_LOSS,
     TAKE_PROFIT,
+    HeldOrder,
     legs_for,
     trailing_stop,
 )
@@ -194,7 +195,7 @@ class EngineService:
                 st.add_account(item.account())
                 events = []
             else:
-                events = [e for e in self._apply_mark(item.mark()) if e.seq >= have]
+                events = [e for e in self._apply_mark(item.mark(), check=True) if e.seq >= have]
             if log_ is not None and events:
                 log_.append(events)
         st.venue_cancels.clear()  # decided before the restart: sent again on resume
@@ -212,8 +213,9 @@ class EngineService:
         )
         return applied
 
-    def _apply_mark(self, mark: Any) -> list[Event]:
-        """Apply a MARK record (live, right after journaling it, and on recovery)."""
+    def _apply_mark(self, mark: Any, *, check: bool = False) -> list[Event]:
+        """Apply a MARK record (live, right after journaling it, and on recovery:
+        `check` re-runs the risk check a replace passed live, for its rate token)."""
         if not isinstance(mark, dict):
             return []
         if "client_order_id" in mark:
@@ -225,9 +227,21 @@ class EngineService:
             )
         if "route" in mark:
             legs = [msgspec.convert(leg, RoutedOrder) for leg in mark.get("legs", ())]
-            self.state.route(msgspec.convert(mark["route"], RoutedOrder), legs)
+            routed = msgspec.convert(mark["route"], RoutedOrder)
+            if check and "ts" in mark:
+                self.state.recheck_route(routed, int(mark["ts"]))
+            self.state.route(routed, legs)
         if "contingent" in mark:
-            return self.state.contingent_mark(mark["contingent"], int(mark["ts"]))
+            return self.state.contingent_mark(mark["contingent"], int(mark["ts"]), check=check)
+        if "routed_replace" in mark:
+            if check:
+                f = mark["routed_replace"]
+                r = self.state.routed.get(int(f["order_id"]))
+                if r is not None:
+                    self.state.check_change(
+                        r, f.get("qty"), f.get("price"), f.get("stop_price"), int(mark["ts"])
+                    )
+            return []
         if "control" in mark:
             c = mark["control"]
             return self.state.control(
@@ -982,7 +996,12 @@ class EngineService:
                 "price": req.price,
                 "stop_price": req.stop_price,
             }
-        mark = {"contingent": fields, "ts": time.time_ns()}
+        ts = time.time_ns()
+        if isinstance(req, wire.ReplaceOrder):
+            refused = self._check_change(h, req, ts)
+            if refused is not None:
+                return refused, []
+        mark = {"contingent": fields, "ts": ts}
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
         self._since_snapshot += 1
@@ -1001,6 +1020,10 @@ class EngineService:
         why = _trailing_replace_refused(req, h.trail_price, h.trail_percent, h.triggered)
         if why is not None:
             return wire.Reject(req.req, "bad_replace", why), []
+        ts = time.time_ns()
+        refused = self._check_change(h, req, ts)
+        if refused is not None:
+            return refused, []
         pct = req.trail_percent
         mark = {
             "contingent": {
@@ -1010,13 +1033,41 @@ class EngineService:
                 "trail_price": req.trail_price,
                 "trail_percent": None if pct is None else float(pct),
             },
-            "ts": time.time_ns(),
+            "ts": ts,
         }
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
         self._since_snapshot += 1
         touched.add(st.symbol_index[h.symbol])
         return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
+
+    def _check_change(
+        self, o: HeldOrder | RoutedOrder, req: wire.ReplaceOrder, ts: int | None = None
+    ) -> wire.Reject | None:
+        """Pre-trade risk for a replace of a held or a routed order (`check_change`),
+        counted like the core's orders' risk rejects. A routed order's replace that
+        passes is journaled (`routed_replace`) when checks spend order-rate tokens, so
+        that recovery spends the same one (nothing else is journaled before the venue
+        answers). `ts`: the held order's MARK's, whose recovery re-runs the check."""
+        st = self.state
+        qty = None if req.qty is None else _number(req.qty)
+        if ts is None:
+            ts = time.time_ns()
+        refused = st.check_change(o, qty, req.price, req.stop_price, ts)
+        if refused is not None:
+            self.metrics.risk_rejects[refused.reason].inc()
+            return wire.Reject(req.req, refused.reason, refused.message)
+        if isinstance(o, RoutedOrder) and st.checks_spend:
+            assert self.journal is not None
+            fields = {
+                "order_id": o.id,
+                "qty": qty,
+                "price": req.price,
+                "stop_price": req.stop_price,
+            }
+            self.journal.append_mark({"routed_replace": fields, "ts": ts})
+            self._since_snapshot += 1
+        return None
 
     def _duplicate(self, req: wire.NewOrder, order_id: int, same: bool) -> wire.Reply:
         """The reply to a NewOrder whose client order id the account already used:
@@ -1076,7 +1127,7 @@ class EngineService:
         if plan is not None:
             limit = self.state.risk.position_limit(req.account, req.symbol)
             order, legs, extra = _routed_class(order, plan, limit)
-        mark: dict[str, Any] = {"route": msgspec.to_builtins(order)}
+        mark: dict[str, Any] = {"route": msgspec.to_builtins(order), "ts": cmd.ts}
         if legs:
             mark["legs"] = msgspec.to_builtins(legs)
         self.journal.append_mark(mark)
@@ -1109,6 +1160,9 @@ class EngineService:
                 why = _routed_replace_refused(routed, req)
                 if why is not None:
                     return wire.Reject(req.req, "bad_replace", why), []
+                risk_reject = self._check_change(routed, req)
+                if risk_reject is not None:
+                    return risk_reject, []
                 pct = None if req.trail_percent is None else float(req.trail_percent)
                 self.venue.replace(
                     req.order_id,

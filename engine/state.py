@@ -225,6 +225,12 @@ class EngineState:
         limits = [cfg.risk.default, *cfg.risk.accounts.values(), *cfg.risk.pairs.values()]
         self._checks_spend = any(lim.max_orders_per_second is not None for lim in limits)
 
+    @property
+    def checks_spend(self) -> bool:
+        """Whether a risk check that passes changes state (an order-rate limit is set):
+        only then must recovery re-run the checks."""
+        return self._checks_spend
+
     # -- names -----------------------------------------------------------------------------
 
     def account_id(self, name: str) -> int | None:
@@ -282,6 +288,29 @@ class EngineState:
                 c.id, None if c.qty == KEEP else c.qty, None if c.price == KEEP else c.price, c.ts
             )
         return None
+
+    def check_change(
+        self,
+        o: HeldOrder | RoutedOrder,
+        qty: int | None,
+        price: int | None,
+        stop_price: int | None,
+        ts: int,
+    ) -> Reject | None:
+        """Pre-trade risk for a replace of a held order (a leg, a trailing stop) or of an
+        order routed to a venue, with `check`'s rules for the core's orders
+        (`RiskEngine.check_replace`; a pass spends an order-rate token). A leg is valued
+        at its limit, else its stop, as at submission: a replace that moves that price
+        is checked, one that does not passes (a leg's quantity follows its parent)."""
+        if o.leg is None:
+            return self.risk.check_replace(o.id, qty, price, ts)
+        before = o.stop_price if o.price is None else o.price
+        after = o.price if price is None else price
+        if after is None:
+            after = o.stop_price if stop_price is None else stop_price
+        if after is None or after == before:
+            return None
+        return self.risk.check_replace(o.id, None, None, ts, leg=(o.leg, o.qty, after))
 
     def apply(self, c: Command, *, check: bool = False) -> list[Event]:
         """Run one command through the core; return its events, numbered. `check`
@@ -385,9 +414,10 @@ class EngineState:
 
     # -- order classes (contingent.py; journaled as MARKs) -------------------------------
 
-    def contingent_mark(self, mark: dict[str, Any], ts: int) -> list[Event]:
+    def contingent_mark(self, mark: dict[str, Any], ts: int, *, check: bool = False) -> list[Event]:
         """Apply an order-class MARK: `legs` (a parent's, before its command),
-        `trailing` (a trailing stop), `cancel` / `replace` of a held order."""
+        `trailing` (a trailing stop), `cancel` / `replace` of a held order. `check`
+        re-runs a replace's risk check for its effects, as `apply`'s."""
         held = self.contingent
         kind = mark["kind"]
         if kind == "legs":
@@ -395,12 +425,25 @@ class EngineState:
             held.expect(int(mark["parent"]), str(mark["order_class"]), legs)
             return []
         if kind == "trailing":
-            out = held.add_trailing(self, msgspec.convert(mark["order"], HeldOrder), ts)
+            order = msgspec.convert(mark["order"], HeldOrder)
+            if check and self._checks_spend:  # checked live as a stop of its quantity
+                self.risk.check_new(
+                    order.account, order.symbol, order.side, "stop", order.qty, None, ts
+                )
+            out = held.add_trailing(self, order, ts)
         elif int(mark["order_id"]) not in held.orders:
             return []  # gone since it was journaled: nothing to do
         elif kind == "cancel":
             out = held.cancel(self, int(mark["order_id"]), ts)
         else:
+            if check and self._checks_spend:
+                self.check_change(
+                    held.orders[int(mark["order_id"])],
+                    mark.get("qty"),
+                    mark.get("price"),
+                    mark.get("stop_price"),
+                    ts,
+                )
             out = held.replace(
                 self,
                 int(mark["order_id"]),
@@ -429,6 +472,14 @@ class EngineState:
             if cls == "oco":
                 g.exit_open = order.qty  # its limit and its stop exit the same lots
             self.routed_groups[order.id] = g
+
+    def recheck_route(self, r: RoutedOrder, ts: int) -> None:
+        """Re-run the risk check a routed order passed when it was routed at `ts`, for
+        its effects (recovery: its order-rate token). Its legs are left out: they can
+        only refuse, and it passed."""
+        if self._checks_spend:
+            order_type = "stop" if r.order_type == "trailing_stop" else r.order_type
+            self.risk.check_new(r.account, r.symbol, r.side, order_type, r.qty, r.price, ts)
 
     def apply_venue(self, kind: str, f: dict[str, Any], ts: int) -> list[Event]:
         """Apply what the venue said about a routed order (journaled as a MARK). A

@@ -1144,3 +1144,43 @@ def test_a_routed_take_profit_is_checked_against_max_position_on_release(
 
     asyncio.run(after())
     assert eng.stop() == 0
+
+
+def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """alice's order at Alpaca takes a raise within her limits, not past them (the
+    same reasons as a replace in the internal book): a refused replace is a `Reject`
+    and no PATCH, so the one that passes is Alpaca's only replacement of the order. A
+    routed trailing stop's quantity is checked the same way."""
+    limits = {"max_order_qty": 10, "max_position": 8}
+    eng = _engine(engine_factory, fake, risk={"accounts": {"alice": limits}})
+    eng.start()
+
+    def accepted(ids: set[int]) -> Any:
+        return lambda ev: {e.id for e in ev if isinstance(e, OrderAccepted)} >= ids
+
+    async def at_alpaca() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            o, sent = await _route(c, fake, "buy", "limit", 5, price=10000)
+            t, trailing = await _route(c, fake, "sell", "trailing_stop", 5, trail_price=200)
+            await _events_until(c, accepted({o, t}))  # risk counts them from here
+            for order_id, qty, reason in (
+                (o, 11, "max_order_qty"),
+                (o, 9, "max_position"),
+                (t, 11, "max_order_qty"),
+            ):
+                r = await c.replace("alice", order_id, qty=qty)
+                assert isinstance(r, wire.Reject) and r.reason == reason, r
+            assert isinstance(await c.replace("alice", o, qty=8), wire.Ack)
+            events = await _events_until(
+                c, lambda ev: any(isinstance(e, OrderReplaced) and e.id == o for e in ev)
+            )
+            assert [(e.id, e.qty) for e in events if isinstance(e, OrderReplaced)] == [(o, 8)]
+            replacement = fake.order(sent.id).replaced_by
+            assert replacement is not None
+            assert (fake.order(replacement).qty, fake.order(replacement).replaced_by) == (8, None)
+            assert (fake.order(trailing.id).qty, fake.order(trailing.id).replaced_by) == (5, None)
+
+    asyncio.run(at_alpaca())
+    assert eng.stop() == 0

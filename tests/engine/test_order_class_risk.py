@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client import generate_latest
 
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig, RiskConfig, RiskLimits, SymbolConfig
@@ -27,6 +28,7 @@ from tickplane.core.events import (
 from tickplane.engine.journal import FsyncPolicy, JournalWriter
 from tickplane.engine.service import EngineService
 from tickplane.engine.state import EngineState, RoutedOrder
+from tickplane.engine.venues.base import VenueAccepted, VenueReplaced
 
 TP = wire.TakeProfit
 SL = wire.StopLoss
@@ -64,6 +66,29 @@ class Engine:
     def cancel(self, account: str, order_id: int) -> wire.Reply:
         self.n += 1
         return self.send(wire.CancelOrder(self.n, account, order_id))
+
+    def replace(self, account: str, order_id: int, **fields: Any) -> wire.Reply:
+        self.n += 1
+        return self.send(wire.ReplaceOrder(self.n, account, order_id, **fields))
+
+    def view(self, order_id: int) -> wire.OrderView:
+        v = self.svc.state.order_view(order_id, "alice")
+        assert v is not None
+        return v
+
+    def rejects(self, reason: str) -> float:
+        """The engine's count of risk rejects for `reason` (its metric)."""
+        text = generate_latest(self.svc.metrics.registry).decode()
+        line = f'tickplane_engine_risk_rejects_total{{reason="{reason}"}} '
+        found = [ln for ln in text.splitlines() if ln.startswith(line)]
+        return float(found[0].split()[-1]) if found else 0.0
+
+    def reopen(self, journal_dir: Path, **limits: Any) -> Engine:
+        """A copy of this engine's journal in `journal_dir`, recovered under `limits`."""
+        assert self.svc.journal is not None
+        self.svc.journal.commit()
+        shutil.copytree(Path(self.svc.config.journal_dir), journal_dir)
+        return Engine(journal_dir, **limits)
 
     def open_ids(self, account: str) -> list[int]:
         return [v.id for v in self.svc.state.open_orders(account)]
@@ -278,3 +303,144 @@ def test_a_routed_take_profit_refused_on_release_waits_hidden_for_the_venue(
     assert st.account_view("alice").positions[0].qty == 6
     assert venue("canceled", 3, remaining=6, reason="canceled") == []
     assert 3 not in st.routed and [v.id for v in st.open_orders("alice")] == [1, 4]
+
+
+# --- replaces of held and routed orders (docs/risk.md, "Replaces") --------------------------
+
+
+def test_a_trailing_stops_quantity_is_raised_only_within_the_limits(tmp_path: Path) -> None:
+    eng = Engine(tmp_path, max_order_qty=10, max_position=12)
+    ok(eng.new("alice", "sell", 4, price=120))  # rests: 4 sell lots open
+    t = ok(eng.new("alice", "sell", 5, order_type="trailing_stop", trail_price=2)).order_id
+    assert t is not None
+    seq, risk = eng.seq, eng.svc.state.risk
+    r = refused(eng.replace("alice", t, qty=11))
+    assert r.reason == "max_order_qty" and "quantity 11" in r.message
+    r = refused(eng.replace("alice", t, qty=9))  # 4 + 9: 13 short in the worst case
+    assert r.reason == "max_position" and "13 lots short" in r.message
+    # a refused replace changes nothing: no event, no MARK, the same lots
+    assert eng.seq == seq and eng.view(t).qty == 5 and risk.open_exposure("alice", "GOOG")[1] == 9
+    assert (eng.rejects("max_order_qty"), eng.rejects("max_position")) == (1, 1)
+    replaced = ok(eng.replace("alice", t, qty=8))  # 12: at the limit
+    assert [(e.id, e.qty) for e in replaced.events if isinstance(e, OrderReplaced)] == [(t, 8)]
+    assert eng.view(t).qty == 8 and risk.open_exposure("alice", "GOOG")[1] == 12
+    # a pure reduction passes always, even under a kill switch; a raise does not
+    risk.kill("alice")
+    ok(eng.replace("alice", t, qty=6))
+    assert refused(eng.replace("alice", t, qty=7)).reason == "kill_switch"
+    assert eng.view(t).qty == 6
+
+
+def test_a_legs_price_moves_only_within_the_order_limits(tmp_path: Path) -> None:
+    """A leg's quantity follows its parent, so a replace moves its price: it passes the
+    per-order limits at the new price as at submission (a take-profit valued at its
+    limit, a stop-loss at its stop when it has no limit)."""
+    eng = Engine(tmp_path, max_order_notional=1000, max_position=9)
+    b = ok(eng.new("alice", "buy", 9, **bracket()))  # take-profit 9 at 110: 990
+    s = ok(eng.new("alice", "sell", 9, **bracket(take_profit=TP(90), stop_loss=SL(105))))
+    assert b.order_id is not None and s.order_id is not None
+    tp, sl = b.order_id + 1, s.order_id + 2
+    seq = eng.seq
+    r = refused(eng.replace("alice", tp, price=112))  # 9 at 112: 1008
+    assert r.reason == "max_order_notional" and r.message.startswith("the take_profit leg's")
+    r = refused(eng.replace("alice", sl, stop_price=112))
+    assert r.reason == "max_order_notional" and "9 lots at 112" in r.message
+    assert eng.seq == seq and (eng.view(tp).price, eng.view(sl).stop_price) == (110, 105)
+    assert eng.rejects("max_order_notional") == 2
+    ok(eng.replace("alice", tp, price=111))  # 999
+    ok(eng.replace("alice", sl, stop_price=111))
+    assert (eng.view(tp).price, eng.view(sl).stop_price) == (111, 111)
+    eng.svc.state.risk.kill("alice")
+    assert refused(eng.replace("alice", tp, price=108)).reason == "kill_switch"
+
+
+class _Venue:
+    """A venue that takes every request and says nothing (the test reports for it)."""
+
+    connected = True
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+
+    def submit(self, order: Any) -> None:
+        self.sent.append(("submit", order.order_id))
+
+    def cancel(self, order_id: int) -> None:
+        self.sent.append(("cancel", order_id))
+
+    def replace(self, order_id: int, qty: Any, price: Any, stop: Any = None, **trail: Any) -> None:
+        self.sent.append(("replace", order_id, qty, price, stop))
+
+
+def _routed(tmp_path: Path, **limits: Any) -> tuple[Engine, _Venue]:
+    eng = Engine(tmp_path, **limits)
+    venue = _Venue()
+    eng.svc.venue = venue  # type: ignore[assignment]
+    return eng, venue
+
+
+def _accepted(eng: Engine, order_id: int) -> None:
+    eng.svc._venue_events([VenueAccepted(order_id, f"v{order_id}")])
+
+
+def test_a_routed_orders_replace_passes_risk_before_it_goes_to_the_venue(
+    tmp_path: Path,
+) -> None:
+    eng, venue = _routed(tmp_path, max_order_qty=10, max_position=12)
+    ok(eng.new("alice", "buy", 4, price=90))
+    o = ok(eng.new("alice", "buy", 5, price=100)).order_id
+    t = ok(eng.new("alice", "sell", 5, order_type="trailing_stop", trail_price=2)).order_id
+    b = ok(eng.new("alice", "sell", 2, **bracket(take_profit=TP(90), stop_loss=SL(105))))
+    assert o is not None and t is not None and b.order_id is not None
+    for order_id in (1, o, t, b.order_id):
+        _accepted(eng, order_id)
+    assert eng.svc.state.risk.open_exposure("alice", "GOOG")[:2] == (9, 7)
+    sent, seq = len(venue.sent), eng.seq
+    assert refused(eng.replace("alice", o, qty=11)).reason == "max_order_qty"
+    assert refused(eng.replace("alice", o, qty=9)).reason == "max_position"  # 4 + 9 long
+    assert refused(eng.replace("alice", t, qty=11)).reason == "max_order_qty"
+    eng.svc.state.risk.kill("alice")
+    assert refused(eng.replace("alice", b.order_id + 2, stop_price=104)).reason == "kill_switch"
+    assert refused(eng.replace("alice", o, price=101)).reason == "kill_switch"
+    # nothing went to the venue, nothing was journaled or published
+    assert len(venue.sent) == sent and eng.seq == seq
+    assert (eng.rejects("max_order_qty"), eng.rejects("max_position")) == (2, 1)
+    ok(eng.replace("alice", o, qty=3))  # a pure reduction, under the kill switch too
+    eng.svc.state.risk.revive("alice")
+    ok(eng.replace("alice", o, qty=8))  # 12 long at worst: the limit
+    ok(eng.replace("alice", t, qty=10))
+    ok(eng.replace("alice", b.order_id + 2, stop_price=104))
+    assert venue.sent[sent:] == [
+        ("replace", o, 3, None, None),
+        ("replace", o, 8, None, None),
+        ("replace", t, 10, None, None),
+        ("replace", b.order_id + 2, None, None, 104),
+    ]
+
+
+def test_replaces_of_held_and_routed_orders_spend_their_rate_token_in_recovery_too(
+    tmp_path: Path,
+) -> None:
+    """With a burst of 4 orders: a trailing stop, its raise, a routed order and its
+    raise take all four, so a fifth order is refused, live and after a recovery from
+    the journal alone; a pure reduction took none."""
+    limits = dict(max_orders_per_second=1, order_burst=4)
+    eng, venue = _routed(tmp_path / "a", **limits)
+    eng.svc.venue = None
+    t = ok(eng.new("alice", "sell", 5, order_type="trailing_stop", trail_price=2)).order_id
+    assert t is not None
+    ok(eng.replace("alice", t, qty=6))
+    ok(eng.replace("alice", t, qty=4))  # a reduction: no token
+    eng.svc.venue = venue  # type: ignore[assignment]
+    o = ok(eng.new("alice", "buy", 5, price=100)).order_id
+    assert o is not None
+    _accepted(eng, o)
+    ok(eng.replace("alice", o, qty=7))
+    eng.svc._venue_events([VenueReplaced(o, "v2", 7, 100)])  # risk counts 7 from now on
+    ok(eng.replace("alice", o, qty=6))
+    assert refused(eng.new("alice", "buy", 1, price=99)).reason == "order_rate"
+    again = eng.reopen(tmp_path / "b", **limits)
+    st, live = again.svc.state, eng.svc.state
+    assert st.seq == live.seq
+    assert st.risk.snapshot() == live.risk.snapshot()
+    assert refused(again.new("alice", "buy", 1, price=99)).reason == "order_rate"

@@ -430,6 +430,30 @@ def test_replace_spends_a_token_and_a_reduction_does_not() -> None:
     assert new(risk) == "order_rate"
 
 
+def test_replace_of_held_orders() -> None:
+    """A held order at zero lots (a leg not yet released) is replaced like any other:
+    `max_open_orders` is not counted (it adds no order); a leg's moved price passes
+    the per-order limits at its quantity, its lots unchanged; a trailing stop's raise
+    counts its new quantity in the worst case."""
+    risk = engine(
+        RiskLimits(max_order_notional=1_000, max_position=10, max_open_orders=2),
+        positions=Positions(),
+    )
+    risk.on_held(1, "a", "X", "sell", 0)  # a take-profit, held
+    risk.on_held(2, "a", "X", "sell", 4)  # a trailing stop of 4
+    assert risk.check_replace(1, None, None, 0, leg=("take_profit", 9, 111)) is None
+    r = risk.check_replace(1, None, None, 0, leg=("take_profit", 9, 112))
+    assert reason(r) == "max_order_notional" and r is not None
+    assert r.message.startswith("the take_profit leg's notional 1008")
+    assert risk.open_exposure("a", "X") == (0, 4, 2)
+    risk.set_reference("X", 50)  # a stop is valued at the reference
+    assert risk.check_replace(2, 10, None, 0) is None
+    assert reason(risk.check_replace(2, 11, None, 0)) == "max_position"
+    risk.on_replaced(1, 3)  # released: it works 3 lots; 3 + 8 > 10
+    assert reason(risk.check_replace(2, 8, None, 0)) == "max_position"
+    assert risk.check_replace(1, None, None, 0, leg=("take_profit", 9, 100)) is None
+
+
 def test_fills_and_done_bookkeeping() -> None:
     risk = engine()
     risk.on_accepted(1, "a", "X", "buy", 10, 100)
