@@ -107,7 +107,8 @@ class OrderRecord(msgspec.Struct, frozen=True):
     activate it (`OrderActivated`: it then works what the parent filled); its `qty`
     stays the parent's. `stop_price` is a stop's; a trailing stop's follows its
     `OrderTrailed` events, with `hwm` the watermark it trails (None before its first
-    move).
+    move); its `trail_price` / `trail_percent` are the ones it was accepted with until
+    an `OrderReplaced` gives a new one.
 
     Not `kw_only`: a 25-field struct built by keyword costs ~4x one built by position
     (msgspec matches each keyword against the fields), and the projection builds one
@@ -376,6 +377,12 @@ def apply_order_event(
             open_qty=ev.qty,
             limit_price=ev.price if order.limit_price is not None else order.limit_price,
             stop_price=ev.stop_price if ev.stop_price is not None else order.stop_price,
+            # a trailing stop's trail as the replace left it (None: not a trailing
+            # stop, or an engine that predates the field: the trail it had)
+            trail_price=ev.trail_price if ev.trail_price is not None else order.trail_price,
+            trail_percent=(
+                ev.trail_percent if ev.trail_percent is not None else order.trail_percent
+            ),
             status=_working(order) if order.status != "held" else "held",
             updated_ns=ev.ts_event,
             seq=ev.seq,

@@ -119,6 +119,12 @@ class OrderCanceled(Message, tag="canceled"):
 
 
 class OrderReplaced(Message, tag="replaced"):
+    """An open order's price and/or quantity changed (a user's replace, or its group's
+    fills reducing a leg). A trailing stop's carries its trail as it is now (the one
+    of the kind it was placed with; the other stays None), on both venues, whether the
+    replace changed it or not; every other order's leaves both None. The trail fields
+    came after `stop_price` (an older frame has none: they decode as None)."""
+
     seq: int
     ts_event: int
     id: int
@@ -127,6 +133,8 @@ class OrderReplaced(Message, tag="replaced"):
     price: int  # the new price
     qty: int  # the new open quantity
     stop_price: int | None = None  # a held stop or leg: its stop price now
+    trail_price: int | None = None  # a trailing stop: ticks from the watermark, now
+    trail_percent: float | None = None  # a trailing stop: percent of the watermark, now
 
 
 class StopTriggered(Message, tag="triggered"):

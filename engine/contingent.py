@@ -173,10 +173,13 @@ class ContingentOrders:
 
     @staticmethod
     def _replaced(h: HeldOrder, ts: int) -> OrderReplaced:
-        price = h.price if h.price is not None else (h.current_stop() or 0)
+        stop = h.current_stop()
+        price = h.price if h.price is not None else (stop or 0)
+        # a trailing stop's trail as it is now (a leg has none: both stay None)
         return OrderReplaced(
-            0, ts, h.id, h.account, h.symbol, price, max(h.target, 0), h.current_stop()
-        )
+            0, ts, h.id, h.account, h.symbol, price, max(h.target, 0), stop,
+            h.trail_price, h.trail_percent,
+        )  # fmt: skip
 
     @staticmethod
     def _accepted(h: HeldOrder, ts: int, client_order_id: str | None = None) -> OrderAccepted:

@@ -587,7 +587,12 @@ class EngineState:
                 if f.get("hwm") is not None:
                     r.hwm = int(f["hwm"])
                 now = r.stop_price
-                out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, now or 0, r.qty, now))
+                out.append(
+                    OrderReplaced(
+                        0, ts, r.id, r.account, r.symbol, now or 0, r.qty, now,
+                        r.trail_price, r.trail_percent,
+                    )
+                )  # fmt: skip
                 risk.on_replaced(r.id, r.qty, None)
             elif r.parent_id is not None and g is not None:
                 # a leg's prices moved; it works what its group gives it (as internally)

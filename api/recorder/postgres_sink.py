@@ -91,6 +91,8 @@ UPDATE orders o SET
     price = CASE WHEN o.price IS NOT NULL THEN COALESCE(s.price_set, o.price) END,
     stop_price = COALESCE(s.stop_set, o.stop_price),
     hwm = COALESCE(s.hwm_set, o.hwm),
+    trail_price = COALESCE(s.trail_price, o.trail_price),
+    trail_percent = COALESCE(s.trail_percent, o.trail_percent),
     triggered = o.triggered OR s.triggered,
     reason = COALESCE(s.reason, o.reason),
     status = CASE
@@ -354,6 +356,9 @@ def _fresh_tops(tops: Sequence[TopOfBook], held: dict[str, int]) -> list[TopOfBo
 
 
 def _order_rows(b: Batch) -> list[tuple[object, ...]]:
+    """The staging rows of a batch's order changes. `trail_price` / `trail_percent`
+    are a new order's trail (as a replace in the batch left it) or, for a row the table
+    holds, the trail a replace gave it (None: unchanged)."""
     rows: list[tuple[object, ...]] = []
     for ch in b.orders.values():
         a = ch.accepted
@@ -370,8 +375,9 @@ def _order_rows(b: Batch) -> list[tuple[object, ...]]:
                  ch.filled_add, ch.notional_add, ch.price_set, ch.stop_set, ch.hwm_set,
                  ch.canceled, ch.triggered, ch.activated,
                  False, ch.reason, status, True, a.seq, a.ts_event, ch.last_seq,
-                 ch.last_ts_event, a.order_class, a.parent_id, a.leg, a.trail_price,
-                 a.trail_percent)
+                 ch.last_ts_event, a.order_class, a.parent_id, a.leg,
+                 a.trail_price if ch.trail_price_set is None else ch.trail_price_set,
+                 a.trail_percent if ch.trail_percent_set is None else ch.trail_percent_set)
             )  # fmt: skip
         else:
             rows.append(
@@ -379,6 +385,6 @@ def _order_rows(b: Batch) -> list[tuple[object, ...]]:
                  None, ch.open_set, ch.open_sub, ch.filled_add, ch.notional_add,
                  ch.price_set, ch.stop_set, ch.hwm_set, ch.canceled, ch.triggered,
                  ch.activated, ch.rejected, ch.reason, None, False, None, None, ch.last_seq,
-                 ch.last_ts_event, None, None, None, None, None)
+                 ch.last_ts_event, None, None, None, ch.trail_price_set, ch.trail_percent_set)
             )  # fmt: skip
     return rows

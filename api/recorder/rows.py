@@ -111,6 +111,8 @@ class OrderChange:
     price_set: int | None = None
     stop_set: int | None = None  # a trailing stop's stop (OrderTrailed), a leg's replaced one
     hwm_set: int | None = None  # a trailing stop's watermark
+    trail_price_set: int | None = None  # a trailing stop's trail, replaced (OrderReplaced)
+    trail_percent_set: float | None = None
     canceled: bool = False
     triggered: bool = False
     activated: bool = False  # a held leg's OrderActivated
@@ -209,6 +211,10 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
             ch.price_set = ev.price
             if ev.stop_price is not None:
                 ch.stop_set = ev.stop_price
+            if ev.trail_price is not None:  # a trailing stop's trail, as it is now
+                ch.trail_price_set = ev.trail_price
+            if ev.trail_percent is not None:
+                ch.trail_percent_set = ev.trail_percent
             ch.open_set, ch.open_sub = ev.qty, 0
             ch.last_seq, ch.last_ts_event = seq, ev.ts_event
         elif isinstance(ev, OrderActivated):

@@ -71,7 +71,19 @@ events = st.one_of(
     st.builds(OrderRejected, ints, ints, ints, names, names),
     st.builds(Trade, ints, ints, names, ints, ints, ints, ints, names, names, names),
     st.builds(OrderCanceled, ints, ints, ints, names, names, ints, names),
-    st.builds(OrderReplaced, ints, ints, ints, names, names, ints, ints),
+    st.builds(
+        OrderReplaced,
+        ints,
+        ints,
+        ints,
+        names,
+        names,
+        ints,
+        ints,
+        maybe,
+        maybe,
+        st.none() | st.floats(allow_nan=False),
+    ),
     st.builds(StopTriggered, ints, ints, ints, names, names, ints),
     st.builds(OrderTrailed, ints, ints, ints, names, names, ints, ints),
     st.builds(PositionChanged, ints, ints, names, names, ints, ints, ints, ints),
@@ -129,6 +141,41 @@ def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -
     assert wire.decode_reply(wire.encode(ack)) == ack
     rej = wire.Reject(req, "bad_frame", "why")
     assert wire.decode_reply(wire.encode(rej)) == rej
+
+
+class _ReplacedBeforeTrails(msgspec.Struct, array_like=True, tag_field="type", tag="replaced"):
+    """OrderReplaced as a reader of the release before its trail fields decodes it."""
+
+    seq: int
+    ts_event: int
+    id: int
+    account: str
+    symbol: str
+    price: int
+    qty: int
+    stop_price: int | None = None
+
+
+def test_order_replaced_frames_before_and_after_its_trail_fields_decode() -> None:
+    """The trail fields came last, with defaults: a frame of an engine from before them
+    (and from before `stop_price`) decodes with no trail; a frame with them decodes in
+    a reader from before them (trailing elements it does not know are ignored)."""
+    old = ["replaced", 7, 1, 42, "alice", "GOOG", 101, 4]
+    for row, stop in ((old, None), ([*old, 99], 99)):
+        frame = bytes([wire.WIRE_VERSION]) + msgspec.msgpack.encode([row])
+        (ev,) = wire.decode_events(frame)
+        assert ev == OrderReplaced(7, 1, 42, "alice", "GOOG", 101, 4, stop)
+        assert isinstance(ev, OrderReplaced) and (ev.trail_price, ev.trail_percent) == (None, None)
+        assert wire.decode_event(bytes([wire.WIRE_VERSION]) + msgspec.msgpack.encode(row)) == ev
+    keys = ["type", "seq", "ts_event", "id", "account", "symbol", "price", "qty"]
+    as_dict = dict(zip(keys, old, strict=True))
+    assert from_dict(as_dict) == OrderReplaced(7, 1, 42, "alice", "GOOG", 101, 4)
+    for trail in ((3, None), (None, 1.5)):
+        new = OrderReplaced(7, 1, 42, "alice", "GOOG", 99, 4, 99, *trail)
+        frame = wire.encode_events([new])
+        assert wire.decode_events(frame) == [new]
+        older = msgspec.msgpack.decode(frame[1:], type=list[_ReplacedBeforeTrails])
+        assert older == [_ReplacedBeforeTrails(7, 1, 42, "alice", "GOOG", 99, 4, 99)]
 
 
 @settings(max_examples=500)

@@ -564,7 +564,16 @@ async def _replace_trailing(
 def _replaced(events: list[Any], p: int) -> list[tuple[Any, ...]]:
     """The OrderReplaced events of order `p`, field by field (its id relative)."""
     return [
-        (e.id - p, e.account, e.symbol, e.price, e.qty, e.stop_price)
+        (
+            e.id - p,
+            e.account,
+            e.symbol,
+            e.price,
+            e.qty,
+            e.stop_price,
+            e.trail_price,
+            e.trail_percent,
+        )
         for e in events
         if isinstance(e, OrderReplaced) and e.id == p
     ]
@@ -605,6 +614,9 @@ def test_a_routed_trailing_stops_qty_and_trail_are_replaced_as_on_the_internal_v
     expected, replaced, refusals, view = asyncio.run(on_internal())
     assert internal.stop() == 0
     assert expected == REPLACED_TRAILING_EVENTS[kind]
+    # each OrderReplaced carries the trail: the placed one (a quantity), then the new
+    trails = [(t.get("trail_price"), t.get("trail_percent")) for t in TRAILS[kind][:2]]
+    assert [r[-2:] for r in replaced] == trails
     assert [reason for reason, _ in refusals] == ["bad_replace"] * 4
 
     eng = _engine(engine_factory, fake, snapshot_every=snapshot_every)

@@ -177,13 +177,21 @@ def test_a_trailing_stop_takes_a_new_quantity_and_trail(engine: EngineProcess) -
         await trade_at(c, 105)
         await trade_at(c, 103)  # the high is 105: the stop 102
         r = await c.replace("carol", ts, qty=4)
-        assert [(e.id, e.qty, e.stop_price) for e in of(r, OrderReplaced)] == [(ts, 4, 102)]
+        # its OrderReplaced carries its trail, unchanged by this replace
+        assert [
+            (e.id, e.qty, e.stop_price, e.trail_price, e.trail_percent)
+            for e in of(r, OrderReplaced)
+        ] == [(ts, 4, 102, 3, None)]
         bad = reject(await c.replace("carol", ts, trail_percent=1.0))
         assert bad.reason == "bad_replace"  # placed with trail_price: its trail is ticks
         assert reject(await c.replace("carol", ts, price=101)).reason == "bad_replace"
         ack(await c.submit("dave", "GOOG", "buy", "limit", 10, price=103))
         # a trail of 2 puts the stop at 103, where the last trade is: it triggers now
         r = await c.replace("carol", ts, trail_price=2)
+        assert [
+            (e.id, e.qty, e.stop_price, e.trail_price, e.trail_percent)
+            for e in of(r, OrderReplaced)
+        ] == [(ts, 4, 103, 2, None)]  # the new trail, then what it causes
         assert [(e.id, e.stop_price) for e in of(r, StopTriggered)] == [(ts, 103)]
         assert [(t.taker, t.qty, t.price) for t in of(r, Trade)] == [(ts, 4, 103)]
 

@@ -5,7 +5,9 @@ orders, IOC, cancels, replaces, bad fields, client order ids, a circuit breaker 
 halts and resumes); then engines recover from copies of its journal, with its event log
 cut at several points (nothing kept, half, all), and with the fast path switched off.
 Each must equal the live engine: the same last seq, books, risk and position state, and
-an event log holding exactly the events the live engine published.
+an event log holding exactly the events the live engine published. Trailing stops
+whose trail is replaced (held orders: the slow path) likewise, their OrderReplaced
+events rebuilt with the new trail.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from tickplane.core.config import (
     RiskLimits,
     SymbolConfig,
 )
-from tickplane.core.events import Event
+from tickplane.core.events import Event, OrderReplaced
 from tickplane.engine import recovery, service
 from tickplane.engine.eventlog import EventLog
 from tickplane.engine.journal import FsyncPolicy, JournalWriter
@@ -207,3 +209,64 @@ def test_recovery_equals_the_live_engine(
     finally:
         svc.journal.close()
         svc.eventlog.close()
+
+
+def test_recovery_rebuilds_the_new_trail_of_replaced_trailing_stops(tmp_path: Path) -> None:
+    """A sell trailing stop by price and a buy one by percent, their trails replaced
+    (and the sell's quantity after): recovering with the event log cut before the
+    replaces, or holding nothing, publishes the same events, the trails included."""
+    svc = EngineService(_config(tmp_path / "journal", breaker=False))
+    svc.open()
+    ident = b"\x00client"
+
+    def send(*requests: wire.Request) -> None:
+        svc.process([(ident, wire.encode(req)) for req in requests])
+
+    try:
+        send(
+            wire.NewOrder(1, "a", "GOOG", "sell", "limit", 1, price=100),
+            wire.NewOrder(2, "b", "GOOG", "buy", "limit", 1, price=100),
+            wire.NewOrder(3, "c", "GOOG", "sell", "trailing_stop", 5, trail_price=3),
+            wire.NewOrder(4, "c", "GOOG", "buy", "trailing_stop", 2, trail_percent=4.0),
+        )
+        sell, buy = sorted(svc.state.contingent.orders)
+        # a print at 101: the sell's stop 98, the buy's 104 (its low is 100)
+        send(
+            wire.NewOrder(5, "a", "GOOG", "sell", "limit", 1, price=101),
+            wire.NewOrder(6, "b", "GOOG", "buy", "limit", 1, price=101),
+        )
+        cut = svc.state.seq
+        send(
+            wire.ReplaceOrder(7, "c", sell, trail_price=2),
+            wire.ReplaceOrder(8, "c", buy, trail_percent=2.0),
+            wire.ReplaceOrder(9, "c", sell, qty=4),
+        )
+        assert svc.journal is not None and svc.eventlog is not None
+        svc.journal.commit()
+        state = _state(svc)
+        events = _logged(svc.eventlog, svc.state.seq)
+        svc.eventlog.flush()
+        shutil.copytree(tmp_path / "journal", tmp_path / "kept")  # before close() snapshots
+    finally:
+        svc.close()
+    assert [
+        (e.id, e.qty, e.stop_price, e.trail_price, e.trail_percent)
+        for e in events
+        if isinstance(e, OrderReplaced)
+    ] == [(sell, 5, 99, 2, None), (buy, 2, 102, None, 2.0), (sell, 4, 99, 2, None)]
+    for kept in (0, cut):
+        journal = tmp_path / f"recovered-{kept}"
+        shutil.copytree(tmp_path / "kept", journal)
+        log = EventLog(journal)
+        log.truncate_after(kept)
+        log.close()
+        again = EngineService(_config(journal, breaker=False))
+        again.journal = JournalWriter.open(journal, FsyncPolicy.NONE)
+        again.eventlog = EventLog(journal)
+        try:
+            again.recover()
+            assert _state(again) == state
+            assert _logged(again.eventlog, again.state.seq) == events
+        finally:
+            again.journal.close()
+            again.eventlog.close()

@@ -158,6 +158,20 @@ def test_a_trailing_stop_follows_the_last_trade(trader: Trader, other: Trader) -
     tighter = trader.client.replace_order_by_id(by_percent.id, ReplaceOrderRequest(trail=1))
     assert (tighter.trail_percent, tighter.stop_price) == ("1", "207.90")
     trader.client.cancel_orders()
+    # closed, the engine lists them no more: the projection has the new trails
+    # (OrderReplaced's), not the ones they were placed with
+    closed = trader.client.get_order_by_id(by_price.id)
+    assert (closed.status, closed.trail_price, closed.trail_percent) == (
+        OrderStatus.CANCELED,
+        "5.00",
+        None,
+    )
+    closed = trader.client.get_order_by_id(by_percent.id)
+    assert (closed.status, closed.trail_price, closed.trail_percent) == (
+        OrderStatus.CANCELED,
+        None,
+        "1",
+    )
 
 
 def test_a_closed_bracket_reads_as_one(trader: Trader, other: Trader) -> None:

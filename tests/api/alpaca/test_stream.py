@@ -18,6 +18,7 @@ from alpaca.trading.requests import (
     ReplaceOrderRequest,
     StopLossRequest,
     TakeProfitRequest,
+    TrailingStopOrderRequest,
 )
 from alpaca.trading.stream import TradingStream
 
@@ -187,6 +188,25 @@ def test_garbage_frames_get_an_error_and_the_session_goes_on(
         error,
         {"stream": "listening", "data": {"streams": ["trade_updates"]}},
     ]
+
+
+def test_a_trailing_stops_new_trail_reaches_the_stream(listener: Listener, trader: Trader) -> None:
+    """The `replaced` update shows the new trail (the projection's record, from
+    OrderReplaced), and so does every later one."""
+    order = trader.client.submit_order(
+        TrailingStopOrderRequest(
+            symbol="GOOG", qty=2, side=OrderSide.SELL, time_in_force=TimeInForce.GTC,
+            trail_price=50,
+        )
+    )  # fmt: skip
+    new = listener.next()
+    assert (new.event, new.order.id, new.order.trail_price) == (TradeEvent.NEW, order.id, "50.00")
+    trader.client.replace_order_by_id(order.id, ReplaceOrderRequest(trail=40))
+    replaced = listener.next()
+    assert (replaced.event, replaced.order.trail_price) == (TradeEvent.REPLACED, "40.00")
+    trader.client.cancel_order_by_id(order.id)
+    canceled = listener.next()
+    assert (canceled.event, canceled.order.trail_price) == (TradeEvent.CANCELED, "40.00")
 
 
 def test_a_brackets_legs_reach_the_stream_held(listener: Listener, trader: Trader) -> None:

@@ -93,7 +93,9 @@ async def class_flow(client: EngineClient) -> dict[str, int]:
     its leg filled in part); a bracket the engine rejects. AAPL: an OCO `oco_sl` (its
     limit filled in part, then its stop triggered and filled the rest: the limit
     canceled), an OCO `oco_open` (limit working, stop held), a plain stop, a sell
-    trailing stop by price and a buy one by percent."""
+    trailing stop by price and a buy one by percent, each trail then replaced (wider, so
+    that the flow after them triggers neither: 20 ticks to 25; 2.5% to 3.5%, with a
+    quantity of 3)."""
     tp, sl = wire.TakeProfit, wire.StopLoss
     ids: dict[str, int] = {}
 
@@ -156,6 +158,8 @@ async def class_flow(client: EngineClient) -> dict[str, int]:
     ids["trail_buy"] = _order_id(
         await client.submit("dave", "GOOG", "buy", "trailing_stop", 2, trail_percent=2.5)
     )
+    _order_id(await client.replace("dave", ids["trail_sell"], trail_price=25))
+    _order_id(await client.replace("dave", ids["trail_buy"], qty=3, trail_percent=3.5))
     return ids
 
 

@@ -627,8 +627,15 @@ def test_order_classes_rows_equal_the_projections_view(
         assert state(oco + 1) == ("oco", "stop_loss", "filled", 0, 3)
         assert state(ids["oco_open"] + 1) == ("oco", "stop_loss", "held", 2, 0)
         assert state(ids["stop"]) == (None, None, "held", 2, 0)
-        assert ref[ids["trail_sell"]]["trail_price"] == 20
-        assert ref[ids["trail_buy"]]["trail_percent"] == 2.5
+        # their trails as replaced (OrderReplaced), not as accepted (20, 2.5)
+        assert (ref[ids["trail_sell"]]["trail_price"], ref[ids["trail_sell"]]["trail_percent"]) == (
+            25,
+            None,
+        )
+        assert (ref[ids["trail_buy"]]["trail_price"], ref[ids["trail_buy"]]["trail_percent"]) == (
+            None,
+            3.5,
+        )
         assert ref[ids["trail_buy"]]["order_class"] == "simple"
         assert any(r["status"] == "rejected" and r["symbol"] is None for r in ref.values())
 

@@ -40,6 +40,16 @@ def placed(
     return int(reply.order_id)
 
 
+def replaced(
+    run: Callable[..., Any], client: TestClient, account: str, order_id: int, **change: Any
+) -> None:
+    """Replace through the engine (as the Alpaca API does) and note the write."""
+    state = client.app.state  # type: ignore[attr-defined]
+    reply = run(state.engine.replace, account, order_id, **change)
+    assert isinstance(reply, wire.Ack), reply
+    state.projection.note_write(account, reply.last_seq)
+
+
 def legs_of(order: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [
         (
@@ -149,7 +159,16 @@ def test_a_trailing_stop_shows_its_trail(
     pct = placed(run, client, account, symbol, "sell", "trailing_stop", 1, trail_percent=1.5)
     listed = {o["id"]: o for o in client.get(ORDERS, headers=h).json()["orders"]}
     assert (listed[pct]["trail_price"], listed[pct]["trail_percent"]) == (None, 1.5)
+    # a replaced trail shows (OrderReplaced carries it), open and then closed
+    replaced(run, client, account, tid, trail_price=8)
+    replaced(run, client, account, pct, trail_percent=2.25)
+    got = client.get(f"{ORDERS}/{tid}", headers=h).json()
+    assert (got["trail_price"], got["trail_percent"], got["stop_price"]) == (8, None, 1_002)
+    listed = {o["id"]: o for o in client.get(ORDERS, headers=h).json()["orders"]}
+    assert (listed[pct]["trail_price"], listed[pct]["trail_percent"]) == (None, 2.25)
     client.delete(ORDERS, headers=h)
+    got = client.get(f"{ORDERS}/{tid}", headers=h).json()
+    assert (got["status"], got["trail_price"], got["trail_percent"]) == ("canceled", 8, None)
 
 
 def test_the_openapi_examples_show_each_kind(client: TestClient) -> None:
