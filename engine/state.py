@@ -460,13 +460,18 @@ class EngineState:
 
     def route(self, order: RoutedOrder, legs: Sequence[RoutedOrder] = ()) -> None:
         """Record an order handed to the venue, with its legs if it is a bracket, OTO
-        or OCO (journaled as a MARK before it is sent)."""
+        or OCO (journaled as a MARK before it is sent). Risk counts it, and its legs as
+        held orders, from now on: its replaces are checked, and it counts towards the
+        limits, while the venue has yet to accept it."""
+        risk = self.risk
         self.routed[order.id] = order
         self.last_routed_id = max(self.last_routed_id, order.id)
+        risk.on_accepted(order.id, order.account, order.symbol, order.side, order.qty, order.price)
         if legs:
             for leg in legs:
                 self.routed[leg.id] = leg
                 self.last_routed_id = max(self.last_routed_id, leg.id)
+                risk.on_held(leg.id, leg.account, leg.symbol, leg.side, 0)
             cls = order.order_class or "simple"
             g = Group(order.id, cls, [leg.id for leg in legs])
             if cls == "oco":
@@ -500,11 +505,9 @@ class EngineState:
                 if r.order_type == "trailing_stop":  # its stop as the venue set it
                     r.stop_price, r.hwm = f.get("stop_price"), f.get("hwm")
                 out.append(self._routed_accepted(r, ts))
-                risk.on_accepted(r.id, r.account, r.symbol, r.side, r.qty, r.price)
                 for leg in self._routed_legs(g):
                     leg.accepted = True
                     out.append(self._routed_accepted(leg, ts))
-                    risk.on_held(leg.id, leg.account, leg.symbol, leg.side, 0)
         elif kind == "filled":
             qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
             venue = f"venue:{f.get('venue', 'alpaca')}"
@@ -558,6 +561,7 @@ class EngineState:
                 if g is not None and r.parent_id is None:
                     for leg_id in g.legs:
                         self.routed.pop(leg_id, None)
+                        risk.on_done(leg_id)
                     del self.routed_groups[g.parent_id]
                 coid = self.client_order_ids.pop(r.id, None)
                 acc = self.account_index.get(r.account)

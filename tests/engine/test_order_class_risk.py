@@ -28,7 +28,7 @@ from tickplane.core.events import (
 from tickplane.engine.journal import FsyncPolicy, JournalWriter
 from tickplane.engine.service import EngineService
 from tickplane.engine.state import EngineState, RoutedOrder
-from tickplane.engine.venues.base import VenueAccepted, VenueReplaced
+from tickplane.engine.venues.base import VenueAccepted, VenueRejected, VenueReplaced
 
 TP = wire.TakeProfit
 SL = wire.StopLoss
@@ -444,3 +444,20 @@ def test_replaces_of_held_and_routed_orders_spend_their_rate_token_in_recovery_t
     assert st.seq == live.seq
     assert st.risk.snapshot() == live.risk.snapshot()
     assert refused(again.new("alice", "buy", 1, price=99)).reason == "order_rate"
+
+
+def test_a_routed_order_counts_for_risk_from_its_hand_off(tmp_path: Path) -> None:
+    """Before the venue accepts it, a routed order already counts (its replaces are
+    checked, its lots and its legs count), and a refused submit gives it all back."""
+    eng, venue = _routed(tmp_path, max_position=8, max_open_orders=4)
+    o = ok(eng.new("alice", "buy", 5, price=100)).order_id
+    assert o is not None
+    assert refused(eng.replace("alice", o, qty=9)).reason == "max_position"
+    assert refused(eng.new("alice", "buy", 4, price=99)).reason == "max_position"  # 5 + 4
+    b = ok(eng.new("alice", "sell", 2, **bracket(take_profit=TP(90), stop_loss=SL(105))))
+    assert b.order_id is not None
+    assert refused(eng.new("alice", "sell", 1, price=120)).reason == "max_open_orders"
+    assert [s[0] for s in venue.sent] == ["submit", "submit"]  # nothing else went out
+    eng.svc._venue_events([VenueRejected(b.order_id, "rejected", "no", "submit")])
+    assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (5, 0, 1)
+    ok(eng.new("alice", "sell", 1, price=120))
