@@ -327,23 +327,31 @@ class OrderCreate(PlainOrderCreate):
 
 
 class OrderReplace(BaseModel):
-    """A new quantity and/or limit price for a resting limit order."""
+    """What a replace changes (at least one field): a resting order's quantity (the new
+    open quantity) and/or `limit_price`; a held stop-loss leg's `stop_price`; a
+    trailing stop's quantity and/or trail, of the kind it was placed with (`trail_price`
+    ticks or `trail_percent`). The engine checks what the order takes
+    (docs/order-classes.md) and refuses the rest with `bad_replace`."""
 
     model_config = ConfigDict(
-        extra="forbid", json_schema_extra={"examples": [{"qty": 5, "limit_price": 58010}]}
+        extra="forbid",
+        json_schema_extra={"examples": [{"qty": 5, "limit_price": 58010}, {"trail_price": 80}]},
     )
 
     qty: Positive | None = None
     limit_price: Positive | None = Field(
         default=None, validation_alias=AliasChoices("limit_price", "price")
     )
+    stop_price: Positive | None = None
+    trail_price: Positive | None = None
+    trail_percent: Percent | None = None
 
     _single_price = model_validator(mode="before")(_one_price_name)
 
     @model_validator(mode="after")
     def _something_to_change(self) -> OrderReplace:
-        if self.qty is None and self.limit_price is None:
-            raise ValueError("give qty and/or limit_price")
+        if all(getattr(self, name) is None for name in type(self).model_fields):
+            raise ValueError("give qty, limit_price, stop_price, trail_price and/or trail_percent")
         return self
 
 

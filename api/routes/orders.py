@@ -312,9 +312,18 @@ async def replace_order(
     projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
-    """Replace an open order's quantity (the new open quantity) and/or limit price."""
+    """Replace an open order's quantity (the new open quantity) and/or limit price; a
+    held stop-loss leg's stop price; a trailing stop's quantity and/or trail."""
     ack = await acked(
-        engine.replace(caller.account, order_id, qty=change.qty, price=change.limit_price),
+        engine.replace(
+            caller.account,
+            order_id,
+            qty=change.qty,
+            price=change.limit_price,
+            stop_price=change.stop_price,
+            trail_price=change.trail_price,
+            trail_percent=change.trail_percent,
+        ),
         settings.engine_timeout,
     )
     return await settle(projection, settings, caller.account, ack, order_id)

@@ -15,8 +15,8 @@ Order entry on `/ws/orders` (a frame: one action object, or an array of them):
 `{"action": "submit", "ref": "r1", "symbol": "GOOG", "side": "buy", "type": "limit",
 "qty": 10, "limit_price": 58000}` (the fields of `POST /orders`), `{"action": "cancel",
 "ref": ..., "order_id": 42}`, `{"action": "replace", "ref": ..., "order_id": 42, "qty": 5,
-"limit_price": 58010}`, `{"action": "ping"}`. Each is answered by
-`{"type": "ack", "ref", "action", "order_id", "duplicate", "last_seq"}` or
+"limit_price": 58010}` (the fields of `PATCH /orders/{id}`), `{"action": "ping"}`. Each
+is answered by `{"type": "ack", "ref", "action", "order_id", "duplicate", "last_seq"}` or
 `{"type": "error", "ref", "reason", "message"}`; what happens next to the order comes
 as `{"type": "order", "event", "seq", "ts", "order", "execution"}` updates.
 """
@@ -299,7 +299,14 @@ def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[st
             else:
                 change = OrderReplace.model_validate(fields)
                 request = wire.ReplaceOrder(
-                    engine.next_req(), caller.account, order_id, change.qty, change.limit_price
+                    engine.next_req(),
+                    caller.account,
+                    order_id,
+                    change.qty,
+                    change.limit_price,
+                    change.stop_price,
+                    change.trail_price,
+                    change.trail_percent,
                 )
         elif action == "ping":
             return {"type": "pong", "ref": ref}

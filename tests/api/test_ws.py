@@ -172,6 +172,21 @@ def test_orders_stream_entry_and_updates(
         assert _recv_until(ws, lambda m: m.get("ref") == 7)["type"] == "pong"
 
 
+def test_a_trailing_stops_trail_is_replaced_over_the_socket(client: TestClient, trader: H) -> None:
+    stop = {"symbol": "GOOG", "side": "sell", "type": "trailing_stop", "qty": 1, "trail_price": 5}
+    with client.websocket_connect(f"{WS}/orders", headers=trader) as ws:
+        ws.send_text(json.dumps({"action": "submit", "ref": "t", **stop}))
+        oid = _recv_until(ws, lambda m: m.get("ref") == "t")["order_id"]
+        change = {"action": "replace", "order_id": oid}
+        ws.send_text(json.dumps({**change, "ref": "r", "trail_price": 9}))
+        assert _recv_until(ws, lambda m: m.get("ref") == "r")["type"] == "ack"
+        update = _recv_until(ws, lambda m: m["type"] == "order" and m["event"] == "replaced")
+        assert (update["order"]["id"], update["order"]["trail_price"]) == (oid, 9)
+        ws.send_text(json.dumps({**change, "ref": "p", "trail_percent": 2}))  # not its kind
+        assert _recv_until(ws, lambda m: m.get("ref") == "p")["reason"] == "bad_replace"
+    client.delete("/api/v1/orders", headers=trader)
+
+
 def test_idempotent_submission_over_the_socket(client: TestClient, trader: H) -> None:
     coid = "ws-" + uuid.uuid4().hex
     order = {"action": "submit", "symbol": "GOOG", "side": "buy", "qty": 1, "limit_price": 5}

@@ -171,6 +171,43 @@ def test_a_trailing_stop_shows_its_trail(
     assert (got["status"], got["trail_price"], got["trail_percent"]) == ("canceled", 8, None)
 
 
+def test_patch_replaces_a_trail_and_a_stop_loss_legs_stop(
+    client: TestClient,
+    symbol: str,
+    make_key: Callable[..., Any],
+    headers: Callable[..., H],
+    run: Callable[..., Any],
+) -> None:
+    key = make_key()
+    h, account = headers(key), key.key.account
+    tid = placed(run, client, account, symbol, "sell", "trailing_stop", 2, trail_price=5)
+    r = client.patch(f"{ORDERS}/{tid}", json={"trail_price": 7, "qty": 3}, headers=h)
+    assert r.status_code == 200, r.text
+    assert (r.json()["trail_price"], r.json()["qty"]) == (7, 3)
+    # a trail of the other kind, or a price, is the engine's refusal; a bad percent the
+    # schema's: nothing changes either way
+    for body, reason in (
+        ({"trail_percent": "1.5"}, "bad_replace"),
+        ({"limit_price": 900}, "bad_replace"),
+        ({"trail_percent": 100}, "invalid_request"),
+        ({"trail_price": 0}, "invalid_request"),
+    ):
+        r = client.patch(f"{ORDERS}/{tid}", json=body, headers=h)
+        assert r.status_code == 422 and r.json()["reason"] == reason, (body, r.text)
+    got = client.get(f"{ORDERS}/{tid}", headers=h).json()
+    assert (got["trail_price"], got["trail_percent"], got["qty"]) == (7, None, 3)
+    # a bracket's held stop-loss takes a new stop price (its take-profit has none)
+    pid = placed(
+        run, client, account, symbol, "buy", "limit", 1, price=500, order_class="bracket",
+        take_profit=wire.TakeProfit(600), stop_loss=wire.StopLoss(450),
+    )  # fmt: skip
+    r = client.patch(f"{ORDERS}/{pid + 2}", json={"stop_price": 440}, headers=h)
+    assert r.status_code == 200 and r.json()["stop_price"] == 440, r.text
+    r = client.patch(f"{ORDERS}/{pid + 1}", json={"stop_price": 590}, headers=h)
+    assert r.status_code == 422 and r.json()["reason"] == "bad_replace", r.text
+    client.delete(ORDERS, headers=h)
+
+
 def test_the_openapi_examples_show_each_kind(client: TestClient) -> None:
     """The OpenAPI's order examples: a plain order (no class), a bracket with its
     legs, a trailing stop with its trail; each a valid answer."""
