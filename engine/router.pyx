@@ -8,6 +8,7 @@ libzmq's own `zmq_msg_recv` and ~0.09 us for `zmq_send` (tests/benchmarks/bench_
 one-frame-a-request pipelining spends two receives and two sends a request). The
 socket is still pyzmq's: it is made, configured, waited on and closed through pyzmq;
 `Router` only moves messages on it, on the loop's thread, between those calls.
+`PyzmqRouter` is the same interface through pyzmq's calls; `for_socket` picks.
 
 libzmq is the copy pyzmq loaded (found in /proc/self/maps, opened with RTLD_NOLOAD, so
 never a second copy with its own state); without it (a pyzmq built with libzmq inside
@@ -97,6 +98,12 @@ def available() -> bool:
     return _load()
 
 
+def for_socket(socket: zmq.Socket) -> object:
+    """A `Router` on `socket`, or a `PyzmqRouter` where libzmq's calls are not
+    available."""
+    return Router(socket) if _load() else PyzmqRouter(socket)
+
+
 cdef class Router:
     """Moves [identity, frame] messages on a pyzmq ROUTER socket, which it keeps alive."""
 
@@ -175,3 +182,57 @@ cdef class Router:
                 raise zmq.ZMQError(err)
             PyErr_CheckSignals()
         return 0
+
+
+_recv = zmq.backend.Socket.recv
+_send_frame = zmq.backend.Socket.send
+_get = zmq.backend.Socket.get
+_NOBLOCK = int(zmq.NOBLOCK)
+_RCVMORE = int(zmq.RCVMORE)
+_EVENTS = int(zmq.EVENTS)
+_POLLIN = int(zmq.POLLIN)
+_SEND_MORE = int(zmq.SNDMORE)
+
+
+class PyzmqRouter:
+    """`Router`'s interface through pyzmq's calls: the fallback, and the baseline
+    tests/benchmarks/bench_router.py measures `Router` against.
+
+    pyzmq's own calls cost (measured here): `recv_multipart` ~1.8 us, a `zmq.Again`
+    ending a drain ~3 us, reading `EVENTS` ~1.4 us; the backend's bare `recv` ~0.5 us.
+    So: bare recvs, one `RCVMORE` read per message, and after the first message one
+    `EVENTS` read, so that the usual one-request turn ends without an exception; a
+    longer batch ends on one."""
+
+    def __init__(self, socket: zmq.Socket) -> None:
+        self.socket = socket
+        self.dropped = 0
+
+    def take(self, max_batch: int, identity: bytes | None = None) -> list:
+        """As `Router.take`."""
+        sock = self.socket
+        batch = []
+        try:
+            while len(batch) < max_batch:
+                if identity is None:
+                    identity = _recv(sock, _NOBLOCK)
+                frame = _recv(sock, _NOBLOCK)  # a message arrives whole: it is there
+                first, identity = identity, None
+                if _get(sock, _RCVMORE):
+                    while _get(sock, _RCVMORE):
+                        _recv(sock, _NOBLOCK)
+                    self.dropped += 1
+                    continue
+                batch.append((first, frame))
+                if len(batch) == 1 < max_batch and not int(_get(sock, _EVENTS)) & _POLLIN:
+                    break
+        except zmq.Again:
+            pass
+        return batch
+
+    def send(self, replies: list) -> None:
+        """As `Router.send`."""
+        sock = self.socket
+        for identity, frame in replies:
+            _send_frame(sock, identity, _SEND_MORE)
+            _send_frame(sock, frame, 0)

@@ -47,8 +47,7 @@ from tickplane.engine.matching import KEEP, Op
 from tickplane.engine.mdlog import MarketDataLog
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
-from tickplane.engine.router import Router
-from tickplane.engine.router import available as libzmq_calls_available
+from tickplane.engine.router import PyzmqRouter, Router, for_socket
 from tickplane.engine.state import (
     CANCEL,
     COMMAND,
@@ -88,13 +87,8 @@ HEARTBEAT_SECONDS = 0.1
 # pyzmq combines enum flags in Python on every send; a plain int costs nothing. The
 # backend's methods skip the Python layer of pyzmq's Socket (`_take` has the figures).
 _SNDMORE = int(zmq.SNDMORE)
-_NOBLOCK = int(zmq.NOBLOCK)
-_RCVMORE = int(zmq.RCVMORE)
-_EVENTS = int(zmq.EVENTS)
-_POLLIN = int(zmq.POLLIN)
 _send = zmq.backend.Socket.send
 _recv = zmq.backend.Socket.recv
-_get = zmq.backend.Socket.get
 _SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~2 us)
 REPLAY_PAGE = 5000
 MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels a side)
@@ -155,9 +149,9 @@ class EngineService:
         self._since_snapshot = 0
         self._ctx = zmq.Context()
         self._router: zmq.Socket[bytes] | None = None
-        # The ROUTER's requests and replies through libzmq's own calls (router.pyx);
-        # None: through pyzmq's (a pyzmq whose libzmq is not a library of its own)
-        self._io: Router | None = None
+        # The ROUTER's requests and replies: through libzmq's own calls (router.pyx),
+        # or pyzmq's (a pyzmq whose libzmq is not a library of its own)
+        self._io: Router | PyzmqRouter | None = None
         self._pub: zmq.Socket[bytes] | None = None
 
     # -- start and stop --------------------------------------------------------------------
@@ -287,7 +281,7 @@ class EngineService:
         # enough that only a client that stopped reading altogether can lose acks.
         self._router.setsockopt(zmq.SNDHWM, 1_000_000)
         self._router.bind(self.config.order_entry)
-        self._io = Router(self._router) if libzmq_calls_available() else None
+        self._io = for_socket(self._router)
         self._pub = self._ctx.socket(zmq.PUB)
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
@@ -394,7 +388,7 @@ class EngineService:
             # it alone (no look for more: that costs ~1.4 us of its round trip); a poll
             # that did not sleep found a queue, which is drained into one batch.
             take = 1 if slept > _SLEPT_NS else max_batch
-            batch = self._take(router, take) if router in ready else []
+            batch = self._take(take) if router in ready else []
             self.process(batch, self._drain_venue() if self._wake_r in ready else [])
 
     def _wait_on_router(self, router: zmq.Socket[bytes]) -> None:
@@ -414,7 +408,7 @@ class EngineService:
                     self._idle()
                     continue
                 slept = time.perf_counter_ns() - slept
-                self.process(self._take(router, 1 if slept > _SLEPT_NS else max_batch, identity))
+                self.process(self._take(1 if slept > _SLEPT_NS else max_batch, identity))
         finally:
             router.setsockopt(zmq.RCVTIMEO, -1)
 
@@ -432,53 +426,18 @@ class EngineService:
             _send(self._pub, wire.encode_heartbeat(self.state.seq), 0)
             self._last_heartbeat = now
 
-    def _take(
-        self, router: zmq.Socket[bytes], max_batch: int, identity: bytes | None = None
-    ) -> list[tuple[bytes, bytes]]:
+    def _take(self, max_batch: int, identity: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """Up to `max_batch` [identity, frame] messages off the ROUTER, without waiting
         (`identity`: the first message's first frame, already received). A message of
         other than two frames is dropped (logged, counted as a bad frame)."""
         io = self._io
-        if io is not None:
-            dropped = io.dropped
-            batch = io.take(max_batch, identity)
-            if io.dropped != dropped:
-                self._dropped(io.dropped - dropped)
-            return batch
-        return self._take_pyzmq(router, max_batch, identity)
-
-    def _take_pyzmq(
-        self, router: zmq.Socket[bytes], max_batch: int, identity: bytes | None
-    ) -> list[tuple[bytes, bytes]]:
-        """`_take` through pyzmq's calls, when libzmq's own are not available.
-
-        pyzmq's own calls cost (measured here): `recv_multipart` ~1.8 us, a `zmq.Again`
-        ending a drain ~3 us, reading `EVENTS` ~1.4 us; the backend's bare `recv` ~0.5
-        us. So: bare recvs, one `RCVMORE` read per message, and after the first message
-        one `EVENTS` read, so that the usual one-request turn ends without an exception;
-        a longer batch ends on one."""
-        batch: list[tuple[bytes, bytes]] = []
-        try:
-            while len(batch) < max_batch:
-                if identity is None:
-                    identity = _recv(router, _NOBLOCK)
-                frame = _recv(router, _NOBLOCK)  # a message arrives whole: it is there
-                first, identity = identity, None
-                if _get(router, _RCVMORE):
-                    while _get(router, _RCVMORE):
-                        _recv(router, _NOBLOCK)
-                    self._dropped(1)
-                    continue
-                batch.append((first, frame))
-                if len(batch) == 1 < max_batch and not int(_get(router, _EVENTS)) & _POLLIN:
-                    break
-        except zmq.Again:
-            pass
+        assert io is not None
+        dropped = io.dropped
+        batch = io.take(max_batch, identity)
+        if io.dropped != dropped:
+            log.warning("dropped %d message(s) of more than two frames", io.dropped - dropped)
+            self.metrics.bad_frames.inc(io.dropped - dropped)
         return batch
-
-    def _dropped(self, messages: int) -> None:
-        log.warning("dropped %d message(s) of more than two frames (expected 2)", messages)
-        self.metrics.bad_frames.inc(messages)
 
     # -- the venue's hand-off (its threads -> this loop) ------------------------------------
 
@@ -595,7 +554,7 @@ class EngineService:
         from the batch's arrival to its reply leaving."""
         t0 = time.perf_counter_ns()
         journal = self.journal
-        assert journal is not None and self._router is not None and self._pub is not None
+        assert journal is not None and self._io is not None and self._pub is not None
         replies: list[tuple[bytes, bytes]] = []
         published: list[Event] = self._venue_events(list(venue_events)) if venue_events else []
         touched: set[int] = set()
@@ -623,13 +582,7 @@ class EngineService:
         journal.commit()  # everything acked below is in the journal (fsynced per policy)
         t2 = time.perf_counter_ns()
         m = self.metrics
-        router = self._router
-        if self._io is not None:
-            self._io.send(replies)
-        else:
-            for identity, data in replies:
-                _send(router, identity, _SNDMORE)
-                _send(router, data, 0)
+        self._io.send(replies)
         if replies:  # the batch's last reply: its slowest
             m.request_seconds.observe((time.perf_counter_ns() - t0) / 1e9)
         t3 = time.perf_counter_ns()

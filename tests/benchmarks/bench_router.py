@@ -2,8 +2,8 @@
 
 The engine takes [identity, frame] messages off its ROUTER and sends its replies back,
 through libzmq's own calls (`Router.take`, `Router.send`) or, as the fallback and the
-baseline measured in the same run, through pyzmq's (`EngineService._take_pyzmq` and two
-backend `send` calls a reply, what the engine did before). A DEALER in this process
+baseline measured in the same run, through pyzmq's (`PyzmqRouter`, the engine's
+fallback: what it did before). A DEALER in this process
 queues `BATCH` order-sized frames over `inproc` (a sent frame is in the ROUTER's queue
 at once, so nothing is waited for; over TCP the I/O thread's part is the same either
 way), then the thread's CPU clock times draining them; replies the same (`BATCH`
@@ -22,9 +22,7 @@ from statistics import median
 import zmq
 
 from tickplane.engine import router as router_module
-from tickplane.engine import service as service_module
-from tickplane.engine.router import Router
-from tickplane.engine.service import EngineService
+from tickplane.engine.router import PyzmqRouter, Router
 
 BATCH = 256  # the engine's default max_batch
 ROUNDS = 200
@@ -64,17 +62,6 @@ def _send_rounds(
     return took / BATCH / 1000
 
 
-def _pyzmq_send(server: zmq.Socket[bytes]) -> Callable[[list[tuple[bytes, bytes]]], None]:
-    send, more = service_module._send, service_module._SNDMORE
-
-    def go(replies: list[tuple[bytes, bytes]]) -> None:
-        for identity, data in replies:
-            send(server, identity, more)
-            send(server, data, 0)
-
-    return go
-
-
 def run() -> dict[str, object]:
     if not router_module.available():
         raise SystemExit("libzmq's own calls are not available here (router.available())")
@@ -87,19 +74,14 @@ def run() -> dict[str, object]:
     client.setsockopt(zmq.RCVHWM, 1_000_000)
     client.setsockopt(zmq.RCVTIMEO, 5000)
     client.connect("inproc://bench-router")
-    io = Router(server)
-    svc = EngineService.__new__(EngineService)  # only _take_pyzmq's path, no engine
-    ways: dict[str, tuple[Callable[[int], list[tuple[bytes, bytes]]], Callable[..., None]]] = {
-        "libzmq": (io.take, io.send),
-        "pyzmq": (lambda n: svc._take_pyzmq(server, n, None), _pyzmq_send(server)),
-    }
+    ways: dict[str, Router | PyzmqRouter] = {"libzmq": Router(server), "pyzmq": PyzmqRouter(server)}
     takes: dict[str, list[float]] = {w: [] for w in ways}
     sends: dict[str, list[float]] = {w: [] for w in ways}
     try:
         for _ in range(ROUNDS):
-            for way, (take, send) in ways.items():
-                takes[way].append(_take_rounds(take, client))
-                sends[way].append(_send_rounds(send, server, client))
+            for way, io in ways.items():
+                takes[way].append(_take_rounds(io.take, client))
+                sends[way].append(_send_rounds(io.send, server, client))
     finally:
         client.close(0)
         server.close(0)
