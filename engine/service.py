@@ -229,12 +229,7 @@ class EngineService:
             return self.state.contingent_mark(mark["contingent"], int(mark["ts"]), check=check)
         if "routed_replace" in mark:
             if check:
-                f = mark["routed_replace"]
-                r = self.state.routed.get(int(f["order_id"]))
-                if r is not None:
-                    self.state.check_change(
-                        r, f.get("qty"), f.get("price"), f.get("stop_price"), int(mark["ts"])
-                    )
+                self.state.recheck_routed_replace(mark["routed_replace"], int(mark["ts"]))
             return []
         if "control" in mark:
             c = mark["control"]

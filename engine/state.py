@@ -486,6 +486,13 @@ class EngineState:
             order_type = "stop" if r.order_type == "trailing_stop" else r.order_type
             self.risk.check_new(r.account, r.symbol, r.side, order_type, r.qty, r.price, ts)
 
+    def recheck_routed_replace(self, f: dict[str, Any], ts: int) -> None:
+        """Re-run the risk check a routed order's replace passed at `ts` (its
+        `routed_replace` MARK's fields), for its effects (recovery: its order-rate token)."""
+        r = self.routed.get(int(f["order_id"]))
+        if r is not None:
+            self.check_change(r, f.get("qty"), f.get("price"), f.get("stop_price"), ts)
+
     def apply_venue(self, kind: str, f: dict[str, Any], ts: int) -> list[Event]:
         """Apply what the venue said about a routed order (journaled as a MARK). A
         routed bracket's, OTO's or OCO's events are the internal venue's
