@@ -90,6 +90,11 @@ class LoopHistogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def observe_many(self, value: float, n: int) -> None:
+        """`n` observations of the same `value` (a batch's requests, answered together)."""
+        self.counts[bisect_left(self.bounds, value)] += n
+        self.sum += value * n
+
 
 class _LoopFamily(Collector):
     """A counter or histogram family of `LoopCounter`/`LoopHistogram` children by
@@ -225,8 +230,8 @@ class EngineMetrics:
         ).labels()
         self.request_seconds = _LoopFamily(
             REQUEST_SECONDS,  # both read by the operator and the terminal
-            "Per batch: from its arrival to its last reply leaving the engine (the slowest "
-            "request of the batch)",
+            "Per request frame (one request, or a Batch): from the loop taking its batch to its "
+            "reply leaving the engine (a batch's replies leave together)",
             buckets=_US_BUCKETS,
             registry=r,
         ).labels()
@@ -242,6 +247,20 @@ class EngineMetrics:
         self.stage_journal = stage.labels("journal")
         self.stage_ack = stage.labels("ack")
         self.stage_publish = stage.labels("publish")
+        request_stage = _LoopFamily(
+            "tickplane_engine_request_stage_seconds",
+            "One request a turn (the first that changes state; every such request when they "
+            "come one at a time), by stage in the order they run: decode (the frame), risk "
+            "(validation and pre-trade checks), journal (its append and the turn's commit, "
+            "fsync included), match (the core, events, positions) and ack (the turn's "
+            "replies leaving)",
+            ["stage"],
+            buckets=_US_BUCKETS,
+            registry=r,
+        )
+        self.request_stages = tuple(
+            request_stage.labels(s) for s in ("decode", "risk", "journal", "match", "ack")
+        )
         self.batch_size = _LoopFamily(
             "tickplane_engine_batch_size",
             "Requests taken off the socket per batch",

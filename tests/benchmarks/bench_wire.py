@@ -18,6 +18,9 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   ``handle`` (decode, risk, core, journal append, encode), ``journal`` (the commit),
   ``ack`` (the send, with the ZeroMQ I/O thread's work when it takes the CPU then),
   ``publish`` (after the reply, not in the round trip).
+  ``details.rtt_request_stage_mean_us``: the same round trips' requests stage by stage
+  (``tickplane_engine_request_stage_seconds``): ``decode``, ``risk``, ``journal``
+  (append and commit), ``match``, ``ack``.
 - ``client_rtt_p50_us`` / ``_p99_us``: the same flow through the asyncio
   ``EngineClient`` (``submit`` -> reply, encoding included), ``fsync: none``.
 - ``zmq_echo_p50_us`` / ``_p99_us``: the floor. A bare pyzmq ROUTER echo server in its
@@ -163,7 +166,7 @@ FIGURES = (
     "loop_turn_cpu_us",
     "loop_batch_cpu_us_per_request",
 )
-_STAGE = re.compile(r'tickplane_engine_stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)')
+_STAGE = re.compile(r'tickplane_engine_(request_)?stage_seconds_(sum|count)\{stage="(\w+)"\} (\S+)')
 _RECOVERED = re.compile(r"recovered (\d+) commands after snapshot (\d+) in ([0-9.]+)s")
 
 # Note: no dataclasses here (see bench_book.py: `tickplane bench` loads benchmark files
@@ -307,15 +310,17 @@ class Engine:
         return None
 
     def stage_totals(self) -> dict[str, tuple[float, float]]:
-        """The engine loop's own stage times so far (`tickplane_engine_stage_seconds`):
-        stage -> (sum of seconds, count)."""
+        """The engine loop's own stage times so far: stage -> (sum of seconds, count),
+        the turn's stages (`tickplane_engine_stage_seconds`) by name and the sampled
+        request's (`tickplane_engine_request_stage_seconds`) as "request.<stage>"."""
         out: dict[str, list[float]] = {}
         with urllib.request.urlopen(self._url("/metrics"), timeout=5) as r:
             for line in r.read().decode().splitlines():
                 m = _STAGE.match(line)
                 if m:
-                    part = out.setdefault(m.group(2), [0.0, 0.0])
-                    part[0 if m.group(1) == "sum" else 1] = float(m.group(3))
+                    key = ("request." if m.group(1) else "") + m.group(3)
+                    part = out.setdefault(key, [0.0, 0.0])
+                    part[0 if m.group(2) == "sum" else 1] = float(m.group(4))
         return {k: (v[0], v[1]) for k, v in out.items()}
 
     @property
@@ -882,9 +887,13 @@ def _engine_none(
         # Where a lone request's turn goes, by the engine's own clock (means over the
         # round-trip samples): handle (decode, risk, core, journal append, encode),
         # journal (the commit), ack (the send, with the I/O thread's work when it takes
-        # the CPU then) and publish (after the reply).
+        # the CPU then) and publish (after the reply); and the request's own stages.
+        means = {k: round(total / count * 1e6, 2) for k, (total, count) in stages.items() if count}
         b.details["rtt_engine_stage_mean_us"] = {
-            k: round(total / count * 1e6, 2) for k, (total, count) in stages.items() if count
+            k: v for k, v in means.items() if not k.startswith("request.")
+        }
+        b.details["rtt_request_stage_mean_us"] = {
+            k.removeprefix("request."): v for k, v in means.items() if k.startswith("request.")
         }
         b.figures["zmq_echo_pipelined_per_sec"] = round(median(echo_rates))
         b.details["zmq_echo_pipelined_per_sec_all"] = [round(x) for x in echo_rates]

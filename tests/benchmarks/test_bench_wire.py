@@ -49,4 +49,7 @@ def test_every_figure_is_measured(tmp_path: Path) -> None:
     stages = result["details"]["rtt_engine_stage_mean_us"]
     assert set(stages) == {"handle", "journal", "ack", "publish"}
     assert all(v > 0 for v in stages.values())  # the engine's own clock, per round trip
+    request = result["details"]["rtt_request_stage_mean_us"]
+    assert list(request) == ["decode", "risk", "journal", "match", "ack"]
+    assert all(v > 0 for v in request.values())
     assert list(tmp_path.iterdir()) == []  # the journals are gone
