@@ -23,6 +23,7 @@ import queue
 import signal
 import time
 from collections.abc import Sequence
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 import msgspec
@@ -156,6 +157,7 @@ class EngineService:
         # or pyzmq's (a pyzmq whose libzmq is not a library of its own)
         self._io: Router | PyzmqRouter | None = None
         self._pub: zmq.Socket[bytes] | None = None
+        self._http: ThreadingHTTPServer | None = None
 
     # -- start and stop --------------------------------------------------------------------
 
@@ -256,6 +258,11 @@ class EngineService:
             self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
         )
         self.eventlog = EventLog(self.config.journal_dir)
+        if self.config.http_port:
+            # Before recovery, which can take seconds: liveness answers and readiness
+            # says "recovering" meanwhile, instead of a refused connection that a
+            # liveness probe cannot tell from a dead engine.
+            self._http = serve_http(self, self.config.http_host, self.config.http_port)
         self.recover()
         if self.config.md_log_bytes:
             self.mdlog = MarketDataLog(self.config.journal_dir, self.config.md_log_bytes)
@@ -284,8 +291,6 @@ class EngineService:
         self._pub.setsockopt(zmq.LINGER, 0)
         self._pub.setsockopt(zmq.SNDHWM, 1_000_000)
         self._pub.bind(self.config.events)
-        if self.config.http_port:
-            serve_http(self, self.config.http_host, self.config.http_port)
         self.cpus = pin_hot_loop(self.config.pin_cpu)
         self.pinned = self.cpus[-1] if self.config.pin_cpu and self.cpus else None
         self.metrics.set_cpus(self.cpus, self.pinned)
@@ -335,6 +340,10 @@ class EngineService:
             if sock is not None:
                 sock.close(0)
         self._ctx.term()
+        if self._http is not None:  # last: probes read "not ready" until the end
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then shut down cleanly."""

@@ -231,7 +231,8 @@ def engine_objects(
             "failureThreshold": 2,
         },
         "livenessProbe": {**probe, "failureThreshold": 3},
-        # Journal recovery may take a while on a big journal: liveness waits for it.
+        # The process's own start (imports, the journal's lock) within ten minutes;
+        # recovery after that is seen by readiness only: /healthz answers during it.
         "startupProbe": {**probe, "periodSeconds": 5, "failureThreshold": 120},
         "securityContext": _container_security(),
         "volumeMounts": mounts,
