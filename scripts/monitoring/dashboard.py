@@ -58,15 +58,26 @@ PANELS = [
     stat("Kill switches", f"sum(tickplane_engine_kill_switches_engaged{ENGINE})", "none", 16),
     stat("Venue connected", f"min(tickplane_engine_venue_connected{ENGINE})", "bool", 20),
     series(
-        "Engine request latency (arrival to last reply of a batch)",
+        "Engine request latency (the loop taking it to its reply leaving)",
         [(quantile(q, LATENCY, selector=ENGINE), f"p{q * 100:g}") for q in (0.5, 0.99, 0.999)],
         "s",
         0,
         4,
     ),
     series(
-        "Engine stage latency p99",
-        [(quantile(0.99, "tickplane_engine_stage_seconds", "stage", ENGINE), "{{stage}}")],
+        "Engine stage latency p99 (a request's stages, then publishing after the replies)",
+        [
+            (
+                quantile(0.99, "tickplane_engine_request_stage_seconds", "stage", ENGINE),
+                "{{stage}}",
+            ),
+            (
+                quantile(
+                    0.99, "tickplane_engine_stage_seconds", selector='{job=~"$job",stage="publish"}'
+                ),
+                "publish",
+            ),
+        ],
         "s",
         12,
         4,
