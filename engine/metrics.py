@@ -27,7 +27,6 @@ from prometheus_client.registry import Collector
 from tickplane.core.engine_metrics import ORDERS_TOTAL, REQUEST_SECONDS
 from tickplane.core.events import (
     Event,
-    KillSwitchChanged,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -273,15 +272,17 @@ class EngineMetrics:
             buckets=_US_BUCKETS,
             registry=r,
         ).labels()
+        # What is engaged or connected now is read from the engine when scraped
+        # (`EngineService.open`): counted from events, a gauge would start from 0 after
+        # a restart that recovered an engaged switch, and go negative at its revive.
         self.venue_connected = Gauge(
             "tickplane_engine_venue_connected",
-            "1 while the execution venue is reachable",
+            "1 while the execution venue is reachable; read when scraped",
             registry=r,
         )
-        self.venue_connected.set(1)
         self.kill_switches = Gauge(
             "tickplane_engine_kill_switches_engaged",
-            "Kill switches engaged (accounts, plus 1 for the global switch)",
+            "Kill switches engaged (accounts, plus 1 for the global switch); read when scraped",
             registry=r,
         )
         self.halts = _Children(
@@ -337,8 +338,6 @@ class EngineMetrics:
             elif isinstance(ev, OrderRejected):
                 self.orders["rejected"].inc()
                 self.rejects[ev.reason].inc()
-            elif isinstance(ev, KillSwitchChanged):
-                self.kill_switches.inc(1 if ev.engaged else -1)
             elif isinstance(ev, SymbolHalted):
                 self.halts[ev.reason].inc()
         if accepted:

@@ -788,6 +788,11 @@ class RiskEngine:
         """Whether the global switch (None) or the account's (own or global) is on."""
         return self._kill_all or (account is not None and account in self._killed)
 
+    def kill_switches(self) -> int:
+        """How many kill switches are on: the accounts', plus 1 for the global one (read
+        by the metrics thread: one len and one flag, each read whole under the GIL)."""
+        return len(self._killed) + self._kill_all
+
     # --- open orders ----------------------------------------------------------------------
 
     def open_orders(self, account: str | None = None, symbol: str | None = None) -> list[int]:

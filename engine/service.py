@@ -258,6 +258,10 @@ class EngineService:
             self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
         )
         self.eventlog = EventLog(self.config.journal_dir)
+        # read when scraped, from the state itself (while recovering: as far as it got)
+        self.metrics.seq.set_function(lambda: float(self.state.seq))
+        self.metrics.kill_switches.set_function(lambda: float(self.state.risk.kill_switches()))
+        self.metrics.venue_connected.set_function(lambda: float(self.venue_status.connected))
         if self.config.http_port:
             # Before recovery, which can take seconds: liveness answers and readiness
             # says "recovering" meanwhile, instead of a refused connection that a
@@ -294,7 +298,6 @@ class EngineService:
         self.cpus = pin_hot_loop(self.config.pin_cpu)
         self.pinned = self.cpus[-1] if self.config.pin_cpu and self.cpus else None
         self.metrics.set_cpus(self.cpus, self.pinned)
-        self.metrics.seq.set_function(lambda: float(self.state.seq))  # read when scraped
         self._watch_queues()
         log.info(
             "engine %s: order entry %s, events %s, CPUs %s, hot loop pinned to %s",
@@ -476,7 +479,6 @@ class EngineService:
                 if ev.connected and not self._resumed:
                     self._resumed = True
                     self._resume_routed()
-                self.metrics.venue_connected.set(1 if ev.connected else 0)
                 log.log(
                     logging.INFO if ev.connected else logging.WARNING,
                     "venue %s: %s",

@@ -46,6 +46,17 @@ def kinds(reply: wire.Reply) -> list[str]:
     return [type(e).__name__ for e in ack(reply).events]
 
 
+def http_get(eng: EngineProcess, path: str) -> str:
+    """The body of the engine's HTTP `path` (`/metrics`, `/status`)."""
+    with urllib.request.urlopen(eng.http + path) as r:
+        return str(r.read().decode())
+
+
+def refused(reply: wire.Reply, reason: str) -> wire.Reject:
+    assert isinstance(reply, wire.Reject) and reply.reason == reason, reply
+    return reply
+
+
 def test_every_order_type_and_the_replies(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         sell = ack(await c.submit("alice", "GOOG", "sell", "limit", 10, price=100))
@@ -165,8 +176,7 @@ def test_malformed_frames_are_rejected_and_the_engine_survives(engine: EnginePro
     finally:
         sock.close(0)
         ctx.term()
-    with urllib.request.urlopen(engine.http + "/metrics") as r:
-        text = r.read().decode()
+    text = http_get(engine, "/metrics")
     assert "tickplane_engine_bad_frames_total 10.0" in text
     # Seven were answered with a Reject; the three multi-frame messages were dropped unanswered.
     assert 'tickplane_engine_request_rejects_total{reason="bad_frame"} 7.0' in text
@@ -269,11 +279,9 @@ def test_health_status_and_metrics(engine: EngineProcess) -> None:
     run(engine, lambda c: c.submit("m", "GOOG", "buy", "limit", 1, price=1))
     with urllib.request.urlopen(engine.http + "/healthz") as r:
         assert r.status == 200
-    with urllib.request.urlopen(engine.http + "/status") as r:
-        status = json.loads(r.read())
+    status = json.loads(http_get(engine, "/status"))
     assert status["ready"] is True and status["last_seq"] == 1 and status["cpus"]
-    with urllib.request.urlopen(engine.http + "/metrics") as r:
-        text = r.read().decode()
+    text = http_get(engine, "/metrics")
     assert 'tickplane_engine_orders_total{outcome="accepted"} 1.0' in text
     assert "tickplane_engine_journal_fsync_seconds_count" in text
 
@@ -332,8 +340,7 @@ def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factor
         assert accepted == list(range(1, len(accepted) + 1))
 
     run(eng, body)
-    with urllib.request.urlopen(eng.http + "/metrics") as r:
-        text = r.read().decode()
+    text = http_get(eng, "/metrics")
     assert 'tickplane_engine_risk_rejects_total{reason="max_order_qty"} 1.0' in text
     # Every refused request, risk or not, by its reason.
     assert 'tickplane_engine_request_rejects_total{reason="max_order_qty"} 1.0' in text
@@ -367,8 +374,7 @@ def test_kill_switches_and_halts(engine: EngineProcess) -> None:
         assert isinstance(bad, wire.Reject) and bad.reason == "bad_action"
 
     run(engine, body)
-    with urllib.request.urlopen(engine.http + "/metrics") as r:
-        text = r.read().decode()
+    text = http_get(engine, "/metrics")
     assert "tickplane_engine_kill_switches_engaged 0.0" in text
     assert 'tickplane_engine_symbol_halts_total{reason="manual"} 1.0' in text
 
@@ -575,3 +581,46 @@ def test_names_are_bounded(engine: EngineProcess) -> None:
         assert isinstance(await c.submit("x" * 64, "GOOG", "buy", "limit", 1, price=1), wire.Ack)
 
     run(engine, body)
+
+
+def engaged(eng: EngineProcess) -> str:
+    """The kill-switch gauge's sample line."""
+    lines = http_get(eng, "/metrics").splitlines()
+    return next(x for x in lines if x.startswith("tickplane_engine_kill_switches_engaged "))
+
+
+def test_the_kill_switch_gauge_is_the_state_across_restarts(engine_factory: Any) -> None:
+    """The gauge reads the switches risk holds: after a kill -9 (the journal recovered)
+    and after a clean stop (a snapshot) it still counts what is engaged, and a revive
+    after the restart brings it down to 0, not below."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def kill(c: EngineClient) -> None:
+        ack(await c.control("kill", account="zz"))
+        ack(await c.control("kill", account="zz"))  # already engaged: counted once
+        ack(await c.control("kill"))
+
+    run(eng, kill)
+    assert engaged(eng) == "tickplane_engine_kill_switches_engaged 2.0"
+    eng.kill()
+    eng.start()  # from the journal alone: no snapshot was taken
+    assert not list((eng.workdir / "journal").glob("snapshot-*.tps"))
+    assert engaged(eng) == "tickplane_engine_kill_switches_engaged 2.0"
+    ack(run(eng, lambda c: c.control("revive")))
+    assert engaged(eng) == "tickplane_engine_kill_switches_engaged 1.0"
+    assert eng.stop() == 0
+    assert list((eng.workdir / "journal").glob("snapshot-*.tps"))
+    eng.start()  # from the snapshot
+
+    async def after(c: EngineClient) -> None:
+        view = ack(await c.get_account("zz")).account
+        assert view is not None and view.kill_switch
+        assert engaged(eng) == "tickplane_engine_kill_switches_engaged 1.0"
+        ack(await c.control("revive", account="zz"))
+        ack(await c.control("revive", account="zz"))  # already off: no change
+        refused(await c.control("explode"), "bad_action")
+
+    run(eng, after)
+    assert engaged(eng) == "tickplane_engine_kill_switches_engaged 0.0"
+    assert eng.stop() == 0
