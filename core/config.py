@@ -2,7 +2,8 @@
 
 The operator renders it into a ConfigMap (JSON); `tickplane engine --config FILE`
 reads it; every field can be overridden by an environment variable
-`TICKPLANE_ENGINE_<FIELD>` (upper case; JSON for lists and objects), which is how a
+`TICKPLANE_ENGINE_<FIELD>` (upper case; a string setting's value as written, any
+other setting's as JSON: numbers, true/false, lists and objects), which is how a
 Kubernetes pod injects per-pod values such as the engine's name.
 """
 
@@ -199,6 +200,18 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return self
 
 
+def _takes_text(annotation: Any) -> bool:
+    """Whether a setting's value is a string (`str`, a `Literal` of strings, either or
+    None): its environment variable is taken as written, never as JSON."""
+    t = msgspec.inspect.type_info(annotation)
+    options = t.types if isinstance(t, msgspec.inspect.UnionType) else (t,)
+    return all(
+        isinstance(o, msgspec.inspect.StrType | msgspec.inspect.NoneType)
+        or (isinstance(o, msgspec.inspect.LiteralType) and all(type(v) is str for v in o.values))
+        for o in options
+    )
+
+
 def load_engine_config(
     path: str | os.PathLike[str] | None = None, env: dict[str, str] | None = None
 ) -> EngineConfig:
@@ -224,10 +237,13 @@ def load_engine_config(
         name = key[len(ENV_PREFIX) :].lower()
         if name not in fields:
             raise ConfigError(f"{key}: no engine setting {name!r}")
+        if _takes_text(fields[name].type):
+            data[name] = value  # as written: NAME=123 is the name "123"
+            continue
         try:
             data[name] = msgspec.json.decode(value)
         except msgspec.DecodeError:
-            data[name] = value  # a bare string
+            data[name] = value  # not JSON: the conversion below says what was expected
     try:
         cfg = msgspec.convert(data, EngineConfig, strict=False)
     except msgspec.ValidationError as exc:

@@ -57,3 +57,31 @@ def test_bad_configuration_says_what_to_fix(
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"missing\.json"):
         load_engine_config(tmp_path / "missing.json", env={})
+
+
+def test_a_string_setting_takes_its_variable_as_written() -> None:
+    """Numbers, true and null are JSON, but not for a string setting."""
+    for text in ("123", "true", "null", '"quoted"', "[1]"):
+        env = {"TICKPLANE_ENGINE_NAME": text, "TICKPLANE_ENGINE_JOURNAL_DIR": text}
+        cfg = load_engine_config(env=env)
+        assert (cfg.name, cfg.journal_dir) == (text, text)
+    # a Literal of strings is a string setting too; its words are still checked
+    assert load_engine_config(env={"TICKPLANE_ENGINE_FSYNC": "none"}).fsync == "none"
+    with pytest.raises(ConfigError, match="fsync"):
+        load_engine_config(env={"TICKPLANE_ENGINE_FSYNC": "1"})
+
+
+def test_other_settings_still_parse_as_json() -> None:
+    cfg = load_engine_config(
+        env={
+            "TICKPLANE_ENGINE_MAX_BATCH": "7",
+            "TICKPLANE_ENGINE_PIN_CPU": "false",
+            "TICKPLANE_ENGINE_SYMBOLS": '[{"name": "MSFT", "lot_size": 10}]',
+            "TICKPLANE_ENGINE_RISK": '{"default": {"max_order_qty": 5}}',
+        }
+    )
+    assert (cfg.max_batch, cfg.pin_cpu) == (7, False)
+    assert [(s.name, s.lot_size) for s in cfg.symbols] == [("MSFT", 10)]
+    assert cfg.risk.default.max_order_qty == 5
+    with pytest.raises(ConfigError, match="max_batch"):
+        load_engine_config(env={"TICKPLANE_ENGINE_MAX_BATCH": "many"})
