@@ -728,16 +728,19 @@ class EngineService:
         touched.add(cmd.symbol)
         return events
 
+    def _unknown_symbol(self, req: int, symbol: str | None) -> wire.Reject:
+        """The refusal of a request naming a symbol this engine does not trade."""
+        names = ", ".join(self.state.symbols)
+        return wire.Reject(
+            req, "unknown_symbol", f"{symbol!r} is not traded here (symbols: {names})"
+        )
+
     def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         self.metrics.requests["new"].inc()
         st = self.state
         sym = st.symbol_index.get(req.symbol)
         if sym is None:
-            return wire.Reject(
-                req.req,
-                "unknown_symbol",
-                f"{req.symbol!r} is not traded here (symbols: {', '.join(st.symbols)})",
-            ), []
+            return self._unknown_symbol(req.req, req.symbol), []
         if not req.account or len(req.account) > MAX_NAME or not req.account.isprintable():
             return wire.Reject(
                 req.req, "bad_account", f"account must be 1-{MAX_NAME} printable characters"
@@ -1221,8 +1224,10 @@ class EngineService:
         st = self.state
         acc = st.account_id(req.account) if req.account is not None else None
         sym = st.symbol_index.get(req.symbol) if req.symbol is not None else None
-        if (req.account is not None and acc is None) or (req.symbol is not None and sym is None):
-            return wire.Ack(req.req, last_seq=st.seq), []
+        if req.symbol is not None and sym is None:
+            return self._unknown_symbol(req.req, req.symbol), []
+        if req.account is not None and acc is None:
+            return wire.Ack(req.req, last_seq=st.seq), []  # never seen: it has no orders
         state = st.core.dump()
         ids: list[int] = []
         for part in (state["resting"], state["held"]):
@@ -1300,7 +1305,7 @@ class EngineService:
                 req.req, "bad_action", f"unknown action {req.action!r} (kill, revive, halt, resume)"
             ), []
         if req.action in ("halt", "resume") and req.symbol not in st.symbol_index:
-            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here"), []
+            return self._unknown_symbol(req.req, req.symbol), []
         if req.duration_ns is not None and req.duration_ns <= 0:
             return wire.Reject(req.req, "bad_duration", "duration_ns must be > 0"), []
         assert self.journal is not None
@@ -1324,7 +1329,7 @@ class EngineService:
         self.metrics.requests["get_book"].inc()
         sym = self.state.symbol_index.get(req.symbol)
         if sym is None:
-            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+            return self._unknown_symbol(req.req, req.symbol)
         depth = max(1, min(req.depth, 10_000))
         book = self.state.book(sym, depth, time.time_ns())
         return wire.Ack(req.req, book=book, last_seq=self.state.seq)
@@ -1344,7 +1349,7 @@ class EngineService:
         if isinstance(req, wire.GetAccount):
             return wire.Ack(req.req, last_seq=st.seq, account=st.account_view(req.account))
         if req.symbol is not None and req.symbol not in st.symbol_index:
-            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+            return self._unknown_symbol(req.req, req.symbol)
         return wire.Ack(req.req, last_seq=st.seq, orders=st.open_orders(req.account, req.symbol))
 
     def _replay(self, req: wire.Replay) -> wire.Reply:
@@ -1370,7 +1375,7 @@ class EngineService:
         if req.from_md_seq < 1 or req.to_md_seq < req.from_md_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_md_seq}..{req.to_md_seq}")
         if req.symbol not in self.state.symbol_index:
-            return wire.Reject(req.req, "unknown_symbol", f"{req.symbol!r} is not traded here")
+            return self._unknown_symbol(req.req, req.symbol)
         if self.mdlog is None:
             return wire.Reject(
                 req.req, "replay_unavailable", "this engine keeps no market-data log"

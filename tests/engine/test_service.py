@@ -624,3 +624,39 @@ def test_the_kill_switch_gauge_is_the_state_across_restarts(engine_factory: Any)
     run(eng, after)
     assert engaged(eng) == "tickplane_engine_kill_switches_engaged 0.0"
     assert eng.stop() == 0
+
+
+def test_mass_cancel_by_symbol_and_what_it_names_that_is_unknown(engine: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        def oid(reply: wire.Reply) -> int:
+            return ack(reply).order_id or 0
+
+        goog = [
+            oid(await c.submit("mc", "GOOG", "buy", "limit", 1, price=10 + i)) for i in range(2)
+        ]
+        stop = oid(await c.submit("mc", "GOOG", "sell", "stop", 1, stop_price=5))
+        aapl = oid(await c.submit("mc", "AAPL", "buy", "limit", 1, price=10))
+        other = oid(await c.submit("mc2", "AAPL", "buy", "limit", 1, price=9))
+        mine = ack(await c.mass_cancel("mc", "GOOG"))
+        assert [e.id for e in mine.events if isinstance(e, OrderCanceled)] == [*goog, stop]
+        assert [o.id for o in ack(await c.list_orders("mc")).orders] == [aapl]
+        # a symbol not traded here is an error, as for ListOrders, and changes nothing
+        before = ack(await c.ping()).last_seq
+        for account in ("mc", None, "never-seen"):
+            no = refused(await c.mass_cancel(account, "NOPE"), "unknown_symbol")
+            assert "'NOPE'" in no.message and "GOOG" in no.message
+        refused(await c.list_orders("mc", "NOPE"), "unknown_symbol")
+        # an account with no orders (never seen) has nothing to cancel: not an error
+        assert ack(await c.mass_cancel("never-seen")).events == []
+        assert ack(await c.mass_cancel("never-seen", "GOOG")).events == []
+        assert ack(await c.ping()).last_seq == before
+        # every account's orders of one symbol
+        everyone = ack(await c.mass_cancel(None, "AAPL"))
+        assert sorted(e.id for e in everyone.events if isinstance(e, OrderCanceled)) == [
+            aapl,
+            other,
+        ]
+
+    run(engine, body)
+    text = http_get(engine, "/metrics")
+    assert 'tickplane_engine_request_rejects_total{reason="unknown_symbol"} 4.0' in text

@@ -108,6 +108,14 @@ def test_cancel_all_cancels_only_the_callers_orders(
     assert sorted(o["id"] for o in r.json()["canceled"]) == mine
     assert all(o["status"] == "canceled" for o in r.json()["canceled"])
     assert client.get(f"{ORDERS}/{theirs}", headers=bob).json()["status"] == "new"
+    # by symbol: one the engine does not trade is refused with its reason, nothing canceled
+    r = client.delete(ORDERS, params={"symbol": "NOPE"}, headers=bob)
+    assert r.status_code == 422 and r.json()["reason"] == "unknown_symbol", r.text
+    assert client.get(f"{ORDERS}/{theirs}", headers=bob).json()["status"] == "new"
+    r = client.delete(ORDERS, params={"symbol": symbol}, headers=bob)
+    assert [o["id"] for o in r.json()["canceled"]] == [theirs]
+    # an account with no orders cancels nothing, and that is not an error
+    assert client.delete(ORDERS, params={"symbol": symbol}, headers=bob).json() == {"canceled": []}
 
 
 def test_client_order_id_is_idempotent(client: TestClient, symbol: str, trader: H) -> None:
