@@ -94,6 +94,7 @@ _SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~
 REPLAY_PAGE = 5000
 MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels a side)
 MAX_FIELD = 1_000_000_000_000
+NOTHING_TO_REPLACE = "nothing to replace: give qty, price, stop_price or a trail"
 MAX_NAME = 64  # account names (client order ids: twice that, as Alpaca's 128)
 
 
@@ -1140,6 +1141,8 @@ class EngineService:
     ) -> tuple[wire.Reply, list[Event]]:
         cancel = isinstance(req, wire.CancelOrder)
         self.metrics.requests["cancel" if cancel else "replace"].inc()
+        if type(req) is wire.ReplaceOrder and _replaces_nothing(req):
+            return wire.Reject(req.req, "bad_replace", NOTHING_TO_REPLACE), []  # on any venue
         routed = self.state.routed.get(req.order_id)
         if routed is not None and routed.account == req.account and self.venue is not None:
             if cancel:
@@ -1442,6 +1445,16 @@ def _trailing_replace_refused(
     if pct is not None and (trail_percent is None or not 0 < pct < 100):
         return "trail_percent: 0 < p < 100, for a trailing stop placed with it"
     return None
+
+
+def _replaces_nothing(req: wire.ReplaceOrder) -> bool:
+    return (
+        req.qty is None
+        and req.price is None
+        and req.stop_price is None
+        and req.trail_price is None
+        and req.trail_percent is None
+    )
 
 
 def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | None:

@@ -184,6 +184,9 @@ def test_a_trailing_stops_trail_is_replaced_over_the_socket(client: TestClient, 
         assert (update["order"]["id"], update["order"]["trail_price"]) == (oid, 9)
         ws.send_text(json.dumps({**change, "ref": "p", "trail_percent": 2}))  # not its kind
         assert _recv_until(ws, lambda m: m.get("ref") == "p")["reason"] == "bad_replace"
+        ws.send_text(json.dumps({**change, "ref": "n"}))  # nothing to replace
+        nothing = _recv_until(ws, lambda m: m.get("ref") == "n")
+        assert (nothing["type"], nothing["reason"]) == ("error", "invalid_request")
     client.delete("/api/v1/orders", headers=trader)
 
 

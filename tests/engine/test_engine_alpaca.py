@@ -1162,9 +1162,10 @@ def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
     engine_factory: Any, fake: FakeAlpaca
 ) -> None:
     """alice's order at Alpaca takes a raise within her limits, not past them (the
-    same reasons as a replace in the internal book): a refused replace is a `Reject`
-    and no PATCH, so the one that passes is Alpaca's only replacement of the order. A
-    routed trailing stop's quantity is checked the same way."""
+    same reasons as a replace in the internal book), and not a replace that changes
+    nothing: a refused replace is a `Reject` and no PATCH, so the one that passes is
+    Alpaca's only replacement of the order. A routed trailing stop's quantity is
+    checked the same way."""
     limits = {"max_order_qty": 10, "max_position": 8}
     eng = _engine(engine_factory, fake, risk={"accounts": {"alice": limits}})
     eng.start()
@@ -1181,6 +1182,8 @@ def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
                 (o, 11, "max_order_qty"),
                 (o, 9, "max_position"),
                 (t, 11, "max_order_qty"),
+                (o, None, "bad_replace"),  # nothing to replace
+                (t, None, "bad_replace"),
             ):
                 r = await c.replace("alice", order_id, qty=qty)
                 assert isinstance(r, wire.Reject) and r.reason == reason, r

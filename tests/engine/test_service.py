@@ -660,3 +660,21 @@ def test_mass_cancel_by_symbol_and_what_it_names_that_is_unknown(engine: EngineP
     run(engine, body)
     text = http_get(engine, "/metrics")
     assert 'tickplane_engine_request_rejects_total{reason="unknown_symbol"} 4.0' in text
+
+
+def test_a_replace_that_changes_nothing_is_refused_and_journals_nothing(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        resting = ack(await c.submit("rn", "GOOG", "buy", "limit", 2, price=10)).order_id or 0
+        held = ack(await c.submit("rn", "GOOG", "sell", "stop", 1, stop_price=5)).order_id or 0
+        before = ack(await c.ping()).last_seq
+        for order_id in (resting, held, 999_999):
+            no = refused(await c.replace("rn", order_id), "bad_replace")
+            assert no.message.startswith("nothing to replace")
+        assert ack(await c.ping()).last_seq == before  # no OrderReplaced, nothing journaled
+        view = ack(await c.get_order("rn", resting)).order
+        assert view is not None and (view.qty, view.price) == (2, 10)
+        assert kinds(await c.replace("rn", resting, qty=1)) == ["OrderReplaced"]
+
+    run(engine, body)
