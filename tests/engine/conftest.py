@@ -60,6 +60,13 @@ class EngineProcess:
         return f"http://127.0.0.1:{self.settings['http_port']}"
 
     @property
+    def pid(self) -> int:
+        """The running engine's process id."""
+        pid = None if self._process is None else self._process.pid
+        assert pid is not None, "the engine is not running"
+        return pid
+
+    @property
     def returncode(self) -> int | None:
         """The exit status of the last run once it ended (-9 after `kill()`)."""
         return None if self._process is None else self._process.returncode

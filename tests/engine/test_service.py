@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import urllib.request
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -15,6 +17,7 @@ import zmq
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import (
+    KillSwitchChanged,
     OrderAccepted,
     OrderCanceled,
     OrderRejected,
@@ -24,7 +27,7 @@ from tickplane.core.events import (
     Trade,
 )
 
-from .conftest import EngineProcess
+from .conftest import EngineProcess, engine_settings
 
 T = TypeVar("T")
 
@@ -626,6 +629,43 @@ def test_the_kill_switch_gauge_is_the_state_across_restarts(engine_factory: Any)
     assert eng.stop() == 0
 
 
+def test_the_global_kill_switch_cancels_everything_and_refuses_until_revived(
+    engine: EngineProcess,
+) -> None:
+    async def body(c: EngineClient) -> None:
+        ids = [
+            ack(await c.submit("gk1", "GOOG", "buy", "limit", 1, price=10)).order_id,
+            ack(await c.submit("gk2", "AAPL", "sell", "limit", 2, price=500)).order_id,
+            ack(await c.submit("gk2", "GOOG", "buy", "stop", 1, stop_price=900)).order_id,
+        ]
+        killed = ack(await c.control("kill"))
+        switch = killed.events[0]
+        assert isinstance(switch, KillSwitchChanged)
+        assert (switch.account, switch.engaged) == (None, True)
+        # every account's open orders, on every symbol, the held stop too
+        assert [e.id for e in killed.events[1:] if isinstance(e, OrderCanceled)] == ids
+        ack(await c.control("kill", account="gk2"))  # an account's own switch: separate
+        for account in ("gk1", "gk2", "never-seen"):
+            assert ack(await c.list_orders(account)).orders == []
+            no = refused(await c.submit(account, "AAPL", "buy", "limit", 1, price=1), "kill_switch")
+            assert "global" in no.message
+            view = ack(await c.get_account(account)).account
+            assert view is not None and view.kill_switch
+        (released,) = ack(await c.control("revive")).events
+        assert isinstance(released, KillSwitchChanged)
+        assert (released.account, released.engaged) == (None, False)
+        ack(await c.submit("gk1", "GOOG", "buy", "limit", 1, price=10))
+        ack(await c.submit("never-seen", "GOOG", "buy", "limit", 1, price=10))
+        # gk2's own switch stays engaged until its own revive
+        no = refused(await c.submit("gk2", "GOOG", "buy", "limit", 1, price=10), "kill_switch")
+        assert "gk2" in no.message
+        ack(await c.control("revive", account="gk2"))
+        ack(await c.submit("gk2", "GOOG", "buy", "limit", 1, price=10))
+
+    run(engine, body)
+    assert engaged(engine) == "tickplane_engine_kill_switches_engaged 0.0"
+
+
 def test_mass_cancel_by_symbol_and_what_it_names_that_is_unknown(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         def oid(reply: wire.Reply) -> int:
@@ -678,3 +718,174 @@ def test_a_replace_that_changes_nothing_is_refused_and_journals_nothing(
         assert kinds(await c.replace("rn", resting, qty=1)) == ["OrderReplaced"]
 
     run(engine, body)
+
+
+def _cpu_list(text: str) -> set[int]:
+    """CPUs of a `Cpus_allowed_list` ("0-3,6")."""
+    cpus: set[int] = set()
+    for part in text.split(","):
+        lo, _, hi = part.partition("-")
+        cpus.update(range(int(lo), int(hi or lo) + 1))
+    return cpus
+
+
+def test_the_hot_loop_is_pinned_to_the_last_allowed_cpu(engine_factory: Any) -> None:
+    """With `pin_cpu`, the loop thread (the process's main thread) may run on one CPU,
+    the last one the process was given; its other threads (HTTP, ZeroMQ's I/O) keep
+    them all. The log, `/status` and `tickplane_engine_cpus` say the same."""
+    allowed = os.sched_getaffinity(0)  # the engine inherits the test's
+    pinned = max(allowed)
+    eng: EngineProcess = engine_factory(pin_cpu=True)
+    eng.start()
+    tasks = {
+        int(task.name): _cpu_list(
+            next(
+                line.split(":", 1)[1].strip()
+                for line in (task / "status").read_text().splitlines()
+                if line.startswith("Cpus_allowed_list:")
+            )
+        )
+        for task in Path(f"/proc/{eng.pid}/task").iterdir()
+    }
+    assert tasks.pop(eng.pid) == {pinned}
+    assert tasks and all(cpus == allowed for cpus in tasks.values()), tasks
+    assert f"hot loop pinned to {pinned}" in eng.log_text()
+    status = json.loads(http_get(eng, "/status"))
+    assert (status["cpus"], status["pinned_cpu"]) == (sorted(allowed), pinned)
+    text = http_get(eng, "/metrics")
+    for cpu in allowed:
+        flag = "true" if cpu == pinned else "false"
+        assert f'tickplane_engine_cpus{{cpu="{cpu}",pinned="{flag}"}} 1.0' in text
+    assert eng.stop() == 0
+
+
+def test_without_pinning_the_loop_keeps_every_cpu(engine: EngineProcess) -> None:
+    status = json.loads(http_get(engine, "/status"))
+    assert status["pinned_cpu"] is None and status["cpus"] == sorted(os.sched_getaffinity(0))
+    assert os.sched_getaffinity(engine.pid) == os.sched_getaffinity(0)
+    assert 'pinned="true"' not in http_get(engine, "/metrics")
+
+
+# -- the risk reasons end to end: one engine, each limit on an account of its own --------
+
+RISK = {
+    "accounts": {
+        "notional": {"max_order_notional": 1_000},
+        "position": {"max_position": 5},
+        "band": {"price_band_bps": 500},
+        "rate": {"max_orders_per_second": 1, "order_burst": 2},
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def risky(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """An engine with tight per-account limits (`RISK`), GOOG's reference price 100."""
+    work = tmp_path_factory.mktemp("risky")
+    settings = engine_settings(work, "risky", risk=RISK)
+    settings["symbols"] = [
+        {"name": "GOOG", "reference_price": 100},
+        {"name": "AAPL"},
+        {"name": "MSFT"},
+    ]
+    eng = EngineProcess(work, settings)
+    eng.start()
+    yield eng
+    try:
+        assert eng.stop() == 0
+    finally:
+        eng.kill()
+
+
+def risk_refusals(eng: EngineProcess, reason: str) -> str:
+    lines = http_get(eng, "/metrics").splitlines()
+    return next(
+        x
+        for x in lines
+        if x.startswith(f'tickplane_engine_risk_rejects_total{{reason="{reason}"}}')
+    )
+
+
+def test_max_order_notional_end_to_end(risky: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        ack(await c.submit("notional", "GOOG", "buy", "limit", 10, price=100))  # 1,000: at
+        no = refused(
+            await c.submit("notional", "GOOG", "buy", "limit", 11, price=100), "max_order_notional"
+        )
+        assert "1100" in no.message.replace(",", "")
+        # a market order is valued at the reference price
+        refused(await c.submit("notional", "GOOG", "sell", "market", 11), "max_order_notional")
+        # a symbol with no reference price cannot value an unpriced order
+        refused(await c.submit("notional", "AAPL", "sell", "market", 1), "max_order_notional")
+        # a replace raising the notional is refused and leaves the order as it was
+        oid = ack(await c.submit("notional", "GOOG", "buy", "limit", 5, price=100)).order_id or 0
+        refused(await c.replace("notional", oid, qty=20), "max_order_notional")
+        view = ack(await c.get_order("notional", oid)).order
+        assert view is not None and view.qty == 5
+
+    run(risky, body)
+    assert risk_refusals(risky, "max_order_notional").endswith(" 4.0")
+
+
+def test_max_position_end_to_end(risky: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        # MSFT is this test's own book (nothing else to fill against)
+        ack(await c.submit("position", "MSFT", "buy", "limit", 3, price=90))
+        # the worst case counts the open buy: 3 + 3 > 5
+        no = refused(
+            await c.submit("position", "MSFT", "buy", "limit", 3, price=90), "max_position"
+        )
+        assert "5" in no.message
+        ack(await c.submit("position", "MSFT", "buy", "limit", 2, price=90))  # 5: at the limit
+        # the sell side's worst case leaves the open buys out: -5 is allowed, -6 is not
+        ack(await c.submit("position", "MSFT", "sell", "limit", 5, price=10_000))
+        refused(
+            await c.submit("position", "MSFT", "sell", "limit", 1, price=10_000), "max_position"
+        )
+        # filled, the open buys become a position of 5: one more lot bought is refused
+        ack(await c.submit("seller", "MSFT", "sell", "limit", 5, price=90))
+        view = ack(await c.get_account("position")).account
+        assert view is not None and [(p.symbol, p.qty) for p in view.positions] == [("MSFT", 5)]
+        refused(await c.submit("position", "MSFT", "buy", "limit", 1, price=90), "max_position")
+
+    run(risky, body)
+    assert risk_refusals(risky, "max_position").endswith(" 3.0")
+
+
+def test_price_band_end_to_end(risky: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        # reference 100, 500 bps: 95..105
+        for price in (95, 105):
+            ack(await c.submit("band", "GOOG", "buy", "limit", 1, price=price))
+        for price in (94, 106):
+            no = refused(
+                await c.submit("band", "GOOG", "buy", "limit", 1, price=price), "price_band"
+            )
+            assert str(price) in no.message
+        # AAPL has no reference and no trade yet: no band to check
+        ack(await c.submit("band", "AAPL", "buy", "limit", 1, price=1))
+        # other accounts have no band
+        ack(await c.submit("unbanded", "GOOG", "buy", "limit", 1, price=1))
+
+    run(risky, body)
+    assert risk_refusals(risky, "price_band").endswith(" 2.0")
+
+
+def test_order_rate_end_to_end(risky: EngineProcess) -> None:
+    async def body(c: EngineClient) -> None:
+        # a burst of 2, refilled at 1 a second: three orders sent together, the third
+        # refused (one batch, one loop turn: no time to refill)
+        replies = await asyncio.gather(
+            *(c.submit("rate", "AAPL", "buy", "limit", 1, price=10 + i) for i in range(3))
+        )
+        assert [type(r) for r in replies] == [wire.Ack, wire.Ack, wire.Reject]
+        refused(replies[2], "order_rate")
+        # a refusal spent no token; cancels are never rate limited
+        for r in replies[:2]:
+            ack(await c.cancel("rate", ack(r).order_id or 0))
+        assert ack(await c.list_orders("rate")).orders == []
+
+    run(risky, body)
+    assert risk_refusals(risky, "order_rate").endswith(" 1.0")
+    text = http_get(risky, "/metrics")
+    assert 'tickplane_engine_request_rejects_total{reason="order_rate"} 1.0' in text
