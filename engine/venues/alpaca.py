@@ -83,7 +83,7 @@ _OPEN_LIST_LIMIT = 500
 Policy: TypeAlias = Literal["reject", "internal"]
 """What a submit gets when Alpaca is unreachable: ``"reject"`` -> reason
 ``venue_unavailable``; ``"internal"`` -> reason ``venue_fallback`` (the engine matches the
-order itself)."""
+order itself) when the submit certainly never reached Alpaca, else ``venue_unavailable``."""
 
 ENV_KEY_ID = "APCA_API_KEY_ID"
 ENV_SECRET_KEY = "APCA_API_SECRET_KEY"
@@ -240,7 +240,9 @@ class AlpacaVenue:
         stream_url_override: the trade_updates websocket URL (``ws://.../stream``).
         symbols: the tradable symbols and their tick sizes; other symbols are refused.
         policy: when Alpaca is unreachable, submits are rejected with reason
-            ``venue_unavailable`` (``"reject"``) or ``venue_fallback`` (``"internal"``).
+            ``venue_unavailable`` (``"reject"``) or ``venue_fallback`` (``"internal"``:
+            only a submit that certainly never reached Alpaca; one that may have, a
+            timeout or a 5xx, is ``venue_unavailable`` whatever the policy).
         client_order_prefix: Alpaca ``client_order_id`` is ``prefix + str(order_id)``
             unless the order brings its own. Make it unique per engine when several
             engines share an account.
@@ -723,8 +725,12 @@ class AlpacaVenue:
         with self._lock:
             self._emit_locked(VenueRejected(order_id, reason, message, request))
 
-    def _unavailable_reason(self, request: Request) -> str:
-        if request == "submit" and self.policy == "internal":
+    def _unavailable_reason(self, request: Request, *, sent_maybe: bool = False) -> str:
+        """The reason a request Alpaca could not take gets: a submit that certainly
+        never reached Alpaca falls back under ``policy="internal"``; one that may have
+        (a timeout, a 5xx) does not, or it could be placed twice (it becomes an orphan,
+        canceled at Alpaca if it shows up)."""
+        if request == "submit" and self.policy == "internal" and not sent_maybe:
             return "venue_fallback"
         return "venue_unavailable"
 
@@ -757,7 +763,7 @@ class AlpacaVenue:
         try:
             placed: Order = self._call(client.submit_order, request)
         except _Unavailable as exc:
-            reason = self._unavailable_reason("submit")
+            reason = self._unavailable_reason("submit", sent_maybe=exc.delivered_maybe)
             self._submit_failed(tracked, reason, str(exc), maybe_placed=exc.delivered_maybe)
             return
         except _Rejected as exc:

@@ -234,12 +234,22 @@ class FakeAlpaca:
             self._stopped = True
             self._release.set()
         self.stop_stream()
+        self.stop_rest()
+
+    def stop_rest(self) -> None:
+        """Take REST away (the stream keeps working): connections are refused, so a
+        client knows its requests never arrived. The book is kept."""
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
         if self._http_thread is not None:
             self._http_thread.join(5)
+            self._http_thread = None
+
+    def start_rest(self) -> None:
+        """Serve REST again, on the same port."""
+        self._start_rest()
 
     def close(self) -> None:
         """Stop and end the fake's event loop thread."""

@@ -769,20 +769,55 @@ def test_outage_rejects_then_recovers(
     assert (rest.price, rest.qty) == (12346, 6)
 
 
-def test_fallback_policy(fake: FakeAlpaca) -> None:
+@pytest.fixture
+def falling_back(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
+    """A started venue with ``policy="internal"``."""
     venue = make_venue(fake, policy="internal")
     events = Events()
     venue.start(events)
-    try:
-        events.wait_status(True)
-        fake.stop()
-        venue.submit(order(40))
-        refused = events.wait(VenueRejected, lambda e: e.order_id == 40)
-        assert refused.reason == "venue_fallback"
-        venue.submit(order(41))  # REST now known down: refused without trying
-        assert events.wait(VenueRejected, lambda e: e.order_id == 41).reason == "venue_fallback"
-    finally:
-        venue.stop()
+    events.wait_status(True)
+    fake.wait_until(lambda: fake.listeners == 1)
+    yield venue, events
+    venue.stop()
+
+
+def test_fallback_policy(falling_back: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
+    venue, events = falling_back
+    fake.stop()
+    venue.submit(order(40))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 40)
+    assert refused.reason == "venue_fallback"
+    venue.submit(order(41))  # REST now known down: refused without trying
+    assert events.wait(VenueRejected, lambda e: e.order_id == 41).reason == "venue_fallback"
+
+
+def test_a_submit_that_never_left_falls_back_one_that_may_have_does_not(
+    falling_back: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    venue, events = falling_back
+    # REST goes away while the stream stays: the venue still says connected until a
+    # request fails, so the order is sent, and its connection refused
+    fake.stop_rest()
+    assert venue.connected
+    mark = events.mark()
+    venue.submit(order(42))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 42)
+    assert (refused.reason, refused.request) == ("venue_fallback", "submit")
+    assert "refused" in events.wait_status(False, since=mark).detail
+    fake.start_rest()
+    events.wait_status(True, since=mark)
+    # a 5xx after Alpaca took the order: it may exist there, so it is no fallback (it
+    # would be placed twice) but unavailable, and canceled at Alpaca
+    fake.stop_stream()  # so the venue hears of the order only through REST
+    fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+    venue.submit(order(43, qty=10))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 43)
+    assert refused.reason == "venue_unavailable"
+    orphan = fake.wait_order("tp-43")
+    fake.wait_until(lambda: orphan.status == "canceled")
+    assert [type(e) for e in events.about(43)] == [VenueRejected]
+    assert [type(e) for e in events.about(42)] == [VenueRejected]
+    assert not any(o.client_order_id == "tp-42" for o in fake.orders.values())
 
 
 def test_server_errors_reject_and_recover(
