@@ -280,6 +280,25 @@ class EngineMetrics:
             "1 while the execution venue is reachable; read when scraped",
             registry=r,
         )
+        self.venue_fallbacks = _Children(
+            _LoopFamily(
+                "tickplane_engine_venue_fallback_orders_total",
+                "Orders for the outside venue matched here instead (venue.unreachable: "
+                "internal), by when: new (the venue was unreachable when the order came), "
+                "in_flight (handed to the venue, whose submit never reached it)",
+                ["when"],
+                registry=r,
+            )
+        )
+        for when in ("new", "in_flight"):  # made here: /status reads them from its thread
+            self.venue_fallbacks[when]
+        self.venue_fallback_active = Gauge(
+            "tickplane_engine_venue_fallback_active",
+            "1 while new orders for the outside venue are matched here instead (it is "
+            "unreachable and venue.unreachable is internal); the label is that policy",
+            ["unreachable"],
+            registry=r,
+        )
         self.kill_switches = Gauge(
             "tickplane_engine_kill_switches_engaged",
             "Kill switches engaged (accounts, plus 1 for the global switch); read when scraped",
@@ -400,5 +419,11 @@ def _status(service: EngineService) -> dict[str, Any]:
             "connected": service.venue_status.connected,
             "detail": service.venue_status.detail,
             "routed_orders": len(service.state.routed),
+            "unreachable": service.config.venue.unreachable,
+            "fallback_active": service.falls_back(),
+            "fallback_orders": {
+                when: int(service.metrics.venue_fallbacks[when].value)
+                for when in ("new", "in_flight")
+            },
         },
     }

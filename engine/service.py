@@ -31,7 +31,7 @@ import zmq
 
 from tickplane.core import wire
 from tickplane.core.config import EngineConfig
-from tickplane.core.events import Event, TopOfBook
+from tickplane.core.events import Event, OrderRejected, TopOfBook
 from tickplane.engine.contingent import (
     CLASSES,
     STOP_LOSS,
@@ -52,6 +52,7 @@ from tickplane.engine.router import PyzmqRouter, Router, for_socket
 from tickplane.engine.state import (
     CANCEL,
     COMMAND,
+    FALLBACK,
     INVALID,
     NEW,
     ORDER_TYPES,
@@ -263,6 +264,8 @@ class EngineService:
         self.metrics.seq.set_function(lambda: float(self.state.seq))
         self.metrics.kill_switches.set_function(lambda: float(self.state.risk.kill_switches()))
         self.metrics.venue_connected.set_function(lambda: float(self.venue_status.connected))
+        fallback = self.metrics.venue_fallback_active.labels(self.config.venue.unreachable)
+        fallback.set_function(lambda: float(self.falls_back()))
         if self.config.http_port:
             # Before recovery, which can take seconds: liveness answers and readiness
             # says "recovering" meanwhile, instead of a refused connection that a
@@ -309,6 +312,12 @@ class EngineService:
             self.pinned,
         )
         self.ready = True
+
+    def falls_back(self) -> bool:
+        """Whether new orders for the venue are matched here instead: it is unreachable
+        and `venue.unreachable` is `internal` (docs/venues.md; read from any thread)."""
+        v = self.venue
+        return v is not None and self.config.venue.unreachable == "internal" and not v.connected
 
     def _watch_queues(self) -> None:
         """Queue depths, read when scraped (the order-entry socket's own queue is not
@@ -470,8 +479,10 @@ class EngineService:
             except queue.Empty:
                 return out
 
-    def _venue_events(self, events: list[VenueEvent]) -> list[Event]:
-        """Journal and apply what the venue reported (statuses are not trading state)."""
+    def _venue_events(self, events: list[VenueEvent], touched: set[int]) -> list[Event]:
+        """Journal and apply what the venue reported (statuses are not trading state).
+        A submit the venue never got under policy `internal` is matched here
+        (`EngineState.apply_venue`): its symbol's book is `touched`."""
         assert self.journal is not None
         out: list[Event] = []
         for ev in events:
@@ -502,10 +513,23 @@ class EngineService:
             }
             mark = {"venue_event": fields, "ts": time.time_ns()}
             self.journal.append_mark(mark)
-            out.extend(self._apply_mark(mark))
+            routed = self.state.routed.get(ev.order_id)
+            applied = self._apply_mark(mark)
+            if isinstance(ev, VenueRejected) and ev.reason == FALLBACK and routed is not None:
+                self._fell_back(routed, applied, touched)
+            out.extend(applied)
             self._since_snapshot += 1  # a record recovery replays, as a command is
             self._send_venue_cancels()
         return out
+
+    def _fell_back(self, r: RoutedOrder, applied: list[Event], touched: set[int]) -> None:
+        """Count an order handed to the venue that is matched here after all (its
+        submit never left: policy `internal`; its book is `touched`), unless it ended
+        rejected (a later order had overtaken it in the book, `EngineState._fall_back`)."""
+        if any(type(e) is OrderRejected and e.id == r.id for e in applied):
+            return
+        self.metrics.venue_fallbacks["in_flight"].inc()
+        touched.add(self.state.symbol_index[r.symbol])
 
     def _send_venue_cancels(self) -> None:
         """Ask the venue to cancel what the last venue event made the engine cancel (a
@@ -570,8 +594,10 @@ class EngineService:
         journal = self.journal
         assert journal is not None and self._io is not None and self._pub is not None
         replies: list[tuple[bytes, bytes]] = []
-        published: list[Event] = self._venue_events(list(venue_events)) if venue_events else []
         touched: set[int] = set()
+        published: list[Event] = (
+            self._venue_events(list(venue_events), touched) if venue_events else []
+        )
         always = self.config.fsync == "always"
         market = self.market
         if market is not None:
@@ -812,15 +838,13 @@ class EngineService:
             }
             self.journal.append_mark(mark)
             self._apply_mark(mark)
-        routes = self.venue is not None and (
-            self.venue.connected or self.config.venue.unreachable == "reject"
-        )
+        if self.venue is not None and self._routable(cmd):
+            connected = self.venue.connected  # read once: the venue's threads change it
+            if connected or self.config.venue.unreachable == "reject":
+                return self._route(req, cmd, plan, connected), []
+            self.metrics.venue_fallbacks["new"].inc()  # matched here (`falls_back`)
         if plan is not None:
-            if routes and self._routable(cmd):
-                return self._route(req, cmd, plan), []
             return self._new_class(plan, cmd, touched)
-        if routes and self._routable(cmd):
-            return self._route(req, cmd), []
         events = self._run(cmd, touched)
         return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
 
@@ -1087,14 +1111,15 @@ class EngineService:
         )
 
     def _route(
-        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None = None
+        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None, connected: bool
     ) -> wire.Reply:
         """Hand a new order to the venue: journal it, then send it; its outcome comes
         back as venue events (the Ack carries no events: the order is pending). `plan`:
         the trailing stop or the bracket, OTO or OCO `cmd` is the core's part of; its
-        legs are journaled with it and it goes as one request (docs/venues.md)."""
+        legs are journaled with it and it goes as one request (docs/venues.md). Not
+        `connected` (policy `reject`): refused."""
         assert self.journal is not None and self.venue is not None
-        if not self.venue.connected:
+        if not connected:
             return wire.Reject(
                 req.req,
                 "venue_unavailable",
@@ -1417,7 +1442,7 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
         paper=v.paper,
         url_override=v.url_override,
         stream_url_override=v.stream_url_override,
-        policy="reject",
+        policy=v.unreachable,
         trail_poll_seconds=v.trail_poll_seconds,
     )
     if v.secret_dir:

@@ -38,7 +38,13 @@ from tickplane.core.events import (
     TopOfBook,
     Trade,
 )
-from tickplane.engine.contingent import ContingentOrders, ContingentSnapshot, Group, HeldOrder
+from tickplane.engine.contingent import (
+    ContingentOrders,
+    ContingentSnapshot,
+    Group,
+    HeldOrder,
+    trailing_stop,
+)
 from tickplane.engine.events import from_core
 from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
@@ -66,6 +72,9 @@ SIDE_NAMES = {v: k for k, v in SIDES.items()}
 TYPE_NAMES = {v: k for k, v in ORDER_TYPES.items()}
 TIF_NAMES = {v: k for k, v in TIFS.items()}
 INVALID = 255  # an enum value no field has: the core rejects it with the field's reason
+# The reason of a venue's refused submit that the engine matches here instead (policy
+# `venue.unreachable: internal`, docs/venues.md).
+FALLBACK = "venue_fallback"
 # Plain ints for the hot path: comparing with an IntEnum member costs ~5x an int's.
 NEW, CANCEL, REPLACE = int(Op.NEW), int(Op.CANCEL), int(Op.REPLACE)
 _LIMIT, _STOP, _STOP_LIMIT = int(OrderType.LIMIT), int(OrderType.STOP), int(OrderType.STOP_LIMIT)
@@ -506,6 +515,11 @@ class EngineState:
         g = None
         if self.routed_groups:
             g = self.routed_groups.get(r.id if r.parent_id is None else r.parent_id)
+        if kind == "rejected" and f["reason"] == FALLBACK and r.parent_id is None:
+            placed = self._fall_back(r, g, ts)
+            if placed is not None:
+                return placed
+            f = {**f, "reason": "venue_unavailable"}  # no place for it here: rejected below
         if kind == "accepted":
             if not r.accepted and r.parent_id is None:
                 r.accepted = True
@@ -618,6 +632,54 @@ class EngineState:
                 out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
                 risk.on_replaced(r.id, r.qty, r.price)
         return self._number(out)
+
+    def _fall_back(self, r: RoutedOrder, g: Group | None, ts: int) -> list[Event] | None:
+        """Match here a routed order whose submit never reached the venue (the venue
+        said `FALLBACK`: policy ``internal``), as if it had come while the venue was
+        unreachable: a plain order or an order class's parent goes into the book under
+        its own id, with its legs held as on the internal venue; a trailing stop is
+        held. The book takes ids in rising order only, so an order a later one has
+        overtaken there (the outage made that one match here first) cannot: None, and
+        nothing changed (the caller rejects it). Risk counts it from here on as the
+        internal venue counts its kind (its check was passed when it was routed)."""
+        trailing = r.order_type == "trailing_stop"
+        if not trailing and r.id <= self.core.last_id:
+            return None
+        legs = [self.routed[i] for i in g.legs if i in self.routed] if g is not None else []
+        for o in (r, *legs):
+            del self.routed[o.id]
+            self.risk.on_done(o.id)
+        if g is not None:
+            del self.routed_groups[g.parent_id]
+        if trailing:
+            order = trailing_stop(
+                r.id, r.account, r.symbol, r.side, r.qty, r.tif, r.trail_price, r.trail_percent
+            )
+            return self._number(self.contingent.add_trailing(self, order, ts))
+        if g is not None:
+            held = [
+                HeldOrder(
+                    leg.id, leg.account, leg.symbol, leg.side, leg.order_type, leg.qty,
+                    leg.price, leg.stop_price, leg.tif, g.order_class, r.id, leg.leg,
+                    max_position=leg.max_position,
+                )
+                for leg in legs
+            ]  # fmt: skip
+            self.contingent.expect(r.id, g.order_class, held)
+        cmd = Command.make(
+            NEW,
+            r.id,
+            self.account_index[r.account],
+            self.symbol_index[r.symbol],
+            ts,
+            SIDES[r.side],
+            ORDER_TYPES[r.order_type],
+            r.qty,
+            -1 if r.price is None else r.price,
+            -1 if r.stop_price is None else r.stop_price,
+            TIFS[r.tif],
+        )
+        return self.apply(cmd)
 
     def _routed_accepted(self, r: RoutedOrder, ts: int) -> OrderAccepted:
         return OrderAccepted(

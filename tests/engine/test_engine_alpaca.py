@@ -19,6 +19,7 @@ from tickplane.core.events import (
     OrderAccepted,
     OrderActivated,
     OrderCanceled,
+    OrderRejected,
     OrderReplaced,
     OrderTrailed,
     PositionChanged,
@@ -160,6 +161,14 @@ def test_unreachable_alpaca_rejects_or_falls_back(engine_factory: Any, fake: Fak
     with urllib.request.urlopen(rejecting.http + "/status") as resp:
         status = json.loads(resp.read())
     assert status["venue"]["kind"] == "alpaca" and status["venue"]["connected"] is False
+    assert (status["venue"]["unreachable"], status["venue"]["fallback_active"]) == (
+        "reject",
+        False,
+    )
+    venue = _status(falling_back)
+    assert (venue["unreachable"], venue["fallback_active"]) == ("internal", True)
+    assert venue["fallback_orders"] == {"new": 2, "in_flight": 0}
+    assert _fallback_metrics(falling_back)['active{unreachable="internal"}'] == 1.0
     with urllib.request.urlopen(rejecting.http + "/metrics") as resp:
         assert "tickplane_engine_venue_connected 0.0" in resp.read().decode()
     assert rejecting.stop() == 0
@@ -1198,4 +1207,189 @@ def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
             assert (fake.order(trailing.id).qty, fake.order(trailing.id).replaced_by) == (5, None)
 
     asyncio.run(at_alpaca())
+    assert eng.stop() == 0
+
+
+# -- Alpaca going down after connecting: the `unreachable` policy ------------------------------
+
+
+def _status(eng: EngineProcess) -> dict[str, Any]:
+    with urllib.request.urlopen(eng.http + "/status") as resp:
+        venue: dict[str, Any] = json.loads(resp.read())["venue"]
+    return venue
+
+
+async def _until_connected(eng: EngineProcess, connected: bool = True) -> None:
+    """Wait until the engine's /status says the venue is (or is not) connected."""
+    async with asyncio.timeout(20):
+        while _status(eng)["connected"] is not connected:
+            await asyncio.sleep(0.02)  # the adapter (re)connects in the background
+
+
+def _fallback_metrics(eng: EngineProcess) -> dict[str, float]:
+    """The fallback counter by `when`, and the fallback gauge (by its policy label)."""
+    with urllib.request.urlopen(eng.http + "/metrics") as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line.startswith("tickplane_engine_venue_fallback_"):
+            name, value = line.rsplit(" ", 1)
+            out[name.removeprefix("tickplane_engine_venue_fallback_")] = float(value)
+    return out
+
+
+def _ids_events(events: list[Any], order_id: int) -> list[str]:
+    """The names of the events about one order (a trade: its side of it)."""
+    out = []
+    for e in events:
+        if isinstance(e, Trade) and order_id in (e.taker, e.maker):
+            out.append("Trade")
+        elif getattr(e, "id", None) == order_id and not isinstance(e, Trade):
+            out.append(type(e).__name__)
+    return out
+
+
+def test_alpaca_down_after_connecting_falls_back_under_internal(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    eng = _engine(engine_factory, fake)
+    eng.settings["venue"]["unreachable"] = "internal"
+    eng.start()
+    ids: dict[str, int] = {}
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _until_connected(eng)
+            fake.wait_until(lambda: fake.listeners == 1)
+            assert _status(eng)["unreachable"] == "internal"
+            assert _status(eng)["fallback_active"] is False
+            # placed at Alpaca before the outage
+            a = await c.submit("alice", "GOOG", "buy", "limit", 10, price=10000)
+            assert isinstance(a, wire.Ack) and a.order_id is not None
+            ids["a"] = a.order_id
+            fake.wait_order(f"tp-{a.order_id}")
+            await _events_until(c, lambda evs: "OrderAccepted" in _ids_events(evs, a.order_id))
+            # REST goes away, the stream stays: the engine still routes, and the
+            # submit's connection is refused, so the order never left: matched here
+            fake.stop_rest()
+            b = await c.submit("alice", "GOOG", "sell", "limit", 5, price=10100)
+            assert isinstance(b, wire.Ack) and b.order_id is not None
+            assert b.events == []  # routed: pending
+            ids["b"] = b.order_id
+            evs = await _events_until(c, lambda evs: _ids_events(evs, b.order_id))
+            assert _ids_events(evs, b.order_id) == ["OrderAccepted"]
+            status = _status(eng)
+            assert (status["connected"], status["fallback_active"]) == (False, True)
+            assert status["fallback_orders"] == {"new": 0, "in_flight": 1}
+            # now known unreachable: a new order is matched here at once, against b
+            n = await c.submit("bob", "GOOG", "buy", "limit", 3, price=10100)
+            assert isinstance(n, wire.Ack) and n.order_id is not None
+            trades = [x for x in n.events if isinstance(x, Trade)]
+            assert [(t.maker, t.taker, t.qty) for t in trades] == [(b.order_id, n.order_id, 3)]
+            assert _status(eng)["fallback_orders"] == {"new": 1, "in_flight": 1}
+            view = await c.get_order("alice", b.order_id)
+            assert isinstance(view, wire.Ack) and view.order is not None
+            assert (view.order.status, view.order.qty) == ("resting", 2)
+
+            # the whole of Alpaca goes away; a fill happens there meanwhile
+            fake.stop()
+            fake.fill(f"tp-{a.order_id}", "100.00", 4)
+            fake.start()
+            await _until_connected(eng)
+            assert _status(eng)["fallback_active"] is False
+            # the order placed before the outage is followed again: the missed fill
+            evs = await _events_until(c, lambda evs: "Trade" in _ids_events(evs, a.order_id))
+            fill = [x for x in evs if isinstance(x, Trade) and x.taker == a.order_id]
+            assert [(t.qty, t.price) for t in fill] == [(4, 10000)]
+            # and new orders route to Alpaca again
+            d = await c.submit("alice", "GOOG", "buy", "limit", 1, price=9900)
+            assert isinstance(d, wire.Ack) and d.order_id is not None and d.events == []
+            fake.wait_order(f"tp-{d.order_id}")
+            ids["d"] = d.order_id
+            # a 5xx: the order may have reached Alpaca, so it is rejected, never
+            # matched here too (the adapter's tests show one found there canceled)
+            fake.fail_next(503, method="POST", path="/v2/orders")
+            e = await c.submit("alice", "GOOG", "buy", "limit", 1, price=9000)
+            assert isinstance(e, wire.Ack) and e.order_id is not None and e.events == []
+            evs = await _events_until(c, lambda evs: _ids_events(evs, e.order_id))
+            assert _ids_events(evs, e.order_id) == ["OrderRejected"]
+            rejected = [x for x in evs if isinstance(x, OrderRejected) and x.id == e.order_id]
+            assert [x.reason for x in rejected] == ["venue_unavailable"]
+            await _until_connected(eng)  # the probe finds REST answering again
+
+    asyncio.run(body())
+    assert _fallback_metrics(eng) == {
+        'orders_total{when="new"}': 1.0,
+        'orders_total{when="in_flight"}': 1.0,
+        'active{unreachable="internal"}': 0.0,
+    }
+    # never both: the fallen-back order never reached Alpaca
+    assert not any(o.client_order_id == f"tp-{ids['b']}" for o in fake.orders.values())
+    before = asyncio.run(_all_events(eng))
+    eng.kill()  # the fallen-back order comes back as an internal one
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert await c.replay(1, ping.last_seq) == before
+            view = await c.get_order("alice", ids["b"])
+            assert isinstance(view, wire.Ack) and view.order is not None
+            assert (view.order.status, view.order.qty) == ("resting", 2)
+            await _until_connected(eng)
+            canceled = await c.cancel("alice", ids["b"])  # the book's: canceled at once
+            assert isinstance(canceled, wire.Ack)
+            assert [type(x).__name__ for x in canceled.events] == ["OrderCanceled"]
+            # the orders at Alpaca are resumed there; the fallen-back one is not sent
+            pending = await c.cancel("alice", ids["d"])
+            assert isinstance(pending, wire.Ack) and pending.events == []  # Alpaca's to do
+            fake.wait_until(lambda: fake.order(f"tp-{ids['d']}").status == "canceled")
+            assert not any(o.client_order_id == f"tp-{ids['b']}" for o in fake.orders.values())
+
+    asyncio.run(after())
+    assert eng.stop() == 0
+
+
+async def _all_events(eng: EngineProcess) -> list[Any]:
+    async with EngineClient(eng.order_entry, timeout=10) as c:
+        ping = await c.ping()
+        assert isinstance(ping, wire.Ack)
+        return await c.replay(1, ping.last_seq)
+
+
+def test_alpaca_down_after_connecting_rejects_under_reject(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _until_connected(eng)
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.stop_rest()
+            b = await c.submit("alice", "GOOG", "sell", "limit", 5, price=10100)
+            assert isinstance(b, wire.Ack) and b.order_id is not None and b.events == []
+            evs = await _events_until(c, lambda evs: _ids_events(evs, b.order_id))
+            rejected = [x for x in evs if isinstance(x, OrderRejected) and x.id == b.order_id]
+            assert [x.reason for x in rejected] == ["venue_unavailable"]
+            assert _ids_events(evs, b.order_id) == ["OrderRejected"]
+            n = await c.submit("bob", "GOOG", "buy", "limit", 3, price=10100)
+            assert isinstance(n, wire.Reject) and n.reason == "venue_unavailable"
+            status = _status(eng)
+            assert (status["unreachable"], status["fallback_active"]) == ("reject", False)
+            assert status["fallback_orders"] == {"new": 0, "in_flight": 0}
+            fake.start_rest()
+            await _until_connected(eng)
+            d = await c.submit("alice", "GOOG", "buy", "limit", 1, price=9900)
+            assert isinstance(d, wire.Ack) and d.order_id is not None and d.events == []
+            fake.wait_order(f"tp-{d.order_id}")
+
+    asyncio.run(body())
+    assert _fallback_metrics(eng) == {
+        'orders_total{when="new"}': 0.0,
+        'orders_total{when="in_flight"}': 0.0,
+        'active{unreachable="reject"}': 0.0,
+    }
     assert eng.stop() == 0

@@ -380,7 +380,7 @@ def _routed(tmp_path: Path, **limits: Any) -> tuple[Engine, _Venue]:
 
 
 def _accepted(eng: Engine, order_id: int) -> None:
-    eng.svc._venue_events([VenueAccepted(order_id, f"v{order_id}")])
+    eng.svc._venue_events([VenueAccepted(order_id, f"v{order_id}")], set())
 
 
 def test_a_routed_orders_replace_passes_risk_before_it_goes_to_the_venue(
@@ -436,7 +436,7 @@ def test_replaces_of_held_and_routed_orders_spend_their_rate_token_in_recovery_t
     assert o is not None
     _accepted(eng, o)
     ok(eng.replace("alice", o, qty=7))
-    eng.svc._venue_events([VenueReplaced(o, "v2", 7, 100)])  # risk counts 7 from now on
+    eng.svc._venue_events([VenueReplaced(o, "v2", 7, 100)], set())  # risk counts 7 from now on
     ok(eng.replace("alice", o, qty=6))
     assert refused(eng.new("alice", "buy", 1, price=99)).reason == "order_rate"
     again = eng.reopen(tmp_path / "b", **limits)
@@ -458,6 +458,6 @@ def test_a_routed_order_counts_for_risk_from_its_hand_off(tmp_path: Path) -> Non
     assert b.order_id is not None
     assert refused(eng.new("alice", "sell", 1, price=120)).reason == "max_open_orders"
     assert [s[0] for s in venue.sent] == ["submit", "submit"]  # nothing else went out
-    eng.svc._venue_events([VenueRejected(b.order_id, "rejected", "no", "submit")])
+    eng.svc._venue_events([VenueRejected(b.order_id, "rejected", "no", "submit")], set())
     assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (5, 0, 1)
     ok(eng.new("alice", "sell", 1, price=120))
