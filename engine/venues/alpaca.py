@@ -910,6 +910,8 @@ class AlpacaVenue:
                 chain.append(self._call(client.get_order_by_id, str(chain[-1].replaced_by)))
         except (_Unavailable, _Rejected) as exc:
             log.warning("alpaca: cannot resume order %d (%s): %s", oid, coid, exc)
+            if isinstance(exc, _Rejected) and exc.status == 404 and booked is not None:
+                self._never_arrived(order, spec, coid)
             return
         o = chain[-1]
         with self._lock:
@@ -939,6 +941,22 @@ class AlpacaVenue:
                     _booked(lt, [objects[lt.venue_id]], done)
                 if not lt.closed:
                     self._apply_snapshot(lt, lt.venue_id, objects[lt.venue_id])
+
+    def _never_arrived(self, order: VenueOrder, spec: SymbolSpec, coid: str) -> None:
+        """An order the engine had routed before a restart is not at Alpaca: its submit
+        never got there (the process stopped first, or it was refused). The engine is
+        told it is rejected (`venue_unavailable`, whatever the policy: a request of the
+        old process could still land, so it is not matched elsewhere) and it is looked
+        for as an orphan, canceled at Alpaca if it shows up."""
+        tracked = _Tracked(order, spec, coid, open_qty=order.qty, limit_price=order.limit_price)
+        with self._lock:
+            if order.order_id in self._orders:
+                return
+            self._orders[order.order_id] = tracked
+            self._by_coid[coid] = order.order_id
+        self._submit_failed(
+            tracked, "venue_unavailable", "not at Alpaca after a restart", maybe_placed=True
+        )
 
     # ------------------------------------------------------------------ order state
     # Everything below runs with self._lock held.

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.requests import ReplaceOrderRequest
+from alpaca.trading.requests import LimitOrderRequest, ReplaceOrderRequest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -519,6 +519,27 @@ def test_a_restarted_venue_resumes_a_replaced_order_at_its_replacement(
         assert [type(e) for e in later.about(70)] == [VenueTrailed, VenueReplaced]
     finally:
         second.stop()
+
+
+def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """The engine routed order 90 before a restart, but its submit never reached
+    Alpaca: resumed, it is rejected (whatever the policy: a request of the old process
+    could still land), and when such a request does land it is canceled there."""
+    venue, events = started
+    venue.resume([(order(90, qty=10), 0)])
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 90)
+    assert (refused.reason, refused.request) == ("venue_unavailable", "submit")
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
+    late = client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL", qty=10, side="buy", time_in_force="gtc", limit_price=123.45,
+            client_order_id="tp-90",
+        )
+    )  # fmt: skip
+    fake.wait_until(lambda: fake.order(str(late.id)).status == "canceled")
+    assert [type(e) for e in events.about(90)] == [VenueRejected]
 
 
 def test_the_fake_refuses_a_trail_on_other_orders(

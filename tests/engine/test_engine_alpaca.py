@@ -1393,3 +1393,45 @@ def test_alpaca_down_after_connecting_rejects_under_reject(
         'active{unreachable="reject"}': 0.0,
     }
     assert eng.stop() == 0
+
+
+def test_an_order_whose_submit_died_with_the_engine_is_rejected_after_a_restart(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Routed, then the engine is killed before Alpaca answered, and the request never
+    reached it: the restarted engine does not leave the order open for ever, nor match
+    it here (the old request could still land): it is rejected."""
+    eng = _engine(engine_factory, fake)
+    eng.settings["venue"]["unreachable"] = "internal"
+    eng.start()
+
+    async def body() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _until_connected(eng)
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.hang_next(1)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 5, price=10000)
+            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
+            fake.wait_until(
+                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
+            )
+            return r.order_id
+
+    order_id = asyncio.run(body())
+    eng.kill()
+    fake.stop()  # the hanging request is dropped, never carried out
+    fake.start()
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda evs: _ids_events(evs, order_id))
+            assert _ids_events(evs, order_id) == ["OrderRejected"]
+            assert [e.reason for e in evs if isinstance(e, OrderRejected)] == ["venue_unavailable"]
+            gone = await c.get_order("alice", order_id)
+            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+
+    asyncio.run(after())
+    assert not any(o.client_order_id == f"tp-{order_id}" for o in fake.orders.values())
+    assert _status(eng)["routed_orders"] == 0
+    assert eng.stop() == 0
