@@ -191,6 +191,8 @@ def test_requests_waiting_for_alpaca_show_as_a_queue_depth(
 ) -> None:
     eng = _engine(engine_factory, fake)
     eng.start()
+    # the adapter's connection reports are the loop's until it has taken them
+    asyncio.run(_until_connected(eng))
     assert _queue_depths(eng) == {"venue_events": 0.0, "venue_requests": 0.0, "event_log": 0.0}
     # Alpaca holds its answers: each of the two REST workers is stuck in its first
     # submit (a third hang for a heartbeat probe that may come first), the rest queue
