@@ -37,6 +37,7 @@ __all__ = ["Matcher", "run"]
 
 SIDES = {s.name.lower(): int(s) for s in Side}
 TYPES = {t.name.lower(): int(t) for t in OrderType}
+PRICED = frozenset({int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)})
 TIFS = {t.name.lower(): int(t) for t in TimeInForce}
 REASONS = {int(r): r.name.lower() for r in Reason}
 INVALID = 255  # an enum value no field has: the core rejects it with the field's reason
@@ -170,14 +171,17 @@ class Matcher:
         else:
             reason = Reason.NONE
         post_only = c.get("post_only", False)
+        order_type = _enum(c.get("type"), TYPES)
         return (
             number,
             self._accounts.intern(account) if account is not None else 0,
             self._symbols.intern(symbol) if symbol is not None else 0,
             _enum(c.get("side"), SIDES),
-            _enum(c.get("type"), TYPES),
+            order_type,
             _number(c.get("qty")),
-            _number(c.get("price")),
+            # the contract ignores a market order's or stop's price (the core would
+            # take it as a collar)
+            _number(c.get("price")) if order_type in PRICED else -1,
             _number(c.get("stop_price")),
             _enum(c.get("tif", "gtc"), TIFS),
             int(post_only) if isinstance(post_only, bool) else INVALID,

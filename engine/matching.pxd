@@ -66,7 +66,7 @@ cdef enum:
     R_NO_LIQUIDITY = 35
     R_POST_ONLY = 36
     R_SELF_TRADE = 37
-    R_PRICE_BAND = 38
+    R_MARKET_COLLAR = 38
 
 ctypedef struct Event:
     uint64_t seq            # gap-free, per engine
@@ -144,7 +144,6 @@ cdef class MatchingEngine:
     cdef uint32_t cmd_trades
     cdef bint oom
     cdef readonly int stp
-    cdef readonly int64_t market_band
 
     cdef Event* _emit(self, uint8_t type, uint64_t id, uint32_t symbol) noexcept nogil
     cdef void _canceled(self, uint64_t id, uint32_t symbol, uint32_t account, int side,

@@ -74,14 +74,13 @@ class Reason(IntEnum):
     NO_LIQUIDITY = 35
     POST_ONLY = 36
     SELF_TRADE = 37
-    PRICE_BAND = 38
+    MARKET_COLLAR = 38
 
 class MatchingEngine:
     stp: Final[int]
-    market_band: Final[int]
     seq: Final[int]
     last_id: Final[int]
-    def __init__(self, *, stp: int = 0, market_band: int = 0, capacity: int = 1024) -> None: ...
+    def __init__(self, *, stp: int = 0, capacity: int = 1024) -> None: ...
     def submit(
         self,
         id: int,

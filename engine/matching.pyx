@@ -149,7 +149,7 @@ Reason = IntEnum("Reason", {
     "NO_LIQUIDITY": R_NO_LIQUIDITY,
     "POST_ONLY": R_POST_ONLY,
     "SELF_TRADE": R_SELF_TRADE,
-    "PRICE_BAND": R_PRICE_BAND,
+    "MARKET_COLLAR": R_MARKET_COLLAR,
 })
 
 Reason.__doc__ = "Why an order was rejected or canceled; `name.lower()` is the contract's word."
@@ -198,22 +198,20 @@ cdef cnp.ndarray _command_array(object commands):
 cdef class MatchingEngine:
     """Price-time priority matching over many symbols (see the module docstring).
 
-    Options beyond the contract, both off by default:
+    Beyond the contract, both off unless asked for:
     - `stp`: self-trade prevention (a SelfTradePrevention); a taker meeting a resting
       order of its own account cancels the newest (the taker's remainder), the oldest
       (the resting order) or both, with reason `self_trade`;
-    - `market_band`: a market order trades no further than this many ticks from the
-      best opposite price at its entry; the rest is canceled with reason `price_band`.
+    - a market collar: a market order or a stop (once triggered) given a valid `price`
+      trades no further than that price; the rest is canceled with reason
+      `market_collar` (`no_liquidity` when nothing is left on the other side). The
+      contract ignores a market order's price; the engine sets it (docs/risk.md).
     """
 
-    def __cinit__(self, *, int stp=STP_NONE, int64_t market_band=0,
-                  Py_ssize_t capacity=1024):
+    def __cinit__(self, *, int stp=STP_NONE, Py_ssize_t capacity=1024):
         if stp < STP_NONE or stp > STP_CANCEL_BOTH:
             raise ValueError(f"stp must be a SelfTradePrevention, got {stp}")
-        if market_band < 0:
-            raise ValueError("market_band must be >= 0 (0 disables the band)")
         self.stp = stp
-        self.market_band = market_band
         pool_init(&self.orders, <uint32_t>capacity)
         idmap_init(&self.ids, <uint64_t>capacity * 2)
         self.stops_cap = 64
@@ -369,20 +367,15 @@ cdef class MatchingEngine:
         cdef Level* best = side_best(&m.book, opp)
         cdef bint is_market = type == OT_MARKET or type == OT_STOP
         cdef bint taker_stp = False
-        cdef bint banded = False
+        cdef bint collared = False
         cdef int64_t limit = price
         cdef int64_t avail
         cdef uint32_t k, oi
         cdef Order* o
         cdef Level* lv
         if is_market:
-            if self.market_band > 0 and best != NULL:
-                banded = True
-                if side == BUY:
-                    limit = best.price + self.market_band
-                else:
-                    limit = best.price - self.market_band
-            else:
+            collared = _valid(price)
+            if not collared:
                 limit = INT64_MAX if side == BUY else INT64_MIN
         elif flags & F_POST_ONLY and best != NULL and _crosses(side, limit, best.price):
             self._canceled(id, symbol, account, side, qty, R_POST_ONLY)
@@ -407,7 +400,7 @@ cdef class MatchingEngine:
         elif is_market:
             best = side_best(&m.book, opp)
             self._canceled(id, symbol, account, side, qty,
-                           R_PRICE_BAND if banded and best != NULL else R_NO_LIQUIDITY)
+                           R_MARKET_COLLAR if collared and best != NULL else R_NO_LIQUIDITY)
         elif tif == TIF_IOC:
             self._canceled(id, symbol, account, side, qty, R_IOC)
         elif tif == TIF_FOK:   # only reachable when self-trade prevention removed liquidity

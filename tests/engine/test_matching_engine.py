@@ -201,17 +201,49 @@ def test_stp_cancel_both() -> None:
     assert eng.snapshot(0)["asks"] == [(101, [(2, 5)])]
 
 
-def test_market_price_band_stops_a_sweep() -> None:
-    eng = MatchingEngine(market_band=2)
+def test_market_collar_stops_a_sweep() -> None:
+    eng = MatchingEngine()
     for i, p in enumerate([100, 101, 102, 103, 110], start=1):
         eng.submit(i, 1, 0, SELL, LIMIT, 1, p)
-    eng.submit(9, 2, 0, BUY, MARKET, 10)
+    eng.submit(9, 2, 0, BUY, MARKET, 10, 102)
     ev = from_array(eng.events())
     assert [e.price for e in ev if isinstance(e, Trade)] == [100, 101, 102]
-    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, "2", "0", 7, "price_band")
+    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, "2", "0", 7, "market_collar")
+    assert eng.snapshot(0)["asks"] == [(103, [(4, 1)]), (110, [(5, 1)])]
 
 
-def test_market_without_band_sweeps_everything() -> None:
+def test_market_collar_sell_and_fok() -> None:
+    eng = MatchingEngine()
+    for i, p in enumerate([100, 99, 90], start=1):
+        eng.submit(i, 1, 0, BUY, LIMIT, 1, p)
+    eng.submit(8, 2, 0, SELL, MARKET, 3, 99, tif=TimeInForce.FOK)
+    assert [type(e) for e in from_array(eng.events())] == [OrderAccepted, OrderCanceled]
+    eng.submit(9, 2, 0, SELL, MARKET, 3, 99)
+    ev = from_array(eng.events())
+    assert [e.price for e in ev if isinstance(e, Trade)] == [100, 99]
+    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 9, "2", "0", 1, "market_collar")
+
+
+def test_market_collar_with_nothing_left_is_no_liquidity() -> None:
+    eng = MatchingEngine()
+    eng.submit(1, 1, 0, SELL, LIMIT, 1, 100)
+    eng.submit(9, 2, 0, BUY, MARKET, 3, 105)
+    ev = from_array(eng.events())
+    assert isinstance(ev[-1], OrderCanceled) and ev[-1].reason == "no_liquidity"
+
+
+def test_triggered_stop_keeps_its_collar() -> None:
+    eng = MatchingEngine()
+    for i, p in enumerate([100, 101, 108], start=1):
+        eng.submit(i, 1, 0, SELL, LIMIT, 1, p)
+    eng.submit(5, 2, 0, BUY, STOP, 3, 101, 100)  # collar 101, held until a trade at 100
+    eng.submit(6, 3, 0, BUY, LIMIT, 1, 100)
+    ev = from_array(eng.events())
+    assert [e.price for e in ev if isinstance(e, Trade)] == [100, 101]
+    assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 5, "2", "0", 2, "market_collar")
+
+
+def test_market_without_collar_sweeps_everything() -> None:
     eng = MatchingEngine()
     for i, p in enumerate([100, 110], start=1):
         eng.submit(i, 1, 0, SELL, LIMIT, 1, p)
@@ -224,8 +256,6 @@ def test_market_without_band_sweeps_everything() -> None:
 def test_bad_options_are_refused() -> None:
     with pytest.raises(ValueError, match="stp"):
         MatchingEngine(stp=9)
-    with pytest.raises(ValueError, match="market_band"):
-        MatchingEngine(market_band=-1)
     with pytest.raises(TypeError, match="COMMAND_DTYPE"):
         MatchingEngine().process(np.zeros(2))
 
