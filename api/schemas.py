@@ -361,7 +361,7 @@ class OrderPublic(BaseModel):
     `status`: `pending_new` (routed to an outside venue, not yet confirmed), `new`
     (resting), `held` (a stop not yet triggered, or a bracket's/OTO's leg waiting for
     its parent's fills), `partially_filled` (resting after some fills), `filled`,
-    `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`, `post_only`,
+    `canceled` (`reason`: `user`, `ioc`, `fok`, `no_liquidity`, `market_collar`, `post_only`,
     `kill_switch`...). `qty` is the total quantity (after a replace: the filled
     quantity plus the new open one), `open_qty` what still rests, `avg_fill_price` the
     quantity-weighted price of the fills (ticks).

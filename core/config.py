@@ -48,6 +48,9 @@ class RiskLimits(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_order_notional: int | None = None  # tick-lots per order (qty * price)
     max_position: int | None = None  # |lots| in the worst case (see docs/risk.md)
     price_band_bps: int | None = None  # a limit price's distance from the reference
+    # how far from the reference a market order, or from its stop price a triggered
+    # stop, may trade (None: price_band_bps); the rest is canceled `market_collar`
+    market_collar_bps: int | None = None
     max_orders_per_second: int | None = None  # token bucket refill rate
     order_burst: int | None = None  # token bucket size (None: max_orders_per_second)
     max_open_orders: int | None = None  # resting orders and held stops

@@ -40,6 +40,7 @@ from tickplane.core.events import (
     Trade,
 )
 from tickplane.engine.matching import KEEP, OrderType, Side, TimeInForce
+from tickplane.engine.risk import collar_price
 
 if TYPE_CHECKING:
     from tickplane.engine.state import EngineState
@@ -95,6 +96,17 @@ class HeldOrder(msgspec.Struct):
     # a leg: the max_position in force when it was accepted, checked when it is released
     # (journaled with it, so a recovery under other limits decides the same)
     max_position: int | None = None
+    # a stop or trailing stop: the market collar in force when it was accepted (bps from
+    # its stop price, `collar`), journaled with it like max_position
+    market_collar_bps: int | None = None
+
+    def collar(self) -> int:
+        """The price its market piece trades no further than (docs/risk.md, "Market
+        collar"), from its stop price now; 0: none."""
+        stop = self.current_stop()
+        if self.market_collar_bps is None or stop is None:
+            return 0
+        return collar_price(stop, self.market_collar_bps, self.side == "buy")
 
     def current_stop(self) -> int | None:
         """The stop price: a trailing stop's follows its watermark."""
@@ -411,7 +423,7 @@ class ContingentOrders:
         works_in_book = h.order_type == "limit" or (h.triggered and h.order_type == "stop_limit")
         if not works_in_book:
             if h.triggered and target > old and not h.piece:  # a triggered stop is a market
-                self._submit(st, h, sym, int(OrderType.MARKET), target - old, 0, out, ts)
+                self._submit(st, h, sym, int(OrderType.MARKET), target - old, h.collar(), out, ts)
             return  # a held stop: only its quantity changes until it triggers
         if h.piece:
             if target > h.piece_open and not self._released(st, h, target, out, ts):
@@ -493,7 +505,7 @@ class ContingentOrders:
                 if h.order_type == "stop_limit" and h.price is not None:
                     self._submit(st, h, sym, int(OrderType.LIMIT), h.target, h.price, out, ts)
                 else:
-                    self._submit(st, h, sym, int(OrderType.MARKET), h.target, 0, out, ts)
+                    self._submit(st, h, sym, int(OrderType.MARKET), h.target, h.collar(), out, ts)
                 return True
         return False
 

@@ -49,6 +49,7 @@ __all__ = [
     "RiskLimits",
     "SymbolHalted",
     "SymbolResumed",
+    "collar_price",
 ]
 
 SNAPSHOT_VERSION: Final = 1
@@ -586,6 +587,13 @@ class RiskEngine:
         self.on_accepted(order_id, account, symbol, side, qty)
         self._orders[order_id].held = True
 
+    def market_collar(self, account: str, symbol: str) -> int | None:
+        """The market collar, in bps, that applies to the account on the symbol now:
+        its `market_collar_bps`, else its `price_band_bps` (None: no collar)."""
+        pair = self._per_symbol.get((account, symbol)) if self._per_symbol else None
+        lim = self._per_account.get(account, self._default) if pair is None else pair
+        return lim.price_band_bps if lim.market_collar_bps is None else lim.market_collar_bps
+
     def position_limit(self, account: str, symbol: str) -> int | None:
         """The `max_position` that applies to the account on the symbol now."""
         pair = self._per_symbol.get((account, symbol)) if self._per_symbol else None
@@ -873,3 +881,11 @@ class RiskEngine:
         for o in snap.orders:
             self.on_accepted(o.id, o.account, o.symbol, o.side, o.qty, o.price)
             self._orders[o.id].held = o.held
+
+
+def collar_price(base: int, bps: int, buy: bool) -> int:
+    """The furthest price a market order may trade at, `bps` from `base` (the reference
+    price, or a triggered stop's stop price): the last price a limit order passes the
+    price band of `bps` at, so the band and the collar agree. At least one tick."""
+    reach = base * bps // _BPS
+    return base + reach if buy else max(base - reach, 1)

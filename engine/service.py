@@ -738,8 +738,11 @@ class EngineService:
         return wire.Ack(req.req, last_seq=self.state.seq), []
 
     def _run(self, cmd: Command, touched: set[int]) -> list[Event]:
-        """Journal a command, then apply it (the one path that changes state)."""
+        """Journal a command, then apply it (the one path that changes state); a new
+        market order or stop gets its market collar first (`EngineState.collared`)."""
         assert self.journal is not None
+        if cmd.op == NEW:
+            cmd = self.state.collared(cmd)
         stamps = self._stamps
         if stamps is None:
             self.journal.append_command(COMMAND.pack(*cmd))
@@ -937,6 +940,7 @@ class EngineService:
                 req.trail_price,
                 None if req.trail_percent is None else float(req.trail_percent),
             )
+            order.market_collar_bps = st.risk.market_collar(req.account, req.symbol)
             mark = {
                 "contingent": {"kind": "trailing", "order": msgspec.to_builtins(order)},
                 "ts": cmd.ts,
@@ -958,8 +962,11 @@ class EngineService:
             (sl.stop_price, sl.limit_price) if sl is not None else None,
         )
         limit = st.risk.position_limit(req.account, req.symbol)
+        collar = st.risk.market_collar(req.account, req.symbol)
         for leg in legs:
             leg.max_position = limit
+            if leg.order_type == "stop":  # triggered, it is a market order
+                leg.market_collar_bps = collar
         mark = {
             "contingent": {
                 "kind": "legs",

@@ -50,6 +50,7 @@ from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
     KEEP,
+    MAX_VALUE,
     MatchingEngine,
     Op,
     OrderType,
@@ -57,7 +58,7 @@ from tickplane.engine.matching import (
     TimeInForce,
 )
 from tickplane.engine.positions import Positions
-from tickplane.engine.risk import Reject, RiskEngine
+from tickplane.engine.risk import Reject, RiskEngine, collar_price
 
 __all__ = ["COMMAND", "Command", "EngineState", "SnapshotError", "StateSnapshot"]
 
@@ -78,6 +79,7 @@ FALLBACK = "venue_fallback"
 # Plain ints for the hot path: comparing with an IntEnum member costs ~5x an int's.
 NEW, CANCEL, REPLACE = int(Op.NEW), int(Op.CANCEL), int(Op.REPLACE)
 _LIMIT, _STOP, _STOP_LIMIT = int(OrderType.LIMIT), int(OrderType.STOP), int(OrderType.STOP_LIMIT)
+_MARKET, _BUY = int(OrderType.MARKET), int(Side.BUY)
 
 
 class Command(NamedTuple):
@@ -297,6 +299,22 @@ class EngineState:
                 c.id, None if c.qty == KEEP else c.qty, None if c.price == KEEP else c.price, c.ts
             )
         return None
+
+    def collared(self, c: Command) -> Command:
+        """A new market order or stop with its market collar as its price, which the core
+        trades no further than (docs/risk.md, "Market collar"): `collar_price` from the
+        symbol's reference price (a stop: from its stop price), at the account's
+        `RiskEngine.market_collar`; without one (or without a reference), no price. It
+        is journaled with the command, so recovery trades to the same collar whatever
+        the limits or the reference then. Other commands are returned as they are."""
+        if c.op != NEW or (c.order_type != _MARKET and c.order_type != _STOP) or c.side > 1:
+            return c
+        account, symbol = self.accounts[c.account], self.symbols[c.symbol]
+        bps = self.risk.market_collar(account, symbol)
+        base = c.stop_price if c.order_type == _STOP else self.risk.reference(symbol)
+        if bps is None or base is None or base <= 0:
+            return c._replace(price=-1)  # a client's price on these means nothing
+        return c._replace(price=min(collar_price(base, bps, c.side == _BUY), MAX_VALUE))
 
     def check_change(
         self,

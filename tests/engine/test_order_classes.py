@@ -291,6 +291,42 @@ def test_a_bracket_stop_loss_triggers_and_cancels_the_take_profit(engine: Engine
     run(engine, body)
 
 
+def test_triggered_trailing_stops_and_stop_losses_stop_at_their_market_collar(
+    engine_factory: Any,
+) -> None:
+    """A trailing stop or an OTO's stop-loss that triggers into a market order trades
+    no further than the market collar from its stop price (5% here); the rest of it is
+    canceled `market_collar`."""
+    eng: EngineProcess = engine_factory(risk={"default": {"market_collar_bps": 500}})
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        await trade_at(c, 100)
+        ts = oid(await c.submit("carol", "GOOG", "sell", "trailing_stop", 5, trail_price=3))
+        for price in (96, 94, 90):  # the stop is 97: it trades down to 93
+            ack(await c.submit("dave", "GOOG", "buy", "limit", 1, price=price))
+        hit = await c.submit("mm-a", "GOOG", "sell", "limit", 1, price=96)
+        assert [(t.qty, t.price) for t in of(hit, Trade) if t.taker == ts] == [(1, 94)]
+        assert [(e.id, e.remaining, e.reason) for e in of(hit, OrderCanceled)] == [
+            (ts, 4, "market_collar")
+        ]
+        ack(await c.submit("dave", "GOOG", "sell", "limit", 5, price=97))  # 94 to 98: in
+        r = await c.submit("alice", "GOOG", "buy", "market", 5, order_class="oto", stop_loss=SL(90))
+        sl = oid(r) + 1
+        assert [e.qty for e in of(r, OrderActivated)] == [5]
+        for price in (87, 80):  # the stop is 90: it trades down to 86
+            ack(await c.submit("eve", "GOOG", "buy", "limit", 1, price=price))
+        hit = await c.submit("frank", "GOOG", "sell", "limit", 1, price=89)  # prints 90
+        assert [e.id for e in of(hit, StopTriggered)] == [sl]
+        assert [(t.qty, t.price) for t in of(hit, Trade) if t.taker == sl] == [(1, 87)]
+        assert [(e.id, e.remaining, e.reason) for e in of(hit, OrderCanceled)] == [
+            (sl, 4, "market_collar")
+        ]
+
+    run(eng, body)
+    assert eng.stop() == 0
+
+
 def test_canceling_a_parent_cancels_its_held_legs(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         r = await c.submit(

@@ -39,6 +39,7 @@ from tickplane.engine.journal import FsyncPolicy, JournalWriter
 from tickplane.engine.service import EngineService
 
 SYMBOLS = ["GOOG", "AAPL"]
+LIVE_COLLAR = 200  # bps: the random flow's market orders often reach it
 
 
 def _endpoint() -> str:
@@ -47,7 +48,8 @@ def _endpoint() -> str:
         return f"tcp://127.0.0.1:{s.getsockname()[1]}"
 
 
-def _config(journal: Path, breaker: bool = True) -> EngineConfig:
+def _config(journal: Path, breaker: bool = True, collar: int | None = None) -> EngineConfig:
+    """An engine on `journal`; `collar`: every account's market_collar_bps."""
     return EngineConfig(
         name="recovery-test",
         order_entry=_endpoint(),
@@ -59,7 +61,7 @@ def _config(journal: Path, breaker: bool = True) -> EngineConfig:
         snapshot_every=0,
         pin_cpu=False,
         risk=RiskConfig(
-            default=RiskLimits(),
+            default=RiskLimits(market_collar_bps=collar),
             circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=20_000)
             if breaker
             else None,
@@ -151,7 +153,7 @@ def live(
     the last seq of each batch (where the event log's records end)."""
     breaker: bool = request.param
     root = tmp_path_factory.mktemp("live")
-    svc = EngineService(_config(root / "journal", breaker))
+    svc = EngineService(_config(root / "journal", breaker, collar=LIVE_COLLAR))
     svc.open()
     try:
         rng = random.Random(7)
@@ -170,6 +172,7 @@ def live(
         kinds = {type(e).__name__ for e in events}
         assert {"Trade", "OrderRejected", "OrderReplaced"} <= kinds, kinds
         assert ("SymbolHalted" in kinds) == breaker
+        assert any(getattr(e, "reason", None) == "market_collar" for e in events)
         svc.eventlog.flush()
         shutil.copytree(root / "journal", root / "kept")  # before close() snapshots
     finally:
@@ -195,6 +198,7 @@ def test_recovery_equals_the_live_engine(
     log.close()
     if not fast:
         monkeypatch.setattr(recovery, "fast_path_allowed", lambda state: False)
+    # without the live engine's market collar: the journal carries each order's
     svc = EngineService(_config(tmp_path / "journal", breaker))
     svc.journal = JournalWriter.open(tmp_path / "journal", FsyncPolicy.NONE)
     svc.eventlog = EventLog(tmp_path / "journal")

@@ -23,6 +23,7 @@ from tickplane.engine.risk import (
     RiskLimits,
     SymbolHalted,
     SymbolResumed,
+    collar_price,
 )
 
 S = 1_000_000_000  # one second in ns
@@ -170,6 +171,36 @@ def test_price_band() -> None:
     assert new(risk, 1, 20_000, type="stop_limit") is None  # stops are banded by nobody
     assert new(risk, 1, 10_101, type=OrderType.LIMIT) == "price_band"
     assert new(risk, 1, 10_101, symbol="Y") is None  # Y has no reference
+
+
+def test_market_collar_is_its_own_limit_else_the_price_band() -> None:
+    risk = engine(
+        RiskLimits(price_band_bps=1_000),
+        per_account={"tight": RiskLimits(price_band_bps=1_000, market_collar_bps=200)},
+        per_symbol={
+            ("tight", "Y"): RiskLimits(),
+            ("free", "X"): RiskLimits(price_band_bps=1_000, market_collar_bps=0),
+        },
+    )
+    assert risk.market_collar("a", "X") == 1_000  # the band's width
+    assert risk.market_collar("tight", "X") == 200
+    assert risk.market_collar("tight", "Y") is None  # the pair sets neither
+    assert risk.market_collar("free", "X") == 0  # only at the reference itself
+    assert engine().market_collar("a", "X") is None
+
+
+@pytest.mark.parametrize("bps", [0, 1, 99, 100, 1_000, 10_000, 25_000])
+@pytest.mark.parametrize("ref", [1, 7, 100, 9_999, 10_000, 123_457])
+def test_collar_price_is_the_band_edge(ref: int, bps: int) -> None:
+    """A market order trades as far as a limit order passes the band of the same width,
+    and not one tick further (a sell: never below one tick)."""
+    risk = engine(RiskLimits(price_band_bps=bps))
+    risk.set_reference("X", ref)
+    up, down = collar_price(ref, bps, True), collar_price(ref, bps, False)
+    assert new(risk, 1, up) is None and new(risk, 1, up + 1) == "price_band"
+    assert down >= 1 and new(risk, 1, down, side="sell") is None
+    if down > 1:
+        assert new(risk, 1, down - 1, side="sell") == "price_band"
 
 
 def test_price_band_uses_set_reference_until_a_trade() -> None:

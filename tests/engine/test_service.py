@@ -351,6 +351,73 @@ def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factor
     assert eng.stop() == 0
 
 
+def test_market_orders_and_stops_stop_at_the_market_collar(engine_factory: Any) -> None:
+    """A market order trades no further than its collar from the reference price (its
+    own `market_collar_bps`, else the price band's width), a stop no further than it
+    from its stop price; the rest is canceled `market_collar`. A kill -9 and a restart
+    under other limits recovers the same book and events: the collar is journaled."""
+    eng: EngineProcess = engine_factory(
+        symbols=[{"name": "GOOG", "reference_price": 100}],
+        risk={
+            "default": {"price_band_bps": 1000},
+            "accounts": {"mm": {}, "tight": {"price_band_bps": 1000, "market_collar_bps": 500}},
+        },
+    )
+    eng.start()
+
+    def collared(reply: wire.Reply) -> tuple[list[tuple[int, int]], tuple[int, int, str]]:
+        """The trades of an order, and its last event's (id, remaining, reason)."""
+        events = ack(reply).events
+        last = events[-1]
+        assert isinstance(last, OrderCanceled), events
+        trades = [(e.price, e.qty) for e in events if isinstance(e, Trade)]
+        return trades, (last.id, last.remaining, last.reason)
+
+    async def body(c: EngineClient) -> tuple[Any, list[Any]]:
+        for price in (100, 104, 109, 115):  # mm has no band: 115 rests too
+            ack(await c.submit("mm", "GOOG", "sell", "limit", 1, price=price))
+        for price in (99, 95, 80):
+            ack(await c.submit("mm", "GOOG", "buy", "limit", 1, price=price))
+        # 5% from the reference 100: up to 105
+        tight = await c.submit("tight", "GOOG", "buy", "market", 4)
+        assert collared(tight) == ([(100, 1), (104, 1)], (ack(tight).order_id, 2, "market_collar"))
+        # the band's 10% from the last trade, 104: up to 114
+        fat = await c.submit("fat", "GOOG", "buy", "market", 3)
+        assert collared(fat) == ([(109, 1)], (ack(fat).order_id, 2, "market_collar"))
+        # a sell stop at 99 trades down to 90, 10% below its stop price, not to 80
+        stop = ack(await c.submit("stopper", "GOOG", "sell", "stop", 3, stop_price=99))
+        hit = ack(await c.submit("fat", "GOOG", "sell", "limit", 1, price=99))
+        assert [type(e).__name__ for e in hit.events if not isinstance(e, PositionChanged)] == [
+            "OrderAccepted",
+            "Trade",
+            "StopTriggered",
+            "Trade",
+            "OrderCanceled",
+        ]
+        assert collared(hit) == ([(99, 1), (95, 1)], (stop.order_id, 2, "market_collar"))
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None
+        assert [lv.price for lv in book.asks] == [115] and [lv.price for lv in book.bids] == [80]
+        levels = (book.bids, book.asks, book.last_price)
+        return levels, await c.replay(1, ack(await c.ping()).last_seq)
+
+    levels, events = run(eng, body)
+    eng.kill()
+    eng.settings["risk"] = {}  # no band, no collar: recovery must not need them
+    eng.start()
+
+    async def after(c: EngineClient) -> None:
+        book = ack(await c.get_book("GOOG")).book
+        assert book is not None and (book.bids, book.asks, book.last_price) == levels
+        assert await c.replay(1, len(events)) == events
+        # new orders get the limits now in force: none
+        swept = ack(await c.submit("fat", "GOOG", "buy", "market", 2))
+        assert [(e.price, e.qty) for e in swept.events if isinstance(e, Trade)] == [(115, 1)]
+
+    run(eng, after)
+    assert eng.stop() == 0
+
+
 def test_kill_switches_and_halts(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         for i in range(2):
