@@ -83,6 +83,12 @@ class RiskLimitsSpec(_Model):
         ge=0,
         description="A limit price's largest distance from the reference, in bps.",
     )
+    market_collar_bps: int | None = Field(
+        default=None,
+        ge=0,
+        description="How far from the reference a market order (from its stop price a "
+        "triggered stop) trades, in bps; the rest is canceled. Unset: priceBandBps.",
+    )
     max_orders_per_second: int | None = Field(default=None, ge=0, description="Token-bucket rate.")
     order_burst: int | None = Field(default=None, ge=0, description="Token-bucket size.")
     max_open_orders: int | None = Field(default=None, ge=0, description="Resting orders and stops.")

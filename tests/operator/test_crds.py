@@ -159,6 +159,11 @@ INVALID_ENGINES = {
         "tickSize must be a positive decimal",
     ),
     "bad memory": (_engine(**{"resources.memory": "lots"}), "memory must be a positive quantity"),
+    "negative market collar": (
+        _engine(**{"risk.default.marketCollarBps": -1}),
+        "spec.risk.default.marketCollarBps: Invalid value: -1: "
+        "spec.risk.default.marketCollarBps in body should be greater than or equal to 0",
+    ),
 }
 
 

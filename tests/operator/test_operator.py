@@ -118,6 +118,7 @@ def test_engine_objects_are_exactly_right(
     assert [s["name"] for s in config["symbols"]] == ["GOOG", "AAPL"]
     assert config["name"] == "nasdaq" and config["fsync"] == "batch"
     assert config["risk"]["default"]["max_order_qty"] == 10000
+    assert parsed.risk.default.market_collar_bps == 200
     svc = c.core.read_namespaced_service("nasdaq", namespace)
     assert svc.spec.cluster_ip == "None"
     assert {p.port for p in svc.spec.ports} == {5555, 5556, 9100}
