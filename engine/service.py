@@ -51,6 +51,7 @@ from tickplane.engine.recovery import replay_commands
 from tickplane.engine.router import PyzmqRouter, Router, for_socket
 from tickplane.engine.state import (
     CANCEL,
+    COLLARED,
     COMMAND,
     FALLBACK,
     INVALID,
@@ -741,7 +742,7 @@ class EngineService:
         """Journal a command, then apply it (the one path that changes state); a new
         market order or stop gets its market collar first (`EngineState.collared`)."""
         assert self.journal is not None
-        if cmd.op == NEW:
+        if cmd.order_type in COLLARED and cmd.op == NEW:
             cmd = self.state.collared(cmd)
         stamps = self._stamps
         if stamps is None:

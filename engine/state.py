@@ -60,7 +60,7 @@ from tickplane.engine.matching import (
 from tickplane.engine.positions import Positions
 from tickplane.engine.risk import Reject, RiskEngine, collar_price
 
-__all__ = ["COMMAND", "Command", "EngineState", "SnapshotError", "StateSnapshot"]
+__all__ = ["COLLARED", "COMMAND", "Command", "EngineState", "SnapshotError", "StateSnapshot"]
 
 # The layout of COMMAND_DTYPE, for packing one command without numpy.
 COMMAND = struct.Struct("<QqqqqIIBBBBBBH")
@@ -79,7 +79,9 @@ FALLBACK = "venue_fallback"
 # Plain ints for the hot path: comparing with an IntEnum member costs ~5x an int's.
 NEW, CANCEL, REPLACE = int(Op.NEW), int(Op.CANCEL), int(Op.REPLACE)
 _LIMIT, _STOP, _STOP_LIMIT = int(OrderType.LIMIT), int(OrderType.STOP), int(OrderType.STOP_LIMIT)
-_MARKET, _BUY = int(OrderType.MARKET), int(Side.BUY)
+_BUY = int(Side.BUY)
+# the order types a market collar bounds (`EngineState.collared`)
+COLLARED = frozenset({int(OrderType.MARKET), _STOP})
 
 
 class Command(NamedTuple):
@@ -307,14 +309,17 @@ class EngineState:
         `RiskEngine.market_collar`; without one (or without a reference), no price. It
         is journaled with the command, so recovery trades to the same collar whatever
         the limits or the reference then. Other commands are returned as they are."""
-        if c.op != NEW or (c.order_type != _MARKET and c.order_type != _STOP) or c.side > 1:
+        oid, qty, _, stop_price, ts, account, symbol, op, side, otype = c[:10]
+        if op != NEW or otype not in COLLARED or side > 1:
             return c
-        account, symbol = self.accounts[c.account], self.symbols[c.symbol]
-        bps = self.risk.market_collar(account, symbol)
-        base = c.stop_price if c.order_type == _STOP else self.risk.reference(symbol)
-        if bps is None or base is None or base <= 0:
-            return c._replace(price=-1)  # a client's price on these means nothing
-        return c._replace(price=min(collar_price(base, bps, c.side == _BUY), MAX_VALUE))
+        name = self.symbols[symbol]
+        bps = self.risk.market_collar(self.accounts[account], name)
+        base = stop_price if otype == _STOP else self.risk.reference(name)
+        price = -1  # none: a client's price on these means nothing
+        if bps is not None and base is not None and base > 0:
+            price = min(collar_price(base, bps, side == _BUY), MAX_VALUE)
+        # tuple.__new__: NamedTuple._replace costs several times more
+        return tuple.__new__(Command, (oid, qty, price, stop_price, ts, account, symbol, *c[7:]))
 
     def check_change(
         self,
