@@ -402,6 +402,8 @@ def test_market_orders_and_stops_stop_at_the_market_collar(engine_factory: Any) 
         return levels, await c.replay(1, ack(await c.ping()).last_seq)
 
     levels, events = run(eng, body)
+    with urllib.request.urlopen(eng.http + "/metrics") as r:
+        assert 'tickplane_engine_cancels_total{reason="market_collar"} 3.0' in r.read().decode()
     eng.kill()
     eng.settings["risk"] = {}  # no band, no collar: recovery must not need them
     eng.start()
