@@ -674,10 +674,14 @@ class EngineState:
             self.risk.on_done(o.id)
         if g is not None:
             del self.routed_groups[g.parent_id]
+        # Its market collar is the one matched here now: the limits in force, the
+        # reference at this report (a recovery replays it under its own limits).
+        collar = self.risk.market_collar(r.account, r.symbol)
         if trailing:
             order = trailing_stop(
                 r.id, r.account, r.symbol, r.side, r.qty, r.tif, r.trail_price, r.trail_percent
             )
+            order.market_collar_bps = collar
             return self._number(self.contingent.add_trailing(self, order, ts))
         if g is not None:
             held = [
@@ -685,6 +689,7 @@ class EngineState:
                     leg.id, leg.account, leg.symbol, leg.side, leg.order_type, leg.qty,
                     leg.price, leg.stop_price, leg.tif, g.order_class, r.id, leg.leg,
                     max_position=leg.max_position,
+                    market_collar_bps=collar if leg.order_type == "stop" else None,
                 )
                 for leg in legs
             ]  # fmt: skip
@@ -702,7 +707,7 @@ class EngineState:
             -1 if r.stop_price is None else r.stop_price,
             TIFS[r.tif],
         )
-        return self.apply(cmd)
+        return self.apply(self.collared(cmd))
 
     def _routed_accepted(self, r: RoutedOrder, ts: int) -> OrderAccepted:
         return OrderAccepted(

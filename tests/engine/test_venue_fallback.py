@@ -10,14 +10,14 @@ from pathlib import Path
 from typing import Any
 
 from tickplane.core.config import VenueConfig
-from tickplane.core.events import Event, OrderAccepted, OrderRejected, Trade
+from tickplane.core.events import Event, OrderAccepted, OrderCanceled, OrderRejected, Trade
 from tickplane.engine.venues.base import VenueRejected
 
 from .test_order_class_risk import TP, Engine, _routed, bracket, ok
 
 
-def _falling_back(tmp_path: Path) -> tuple[Engine, Any]:
-    eng, venue = _routed(tmp_path)
+def _falling_back(tmp_path: Path, **limits: Any) -> tuple[Engine, Any]:
+    eng, venue = _routed(tmp_path, **limits)
     eng.svc.config.venue = VenueConfig(kind="alpaca", unreachable="internal")
     return eng, venue
 
@@ -42,6 +42,8 @@ def _said(events: list[Event]) -> list[tuple[Any, ...]]:
             out.append(("trade", e.maker, e.taker, e.qty))
         elif isinstance(e, OrderRejected):
             out.append(("rejected", e.id, e.reason))
+        elif isinstance(e, OrderCanceled):
+            out.append(("canceled", e.id, e.remaining, e.reason))
     return out
 
 
@@ -101,4 +103,26 @@ def test_a_routed_order_a_later_one_overtook_in_the_book_is_rejected(
     assert eng.svc.metrics.venue_fallbacks["in_flight"].value == 0
     again = eng.reopen(tmp_path / "b")
     assert again.svc.state.seq == eng.svc.state.seq
+    assert again.svc.state.risk.snapshot() == eng.svc.state.risk.snapshot()
+
+
+def test_a_market_order_that_falls_back_stops_at_its_market_collar(tmp_path: Path) -> None:
+    """Matched here, a routed market order is collared as one that came while the venue
+    was unreachable: 5% from the reference 100 (alice's market_collar_bps), up to 105."""
+    eng, venue = _falling_back(tmp_path / "a", market_collar_bps=500)
+    venue.connected = False  # liquidity in the book here
+    asks = [ok(eng.new("bob", "sell", 1, price=p)).order_id for p in (100, 104, 108)]
+    venue.connected = True
+    m = ok(eng.new("alice", "buy", 3, order_type="market")).order_id
+    assert m is not None and [s[0] for s in venue.sent] == ["submit"]
+    assert _said(_fall_back(eng, m)) == [
+        ("accepted", m, None, "market"),
+        ("trade", asks[0], m, 1),
+        ("trade", asks[1], m, 1),
+        ("canceled", m, 1, "market_collar"),
+    ]
+    again = eng.reopen(tmp_path / "b", market_collar_bps=500)
+    assert again.svc.state.seq == eng.svc.state.seq
+    book, recovered = (e.svc.state.core.dump()["resting"].tolist() for e in (eng, again))
+    assert recovered == book and [o[0] for o in book] == [asks[2]]  # 108 rests
     assert again.svc.state.risk.snapshot() == eng.svc.state.risk.snapshot()
