@@ -335,6 +335,8 @@ class AlpacaVenue:
         self._stream_loop: asyncio.AbstractEventLoop | None = None
         self._stream_ready = threading.Event()
         self._closed_fifo: collections.deque[tuple[float, int]] = collections.deque()
+        # resumes that found Alpaca unreachable, queued again after the next reconcile
+        self._resume_again: list[tuple[tuple[VenueOrder, int | None], ...]] = []
         # updates of legs not known yet (their parent's answer is still on its way),
         # by Alpaca id, applied when the parent's legs are learned (the oldest dropped)
         self._early: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
@@ -585,6 +587,12 @@ class AlpacaVenue:
                 if not self._reconcile(client):
                     with self._lock:
                         self._reconcile_due = True
+                else:
+                    with self._lock:
+                        again, self._resume_again = self._resume_again, []
+                    with contextlib.suppress(RuntimeError):  # stopping: dropped, as queued ones
+                        for orders in again:
+                            self._enqueue(orders[0][0].order_id, ("resume", orders, None, None))
             with self._lock:
                 busy = not self._rest_ok or self._reconcile_due
             wait = self._probe_interval if busy else max(0.0, next_beat - time.monotonic())
@@ -910,7 +918,11 @@ class AlpacaVenue:
                 chain.append(self._call(client.get_order_by_id, str(chain[-1].replaced_by)))
         except (_Unavailable, _Rejected) as exc:
             log.warning("alpaca: cannot resume order %d (%s): %s", oid, coid, exc)
-            if isinstance(exc, _Rejected) and exc.status == 404 and booked is not None:
+            if isinstance(exc, _Unavailable):
+                with self._lock:  # again once Alpaca answers (`_monitor`)
+                    self._resume_again.append(orders)
+                    self._reconcile_due = True
+            elif exc.status == 404 and booked is not None:
                 self._never_arrived(order, spec, coid)
             return
         o = chain[-1]

@@ -521,6 +521,17 @@ def test_a_restarted_venue_resumes_a_replaced_order_at_its_replacement(
         second.stop()
 
 
+def _placed_elsewhere(fake: FakeAlpaca, client_order_id: str) -> Any:
+    """A buy of 10 AAPL at 123.45 placed at the fake by another client (a process of the
+    engine before a restart), with this client order id; Alpaca's answer."""
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
+    request = LimitOrderRequest(
+        symbol="AAPL", qty=10, side="buy", time_in_force="gtc", limit_price=123.45,
+        client_order_id=client_order_id,
+    )  # fmt: skip
+    return client.submit_order(request)
+
+
 def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives(
     started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
 ) -> None:
@@ -531,15 +542,31 @@ def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives
     venue.resume([(order(90, qty=10), 0)])
     refused = events.wait(VenueRejected, lambda e: e.order_id == 90)
     assert (refused.reason, refused.request) == ("venue_unavailable", "submit")
-    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
-    late = client.submit_order(
-        LimitOrderRequest(
-            symbol="AAPL", qty=10, side="buy", time_in_force="gtc", limit_price=123.45,
-            client_order_id="tp-90",
-        )
-    )  # fmt: skip
+    late = _placed_elsewhere(fake, "tp-90")
     fake.wait_until(lambda: fake.order(str(late.id)).status == "canceled")
     assert [type(e) for e in events.about(90)] == [VenueRejected]
+
+
+def test_a_resume_that_finds_alpaca_unreachable_is_tried_again(fake: FakeAlpaca) -> None:
+    """Order 96 was placed at Alpaca before a restart and filled 4 while nobody
+    listened; the look-up of its resume gets a 503: once Alpaca answers again it is
+    resumed, and the missed fill reported."""
+    _placed_elsewhere(fake, "tp-96")
+    fake.fill("tp-96", "123.45", 4)
+    venue = make_venue(fake)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        mark = events.mark()
+        fake.fail_next(503, method="GET", path="/v2/orders:by_client_order_id")
+        venue.resume([(order(96, qty=10), 0)])
+        events.wait_status(False, since=mark)
+        missed = events.wait(VenueFilled, lambda e: e.order_id == 96)
+        assert (missed.qty, missed.price, missed.leaves_qty) == (4, 12345, 6)
+        assert missed.execution_id.startswith("reconciled:")
+    finally:
+        venue.stop()
 
 
 def test_the_fake_refuses_a_trail_on_other_orders(
