@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tickplane.core.events import (
     Event,
@@ -241,6 +243,49 @@ def test_triggered_stop_keeps_its_collar() -> None:
     ev = from_array(eng.events())
     assert [e.price for e in ev if isinstance(e, Trade)] == [100, 101]
     assert ev[-1] == OrderCanceled(ev[-1].seq, 0, 5, "2", "0", 2, "market_collar")
+
+
+@given(
+    asks=st.lists(st.tuples(st.integers(90, 110), st.integers(1, 5)), max_size=12),
+    bids=st.lists(st.tuples(st.integers(90, 110), st.integers(1, 5)), max_size=12),
+    side=st.sampled_from([BUY, SELL]),
+    qty=st.integers(1, 40),
+    collar=st.integers(85, 115),
+    tif=st.sampled_from([GTC, TimeInForce.FOK]),
+)
+def test_a_collared_market_order_trades_as_an_ioc_limit_at_its_collar(
+    asks: list[tuple[int, int]],
+    bids: list[tuple[int, int]],
+    side: int,
+    qty: int,
+    collar: int,
+    tif: int,
+) -> None:
+    """Whatever the book: the same trades as an ioc (fok: a fok) limit at the collar; the
+    rest canceled market_collar while the other side still holds orders."""
+    runs = []
+    for order_type, order_tif in ((MARKET, tif), (LIMIT, TimeInForce.IOC if tif == GTC else tif)):
+        eng = MatchingEngine()
+        n = 0
+        for book_side, levels in ((SELL, asks), (BUY, bids)):
+            for price, q in levels:
+                n += 1  # a crossing one trades now, the same in both runs
+                eng.submit(n, 1, 0, book_side, LIMIT, q, price)
+        eng.events()
+        eng.submit(100, 2, 0, side, order_type, qty, collar, tif=order_tif)
+        runs.append((from_array(eng.events()), eng))
+    (market, eng), (limit, _) = runs
+    trades = [(e.maker, e.price, e.qty) for e in market if isinstance(e, Trade)]
+    assert trades == [(e.maker, e.price, e.qty) for e in limit if isinstance(e, Trade)]
+    assert all(p <= collar if side == BUY else p >= collar for _, p, _ in trades)
+    rest = [e for e in market if isinstance(e, OrderCanceled)]
+    traded = sum(q for _, _, q in trades)
+    if traded == qty:
+        assert rest == []
+    else:
+        left = eng.snapshot(0)["asks" if side == BUY else "bids"]
+        reason = "fok" if tif == TimeInForce.FOK else "market_collar" if left else "no_liquidity"
+        assert [(e.remaining, e.reason) for e in rest] == [(qty - traded, reason)]
 
 
 def test_market_without_collar_sweeps_everything() -> None:
