@@ -1,5 +1,5 @@
 """The terminal's pure logic: exact tick/lot conversions, ticket validation, the ladder,
-FIFO P&L replay and latency quantiles."""
+FIFO P&L replay, latency quantiles and the venue's line."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from tickplane.core.engine_metrics import histogram_quantile, parse
 from tickplane.ui.gateway import Book, Execution, Level, Order
 from tickplane.ui.pnl import realized_curve
 from tickplane.ui.units import SymbolSpec, TicketError, validate_ticket
+from tickplane.ui.views.monitoring import venue_text
 from tickplane.ui.views.trade import ladder_frame
 
 GOOG = SymbolSpec("GOOG", Decimal("0.01"), 1)
@@ -172,3 +173,15 @@ def test_orders_parse_the_native_shape_and_tolerate_gaps() -> None:
     assert GOOG.show(o.avg_fill_price, extra=2) == "579.9950"
     bare = Order.parse({"order_id": 7, "status": "canceled"})
     assert (bare.id, bare.is_open, bare.limit_price, bare.created_at) == (7, False, None, None)
+
+
+def test_the_venue_line_says_when_orders_fall_back_to_the_engine() -> None:
+    internal = {"kind": "internal", "connected": True, "fallback_active": False}
+    assert venue_text(internal) == "venue internal (connected)"
+    down = {"kind": "alpaca", "connected": False, "unreachable": "reject"}
+    assert venue_text({**down, "fallback_active": False}) == "venue alpaca (not connected)"
+    assert venue_text({**down, "unreachable": "internal", "fallback_active": True}) == (
+        "venue alpaca (not connected): its orders are matched here meanwhile "
+        "(unreachable: internal)"
+    )
+    assert venue_text({}) == "venue ? (not connected)"  # an engine before these fields

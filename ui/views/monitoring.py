@@ -60,6 +60,16 @@ def recorder_lag(text: str) -> dict[str, SinkLag]:
     }
 
 
+def venue_text(venue: Mapping[str, Any]) -> str:
+    """The engine's venue as its /status gives it (`venue`): kind and link, and, while
+    its orders are matched by the engine instead (`venue.unreachable: internal`), that."""
+    link = "connected" if venue.get("connected") else "not connected"
+    text = f"venue {venue.get('kind', '?')} ({link})"
+    if venue.get("fallback_active"):
+        text += ": its orders are matched here meanwhile (unreachable: internal)"
+    return text
+
+
 def render() -> None:
     st.subheader("Monitoring")
 
@@ -191,11 +201,9 @@ def _engine(url: str) -> None:
     cols[2].metric("Orders/s", "—" if rate is None else f"{rate:,.1f}")
     cols[3].metric("p99 latency", _us(p99), f"p50 {_us(p50)}", delta_color="off", delta_arrow="off")
     cols[4].metric("Last seq", f"{status.get('last_seq', '—')}")
-    venue = status.get("venue") or {}
-    link = "connected" if venue.get("connected") else "not connected"
     st.caption(
         f"open orders {status.get('open_orders', '—')} · accounts {status.get('accounts', '—')}"
-        f" · venue {venue.get('kind', '?')} ({link})"
+        f" · {venue_text(status.get('venue') or {})}"
     )
     if len(history) < 2:
         st.caption("Charts start after a few refreshes.")
