@@ -395,6 +395,8 @@ def test_market_orders_and_stops_stop_at_the_market_collar(engine_factory: Any) 
             "OrderCanceled",
         ]
         assert collared(hit) == ([(99, 1), (95, 1)], (stop.order_id, 2, "market_collar"))
+        # held through the restarts below: 10% below 90, down to 81
+        ack(await c.submit("late", "GOOG", "sell", "stop", 2, stop_price=90))
         book = ack(await c.get_book("GOOG")).book
         assert book is not None
         assert [lv.price for lv in book.asks] == [115] and [lv.price for lv in book.bids] == [80]
@@ -417,6 +419,19 @@ def test_market_orders_and_stops_stop_at_the_market_collar(engine_factory: Any) 
         assert [(e.price, e.qty) for e in swept.events if isinstance(e, Trade)] == [(115, 1)]
 
     run(eng, after)
+    assert eng.stop() == 0  # a snapshot holds the stop now
+
+    async def trigger(c: EngineClient) -> None:
+        ack(await c.submit("mm", "GOOG", "buy", "limit", 1, price=85))
+        hit = await c.submit("fat", "GOOG", "sell", "limit", 1, price=85)  # 85 <= 90
+        assert [type(e).__name__ for e in ack(hit).events][-2:] == [
+            "StopTriggered",
+            "OrderCanceled",  # the bid at 80 is beyond its collar, 81
+        ]
+        assert collared(hit)[1][1:] == (2, "market_collar")
+
+    eng.start()
+    run(eng, trigger)
     assert eng.stop() == 0
 
 
