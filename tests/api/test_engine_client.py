@@ -5,11 +5,11 @@ with no engine, a request fails with EngineUnavailable once its timeout passed."
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import pytest
 
+from tests.ports import free_port
 from tickplane.core import wire
 from tickplane.core.client import EngineClient, EngineUnavailable
 
@@ -32,9 +32,7 @@ def test_pipelined_requests_get_their_own_replies(engine_endpoints: dict[str, st
 
 
 def test_no_engine_is_unavailable_after_the_timeout() -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]  # nothing listens there once closed
+    port = free_port()  # nothing listens there
 
     async def main() -> None:
         async with EngineClient(f"tcp://127.0.0.1:{port}", timeout=0.3) as client:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -20,6 +19,7 @@ from fastapi.testclient import TestClient
 
 from tests.api.conftest import auth as key_headers
 from tests.cli.running import TICKPLANE, auth, free_ports, platform
+from tests.ports import free_port
 from tickplane.api.strategies import LocalStrategies
 
 pytestmark = pytest.mark.timeout(300)
@@ -204,9 +204,7 @@ def test_a_runner_without_a_token_refuses_control(up: Up, tmp_path: Path) -> Non
 def test_a_runner_that_is_down_is_listed_as_unreachable(
     client: TestClient, make_key: Callable[..., Any]
 ) -> None:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        dead = f"http://127.0.0.1:{s.getsockname()[1]}"  # closed when the block ends
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     app: Any = client.app
     before = getattr(app.state, "strategies", None)
     app.state.strategies = LocalStrategies([dead], "token", timeout=0.5)

@@ -71,6 +71,12 @@ import msgspec
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
+try:
+    from tests.ports import free_ports
+except ModuleNotFoundError:  # run as a script: put the repository root on the path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    from tests.ports import free_ports
+
 __all__ = ["BenchError", "run"]
 
 HERE = Path(__file__).resolve().parent
@@ -99,12 +105,6 @@ class BenchError(RuntimeError):
     """The system under test misbehaved (a refused order, a process that died)."""
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _wait_http(url: str, proc: subprocess.Popen[bytes], log: Path) -> None:
     deadline = time.monotonic() + READY_TIMEOUT
     while time.monotonic() < deadline:
@@ -127,11 +127,12 @@ class Processes:
         self.root = root
         self.workers = workers
         self.procs: list[tuple[subprocess.Popen[bytes], IO[bytes]]] = []
-        self.engine_http = _free_port()
-        self.order_entry = f"tcp://127.0.0.1:{_free_port()}"
-        self.events = f"tcp://127.0.0.1:{_free_port()}"
-        self.gateway_port = _free_port()
-        self.bare_port = _free_port()
+        port = free_ports(5)  # a run, so that no two of the five are the same port
+        self.engine_http = port
+        self.order_entry = f"tcp://127.0.0.1:{port + 1}"
+        self.events = f"tcp://127.0.0.1:{port + 2}"
+        self.gateway_port = port + 3
+        self.bare_port = port + 4
 
     def _spawn(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
         log = (self.root / f"{name}.log").open("wb")

@@ -91,7 +91,6 @@ import re
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -112,9 +111,11 @@ from rich.table import Table
 
 try:
     from tests.benchmarks.measure import median, quiet_gc
+    from tests.ports import free_port, free_ports
 except ModuleNotFoundError:  # run as a script: put the repository root on the path
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
     from tests.benchmarks.measure import median, quiet_gc
+    from tests.ports import free_port, free_ports
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
@@ -180,14 +181,8 @@ class BenchError(RuntimeError):
 # --- helpers ------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _endpoint() -> str:
-    return f"tcp://127.0.0.1:{_free_port()}"
+    return f"tcp://127.0.0.1:{free_port()}"
 
 
 def _pcts(ns: list[int]) -> tuple[float, float]:
@@ -241,11 +236,12 @@ class Engine:
         self.dir = root / name
         self.dir.mkdir(parents=True)
         self.cpus = cpus
+        port = free_ports(3)  # a run, so that the three cannot be the same port
         self.settings: dict[str, Any] = {
             "name": f"bench-{name}",
-            "order_entry": _endpoint(),
-            "events": _endpoint(),
-            "http_port": _free_port(),
+            "order_entry": f"tcp://127.0.0.1:{port}",
+            "events": f"tcp://127.0.0.1:{port + 1}",
+            "http_port": port + 2,
             "journal_dir": str(self.dir / "journal"),
             "symbols": [{"name": SYMBOL}],
             "pin_cpu": True,

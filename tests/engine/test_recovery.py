@@ -15,7 +15,6 @@ from __future__ import annotations
 import itertools
 import random
 import shutil
-import socket
 import time
 import types
 from collections.abc import Callable, Iterator
@@ -24,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from tests.ports import free_ports
 from tickplane.core import wire
 from tickplane.core.config import (
     CircuitBreakerConfig,
@@ -42,18 +42,13 @@ SYMBOLS = ["GOOG", "AAPL"]
 LIVE_COLLAR = 200  # bps: the random flow's market orders often reach it
 
 
-def _endpoint() -> str:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return f"tcp://127.0.0.1:{s.getsockname()[1]}"
-
-
 def _config(journal: Path, breaker: bool = True, collar: int | None = None) -> EngineConfig:
     """An engine on `journal`; `collar`: every account's market_collar_bps."""
+    port = free_ports(2)
     return EngineConfig(
         name="recovery-test",
-        order_entry=_endpoint(),
-        events=_endpoint(),
+        order_entry=f"tcp://127.0.0.1:{port}",
+        events=f"tcp://127.0.0.1:{port + 1}",
         http_port=0,
         journal_dir=str(journal),
         symbols=[SymbolConfig(s) for s in SYMBOLS],
