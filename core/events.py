@@ -10,11 +10,13 @@ are the words of ../shared/contracts/matching.md (`accepted`, `trade`, ...).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 
 __all__ = [
+    "STOP_LOSS",
+    "TAKE_PROFIT",
     "BookDelta",
     "BookLevel",
     "Event",
@@ -35,6 +37,10 @@ __all__ = [
     "Trade",
     "from_dict",
 ]
+
+# A leg's role (`OrderAccepted.leg`, `OrderActivated.leg`; docs/order-classes.md).
+TAKE_PROFIT: Final = "take_profit"
+STOP_LOSS: Final = "stop_loss"
 
 
 class Message(msgspec.Struct, array_like=True, tag_field="type"):

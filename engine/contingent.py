@@ -29,6 +29,8 @@ from typing import TYPE_CHECKING, Final
 import msgspec
 
 from tickplane.core.events import (
+    STOP_LOSS,
+    TAKE_PROFIT,
     Event,
     OrderAccepted,
     OrderActivated,
@@ -56,8 +58,6 @@ __all__ = [
 ]
 
 CLASSES: Final = ("simple", "bracket", "oto", "oco")
-TAKE_PROFIT: Final = "take_profit"
-STOP_LOSS: Final = "stop_loss"
 TRAILING: Final = "trailing_stop"
 _PPM: Final = 1_000_000  # trail_percent is kept in millionths of the price
 _TIFS: Final = {"gtc": int(TimeInForce.GTC), "day": int(TimeInForce.DAY)}

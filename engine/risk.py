@@ -27,7 +27,7 @@ from typing import Final
 import msgspec
 
 from tickplane.core.config import CircuitBreakerConfig, RiskLimits
-from tickplane.core.events import Event, SymbolHalted, SymbolResumed
+from tickplane.core.events import TAKE_PROFIT, Event, SymbolHalted, SymbolResumed
 from tickplane.engine.positions import Positions
 
 __all__ = [
@@ -270,8 +270,9 @@ class RiskEngine:
 
         `legs` are the held legs a bracket, OTO or OCO brings with it, as (role, qty,
         price): each passes `max_order_qty` and `max_order_notional` at its own price
-        (right after the order's own), and `max_open_orders` counts them with the
-        order (docs/risk.md, "Order classes").
+        (right after the order's own), a take-profit `price_band` at its limit (right
+        after the order's own), and `max_open_orders` counts them with the order
+        (docs/risk.md, "Order classes").
         """
         buy = True if side in _BUY else False if side in _SELL else None
         if legs:
@@ -297,9 +298,9 @@ class RiskEngine:
         know passes (the core rejects it `unknown_order`).
 
         `leg`: a held leg whose price the replace moves, as (role, qty, new price),
-        the price it is valued at (`check_new`'s `legs`): it passes `max_order_qty` and
-        `max_order_notional` as at submission, at the new price; the lots it counts
-        stay as they are (`qty` and `price` are not read).
+        the price it is valued at (`check_new`'s `legs`): it passes `max_order_qty`,
+        `max_order_notional` and (a take-profit) `price_band` as at submission, at the
+        new price; the lots it counts stay as they are (`qty` and `price` are not read).
         """
         o = self._orders.get(order_id)
         if o is None:
@@ -360,10 +361,15 @@ class RiskEngine:
             if r is not None:
                 return r
         band = lim.price_band_bps
-        if band is not None and price and is_limit:
-            r = self._band_reject(band, symbol, price)
-            if r is not None:
-                return r
+        if band is not None:
+            if price and is_limit:
+                r = self._band_reject(band, symbol, price)
+                if r is not None:
+                    return r
+            if legs:
+                r = self._legs_band_reject(band, symbol, legs)
+                if r is not None:
+                    return r
         if legs and replaced is None:
             r = self._open_with_legs_reject(acct, pair, account, symbol, len(legs))
             if r is not None:
@@ -410,6 +416,19 @@ class RiskEngine:
                 r = self._notional_reject(
                     lim.max_order_notional, account, symbol, is_pair, leg_qty, leg_price
                 )
+                if r is not None:
+                    return Reject(r.reason, f"the {role} leg's {r.message}")
+        return None
+
+    def _legs_band_reject(
+        self, band: int, symbol: str, legs: Sequence[tuple[str, int, int]]
+    ) -> Reject | None:
+        """An order's held legs against the price band: a take-profit works as a limit
+        order at its price, so it is banded as one; a stop-loss is not, as no stop is
+        (its prices belong to the market that triggers it)."""
+        for role, _, leg_price in legs:
+            if role == TAKE_PROFIT:
+                r = self._band_reject(band, symbol, leg_price)
                 if r is not None:
                     return Reject(r.reason, f"the {role} leg's {r.message}")
         return None

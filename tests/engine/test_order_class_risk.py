@@ -461,3 +461,55 @@ def test_a_routed_order_counts_for_risk_from_its_hand_off(tmp_path: Path) -> Non
     eng.svc._venue_events([VenueRejected(b.order_id, "rejected", "no", "submit")], set())
     assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (5, 0, 1)
     ok(eng.new("alice", "sell", 1, price=120))
+
+# --- a leg's prices on replace: the band and the exits' order, on both venues ------------------
+
+
+def _venue_engine(tmp_path: Path, routed: bool, **limits: Any) -> tuple[Engine, _Venue | None]:
+    """An engine on the internal venue, or routing to a venue that takes every request
+    and answers nothing (its legs' prices move only when it confirms, so what a
+    refused replace must leave alone is the same on both: the order's view)."""
+    if not routed:
+        return Engine(tmp_path, **limits), None
+    return _routed(tmp_path, **limits)
+
+
+@pytest.mark.parametrize("routed", [False, True], ids=["internal", "routed"])
+def test_a_take_profit_is_banded_as_a_limit_order_when_placed_and_replaced(
+    tmp_path: Path, routed: bool
+) -> None:
+    """With a band of 5% around the reference price of 100, a take-profit works as a
+    limit order would: placed or moved past 105 it is refused `price_band`, and the
+    refused replace changes nothing (no event, no MARK, nothing sent). A stop-loss is
+    banded no more than a stop is, at submission or on replace."""
+    eng, venue = _venue_engine(tmp_path, routed, price_band_bps=500)
+    seq = eng.seq
+    r = refused(eng.new("alice", "buy", 5, **bracket(take_profit=TP(106))))
+    assert r.reason == "price_band"
+    assert r.message == (
+        "the take_profit leg's price 106 is 600 bps from the reference price 100 of GOOG, "
+        "outside the band of 500 bps"
+    )
+    assert eng.seq == seq and eng.open_ids("alice") == []
+    b = ok(eng.new("alice", "buy", 5, **bracket(take_profit=TP(104), stop_loss=SL(80))))
+    assert b.order_id is not None
+    tp, sl = b.order_id + 1, b.order_id + 2
+    if venue is not None:
+        _accepted(eng, b.order_id)
+    sent, seq = list(venue.sent) if venue else [], eng.seq
+    r = refused(eng.replace("alice", tp, price=106))
+    assert r.reason == "price_band" and r.message.startswith("the take_profit leg's price 106")
+    assert refused(eng.replace("alice", tp, price=94)).reason == "price_band"
+    assert eng.seq == seq and eng.view(tp).price == 104
+    assert (venue.sent if venue else []) == sent
+    assert eng.rejects("price_band") == 3
+    ok(eng.replace("alice", tp, price=105))  # 500 bps: at the edge, inside
+    ok(eng.replace("alice", sl, stop_price=70))  # 30% away: a stop is not banded
+    if venue is not None:
+        assert venue.sent[len(sent) :] == [
+            ("replace", tp, None, 105, None),
+            ("replace", sl, None, None, 70),
+        ]
+    else:
+        assert (eng.view(tp).price, eng.view(sl).stop_price) == (105, 70)
+
