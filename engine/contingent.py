@@ -54,6 +54,8 @@ __all__ = [
     "ContingentOrders",
     "Group",
     "HeldOrder",
+    "exit_side",
+    "exits_refused",
     "trail_units",
 ]
 
@@ -61,6 +63,24 @@ CLASSES: Final = ("simple", "bracket", "oto", "oco")
 TRAILING: Final = "trailing_stop"
 _PPM: Final = 1_000_000  # trail_percent is kept in millionths of the price
 _TIFS: Final = {"gtc": int(TimeInForce.GTC), "day": int(TimeInForce.DAY)}
+
+
+def exit_side(order_class: str, side: str) -> str:
+    """The side an order's exits work on: a bracket's or OTO's the opposite of its
+    parent's, an OCO's its own (both its legs exit an existing position)."""
+    return side if order_class == "oco" else ("sell" if side == "buy" else "buy")
+
+
+def exits_refused(side: str, take_profit: int, stop: int) -> str | None:
+    """Why a take-profit limit and a stop-loss stop cannot be the exits of one bracket
+    or OCO working on `side` (`exit_side`; None: they can): selling exits take profit
+    above the stop, buying exits below it. A submission and every replace of either
+    price are held to it (reason `bad_legs`, docs/order-classes.md)."""
+    if side == "sell" and not take_profit > stop:
+        return "selling exits: take_profit above stop_loss's stop"
+    if side == "buy" and not take_profit < stop:
+        return "buying exits: take_profit below stop_loss's stop"
+    return None
 
 
 def trail_units(percent: float) -> int:
@@ -632,12 +652,12 @@ def legs_for(
 ) -> list[HeldOrder]:
     """The legs of a bracket, OTO or OCO whose parent is `parent_id` (ids follow it).
     A bracket's and an OTO's legs exit the parent's side; an OCO's are on `side`."""
-    exit_side = side if order_class == "oco" else ("sell" if side == "buy" else "buy")
+    exits = exit_side(order_class, side)
     legs: list[HeldOrder] = []
     if take_profit is not None and order_class != "oco":  # an OCO's limit is its parent
         legs.append(
             HeldOrder(
-                parent_id + 1 + len(legs), account, symbol, exit_side, "limit", qty,
+                parent_id + 1 + len(legs), account, symbol, exits, "limit", qty,
                 take_profit, None, tif, order_class, parent_id, TAKE_PROFIT,
             )
         )  # fmt: skip
@@ -645,7 +665,7 @@ def legs_for(
         stop, limit = stop_loss
         legs.append(
             HeldOrder(
-                parent_id + 1 + len(legs), account, symbol, exit_side,
+                parent_id + 1 + len(legs), account, symbol, exits,
                 "stop" if limit is None else "stop_limit", qty, limit, stop, tif,
                 order_class, parent_id, STOP_LOSS,
             )

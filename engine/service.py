@@ -37,6 +37,8 @@ from tickplane.engine.contingent import (
     STOP_LOSS,
     TAKE_PROFIT,
     HeldOrder,
+    exit_side,
+    exits_refused,
     legs_for,
     trailing_stop,
 )
@@ -908,12 +910,10 @@ class EngineService:
         ):
             if _number(value) < 0:
                 return no("bad_legs", f"leg prices: ticks, 1..{MAX_FIELD}")
-        exit_sells = (req.side == "sell") if cls == "oco" else (req.side == "buy")
         if tp is not None and sl is not None:
-            if exit_sells and not tp.limit_price > sl.stop_price:
-                return no("bad_legs", "selling exits: take_profit above stop_loss's stop")
-            if not exit_sells and not tp.limit_price < sl.stop_price:
-                return no("bad_legs", "buying exits: take_profit below stop_loss's stop")
+            why = exits_refused(exit_side(cls, req.side), tp.limit_price, sl.stop_price)
+            if why is not None:
+                return no("bad_legs", why)
         if cls == "oco":
             assert tp is not None
             if req.order_type != "limit":
@@ -991,27 +991,14 @@ class EngineService:
         h = st.contingent.orders[req.order_id]
         fields: dict[str, Any] = {"kind": "cancel", "order_id": h.id}
         if isinstance(req, wire.ReplaceOrder):
-
-            def no(message: str) -> tuple[wire.Reply, list[Event]]:
-                return wire.Reject(req.req, "bad_replace", message), []
-
             if h.parent_id is None:
                 return self._replace_trailing(req, touched)
-            if req.trail_price is not None or req.trail_percent is not None:
-                return no("trail_price and trail_percent are a trailing stop's")
-            if req.qty is not None:
-                return no("a leg's quantity follows its parent's fills")
-            if h.triggered:
-                return no("the stop-loss triggered: its order is working")
-            if req.price is None and req.stop_price is None:
-                return no("give price and/or stop_price")
-            if req.stop_price is not None and h.leg != "stop_loss":
-                return no("a take-profit leg has no stop_price")
-            if req.price is not None and h.order_type == "stop":
-                return no("a stop-loss without limit_price has no price")
-            for value in (req.price, req.stop_price):
-                if value is not None and _number(value) < 0:
-                    return no(f"prices: ticks, 1..{MAX_FIELD}")
+            why = _leg_replace_refused(h.leg, h.order_type, h.triggered, req)
+            if why is not None:
+                return wire.Reject(req.req, "bad_replace", why), []
+            broken = self._exits_reject(req)
+            if broken is not None:
+                return broken, []
             fields = {
                 "kind": "replace",
                 "order_id": h.id,
@@ -1062,6 +1049,13 @@ class EngineService:
         self._since_snapshot += 1
         touched.add(st.symbol_index[h.symbol])
         return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
+
+    def _exits_reject(self, req: wire.ReplaceOrder) -> wire.Reject | None:
+        """A replace that would put its bracket's or OCO's take-profit on the wrong
+        side of its stop-loss's stop is refused with the submission's reason, before
+        risk (`EngineState.replace_exits_refused`, on either venue)."""
+        why = self.state.replace_exits_refused(req.order_id, req.price, req.stop_price)
+        return None if why is None else wire.Reject(req.req, "bad_legs", why)
 
     def _check_change(
         self, o: HeldOrder | RoutedOrder, req: wire.ReplaceOrder, ts: int | None = None
@@ -1185,9 +1179,11 @@ class EngineService:
                 why = _routed_replace_refused(routed, req)
                 if why is not None:
                     return wire.Reject(req.req, "bad_replace", why), []
-                risk_reject = self._check_change(routed, req)
-                if risk_reject is not None:
-                    return risk_reject, []
+                refusal = self._exits_reject(req)
+                if refusal is None:
+                    refusal = self._check_change(routed, req)
+                if refusal is not None:
+                    return refusal, []
                 pct = None if req.trail_percent is None else float(req.trail_percent)
                 self.venue.replace(
                     req.order_id,
@@ -1203,12 +1199,6 @@ class EngineService:
             h = held.orders.get(req.order_id)
             if h is not None and h.account == req.account:
                 return self._change_held(req, touched)
-            g = held.groups.get(req.order_id)
-            oco = g is not None and g.order_class == "oco"
-            if oco and isinstance(req, wire.ReplaceOrder) and req.qty is not None:
-                return wire.Reject(
-                    req.req, "bad_replace", "an oco's quantity is not replaced: cancel it"
-                ), []
         o = self._owned(req.account, req.order_id)
         if o is None:
             return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
@@ -1217,6 +1207,16 @@ class EngineService:
                 return wire.Reject(
                     req.req, "bad_replace", "stop_price is replaced on held stop-loss legs only"
                 ), []
+            g = held.groups.get(req.order_id) if held.busy else None
+            if g is not None and g.order_class == "oco":  # the limit is its take-profit
+                if req.qty is not None:
+                    return wire.Reject(
+                        req.req, "bad_replace", "an oco's quantity is not replaced: cancel it"
+                    ), []
+                if _number(req.price) > 0:  # else the core refuses the price itself
+                    broken = self._exits_reject(req)
+                    if broken is not None:
+                        return broken, []
             cmd = Command.make(
                 Op.REPLACE,
                 req.order_id,
@@ -1497,20 +1497,38 @@ def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | Non
     without a word: its first fill says it did)."""
     if r.order_type == "trailing_stop":
         return _trailing_replace_refused(req, r.trail_price, r.trail_percent, r.filled > 0)
+    if r.parent_id is not None:
+        # the venue triggers a stop-loss without a word: its first fill says it did
+        return _leg_replace_refused(r.leg, r.order_type, r.leg == STOP_LOSS and r.filled > 0, req)
     if req.trail_price is not None or req.trail_percent is not None:
         return "trail_price and trail_percent are a trailing stop's"
-    if r.parent_id is None:
-        if req.stop_price is not None:
-            return "stop_price is replaced on stop-loss legs only"
-        return None
+    if req.stop_price is not None:
+        return "stop_price is replaced on stop-loss legs only"
+    return None
+
+
+def _leg_replace_refused(
+    leg: str | None, order_type: str, triggered: bool, req: wire.ReplaceOrder
+) -> str | None:
+    """Why a replace of a bracket's, OTO's or OCO's leg (role `leg`) is refused, on
+    every venue (None: it is not): it takes new prices (a take-profit `price`, a
+    stop-loss `stop_price`, and `price` if it is a stop-limit) until it triggers,
+    never a quantity, which follows its parent's fills."""
+    if req.trail_price is not None or req.trail_percent is not None:
+        return "trail_price and trail_percent are a trailing stop's"
     if req.qty is not None:
         return "a leg's quantity follows its parent's fills"
+    if triggered:
+        return "the stop-loss triggered: its order is working"
     if req.price is None and req.stop_price is None:
         return "give price and/or stop_price"
-    if req.stop_price is not None and r.leg != "stop_loss":
+    if req.stop_price is not None and leg != STOP_LOSS:
         return "a take-profit leg has no stop_price"
-    if req.price is not None and r.order_type == "stop":
+    if req.price is not None and order_type == "stop":
         return "a stop-loss without limit_price has no price"
+    for value in (req.price, req.stop_price):
+        if value is not None and _number(value) < 0:
+            return f"prices: ticks, 1..{MAX_FIELD}"
     return None
 
 

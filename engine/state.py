@@ -39,10 +39,13 @@ from tickplane.core.events import (
     Trade,
 )
 from tickplane.engine.contingent import (
+    STOP_LOSS,
+    TAKE_PROFIT,
     ContingentOrders,
     ContingentSnapshot,
     Group,
     HeldOrder,
+    exits_refused,
     trailing_stop,
 )
 from tickplane.engine.events import from_core
@@ -343,6 +346,66 @@ class EngineState:
         if after is None or after == before:
             return None
         return self.risk.check_replace(o.id, None, None, ts, leg=(o.leg, o.qty, after))
+
+    def replace_exits_refused(
+        self, order_id: int, price: int | None, stop_price: int | None
+    ) -> str | None:
+        """Why a replace giving order `order_id` `price` and/or `stop_price` (None:
+        unchanged) would break its bracket's or OCO's exits: the rule a submission
+        passes (`contingent.exits_refused`), for the orders of either venue. None when
+        it keeps them apart, or when the order is not one of such a pair: a plain
+        order, an OTO's leg, a leg whose sibling ended, or a pair whose stop-loss has
+        triggered (it is a working order now, with no stop to keep apart)."""
+        pair = self._exits(order_id)
+        if pair is None:
+            return None
+        tp_id, limit, sl_id, stop, side = pair
+        if order_id == tp_id and price is not None:
+            limit = price
+        if order_id == sl_id and stop_price is not None:
+            stop = stop_price
+        return exits_refused(side, limit, stop)
+
+    def _exits(self, order_id: int) -> tuple[int, int, int, int, str] | None:
+        """(take-profit id, its limit, stop-loss id, its stop, their side) of the
+        bracket or OCO that order `order_id` belongs to, internal or routed, while both
+        are open and the stop-loss has not triggered (at a venue: has not filled,
+        the only sign of it). An OCO's take-profit is its parent."""
+        held = self.contingent
+        h = held.orders.get(order_id)
+        g = held.groups.get(order_id if h is None or h.parent_id is None else h.parent_id)
+        legs: Sequence[HeldOrder | RoutedOrder]
+        stops: Sequence[HeldOrder | RoutedOrder]
+        parent_price: int | None = None  # an OCO's take-profit
+        if g is not None:
+            held_legs = [held.orders[i] for i in g.legs]
+            stops = [x for x in held_legs if x.leg == STOP_LOSS and not x.triggered]
+            legs = held_legs
+            if g.order_class == "oco":
+                o = self.core.order(g.parent_id)
+                parent_price = None if o is None else int(o["price"])
+        else:
+            r = self.routed.get(order_id)
+            if r is None or not self.routed_groups:
+                return None
+            g = self.routed_groups.get(r.id if r.parent_id is None else r.parent_id)
+            if g is None:
+                return None
+            legs = self._routed_legs(g)
+            stops = [x for x in legs if x.leg == STOP_LOSS and not x.filled]
+            if g.order_class == "oco":
+                p = self.routed.get(g.parent_id)
+                parent_price = None if p is None else p.price
+        if g.order_class == "oco":
+            tps = [(g.parent_id, parent_price)]
+        else:
+            tps = [(x.id, x.price) for x in legs if x.leg == TAKE_PROFIT]
+        if not stops or not tps:
+            return None
+        (tp_id, limit), sl = tps[0], stops[0]
+        if limit is None or sl.stop_price is None:
+            return None
+        return tp_id, limit, sl.id, sl.stop_price, sl.side
 
     def apply(self, c: Command, *, check: bool = False) -> list[Event]:
         """Run one command through the core; return its events, numbered. `check`

@@ -462,6 +462,7 @@ def test_a_routed_order_counts_for_risk_from_its_hand_off(tmp_path: Path) -> Non
     assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (5, 0, 1)
     ok(eng.new("alice", "sell", 1, price=120))
 
+
 # --- a leg's prices on replace: the band and the exits' order, on both venues ------------------
 
 
@@ -513,3 +514,67 @@ def test_a_take_profit_is_banded_as_a_limit_order_when_placed_and_replaced(
     else:
         assert (eng.view(tp).price, eng.view(sl).stop_price) == (105, 70)
 
+
+@pytest.mark.parametrize("routed", [False, True], ids=["internal", "routed"])
+def test_a_replace_keeps_the_take_profit_on_its_side_of_the_stop(
+    tmp_path: Path, routed: bool
+) -> None:
+    """A buy bracket's exits sell: its take-profit must stay above its stop-loss's stop,
+    as at submission; a sell bracket's and a buy OCO's buy, below it; a sell OCO's
+    limit is its take-profit. A replace that would cross them is refused `bad_legs`
+    with the submission's message, before risk, and changes nothing."""
+    eng, venue = _venue_engine(tmp_path, routed, max_orders_per_second=1, order_burst=20)
+    buy = ok(eng.new("alice", "buy", 5, **bracket(price=95)))  # take-profit 110, stop 90
+    sell = ok(
+        eng.new("alice", "sell", 5, **bracket(price=105, take_profit=TP(90), stop_loss=SL(110)))
+    )
+    oco = ok(eng.new("alice", "sell", 5, order_class="oco", take_profit=TP(110), stop_loss=SL(90)))
+    assert buy.order_id is not None and sell.order_id is not None and oco.order_id is not None
+    if venue is not None:
+        for order_id in (buy.order_id, sell.order_id, oco.order_id):
+            _accepted(eng, order_id)
+    sent, seq = list(venue.sent) if venue else [], eng.seq
+    risk = eng.svc.state.risk.snapshot()
+    selling = "selling exits: take_profit above stop_loss's stop"
+    buying = "buying exits: take_profit below stop_loss's stop"
+    for order_id, fields, message in (
+        (buy.order_id + 2, dict(stop_price=110), selling),  # equal is crossed too
+        (buy.order_id + 1, dict(price=90), selling),
+        (sell.order_id + 2, dict(stop_price=90), buying),
+        (sell.order_id + 1, dict(price=111), buying),
+        (oco.order_id, dict(price=89), selling),
+        (oco.order_id + 1, dict(stop_price=111), selling),
+    ):
+        r = refused(eng.replace("alice", order_id, **fields))
+        assert (r.reason, r.message) == ("bad_legs", message), (order_id, fields)
+    # nothing changed: no event, no MARK, nothing sent, no rate token spent
+    assert eng.seq == seq and (venue.sent if venue else []) == sent
+    assert eng.svc.state.risk.snapshot() == risk
+    assert (eng.view(buy.order_id + 2).stop_price, eng.view(oco.order_id).price) == (90, 110)
+    # within the relation each moves; at a venue, the other leg is compared with what
+    # it last confirmed
+    ok(eng.replace("alice", buy.order_id + 2, stop_price=109))
+    ok(eng.replace("alice", oco.order_id, price=108))
+    # bob cannot learn about alice's OCO by replacing it
+    assert refused(eng.replace("bob", oco.order_id, price=89)).reason == "unknown_order"
+    if venue is None:
+        assert refused(eng.replace("alice", buy.order_id + 1, price=109)).message == selling
+        assert refused(eng.replace("alice", oco.order_id + 1, stop_price=108)).message == selling
+    else:
+        assert venue.sent[len(sent) :] == [
+            ("replace", buy.order_id + 2, None, None, 109),
+            ("replace", oco.order_id, None, 108, None),
+        ]
+
+
+def test_an_exit_without_its_sibling_moves_freely(tmp_path: Path) -> None:
+    """The relation binds a pair: an OTO's one leg, or a leg whose sibling was
+    canceled, takes any price (within risk)."""
+    eng = Engine(tmp_path)
+    oto = ok(eng.new("alice", "buy", 5, price=100, order_class="oto", stop_loss=SL(90)))
+    b = ok(eng.new("alice", "buy", 5, **bracket()))
+    assert oto.order_id is not None and b.order_id is not None
+    ok(eng.replace("alice", oto.order_id + 1, stop_price=120))
+    ok(eng.cancel("alice", b.order_id + 1))  # its take-profit
+    ok(eng.replace("alice", b.order_id + 2, stop_price=120))
+    assert eng.view(b.order_id + 2).stop_price == 120
