@@ -1394,6 +1394,65 @@ def test_alpaca_down_after_connecting_rejects_under_reject(
         'orders_total{when="in_flight"}': 0.0,
         'active{unreachable="reject"}': 0.0,
     }
+
+
+def test_a_legs_replace_past_the_band_or_across_its_sibling_never_reaches_alpaca(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """A bracket's take-profit moved out of the price band, or its stop-loss moved onto
+    the take-profit's side, is refused with the same reason and message on both
+    venues; at Alpaca no PATCH goes out, so its legs stay as they were routed, and a
+    move within the rules is Alpaca's only replacement of them."""
+    settings = dict(
+        symbols=[{"name": "GOOG", "reference_price": 10000}, {"name": "AAPL"}],
+        risk={"accounts": {"alice": {"price_band_bps": 500}}},
+    )
+    bad = (
+        (1, dict(price=10600), "price_band"),  # 6% above the reference of 100.00
+        (2, dict(stop_price=11000), "bad_legs"),  # onto the take-profit (110.00)
+    )
+
+    async def refusals(c: EngineClient, p: int) -> list[tuple[str, str]]:
+        out: list[tuple[str, str]] = []
+        for leg, fields, reason in bad:
+            r = await c.replace("alice", p + leg, **fields)
+            assert isinstance(r, wire.Reject) and r.reason == reason, r
+            out.append((r.reason, r.message))
+        return out
+
+    bracket = dict(BRACKET, take_profit=wire.TakeProfit(10400))
+    internal: EngineProcess = engine_factory("internal", **settings)
+    internal.start()
+
+    async def on_internal() -> list[tuple[str, str]]:
+        async with EngineClient(internal.order_entry, timeout=10) as c:
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **bracket)
+            assert isinstance(r, wire.Ack) and r.order_id is not None
+            return await refusals(c, r.order_id)
+
+    expected = asyncio.run(on_internal())
+    assert internal.stop() == 0
+
+    eng = _engine(engine_factory, fake, **settings)
+    eng.start()
+
+    async def at_alpaca() -> list[tuple[str, str]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            p, sent = await _route(c, fake, "buy", "limit", 10, **bracket)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            got = await refusals(c, p)
+            tp, sl = sent.legs
+            assert (tp.limit_price, sl.stop_price) == (Decimal(104), Decimal(90))
+            assert (tp.replaced_by, sl.replaced_by) == (None, None)
+            r = await c.replace("alice", p + 2, stop_price=9500)
+            assert isinstance(r, wire.Ack), r
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 4)
+            tp, sl = sent.legs
+            assert (tp.limit_price, sl.stop_price) == (Decimal(104), Decimal(95))
+            assert (tp.replaces, sl.replaces is not None) == (None, True)
+            return got
+
+    assert asyncio.run(at_alpaca()) == expected
     assert eng.stop() == 0
 
 

@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import generate_latest
 
@@ -578,3 +579,39 @@ def test_an_exit_without_its_sibling_moves_freely(tmp_path: Path) -> None:
     ok(eng.cancel("alice", b.order_id + 1))  # its take-profit
     ok(eng.replace("alice", b.order_id + 2, stop_price=120))
     assert eng.view(b.order_id + 2).stop_price == 120
+
+
+def test_refused_leg_replaces_recover_to_the_same_decisions(tmp_path: Path) -> None:
+    """Live, a take-profit moved past the band and a stop moved across its take-profit
+    are refused (nothing journaled, no rate token), on both venues, while the moves
+    within the rules pass and spend theirs. A recovery from the journal alone ends
+    in the same state: the same prices, the same risk state (its buckets too), so
+    the next order meets the same order-rate refusal."""
+    limits = dict(price_band_bps=500, max_orders_per_second=1, order_burst=4)
+    eng, venue = _routed(tmp_path / "a", **limits)
+    eng.svc.venue = None
+    b = ok(eng.new("alice", "buy", 5, **bracket(take_profit=TP(104)))).order_id
+    assert b is not None
+    assert refused(eng.replace("alice", b + 1, price=106)).reason == "price_band"
+    assert refused(eng.replace("alice", b + 2, stop_price=104)).reason == "bad_legs"
+    ok(eng.replace("alice", b + 1, price=103))
+    eng.svc.venue = venue  # type: ignore[assignment]
+    r = ok(eng.new("alice", "buy", 5, **bracket(take_profit=TP(104)))).order_id
+    assert r is not None
+    _accepted(eng, r)
+    assert refused(eng.replace("alice", r + 1, price=106)).reason == "price_band"
+    assert refused(eng.replace("alice", r + 2, stop_price=104)).reason == "bad_legs"
+    ok(eng.replace("alice", r + 1, price=103))  # sent; the venue has not confirmed it
+    assert refused(eng.new("alice", "buy", 1, price=99)).reason == "order_rate"
+    again = eng.reopen(tmp_path / "b", **limits)
+    st, live = again.svc.state, eng.svc.state
+    assert st.seq == live.seq
+    assert st.risk.snapshot() == live.risk.snapshot()
+    assert msgspec.to_builtins(st.contingent.snapshot()) == msgspec.to_builtins(
+        live.contingent.snapshot()
+    )
+    assert [again.view(i) for i in (b + 1, b + 2, r + 1, r + 2)] == [
+        eng.view(i) for i in (b + 1, b + 2, r + 1, r + 2)
+    ]
+    assert (again.view(b + 1).price, again.view(b + 2).stop_price) == (103, 90)
+    assert refused(again.new("alice", "buy", 1, price=99)).reason == "order_rate"
