@@ -205,6 +205,10 @@ def test_patch_replaces_a_trail_and_a_stop_loss_legs_stop(
     assert r.status_code == 200 and r.json()["stop_price"] == 440, r.text
     r = client.patch(f"{ORDERS}/{pid + 1}", json={"stop_price": 590}, headers=h)
     assert r.status_code == 422 and r.json()["reason"] == "bad_replace", r.text
+    # a stop moved onto its take-profit's side is the submission's refusal, bad_legs
+    r = client.patch(f"{ORDERS}/{pid + 2}", json={"stop_price": 600}, headers=h)
+    assert r.status_code == 422 and r.json()["reason"] == "bad_legs", r.text
+    assert client.get(f"{ORDERS}/{pid + 2}", headers=h).json()["stop_price"] == 440
     client.delete(ORDERS, headers=h)
 
 
