@@ -1210,9 +1210,7 @@ class EngineService:
             g = held.groups.get(req.order_id) if held.busy else None
             if g is not None and g.order_class == "oco":  # the limit is its take-profit
                 if req.qty is not None:
-                    return wire.Reject(
-                        req.req, "bad_replace", "an oco's quantity is not replaced: cancel it"
-                    ), []
+                    return wire.Reject(req.req, "bad_replace", _OCO_QTY), []
                 if _number(req.price) > 0:  # else the core refuses the price itself
                     broken = self._exits_reject(req)
                     if broken is not None:
@@ -1490,6 +1488,11 @@ def _replaces_nothing(req: wire.ReplaceOrder) -> bool:
     )
 
 
+# An OCO is one quantity in two exits (its limit, its stop-loss): there is no leg to
+# resize on its own, at any venue.
+_OCO_QTY = "an oco's quantity is not replaced: cancel it"
+
+
 def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | None:
     """Why a replace of a routed order cannot go to the venue (None: it can), with the
     internal venue's rules: a leg takes new prices (its quantity follows its parent); a
@@ -1500,6 +1503,8 @@ def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | Non
     if r.parent_id is not None:
         # the venue triggers a stop-loss without a word: its first fill says it did
         return _leg_replace_refused(r.leg, r.order_type, r.leg == STOP_LOSS and r.filled > 0, req)
+    if r.order_class == "oco" and req.qty is not None:
+        return _OCO_QTY
     if req.trail_price is not None or req.trail_percent is not None:
         return "trail_price and trail_percent are a trailing stop's"
     if req.stop_price is not None:

@@ -548,6 +548,8 @@ def test_a_replace_keeps_the_take_profit_on_its_side_of_the_stop(
     ):
         r = refused(eng.replace("alice", order_id, **fields))
         assert (r.reason, r.message) == ("bad_legs", message), (order_id, fields)
+    r = refused(eng.replace("alice", oco.order_id, qty=3))  # on either venue
+    assert (r.reason, r.message) == ("bad_replace", "an oco's quantity is not replaced: cancel it")
     # nothing changed: no event, no MARK, nothing sent, no rate token spent
     assert eng.seq == seq and (venue.sent if venue else []) == sent
     assert eng.svc.state.risk.snapshot() == risk
