@@ -173,7 +173,9 @@ class Execution(msgspec.Struct, frozen=True, kw_only=True):
 
 class Position(msgspec.Struct, frozen=True, kw_only=True):
     """An account's position in a symbol (from the engine's PositionChanged):
-    signed lots, the cost of the open position and the realized P&L (tick-lots)."""
+    signed lots, the cost of the open position and the realized P&L (tick-lots);
+    `unrealized_pnl` as of that change, at its trade's price (the mark then; None from
+    an engine that predates the field). The REST views value it at the last price now."""
 
     account: str
     symbol: str
@@ -182,6 +184,7 @@ class Position(msgspec.Struct, frozen=True, kw_only=True):
     realized_pnl: int
     seq: int
     ts_event: int
+    unrealized_pnl: int | None = None
 
     @property
     def avg_entry_price(self) -> float | None:
@@ -596,6 +599,7 @@ class Projection:
             realized_pnl=ev.realized_pnl,
             seq=ev.seq,
             ts_event=ev.ts_event,
+            unrealized_pnl=ev.unrealized_pnl,
         )
         book.positions[ev.symbol] = pos
         book.cash = ev.cash

@@ -170,6 +170,13 @@ class OrderTrailed(Message, tag="trailed"):
 
 
 class PositionChanged(Message, tag="position"):
+    """An account's position in a symbol after a trade (money in tick-lots).
+
+    `unrealized_pnl` is `position * price - cost_basis` at the price of the trade that
+    changed it: the mark at that moment (the engine marks a symbol at its last trade),
+    so it is stale as soon as the symbol trades again; `GetAccount` values positions at
+    the mark now. It came after `cash` (an older frame has none: it decodes as None)."""
+
     seq: int
     ts_event: int
     account: str
@@ -178,6 +185,7 @@ class PositionChanged(Message, tag="position"):
     cost_basis: int  # tick-lots paid for the open position (signed like the position)
     realized_pnl: int  # tick-lots
     cash: int  # tick-lots
+    unrealized_pnl: int | None = None  # tick-lots, at the trade's price (docstring)
 
 
 class SymbolHalted(Message, tag="halted"):

@@ -12,7 +12,8 @@ arithmetic in the engine's units:
   `cost_basis` is the sum of price * qty over the open lots, signed like the position
   (long 5 @ 100 is +500, short 3 @ 100 is -300); a float is derived only for display;
 - unrealized P&L is `position * mark - cost_basis`, with the mark the symbol's last
-  trade price (every trade sets it; `mark` sets it from elsewhere);
+  trade price (every trade sets it; `mark` sets it from elsewhere); a
+  `PositionChanged` carries it at its own trade's price, the mark at that moment;
 - `cash` starts at the account's configured starting cash and moves by the notional of
   every trade (a buy pays, a sell receives), so at all times
   `equity = cash + sum(position * mark) = starting cash + realized + unrealized`.
@@ -179,7 +180,10 @@ class Positions:
             pos.net = net + dq
         else:
             self._reduce(pos, price, dq)
-        return PositionChanged(0, ts, name, symbol, pos.net, pos.cost, pos.realized, acct.cash)
+        return PositionChanged(
+            0, ts, name, symbol, pos.net, pos.cost, pos.realized, acct.cash,
+            pos.net * price - pos.cost,  # unrealized at this trade's price, the mark now
+        )  # fmt: skip
 
     @staticmethod
     def _reduce(pos: _Position, price: int, dq: int) -> None:

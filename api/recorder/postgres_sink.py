@@ -51,7 +51,7 @@ CREATE TEMP TABLE IF NOT EXISTS stage_orders (
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_positions (
     account text, symbol text, position bigint, cost_basis bigint, realized_pnl bigint,
-    updated_seq bigint, updated_ts_event bigint
+    updated_seq bigint, updated_ts_event bigint, unrealized_pnl bigint
 ) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS stage_accounts (
     account text, cash bigint, kill_switch boolean, updated_seq bigint
@@ -143,13 +143,13 @@ WHERE NOT s.is_new AND s.rejected
 _HAS_LEGS = "SELECT EXISTS (SELECT 1 FROM orders WHERE engine = $1 AND parent_id IS NOT NULL)"
 _UPSERT_POSITIONS = """
 INSERT INTO positions (engine, account, symbol, position, cost_basis, realized_pnl,
-    updated_seq, updated_ts_event)
+    updated_seq, updated_ts_event, unrealized_pnl)
 SELECT $1, account, symbol, position, cost_basis, realized_pnl, updated_seq,
-    updated_ts_event FROM stage_positions
+    updated_ts_event, unrealized_pnl FROM stage_positions
 ON CONFLICT (engine, account, symbol) DO UPDATE SET
     position = EXCLUDED.position, cost_basis = EXCLUDED.cost_basis,
     realized_pnl = EXCLUDED.realized_pnl, updated_seq = EXCLUDED.updated_seq,
-    updated_ts_event = EXCLUDED.updated_ts_event
+    updated_ts_event = EXCLUDED.updated_ts_event, unrealized_pnl = EXCLUDED.unrealized_pnl
 """
 _UPSERT_ACCOUNTS = """
 INSERT INTO accounts (engine, account, cash, kill_switch, created_seq, updated_seq)
@@ -339,7 +339,7 @@ class PostgresSink:
         if b.positions:
             rows = [
                 (p.account, p.symbol, p.position, p.cost_basis, p.realized_pnl, p.seq,
-                 p.ts_event)
+                 p.ts_event, p.unrealized_pnl)
                 for p in b.positions.values()
             ]  # fmt: skip
             await conn.copy_records_to_table("stage_positions", records=rows)

@@ -119,7 +119,8 @@ class RedisSink:
         for (account, symbol), p in latest_pos.items():
             value = _json.encode(
                 {"position": p.position, "cost_basis": p.cost_basis,
-                 "realized_pnl": p.realized_pnl, "cash": p.cash, "seq": p.seq,
+                 "realized_pnl": p.realized_pnl, "unrealized_pnl": p.unrealized_pnl,
+                 "cash": p.cash, "seq": p.seq,
                  "ts_event": p.ts_event}
             )  # fmt: skip
             args += [4, "HSET", f"{self.prefix}:positions:{account}", symbol, value]

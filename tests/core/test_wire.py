@@ -178,6 +178,38 @@ def test_order_replaced_frames_before_and_after_its_trail_fields_decode() -> Non
         assert older == [_ReplacedBeforeTrails(7, 1, 42, "alice", "GOOG", 99, 4, 99)]
 
 
+class _PositionBeforeUnrealized(msgspec.Struct, array_like=True, tag_field="type", tag="position"):
+    """PositionChanged as a reader of the release before `unrealized_pnl` decodes it."""
+
+    seq: int
+    ts_event: int
+    account: str
+    symbol: str
+    position: int
+    cost_basis: int
+    realized_pnl: int
+    cash: int
+
+
+def test_position_changed_frames_before_and_after_unrealized_pnl_decode() -> None:
+    """`unrealized_pnl` came last, with a default: an older engine's frame decodes with
+    None, and a frame with it decodes in a reader from before it."""
+    old = ["position", 7, 1, "alice", "GOOG", 3, 300, -30, 99_670]
+    frame = bytes([wire.WIRE_VERSION]) + msgspec.msgpack.encode([old])
+    (ev,) = wire.decode_events(frame)
+    assert ev == PositionChanged(7, 1, "alice", "GOOG", 3, 300, -30, 99_670)
+    assert isinstance(ev, PositionChanged) and ev.unrealized_pnl is None
+    keys = ["type", "seq", "ts_event", "account", "symbol", "position", "cost_basis",
+            "realized_pnl", "cash"]  # fmt: skip
+    assert from_dict(dict(zip(keys, old, strict=True))) == ev
+    new = PositionChanged(7, 1, "alice", "GOOG", 3, 300, -30, 99_670, -30)
+    frame = wire.encode_events([new])
+    assert wire.decode_events(frame) == [new]
+    assert from_dict(new.to_dict()) == new
+    older = msgspec.msgpack.decode(frame[1:], type=list[_PositionBeforeUnrealized])
+    assert older == [_PositionBeforeUnrealized(7, 1, "alice", "GOOG", 3, 300, -30, 99_670)]
+
+
 @settings(max_examples=500)
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:

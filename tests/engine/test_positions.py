@@ -109,8 +109,8 @@ def test_events_are_the_core_event_in_order_with_seq_zero() -> None:
     p = Positions({"b": 7})
     ev = p.on_trade("X", 100, 5, "a", "b", 42)
     assert ev == [
-        PositionChanged(0, 42, "a", "X", 5, 500, 0, -500),
-        PositionChanged(0, 42, "b", "X", -5, -500, 0, 507),
+        PositionChanged(0, 42, "a", "X", 5, 500, 0, -500, 0),
+        PositionChanged(0, 42, "b", "X", -5, -500, 0, 507, 0),
     ]
     ev[0].seq = 9  # the engine stamps it
     assert from_dict(ev[0].to_dict()) == ev[0]
@@ -235,6 +235,9 @@ def test_fifo_exact_against_unit_lots(seq: list[tuple[str, int, int, str, str]])
             assert (e.position, e.cost_basis, e.realized_pnl) == ref.position(e.account, sym)
             assert e.cash == ref.cash[e.account]
             assert e.ts_event == ts
+            # at the trade's price, which is the mark right after it
+            assert e.unrealized_pnl == e.position * price - e.cost_basis
+            assert e.unrealized_pnl == p.position(e.account, sym).unrealized_pnl
         for acct in ACCOUNTS:
             for s in SYMBOLS:
                 assert _pos(p, acct, s) == ref.position(acct, s)

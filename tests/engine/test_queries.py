@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.core.events import PositionChanged
 
 from .conftest import EngineProcess
 
@@ -70,9 +71,9 @@ def test_account_cash_pnl_positions_open_orders_and_kill_switch(engine_factory: 
         ack(await c.submit("bob", "GOOG", "sell", "limit", 10, price=100))
         ack(await c.submit("alice", "GOOG", "buy", "limit", 4, price=100))  # buys 4 at 100
         ack(await c.submit("alice", "GOOG", "buy", "limit", 2, price=100))  # 6 at 100
-        ack(await c.submit("carol", "GOOG", "buy", "limit", 1, price=110))  # last: 100
+        carol = ack(await c.submit("carol", "GOOG", "buy", "limit", 1, price=110))  # last: 100
         ack(await c.submit("alice", "GOOG", "sell", "limit", 3, price=90))  # nobody bids 90+
-        ack(await c.submit("dave", "GOOG", "buy", "limit", 5, price=90))  # alice sells 3 at 90
+        dave = ack(await c.submit("dave", "GOOG", "buy", "limit", 5, price=90))  # alice sells 3
         ack(await c.submit("alice", "AAPL", "buy", "limit", 1, price=50))  # rests
         ack(await c.submit("alice", "AAPL", "buy", "stop", 1, stop_price=60))  # held
         a = ack(await c.get_account("alice")).account
@@ -83,6 +84,14 @@ def test_account_cash_pnl_positions_open_orders_and_kill_switch(engine_factory: 
         assert a.positions == [wire.PositionView("GOOG", 3, 100.0, 300, -30, -30, 90)]
         assert a.unrealized_pnl == -30
         assert a.equity == a.cash + 300 - 30
+        # the events carry unrealized P&L at their trade's price: alice's last change was
+        # the last trade, so it is GetAccount's; bob's was at 100, before the mark fell
+        changes = {e.account: e for e in dave.events if isinstance(e, PositionChanged)}
+        assert changes["alice"].unrealized_pnl == a.positions[0].unrealized_pnl == -30
+        assert changes["dave"].unrealized_pnl == 3 * 90 - 270 == 0
+        (bob_then,) = (e for e in carol.events if isinstance(e, PositionChanged) and
+                       e.account == "bob")  # fmt: skip
+        assert (bob_then.position, bob_then.cost_basis, bob_then.unrealized_pnl) == (-7, -700, 0)
         assert (a.open_orders, a.kill_switch) == (2, False)
         ack(await c.control("kill", account="alice"))
         killed = ack(await c.get_account("alice")).account

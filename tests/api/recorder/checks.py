@@ -287,15 +287,17 @@ async def check_postgres(dsn: str, engine: str, events: list[Event]) -> None:
             g = got[oid]
             assert {k: g[k] for k in want_o} == want_o, f"order {oid}"
         pos = {
-            (r["account"], r["symbol"]): (r["position"], r["cost_basis"], r["realized_pnl"])
+            (r["account"], r["symbol"]): (
+                r["position"], r["cost_basis"], r["realized_pnl"], r["unrealized_pnl"]
+            )
             for r in await conn.fetch(
-                "SELECT account, symbol, position, cost_basis, realized_pnl FROM positions"
-                " WHERE engine = $1",
+                "SELECT account, symbol, position, cost_basis, realized_pnl, unrealized_pnl"
+                " FROM positions WHERE engine = $1",
                 engine,
             )
-        }
+        }  # fmt: skip
         assert pos == {
-            k: (p.position, p.cost_basis, p.realized_pnl)
+            k: (p.position, p.cost_basis, p.realized_pnl, p.unrealized_pnl)
             for k, p in reference_positions(events).items()
         }
     finally:
@@ -319,7 +321,9 @@ async def check_redis(url: str, engine: str, events: list[Event], cap: int = 100
             raw = await r.hget(f"{p}:positions:{account}", symbol)
             assert raw is not None
             got = json.loads(raw)
-            assert (got["position"], got["seq"]) == (pc.position, pc.seq)
+            assert (got["position"], got["unrealized_pnl"], got["seq"]) == (
+                pc.position, pc.unrealized_pnl, pc.seq
+            )  # fmt: skip
         for symbol in SYMBOLS:
             trades = [e for e in events if isinstance(e, Trade) and e.symbol == symbol]
             listed = [json.loads(x)["seq"] for x in await r.lrange(f"{p}:trades:{symbol}", 0, -1)]
