@@ -369,11 +369,15 @@ class EngineClient:
         return await self.request(wire.MassCancel(self.next_req(), account, symbol))
 
     async def get_order(self, account: str, order_id: int) -> wire.Reply:
+        """The account's order `order_id` in `Ack.order`: open, or recently finished
+        with its final status, fills, reason and times (`wire.OrderView`). Finished
+        longer ago than the engine keeps (`EngineConfig.finished_orders`), or another
+        account's: Reject `unknown_order`."""
         return await self.request(wire.GetOrder(self.next_req(), account, order_id))
 
     async def get_order_by_client_id(self, account: str, client_order_id: str) -> wire.Reply:
         """The order the account placed under `client_order_id`, open or done: its id in
-        `Ack.order_id`, its view in `Ack.order` while open."""
+        `Ack.order_id`, its view in `Ack.order` while open or recently finished."""
         return await self.request(wire.GetOrder(self.next_req(), account, 0, client_order_id))
 
     async def get_book(self, symbol: str, depth: int = 10) -> wire.Reply:

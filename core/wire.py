@@ -153,8 +153,11 @@ class MassCancel(_Msg, tag="mass_cancel"):
 
 
 class GetOrder(_Msg, tag="get_order"):
-    """An open order by id; or, with `client_order_id` (order_id 0), the order the
-    account placed under that id, open or not (`Ack.order_id`; `Ack.order` while open)."""
+    """One of the account's orders by id, open or recently finished (`Ack.order`); or,
+    with `client_order_id` (order_id 0), the order the account placed under that id
+    (`Ack.order_id`; `Ack.order` while open or recently finished). An order finished
+    longer ago than the engine keeps (`EngineConfig.finished_orders`), or another
+    account's, is `unknown_order`."""
 
     req: int
     account: str
@@ -253,12 +256,17 @@ Request = (
 
 
 class OrderView(msgspec.Struct, array_like=True, frozen=True):
+    """An order of the account that asked: open (`status` "resting", "held" or
+    "routed"), or recently finished ("filled", "canceled", "rejected": engine/finished.py
+    keeps the last `EngineConfig.finished_orders`)."""
+
     id: int
     account: str
     symbol: str
     side: str
     order_type: str
-    # "resting" | "held" (a stop not yet triggered) | "routed" (at an outside venue)
+    # open: "resting" | "held" (a stop not yet triggered) | "routed" (at an outside
+    # venue); finished: "filled" | "canceled" | "rejected" (a venue refused it)
     status: str
     price: int | None
     stop_price: int | None
@@ -270,8 +278,17 @@ class OrderView(msgspec.Struct, array_like=True, frozen=True):
     leg: str | None = None
     trail_price: int | None = None
     trail_percent: float | None = None
-    filled_qty: int = 0  # legs and trailing stops: lots filled so far
+    filled_qty: int = 0  # legs, trailing stops and finished orders: lots filled so far
     hwm: int | None = None  # a trailing stop: the watermark its stop trails (Alpaca's hwm)
+    # A finished order (status "filled", "canceled" or "rejected"; `qty` 0): its fills'
+    # average price (ticks), why it was canceled or rejected, when it was accepted and
+    # finished (the engine's ns), and its quantity (filled + open, after replaces; a
+    # leg's is its parent's). None on an open order.
+    avg_fill_price: float | None = None
+    reason: str | None = None
+    created_ns: int | None = None
+    finished_ns: int | None = None
+    total_qty: int | None = None
 
 
 class SymbolInfo(msgspec.Struct, array_like=True, frozen=True):
@@ -323,7 +340,8 @@ class Ack(_Msg, tag="ack"):
     last_seq: int = 0  # the engine's last event seq when it replied
     book: TopOfBook | None = None
     # A NewOrder whose (account, client_order_id) the engine already accepted with the
-    # same fields: `order_id` is that order's, `order` its view while open, nothing ran.
+    # same fields: `order_id` is that order's, `order` its view while open or recently
+    # finished, nothing ran.
     duplicate: bool = False
     symbols: list[SymbolInfo] | None = None  # GetSymbols
     account: AccountView | None = None  # GetAccount

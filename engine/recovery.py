@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
-from tickplane.core.events import Event
-from tickplane.engine.events import from_rows
+from tickplane.core.events import Event, OrderAccepted, OrderReplaced, StopTriggered
+from tickplane.engine.events import ORDER_TYPES, REASONS, SIDES, from_rows
 from tickplane.engine.matching import EventType, Op, OrderType
 
 if TYPE_CHECKING:
@@ -37,7 +37,7 @@ CHUNK = 65_536  # commands per core call: bounds the rows held at once
 _NEW = int(Op.NEW)
 _ACCEPTED, _TRADE = int(EventType.ACCEPTED), int(EventType.TRADE)
 _CANCELED, _REPLACED = int(EventType.CANCELED), int(EventType.REPLACED)
-_REJECTED = int(EventType.REJECTED)
+_REJECTED, _TRIGGERED = int(EventType.REJECTED), int(EventType.TRIGGERED)
 _PRICED = frozenset({int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)})
 
 
@@ -83,6 +83,10 @@ def _replay_chunk(
     # this chunk (control records, the other way to halt, are not commands).
     quiet = not risk.halts() and state.config.risk.circuit_breaker is None
     stamps = [] if quiet else chunk["ts"].tolist()
+    # Finished orders (finished.py) learn the same facts `observe` reads from events.
+    finished = state.finished if state.risk.ended is not None else None
+    ended: list[int] = state.risk.ended if state.risk.ended is not None else []
+    commands = chunk.tolist() if finished is not None else []
     seq = state.seq
     pos = 0
     for i, n in enumerate(counts):
@@ -102,12 +106,22 @@ def _replay_chunk(
                 ev.seq = seq
         # EVENT_DTYPE order: seq, ts, id, maker, price, qty, symbol, account,
         # maker_account, type, reason, side, order_type
-        for _s, ts, oid, maker, price, qty, sym, acc, macc, etype, _r, side, otype in rows[pos:end]:
+        ts = 0
+        for (
+            _s, ts, oid, maker, price, qty, sym, acc, macc, etype, why, side, otype
+        ) in rows[pos:end]:  # fmt: skip
             seq += 1
             if etype == _ACCEPTED:
                 on_accepted(
                     oid, accounts[acc], symbols[sym], side, qty, price if otype in _PRICED else None
                 )
+                if finished is not None:
+                    accepted = OrderAccepted(
+                        seq, ts, oid, accounts[acc], symbols[sym], SIDES[side],
+                        ORDER_TYPES[otype], qty, price if otype in _PRICED else None,
+                    )  # fmt: skip
+                    state.complete_accepted(accepted, Command._make(commands[i]))
+                    finished.open[oid] = accepted
             elif etype == _TRADE:
                 taker_name, maker_name, name = accounts[acc], accounts[macc], symbols[sym]
                 buy = side == 0
@@ -126,11 +140,20 @@ def _replay_chunk(
                 for halt in on_trade(name, price, ts):
                     seq += 1
                     halt.seq = seq
+                if finished is not None:
+                    finished.fill(oid, qty, price, ts)
+                    finished.fill(maker, qty, price, ts)
             elif etype == _CANCELED:
                 on_done(oid)
                 coids.pop(oid, None)
+                if finished is not None:
+                    finished.end(oid, "canceled", REASONS.get(why, str(why)), ts)
             elif etype == _REPLACED:
                 on_replaced(oid, qty, price)
+                if finished is not None:
+                    finished.changed(OrderReplaced(seq, ts, oid, "", "", price, qty))
+            elif etype == _TRIGGERED and finished is not None:
+                finished.changed(StopTriggered(seq, ts, oid, "", "", price))
             elif etype == _REJECTED:
                 coid = coids.pop(oid, None)
                 if coid is not None:
@@ -138,6 +161,10 @@ def _replay_chunk(
                     if c.op == _NEW and c.id == oid:
                         # a refused order does not keep its client order id
                         state.idempotency.forget(c.account, coid, c.id)
+                if finished is not None:
+                    finished.end(oid, "rejected", REASONS.get(why, str(why)), ts)
+        if finished is not None and (ended or finished.ends):
+            finished.settle(ended, ts)
         pos = end
     state.seq = seq
     return out

@@ -217,6 +217,7 @@ class RiskEngine:
         "_positions",
         "_refs",
         "_windows",
+        "ended",
     )
 
     def __init__(
@@ -233,6 +234,9 @@ class RiskEngine:
         self._per_account: dict[str, RiskLimits] = dict(per_account or {})
         self._per_symbol: dict[tuple[str, str], RiskLimits] = dict(per_symbol or {})
         self._breaker = circuit_breaker
+        # Ids of the orders `on_done` let go since the owner last emptied it (None: not
+        # recorded): the engine's finished orders (finished.py) learn of every end here.
+        self.ended: list[int] | None = None
         self._reset()
 
     def _reset(self) -> None:
@@ -675,6 +679,8 @@ class RiskEngine:
         o = self._orders.pop(order_id, None)
         if o is None:
             return
+        if self.ended is not None:
+            self.ended.append(order_id)
         p = o.pair
         p[o.side] -= o.qty
         p[2] -= 1

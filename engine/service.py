@@ -1328,7 +1328,9 @@ class EngineService:
             return wire.Ack(req.req, known[0], order=view, last_seq=self.state.seq)
         view = self.state.order_view(req.order_id, req.account)
         if view is None:
-            return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}")
+            last = self.state.next_order_id() - 1
+            why = self.state.finished.unknown_message(req.order_id, last)
+            return wire.Reject(req.req, "unknown_order", why)
         return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
 
     def _control(self, req: wire.Control, touched: set[int]) -> tuple[wire.Reply, list[Event]]:

@@ -49,6 +49,7 @@ from tickplane.engine.contingent import (
     trailing_stop,
 )
 from tickplane.engine.events import from_core
+from tickplane.engine.finished import FinishedOrders, FinishedSnapshot
 from tickplane.engine.idempotency import ClientOrderIds
 from tickplane.engine.matching import (
     COMMAND_DTYPE,
@@ -193,6 +194,7 @@ class StateSnapshot(msgspec.Struct):
     accepted_client_order_ids: list[tuple[int, str, int, int]] = msgspec.field(default_factory=list)
     contingent: ContingentSnapshot = msgspec.field(default_factory=ContingentSnapshot)
     routed_groups: list[Group] = msgspec.field(default_factory=list)
+    finished: FinishedSnapshot = msgspec.field(default_factory=FinishedSnapshot)
 
 
 @dataclass
@@ -221,6 +223,7 @@ class EngineState:
         self.recent = EventRing(cfg.replay_buffer)
         self._last_top: dict[str, TopOfBook] = {}
         self.positions = Positions(default_cash=cfg.starting_cash)
+        self.finished = FinishedOrders(cfg.finished_orders)
         self.idempotency = ClientOrderIds()
         self.contingent = ContingentOrders()
         self.risk = RiskEngine(
@@ -233,6 +236,8 @@ class EngineState:
             },
             circuit_breaker=cfg.risk.circuit_breaker,
         )
+        if cfg.finished_orders:
+            self.risk.ended = []  # every order's end, for `finished`
         for sym in cfg.symbols:
             if sym.reference_price is not None:
                 self.risk.set_reference(sym.name, sym.reference_price)
@@ -448,10 +453,7 @@ class EngineState:
             if isinstance(ev, OrderAccepted):
                 if c is None:
                     continue
-                ev.stop_price = c.stop_price if c.order_type >= _STOP else None
-                ev.tif = TIF_NAMES.get(c.tif, "gtc")
-                ev.post_only = bool(c.post_only)
-                ev.client_order_id = self.client_order_ids.get(ev.id)
+                self.complete_accepted(ev, c)
                 risk.on_accepted(ev.id, ev.account, ev.symbol, ev.side, ev.qty, ev.price)
             elif isinstance(ev, Trade):
                 buy = ev.taker_side == "buy"
@@ -481,6 +483,14 @@ class EngineState:
                     if coid is not None:
                         self.idempotency.forget(c.account, coid, c.id)
 
+    def complete_accepted(self, ev: OrderAccepted, c: Command) -> None:
+        """Fill in what the core's acceptance of `c` lacks: its stop price, time in
+        force, post-only flag and client order id."""
+        ev.stop_price = c.stop_price if c.order_type >= _STOP else None
+        ev.tif = TIF_NAMES.get(c.tif, "gtc")
+        ev.post_only = bool(c.post_only)
+        ev.client_order_id = self.client_order_ids.get(ev.id)
+
     def _number(self, out: list[Event]) -> list[Event]:
         seq = self.seq
         for ev in out:
@@ -488,6 +498,9 @@ class EngineState:
             ev.seq = seq
         self.seq = seq
         self.recent.extend(out)
+        ended = self.risk.ended
+        if ended is not None:
+            self.finished.observe(out, ended)
         return out
 
     def control(
@@ -663,6 +676,8 @@ class EngineState:
             # which were never accepted).
             out.append(OrderRejected(0, ts, r.id, r.account, str(f["reason"])))
             if f.get("request", "submit") == "submit":
+                if self.finished.capacity:  # it ends never accepted: as its owner knew it
+                    self.finished.begin(self._routed_accepted(r, ts))
                 risk.on_done(r.id)
                 del self.routed[r.id]
                 if g is not None and r.parent_id is None:
@@ -919,6 +934,7 @@ class EngineState:
             accepted_client_order_ids=self.idempotency.dump(),
             contingent=self.contingent.snapshot(),
             routed_groups=sorted(self.routed_groups.values(), key=lambda g: g.parent_id),
+            finished=self.finished.snapshot(),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -953,10 +969,17 @@ class EngineState:
         self.idempotency.load(snap.accepted_client_order_ids)
         self.contingent.restore(snap.contingent)
         self.routed_groups = {g.parent_id: g for g in snap.routed_groups}
+        self.finished.restore(snap.finished)
 
     # -- queries ---------------------------------------------------------------------------
 
     def order_view(self, order_id: int, account: str) -> wire.OrderView | None:
+        """The order `order_id` of `account`: open (resting, held or routed), else
+        recently finished (`finished`); None when it is neither or another account's."""
+        view = self._open_view(order_id, account)
+        return view if view is not None else self.finished.view(order_id, account)
+
+    def _open_view(self, order_id: int, account: str) -> wire.OrderView | None:
         """The open order `order_id` of `account` (resting, held or routed), or None
         when it is done or belongs to another account."""
         routed = self.routed.get(order_id)
@@ -1043,7 +1066,7 @@ class EngineState:
             for r in self.routed.values()
             if r.account == account and (symbol is None or r.symbol == symbol)
         )
-        views = (self.order_view(i, account) for i in sorted(ids))
+        views = (self._open_view(i, account) for i in sorted(ids))
         return [v for v in views if v is not None]
 
     def symbol_infos(self, ts: int) -> list[wire.SymbolInfo]:

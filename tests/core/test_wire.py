@@ -210,6 +210,50 @@ def test_position_changed_frames_before_and_after_unrealized_pnl_decode() -> Non
     assert older == [_PositionBeforeUnrealized(7, 1, "alice", "GOOG", 3, 300, -30, 99_670)]
 
 
+class _ViewBeforeFinished(msgspec.Struct, array_like=True, frozen=True):
+    """OrderView as a reader of the release before finished orders decodes it."""
+
+    id: int
+    account: str
+    symbol: str
+    side: str
+    order_type: str
+    status: str
+    price: int | None
+    stop_price: int | None
+    qty: int
+    tif: str = "gtc"
+    client_order_id: str | None = None
+    order_class: str | None = None
+    parent_id: int | None = None
+    leg: str | None = None
+    trail_price: int | None = None
+    trail_percent: float | None = None
+    filled_qty: int = 0
+    hwm: int | None = None
+
+
+def test_order_views_of_finished_orders_decode_both_ways() -> None:
+    """A finished order's fields came last, with defaults: an older engine's view
+    decodes with None for them, and a finished view decodes in a reader from before
+    them (status and fills, without the rest)."""
+    old = _ViewBeforeFinished(5, "alice", "GOOG", "buy", "limit", "resting", 99, None, 3)
+    reply = bytes([wire.WIRE_VERSION]) + msgspec.msgpack.encode(["ack", 1, 5, [], old])
+    got = wire.decode_reply(reply)
+    assert isinstance(got, wire.Ack) and got.order is not None
+    assert got.order == wire.OrderView(5, "alice", "GOOG", "buy", "limit", "resting", 99, None, 3)
+    assert (got.order.avg_fill_price, got.order.reason, got.order.total_qty) == (None,) * 3
+    done = wire.OrderView(5, "alice", "GOOG", "buy", "limit", "canceled", 99, None, 0,
+                          filled_qty=2, avg_fill_price=98.5, reason="user", created_ns=1,
+                          finished_ns=2, total_qty=3)  # fmt: skip
+    frame = wire.encode(wire.Ack(1, 5, order=done))
+    assert wire.decode_reply(frame) == wire.Ack(1, 5, order=done)
+    older = msgspec.msgpack.decode(frame[1:])[4]
+    assert msgspec.convert(older, _ViewBeforeFinished) == _ViewBeforeFinished(
+        5, "alice", "GOOG", "buy", "limit", "canceled", 99, None, 0, filled_qty=2
+    )  # fmt: skip
+
+
 @settings(max_examples=500)
 @given(st.binary(max_size=64))
 def test_any_bytes_decode_or_raise_wire_error(frame: bytes) -> None:

@@ -104,8 +104,26 @@ def test_orders_route_to_alpaca_and_fills_come_back(engine_factory: Any, fake: F
             events = await _until(c, len(events) + 1)
             canceled = events[-1]
             assert isinstance(canceled, OrderCanceled) and canceled.remaining == 6
+            # Alpaca refuses the next one: it ends rejected, never accepted
+            fake.fail_next(403, message="insufficient buying power", method="POST")
+            refused = await c.submit("bob", "GOOG", "sell", "limit", 3, price=13000)
+            assert isinstance(refused, wire.Ack) and refused.order_id is not None
+            events = await _until(c, len(events) + 1)
+            assert isinstance(events[-1], OrderRejected) and events[-1].id == refused.order_id
+            return await _finished(c, order_id, refused.order_id)
 
-    asyncio.run(body())
+    async def _finished(c: EngineClient, filled: int, refused: int) -> list[wire.OrderView]:
+        """The two orders' final states, as GetOrder answers them."""
+        got = [await c.get_order("alice", filled), await c.get_order("bob", refused)]
+        views = [r.order for r in got if isinstance(r, wire.Ack) and r.order is not None]
+        assert [(v.status, v.filled_qty, v.avg_fill_price, v.total_qty) for v in views] == [
+            ("canceled", 4, 12340.0, 10),
+            ("rejected", 0, None, 3),
+        ]
+        assert views[1].reason is not None
+        return views
+
+    finished = asyncio.run(body())
     eng.kill()  # no snapshot: recovery replays the routing and the venue's reports
     eng.start()
 
@@ -115,7 +133,8 @@ def test_orders_route_to_alpaca_and_fills_come_back(engine_factory: Any, fake: F
             assert isinstance(ping, wire.Ack)
             events = await c.replay(1, ping.last_seq)
             assert [type(e).__name__ for e in events][:2] == ["OrderAccepted", "Trade"]
-            assert isinstance(events[-1], OrderCanceled)
+            assert isinstance(events[-1], OrderRejected)
+            assert await _finished(c, finished[0].id, finished[1].id) == finished
 
     asyncio.run(after())
     assert eng.stop() == 0

@@ -62,10 +62,11 @@ def test_a_retry_after_the_ack_returns_the_same_order_and_runs_nothing(
             )
         other = ack(await c.submit("alice", "GOOG", "buy", "limit", 1, price=99))
         assert not other.duplicate and other.order_id != first.order_id
-        # the order is filled: a retry still names it, with no open view
+        # the order is filled: a retry still names it, with its final state
         ack(await c.submit("bob", "GOOG", "sell", "limit", 5, price=100))
         done = ack(await c.submit("alice", "GOOG", "buy", "limit", 5, **LIMIT))
-        assert done.duplicate and done.order_id == first.order_id and done.order is None
+        assert done.duplicate and done.order_id == first.order_id and done.order is not None
+        assert (done.order.status, done.order.qty, done.order.filled_qty) == ("filled", 0, 5)
 
     run(eng, body)
 
@@ -150,7 +151,11 @@ def _kill_and_retry(eng: EngineProcess) -> None:
         assert again.duplicate and again.order_id == resting_id
         assert again.order is not None and again.order.qty == 3
         m = ack(await c.submit("carol", "AAPL", "buy", "market", 1, client_order_id="m"))
-        assert m.duplicate and m.order_id == market_id and m.order is None
+        assert m.duplicate and m.order_id == market_id and m.order is not None
+        # a market order with nothing to buy: its rest canceled, kept through the kill
+        assert (m.order.status, m.order.reason, m.order.filled_qty) == (
+            "canceled", "no_liquidity", 0
+        )  # fmt: skip
         r = reject(await c.submit("alice", "GOOG", "buy", "limit", 4, **LIMIT))
         assert r.reason == "client_order_id_reused"
         assert ack(await c.ping()).last_seq == seq
@@ -182,7 +187,10 @@ def test_an_order_is_found_by_its_client_order_id_open_or_done(engine: EnginePro
         assert reject(await c.get_order_by_client_id("bob", "c-1")).reason == "unknown_order"
         ack(await c.submit("bob", "GOOG", "sell", "limit", 5, price=100))  # fills it
         done = ack(await c.get_order_by_client_id("alice", "c-1"))
-        assert done.order_id == placed.order_id and done.order is None
+        assert done.order_id == placed.order_id and done.order is not None
+        assert (done.order.status, done.order.filled_qty, done.order.client_order_id) == (
+            "filled", 5, "c-1"
+        )  # fmt: skip
 
     run(engine, body)
 

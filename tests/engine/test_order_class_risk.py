@@ -295,7 +295,8 @@ def test_a_routed_take_profit_refused_on_release_waits_hidden_for_the_venue(
     ]
     assert st.venue_cancels == [3]
     assert [v.id for v in st.open_orders("alice")] == [1, 4]
-    assert st.order_view(3, "alice") is None
+    hidden = st.order_view(3, "alice")  # canceled for its clients, not open
+    assert hidden is not None and (hidden.status, hidden.reason) == ("canceled", "max_position")
     assert st.risk.open_exposure("alice", "GOOG")[1] == 11  # the offer only
     assert venue("rejected", 3, reason="not_cancelable", message="", request="cancel") == []
     raced = fill(3, 4, 110, 6)

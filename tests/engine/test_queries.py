@@ -135,3 +135,77 @@ def test_open_orders_are_the_accounts_own(engine: EngineProcess) -> None:
         assert after is not None and [o.qty for o in after] == [3]
 
     run(engine, body)
+
+
+def _finished(view: wire.OrderView | None) -> tuple[Any, ...]:
+    """What a finished order's view says, bar its timestamps (checked apart)."""
+    assert view is not None
+    assert view.created_ns is not None and view.finished_ns is not None
+    assert 0 < view.created_ns <= view.finished_ns
+    return (view.status, view.qty, view.filled_qty, view.avg_fill_price, view.reason,
+            view.total_qty)  # fmt: skip
+
+
+def test_finished_orders_keep_their_final_status(engine_factory: Any) -> None:
+    """GetOrder answers a filled, canceled or ioc-ended order with its final state, by
+    id or client order id, to its own account only, also after a kill -9; beyond the
+    bound (here 6 finished orders) it is `unknown_order`, saying it is too old."""
+    eng = engine_factory(finished_orders=6)
+    eng.start()
+
+    async def play(c: EngineClient) -> dict[str, int]:
+        ids: dict[str, int] = {}
+        ids["old"] = ack(await c.submit("alice", "GOOG", "buy", "limit", 1, price=90)).order_id or 0
+        ack(await c.cancel("alice", ids["old"]))  # the one the bound drops later
+        ids["maker"] = ack(await c.submit("bob", "GOOG", "sell", "limit", 10, price=100,
+                                          client_order_id="b-1")).order_id or 0  # fmt: skip
+        ack(await c.submit("bob", "GOOG", "sell", "limit", 5, price=102))
+        # fills 10 at 100 and 2 at 102: done, at the average of its two prices
+        ids["taker"] = ack(await c.submit("alice", "GOOG", "buy", "limit", 12, price=102,
+                                          client_order_id="a-1")).order_id or 0  # fmt: skip
+        # 3 at 102, the rest of an ioc canceled
+        ids["ioc"] = ack(await c.submit("carol", "GOOG", "buy", "limit", 8, price=102,
+                                        tif="ioc")).order_id or 0  # fmt: skip
+        part = ack(await c.submit("dave", "AAPL", "sell", "limit", 6, price=50))
+        ids["part"] = part.order_id or 0
+        ack(await c.submit("carol", "AAPL", "buy", "limit", 2, price=50))  # fills, done
+        ack(await c.replace("dave", ids["part"], qty=3))  # 3 open now: 5 in all
+        ack(await c.cancel("dave", ids["part"]))
+        return ids
+
+    async def check(c: EngineClient, ids: dict[str, int]) -> list[wire.OrderView | None]:
+        views = {
+            k: ack(await c.get_order(a, ids[k])).order
+            for k, a in (("maker", "bob"), ("taker", "alice"), ("ioc", "carol"), ("part", "dave"))
+        }
+        assert _finished(views["maker"]) == ("filled", 0, 10, 100.0, None, 10)
+        assert _finished(views["taker"]) == ("filled", 0, 12, (10 * 100 + 2 * 102) / 12, None, 12)
+        assert _finished(views["ioc"]) == ("canceled", 0, 3, 102.0, "ioc", 8)
+        assert _finished(views["part"]) == ("canceled", 0, 2, 50.0, "user", 5)
+        taker = views["taker"]
+        assert taker is not None and (taker.symbol, taker.side, taker.order_type) == (
+            "GOOG", "buy", "limit"
+        )  # fmt: skip
+        assert (taker.price, taker.client_order_id, taker.tif) == (102, "a-1", "gtc")
+        by_coid = ack(await c.get_order_by_client_id("bob", "b-1"))
+        assert (by_coid.order_id, by_coid.order) == (ids["maker"], views["maker"])
+        # another account's finished order is no more visible than its open ones
+        other = reject(await c.get_order("bob", ids["taker"]))
+        assert other.reason == "unknown_order" and "not this account's" in other.message
+        # six finished after it (bob's at 102 and carol's AAPL buy too): the bound drops it
+        old = reject(await c.get_order("alice", ids["old"]))
+        assert old.reason == "unknown_order"
+        assert f"no open order {ids['old']}" in old.message
+        assert "last 6 finished orders" in old.message and "too old" in old.message
+        never = reject(await c.get_order("alice", 10**9))
+        assert never.message == f"no order {10**9}"
+        return list(views.values())
+
+    async def both(c: EngineClient) -> tuple[dict[str, int], list[wire.OrderView | None]]:
+        ids = await play(c)
+        return ids, await check(c, ids)
+
+    ids, before = run(eng, both)
+    eng.kill()  # kill -9: recovery rebuilds them from the journal
+    eng.start()
+    assert run(eng, lambda c: check(c, ids)) == before

@@ -55,6 +55,7 @@ def _config(journal: Path, breaker: bool = True, collar: int | None = None) -> E
         fsync="none",
         snapshot_every=0,
         pin_cpu=False,
+        finished_orders=500,  # the flow finishes more: the bound drops some
         risk=RiskConfig(
             default=RiskLimits(market_collar_bps=collar),
             circuit_breaker=CircuitBreakerConfig(move_bps=300, window_ns=10**12, halt_ns=20_000)
@@ -128,6 +129,7 @@ def _state(svc: EngineService) -> dict[str, Any]:
         "client_order_ids": dict(st.client_order_ids),
         "idempotency": st.idempotency.dump(),
         "accounts": list(st.accounts),
+        "finished": st.finished.snapshot(),
     }
 
 
@@ -168,6 +170,8 @@ def live(
         assert {"Trade", "OrderRejected", "OrderReplaced"} <= kinds, kinds
         assert ("SymbolHalted" in kinds) == breaker
         assert any(getattr(e, "reason", None) == "market_collar" for e in events)
+        assert svc.state.finished.dropped > 0
+        assert {v.status for v in svc.state.finished.done.values()} == {"filled", "canceled"}
         svc.eventlog.flush()
         shutil.copytree(root / "journal", root / "kept")  # before close() snapshots
     finally:
