@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Awaitable
 
 from tickplane.api.errors import ApiError
+from tickplane.api.projection import OrderRecord, order_from_view
 from tickplane.core import wire
-from tickplane.core.client import EngineError, EngineUnavailable
+from tickplane.core.client import EngineClient, EngineError, EngineUnavailable
 
-__all__ = ["ack_of", "acked"]
+__all__ = ["ack_of", "acked", "engine_order"]
 
 
 async def acked(request: Awaitable[wire.Reply], timeout: float) -> wire.Ack:
@@ -33,6 +34,31 @@ def ack_of(reply: asyncio.Future[wire.Reply], timeout: float) -> wire.Ack:
     except (TimeoutError, EngineError) as exc:
         raise _unavailable(exc, timeout) from None
     return _ack(done)
+
+
+async def engine_order(
+    engine: EngineClient,
+    account: str,
+    timeout: float,
+    order_id: int = 0,
+    client_order_id: str | None = None,
+) -> OrderRecord | None:
+    """The account's order as the engine answers `GetOrder` (by id, or by client order
+    id): open or recently finished. For a read the projection cannot answer (it dropped
+    a closed order, or began after the engine's replay let its events go); None when
+    the engine does not know it for this account (never, another's, or finished longer
+    ago than it keeps). No answer is a 503, as in `acked`."""
+    if client_order_id is None:
+        request = engine.get_order(account, order_id)
+    else:
+        request = engine.get_order_by_client_id(account, client_order_id)
+    try:
+        reply = await request
+    except (TimeoutError, EngineError) as exc:
+        raise _unavailable(exc, timeout) from None
+    if isinstance(reply, wire.Reject) or reply.order is None:
+        return None
+    return order_from_view(reply.order)
 
 
 def _unavailable(exc: TimeoutError | EngineError, timeout: float) -> ApiError:

@@ -46,6 +46,7 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import (
     BookDelta,
@@ -81,6 +82,7 @@ __all__ = [
     "Update",
     "apply_order_event",
     "order_from_accepted",
+    "order_from_view",
 ]
 
 log = logging.getLogger(__name__)
@@ -306,6 +308,52 @@ def order_from_accepted(ev: OrderAccepted) -> OrderRecord:
         ev.leg,
         ev.trail_price,
         ev.trail_percent,
+    )
+
+
+_VIEW_STATUSES: dict[str, OrderStatus] = {
+    "held": "held",
+    "routed": "new",
+    "filled": "filled",
+    "canceled": "canceled",
+    "rejected": "rejected",
+}
+
+
+def order_from_view(view: wire.OrderView) -> OrderRecord:
+    """An order as the engine's `GetOrder` shows it (open, or recently finished), for a
+    read the projection cannot answer: it dropped the order (`max_closed_orders`), or
+    began after the engine's replay had let its events go. `seq` is 0 and `post_only`
+    False (the view carries neither); an open order's times are unknown (0)."""
+    filled = view.filled_qty
+    status = _VIEW_STATUSES.get(view.status) or ("partially_filled" if filled else "new")
+    avg = view.avg_fill_price
+    return OrderRecord(
+        view.id,
+        view.account,
+        view.symbol,
+        view.side,
+        view.order_type,
+        view.total_qty if view.total_qty is not None else filled + view.qty,
+        view.price,  # limit_price
+        view.stop_price,
+        view.tif,  # time_in_force
+        False,  # post_only
+        view.client_order_id,
+        status,
+        view.reason,
+        filled,
+        view.qty,  # open_qty
+        0 if avg is None else round(avg * filled),  # filled_notional
+        view.created_ns or 0,
+        view.finished_ns or view.created_ns or 0,  # updated_ns
+        0,  # seq
+        view.order_class,
+        view.parent_id,
+        view.leg,
+        view.trail_price,
+        view.trail_percent,
+        view.hwm,
     )
 
 

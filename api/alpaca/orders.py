@@ -29,7 +29,7 @@ from tickplane.api.alpaca.schemas import (
     AlpacaOrderReplace,
 )
 from tickplane.api.alpaca.units import SymbolUnits, decimal_of
-from tickplane.api.engine import acked
+from tickplane.api.engine import acked, engine_order
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import OrderRecord, apply_order_event, order_from_accepted
 from tickplane.core import wire
@@ -303,19 +303,34 @@ async def list_orders(
     return [renderer.render(r, nested=nested) for r in records[:limit]]
 
 
+def _projected(ctx: Ctx, order_id: str) -> tuple[int | None, OrderRecord | None]:
+    """The engine's id of this UUID (None: not one of ours) and the caller's order the
+    projection holds under it."""
+    oid = engine_order_id(order_id)
+    return oid, None if oid is None else ctx.projection.order(ctx.account, oid)
+
+
+def _not_found(order_id: str) -> AlpacaError:
+    return AlpacaError.not_found(f"order not found for {order_id}")
+
+
 def _own(ctx: Ctx, order_id: str) -> OrderRecord:
     """The caller's order with this UUID, or a 404."""
-    oid = engine_order_id(order_id)
-    record = None if oid is None else ctx.projection.order(ctx.account, oid)
+    record = _projected(ctx, order_id)[1]
     if record is None:
-        raise AlpacaError.not_found(f"order not found for {order_id}")
+        raise _not_found(order_id)
     return record
 
 
 @router.get("/orders:by_client_order_id", responses=ERRORS)
 async def get_order_by_client_order_id(client_order_id: str, ctx: CtxDep) -> AlpacaOrder:
-    """The caller's order with this `client_order_id`."""
+    """The caller's order with this `client_order_id` (one the gateway no longer holds
+    as the engine keeps it: see `GET /orders/{order_id}`)."""
     record = ctx.projection.order_by_client_id(ctx.account, client_order_id)
+    if record is None:
+        record = await engine_order(
+            ctx.engine, ctx.account, ctx.timeout, client_order_id=client_order_id
+        )
     if record is None:
         raise AlpacaError.not_found(f"order not found for client_order_id {client_order_id}")
     return (await Renderer.load(ctx)).render(record, nested=True)
@@ -323,8 +338,14 @@ async def get_order_by_client_order_id(client_order_id: str, ctx: CtxDep) -> Alp
 
 @router.get("/orders/{order_id}", responses=ERRORS)
 async def get_order(order_id: str, ctx: CtxDep, nested: bool = False) -> AlpacaOrder:
-    """One of the caller's orders by id."""
-    record = _own(ctx, order_id)
+    """One of the caller's orders by id. A closed order the gateway no longer holds
+    (beyond `max_closed_orders`, or from before its event history) comes from the
+    engine, which keeps the last `finished_orders` finished ones."""
+    oid, record = _projected(ctx, order_id)
+    if record is None and oid is not None:
+        record = await engine_order(ctx.engine, ctx.account, ctx.timeout, oid)
+    if record is None:
+        raise _not_found(order_id)
     return (await Renderer.load(ctx)).render(record, nested=nested)
 
 

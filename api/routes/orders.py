@@ -25,13 +25,14 @@ from tickplane.api.deps import (
     SettingsDep,
     authenticate,
 )
-from tickplane.api.engine import acked
+from tickplane.api.engine import acked, engine_order
 from tickplane.api.errors import ERROR_RESPONSES, ApiError
 from tickplane.api.projection import (
     OrderRecord,
     Projection,
     apply_order_event,
     order_from_accepted,
+    order_from_view,
 )
 from tickplane.api.schemas import (
     CanceledOrders,
@@ -78,7 +79,9 @@ def _from_ack(ack: wire.Ack, account: str, order_id: int) -> OrderRecord | None:
 
 
 def _from_view(view: wire.OrderView, order: PlainOrderCreate | None = None) -> OrderPublic:
-    """An open order as the engine's order view shows it (the projection lags)."""
+    """An order as the engine's order view shows it (the projection lags)."""
+    if view.total_qty is not None:  # finished: the view says everything
+        return order_view(order_from_view(view))
     status_ = {"held": "held", "routed": "pending_new"}.get(view.status, "new")
     return OrderPublic(
         id=view.id,
@@ -277,12 +280,18 @@ async def list_orders(
 async def read_order_by_client_id(
     client_order_id: Annotated[ClientOrderId, Path()],
     caller: CurrentAccount,
+    engine: EngineDep,
     projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
-    """The caller's order with this `client_order_id`."""
+    """The caller's order with this `client_order_id` (one the projection no longer
+    holds, as the engine keeps it: see `GET /orders/{order_id}`)."""
     await projection.caught_up(caller.account, settings.read_your_writes_timeout)
     record = projection.order_by_client_id(caller.account, client_order_id)
+    if record is None:
+        record = await engine_order(
+            engine, caller.account, settings.engine_timeout, client_order_id=client_order_id
+        )
     if record is None:
         raise ApiError(404, "unknown_order", f"no order with client_order_id {client_order_id!r}")
     return order_view(record, projection=projection)
@@ -292,12 +301,18 @@ async def read_order_by_client_id(
 async def read_order(
     order_id: OrderId,
     caller: CurrentAccount,
+    engine: EngineDep,
     projection: ProjectionDep,
     settings: SettingsDep,
 ) -> OrderPublic:
-    """One of the caller's orders (another account's is a 404, like no order)."""
+    """One of the caller's orders (another account's is a 404, like no order). A closed
+    order the gateway no longer holds (beyond `max_closed_orders`, or from before its
+    event history) comes from the engine, which keeps the last `finished_orders`
+    finished ones: its final status, fills and reason (`seq` 0)."""
     await projection.caught_up(caller.account, settings.read_your_writes_timeout)
     record = projection.order(caller.account, order_id)
+    if record is None:
+        record = await engine_order(engine, caller.account, settings.engine_timeout, order_id)
     if record is None:
         raise ApiError(404, "unknown_order", f"no order {order_id}")
     return order_view(record, projection=projection)

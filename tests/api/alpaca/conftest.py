@@ -5,6 +5,7 @@ keys in the gateway's store, and alpaca-py clients pointed at it."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 import uuid
@@ -76,19 +77,27 @@ class Gateway:
 def gateway(
     alpaca_engine: EngineProcess, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Gateway]:
-    data_dir = tmp_path_factory.mktemp("alpaca-gateway")
+    with serve(alpaca_engine, tmp_path_factory.mktemp("alpaca-gateway")) as gw:
+        yield gw
+
+
+@contextlib.contextmanager
+def serve(engine: EngineProcess, data_dir: Path, **settings: Any) -> Iterator[Gateway]:
+    """A gateway on `engine`, served by uvicorn on a free port while inside (`settings`:
+    GatewaySettings fields beyond the tests' own)."""
     port = free_port()
-    settings = GatewaySettings(
-        engine_order_entry=alpaca_engine.order_entry,
-        engine_events=alpaca_engine.events,
+    config = GatewaySettings(
+        engine_order_entry=engine.order_entry,
+        engine_events=engine.events,
         engine_timeout=5.0,
         data_dir=data_dir,
         rate_limit_per_second=0,
         key_cache_seconds=0,
         metrics_port=0,
         port=port,
+        **settings,
     )
-    app = create_app(settings)
+    app = create_app(config)
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
@@ -123,6 +132,11 @@ class Trader:
 @pytest.fixture(scope="session")
 def make_trader(gateway: Gateway) -> Callable[[], Trader]:
     """`make_trader()`: a fresh account, its key, and a TradingClient for it."""
+    return trader_maker(gateway)
+
+
+def trader_maker(gateway: Gateway) -> Callable[[], Trader]:
+    """`make_trader` for `gateway`."""
 
     async def create(account: str) -> keys.NewKey:
         store = keys.SqliteKeyStore(gateway.data_dir / keys.SQLITE_NAME)
