@@ -1508,8 +1508,9 @@ def test_an_order_whose_submit_died_with_the_engine_is_rejected_after_a_restart(
             evs = await _events_until(c, lambda evs: _ids_events(evs, order_id))
             assert _ids_events(evs, order_id) == ["OrderRejected"]
             assert [e.reason for e in evs if isinstance(e, OrderRejected)] == ["venue_unavailable"]
-            gone = await c.get_order("alice", order_id)
-            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+            gone = await c.get_order("alice", order_id)  # finished: rejected, not open
+            assert isinstance(gone, wire.Ack) and gone.order is not None
+            assert (gone.order.status, gone.order.reason) == ("rejected", "venue_unavailable")
 
     asyncio.run(after())
     assert not any(o.client_order_id == f"tp-{order_id}" for o in fake.orders.values())
