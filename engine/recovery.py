@@ -86,7 +86,12 @@ def _replay_chunk(
     # Finished orders (finished.py) learn the same facts `observe` reads from events.
     finished = state.finished if state.risk.ended is not None else None
     ended: list[int] = state.risk.ended if state.risk.ended is not None else []
-    commands = chunk.tolist() if finished is not None else []
+    # the command fields an acceptance lacks, as columns (not whole rows: cheaper)
+    stops, tifs, posts = (
+        (chunk["stop_price"].tolist(), chunk["tif"].tolist(), chunk["post_only"].tolist())
+        if finished is not None
+        else ([], [], [])
+    )
     seq = state.seq
     pos = 0
     for i, n in enumerate(counts):
@@ -120,7 +125,7 @@ def _replay_chunk(
                         seq, ts, oid, accounts[acc], symbols[sym], SIDES[side],
                         ORDER_TYPES[otype], qty, price if otype in _PRICED else None,
                     )  # fmt: skip
-                    state.complete_accepted(accepted, Command._make(commands[i]))
+                    state.complete_accepted(accepted, stops[i], otype, tifs[i], posts[i])
                     finished.open[oid] = accepted
             elif etype == _TRADE:
                 taker_name, maker_name, name = accounts[acc], accounts[macc], symbols[sym]
@@ -161,9 +166,9 @@ def _replay_chunk(
                     if c.op == _NEW and c.id == oid:
                         # a refused order does not keep its client order id
                         state.idempotency.forget(c.account, coid, c.id)
-                if finished is not None:
-                    finished.end(oid, "rejected", REASONS.get(why, str(why)), ts)
-        if finished is not None and (ended or finished.ends):
+                # no finished order: the core refuses a new order before accepting it,
+                # and a refused cancel or replace leaves the order open
+        if ended and finished is not None:
             finished.settle(ended, ts)
         pos = end
     state.seq = seq

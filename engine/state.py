@@ -453,7 +453,7 @@ class EngineState:
             if isinstance(ev, OrderAccepted):
                 if c is None:
                     continue
-                self.complete_accepted(ev, c)
+                self.complete_accepted(ev, c.stop_price, c.order_type, c.tif, c.post_only)
                 risk.on_accepted(ev.id, ev.account, ev.symbol, ev.side, ev.qty, ev.price)
             elif isinstance(ev, Trade):
                 buy = ev.taker_side == "buy"
@@ -483,12 +483,14 @@ class EngineState:
                     if coid is not None:
                         self.idempotency.forget(c.account, coid, c.id)
 
-    def complete_accepted(self, ev: OrderAccepted, c: Command) -> None:
-        """Fill in what the core's acceptance of `c` lacks: its stop price, time in
-        force, post-only flag and client order id."""
-        ev.stop_price = c.stop_price if c.order_type >= _STOP else None
-        ev.tif = TIF_NAMES.get(c.tif, "gtc")
-        ev.post_only = bool(c.post_only)
+    def complete_accepted(
+        self, ev: OrderAccepted, stop_price: int, order_type: int, tif: int, post_only: int
+    ) -> None:
+        """Fill in what the core's acceptance lacks from its command's fields: the stop
+        price, time in force, post-only flag, and the client order id."""
+        ev.stop_price = stop_price if order_type >= _STOP else None
+        ev.tif = TIF_NAMES.get(tif, "gtc")
+        ev.post_only = bool(post_only)
         ev.client_order_id = self.client_order_ids.get(ev.id)
 
     def _number(self, out: list[Event]) -> list[Event]:
