@@ -808,7 +808,9 @@ class AlpacaVenue:
                 t.orphan = True
                 t.orphan_since = time.monotonic()
                 self._reconcile_due = True
-            self._emit_locked(VenueRejected(t.order.order_id, reason, message))
+            self._emit_locked(
+                VenueRejected(t.order.order_id, reason, message, maybe_placed=maybe_placed)
+            )
         if maybe_placed:
             self._wake.set()
 
@@ -1337,7 +1339,7 @@ class AlpacaVenue:
             with self._lock:
                 t = self._orders[oid]
                 if time.monotonic() - t.orphan_since > self._orphan_grace:
-                    t.orphan = False  # it never reached Alpaca
+                    self._orphan_settled(t, t.order.qty)  # it never reached Alpaca
                 else:  # a request still in flight may yet arrive: look again
                     self._reconcile_due = True
             return
@@ -1355,7 +1357,13 @@ class AlpacaVenue:
                 self._reconcile_due = True  # look again until it is closed
         else:
             with self._lock:
-                self._orders[oid].orphan = False
+                self._orphan_settled(self._orders[oid], max(0, _qty(o.qty) - _qty(o.filled_qty)))
+
+    def _orphan_settled(self, t: _Tracked, remaining: int) -> None:
+        """Stop looking for orphan `t` (closed at Alpaca, its fills reported, or never
+        arrived) and tell the engine, which stops expecting late fills of it (lock held)."""
+        t.orphan = False
+        self._emit_locked(VenueCanceled(t.order.order_id, remaining, "orphan_closed"))
 
     def _apply_snapshot(self, t: _Tracked, vid: str, o: Order) -> None:
         """Report what the REST order object `o` shows that was not reported yet."""

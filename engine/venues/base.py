@@ -108,12 +108,18 @@ class VenueRejected:
     is dead for the engine); ``"cancel"``/``"replace"`` mean the order is unchanged and
     still live. `reason` is a short code (see docs/venues.md), `message` the venue's
     own words.
+
+    `maybe_placed` (a submit only): the request may have reached the venue all the
+    same (a timeout, a 5xx). The order is an *orphan*: the venue looks for it, cancels
+    it if it shows up, reports the fills it got before that as `VenueFilled` (late
+    fills, which the engine books) and ends the watch with a `VenueCanceled`.
     """
 
     order_id: int
     reason: str
     message: str
     request: Request = "submit"
+    maybe_placed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +145,9 @@ class VenueCanceled:
 
     `reason` is ``"canceled"`` (by request or by the venue), ``"expired"`` (its time in
     force ran out) or ``"venue_rejected"`` (the venue refused it after accepting it).
+    For an orphan (`VenueRejected.maybe_placed`) it says the venue stopped looking for
+    it: closed at the venue, or never arrived (reason ``"orphan_closed"``); no fill of
+    it follows.
     """
 
     order_id: int

@@ -351,8 +351,9 @@ class FakeAlpaca:
         path: str | None = None,
     ) -> None:
         """The next `count` REST requests (of `method` to `path` only, if given) answer
-        `status` with an error body; with `apply`, each request is carried out first (a
-        5xx after the order was taken)."""
+        `status` with an error body; with `apply`, each request is carried out first, its
+        stream events and a market order's fill included (a 5xx after the order was
+        taken)."""
         text = message or HTTPStatus(status).phrase.lower()
         with self._cond:
             self._failures.extend(_Failure(status, text, apply, method, path) for _ in range(count))
@@ -873,7 +874,9 @@ class _Handler(BaseHTTPRequestHandler):
                 status, payload = failure.status, {"code": code, "message": failure.message}
         except ApiError as exc:
             status, payload = exc.status, {"code": exc.code, "message": exc.message}
-        if after is not None and hang:  # carried out, stream events sent, then no answer
+        if after is not None and (hang or failure is not None):
+            # carried out in full (its stream events sent, a market order filled), then
+            # an error or no answer: Alpaca took the order whatever the client heard
             after()
             after = None
         if hang and hang_after and not self._hang():

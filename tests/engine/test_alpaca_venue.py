@@ -541,10 +541,16 @@ def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives
     venue, events = started
     venue.resume([(order(90, qty=10), 0)])
     refused = events.wait(VenueRejected, lambda e: e.order_id == 90)
-    assert (refused.reason, refused.request) == ("venue_unavailable", "submit")
+    assert (refused.reason, refused.request, refused.maybe_placed) == (
+        "venue_unavailable",
+        "submit",
+        True,
+    )
     late = _placed_elsewhere(fake, "tp-90")
     fake.wait_until(lambda: fake.order(str(late.id)).status == "canceled")
-    assert [type(e) for e in events.about(90)] == [VenueRejected]
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 90)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+    assert [type(e) for e in events.about(90)] == [VenueRejected, VenueCanceled]
 
 
 def test_a_resume_that_finds_alpaca_unreachable_is_tried_again(fake: FakeAlpaca) -> None:
@@ -850,7 +856,11 @@ def test_a_submit_that_never_left_falls_back_one_that_may_have_does_not(
     mark = events.mark()
     venue.submit(order(42))
     refused = events.wait(VenueRejected, lambda e: e.order_id == 42)
-    assert (refused.reason, refused.request) == ("venue_fallback", "submit")
+    assert (refused.reason, refused.request, refused.maybe_placed) == (
+        "venue_fallback",
+        "submit",
+        False,
+    )
     assert "refused" in events.wait_status(False, since=mark).detail
     fake.start_rest()
     events.wait_status(True, since=mark)
@@ -860,10 +870,12 @@ def test_a_submit_that_never_left_falls_back_one_that_may_have_does_not(
     fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
     venue.submit(order(43, qty=10))
     refused = events.wait(VenueRejected, lambda e: e.order_id == 43)
-    assert refused.reason == "venue_unavailable"
+    assert (refused.reason, refused.maybe_placed) == ("venue_unavailable", True)
     orphan = fake.wait_order("tp-43")
     fake.wait_until(lambda: orphan.status == "canceled")
-    assert [type(e) for e in events.about(43)] == [VenueRejected]
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 43)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+    assert [type(e) for e in events.about(43)] == [VenueRejected, VenueCanceled]
     assert [type(e) for e in events.about(42)] == [VenueRejected]
     assert not any(o.client_order_id == "tp-42" for o in fake.orders.values())
 
@@ -913,7 +925,49 @@ def test_an_order_taken_despite_a_5xx_is_canceled_at_alpaca(
     assert events.wait(VenueRejected, lambda e: e.order_id == 60).reason == "venue_unavailable"
     orphan = fake.wait_order("tp-60")
     fake.wait_until(lambda: orphan.status == "canceled")
-    assert [type(e) for e in events.about(60)] == [VenueRejected]
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 60)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+    assert [type(e) for e in events.about(60)] == [VenueRejected, VenueCanceled]
+
+
+def test_an_orphans_fill_before_its_cancel_is_reported_then_its_watch_ends(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """A market order Alpaca took and filled at once, answered with a 503: it is
+    rejected as maybe placed, then reconciliation finds the fill and reports it (a real
+    execution, which the engine books as a late fill), and the end of the watch."""
+    venue, events = started
+    fake.stop_stream()  # so the venue hears of the order only through REST
+    fake.trade("AAPL", "123.40")  # a market order fills there at once
+    fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+    venue.submit(order(62, type="market", qty=10, limit=None, tif="day"))
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 62)
+    assert (refused.reason, refused.maybe_placed) == ("venue_unavailable", True)
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 62)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 0)
+    fills = [e for e in events.about(62) if isinstance(e, VenueFilled)]
+    assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(10, 12340, 0)]
+    assert [type(e) for e in events.about(62)] == [VenueRejected, VenueFilled, VenueCanceled]
+
+
+def test_an_orphan_that_never_arrives_is_given_up_after_its_grace(fake: FakeAlpaca) -> None:
+    """A 503 before Alpaca took the order: looked for during `orphan_grace`, never
+    found, then given up (`VenueCanceled`, every lot remaining)."""
+    venue = make_venue(fake, orphan_grace=0.3)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.fail_next(503, method="POST", path="/v2/orders")
+        venue.submit(order(63, qty=10))
+        refused = events.wait(VenueRejected, lambda e: e.order_id == 63)
+        assert refused.maybe_placed
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == 63)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+        assert [type(e) for e in events.about(63)] == [VenueRejected, VenueCanceled]
+        assert not any(o.client_order_id == "tp-63" for o in fake.orders.values())
+    finally:
+        venue.stop()
 
 
 def test_an_order_the_stream_reported_stays_live_when_its_request_times_out(
