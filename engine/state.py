@@ -195,6 +195,7 @@ class StateSnapshot(msgspec.Struct):
     contingent: ContingentSnapshot = msgspec.field(default_factory=ContingentSnapshot)
     routed_groups: list[Group] = msgspec.field(default_factory=list)
     finished: FinishedSnapshot = msgspec.field(default_factory=FinishedSnapshot)
+    orphans: list[RoutedOrder] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -215,6 +216,10 @@ class EngineState:
     # routed orders to cancel at the venue, decided by the last venue event (the live
     # process sends them; recovery drops them: the venue is asked again on resume)
     venue_cancels: list[int] = field(default_factory=list)
+    # routed orders rejected although their submit may have reached the venue (a
+    # timeout, a 5xx): the venue may still report fills for them, which are booked as
+    # late fills, until it says it stopped looking (docs/venues.md, "Late fills")
+    orphans: dict[int, RoutedOrder] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         cfg = self.config
@@ -610,6 +615,8 @@ class EngineState:
         by its fills, reduced by each other's, and closed with the internal reasons."""
         r = self.routed.get(int(f["order_id"]))
         if r is None:
+            if self.orphans:
+                return self._orphan_report(kind, f)
             return []
         out: list[Event] = []
         risk = self.risk
@@ -631,28 +638,13 @@ class EngineState:
                     leg.accepted = True
                     out.append(self._routed_accepted(leg, ts))
         elif kind == "filled":
-            qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
-            venue = f"venue:{f.get('venue', 'alpaca')}"
-            buy = r.side == "buy"
+            qty = int(f["qty"])
             if _held_stop(r) and r.stop_price is not None and not r.filled:
                 # a stop, a trailing stop or a stop-loss leg trades once Alpaca
                 # triggered it: say so first, as the internal venue does
                 out.append(StopTriggered(0, ts, r.id, r.account, r.symbol, r.stop_price))
-            out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
-            out.extend(
-                self.positions.on_trade(
-                    r.symbol,
-                    price,
-                    qty,
-                    r.account if buy else venue,
-                    venue if buy else r.account,
-                    when,
-                )
-            )
+            self._venue_fill(r, f, out)
             risk.on_fill(r.id, qty)
-            out.extend(risk.on_trade(r.symbol, price, when))
-            r.filled += qty
-            r.qty = int(f["leaves_qty"])
             if r.qty <= 0:
                 self._routed_done(r, g)
             if g is not None:
@@ -682,6 +674,8 @@ class EngineState:
                     self.finished.begin(self._routed_accepted(r, ts))
                 risk.on_done(r.id)
                 del self.routed[r.id]
+                if f.get("maybe_placed"):
+                    self.orphans[r.id] = r
                 if g is not None and r.parent_id is None:
                     for leg_id in g.legs:
                         self.routed.pop(leg_id, None)
@@ -734,6 +728,47 @@ class EngineState:
                 r.qty = int(f["qty"])
                 out.append(OrderReplaced(0, ts, r.id, r.account, r.symbol, r.price or 0, r.qty))
                 risk.on_replaced(r.id, r.qty, r.price)
+        return self._number(out)
+
+    def _venue_fill(self, r: RoutedOrder, f: dict[str, Any], out: list[Event]) -> None:
+        """Book the venue's execution `f` of routed order `r` (open or orphaned): its
+        `Trade` against the venue (maker id 0, account ``venue:<name>``), the position
+        changes and halts it causes; `r` keeps its filled and open lots."""
+        qty, price, when = int(f["qty"]), int(f["price"]), int(f["ts_event"])
+        venue = f"venue:{f.get('venue', 'alpaca')}"
+        buy = r.side == "buy"
+        out.append(Trade(0, when, r.symbol, price, qty, r.id, 0, r.side, r.account, venue))
+        out.extend(
+            self.positions.on_trade(
+                r.symbol,
+                price,
+                qty,
+                r.account if buy else venue,
+                venue if buy else r.account,
+                when,
+            )
+        )
+        out.extend(self.risk.on_trade(r.symbol, price, when))
+        r.filled += qty
+        r.qty = int(f["leaves_qty"])
+
+    def _orphan_report(self, kind: str, f: dict[str, Any]) -> list[Event]:
+        """What the venue said about an orphan: an order rejected (`OrderRejected`,
+        its events ended) whose submit may have reached the venue anyway. A fill there
+        is a real execution and is booked, a late fill: its `Trade` and position
+        changes, with no order event (the order stays rejected). Risk does not refuse
+        it (the position is what the venue made it, past max_position or not), and it
+        no longer counts as an open order. A close ends the watch, with no event."""
+        r = self.orphans.get(int(f["order_id"]))
+        if r is None:
+            return []
+        out: list[Event] = []
+        if kind == "filled":
+            self._venue_fill(r, f, out)
+            if r.qty <= 0:
+                del self.orphans[r.id]
+        elif kind == "canceled":
+            del self.orphans[r.id]
         return self._number(out)
 
     def _fall_back(self, r: RoutedOrder, g: Group | None, ts: int) -> list[Event] | None:
@@ -937,6 +972,7 @@ class EngineState:
             contingent=self.contingent.snapshot(),
             routed_groups=sorted(self.routed_groups.values(), key=lambda g: g.parent_id),
             finished=self.finished.snapshot(),
+            orphans=list(self.orphans.values()),
         )
         return msgspec.msgpack.encode(snap)
 
@@ -972,6 +1008,7 @@ class EngineState:
         self.contingent.restore(snap.contingent)
         self.routed_groups = {g.parent_id: g for g in snap.routed_groups}
         self.finished.restore(snap.finished)
+        self.orphans = {r.id: r for r in snap.orphans}
 
     # -- queries ---------------------------------------------------------------------------
 

@@ -1516,3 +1516,75 @@ def test_an_order_whose_submit_died_with_the_engine_is_rejected_after_a_restart(
     assert not any(o.client_order_id == f"tp-{order_id}" for o in fake.orders.values())
     assert _status(eng)["routed_orders"] == 0
     assert eng.stop() == 0
+
+
+def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca took alice's market buy and filled it at once, but answered the submit
+    with a 503 (and the stream that would have said so was down): the engine rejected
+    the order (venue_unavailable: it may be there), and the fill reconciliation finds
+    is a real execution, booked as a late fill: its Trade, alice's position and cash,
+    the order staying rejected. The same after a kill -9 and a recovery."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> tuple[int, wire.AccountView]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _until_connected(eng)
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.trade("GOOG", "101.00")  # a market order fills there at once
+            fake.hang_next(1)
+            r = await c.submit("alice", "GOOG", "buy", "market", 10, tif="day")
+            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
+            oid = r.order_id
+            fake.wait_until(
+                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
+            )
+            # the held submit is carried out and answered 503, with the stream down
+            fake.stop_stream()
+            fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+            fake.release()
+            evs = await _events_until(c, lambda evs: "Trade" in _ids_events(evs, oid))
+            assert fake.order(f"tp-{oid}").status == "filled"
+            assert _ids_events(evs, oid) == ["OrderRejected", "Trade"]
+            rejected = [e for e in evs if isinstance(e, OrderRejected) and e.id == oid]
+            assert [e.reason for e in rejected] == ["venue_unavailable"]
+            (trade,) = [e for e in evs if isinstance(e, Trade) and e.taker == oid]
+            assert (trade.qty, trade.price, trade.taker_side, trade.taker_account) == (
+                10,
+                10100,
+                "buy",
+                "alice",
+            )
+            assert trade.maker_account == "venue:alpaca"
+            pos = [e for e in evs if isinstance(e, PositionChanged) and e.account == "alice"]
+            assert (pos[-1].position, pos[-1].cost_basis) == (10, 101_000)
+            got = await c.get_account("alice")
+            assert isinstance(got, wire.Ack) and got.account is not None
+            assert [(p.symbol, p.qty) for p in got.account.positions] == [("GOOG", 10)]
+            assert got.account.cash == pos[-1].cash
+            gone = await c.get_order("alice", oid)  # rejected it stays
+            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+            fake.start_stream()
+            await _until_connected(eng)
+            return oid, got.account
+
+    oid, account = asyncio.run(body())
+    assert _status(eng)["routed_orders"] == 0
+    before = asyncio.run(_all_events(eng))
+    eng.kill()
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            ping = await c.ping()
+            assert isinstance(ping, wire.Ack)
+            assert await c.replay(1, ping.last_seq) == before
+            got = await c.get_account("alice")
+            assert isinstance(got, wire.Ack) and got.account == account
+            gone = await c.get_order("alice", oid)
+            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+
+    asyncio.run(after())
+    assert eng.stop() == 0

@@ -1,0 +1,127 @@
+"""Late fills (docs/venues.md, "Late fills"): a routed order rejected because its
+submit may have reached the venue anyway (a timeout, a 5xx) is an orphan; the fills
+the venue still reports for it are real executions, booked as a `Trade` against the
+venue and its position changes, the order staying rejected, until the venue says it
+stopped looking. The same after a snapshot and after a recovery from the journal
+alone. In process, the venue a stand-in that reports what the test says."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from tickplane.core.config import VenueConfig
+from tickplane.core.events import Event, OrderRejected, PositionChanged, Trade
+from tickplane.engine.state import EngineState
+from tickplane.engine.venues.base import VenueCanceled, VenueEvent, VenueFilled, VenueRejected
+
+from .test_order_class_risk import Engine, _routed, ok, refused
+
+
+def _at_alpaca(tmp_path: Path, **limits: Any) -> tuple[Engine, Any]:
+    eng, venue = _routed(tmp_path, **limits)
+    eng.svc.config.venue = VenueConfig(kind="alpaca")
+    return eng, venue
+
+
+def _report(eng: Engine, *events: VenueEvent) -> list[Event]:
+    """The venue reports `events`: what the engine publishes for them."""
+    out = eng.svc._venue_events(list(events), set())
+    assert eng.svc.journal is not None
+    eng.svc.journal.commit()
+    return out
+
+
+def _said(events: list[Event]) -> list[tuple[Any, ...]]:
+    out: list[tuple[Any, ...]] = []
+    for e in events:
+        if isinstance(e, Trade):
+            out.append(("trade", e.taker, e.maker, e.qty, e.price, e.taker_side, e.maker_account))
+        elif isinstance(e, PositionChanged):
+            out.append(("position", e.account, e.position, e.cost_basis, e.cash))
+        elif isinstance(e, OrderRejected):
+            out.append(("rejected", e.id, e.reason))
+        else:
+            out.append((type(e).__name__,))
+    return out
+
+
+def _fill(order_id: int, price: int, qty: int, leaves: int, n: int) -> VenueFilled:
+    return VenueFilled(order_id, price, qty, 1_000 + n, f"exec-{n}", leaves)
+
+
+def test_fills_of_an_order_rejected_as_maybe_placed_are_booked_until_its_watch_ends(
+    tmp_path: Path,
+) -> None:
+    """alice's buy of 10 gets a 503 that Alpaca took anyway; it fills 4 at 101 and 2 at
+    102 there before the orphan's cancel lands. Both are booked: position 6 past her
+    max_position of 5 (the position is what the venue made it), so her next buy is
+    refused; the order stays rejected. After the watch ends, a report is ignored."""
+    eng, venue = _at_alpaca(tmp_path / "a", max_position=5)
+    o = ok(eng.new("alice", "buy", 5, price=100)).order_id
+    assert o is not None and venue.sent == [("submit", o)]
+    start = eng.svc.state.positions.account("alice").cash
+    said = _said(_report(eng, VenueRejected(o, "venue_unavailable", "503", maybe_placed=True)))
+    assert said == [("rejected", o, "venue_unavailable")]
+    assert eng.svc.state.order_view(o, "alice") is None
+    assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (0, 0, 0)
+
+    said = _said(_report(eng, _fill(o, 101, 4, 1, 1)))
+    assert said == [
+        ("trade", o, 0, 4, 101, "buy", "venue:alpaca"),
+        ("position", "alice", 4, 404, start - 404),
+        ("position", "venue:alpaca", -4, -404, 404),
+    ]
+    snap = eng.svc.state.snapshot()  # an orphan survives a snapshot
+    restored = EngineState(eng.svc.state.config)
+    restored.restore(snap)
+    assert restored.orphans == eng.svc.state.orphans and list(restored.orphans) == [o]
+
+    said = _said(_report(eng, _fill(o, 102, 2, 0, 2)))
+    assert said[0] == ("trade", o, 0, 2, 102, "buy", "venue:alpaca")
+    assert said[1] == ("position", "alice", 6, 608, start - 608)
+    assert eng.svc.state.orphans == {}  # nothing left to fill: no longer watched
+    assert eng.svc.state.positions.account("alice").positions[0].position == 6
+    assert refused(eng.new("alice", "buy", 1, price=100)).reason == "max_position"
+    assert eng.svc.state.order_view(o, "alice") is None  # still rejected, not live
+
+    # a duplicate report after that books nothing
+    assert _report(eng, _fill(o, 102, 2, 0, 3)) == []
+
+    # recovery from the journal alone: the same events, positions, risk and orphans
+    again = eng.reopen(tmp_path / "b")
+    st, live = again.svc.state, eng.svc.state
+    assert st.seq == live.seq
+    assert st.replay(1, st.seq, 1000) == live.replay(1, live.seq, 1000)
+    assert st.positions.snapshot() == live.positions.snapshot()
+    assert st.risk.snapshot() == live.risk.snapshot()
+    assert st.orphans == live.orphans == {}
+
+
+def test_an_orphan_is_forgotten_when_the_venue_gives_it_up(tmp_path: Path) -> None:
+    """A partial late fill, then the venue's end of the watch (its cancel landed, or
+    the order never arrived): no event, and later reports book nothing; a rejection
+    that says the submit never left (no `maybe_placed`) makes no orphan at all."""
+    eng, _ = _at_alpaca(tmp_path / "a")
+    o = ok(eng.new("alice", "sell", 10, price=100)).order_id
+    n = ok(eng.new("alice", "sell", 3, price=100)).order_id
+    assert o is not None and n is not None
+    _report(
+        eng,
+        VenueRejected(o, "venue_unavailable", "read timeout", maybe_placed=True),
+        VenueRejected(n, "venue_unavailable", "connection refused"),
+    )
+    assert list(eng.svc.state.orphans) == [o]
+    trades = [e for e in _report(eng, _fill(o, 99, 3, 7, 1)) if isinstance(e, Trade)]
+    assert [(t.taker, t.qty, t.taker_side, t.taker_account) for t in trades] == [
+        (o, 3, "sell", "alice")
+    ]
+    assert _report(eng, VenueCanceled(o, 7, "orphan_closed")) == []
+    assert eng.svc.state.orphans == {}
+    seq = eng.seq
+    assert _report(eng, _fill(o, 99, 1, 6, 2), _fill(n, 99, 1, 2, 3)) == []
+    assert eng.seq == seq
+    assert eng.svc.state.positions.account("alice").positions[0].position == -3
+    again = eng.reopen(tmp_path / "b")
+    assert again.svc.state.positions.snapshot() == eng.svc.state.positions.snapshot()
+    assert again.seq == eng.seq and again.svc.state.orphans == {}
