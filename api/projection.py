@@ -672,6 +672,8 @@ class Projection:
         book = self._accounts.get(account)
         order = None if book is None else book.orders.get(order_id)
         if book is None or order is None:
+            if order_id and type(ev) is Trade:
+                self._late_fill(account, order_id, ev)
             return
         parent = None if order.parent_id is None else book.orders.get(order.parent_id)
         changed = apply_order_event(order, ev, parent)
@@ -684,6 +686,32 @@ class Projection:
         self._publish_order(ev.seq, ev.ts_event, name, new, fill)
         if order_id in book.legs and isinstance(ev, OrderCanceled):
             self._end_legs(book, order_id, ev)
+
+    def _late_fill(self, account: str, order_id: int, ev: Trade) -> None:
+        """A fill of an order the projection does not hold: one the engine rejected
+        because its submit may have reached the venue anyway, where it executed
+        (docs/venues.md, "Late fills"). The order stays rejected (unknown here, as any
+        order rejected before it was accepted); the fill is the account's execution,
+        with what the order filled so far and nothing left open. Rare: its earlier
+        fills are counted from the kept executions."""
+        book = self._book(account)
+        taker = order_id == ev.taker
+        side = ev.taker_side if taker else ("sell" if ev.taker_side == "buy" else "buy")
+        filled = ev.qty + sum(x.qty for x in book.executions if x.order_id == order_id)
+        fill = Execution(
+            seq=ev.seq,
+            ts_event=ev.ts_event,
+            order_id=order_id,
+            account=account,
+            symbol=ev.symbol,
+            side=side,
+            price=ev.price,
+            qty=ev.qty,
+            liquidity="taker" if taker else "maker",
+            cum_qty=filled,
+            leaves_qty=0,
+        )
+        book.executions.append(fill)
 
     def _store(self, book: _Book, old: OrderRecord, new: OrderRecord) -> None:
         """Keep `new` in place of `old`; a close is noted (and the oldest closed orders

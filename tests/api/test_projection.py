@@ -28,7 +28,7 @@ from tickplane.api.projection import (
 )
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
-from tickplane.core.events import OrderAccepted
+from tickplane.core.events import OrderAccepted, OrderRejected, PositionChanged, Trade
 
 T = TypeVar("T")
 
@@ -353,3 +353,27 @@ def test_order_from_accepted_fills_every_field_by_name() -> None:
             trail_price=ev.trail_price, trail_percent=ev.trail_percent,
         )  # fmt: skip
         assert order_from_accepted(ev) == by_name
+
+
+def test_a_late_fill_of_a_rejected_order_is_an_execution() -> None:
+    """An order rejected before it was ever accepted (its submit may have reached the
+    venue) then filled there twice (docs/venues.md, "Late fills"): the projection has no
+    order for it, as for any such rejection, but each fill is the account's execution
+    (its side, what it filled so far, nothing open), and the position follows."""
+    proj = Projection(None)  # type: ignore[arg-type]  # folded by hand: no engine needed
+    venue = "venue:alpaca"
+    proj.apply_all(
+        [
+            OrderRejected(1, 10, 7, "alice", "venue_unavailable"),
+            Trade(2, 11, "GOOG", 101, 4, 7, 0, "sell", "alice", venue),
+            PositionChanged(3, 11, "alice", "GOOG", -4, -404, 0, 404),
+            PositionChanged(4, 11, venue, "GOOG", 4, 404, 0, -404),
+            Trade(5, 12, "GOOG", 102, 2, 7, 0, "sell", "alice", venue),
+        ]
+    )
+    assert proj.order("alice", 7) is None
+    fills = [(e.order_id, e.side, e.qty, e.price, e.liquidity, e.cum_qty, e.leaves_qty)
+             for e in proj.executions("alice")]  # fmt: skip
+    assert fills == [(7, "sell", 2, 102, "taker", 6, 0), (7, "sell", 4, 101, "taker", 4, 0)]
+    assert [(p.symbol, p.qty) for p in proj.positions("alice")] == [("GOOG", -4)]
+    assert proj.executions(venue) == []  # the venue's side of it is no order of an account
