@@ -85,7 +85,7 @@ FROM stage_orders WHERE is_new
 # leg short of its quantity with nothing open stays partially filled (_END_LEGS).
 _UPDATE_ORDERS = """
 UPDATE orders o SET
-    open_qty = COALESCE(s.open_set, o.open_qty) - s.open_sub,
+    open_qty = GREATEST(COALESCE(s.open_set, o.open_qty) - s.open_sub, 0),
     filled_qty = o.filled_qty + s.filled_add,
     filled_notional = o.filled_notional + s.notional_add,
     price = CASE WHEN o.price IS NOT NULL THEN COALESCE(s.price_set, o.price) END,
@@ -130,12 +130,14 @@ WHERE l.engine = $1 AND l.id IN (
   AND p.engine = $1 AND p.id = l.parent_id
   AND p.status NOT IN ('new', 'held', 'partially_filled')
 """
-# A reject of an order the table does not hold: an order rejected when it was new.
+# A reject of an order the table does not hold: an order rejected when it was new. Its
+# fills are late fills (docs/venues.md): it stays rejected, with what it filled; a
+# later batch's add to filled_qty and leave open_qty at 0 (_UPDATE_ORDERS).
 _INSERT_REJECTED = """
-INSERT INTO orders (engine, id, account, status, reason, created_seq, updated_seq,
-    created_ts_event, updated_ts_event)
-SELECT $1, s.id, s.account, 'rejected', s.reason, s.last_seq, s.last_seq,
-    s.last_ts_event, s.last_ts_event
+INSERT INTO orders (engine, id, account, status, reason, filled_qty, filled_notional,
+    created_seq, updated_seq, created_ts_event, updated_ts_event)
+SELECT $1, s.id, s.account, 'rejected', s.reason, s.filled_add, s.notional_add,
+    s.last_seq, s.last_seq, s.last_ts_event, s.last_ts_event
 FROM stage_orders s
 WHERE NOT s.is_new AND s.rejected
   AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.engine = $1 AND o.id = s.id)

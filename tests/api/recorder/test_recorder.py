@@ -31,7 +31,13 @@ from tickplane.api.recorder.postgres_sink import PostgresSink
 from tickplane.api.recorder.redis_sink import RedisSink
 from tickplane.api.recorder.service import Recorder, RecorderSettings
 from tickplane.core.client import EngineClient
-from tickplane.core.events import OrderAccepted, OrderTrailed, Trade
+from tickplane.core.events import (
+    OrderAccepted,
+    OrderRejected,
+    OrderTrailed,
+    PositionChanged,
+    Trade,
+)
 
 from .checks import (
     check_kafka,
@@ -514,6 +520,54 @@ def test_postgres_rows_do_not_depend_on_batching(
             finally:
                 await sink.close()
             await check_postgres(dsn, engine.name, events)
+
+    asyncio.run(main())
+
+
+def test_a_late_fill_of_a_rejected_order_keeps_it_rejected_with_its_fills(
+    rec_postgres: PostgresServer,
+) -> None:
+    """An order rejected before it was accepted (its submit may have reached the venue),
+    then filled there twice (docs/venues.md, "Late fills"): its row stays `rejected`,
+    with what it filled and nothing open, whether the fills come in the reject's batch
+    or in later ones; each fill is an execution."""
+    venue = "venue:alpaca"
+    events = [
+        OrderRejected(1, 10, 7, "alice", "venue_unavailable"),
+        Trade(2, 11, "GOOG", 101, 4, 7, 0, "buy", "alice", venue),
+        PositionChanged(3, 11, "alice", "GOOG", 4, 404, 0, -404),
+        Trade(4, 12, "GOOG", 102, 2, 7, 0, "buy", "alice", venue),
+        PositionChanged(5, 12, "alice", "GOOG", 6, 608, 0, -608),
+    ]
+
+    async def main() -> None:
+        for sizes in (len(events), 1):
+            dsn = rec_postgres.create_database("rec")
+            sink = PostgresSink(dsn, "late")
+            await sink.open()
+            try:
+                for i in range(0, len(events), sizes):
+                    await sink.write(events[i : i + sizes])
+            finally:
+                await sink.close()
+            conn = await asyncpg.connect(dsn)
+            try:
+                row = await conn.fetchrow(
+                    "SELECT status, reason, open_qty, filled_qty, filled_notional"
+                    " FROM orders WHERE engine = 'late' AND id = 7"
+                )
+                fills = await conn.fetch(
+                    "SELECT qty, price FROM executions"
+                    " WHERE engine = 'late' AND order_id = 7 ORDER BY seq"
+                )
+                position = await conn.fetchval(
+                    "SELECT position FROM positions WHERE engine = 'late' AND account = 'alice'"
+                )
+            finally:
+                await conn.close()
+            assert tuple(row) == ("rejected", "venue_unavailable", 0, 6, 608), sizes
+            assert [tuple(f) for f in fills] == [(4, 101), (2, 102)]
+            assert position == 6
 
     asyncio.run(main())
 
