@@ -580,6 +580,11 @@ class EngineService:
         for r in sorted(st.routed.values(), key=lambda r: r.id):
             if r.canceling:
                 venue.cancel(r.id)
+        # orders rejected as maybe placed whose watch the old process did not end: their
+        # late fills are still to come, and one still open at the venue is canceled
+        venue.watch_orphans(
+            [(_venue_order(r), r.filled) for r in sorted(st.orphans.values(), key=lambda r: r.id)]
+        )
 
     def process(
         self, batch: Sequence[Sequence[bytes]], venue_events: Sequence[VenueEvent] = ()

@@ -173,6 +173,9 @@ class _Tracked:
     # if any, are still reported (they are real executions).
     orphan: bool = False
     orphan_since: float = 0.0
+    # an orphan recovered by the engine after a restart: the lots it booked already,
+    # counted as reported once the order is found (its Alpaca id unknown until then)
+    orphan_booked: int = 0
     open_qty: int = 0
     limit_price: int | None = None
     # cumulative filled quantity and notional already reported, per Alpaca order id
@@ -485,6 +488,25 @@ class AlpacaVenue:
         if orders:
             self._group(orders[0][0].order_id, [leg.order_id for leg, _ in orders[1:]])
             self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
+
+    def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
+        """Look again for orphans the engine recovered (see `Venue.watch_orphans`): as
+        after a submit that failed ambiguously, from now for `orphan_grace` seconds."""
+        if not orders:
+            return
+        with self._lock:
+            for order, booked in orders:
+                spec = self._symbols.get(order.symbol)
+                if spec is None or order.order_id in self._orders:
+                    continue
+                coid = order.client_order_id or f"{self._prefix}{order.order_id}"
+                t = _Tracked(order, spec, coid, open_qty=order.qty, orphan=True)
+                t.orphan_since, t.orphan_booked = time.monotonic(), booked
+                self._orders[order.order_id] = t
+                self._by_coid[coid] = order.order_id
+                self._mark_closed(t)
+            self._reconcile_due = True
+        self._wake.set()
 
     def _group(self, parent: int, legs: Sequence[int]) -> None:
         """Requests about `legs` go to their parent's worker, after the parent's own (a
@@ -1239,6 +1261,7 @@ class AlpacaVenue:
         oid = t.order.order_id
         if t.orphan:
             # told the engine it was rejected: only its executions are reported
+            self._orphan_seen(t, vid, o)
             if event in ("fill", "partial_fill"):
                 self._stream_fill(t, vid, o, data)
             if _enum_text(o.get("status")) not in _TERMINAL:
@@ -1346,8 +1369,7 @@ class AlpacaVenue:
         vid = str(o.id)
         with self._lock:
             t = self._orders[oid]
-            t.venue_id = t.venue_id or vid
-            self._by_vid[vid] = oid
+            self._orphan_seen(t, vid, o)
             self._apply_snapshot(t, vid, o)
         if _enum_text(o.status) not in _TERMINAL:
             log.warning("alpaca: order %s reached Alpaca after a failed submit: canceling", coid)
@@ -1358,6 +1380,19 @@ class AlpacaVenue:
         else:
             with self._lock:
                 self._orphan_settled(self._orders[oid], max(0, _qty(o.qty) - _qty(o.filled_qty)))
+
+    def _orphan_seen(self, t: _Tracked, vid: str, o: Any) -> None:
+        """Orphan `t` is Alpaca order `vid` (`o`, as read or streamed). Lots the engine
+        booked of it before a restart (`watch_orphans`) count as reported, valued at
+        its average price, so only fills beyond them are reported (lock held)."""
+        if t.venue_id is None:
+            t.venue_id = vid
+            self._by_vid[vid] = t.order.order_id
+        if t.orphan_booked:
+            booked, t.orphan_booked = t.orphan_booked, 0
+            t.filled[vid] = booked
+            avg = _get(o, "filled_avg_price")
+            t.notional[vid] = _decimal(avg) * booked if avg not in (None, "") else Decimal(0)
 
     def _orphan_settled(self, t: _Tracked, remaining: int) -> None:
         """Stop looking for orphan `t` (closed at Alpaca, its fills reported, or never

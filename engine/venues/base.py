@@ -275,6 +275,14 @@ class Venue(Protocol):
         it had been submitted here."""
         ...
 
+    def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
+        """Look again for orders the engine was told were rejected although their
+        submit may have reached the venue (`VenueRejected.maybe_placed`), recovered from
+        its journal after a restart, each with the lots the engine has booked of it:
+        as for an orphan of this process, fills beyond those are reported, one found
+        open is canceled, and the end of each watch is a `VenueCanceled`."""
+        ...
+
 
 # --------------------------------------------------------------------------- prices
 

@@ -358,6 +358,11 @@ class FakeAlpaca:
         with self._cond:
             self._failures.extend(_Failure(status, text, apply, method, path) for _ in range(count))
 
+    def clear_failures(self) -> None:
+        """Forget the failures `fail_next` queued that have not happened yet."""
+        with self._cond:
+            self._failures.clear()
+
     def hang_next(self, count: int = 1, after_apply: bool = False) -> None:
         """The next `count` REST requests get no answer until `release` or `stop`; with
         `after_apply`, each is carried out (and its stream events sent) before it hangs."""

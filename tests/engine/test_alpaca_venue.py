@@ -553,6 +553,30 @@ def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives
     assert [type(e) for e in events.about(90)] == [VenueRejected, VenueCanceled]
 
 
+def test_an_orphan_recovered_by_the_engine_is_watched_again(fake: FakeAlpaca) -> None:
+    """Order 91 was rejected as maybe placed before a restart, and the engine booked 4
+    lots of it; it is at Alpaca, filled 6: the 2 lots beyond what was booked are
+    reported (at Alpaca's average price, as a resume reports a missed fill: the booked
+    lots are valued at it), the rest canceled there, and the watch ends."""
+    _placed_elsewhere(fake, "tp-91")
+    fake.fill("tp-91", "123.40", 4)
+    fake.fill("tp-91", "123.46", 2)
+    venue = make_venue(fake)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        venue.watch_orphans([(order(91, qty=10), 4)])
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == 91)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 4)
+        assert fake.order("tp-91").status == "canceled"
+        fills = [e for e in events.about(91) if isinstance(e, VenueFilled)]
+        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(2, 12342, 4)]
+        assert [type(e) for e in events.about(91)] == [VenueFilled, VenueCanceled]
+    finally:
+        venue.stop()
+
+
 def test_a_resume_that_finds_alpaca_unreachable_is_tried_again(fake: FakeAlpaca) -> None:
     """Order 96 was placed at Alpaca before a restart and filled 4 while nobody
     listened; the look-up of its resume gets a 503: once Alpaca answers again it is

@@ -1588,3 +1588,58 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
 
     asyncio.run(after())
     assert eng.stop() == 0
+
+
+def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca took alice's buy of 10 but answered 503, and could not be asked about it
+    before the engine was killed; meanwhile it filled 3 there. The restarted engine
+    looks for the rejected order again: the 3 lots are booked as a late fill, and the
+    rest is canceled at Alpaca."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _until_connected(eng)
+            fake.wait_until(lambda: fake.listeners == 1)
+            fake.hang_next(1)
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, price=10000)
+            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
+            oid = r.order_id
+            fake.wait_until(
+                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
+            )
+            fake.stop_stream()
+            fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+            # and every look-up of it fails until the engine is killed
+            fake.fail_next(503, 100_000, method="GET", path="/v2/orders:by_client_order_id")
+            fake.release()
+            evs = await _events_until(c, lambda evs: _ids_events(evs, oid))
+            assert _ids_events(evs, oid) == ["OrderRejected"]
+            fake.wait_until(
+                lambda: ("GET", "/v2/orders:by_client_order_id") in {r[:2] for r in fake.requests}
+            )
+            return oid
+
+    oid = asyncio.run(body())
+    eng.kill()
+    fake.clear_failures()
+    fake.fill(f"tp-{oid}", "99.50", 3)
+    fake.start_stream()
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda evs: "Trade" in _ids_events(evs, oid))
+            assert _ids_events(evs, oid) == ["OrderRejected", "Trade"]
+            (trade,) = [e for e in evs if isinstance(e, Trade) and e.taker == oid]
+            assert (trade.qty, trade.price, trade.taker_account) == (3, 9950, "alice")
+            fake.wait_until(lambda: fake.order(f"tp-{oid}").status == "canceled")
+            got = await c.get_account("alice")
+            assert isinstance(got, wire.Ack) and got.account is not None
+            assert [(p.symbol, p.qty) for p in got.account.positions] == [("GOOG", 3)]
+
+    asyncio.run(after())
+    assert eng.stop() == 0
