@@ -1475,6 +1475,29 @@ def test_a_legs_replace_past_the_band_or_across_its_sibling_never_reaches_alpaca
     assert eng.stop() == 0
 
 
+async def _held_submit(
+    eng: EngineProcess, c: EngineClient, fake: FakeAlpaca, order_type: str, qty: int, **order: Any
+) -> int:
+    """Once the engine routes and its stream listens: alice's GOOG buy, its submit held
+    at the fake (no answer yet); its id."""
+    await _until_connected(eng)
+    fake.wait_until(lambda: fake.listeners == 1)
+    fake.hang_next(1)
+    r = await c.submit("alice", "GOOG", "buy", order_type, qty, **order)
+    assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
+    fake.wait_until(lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders"))
+    return r.order_id
+
+
+def _taken_but_503(fake: FakeAlpaca) -> None:
+    """The held submit is carried out at Alpaca (a market order filled there) but
+    answered 503, with the stream down: the engine hears of it only through REST, after
+    it rejected it as maybe placed."""
+    fake.stop_stream()
+    fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+    fake.release()
+
+
 def test_an_order_whose_submit_died_with_the_engine_is_rejected_after_a_restart(
     engine_factory: Any, fake: FakeAlpaca
 ) -> None:
@@ -1487,15 +1510,7 @@ def test_an_order_whose_submit_died_with_the_engine_is_rejected_after_a_restart(
 
     async def body() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _until_connected(eng)
-            fake.wait_until(lambda: fake.listeners == 1)
-            fake.hang_next(1)
-            r = await c.submit("alice", "GOOG", "buy", "limit", 5, price=10000)
-            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
-            fake.wait_until(
-                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
-            )
-            return r.order_id
+            return await _held_submit(eng, c, fake, "limit", 5, price=10000)
 
     order_id = asyncio.run(body())
     eng.kill()
@@ -1531,20 +1546,9 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
 
     async def body() -> tuple[int, wire.AccountView]:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _until_connected(eng)
-            fake.wait_until(lambda: fake.listeners == 1)
             fake.trade("GOOG", "101.00")  # a market order fills there at once
-            fake.hang_next(1)
-            r = await c.submit("alice", "GOOG", "buy", "market", 10, tif="day")
-            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
-            oid = r.order_id
-            fake.wait_until(
-                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
-            )
-            # the held submit is carried out and answered 503, with the stream down
-            fake.stop_stream()
-            fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
-            fake.release()
+            oid = await _held_submit(eng, c, fake, "market", 10, tif="day")
+            _taken_but_503(fake)
             evs = await _events_until(c, lambda evs: "Trade" in _ids_events(evs, oid))
             assert fake.order(f"tp-{oid}").status == "filled"
             assert _ids_events(evs, oid) == ["OrderRejected", "Trade"]
@@ -1602,20 +1606,10 @@ def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
 
     async def body() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            await _until_connected(eng)
-            fake.wait_until(lambda: fake.listeners == 1)
-            fake.hang_next(1)
-            r = await c.submit("alice", "GOOG", "buy", "limit", 10, price=10000)
-            assert isinstance(r, wire.Ack) and r.order_id is not None and r.events == []
-            oid = r.order_id
-            fake.wait_until(
-                lambda: fake.hung == 1 and fake.requests[-1][:2] == ("POST", "/v2/orders")
-            )
-            fake.stop_stream()
-            fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
-            # and every look-up of it fails until the engine is killed
+            oid = await _held_submit(eng, c, fake, "limit", 10, price=10000)
+            # every look-up of it fails until the engine is killed
             fake.fail_next(503, 100_000, method="GET", path="/v2/orders:by_client_order_id")
-            fake.release()
+            _taken_but_503(fake)
             evs = await _events_until(c, lambda evs: _ids_events(evs, oid))
             assert _ids_events(evs, oid) == ["OrderRejected"]
             fake.wait_until(
