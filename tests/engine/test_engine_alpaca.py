@@ -1579,12 +1579,10 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
     before = asyncio.run(_all_events(eng))
     eng.kill()
     eng.start()
+    assert asyncio.run(_all_events(eng)) == before
 
     async def after() -> None:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            ping = await c.ping()
-            assert isinstance(ping, wire.Ack)
-            assert await c.replay(1, ping.last_seq) == before
             got = await c.get_account("alice")
             assert isinstance(got, wire.Ack) and got.account == account
             gone = await c.get_order("alice", oid)
