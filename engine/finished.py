@@ -136,6 +136,16 @@ class FinishedOrders:
                 f[1] += qty * price
                 f[2] = ts
 
+    def late_fill(self, order_id: int, qty: int, price: int) -> None:
+        """A finished order traded after all: a routed order rejected because its
+        submit may have reached the venue, which executed it there (docs/venues.md,
+        "Late fills"). It keeps its status and reason, with the lots it filled."""
+        d = self.done.get(order_id)
+        if d is not None:  # in place: it keeps its age
+            self.done[order_id] = msgspec.structs.replace(
+                d, filled=d.filled + qty, notional=d.notional + qty * price
+            )
+
     def end(self, order_id: int, status: str, reason: str, ts: int) -> None:
         """A cancel or reject of `order_id` in this batch (`observe` notes its own)."""
         self.ends[order_id] = (status, reason, ts)

@@ -756,15 +756,17 @@ class EngineState:
         """What the venue said about an orphan: an order rejected (`OrderRejected`,
         its events ended) whose submit may have reached the venue anyway. A fill there
         is a real execution and is booked, a late fill: its `Trade` and position
-        changes, with no order event (the order stays rejected). Risk does not refuse
-        it (the position is what the venue made it, past max_position or not), and it
-        no longer counts as an open order. A close ends the watch, with no event."""
+        changes, with no order event (the order stays rejected; its finished view
+        counts the lots). Risk does not refuse it (the position is what the venue made
+        it, past max_position or not), and it no longer counts as an open order. A
+        close ends the watch, with no event."""
         r = self.orphans.get(int(f["order_id"]))
         if r is None:
             return []
         out: list[Event] = []
         if kind == "filled":
             self._venue_fill(r, f, out)
+            self.finished.late_fill(r.id, int(f["qty"]), int(f["price"]))
             if r.qty <= 0:
                 del self.orphans[r.id]
         elif kind == "canceled":

@@ -1475,6 +1475,11 @@ def test_a_legs_replace_past_the_band_or_across_its_sibling_never_reaches_alpaca
     assert eng.stop() == 0
 
 
+def _ended(v: wire.OrderView) -> tuple[Any, ...]:
+    """How a finished order ended: status, reason, lots filled, their average price."""
+    return v.status, v.reason, v.filled_qty, v.avg_fill_price
+
+
 async def _held_submit(
     eng: EngineProcess, c: EngineClient, fake: FakeAlpaca, order_type: str, qty: int, **order: Any
 ) -> int:
@@ -1568,8 +1573,9 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
             assert isinstance(got, wire.Ack) and got.account is not None
             assert [(p.symbol, p.qty) for p in got.account.positions] == [("GOOG", 10)]
             assert got.account.cash == pos[-1].cash
-            gone = await c.get_order("alice", oid)  # rejected it stays
-            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+            gone = await c.get_order("alice", oid)  # rejected it stays, filled 10
+            assert isinstance(gone, wire.Ack) and gone.order is not None
+            assert _ended(gone.order) == ("rejected", "venue_unavailable", 10, 10100.0)
             fake.start_stream()
             await _until_connected(eng)
             return oid, got.account
@@ -1586,7 +1592,8 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
             got = await c.get_account("alice")
             assert isinstance(got, wire.Ack) and got.account == account
             gone = await c.get_order("alice", oid)
-            assert isinstance(gone, wire.Reject) and gone.reason == "unknown_order"
+            assert isinstance(gone, wire.Ack) and gone.order is not None
+            assert _ended(gone.order) == ("rejected", "venue_unavailable", 10, 10100.0)
 
     asyncio.run(after())
     assert eng.stop() == 0

@@ -46,6 +46,14 @@ def _said(events: list[Event]) -> list[tuple[Any, ...]]:
     return out
 
 
+def _final(eng: Engine, order_id: int) -> tuple[Any, ...]:
+    """How alice's order `order_id` ended, as `GetOrder` shows it: status, reason, lots
+    filled and their average price."""
+    v = eng.svc.state.order_view(order_id, "alice")
+    assert v is not None
+    return v.status, v.reason, v.filled_qty, v.avg_fill_price
+
+
 def _fill(order_id: int, price: int, qty: int, leaves: int, n: int) -> VenueFilled:
     return VenueFilled(order_id, price, qty, 1_000 + n, f"exec-{n}", leaves)
 
@@ -63,7 +71,7 @@ def test_fills_of_an_order_rejected_as_maybe_placed_are_booked_until_its_watch_e
     start = eng.svc.state.positions.account("alice").cash
     said = _said(_report(eng, VenueRejected(o, "venue_unavailable", "503", maybe_placed=True)))
     assert said == [("rejected", o, "venue_unavailable")]
-    assert eng.svc.state.order_view(o, "alice") is None
+    assert _final(eng, o) == ("rejected", "venue_unavailable", 0, None)
     assert eng.svc.state.risk.open_exposure("alice", "GOOG") == (0, 0, 0)
 
     said = _said(_report(eng, _fill(o, 101, 4, 1, 1)))
@@ -83,7 +91,8 @@ def test_fills_of_an_order_rejected_as_maybe_placed_are_booked_until_its_watch_e
     assert eng.svc.state.orphans == {}  # nothing left to fill: no longer watched
     assert eng.svc.state.positions.account("alice").positions[0].position == 6
     assert refused(eng.new("alice", "buy", 1, price=100)).reason == "max_position"
-    assert eng.svc.state.order_view(o, "alice") is None  # still rejected, not live
+    # still rejected, not live: with the lots the venue filled
+    assert _final(eng, o) == ("rejected", "venue_unavailable", 6, 608 / 6)
 
     # a duplicate report after that books nothing
     assert _report(eng, _fill(o, 102, 2, 0, 3)) == []
@@ -96,6 +105,7 @@ def test_fills_of_an_order_rejected_as_maybe_placed_are_booked_until_its_watch_e
     assert st.positions.snapshot() == live.positions.snapshot()
     assert st.risk.snapshot() == live.risk.snapshot()
     assert st.orphans == live.orphans == {}
+    assert _final(again, o) == _final(eng, o)
 
 
 def test_an_orphan_is_forgotten_when_the_venue_gives_it_up(tmp_path: Path) -> None:
