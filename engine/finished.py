@@ -23,6 +23,7 @@ recovered engine answers exactly as the one before the crash.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -77,7 +78,9 @@ class FinishedOrders:
         # accepted and not finished: the acceptance as the order is now (after replaces)
         self.open: dict[int, OrderAccepted] = {}
         self.fills: dict[int, list[int]] = {}  # id -> [lots, tick-lots, ts of the last]
-        self.done: dict[int, FinishedOrder] = {}  # oldest first
+        # oldest first; an OrderedDict, as dropping a plain dict's oldest entry scans
+        # the slots its earlier deletions left: ~37 us an order once the bound is full
+        self.done: OrderedDict[int, FinishedOrder] = OrderedDict()
         self.dropped = 0  # finished orders dropped for the bound, ever
         # this batch's cancels and rejects: id -> (status, reason, ts); they finish an
         # order only if risk reports it gone in the same batch (a refused replace of a
@@ -189,7 +192,7 @@ class FinishedOrders:
                 status, reason, when = "filled", None, f[2] if f is not None else ts
             done[order_id] = FinishedOrder(rec, status, reason, when, filled, notional)
             if len(done) > self.capacity:
-                del done[next(iter(done))]  # the oldest
+                done.popitem(last=False)  # the oldest
                 self.dropped += 1
         ended.clear()
         if ends:
@@ -252,8 +255,8 @@ class FinishedOrders:
         """Resume from `snapshot()` (a bound lowered since keeps the newest)."""
         self.open = {ev.id: ev for ev in snap.open}
         self.fills = {i: [q, n, t] for i, q, n, t in snap.fills}
-        self.done = {d.accepted.id: d for d in snap.done}
+        self.done = OrderedDict((d.accepted.id, d) for d in snap.done)
         self.dropped = snap.dropped
         while len(self.done) > self.capacity:
-            del self.done[next(iter(self.done))]
+            self.done.popitem(last=False)
             self.dropped += 1
