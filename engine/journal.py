@@ -16,8 +16,11 @@ recovery is the newest valid snapshot plus the journal records after it.
 Ordinals number records from 1, gap-free across segments. A torn tail (the last record
 of the last segment cut short or failing its checksum, with nothing valid after it) is
 where a crash stopped a write: readers stop before it and the writer cuts it off when it
-re-opens the journal. Anything else that fails a check raises `JournalCorrupt` with the
-file and byte offset: nothing is ever skipped silently.
+re-opens the journal. The records of one request form a group (`begin_group`): each but
+the last has the `CONTINUED` bit in its type byte, so a group left unclosed at the end of
+the last segment is a request a crash cut short, and part of the torn tail. Anything
+else that fails a check raises `JournalCorrupt` with the file and byte offset: nothing
+is ever skipped silently.
 
 The writer copies records into the segment through a shared memory map (`mmap`), the
 file grown ahead in reserved steps (`posix_fallocate`): a record is in the operating
@@ -53,6 +56,7 @@ from tickplane.engine.matching import COMMAND_DTYPE
 
 __all__ = [
     "COMMAND_SIZE",
+    "CONTINUED",
     "MAX_PAYLOAD",
     "CommandRun",
     "FsyncPolicy",
@@ -121,9 +125,16 @@ class RecordType(enum.IntEnum):
     """Anything else (JSON or msgpack bytes: a config hash, a snapshot marker); may be empty."""
 
 
+CONTINUED: Final = 0x80
+"""The type byte's group bit: the next record belongs to the same request (its group is
+closed by the first record without it; docs/journal.md, Groups)."""
+
 _TYPES: Final = {int(t): t for t in RecordType}
-# zlib.crc32(payload, seed) continues a CRC: the seed is the CRC of the type byte.
-_TYPE_SEED: Final = {t: zlib.crc32(bytes([t])) for t in RecordType}
+# zlib.crc32(payload, seed) continues a CRC: the seed is the CRC of the type byte (the
+# group bit included: it is checksummed as the type is).
+_TYPE_SEED: Final = {
+    int(t) | bit: zlib.crc32(bytes([t | bit])) for t in RecordType for bit in (0, CONTINUED)
+}
 _COMMAND_SEED: Final = _TYPE_SEED[RecordType.COMMAND]
 
 
@@ -170,6 +181,8 @@ class Record(NamedTuple):
     ordinal: int
     rtype: RecordType
     payload: bytes
+    continued: bool = False
+    """The next record belongs to the same group (the same request)."""
 
     def commands(self) -> npt.NDArray[np.void]:
         """A COMMAND record's commands (a read-only view of the payload)."""
@@ -261,13 +274,14 @@ def _record_problem(buf: bytes, mv: memoryview, pos: int) -> str | None:
 
 
 def _type_problem(t: int, n: int) -> str | None:
-    if t == RecordType.COMMAND:
+    base = t & ~CONTINUED
+    if base == RecordType.COMMAND:
         if n == 0 or n % COMMAND_SIZE:
             return f"COMMAND record of {n} bytes (not a positive multiple of {COMMAND_SIZE})"
-    elif t == RecordType.ACCOUNT:
+    elif base == RecordType.ACCOUNT:
         if n == 0:
             return "empty ACCOUNT record"
-    elif t != RecordType.MARK:
+    elif base != RecordType.MARK:
         return f"unknown record type {t}"
     return None
 
@@ -275,7 +289,7 @@ def _type_problem(t: int, n: int) -> str | None:
 def _check_payload(rtype: int, payload: bytes) -> None:
     """Raise ValueError (UnicodeDecodeError for an ACCOUNT name) for a payload that a
     record of type `rtype` cannot carry."""
-    if rtype not in _TYPE_SEED:
+    if rtype not in _TYPES:
         raise ValueError(f"bad type {rtype!r}")
     problem = _type_problem(rtype, len(payload))
     if problem is not None:
@@ -300,7 +314,7 @@ def _next_good_record(buf: bytes, start: int) -> int | None:
     while lo + RECORD_HEADER_SIZE <= size:
         hi = min(lo + _SCAN_CHUNK, size - RECORD_HEADER_SIZE + 1)
         pos = np.arange(lo, hi, dtype=np.int64)
-        types = arr[pos + RECORD_HEADER_SIZE - 1]
+        types = arr[pos + RECORD_HEADER_SIZE - 1] & ~np.uint8(CONTINUED)
         pos = pos[(types >= 1) & (types <= 3)]
         b = [arr[pos + k].astype(np.int64) for k in range(4)]
         n = b[0] | (b[1] << 8) | (b[2] << 16) | (b[3] << 24)
@@ -408,12 +422,15 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
     chunks.append(np.array(offsets, dtype=np.int64))
     found = np.concatenate(chunks)
     if problem is None:
-        return _Parsed(found, pos, None)
+        parsed = _Parsed(found, pos, None)
+        return _unclosed_group(buf, parsed) if last else parsed
     if buf.count(0, pos) == size - pos:
         # The writer's reserved space after its last record (a crash before the segment
         # was cut to length). In the last segment the writer cuts it on re-opening; in an
         # earlier one the next segment's first ordinal proves no record was lost there.
-        return _Parsed(found, pos, _UNWRITTEN if last else None)
+        if not last:
+            return _Parsed(found, pos, None)
+        return _unclosed_group(buf, _Parsed(found, pos, _UNWRITTEN))
     if not last:
         raise JournalCorrupt(path, pos, problem + " (not in the last segment)")
     after = _next_good_record(buf, pos + 1)
@@ -421,7 +438,26 @@ def _parse(path: Path, buf: bytes, first: int, last: bool) -> _Parsed:
         raise JournalCorrupt(
             path, pos, f"{problem}, followed by a good record at byte offset {after}"
         )
-    return _Parsed(found, pos, problem)
+    return _unclosed_group(buf, _Parsed(found, pos, problem))
+
+
+def _unclosed_group(buf: bytes, parsed: _Parsed) -> _Parsed:
+    """The last segment's records without a group the crash left unclosed at their end.
+
+    Its records (the trailing ones with the `CONTINUED` bit) are good, but the request
+    they began was never acknowledged (the writer commits nothing of an open group, and
+    the acknowledgement follows the commit): they join the torn tail. Only the tail is
+    looked at, so this costs nothing per record."""
+    offsets = parsed.offsets
+    k = len(offsets)
+    while k and buf[int(offsets[k - 1]) + RECORD_HEADER_SIZE - 1] & CONTINUED:
+        k -= 1
+    if k == len(offsets):
+        return parsed
+    why = f"an unclosed group of {len(offsets) - k} record(s): a request cut short"
+    if parsed.torn is not None and parsed.torn != _UNWRITTEN:
+        why += f", then {parsed.torn}"
+    return _Parsed(offsets[:k], int(offsets[k]), why)
 
 
 def _read_segments(
@@ -472,7 +508,7 @@ def read(directory: str | os.PathLike[str], from_ordinal: int = 0) -> Iterator[R
         for t, s, n in zip(
             types[skip:].tolist(), starts[skip:].tolist(), lengths[skip:].tolist(), strict=True
         ):
-            yield Record(ordinal, _TYPES[t], buf[s : s + n])
+            yield Record(ordinal, _TYPES[t & ~CONTINUED], buf[s : s + n], t >= CONTINUED)
             ordinal += 1
 
 
@@ -488,7 +524,8 @@ def read_runs(
         count = parsed.records
         if skip >= count:
             continue
-        types, starts, lengths = parsed.layout(buf)
+        flagged, starts, lengths = parsed.layout(buf)
+        types = flagged & ~np.uint8(CONTINUED)  # a group's COMMAND records join runs too
         # Each non-COMMAND record ends a run of COMMAND records (possibly empty).
         i = skip
         for j in [*(np.flatnonzero(types[skip:] != RecordType.COMMAND) + skip).tolist(), count]:
@@ -500,7 +537,12 @@ def read_runs(
                 )
             if j < count:
                 s, n = int(starts[j]), int(lengths[j])
-                yield Record(seg.first_ordinal + j, _TYPES[int(types[j])], buf[s : s + n])
+                yield Record(
+                    seg.first_ordinal + j,
+                    _TYPES[int(types[j])],
+                    buf[s : s + n],
+                    bool(flagged[j] & CONTINUED),
+                )
             i = j + 1
 
 
@@ -743,6 +785,8 @@ class JournalWriter:
         self._pending_bytes = 0
         self._run: list[bytes] = []  # commands of the open COMMAND record (append_command)
         self._run_limit = max(1, max_pending_bytes // COMMAND_SIZE)
+        self._group = 0  # open begin_group calls: records get the CONTINUED bit
+        self._group_first = 0  # the ordinal of the open group's first record
         self._pending_since = 0
         self._dirty = False  # written since the last fsync
         self._failed: BaseException | None = None
@@ -930,10 +974,14 @@ class JournalWriter:
         if seed is None or rtype != 1 or not n or n % COMMAND_SIZE or n > MAX_PAYLOAD:
             _check_payload(rtype, payload)  # anything but a well-formed COMMAND
             seed = _TYPE_SEED[rtype]
-        header = _REC.pack(n, zlib.crc32(payload, seed), rtype)
+        t: int = rtype
+        if self._group:
+            t |= CONTINUED  # end_group takes it off the group's last record
+            seed = _TYPE_SEED[t]
+        header = _REC.pack(n, zlib.crc32(payload, seed), t)
         ordinal = self._next
         self._next = ordinal + 1
-        if self._always:
+        if self._always and not self._group:
             self._write(header + payload)
             self._sync()
             self._committed = ordinal
@@ -950,7 +998,7 @@ class JournalWriter:
         if (
             self._pending_bytes >= self.max_pending_bytes
             or now - self._pending_since >= self.group_commit_ns
-        ):
+        ) and not self._group:  # a group is committed whole: end_group checks the bounds
             self.commit()
         return ordinal
 
@@ -985,6 +1033,47 @@ class JournalWriter:
         self._run.clear()
         self.append(RecordType.COMMAND, payload)
 
+    def begin_group(self) -> None:
+        """Start the records of one request: those appended until `end_group` stand or
+        fall together. A crash that leaves the group unclosed (its last record not on
+        disk) makes every record of it part of the torn tail: readers stop before the
+        group and re-opening cuts it (docs/journal.md, Groups).
+
+        Nothing of an open group is committed: the bounds wait for `end_group`, `always`
+        buffers too, and `commit` (so `sync`, `rotate`, `snapshot`, `close`) refuses. A
+        `begin_group` inside a group joins it (the outer `end_group` closes it). The
+        open COMMAND record is closed first: its commands are earlier requests'."""
+        if self._group:
+            self._group += 1
+            return
+        if self._run:
+            self._close_run()
+        self._group = 1
+        self._group_first = self._next
+
+    def end_group(self) -> None:
+        """Close the group `begin_group` opened: its last record (already appended, or
+        the open COMMAND record, which later commands of other requests may still join)
+        is the one without the `CONTINUED` bit. Then the commit bounds apply (`always`
+        commits the group, fsynced)."""
+        if not self._group:
+            raise JournalError("end_group without begin_group")
+        self._group -= 1
+        if self._group:
+            return
+        if not self._run and self._next > self._group_first:
+            # The group's last record is the last one pending (nothing of a group is
+            # written before it closes): its header again, without the bit.
+            n, _, t = _REC.unpack(self._pending[-2])
+            t &= ~CONTINUED
+            self._pending[-2] = _REC.pack(n, zlib.crc32(self._pending[-1], _TYPE_SEED[t]), t)
+        if self._pending and (
+            self._always
+            or self._pending_bytes >= self.max_pending_bytes
+            or time.monotonic_ns() - self._pending_since >= self.group_commit_ns
+        ):
+            self.commit()
+
     def append_account(self, name: str) -> int:
         """Append an ACCOUNT record for `name`; return its ordinal."""
         return self.append(RecordType.ACCOUNT, name.encode("utf-8"))
@@ -996,7 +1085,13 @@ class JournalWriter:
 
     def commit(self) -> int:
         """Write the pending records as one group (fsynced with `batch`); return
-        `committed_ordinal`. Costs nothing when nothing is pending (always, with `always`)."""
+        `committed_ordinal`. Costs nothing when nothing is pending (always, with `always`).
+        Raises `JournalError` inside a group (`begin_group`)."""
+        if self._group:
+            raise JournalError(
+                f"{self.directory}: commit inside a group: a request's records are "
+                "committed whole, after end_group"
+            )
         run = self._run
         if run and not self._pending and self._failed is None and self._fd >= 0:
             # The engine's usual turn: its commands alone, one record in one write
@@ -1024,7 +1119,7 @@ class JournalWriter:
         self._pending = []
         self._pending_bytes = 0
         self._write(*parts)
-        if self.policy is FsyncPolicy.BATCH:
+        if self.policy is not FsyncPolicy.NONE:  # `always`: a group, written at its end
             self._sync()
         self._committed = self._next - 1
         if self._segment_size >= self.max_segment_bytes:

@@ -378,6 +378,101 @@ def test_torn_tail_at_every_byte_is_truncated_on_reopen(
         shutil.rmtree(d)
 
 
+def _group(w: JournalWriter) -> None:
+    """One request's records as the engine writes a kill switch: a MARK, commands, a MARK;
+    then another request's command, which joins the group's open COMMAND record."""
+    w.begin_group()
+    w.append_mark({"control": "kill"})
+    w.append_account("carol")
+    for k in range(3):
+        w.append_command(commands(20 + k, 1).tobytes())
+    w.append_mark({"contingent": "cancel"})
+    w.append_command(commands(30, 1).tobytes())
+    w.end_group()
+    w.append_command(commands(31, 1).tobytes())  # the next request's, in the same record
+
+
+def test_an_unclosed_group_at_every_byte_reads_as_if_it_never_began(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A crash inside one request's records (a group) leaves none of them: cut anywhere
+    from the group's first byte to its last, the journal reads as before the group, and
+    re-opening cuts it off; whole, every record but the group's last continues it."""
+    src = tmp_path / "src"
+    with JournalWriter(src, "batch") as w:
+        before = sample(w)
+        _group(w)
+        w.commit()
+    path = only_segment(src)
+    data = path.read_bytes()
+    start = len(data) - sum(
+        RECORD_HEADER_SIZE + len(r.payload) for r in read(src) if r.ordinal > len(before)
+    )
+    whole = list(read(src))
+    assert [r.rtype for r in whole[len(before) :]] == [
+        RecordType.MARK,
+        RecordType.ACCOUNT,
+        RecordType.COMMAND,
+        RecordType.MARK,
+        RecordType.COMMAND,
+    ]
+    assert [r.continued for r in whole] == [False] * len(before) + [True] * 4 + [False]
+    assert len(whole[-1].commands()) == 2  # the group's last command and the next one
+    runs = list(read_runs(src, len(before) + 1))  # a group's COMMAND records run as any
+    assert [type(r).__name__ for r in runs] == ["Record", "Record", "CommandRun", "Record",
+                                                "CommandRun"]  # fmt: skip
+    assert runs[2].commands["id"].tolist() == [20, 21, 22]
+    first_whole = start + RECORD_HEADER_SIZE + len(whole[len(before)].payload)
+    for cut in range(start, len(data)):
+        d = tmp_path / f"cut{cut}"
+        d.mkdir()
+        (d / path.name).write_bytes(data[:cut])
+        assert list(read(d)) == before, cut
+        assert sum(1 for _ in read_runs(d)) == len(list(read_runs(src))) - len(runs), cut
+        caplog.clear()
+        with caplog.at_level(logging.WARNING), JournalWriter.open(d, "batch") as again:
+            assert again.next_ordinal == len(before) + 1
+            assert (d / path.name).stat().st_size == start
+            assert (f"cut {cut - start} bytes" in caplog.text) == (cut > start), cut
+            assert ("unclosed group" in caplog.text) == (cut >= first_whole), cut
+            _group(again)  # the request again, after the cut
+        assert list(read(d)) == whole
+        shutil.rmtree(d)
+
+
+def test_nothing_of_an_open_group_is_committed(tmp_path: Path, fsyncs: list[int]) -> None:
+    """The time and size bounds wait for the group's end, `always` buffers it, and a
+    commit (so sync, rotate, snapshot) inside it is refused; a nested group joins."""
+    with JournalWriter(tmp_path / "b", "batch", group_commit_us=0, max_pending_bytes=1) as w:
+        w.begin_group()
+        w.append_mark({"a": 1})
+        w.begin_group()  # joins the open group
+        w.append_account("x")
+        w.end_group()
+        w.append_account("y")
+        assert w.committed_ordinal == 0 and w.pending_records == 3
+        for call in (w.commit, w.sync, w.rotate, lambda: w.snapshot(b"s")):
+            with pytest.raises(JournalError, match="inside a group"):
+                call()
+        w.end_group()  # the bounds apply again: committed at once
+        assert w.committed_ordinal == 3
+        with pytest.raises(JournalError, match="without begin_group"):
+            w.end_group()
+    assert [r.continued for r in read(tmp_path / "b")] == [True, True, False]
+    with JournalWriter(tmp_path / "a", "always") as w:
+        fsyncs.clear()  # the new segment's
+        w.begin_group()
+        w.append_account("x")
+        w.append_command(commands(1, 1).tobytes())
+        assert w.committed_ordinal == 0 and not fsyncs
+        w.end_group()
+        assert w.committed_ordinal == 2 and len(fsyncs) == 1  # one fsync for the group
+        w.begin_group()
+        w.end_group()  # an empty group writes nothing
+        assert w.next_ordinal == 3
+    assert [r.continued for r in read(tmp_path / "a")] == [True, False]
+
+
 def test_bad_checksum_in_last_record_is_a_torn_tail(tmp_path: Path) -> None:
     path, records, last = _journal_with_tail(tmp_path)
     data = path.read_bytes()
