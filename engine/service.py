@@ -808,11 +808,19 @@ class EngineService:
                 return checked, []
             if checked is not None:  # the core's part: the parent, or a stop for risk
                 plan, req = req, checked
-        assert self.journal is not None
+        journal = self.journal
+        assert journal is not None
         acc = st.account_index.get(req.account)
+        # More than one record (an ACCOUNT, a client order id's MARK, the class's): one
+        # group, so a crash between them recovers as if the order never came. Not
+        # closed on an exception: then none of the request commits (docs/journal.md).
+        grouped = acc is None or coid is not None or plan is not None
         if acc is None:
-            self.journal.append(RecordType.ACCOUNT, req.account.encode())
+            journal.begin_group()
+            journal.append(RecordType.ACCOUNT, req.account.encode())
             acc = st.add_account(req.account)
+        elif grouped:
+            journal.begin_group()
         order_id = st.next_order_id()
         qty, price, stop = req.qty, req.price, req.stop_price
         # tuple.__new__: a third of the NamedTuple's own constructor; fields in
@@ -836,28 +844,49 @@ class EngineService:
                 0,
             ),
         )
-        refused = st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
-        if refused is not None:
+        venue = self.venue
+        routable = venue is not None and self._routable(cmd)
+        connected = routable and venue is not None and venue.connected  # read once
+        routed = routable and (connected or self.config.venue.unreachable == "reject")
+        reply: wire.Reply
+        events: list[Event]
+        if routed and not connected:
+            # before risk and the client order id's MARK: a refused order keeps neither
+            reply = wire.Reject(
+                req.req,
+                "venue_unavailable",
+                f"{self.config.venue.kind} is unreachable: {self.venue_status.detail}",
+            )
+            events = []
+        elif (
+            refused := st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
+        ) is not None:
             self.metrics.risk_rejects[refused.reason].inc()
-            return wire.Reject(req.req, refused.reason, refused.message), []
-        if coid is not None:
-            mark = {
-                "order_id": order_id,
-                "client_order_id": coid,
-                "account": acc,
-                "fingerprint": fp,
-            }
-            self.journal.append_mark(mark)
-            self._apply_mark(mark)
-        if self.venue is not None and self._routable(cmd):
-            connected = self.venue.connected  # read once: the venue's threads change it
-            if connected or self.config.venue.unreachable == "reject":
-                return self._route(req, cmd, plan, connected), []
-            self.metrics.venue_fallbacks["new"].inc()  # matched here (`falls_back`)
-        if plan is not None:
-            return self._new_class(plan, cmd, touched)
-        events = self._run(cmd, touched)
-        return wire.Ack(req.req, order_id, events, last_seq=st.seq), events
+            reply = wire.Reject(req.req, refused.reason, refused.message)
+            events = []
+        else:
+            if coid is not None:
+                mark = {
+                    "order_id": order_id,
+                    "client_order_id": coid,
+                    "account": acc,
+                    "fingerprint": fp,
+                }
+                journal.append_mark(mark)
+                self._apply_mark(mark)
+            if routed:
+                reply, events = self._route(req, cmd, plan), []
+            else:
+                if routable:
+                    self.metrics.venue_fallbacks["new"].inc()  # matched here (`falls_back`)
+                if plan is not None:
+                    reply, events = self._new_class(plan, cmd, touched)
+                else:
+                    events = self._run(cmd, touched)
+                    reply = wire.Ack(req.req, order_id, events, last_seq=st.seq)
+        if grouped:
+            journal.end_group()
+        return reply, events
 
     def _check_class(self, req: wire.NewOrder) -> wire.Reject | wire.NewOrder | None:
         """Validate a trailing stop or an order class (docs/order-classes.md): a Reject,
@@ -1118,20 +1147,14 @@ class EngineService:
         )
 
     def _route(
-        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None, connected: bool
+        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None = None
     ) -> wire.Reply:
         """Hand a new order to the venue: journal it, then send it; its outcome comes
         back as venue events (the Ack carries no events: the order is pending). `plan`:
         the trailing stop or the bracket, OTO or OCO `cmd` is the core's part of; its
-        legs are journaled with it and it goes as one request (docs/venues.md). Not
-        `connected` (policy `reject`): refused."""
+        legs are journaled with it and it goes as one request (docs/venues.md). The
+        venue is connected (`_new` refuses an order for an unreachable one)."""
         assert self.journal is not None and self.venue is not None
-        if not connected:
-            return wire.Reject(
-                req.req,
-                "venue_unavailable",
-                f"{self.config.venue.kind} is unreachable: {self.venue_status.detail}",
-            )
         priced = cmd.order_type in (0, 3)
         order = RoutedOrder(
             cmd.id,
@@ -1267,6 +1290,8 @@ class EngineService:
             return self._unknown_symbol(req.req, req.symbol), []
         if req.account is not None and acc is None:
             return wire.Ack(req.req, last_seq=st.seq), []  # never seen: it has no orders
+        assert self.journal is not None
+        self.journal.begin_group()  # its cancels and held orders' MARKs: all or none
         state = st.core.dump()
         ids: list[int] = []
         for part in (state["resting"], state["held"]):
@@ -1292,6 +1317,7 @@ class EngineService:
                 for hid in st.contingent.open_ids(name, req.symbol):
                     cancel = wire.CancelOrder(req.req, name, hid)
                     events.extend(self._change_held(cancel, touched)[1])
+        self.journal.end_group()
         if st.routed and self.venue is not None:
             self._cancel_routed(req.account, req.symbol)
         return wire.Ack(req.req, None, events, last_seq=st.seq), events
@@ -1350,6 +1376,7 @@ class EngineService:
         if req.duration_ns is not None and req.duration_ns <= 0:
             return wire.Reject(req.req, "bad_duration", "duration_ns must be > 0"), []
         assert self.journal is not None
+        self.journal.begin_group()  # a kill's MARK and its cancels stand or fall together
         mark = {
             "control": {
                 "action": req.action,
@@ -1364,6 +1391,7 @@ class EngineService:
         if req.action == "kill":  # a kill also cancels what it covers
             cancel = wire.MassCancel(req.req, req.account, None)
             events += self._mass_cancel(cancel, touched)[1]
+        self.journal.end_group()
         return wire.Ack(req.req, events=events, last_seq=st.seq), events
 
     def _get_book(self, req: wire.GetBook) -> wire.Reply:

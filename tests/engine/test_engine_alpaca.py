@@ -164,6 +164,13 @@ def test_unreachable_alpaca_rejects_or_falls_back(engine_factory: Any, fake: Fak
             assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
             r = await c.submit("a", "GOOG", "sell", "trailing_stop", 1, trail_price=5)
             assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
+            # a refused order keeps no client order id: its retry is refused again, not
+            # answered as a duplicate of an order never placed
+            for _ in range(2):
+                r = await c.submit("a", "GOOG", "buy", "limit", 1, price=100, client_order_id="v")
+                assert isinstance(r, wire.Reject) and r.reason == "venue_unavailable"
+            r = await c.get_order_by_client_id("a", "v")
+            assert isinstance(r, wire.Reject) and r.reason == "unknown_order"
         async with EngineClient(falling_back.order_entry, timeout=10) as c:
             r = await c.submit("a", "GOOG", "buy", "limit", 1, price=100)
             assert isinstance(r, wire.Ack) and isinstance(r.events[0], OrderAccepted)
