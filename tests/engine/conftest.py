@@ -36,11 +36,12 @@ def engine_settings(
 @dataclass
 class EngineProcess:
     """A `tickplane engine` subprocess and how to reach it (each start logs to a file of
-    its own, `logs`)."""
+    its own, `logs`; `env` adds to its environment, for the next start)."""
 
     workdir: Path
     settings: dict[str, Any]
     logs: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
     _process: ServerProcess | None = field(default=None, init=False, repr=False)
 
     @property
@@ -81,7 +82,7 @@ class EngineProcess:
         self._process = ServerProcess("the engine", log)
         self._process.start(
             [sys.executable, "-m", "tickplane.cli.main", "engine", "--config", str(cfg)],
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+            env={**os.environ, "PYTHONUNBUFFERED": "1", **self.env},
         )
         ready = f"{self.http}/readyz"
         self._process.wait_ready(lambda: http_ok(ready), timeout=timeout, what=ready)

@@ -10,8 +10,11 @@ timestamps), same books, same open orders.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import threading
+from collections import deque
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -159,6 +162,188 @@ def test_kill_9_loses_no_acknowledged_order(engine_factory: Any, seed: int) -> N
             if isinstance(reply, wire.Ack):
                 for e in _strip(reply.events):
                     assert by_seq[e["seq"]] == e
+
+    asyncio.run(compare())
+    assert victim.stop() == 0
+    assert reference.stop() == 0
+
+
+# -- kill -9 inside a multi-request commit ------------------------------------------------------
+
+HOOK = Path(__file__).parent / "crashhook"  # its sitecustomize kills inside a commit
+ACCOUNTS = [f"acct{k}" for k in range(4)]
+
+
+def _next_request(
+    rng: random.Random, c: EngineClient, i: int, placed: list[tuple[str, int]]
+) -> wire.Request:
+    """Flow item `i`: orders (most with a client order id; now and then a new account's,
+    or a bracket), cancels and replaces of acknowledged orders, kill switches on and off,
+    mass cancels. Many write more than one journal record."""
+    r = rng.random()
+    account = f"new{i}" if rng.random() < 0.03 else rng.choice(ACCOUNTS)
+    coid = f"c{i}" if rng.random() < 0.7 else None
+    side, symbol = rng.choice(["buy", "sell"]), rng.choice(SYMBOLS)
+    sign = -1 if side == "buy" else 1
+    req = c.next_req()
+    if r < 0.5:
+        price = 100 + sign * rng.randrange(1, 6)
+        qty = rng.randrange(1, 20)
+        return wire.NewOrder(req, account, symbol, side, "limit", qty, price, client_order_id=coid)
+    if r < 0.6:
+        qty, price = rng.randrange(1, 30), 100 - sign * 10  # marketable
+        return wire.NewOrder(req, account, symbol, side, "limit", qty, price, client_order_id=coid)
+    if r < 0.66:
+        price = 100 + sign * rng.randrange(1, 6)
+        return wire.NewOrder(
+            req, account, symbol, side, "limit", rng.randrange(1, 10), price,
+            client_order_id=coid, order_class="bracket",
+            take_profit=wire.TakeProfit(price - sign * 20),
+            stop_loss=wire.StopLoss(price + sign * 20),
+        )  # fmt: skip
+    if r < 0.8 and placed:
+        owner, order_id = rng.choice(placed)
+        return wire.CancelOrder(req, owner, order_id)
+    if r < 0.88 and placed:
+        owner, order_id = rng.choice(placed)
+        return wire.ReplaceOrder(req, owner, order_id, qty=rng.randrange(1, 20))
+    if r < 0.93:
+        return wire.Control(req, "kill", account=rng.choice(ACCOUNTS))
+    if r < 0.98:
+        return wire.Control(req, "revive", account=rng.choice(ACCOUNTS))
+    return wire.MassCancel(req, account=rng.choice(ACCOUNTS))
+
+
+def _placed(msg: wire.Request, reply: wire.Reply) -> tuple[str, int] | None:
+    if isinstance(msg, wire.NewOrder) and isinstance(reply, wire.Ack) and reply.order_id:
+        return msg.account, reply.order_id
+    return None
+
+
+async def _run_all(c: EngineClient, msgs: list[wire.Request]) -> list[wire.Reply]:
+    """`msgs` renumbered for `c`, pipelined; their replies in order."""
+    renumbered = [msgspec.structs.replace(m, req=c.next_req()) for m in msgs]
+    return list(await asyncio.gather(*(c.send(m) for m in renumbered)))
+
+
+def _outcome(reply: wire.Reply) -> tuple[str, int | None, bool, str]:
+    """What a reply says happened, without request numbers and timestamps."""
+    if isinstance(reply, wire.Ack):
+        return "ack", reply.order_id, reply.duplicate, ""
+    assert isinstance(reply, wire.Reject)
+    return "reject", None, False, reply.reason
+
+
+@pytest.mark.parametrize("seed", range(1, 7))
+def test_kill_9_inside_multi_request_commits(engine_factory: Any, seed: int) -> None:
+    """Requests in flight in `Batch` frames (bursts of up to 24, up to 4 bursts in
+    flight), client order ids, new accounts, brackets, kill switches and snapshots every
+    100 records; the engine is killed inside a commit of several records, at a random
+    byte of it (`crashhook`). The restarted engine must equal a reference fed the
+    acknowledged requests and then the unacknowledged ones whose records survived (a
+    prefix of them, whole requests only); then a retry of every unacknowledged client
+    order id gets, from both, the same answer: a duplicate of an order that survived,
+    else a new order (never a duplicate of an order never placed)."""
+    rng = random.Random(seed)
+    victim: EngineProcess = engine_factory(f"victim{seed}", fsync="none", snapshot_every=100)
+    victim.env = {
+        "PYTHONPATH": os.pathsep.join([str(HOOK), os.environ.get("PYTHONPATH", "")]),
+        "TICKPLANE_TEST_KILL_IN_COMMIT": f"{rng.randrange(30, 120)}:{seed}",
+    }
+    victim.start()
+    sent: list[wire.Request] = []
+    replies: list[wire.Reply] = []  # the acknowledged prefix of `sent`
+
+    async def stream() -> None:
+        placed: list[tuple[str, int]] = []
+        bursts: deque[list[asyncio.Future[wire.Reply]]] = deque()
+        async with EngineClient(victim.order_entry, timeout=2) as c:
+            while len(sent) < 20_000:
+                burst = []
+                for _ in range(rng.randrange(1, 25)):  # sent in one loop turn: a Batch
+                    msg = _next_request(rng, c, len(sent), placed)
+                    sent.append(msg)
+                    burst.append(c.send(msg))
+                bursts.append(burst)
+                while len(bursts) > 3 or (bursts and len(sent) >= 20_000):
+                    for fut in bursts.popleft():
+                        try:
+                            reply = await fut
+                        except EngineUnavailable:
+                            return  # killed: this request and those after it unanswered
+                        if (p := _placed(sent[len(replies)], reply)) is not None:
+                            placed.append(p)
+                        replies.append(reply)
+                await asyncio.sleep(0)  # the burst goes out (the client flushes it)
+
+    asyncio.run(stream())
+    assert len(replies) < len(sent), "the engine was not killed"
+    victim.kill()
+    assert victim.returncode == -9
+    acked = len(replies)
+    assert acked > 50, "killed before much was acknowledged"
+
+    victim.env = {}
+    victim.start()  # recovery: snapshot + journal
+    reference: EngineProcess = engine_factory(f"reference{seed}", fsync="none")
+    reference.start()
+
+    async def compare() -> None:
+        async with (
+            EngineClient(victim.order_entry, timeout=10) as v,
+            EngineClient(reference.order_entry, timeout=10) as r,
+        ):
+            ping = await v.ping()
+            assert isinstance(ping, wire.Ack)
+            acked_seq = max(
+                [e.seq for a in replies if isinstance(a, wire.Ack) for e in a.events] or [0]
+            )
+            assert ping.last_seq >= acked_seq, "acknowledged events were lost"
+            ref_replies = await _run_all(r, sent[:acked])
+            assert [_outcome(a) for a in ref_replies] == [_outcome(a) for a in replies]
+            # the unacknowledged requests that survived: a prefix, up to the victim's seq
+            landed = acked
+            while True:
+                ref_ping = await r.ping()
+                assert isinstance(ref_ping, wire.Ack)
+                if ref_ping.last_seq >= ping.last_seq:
+                    break
+                assert landed < len(sent), "the victim holds events no request explains"
+                ref_replies += await _run_all(r, [sent[landed]])
+                landed += 1
+            assert ref_ping.last_seq == ping.last_seq, "a request survived in part"
+            placed = [
+                p
+                for m, a in zip(sent[:landed], ref_replies, strict=True)
+                if (p := _placed(m, a)) is not None
+            ]
+            accounts = {oid: account for account, oid in placed}
+            got = await _state(v, sorted(accounts), accounts)
+            expected = await _state(r, sorted(accounts), accounts)
+            assert got[0] == expected[0], "books differ"
+            assert got[1] == expected[1], "open orders differ"
+            assert got[3] == expected[3], "events differ"
+            by_seq = {e["seq"]: e for e in got[3]}
+            for a in replies:
+                if isinstance(a, wire.Ack):
+                    for e in _strip(a.events):
+                        assert by_seq[e["seq"]] == e
+            # every unacknowledged client order id, retried on both
+            retries = [
+                (i, m)
+                for i, m in enumerate(sent[acked:], acked)
+                if isinstance(m, wire.NewOrder) and m.client_order_id is not None
+            ]
+            assert retries, "no client order id was in flight"
+            for i, m in retries:
+                (again,) = await _run_all(v, [m])
+                (ref,) = await _run_all(r, [m])
+                assert _outcome(again) == _outcome(ref), (i, m)
+                if i >= landed:  # its records did not survive: it runs as a new order
+                    assert not (isinstance(again, wire.Ack) and again.duplicate), (i, m)
+            got = await _state(v, sorted(accounts), accounts)
+            expected = await _state(r, sorted(accounts), accounts)
+            assert got == expected, "the retries left the engines apart"
 
     asyncio.run(compare())
     assert victim.stop() == 0
