@@ -4,7 +4,8 @@ Some requests write more than one record: a new account's order (ACCOUNT, then i
 command), an order with a client order id (its MARK, then the command), a bracket, OTO
 or OCO (the legs' MARK, then the parent's command), a trailing stop with a client order
 id (two MARKs), a kill switch (its MARK, then the cancels of what it covers: commands and
-held orders' MARKs), a mass cancel (commands and MARKs). For each, an in-process engine
+held orders' MARKs), a mass cancel (commands and MARKs), a routed order with a client
+order id (two MARKs: the id's, the `route`). For each, an in-process engine
 takes a few orders, then the request in a turn of its own; its journal is cut at every
 byte from the request's first record to its end, and an engine recovered from each cut
 must equal, to the byte of its snapshot, the engine recovered from the journal without
@@ -15,14 +16,19 @@ id the crash cut short is not a duplicate.
 from __future__ import annotations
 
 import shutil
+import time
+from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from tickplane.core import wire
+from tickplane.core.config import EngineConfig, VenueConfig
 from tickplane.engine.journal import RECORD_HEADER_SIZE, SEGMENT_HEADER_SIZE, read, segments
 from tickplane.engine.service import EngineService
 
+from .fake_alpaca import FakeAlpaca
 from .test_recovery import _config
 
 ALICE_ORDERS = [
@@ -103,22 +109,24 @@ def _records_end(journal: Path) -> int:
     return SEGMENT_HEADER_SIZE + sum(RECORD_HEADER_SIZE + len(r.payload) for r in read(journal))
 
 
-def _recovered(journal: Path) -> bytes:
-    """The state an engine recovers from `journal`, as its snapshot's bytes."""
-    svc = EngineService(_config(journal, breaker=False))
-    svc.recover()
-    return svc.state.snapshot()
-
-
-@pytest.mark.parametrize("kind", list(REQUESTS))
-def test_a_request_cut_anywhere_recovers_as_if_it_never_came(tmp_path: Path, kind: str) -> None:
-    request = REQUESTS[kind]
+def _cut_everywhere(
+    tmp_path: Path,
+    config: Callable[[Path], EngineConfig],
+    setup: list[wire.Request],
+    request: wire.Request,
+    ready: Callable[[EngineService], None] = lambda svc: None,
+) -> None:
+    """Run `setup` (one turn), then `request` (a turn of its own) in an engine of
+    `config`; recover from its journal cut at every byte of the request's records, each
+    time comparing with the journal without them; restart from a cut and retry the
+    request, which must run as new. `ready(svc)` returns once an opened engine takes
+    orders."""
     live = tmp_path / "live"
-    svc = EngineService(_config(live, breaker=False))
+    svc = EngineService(config(live))
     svc.open()
-    ident = b"\x00c"
     try:
-        svc.process([(ident, wire.encode(r)) for r in ALICE_ORDERS])
+        ready(svc)
+        svc.process([(b"\x00c", wire.encode(r)) for r in setup])
         start, before = _records_end(live), len(list(read(live)))
         reply, _ = svc.handle(wire.encode(request), set())
         assert isinstance(reply, wire.Ack), reply
@@ -138,18 +146,25 @@ def test_a_request_cut_anywhere_recovers_as_if_it_never_came(tmp_path: Path, kin
         (d / path.name).write_bytes(data[:cut])
         return d
 
-    without = _recovered(cut_at(start))
-    assert _recovered(cut_at(end)) != without  # the whole request did change the state
+    def recovered(journal: Path) -> bytes:
+        """The state an engine recovers from `journal`, as its snapshot's bytes."""
+        svc = EngineService(config(journal))
+        svc.recover()
+        return svc.state.snapshot()
+
+    without = recovered(cut_at(start))
+    assert recovered(cut_at(end)) != without  # the whole request did change the state
     for cut in range(start + 1, end):
         d = cut_at(cut)
-        assert _recovered(d) == without, f"cut at byte {cut} of {start}..{end}"
+        assert recovered(d) == without, f"cut at byte {cut} of {start}..{end}"
         shutil.rmtree(d)
 
     # Restarted from a cut inside the request, the engine takes the retry as new: the
     # same order id as the first time, no duplicate of an order never placed.
-    restarted = EngineService(_config(cut_at(end - 1), breaker=False))
+    restarted = EngineService(config(cut_at(end - 1)))
     restarted.open()
     try:
+        ready(restarted)
         again, _ = restarted.dispatch(request, set())
         assert isinstance(again, wire.Ack) and not again.duplicate
         assert again.order_id == reply.order_id
@@ -162,3 +177,56 @@ def test_a_request_cut_anywhere_recovers_as_if_it_never_came(tmp_path: Path, kin
             assert found.order.client_order_id == request.client_order_id
     finally:
         restarted.close()
+
+
+@pytest.mark.parametrize("kind", list(REQUESTS))
+def test_a_request_cut_anywhere_recovers_as_if_it_never_came(tmp_path: Path, kind: str) -> None:
+    _cut_everywhere(
+        tmp_path, lambda journal: _config(journal, breaker=False), ALICE_ORDERS, REQUESTS[kind]
+    )
+
+
+ROUTED: dict[str, wire.Request] = {
+    "routed, new account, client order id": wire.NewOrder(
+        9, "erin", "GOOG", "buy", "limit", 5, 97, client_order_id="r-1"
+    ),
+    "routed bracket, client order id": wire.NewOrder(
+        9,
+        "alice",
+        "AAPL",
+        "buy",
+        "limit",
+        5,
+        97,
+        client_order_id="r-2",
+        order_class="bracket",
+        take_profit=wire.TakeProfit(130),
+        stop_loss=wire.StopLoss(70),
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", list(ROUTED))
+def test_a_routed_request_cut_anywhere_recovers_as_if_it_never_came(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kind: str
+) -> None:
+    """The same with Alpaca as the venue (a local server speaking its protocol): an
+    order's client order id MARK and its `route` MARK (the legs in it)."""
+    with FakeAlpaca(symbols=("GOOG", "AAPL")) as fake:
+        monkeypatch.setenv("APCA_API_KEY_ID", fake.key_id)
+        monkeypatch.setenv("APCA_API_SECRET_KEY", fake.secret_key)
+        venue = VenueConfig(
+            kind="alpaca", url_override=fake.rest_url, stream_url_override=fake.stream_url
+        )
+
+        def config(journal: Path) -> EngineConfig:
+            return msgspec.structs.replace(_config(journal, breaker=False), venue=venue)
+
+        def connected(svc: EngineService) -> None:
+            deadline = time.monotonic() + 20
+            while not (svc.venue is not None and svc.venue.connected):
+                assert time.monotonic() < deadline, "the venue did not connect"
+                time.sleep(0.01)
+
+        setup = [wire.NewOrder(1, "alice", "GOOG", "buy", "limit", 5, 95, client_order_id="a")]
+        _cut_everywhere(tmp_path, config, setup, ROUTED[kind], connected)
