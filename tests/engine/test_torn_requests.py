@@ -19,6 +19,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -31,69 +32,45 @@ from tickplane.engine.service import EngineService
 from .fake_alpaca import FakeAlpaca
 from .test_recovery import _config
 
+
+def _limit(
+    req: int, account: str, symbol: str, side: str, qty: int, price: int, **fields: Any
+) -> wire.NewOrder:
+    return wire.NewOrder(req, account, symbol, side, "limit", qty, price, **fields)
+
+
+def _legs(
+    order_class: str, tp: int | None, sl: int | None, sl_limit: int | None = None
+) -> dict[str, Any]:
+    """An order class's fields: its take-profit's limit, its stop-loss's stop and limit."""
+    return {
+        "order_class": order_class,
+        "take_profit": None if tp is None else wire.TakeProfit(tp),
+        "stop_loss": None if sl is None else wire.StopLoss(sl, sl_limit),
+    }
+
+
 ALICE_ORDERS = [
-    wire.NewOrder(1, "alice", "GOOG", "buy", "limit", 5, 95),
-    wire.NewOrder(2, "alice", "GOOG", "sell", "limit", 5, 105),
-    wire.NewOrder(3, "alice", "AAPL", "buy", "limit", 7, 90),
+    _limit(1, "alice", "GOOG", "buy", 5, 95),
+    _limit(2, "alice", "GOOG", "sell", 5, 105),
+    _limit(3, "alice", "AAPL", "buy", 7, 90),
     # a bracket resting (its legs held) and a trailing stop (held): MARKs to cancel
-    wire.NewOrder(
-        4,
-        "alice",
-        "GOOG",
-        "buy",
-        "limit",
-        3,
-        94,
-        order_class="bracket",
-        take_profit=wire.TakeProfit(120),
-        stop_loss=wire.StopLoss(80),
-    ),
+    _limit(4, "alice", "GOOG", "buy", 3, 94, **_legs("bracket", 120, 80)),
     wire.NewOrder(5, "alice", "AAPL", "sell", "trailing_stop", 2, trail_price=5),
-    wire.NewOrder(6, "bob", "AAPL", "sell", "limit", 4, 110),
+    _limit(6, "bob", "AAPL", "sell", 4, 110),
 ]
 
 REQUESTS: dict[str, wire.Request] = {
-    "new account": wire.NewOrder(9, "carol", "GOOG", "buy", "limit", 5, 96),
-    "client order id": wire.NewOrder(
-        9, "alice", "GOOG", "buy", "limit", 7, 99, client_order_id="c-1"
+    "new account": _limit(9, "carol", "GOOG", "buy", 5, 96),
+    "client order id": _limit(9, "alice", "GOOG", "buy", 7, 99, client_order_id="c-1"),
+    "bracket, new account, client order id": _limit(
+        9, "dave", "GOOG", "buy", 5, 97, client_order_id="b-1", **_legs("bracket", 130, 70, 69)
     ),
-    "bracket, new account, client order id": wire.NewOrder(
-        9,
-        "dave",
-        "GOOG",
-        "buy",
-        "limit",
-        5,
-        97,
-        client_order_id="b-1",
-        order_class="bracket",
-        take_profit=wire.TakeProfit(130),
-        stop_loss=wire.StopLoss(70, 69),
+    "oco, client order id": _limit(
+        9, "bob", "GOOG", "sell", 2, 125, client_order_id="o-1", **_legs("oco", 125, 85)
     ),
-    "oco, client order id": wire.NewOrder(
-        9,
-        "bob",
-        "GOOG",
-        "sell",
-        "limit",
-        2,
-        125,
-        client_order_id="o-1",
-        order_class="oco",
-        take_profit=wire.TakeProfit(125),
-        stop_loss=wire.StopLoss(85),
-    ),
-    "oto, client order id": wire.NewOrder(
-        9,
-        "bob",
-        "AAPL",
-        "buy",
-        "limit",
-        3,
-        89,
-        client_order_id="t-1",
-        order_class="oto",
-        stop_loss=wire.StopLoss(60),
+    "oto, client order id": _limit(
+        9, "bob", "AAPL", "buy", 3, 89, client_order_id="t-1", **_legs("oto", None, 60)
     ),
     "trailing stop, client order id": wire.NewOrder(
         9, "bob", "GOOG", "sell", "trailing_stop", 2, trail_percent=2.5, client_order_id="s-1"
@@ -187,21 +164,11 @@ def test_a_request_cut_anywhere_recovers_as_if_it_never_came(tmp_path: Path, kin
 
 
 ROUTED: dict[str, wire.Request] = {
-    "routed, new account, client order id": wire.NewOrder(
-        9, "erin", "GOOG", "buy", "limit", 5, 97, client_order_id="r-1"
+    "routed, new account, client order id": _limit(
+        9, "erin", "GOOG", "buy", 5, 97, client_order_id="r-1"
     ),
-    "routed bracket, client order id": wire.NewOrder(
-        9,
-        "alice",
-        "AAPL",
-        "buy",
-        "limit",
-        5,
-        97,
-        client_order_id="r-2",
-        order_class="bracket",
-        take_profit=wire.TakeProfit(130),
-        stop_loss=wire.StopLoss(70),
+    "routed bracket, client order id": _limit(
+        9, "alice", "AAPL", "buy", 5, 97, client_order_id="r-2", **_legs("bracket", 130, 70)
     ),
 }
 
@@ -228,5 +195,5 @@ def test_a_routed_request_cut_anywhere_recovers_as_if_it_never_came(
                 assert time.monotonic() < deadline, "the venue did not connect"
                 time.sleep(0.01)
 
-        setup = [wire.NewOrder(1, "alice", "GOOG", "buy", "limit", 5, 95, client_order_id="a")]
+        setup = [_limit(1, "alice", "GOOG", "buy", 5, 95, client_order_id="a")]
         _cut_everywhere(tmp_path, config, setup, ROUTED[kind], connected)
