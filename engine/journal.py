@@ -787,6 +787,7 @@ class JournalWriter:
         self._run_limit = max(1, max_pending_bytes // COMMAND_SIZE)
         self._group = 0  # open begin_group calls: records get the CONTINUED bit
         self._group_first = 0  # the ordinal of the open group's first record
+        self._group_due = False  # a bound was reached inside the group: commit at its end
         self._pending_since = 0
         self._dirty = False  # written since the last fsync
         self._failed: BaseException | None = None
@@ -998,8 +999,11 @@ class JournalWriter:
         if (
             self._pending_bytes >= self.max_pending_bytes
             or now - self._pending_since >= self.group_commit_ns
-        ) and not self._group:  # a group is committed whole: end_group checks the bounds
-            self.commit()
+        ):
+            if self._group:  # a group is committed whole: at its end
+                self._group_due = True
+            else:
+                self.commit()
         return ordinal
 
     def append_commands(self, commands: npt.NDArray[np.void]) -> int:
@@ -1054,8 +1058,8 @@ class JournalWriter:
     def end_group(self) -> None:
         """Close the group `begin_group` opened: its last record (already appended, or
         the open COMMAND record, which later commands of other requests may still join)
-        is the one without the `CONTINUED` bit. Then the commit bounds apply (`always`
-        commits the group, fsynced)."""
+        is the one without the `CONTINUED` bit. A commit that a bound called for inside
+        the group happens now (`always` commits the group, fsynced)."""
         if not self._group:
             raise JournalError("end_group without begin_group")
         self._group -= 1
@@ -1067,11 +1071,8 @@ class JournalWriter:
             n, _, t = _REC.unpack(self._pending[-2])
             t &= ~CONTINUED
             self._pending[-2] = _REC.pack(n, zlib.crc32(self._pending[-1], _TYPE_SEED[t]), t)
-        if self._pending and (
-            self._always
-            or self._pending_bytes >= self.max_pending_bytes
-            or time.monotonic_ns() - self._pending_since >= self.group_commit_ns
-        ):
+        if self._group_due or (self._always and self._pending):
+            self._group_due = False
             self.commit()
 
     def append_account(self, name: str) -> int:
