@@ -39,6 +39,7 @@ _ACCEPTED, _TRADE = int(EventType.ACCEPTED), int(EventType.TRADE)
 _CANCELED, _REPLACED = int(EventType.CANCELED), int(EventType.REPLACED)
 _REJECTED, _TRIGGERED = int(EventType.REJECTED), int(EventType.TRIGGERED)
 _PRICED = frozenset({int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)})
+_REASON_NAMES = tuple(REASONS.get(i, str(i)) for i in range(256))  # by the core's uint8 code
 
 
 def fast_path_allowed(state: EngineState) -> bool:
@@ -152,7 +153,7 @@ def _replay_chunk(
                 on_done(oid)
                 coids.pop(oid, None)
                 if finished is not None:
-                    finished.end(oid, "canceled", REASONS.get(why, str(why)), ts)
+                    finished.end(oid, "canceled", _REASON_NAMES[why], ts)
             elif etype == _REPLACED:
                 on_replaced(oid, qty, price)
                 if finished is not None:
