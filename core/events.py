@@ -35,6 +35,7 @@ __all__ = [
     "SymbolResumed",
     "TopOfBook",
     "Trade",
+    "TradePrint",
     "from_dict",
 ]
 
@@ -245,8 +246,27 @@ class BookLevel(msgspec.Struct, array_like=True, frozen=True):
     orders: int
 
 
+class TradePrint(msgspec.Struct, array_like=True, frozen=True):
+    """A trade on the public tape: what `Trade` says minus who traded (no accounts, no
+    order ids). `taker_side` is the aggressor's; `ts_event` the trade's own time."""
+
+    price: int
+    qty: int
+    taker_side: str
+    ts_event: int
+
+
 class TopOfBook(Message, tag="top"):
-    """Market data: a symbol's top levels after a change (`md_seq` counts per symbol)."""
+    """Market data: a symbol's top levels after a turn touched it (`md_seq` counts per
+    symbol), with the turn's `trades` of the symbol in the order they happened.
+
+    The engine publishes one for every turn that changed or traded the symbol, so
+    `trades` is its gap-free public tape: a consumer that fills an md_seq gap by
+    replaying tops gets the trades too. (symbol, md_seq, index in `trades`) names a
+    print. `trades` came last, with a default: an older frame decodes with none, and
+    an older reader ignores it (a trailing element); a top without trades costs one
+    byte more than before it existed (an empty array: msgspec omits no defaults of
+    an array-like struct)."""
 
     md_seq: int
     ts_event: int
@@ -254,6 +274,7 @@ class TopOfBook(Message, tag="top"):
     bids: list[BookLevel]
     asks: list[BookLevel]
     last_price: int | None
+    trades: list[TradePrint] = []
 
 
 class BookDelta(Message, tag="delta"):
@@ -302,6 +323,8 @@ def from_dict(d: dict[str, Any]) -> Event | MarketData:
             row.append(d[f.name])
         elif f.required:
             raise ValueError(f"{d['type']} event without {f.name!r}")
+        elif f.default_factory is not msgspec.NODEFAULT:  # a list's default: []
+            row.append(f.default_factory())
         else:
             row.append(f.default)
     try:

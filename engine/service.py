@@ -67,6 +67,7 @@ from tickplane.engine.state import (
     Command,
     EngineState,
     RoutedOrder,
+    tape,
 )
 from tickplane.engine.venues.base import (
     SymbolSpec,
@@ -646,8 +647,12 @@ class EngineService:
                 self.eventlog.append(published, frame)
         now = time.time_ns()
         mdlog = self.mdlog
+        # Every book that traded is touched (a command ran on it, `_run`, or a venue's
+        # fallback was matched in it, `_fell_back`), so a turn that traded a symbol
+        # publishes its top, with the turn's trades of it as the public tape.
+        prints = tape(published) if touched else {}
         for sym in touched:
-            for md in self.state.market_data(sym, now):
+            for md in self.state.market_data(sym, now, prints):
                 data = wire.encode(md)
                 if mdlog is not None and type(md) is TopOfBook:
                     mdlog.append(md, data)  # before it is published: see engine/mdlog.py

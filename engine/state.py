@@ -37,6 +37,7 @@ from tickplane.core.events import (
     StopTriggered,
     TopOfBook,
     Trade,
+    TradePrint,
 )
 from tickplane.engine.contingent import (
     STOP_LOSS,
@@ -924,12 +925,20 @@ class EngineState:
                 )
             )  # fmt: skip
 
-    def market_data(self, symbol: int, ts: int) -> list[TopOfBook | BookDelta]:
-        """The market-data messages after `symbol` changed, numbered in its own md_seq:
-        the top of book, and the L2 delta against the previous one (when it changed)."""
+    def market_data(
+        self, symbol: int, ts: int, prints: dict[str, list[TradePrint]] | None = None
+    ) -> list[TopOfBook | BookDelta]:
+        """The market-data messages after a turn touched `symbol`, numbered in its own
+        md_seq: the top of book carrying the symbol's trades of the turn (`prints`, per
+        symbol: `tape`), and the L2 delta against the previous top (when the levels
+        changed)."""
         name = self.symbols[symbol]
         self.md_seq[name] = self.md_seq.get(name, 0) + 1
         top = self.book(symbol, self.config.top_levels, ts)
+        if prints:
+            trades = prints.get(name)
+            if trades:
+                top.trades = trades
         before = self._last_top.get(name)
         self._last_top[name] = top
         if before is None:
@@ -1169,6 +1178,22 @@ def _held_stop(r: RoutedOrder) -> bool:
     stop-limit, a trailing stop, or a stop-loss leg (the internal venue's
     `StopTriggered` ones; Alpaca reports no trigger, so the first fill stands for it)."""
     return r.parent_id is not None or r.order_type in _ROUTED_STOPS
+
+
+def tape(events: list[Event]) -> dict[str, list[TradePrint]]:
+    """The trades of this engine's books among `events` as public prints, per symbol,
+    in order: what rides on each symbol's next top (`EngineState.market_data`). Who
+    traded (accounts, order ids) stays behind, on the sequenced stream. A venue's
+    fill (maker 0: its counterparty is at the venue, `apply_venue`) is no trade of
+    these books."""
+    out: dict[str, list[TradePrint]] = {}
+    for ev in events:
+        if type(ev) is Trade and ev.maker:
+            prints = out.get(ev.symbol)
+            if prints is None:
+                prints = out[ev.symbol] = []
+            prints.append(TradePrint(ev.price, ev.qty, ev.taker_side, ev.ts_event))
+    return out
 
 
 def _changed(before: list[BookLevel], after: list[BookLevel]) -> list[BookLevel]:

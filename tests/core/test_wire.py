@@ -21,6 +21,7 @@ from tickplane.core.events import (
     StopTriggered,
     TopOfBook,
     Trade,
+    TradePrint,
     from_dict,
 )
 
@@ -89,7 +90,8 @@ events = st.one_of(
     st.builds(PositionChanged, ints, ints, names, names, ints, ints, ints, ints),
 )
 levels = st.lists(st.builds(BookLevel, ints, ints, ints), max_size=3)
-tops = st.builds(TopOfBook, ints, ints, names, levels, levels, maybe)
+prints = st.lists(st.builds(TradePrint, ints, ints, st.sampled_from(["buy", "sell"]), ints))
+tops = st.builds(TopOfBook, ints, ints, names, levels, levels, maybe, prints)
 
 
 @given(requests)
@@ -252,6 +254,39 @@ def test_order_views_of_finished_orders_decode_both_ways() -> None:
     assert msgspec.convert(older, _ViewBeforeFinished) == _ViewBeforeFinished(
         5, "alice", "GOOG", "buy", "limit", "canceled", 99, None, 0, filled_qty=2
     )  # fmt: skip
+
+
+class _TopBeforeTrades(msgspec.Struct, array_like=True, tag_field="type", tag="top"):
+    """TopOfBook as a reader of the release before its `trades` decodes it."""
+
+    md_seq: int
+    ts_event: int
+    symbol: str
+    bids: list[BookLevel]
+    asks: list[BookLevel]
+    last_price: int | None
+
+
+def test_top_of_book_frames_before_and_after_its_trades_decode() -> None:
+    """`trades` came last, with a default: an older top decodes with no trades; a top
+    with or without trades decodes in a reader from before them (it ignores the
+    tail); no trades cost one byte (an empty array)."""
+    bids, asks = [BookLevel(99, 5, 1)], [BookLevel(101, 3, 2)]
+    old = _TopBeforeTrades(4, 10, "GOOG", bids, asks, 100)
+    plain = TopOfBook(4, 10, "GOOG", bids, asks, 100)
+    assert len(wire.encode(plain)) == len(wire.encode(old)) + 1
+    assert msgspec.msgpack.decode(wire.encode(plain)[1:], type=_TopBeforeTrades) == old
+    decoded = wire.decode_event(wire.encode(old))
+    assert decoded == plain and isinstance(decoded, TopOfBook) and decoded.trades == []
+    d = plain.to_dict()
+    del d["trades"]
+    assert from_dict(d) == plain
+    traded = TopOfBook(4, 10, "GOOG", bids, asks, 100, [TradePrint(101, 2, "buy", 9)])
+    frame = wire.encode(traded)
+    assert len(frame) > len(wire.encode(plain))
+    assert wire.decode_event(frame) == traded
+    assert msgspec.msgpack.decode(frame[1:], type=_TopBeforeTrades) == old
+    assert traded.to_dict()["trades"] == [[101, 2, "buy", 9]]
 
 
 @settings(max_examples=500)

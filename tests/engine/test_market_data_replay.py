@@ -10,7 +10,7 @@ import pytest
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient, EngineError
-from tickplane.core.events import TopOfBook
+from tickplane.core.events import TopOfBook, Trade, TradePrint
 from tickplane.engine.mdlog import RESERVE
 
 from .conftest import EngineProcess
@@ -87,6 +87,58 @@ def test_tops_replay_by_md_seq_across_a_kill_and_a_clean_restart(engine_factory:
     assert eng.stop() == 0
 
 
+def test_replayed_tops_keep_their_trades_across_a_kill_and_a_clean_restart(
+    engine_factory: Any,
+) -> None:
+    """The prints ride in the tops' log records: replay returns them as they were
+    published, after a kill -9 and after a clean restart, and the md_seq rules hold
+    for the tops of trades after each (a jump past the reservation after the kill,
+    none after the clean stop)."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def trade(c: EngineClient, qty: int) -> TradePrint:
+        """A resting sell of `qty`, then a buy that takes it: the buy's print."""
+        ack(await c.submit("seller", "AAPL", "sell", "limit", qty, price=100))
+        reply = ack(await c.submit("buyer", "AAPL", "buy", "limit", qty, price=100))
+        (t,) = [e for e in reply.events if isinstance(e, Trade)]
+        return TradePrint(t.price, t.qty, t.taker_side, t.ts_event)
+
+    async def first(c: EngineClient) -> list[TopOfBook]:
+        p2, p3 = await trade(c, 2), await trade(c, 3)
+        tops, covered = await all_tops(c, "AAPL")
+        assert covered == 4
+        assert [t.trades for t in tops] == [[], [p2], [], [p3]]
+        return tops
+
+    before = run(eng, first)
+    eng.kill()  # the replay above flushed the log: every top is on disk
+    eng.start()
+
+    async def second(c: EngineClient) -> list[TopOfBook]:
+        tops, covered = await all_tops(c, "AAPL")
+        assert tops == before and covered == RESERVE
+        p = await trade(c, 1)
+        tops, covered = await all_tops(c, "AAPL")
+        assert [t.md_seq for t in tops[-2:]] == [RESERVE + 1, RESERVE + 2]
+        assert tops[-1].trades == [p] and tops[:4] == before
+        return tops
+
+    after_kill = run(eng, second)
+    assert eng.stop() == 0
+    eng.start()
+
+    async def third(c: EngineClient) -> None:
+        tops, _ = await all_tops(c, "AAPL")
+        assert tops == after_kill
+        p = await trade(c, 4)
+        tops, covered = await all_tops(c, "AAPL")
+        assert covered == RESERVE + 4 and tops[-1].trades == [p]
+
+    run(eng, third)
+    assert eng.stop() == 0
+
+
 def test_without_a_log_replay_says_so(engine_factory: Any) -> None:
     eng: EngineProcess = engine_factory(md_log_bytes=0)
     eng.start()
@@ -120,12 +172,14 @@ def test_a_subscriber_that_loses_tops_gets_every_one_once(
 ) -> None:
     real = wire.decode_event
     seen = {"tops": 0}
+    dropped: list[int] = []  # md_seqs
 
     def lossy(frame: bytes) -> Any:
         msg = real(frame)
         if type(msg) is TopOfBook:
             seen["tops"] += 1
             if seen["tops"] % 3 == 0:  # every third top is lost on the way
+                dropped.append(msg.md_seq)
                 raise wire.WireError("dropped")
         return msg
 
@@ -154,13 +208,17 @@ def test_a_subscriber_that_loses_tops_gets_every_one_once(
 
         task = asyncio.create_task(consume())
         await asyncio.wait_for(caught_up.wait(), 10)  # from the log; what follows is live
-        for i in range(50):
-            ack(await c.submit("mdl", "AAPL", "sell", "limit", 1, price=300 + i))
+        for i in range(50):  # every second one trades: its top carries the print
+            side, account = ("sell", "mdl") if i % 2 == 0 else ("buy", "mdb")
+            ack(await c.submit(account, "AAPL", side, "limit", 1, price=300))
         await asyncio.wait_for(task, 10)
         assert seen["tops"] >= 3  # live tops really were lost
         assert [t.md_seq for t in got] == list(range(1, 61))
         tops, _ = await all_tops(c, "AAPL")
         assert [t.to_dict() for t in got] == [t.to_dict() for t in tops]
+        # the prints are gap-free too: the lost tops' came back with them
+        assert [len(t.trades) for t in got[10:]] == [0, 1] * 25
+        assert any(got[n - 1].trades for n in dropped if n > 10)
 
     run(engine, body)
     assert missing == []

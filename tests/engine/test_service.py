@@ -24,7 +24,9 @@ from tickplane.core.events import (
     OrderReplaced,
     PositionChanged,
     StopTriggered,
+    TopOfBook,
     Trade,
+    TradePrint,
 )
 
 from .conftest import EngineProcess, engine_settings
@@ -525,6 +527,81 @@ def test_market_data_top_of_book_and_deltas(engine: EngineProcess) -> None:
         assert delta2.asks == []
 
     run(engine, body)
+
+
+def test_tops_carry_the_turns_trades_as_anonymous_prints(engine: EngineProcess) -> None:
+    """A turn that trades a symbol publishes its top with the turn's trades of it as
+    prints (price, qty, taker side, time), in the order of the `Trade` events and with
+    their values; the frame names no account and the print has no order id; a turn
+    that trades but leaves the levels as they were still publishes its top (no delta);
+    a turn without trades carries none."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"m.GOOG")
+    sub.connect(engine.events)
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.RCVTIMEO, 5000)
+    dealer.connect(engine.order_entry)
+    req = iter(range(1, 10**6))
+
+    def send(*orders: tuple[str, str, int, int]) -> list[wire.Reply]:
+        """One frame (a `Batch` for several orders: one turn); the replies."""
+        msgs: list[wire.Request] = [
+            wire.NewOrder(next(req), acct, "GOOG", side, "limit", qty, price=price)
+            for acct, side, qty, price in orders
+        ]
+        dealer.send(wire.encode_batch(msgs))
+        return wire.decode_replies(dealer.recv())
+
+    def frames() -> list[bytes]:
+        """The market-data frames of GOOG published so far (tops and deltas)."""
+        out = []
+        while sub.poll(200):
+            topic, frame = sub.recv_multipart()
+            assert topic == b"m.GOOG"
+            out.append(frame)
+        return out
+
+    try:
+        for _ in range(100):  # a SUB socket joins asynchronously: probe until it has
+            send(("probe-acct", "buy", 1, 1))
+            if sub.poll(50):
+                break
+        frames()
+        (rest1,) = send(("alice-acct", "sell", 3, 100))
+        (rest2,) = send(("alice-acct", "sell", 4, 101))
+        (taker,) = send(("bob-acct", "buy", 5, 101))
+        # one turn: carol rests 2 @ 100, dan takes them: the levels end as they began
+        batch = send(("carol-acct", "sell", 2, 100), ("dan-acct", "buy", 2, 100))
+        got = frames()
+    finally:
+        ctx.destroy(0)
+    for frame in got:
+        for name in (b"alice-acct", b"bob-acct", b"carol-acct", b"dan-acct"):
+            assert name not in frame
+    md = [wire.decode_event(f) for f in got]
+    tops = [m for m in md if isinstance(m, TopOfBook)]
+    assert [t.md_seq for t in tops] == list(range(tops[0].md_seq, tops[0].md_seq + 4))
+    assert tops[0].trades == [] and tops[1].trades == []
+    assert TradePrint.__struct_fields__ == ("price", "qty", "taker_side", "ts_event")
+
+    def prints(*replies: wire.Reply) -> list[TradePrint]:
+        trades = [e for r in replies for e in ack(r).events if isinstance(e, Trade)]
+        return [TradePrint(t.price, t.qty, t.taker_side, t.ts_event) for t in trades]
+
+    assert (
+        tops[2].trades
+        == prints(taker)
+        == [
+            TradePrint(100, 3, "buy", tops[2].trades[0].ts_event),
+            TradePrint(101, 2, "buy", tops[2].trades[1].ts_event),
+        ]
+    )
+    assert tops[3].trades == prints(*batch) and len(tops[3].trades) == 1
+    assert (tops[3].bids, tops[3].asks) == (tops[2].bids, tops[2].asks)
+    after_batch = [m for m in md if m.md_seq == tops[3].md_seq]
+    assert after_batch == [tops[3]]  # the levels did not change: no delta
+    assert kinds(rest1) == kinds(rest2) == ["OrderAccepted"]
 
 
 def test_a_lobster_day_replayed_as_the_market(engine_factory: Any) -> None:
