@@ -6,7 +6,11 @@ record built and checksummed, the index updated, the buffer written every 10 ms 
 of 10 levels a side, median of 5 runs after a warm-up; `wire.encode` of the top (which
 the engine pays to publish it anyway) is reported beside it, not included. Also what
 opening a full log costs at the engine's start (`mdlog_open_cpu_s`: CPU seconds to
-index `FULL` tops, about a full log at the default 256 MiB).
+index `FULL` tops, about a full log at the default 256 MiB). The same appends and
+encodings for tops that carry a turn's trades (`TopOfBook.trades`): one print
+(`_1_trade`, a lone marketable order) and ten (`_10_trades`, a sweep); a top without
+trades encodes as it did before they existed, so the plain figures are the
+no-trade turn's.
 Run: `python -m tests.benchmarks.bench_mdlog` (one JSON object on stdout).
 """
 
@@ -20,16 +24,17 @@ from statistics import median
 import msgspec
 
 from tickplane.core import wire
-from tickplane.core.events import BookLevel, TopOfBook
+from tickplane.core.events import BookLevel, TopOfBook, TradePrint
 from tickplane.engine.mdlog import MarketDataLog
 
 N = 200_000
 FULL = 1_500_000
 
 
-def run(repeats: int = 5) -> dict[str, float]:
+def _tops(trades: int) -> list[TopOfBook]:
+    """N tops of 10 levels a side, each carrying `trades` prints."""
     now = time.time_ns()
-    tops = [
+    return [
         TopOfBook(
             i,
             now + i,
@@ -37,9 +42,15 @@ def run(repeats: int = 5) -> dict[str, float]:
             [BookLevel(1000 - k, 10, 1) for k in range(10)],
             [BookLevel(1001 + k, 10, 1) for k in range(10)],
             1000,
+            [TradePrint(1001 + k, 10, "buy", now + i - 5_000) for k in range(trades)],
         )
         for i in range(1, N + 1)
     ]
+
+
+def _appends(tops: list[TopOfBook], repeats: int) -> tuple[float, float, float]:
+    """CPU us per append (median of `repeats`), bytes per top in the log, CPU us per
+    `wire.encode` of a top."""
     frames = [wire.encode(t) for t in tops]
     append_us: list[float] = []
     size = 0
@@ -59,6 +70,19 @@ def run(repeats: int = 5) -> dict[str, float]:
     for t in tops:
         wire.encode(t)
     encode_us = (time.thread_time() - t0) / N * 1e6
+    return median(append_us), size / N, encode_us
+
+
+def run(repeats: int = 5) -> dict[str, float]:
+    tops = _tops(0)
+    frames = [wire.encode(t) for t in tops]
+    append_us, per_top, encode_us = _appends(tops, repeats)
+    out: dict[str, float] = {}
+    for n, suffix in ((1, "_1_trade"), (10, "_10_trades")):
+        a, b, e = _appends(_tops(n), repeats)
+        out["mdlog_append_cpu_us" + suffix] = round(a, 3)
+        out["mdlog_bytes_per_top" + suffix] = round(b, 1)
+        out["top_encode_cpu_us" + suffix] = round(e, 3)
     with tempfile.TemporaryDirectory() as d:
         log = MarketDataLog(d, 256 << 20)
         for i in range(1, FULL + 1):
@@ -71,9 +95,10 @@ def run(repeats: int = 5) -> dict[str, float]:
         full.close()
     return {
         "mdlog_open_cpu_s": round(open_s, 2),
-        "mdlog_append_cpu_us": round(median(append_us), 3),
-        "mdlog_bytes_per_top": round(size / N, 1),
+        "mdlog_append_cpu_us": round(append_us, 3),
+        "mdlog_bytes_per_top": round(per_top, 1),
         "top_encode_cpu_us": round(encode_us, 3),
+        **out,
     }
 
 
