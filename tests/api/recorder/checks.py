@@ -500,8 +500,9 @@ async def check_market_data(
     client: EngineClient, dsn: str, redis_url: str, bootstrap: str, engine: str
 ) -> dict[str, int]:
     """PostgreSQL's market-data history and Kafka's marketdata topic hold exactly the
-    engine's tops of book, each (symbol, md_seq) once; Redis holds each symbol's last.
-    Returns how many tops each symbol has."""
+    engine's tops of book, each (symbol, md_seq) once, Kafka's with their trades;
+    Redis holds each symbol's last; the tops' trades are the tape PostgreSQL's
+    `md_trades` holds from the sequenced stream. Returns how many tops each symbol has."""
     want = {s: await engine_tops(client, s) for s in SYMBOLS}
     conn = await asyncpg.connect(dsn)
     try:
@@ -510,8 +511,20 @@ async def check_market_data(
             " last_price FROM md_top_of_book WHERE engine = $1 ORDER BY symbol, md_seq",
             engine,
         )
+        tape = await conn.fetch(
+            "SELECT symbol, price, qty, taker_side, ts_event FROM md_trades"
+            " WHERE engine = $1 ORDER BY symbol, seq",
+            engine,
+        )
     finally:
         await conn.close()
+    prints = [
+        (s, p.price, p.qty, p.taker_side, p.ts_event)
+        for s in sorted(SYMBOLS)
+        for t in want[s]
+        for p in t.trades
+    ]
+    assert prints and prints == [tuple(r.values()) for r in tape]
     got_pg = [tuple(r.values()) for r in rows]
     want_pg = []
     for s in sorted(SYMBOLS):
