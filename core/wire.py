@@ -5,7 +5,9 @@ Sockets (see docs/engine-service.md):
   every request gets exactly one reply (`Ack` or `Reject`), correlated by `req`;
 - events: the engine binds a PUB; topic `b"e"` carries every trading event with a
   gap-free `seq`, each message a batch of events in seq order (`decode_events`);
-  topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`);
+  topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`): a
+  `TopOfBook` (with its turn's trades as anonymous prints, the public tape) and the
+  `BookDelta` of the same `md_seq`;
   topic `b"h"` carries the last seq while the engine is idle (`decode_heartbeat`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
   the missing events back in `Ack.events`; a gap in a symbol's `md_seq` (market data),
