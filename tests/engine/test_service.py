@@ -604,6 +604,22 @@ def test_tops_carry_the_turns_trades_as_anonymous_prints(engine: EngineProcess) 
     assert kinds(rest1) == kinds(rest2) == ["OrderAccepted"]
 
 
+def test_the_tape_is_the_books_trades_not_a_venues_fills() -> None:
+    """`tape`: per symbol, in order, the trades of this engine's books; a fill a venue
+    reported (maker 0: its counterparty is at the venue) is not one of them."""
+    from tickplane.engine.state import tape
+
+    events: list[Any] = [
+        Trade(1, 10, "GOOG", 100, 2, 7, 3, "buy", "bob", "alice"),
+        Trade(2, 11, "AAPL", 50, 1, 8, 0, "sell", "carol", "venue:alpaca"),
+        OrderCanceled(3, 11, 7, "bob", "GOOG", 0, "ioc"),
+        Trade(4, 12, "GOOG", 101, 1, 9, 4, "sell", "dan", "erin"),
+    ]
+    assert tape(events) == {
+        "GOOG": [TradePrint(100, 2, "buy", 10), TradePrint(101, 1, "sell", 12)]
+    }
+
+
 def test_a_lobster_day_replayed_as_the_market(engine_factory: Any) -> None:
     eng: EngineProcess = engine_factory(market={"source": "lobster", "speed": 200.0})
     eng.start()
