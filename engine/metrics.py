@@ -342,8 +342,9 @@ class EngineMetrics:
         for cpu in cpus:
             self.cpus.labels(str(cpu), "true" if cpu == pinned else "false").set(1)
 
-    def count(self, events: list[Event]) -> None:
-        """Count a batch's events (accepted orders and trades summed over the batch)."""
+    def count(self, events: list[Event]) -> int:
+        """Count a batch's events (accepted orders and trades summed over the batch);
+        return how many trades there were (the loop looks for prints only then)."""
         accepted = trades = qty = 0
         canceled: dict[str, int] = {}  # by reason, counted into the family once each
         for ev in events:
@@ -366,6 +367,7 @@ class EngineMetrics:
         if trades:
             self.trades.inc(trades)
             self.traded_qty.inc(qty)
+        return trades
 
 
 def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:

@@ -638,7 +638,7 @@ class EngineService:
         if replies:  # they left together: each waited as long
             m.request_seconds.observe_many((t3 - t0) / 1e9, len(replies))
         pub = self._pub
-        m.count(published)
+        traded = m.count(published)
         if published:  # one message per batch: per-message costs dominate otherwise
             frame = wire.encode_events(published)
             _send(pub, EVENTS_TOPIC, _SNDMORE)
@@ -650,7 +650,7 @@ class EngineService:
         # Every book that traded is touched (a command ran on it, `_run`, or a venue's
         # fallback was matched in it, `_fell_back`), so a turn that traded a symbol
         # publishes its top, with the turn's trades of it as the public tape.
-        prints = tape(published) if touched else {}
+        prints = tape(published) if traded and touched else None
         for sym in touched:
             for md in self.state.market_data(sym, now, prints):
                 data = wire.encode(md)
