@@ -615,9 +615,7 @@ def test_the_tape_is_the_books_trades_not_a_venues_fills() -> None:
         OrderCanceled(3, 11, 7, "bob", "GOOG", 0, "ioc"),
         Trade(4, 12, "GOOG", 101, 1, 9, 4, "sell", "dan", "erin"),
     ]
-    assert tape(events) == {
-        "GOOG": [TradePrint(100, 2, "buy", 10), TradePrint(101, 1, "sell", 12)]
-    }
+    assert tape(events) == {"GOOG": [TradePrint(100, 2, "buy", 10), TradePrint(101, 1, "sell", 12)]}
 
 
 def test_a_lobster_day_replayed_as_the_market(engine_factory: Any) -> None:
