@@ -563,15 +563,16 @@ class ContingentOrders:
 
     # -- requests on held orders (journaled MARKs) -----------------------------------------
 
-    def cancel(self, st: EngineState, order_id: int, ts: int) -> list[Event]:
-        """A user cancels a held order (its piece too); its siblings keep working."""
+    def cancel(self, st: EngineState, order_id: int, ts: int, reason: str = "user") -> list[Event]:
+        """A user (or, `reason` "kill_switch", a kill switch) cancels a held order (its
+        piece too); its siblings keep working."""
         h = self.orders[order_id]
         out: list[Event] = []
         if h.piece:
             self._quiet.add(h.piece)
             st.core.cancel(h.piece, ts)
             st.absorb(self.translate(st.core_events()), out, None)
-        out.append(OrderCanceled(0, ts, h.id, h.account, h.symbol, max(h.target, 0), "user"))
+        out.append(OrderCanceled(0, ts, h.id, h.account, h.symbol, max(h.target, 0), reason))
         self._close(st, h)
         self._refresh()
         return out

@@ -67,6 +67,7 @@ cdef enum:
     R_POST_ONLY = 36
     R_SELF_TRADE = 37
     R_MARKET_COLLAR = 38
+    R_KILL_SWITCH = 39
 
 ctypedef struct Event:
     uint64_t seq            # gap-free, per engine

@@ -75,6 +75,7 @@ class Reason(IntEnum):
     POST_ONLY = 36
     SELF_TRADE = 37
     MARKET_COLLAR = 38
+    KILL_SWITCH = 39
 
 class MatchingEngine:
     stp: Final[int]

@@ -150,6 +150,7 @@ Reason = IntEnum("Reason", {
     "POST_ONLY": R_POST_ONLY,
     "SELF_TRADE": R_SELF_TRADE,
     "MARKET_COLLAR": R_MARKET_COLLAR,
+    "KILL_SWITCH": R_KILL_SWITCH,
 })
 
 Reason.__doc__ = "Why an order was rejected or canceled; `name.lower()` is the contract's word."
@@ -600,21 +601,25 @@ cdef class MatchingEngine:
         return 0
 
     cdef int c_cancel(self, uint64_t id, int reason) noexcept nogil:
+        # `reason`: none (the contract's cancel: `user`), a rejection's (a front-end's
+        # refusal, below R_USER) or a cancellation's (the engine's own cancel, e.g. a
+        # kill switch's: the order is canceled with it)
         cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
         cdef Order* o
         cdef Stop* st
+        cdef int why = R_USER if reason == R_NONE else reason
         if v == NIL:
             return self.c_reject(id, R_UNKNOWN_ORDER)
-        if reason != R_NONE:
+        if reason != R_NONE and reason < R_USER:
             return self.c_reject(id, reason)
         if v & STOP_TAG:
             st = &self.stops[v & ~STOP_TAG]
-            self._canceled(id, st.symbol, st.account, st.side, st.qty, R_USER)
+            self._canceled(id, st.symbol, st.account, st.side, st.qty, why)
             idmap_pop(&self.ids, id)
             self._unlink_stop(st.symbol, v & ~STOP_TAG)
             return 0
         o = &self.orders.items[v]
-        self._canceled(id, o.symbol, o.account, o.side, o.qty, R_USER)
+        self._canceled(id, o.symbol, o.account, o.side, o.qty, why)
         self._remove_resting(v)
         return 0
 

@@ -46,7 +46,7 @@ from tickplane.engine.eventlog import EventLog
 from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
 from tickplane.engine.market import LobsterMarket, SyntheticMarket
-from tickplane.engine.matching import KEEP, Op
+from tickplane.engine.matching import KEEP, Op, Reason
 from tickplane.engine.mdlog import MarketDataLog
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
@@ -1022,13 +1022,19 @@ class EngineService:
         return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
 
     def _change_held(
-        self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
+        self,
+        req: wire.CancelOrder | wire.ReplaceOrder,
+        touched: set[int],
+        kill: bool = False,
     ) -> tuple[wire.Reply, list[Event]]:
-        """Cancel or replace a held order (a leg, a trailing stop): a journaled MARK."""
+        """Cancel or replace a held order (a leg, a trailing stop): a journaled MARK.
+        `kill`: a kill switch's cancel (its reason `kill_switch`, in the MARK)."""
         assert self.journal is not None
         st = self.state
         h = st.contingent.orders[req.order_id]
         fields: dict[str, Any] = {"kind": "cancel", "order_id": h.id}
+        if kill:
+            fields["reason"] = "kill_switch"
         if isinstance(req, wire.ReplaceOrder):
             if h.parent_id is None:
                 return self._replace_trailing(req, touched)
@@ -1285,8 +1291,10 @@ class EngineService:
         return wire.Ack(req.req, req.order_id, events, last_seq=self.state.seq), events
 
     def _mass_cancel(
-        self, req: wire.MassCancel, touched: set[int]
+        self, req: wire.MassCancel, touched: set[int], kill: bool = False
     ) -> tuple[wire.Reply, list[Event]]:
+        """Cancel the account's and/or symbol's orders (in the book, held, routed).
+        `kill`: a kill switch's, its cancels' reason `kill_switch` (else `user`)."""
         self.metrics.requests["mass_cancel"].inc()
         st = self.state
         acc = st.account_id(req.account) if req.account is not None else None
@@ -1314,14 +1322,21 @@ class EngineService:
             o = st.core.order(oid)
             if o is None or oid in pieces:  # gone with its parent / canceled with its leg
                 continue
-            cmd = Command.make(Op.CANCEL, oid, int(o["account"]), int(o["symbol"]), time.time_ns())
+            cmd = Command.make(
+                Op.CANCEL,
+                oid,
+                int(o["account"]),
+                int(o["symbol"]),
+                time.time_ns(),
+                reason=_KILL_SWITCH if kill else 0,
+            )
             events.extend(self._run(cmd, touched))
         if st.contingent.busy:
             names = st.accounts[1:] if req.account is None else [req.account]
             for name in names:
                 for hid in st.contingent.open_ids(name, req.symbol):
                     cancel = wire.CancelOrder(req.req, name, hid)
-                    events.extend(self._change_held(cancel, touched)[1])
+                    events.extend(self._change_held(cancel, touched, kill)[1])
         self.journal.end_group()
         if st.routed and self.venue is not None:
             self._cancel_routed(req.account, req.symbol)
@@ -1395,7 +1410,7 @@ class EngineService:
         events = self._apply_mark(mark)
         if req.action == "kill":  # a kill also cancels what it covers
             cancel = wire.MassCancel(req.req, req.account, None)
-            events += self._mass_cancel(cancel, touched)[1]
+            events += self._mass_cancel(cancel, touched, kill=True)[1]
         self.journal.end_group()
         return wire.Ack(req.req, events=events, last_seq=st.seq), events
 
@@ -1527,6 +1542,8 @@ def _replaces_nothing(req: wire.ReplaceOrder) -> bool:
         and req.trail_percent is None
     )
 
+
+_KILL_SWITCH = int(Reason.KILL_SWITCH)  # a kill switch's cancels say so (not `user`)
 
 # An OCO is one quantity in two exits (its limit, its stop-loss): there is no leg to
 # resize on its own, at any venue.

@@ -125,9 +125,22 @@ class Command(NamedTuple):
         stop_price: int = 0,
         tif: int = 0,
         post_only: int = 0,
+        reason: int = 0,
     ) -> Command:
         return cls(
-            id, qty, price, stop_price, ts, account, symbol, op, side, order_type, tif, post_only
+            id,
+            qty,
+            price,
+            stop_price,
+            ts,
+            account,
+            symbol,
+            op,
+            side,
+            order_type,
+            tif,
+            post_only,
+            reason,
         )
 
     def pack(self) -> bytes:
@@ -431,7 +444,7 @@ class EngineState:
                 oid, account, symbol, side, otype, qty, price, stop_price, tif, post_only, ts
             )
         elif op == CANCEL:
-            core.cancel(oid, ts)
+            core.cancel(oid, ts, c.reason)  # a kill switch's cancels carry their reason
         else:
             core.replace(oid, qty, price, ts)
         out: list[Event] = self.risk.expire(ts)  # a new list each call
@@ -550,7 +563,7 @@ class EngineState:
         elif int(mark["order_id"]) not in held.orders:
             return []  # gone since it was journaled: nothing to do
         elif kind == "cancel":
-            out = held.cancel(self, int(mark["order_id"]), ts)
+            out = held.cancel(self, int(mark["order_id"]), ts, mark.get("reason", "user"))
         else:
             if check and self._checks_spend:
                 self.check_change(

@@ -448,6 +448,11 @@ def test_kill_switches_and_halts(engine: EngineProcess) -> None:
             "OrderCanceled",
             "OrderCanceled",
         ]
+        assert {getattr(e, "reason", None) for e in killed.events[1:]} == {"kill_switch"}
+        mine = ack(await c.mass_cancel("lee")).events  # a user's own says `user`
+        assert [(type(e), e.reason) for e in mine if isinstance(e, OrderCanceled)] == [
+            (OrderCanceled, "user")
+        ]
         refused = await c.submit("kim", "GOOG", "buy", "limit", 1, price=10)
         assert isinstance(refused, wire.Reject) and refused.reason == "kill_switch"
         ack(await c.submit("lee", "GOOG", "buy", "limit", 1, price=6))  # others trade on
@@ -466,6 +471,7 @@ def test_kill_switches_and_halts(engine: EngineProcess) -> None:
     text = http_get(engine, "/metrics")
     assert "tickplane_engine_kill_switches_engaged 0.0" in text
     assert 'tickplane_engine_symbol_halts_total{reason="manual"} 1.0' in text
+    assert 'tickplane_engine_cancels_total{reason="kill_switch"} 2.0' in text
 
 
 def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
@@ -818,7 +824,9 @@ def test_the_global_kill_switch_cancels_everything_and_refuses_until_revived(
         assert isinstance(switch, KillSwitchChanged)
         assert (switch.account, switch.engaged) == (None, True)
         # every account's open orders, on every symbol, the held stop too
-        assert [e.id for e in killed.events[1:] if isinstance(e, OrderCanceled)] == ids
+        canceled = [e for e in killed.events[1:] if isinstance(e, OrderCanceled)]
+        assert [e.id for e in canceled] == ids
+        assert {e.reason for e in canceled} == {"kill_switch"}
         ack(await c.control("kill", account="gk2"))  # an account's own switch: separate
         for account in ("gk1", "gk2", "never-seen"):
             assert ack(await c.list_orders(account)).orders == []
@@ -1064,3 +1072,35 @@ def test_order_rate_end_to_end(risky: EngineProcess) -> None:
     assert risk_refusals(risky, "order_rate").endswith(" 1.0")
     text = http_get(risky, "/metrics")
     assert 'tickplane_engine_request_rejects_total{reason="order_rate"} 1.0' in text
+
+
+def test_a_kill_switchs_cancels_say_kill_switch_live_and_after_a_kill_9(
+    engine_factory: Any,
+) -> None:
+    """The orders a kill switch cancels, in the book and held (a trailing stop), end
+    with reason `kill_switch`, not `user`; the journal keeps the reason, so the events
+    a restart re-derives from it (the event log cut, replayed) say the same."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def live(c: EngineClient) -> tuple[list[tuple[int, str]], int]:
+        ack(await c.submit("ks", "GOOG", "buy", "limit", 1, price=10))
+        ack(await c.submit("ks", "GOOG", "sell", "limit", 1, price=200))
+        ack(await c.submit("ks-buyer", "GOOG", "buy", "limit", 1, price=200))  # a last price
+        ack(await c.submit("ks", "GOOG", "sell", "trailing_stop", 1, trail_price=3))
+        killed = ack(await c.control("kill", account="ks"))
+        cxl = [(e.id, e.reason) for e in killed.events if isinstance(e, OrderCanceled)]
+        return cxl, killed.last_seq
+
+    canceled, last = run(eng, live)
+    assert len(canceled) == 2 and {r for _, r in canceled} == {"kill_switch"}
+    eng.kill()
+    for name in ("events.tpe",):  # the events are re-derived from the journal alone
+        (eng.workdir / "journal" / name).unlink(missing_ok=True)
+    eng.start()
+
+    async def replayed(c: EngineClient) -> list[tuple[int, str]]:
+        return [(e.id, e.reason) for e in await c.replay(1, last) if isinstance(e, OrderCanceled)]
+
+    assert run(eng, replayed) == canceled
+    eng.stop()
