@@ -5,7 +5,7 @@ An order is accepted, then canceled and finished (`observe` of its two events, t
 cancel with risk's report of its end), `ORDERS` a round, with the store filling up to
 `CAPACITY` and then at it, where each finished order drops the oldest. The figure that
 matters is the ratio: the cost at the bound over the cost while filling (the same run),
-~1 when dropping the oldest is O(1). It was ~10 with a plain dict, whose oldest entry is
+~1 when dropping the oldest is O(1). It was ~10 with a plain dict whose oldest entry was
 found by scanning the slots its earlier deletions left (15.4 against 1.5 us an order,
 100,000 kept, 2026-12-06). Median of `ROUNDS` rounds each. Run:
 `python -m tests.benchmarks.bench_finished` (one JSON object on stdout).
