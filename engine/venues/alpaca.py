@@ -106,6 +106,7 @@ _TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETENTION = 300.0  # seconds a closed order is remembered
 _EARLY_KEPT = 1000  # Alpaca ids of unrecognized leg-like updates kept for a late parent
+_HELD_KEPT = 1000  # engine ids whose stream updates are held until the engine hands them back
 _REPLACEMENT = re.compile(r"-r(\d+)$")  # a replacement's client order id: <original>-r<n>
 
 
@@ -197,6 +198,8 @@ class _Tracked:
 
 
 _Command: TypeAlias = tuple[str, Any, Any, Any]
+# a trade update kept for later: (event, the order object, the update's data)
+_Update: TypeAlias = tuple[str, Mapping[str, Any], Mapping[str, Any]]
 
 
 class _Stream(TradingStream):
@@ -342,7 +345,17 @@ class AlpacaVenue:
         self._resume_again: list[tuple[tuple[VenueOrder, int | None], ...]] = []
         # updates of legs not known yet (their parent's answer is still on its way),
         # by Alpaca id, applied when the parent's legs are learned (the oldest dropped)
-        self._early: dict[str, list[tuple[str, Mapping[str, Any], Mapping[str, Any]]]] = {}
+        self._early: dict[str, list[_Update]] = {}
+        # Orders of ours (by client order id) placed before this process started: the
+        # engine hands them back (`resume`, `watch_orphans`) with the lots it booked of
+        # each, and their stream updates are held until then (acted on before, a fill
+        # already booked would be reported again). `_resuming`: resumes not yet
+        # settled by their look-up; `_handed_back`: the hand-off is over (the engine
+        # calls `watch_orphans` last), after which an order it did not hand back is
+        # not ours to follow.
+        self._held: dict[int, list[_Update]] = {}
+        self._resuming: set[int] = set()
+        self._handed_back = False
 
     # ------------------------------------------------------------------ construction
 
@@ -484,16 +497,21 @@ class AlpacaVenue:
         self._enqueue(order_id, ("replace", order_id, asked, None))
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
-        """Queue a look-up of an order routed before a restart (see `Venue.resume`)."""
+        """Queue a look-up of an order routed before a restart (see `Venue.resume`).
+        Stream updates of it are held until the look-up has counted what the engine
+        booked."""
         if orders:
             self._group(orders[0][0].order_id, [leg.order_id for leg, _ in orders[1:]])
+            with self._lock:
+                self._resuming.add(orders[0][0].order_id)
             self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
 
     def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
         """Look again for orphans the engine recovered (see `Venue.watch_orphans`): as
-        after a submit that failed ambiguously, from now for `orphan_grace` seconds."""
-        if not orders:
-            return
+        after a submit that failed ambiguously, from now for `orphan_grace` seconds.
+        The engine calls it last in its hand-off, even with no orphans: stream updates
+        held for orders it handed back neither here nor to `resume` are dropped, as
+        are later ones."""
         with self._lock:
             for order, booked in orders:
                 spec = self._symbols.get(order.symbol)
@@ -505,7 +523,11 @@ class AlpacaVenue:
                 self._orders[order.order_id] = t
                 self._by_coid[coid] = order.order_id
                 self._mark_closed(t)
-            self._reconcile_due = True
+                self._reconcile_due = True
+                self._handed(order.order_id)  # its fills beyond `booked`, then its cancel
+            self._handed_back = True
+            for oid in [oid for oid in self._held if oid not in self._resuming]:
+                self._handed(oid)
         self._wake.set()
 
     def _group(self, parent: int, legs: Sequence[int]) -> None:
@@ -935,6 +957,8 @@ class AlpacaVenue:
         spec = self._symbols.get(order.symbol)
         coid = order.client_order_id or f"{self._prefix}{oid}"
         if spec is None:
+            with self._lock:
+                self._handed(oid)
             return
         try:
             chain: list[Order] = [self._call(client.get_order_by_client_id, coid)]
@@ -946,13 +970,17 @@ class AlpacaVenue:
                 with self._lock:  # again once Alpaca answers (`_monitor`)
                     self._resume_again.append(orders)
                     self._reconcile_due = True
-            elif exc.status == 404 and booked is not None:
-                self._never_arrived(order, spec, coid)
+                return
+            if exc.status == 404 and booked is not None:
+                self._never_arrived(order, spec, coid, booked)
+            with self._lock:
+                self._handed(oid)
             return
         o = chain[-1]
         with self._lock:
             vid = str(o.id)
             t = self._orders.get(oid)
+            fresh = t is None
             if t is None:
                 t = self._orders[oid] = _Tracked(
                     order, spec, coid, venue_id=vid, accepted=True, limit_price=order.limit_price
@@ -964,27 +992,34 @@ class AlpacaVenue:
                 m = _REPLACEMENT.search(str(o.client_order_id))
                 t.replacements = int(m.group(1)) if m is not None else 0
                 _booked(t, chain, booked)
-                for old in chain[:-1]:  # fills of a replaced order missed meanwhile
-                    self._apply_snapshot(t, str(old.id), old)
-            self._learn_legs(t, o)
+            learned = self._learn_legs(t, o, early=False)
             found = [t, *(self._orders.get(leg.order_id) for leg, _ in legs)]
             objects = {str(_get(x, "id")): x for x in (_get(o, "legs") or [])}
             objects[vid] = o
             for (_, done), lt in zip(orders, found, strict=True):
-                if lt is None or lt.venue_id is None or lt.venue_id not in objects:
-                    continue
-                if lt is not t:
+                if lt is not None and lt is not t and lt.venue_id in objects:
                     _booked(lt, [objects[lt.venue_id]], done)
-                if not lt.closed:
+            # What the stream said meanwhile, now that the booked lots count as
+            # reported: fills beyond them (the stream's own prices and ids), closes;
+            # then what the look-up shows that the stream did not say.
+            self._handed(oid)
+            for leg_vid in learned:
+                self._apply_early(leg_vid)
+            for old in chain[:-1] if fresh else ():  # fills of a replaced order missed
+                self._apply_snapshot(t, str(old.id), old)
+            for lt in found:
+                if lt is not None and lt.venue_id in objects and not lt.closed:
                     self._apply_snapshot(lt, lt.venue_id, objects[lt.venue_id])
 
-    def _never_arrived(self, order: VenueOrder, spec: SymbolSpec, coid: str) -> None:
+    def _never_arrived(self, order: VenueOrder, spec: SymbolSpec, coid: str, booked: int) -> None:
         """An order the engine had routed before a restart is not at Alpaca: its submit
         never got there (the process stopped first, or it was refused). The engine is
         told it is rejected (`venue_unavailable`, whatever the policy: a request of the
         old process could still land, so it is not matched elsewhere) and it is looked
-        for as an orphan, canceled at Alpaca if it shows up."""
+        for as an orphan, canceled at Alpaca if it shows up (the `booked` lots counted
+        as reported)."""
         tracked = _Tracked(order, spec, coid, open_qty=order.qty, limit_price=order.limit_price)
+        tracked.orphan_booked = booked
         with self._lock:
             if order.order_id in self._orders:
                 return
@@ -1148,14 +1183,18 @@ class AlpacaVenue:
             )
         )
 
-    def _learn_legs(self, t: _Tracked, o: Any) -> None:
+    def _learn_legs(self, t: _Tracked, o: Any, *, early: bool = True) -> list[str]:
         """Track the legs of a bracket, OTO or OCO under their engine ids, from the
         parent's order object (its `legs`: Alpaca's legs carry no client order id of
         ours, so their updates are known by their Alpaca ids). A take-profit leg is the
-        limit one; the engine numbered them after the parent, the take-profit first."""
+        limit one; the engine numbered them after the parent, the take-profit first.
+        Updates of a leg that came before it was known are applied (`early`), or left
+        to the caller (a resume counts the lots booked first): the Alpaca ids of the
+        legs learned are returned."""
+        learned: list[str] = []
         legs = _get(o, "legs") or []
         if not legs or t.parent is not None:
-            return
+            return learned
         has_tp = any(_enum_text(_get(leg, "type")) == "limit" for leg in legs)
         for leg in legs:
             vid = str(_get(leg, "id"))
@@ -1181,8 +1220,31 @@ class AlpacaVenue:
                 parent=t.order.order_id,
             )
             self._by_vid[vid] = oid
-            for event, update, data in self._early.pop(vid, ()):
-                self._apply_update(self._orders[oid], event, vid, update, data)
+            learned.append(vid)
+            if early:
+                self._apply_early(vid)
+        return learned
+
+    def _apply_early(self, vid: str) -> None:
+        """Apply the updates of leg `vid` that came before it was known."""
+        t = self._orders[self._by_vid[vid]]
+        for event, update, data in self._early.pop(vid, ()):
+            self._apply_update(t, event, vid, update, data)
+
+    def _handed(self, oid: int) -> None:
+        """The engine's hand-off of order `oid` is settled (its resume's look-up done,
+        or it was handed back as an orphan, or not at all): apply the stream updates
+        held for it to what is now tracked of it, or drop them if nothing is."""
+        self._resuming.discard(oid)
+        held = self._held.pop(oid, ())
+        t = self._orders.get(oid)
+        if t is None:
+            if held:
+                log.info("alpaca: %d updates of order %d dropped: not handed back", len(held), oid)
+            return
+        for event, o, data in held:
+            self._learn_legs(t, o)
+            self._apply_update(t, event, str(o.get("id", "")), o, data)
 
     def _lookup(self, coid: str, vid: str) -> int | None:
         oid = self._by_coid.get(coid)
@@ -1193,31 +1255,6 @@ class AlpacaVenue:
             if m is not None:
                 oid = int(m.group(1))
         return oid
-
-    def _adopt(self, oid: int, o: Mapping[str, Any]) -> _Tracked | None:
-        """An update for one of our orders that this process did not submit (placed
-        before a restart): track it from the Alpaca order object."""
-        spec = self._symbols.get(str(o.get("symbol")))
-        if spec is None:
-            return None
-        try:
-            order = _order_from_alpaca(oid, o, spec)
-        except (ValueError, KeyError, TypeError):
-            log.warning("alpaca: cannot adopt order %s: %r", oid, o)
-            return None
-        t = _Tracked(
-            order,
-            spec,
-            order.client_order_id,
-            venue_id=str(o["id"]),
-            accepted=True,
-            open_qty=max(0, order.qty - _qty(o.get("filled_qty"))),
-            limit_price=order.limit_price,
-        )
-        self._orders[oid] = t
-        self._by_coid[t.client_order_id] = oid
-        self._by_vid[str(o["id"])] = oid
-        return t
 
     # ------------------------------------------------------------------ the stream
 
@@ -1249,9 +1286,15 @@ class AlpacaVenue:
                 return
             t = self._orders.get(oid)
             if t is None:
-                t = self._adopt(oid, o)
-                if t is None:
+                # placed before this process started: held until the engine hands it
+                # back with what it booked of it (or says it has nothing of it)
+                if self._handed_back and oid not in self._resuming:
+                    log.debug("alpaca: update for order %d, not handed back: dropped", oid)
                     return
+                self._held.setdefault(oid, []).append((event, o, data))
+                while len(self._held) > _HELD_KEPT:
+                    del self._held[next(iter(self._held))]
+                return
             self._learn_legs(t, o)
             self._apply_update(t, event, vid, o, data)
 

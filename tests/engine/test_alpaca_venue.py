@@ -1043,7 +1043,54 @@ def test_stream_outage_alone(started: tuple[AlpacaVenue, Events], fake: FakeAlpa
     assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 10, 0)
 
 
-def test_a_restarted_venue_adopts_orders_placed_before(fake: FakeAlpaca) -> None:
+class Updates:
+    """The trade updates a venue has handled (acted on, held or dropped), as (event,
+    client order id, cumulative filled qty): a test waits until an update it caused
+    has been through the venue before it goes on (one held makes no event)."""
+
+    def __init__(self, venue: AlpacaVenue) -> None:
+        self.items: list[tuple[str, str, int]] = []
+        self._cond = threading.Condition()
+        handle = venue._on_trade_update
+
+        def counted(msg: Any) -> None:
+            try:
+                handle(msg)
+            finally:
+                data = msg["data"]
+                o = data["order"]
+                seen = (data["event"], o["client_order_id"], int(o["filled_qty"]))
+                with self._cond:
+                    self.items.append(seen)
+                    self._cond.notify_all()
+
+        venue._on_trade_update = counted  # type: ignore[method-assign]
+
+    def wait(self, event: str, client_order_id: str, filled_qty: int) -> None:
+        with self._cond:
+            if not self._cond.wait_for(
+                lambda: (event, client_order_id, filled_qty) in self.items, timeout=10.0
+            ):
+                raise AssertionError(f"no {event} of {client_order_id} in time: {self.items}")
+
+
+def _restarted(fake: FakeAlpaca) -> tuple[AlpacaVenue, Events, Updates]:
+    """A new venue process, started and listening (its `stop` is the caller's)."""
+    venue = make_venue(fake)
+    events = Events()
+    updates = Updates(venue)
+    venue.start(events)
+    events.wait_status(True)
+    # "connected" can precede the stream's listen handshake: a fill published in
+    # between would reach nobody, so wait until the fake has the new listener.
+    fake.wait_until(lambda: fake.listeners == 1)
+    return venue, events, updates
+
+
+def test_a_restarted_venue_follows_orders_the_engine_hands_back(fake: FakeAlpaca) -> None:
+    """Order 90, placed by the process before, fills 4 on the stream before the engine
+    hands it back: the update is held, then reported as the stream gave it (not as a
+    reconciled fill); the order is followed from then on."""
     first = make_venue(fake)
     events = Events()
     first.start(events)
@@ -1052,21 +1099,131 @@ def test_a_restarted_venue_adopts_orders_placed_before(fake: FakeAlpaca) -> None
     vid = accepted(events, 90).venue_order_id
     first.stop()
     fake.wait_until(lambda: fake.listeners == 0)
-    second = make_venue(fake)  # a new engine process: knows nothing of order 90
-    later = Events()
-    second.start(later)
+    second, later, updates = _restarted(fake)  # a new engine process
     try:
-        later.wait_status(True)
-        # "connected" can precede the stream's listen handshake: a fill published in
-        # between would reach nobody, so wait until the fake has the new listener.
-        fake.wait_until(lambda: fake.listeners == 1)
-        fake.fill(vid, "123.45", 4)
+        data = fake.fill(vid, "123.45", 4)
+        updates.wait("partial_fill", "tp-90", 4)
+        assert later.about(90) == []
+        second.resume([(order(90, qty=10), 0)])
+        second.watch_orphans([])
         fill = later.wait(VenueFilled, lambda e: e.order_id == 90)
         assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 4, 6)
+        assert fill.execution_id == data["execution_id"]
         second.cancel(90)
         assert later.wait(VenueCanceled, lambda e: e.order_id == 90).remaining == 6
     finally:
         second.stop()
+
+
+def test_a_fill_streamed_before_the_resume_is_reported_beyond_the_booked_lots(
+    fake: FakeAlpaca,
+) -> None:
+    """Order 95 was placed before a restart and filled 4, which the engine booked. The
+    new process hears of 3 more on the stream before the engine hands 95 back with its
+    4 lots: only the 3 are reported (they were reported again with the 4 before: 7
+    lots on top of the 4 booked), at the stream's price."""
+    _placed_elsewhere(fake, "tp-95")
+    fake.fill("tp-95", "123.40", 4)
+    venue, events, updates = _restarted(fake)
+    try:
+        fake.fill("tp-95", "123.46", 3)
+        updates.wait("partial_fill", "tp-95", 7)
+        assert events.about(95) == []  # held until the engine says what it booked
+        venue.resume([(order(95, qty=10), 4)])
+        venue.watch_orphans([])
+        venue.cancel(95)  # after the resume on its worker: every report of it is in
+        assert events.wait(VenueCanceled, lambda e: e.order_id == 95).remaining == 3
+        fills = [e for e in events.about(95) if isinstance(e, VenueFilled)]
+        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(3, 12346, 3)]
+        assert [type(e) for e in events.about(95)] == [VenueFilled, VenueCanceled]
+    finally:
+        venue.stop()
+
+
+def test_an_orphans_fill_streamed_before_its_watch_is_held_and_it_is_canceled(
+    fake: FakeAlpaca,
+) -> None:
+    """Order 97 was rejected as maybe placed before a restart, the engine booked the 4
+    lots Alpaca filled of it; 2 more fill on the stream before the engine hands it back
+    (`watch_orphans`): only the 2 are reported, and it is canceled at Alpaca (it was
+    followed as a live order, never canceled, before)."""
+    _placed_elsewhere(fake, "tp-97")
+    fake.fill("tp-97", "123.40", 4)
+    venue, events, updates = _restarted(fake)
+    try:
+        fake.fill("tp-97", "123.46", 2)
+        updates.wait("partial_fill", "tp-97", 6)
+        assert events.about(97) == []
+        venue.watch_orphans([(order(97, qty=10), 4)])
+        fake.wait_until(lambda: fake.order("tp-97").status == "canceled")
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == 97)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 4)
+        fills = [e for e in events.about(97) if isinstance(e, VenueFilled)]
+        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(2, 12346, 4)]
+        assert [type(e) for e in events.about(97)] == [VenueFilled, VenueCanceled]
+    finally:
+        venue.stop()
+
+
+def test_a_legs_fill_streamed_before_its_groups_resume_counts_the_booked_lots(
+    fake: FakeAlpaca,
+) -> None:
+    """Bracket 20's entry filled and its take-profit (21) 4 lots, all booked, before a
+    restart; 3 more of the take-profit fill on the stream before the engine hands the
+    group back. The leg's update waits for its parent (it has Alpaca's client order id)
+    and is applied once the resume counted the 4 booked lots: 3 are reported (6
+    before: the stream's 3, then the same 3 again as a reconciled fill)."""
+    first = make_venue(fake)
+    events = Events()
+    first.start(events)
+    events.wait_status(True)
+    bracket = classed(20, "bracket", take_profit=11050, stop_loss_stop=9500, legs=(21, 22))
+    first.submit(bracket)
+    parent = fake.order(accepted(events, 20).venue_order_id)
+    tp, _ = parent.legs
+    fake.fill(parent.id, "100", 10)
+    fake.wait_until(lambda: tp.status == "new")
+    fake.fill(tp.id, "110.50", 4)
+    events.wait(VenueFilled, lambda e: e.order_id == 21)
+    first.stop()
+    fake.wait_until(lambda: fake.listeners == 0)
+    venue, later, updates = _restarted(fake)
+    try:
+        fake.fill(tp.id, "110.60", 3)
+        updates.wait("partial_fill", tp.client_order_id, 7)
+        take_profit = classed(21, "simple", side="sell", limit_price=11050)
+        stop_loss = classed(22, "simple", side="sell", type="stop", stop_price=9500)
+        venue.resume([(bracket, 10), (take_profit, 4), (stop_loss, 0)])
+        venue.watch_orphans([])
+        venue.cancel(20)  # after the resume on its worker: every report of it is in
+        later.wait(VenueRejected, lambda e: e.order_id == 20)
+        fills = [e for e in later.about(21) if isinstance(e, VenueFilled)]
+        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(3, 11060, 3)]
+        assert [e for e in later.about(20) if isinstance(e, VenueFilled)] == []
+    finally:
+        venue.stop()
+
+
+def test_updates_of_an_order_the_engine_did_not_hand_back_are_dropped(
+    fake: FakeAlpaca,
+) -> None:
+    """Order 98 is ours by its client order id, but the engine hands it back neither
+    to `resume` nor to `watch_orphans` (it has nothing open of it): its updates held
+    before the hand-off, and those after, report nothing, and it is not followed."""
+    _placed_elsewhere(fake, "tp-98")
+    venue, events, updates = _restarted(fake)
+    try:
+        fake.fill("tp-98", "123.45", 2)
+        updates.wait("partial_fill", "tp-98", 2)
+        venue.watch_orphans([])
+        fake.fill("tp-98", "123.45", 3)
+        updates.wait("partial_fill", "tp-98", 5)
+        assert events.about(98) == []
+        venue.cancel(98)  # not followed: nothing to cancel
+        assert events.wait(VenueRejected, lambda e: e.order_id == 98).reason == "unknown_order"
+        assert fake.order("tp-98").status == "partially_filled"
+    finally:
+        venue.stop()
 
 
 def test_stop_is_prompt_and_final(fake: FakeAlpaca) -> None:
