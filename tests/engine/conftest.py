@@ -10,10 +10,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from tests.process import ServerProcess, http_ok
 from tests.services.servers import free_port
+from tickplane.core.config import EngineConfig
 
 
 def engine_settings(
@@ -31,6 +33,15 @@ def engine_settings(
         "pin_cpu": False,
         **settings,
     }
+
+
+def inprocess_config(work: Path, name: str, **settings: Any) -> EngineConfig:
+    """An `EngineConfig` of `engine_settings` (one symbol, GOOG) for an `EngineService`
+    in the test's own process: no HTTP endpoint unless `settings` give a port."""
+    data = engine_settings(
+        work, name, ("GOOG",), **{"http_port": 0, "snapshot_every": 0, **settings}
+    )
+    return msgspec.convert(data, EngineConfig, strict=False)
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.conftest import inprocess_config
 from tests.ports import free_port
-from tickplane.core.config import EngineConfig, SymbolConfig
 from tickplane.engine.service import EngineService
 
 
@@ -27,17 +27,8 @@ def _get(url: str) -> tuple[int, bytes]:
 def test_alive_and_not_ready_while_recovering(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    port = free_port()
-    config = EngineConfig(
-        name="probe",
-        order_entry=f"ipc://{tmp_path}/orders",
-        events=f"ipc://{tmp_path}/events",
-        journal_dir=str(tmp_path / "journal"),
-        symbols=[SymbolConfig("GOOG")],
-        http_port=port,
-        snapshot_every=0,
-        pin_cpu=False,
-    )
+    config = inprocess_config(tmp_path, "probe", http_port=free_port())
+    port = config.http_port
     svc = EngineService(config)
     recovering, finish = threading.Event(), threading.Event()
     real = EngineService._recover

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.engine.conftest import inprocess_config
 from tickplane.core import wire
-from tickplane.core.config import EngineConfig, SymbolConfig
 from tickplane.engine.service import EngineService
 
 STAGES = ("decode", "risk", "journal", "match", "ack")
@@ -19,17 +19,7 @@ PEER = b"\x00peer"  # no such peer: the ROUTER drops the replies, as for a gone 
 
 @pytest.fixture
 def svc(tmp_path: Path) -> Iterator[EngineService]:
-    config = EngineConfig(
-        name="latency",
-        order_entry=f"ipc://{tmp_path}/orders",
-        events=f"ipc://{tmp_path}/events",
-        journal_dir=str(tmp_path / "journal"),
-        symbols=[SymbolConfig("GOOG")],
-        http_port=0,
-        snapshot_every=0,
-        pin_cpu=False,
-    )
-    service = EngineService(config)
+    service = EngineService(inprocess_config(tmp_path, "latency"))
     service.open()
     yield service
     service.close()
