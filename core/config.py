@@ -159,10 +159,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     snapshot_every: int = 100_000  # journaled commands between snapshots (0 = never)
     replay_buffer: int = 1_000_000  # recent events kept in memory for gap fill
     # Finished orders whose final state GetOrder answers (engine/finished.py), the
-    # oldest dropped first; 0 = none (and no cost). ~420 bytes each (measured): the
-    # default holds a 6.5-hour day of the laptop demo's synthetic market (20 orders/s,
-    # 468,000 orders) in ~210 MB.
-    finished_orders: int = 500_000
+    # oldest dropped first; 0 = none (and no cost). ~420 bytes each, and every snapshot
+    # writes them on the loop's thread: 4 ms at 10,000, 184 ms at 500,000, a stall of
+    # the order path every `snapshot_every` commands (docs/engine-service.md, Queries).
+    finished_orders: int = 10_000
     # Disk for published tops of book, replayable by (symbol, md_seq) (engine/mdlog.py):
     # the log holds the latest half to all of it. 0 = no market-data log.
     md_log_bytes: int = 256 << 20
