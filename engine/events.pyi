@@ -12,6 +12,7 @@ from tickplane.engine.matching import MatchingEngine
 SIDES: dict[int, str]
 ORDER_TYPES: dict[int, str]
 REASONS: dict[int, str]
+REASON_NAMES: tuple[str, ...]
 
 class Names(Protocol):
     """Index -> name (a list of interned names, or anything indexable)."""

@@ -53,6 +53,7 @@ REASONS = {int(r): r.name.lower() for r in Reason}
 cdef list _SIDE_NAMES = [SIDES.get(i, str(i)) for i in range(256)]
 cdef list _TYPE_NAMES = [ORDER_TYPES.get(i, str(i)) for i in range(256)]
 cdef list _REASON_NAMES = [REASONS.get(i, str(i)) for i in range(256)]
+REASON_NAMES = tuple(_REASON_NAMES)  # the same, for Python callers (recovery)
 
 
 class Names(Protocol):

@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 
 from tickplane.core.events import Event, OrderAccepted, OrderReplaced, StopTriggered
-from tickplane.engine.events import ORDER_TYPES, REASONS, SIDES, from_rows
+from tickplane.engine.events import ORDER_TYPES, REASON_NAMES, SIDES, from_rows
 from tickplane.engine.matching import EventType, Op, OrderType
 
 if TYPE_CHECKING:
@@ -39,7 +39,6 @@ _ACCEPTED, _TRADE = int(EventType.ACCEPTED), int(EventType.TRADE)
 _CANCELED, _REPLACED = int(EventType.CANCELED), int(EventType.REPLACED)
 _REJECTED, _TRIGGERED = int(EventType.REJECTED), int(EventType.TRIGGERED)
 _PRICED = frozenset({int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)})
-_REASON_NAMES = tuple(REASONS.get(i, str(i)) for i in range(256))  # by the core's uint8 code
 
 
 def fast_path_allowed(state: EngineState) -> bool:
@@ -153,7 +152,7 @@ def _replay_chunk(
                 on_done(oid)
                 coids.pop(oid, None)
                 if finished is not None:
-                    finished.end(oid, "canceled", _REASON_NAMES[why], ts)
+                    finished.end(oid, "canceled", REASON_NAMES[why], ts)
             elif etype == _REPLACED:
                 on_replaced(oid, qty, price)
                 if finished is not None:
