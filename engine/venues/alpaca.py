@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import decimal
+import email.utils
 import json
 import logging
 import os
@@ -123,13 +124,17 @@ class _Unavailable(Exception):
 
 
 class _Rejected(Exception):
-    """Alpaca answered a request with a 4xx: raised by `_call`."""
+    """Alpaca answered a request with a 4xx: raised by `_call`. `retry_after`: the
+    seconds a 429's ``Retry-After`` asks to wait (None: none sent, or unreadable)."""
 
-    def __init__(self, status: int, code: int | None, message: str) -> None:
+    def __init__(
+        self, status: int, code: int | None, message: str, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.retry_after = retry_after
 
 
 class _TimeoutAdapter(HTTPAdapter):
@@ -261,6 +266,10 @@ class AlpacaVenue:
         ping_interval, ping_timeout: websocket keepalive of the stream.
         orphan_grace: seconds during which an order whose submit failed ambiguously
             (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
+        rate_limit_min_backoff, rate_limit_max_backoff: the wait before a resume's
+            look-up that Alpaca rate limited (429) is made again, doubling from the
+            first to the second; Alpaca's ``Retry-After``, when sent, is waited
+            instead (at most the second).
         trail_poll_seconds: seconds between reads of the open trailing stops (one
             request for all of them), whose moves are reported as `VenueTrailed`
             (Alpaca pushes nothing when their stop trails); 0 turns the polling off.
@@ -289,6 +298,8 @@ class AlpacaVenue:
         ping_timeout: float = 20.0,
         orphan_grace: float = 30.0,
         trail_poll_seconds: float = 1.0,
+        rate_limit_min_backoff: float = 1.0,
+        rate_limit_max_backoff: float = 60.0,
     ) -> None:
         if not key_id or not secret_key:
             raise CredentialsError(
@@ -301,6 +312,10 @@ class AlpacaVenue:
             raise ValueError("workers must be at least 1")
         if not trail_poll_seconds >= 0:
             raise ValueError("trail_poll_seconds must be 0 (off) or positive")
+        if not 0 < rate_limit_min_backoff <= rate_limit_max_backoff:
+            raise ValueError(
+                "rate_limit_min_backoff must be positive and at most rate_limit_max_backoff"
+            )
         for sym, spec in symbols.items():
             if not isinstance(spec, SymbolSpec):
                 raise TypeError(f"symbols[{sym!r}] must be a SymbolSpec")
@@ -321,6 +336,7 @@ class AlpacaVenue:
         self._ping = (ping_interval, ping_timeout)
         self._orphan_grace = orphan_grace
         self._trail_poll = trail_poll_seconds
+        self._rate_backoff = (rate_limit_min_backoff, rate_limit_max_backoff)
 
         self._lock = threading.Lock()
         self._orders: dict[int, _Tracked] = {}
@@ -767,9 +783,31 @@ class AlpacaVenue:
             if status >= 500:
                 self._set_rest(False, f"rest: Alpaca answered {status}: {message}")
                 raise _Unavailable(f"{status}: {message}", delivered_maybe=True) from exc
-            raise _Rejected(status, code, message) from exc
+            wait = _retry_after(exc.response) if status == 429 else None
+            raise _Rejected(status, code, message, wait) from exc
         self._set_rest(True, "rest: reachable")
         return result
+
+    def _call_past_rate_limit(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """`_call`, a 429 waited out and the call made again until Alpaca answers
+        otherwise: for a resume's look-up, which nothing else repeats (given up, the
+        order was left unfollowed). The wait is Alpaca's ``Retry-After`` when it sends
+        one (at most `rate_limit_max_backoff`), else a backoff doubling from
+        `rate_limit_min_backoff`. It runs on the order's worker, so the requests about
+        the order queued after its resume (a leg's cancel) still come after it.
+        Raises the 429 only if the venue stops meanwhile."""
+        backoff, most = self._rate_backoff
+        while True:
+            try:
+                return self._call(fn, *args)
+            except _Rejected as exc:
+                if exc.status != 429:
+                    raise
+                wait = min(exc.retry_after, most) if exc.retry_after is not None else backoff
+                log.warning("alpaca: rate limited (429): trying again in %.2f s", wait)
+                if self._stopping.wait(wait):
+                    raise
+                backoff = min(backoff * 2, most)
 
     # ------------------------------------------------------------------ requests
 
@@ -960,10 +998,11 @@ class AlpacaVenue:
             with self._lock:
                 self._handed(oid)
             return
+        look_up = self._call_past_rate_limit
         try:
-            chain: list[Order] = [self._call(client.get_order_by_client_id, coid)]
+            chain: list[Order] = [look_up(client.get_order_by_client_id, coid)]
             while _enum_text(chain[-1].status) == "replaced" and chain[-1].replaced_by:
-                chain.append(self._call(client.get_order_by_id, str(chain[-1].replaced_by)))
+                chain.append(look_up(client.get_order_by_id, str(chain[-1].replaced_by)))
         except (_Unavailable, _Rejected) as exc:
             log.warning("alpaca: cannot resume order %d (%s): %s", oid, coid, exc)
             if isinstance(exc, _Unavailable):
@@ -1708,6 +1747,26 @@ def _api_error_body(exc: APIError) -> tuple[int | None, str]:
         return None, text
     code = body.get("code")
     return (code if isinstance(code, int) else None), str(body.get("message", text))
+
+
+def _retry_after(response: Any) -> float | None:
+    """The seconds an HTTP answer's ``Retry-After`` asks to wait (delay seconds or an
+    HTTP date, RFC 9110); None when it sends none or one that cannot be read."""
+    headers = getattr(response, "headers", None)
+    text = headers.get("Retry-After") if headers is not None else None
+    if not text:
+        return None
+    try:
+        return max(0.0, float(text))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max(0.0, (when - dt.datetime.now(dt.UTC)).total_seconds())
 
 
 def _reason(exc: _Rejected, request: Request) -> str:

@@ -155,6 +155,7 @@ class _Failure:
     apply: bool  # do the work first, then answer with the failure
     method: str | None = None  # only requests of this method (None: any)
     path: str | None = None  # only requests to this path (None: any)
+    retry_after: str | None = None  # the answer's Retry-After header (None: none)
 
     def matches(self, method: str, path: str) -> bool:
         return self.method in (None, method) and self.path in (None, path)
@@ -349,14 +350,17 @@ class FakeAlpaca:
         apply: bool = False,
         method: str | None = None,
         path: str | None = None,
+        retry_after: str | None = None,
     ) -> None:
         """The next `count` REST requests (of `method` to `path` only, if given) answer
-        `status` with an error body; with `apply`, each request is carried out first, its
+        `status` with an error body (and a ``Retry-After`` header, if given, as Alpaca
+        may send with a 429); with `apply`, each request is carried out first, its
         stream events and a market order's fill included (a 5xx after the order was
         taken)."""
         text = message or HTTPStatus(status).phrase.lower()
+        failure = _Failure(status, text, apply, method, path, retry_after)
         with self._cond:
-            self._failures.extend(_Failure(status, text, apply, method, path) for _ in range(count))
+            self._failures.extend(failure for _ in range(count))
 
     def clear_failures(self) -> None:
         """Forget the failures `fail_next` queued that have not happened yet."""
@@ -871,12 +875,15 @@ class _Handler(BaseHTTPRequestHandler):
             if failure is not None:
                 fake._failures.remove(failure)
         after = None
+        headers: dict[str, str] = {}
         try:
             if failure is None or failure.apply:
                 status, payload, after = fake.handle(method, url.path, query, body)
             if failure is not None:
                 code = failure.status * 100000
                 status, payload = failure.status, {"code": code, "message": failure.message}
+                if failure.retry_after is not None:
+                    headers["Retry-After"] = failure.retry_after
         except ApiError as exc:
             status, payload = exc.status, {"code": exc.code, "message": exc.message}
         if after is not None and (hang or failure is not None):
@@ -887,7 +894,7 @@ class _Handler(BaseHTTPRequestHandler):
         if hang and hang_after and not self._hang():
             return
         try:
-            self._send(status, payload)
+            self._send(status, payload, headers)
         finally:  # the client may have given up (timeout): the order exists all the same
             if after is not None:
                 after()
@@ -906,10 +913,12 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         return not stopped
 
-    def _send(self, status: int, payload: Any) -> None:
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
         data = b"" if payload is None else json.dumps(payload, default=str).encode()
         with contextlib.suppress(OSError):  # a client that timed out has gone away
             self.send_response(status)
+            for name, value in (headers or {}).items():
+                self.send_header(name, value)
             if data:
                 self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(data)))

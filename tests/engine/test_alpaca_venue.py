@@ -7,13 +7,16 @@ emits (`Events.wait`) or on the fake's state (`FakeAlpaca.wait_until`).
 
 from __future__ import annotations
 
+import datetime
 import decimal
+import email.utils
 import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -597,6 +600,72 @@ def test_a_resume_that_finds_alpaca_unreachable_is_tried_again(fake: FakeAlpaca)
         assert missed.execution_id.startswith("reconciled:")
     finally:
         venue.stop()
+
+
+def _look_ups(fake: FakeAlpaca) -> int:
+    """How many times an order was read by its client order id."""
+    with fake._cond:
+        return sum(1 for _, p, _ in fake.requests if p == "/v2/orders:by_client_order_id")
+
+
+def test_a_resume_rate_limited_is_tried_again_after_a_backoff(fake: FakeAlpaca) -> None:
+    """Order 99 was placed at Alpaca before a restart and filled 4 while nobody
+    listened; the look-up of its resume is rate limited (429, no Retry-After) three
+    times: it is made again, after a doubling backoff, until Alpaca answers, and the
+    missed fill is reported (the order was left unfollowed before). Throttled is not
+    down: the venue stays connected."""
+    _placed_elsewhere(fake, "tp-99")
+    fake.fill("tp-99", "123.45", 4)
+    venue = make_venue(fake, rate_limit_min_backoff=0.02, rate_limit_max_backoff=0.05)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        mark = events.mark()
+        fake.fail_next(429, count=3, method="GET", path="/v2/orders:by_client_order_id")
+        venue.resume([(order(99, qty=10), 0)])
+        missed = events.wait(VenueFilled, lambda e: e.order_id == 99)
+        assert (missed.qty, missed.price, missed.leaves_qty) == (4, 12345, 6)
+        assert _look_ups(fake) == 4
+        assert not any(isinstance(e, VenueStatus) for e in events.items[mark:])
+        venue.cancel(99)  # followed from then on
+        assert events.wait(VenueCanceled, lambda e: e.order_id == 99).remaining == 6
+    finally:
+        venue.stop()
+
+
+def test_a_rate_limited_resume_waits_what_retry_after_says(fake: FakeAlpaca) -> None:
+    """Alpaca's Retry-After (0.05 s) is waited instead of the backoff (30 s here: the
+    resume would not be done in time without it)."""
+    _placed_elsewhere(fake, "tp-99")
+    fake.fill("tp-99", "123.45", 4)
+    venue = make_venue(fake, rate_limit_min_backoff=30.0, rate_limit_max_backoff=60.0)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.fail_next(
+            429, count=2, method="GET", path="/v2/orders:by_client_order_id", retry_after="0.05"
+        )
+        venue.resume([(order(99, qty=10), 0)])
+        assert events.wait(VenueFilled, lambda e: e.order_id == 99, timeout=10.0).qty == 4
+        assert _look_ups(fake) == 3
+    finally:
+        venue.stop()
+
+
+def test_retry_after_is_read_as_seconds_or_a_date() -> None:
+    read = alpaca_venue._retry_after
+    assert read(SimpleNamespace(headers={"Retry-After": "2"})) == 2.0
+    soon = email.utils.format_datetime(
+        datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=30), usegmt=True
+    )
+    assert 25.0 < (read(SimpleNamespace(headers={"Retry-After": soon})) or 0) <= 30.0
+    assert read(SimpleNamespace(headers={"Retry-After": "soon"})) is None
+    assert read(SimpleNamespace(headers={})) is None
+    assert read(None) is None
+    with pytest.raises(ValueError, match="rate_limit_min_backoff"):
+        AlpacaVenue("k", "s", symbols=SYMBOLS, rate_limit_min_backoff=2, rate_limit_max_backoff=1)
 
 
 def test_the_fake_refuses_a_trail_on_other_orders(
