@@ -283,6 +283,7 @@ class EngineService:
                 md_seq[name] = max(md_seq.get(name, 0), self.mdlog.resume_md_seq(name))
         if self.config.venue.kind == "alpaca":
             self.venue = _alpaca_venue(self.config)
+            self.venue.expect_hand_back(self._hand_back_ids())
             self.venue.start(self._venue_emit)
         elif self.config.market.source == "synthetic":
             self.market = SyntheticMarket(self.config.market, self.config.symbols, time.time_ns())
@@ -543,6 +544,18 @@ class EngineService:
             for order_id in cancels:
                 self.venue.cancel(order_id)
             cancels.clear()
+
+    def _hand_back_ids(self) -> set[int]:
+        """The orders `_resume_routed` will hand back to the venue (a plain order's id,
+        a group's parent's, an orphan's), named to it before it starts
+        (`Venue.expect_hand_back`): it holds what its stream says of them until then,
+        and nothing of other orders placed before the restart."""
+        st = self.state
+        ids = {r.id for r in st.routed.values() if r.parent_id is None}
+        for g in st.routed_groups.values():
+            if g.parent_id in st.routed or any(i in st.routed for i in g.legs):
+                ids.add(g.parent_id)
+        return ids | st.orphans.keys()
 
     def _resume_routed(self) -> None:
         """Hand the venue the orders routed before this process started (recovered from

@@ -32,7 +32,7 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -107,7 +107,6 @@ _TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETENTION = 300.0  # seconds a closed order is remembered
 _EARLY_KEPT = 1000  # Alpaca ids of unrecognized leg-like updates kept for a late parent
-_HELD_KEPT = 1000  # engine ids whose stream updates are held until the engine hands them back
 _REPLACEMENT = re.compile(r"-r(\d+)$")  # a replacement's client order id: <original>-r<n>
 
 
@@ -364,14 +363,17 @@ class AlpacaVenue:
         self._early: dict[str, list[_Update]] = {}
         # Orders of ours (by client order id) placed before this process started: the
         # engine hands them back (`resume`, `watch_orphans`) with the lots it booked of
-        # each, and their stream updates are held until then (acted on before, a fill
-        # already booked would be reported again). `_resuming`: resumes not yet
-        # settled by their look-up; `_handed_back`: the hand-off is over (the engine
-        # calls `watch_orphans` last), after which an order it did not hand back is
-        # not ours to follow.
+        # each, and their stream updates are held until then, every one (acted on
+        # before, a fill already booked would be reported again; dropped, a fill or a
+        # close the look-up read too early to see was lost). `_expected`: the orders
+        # the engine said it will hand back (`expect_hand_back`), not handed back yet;
+        # `_resuming`: resumes not yet settled by their look-up. Only their updates
+        # are held, so what is held is bounded by what the engine will hand back; an
+        # update of any other order of ours placed before is not the engine's to
+        # follow (it has nothing open of it).
         self._held: dict[int, list[_Update]] = {}
+        self._expected: set[int] = set()
         self._resuming: set[int] = set()
-        self._handed_back = False
 
     # ------------------------------------------------------------------ construction
 
@@ -512,6 +514,17 @@ class AlpacaVenue:
         asked = _Replace(qty, limit_price, stop_price, trail_price, trail_percent)
         self._enqueue(order_id, ("replace", order_id, asked, None))
 
+    def expect_hand_back(self, order_ids: Collection[int]) -> None:
+        """The orders the engine will hand back after a restart (see
+        `Venue.expect_hand_back`), before `start`: the stream updates of these, every
+        one, are held until each is handed back (`resume`, `watch_orphans`); those of
+        any other order of ours placed before this process started are dropped."""
+        ids = set(order_ids)
+        if any(isinstance(i, bool) or not isinstance(i, int) or i <= 0 for i in ids):
+            raise ValueError("expect_hand_back takes engine order ids (positive integers)")
+        with self._lock:
+            self._expected |= ids
+
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`).
         Stream updates of it are held until the look-up has counted what the engine
@@ -525,9 +538,9 @@ class AlpacaVenue:
     def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
         """Look again for orphans the engine recovered (see `Venue.watch_orphans`): as
         after a submit that failed ambiguously, from now for `orphan_grace` seconds.
-        The engine calls it last in its hand-off, even with no orphans: stream updates
-        held for orders it handed back neither here nor to `resume` are dropped, as
-        are later ones."""
+        The engine calls it last in its hand-off, even with no orphans: it ends the
+        hand-off, and stream updates held for orders it handed back neither here nor
+        to `resume` are dropped (it expects no other order back)."""
         with self._lock:
             for order, booked in orders:
                 spec = self._symbols.get(order.symbol)
@@ -541,9 +554,9 @@ class AlpacaVenue:
                 self._mark_closed(t)
                 self._reconcile_due = True
                 self._handed(order.order_id)  # its fills beyond `booked`, then its cancel
-            self._handed_back = True
             for oid in [oid for oid in self._held if oid not in self._resuming]:
                 self._handed(oid)
+            self._expected.clear()
         self._wake.set()
 
     def _group(self, parent: int, legs: Sequence[int]) -> None:
@@ -1275,6 +1288,7 @@ class AlpacaVenue:
         or it was handed back as an orphan, or not at all): apply the stream updates
         held for it to what is now tracked of it, or drop them if nothing is."""
         self._resuming.discard(oid)
+        self._expected.discard(oid)
         held = self._held.pop(oid, ())
         t = self._orders.get(oid)
         if t is None:
@@ -1326,13 +1340,11 @@ class AlpacaVenue:
             t = self._orders.get(oid)
             if t is None:
                 # placed before this process started: held until the engine hands it
-                # back with what it booked of it (or says it has nothing of it)
-                if self._handed_back and oid not in self._resuming:
+                # back with what it booked of it, if it said it would
+                if oid not in self._expected and oid not in self._resuming:
                     log.debug("alpaca: update for order %d, not handed back: dropped", oid)
                     return
                 self._held.setdefault(oid, []).append((event, o, data))
-                while len(self._held) > _HELD_KEPT:
-                    del self._held[next(iter(self._held))]
                 return
             self._learn_legs(t, o)
             self._apply_update(t, event, vid, o, data)

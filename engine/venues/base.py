@@ -15,7 +15,7 @@ exactly (`decimal.Decimal`, never `float`).
 from __future__ import annotations
 
 import decimal
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
@@ -265,6 +265,14 @@ class Venue(Protocol):
         trailing stop's trail of the kind it has (`trail_price` ticks or
         `trail_percent`) (``None``: unchanged): `VenueReplaced` or `VenueRejected`
         follows."""
+        ...
+
+    def expect_hand_back(self, order_ids: Collection[int]) -> None:
+        """Name, before `start`, the orders the engine will hand back after a restart
+        (`resume`, `watch_orphans`: its open routed orders and groups, and its orphans,
+        recovered from its journal). The venue may hold what it hears of these before
+        they are handed back, all of it, and nothing of other orders placed before
+        the restart."""
         ...
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:

@@ -13,7 +13,8 @@ import email.utils
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+import uuid
+from collections.abc import Callable, Collection, Iterator
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -1143,9 +1144,13 @@ class Updates:
                 raise AssertionError(f"no {event} of {client_order_id} in time: {self.items}")
 
 
-def _restarted(fake: FakeAlpaca) -> tuple[AlpacaVenue, Events, Updates]:
-    """A new venue process, started and listening (its `stop` is the caller's)."""
+def _restarted(
+    fake: FakeAlpaca, expect: Collection[int] = ()
+) -> tuple[AlpacaVenue, Events, Updates]:
+    """A new venue process, started and listening (its `stop` is the caller's), told
+    that the engine will hand back the orders `expect`."""
     venue = make_venue(fake)
+    venue.expect_hand_back(expect)
     events = Events()
     updates = Updates(venue)
     venue.start(events)
@@ -1168,7 +1173,7 @@ def test_a_restarted_venue_follows_orders_the_engine_hands_back(fake: FakeAlpaca
     vid = accepted(events, 90).venue_order_id
     first.stop()
     fake.wait_until(lambda: fake.listeners == 0)
-    second, later, updates = _restarted(fake)  # a new engine process
+    second, later, updates = _restarted(fake, expect=[90])  # a new engine process
     try:
         data = fake.fill(vid, "123.45", 4)
         updates.wait("partial_fill", "tp-90", 4)
@@ -1193,7 +1198,7 @@ def test_a_fill_streamed_before_the_resume_is_reported_beyond_the_booked_lots(
     lots on top of the 4 booked), at the stream's price."""
     _placed_elsewhere(fake, "tp-95")
     fake.fill("tp-95", "123.40", 4)
-    venue, events, updates = _restarted(fake)
+    venue, events, updates = _restarted(fake, expect=[95])
     try:
         fake.fill("tp-95", "123.46", 3)
         updates.wait("partial_fill", "tp-95", 7)
@@ -1218,7 +1223,7 @@ def test_an_orphans_fill_streamed_before_its_watch_is_held_and_it_is_canceled(
     followed as a live order, never canceled, before)."""
     _placed_elsewhere(fake, "tp-97")
     fake.fill("tp-97", "123.40", 4)
-    venue, events, updates = _restarted(fake)
+    venue, events, updates = _restarted(fake, expect=[97])
     try:
         fake.fill("tp-97", "123.46", 2)
         updates.wait("partial_fill", "tp-97", 6)
@@ -1256,7 +1261,7 @@ def test_a_legs_fill_streamed_before_its_groups_resume_counts_the_booked_lots(
     events.wait(VenueFilled, lambda e: e.order_id == 21)
     first.stop()
     fake.wait_until(lambda: fake.listeners == 0)
-    venue, later, updates = _restarted(fake)
+    venue, later, updates = _restarted(fake, expect=[20])
     try:
         fake.fill(tp.id, "110.60", 3)
         updates.wait("partial_fill", tp.client_order_id, 7)
@@ -1280,7 +1285,7 @@ def test_updates_of_an_order_the_engine_did_not_hand_back_are_dropped(
     to `resume` nor to `watch_orphans` (it has nothing open of it): its updates held
     before the hand-off, and those after, report nothing, and it is not followed."""
     _placed_elsewhere(fake, "tp-98")
-    venue, events, updates = _restarted(fake)
+    venue, events, updates = _restarted(fake, expect=[98])
     try:
         fake.fill("tp-98", "123.45", 2)
         updates.wait("partial_fill", "tp-98", 2)
@@ -1293,6 +1298,52 @@ def test_updates_of_an_order_the_engine_did_not_hand_back_are_dropped(
         assert fake.order("tp-98").status == "partially_filled"
     finally:
         venue.stop()
+
+
+def _old_update(venue: AlpacaVenue, order_id: int) -> None:
+    """The stream tells `venue` of a new order `tp-<order_id>` of the process before."""
+    o = FakeOrder(str(uuid.uuid4()), f"tp-{order_id}", "AAPL", "buy", "limit", 10, "gtc",
+                  Decimal(100), None, status="new")  # fmt: skip
+    venue._on_trade_update(
+        {"stream": "trade_updates", "data": {"event": "new", "order": o.to_json()}}
+    )
+
+
+def test_every_update_of_an_order_to_be_handed_back_is_held_and_only_those(
+    fake: FakeAlpaca,
+) -> None:
+    """Order 100 fills 3 on the stream before the hand-off, then 1,100 other orders the
+    engine will hand back, and 100 it will not, update: the last 1,000 ids were held,
+    so 100's fill was dropped and came only as the look-up's reconciled lot (or, with
+    a look-up read before it, not at all). Now every update of an order the engine
+    named is held, and none of the others: 100's fill is reported as the stream gave
+    it."""
+    _placed_elsewhere(fake, "tp-100")
+    others = range(2000, 3100)
+    venue, events, updates = _restarted(fake, expect=[100, *others])
+    try:
+        data = fake.fill("tp-100", "123.45", 3)
+        updates.wait("partial_fill", "tp-100", 3)
+        for oid in [*others, *range(5000, 5100)]:
+            _old_update(venue, oid)
+        assert set(venue._held) == {100, *others}  # bounded by what is to come back
+        venue.resume([(order(100, qty=10), 0)])
+        venue.watch_orphans([])
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 100)
+        assert (fill.qty, fill.price, fill.execution_id) == (3, 12345, data["execution_id"])
+        venue.cancel(100)
+        assert events.wait(VenueCanceled, lambda e: e.order_id == 100).remaining == 7
+        assert venue._held == {}
+    finally:
+        venue.stop()
+
+
+def test_expect_hand_back_refuses_what_is_not_an_order_id(fake: FakeAlpaca) -> None:
+    venue = make_venue(fake)
+    for bad in ([0], [-3], [True], ["7"]):
+        with pytest.raises(ValueError, match="engine order ids"):
+            venue.expect_hand_back(bad)  # type: ignore[list-item]
+    assert venue._expected == set()
 
 
 def test_stop_is_prompt_and_final(fake: FakeAlpaca) -> None:

@@ -13,9 +13,16 @@ from typing import Any
 from tickplane.core.config import VenueConfig
 from tickplane.core.events import Event, OrderRejected, PositionChanged, Trade
 from tickplane.engine.state import EngineState
-from tickplane.engine.venues.base import VenueCanceled, VenueEvent, VenueFilled, VenueRejected
+from tickplane.engine.venues.base import (
+    VenueAccepted,
+    VenueCanceled,
+    VenueEvent,
+    VenueFilled,
+    VenueOrder,
+    VenueRejected,
+)
 
-from .test_order_class_risk import Engine, _routed, ok, refused
+from .test_order_class_risk import Engine, _routed, _Venue, bracket, ok, refused
 
 
 def _at_alpaca(tmp_path: Path, **limits: Any) -> tuple[Engine, Any]:
@@ -135,3 +142,47 @@ def test_an_orphan_is_forgotten_when_the_venue_gives_it_up(tmp_path: Path) -> No
     again = eng.reopen(tmp_path / "b")
     assert again.svc.state.positions.snapshot() == eng.svc.state.positions.snapshot()
     assert again.seq == eng.seq and again.svc.state.orphans == {}
+
+
+class _HandedBack(_Venue):
+    """The stand-in venue, recording what a restarted engine hands back to it."""
+
+    def resume(self, orders: list[tuple[VenueOrder, int | None]]) -> None:
+        self.sent.append(("resume", *(o.order_id for o, _ in orders)))
+
+    def watch_orphans(self, orders: list[tuple[VenueOrder, int]]) -> None:
+        self.sent.append(("watch_orphans", *(o.order_id for o, _ in orders)))
+
+
+def test_the_orders_named_to_the_venue_before_it_starts_are_those_handed_back(
+    tmp_path: Path,
+) -> None:
+    """A restarted engine names to the venue, before it starts, the orders it will hand
+    back (`Venue.expect_hand_back`: the venue holds what it hears of them until then):
+    a plain order, a bracket by its parent, an orphan; not an order that ended."""
+    eng, _ = _at_alpaca(tmp_path / "a")
+    plain = ok(eng.new("alice", "buy", 5, price=100)).order_id
+    group = ok(eng.new("alice", "buy", 5, **bracket())).order_id
+    ended = ok(eng.new("alice", "sell", 3, price=100)).order_id
+    orphan = ok(eng.new("alice", "buy", 2, price=100)).order_id
+    assert plain and group and ended and orphan
+    _report(
+        eng,
+        VenueAccepted(plain, "v-plain"),
+        VenueAccepted(group, "v-group"),
+        VenueAccepted(ended, "v-ended"),
+        VenueCanceled(ended, 3, "canceled"),
+        VenueRejected(orphan, "venue_unavailable", "503", maybe_placed=True),
+    )
+    again = eng.reopen(tmp_path / "b")
+    again.svc.config.venue = VenueConfig(kind="alpaca")
+    venue = _HandedBack()
+    again.svc.venue = venue  # type: ignore[assignment]
+    named = again.svc._hand_back_ids()
+    again.svc._resume_routed()
+    assert venue.sent == [
+        ("resume", plain),
+        ("resume", group, group + 1, group + 2),
+        ("watch_orphans", orphan),
+    ]
+    assert named == {plain, group, orphan}
