@@ -513,12 +513,7 @@ class EngineState:
         ev.client_order_id = self.client_order_ids.get(ev.id)
 
     def _number(self, out: list[Event]) -> list[Event]:
-        seq = self.seq
-        for ev in out:
-            seq += 1
-            ev.seq = seq
-        self.seq = seq
-        self.recent.extend(out)
+        self.seq = self.recent.number(out, self.seq)
         ended = self.risk.ended
         if ended is not None:
             self.finished.observe(out, ended)
@@ -1227,16 +1222,26 @@ class EventRing:
         self.first = 1  # seq of the oldest event held
         self.next = 1  # seq the next event will have
 
-    def extend(self, events: Iterable[Event]) -> None:
-        if self.capacity == 0:
-            return
+    def number(self, events: list[Event], last_seq: int) -> int:
+        """Number `events` on from `last_seq` and keep them; return the last seq. One
+        pass does both: numbering is on every command's path."""
+        cap = self.capacity
+        if cap == 0:
+            for ev in events:
+                last_seq += 1
+                ev.seq = last_seq
+            return last_seq
+        if self.next != last_seq + 1:  # after a restore the ring starts where the state is
+            self.first = self.next = last_seq + 1
+        items = self._items
         for ev in events:
-            if ev.seq != self.next:  # after a restore the ring starts where the state is
-                self.first = self.next = ev.seq
-            self._items[ev.seq % self.capacity] = ev
-            self.next = ev.seq + 1
-            if self.next - self.first > self.capacity:
-                self.first = self.next - self.capacity
+            last_seq += 1
+            ev.seq = last_seq
+            items[last_seq % cap] = ev
+        self.next = last_seq + 1
+        if self.next - self.first > cap:
+            self.first = self.next - cap
+        return last_seq
 
     def range(self, from_seq: int, to_seq: int, limit: int) -> list[Event] | None:
         if from_seq >= self.next:
