@@ -1,0 +1,275 @@
+# cython: annotation_typing=False
+"""The final state of the engine's recently finished orders, for `GetOrder`.
+
+An order leaves the engine's live state when it is filled, canceled (by its owner, an
+`ioc`/`fok`/market remainder, a kill switch, its group) or, routed to a venue, rejected
+there; a client asks what happened to it most after that. `FinishedOrders` keeps the
+last `capacity` of them (`EngineConfig.finished_orders`), oldest dropped first, and
+`view` shows one as a `wire.OrderView` with its final `status` (`filled`, `canceled`,
+`rejected`), `reason`, lots filled and their average price, and when it was accepted
+and finished.
+
+The cost stays small on the order path: `EngineState` hands it each numbered batch of
+events (`observe`), which keeps each open order's acceptance (the event itself, no
+copy), adds up fills, and notes a batch's cancels and rejects; when risk reports an
+order gone (`RiskEngine.ended`, the one place every kind of order ends: the book's,
+held legs and trailing stops, routed orders) one small record is appended, and the
+view is built only when asked for. A refused new order is not
+kept: its submit was answered with the refusal, synchronously.
+
+Compiled (a cdef class, its attributes typed in finished.pxd): `observe` sees every
+numbered batch, and its dict and deque work as C calls costs half what the Python
+version's did (0.65 against 1.4 us an order accepted then canceled, at the bound; 2.9k
+against 5.0k instructions a request of the engine's loop, docs/engine-service.md).
+
+It is part of the engine's state: the snapshot holds it and recovery rebuilds it from
+the journal (the fast path in recovery.py feeds it the same facts from core rows), so a
+recovered engine answers exactly as the one before the crash.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+
+from tickplane.core import wire
+from tickplane.core.events import (
+    Event,
+    OrderAccepted,
+    OrderCanceled,
+    OrderRejected,
+    OrderReplaced,
+    OrderTrailed,
+    StopTriggered,
+    Trade,
+)
+
+__all__ = ["FinishedOrder", "FinishedOrders", "FinishedSnapshot"]
+
+# the event types `observe` tells apart by identity, read without a global lookup
+cdef object _ACCEPTED = OrderAccepted
+cdef object _CANCELED = OrderCanceled
+
+
+class FinishedOrder(msgspec.Struct, array_like=True, frozen=True, gc=False):
+    """A finished order as kept: its acceptance as the order stood at its end (after
+    replaces), how it ended, and its fills (lots, and their price x qty in tick-lots);
+    `FinishedOrders.view` makes its `wire.OrderView` when asked. Not tracked by the
+    garbage collector (it holds no cycle): half a million of them cost a full
+    collection nothing."""
+
+    accepted: OrderAccepted
+    status: str
+    reason: str | None
+    finished_ns: int
+    filled: int
+    notional: int
+
+
+class FinishedSnapshot(msgspec.Struct, array_like=True):
+    """`FinishedOrders` as the engine's snapshot stores it."""
+
+    open: list[OrderAccepted] = msgspec.field(default_factory=list)
+    fills: list[tuple[int, int, int, int]] = msgspec.field(default_factory=list)
+    done: list[FinishedOrder] = msgspec.field(default_factory=list)
+    dropped: int = 0
+
+
+cdef class FinishedOrders:
+    """The last `capacity` finished orders by id (module docstring); 0 keeps none.
+    Attributes in finished.pxd."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.open = {}
+        self.fills = {}
+        self.done = {}
+        self._oldest = deque()
+        self.dropped = 0
+        self.ends = {}
+        self._folds: dict[type, Callable[[Any], None]] = {
+            Trade: self._trade,
+            OrderCanceled: self._canceled,
+            OrderRejected: self._rejected,
+            OrderReplaced: self.changed,
+            OrderTrailed: self.changed,
+            StopTriggered: self.changed,
+        }
+
+    # -- what happened ---------------------------------------------------------------
+
+    def observe(self, list events, list ended) -> None:
+        """A numbered batch of events, and the orders risk reported gone meanwhile."""
+        cdef dict folds = self._folds, open_ = self.open, ends = self.ends
+        cdef object kind
+        for ev in events:
+            kind = type(ev)  # the commonest two inline (a new order, a cancel)
+            if kind is _ACCEPTED:
+                if ev.id not in open_:
+                    open_[ev.id] = ev  # the first record of an id stays
+            elif kind is _CANCELED:
+                ends[ev.id] = ("canceled", ev.reason, ev.ts_event)
+            else:  # one lookup: most other events concern no order
+                fold = folds.get(kind)
+                if fold is not None:
+                    fold(ev)
+        if ended or ends:
+            self.settle(ended, events[-1].ts_event if events else 0)
+
+    def begin(self, accepted: OrderAccepted) -> None:
+        """An accepted order (its `OrderAccepted`), or one that ends before any
+        acceptance of its own (a routed order the venue rejects) as its owner knew it:
+        open until risk reports it gone. The first record of an id stays."""
+        self.open.setdefault(accepted.id, accepted)
+
+    def _trade(self, ev: Trade) -> None:
+        self.fill(ev.taker, ev.qty, ev.price, ev.ts_event)
+        self.fill(ev.maker, ev.qty, ev.price, ev.ts_event)
+
+    def _canceled(self, ev: OrderCanceled) -> None:
+        self.ends[ev.id] = ("canceled", ev.reason, ev.ts_event)
+
+    def _rejected(self, ev: OrderRejected) -> None:
+        self.ends[ev.id] = ("rejected", ev.reason, ev.ts_event)
+
+    def fill(self, order_id: int, qty: int, price: int, ts: int) -> None:
+        """An open order traded `qty` lots at `price`."""
+        if order_id in self.open:
+            f = self.fills.get(order_id)
+            if f is None:
+                self.fills[order_id] = [qty, qty * price, ts]
+            else:
+                f[0] += qty
+                f[1] += qty * price
+                f[2] = ts
+
+    def late_fill(self, order_id: int, qty: int, price: int) -> None:
+        """A finished order traded after all: a routed order rejected because its
+        submit may have reached the venue, which executed it there (docs/venues.md,
+        "Late fills"). It keeps its status and reason, with the lots it filled."""
+        d = self.done.get(order_id)
+        if d is not None:  # in place: it keeps its age
+            self.done[order_id] = msgspec.structs.replace(
+                d, filled=d.filled + qty, notional=d.notional + qty * price
+            )
+
+    def end(self, order_id: int, status: str, reason: str, ts: int) -> None:
+        """A cancel or reject of `order_id` in this batch (`observe` notes its own)."""
+        self.ends[order_id] = (status, reason, ts)
+
+    def changed(self, ev: OrderReplaced | OrderTrailed | StopTriggered) -> None:
+        """An open order's prices (and, replaced, its quantity) as they are now."""
+        rec = self.open.get(ev.id)
+        if rec is None:
+            return
+        rep = msgspec.structs.replace
+        if isinstance(ev, OrderReplaced):
+            filled = self.fills[ev.id][0] if ev.id in self.fills else 0
+            self.open[ev.id] = rep(
+                rec,
+                # a leg's quantity is its parent's; what it works follows its group
+                qty=rec.qty if rec.parent_id is not None else filled + ev.qty,
+                price=ev.price if rec.price is not None else None,
+                stop_price=ev.stop_price if ev.stop_price is not None else rec.stop_price,
+                trail_price=ev.trail_price if ev.trail_price is not None else rec.trail_price,
+                trail_percent=(
+                    ev.trail_percent if ev.trail_percent is not None else rec.trail_percent
+                ),
+            )
+        elif ev.stop_price != rec.stop_price:
+            self.open[ev.id] = rep(rec, stop_price=ev.stop_price)
+
+    cpdef settle(self, list ended, long long ts):
+        """Finish the orders risk reported gone (`ended`, emptied), with this batch's
+        cancels and rejects; `ts` for one that ends with neither nor a fill."""
+        cdef dict ends = self.ends, done = self.done, open_ = self.open, fills = self.fills
+        oldest = self._oldest
+        for order_id in ended:
+            rec = open_.pop(order_id, None)
+            if rec is None:
+                continue  # never accepted (a routed leg of a rejected parent)
+            f = fills.pop(order_id, None) if fills else None
+            if f is None:
+                filled = notional = 0
+            else:
+                filled, notional = f[0], f[1]
+            end = ends.get(order_id) if ends else None
+            if end is not None:
+                status, reason, when = end
+            else:  # gone without a cancel: it filled all it was given
+                status, reason, when = "filled", None, f[2] if f is not None else ts
+            done[order_id] = FinishedOrder(rec, status, reason, when, filled, notional)
+            oldest.append(order_id)
+            if len(oldest) > self.capacity:
+                del done[oldest.popleft()]
+                self.dropped += 1
+        del ended[:]
+        if ends:
+            ends.clear()
+
+    # -- queries ----------------------------------------------------------------------
+
+    def view(self, order_id: int, account: str) -> wire.OrderView | None:
+        """The finished order `order_id` of `account`, if still kept."""
+        d = self.done.get(order_id)
+        if d is None or d.accepted.account != account:
+            return None
+        rec = d.accepted
+        return wire.OrderView(
+            rec.id,
+            rec.account,
+            rec.symbol,
+            rec.side,
+            rec.order_type,
+            d.status,
+            rec.price,
+            rec.stop_price,
+            0,  # open quantity
+            rec.tif,
+            rec.client_order_id,
+            rec.order_class,
+            rec.parent_id,
+            rec.leg,
+            rec.trail_price,
+            rec.trail_percent,
+            d.filled,
+            None,  # hwm
+            d.notional / d.filled if d.filled else None,
+            d.reason,
+            rec.ts_event,
+            d.finished_ns,
+            rec.qty,
+        )
+
+    def unknown_message(self, order_id: int, last_id: int) -> str:
+        """Why `GetOrder` has nothing for an order id of this account."""
+        if 0 < order_id <= last_id:
+            return (
+                f"no open order {order_id}, nor one among the last {self.capacity} "
+                "finished orders this engine keeps (too old, or not this account's)"
+            )
+        return f"no order {order_id}"
+
+    # -- snapshots --------------------------------------------------------------------
+
+    def snapshot(self) -> FinishedSnapshot:
+        return FinishedSnapshot(
+            list(self.open.values()),
+            [(i, f[0], f[1], f[2]) for i, f in self.fills.items()],
+            list(self.done.values()),
+            self.dropped,
+        )
+
+    def restore(self, snap: FinishedSnapshot) -> None:
+        """Resume from `snapshot()` (a bound lowered since keeps the newest)."""
+        self.open = {ev.id: ev for ev in snap.open}
+        self.fills = {i: [q, n, t] for i, q, n, t in snap.fills}
+        self.done = {d.accepted.id: d for d in snap.done}
+        self._oldest = deque(self.done)
+        self.dropped = snap.dropped
+        while len(self._oldest) > self.capacity:
+            del self.done[self._oldest.popleft()]
+            self.dropped += 1
