@@ -595,9 +595,15 @@ class EngineService:
             if r.canceling:
                 venue.cancel(r.id)
         # orders rejected as maybe placed whose watch the old process did not end: their
-        # late fills are still to come, and one still open at the venue is canceled
+        # late fills are still to come, and one still open at the venue is canceled; a
+        # group's legs are orphans with their parent, which names them (`legs`)
+        orphans = sorted(st.orphans.values(), key=lambda r: r.id)
+        named: dict[int, list[int]] = {}
+        for r in orphans:
+            if r.parent_id is not None:
+                named.setdefault(r.parent_id, []).append(r.id)
         venue.watch_orphans(
-            [(_venue_order(r), r.filled) for r in sorted(st.orphans.values(), key=lambda r: r.id)]
+            [(_venue_order(r, legs=tuple(named.get(r.id, ()))), r.filled) for r in orphans]
         )
 
     def process(

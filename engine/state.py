@@ -687,8 +687,11 @@ class EngineState:
                     self.orphans[r.id] = r
                 if g is not None and r.parent_id is None:
                     for leg_id in g.legs:
-                        self.routed.pop(leg_id, None)
+                        gone = self.routed.pop(leg_id, None)
                         risk.on_done(leg_id)
+                        if gone is not None and f.get("maybe_placed"):
+                            # the venue made its legs with it: their fills are real too
+                            self.orphans[leg_id] = gone
                     del self.routed_groups[g.parent_id]
                 coid = self.client_order_ids.pop(r.id, None)
                 acc = self.account_index.get(r.account)
@@ -768,18 +771,22 @@ class EngineState:
         changes, with no order event (the order stays rejected; its finished view
         counts the lots). Risk does not refuse it (the position is what the venue made
         it, past max_position or not), and it no longer counts as an open order. A
-        close ends the watch, with no event."""
+        close ends the watch, with no event. A bracket's, OTO's or OCO's legs are
+        orphans with their parent, which is kept while they are (a restart hands them
+        back with it) and whose close ends theirs too."""
         r = self.orphans.get(int(f["order_id"]))
         if r is None:
             return []
         out: list[Event] = []
+        legs = [x.id for x in self.orphans.values() if x.parent_id == r.id]
         if kind == "filled":
             self._venue_fill(r, f, out)
             self.finished.late_fill(r.id, int(f["qty"]), int(f["price"]))
-            if r.qty <= 0:
+            if r.qty <= 0 and not legs:
                 del self.orphans[r.id]
         elif kind == "canceled":
-            del self.orphans[r.id]
+            for i in (r.id, *legs):
+                del self.orphans[i]
         return self._number(out)
 
     def _fall_back(self, r: RoutedOrder, g: Group | None, ts: int) -> list[Event] | None:

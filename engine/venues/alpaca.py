@@ -540,20 +540,31 @@ class AlpacaVenue:
         after a submit that failed ambiguously, from now for `orphan_grace` seconds.
         The engine calls it last in its hand-off, even with no orphans: it ends the
         hand-off, and stream updates held for orders it handed back neither here nor
-        to `resume` are dropped (it expects no other order back)."""
+        to `resume` are dropped (it expects no other order back). A leg (named in its
+        parent's `legs`, both handed back here) is watched with its parent: known by
+        its Alpaca id once the parent is read, its fills beyond `booked` reported, and
+        canceled at Alpaca if open."""
+        parent_of = {leg: o.order_id for o, _ in orders for leg in o.legs}
+        now = time.monotonic()
         with self._lock:
-            for order, booked in orders:
+            # the legs first: the parent's held updates, applied below, name them
+            for order, booked in sorted(orders, key=lambda x: x[0].order_id not in parent_of):
+                oid = order.order_id
                 spec = self._symbols.get(order.symbol)
-                if spec is None or order.order_id in self._orders:
+                if spec is None or oid in self._orders:
                     continue
-                coid = order.client_order_id or f"{self._prefix}{order.order_id}"
-                t = _Tracked(order, spec, coid, open_qty=order.qty, orphan=True)
-                t.orphan_since, t.orphan_booked = time.monotonic(), booked
-                self._orders[order.order_id] = t
-                self._by_coid[coid] = order.order_id
+                pid = parent_of.get(oid)
+                coid = "" if pid is not None else order.client_order_id or f"{self._prefix}{oid}"
+                t = _Tracked(order, spec, coid, open_qty=order.qty, orphan=True, parent=pid)
+                t.orphan_since, t.orphan_booked = now, booked
+                self._orders[oid] = t
                 self._mark_closed(t)
+                if pid is not None:
+                    self._parent_of[oid] = pid
+                    continue
+                self._by_coid[coid] = oid
                 self._reconcile_due = True
-                self._handed(order.order_id)  # its fills beyond `booked`, then its cancel
+                self._handed(oid)  # its fills beyond `booked`, then its cancel
             for oid in [oid for oid in self._held if oid not in self._resuming]:
                 self._handed(oid)
             self._expected.clear()
@@ -903,6 +914,11 @@ class AlpacaVenue:
                 t.orphan = True
                 t.orphan_since = time.monotonic()
                 self._reconcile_due = True
+                for k in (1, 2):  # legs the stream named already are orphans with it
+                    lt = self._orders.get(t.order.order_id + k)
+                    if lt is not None and lt.parent == t.order.order_id:
+                        lt.orphan, lt.orphan_since = True, t.orphan_since
+                        self._mark_closed(lt)
             self._emit_locked(
                 VenueRejected(t.order.order_id, reason, message, maybe_placed=maybe_placed)
             )
@@ -1254,23 +1270,32 @@ class AlpacaVenue:
                 continue
             kind = _enum_text(_get(leg, "type"))
             oid = t.order.order_id + (1 if kind == "limit" or not has_tp else 2)
-            if oid in self._orders:
+            lt = self._orders.get(oid)
+            # a leg handed back with its orphaned parent waits for its Alpaca id
+            if lt is not None and (lt.parent != t.order.order_id or lt.venue_id is not None):
                 continue
-            try:
-                order = _order_from_alpaca(oid, leg, t.spec, coid="")
-            except (ValueError, KeyError, TypeError):
-                log.warning("alpaca: cannot track leg %s of order %d", vid, t.order.order_id)
-                continue
-            self._orders[oid] = _Tracked(
-                order,
-                t.spec,
-                "",
-                venue_id=vid,
-                accepted=True,  # accepted with its parent: the engine says so then
-                open_qty=max(0, order.qty - _qty(_get(leg, "filled_qty"))),
-                limit_price=order.limit_price,
-                parent=t.order.order_id,
-            )
+            if lt is None:
+                try:
+                    order = _order_from_alpaca(oid, leg, t.spec, coid="")
+                except (ValueError, KeyError, TypeError):
+                    log.warning("alpaca: cannot track leg %s of order %d", vid, t.order.order_id)
+                    continue
+                lt = self._orders[oid] = _Tracked(
+                    order,
+                    t.spec,
+                    "",
+                    # accepted with its parent: the engine says so then (an orphan's
+                    # legs are orphans: only their fills are reported)
+                    accepted=not t.orphan,
+                    open_qty=max(0, order.qty - _qty(_get(leg, "filled_qty"))),
+                    limit_price=order.limit_price,
+                    parent=t.order.order_id,
+                    orphan=t.orphan,
+                    orphan_since=t.orphan_since,
+                )
+                if t.orphan:
+                    self._mark_closed(lt)
+            lt.venue_id = vid
             self._by_vid[vid] = oid
             learned.append(vid)
             if early:
@@ -1429,7 +1454,8 @@ class AlpacaVenue:
             todo = [
                 (t.order.order_id, t.venue_id, t.pending_vid, t.orphan, t.client_order_id)
                 for t in self._orders.values()
-                if (not t.closed and t.venue_id is not None) or t.orphan
+                # an orphan's legs are read with it (nested in its order object)
+                if (not t.closed and t.venue_id is not None) or (t.orphan and t.parent is None)
             ]
         for oid, vid, pending_vid, orphan, coid in todo:
             try:
@@ -1464,13 +1490,33 @@ class AlpacaVenue:
         with self._lock:
             t = self._orders[oid]
             self._orphan_seen(t, vid, o)
+            self._learn_legs(t, o)
             self._apply_snapshot(t, vid, o)
+            # a bracket's, OTO's or OCO's legs, nested in it: Alpaca made them with it
+            nested = {str(leg.id): leg for leg in o.legs or []}
+            legs = [
+                (lt, nested[lt.venue_id]) for lt in self._orphan_legs(t) if lt.venue_id in nested
+            ]
+            for lt, leg in legs:
+                self._orphan_seen(lt, str(leg.id), leg)
+                self._apply_snapshot(lt, str(leg.id), leg)
+                lt.open_qty = max(0, _qty(leg.qty) - _qty(leg.filled_qty))
+        open_legs = [str(leg.id) for _, leg in legs if _enum_text(leg.status) not in _TERMINAL]
         if _enum_text(o.status) not in _TERMINAL:
+            # its held legs go with it; those working what it filled are canceled next
             log.warning("alpaca: order %s reached Alpaca after a failed submit: canceling", coid)
             with contextlib.suppress(_Rejected):
                 self._call(client.cancel_order_by_id, vid)
             with self._lock:
                 self._reconcile_due = True  # look again until it is closed
+        elif open_legs:
+            # no order of the group may live at Alpaca: the engine shows none open
+            log.warning("alpaca: canceling the legs of order %s (%s)", coid, ", ".join(open_legs))
+            for leg_vid in open_legs:
+                with contextlib.suppress(_Rejected):
+                    self._call(client.cancel_order_by_id, leg_vid)
+            with self._lock:
+                self._reconcile_due = True
         else:
             with self._lock:
                 self._orphan_settled(self._orders[oid], max(0, _qty(o.qty) - _qty(o.filled_qty)))
@@ -1488,9 +1534,19 @@ class AlpacaVenue:
             avg = _get(o, "filled_avg_price")
             t.notional[vid] = _decimal(avg) * booked if avg not in (None, "") else Decimal(0)
 
+    def _orphan_legs(self, t: _Tracked) -> list[_Tracked]:
+        """The legs of orphan `t` still watched (the engine's ids after its own)."""
+        oid = t.order.order_id
+        legs = (self._orders.get(oid + k) for k in (1, 2))
+        return [lt for lt in legs if lt is not None and lt.parent == oid and lt.orphan]
+
     def _orphan_settled(self, t: _Tracked, remaining: int) -> None:
         """Stop looking for orphan `t` (closed at Alpaca, its fills reported, or never
-        arrived) and tell the engine, which stops expecting late fills of it (lock held)."""
+        arrived) and tell the engine, which stops expecting late fills of it; its legs
+        first, whose watch ends with it (lock held)."""
+        for lt in self._orphan_legs(t):
+            lt.orphan = False
+            self._emit_locked(VenueCanceled(lt.order.order_id, lt.open_qty, "orphan_closed"))
         t.orphan = False
         self._emit_locked(VenueCanceled(t.order.order_id, remaining, "orphan_closed"))
 

@@ -288,7 +288,9 @@ class Venue(Protocol):
         submit may have reached the venue (`VenueRejected.maybe_placed`), recovered from
         its journal after a restart, each with the lots the engine has booked of it:
         as for an orphan of this process, fills beyond those are reported, one found
-        open is canceled, and the end of each watch is a `VenueCanceled`. The engine
+        open is canceled, and the end of each watch is a `VenueCanceled`. A bracket's,
+        OTO's or OCO's legs are orphans with their parent, which names them (`legs`),
+        all in this call; their watch ends before the parent's. The engine
         calls it once, after its `resume` calls and even with no orphans: it ends the
         hand-off, and the venue may hold reports of orders placed before the restart
         until then (an order handed back by neither is not followed)."""

@@ -23,7 +23,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 from alpaca.common.exceptions import APIError
 from alpaca.trading.client import TradingClient
-from alpaca.trading.requests import LimitOrderRequest, ReplaceOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    ReplaceOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -1060,6 +1065,112 @@ def test_an_orphan_that_never_arrives_is_given_up_after_its_grace(fake: FakeAlpa
         assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
         assert [type(e) for e in events.about(63)] == [VenueRejected, VenueCanceled]
         assert not any(o.client_order_id == "tp-63" for o in fake.orders.values())
+    finally:
+        venue.stop()
+
+
+def _before(events: Events, first: VenueEvent, then: VenueEvent) -> bool:
+    """`first` was emitted before `then`."""
+    return events.items.index(first) < events.items.index(then)
+
+
+def test_an_orphaned_brackets_legs_are_watched_their_fills_reported_then_canceled(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """Bracket 20 was taken despite a 503 (the stream down); before the venue could
+    read it, its entry filled 10 and its take-profit 3, so both exits work at Alpaca.
+    The venue reports the entry's fill and the take-profit's (real executions, booked
+    as late fills under their ids), cancels both legs there (no order of the group
+    may live at Alpaca: the engine has none open), and ends each watch, the legs'
+    before the parent's. Before, only the parent was watched: the legs went on
+    working, unseen."""
+    venue, events = started
+    fake.stop_stream()
+    fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+    # no look-up gets through until the test has filled it there
+    fake.fail_next(503, count=100_000, method="GET", path="/v2/orders:by_client_order_id")
+    venue.submit(classed(20, "bracket", take_profit=11050, stop_loss_stop=9500, legs=(21, 22)))
+    assert events.wait(VenueRejected, lambda e: e.order_id == 20).maybe_placed
+    parent = fake.wait_order("tp-20")
+    tp, sl = parent.legs
+    fake.fill(parent.id, "100", 10)  # the entry is in: its exits work
+    fake.fill(tp.id, "110.50", 3)
+    fake.clear_failures()
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 20)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 0)
+    assert (tp.status, sl.status) == ("canceled", "canceled")
+    entry = [e for e in events.about(20) if isinstance(e, VenueFilled)]
+    assert [(f.qty, f.price, f.leaves_qty) for f in entry] == [(10, 10000, 0)]
+    take_profit = [e for e in events.about(21) if isinstance(e, VenueFilled)]
+    assert [(f.qty, f.price, f.leaves_qty) for f in take_profit] == [(3, 11050, 7)]
+    closed = {
+        oid: events.wait(VenueCanceled, lambda e, oid=oid: e.order_id == oid) for oid in (21, 22)
+    }
+    assert [(c.reason, c.remaining) for c in closed.values()] == [
+        ("orphan_closed", 7),
+        ("orphan_closed", 10),
+    ]
+    assert all(_before(events, c, settled) for c in closed.values())
+    assert [type(e) for e in events.about(21)] == [VenueFilled, VenueCanceled]
+    assert [type(e) for e in events.about(22)] == [VenueCanceled]
+
+
+def _bracket_elsewhere(fake: FakeAlpaca, client_order_id: str) -> FakeOrder:
+    """A bracket buy of 10 AAPL at 100.00 (take-profit 110.50, stop-loss 95.00) placed
+    at the fake by a process of the engine before a restart; the fake's parent."""
+    client = TradingClient(fake.key_id, fake.secret_key, url_override=fake.rest_url)
+    client.submit_order(
+        LimitOrderRequest(
+            symbol="AAPL", qty=10, side="buy", time_in_force="gtc", limit_price=100.0,
+            client_order_id=client_order_id, order_class="bracket",
+            take_profit=TakeProfitRequest(limit_price=110.5),
+            stop_loss=StopLossRequest(stop_price=95.0),
+        )
+    )  # fmt: skip
+    return fake.order(client_order_id)
+
+
+def test_an_orphaned_brackets_legs_are_watched_again_after_a_restart(fake: FakeAlpaca) -> None:
+    """Bracket 30 was rejected as maybe placed before a restart, but Alpaca had it: its
+    entry filled 10 and its take-profit 4, of which the engine booked all of the entry
+    and 2 of the take-profit. Its take-profit fills 1 more on the stream before the
+    engine hands the group back (held for its parent). Handed back with its legs (the
+    parent's `legs`, each with its booked lots): the take-profit's 3 lots beyond those
+    booked are reported (the streamed one as the stream gave it), both legs are
+    canceled at Alpaca, and each watch ends, the legs' before the parent's."""
+    parent = _bracket_elsewhere(fake, "tp-30")
+    tp, sl = parent.legs
+    fake.fill(parent.id, "100", 10)
+    fake.fill(tp.id, "110.40", 2)
+    fake.fill(tp.id, "110.60", 2)
+    venue, events, updates = _restarted(fake, expect=[30, 31, 32])
+    try:
+        streamed = fake.fill(tp.id, "110.70", 1)
+        updates.wait("partial_fill", tp.client_order_id, 5)
+        assert events.about(31) == []
+        bracket = classed(30, "bracket", take_profit=11050, stop_loss_stop=9500, legs=(31, 32))
+        take_profit = classed(31, "bracket", side="sell", limit_price=11050)
+        stop_loss = classed(
+            32, "bracket", side="sell", type="stop", limit_price=None, stop_price=9500
+        )
+        venue.watch_orphans([(bracket, 10), (take_profit, 2), (stop_loss, 0)])
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == 30)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 0)
+        assert (tp.status, sl.status) == ("canceled", "canceled")
+        assert [type(e) for e in events.about(30)] == [VenueCanceled]  # all of it booked
+        fills = [e for e in events.about(31) if isinstance(e, VenueFilled)]
+        assert sum(f.qty for f in fills) == 3
+        assert (fills[0].qty, fills[0].price, fills[0].execution_id) == (
+            1,
+            11070,
+            streamed["execution_id"],
+        )
+        closed = [e for e in events.about(31) + events.about(32) if isinstance(e, VenueCanceled)]
+        assert [(c.order_id, c.reason, c.remaining) for c in closed] == [
+            (31, "orphan_closed", 5),
+            (32, "orphan_closed", 10),
+        ]
+        assert all(_before(events, c, settled) for c in closed)
     finally:
         venue.stop()
 

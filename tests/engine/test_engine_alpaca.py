@@ -1649,3 +1649,59 @@ def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
 
     asyncio.run(after())
     assert eng.stop() == 0
+
+
+def test_an_orphaned_brackets_legs_are_booked_and_canceled_after_a_kill_9(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca took alice's bracket but answered 503, and could not be asked about it
+    before the engine was killed; meanwhile its entry filled 10 there and its
+    take-profit 3. The restarted engine hands the bracket back with its legs: both
+    fills are booked as late fills under their own ids (alice long 7), the legs still
+    working at Alpaca are canceled, and no order of the group is open anywhere."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            p = await _held_submit(eng, c, fake, "limit", 10, **BRACKET)
+            # every look-up of it fails until the engine is killed
+            fake.fail_next(503, 100_000, method="GET", path="/v2/orders:by_client_order_id")
+            _taken_but_503(fake)
+            evs = await _events_until(c, lambda evs: _ids_events(evs, p))
+            assert _ids_events(evs, p) == ["OrderRejected"]
+            fake.wait_until(
+                lambda: ("GET", "/v2/orders:by_client_order_id") in {r[:2] for r in fake.requests}
+            )
+            return p
+
+    p = asyncio.run(body())
+    eng.kill()
+    fake.clear_failures()
+    parent = fake.order(f"tp-{p}")
+    tp, sl = parent.legs
+    fake.fill(parent.id, "100.00", 10)  # the entry is in: its exits work
+    fake.fill(tp.id, "110.00", 3)
+    fake.start_stream()
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda evs: "Trade" in _ids_events(evs, p + 1))
+            assert _ids_events(evs, p) == ["OrderRejected", "Trade"]
+            assert _ids_events(evs, p + 1) == ["Trade"]
+            assert _ids_events(evs, p + 2) == []
+            trades = [e for e in evs if isinstance(e, Trade) and e.taker in (p, p + 1)]
+            assert [(t.taker, t.qty, t.price, t.taker_side, t.taker_account) for t in trades] == [
+                (p, 10, 10000, "buy", "alice"),
+                (p + 1, 3, 11000, "sell", "alice"),
+            ]
+            fake.wait_until(lambda: tp.status == sl.status == "canceled")
+            got = await c.get_account("alice")
+            assert isinstance(got, wire.Ack) and got.account is not None
+            assert [(x.symbol, x.qty) for x in got.account.positions] == [("GOOG", 7)]
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders == []
+
+    asyncio.run(after())
+    assert eng.stop() == 0

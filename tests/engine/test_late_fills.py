@@ -152,6 +152,7 @@ class _HandedBack(_Venue):
 
     def watch_orphans(self, orders: list[tuple[VenueOrder, int]]) -> None:
         self.sent.append(("watch_orphans", *(o.order_id for o, _ in orders)))
+        self.watched = orders
 
 
 def test_the_orders_named_to_the_venue_before_it_starts_are_those_handed_back(
@@ -186,3 +187,49 @@ def test_the_orders_named_to_the_venue_before_it_starts_are_those_handed_back(
         ("watch_orphans", orphan),
     ]
     assert named == {plain, group, orphan}
+
+
+def test_an_orphaned_brackets_legs_are_orphans_with_it(tmp_path: Path) -> None:
+    """alice's bracket gets a 503 that Alpaca took anyway: Alpaca made its legs with it,
+    so they are orphans too. The entry fills 10 there, then the take-profit 4: both
+    booked as late fills under their own ids (the take-profit a sell), no order event.
+    The parent, filled, is kept while its legs are watched (a restart hands them back
+    with it, named in its `legs`); the legs' watch ends, then the parent's. The same
+    from the journal alone."""
+    eng, _ = _at_alpaca(tmp_path / "a")
+    p = ok(eng.new("alice", "buy", 10, **bracket())).order_id
+    assert p is not None
+    tp, sl = p + 1, p + 2
+    _report(eng, VenueRejected(p, "venue_unavailable", "503", maybe_placed=True))
+    assert sorted(eng.svc.state.orphans) == [p, tp, sl]
+    said = _said(_report(eng, _fill(p, 100, 10, 0, 1), _fill(tp, 110, 4, 6, 2)))
+    assert [x for x in said if x[0] == "trade"] == [
+        ("trade", p, 0, 10, 100, "buy", "venue:alpaca"),
+        ("trade", tp, 0, 4, 110, "sell", "venue:alpaca"),
+    ]
+    assert eng.svc.state.positions.account("alice").positions[0].position == 6
+    assert sorted(eng.svc.state.orphans) == [p, tp, sl]  # the parent waits for its legs
+
+    again = eng.reopen(tmp_path / "b")  # recovered, then handed back
+    assert again.svc.state.orphans == eng.svc.state.orphans
+    venue = _HandedBack()
+    again.svc.venue = venue  # type: ignore[assignment]
+    again.svc._resume_routed()
+    assert venue.sent == [("watch_orphans", p, tp, sl)]
+    watched = venue.watched
+    assert [(o.order_id, o.legs, booked) for o, booked in watched] == [
+        (p, (tp, sl), 10),
+        (tp, (), 4),
+        (sl, (), 0),
+    ]
+    assert again.svc._hand_back_ids() == {p, tp, sl}
+
+    assert _report(eng, VenueCanceled(tp, 6, "orphan_closed")) == []
+    assert sorted(eng.svc.state.orphans) == [p, sl]
+    assert _report(eng, VenueCanceled(p, 0, "orphan_closed")) == []
+    assert eng.svc.state.orphans == {}  # its close ends its legs' watch too
+    assert _report(eng, _fill(sl, 90, 1, 9, 3)) == []
+    later = eng.reopen(tmp_path / "c")
+    st, live = later.svc.state, eng.svc.state
+    assert st.replay(1, st.seq, 1000) == live.replay(1, live.seq, 1000)
+    assert st.positions.snapshot() == live.positions.snapshot() and st.orphans == {}
