@@ -189,8 +189,14 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             if not s.name or s.lot_size <= 0 or s.tick <= 0:
                 raise ConfigError(f"symbol {s.name!r}: needs a name, tick_size > 0, lot_size > 0")
         for pair in self.risk.pairs:
-            if pair.count("/") != 1:
+            account, _, symbol = pair.partition("/")
+            if not account or not symbol or "/" in symbol:
                 raise ConfigError(f"risk.pairs: {pair!r} is not ACCOUNT/SYMBOL")
+            if symbol not in names:
+                # Its limits would never apply: most likely a typo in the symbol.
+                raise ConfigError(
+                    f"risk.pairs: {pair!r}: {symbol} is not one of the symbols {names}"
+                )
         if self.market.source != "none":
             if self.market.rate <= 0 or self.market.levels < 0 or self.market.spread < 1:
                 raise ConfigError("market: rate > 0, spread >= 1 and levels >= 0 are needed")
