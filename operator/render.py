@@ -116,6 +116,7 @@ def engine_config(name: str, spec: TradingEngineSpec) -> EngineConfig:
         risk=RiskConfig(
             default=_limits(spec.risk.default),
             accounts={a: _limits(v) for a, v in spec.risk.accounts.items()},
+            pairs={p: _limits(v) for p, v in spec.risk.pairs.items()},
         ),
         venue=VenueConfig(
             kind=venue.kind,

@@ -43,7 +43,13 @@ VERSION = "v1alpha1"
 # Kubernetes object names (RFC 1123 labels): what a Secret, engine or account may be called.
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
-_SYMBOL = r"^[A-Z0-9][A-Z0-9.\-]{0,15}$"
+# Regex bodies without backslashes, so CEL string literals can hold them as written.
+_SYMBOL_NAME = r"[A-Z0-9][A-Z0-9.-]{0,15}"
+_ACCOUNT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+_SYMBOL = f"^{_SYMBOL_NAME}$"
+_ACCOUNT = f"^{_ACCOUNT_NAME}$"
+# A risk.pairs key: the account and symbol that share one set of limits.
+_PAIR = f"^{_ACCOUNT_NAME}/{_SYMBOL_NAME}$"
 MAX_SYMBOLS = 64
 
 
@@ -179,11 +185,30 @@ class MarketDataSpec(_Model):
 
 
 class RiskSpec(_Model):
-    """Limits for every account, and per account."""
+    """Limits for every account, per account, and per account and symbol (docs/risk.md,
+    "Scopes": a pair's limits replace its account's for that symbol)."""
 
     default: RiskLimitsSpec = RiskLimitsSpec()
     accounts: dict[str, RiskLimitsSpec] = Field(
         default_factory=dict, json_schema_extra={"maxProperties": 1000}
+    )
+    pairs: dict[str, RiskLimitsSpec] = Field(
+        default_factory=dict,
+        description='Keyed "ACCOUNT/SYMBOL"; the symbol must be one of spec.symbols.',
+        json_schema_extra={
+            "maxProperties": 1000,
+            **_rules(
+                _cel(
+                    f"self.all(k, k.matches('{_PAIR}'))",
+                    "risk.pairs keys must be ACCOUNT/SYMBOL, such as alice/GOOG",
+                    # The first bad key only: the estimated cost of joining them all is
+                    # beyond the apiserver's budget (a key's length is unbounded).
+                    messageExpression=f"'risk.pairs ' + self.filter(k, !k.matches('{_PAIR}'))"
+                    "[0] + ': a key must be ACCOUNT/SYMBOL, such as alice/GOOG'",
+                    reason="FieldValueInvalid",
+                )
+            ),
+        },
     )
 
 
@@ -256,8 +281,28 @@ class JournalSpec(_Model):
     fsync: Literal["always", "batch", "none"] = "batch"
 
 
+# Whether pair key `k` names one of the engine's symbols: the part after its "/" (the
+# rule on risk.pairs allows one) is a symbol's name.
+_TRADED = "self.symbols.exists(s, k.endsWith('/' + s.name))"
+
+
 class TradingEngineSpec(_Model):
     """One matching engine: its symbols, venue, limits, CPUs, storage and placement."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                # On the spec, not on risk.pairs: a rule sees only its node and what is
+                # below it. has(): the apiserver also checks `{}` before its defaults.
+                f"!has(self.risk) || !has(self.risk.pairs) || self.risk.pairs.all(k, {_TRADED})",
+                "risk.pairs: the symbol after the / must be one of spec.symbols",
+                messageExpression=f"'risk.pairs ' + self.risk.pairs.filter(k, !{_TRADED})"
+                "[0] + ': the symbol after the / must be one of spec.symbols'",
+                fieldPath=".risk.pairs",
+                reason="FieldValueInvalid",
+            )
+        )
+    )
 
     symbols: list[SymbolSpec] = Field(
         min_length=1,
@@ -362,7 +407,7 @@ class StrategySpec(_Model):
     account: str = Field(
         min_length=1,
         max_length=64,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._\-]*$",
+        pattern=_ACCOUNT,
         json_schema_extra=_immutable("account"),
     )
     limits: StrategyLimitsSpec = StrategyLimitsSpec()

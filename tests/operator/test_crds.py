@@ -53,6 +53,7 @@ def test_examples_are_admitted_with_defaults(
     assert engine["spec"]["symbols"][0]["lotSize"] == 1
     assert engine["spec"]["marketData"]["speed"] == 1.0
     assert engine["spec"]["paused"] is False
+    assert engine["spec"]["risk"]["pairs"]["mm-desk/GOOG"]["maxPosition"] == 50000
     strategy = as_dict(
         api.get_namespaced_custom_object(GROUP, VERSION, namespace, "strategies", "mm-goog")
     )
@@ -159,6 +160,19 @@ INVALID_ENGINES = {
         "tickSize must be a positive decimal",
     ),
     "bad memory": (_engine(**{"resources.memory": "lots"}), "memory must be a positive quantity"),
+    "pair key without a symbol": (
+        _engine(**{"risk.pairs": {"mm-desk": {"maxOrderQty": 1}}}),
+        "risk.pairs mm-desk: a key must be ACCOUNT/SYMBOL, such as alice/GOOG",
+    ),
+    "pair key with two slashes": (
+        _engine(**{"risk.pairs": {"mm-desk/GOOG": {}, "a/GOOG/x": {}}}),
+        "risk.pairs a/GOOG/x: a key must be ACCOUNT/SYMBOL, such as alice/GOOG",
+    ),
+    "pair for a symbol not traded": (
+        _engine(**{"risk.pairs": {"mm-desk/GOOG": {}, "mm-desk/MSFT": {}}}),
+        "spec.risk.pairs: Invalid value: risk.pairs mm-desk/MSFT: the symbol "
+        "after the / must be one of spec.symbols",
+    ),
     "negative market collar": (
         _engine(**{"risk.default.marketCollarBps": -1}),
         "spec.risk.default.marketCollarBps: Invalid value: -1: "

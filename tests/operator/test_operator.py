@@ -17,7 +17,7 @@ from kubernetes import client
 
 from tests.controlplane.api import as_dict, eventually
 from tests.engine.conftest import EngineProcess, free_port
-from tickplane.core.config import EngineConfig
+from tickplane.core.config import EngineConfig, RiskLimits
 
 from .support import (
     EXAMPLES,
@@ -119,6 +119,12 @@ def test_engine_objects_are_exactly_right(
     assert config["name"] == "nasdaq" and config["fsync"] == "batch"
     assert config["risk"]["default"]["max_order_qty"] == 10000
     assert parsed.risk.default.market_collar_bps == 200
+    # The example's pair limits, as the engine reads them (keyed ACCOUNT/SYMBOL).
+    assert parsed.risk.pairs == {
+        "mm-desk/GOOG": RiskLimits(
+            max_order_qty=10000, max_position=50000, price_band_bps=500, market_collar_bps=200
+        )
+    }
     svc = c.core.read_namespaced_service("nasdaq", namespace)
     assert svc.spec.cluster_ip == "None"
     assert {p.port for p in svc.spec.ports} == {5555, 5556, 9100}

@@ -1,11 +1,16 @@
-"""What a resource becomes, without a cluster: revisions, the Alpaca Secret, paused strategies."""
+"""What a resource becomes, without a cluster: revisions, the Alpaca Secret, risk limits,
+paused strategies."""
 
 from __future__ import annotations
 
 import json
 from typing import Any
 
-from tickplane.operator.render import engine_objects, strategy_objects
+import msgspec
+import pytest
+
+from tickplane.core.config import ConfigError, EngineConfig, RiskLimits
+from tickplane.operator.render import engine_config, engine_objects, strategy_objects
 from tickplane.operator.resources import StrategySpec, TradingEngineSpec
 
 BASE: dict[str, Any] = {"symbols": [{"name": "GOOG"}]}
@@ -49,6 +54,30 @@ def test_the_trail_poll_reaches_the_engine_config() -> None:
         _, objects = render(venue=spec)
         config = json.loads(objects["ConfigMap"]["data"]["engine.json"])
         assert config["venue"]["trail_poll_seconds"] == rendered
+
+
+def test_pair_limits_reach_the_engine_config() -> None:
+    risk = {
+        "default": {"maxOrderQty": 100},
+        "accounts": {"alice": {"maxOrderQty": 50}},
+        "pairs": {"alice/GOOG": {"maxOrderQty": 5, "maxOpenOrders": 2}, "bob/GOOG": {}},
+    }
+    _, objects = render(risk=risk)
+    config = msgspec.json.decode(objects["ConfigMap"]["data"]["engine.json"], type=EngineConfig)
+    assert config.validate().risk.pairs == {
+        "alice/GOOG": RiskLimits(max_order_qty=5, max_open_orders=2),
+        "bob/GOOG": RiskLimits(),
+    }
+    assert config.risk.accounts == {"alice": RiskLimits(max_order_qty=50)}
+
+
+def test_a_pair_the_engine_refuses_is_a_config_error() -> None:
+    """What the operator reports as Degraded=InvalidSpec, should one pass the CRD (the
+    CRD's rules refuse both; the models alone do not)."""
+    for pair, message in (("alice/MSFT", "MSFT is not one of the symbols"), ("/GOOG", "ACCOUNT")):
+        spec = TradingEngineSpec.model_validate({**BASE, "risk": {"pairs": {pair: {}}}})
+        with pytest.raises(ConfigError, match=message):
+            engine_config("e", spec)
 
 
 def test_paused_strategy_has_no_replicas() -> None:
