@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent
 INCLUDE = ROOT / "build" / "cython-include"
 
 # Compiled modules, lowest layer first. Each has a .pxd beside its .pyx.
-MODULES = ["book", "matching", "events", "replay", "router", "finished"]
+MODULES = ["book", "matching", "events", "replay", "router", "finished", "risk"]
 
 
 def _include_tree() -> str:
