@@ -1449,7 +1449,9 @@ class AlpacaVenue:
     def _reconcile(self, client: TradingClient) -> bool:
         """Bring every open (or orphaned) order up to date from REST: fills and closes
         missed while the stream was down are reported; orphans are canceled. False if
-        Alpaca became unreachable on the way (the monitor retries)."""
+        Alpaca became unreachable on the way, or rate limited a read (the monitor
+        tries again a `probe_interval` later: a read given up left an orphan open at
+        Alpaca, or a missed fill unreported, until the stream's next reconnection)."""
         with self._lock:
             todo = [
                 (t.order.order_id, t.venue_id, t.pending_vid, t.orphan, t.client_order_id)
@@ -1471,6 +1473,8 @@ class AlpacaVenue:
                 return False
             except _Rejected as exc:
                 log.warning("alpaca: reconciling order %d: %s", oid, exc.message)
+                if exc.status == 429:
+                    return False
         return True
 
     def _reconcile_orphan(self, client: TradingClient, oid: int, coid: str) -> None:

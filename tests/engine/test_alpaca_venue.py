@@ -1049,6 +1049,25 @@ def test_an_orphans_fill_before_its_cancel_is_reported_then_its_watch_ends(
     assert [type(e) for e in events.about(62)] == [VenueRejected, VenueFilled, VenueCanceled]
 
 
+def test_an_orphan_whose_look_up_is_rate_limited_is_looked_for_again(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """An order taken despite a 503 (the stream down) whose look-ups Alpaca rate
+    limits twice: it is looked for again, found and canceled (the watch stalled until
+    the stream's next reconnection, the order open at Alpaca meanwhile)."""
+    venue, events = started
+    fake.stop_stream()
+    fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+    fake.fail_next(429, count=2, method="GET", path="/v2/orders:by_client_order_id")
+    venue.submit(order(64, qty=10))
+    assert events.wait(VenueRejected, lambda e: e.order_id == 64).maybe_placed
+    orphan = fake.wait_order("tp-64")
+    fake.wait_until(lambda: orphan.status == "canceled")
+    settled = events.wait(VenueCanceled, lambda e: e.order_id == 64)
+    assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+    assert _look_ups(fake) == 4  # refused twice, found (canceled), found closed
+
+
 def test_an_orphan_that_never_arrives_is_given_up_after_its_grace(fake: FakeAlpaca) -> None:
     """A 503 before Alpaca took the order: looked for during `orphan_grace`, never
     found, then given up (`VenueCanceled`, every lot remaining)."""
