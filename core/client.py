@@ -14,8 +14,9 @@ which the engine answers with one frame of replies (docs/engine-service.md, "Bat
 of requests"). The event
 stream subscribes to the engine's PUB socket and fills any gap in `seq` through the
 engine's replay service before yielding, so a consumer sees every event exactly once
-and in order. Asked to (`md_from`), it does the same for the tops of book of chosen
-symbols by their `md_seq`, through the engine's market-data log (`ReplayMarketData`).
+and in order. Asked to (`md_from`), it does the same for the market data of chosen
+symbols (tops of book by their `md_seq`, and the L2 delta each top says follows it),
+through the engine's market-data log (`ReplayMarketData`).
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -34,7 +36,7 @@ import zmq
 import zmq.asyncio
 
 from tickplane.core import wire
-from tickplane.core.events import Event, MarketData, TopOfBook
+from tickplane.core.events import BookDelta, Event, MarketData, TopOfBook
 
 __all__ = ["EngineClient", "EngineError", "EngineUnavailable"]
 
@@ -44,6 +46,23 @@ SEND_QUEUE = 100_000  # requests the DEALER queues for the engine
 MD_CHECK_SECONDS = 1.0  # while the engine is idle: how often md_from symbols are caught up
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class _MdCursor:
+    """Where a symbol's gap-free market data stands in `EngineClient.events`."""
+
+    next: int  # the md_seq of the next top to yield
+    wait: bool = False  # the top of md_seq next - 1 said a delta follows; not yielded yet
+    delta: int = 0  # the md_seq of the last delta yielded
+
+
+def _published_order(tops: list[TopOfBook], deltas: list[BookDelta]) -> list[MarketData]:
+    """A replayed page's tops and deltas as they were published: by md_seq, each delta
+    right after its top."""
+    out: list[MarketData] = [*tops, *deltas]
+    out.sort(key=lambda md: (md.md_seq, type(md) is BookDelta))
+    return out
 
 
 class EngineError(RuntimeError):
@@ -426,72 +445,89 @@ class EngineClient:
 
     async def replay_market_data(
         self, symbol: str, from_md_seq: int, to_md_seq: int
-    ) -> tuple[list[TopOfBook], int]:
-        """One page of `symbol`'s tops from_md_seq..to_md_seq and the last md_seq the
-        answer covers (numbers in range it lacks are not kept: see
-        `wire.ReplayMarketData`)."""
+    ) -> tuple[list[MarketData], int]:
+        """One page of `symbol`'s market data from_md_seq..to_md_seq, tops and their
+        deltas in the order they were published, and the last md_seq the answer covers
+        (numbers in range whose top it lacks are not kept, nor is a delta a top's
+        `has_delta` announces and the page lacks: see `wire.ReplayMarketData`). From an
+        engine before deltas were replayed: its tops only."""
         reply = await self.request(
-            wire.ReplayMarketData(self.next_req(), symbol, from_md_seq, to_md_seq)
+            wire.ReplayMarketData(self.next_req(), symbol, from_md_seq, to_md_seq, True)
         )
         if isinstance(reply, wire.Reject):
             raise EngineError(
                 f"replay of {symbol} market data {from_md_seq}..{to_md_seq}: "
                 f"{reply.reason} {reply.message}"
             )
-        return reply.tops or [], reply.md_seq if reply.md_seq is not None else from_md_seq - 1
+        covered = reply.md_seq if reply.md_seq is not None else from_md_seq - 1
+        return _published_order(reply.tops or [], reply.deltas or []), covered
 
     async def _md_fill(
         self,
         symbol: str,
-        md_next: dict[str, int],
+        cursors: dict[str, _MdCursor],
         upto: int,
+        deltas: bool,
         on_missing: Callable[[str, int], None] | None,
-    ) -> AsyncIterator[TopOfBook]:
-        """`symbol`'s tops from md_next[symbol] to `upto` (or the latest), paged,
-        moving md_next[symbol] past each; numbers the engine no longer keeps are logged
-        and counted through `on_missing`. An engine that cannot replay market data (no
-        market-data log, or a version before `ReplayMarketData`) empties `md_next`: its
-        tops are then passed on live only, as they come."""
-        if symbol not in md_next:
+    ) -> AsyncIterator[MarketData]:
+        """`symbol`'s market data from its cursor to md_seq `upto` (or the latest),
+        paged, moving the cursor past each message yielded: the tops, and with `deltas`
+        the deltas they announce (a delta the cursor waits for first). What the engine
+        no longer keeps is logged and counted through `on_missing`. An engine that
+        cannot replay market data (no market-data log, or a version before
+        `ReplayMarketData`) empties `cursors`: its market data is then passed on live
+        only, as it comes."""
+        cur = cursors.get(symbol)
+        if cur is None:
             return
-        nxt = md_next[symbol]
-        while nxt <= upto:
-            reply = await self.request(wire.ReplayMarketData(self.next_req(), symbol, nxt, upto))
+        while (start := cur.next - 1 if cur.wait else cur.next) <= upto:
+            reply = await self.request(
+                wire.ReplayMarketData(self.next_req(), symbol, start, upto, deltas)
+            )
             if isinstance(reply, wire.Reject):
                 if reply.reason not in ("replay_unavailable", "bad_frame"):
                     raise EngineError(
-                        f"replay of {symbol} market data {nxt}..{upto}: "
+                        f"replay of {symbol} market data {start}..{upto}: "
                         f"{reply.reason} {reply.message}"
                     )
                 log.warning(
-                    "the engine cannot replay market data (%s: %s): tops are passed on "
-                    "live only, and those missed are not filled",
+                    "the engine cannot replay market data (%s: %s): it is passed on "
+                    "live only, and what is missed is not filled",
                     reply.reason,
                     reply.message,
                 )
-                md_next.clear()
+                cursors.clear()
                 return
-            tops = reply.tops or []
-            covered = reply.md_seq if reply.md_seq is not None else nxt - 1
-            if covered < nxt:
+            covered = reply.md_seq if reply.md_seq is not None else start - 1
+            if covered < start:
                 return  # nothing that new yet
-            missing = covered - nxt + 1 - len(tops)
+            missing = 0
+            for md in _published_order(reply.tops or [], reply.deltas or []):
+                if type(md) is TopOfBook:
+                    if md.md_seq < cur.next:
+                        continue  # the top of the delta waited for: yielded before
+                    missing += md.md_seq - cur.next + cur.wait
+                    cur.next, cur.wait = md.md_seq + 1, deltas and md.has_delta
+                    yield md
+                elif cur.wait and md.md_seq == cur.next - 1:
+                    cur.wait, cur.delta = False, md.md_seq
+                    yield md
+            # A delta is logged with its top, and the page ends with a whole md_seq: a
+            # delta still waited for is not kept.
+            missing += covered + 1 - cur.next + cur.wait
+            cur.next, cur.wait = covered + 1, False
             if missing:
                 log.warning(
-                    "market data of %s: %d tops of md_seq %d..%d are not kept by the "
-                    "engine (older than its market-data log, or its last moments before a "
-                    "kill -9)",
+                    "market data of %s: %d messages (tops, or deltas their tops "
+                    "announce) of md_seq %d..%d are not kept by the engine (older than "
+                    "its market-data log, or its last moments before a kill -9)",
                     symbol,
                     missing,
-                    nxt,
+                    start,
                     covered,
                 )
                 if on_missing is not None:
                     on_missing(symbol, missing)
-            for top in tops:
-                md_next[symbol] = top.md_seq + 1
-                yield top
-            nxt = md_next[symbol] = covered + 1
 
     async def _fill(self, expected: int, upto: int) -> list[Event]:
         """The events expected..upto-1, which the stream lost, through replay."""
@@ -512,17 +548,20 @@ class EngineClient:
         market_data: list[str] | None = None,
         md_from: dict[str, int] | None = None,
         on_md_missing: Callable[[str, int], None] | None = None,
+        deltas: bool = True,
     ) -> AsyncIterator[Event | MarketData]:
         """Trading events in seq order, gaps filled through replay; with `market_data`,
-        also those symbols' market-data messages (not sequenced with the events).
+        also those symbols' market-data messages (not sequenced with the events): tops
+        of book, and with `deltas` (a consumer of tops only passes False) L2 deltas.
 
         With `from_seq`, events before the first live one are replayed first. With
         `md_from` (symbol -> first md_seq wanted, for symbols of `market_data`), those
-        symbols' tops of book come gap-free and in md_seq order too: from that number
-        (caught up at once from the engine's market-data log), each gap filled before a
-        later top is yielded, and caught up again now and then while the engine is idle.
-        Tops the engine no longer keeps are skipped, logged and passed to
-        `on_md_missing(symbol, count)`. Their L2 deltas are not replayed."""
+        symbols' market data comes gap-free and in the order it was published too: from
+        that number (caught up at once from the engine's market-data log), each top, and
+        each delta a top announces (`TopOfBook.has_delta`), that was missed filled before
+        a later message is yielded, and caught up again now and then while the engine is
+        idle. What the engine no longer keeps is skipped, logged and counted through
+        `on_md_missing(symbol, count)`."""
         if self.events_endpoint is None:
             raise EngineError("this client was given no events endpoint")
         # A plain socket read without waiting while frames are queued (the usual case
@@ -548,12 +587,12 @@ class EngineClient:
         loop.add_reader(fd, wake)
         expected = from_seq
         in_a_row = 0
-        md_next = dict(md_from or {})
+        cursors = {symbol: _MdCursor(n) for symbol, n in (md_from or {}).items()}
         md_checked = time.monotonic()
         try:
-            for symbol in list(md_next):
-                async for top in self._md_fill(symbol, md_next, 2**62, on_md_missing):
-                    yield top
+            for symbol in list(cursors):
+                async for filled in self._md_fill(symbol, cursors, 2**62, deltas, on_md_missing):
+                    yield filled
             while True:
                 try:
                     topic, frame = sub.recv_multipart(zmq.NOBLOCK)
@@ -576,27 +615,46 @@ class EngineClient:
                             for event in await self._fill(expected, last + 1):
                                 yield event
                             expected = last + 1
-                        if md_next and time.monotonic() - md_checked >= MD_CHECK_SECONDS:
-                            # Idle: a last top ZeroMQ dropped shows no later gap.
+                        if cursors and time.monotonic() - md_checked >= MD_CHECK_SECONDS:
+                            # Idle: a last message ZeroMQ dropped shows no later gap.
                             md_checked = time.monotonic()
-                            for symbol in list(md_next):
-                                async for top in self._md_fill(
-                                    symbol, md_next, 2**62, on_md_missing
+                            for symbol in list(cursors):
+                                async for filled in self._md_fill(
+                                    symbol, cursors, 2**62, deltas, on_md_missing
                                 ):
-                                    yield top
+                                    yield filled
                         continue
                     if topic != EVENTS_TOPIC:
                         md: Any = wire.decode_event(frame)
-                        if type(md) is TopOfBook and md.symbol in md_next:
-                            nxt = md_next[md.symbol]
-                            if md.md_seq < nxt:
+                        if type(md) is BookDelta and not deltas:
+                            continue
+                        cur = cursors.get(md.symbol)
+                        if cur is None:
+                            yield md
+                            continue
+                        if type(md) is TopOfBook:
+                            if md.md_seq < cur.next:
                                 continue  # already yielded from the log
-                            if md.md_seq > nxt:
-                                async for top in self._md_fill(
-                                    md.symbol, md_next, md.md_seq - 1, on_md_missing
+                            if md.md_seq > cur.next or cur.wait:  # a top or delta missed
+                                async for filled in self._md_fill(
+                                    md.symbol, cursors, md.md_seq - 1, deltas, on_md_missing
                                 ):
-                                    yield top
-                            md_next[md.symbol] = md.md_seq + 1
+                                    yield filled
+                            cur.next, cur.wait = md.md_seq + 1, deltas and md.has_delta
+                        else:  # a delta: its top was yielded before it, or missed
+                            if md.md_seq <= cur.delta:
+                                continue  # already yielded from the log
+                            if md.md_seq >= cur.next:  # its top was missed: fill up to it
+                                async for filled in self._md_fill(
+                                    md.symbol, cursors, md.md_seq, deltas, on_md_missing
+                                ):
+                                    yield filled
+                                if md.md_seq <= cur.delta:
+                                    continue  # the fill yielded it
+                            # (or a delta no top announced: from an engine before has_delta)
+                            if md.md_seq == cur.next - 1:
+                                cur.wait = False
+                            cur.delta = md.md_seq
                         yield md
                         continue
                     batch = wire.decode_events(frame)

@@ -266,7 +266,13 @@ class TopOfBook(Message, tag="top"):
     print. `trades` came last, with a default: an older frame decodes with none, and
     an older reader ignores it (a trailing element); a top without trades costs one
     byte more than before it existed (an empty array: msgspec omits no defaults of
-    an array-like struct)."""
+    an array-like struct).
+
+    `has_delta`: the `BookDelta` of the same md_seq follows it (its levels changed), so
+    a consumer that does not get that delta knows it missed one and replays it
+    (`wire.ReplayMarketData`). Last, with a default, for the same reasons as `trades`:
+    a top from before it says no delta follows, whose consumer cannot tell one was lost
+    (its engine did not log deltas either)."""
 
     md_seq: int
     ts_event: int
@@ -275,12 +281,14 @@ class TopOfBook(Message, tag="top"):
     asks: list[BookLevel]
     last_price: int | None
     trades: list[TradePrint] = []
+    has_delta: bool = False
 
 
 class BookDelta(Message, tag="delta"):
     """Market data: the levels of a symbol's top that changed since its previous
     TopOfBook (qty 0: the level left the top). Sent right after the TopOfBook with the
-    same `md_seq`, for consumers that keep their own book."""
+    same `md_seq` (which says so: `TopOfBook.has_delta`), for consumers that keep their
+    own book; logged and replayed with it."""
 
     md_seq: int
     ts_event: int

@@ -6,12 +6,13 @@ Sockets (see docs/engine-service.md):
 - events: the engine binds a PUB; topic `b"e"` carries every trading event with a
   gap-free `seq`, each message a batch of events in seq order (`decode_events`);
   topic `b"m.<SYMBOL>"` carries market data, one message each (`decode_event`): a
-  `TopOfBook` (with its turn's trades as anonymous prints, the public tape) and the
-  `BookDelta` of the same `md_seq`;
+  `TopOfBook` (with its turn's trades as anonymous prints, the public tape) and, when
+  its levels changed (`TopOfBook.has_delta`), the `BookDelta` of the same `md_seq`;
   topic `b"h"` carries the last seq while the engine is idle (`decode_heartbeat`);
 - a consumer that sees a gap sends `Replay(from_seq, to_seq)` on order entry and gets
   the missing events back in `Ack.events`; a gap in a symbol's `md_seq` (market data),
-  `ReplayMarketData(symbol, from_md_seq, to_md_seq)`, answered in `Ack.tops`;
+  `ReplayMarketData(symbol, from_md_seq, to_md_seq, deltas)`, answered in `Ack.tops`
+  (and `Ack.deltas`): a missed delta is found by its top's `has_delta`;
 - a client may send several requests as one `Batch` frame (`encode_batch`); the engine
   handles them in order, exactly as if they had come one frame each, and answers with
   one `Replies` frame holding their replies in the same order (`decode_replies` reads
@@ -35,7 +36,7 @@ from typing import Final
 
 import msgspec
 
-from tickplane.core.events import Event, MarketData, Message, TopOfBook
+from tickplane.core.events import BookDelta, Event, MarketData, Message, TopOfBook
 
 __all__ = [
     "MAX_BATCH",
@@ -184,19 +185,28 @@ class Replay(_Msg, tag="replay"):
 
 
 class ReplayMarketData(_Msg, tag="replay_md"):
-    """Re-send `symbol`'s tops of book with from_md_seq <= md_seq <= to_md_seq.
+    """Re-send `symbol`'s tops of book with from_md_seq <= md_seq <= to_md_seq, and
+    with `deltas` their L2 deltas too.
 
     The reply's `tops` holds those the engine's market-data log has (a page at most),
     and `md_seq` the last number the answer accounts for: every md_seq from from_md_seq
     to it that `tops` lacks is not kept (older than the log, or lost with the engine's
     last milliseconds before a kill -9) and never will be. Ask again from md_seq + 1
     while it is below to_md_seq; `md_seq` < from_md_seq: the symbol has no top that new
-    yet. An unknown symbol is `unknown_symbol`; no log, `replay_unavailable`."""
+    yet. An unknown symbol is `unknown_symbol`; no log, `replay_unavailable`.
+
+    With `deltas`, the reply's `deltas` holds the `BookDelta`s of those tops (one per
+    top whose `has_delta` is set: the log keeps a delta exactly when it keeps its top;
+    a consumer counts an announced delta that is absent as not kept). Both lists in
+    md_seq order. `deltas` came last with a default: a request from before it
+    gets the reply it always got, and an engine from before it ignores it and answers
+    `deltas` None (it logs no deltas)."""
 
     req: int
     symbol: str
     from_md_seq: int
     to_md_seq: int
+    deltas: bool = False
 
 
 class Control(_Msg, tag="control"):
@@ -350,6 +360,7 @@ class Ack(_Msg, tag="ack"):
     orders: list[OrderView] | None = None  # ListOrders
     tops: list[TopOfBook] | None = None  # ReplayMarketData
     md_seq: int | None = None  # ReplayMarketData: the last md_seq the answer covers
+    deltas: list[BookDelta] | None = None  # ReplayMarketData asked with deltas
 
 
 class Reject(_Msg, tag="reject"):

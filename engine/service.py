@@ -673,7 +673,7 @@ class EngineService:
         for sym in touched:
             for md in self.state.market_data(sym, now, prints):
                 data = wire.encode(md)
-                if mdlog is not None and type(md) is TopOfBook:
+                if mdlog is not None:
                     mdlog.append(md, data)  # before it is published: see engine/mdlog.py
                 _send(pub, b"m." + md.symbol.encode(), _SNDMORE)
                 _send(pub, data, 0)
@@ -1477,8 +1477,9 @@ class EngineService:
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
 
     def _replay_market_data(self, req: wire.ReplayMarketData) -> wire.Reply:
-        """A symbol's tops from the market-data log; `Ack.md_seq` is the last number the
-        answer covers (wire.ReplayMarketData says how a consumer reads it)."""
+        """A symbol's tops (and, asked, their deltas) from the market-data log;
+        `Ack.md_seq` is the last number the answer covers (wire.ReplayMarketData says how
+        a consumer reads it)."""
         self.metrics.requests["replay_md"].inc()
         if req.from_md_seq < 1 or req.to_md_seq < req.from_md_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_md_seq}..{req.to_md_seq}")
@@ -1498,7 +1499,14 @@ class EngineService:
         # The logged frames go out as they are (msgpack after the version byte): no
         # decoding and encoding again of every top on the loop (5.8 us a top, measured).
         tops: Any = [msgspec.Raw(f[1:]) for f in frames]
-        return wire.Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto)
+        deltas: Any = None
+        if req.deltas:
+            # The deltas of the page's tops (a top's delta is the log record after it)
+            found = self.mdlog.frames(
+                req.symbol, req.from_md_seq, upto, MD_REPLAY_PAGE, deltas=True
+            )
+            deltas = [msgspec.Raw(f[1:]) for f in found]
+        return wire.Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto, deltas=deltas)
 
 
 _VENUE_KINDS: dict[type, str] = {

@@ -946,7 +946,7 @@ class EngineState:
         """The market-data messages after a turn touched `symbol`, numbered in its own
         md_seq: the top of book carrying the symbol's trades of the turn (`prints`, per
         symbol: `tape`), and the L2 delta against the previous top (when the levels
-        changed)."""
+        changed: the top's `has_delta` says so)."""
         name = self.symbols[symbol]
         self.md_seq[name] = self.md_seq.get(name, 0) + 1
         top = self.book(symbol, self.config.top_levels, ts)
@@ -962,6 +962,7 @@ class EngineState:
         asks = _changed(before.asks, top.asks)
         if not bids and not asks:
             return [top]
+        top.has_delta = True  # a subscriber that misses the delta can tell (and replay it)
         return [top, BookDelta(top.md_seq, ts, name, bids, asks)]
 
     def book(self, symbol: int, levels: int, ts: int) -> TopOfBook:

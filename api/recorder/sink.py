@@ -203,14 +203,13 @@ class SinkRunner:
                     market_data=self.symbols,
                     md_from=dict(self._md_next),
                     on_md_missing=self._md_missing,
+                    deltas=False,  # the recorder keeps tops only
                 )
                 async for item in stream:
                     if isinstance(item, TopOfBook):
                         self._md_next[item.symbol] = item.md_seq + 1
                         await self._queue.put(item)
                         continue
-                    if not hasattr(item, "seq"):
-                        continue  # an L2 delta: the recorder keeps tops only
                     seq: int = item.seq  # type: ignore[union-attr]
                     self._next = seq + 1
                     self._seen = max(self._seen, seq)

@@ -1,13 +1,15 @@
-"""EngineClient's order entry against a bare ROUTER: what goes on the wire, and when."""
+"""EngineClient against a bare ROUTER (and PUB): what goes on the wire, and when."""
 
 from __future__ import annotations
 
 import asyncio
 
+import msgspec
 import zmq
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.core.events import BookDelta, BookLevel, MarketData, TopOfBook
 
 
 def _order(c: EngineClient, n: int) -> wire.NewOrder:
@@ -79,5 +81,60 @@ def test_a_burst_longer_than_a_batch_is_split() -> None:
         finally:
             router.close(0)
             ctx.term()
+
+    asyncio.run(main())
+
+
+def test_deltas_from_an_engine_before_they_were_replayed_pass_live() -> None:
+    """An engine from before `TopOfBook.has_delta` and `Ack.deltas` (a bare ROUTER and
+    PUB speaking as it did): the client replays its tops, gets no `deltas` (an old
+    reply's frame ends before them) and yields each live delta once, after its top,
+    though no top announced it."""
+    top = [TopOfBook(n, n, "GOOG", [BookLevel(100, n, 1)], [], None) for n in (1, 2)]
+    delta = BookDelta(2, 2, "GOOG", [BookLevel(100, 2, 1)], [])
+
+    async def main() -> None:
+        ctx = zmq.Context()
+        router, pub = ctx.socket(zmq.ROUTER), ctx.socket(zmq.PUB)
+        for s in (router, pub):
+            s.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVTIMEO, 5000)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        pub_port = pub.bind_to_random_port("tcp://127.0.0.1")
+        got: list[MarketData] = []
+
+        async def consume(c: EngineClient) -> None:
+            async for md in c.events(market_data=["GOOG"], md_from={"GOOG": 1}):
+                assert isinstance(md, TopOfBook | BookDelta)
+                got.append(md)
+                if len(got) == 3:
+                    return
+
+        try:
+            async with EngineClient(
+                f"tcp://127.0.0.1:{port}", f"tcp://127.0.0.1:{pub_port}", timeout=5
+            ) as c:
+                task = asyncio.create_task(consume(c))
+                # The catch-up: top 1, then nothing newer (the engine's reply to each
+                # request, in its old frame: without the trailing `deltas`).
+                for tops, start in (([top[0]], 1), ([], 2)):
+                    who, frame = await asyncio.to_thread(router.recv_multipart)
+                    req = wire.decode_frame(frame)
+                    assert isinstance(req, wire.ReplayMarketData)
+                    assert (req.from_md_seq, req.to_md_seq, req.deltas) == (start, 2**62, True)
+                    reply = wire.encode(wire.Ack(req.req, tops=tops, md_seq=1))
+                    old = msgspec.msgpack.encode(msgspec.msgpack.decode(reply[1:])[:-1])
+                    router.send_multipart([who, reply[:1] + old])
+                async with asyncio.timeout(5):
+                    while not task.done():  # a SUB joins late: again until it is in
+                        for md in (top[1], delta):
+                            pub.send_multipart([b"m.GOOG", wire.encode(md)])
+                        await asyncio.wait({task}, timeout=0.05)
+                await task
+        finally:
+            router.close(0)
+            pub.close(0)
+            ctx.term()
+        assert got == [top[0], top[1], delta]
 
     asyncio.run(main())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from tickplane.core import wire
 from tickplane.core.events import (
+    BookDelta,
     BookLevel,
     OrderAccepted,
     OrderCanceled,
@@ -270,16 +271,16 @@ class _TopBeforeTrades(msgspec.Struct, array_like=True, tag_field="type", tag="t
 def test_top_of_book_frames_before_and_after_its_trades_decode() -> None:
     """`trades` came last, with a default: an older top decodes with no trades; a top
     with or without trades decodes in a reader from before them (it ignores the
-    tail); no trades cost one byte (an empty array)."""
+    tail); no trades cost one byte (an empty array), and `has_delta` after them one."""
     bids, asks = [BookLevel(99, 5, 1)], [BookLevel(101, 3, 2)]
     old = _TopBeforeTrades(4, 10, "GOOG", bids, asks, 100)
     plain = TopOfBook(4, 10, "GOOG", bids, asks, 100)
-    assert len(wire.encode(plain)) == len(wire.encode(old)) + 1
+    assert len(wire.encode(plain)) == len(wire.encode(old)) + 2
     assert msgspec.msgpack.decode(wire.encode(plain)[1:], type=_TopBeforeTrades) == old
     decoded = wire.decode_event(wire.encode(old))
     assert decoded == plain and isinstance(decoded, TopOfBook) and decoded.trades == []
     d = plain.to_dict()
-    del d["trades"]
+    del d["trades"], d["has_delta"]
     assert from_dict(d) == plain
     traded = TopOfBook(4, 10, "GOOG", bids, asks, 100, [TradePrint(101, 2, "buy", 9)])
     frame = wire.encode(traded)
@@ -287,6 +288,50 @@ def test_top_of_book_frames_before_and_after_its_trades_decode() -> None:
     assert wire.decode_event(frame) == traded
     assert msgspec.msgpack.decode(frame[1:], type=_TopBeforeTrades) == old
     assert traded.to_dict()["trades"] == [[101, 2, "buy", 9]]
+
+
+class _TopBeforeHasDelta(_TopBeforeTrades, tag="top"):
+    """TopOfBook as a reader of the release before its `has_delta` decodes it."""
+
+    trades: list[TradePrint] = []
+
+
+class _ReplayMdBeforeDeltas(msgspec.Struct, array_like=True, tag_field="type", tag="replay_md"):
+    """ReplayMarketData as an engine from before its `deltas` decodes it."""
+
+    req: int
+    symbol: str
+    from_md_seq: int
+    to_md_seq: int
+
+
+def test_deltas_in_market_data_replay_are_compatible_both_ways() -> None:
+    """`TopOfBook.has_delta`, `ReplayMarketData.deltas` and `Ack.deltas` came last with
+    defaults: a top or a request from before them decodes as announcing no delta and
+    asking for none, and a reader from before them reads the new frames, ignoring the
+    new tail (wire.py's rule: an optional field added at the end)."""
+    bids, asks = [BookLevel(99, 5, 1)], [BookLevel(101, 3, 2)]
+    prints = [TradePrint(101, 2, "buy", 9)]
+    old_top = _TopBeforeHasDelta(4, 10, "GOOG", bids, asks, 100, prints)
+    top = wire.decode_event(wire.encode(old_top))
+    assert isinstance(top, TopOfBook) and top.trades == prints and top.has_delta is False
+    announcing = TopOfBook(4, 10, "GOOG", bids, asks, 100, prints, has_delta=True)
+    assert wire.decode_event(wire.encode(announcing)) == announcing
+    assert msgspec.msgpack.decode(wire.encode(announcing)[1:], type=_TopBeforeHasDelta) == (old_top)
+    old_request = wire.encode(_ReplayMdBeforeDeltas(7, "GOOG", 1, 9))
+    assert wire.decode_request(old_request) == wire.ReplayMarketData(7, "GOOG", 1, 9, False)
+    asking = wire.encode(wire.ReplayMarketData(7, "GOOG", 1, 9, True))
+    assert msgspec.msgpack.decode(asking[1:], type=_ReplayMdBeforeDeltas) == (
+        _ReplayMdBeforeDeltas(7, "GOOG", 1, 9)
+    )
+    delta = BookDelta(4, 10, "GOOG", [BookLevel(99, 0, 0)], [])
+    reply = wire.Ack(7, tops=[announcing], md_seq=4, deltas=[delta])
+    assert wire.decode_reply(wire.encode(reply)) == reply
+    # What a reader from before `Ack.deltas` sees: the reply it knew, and one trailing
+    # element more, which it ignores (as the old request reader above does).
+    new = msgspec.msgpack.decode(wire.encode(reply)[1:])
+    without = msgspec.msgpack.decode(wire.encode(wire.Ack(7, tops=[announcing], md_seq=4))[1:])
+    assert new[:-1] == without[:-1] and without[-1] is None
 
 
 @settings(max_examples=500)

@@ -10,23 +10,30 @@ import pytest
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient, EngineError
-from tickplane.core.events import TopOfBook, Trade, TradePrint
+from tickplane.core.events import BookDelta, MarketData, TopOfBook, Trade, TradePrint
 from tickplane.engine.mdlog import RESERVE
 
 from .conftest import EngineProcess
 from .test_service import ack, run
 
 
-async def all_tops(c: EngineClient, symbol: str) -> tuple[list[TopOfBook], int]:
-    """Every top of `symbol` the engine keeps, and the last md_seq it accounts for."""
-    out: list[TopOfBook] = []
+async def all_market_data(c: EngineClient, symbol: str) -> tuple[list[MarketData], int]:
+    """Every top and delta of `symbol` the engine keeps, in the order it published them,
+    and the last md_seq it accounts for."""
+    out: list[MarketData] = []
     nxt, covered = 1, 0
     while True:
-        tops, upto = await c.replay_market_data(symbol, nxt, 2**62)
+        page, upto = await c.replay_market_data(symbol, nxt, 2**62)
         if upto < nxt:
             return out, covered
-        out += tops
+        out += page
         nxt, covered = upto + 1, upto
+
+
+async def all_tops(c: EngineClient, symbol: str) -> tuple[list[TopOfBook], int]:
+    """Every top of `symbol` the engine keeps, and the last md_seq it accounts for."""
+    published, covered = await all_market_data(c, symbol)
+    return [md for md in published if isinstance(md, TopOfBook)], covered
 
 
 def levels(top: TopOfBook) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
@@ -39,7 +46,7 @@ def test_tops_replay_by_md_seq_across_a_kill_and_a_clean_restart(engine_factory:
     eng: EngineProcess = engine_factory(snapshot_every=7)
     eng.start()
 
-    async def first(c: EngineClient) -> list[TopOfBook]:
+    async def first(c: EngineClient) -> list[MarketData]:
         for i in range(30):
             ack(await c.submit("md", "AAPL", "buy" if i % 2 else "sell", "limit", 1 + i,
                                price=1000 + (i % 5 if i % 2 else 10 + i % 3)))  # fmt: skip
@@ -57,15 +64,18 @@ def test_tops_replay_by_md_seq_across_a_kill_and_a_clean_restart(engine_factory:
             reply = await c.request(bad)
             assert isinstance(reply, wire.Reject)
             assert reply.reason in ("bad_range", "unknown_symbol")
-        return tops
+        published, _ = await all_market_data(c, "AAPL")
+        deltas = [md for md in published if isinstance(md, BookDelta)]
+        assert len(deltas) == 29  # every order but the first changed a level
+        return published
 
     before = run(eng, first)
-    eng.kill()  # the replay above flushed the log: every top is on disk
+    eng.kill()  # the replay above flushed the log: every top and delta is on disk
     eng.start()
 
     async def second(c: EngineClient) -> None:
-        tops, covered = await all_tops(c, "AAPL")
-        assert [t.to_dict() for t in tops] == [t.to_dict() for t in before]
+        published, covered = await all_market_data(c, "AAPL")
+        assert [md.to_dict() for md in published] == [md.to_dict() for md in before]
         assert covered == RESERVE  # 31..RESERVE: handed out perhaps, not kept
         # Numbers handed out before the kill are never reused: the next top jumps past
         # the reservation, and the jump is accounted for as not kept.
@@ -197,8 +207,10 @@ def test_a_subscriber_that_loses_tops_gets_every_one_once(
                 market_data=["AAPL"],
                 md_from={"AAPL": 1},
                 on_md_missing=lambda s, n: missing.append((s, n)),
+                deltas=False,  # a consumer of tops only (the recorder): no deltas at all
             )
             async for msg in stream:
+                assert type(msg) is not BookDelta
                 if type(msg) is TopOfBook:
                     got.append(msg)
                     if len(got) == 10:
@@ -219,6 +231,108 @@ def test_a_subscriber_that_loses_tops_gets_every_one_once(
         # the prints are gap-free too: the lost tops' came back with them
         assert [len(t.trades) for t in got[10:]] == [0, 1] * 25
         assert any(got[n - 1].trades for n in dropped if n > 10)
+
+    run(engine, body)
+    assert missing == []
+
+
+def test_a_subscriber_that_loses_deltas_gets_the_exact_sequence(
+    engine: EngineProcess, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deltas and tops lost on the way, in every arrangement (a delta alone, a top
+    whose delta arrives, both, the very last delta, which no later message shows): the
+    subscriber still yields every top and every delta once, in the order the engine
+    published them, and a book kept from the deltas alone equals every top."""
+    real = wire.decode_event
+    lost: list[tuple[str, int]] = []
+
+    def lossy(frame: bytes) -> Any:
+        msg = real(frame)
+        if (type(msg) is BookDelta and msg.md_seq % 5 == 2) or (
+            type(msg) is TopOfBook and msg.md_seq % 7 == 3
+        ):
+            lost.append((type(msg).__name__, msg.md_seq))
+            raise wire.WireError("dropped")
+        return msg
+
+    monkeypatch.setattr(wire, "decode_event", lossy)
+    missing: list[tuple[str, int]] = []
+    last = 67  # its delta (67 % 5 == 2) is lost, and nothing follows it
+
+    async def order(c: EngineClient, i: int) -> None:
+        """Turn i: a bid or an ask that rests, a buy that takes the best ask (a trade),
+        or a post-only buy that would cross, refused by the book (a top, no delta)."""
+        if i % 4 == 0:
+            ack(await c.submit("mdb", "AAPL", "buy", "limit", 1 + i % 3, price=100 + i % 10))
+        elif i % 4 == 1:
+            ack(await c.submit("mds", "AAPL", "sell", "limit", 2, price=200 + i % 10))
+        else:
+            ack(await c.submit("mdt", "AAPL", "buy", "limit", 1, price=300, post_only=i % 4 == 3))
+
+    async def body(c: EngineClient) -> None:
+        for i in range(10):  # before the subscriber: from the log
+            await order(c, i)
+        got: list[MarketData] = []
+        caught_up = asyncio.Event()
+
+        async def consume() -> None:
+            stream = c.events(
+                market_data=["AAPL"],
+                md_from={"AAPL": 1},
+                on_md_missing=lambda s, n: missing.append((s, n)),
+            )
+            async for msg in stream:
+                if isinstance(msg, TopOfBook | BookDelta):
+                    got.append(msg)
+                    if msg.md_seq == 10 and (type(msg) is BookDelta or not msg.has_delta):
+                        caught_up.set()
+                    if msg.md_seq == last and type(msg) is BookDelta:
+                        return
+
+        task = asyncio.create_task(consume())
+        await asyncio.wait_for(caught_up.wait(), 10)  # from the log; what follows is live
+        for i in range(10, last):
+            await order(c, i)
+        await asyncio.wait_for(task, 10)  # the last delta: caught up while idle
+        published, _ = await all_market_data(c, "AAPL")
+        assert [md.to_dict() for md in got] == [md.to_dict() for md in published]
+        assert [md.md_seq for md in got if type(md) is TopOfBook] == list(range(1, last + 1))
+        # Lost live in each arrangement: a delta alone, a top whose delta arrived, both.
+        gone = set(lost)
+        pairs = [
+            (("TopOfBook", n) in gone, ("BookDelta", n) in gone)
+            for n in {md.md_seq for md in published if type(md) is BookDelta and md.md_seq > 10}
+        ]
+        assert {(False, True), (True, False), (True, True)} <= set(pairs)
+        assert ("BookDelta", last) in gone
+        # Each delta right after the top announcing it; some tops announce none.
+        for k, md in enumerate(got):
+            if type(md) is BookDelta:
+                before = got[k - 1]
+                assert type(before) is TopOfBook and before.has_delta
+                assert before.md_seq == md.md_seq
+            elif md.has_delta:
+                assert type(got[k + 1]) is BookDelta
+        assert any(type(md) is TopOfBook and not md.has_delta for md in got[10:])
+        # From the first top (none before it to differ from: no delta), the deltas alone
+        # rebuild the book: after each, it equals its top.
+        top = got[0]
+        assert type(top) is TopOfBook and not top.has_delta
+        book = ({lv.price: lv for lv in top.bids}, {lv.price: lv for lv in top.asks})
+        for md in got:
+            if type(md) is TopOfBook:
+                top = md
+                continue
+            assert type(md) is BookDelta
+            for side, changed in zip(book, (md.bids, md.asks), strict=True):
+                for lv in changed:
+                    if lv.qty:
+                        side[lv.price] = lv
+                    else:
+                        del side[lv.price]
+            bids = sorted(book[0].values(), key=lambda lv: -lv.price)
+            asks = sorted(book[1].values(), key=lambda lv: lv.price)
+            assert (bids, asks) == (top.bids, top.asks)
 
     run(engine, body)
     assert missing == []

@@ -1,12 +1,15 @@
 """The market-data log behind ReplayMarketData: reads by (symbol, md_seq), bounds,
-torn tails, and numbers that never repeat after a restart."""
+torn tails, and numbers that never repeat after a restart; deltas beside their tops."""
 
 from __future__ import annotations
 
+import struct
 from pathlib import Path
 
+import pytest
+
 from tickplane.core import wire
-from tickplane.core.events import BookLevel, TopOfBook
+from tickplane.core.events import BookDelta, BookLevel, MarketData, TopOfBook
 from tickplane.engine.mdlog import FILE_NAME, OLD_FILE_NAME, RESERVE, MarketDataLog
 
 
@@ -91,4 +94,132 @@ def test_the_log_is_bounded_and_keeps_the_latest(tmp_path: Path) -> None:
     assert again.first_md_seq("GOOG") == first
     assert again.read("GOOG", 1, n, n) == held
     assert again.resume_md_seq("GOOG") == n
+    again.close()
+
+
+def delta(symbol: str, md_seq: int) -> BookDelta:
+    """The delta published after `top(symbol, md_seq)`."""
+    return BookDelta(md_seq, md_seq * 10, symbol, [BookLevel(100 - md_seq % 5, md_seq, 1)], [])
+
+
+def turn(log: MarketDataLog, symbol: str, md_seq: int) -> list[MarketData]:
+    """What the engine logs after a turn: the top, then its delta when md_seq is odd
+    (its levels changed; the top says so)."""
+    t = top(symbol, md_seq)
+    t.has_delta = md_seq % 2 == 1
+    out: list[MarketData] = [t, delta(symbol, md_seq)] if t.has_delta else [t]
+    for md in out:
+        put(log, md)
+    return out
+
+
+def records(path: Path) -> list[tuple[int, str, bytes]]:
+    """Every record of a log file as (md_seq, symbol, frame), read with the layout of
+    the module docstring, the one logs had before deltas were logged."""
+    data, pos, out = path.read_bytes(), 0, []
+    while pos < len(data):
+        length, _crc = struct.unpack_from("<II", data, pos)
+        at, pos = pos + 8, pos + 8 + length
+        while at < pos:
+            md_seq, n_sym, n_frame = struct.unpack_from("<QHI", data, at)
+            at += 14
+            out.append(
+                (md_seq, data[at : at + n_sym].decode(), data[at + n_sym : at + n_sym + n_frame])
+            )
+            at += n_sym + n_frame
+    return out
+
+
+def test_deltas_are_logged_after_their_tops_and_read_apart(tmp_path: Path) -> None:
+    log = MarketDataLog(tmp_path, 1 << 20)
+    published = [md for i in range(1, 11) for md in turn(log, "GOOG", i)]
+    published += turn(log, "AAPL", 1)
+    tops = [md for md in published if isinstance(md, TopOfBook) and md.symbol == "GOOG"]
+    deltas = [md for md in published if isinstance(md, BookDelta) and md.symbol == "GOOG"]
+    assert log.read("GOOG", 1, 99, 100) == tops  # tops alone, as before deltas were logged
+    assert log.read("GOOG", 1, 99, 100, deltas=True) == deltas
+    assert log.read("GOOG", 4, 7, 100, deltas=True) == [delta("GOOG", 5), delta("GOOG", 7)]
+    # `limit` counts tops, as a page of a replay does: the deltas of tops 2 and 3
+    assert log.read("GOOG", 2, 99, 2, deltas=True) == [delta("GOOG", 3)]
+    assert log.read("AAPL", 1, 1, 9, deltas=True) == [delta("AAPL", 1)]
+    assert log.read("MSFT", 1, 9, 9, deltas=True) == []
+    frames = log.frames("GOOG", 1, 99, 100, deltas=True)
+    assert frames == [wire.encode(d) for d in deltas]  # as published: sent on unchanged
+    log.close({"GOOG": 10, "AAPL": 1})
+    # The file holds the records in publication order, a delta right after its top with
+    # its md_seq, in the header layout from before deltas: an engine from then skips
+    # them, as it skips any record that does not raise its symbol's md_seq.
+    logged = [(m, s, wire.decode_event(f)) for m, s, f in records(tmp_path / FILE_NAME) if f]
+    assert [md for _m, _s, md in logged] == published
+    assert all(m == md.md_seq and s == md.symbol for m, s, md in logged)
+    again = MarketDataLog(tmp_path, 1 << 20)
+    assert again.read("GOOG", 1, 99, 100) == tops
+    assert again.read("GOOG", 1, 99, 100, deltas=True) == deltas
+    assert again.resume_md_seq("GOOG") == 10  # deltas reserve no numbers of their own
+    again.close()
+
+
+def test_a_torn_tail_loses_a_top_and_its_delta_together(tmp_path: Path) -> None:
+    """A delta is buffered right after its top and a flush comes only before a top, so
+    the two are in one block: a kill -9 that tears it loses both, never the delta
+    alone (which its top, kept, would announce) nor the top alone."""
+    log = MarketDataLog(tmp_path, 1 << 20)
+    kept = [md for i in (1, 2, 3) for md in turn(log, "GOOG", i)]
+    log.flush()
+    size = (tmp_path / FILE_NAME).stat().st_size
+    turn(log, "GOOG", 5)  # 5: a top and its delta, one block
+    log.flush()
+    data = (tmp_path / FILE_NAME).read_bytes()
+    log.close()
+    for cut in (len(data) - 3, len(data) - 60, size + 20):  # in the delta, in the top, ...
+        (tmp_path / FILE_NAME).write_bytes(data[:cut])
+        torn = MarketDataLog(tmp_path, 1 << 20)
+        assert (tmp_path / FILE_NAME).stat().st_size == size  # cut back to the block before
+        tops = torn.read("GOOG", 1, 9, 9)
+        assert tops + torn.read("GOOG", 1, 9, 9, deltas=True) == (
+            [md for md in kept if isinstance(md, TopOfBook)]
+            + [md for md in kept if isinstance(md, BookDelta)]
+        )
+        torn.close()
+
+
+def test_a_delta_not_right_after_its_top_is_refused(tmp_path: Path) -> None:
+    """Its place in the log is its top's next record: a delta of another top, or one
+    after a flush, is a caller's error that changes nothing."""
+    log = MarketDataLog(tmp_path, 1 << 20)
+    turn(log, "GOOG", 1)
+    put(log, top("GOOG", 2))
+    put(log, top("AAPL", 1))
+    for wrong in (delta("GOOG", 2), delta("AAPL", 2)):
+        with pytest.raises(ValueError, match="not right after its top"):
+            put(log, wrong)
+    log.flush()
+    with pytest.raises(ValueError, match="not right after its top"):
+        put(log, delta("AAPL", 1))
+    assert log.read("GOOG", 1, 9, 9, deltas=True) == [delta("GOOG", 1)]
+    assert log.read("AAPL", 1, 9, 9, deltas=True) == []
+    log.close()
+
+
+def test_rotation_keeps_a_delta_with_its_top(tmp_path: Path) -> None:
+    """The file rotates before a top, never between it and its delta, so the bound
+    drops them together: every top held that announces a delta has it, and no delta is
+    held without its top, across rotations and a reopening."""
+    size = 1 << 18
+    log = MarketDataLog(tmp_path, size)
+    n = 6_000  # ~60 and ~45 bytes a record: several rotations of 128 KiB
+    for i in range(1, n + 1):
+        turn(log, "GOOG", i)
+
+    def check(held: MarketDataLog) -> None:
+        tops = held.read("GOOG", 1, n, n)
+        deltas = held.read("GOOG", 1, n, n, deltas=True)
+        assert 1 < tops[0].md_seq < n - 1000  # rotated: the oldest went
+        announced = [t.md_seq for t in tops if isinstance(t, TopOfBook) and t.has_delta]
+        assert [d.md_seq for d in deltas] == announced
+
+    check(log)
+    log.close({"GOOG": n})
+    again = MarketDataLog(tmp_path, size)
+    check(again)
     again.close()

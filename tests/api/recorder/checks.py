@@ -456,10 +456,10 @@ async def engine_tops(client: EngineClient, symbol: str) -> list[TopOfBook]:
     out: list[TopOfBook] = []
     nxt = 1
     while True:
-        tops, covered = await client.replay_market_data(symbol, nxt, 2**62)
+        page, covered = await client.replay_market_data(symbol, nxt, 2**62)
         if covered < nxt:
             return out
-        out += tops
+        out += [md for md in page if isinstance(md, TopOfBook)]
         nxt = covered + 1
 
 
