@@ -163,8 +163,10 @@ class MarketDataLog:
     def append(self, md: MarketData, frame: bytes) -> None:
         """Log a top, or its delta right after it, about to be published (`frame`:
         `wire.encode(md)`)."""
-        symbol, md_seq = md.symbol, md.md_seq
         if type(md) is BookDelta:
+            # (each branch reads the attributes itself: one type per site keeps
+            # CPython's specialized attribute loads)
+            symbol, md_seq = md.symbol, md.md_seq
             # The next record after its top's, in the same buffer (a flush comes before
             # a top only): its place is its top's index entry and the bit.
             if self._top != symbol or self._last[symbol] != md_seq:
@@ -177,6 +179,7 @@ class MarketDataLog:
             self._size += len(record)
             self._locs[symbol][-1] |= _HAS_DELTA
             return
+        symbol, md_seq = md.symbol, md.md_seq
         if self._buffer and (
             self._buffered >= FLUSH_BYTES or time.monotonic() - self._since >= FLUSH_SECONDS
         ):
