@@ -25,7 +25,11 @@ ROOT = Path(__file__).resolve().parent
 INCLUDE = ROOT / "build" / "cython-include"
 
 # Compiled modules, lowest layer first. Each has a .pxd beside its .pyx.
-MODULES = ["book", "matching", "events", "replay", "router", "finished", "risk"]
+MODULES = ["book", "matching", "events", "replay", "router"]
+# Python modules compiled as they stand (Cython's pure Python mode): the .pxd beside
+# each .py declares its cdef classes and typed locals; the .py stays plain Python,
+# checked by mypy and importable uncompiled. The engine's command path.
+PURE_MODULES = ["finished", "risk", "state"]
 
 
 def _include_tree() -> str:
@@ -44,7 +48,7 @@ def _extensions() -> list[Extension]:
     exts = [
         Extension(
             f"tickplane.engine.{name}",
-            [f"engine/{name}.pyx"],
+            [f"engine/{name}.pyx" if name in MODULES else f"engine/{name}.py"],
             include_dirs=[numpy.get_include()],
             define_macros=macros,
             extra_compile_args=[
@@ -58,19 +62,26 @@ def _extensions() -> list[Extension]:
                 "--param=large-function-growth=1000",
             ],
         )
-        for name in MODULES
+        for name in MODULES + PURE_MODULES
     ]
-    return cythonize(
-        exts,
-        include_path=[_include_tree()],
-        annotate=os.environ.get("TICKPLANE_CYTHON_ANNOTATE") == "1",
-        compiler_directives={
-            "language_level": "3",
-            "profile": profile,
-            "linetrace": profile,
-            "embedsignature": True,
-        },
-    )
+    directives = {
+        "language_level": "3",
+        "profile": profile,
+        "linetrace": profile,
+        "embedsignature": True,
+    }
+
+    def compiled(names: list[str], **extra: object) -> list[Extension]:
+        return cythonize(
+            [e for e in exts if e.name.rsplit(".", 1)[1] in names],
+            include_path=[_include_tree()],
+            annotate=os.environ.get("TICKPLANE_CYTHON_ANNOTATE") == "1",
+            compiler_directives={**directives, **extra},
+        )
+
+    # A pure module's annotations are for mypy: typed as C (an `int` as an exact Python
+    # int, refusing a bool) they would change what its code accepts; its .pxd types it.
+    return compiled(MODULES) + compiled(PURE_MODULES, annotation_typing=False)
 
 
 setup(ext_modules=_extensions())

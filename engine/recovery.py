@@ -44,7 +44,7 @@ _PRICED = frozenset({int(OrderType.LIMIT), int(OrderType.STOP_LIMIT)})
 def fast_path_allowed(state: EngineState) -> bool:
     """Whether booking core rows directly is exactly what `apply` would do now."""
     held = state.contingent
-    return not state._checks_spend and not held.busy and not held.aliases
+    return not state.checks_spend and not held.busy and not held.aliases
 
 
 def replay_commands(

@@ -1,5 +1,23 @@
-# Pre-trade risk (risk.pyx): a cdef class, so that the checks and the open-order
-# bookkeeping on every command read its tables as C objects.
+# C declarations for risk.py, compiled by Cython in pure Python mode (setup.py): the
+# classes become cdef classes, so that the checks and the open-order bookkeeping on
+# every command read typed fields and call each other (and state.py calls them) as C.
+
+import cython
+
+
+cdef class _Order:
+    # what an open order could still add to its (account, symbol) position
+    cdef public str account
+    cdef public str symbol
+    cdef public bint buy
+    # 0 if buy else 1: the index into `pair`
+    cdef public int side
+    cdef public object qty
+    cdef public object price
+    # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
+    cdef public list pair
+    cdef public bint held
+
 
 cdef class RiskEngine:
     cdef object _positions
@@ -8,7 +26,7 @@ cdef class RiskEngine:
     cdef dict _per_symbol
     cdef object _breaker
     # ids of the orders `on_done` let go since the owner last emptied it (None: not
-    # recorded): the engine's finished orders (finished.pyx) learn of every end here
+    # recorded): the engine's finished orders (finished.py) learn of every end here
     cdef public list ended
     cdef bint _kill_all
     cdef set _killed
@@ -26,16 +44,15 @@ cdef class RiskEngine:
     # account -> open orders
     cdef dict _acct_count
 
-
-cdef class _Order:
-    # what an open order could still add to its (account, symbol) position
-    cdef public str account
-    cdef public str symbol
-    cdef public bint buy
-    # 0 if buy else 1: the index into `pair`
-    cdef public int side
-    cdef public object qty
-    cdef public object price
-    # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
-    cdef public list pair
-    cdef public bint held
+    # the checks and bookkeeping every command goes through: C calls from state.py
+    cpdef check_new(self, account, symbol, side, object type, qty, price, ts, legs=*)
+    @cython.locals(buy=bint, p=list)
+    cpdef on_accepted(self, order_id, account, symbol, side, qty, price=*)
+    @cython.locals(o=_Order)
+    cpdef on_replaced(self, order_id, qty, price=*)
+    @cython.locals(o=_Order)
+    cpdef on_fill(self, order_id, qty)
+    @cython.locals(o=_Order, p=list)
+    cpdef on_done(self, order_id)
+    cpdef on_trade(self, symbol, price, ts)
+    cpdef expire(self, ts)

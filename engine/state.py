@@ -8,6 +8,11 @@ before the crash. It never reads the clock: a command carries its timestamp.
 
 A `Command` is the core's fixed 56-byte record (`COMMAND_DTYPE`), which is also what
 the journal stores.
+
+Compiled by Cython as it stands (setup.py), with its C declarations in state.pxd:
+`EngineState` becomes a cdef class whose command path (`apply`, `absorb`, the numbering
+of events) reads typed fields and calls risk and the finished orders as C. It stays
+plain Python, checked by mypy and runnable uncompiled.
 """
 
 from __future__ import annotations
@@ -15,7 +20,6 @@ from __future__ import annotations
 import io
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import msgspec
@@ -212,31 +216,30 @@ class StateSnapshot(msgspec.Struct):
     orphans: list[RoutedOrder] = msgspec.field(default_factory=list)
 
 
-@dataclass
 class EngineState:
     """Books, names, sequence numbers and positions of one engine (module docstring)."""
 
-    config: EngineConfig
-    core: MatchingEngine = field(default_factory=MatchingEngine)
-    accounts: list[str] = field(default_factory=lambda: [""])
-    account_index: dict[str, int] = field(default_factory=dict)
-    client_order_ids: dict[int, str] = field(default_factory=dict)
-    seq: int = 0
-    md_seq: dict[str, int] = field(default_factory=dict)
-    routed: dict[int, RoutedOrder] = field(default_factory=dict)
-    last_routed_id: int = 0
-    # a routed bracket's, OTO's or OCO's parent id -> its group (legs, exit_open)
-    routed_groups: dict[int, Group] = field(default_factory=dict)
-    # routed orders to cancel at the venue, decided by the last venue event (the live
-    # process sends them; recovery drops them: the venue is asked again on resume)
-    venue_cancels: list[int] = field(default_factory=list)
-    # routed orders rejected although their submit may have reached the venue (a
-    # timeout, a 5xx): the venue may still report fills for them, which are booked as
-    # late fills, until it says it stopped looking (docs/venues.md, "Late fills")
-    orphans: dict[int, RoutedOrder] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        cfg = self.config
+    def __init__(self, config: EngineConfig) -> None:
+        self.config = config
+        self.core = MatchingEngine()
+        self.accounts: list[str] = [""]
+        self.account_index: dict[str, int] = {}
+        self.client_order_ids: dict[int, str] = {}
+        self.seq = 0
+        self.md_seq: dict[str, int] = {}
+        self.routed: dict[int, RoutedOrder] = {}
+        self.last_routed_id = 0
+        # a routed bracket's, OTO's or OCO's parent id -> its group (legs, exit_open)
+        self.routed_groups: dict[int, Group] = {}
+        # routed orders to cancel at the venue, decided by the last venue event (the
+        # live process sends them; recovery drops them: the venue is asked again on
+        # resume)
+        self.venue_cancels: list[int] = []
+        # routed orders rejected although their submit may have reached the venue (a
+        # timeout, a 5xx): the venue may still report fills for them, which are booked
+        # as late fills, until it says it stopped looking (docs/venues.md, "Late fills")
+        self.orphans: dict[int, RoutedOrder] = {}
+        cfg = config
         self.symbols = [s.name for s in cfg.symbols]
         self.symbol_index = {name: i for i, name in enumerate(self.symbols)}
         self.recent = EventRing(cfg.replay_buffer)

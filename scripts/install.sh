@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Idempotently create .venv and install Tickplane (editable, compiled engine) into it.
 # Re-runs pip only when something that affects the install changed: the dependency
-# pins, the build script, the Cython sources, or the set of Python files (a strict
+# pins, the build script, the Cython sources (with the .py files compiled in pure
+# Python mode), or the set of Python files (a strict
 # editable install links files, so a new module needs a re-install).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +22,8 @@ key=$( {
   echo "$EXTRAS"
   cat pyproject.toml setup.py
   cat engine/*.pyx engine/*.pxd 2>/dev/null
+  # a .py with a .pxd beside it is compiled (setup.py PURE_MODULES): its text counts
+  for pxd in engine/*.pxd; do if [ -f "${pxd%.pxd}.py" ]; then cat "${pxd%.pxd}.py"; fi; done
   git ls-files --cached --others --exclude-standard -- '*.py' '*.pyi' | sort
 } | sha1sum | cut -d' ' -f1)
 stamp="$VENV/.tickplane-install"

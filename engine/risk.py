@@ -1,4 +1,3 @@
-# cython: annotation_typing=False
 """Pre-trade risk: limits per account and symbol, kill switches and a circuit breaker.
 
 The engine calls `RiskEngine.check_new` / `check_replace` before a command reaches the
@@ -18,10 +17,12 @@ Malformed commands (unknown side, non-positive quantity, ...) are the core's to 
 A command rejected here changes nothing. A command that passes spends one token of the
 order-rate buckets; nothing else changes until the engine reports what the core did.
 
-Compiled (`RiskEngine` and its open-order record `_Order` are cdef classes, their fields
-in risk.pxd): the checks and the bookkeeping run on every command, and as C calls and
-fields they cost ~2.3k fewer instructions a request of the engine's loop than the Python
-module did (3.8%, docs/engine-service.md "Session seven").
+Compiled by Cython as it stands (setup.py), with its C declarations in risk.pxd:
+`RiskEngine` and its open-order record `_Order` become cdef classes, and the checks and
+bookkeeping every command goes through are C calls on typed fields, ~3k fewer
+instructions a request of the engine's loop than the interpreted module
+(docs/engine-service.md, "Session seven"). It stays plain Python, checked by mypy and
+runnable uncompiled.
 """
 
 from __future__ import annotations
@@ -99,28 +100,27 @@ class Reject(msgspec.Struct, frozen=True):
     message: str
 
 
-cdef class _Order:
+class _Order:
     """An open order as risk sees it: what it could still add to the position. A
     `held` order (a leg or a trailing stop, docs/order-classes.md) stays open at zero
-    lots: it ends only with `on_done`. Fields in risk.pxd: read as C fields by the
-    bookkeeping every accepted order, fill and end goes through."""
+    lots: it ends only with `on_done`. Its fields are C fields once compiled (risk.pxd)."""
+
+    def __init__(
+        self, account: str, symbol: str, buy: bool, qty: int, price: int | None, pair: list[int]
+    ) -> None:
+        self.account = account
+        self.symbol = symbol
+        self.buy = buy
+        self.side = 0 if buy else 1  # the index into `pair`
+        self.qty = qty
+        self.price = price
+        # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
+        self.pair = pair
+        self.held = False
 
     def __repr__(self) -> str:
         side = "buy" if self.buy else "sell"
         return f"_Order({self.account!r}, {self.symbol!r}, {side}, {self.qty}, {self.price})"
-
-
-cdef _Order _open_order(str account, str symbol, bint buy, object qty, object price, list pair):
-    cdef _Order o = _Order.__new__(_Order)
-    o.account = account
-    o.symbol = symbol
-    o.buy = buy
-    o.side = 0 if buy else 1
-    o.qty = qty
-    o.price = price
-    o.pair = pair
-    o.held = False
-    return o
 
 
 class _Window:
@@ -203,7 +203,7 @@ def _rate_reject(where: str, rate: int, burst: int | None) -> Reject:
     return Reject(ORDER_RATE, f"{where} is over its order rate of {rate} orders/s (burst {burst})")
 
 
-cdef class RiskEngine:
+class RiskEngine:
     """Pre-trade checks and the state they need, for one engine (single-threaded).
 
     `default` applies to every account without an entry in `per_account`. An entry of
@@ -225,27 +225,27 @@ cdef class RiskEngine:
     ) -> None:
         self._positions = positions
         self._default = default if default is not None else RiskLimits()
-        self._per_account = dict(per_account or {})
-        self._per_symbol = dict(per_symbol or {})
+        self._per_account: dict[str, RiskLimits] = dict(per_account or {})
+        self._per_symbol: dict[tuple[str, str], RiskLimits] = dict(per_symbol or {})
         self._breaker = circuit_breaker
         # Ids of the orders `on_done` let go since the owner last emptied it (None: not
         # recorded): the engine's finished orders (finished.pyx) learn of every end here.
-        self.ended = None
+        self.ended: list[int] | None = None
         self._reset()
 
     def _reset(self) -> None:
         self._kill_all = False
-        self._killed = set()
-        self._halts = {}  # symbol -> end ts (None: until resumed)
-        self._refs = {}  # symbol -> reference price
-        self._windows = {}
+        self._killed: set[str] = set()
+        self._halts: dict[str, int | None] = {}  # symbol -> end ts (None: until resumed)
+        self._refs: dict[str, int] = {}  # symbol -> reference price
+        self._windows: dict[str, _Window] = {}
         # order-rate buckets: [level in token-ns, ts of the last token taken]
-        self._acct_buckets = {}
-        self._pair_buckets = {}
-        self._orders = {}
+        self._acct_buckets: dict[str, list[int]] = {}
+        self._pair_buckets: dict[tuple[str, str], list[int]] = {}
+        self._orders: dict[int, _Order] = {}
         # (account, symbol) -> [open buy lots, open sell lots, open orders]
-        self._pairs = {}
-        self._acct_count = {}  # account -> open orders
+        self._pairs: dict[tuple[str, str], list[int]] = {}
+        self._acct_count: dict[str, int] = {}  # account -> open orders
 
     # --- checks ---------------------------------------------------------------------------
 
@@ -586,15 +586,13 @@ cdef class RiskEngine:
         """An order was accepted with open quantity `qty` (limit price `price`, if any):
         it counts as open (and towards the worst-case position) until `on_done` or
         fills take its open quantity to zero."""
-        cdef bint buy = side in _BUY
-        cdef list p
+        buy = side in _BUY
         if order_id in self._orders:
             raise ValueError(f"order {order_id} is already open")
-        key = (account, symbol)
-        p = self._pairs.get(key)
+        p = self._pairs.get((account, symbol))
         if p is None:
-            p = self._pairs[key] = [0, 0, 0]
-        self._orders[order_id] = _open_order(account, symbol, buy, qty, price, p)
+            p = self._pairs[(account, symbol)] = [0, 0, 0]
+        self._orders[order_id] = _Order(account, symbol, buy, qty, price, p)
         p[0 if buy else 1] += qty
         p[2] += 1
         self._acct_count[account] = self._acct_count.get(account, 0) + 1
@@ -604,7 +602,7 @@ cdef class RiskEngine:
         it counts as an open order, with `qty` lots, until `on_done`, whatever its lots
         come to meanwhile (`on_replaced` sets them, fills take from them)."""
         self.on_accepted(order_id, account, symbol, side, qty)
-        (<_Order>self._orders[order_id]).held = True
+        self._orders[order_id].held = True
 
     def market_collar(self, account: str, symbol: str) -> int | None:
         """The market collar, in bps, that applies to the account on the symbol now:
@@ -639,16 +637,14 @@ cdef class RiskEngine:
     def open_qty(self, order_id: int) -> int:
         """The open lots risk counts for an order (0 for one it does not hold)."""
         o = self._orders.get(order_id)
-        return 0 if o is None else (<_Order>o).qty
+        return 0 if o is None else o.qty
 
     def on_replaced(self, order_id: int, qty: int, price: int | None = None) -> None:
         """An open order now has open quantity `qty` (and limit price `price`, if given);
         at zero it is done, unless it is held."""
-        cdef _Order o
-        found = self._orders.get(order_id)
-        if found is None:
+        o = self._orders.get(order_id)
+        if o is None:
             return
-        o = found
         qty = max(qty, 0)
         o.pair[o.side] += qty - o.qty
         o.qty = qty
@@ -660,11 +656,9 @@ cdef class RiskEngine:
     def on_fill(self, order_id: int, qty: int) -> None:
         """An open order traded `qty` lots; at zero open quantity it is done (a held
         order stays, at zero lots)."""
-        cdef _Order o
-        found = self._orders.get(order_id)
-        if found is None:
+        o = self._orders.get(order_id)
+        if o is None:
             return
-        o = found
         if qty < o.qty:
             o.pair[o.side] -= qty
             o.qty -= qty
@@ -676,12 +670,9 @@ cdef class RiskEngine:
 
     def on_done(self, order_id: int) -> None:
         """An order left the book (filled, canceled, expired); unknown ids are ignored."""
-        cdef _Order o
-        cdef list p
-        found = self._orders.pop(order_id, None)
-        if found is None:
+        o = self._orders.pop(order_id, None)
+        if o is None:
             return
-        o = found
         if self.ended is not None:
             self.ended.append(order_id)
         p = o.pair
@@ -775,7 +766,7 @@ cdef class RiskEngine:
         in symbol order. The engine calls it from its timer; checks never need it."""
         if not self._halts:  # the usual case, on every command
             return []
-        done = sorted((s, u) for s, u in self._halts.items() if u is not None and u <= ts)
+        done = sorted([(s, u) for s, u in self._halts.items() if u is not None and u <= ts])
         for s, _ in done:
             del self._halts[s]
         # list[Event]: the engine appends the command's events to it

@@ -1,4 +1,3 @@
-# cython: annotation_typing=False
 """The final state of the engine's recently finished orders, for `GetOrder`.
 
 An order leaves the engine's live state when it is filled, canceled (by its owner, an
@@ -17,10 +16,11 @@ held legs and trailing stops, routed orders) one small record is appended, and t
 view is built only when asked for. A refused new order is not
 kept: its submit was answered with the refusal, synchronously.
 
-Compiled (a cdef class, its attributes typed in finished.pxd): `observe` sees every
-numbered batch, and its dict and deque work as C calls costs half what the Python
-version's did (0.65 against 1.4 us an order accepted then canceled, at the bound; 2.9k
-against 5.0k instructions a request of the engine's loop, docs/engine-service.md).
+Compiled by Cython as it stands (setup.py), with its C declarations in finished.pxd:
+`observe` sees every numbered batch, and its dict and deque work as C calls costs half
+what the interpreted module's did (0.65 against 1.4 us an order accepted then
+canceled, at the bound; 2.9k against 5.0k instructions a request of the engine's loop,
+docs/engine-service.md). It stays plain Python, checked by mypy, runnable uncompiled.
 
 It is part of the engine's state: the snapshot holds it and recovery rebuilds it from
 the journal (the fast path in recovery.py feeds it the same facts from core rows), so a
@@ -49,10 +49,6 @@ from tickplane.core.events import (
 
 __all__ = ["FinishedOrder", "FinishedOrders", "FinishedSnapshot"]
 
-# the event types `observe` tells apart by identity, read without a global lookup
-cdef object _ACCEPTED = OrderAccepted
-cdef object _CANCELED = OrderCanceled
-
 
 class FinishedOrder(msgspec.Struct, array_like=True, frozen=True, gc=False):
     """A finished order as kept: its acceptance as the order stood at its end (after
@@ -78,18 +74,23 @@ class FinishedSnapshot(msgspec.Struct, array_like=True):
     dropped: int = 0
 
 
-cdef class FinishedOrders:
-    """The last `capacity` finished orders by id (module docstring); 0 keeps none.
-    Attributes in finished.pxd."""
+class FinishedOrders:
+    """The last `capacity` finished orders by id (module docstring); 0 keeps none."""
 
     def __init__(self, capacity: int) -> None:
         self.capacity = capacity
-        self.open = {}
-        self.fills = {}
-        self.done = {}
-        self._oldest = deque()
-        self.dropped = 0
-        self.ends = {}
+        # accepted and not finished: the acceptance as the order is now (after replaces)
+        self.open: dict[int, OrderAccepted] = {}
+        self.fills: dict[int, list[int]] = {}  # id -> [lots, tick-lots, ts of the last]
+        self.done: dict[int, FinishedOrder] = {}  # oldest first
+        # their ids, oldest first: the oldest found without iterating `done`, which
+        # scans the slots its earlier deletions left (~37 us an order once full)
+        self._oldest: deque[int] = deque()
+        self.dropped = 0  # finished orders dropped for the bound, ever
+        # this batch's cancels and rejects: id -> (status, reason, ts); they finish an
+        # order only if risk reports it gone in the same batch (a refused replace of a
+        # routed order is a reject that leaves it open)
+        self.ends: dict[int, tuple[str, str | None, int]] = {}
         self._folds: dict[type, Callable[[Any], None]] = {
             Trade: self._trade,
             OrderCanceled: self._canceled,
@@ -101,19 +102,18 @@ cdef class FinishedOrders:
 
     # -- what happened ---------------------------------------------------------------
 
-    def observe(self, list events, list ended) -> None:
+    def observe(self, events: list[Event], ended: list[int]) -> None:
         """A numbered batch of events, and the orders risk reported gone meanwhile."""
-        cdef dict folds = self._folds, open_ = self.open, ends = self.ends
-        cdef object kind
+        folds, open_, ends = self._folds, self.open, self.ends
         for ev in events:
-            kind = type(ev)  # the commonest two inline (a new order, a cancel)
-            if kind is _ACCEPTED:
+            # the commonest two inline (a new order, a cancel), by exact type
+            if type(ev) is OrderAccepted:
                 if ev.id not in open_:
                     open_[ev.id] = ev  # the first record of an id stays
-            elif kind is _CANCELED:
+            elif type(ev) is OrderCanceled:
                 ends[ev.id] = ("canceled", ev.reason, ev.ts_event)
             else:  # one lookup: most other events concern no order
-                fold = folds.get(kind)
+                fold = folds.get(type(ev))
                 if fold is not None:
                     fold(ev)
         if ended or ends:
@@ -182,10 +182,10 @@ cdef class FinishedOrders:
         elif ev.stop_price != rec.stop_price:
             self.open[ev.id] = rep(rec, stop_price=ev.stop_price)
 
-    cpdef settle(self, list ended, long long ts):
+    def settle(self, ended: list[int], ts: int) -> None:
         """Finish the orders risk reported gone (`ended`, emptied), with this batch's
         cancels and rejects; `ts` for one that ends with neither nor a fill."""
-        cdef dict ends = self.ends, done = self.done, open_ = self.open, fills = self.fills
+        ends, done, open_, fills = self.ends, self.done, self.open, self.fills
         oldest = self._oldest
         for order_id in ended:
             rec = open_.pop(order_id, None)
@@ -206,7 +206,7 @@ cdef class FinishedOrders:
             if len(oldest) > self.capacity:
                 del done[oldest.popleft()]
                 self.dropped += 1
-        del ended[:]
+        ended.clear()
         if ends:
             ends.clear()
 

@@ -1,0 +1,38 @@
+# C declarations for state.py, compiled by Cython in pure Python mode (setup.py):
+# `EngineState` becomes a cdef class, so that the command path (apply, absorb, the
+# numbering of events) reads its tables as C fields and calls risk.py and finished.py
+# as C.
+
+import cython
+
+from tickplane.engine.finished cimport FinishedOrders
+from tickplane.engine.risk cimport RiskEngine
+
+
+cdef class EngineState:
+    cdef public object config
+    cdef public object core
+    cdef public list accounts
+    cdef public dict account_index
+    cdef public dict client_order_ids
+    cdef public object seq
+    cdef public dict md_seq
+    cdef public dict routed
+    cdef public object last_routed_id
+    cdef public dict routed_groups
+    cdef public list venue_cancels
+    cdef public dict orphans
+    cdef public list symbols
+    cdef public dict symbol_index
+    cdef public object recent
+    cdef dict _last_top
+    cdef public object positions
+    cdef public FinishedOrders finished
+    cdef public object idempotency
+    cdef public object contingent
+    cdef public RiskEngine risk
+    cdef bint _checks_spend
+
+    @cython.locals(risk=RiskEngine)
+    cpdef absorb(self, list events, list out, c)
+    cpdef list _number(self, list out)
