@@ -19,7 +19,7 @@ from tickplane.api.schemas import ErrorPublic
 
 __all__ = ["ERROR_RESPONSES", "ApiError", "install_handlers", "status_for_reason"]
 
-# Reasons of the engine's risk checks (engine/risk.pyx CHECK_ORDER) and halts.
+# Reasons of the engine's risk checks (engine/risk.py CHECK_ORDER) and halts.
 _FORBIDDEN = frozenset(
     {
         "kill_switch",

@@ -83,7 +83,7 @@ def _replay_chunk(
     # this chunk (control records, the other way to halt, are not commands).
     quiet = not risk.halts() and state.config.risk.circuit_breaker is None
     stamps = [] if quiet else chunk["ts"].tolist()
-    # Finished orders (finished.pyx) learn the same facts `observe` reads from events.
+    # Finished orders (finished.py) learn the same facts `observe` reads from events.
     finished = state.finished if state.risk.ended is not None else None
     ended: list[int] = state.risk.ended if state.risk.ended is not None else []
     # the command fields an acceptance lacks, as columns (not whole rows: cheaper)

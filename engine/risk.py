@@ -229,7 +229,7 @@ class RiskEngine:
         self._per_symbol: dict[tuple[str, str], RiskLimits] = dict(per_symbol or {})
         self._breaker = circuit_breaker
         # Ids of the orders `on_done` let go since the owner last emptied it (None: not
-        # recorded): the engine's finished orders (finished.pyx) learn of every end here.
+        # recorded): the engine's finished orders (finished.py) learn of every end here.
         self.ended: list[int] | None = None
         self._reset()
 
