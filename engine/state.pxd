@@ -33,6 +33,9 @@ cdef class EngineState:
     cdef public RiskEngine risk
     cdef bint _checks_spend
 
+    cpdef next_order_id(self)
+    cpdef check(self, c, legs=*)
+    cpdef list apply(self, c, bint check=*)
     @cython.locals(risk=RiskEngine)
     cpdef absorb(self, list events, list out, c)
     cpdef list _number(self, list out)

@@ -13,6 +13,7 @@ import pytest
 
 from tests.engine.conftest import inprocess_config
 from tests.ports import free_port
+from tickplane.core.config import EngineConfig
 from tickplane.engine.service import EngineService
 
 
@@ -24,21 +25,25 @@ def _get(url: str) -> tuple[int, bytes]:
         return exc.code, exc.read()
 
 
-def test_alive_and_not_ready_while_recovering(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+class _SlowRecovery(EngineService):
+    """An engine whose recovery waits for the test (a subclass: the compiled class's
+    methods cannot be patched on it)."""
+
+    def __init__(self, config: EngineConfig) -> None:
+        super().__init__(config)
+        self.recovering, self.finish = threading.Event(), threading.Event()
+
+    def _recover(self) -> int:
+        self.recovering.set()
+        assert self.finish.wait(30), "the test never let recovery finish"
+        return super()._recover()
+
+
+def test_alive_and_not_ready_while_recovering(tmp_path: Path) -> None:
     config = inprocess_config(tmp_path, "probe", http_port=free_port())
     port = config.http_port
-    svc = EngineService(config)
-    recovering, finish = threading.Event(), threading.Event()
-    real = EngineService._recover
-
-    def slow_recover(self: EngineService) -> int:
-        recovering.set()
-        assert finish.wait(30), "the test never let recovery finish"
-        return real(self)
-
-    monkeypatch.setattr(EngineService, "_recover", slow_recover)
+    svc = _SlowRecovery(config)
+    recovering, finish = svc.recovering, svc.finish
     opening = threading.Thread(target=svc.open)
     opening.start()
     try:

@@ -1,0 +1,48 @@
+# C declarations for service.py, compiled by Cython in pure Python mode (setup.py):
+# `EngineService` becomes a cdef class, so that the request path (process, handle,
+# _new, _change, _run) reads its fields as C and calls the state as C.
+
+import cython
+
+from tickplane.engine.state cimport EngineState
+
+
+cdef class EngineService:
+    cdef public object config
+    cdef public EngineState state
+    cdef public object metrics
+    cdef public bint ready
+    cdef public bint stopping
+    cdef public list cpus
+    cdef public object pinned
+    cdef public object journal
+    cdef public object eventlog
+    cdef public object mdlog
+    cdef public object market
+    cdef public object venue
+    cdef public object venue_status
+    cdef public object _inbox
+    cdef public bint _resumed
+    cdef public double _last_heartbeat
+    cdef public int _wake_r
+    cdef public int _wake_w
+    cdef public Py_ssize_t _since_snapshot
+    # the timestamps of the turn's sampled request (`process`)
+    cdef public list _stamps
+    cdef public object _ctx
+    cdef public object _router
+    cdef public object _io
+    cdef public object _pub
+    cdef public object _http
+
+    # the request path: C calls between them
+    @cython.locals(replies=list, published=list)
+    cpdef process(self, batch, venue_events=*)
+    cpdef tuple handle(self, frame, set touched)
+    cpdef tuple _batch(self, list requests, set touched)
+    cpdef tuple dispatch(self, req, set touched)
+    cpdef list _run(self, cmd, set touched)
+    @cython.locals(st=EngineState)
+    cpdef tuple _new(self, req, set touched)
+    cpdef tuple _change(self, req, set touched)
+    cpdef _owned(self, account, order_id)
