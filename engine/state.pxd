@@ -9,13 +9,24 @@ from tickplane.engine.finished cimport FinishedOrders
 from tickplane.engine.risk cimport RiskEngine
 
 
+cdef class EventRing:
+    cdef public Py_ssize_t capacity
+    cdef list _items
+    # seq of the oldest event held, and the seq the next event will have
+    cdef public long long first
+    cdef public long long next
+
+    @cython.locals(cap=Py_ssize_t, items=list)
+    cpdef long long number(self, list events, long long last_seq) except? -1
+
+
 cdef class EngineState:
     cdef public object config
     cdef public object core
     cdef public list accounts
     cdef public dict account_index
     cdef public dict client_order_ids
-    cdef public object seq
+    cdef public long long seq
     cdef public dict md_seq
     cdef public dict routed
     cdef public object last_routed_id
@@ -24,7 +35,7 @@ cdef class EngineState:
     cdef public dict orphans
     cdef public list symbols
     cdef public dict symbol_index
-    cdef public object recent
+    cdef public EventRing recent
     cdef dict _last_top
     cdef public object positions
     cdef public FinishedOrders finished
@@ -33,6 +44,7 @@ cdef class EngineState:
     cdef public RiskEngine risk
     cdef bint _checks_spend
 
+    cpdef complete_accepted(self, ev, stop_price, order_type, tif, post_only)
     cpdef next_order_id(self)
     cpdef check(self, c, legs=*)
     cpdef list apply(self, c, bint check=*)
