@@ -3,11 +3,14 @@ does not move): an `EngineService` in this process fed `n` one-request turns of 
 kind, and only those turns counted.
 
 - `quiet`: an order that rests, then its cancel (no trades);
-- `trading`: a resting order, then one that takes it (a trade every second turn).
+- `trading`: a resting order, then one that takes it (a trade every second turn);
+- `batched`: turns of 256 requests, 256 resting orders then their 256 cancels (what a
+  pipelining client's turns look like), counted after 45 such pairs filled the
+  finished-orders store to its default bound; `n` rounded down to whole pairs.
 
     valgrind --tool=callgrind --toggle-collect=functools_reduce \\
         .venv/bin/python -m tests.benchmarks.turn_instructions quiet 2000
-    # instructions per turn: callgrind's `summary` / n
+    # instructions per turn (per request for `batched`): callgrind's `summary` / n
 
 The counted turns run inside `functools.reduce` (what `--toggle-collect` keys on), after
 two warm-up turns; start-up, imports and the close are not counted. The event and
@@ -63,8 +66,44 @@ def main(kind: str, n: int) -> None:
             turn(wire.NewOrder(req + 1, "b", "GOOG", second, "limit", 1, price=1000))
         return req + 2
 
+    if kind == "batched":
+        batched(svc, n)
+        return
+
     try:
         functools.reduce(pair, range(n // 2), pair(1, 0))
+        if len(svc.state.core) != 0:
+            raise SystemExit(f"{len(svc.state.core)} orders left open")
+    finally:
+        svc.close()
+
+
+def batched(svc: EngineService, n: int, size: int = 256, warm: int = 45) -> None:
+    """`batched` (module docstring): the frames are built before the counted turns."""
+
+    def frames(first_id: int, req: int) -> tuple[list[tuple[bytes, bytes]], ...]:
+        new = [
+            (IDENT, wire.encode(wire.NewOrder(req + i, "a", "GOOG", "buy", "limit", 10, price=900)))
+            for i in range(size)
+        ]
+        cancel = [
+            (IDENT, wire.encode(wire.CancelOrder(req + size + i, "a", first_id + i)))
+            for i in range(size)
+        ]
+        return new, cancel
+
+    def pair(_: None, turns: tuple[list[tuple[bytes, bytes]], ...]) -> None:
+        for batch in turns:
+            svc.process(batch)
+
+    try:
+        req = 1
+        for _ in range(warm):
+            pair(None, frames(svc.state.core.last_id + 1, req))
+            req += 2 * size
+        first = svc.state.core.last_id + 1
+        todo = [frames(first + i * size, req + i * 2 * size) for i in range(n // (2 * size))]
+        functools.reduce(pair, todo, None)
         if len(svc.state.core) != 0:
             raise SystemExit(f"{len(svc.state.core)} orders left open")
     finally:
