@@ -1606,20 +1606,14 @@ def test_a_fill_of_an_order_rejected_after_a_5xx_is_booked_and_survives_a_kill_9
     assert eng.stop() == 0
 
 
-def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
-    engine_factory: Any, fake: FakeAlpaca
-) -> None:
-    """Alpaca took alice's buy of 10 but answered 503, and could not be asked about it
-    before the engine was killed; meanwhile it filled 3 there. The restarted engine
-    looks for the rejected order again: the 3 lots are booked as a late fill, and the
-    rest is canceled at Alpaca."""
-    eng = _engine(engine_factory, fake)
-    eng.start()
+def _orphaned_then_killed(eng: EngineProcess, fake: FakeAlpaca, **order: Any) -> int:
+    """alice's limit buy of 10 (`order`: its price or bracket) that Alpaca takes but
+    answers 503, rejected for her; every look-up of it fails until the engine is
+    killed (-9), after its first. Returns its id."""
 
     async def body() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            oid = await _held_submit(eng, c, fake, "limit", 10, price=10000)
-            # every look-up of it fails until the engine is killed
+            oid = await _held_submit(eng, c, fake, "limit", 10, **order)
             fake.fail_next(503, 100_000, method="GET", path="/v2/orders:by_client_order_id")
             _taken_but_503(fake)
             evs = await _events_until(c, lambda evs: _ids_events(evs, oid))
@@ -1631,6 +1625,19 @@ def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
 
     oid = asyncio.run(body())
     eng.kill()
+    return oid
+
+
+def test_an_orphan_still_watched_at_a_kill_9_is_watched_again_after_the_restart(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca took alice's buy of 10 but answered 503, and could not be asked about it
+    before the engine was killed; meanwhile it filled 3 there. The restarted engine
+    looks for the rejected order again: the 3 lots are booked as a late fill, and the
+    rest is canceled at Alpaca."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+    oid = _orphaned_then_killed(eng, fake, price=10000)
     fake.clear_failures()
     fake.fill(f"tp-{oid}", "99.50", 3)
     fake.start_stream()
@@ -1661,22 +1668,7 @@ def test_an_orphaned_brackets_legs_are_booked_and_canceled_after_a_kill_9(
     working at Alpaca are canceled, and no order of the group is open anywhere."""
     eng = _engine(engine_factory, fake)
     eng.start()
-
-    async def body() -> int:
-        async with EngineClient(eng.order_entry, timeout=10) as c:
-            p = await _held_submit(eng, c, fake, "limit", 10, **BRACKET)
-            # every look-up of it fails until the engine is killed
-            fake.fail_next(503, 100_000, method="GET", path="/v2/orders:by_client_order_id")
-            _taken_but_503(fake)
-            evs = await _events_until(c, lambda evs: _ids_events(evs, p))
-            assert _ids_events(evs, p) == ["OrderRejected"]
-            fake.wait_until(
-                lambda: ("GET", "/v2/orders:by_client_order_id") in {r[:2] for r in fake.requests}
-            )
-            return p
-
-    p = asyncio.run(body())
-    eng.kill()
+    p = _orphaned_then_killed(eng, fake, **BRACKET)
     fake.clear_failures()
     parent = fake.order(f"tp-{p}")
     tp, sl = parent.legs
