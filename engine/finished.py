@@ -17,10 +17,11 @@ view is built only when asked for. A refused new order is not
 kept: its submit was answered with the refusal, synchronously.
 
 Compiled by Cython as it stands (setup.py), with its C declarations in finished.pxd:
-`observe` sees every numbered batch, and its dict and deque work as C calls costs half
+`observe` sees every numbered batch, and its dict and deque work as C calls cost half
 what the interpreted module's did (0.65 against 1.4 us an order accepted then
-canceled, at the bound; 2.9k against 5.0k instructions a request of the engine's loop,
-docs/engine-service.md). It stays plain Python, checked by mypy, runnable uncompiled.
+canceled, at the bound). The store now costs the engine's loop 2.4k instructions a
+request of orders and their cancels, 4.8% (5.0k interpreted; docs/engine-service.md).
+It stays plain Python, checked by mypy, runnable uncompiled.
 
 It is part of the engine's state: the snapshot holds it and recovery rebuilds it from
 the journal (the fast path in recovery.py feeds it the same facts from core rows), so a

@@ -19,9 +19,8 @@ order-rate buckets; nothing else changes until the engine reports what the core 
 
 Compiled by Cython as it stands (setup.py), with its C declarations in risk.pxd:
 `RiskEngine` and its open-order record `_Order` become cdef classes, and the checks and
-bookkeeping every command goes through are C calls on typed fields, ~3k fewer
-instructions a request of the engine's loop than the interpreted module
-(docs/engine-service.md, "Session seven"). It stays plain Python, checked by mypy and
+bookkeeping every command goes through are C calls on typed fields (what that saved:
+docs/engine-service.md, "Session seven"). It stays plain Python, checked by mypy and
 runnable uncompiled.
 """
 
