@@ -377,11 +377,19 @@ async def kafka_seqs(bootstrap: str, engine: str) -> list[int]:
 
 
 async def check_kafka(bootstrap: str, engine: str, events: list[Event]) -> None:
-    records = await kafka_records(bootstrap, engine)
+    """Kafka holds each event once, as its JSON. A transaction's commit returns before
+    its markers reach every partition, so a read_committed read right after it may not
+    see the last records yet: read until every seq is there (a duplicate fails at once)."""
     by_seq: dict[int, list[bytes]] = {}
-    for _, headers, value in records:
-        if "seq" in headers:
-            by_seq.setdefault(int(headers["seq"]), []).append(value)
+
+    async def complete() -> bool:
+        by_seq.clear()
+        for _, headers, value in await kafka_records(bootstrap, engine):
+            if "seq" in headers:
+                by_seq.setdefault(int(headers["seq"]), []).append(value)
+        return len(by_seq) >= len(events) or any(len(v) > 1 for v in by_seq.values())
+
+    await wait_for(complete, 30, f"{len(events)} events in Kafka")
     dupes = [s for s, v in by_seq.items() if len(v) > 1]
     assert not dupes, f"seqs written twice: {dupes[:10]}"
     assert sorted(by_seq) == [e.seq for e in events]
