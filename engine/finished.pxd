@@ -13,6 +13,7 @@ cdef class FinishedOrders:
     cdef object _oldest
     cdef public Py_ssize_t dropped
     cdef public dict ends
+    cdef public dict hwms
     cdef dict _folds
 
     @cython.locals(folds=dict, open_=dict, ends=dict)

@@ -64,6 +64,7 @@ class FinishedOrder(msgspec.Struct, array_like=True, frozen=True, gc=False):
     finished_ns: int
     filled: int
     notional: int
+    hwm: int | None = None  # a trailing stop's last watermark (last: older records decode)
 
 
 class FinishedSnapshot(msgspec.Struct, array_like=True):
@@ -73,6 +74,8 @@ class FinishedSnapshot(msgspec.Struct, array_like=True):
     fills: list[tuple[int, int, int, int]] = msgspec.field(default_factory=list)
     done: list[FinishedOrder] = msgspec.field(default_factory=list)
     dropped: int = 0
+    # open trailing stops' watermarks: (id, hwm)
+    hwms: list[tuple[int, int]] = msgspec.field(default_factory=list)
 
 
 class FinishedOrders:
@@ -92,6 +95,8 @@ class FinishedOrders:
         # order only if risk reports it gone in the same batch (a refused replace of a
         # routed order is a reject that leaves it open)
         self.ends: dict[int, tuple[str, str | None, int]] = {}
+        # open trailing stops' watermarks (their OrderTrailed's hwm): id -> hwm
+        self.hwms: dict[int, int] = {}
         self._folds: dict[type, Callable[[Any], None]] = {
             Trade: self._trade,
             OrderCanceled: self._canceled,
@@ -180,8 +185,11 @@ class FinishedOrders:
                     ev.trail_percent if ev.trail_percent is not None else rec.trail_percent
                 ),
             )
-        elif ev.stop_price != rec.stop_price:
-            self.open[ev.id] = rep(rec, stop_price=ev.stop_price)
+        else:
+            if isinstance(ev, OrderTrailed):
+                self.hwms[ev.id] = ev.hwm
+            if ev.stop_price != rec.stop_price:
+                self.open[ev.id] = rep(rec, stop_price=ev.stop_price)
 
     def settle(self, ended: list[int], ts: int) -> None:
         """Finish the orders risk reported gone (`ended`, emptied), with this batch's
@@ -202,7 +210,8 @@ class FinishedOrders:
                 status, reason, when = end
             else:  # gone without a cancel: it filled all it was given
                 status, reason, when = "filled", None, f[2] if f is not None else ts
-            done[order_id] = FinishedOrder(rec, status, reason, when, filled, notional)
+            hwm = self.hwms.pop(order_id, None) if self.hwms else None
+            done[order_id] = FinishedOrder(rec, status, reason, when, filled, notional, hwm)
             oldest.append(order_id)
             if len(oldest) > self.capacity:
                 del done[oldest.popleft()]
@@ -237,7 +246,7 @@ class FinishedOrders:
             rec.trail_price,
             rec.trail_percent,
             d.filled,
-            None,  # hwm
+            d.hwm,
             d.notional / d.filled if d.filled else None,
             d.reason,
             rec.ts_event,
@@ -262,6 +271,7 @@ class FinishedOrders:
             [(i, f[0], f[1], f[2]) for i, f in self.fills.items()],
             list(self.done.values()),
             self.dropped,
+            list(self.hwms.items()),
         )
 
     def restore(self, snap: FinishedSnapshot) -> None:
@@ -271,6 +281,7 @@ class FinishedOrders:
         self.done = {d.accepted.id: d for d in snap.done}
         self._oldest = deque(self.done)
         self.dropped = snap.dropped
+        self.hwms = dict(snap.hwms)
         while len(self._oldest) > self.capacity:
             del self.done[self._oldest.popleft()]
             self.dropped += 1

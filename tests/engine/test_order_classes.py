@@ -111,6 +111,7 @@ def test_a_sell_trailing_stop_follows_the_high_and_triggers_into_a_market_order(
             "filled", "trailing_stop", 102
         )  # fmt: skip
         assert (done.filled_qty, done.avg_fill_price, done.total_qty) == (5, 101.0, 5)
+        assert done.hwm == 105  # the high it last trailed, kept when it finished
         acct = ack(await c.get_account("carol")).account
         assert acct is not None and acct.positions[0].qty == -5
 
@@ -738,6 +739,7 @@ def _untimed(snap: FinishedSnapshot) -> tuple[Any, ...]:
         [(i, qty, notional) for i, qty, notional, _ts in snap.fills],
         [rep(d, accepted=rep(d.accepted, ts_event=0), finished_ns=0) for d in snap.done],
         snap.dropped,
+        sorted(snap.hwms),
     )
 
 
