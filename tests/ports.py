@@ -5,6 +5,10 @@ outgoing connection also takes its local port from: between the choice and the s
 own bind, any client connecting anywhere can be given it (seen in CI as `[Errno 98]
 address already in use`). So the ports handed out here are picked at random below that
 range, where only a listener that asks for the number can land, and are checked free.
+A port is handed out once per process: a free port is free until its server binds it,
+so two picks before the first bind (an engine's three ports) could otherwise get the
+same number (seen in CI: an engine's event socket refused the port its order entry had
+just bound).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ __all__ = ["free_port", "free_ports"]
 
 LOOPBACK = "127.0.0.1"
 _LOWEST = 10_000  # above the well-known and registered ports servers usually default to
+_given: set[int] = set()  # every port handed out by this process
 
 
 def _ephemeral_start() -> int:
@@ -27,6 +32,8 @@ def _ephemeral_start() -> int:
 
 
 def _free(base: int, n: int) -> bool:
+    if any(port in _given for port in range(base, base + n)):
+        return False
     socks: list[socket.socket] = []
     try:
         for port in range(base, base + n):
@@ -50,6 +57,7 @@ def free_ports(n: int) -> int:
     for _ in range(200):
         base = random.randrange(_LOWEST, top)
         if _free(base, n):
+            _given.update(range(base, base + n))
             return base
     raise RuntimeError(f"no run of {n} free ports below {top + n}")
 

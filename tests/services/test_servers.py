@@ -21,6 +21,8 @@ import prometheus_client
 import pytest
 import redis as redis_py
 
+from tests import ports
+
 from . import servers
 from .fixtures import PrometheusFactory
 from .servers import (
@@ -213,3 +215,14 @@ def test_servers_die_with_the_test_process(tmp_path: Path) -> None:
         time.sleep(0.05)
     os.kill(pid, signal.SIGKILL)
     pytest.fail(f"redis-server {pid} outlived the process that started it")
+
+
+def test_a_port_is_handed_out_once_per_process() -> None:
+    """Ports picked before any is bound (an engine's three) never repeat: a free port
+    stays free until its server binds it, so only the record of what was handed out
+    keeps two picks apart."""
+    singles = [ports.free_port() for _ in range(2_000)]
+    base = ports.free_ports(3)
+    runs = set(range(base, base + 3))
+    assert len(set(singles)) == len(singles) and not runs & set(singles)
+    assert all(p in ports._given for p in [*singles, *runs])
