@@ -1224,7 +1224,13 @@ def test_timeout_is_unavailable(started: tuple[AlpacaVenue, Events], fake: FakeA
     venue.submit(order(71))
     accepted(events, 71)
     # the timed-out request went through after all: reconciliation cancels it there
-    fake.wait_until(lambda: fake.order("tp-70").status == "canceled")
+    # (the fake may not hold it yet when the wait begins: absent is "not yet")
+    fake.wait_until(
+        lambda: any(
+            o.client_order_id == "tp-70" and o.status == "canceled"
+            for o in list(fake.orders.values())
+        )
+    )
 
 
 def test_stream_outage_alone(started: tuple[AlpacaVenue, Events], fake: FakeAlpaca) -> None:
