@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import threading
-from bisect import bisect_left
 from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -63,8 +62,6 @@ class LoopCounter:
     by its family at scrape time. prometheus_client's `Counter.inc` takes a lock and
     costs ~0.5 us; this costs one addition (the GIL makes the read consistent)."""
 
-    __slots__ = ("value",)
-
     def __init__(self) -> None:
         self.value: float = 0
 
@@ -78,20 +75,28 @@ class LoopHistogram:
     seven of them per batch were a fifth of a one-request batch's time). `counts[i]`
     counts values <= `bounds[i]` and above the bound before; the last one, the rest."""
 
-    __slots__ = ("bounds", "counts", "sum")
-
     def __init__(self, bounds: Sequence[float]) -> None:
         self.bounds = tuple(bounds)
         self.counts = [0] * (len(self.bounds) + 1)
         self.sum = 0.0
 
+    def _bucket(self, value: float) -> int:
+        """The index of the first bound >= `value` (`bisect_left`, as a loop: compiled,
+        it compares C doubles; a histogram has a dozen bounds)."""
+        i = 0
+        for bound in self.bounds:
+            if value <= bound:
+                return i
+            i += 1
+        return i
+
     def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
+        self.counts[self._bucket(value)] += 1
         self.sum += value
 
     def observe_many(self, value: float, n: int) -> None:
         """`n` observations of the same `value` (a batch's requests, answered together)."""
-        self.counts[bisect_left(self.bounds, value)] += n
+        self.counts[self._bucket(value)] += n
         self.sum += value * n
 
 

@@ -4,13 +4,14 @@
 
 import cython
 
+from tickplane.engine.metrics cimport EngineMetrics, LoopCounter, LoopHistogram
 from tickplane.engine.state cimport EngineState
 
 
 cdef class EngineService:
     cdef public object config
     cdef public EngineState state
-    cdef public object metrics
+    cdef public EngineMetrics metrics
     cdef public bint ready
     cdef public bint stopping
     cdef public list cpus
@@ -36,7 +37,7 @@ cdef class EngineService:
     cdef public object _http
 
     # the request path: C calls between them
-    @cython.locals(replies=list, published=list)
+    @cython.locals(replies=list, published=list, m=EngineMetrics)
     cpdef process(self, batch, venue_events=*)
     cpdef tuple handle(self, frame, set touched)
     cpdef tuple _batch(self, list requests, set touched)
