@@ -136,6 +136,28 @@ class _Rejected(Exception):
         self.retry_after = retry_after
 
 
+class _RateLimitWait:
+    """How long to wait after Alpaca rate limited a request (429) before making it
+    again: Alpaca's ``Retry-After`` when it sends one (at most `most`), else a backoff
+    doubling from `least` to `most` over the 429s in a row. One per retrying loop
+    (a resume's look-up, the monitor's reconciliation); `reset` after an answer that
+    was not a 429."""
+
+    def __init__(self, least: float, most: float) -> None:
+        self._least = least
+        self._most = most
+        self._next = least
+
+    def after(self, exc: _Rejected) -> float:
+        """The seconds to wait after the 429 `exc`; the next backoff doubles."""
+        wait = self._next if exc.retry_after is None else min(exc.retry_after, self._most)
+        self._next = min(self._next * 2, self._most)
+        return wait
+
+    def reset(self) -> None:
+        self._next = self._least
+
+
 class _TimeoutAdapter(HTTPAdapter):
     """A requests adapter with a default timeout (alpaca-py sends none: a hung server
     would otherwise block a worker forever)."""
@@ -265,10 +287,11 @@ class AlpacaVenue:
         ping_interval, ping_timeout: websocket keepalive of the stream.
         orphan_grace: seconds during which an order whose submit failed ambiguously
             (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
-        rate_limit_min_backoff, rate_limit_max_backoff: the wait before a resume's
-            look-up that Alpaca rate limited (429) is made again, doubling from the
-            first to the second; Alpaca's ``Retry-After``, when sent, is waited
-            instead (at most the second).
+        rate_limit_min_backoff, rate_limit_max_backoff: the wait before a read that
+            Alpaca rate limited (429) is made again (a resume's look-up, a
+            reconciliation round), doubling from the first to the second over the
+            429s in a row; Alpaca's ``Retry-After``, when sent, is waited instead (at
+            most the second).
         trail_poll_seconds: seconds between reads of the open trailing stops (one
             request for all of them), whose moves are reported as `VenueTrailed`
             (Alpaca pushes nothing when their stop trails); 0 turns the polling off.
@@ -656,6 +679,9 @@ class AlpacaVenue:
     def _monitor(self) -> None:
         client = self._client()
         next_beat = 0.0
+        # a reconciliation read Alpaca rate limited: the next round waits until then
+        limited = _RateLimitWait(*self._rate_backoff)
+        limited_until = 0.0
         while not self._stopping.is_set():
             now = time.monotonic()
             with self._lock:
@@ -665,10 +691,19 @@ class AlpacaVenue:
                 next_beat = time.monotonic() + self._heartbeat_interval
                 with self._lock:
                     rest_ok = self._rest_ok
-            if rest_ok and due:
+            if rest_ok and due and now >= limited_until:
                 with self._lock:
                     self._reconcile_due = False
-                if not self._reconcile(client):
+                try:
+                    done = self._reconcile(client)
+                except _Rejected as exc:  # a read rate limited (429): the round ends
+                    done = False
+                    wait = limited.after(exc)
+                    limited_until = time.monotonic() + wait
+                    log.warning("alpaca: reconciliation rate limited (429): again in %.2f s", wait)
+                else:
+                    limited.reset()
+                if not done:
                     with self._lock:
                         self._reconcile_due = True
                 else:
@@ -678,8 +713,13 @@ class AlpacaVenue:
                         for orders in again:
                             self._enqueue(orders[0][0].order_id, ("resume", orders, None, None))
             with self._lock:
-                busy = not self._rest_ok or self._reconcile_due
-            wait = self._probe_interval if busy else max(0.0, next_beat - time.monotonic())
+                down, due = not self._rest_ok, self._reconcile_due
+            now = time.monotonic()
+            if down or (due and now >= limited_until):
+                wait = self._probe_interval
+            else:  # the heartbeat, or the end of a rate limit's wait if sooner
+                until = min(next_beat, limited_until) if due else next_beat
+                wait = max(0.0, until - now)
             self._wake.wait(wait)
             self._wake.clear()
 
@@ -820,18 +860,17 @@ class AlpacaVenue:
         `rate_limit_min_backoff`. It runs on the order's worker, so the requests about
         the order queued after its resume (a leg's cancel) still come after it.
         Raises the 429 only if the venue stops meanwhile."""
-        backoff, most = self._rate_backoff
+        limited = _RateLimitWait(*self._rate_backoff)
         while True:
             try:
                 return self._call(fn, *args)
             except _Rejected as exc:
                 if exc.status != 429:
                     raise
-                wait = min(exc.retry_after, most) if exc.retry_after is not None else backoff
+                wait = limited.after(exc)
                 log.warning("alpaca: rate limited (429): trying again in %.2f s", wait)
                 if self._stopping.wait(wait):
                     raise
-                backoff = min(backoff * 2, most)
 
     # ------------------------------------------------------------------ requests
 
@@ -1449,9 +1488,11 @@ class AlpacaVenue:
     def _reconcile(self, client: TradingClient) -> bool:
         """Bring every open (or orphaned) order up to date from REST: fills and closes
         missed while the stream was down are reported; orphans are canceled. False if
-        Alpaca became unreachable on the way, or rate limited a read (the monitor
-        tries again a `probe_interval` later: a read given up left an orphan open at
-        Alpaca, or a missed fill unreported, until the stream's next reconnection)."""
+        Alpaca became unreachable on the way (the monitor tries again a
+        `probe_interval` later). A read Alpaca rate limited (429) ends the round too,
+        raising it: the monitor tries again after the wait `_RateLimitWait` gives (a
+        read given up left an orphan open at Alpaca, or a missed fill unreported, until
+        the stream's next reconnection)."""
         with self._lock:
             todo = [
                 (t.order.order_id, t.venue_id, t.pending_vid, t.orphan, t.client_order_id)
@@ -1472,9 +1513,9 @@ class AlpacaVenue:
             except _Unavailable:
                 return False
             except _Rejected as exc:
-                log.warning("alpaca: reconciling order %d: %s", oid, exc.message)
                 if exc.status == 429:
-                    return False
+                    raise
+                log.warning("alpaca: reconciling order %d: %s", oid, exc.message)
         return True
 
     def _reconcile_orphan(self, client: TradingClient, oid: int, coid: str) -> None:

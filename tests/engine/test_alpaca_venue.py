@@ -1068,6 +1068,61 @@ def test_an_orphan_whose_look_up_is_rate_limited_is_looked_for_again(
     assert _look_ups(fake) == 4  # refused twice, found (canceled), found closed
 
 
+def _look_up_times(fake: FakeAlpaca, count: int) -> list[float]:
+    """When each of the next `count` look-ups by client order id reached the fake."""
+    seen = _look_ups(fake)
+    times: list[float] = []
+    for _ in range(count):
+        seen = fake.wait_until(lambda n=seen: _look_ups(fake) > n and _look_ups(fake))
+        times.append(time.monotonic())
+    return times
+
+
+def _orphan_look_ups_rate_limited(
+    fake: FakeAlpaca, oid: int, refusals: int, retry_after: str | None, min_backoff: float
+) -> list[float]:
+    """An order Alpaca takes despite a 503 (the stream down), its look-ups by the
+    monitor's reconciliation refused `refusals` times with a 429 (and `retry_after`):
+    when each look-up came, the refused ones and the one that finds it (it is then
+    canceled, its watch ended)."""
+    venue = make_venue(fake, rate_limit_min_backoff=min_backoff, rate_limit_max_backoff=5.0)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.stop_stream()
+        fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+        fake.fail_next(
+            429,
+            count=refusals,
+            method="GET",
+            path="/v2/orders:by_client_order_id",
+            retry_after=retry_after,
+        )
+        venue.submit(order(oid, qty=10))
+        times = _look_up_times(fake, refusals + 1)
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == oid)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+        return times
+    finally:
+        venue.stop()
+
+
+def test_a_rate_limited_reconciliation_waits_what_retry_after_says(fake: FakeAlpaca) -> None:
+    """An orphan's look-up refused with a 429 and ``Retry-After: 0.6``: the monitor's
+    next round waits those 0.6 s (it came a `probe_interval`, 0.05 s, later, asking
+    again a dozen times while Alpaca asked it to wait), then finds and cancels it."""
+    refused, found = _orphan_look_ups_rate_limited(fake, 65, 1, "0.6", min_backoff=0.01)
+    assert found - refused >= 0.55
+
+
+def test_a_rate_limited_reconciliation_backs_off_without_retry_after(fake: FakeAlpaca) -> None:
+    """Without ``Retry-After``, the rounds after 429s in a row wait the backoff,
+    doubling from `rate_limit_min_backoff` (0.25 s, then 0.5 s), not `probe_interval`."""
+    first, second, found = _orphan_look_ups_rate_limited(fake, 66, 2, None, min_backoff=0.25)
+    assert second - first >= 0.23 and found - second >= 0.48
+
+
 def test_an_orphan_that_never_arrives_is_given_up_after_its_grace(fake: FakeAlpaca) -> None:
     """A 503 before Alpaca took the order: looked for during `orphan_grace`, never
     found, then given up (`VenueCanceled`, every lot remaining)."""
