@@ -29,6 +29,9 @@ __all__ = [
 ]
 
 ENV_PREFIX = "TICKPLANE_ENGINE_"
+# The longest wait after a 429 (`VenueConfig.rate_limit_max_backoff`): an hour. Past
+# it, an orphan would stay open at Alpaca, or a missed fill unreported, for longer.
+MAX_RATE_LIMIT_BACKOFF = 3600.0
 
 
 class ConfigError(ValueError):
@@ -101,6 +104,11 @@ class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Seconds between reads of each open trailing stop at Alpaca (it pushes nothing when
     # its stop trails): a move is journaled and published as OrderTrailed. 0: off.
     trail_poll_seconds: float = 1.0
+    # A read Alpaca rate limits (429: a resume's look-up, a reconciliation round) is
+    # made again after Alpaca's Retry-After (at most the max), else after a backoff
+    # doubling from the min to the max over the 429s in a row. Seconds.
+    rate_limit_min_backoff: float = 1.0
+    rate_limit_max_backoff: float = 60.0
 
 
 class MarketConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -218,6 +226,13 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
         if not self.venue.trail_poll_seconds >= 0:
             raise ConfigError("venue.trail_poll_seconds: 0 (off) or a number of seconds > 0")
+        least, most = self.venue.rate_limit_min_backoff, self.venue.rate_limit_max_backoff
+        if not 0 < least <= most <= MAX_RATE_LIMIT_BACKOFF:
+            raise ConfigError(
+                "venue.rate_limit_min_backoff and venue.rate_limit_max_backoff: seconds with "
+                f"0 < min <= max <= {MAX_RATE_LIMIT_BACKOFF:g} (an order waits that long to "
+                f"be looked at again), not {least!r} and {most!r}"
+            )
         return self
 
 

@@ -1532,6 +1532,8 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
         stream_url_override=v.stream_url_override,
         policy=v.unreachable,
         trail_poll_seconds=v.trail_poll_seconds,
+        rate_limit_min_backoff=v.rate_limit_min_backoff,
+        rate_limit_max_backoff=v.rate_limit_max_backoff,
     )
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)

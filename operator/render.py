@@ -124,6 +124,8 @@ def engine_config(name: str, spec: TradingEngineSpec) -> EngineConfig:
             secret_dir=ALPACA_DIR if venue.kind == "alpaca" else None,
             unreachable=venue.unreachable,
             trail_poll_seconds=venue.trail_poll_seconds,
+            rate_limit_min_backoff=venue.rate_limit_min_backoff,
+            rate_limit_max_backoff=venue.rate_limit_max_backoff,
         ),
         market=MarketConfig(source=market.source, rate=market.rate, speed=market.speed),
     ).validate()

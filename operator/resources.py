@@ -15,6 +15,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tickplane.core.config import MAX_RATE_LIMIT_BACKOFF
+
 __all__ = [
     "GROUP",
     "VERSION",
@@ -153,7 +155,13 @@ class VenueSpec(_Model):
                 "key id and secret key",
                 fieldPath=".credentialsSecret",
                 reason="FieldValueRequired",
-            )
+            ),
+            _cel(
+                "!has(self.rateLimitMinBackoff) || !has(self.rateLimitMaxBackoff) || "
+                "self.rateLimitMinBackoff <= self.rateLimitMaxBackoff",
+                "rateLimitMinBackoff must be at most rateLimitMaxBackoff",
+                fieldPath=".rateLimitMinBackoff",
+            ),
         )
     )
 
@@ -171,6 +179,20 @@ class VenueSpec(_Model):
         ge=0,
         description="Seconds between reads of the open trailing stops at Alpaca (one request "
         "for all of them; it pushes nothing when their stop trails); 0 turns it off.",
+    )
+    rate_limit_min_backoff: float = Field(
+        default=1.0,
+        gt=0,
+        le=MAX_RATE_LIMIT_BACKOFF,
+        description="Seconds before a read Alpaca rate limited (429) is made again when "
+        "Alpaca sends no Retry-After; doubles over the 429s in a row, up to "
+        "rateLimitMaxBackoff.",
+    )
+    rate_limit_max_backoff: float = Field(
+        default=60.0,
+        gt=0,
+        le=MAX_RATE_LIMIT_BACKOFF,
+        description="The longest wait after a 429, Alpaca's Retry-After included (seconds).",
     )
 
 

@@ -44,6 +44,11 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ('{"risk": {"pairs": {"a/": {}}}}', {}, "ACCOUNT/SYMBOL"),
         ('{"risk": {"pairs": {"a/GOOG/x": {}}}}', {}, "ACCOUNT/SYMBOL"),
         ('{"risk": {"pairs": {"a/MSFT": {}}}}', {}, r"MSFT is not one of the symbols \['GOOG'"),
+        ('{"venue": {"rate_limit_min_backoff": 0}}', {}, r"0 < min <= max.*not 0\.0 and"),
+        ('{"venue": {"rate_limit_min_backoff": -1}}', {}, r"0 < min <= max.*not -1\.0 and"),
+        ('{"venue": {"rate_limit_min_backoff": 90}}', {}, r"min <= max.*not 90\.0 and 60\.0"),
+        ('{"venue": {"rate_limit_max_backoff": 7200}}', {}, r"max <= 3600"),
+        ("{}", {"TICKPLANE_ENGINE_VENUE": '{"rate_limit_max_backoff": 0.5}'}, "min <= max"),
         ("[1]", {}, "object"),
         ("{", {}, "e.json"),
         ("{}", {"TICKPLANE_ENGINE_COLOUR": "red"}, "colour"),
@@ -56,6 +61,15 @@ def test_bad_configuration_says_what_to_fix(
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         load_engine_config(path, env=env)
+
+
+def test_the_rate_limit_backoff_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text('{"venue": {"rate_limit_min_backoff": 0.5, "rate_limit_max_backoff": 8}}')
+    venue = load_engine_config(path, env={}).venue
+    assert (venue.rate_limit_min_backoff, venue.rate_limit_max_backoff) == (0.5, 8.0)
+    defaults = load_engine_config(env={}).venue
+    assert (defaults.rate_limit_min_backoff, defaults.rate_limit_max_backoff) == (1.0, 60.0)
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:

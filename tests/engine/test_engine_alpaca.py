@@ -15,6 +15,7 @@ import pytest
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
+from tickplane.core.config import EngineConfig, SymbolConfig, VenueConfig
 from tickplane.core.events import (
     OrderAccepted,
     OrderActivated,
@@ -26,6 +27,7 @@ from tickplane.core.events import (
     StopTriggered,
     Trade,
 )
+from tickplane.engine import service
 from tickplane.engine.journal import snapshots
 
 from .conftest import EngineProcess
@@ -52,6 +54,22 @@ def _engine(engine_factory: Any, fake: FakeAlpaca, **extra: Any) -> EngineProces
         **extra,
     )
     return eng
+
+
+def test_the_rate_limit_backoff_reaches_the_adapter(fake: FakeAlpaca) -> None:
+    """The engine's `venue.rate_limit_min_backoff` and `_max_backoff` are the adapter's
+    (they were not in the configuration: the adapter's defaults always applied)."""
+    config = EngineConfig(
+        symbols=[SymbolConfig("GOOG")],
+        venue=VenueConfig(
+            kind="alpaca",
+            url_override=fake.rest_url,
+            rate_limit_min_backoff=0.5,
+            rate_limit_max_backoff=8.0,
+        ),
+    ).validate()
+    venue = service._alpaca_venue(config)
+    assert venue._rate_backoff == (0.5, 8.0)  # type: ignore[attr-defined]
 
 
 async def _until(c: EngineClient, want: int, timeout: float = 20.0) -> list[Any]:

@@ -80,6 +80,8 @@ def test_a_minimal_engine_gets_every_default(
         "paper": True,
         "unreachable": "reject",
         "trailPollSeconds": 1.0,
+        "rateLimitMinBackoff": 1.0,
+        "rateLimitMaxBackoff": 60.0,
     }
     assert spec["resources"] == {"cpus": 2, "memory": "2Gi"}
     assert spec["journal"] == {"size": "10Gi", "fsync": "batch"}
@@ -172,6 +174,23 @@ INVALID_ENGINES = {
         _engine(**{"risk.pairs": {"mm-desk/GOOG": {}, "mm-desk/MSFT": {}}}),
         "spec.risk.pairs: Invalid value: risk.pairs mm-desk/MSFT: the symbol "
         "after the / must be one of spec.symbols",
+    ),
+    "rate limit backoff of zero": (
+        _engine(**{"venue.rateLimitMinBackoff": 0}),
+        "spec.venue.rateLimitMinBackoff in body should be greater than 0",
+    ),
+    "rate limit backoff over an hour": (
+        _engine(**{"venue.rateLimitMaxBackoff": 7200}),
+        "spec.venue.rateLimitMaxBackoff in body should be less than or equal to 3600",
+    ),
+    "rate limit backoff min above max": (
+        _engine(**{"venue.rateLimitMinBackoff": 30, "venue.rateLimitMaxBackoff": 10}),
+        "spec.venue.rateLimitMinBackoff: Invalid value: "
+        "rateLimitMinBackoff must be at most rateLimitMaxBackoff",
+    ),
+    "rate limit backoff min above the default max": (
+        _engine(**{"venue.rateLimitMinBackoff": 90}),
+        "rateLimitMinBackoff must be at most rateLimitMaxBackoff",
     ),
     "negative market collar": (
         _engine(**{"risk.default.marketCollarBps": -1}),

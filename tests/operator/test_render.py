@@ -56,6 +56,18 @@ def test_the_trail_poll_reaches_the_engine_config() -> None:
         assert config["venue"]["trail_poll_seconds"] == rendered
 
 
+def test_the_rate_limit_backoff_reaches_the_engine_config() -> None:
+    venue = {"kind": "alpaca", "credentialsSecret": {"name": "alpaca"}}
+    for given, rendered in (
+        ({}, (1.0, 60.0)),
+        ({"rateLimitMinBackoff": 0.5}, (0.5, 60.0)),
+        ({"rateLimitMinBackoff": 2, "rateLimitMaxBackoff": 10}, (2.0, 10.0)),
+    ):
+        _, objects = render(venue={**venue, **given})
+        config = json.loads(objects["ConfigMap"]["data"]["engine.json"])["venue"]
+        assert (config["rate_limit_min_backoff"], config["rate_limit_max_backoff"]) == rendered
+
+
 def test_pair_limits_reach_the_engine_config() -> None:
     risk = {
         "default": {"maxOrderQty": 100},
