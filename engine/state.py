@@ -697,6 +697,11 @@ class EngineState:
                         if gone is not None and f.get("maybe_placed"):
                             # the venue made its legs with it: their fills are real too
                             self.orphans[leg_id] = gone
+                            if self.finished.capacity:
+                                # GetOrder answers for it as for its parent: rejected
+                                # with it, then its late fills' lots and average
+                                self.finished.begin(self._routed_accepted(gone, ts))
+                                self.finished.end(leg_id, "rejected", str(f["reason"]), ts)
                     del self.routed_groups[g.parent_id]
                 coid = self.client_order_ids.pop(r.id, None)
                 acc = self.account_index.get(r.account)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from tickplane.core import wire
 from tickplane.core.config import VenueConfig
 from tickplane.core.events import Event, OrderRejected, PositionChanged, Trade
 from tickplane.engine.state import EngineState
@@ -233,3 +234,36 @@ def test_an_orphaned_brackets_legs_are_orphans_with_it(tmp_path: Path) -> None:
     st, live = later.svc.state, eng.svc.state
     assert st.replay(1, st.seq, 1000) == live.replay(1, live.seq, 1000)
     assert st.positions.snapshot() == live.positions.snapshot() and st.orphans == {}
+
+
+def test_get_order_answers_for_an_orphaned_brackets_legs(tmp_path: Path) -> None:
+    """An orphaned bracket's legs have their fills booked under their own ids, so
+    their owner asks about them by those ids: GetOrder shows each rejected with its
+    parent (`venue_unavailable`), with the lots Alpaca filled and their average (it
+    answered `unknown_order`); another account's ask is refused. The same from the
+    journal alone. A bracket refused for sure (not maybe placed) leaves no legs to
+    ask about."""
+    eng, _ = _at_alpaca(tmp_path / "a")
+    p = ok(eng.new("alice", "buy", 10, **bracket())).order_id
+    assert p is not None
+    tp, sl = p + 1, p + 2
+    _report(eng, VenueRejected(p, "venue_unavailable", "503", maybe_placed=True))
+    _report(eng, _fill(p, 100, 10, 0, 1), _fill(tp, 110, 4, 6, 2), _fill(tp, 113, 2, 4, 3))
+    assert _final(eng, p) == ("rejected", "venue_unavailable", 10, 100)
+    assert _final(eng, tp) == ("rejected", "venue_unavailable", 6, 111)
+    assert _final(eng, sl) == ("rejected", "venue_unavailable", 0, None)
+    reply, _ = eng.svc.dispatch(wire.GetOrder(7, "alice", tp), set())
+    assert isinstance(reply, wire.Ack) and reply.order is not None
+    view = reply.order
+    assert (view.parent_id, view.side, view.order_type, view.price) == (p, "sell", "limit", 110)
+    refused, _ = eng.svc.dispatch(wire.GetOrder(8, "bob", tp), set())
+    assert isinstance(refused, wire.Reject) and refused.reason == "unknown_order"
+
+    again = eng.reopen(tmp_path / "b")
+    for i in (p, tp, sl):
+        assert _final(again, i) == _final(eng, i)
+
+    q = ok(eng.new("alice", "buy", 10, **bracket())).order_id
+    assert q is not None
+    _report(eng, VenueRejected(q, "venue_rejected", "422"))
+    assert eng.svc.state.order_view(q + 1, "alice") is None
