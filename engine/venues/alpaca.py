@@ -106,7 +106,6 @@ _CLOSED_BY = {"canceled": "canceled", "expired": "expired", "rejected": "venue_r
 _TS = re.compile(r"^(\d{4}-\d\d-\d\d[T ]\d\d:\d\d:\d\d)(?:\.(\d+))?(Z|z|[+-]\d\d:?\d\d)?$")
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _RETENTION = 300.0  # seconds a closed order is remembered
-_EARLY_KEPT = 1000  # Alpaca ids of unrecognized leg-like updates kept for a late parent
 _REPLACEMENT = re.compile(r"-r(\d+)$")  # a replacement's client order id: <original>-r<n>
 
 
@@ -381,9 +380,18 @@ class AlpacaVenue:
         self._closed_fifo: collections.deque[tuple[float, int]] = collections.deque()
         # resumes that found Alpaca unreachable, queued again after the next reconcile
         self._resume_again: list[tuple[tuple[VenueOrder, int | None], ...]] = []
-        # updates of legs not known yet (their parent's answer is still on its way),
-        # by Alpaca id, applied when the parent's legs are learned (the oldest dropped)
-        self._early: dict[str, list[_Update]] = {}
+        # Updates of legs not known yet (their parent's answer is still on its way), by
+        # Alpaca id, applied when the parent's legs are learned. An update is kept
+        # while an order of ours that was waiting to name its legs when it came still
+        # is (`_naming`: a group's submit unanswered, a hand-back not settled, an
+        # orphaned group not found yet), so no count bounds it: what is kept is what
+        # came while those waited (`_keep_early`). With `_ticket`, a counter: each
+        # entry is (the ticket of its last update, its updates), oldest first.
+        self._early: dict[str, tuple[int, list[_Update]]] = {}
+        # engine ids of orders of ours that may yet name legs not known -> the ticket
+        # when each began waiting (rising: the first is the oldest)
+        self._naming: dict[int, int] = {}
+        self._ticket = 0
         # Orders of ours (by client order id) placed before this process started: the
         # engine hands them back (`resume`, `watch_orphans`) with the lots it booked of
         # each, and their stream updates are held until then, every one (acted on
@@ -547,6 +555,8 @@ class AlpacaVenue:
             raise ValueError("expect_hand_back takes engine order ids (positive integers)")
         with self._lock:
             self._expected |= ids
+            for oid in sorted(ids):  # a group among them names its legs when resumed
+                self._await_legs(oid)
 
     def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`).
@@ -556,6 +566,7 @@ class AlpacaVenue:
             self._group(orders[0][0].order_id, [leg.order_id for leg, _ in orders[1:]])
             with self._lock:
                 self._resuming.add(orders[0][0].order_id)
+                self._await_legs(orders[0][0].order_id)
             self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
 
     def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
@@ -587,9 +598,13 @@ class AlpacaVenue:
                     continue
                 self._by_coid[coid] = oid
                 self._reconcile_due = True
+                if order.legs:
+                    self._await_legs(oid)  # named when it is found
                 self._handed(oid)  # its fills beyond `booked`, then its cancel
             for oid in [oid for oid in self._held if oid not in self._resuming]:
                 self._handed(oid)
+            for oid in self._expected - self._resuming:
+                self._naming_done(oid)
             self._expected.clear()
         self._wake.set()
 
@@ -913,6 +928,8 @@ class AlpacaVenue:
             tracked = _Tracked(order, spec, coid, open_qty=order.qty, limit_price=order.limit_price)
             self._orders[oid] = tracked
             self._by_coid[coid] = oid
+            if order.order_class != "simple":
+                self._await_legs(oid)  # the answer names them, if the stream does not first
         try:
             placed: Order = self._call(client.submit_order, request)
         except _Unavailable as exc:
@@ -929,6 +946,7 @@ class AlpacaVenue:
         with self._lock:
             self._accept(tracked, str(placed.id), placed)
             self._learn_legs(tracked, placed)
+            self._naming_done(oid)
             status = _enum_text(placed.status)
             if status in _CLOSED_BY and not tracked.closed:
                 self._close(tracked, str(placed.id), placed, _CLOSED_BY[status])
@@ -939,6 +957,9 @@ class AlpacaVenue:
         when it may have reached Alpaca anyway (timeout, 5xx) it becomes an orphan that
         reconciliation looks for and cancels."""
         with self._lock:
+            if not maybe_placed or t.accepted or t.closed:
+                # not at Alpaca, or its legs came with the stream's report of it
+                self._naming_done(t.order.order_id)
             if t.accepted:
                 log.warning(
                     "alpaca: submit of order %d failed (%s) but Alpaca reported it: live",
@@ -1302,6 +1323,7 @@ class AlpacaVenue:
         legs = _get(o, "legs") or []
         if not legs or t.parent is not None:
             return learned
+        self._naming_done(t.order.order_id)
         has_tp = any(_enum_text(_get(leg, "type")) == "limit" for leg in legs)
         for leg in legs:
             vid = str(_get(leg, "id"))
@@ -1344,8 +1366,41 @@ class AlpacaVenue:
     def _apply_early(self, vid: str) -> None:
         """Apply the updates of leg `vid` that came before it was known."""
         t = self._orders[self._by_vid[vid]]
-        for event, update, data in self._early.pop(vid, ()):
+        _, updates = self._early.pop(vid, (0, []))
+        for event, update, data in updates:
             self._apply_update(t, event, vid, update, data)
+
+    def _await_legs(self, oid: int) -> None:
+        """Order `oid` of ours may yet name legs not known: updates of unknown legs are
+        kept from now until it has named them or will not (`_naming_done`)."""
+        self._ticket += 1
+        self._naming.setdefault(oid, self._ticket)
+
+    def _naming_done(self, oid: int) -> None:
+        """Order `oid` has named its legs, or will not (not at Alpaca, a simple order,
+        its hand-off settled, its watch ended)."""
+        self._naming.pop(oid, None)
+
+    def _keep_early(self, vid: str, update: _Update) -> None:
+        """An update of Alpaca order `vid`, not known, of an order class (a leg of
+        ours, maybe, ahead of its parent's answer): kept while an order of ours that
+        was waiting to name its legs when it came still is. None is dropped for a count
+        (the last 1,000 ids were kept before, the oldest dropped: a busy account's
+        other groups could push a leg of ours out before its parent's answer came, and
+        its fill was lost); what nothing waiting could claim is dropped first: the
+        updates, oldest first, that came before every order still waiting began to."""
+        self._ticket += 1
+        oldest_wait = next(iter(self._naming.values()), None)
+        while self._early:
+            first = next(iter(self._early))
+            if oldest_wait is not None and self._early[first][0] > oldest_wait:
+                break
+            del self._early[first]
+        if oldest_wait is None:
+            return  # no order of ours has legs to name: not ours
+        _, updates = self._early.pop(vid, (0, []))
+        updates.append(update)
+        self._early[vid] = (self._ticket, updates)  # last: it came now
 
     def _handed(self, oid: int) -> None:
         """The engine's hand-off of order `oid` is settled (its resume's look-up done,
@@ -1355,6 +1410,8 @@ class AlpacaVenue:
         self._expected.discard(oid)
         held = self._held.pop(oid, ())
         t = self._orders.get(oid)
+        if t is None or not (t.orphan and t.venue_id is None and t.order.legs):
+            self._naming_done(oid)  # an orphaned group not found yet names them later
         if t is None:
             if held:
                 log.info("alpaca: %d updates of order %d dropped: not handed back", len(held), oid)
@@ -1394,11 +1451,10 @@ class AlpacaVenue:
         with self._lock:
             oid = self._lookup(coid, vid)
             if oid is None:
-                if _enum_text(o.get("order_class") or "simple") != "simple":
+                classed = _enum_text(o.get("order_class") or "simple") != "simple"
+                if classed and o.get("symbol") in self._symbols:
                     # maybe a leg of ours, ahead of its parent's answer: keep it a while
-                    self._early.setdefault(vid, []).append((event, o, data))
-                    while len(self._early) > _EARLY_KEPT:
-                        del self._early[next(iter(self._early))]
+                    self._keep_early(vid, (event, o, data))
                 log.debug("alpaca: update for an order not ours: %s %s", event, coid)
                 return
             t = self._orders.get(oid)
@@ -1593,6 +1649,7 @@ class AlpacaVenue:
             lt.orphan = False
             self._emit_locked(VenueCanceled(lt.order.order_id, lt.open_qty, "orphan_closed"))
         t.orphan = False
+        self._naming_done(t.order.order_id)
         self._emit_locked(VenueCanceled(t.order.order_id, remaining, "orphan_closed"))
 
     def _apply_snapshot(self, t: _Tracked, vid: str, o: Order) -> None:

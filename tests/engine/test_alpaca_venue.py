@@ -281,30 +281,91 @@ def test_legs_are_learned_from_the_stream_even_before_the_submit_answers(
     assert events.wait(VenueCanceled, lambda e: e.order_id == 60).remaining == 10
 
 
-def test_a_leg_update_ahead_of_anything_about_its_parent_waits_for_it(
-    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
-) -> None:
-    """Alpaca may send a leg's update before the parent's answer and its first update
-    (the leg has Alpaca's own client order id): it is kept, and applied once the
-    parent's legs are known. (The fake sends a parent's `new` first, so the updates are
-    handed to the venue as its stream would.)"""
-    venue, events = started
-    fake.hang_next(1)  # the submit is in flight: nothing about it has come back
+def _stream(venue: AlpacaVenue, event: str, o: FakeOrder, **extra: Any) -> None:
+    """Hand the venue a trade update as its stream would."""
+    data = {"event": event, "order": o.to_json(), **extra}
+    venue._on_trade_update({"stream": "trade_updates", "data": data})
+
+
+def _oto_in_flight(venue: AlpacaVenue, fake: FakeAlpaca) -> tuple[FakeOrder, FakeOrder]:
+    """OTO 80 (its stop 81) submitted, the submit in flight: nothing about it has come
+    back. Its parent and leg as Alpaca would stream them (the fake sends a parent's
+    `new` first, so the tests hand the updates to the venue as its stream would)."""
+    fake.hang_next(1)
     venue.submit(classed(80, "oto", stop_loss_stop=9000, legs=(81,)))
     fake.wait_until(lambda: fake.hung == 1)
     leg = FakeOrder("leg-x", "alpacas-own", "AAPL", "sell", "stop", 10, "gtc", None, Decimal(90))
     parent = FakeOrder("parent-x", "tp-80", "AAPL", "buy", "limit", 10, "gtc", Decimal(100), None)
     leg.order_class = parent.order_class = "oto"
     parent.legs = [leg]
+    return parent, leg
+
+
+def test_a_leg_update_ahead_of_anything_about_its_parent_waits_for_it(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """Alpaca may send a leg's update before the parent's answer and its first update
+    (the leg has Alpaca's own client order id): it is kept, and applied once the
+    parent's legs are known."""
+    venue, events = started
+    parent, leg = _oto_in_flight(venue, fake)
     leg.status = "canceled"
-    venue._on_trade_update(
-        {"stream": "trade_updates", "data": {"event": "canceled", "order": leg.to_json()}}
-    )
+    _stream(venue, "canceled", leg)
     assert events.about(81) == []  # not known yet
-    update = {"event": "new", "order": parent.to_json()}
-    venue._on_trade_update({"stream": "trade_updates", "data": update})
+    _stream(venue, "new", parent)
     assert events.wait(VenueCanceled, lambda e: e.order_id == 81).remaining == 10
     fake.release()
+
+
+def _theirs(n: int, symbol: str = "AAPL") -> FakeOrder:
+    """A leg of another program's bracket in the same account (Alpaca streams every
+    order of the account)."""
+    o = FakeOrder(f"their-leg-{n}", f"theirs-{n}", symbol, "sell", "limit", 1, "gtc", None, None)
+    o.limit_price, o.order_class = Decimal(120), "bracket"
+    return o
+
+
+def test_a_legs_fill_ahead_of_its_parent_outlasts_any_number_of_other_groups(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """An OTO's submit is in flight when its stop's fill comes, its parent's own
+    updates missed (the stream was reconnecting), then updates of 1,500 legs of
+    other programs' groups in the account: the fill is kept until the parent names
+    its leg, and reported. (The last 1,000 ids were kept: it was pushed out, and the
+    fill went unreported until the stream's next reconnection.)"""
+    venue, events = started
+    parent, leg = _oto_in_flight(venue, fake)
+    leg.status, leg.filled_qty, leg.notional = "filled", 10, Decimal("899.00")
+    now = rfc3339(time.time_ns())
+    _stream(venue, "fill", leg, price="89.90", qty="10", execution_id="x-81", timestamp=now)
+    for n in range(1500):
+        _stream(venue, "new", _theirs(n))
+    assert events.about(81) == []  # not known yet
+    _stream(venue, "new", parent)  # names its leg
+    fill = events.wait(VenueFilled, lambda e: e.order_id == 81, timeout=1.0)
+    assert (fill.qty, fill.price, fill.execution_id) == (10, 8990, "x-81")
+    fake.release()
+
+
+def test_other_groups_updates_are_kept_only_while_a_group_of_ours_may_claim_them(
+    started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
+) -> None:
+    """What is kept of unknown legs' updates is bounded by what the engine awaits:
+    nothing while no group of ours has legs to name; while one has, those of its
+    symbols, dropped once it named them (the next update finds them unclaimable)."""
+    venue, events = started
+    for n in range(50):
+        _stream(venue, "new", _theirs(n))
+    assert venue._early == {}
+    _oto_in_flight(venue, fake)
+    for n in range(50, 60):
+        _stream(venue, "new", _theirs(n))
+    _stream(venue, "new", _theirs(60, symbol="TSLA"))  # not a symbol of ours
+    assert len(venue._early) == 10
+    fake.release()
+    accepted(events, 80)
+    _stream(venue, "new", _theirs(61))
+    assert venue._early == {}
 
 
 def test_a_trailing_stop_is_sent_with_its_trail(
