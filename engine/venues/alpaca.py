@@ -841,6 +841,13 @@ class AlpacaVenue:
         except _Unavailable:
             return  # _call marked REST down
         except _Rejected as exc:
+            if exc.status == 429:
+                # Alpaca answered: throttled, not down. Marked down, the venue said
+                # disconnected and the engine refused new orders, or matched them here
+                # under policy internal, while Alpaca worked; submits now get their
+                # own 429 (venue_rate_limited) and the engine decides.
+                self._set_rest(True, "rest: reachable (the account probe was rate limited)")
+                return
             self._set_rest(False, f"rest: account probe refused ({exc.status}): {exc.message}")
             return
         except Exception as exc:

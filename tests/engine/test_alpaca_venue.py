@@ -1139,6 +1139,32 @@ def _look_up_times(fake: FakeAlpaca, count: int) -> list[float]:
     return times
 
 
+def test_a_rate_limited_account_probe_is_not_an_outage(fake: FakeAlpaca) -> None:
+    """The heartbeat's account probe answered 429 three times: Alpaca is there, only
+    throttling this account, so the venue stays connected (it said disconnected, and
+    the engine refused new orders or matched them here under policy internal), and
+    orders still go to Alpaca."""
+    venue = make_venue(fake, heartbeat_interval=0.02)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        mark = events.mark()
+
+        def probes() -> int:
+            return sum(1 for _, p, _ in fake.requests if p == "/v2/account")
+
+        before = fake.wait_until(probes)
+        fake.fail_next(429, count=3, method="GET", path="/v2/account")
+        fake.wait_until(lambda: probes() >= before + 4)  # refused 3 times, then answered
+        assert not any(isinstance(e, VenueStatus) for e in events.items[mark:])
+        assert venue.connected
+        venue.submit(order(67, qty=10))
+        accepted(events, 67)
+    finally:
+        venue.stop()
+
+
 def _orphan_look_ups_rate_limited(
     fake: FakeAlpaca, oid: int, refusals: int, retry_after: str | None, min_backoff: float
 ) -> list[float]:
