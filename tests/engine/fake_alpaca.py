@@ -187,6 +187,7 @@ class FakeAlpaca:
         self.orders: dict[str, FakeOrder] = {}
         self.positions: dict[str, int] = {}
         self.requests: list[tuple[str, str, Any]] = []  # every (method, path, JSON body)
+        self.request_times: list[float] = []  # when each came (time.monotonic)
         self.published: list[dict[str, Any]] = []
         self.account_id = str(uuid.uuid4())
         self._cond = threading.Condition(threading.RLock())
@@ -857,6 +858,7 @@ class _Handler(BaseHTTPRequestHandler):
             return
         with fake._cond:
             fake.requests.append((method, url.path, body))
+            fake.request_times.append(time.monotonic())
             fake._cond.notify_all()
             hang = fake._hangs > 0
             if hang:

@@ -1129,14 +1129,16 @@ def test_an_orphan_whose_look_up_is_rate_limited_is_looked_for_again(
     assert _look_ups(fake) == 4  # refused twice, found (canceled), found closed
 
 
-def _look_up_times(fake: FakeAlpaca, count: int) -> list[float]:
-    """When each of the next `count` look-ups by client order id reached the fake."""
-    seen = _look_ups(fake)
-    times: list[float] = []
-    for _ in range(count):
-        seen = fake.wait_until(lambda n=seen: _look_ups(fake) > n and _look_ups(fake))
-        times.append(time.monotonic())
-    return times
+def _look_up_times(fake: FakeAlpaca, count: int, seen: int) -> list[float]:
+    """When each of the first `count` look-ups by client order id after the fake's
+    first `seen` requests reached it (waiting for them)."""
+    path = "/v2/orders:by_client_order_id"
+
+    def times() -> list[float]:
+        came = zip(fake.requests[seen:], fake.request_times[seen:], strict=True)
+        return [t for (_, p, _), t in came if p == path]
+
+    return fake.wait_until(lambda: len(times()) >= count and times()[:count])
 
 
 def test_a_rate_limited_account_probe_is_not_an_outage(fake: FakeAlpaca) -> None:
@@ -1186,8 +1188,10 @@ def _orphan_look_ups_rate_limited(
             path="/v2/orders:by_client_order_id",
             retry_after=retry_after,
         )
+        with fake._cond:
+            seen = len(fake.requests)
         venue.submit(order(oid, qty=10))
-        times = _look_up_times(fake, refusals + 1)
+        times = _look_up_times(fake, refusals + 1, seen)
         settled = events.wait(VenueCanceled, lambda e: e.order_id == oid)
         assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
         return times
