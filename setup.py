@@ -29,7 +29,7 @@ MODULES = ["book", "matching", "events", "replay", "router"]
 # Python modules compiled as they stand (Cython's pure Python mode): the .pxd beside
 # each .py declares its cdef classes and typed locals; the .py stays plain Python,
 # checked by mypy and importable uncompiled. The engine's command path.
-PURE_MODULES = ["metrics", "finished", "risk", "state", "service"]
+PURE_MODULES = ["journal", "eventlog", "mdlog", "metrics", "finished", "risk", "state", "service"]
 
 
 def _include_tree() -> str:

@@ -1,6 +1,7 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
 """The order-entry ROUTER's message traffic in C: requests off the socket and replies
-onto it through libzmq's own calls.
+onto it through libzmq's own calls (and the event PUB's [topic, frame] messages onto it
+the same way: `Router.send` sends any two-frame messages).
 
 Why: in the engine's loop, pyzmq's `recv` cost ~0.5 us a frame and its `send` ~0.25 us
 (Python calls, argument parsing, a `Frame` path, signal checks), against ~0.08 us for
@@ -105,7 +106,8 @@ def for_socket(socket: zmq.Socket) -> object:
 
 
 cdef class Router:
-    """Moves [identity, frame] messages on a pyzmq ROUTER socket, which it keeps alive."""
+    """Moves [identity, frame] messages on a pyzmq ROUTER socket, which it keeps alive
+    (or sends [topic, frame] messages on a PUB socket: `send` alone)."""
 
     def __cinit__(self, socket: zmq.Socket) -> None:
         if not _load():

@@ -4,6 +4,9 @@
 
 import cython
 
+from tickplane.engine.eventlog cimport EventLog
+from tickplane.engine.journal cimport JournalWriter
+from tickplane.engine.mdlog cimport MarketDataLog
 from tickplane.engine.metrics cimport EngineMetrics, LoopCounter, LoopHistogram
 from tickplane.engine.state cimport EngineState
 
@@ -16,9 +19,9 @@ cdef class EngineService:
     cdef public bint stopping
     cdef public list cpus
     cdef public object pinned
-    cdef public object journal
-    cdef public object eventlog
-    cdef public object mdlog
+    cdef public JournalWriter journal
+    cdef public EventLog eventlog
+    cdef public MarketDataLog mdlog
     cdef public object market
     cdef public object venue
     cdef public object venue_status
@@ -34,16 +37,18 @@ cdef class EngineService:
     cdef public object _router
     cdef public object _io
     cdef public object _pub
+    cdef public object _pub_io
     cdef public object _http
 
     # the request path: C calls between them
-    @cython.locals(replies=list, published=list, m=EngineMetrics)
+    @cython.locals(replies=list, published=list, out=list, m=EngineMetrics, journal=JournalWriter,
+                   mdlog=MarketDataLog)
     cpdef process(self, batch, venue_events=*)
     cpdef tuple handle(self, frame, set touched)
     cpdef tuple _batch(self, list requests, set touched)
     cpdef tuple dispatch(self, req, set touched)
     cpdef list _run(self, cmd, set touched)
-    @cython.locals(st=EngineState)
+    @cython.locals(st=EngineState, journal=JournalWriter)
     cpdef tuple _new(self, req, set touched)
     cpdef tuple _change(self, req, set touched)
     cpdef _owned(self, account, order_id)

@@ -1,11 +1,12 @@
 """kill -9 inside a journal commit, for the crash test (tests/engine/test_crash.py).
 
 Python imports this module at start when its folder is on PYTHONPATH. With
-TICKPLANE_TEST_KILL_IN_COMMIT="<commits>:<seed>" set, the journal writer's
-`JournalWriter._write` is wrapped: at the given multi-record commit (the `commits`-th
-one that copies more than one record), it copies the commit's parts up to a random
-point, the last one possibly in part, and the process sends itself SIGKILL, as a kill
--9 landing inside the copy would. Without the variable it does nothing.
+TICKPLANE_TEST_KILL_IN_COMMIT="<commits>:<seed>" set, the journal writer's copy of a
+commit's records (`journal._copy_records`, the module function its compiled `_write`
+calls) is wrapped: at the given multi-record commit (the `commits`-th one that copies
+more than one record), it copies the commit's parts up to a random point, the last one
+possibly in part, and the process sends itself SIGKILL, as a kill -9 landing inside the
+copy would. Without the variable it does nothing.
 """
 
 from __future__ import annotations
@@ -23,18 +24,18 @@ if _SPEC:
 
     _commits, _seed = (int(x) for x in _SPEC.split(":"))
     _rng = random.Random(_seed)
-    _real = journal.JournalWriter._write
+    _real = journal._copy_records
     _seen = 0
 
-    def _write(self: Any, *parts: bytes) -> None:
+    def _copy(m: Any, pos: int, parts: tuple[bytes, ...]) -> None:
         global _seen
         if len(parts) >= 4:  # a header and a payload a record: two records or more
             _seen += 1
             if _seen == _commits:
                 whole = _rng.randrange(1, len(parts))  # at least one part copies
                 cut = _rng.randrange(len(parts[whole]) + 1)
-                _real(self, *parts[:whole], parts[whole][:cut])
+                _real(m, pos, (*parts[:whole], parts[whole][:cut]))
                 os.kill(os.getpid(), signal.SIGKILL)
-        _real(self, *parts)
+        _real(m, pos, parts)
 
-    journal.JournalWriter._write = _write  # type: ignore[method-assign]
+    journal._copy_records = _copy
