@@ -924,15 +924,25 @@ class Projection:
     ) -> AsyncIterator[Subscription]:
         """The MarketUpdates (trades, tops, deltas, halts) of `symbol` (None: all)."""
         sub = Subscription(queue_size or self.queue_size, None, symbol)
-        self._market_subs.setdefault(symbol, set()).add(sub)
+        self.follow_market(sub, symbol)
         try:
             yield sub
         finally:
-            subs = self._market_subs.get(symbol)
-            if subs is not None:
-                subs.discard(sub)
-                if not subs:
-                    del self._market_subs[symbol]
+            self.unfollow_market(sub, symbol)
+
+    def follow_market(self, sub: Subscription, symbol: str | None) -> None:
+        """Deliver `symbol`'s MarketUpdates (None: every symbol's) to `sub` too, from
+        now on: one subscription can follow a set of symbols that changes over its life
+        (the Alpaca data stream's). Following a symbol and None delivers it twice."""
+        self._market_subs.setdefault(symbol, set()).add(sub)
+
+    def unfollow_market(self, sub: Subscription, symbol: str | None) -> None:
+        """Stop delivering `symbol`'s MarketUpdates to `sub` (a no-op if it did not)."""
+        subs = self._market_subs.get(symbol)
+        if subs is not None:
+            subs.discard(sub)
+            if not subs:
+                del self._market_subs[symbol]
 
     @property
     def subscribers(self) -> int:
