@@ -27,6 +27,10 @@ class GatewaySettings(BaseSettings):
     # Seconds to wait for the engine's reply before answering 503.
     engine_timeout: float = Field(default=2.0, gt=0)
 
+    # The engine's name in the recorder's tables (its `--engine-name`): the Alpaca
+    # market-data history reads that engine's rows from `database_url`.
+    engine_name: str = "engine-0"
+
     # API keys: in PostgreSQL (asyncpg DSN) when set, else in `<data_dir>/keys.sqlite`.
     database_url: str | None = None
     data_dir: Path = Path(".tickplane")

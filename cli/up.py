@@ -40,6 +40,7 @@ from typing import IO, Any
 __all__ = ["Part", "Platform", "register"]
 
 DEMO_ACCOUNT = "demo"
+ENGINE_NAME = "local"  # the local engine, as the recorder and the gateway name it
 _MAX_ORDER_QTY = 100_000  # lots per order, for every account
 _DEMO_KEY_FILE = "demo-key-id"  # the id only: the secret is shown once, never kept
 
@@ -262,7 +263,7 @@ def engine_config(args: argparse.Namespace) -> dict[str, Any]:
     if args.market == "synthetic":
         market = {"source": "synthetic", "rate": args.market_rate}
     return {
-        "name": "local",
+        "name": ENGINE_NAME,
         "symbols": [{"name": s} for s in symbols],
         "order_entry": f"tcp://127.0.0.1:{port}",
         "events": f"tcp://127.0.0.1:{port + 1}",
@@ -295,6 +296,8 @@ class Platform:
             "TICKPLANE_GATEWAY_DATA_DIR": str(self.data_dir),
             "TICKPLANE_GATEWAY_PORT": str(self.args.api_port),
             "TICKPLANE_GATEWAY_METRICS_PORT": str(port + 3),
+            # the recorder's rows of this engine (Alpaca market-data history)
+            "TICKPLANE_GATEWAY_ENGINE_NAME": ENGINE_NAME,
         }
         if self.args.database_url:
             env["TICKPLANE_GATEWAY_DATABASE_URL"] = self.args.database_url
@@ -386,7 +389,7 @@ class Platform:
                         *_tickplane(),
                         "recorder",
                         "--engine-name",
-                        "local",
+                        ENGINE_NAME,
                         "--engine-order-entry",
                         f"tcp://127.0.0.1:{port}",
                         "--engine-events",

@@ -9,7 +9,14 @@ from fastapi.routing import APIRoute
 from starlette.routing import Route, compile_path
 from starlette.types import Receive, Scope, Send
 
-from tickplane.api.alpaca import account, activities, orders, positions, stream
+from tickplane.api.alpaca import (
+    account,
+    activities,
+    market_data,
+    orders,
+    positions,
+    stream,
+)
 from tickplane.api.alpaca.errors import METHOD_NOT_ALLOWED, AlpacaError, AlpacaRoute
 
 __all__ = ["PREFIX", "router"]
@@ -18,16 +25,15 @@ PREFIX = "/v2"
 
 router = APIRouter()
 _v2 = APIRouter(prefix=PREFIX, route_class=AlpacaRoute)
-_v2.include_router(orders.router)
-_v2.include_router(positions.router)
-_v2.include_router(account.router)
-_v2.include_router(activities.router)
+_PARTS = (orders.router, positions.router, account.router, activities.router, market_data.router)
+for _part in _PARTS:
+    _v2.include_router(_part)
 
 
 def _known_paths() -> list[tuple[re.Pattern[str], set[str]]]:
     """Each /v2 path's pattern and the methods it serves."""
     methods: dict[str, set[str]] = {}
-    for part in (orders.router, positions.router, account.router, activities.router):
+    for part in _PARTS:
         for route in part.routes:
             if isinstance(route, APIRoute):
                 methods.setdefault(PREFIX + route.path, set()).update(route.methods or ())

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -18,7 +20,9 @@ import pytest
 import uvicorn
 from alpaca.trading.client import TradingClient
 
+from tests.api.recorder.conftest import stop_process
 from tests.engine.conftest import EngineProcess, engine_settings, free_port
+from tests.services.servers import PostgresServer
 from tickplane.api import keys
 from tickplane.api.main import create_app
 from tickplane.api.settings import GatewaySettings
@@ -38,15 +42,15 @@ SYMBOLS = [
 ]
 
 
-@pytest.fixture(scope="session")
-def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
-    work = tmp_path_factory.mktemp("alpaca-engine")
+@contextlib.contextmanager
+def running_engine(work: Path, name: str, symbols: list[dict[str, Any]]) -> Iterator[EngineProcess]:
+    """An engine process trading `symbols` while inside."""
     eng = EngineProcess(
         work,
         engine_settings(
             work,
-            "alpaca-tests",
-            symbols=SYMBOLS,
+            name,
+            symbols=symbols,
             starting_cash=STARTING_CASH,
             risk={"default": {"max_order_qty": MAX_ORDER_QTY}},
             fsync="none",
@@ -58,6 +62,12 @@ def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EnginePr
     finally:
         if eng.stop() != 0:
             eng.kill()
+
+
+@pytest.fixture(scope="session")
+def alpaca_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    with running_engine(tmp_path_factory.mktemp("alpaca-engine"), "alpaca-tests", SYMBOLS) as eng:
+        yield eng
 
 
 @dataclass
@@ -138,8 +148,11 @@ def make_trader(gateway: Gateway) -> Callable[[], Trader]:
 def trader_maker(gateway: Gateway) -> Callable[[], Trader]:
     """`make_trader` for `gateway`."""
 
+    settings: GatewaySettings = gateway.app.state.settings
+
     async def create(account: str) -> keys.NewKey:
-        store = keys.SqliteKeyStore(gateway.data_dir / keys.SQLITE_NAME)
+        # the gateway's own store: PostgreSQL when it has a database, else SQLite
+        store = await keys.open_store(settings.database_url, gateway.data_dir)
         try:
             return await store.create(account)
         finally:
@@ -152,6 +165,57 @@ def trader_maker(gateway: Gateway) -> Callable[[], Trader]:
         return Trader(account, new.key.key_id, new.secret, client)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def md_engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineProcess]:
+    """An engine of the market-data tests' own (their trades are the only ones): GOOG
+    and BRK trade; MSFT's history is written straight into the recorder's tables."""
+    work = tmp_path_factory.mktemp("alpaca-md-engine")
+    name = "alpaca-md-" + uuid.uuid4().hex[:8]
+    with running_engine(work, name, [SYMBOLS[0], SYMBOLS[2], SYMBOLS[3]]) as eng:
+        yield eng
+
+
+@pytest.fixture(scope="session")
+def md_database(postgres: PostgresServer) -> str:
+    """The market-data tests' database: the gateway's keys and the recorder's tables."""
+    return postgres.create_database("alpaca_md")
+
+
+@pytest.fixture(scope="session")
+def md_recorder(
+    md_engine: EngineProcess, md_database: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[subprocess.Popen[bytes]]:
+    """`tickplane recorder` writing `md_engine`'s events to `md_database` only."""
+    log = (tmp_path_factory.mktemp("alpaca-md-recorder") / "recorder.log").open("wb")
+    cmd = [
+        sys.executable, "-m", "tickplane.cli.main", "recorder",
+        "--engine-name", md_engine.name,
+        "--engine-order-entry", md_engine.order_entry,
+        "--engine-events", md_engine.events,
+        "--database-url", md_database,
+        "--metrics-port", "0",
+    ]  # fmt: skip
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield proc
+    finally:
+        stop_process(proc)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def md_gateway(
+    md_engine: EngineProcess,
+    md_database: str,
+    md_recorder: subprocess.Popen[bytes],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    """A gateway with the recorder's PostgreSQL (its market-data history)."""
+    data_dir = tmp_path_factory.mktemp("alpaca-md-gateway")
+    with serve(md_engine, data_dir, database_url=md_database, engine_name=md_engine.name) as gw:
+        yield gw
 
 
 @pytest.fixture
