@@ -1,4 +1,5 @@
-"""The Alpaca-compatible API as one router: `/v2/...` and `/stream`."""
+"""The Alpaca-compatible API as one router: `/v2/...`, `/stream` (trade updates) and
+`/v2/iex`, `/v2/sip` (the market-data stream)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tickplane.api.alpaca import (
     account,
     activities,
     market_data,
+    market_stream,
     orders,
     positions,
     stream,
@@ -74,3 +76,4 @@ _v2.routes.append(
 
 router.include_router(_v2)
 router.include_router(stream.router)
+router.include_router(market_stream.router)

@@ -8,6 +8,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import pytest
 import websockets
@@ -57,14 +58,19 @@ class Listener:
         return self.updates.get(timeout=WAIT)
 
     def stop(self) -> None:
-        self.stream.stop()
-        # Closing the socket wakes the client's receive loop at once (it otherwise
-        # notices the stop only at its next 5 s receive timeout).
-        loop = self.stream._loop
-        assert loop is not None
-        asyncio.run_coroutine_threadsafe(self.stream.close(), loop).result(WAIT)
-        self.thread.join(WAIT)
-        assert not self.thread.is_alive()
+        stop_stream(self.stream, self.thread)
+
+
+def stop_stream(stream: TradingStream | Any, thread: threading.Thread) -> None:
+    """Stop an alpaca-py stream (trading or data) running in `thread`."""
+    stream.stop()
+    # Closing the socket wakes the client's receive loop at once (it otherwise notices
+    # the stop only at its next 5 s receive timeout).
+    loop = stream._loop
+    assert loop is not None
+    asyncio.run_coroutine_threadsafe(stream.close(), loop).result(WAIT)
+    thread.join(WAIT)
+    assert not thread.is_alive()
 
 
 @pytest.fixture

@@ -1,0 +1,202 @@
+"""alpaca-py's StockDataStream against the gateway's `/v2/iex`: trades and quotes the
+engine produces, Alpaca's protocol (msgpack, Timestamp extensions) and its refusals;
+minute bars as they are built."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import queue
+import threading
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+import msgpack
+import pytest
+import websockets
+from alpaca.data.live.stock import StockDataStream
+from alpaca.data.models import Quote, Trade
+
+from tickplane.api.alpaca.market_stream import MinuteBars
+
+from .conftest import Gateway, Trader, trader_maker
+from .test_orders import limit
+from .test_stream import _wait_until, stop_stream
+
+WAIT = 10.0
+
+
+class DataListener:
+    """A StockDataStream in its own thread, what it receives in a queue."""
+
+    def __init__(self, gateway: Gateway, trader: Trader, trades: str, quotes: str) -> None:
+        self.items: queue.Queue[Trade | Quote] = queue.Queue()
+        self.held: list[Trade | Quote] = []  # taken while looking for another kind
+        url = gateway.url.replace("http://", "ws://") + "/v2/iex"
+        self.stream = StockDataStream(trader.key_id, trader.secret, url_override=url)
+        self.stream.subscribe_trades(self._handle, trades)
+        self.stream.subscribe_quotes(self._handle, quotes)
+        projection = gateway.app.state.projection
+        before = projection.subscribers
+        self.thread = threading.Thread(target=self.stream.run, daemon=True)
+        self.thread.start()
+        # The gateway follows the symbols before it answers the subscription.
+        _wait_until(lambda: projection.subscribers > before, "the stream to subscribe")
+
+    async def _handle(self, item: Trade | Quote) -> None:
+        self.items.put(item)
+
+    def next(self, kind: type[Trade] | type[Quote]) -> Any:
+        """The next item of `kind` (trades and quotes come on two engine streams: their
+        order between each other is not fixed)."""
+        for i, item in enumerate(self.held):
+            if isinstance(item, kind):
+                return self.held.pop(i)
+        deadline = time.monotonic() + WAIT
+        while True:
+            item = self.items.get(timeout=max(deadline - time.monotonic(), 0.01))
+            if isinstance(item, kind):
+                return item
+            self.held.append(item)
+
+    def stop(self) -> None:
+        stop_stream(self.stream, self.thread)
+
+
+@pytest.fixture
+def traders(md_gateway: Gateway) -> tuple[Trader, Trader]:
+    make = trader_maker(md_gateway)
+    return make(), make()
+
+
+def test_live_trades_and_quotes_reach_alpaca_py(
+    md_gateway: Gateway, traders: tuple[Trader, Trader]
+) -> None:
+    buyer, seller = traders
+    listener = DataListener(md_gateway, buyer, trades="BRK", quotes="BRK")
+    try:
+        buyer.client.submit_order(limit("BRK", "buy", 30, 240.10))
+        quote = listener.next(Quote)
+        assert (quote.symbol, quote.bid_price, quote.bid_size) == ("BRK", 240.10, 30)
+        assert (quote.ask_price, quote.ask_size) == (0.0, 0)
+        assert abs(quote.timestamp - datetime.now(UTC)) < timedelta(seconds=30)
+        seller.client.submit_order(limit("BRK", "sell", 10, 240.10))
+        trade = listener.next(Trade)
+        assert (trade.symbol, trade.price, trade.size) == ("BRK", 240.10, 10)
+        after = listener.next(Quote)
+        assert (after.bid_price, after.bid_size) == (240.10, 20)
+        # the stream's trade is the REST API's: the same id (the engine's seq)
+        latest = httpx.get(
+            md_gateway.url + "/v2/stocks/trades/latest?symbols=BRK", headers=buyer.headers
+        ).json()["trades"]["BRK"]
+        assert latest["i"] == trade.id
+    finally:
+        listener.stop()
+        buyer.client.cancel_orders()
+
+
+async def _connect(gateway: Gateway, msgpack_frames: bool = True) -> Any:
+    url = gateway.url.replace("http://", "ws://") + "/v2/sip"
+    headers = {"Content-Type": "application/msgpack"} if msgpack_frames else {}
+    ws = await websockets.connect(url, additional_headers=headers)
+    return ws
+
+
+async def _recv(ws: Any) -> list[dict[str, Any]]:
+    raw = await asyncio.wait_for(ws.recv(), WAIT)
+    if isinstance(raw, bytes):
+        return msgpack.unpackb(raw)  # type: ignore[no-any-return]
+    return json.loads(raw)  # type: ignore[no-any-return]
+
+
+def test_protocol_in_msgpack(md_gateway: Gateway, traders: tuple[Trader, Trader]) -> None:
+    buyer, seller = traders
+
+    async def run() -> None:
+        ws = await _connect(md_gateway)
+        try:
+            assert await _recv(ws) == [{"T": "success", "msg": "connected"}]
+            await ws.send(msgpack.packb({"action": "subscribe", "trades": ["GOOG"]}))
+            assert (await _recv(ws))[0]["code"] == 401  # not authenticated yet
+            await ws.send(
+                msgpack.packb({"action": "auth", "key": buyer.key_id, "secret": buyer.secret})
+            )
+            assert await _recv(ws) == [{"T": "success", "msg": "authenticated"}]
+            await ws.send(
+                msgpack.packb({"action": "auth", "key": buyer.key_id, "secret": buyer.secret})
+            )
+            assert (await _recv(ws))[0]["code"] == 403
+            # an unknown symbol or an unserved channel changes nothing
+            await ws.send(msgpack.packb({"action": "subscribe", "trades": ["GOOG", "NOPE"]}))
+            error = (await _recv(ws))[0]
+            assert (error["T"], error["code"]) == ("error", 400) and "NOPE" in error["msg"]
+            await ws.send(msgpack.packb({"action": "subscribe", "updatedBars": ["GOOG"]}))
+            assert (await _recv(ws))[0]["code"] == 410
+            await ws.send(b"\xc1")  # not msgpack
+            assert (await _recv(ws))[0]["code"] == 400
+            await ws.send(
+                msgpack.packb({"action": "subscribe", "trades": ["GOOG"], "quotes": ["*"]})
+            )
+            sub = (await _recv(ws))[0]
+            assert (sub["T"], sub["trades"], sub["quotes"], sub["bars"]) == (
+                "subscription",
+                ["GOOG"],
+                ["*"],
+                [],
+            )
+            await ws.send(msgpack.packb({"action": "unsubscribe", "quotes": ["*"]}))
+            sub = (await _recv(ws))[0]
+            assert (sub["trades"], sub["quotes"]) == (["GOOG"], [])
+            await asyncio.to_thread(buyer.client.submit_order, limit("GOOG", "buy", 2, 98.00))
+            sold = await asyncio.to_thread(
+                seller.client.submit_order, limit("GOOG", "sell", 2, 98.00)
+            )
+            # (a bid left resting by another test may be higher: the fill's price is it)
+            order = await asyncio.to_thread(seller.client.get_order_by_id, sold.id)
+            price = float(order.filled_avg_price or 0)
+            trade = (await _recv(ws))[0]  # quotes are off: the trade is the next message
+            assert (trade["T"], trade["S"], trade["p"], trade["s"]) == ("t", "GOOG", price, 2)
+            stamp = trade["t"]
+            assert isinstance(stamp, msgpack.Timestamp)  # the extension, as alpaca-py needs
+            assert abs(stamp.to_unix_nano() - time.time_ns()) < 30 * 10**9
+        finally:
+            await ws.close()
+            await asyncio.to_thread(buyer.client.cancel_orders)
+
+    asyncio.run(run())
+
+
+def test_bad_key_is_refused_and_closed_in_json(md_gateway: Gateway) -> None:
+    async def run() -> None:
+        ws = await _connect(md_gateway, msgpack_frames=False)
+        try:
+            assert await _recv(ws) == [{"T": "success", "msg": "connected"}]
+            await ws.send(json.dumps({"action": "auth", "key": "TPNOPE", "secret": "x"}))
+            error = (await _recv(ws))[0]
+            assert (error["T"], error["code"]) == ("error", 402)
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), WAIT)
+            assert closed.value.rcvd is not None and closed.value.rcvd.code == 1008
+        finally:
+            await ws.close()
+
+    asyncio.run(run())
+
+
+def test_minute_bars_close_when_the_minute_is_over() -> None:
+    minute = 60_000_000_000
+    t0 = 1_790_000_000 * 10**9 // minute * minute
+    bars = MinuteBars()
+    assert bars.add("GOOG", t0 + 1, 100, 2) is None
+    assert bars.add("GOOG", t0 + 5, 103, 1) is None
+    assert bars.add("GOOG", t0 + 7, 99, 3) is None
+    assert bars.due(t0 + minute - 1) == []
+    done = bars.add("GOOG", t0 + minute, 101, 1)  # the next minute's first trade
+    assert done is not None
+    assert (done.start_ns, done.open, done.high, done.low, done.close) == (t0, 100, 103, 99, 99)
+    assert (done.volume, done.count, done.notional) == (6, 3, 200 + 103 + 297)
+    [(symbol, late)] = bars.due(t0 + 2 * minute)
+    assert (symbol, late.start_ns, late.open, late.volume) == ("GOOG", t0 + minute, 101, 1)
+    assert bars.open == {}
