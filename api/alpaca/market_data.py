@@ -1,5 +1,5 @@
 """Alpaca's stock market-data API: `/v2/stocks/{trades,quotes,bars}`, their `/latest`
-forms, and the single-symbol forms `/v2/stocks/{symbol}/...`.
+forms, `/v2/stocks/snapshots`, and the single-symbol forms `/v2/stocks/{symbol}/...`.
 
 History is the recorder's (`market_history.py`: PostgreSQL, the gateway's
 `database_url`, rows of its `engine_name`); the latest trade and quote are the
@@ -383,15 +383,50 @@ async def _latest_quote(
     return _quote_row({symbol: units})({**dict(row.items()), "symbol": symbol})
 
 
+_MINUTE_NS = 60_000_000_000
+_DAY_NS = 86_400_000_000_000
+
+
+async def _bar_at(
+    history: MarketHistory, symbol: str, units: SymbolUnits, start_ns: int, frame: TimeFrame
+) -> dict[str, Any] | None:
+    """The bar of `frame` starting at `start_ns` (None: no trades in it)."""
+    rows = await _read(history.bars(Window([symbol], start_ns, start_ns, 1), frame))
+    return _bar_row({symbol: units})(rows[0]) if rows else None
+
+
 async def _latest_bar(history: MarketHistory, symbol: str, units: SymbolUnits) -> Any:
     """The minute bar of the symbol's last trade (from the table)."""
     last = await _read(history.latest_trade(symbol))
     if last is None:
         return None
-    minute = last["ts_event"] - last["ts_event"] % 60_000_000_000
-    window = Window([symbol], minute, minute, 1)
-    rows = await _read(history.bars(window, TimeFrame(1, "Min")))
-    return _bar_row({symbol: units})(rows[0]) if rows else None
+    minute = last["ts_event"] - last["ts_event"] % _MINUTE_NS
+    return await _bar_at(history, symbol, units, minute, TimeFrame(1, "Min"))
+
+
+async def _snapshot(
+    ctx: Ctx, history: MarketHistory | None, symbol: str, units: SymbolUnits
+) -> dict[str, Any] | None:
+    """Latest trade and quote (live view, else table); the minute bar, the day's bar and
+    the previous day's (UTC days) of the last recorded trade."""
+    snap: dict[str, Any] = {
+        "latestTrade": await _latest_trade(ctx, history, symbol, units),
+        "latestQuote": await _latest_quote(ctx, history, symbol, units),
+        "minuteBar": None,
+        "dailyBar": None,
+        "prevDailyBar": None,
+    }
+    last = None if history is None else await _read(history.latest_trade(symbol))
+    if history is not None and last is not None:
+        ts = last["ts_event"]
+        day = ts - ts % _DAY_NS
+        daily = TimeFrame(1, "Day")
+        snap["minuteBar"] = await _bar_at(
+            history, symbol, units, ts - ts % _MINUTE_NS, TimeFrame(1, "Min")
+        )
+        snap["dailyBar"] = await _bar_at(history, symbol, units, day, daily)
+        snap["prevDailyBar"] = await _bar_at(history, symbol, units, day - _DAY_NS, daily)
+    return snap if any(v is not None for v in snap.values()) else None
 
 
 Latest = Callable[[Ctx, MarketHistory | None, str, SymbolUnits], Awaitable[Any]]
@@ -413,6 +448,25 @@ async def _bar_latest(
     ctx: Ctx, history: MarketHistory | None, symbol: str, units: SymbolUnits
 ) -> Any:
     return await _latest_bar(_served(history), symbol, units)
+
+
+@router.get("/stocks/snapshots", responses=ERRORS)
+async def get_snapshots(
+    ctx: CtxDep, history: HistoryDep, symbols: str, feed: str | None = None
+) -> JSONResponse:
+    """Each symbol's snapshot: latest trade and quote, minute, daily and previous daily
+    bars (those from the recorder's history: null without it)."""
+    _check_extras(feed, None, None)
+    return JSONResponse(await _latest_of(ctx, history, symbols, _snapshot))
+
+
+@router.get("/stocks/{symbol}/snapshot", responses=ERRORS)
+async def get_symbol_snapshot(symbol: str, ctx: CtxDep, history: HistoryDep) -> JSONResponse:
+    """One symbol's snapshot (404 before it has any market data)."""
+    found = (await _latest_of(ctx, history, _single(symbol), _snapshot)).get(symbol)
+    if found is None:
+        raise AlpacaError.not_found(f"no market data of {symbol} yet")
+    return JSONResponse({"symbol": symbol, **found})
 
 
 @router.get("/stocks/trades/latest", responses=ERRORS)

@@ -22,6 +22,7 @@ from alpaca.data.requests import (
     StockLatestQuoteRequest,
     StockLatestTradeRequest,
     StockQuotesRequest,
+    StockSnapshotRequest,
     StockTradesRequest,
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
@@ -364,6 +365,36 @@ def test_latest_from_the_table_when_nothing_is_live(msft: Market) -> None:
     assert first["trades"]["MSFT"][0]["t"] == "2026-11-02T09:30:00.000000001Z"
 
 
+def test_snapshots(msft: Market) -> None:
+    snaps = msft.data.get_stock_snapshot(StockSnapshotRequest(symbol_or_symbols=["GOOG", "MSFT"]))
+    goog, ms = snaps["GOOG"], snaps["MSFT"]
+    assert goog.latest_trade is not None and goog.latest_trade.price == 100.0
+    assert goog.latest_quote is not None
+    assert (goog.latest_quote.bid_price, goog.latest_quote.ask_price) == (99.0, 101.0)
+    assert goog.daily_bar is not None and goog.minute_bar is not None
+    day = goog.daily_bar.timestamp
+    bars = msft.data.get_stock_bars(
+        StockBarsRequest(symbol_or_symbols="GOOG", timeframe=TimeFrame.Day, start=day)
+    ).data["GOOG"]
+    assert goog.daily_bar == bars[-1]  # the day's bar, as the bars route has it
+    assert goog.minute_bar.close == 100.0
+    # MSFT, from the table only: its last trade's minute, day and the day before
+    assert ms.latest_trade is not None and ms.latest_trade.price == 103.0
+    assert ms.latest_quote is not None and ms.latest_quote.ask_price == 103.0
+    assert ms.minute_bar is not None and ms.daily_bar is not None
+    assert ms.minute_bar.timestamp == datetime(2026, 11, 3, 12, tzinfo=UTC)
+    assert (ms.daily_bar.timestamp, ms.daily_bar.volume) == (datetime(2026, 11, 3, tzinfo=UTC), 1)
+    previous = ms.previous_daily_bar
+    assert previous is not None
+    assert (previous.timestamp, previous.volume, previous.trade_count) == (
+        datetime(2026, 11, 2, tzinfo=UTC),
+        20,
+        5,
+    )
+    one = msft.get("/v2/stocks/MSFT/snapshot").json()
+    assert one["symbol"] == "MSFT" and one["latestTrade"]["p"] == 103.0
+
+
 # -- refusals ------------------------------------------------------------------------------
 
 
@@ -394,6 +425,7 @@ def test_latest_from_the_table_when_nothing_is_live(msft: Market) -> None:
         ("/v2/stocks/quotes", {"symbols": "GOOG", "feed": "nyse"}, "feed"),
         ("/v2/stocks/trades/latest", {"symbols": "NOPE"}, "unknown symbol"),
         ("/v2/stocks/GOOG,BRK/trades/latest", {}, "one symbol"),
+        ("/v2/stocks/snapshots", {"symbols": "GOOG,NOPE"}, "unknown symbol"),
     ],
 )
 def test_bad_input_is_a_422_with_a_message(
@@ -413,8 +445,8 @@ def test_refusals_in_alpacas_shape(market: Market) -> None:
     with pytest.raises(APIError) as refused:
         wrong.get_stock_latest_trade(StockLatestTradeRequest(symbol_or_symbols="GOOG"))
     assert refused.value.status_code == 401
-    snapshots = market.get("/v2/stocks/snapshots", symbols="GOOG")
-    assert snapshots.status_code == 404 and snapshots.json()["code"] == 40410000
+    auctions = market.get("/v2/stocks/auctions", symbols="GOOG")  # not served
+    assert auctions.status_code == 404 and auctions.json()["code"] == 40410000
     posted = httpx.post(url + "/v2/stocks/bars", headers=market.buyer.headers)
     assert posted.status_code == 405 and "GET" in posted.headers["Allow"]
 
