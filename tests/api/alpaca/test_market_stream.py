@@ -10,6 +10,7 @@ import queue
 import threading
 import time
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import httpx
@@ -17,8 +18,9 @@ import msgpack
 import pytest
 import websockets
 from alpaca.data.live.stock import StockDataStream
-from alpaca.data.models import Quote, Trade
+from alpaca.data.models import Bar, Quote, Trade
 
+from tickplane.api.alpaca import market_stream
 from tickplane.api.alpaca.market_stream import MinuteBars
 
 from .conftest import Gateway, Trader, trader_maker
@@ -31,13 +33,17 @@ WAIT = 10.0
 class DataListener:
     """A StockDataStream in its own thread, what it receives in a queue."""
 
-    def __init__(self, gateway: Gateway, trader: Trader, trades: str, quotes: str) -> None:
-        self.items: queue.Queue[Trade | Quote] = queue.Queue()
-        self.held: list[Trade | Quote] = []  # taken while looking for another kind
+    def __init__(
+        self, gateway: Gateway, trader: Trader, trades: str, quotes: str, bars: str = ""
+    ) -> None:
+        self.items: queue.Queue[Trade | Quote | Bar] = queue.Queue()
+        self.held: list[Trade | Quote | Bar] = []  # taken while looking for another kind
         url = gateway.url.replace("http://", "ws://") + "/v2/iex"
         self.stream = StockDataStream(trader.key_id, trader.secret, url_override=url)
         self.stream.subscribe_trades(self._handle, trades)
         self.stream.subscribe_quotes(self._handle, quotes)
+        if bars:
+            self.stream.subscribe_bars(self._handle, bars)
         projection = gateway.app.state.projection
         before = projection.subscribers
         self.thread = threading.Thread(target=self.stream.run, daemon=True)
@@ -45,10 +51,10 @@ class DataListener:
         # The gateway follows the symbols before it answers the subscription.
         _wait_until(lambda: projection.subscribers > before, "the stream to subscribe")
 
-    async def _handle(self, item: Trade | Quote) -> None:
+    async def _handle(self, item: Trade | Quote | Bar) -> None:
         self.items.put(item)
 
-    def next(self, kind: type[Trade] | type[Quote]) -> Any:
+    def next(self, kind: type[Trade] | type[Quote] | type[Bar]) -> Any:
         """The next item of `kind` (trades and quotes come on two engine streams: their
         order between each other is not fixed)."""
         for i, item in enumerate(self.held):
@@ -92,6 +98,42 @@ def test_live_trades_and_quotes_reach_alpaca_py(
             md_gateway.url + "/v2/stocks/trades/latest?symbols=BRK", headers=buyer.headers
         ).json()["trades"]["BRK"]
         assert latest["i"] == trade.id
+    finally:
+        listener.stop()
+        buyer.client.cancel_orders()
+
+
+def test_bars_go_out_when_their_period_is_over(
+    md_gateway: Gateway, traders: tuple[Trader, Trader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The live bar path end to end, with one-second "minutes" (a minute's wait would be
+    the test's whole cost): the bar comes from the ticker, not from a later trade."""
+    monkeypatch.setattr(market_stream, "_MINUTE", 1_000_000_000)
+    monkeypatch.setattr(market_stream, "BAR_GRACE", 0.2)
+    buyer, seller = traders
+    listener = DataListener(md_gateway, buyer, trades="BRK", quotes="MSFT", bars="BRK")
+    try:
+        buyer.client.submit_order(limit("BRK", "buy", 10, 230.00))
+        sold = seller.client.submit_order(limit("BRK", "sell", 10, 230.00))
+        trade = listener.next(Trade)
+        price = float(seller.client.get_order_by_id(sold.id).filled_avg_price or 0)
+        assert (trade.price, trade.size) == (price, 10)
+        bar = listener.next(Bar)
+        second = trade.timestamp.replace(microsecond=0)
+        assert (bar.symbol, bar.timestamp, bar.close) == ("BRK", second, price)
+        # The whole second's trades, those before the subscription too (another test's
+        # may fall in it): as the gateway's tape has them.
+        start = int(second.timestamp()) * 10**9
+        tape = [
+            t
+            for t in reversed(md_gateway.app.state.projection.trades("BRK"))
+            if start <= t.ts_event < start + 10**9
+        ]
+        assert (bar.open, bar.volume, bar.trade_count) == (
+            float(tape[0].price * Decimal("0.05")),  # BRK's tick
+            sum(t.qty for t in tape) * 10,
+            len(tape),
+        )
     finally:
         listener.stop()
         buyer.client.cancel_orders()
