@@ -114,6 +114,19 @@ def test_up_with_services_keeps_keys_in_postgres_and_records_the_stream(
                 break
             time.sleep(0.2)
         assert row == "demo|AAPL|7"
+        # The gateway reads that history as Alpaca market data (its engine name is the
+        # recorder's): the resting sell's top of book is a quote.
+        quotes: list[Any] = []
+        while time.monotonic() < deadline and not quotes:
+            page = httpx.get(
+                f"{info['gateway']}/v2/stocks/quotes",
+                params={"symbols": "AAPL", "limit": 10_000},
+                headers=headers,
+            )
+            assert page.status_code == 200, page.text
+            quotes = page.json()["quotes"].get("AAPL", [])
+            time.sleep(0.2)
+        assert quotes, "no AAPL quotes in the gateway's market-data history"
 
 
 def test_up_runs_strategies_and_stops_them_before_the_engine(tmp_path: Path) -> None:
