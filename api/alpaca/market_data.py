@@ -49,6 +49,8 @@ MAX_LIMIT = 10_000  # rows per page (alpaca-py asks for pages of 10,000)
 DEFAULT_LIMIT = 1_000
 _FEEDS = frozenset({"iex", "sip", "delayed_sip", "otc", "boats", "overnight"})
 _ADJUSTMENTS = frozenset({"raw", "split", "dividend", "spin-off", "all"})
+_MINUTE_NS = 60_000_000_000
+_DAY_NS = 86_400_000_000_000
 # Timestamps the engine's int64 nanoseconds can hold.
 _FIRST_NS, _LAST_NS = 0, 2**63 - 1
 _TIME = re.compile(
@@ -174,7 +176,7 @@ class Series:
         now = time.time_ns()
         self.end_ns = now if end is None else parse_time(end, "end")
         if start is None:  # today, as Alpaca's default (UTC days: Tickplane's clock)
-            self.start_ns = now - now % 86_400_000_000_000
+            self.start_ns = now - now % _DAY_NS
         else:
             self.start_ns = parse_time(start, "start")
         if self.start_ns > self.end_ns:
@@ -381,10 +383,6 @@ async def _latest_quote(
     if row is None:
         return None
     return _quote_row({symbol: units})({**dict(row.items()), "symbol": symbol})
-
-
-_MINUTE_NS = 60_000_000_000
-_DAY_NS = 86_400_000_000_000
 
 
 async def _bar_at(
