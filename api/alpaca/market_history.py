@@ -21,8 +21,9 @@ from typing import Any
 import asyncpg
 
 from tickplane.api.alpaca.timeframe import TimeFrame
+from tickplane.api.recorder.rows import ts_of  # the `ts` the recorder writes for a ts_event
 
-__all__ = ["Cursor", "MarketHistory", "Window", "micros", "ts_of_ns"]
+__all__ = ["Cursor", "MarketHistory", "Window", "micros"]
 
 
 @dataclass(frozen=True)
@@ -46,11 +47,6 @@ class Window:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-
-
-def ts_of_ns(ns: int) -> datetime:
-    """An ns timestamp as PostgreSQL's µs `ts` (floored, as the recorder writes it)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
 
 
 def micros(when: datetime) -> int:
@@ -120,8 +116,8 @@ class MarketHistory:
             w.symbols,
             after.symbol if after else None,
             after.key if after else None,
-            ts_of_ns(w.start_ns),
-            ts_of_ns(w.end_ns),
+            ts_of(w.start_ns),
+            ts_of(w.end_ns),
             w.start_ns,
             w.end_ns,
             w.limit,
@@ -155,11 +151,11 @@ class MarketHistory:
             w.symbols,
             after.symbol if after else None,
             _EPOCH + timedelta(microseconds=after.key) if after else None,  # a bar's start
-            ts_of_ns(w.start_ns),
-            ts_of_ns(w.end_ns),
+            ts_of(w.start_ns),
+            ts_of(w.end_ns),
             w.limit,
             length,
-            ts_of_ns(w.end_ns) + timeframe.length,
+            ts_of(w.end_ns) + timeframe.length,
         ]
         return await self.pool.fetch(self._sql(_BARS, "start", w, bucket=bucket), *args)
 

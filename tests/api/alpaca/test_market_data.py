@@ -27,7 +27,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
-from tickplane.api.alpaca.market_history import ts_of_ns
+from tickplane.api.recorder.rows import ts_of
 
 from .conftest import Gateway, Trader, trader_maker
 from .test_orders import limit
@@ -258,7 +258,7 @@ def msft(market: Market, md_database: str) -> Market:
                 await conn.execute(
                     "INSERT INTO md_trades (engine, seq, ts, ts_event, symbol, price, qty,"
                     " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
-                    engine, seq, ts_of_ns(ns), ns, price, qty,
+                    engine, seq, ts_of(ns), ns, price, qty,
                 )  # fmt: skip
             for md_seq, (when, bid, ask) in enumerate(_MSFT_QUOTES, start=1):
                 ns = _ns(when)
@@ -266,7 +266,7 @@ def msft(market: Market, md_database: str) -> Market:
                     "INSERT INTO md_top_of_book (engine, symbol, md_seq, ts, ts_event, bid_price,"
                     " bid_qty, ask_price, ask_qty) VALUES ($1, 'MSFT', $2, $3, $4, $5, $6, $7,"
                     " $8)",
-                    engine, md_seq, ts_of_ns(ns), ns, *(bid or (None, None)), *ask,
+                    engine, md_seq, ts_of(ns), ns, *(bid or (None, None)), *ask,
                 )  # fmt: skip
         finally:
             await conn.close()
