@@ -417,6 +417,7 @@ def _status(service: EngineService) -> dict[str, Any]:
         "ready": service.ready,
         "cpus": service.cpus,
         "pinned_cpu": service.pinned,
+        "io_cpus": service.io_cpus,
         "last_seq": service.state.seq,
         "symbols": service.state.symbols,
         "accounts": len(service.state.accounts) - 1,

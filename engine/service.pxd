@@ -19,6 +19,7 @@ cdef class EngineService:
     cdef public bint stopping
     cdef public list cpus
     cdef public object pinned
+    cdef public list io_cpus
     cdef public JournalWriter journal
     cdef public EventLog eventlog
     cdef public MarketDataLog mdlog

@@ -83,7 +83,7 @@ from tickplane.engine.venues.base import (
     VenueTrailed,
 )
 
-__all__ = ["EngineService", "pin_hot_loop"]
+__all__ = ["EngineService", "io_cpus", "pin_hot_loop"]
 
 log = logging.getLogger("tickplane.engine")
 
@@ -110,6 +110,14 @@ def pin_hot_loop(enabled: bool) -> list[int]:
     if enabled and len(cpus) > 0:
         os.sched_setaffinity(0, {cpus[-1]})
     return cpus
+
+
+def io_cpus(enabled: bool) -> list[int]:
+    """The CPUs for ZeroMQ's I/O thread when the loop pins itself (`pin_hot_loop`):
+    every allowed CPU but the loop's, so that the loop's CPU runs the loop alone; none
+    (no restriction) when the loop is not pinned or has one CPU to share."""
+    cpus = sorted(os.sched_getaffinity(0))
+    return cpus[:-1] if enabled and len(cpus) > 1 else []
 
 
 def _quiet_collector() -> None:
@@ -141,6 +149,7 @@ class EngineService:
         self.stopping = False
         self.cpus: list[int] = []
         self.pinned: int | None = None
+        self.io_cpus: list[int] = []  # ZeroMQ's I/O thread's CPUs ([]: any), see `open`
         self.journal: JournalWriter | None = None
         self.eventlog: EventLog | None = None
         self.mdlog: MarketDataLog | None = None
@@ -293,6 +302,12 @@ class EngineService:
             symbol = self.config.symbol(names[0])
             assert symbol is not None  # validated with the configuration
             self.market = LobsterMarket(self.config.market, symbol, time.time_ns())
+        # The context starts its I/O thread with its first socket: placed now. On the
+        # loop's CPU it took turns with the loop (a pipelining client's frames, in and
+        # out, are its work), which then had that much less of its CPU.
+        self.io_cpus = io_cpus(self.config.pin_cpu)
+        for cpu in self.io_cpus:
+            self._ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, cpu)
         self._router = self._ctx.socket(zmq.ROUTER)
         self._router.setsockopt(zmq.LINGER, 0)
         self._router.setsockopt(zmq.ROUTER_MANDATORY, 0)

@@ -24,16 +24,17 @@ over ``repeats`` samples, each after one untimed warm-up sample:
 - ``client_rtt_p50_us`` / ``_p99_us``: the same flow through the asyncio
   ``EngineClient`` (``submit`` -> reply, encoding included), ``fsync: none``.
 - ``zmq_echo_p50_us`` / ``_p99_us``: the floor. A bare pyzmq ROUTER echo server in its
-  own process, placed like the engine (its sockets made first, then its main thread
-  pinned to the CPU the engine pinned to), echoing a frame as long as an order frame,
+  own process, placed like the engine (ZeroMQ's I/O thread kept off the CPU the engine
+  pinned its loop to, its sockets made first, then its main thread pinned to that CPU),
+  echoing a frame as long as an order frame,
   on the same transport. Its samples alternate with the engine's (``fsync: none``)
   samples. ``rtt_vs_echo`` = engine p50 / echo p50 (target <= 1.3);
   ``rtt_vs_echo_paired`` is the median of the per-sample ratios (steadier when the
   machine's speed drifts between samples). What is the same for both: the client (one
   synchronous DEALER, pinned to the same CPU, same frame size), the socket types
   (DEALER to ROUTER), the transport (loopback TCP), the server's placement (a
-  ``zmq.Context`` with one I/O thread, sockets made before the main thread pins itself,
-  to the same CPU). The echo uses pyzmq's calls (``recv_multipart``,
+  ``zmq.Context`` with one I/O thread on the other CPUs, sockets made before the main
+  thread pins itself, to the same CPU). The echo uses pyzmq's calls (``recv_multipart``,
   ``send_multipart``), as the target's floor is defined; the engine, which has no venue
   thread here, blocks in its ROUTER's pyzmq ``recv`` and moves the rest of its messages
   through libzmq's own calls (engine/router.pyx), which cost less than pyzmq's.
@@ -383,8 +384,12 @@ class EchoServer:
 
 
 def echo_server(endpoint: str, cpu: int, libzmq: bool = False) -> int:
-    """Serve the echo: the engine's placement (sockets first, then pin the main thread)."""
+    """Serve the echo: the engine's placement (ZeroMQ's threads on the CPUs but the
+    loop's, sockets first, then pin the main thread)."""
     ctx = zmq.Context()
+    if cpu >= 0:  # the engine's placement: ZeroMQ's threads off the loop's CPU (io_cpus)
+        for other in sorted(os.sched_getaffinity(0) - {cpu}):
+            ctx.set(zmq.THREAD_AFFINITY_CPU_ADD, other)
     sock = ctx.socket(zmq.ROUTER)
     # the engine's ROUTER options (engine/service.py): with the default high-water mark
     # a ROUTER drops replies once a peer has 1000 queued, and a window of 1000 gets there

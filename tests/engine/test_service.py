@@ -914,14 +914,17 @@ def _cpu_list(text: str) -> set[int]:
 
 def test_the_hot_loop_is_pinned_to_the_last_allowed_cpu(engine_factory: Any) -> None:
     """With `pin_cpu`, the loop thread (the process's main thread) may run on one CPU,
-    the last one the process was given; its other threads (HTTP, ZeroMQ's I/O) keep
-    them all. The log, `/status` and `tickplane_engine_cpus` say the same."""
+    the last one the process was given; ZeroMQ's threads (its I/O thread, its reaper) run
+    on the others (on all of them when there is only one), and the other threads (HTTP)
+    keep them all. The
+    log, `/status` and `tickplane_engine_cpus` say the same."""
     allowed = os.sched_getaffinity(0)  # the engine inherits the test's
     pinned = max(allowed)
+    io = allowed - {pinned} or allowed
     eng: EngineProcess = engine_factory(pin_cpu=True)
     eng.start()
     tasks = {
-        int(task.name): _cpu_list(
+        (task / "comm").read_text().strip() + f"/{task.name}": _cpu_list(
             next(
                 line.split(":", 1)[1].strip()
                 for line in (task / "status").read_text().splitlines()
@@ -930,11 +933,15 @@ def test_the_hot_loop_is_pinned_to_the_last_allowed_cpu(engine_factory: Any) -> 
         )
         for task in Path(f"/proc/{eng.pid}/task").iterdir()
     }
-    assert tasks.pop(eng.pid) == {pinned}
+    main = next(name for name in tasks if name.endswith(f"/{eng.pid}"))
+    assert tasks.pop(main) == {pinned}
+    zmq_io = [name for name in tasks if name.startswith("ZMQbg/")]  # IO/0, Reaper
+    assert zmq_io and all(tasks.pop(name) == io for name in zmq_io), (zmq_io, tasks)
     assert tasks and all(cpus == allowed for cpus in tasks.values()), tasks
     assert f"hot loop pinned to {pinned}" in eng.log_text()
     status = json.loads(http_get(eng, "/status"))
     assert (status["cpus"], status["pinned_cpu"]) == (sorted(allowed), pinned)
+    assert status["io_cpus"] == (sorted(io) if len(allowed) > 1 else [])
     text = http_get(eng, "/metrics")
     for cpu in allowed:
         flag = "true" if cpu == pinned else "false"
@@ -945,6 +952,7 @@ def test_the_hot_loop_is_pinned_to_the_last_allowed_cpu(engine_factory: Any) -> 
 def test_without_pinning_the_loop_keeps_every_cpu(engine: EngineProcess) -> None:
     status = json.loads(http_get(engine, "/status"))
     assert status["pinned_cpu"] is None and status["cpus"] == sorted(os.sched_getaffinity(0))
+    assert status["io_cpus"] == []
     assert os.sched_getaffinity(engine.pid) == os.sched_getaffinity(0)
     assert 'pinned="true"' not in http_get(engine, "/metrics")
 
