@@ -14,6 +14,9 @@ RESTING_DTYPE: Final[np.dtype[np.void]]
 HELD_DTYPE: Final[np.dtype[np.void]]
 MARKET_DTYPE: Final[np.dtype[np.void]]
 
+def pack_command(c: tuple[int, ...]) -> bytes:
+    """A command's 14 fields (COMMAND_DTYPE's order) as its journal bytes."""
+
 class Side(IntEnum):
     BUY = 0
     SELL = 1

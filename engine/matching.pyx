@@ -20,6 +20,7 @@ from enum import IntEnum
 from libc.stdint cimport INT64_MAX, INT64_MIN, int64_t, uint8_t, uint32_t, uint64_t
 from libc.stdlib cimport calloc, free, malloc, realloc
 from libc.string cimport memcpy, memset
+from cpython.bytes cimport PyBytes_FromStringAndSize
 
 import numpy as np
 
@@ -71,6 +72,7 @@ __all__ = [
     "SelfTradePrevention",
     "Side",
     "TimeInForce",
+    "pack_command",
 ]
 
 cdef int64_t MAX_VALUE_C = 1_000_000_000_000
@@ -178,6 +180,35 @@ HELD_DTYPE = np.dtype([
 MARKET_DTYPE = np.dtype([("symbol", "u4"), ("has_last", "u1"), ("last_price", "i8")])
 assert EVENT_DTYPE.itemsize == sizeof(Event)
 assert COMMAND_DTYPE.itemsize == sizeof(Command)
+
+
+def pack_command(c) -> bytes:
+    """A command's journal bytes: its 14 fields, in COMMAND_DTYPE's order (the engine's
+    `state.Command`), as one `Command` struct. The same bytes as
+    `struct.pack("<QqqqqIIBBBBBBH", *c)` on this little-endian layout, without
+    struct's per-field format parsing (~1.5k instructions of every request); a field
+    out of its C type's range raises OverflowError."""
+    cdef Command cmd
+    if not isinstance(c, tuple):  # a NamedTuple too (state.Command): a tuple's layout
+        raise TypeError(f"a command is a tuple of 14 fields, not {type(c).__name__}")
+    cdef tuple t = <tuple>c
+    if len(t) != 14:
+        raise ValueError(f"a command has 14 fields, not {len(t)}")
+    cmd.id = t[0]
+    cmd.qty = t[1]
+    cmd.price = t[2]
+    cmd.stop_price = t[3]
+    cmd.ts = t[4]
+    cmd.account = t[5]
+    cmd.symbol = t[6]
+    cmd.op = t[7]
+    cmd.side = t[8]
+    cmd.type = t[9]
+    cmd.tif = t[10]
+    cmd.post_only = t[11]
+    cmd.reason = t[12]
+    cmd._pad = t[13]
+    return PyBytes_FromStringAndSize(<char *>&cmd, sizeof(Command))
 
 
 cdef inline bint _valid(int64_t v) noexcept nogil:

@@ -46,7 +46,7 @@ from tickplane.engine.eventlog import EventLog
 from tickplane.engine.idempotency import fingerprint
 from tickplane.engine.journal import CommandRun, FsyncPolicy, JournalWriter, RecordType, recover
 from tickplane.engine.market import LobsterMarket, SyntheticMarket
-from tickplane.engine.matching import KEEP, Op, Reason
+from tickplane.engine.matching import KEEP, Op, Reason, pack_command
 from tickplane.engine.mdlog import MarketDataLog
 from tickplane.engine.metrics import EngineMetrics, serve_http
 from tickplane.engine.recovery import replay_commands
@@ -54,7 +54,6 @@ from tickplane.engine.router import PyzmqRouter, Router, for_socket
 from tickplane.engine.state import (
     CANCEL,
     COLLARED,
-    COMMAND,
     FALLBACK,
     INVALID,
     NEW,
@@ -797,12 +796,12 @@ class EngineService:
             cmd = self.state.collared(cmd)
         stamps = self._stamps
         if stamps is None:
-            self.journal.append_command(COMMAND.pack(*cmd))
+            self.journal.append_command(pack_command(cmd))
             events = self.state.apply(cmd)
         else:  # the turn's sampled request: decided, journaled, matched
             self._stamps = None  # its first command only (a class's parent, a batch's first)
             stamps.append(time.perf_counter_ns())
-            self.journal.append_command(COMMAND.pack(*cmd))
+            self.journal.append_command(pack_command(cmd))
             stamps.append(time.perf_counter_ns())
             events = self.state.apply(cmd)
             stamps.append(time.perf_counter_ns())

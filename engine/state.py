@@ -65,6 +65,7 @@ from tickplane.engine.matching import (
     OrderType,
     Side,
     TimeInForce,
+    pack_command,
 )
 from tickplane.engine.positions import Positions
 from tickplane.engine.risk import Reject, RiskEngine, collar_price
@@ -97,7 +98,7 @@ class Command(NamedTuple):
     """One command for the core (the journal's record), ids and names as integers.
 
     Fields in COMMAND_DTYPE's order, so a journal row is a Command as it stands
-    (`Command._make(row)`) and `pack` is one `struct.pack`."""
+    (`Command._make(row)`) and `pack` is the core's struct (`matching.pack_command`)."""
 
     id: int
     qty: int
@@ -148,7 +149,7 @@ class Command(NamedTuple):
         )
 
     def pack(self) -> bytes:
-        return COMMAND.pack(*self)
+        return pack_command(self)
 
     @classmethod
     def unpack(cls, raw: bytes | memoryview) -> Command:

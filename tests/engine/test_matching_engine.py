@@ -4,6 +4,8 @@ The contract itself is tested through `Matcher` in test_contract.py."""
 
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -31,6 +33,7 @@ from tickplane.engine.matching import (
     SelfTradePrevention,
     Side,
     TimeInForce,
+    pack_command,
 )
 
 BUY, SELL = Side.BUY, Side.SELL
@@ -356,3 +359,31 @@ def test_dump_and_load_resume_identically(seed: int) -> None:
     assert resumed.process(rest).tobytes() == expected.tobytes()
     with pytest.raises(ValueError, match="fresh engine"):
         resumed.load(state)
+
+
+_U = [64, 0, 0, 0, 0, 32, 32, 8, 8, 8, 8, 8, 8, 16]  # unsigned bits by field (0: int64)
+
+
+@given(
+    st.tuples(
+        *(
+            st.integers(0, (1 << bits) - 1) if bits else st.integers(-(1 << 63), (1 << 63) - 1)
+            for bits in _U
+        )
+    )
+)
+def test_pack_command_is_the_journals_struct(fields: tuple[int, ...]) -> None:
+    """`pack_command` writes the bytes `struct.pack("<QqqqqIIBBBBBBH")` does (the
+    journal's format, read back as COMMAND_DTYPE rows), for any in-range fields."""
+    packed = pack_command(fields)
+    assert packed == struct.pack("<QqqqqIIBBBBBBH", *fields)
+    assert np.frombuffer(packed, dtype=COMMAND_DTYPE)[0].tolist() == fields
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [(-1, *[0] * 13), (0, 0, 0, 0, 0, 1 << 32, *[0] * 8), (*[0] * 8, 256, *[0] * 5), (0,) * 13],
+)
+def test_pack_command_refuses_what_does_not_fit(fields: tuple[int, ...]) -> None:
+    with pytest.raises((OverflowError, ValueError)):
+        pack_command(fields)
