@@ -148,7 +148,7 @@ class MarketDataLog:
         if seqs is None:
             seqs = self._seqs[symbol] = array("q")
             self._locs[symbol] = array("q")
-        elif md_seq <= seqs[-1]:
+        elif seqs and md_seq <= seqs[-1]:  # (empty: a rotation let every top go)
             return False  # never written so (numbers only go up); ignore, not misindex
         seqs.append(md_seq)
         self._locs[symbol].append(loc)
@@ -198,7 +198,8 @@ class MarketDataLog:
             self._size += _BLOCK.size  # the block header `flush` puts first
         loc = self._gen << _OFFSET_BITS | self._size
         seqs = self._seqs.get(symbol)
-        if seqs is not None and md_seq > seqs[-1]:  # the usual case, inlined from _index
+        # the usual case, inlined from _index (empty: rotations let the symbol's tops go)
+        if seqs and md_seq > seqs[-1]:
             seqs.append(md_seq)
             self._locs[symbol].append(loc)
             self._last[symbol] = md_seq

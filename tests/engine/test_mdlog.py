@@ -223,3 +223,20 @@ def test_rotation_keeps_a_delta_with_its_top(tmp_path: Path) -> None:
     again = MarketDataLog(tmp_path, size)
     check(again)
     again.close()
+
+
+def test_a_symbol_quiet_through_two_rotations_is_logged_again(tmp_path: Path) -> None:
+    """A symbol whose every top the rotations let go (it was quiet while another traded)
+    keeps an empty index; its next top is logged and read back (it raised IndexError,
+    which killed the engine's loop)."""
+    log = MarketDataLog(tmp_path, 1 << 20)
+    put(log, top("MSFT", 1))
+    for i in range(1, 30_001):  # ~60 bytes a record: rotations of half a MiB
+        put(log, top("GOOG", i))
+    assert log.first_md_seq("MSFT") is None  # let go
+    put(log, top("MSFT", 2))
+    assert log.read("MSFT", 1, 2, 10) == [top("MSFT", 2)]
+    log.close({"MSFT": 2, "GOOG": 30_000})
+    again = MarketDataLog(tmp_path, 1 << 20)
+    assert again.read("MSFT", 1, 2, 10) == [top("MSFT", 2)]
+    again.close()
