@@ -21,8 +21,15 @@ so a closed bracket, OTO or OCO still reads as one.
 
 What it holds, per account: orders (open ones always; closed ones up to
 `max_closed_orders`, oldest evicted first), executions (the last `max_executions`),
-positions and cash; per symbol: the last `max_trades` trades and the top of book
-(market data, which is not sequenced). Full history is the recorder's PostgreSQL.
+positions and cash; per symbol: the last `max_trades` trades and the top of book.
+Full history is the recorder's PostgreSQL.
+
+Market data (tops and L2 deltas) is outside the sequenced stream, numbered per symbol
+by `md_seq`; the view reads it gap-free too (`md_from`: what ZeroMQ dropped is filled
+from the engine's market-data log), starting at each symbol's latest top, and passes
+it on in md_seq order, each once. Numbers the engine no longer keeps are passed on as
+a `gap` MarketUpdate (api/market_cursors.py). A market subscriber starts from
+`market_start(...)`, which the updates that follow continue exactly.
 
 Everything it hands out is immutable (frozen structs): a snapshot stays true to the
 moment it was taken while the view moves on.
@@ -46,8 +53,9 @@ from typing import Any, Literal, TypeAlias
 
 import msgspec
 
+from tickplane.api.market_cursors import Hole, MarketCursors
 from tickplane.core import wire
-from tickplane.core.client import EngineClient
+from tickplane.core.client import EngineClient, EngineError
 from tickplane.core.events import (
     BookDelta,
     BookLevel,
@@ -215,14 +223,18 @@ class PositionUpdate(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class MarketUpdate(msgspec.Struct, frozen=True, kw_only=True):
-    """A symbol's market data: a trade, a top of book, an L2 delta, or a halt."""
+    """A symbol's market data: a trade, a top of book, an L2 delta, or a halt; or a
+    `gap`: the tops and deltas numbered `from_md_seq`..`to_md_seq` that were not passed
+    on will not be (the engine no longer keeps them, or has no market-data log)."""
 
     symbol: str
-    kind: Literal["trade", "top", "delta", "halted", "resumed"]
+    kind: Literal["trade", "top", "delta", "halted", "resumed", "gap"]
     trade: Trade | None = None
     top: TopOfBook | None = None
     delta: BookDelta | None = None
     status: SymbolHalted | SymbolResumed | None = None
+    from_md_seq: int | None = None
+    to_md_seq: int | None = None
 
 
 Update: TypeAlias = OrderUpdate | PositionUpdate | MarketUpdate
@@ -516,6 +528,7 @@ class Projection:
         self._accounts: dict[str, _Book] = {}
         self._trades: dict[str, deque[Trade]] = {}
         self._tops: dict[str, TopOfBook] = {}
+        self._md_cursors = MarketCursors()
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
         self._tiebreak = itertools.count()
         self._subs: dict[str | None, set[Subscription]] = {}  # account -> subscriptions
@@ -562,9 +575,14 @@ class Projection:
         backoff = 0.1
         while True:
             try:
-                # market_data [""]: the prefix `m.` subscribes every symbol's market data.
+                # market_data [""]: the prefix `m.` subscribes every symbol's market data;
+                # md_from makes it gap-free (filled from the engine's market-data log).
+                md_from = await self._md_from()
                 apply, market = self.apply, self._market
-                async for msg in self.engine.events(from_seq=self.seq + 1, market_data=[""]):
+                stream = self.engine.events(
+                    from_seq=self.seq + 1, market_data=[""], md_from=md_from
+                )
+                async for msg in stream:
                     backoff = 0.1
                     kind = type(msg)
                     if kind is TopOfBook or kind is BookDelta:
@@ -578,6 +596,23 @@ class Projection:
                 log.warning("event stream broke at seq %d (%s); reconnecting", self.seq, exc)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
+
+    async def _md_from(self) -> dict[str, int]:
+        """Where each of the engine's symbols' market data starts: where it stopped, or
+        for a symbol not seen yet, at its latest top (so the view has every symbol's
+        current top at once; GetBook names it, all symbols asked in one batch)."""
+        reply = await self.engine.get_symbols()
+        if not isinstance(reply, wire.Ack) or reply.symbols is None:
+            raise EngineError(f"the engine did not list its symbols: {reply}")
+        names = [s.name for s in reply.symbols]
+        resume = {name: self._md_cursors.resume_at(name) for name in names}
+        unseen = [name for name, at in resume.items() if at is None]
+        books = await asyncio.gather(*(self.engine.get_book(name, 1) for name in unseen))
+        out = {name: at for name, at in resume.items() if at is not None}
+        for name, book in zip(unseen, books, strict=True):
+            latest = book.book.md_seq if isinstance(book, wire.Ack) and book.book else 0
+            out[name] = max(latest, 1)
+        return out
 
     # -- applying events -------------------------------------------------------------------
 
@@ -749,11 +784,30 @@ class Projection:
             self._publish_order(ev.seq, leg.updated_ns, "fill", done)
 
     def _market(self, md: MarketData) -> None:
-        if isinstance(md, TopOfBook):
+        passes, hole = self._md_cursors.take(md)
+        if hole is not None:
+            self._publish_gap(md.symbol, hole)
+        if not passes:
+            return
+        if type(md) is TopOfBook:
             self._tops[md.symbol] = md
             self._publish_market(md.symbol, "top", md)
         else:
             self._publish_market(md.symbol, "delta", md)
+
+    def market_start(self, book: TopOfBook) -> TopOfBook:
+        """The top a new subscriber of `book.symbol` starts from: the last one passed
+        on, which the updates that follow continue without a hole; or, while the view
+        has none, `book` (the engine's GetBook), adopted: what the stream brings up to
+        its number is skipped as stale. Call it right after entering
+        `subscribe_market`, with no await between (nothing can pass in between)."""
+        top = self._tops.get(book.symbol)
+        if top is not None:
+            return top
+        self._md_cursors.adopt(book)
+        if book.md_seq:
+            self._tops[book.symbol] = book
+        return book
 
     # -- read-your-writes ------------------------------------------------------------------
 
@@ -992,4 +1046,15 @@ class Projection:
             update = MarketUpdate(symbol=symbol, kind=kind, status=what)
         for key in (symbol, None):
             for sub in subs.get(key, ()):
+                sub.push(update)
+
+    def _publish_gap(self, symbol: str, hole: Hole) -> None:
+        log.warning(
+            "market data of %s: md_seq %d..%d will not come (the engine does not keep it)",
+            symbol,
+            *hole,
+        )
+        update = MarketUpdate(symbol=symbol, kind="gap", from_md_seq=hole[0], to_md_seq=hole[1])
+        for key in (symbol, None):
+            for sub in self._market_subs.get(key, ()):
                 sub.push(update)

@@ -152,6 +152,13 @@ def _update_message(u: Update) -> _OrderMessage | _PositionMessage | dict[str, A
         return {"type": "top", **_levels(u.top)}
     if u.kind == "delta" and u.delta is not None:
         return {"type": "delta", **_levels(u.delta)}
+    if u.kind == "gap":
+        return {
+            "type": "gap",
+            "symbol": u.symbol,
+            "from_md_seq": u.from_md_seq,
+            "to_md_seq": u.to_md_seq,
+        }
     return {"type": u.kind, "symbol": u.symbol}
 
 
@@ -549,7 +556,9 @@ async def _read_until_closed(ws: WebSocket) -> None:
 
 @router.websocket("/market/{symbol}")
 async def ws_market(ws: WebSocket, symbol: str) -> None:
-    """The symbol's top of book (first the current one), L2 deltas, trades and halts."""
+    """The symbol's top of book (first the current one), L2 deltas, trades and halts.
+    Tops and deltas come in md_seq order without a hole from the first top on; numbers
+    the engine no longer keeps come as one `gap` message instead."""
     caller = await _authenticated(ws)
     if caller is None:
         return
@@ -565,6 +574,7 @@ async def ws_market(ws: WebSocket, symbol: str) -> None:
     async with projection.subscribe_market(symbol, queue_size=settings.ws_queue_size) as sub:
         first = [{"type": "subscribed", "symbol": symbol}]
         if ack.book is not None:
-            first.append({"type": "top", **_levels(ack.book)})
+            # the projection's last top (the updates continue it), or the engine's
+            first.append({"type": "top", **_levels(projection.market_start(ack.book))})
         outbox.push(first)
         await _serve(ws, "market", sub, outbox, _read_until_closed(ws))

@@ -29,9 +29,12 @@ def pytest_configure(config: pytest.Config) -> None:
 
 
 @contextlib.contextmanager
-def engine_process(work: Path, name: str, symbols: list[str]) -> Iterator[dict[str, str]]:
-    """A `tickplane engine` process trading `symbols`; its endpoints while inside."""
-    engine = EngineProcess(work, engine_settings(work, name, symbols, fsync="none"))
+def engine_process(
+    work: Path, name: str, symbols: list[str], **settings: Any
+) -> Iterator[dict[str, str]]:
+    """A `tickplane engine` process trading `symbols` (`settings` add to its own); its
+    endpoints while inside."""
+    engine = EngineProcess(work, engine_settings(work, name, symbols, fsync="none", **settings))
     engine.start()
     try:
         yield {"order_entry": engine.order_entry, "events": engine.events}

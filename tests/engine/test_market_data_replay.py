@@ -36,6 +36,17 @@ async def all_tops(c: EngineClient, symbol: str) -> tuple[list[TopOfBook], int]:
     return [md for md in published if isinstance(md, TopOfBook)], covered
 
 
+async def market_turn(c: EngineClient, i: int) -> None:
+    """AAPL's turn i: a bid or an ask that rests, a buy that takes the best ask (a
+    trade), or a post-only buy that would cross, refused by the book (a top, no delta)."""
+    if i % 4 == 0:
+        ack(await c.submit("mdb", "AAPL", "buy", "limit", 1 + i % 3, price=100 + i % 10))
+    elif i % 4 == 1:
+        ack(await c.submit("mds", "AAPL", "sell", "limit", 2, price=200 + i % 10))
+    else:
+        ack(await c.submit("mdt", "AAPL", "buy", "limit", 1, price=300, post_only=i % 4 == 3))
+
+
 def levels(top: TopOfBook) -> tuple[list[tuple[int, int, int]], list[tuple[int, int, int]]]:
     return [(lv.price, lv.qty, lv.orders) for lv in top.bids], [
         (lv.price, lv.qty, lv.orders) for lv in top.asks
@@ -259,19 +270,9 @@ def test_a_subscriber_that_loses_deltas_gets_the_exact_sequence(
     missing: list[tuple[str, int]] = []
     last = 67  # its delta (67 % 5 == 2) is lost, and nothing follows it
 
-    async def order(c: EngineClient, i: int) -> None:
-        """Turn i: a bid or an ask that rests, a buy that takes the best ask (a trade),
-        or a post-only buy that would cross, refused by the book (a top, no delta)."""
-        if i % 4 == 0:
-            ack(await c.submit("mdb", "AAPL", "buy", "limit", 1 + i % 3, price=100 + i % 10))
-        elif i % 4 == 1:
-            ack(await c.submit("mds", "AAPL", "sell", "limit", 2, price=200 + i % 10))
-        else:
-            ack(await c.submit("mdt", "AAPL", "buy", "limit", 1, price=300, post_only=i % 4 == 3))
-
     async def body(c: EngineClient) -> None:
         for i in range(10):  # before the subscriber: from the log
-            await order(c, i)
+            await market_turn(c, i)
         got: list[MarketData] = []
         caught_up = asyncio.Event()
 
@@ -292,7 +293,7 @@ def test_a_subscriber_that_loses_deltas_gets_the_exact_sequence(
         task = asyncio.create_task(consume())
         await asyncio.wait_for(caught_up.wait(), 10)  # from the log; what follows is live
         for i in range(10, last):
-            await order(c, i)
+            await market_turn(c, i)
         await asyncio.wait_for(task, 10)  # the last delta: caught up while idle
         published, _ = await all_market_data(c, "AAPL")
         assert [md.to_dict() for md in got] == [md.to_dict() for md in published]
