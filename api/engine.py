@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable
+from typing import TypeVar
 
 from tickplane.api.errors import ApiError
 from tickplane.api.projection import OrderRecord, order_from_view
@@ -26,9 +27,10 @@ async def acked(request: Awaitable[wire.Reply], timeout: float) -> wire.Ack:
     return _ack(reply)
 
 
-def ack_of(reply: asyncio.Future[wire.Reply], timeout: float) -> wire.Ack:
-    """`acked` for a reply already in (a done future), without a coroutine: WebSocket
-    order entry answers a frame's orders together once their replies are in."""
+def ack_of(reply: asyncio.Future[wire.ReplyHead], timeout: float) -> wire.AckHead:
+    """`acked` for a reply already in (a done future) and read as a head
+    (`EngineClient.send_head`), without a coroutine: WebSocket order entry answers a
+    frame's orders together once their replies are in."""
     try:
         done = reply.result()
     except (TimeoutError, EngineError) as exc:
@@ -72,7 +74,10 @@ def _unavailable(exc: TimeoutError | EngineError, timeout: float) -> ApiError:
     return ApiError(503, "engine_unavailable", str(exc))
 
 
-def _ack(reply: wire.Reply) -> wire.Ack:
+_A = TypeVar("_A", wire.Ack, wire.AckHead)
+
+
+def _ack(reply: _A | wire.Reject) -> _A:
     if isinstance(reply, wire.Reject):
         raise ApiError.from_engine(reply.reason, reply.message)
     return reply

@@ -89,7 +89,9 @@ class EngineClient:
         self.timeout = timeout
         self._ctx = context or zmq.asyncio.Context.instance()
         self._req = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[wire.Reply]] = {}
+        # (a future of a `send_head` request gets a wire.ReplyHead)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._heads: set[int] = set()  # requests sent by `send_head`, not answered yet
         self._dealer: zmq.Socket[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd: int | None = None
@@ -160,6 +162,7 @@ class EngineClient:
             if not fut.done():
                 fut.set_exception(EngineUnavailable("client closed"))
         self._pending.clear()
+        self._heads.clear()
 
     def _drain(self) -> None:
         """Resolve every reply that is ready. ZeroMQ's FD is edge-triggered: it signals
@@ -175,7 +178,7 @@ class EngineClient:
             except zmq.Again:
                 break
             try:
-                replies = wire.decode_replies(frame)
+                replies = self._decode(frame) if self._heads else wire.decode_replies(frame)
             except wire.WireError:
                 continue  # not for us (or from an incompatible engine): nothing to resolve
             for reply in replies:
@@ -187,6 +190,21 @@ class EngineClient:
         deadlines = self._deadlines
         while deadlines and deadlines[0][1] not in pending:
             deadlines.popleft()
+
+    def _decode(self, frame: bytes) -> list[wire.Reply | wire.ReplyHead]:
+        """A frame's replies while `send_head` requests are in flight: as heads; those
+        of other requests (the same frame when sent in the same loop turn) decoded again
+        in full."""
+        heads = self._heads
+        got: list[wire.Reply | wire.ReplyHead] = list(wire.decode_reply_heads(frame))
+        full: list[wire.Reply] | None = None
+        for i, reply in enumerate(got):
+            if reply.req in heads:
+                heads.discard(reply.req)
+            else:
+                full = full or wire.decode_replies(frame)
+                got[i] = full[i]
+        return got
 
     def _expire(self) -> None:
         """Fail the requests whose deadline passed; arm the timer for the next one."""
@@ -200,6 +218,7 @@ class EngineClient:
                 self._timer = self._loop.call_at(when, self._expire)
                 return
             deadlines.popleft()
+            self._heads.discard(req)
             fut = self._pending.pop(req, None)
             if fut is not None and not fut.done():
                 fut.set_exception(
@@ -273,6 +292,14 @@ class EngineClient:
         self._queued = []
         loop.call_soon(self._flush)
         self._send_frame(wire.encode(msg), [msg])
+        return fut
+
+    def send_head(self, msg: wire.Request) -> asyncio.Future[wire.ReplyHead]:
+        """`send`, its reply read as a `wire.AckHead` (ids and seqs; the events left
+        encoded, `rejection()` finds a refusal): for a caller of NewOrder, CancelOrder
+        or ReplaceOrder that does not read the events."""
+        self._heads.add(msg.req)
+        fut: asyncio.Future[wire.ReplyHead] = self.send(msg)  # type: ignore[assignment]
         return fut
 
     def _flush(self) -> None:

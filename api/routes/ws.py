@@ -55,7 +55,6 @@ from tickplane.api.schemas import OrderCreate, OrderReplace
 from tickplane.api.settings import GatewaySettings
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
-from tickplane.core.events import OrderRejected
 
 __all__ = ["AUTH_SECONDS", "SLOW_CLIENT", "router"]
 
@@ -275,7 +274,8 @@ def _error(ref: Any, reason: str, message: str) -> dict[str, Any]:
     return {"type": "error", "ref": ref, "reason": reason, "message": message}
 
 
-_Started = tuple[Any, str, "asyncio.Future[wire.Reply]"]
+# (its reply read as a head: the events stay encoded unless they hold a rejection)
+_Started = tuple[Any, str, "asyncio.Future[wire.ReplyHead]"]
 
 
 def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[str, Any]:
@@ -324,7 +324,7 @@ def _start(msg: Any, caller: Caller, engine: EngineClient) -> _Started | dict[st
         where = ".".join(str(p) for p in first.get("loc", ()))
         text = str(first.get("msg", "invalid")).removeprefix("Value error, ")
         return _error(ref, "invalid_request", f"{where}: {text}" if where else text)
-    return ref, action, engine.send(request)
+    return ref, action, engine.send_head(request)
 
 
 def _submit(
@@ -346,7 +346,7 @@ def _submit(
     )
     if type(order) is OrderCreate and (classed := order.wire_class()):
         request = msgspec.structs.replace(request, **classed)
-    return ref, "submit", engine.send(request)
+    return ref, "submit", engine.send_head(request)
 
 
 class _QuickSubmit(QuickOrder, kw_only=True):
@@ -390,9 +390,9 @@ def _answer(
         ack = ack_of(reply, settings.engine_timeout)
     except ApiError as exc:
         return _error(ref, exc.reason, exc.message)
-    for ev in ack.events:
-        if isinstance(ev, OrderRejected) and ev.id == ack.order_id:
-            return _error(ref, ev.reason, f"order {ack.order_id}: {ev.reason}")
+    rejected = ack.rejection()
+    if rejected is not None:
+        return _error(ref, rejected.reason, f"order {ack.order_id}: {rejected.reason}")
     projection.note_write(caller.account, ack.last_seq)
     return _AckMessage("ack", ref, action, ack.order_id, ack.duplicate, ack.last_seq)
 

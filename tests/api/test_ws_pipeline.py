@@ -15,6 +15,7 @@ from tickplane.api.deps import Caller
 from tickplane.api.routes import ws as ws_route
 from tickplane.api.settings import GatewaySettings
 from tickplane.core import wire
+from tickplane.core.events import OrderRejected
 
 H = dict[str, str]
 FRAMES = 12
@@ -75,10 +76,16 @@ def test_frames_sent_without_reading_are_each_answered_whole(client: TestClient,
         assert all(a["action"] == "submit" and not a["duplicate"] for a in acks.values())
 
 
+def _head(ack: wire.Ack) -> wire.ReplyHead:
+    """`ack` as WebSocket entry gets it (`EngineClient.send_head`)."""
+    return wire.decode_reply_heads(wire.encode(ack))[0]
+
+
 def test_a_frame_whose_last_reply_comes_first_waits_for_the_others() -> None:
     """Replies normally come in the order sent (the frame is answered when its last is
     in); when the last comes first (a send that had to wait), the frame waits for the
-    rest and still answers whole, in its order."""
+    rest and still answers whole, in its order. Replies are heads (events left
+    encoded): an order its events say was refused is answered as an error."""
 
     class Projection:
         def __init__(self) -> None:
@@ -93,26 +100,32 @@ def test_a_frame_whose_last_reply_comes_first_waits_for_the_others() -> None:
         caller = Caller("acct", "key", "trader")
         projection = Projection()
         frames = ws_route._Frames(caller, outbox, projection, GatewaySettings())  # type: ignore[arg-type]
-        replies = [loop.create_future() for _ in range(3)]
+        replies = [loop.create_future() for _ in range(4)]
         started: list[Any] = [("a", "submit", replies[0]), {"type": "pong", "ref": "p"}]
-        started += [("b", "submit", replies[1]), ("c", "cancel", replies[2])]
+        started += [("b", "submit", replies[1]), ("r", "submit", replies[3])]
+        started += [("c", "cancel", replies[2])]
         frames.add(started, replies[2])
-        assert frames.actions == 4
-        replies[2].set_result(wire.Ack(3, order_id=30, last_seq=9))
+        assert frames.actions == 5
+        # a venue refused the order after its request was taken: in the Ack's events
+        refused = OrderRejected(8, 1, 40, "acct", "venue_rejected")
+        replies[3].set_result(_head(wire.Ack(4, order_id=40, events=[refused], last_seq=8)))
+        replies[2].set_result(_head(wire.Ack(3, order_id=30, last_seq=9)))
         replies[1].set_result(wire.Reject(2, "unknown_order", "no such order"))
         await asyncio.sleep(0)
         await asyncio.sleep(0)
         assert not outbox.items  # the first reply is not in
-        replies[0].set_result(wire.Ack(1, order_id=10, last_seq=7))
+        replies[0].set_result(_head(wire.Ack(1, order_id=10, last_seq=7)))
         answers = json.loads(ws_route._json.encode(await outbox.take()))
         assert projection.written == [7, 9]  # read-your-writes noted for each ack
         return [answers, [{"actions": frames.actions}]]
 
     answers, [left] = asyncio.run(main())
     assert [(m["type"], m["ref"]) for m in answers[0]] == [
-        ("ack", "a"), ("pong", "p"), ("error", "b"), ("ack", "c"),
+        ("ack", "a"), ("pong", "p"), ("error", "b"), ("error", "r"), ("ack", "c"),
     ]  # fmt: skip
     assert answers[0][2]["reason"] == "unknown_order"
+    assert answers[0][3]["reason"] == "venue_rejected"
+    assert answers[0][3]["message"] == "order 40: venue_rejected"
     assert left == {"actions": 0}
 
 

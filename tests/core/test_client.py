@@ -9,7 +9,7 @@ import zmq
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient
-from tickplane.core.events import BookDelta, BookLevel, MarketData, TopOfBook
+from tickplane.core.events import BookDelta, BookLevel, MarketData, OrderRejected, TopOfBook
 
 
 def _order(c: EngineClient, n: int) -> wire.NewOrder:
@@ -78,6 +78,54 @@ def test_a_burst_longer_than_a_batch_is_split() -> None:
                 assert max(sizes) == wire.MAX_BATCH
                 for f in futs:
                     f.cancel()  # no replies: not waited for
+        finally:
+            router.close(0)
+            ctx.term()
+
+    asyncio.run(main())
+
+
+def test_heads_and_full_replies_in_one_frame_each_get_their_own() -> None:
+    """`send_head` and `send` in one turn (one Batch, one Replies frame): each future
+    gets the reply as asked, a head or a full Ack; then a frame of heads only."""
+
+    async def main() -> None:
+        ctx = zmq.Context()
+        router = ctx.socket(zmq.ROUTER)
+        router.setsockopt(zmq.LINGER, 0)
+        router.setsockopt(zmq.RCVTIMEO, 5000)
+        port = router.bind_to_random_port("tcp://127.0.0.1")
+        try:
+            async with EngineClient(f"tcp://127.0.0.1:{port}", timeout=5) as c:
+                msgs = [_order(c, n) for n in range(1, 5)]
+                futs = [(c.send_head if m.qty % 2 else c.send)(m) for m in msgs]
+                seen: list[wire.Request] = []
+                while len(seen) < len(msgs):
+                    who, frame = await asyncio.to_thread(router.recv_multipart)
+                    got = wire.decode_frame(frame)
+                    seen += got.requests if isinstance(got, wire.Batch) else [got]
+                refused = OrderRejected(2, 2, 12, "a", "post_only")
+                replies: list[wire.Reply] = [
+                    wire.Ack(m.req, 10 + m.qty, [refused] if m.qty == 2 else [], last_seq=m.qty)
+                    for m in msgs
+                ]
+                replies[2] = wire.Reject(msgs[2].req, "max_qty", "too many")
+                router.send_multipart([who, wire.encode(wire.Replies(replies))])
+                got = await asyncio.gather(*futs)
+                assert got[1] == replies[1] and got[3] == replies[3]  # full, events and all
+                assert got[2] == replies[2]
+                head = got[0]
+                assert isinstance(head, wire.AckHead)
+                assert (head.req, head.order_id, head.last_seq) == (msgs[0].req, 11, 1)
+                assert head.rejection() is None
+                # heads alone; a refusal among the events found
+                fut = c.send_head(_order(c, 2))
+                _, frame = await asyncio.to_thread(router.recv_multipart)
+                req = wire.decode_request(frame).req
+                router.send_multipart([who, wire.encode(wire.Ack(req, 12, [refused]))])
+                only = await fut
+                assert isinstance(only, wire.AckHead) and only.rejection() == refused
+                assert not c._heads  # nothing left behind
         finally:
             router.close(0)
             ctx.term()

@@ -146,6 +146,43 @@ def test_replies_round_trip(evs: list[object], req: int, order_id: int | None) -
     assert wire.decode_reply(wire.encode(rej)) == rej
 
 
+@given(st.lists(events, max_size=4), ints, maybe, ints, st.booleans(), maybe)
+def test_reply_heads_read_what_an_ack_says_and_find_its_rejection(
+    evs: list[object],
+    req: int,
+    order_id: int | None,
+    last_seq: int,
+    dup: bool,
+    rejected: int | None,
+) -> None:
+    """An Ack read as a head: the same ids and seqs, its events the same when decoded,
+    and `rejection()` the OrderRejected of its order, exactly when there is one (also
+    when the bytes of the tag occur elsewhere: an account named "rejected")."""
+    if rejected is not None:
+        evs = [*evs, OrderRejected(1, 2, rejected, "rejected", "post_only")]
+    ack = wire.Ack(req, order_id, evs, None, last_seq, None, dup)  # type: ignore[arg-type]
+    rej = wire.Reject(req + 1, "bad_frame", "why")
+    for frame in (wire.encode(wire.Replies([ack, rej])), wire.encode(ack)):
+        head = wire.decode_reply_heads(frame)[0]
+        assert isinstance(head, wire.AckHead)
+        assert (head.req, head.order_id, head.last_seq, head.duplicate) == (
+            req,
+            order_id,
+            last_seq,
+            dup,
+        )
+        assert wire.decode_events(bytes([wire.WIRE_VERSION]) + bytes(head.events)) == evs
+        want = [e for e in evs if type(e) is OrderRejected and e.id == order_id]
+        assert head.rejection() == (want[0] if want else None)
+    assert wire.decode_reply_heads(wire.encode(wire.Replies([ack, rej])))[1] == rej
+    with pytest.raises(wire.WireError):
+        wire.decode_reply_heads(b"\x01\xc1")
+    named = OrderCanceled(1, 2, 3, "rejected", "GOOG", 0, "rejected")  # the tag's bytes
+    other = wire.Ack(1, 3, [named], last_seq=1)
+    head = wire.decode_reply_heads(wire.encode(other))[0]
+    assert isinstance(head, wire.AckHead) and head.rejection() is None
+
+
 class _ReplacedBeforeTrails(msgspec.Struct, array_like=True, tag_field="type", tag="replaced"):
     """OrderReplaced as a reader of the release before its trail fields decodes it."""
 
