@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
 import json
 import logging
 import os
@@ -35,7 +34,7 @@ from tickplane.core.client import EngineClient, EngineError
 from tickplane.core.config import ConfigError
 from tickplane.core.engine_metrics import Scrape
 
-from . import metrics
+from . import kube_events, metrics
 from .figures import scrape, strategy_pnl
 from .render import (
     ENGINE_CONTAINER,
@@ -114,10 +113,6 @@ def _ctx() -> OperatorContext:
 # -- small API helpers ----------------------------------------------------------------------
 
 
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _raw(call: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any] | None:
     """A GET as a camelCase dict (as kubectl shows it), or None when it does not exist."""
     try:
@@ -165,42 +160,40 @@ def _paused(obj: dict[str, Any]) -> bool:
 
 def _merge_conditions(
     old: list[dict[str, Any]], new: dict[str, tuple[str, str, str]], generation: int
-) -> tuple[list[dict[str, Any]], list[tuple[str, str, str, str]]]:
-    """The conditions to write (transition times kept when the status did not change) and
-    the transitions, as (type, status, reason, message)."""
+) -> list[dict[str, Any]]:
+    """The conditions to write, from `new`'s (status, reason, message) per type: transition
+    times kept when the status did not change."""
     previous = {c.get("type"): c for c in old}
     out: list[dict[str, Any]] = []
-    changes: list[tuple[str, str, str, str]] = []
     for kind, (status, reason, message) in new.items():
         before = previous.get(kind)
         changed = before is None or before.get("status") != status
-        if changed or (before is not None and before.get("reason") != reason):
-            changes.append((kind, status, reason, message))
         out.append(
             {
                 "type": kind,
                 "status": status,
                 "reason": reason,
                 "message": message,
-                "lastTransitionTime": _now()
+                "lastTransitionTime": kube_events.timestamp()
                 if changed or before is None
-                else before.get("lastTransitionTime", _now()),
+                else before.get("lastTransitionTime", kube_events.timestamp()),
                 "observedGeneration": generation,
             }
         )
-    return out, changes
+    return out
 
 
-def _post_events(body: dict[str, Any], changes: list[tuple[str, str, str, str]]) -> None:
-    """One Kubernetes Event per condition transition (Warning when it is bad news)."""
-    for kind, status, reason, message in changes:
-        bad = (kind == "Degraded" and status == "True") or (
-            kind in ("Ready", "Pinned") and status == "False"
-        )
-        text = f"{kind}={status}: {message}" if message else f"{kind}={status}"
-        kopf.event(
-            cast(Any, body), type="Warning" if bad else "Normal", reason=reason, message=text
-        )
+async def _write_status(
+    api: client.ApiClient, plural: str, obj: dict[str, Any], status: dict[str, Any]
+) -> None:
+    """Announce the transitions of `status`'s conditions with Events (kube_events.py), then
+    patch `status` and the record of what was announced onto `obj`."""
+    announced = await asyncio.to_thread(kube_events.announce, api, obj, status["conditions"])
+    meta = obj["metadata"]
+    await asyncio.to_thread(
+        _patch_status, api, plural, meta["namespace"], meta["name"],
+        {**status, kube_events.ANNOUNCED: announced},
+    )  # fmt: skip
 
 
 def _pod_ready(pod: dict[str, Any] | None) -> bool:
@@ -273,12 +266,9 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
             c["type"]: (c["status"], c.get("reason", ""), c.get("message", ""))
             for c in old_conditions
         }
-        conditions, changes = _merge_conditions(
-            old_conditions, {**kept, kind: condition}, generation
-        )
+        conditions = _merge_conditions(old_conditions, {**kept, kind: condition}, generation)
         held = {"phase": phase, "observedGeneration": generation, "conditions": conditions}
-        await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, held)
-        _post_events(obj, changes)
+        await _write_status(api, ENGINES, obj, held)
 
     if spec.paused or _paused(obj):
         await hold("Paused", "Progressing", ("False", "Paused", "reconciliation is paused"))
@@ -363,7 +353,7 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
     else:
         pinned = ("Unknown", "EngineUnreachable", f"QoS {qos}; the engine's /status is unread")
 
-    conditions, changes = _merge_conditions(
+    conditions = _merge_conditions(
         old_conditions,
         {"Ready": ready_c, "Progressing": progressing, "Degraded": degraded, "Pinned": pinned},
         generation,
@@ -395,8 +385,7 @@ async def _reconcile_engine(ctx: OperatorContext, namespace: str, name: str) -> 
             "ordersPerSecond": figures.orders_per_second,
             "p99LatencySeconds": figures.p99_latency_seconds,
         }
-    await asyncio.to_thread(_patch_status, api, ENGINES, namespace, name, patch)
-    _post_events(obj, changes)
+    await _write_status(api, ENGINES, obj, patch)
 
 
 async def _roll(
@@ -433,7 +422,7 @@ async def _roll(
         old = list((obj.get("status") or {}).get("conditions") or [])
         kept = [c for c in old if c.get("type") != "Progressing"]
         generation = int(obj["metadata"].get("generation", 0))
-        conditions, _ = _merge_conditions(old, {"Progressing": claim}, generation)
+        conditions = _merge_conditions(old, {"Progressing": claim}, generation)
         await asyncio.to_thread(
             _patch_status, ctx.api, ENGINES, namespace, name,
             {"conditions": [*kept, *conditions], "phase": "Progressing"},
@@ -452,7 +441,14 @@ async def _roll(
             if exc.status not in (404, 409):
                 raise
         metrics.RESTARTS.inc()
-        kopf.info(cast(Any, obj), reason="Restarting", message=f"rolling to revision {revision}")
+        await asyncio.to_thread(
+            kube_events.post,
+            ctx.api,
+            obj,
+            "Normal",
+            "Restarting",
+            f"rolling to revision {revision}",
+        )
         return claim
 
 
@@ -549,10 +545,8 @@ async def _reconcile_strategy(ctx: OperatorContext, namespace: str, name: str) -
             pnl = await asyncio.to_thread(_strategy_pnl, api, namespace, selector, spec)
             if pnl is not None:
                 patch["pnl"] = pnl
-    conditions, changes = _merge_conditions(old_conditions, new, generation)
-    patch["conditions"] = conditions
-    await asyncio.to_thread(_patch_status, api, STRATEGIES, namespace, name, patch)
-    _post_events(obj, changes)
+    patch["conditions"] = _merge_conditions(old_conditions, new, generation)
+    await _write_status(api, STRATEGIES, obj, patch)
 
 
 def _strategy_pnl(

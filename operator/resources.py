@@ -102,6 +102,14 @@ class RiskLimitsSpec(_Model):
     max_open_orders: int | None = Field(default=None, ge=0, description="Resting orders and stops.")
 
 
+# The operator's record of the condition transitions it has posted an Event for
+# (operator/kube_events.py).
+_ANNOUNCED = (
+    "Per condition type, the STATUS/REASON whose Kubernetes Event the operator has posted; "
+    "a condition that differs has its Event posted on the next reconcile."
+)
+
+
 class Condition(_Model):
     """A status condition as Kubernetes' own (metav1.Condition)."""
 
@@ -369,6 +377,9 @@ class TradingEngineStatus(_Model):
     phase: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    announced_conditions: dict[str, str] | None = Field(
+        default=None, description=_ANNOUNCED, json_schema_extra={"maxProperties": 16}
+    )
     symbols: str | None = Field(default=None, description="The symbols, comma-separated.")
     revision: str | None = Field(default=None, description="The revision the spec asks for.")
     current_revision: str | None = Field(default=None, description="The running pod's revision.")
@@ -444,6 +455,9 @@ class StrategyStatus(_Model):
     phase: str | None = None
     observed_generation: int | None = None
     conditions: list[Condition] = Field(default_factory=list)
+    announced_conditions: dict[str, str] | None = Field(
+        default=None, description=_ANNOUNCED, json_schema_extra={"maxProperties": 16}
+    )
     replicas: int | None = None
     ready_replicas: int | None = None
     selector: str | None = None

@@ -6,11 +6,15 @@ import json
 import os
 import sys
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
+from tests.controlplane.api import eventually
 from tests.controlplane.cluster import ControlPlane
 from tests.ports import free_port
 from tests.process import ServerProcess, http_ok
@@ -147,3 +151,78 @@ def token_kubeconfig(cp: ControlPlane, token: str, path: Path) -> Path:
     admin["contexts"][0]["context"]["user"] = "token"
     path.write_text(json.dumps(admin))
     return path
+
+
+@contextmanager
+def refused_events(api: client.ApiClient, namespace: str, reason: str) -> Iterator[None]:
+    """While inside, the apiserver refuses (422) every core/v1 Event with `reason` created in
+    `namespace`: a ValidatingAdmissionPolicy, in force (a probe Event is refused) before
+    the block runs, and gone (a probe is taken) after it."""
+    admission = client.AdmissionregistrationV1Api(api)
+    core = client.CoreV1Api(api)
+    name = f"refuse-{reason.lower()}-{namespace}"
+    admission.create_validating_admission_policy(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicy",
+            "metadata": {"name": name},
+            "spec": {
+                "failurePolicy": "Fail",
+                "matchConstraints": {
+                    "resourceRules": [
+                        {
+                            "apiGroups": [""],
+                            "apiVersions": ["v1"],
+                            "operations": ["CREATE"],
+                            "resources": ["events"],
+                        }
+                    ]
+                },
+                "validations": [
+                    {
+                        "expression": f"object.reason != '{reason}'",
+                        "message": f"the test refuses {reason} Events",
+                        "reason": "Invalid",
+                    }
+                ],
+            },
+        }
+    )
+    admission.create_validating_admission_policy_binding(
+        {
+            "apiVersion": "admissionregistration.k8s.io/v1",
+            "kind": "ValidatingAdmissionPolicyBinding",
+            "metadata": {"name": name},
+            "spec": {
+                "policyName": name,
+                "validationActions": ["Deny"],
+                "matchResources": {
+                    "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": namespace}}
+                },
+            },
+        }
+    )
+
+    def probe(refused: bool) -> bool | None:
+        event = {
+            "metadata": {"generateName": "probe.", "namespace": namespace},
+            "involvedObject": {"kind": "ConfigMap", "name": "probe", "namespace": namespace},
+            "reason": reason,
+            "message": "is the policy in force?",
+            "type": "Normal",
+        }
+        try:
+            core.create_namespaced_event(namespace, event)
+        except ApiException as exc:
+            if exc.status != 422:
+                raise
+            return True if refused else None
+        return None if refused else True
+
+    try:
+        eventually(lambda: probe(refused=True), what=f"{reason} Events refused")
+        yield
+    finally:
+        admission.delete_validating_admission_policy_binding(name)
+        admission.delete_validating_admission_policy(name)
+    eventually(lambda: probe(refused=False), what=f"{reason} Events taken again")

@@ -26,6 +26,7 @@ from .support import (
     OperatorProcess,
     condition,
     mark_pod_ready,
+    refused_events,
 )
 
 ENGINES = "tradingengines"
@@ -74,6 +75,14 @@ class Cluster:
 
     def pod(self, name: str) -> client.V1Pod:
         return self.core.read_namespaced_pod(name, self.ns)
+
+    def events(self, name: str, reason: str | None = None) -> list[client.CoreV1Event]:
+        """The Kubernetes Events about the object `name` (with `reason`, if given)."""
+        return [
+            e
+            for e in self.core.list_namespaced_event(self.ns).items
+            if e.involved_object.name == name and reason in (None, e.reason)
+        ]
 
     def ready_engine(self, name: str) -> dict[str, Any]:
         """Wait for the engine's pod, make it Ready, wait until the engine says Running."""
@@ -154,21 +163,44 @@ def test_engine_objects_are_exactly_right(
     assert condition(running, "Degraded")["status"] == "False"  # type: ignore[index]
     row = control_plane.kubectl("get", "te", "nasdaq", "-n", namespace).stdout.splitlines()[1]
     assert row.split()[1:6] == ["GOOG,AAPL", "internal", "2", "Running", "True"]
-    events = eventually(
-        lambda: (
-            [
-                e
-                for e in c.core.list_namespaced_event(namespace).items
-                if e.involved_object.name == "nasdaq" and e.reason == "PodReady"
-            ]
-            or None
-        ),
-        what="a PodReady event",
-    )
+    # The transition's Event: posted whichever reconcile (a watch event's or the resync
+    # loop's) saw the pod turn Ready.
+    events = eventually(lambda: c.events("nasdaq", "PodReady") or None, what="a PodReady event")
     assert events[0].involved_object.kind == "TradingEngine"
+    assert events[0].involved_object.uid == uid and events[0].type == "Normal"
+    assert events[0].message == "Ready=True: nasdaq-0 is Ready"
+    assert running["status"]["announcedConditions"]["Ready"] == "True/PodReady"
     assert "tickplane_operator_reconciles_total" in operator.metrics()
     assert _guaranteed(operator, namespace, "nasdaq") == "1.0"
     assert operator.health()["resync"].startswith("resync ")
+
+
+def test_a_refused_event_is_posted_once_the_apiserver_takes_it(
+    operator: OperatorProcess, api_client: client.ApiClient, namespace: str
+) -> None:
+    """A transition's Event that the apiserver refuses is not lost: the status records it as
+    not announced, and a later reconcile posts it."""
+    c = Cluster(api_client, namespace)
+    with refused_events(api_client, namespace, "PodReady"):
+        c.create(ENGINES, engine_body("refused"))
+        running = c.ready_engine("refused")
+        assert condition(running, "Ready")["reason"] == "PodReady"  # type: ignore[index]
+        # The reconcile that wrote Ready=True had its post refused, and so has every
+        # reconcile since (every 2 s, and on every watch event).
+        assert c.events("refused", "PodReady") == []
+        announced = c.get(ENGINES, "refused")["status"].get("announcedConditions") or {}
+        assert announced.get("Ready") != "True/PodReady"
+        # The other transitions were announced.
+        assert c.events("refused", "UpToDate")
+
+    def ready_announced() -> bool | None:
+        record = c.get(ENGINES, "refused")["status"].get("announcedConditions") or {}
+        return True if record.get("Ready") == "True/PodReady" else None
+
+    # The record is written after the post: once it says so, the Event is there.
+    eventually(ready_announced, what="the PodReady Event, late")
+    events = c.events("refused", "PodReady")
+    assert len(events) == 1 and events[0].message == "Ready=True: refused-0 is Ready"
 
 
 def test_pod_loss_is_degraded_then_recovers(
@@ -482,11 +514,20 @@ def test_live_figures_from_the_running_engine(
     tmp_path: Path,
 ) -> None:
     """The pod's address is given to a real engine (on a loopback address of its own, at
-    the pod's HTTP port); the operator reads its /status and /metrics into the status."""
+    the pod's HTTP port); the operator reads its /status and /metrics into the status.
+
+    The engine starts after the pod is Ready: nothing Kubernetes watches changes then, so
+    the resync loop alone finds Pinned turning True, and posts its Event."""
     c = Cluster(api_client, namespace)
     c.create(ENGINES, engine_body("live", marketData={"source": "synthetic", "rate": 200}))
     eventually(lambda: c.pod("live-0"), what="pod live-0")
     address = f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
+    c.core.patch_namespaced_pod_status(
+        "live-0", namespace, {"status": {"podIP": address, "podIPs": [{"ip": address}]}}
+    )
+    mark_pod_ready(c.core, namespace, "live-0")
+    c.wait_condition(ENGINES, "live", "Ready", "True", "PodReady")
+    c.wait_condition(ENGINES, "live", "Pinned", "Unknown", "EngineUnreachable")
     config = c.core.read_namespaced_config_map("live-engine", namespace).data["engine.json"]
     settings = json.loads(config) | {
         "order_entry": f"tcp://127.0.0.1:{free_port()}",
@@ -498,11 +539,9 @@ def test_live_figures_from_the_running_engine(
     engine = EngineAt(tmp_path, settings)
     engine.start()
     try:
-        c.core.patch_namespaced_pod_status(
-            "live-0", namespace, {"status": {"podIP": address, "podIPs": [{"ip": address}]}}
-        )
-        mark_pod_ready(c.core, namespace, "live-0")
         pinned = c.wait_condition(ENGINES, "live", "Pinned", "True", "Pinned")
+        event = eventually(lambda: c.events("live", "Pinned") or None, what="the Pinned Event")
+        assert str(event[0].message).startswith("Pinned=True: hot loop on CPU ")
         status = pinned["status"]
         assert len(status["pinnedCpus"]) == 1 and status["lastSequence"] > 0
         running = eventually(
