@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
-import re
 import secrets
 import sqlite3
 import threading
@@ -36,9 +35,9 @@ from typing import Any, Literal, Protocol
 import asyncpg
 
 from tickplane.api.db import connect_pool
+from tickplane.core.accounts import ACCOUNT_RULE, is_account
 
 __all__ = [
-    "ACCOUNT_PATTERN",
     "SCOPES",
     "ApiKey",
     "Authenticator",
@@ -54,9 +53,6 @@ __all__ = [
 
 Scope = Literal["trader", "admin"]
 SCOPES: tuple[Scope, ...] = ("trader", "admin")
-# What the engine accepts as an account name, kept narrower: no spaces, no surprises.
-ACCOUNT_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$"
-_ACCOUNT = re.compile(ACCOUNT_PATTERN)
 _KEY_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 SQLITE_NAME = "keys.sqlite"
 
@@ -103,11 +99,8 @@ def _new_key_id() -> str:
 
 
 def _check(account: str, scope: str) -> None:
-    if not _ACCOUNT.fullmatch(account):
-        raise ValueError(
-            f"account {account!r}: 1-64 letters, digits or . _ : @ -, starting with a "
-            "letter or digit"
-        )
+    if not is_account(account):
+        raise ValueError(f"account {account!r}: {ACCOUNT_RULE}")
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
 

@@ -24,7 +24,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import secrets
 import signal
 import subprocess
@@ -36,6 +35,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
+
+from tickplane.core.accounts import is_account
 
 __all__ = ["Part", "Platform", "register"]
 
@@ -134,8 +135,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 # -- strategies -----------------------------------------------------------------------------------
 
-_ACCOUNT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,63}$")  # the key store's account names
-
 
 @dataclass(frozen=True)
 class StrategyRun:
@@ -162,7 +161,7 @@ def _strategy_arg(value: str) -> StrategyRun:
             f"{value!r}: expected NAME:SYMBOL[:ACCOUNT] with NAME one of {known}"
         )
     account = account or f"strategy-{name}"
-    if not _ACCOUNT.match(account):
+    if not is_account(account):
         raise argparse.ArgumentTypeError(f"{value!r}: {account!r} is not a valid account name")
     return StrategyRun(name, symbol.strip().upper(), account)
 

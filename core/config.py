@@ -16,6 +16,8 @@ from typing import Any, Literal
 
 import msgspec
 
+from .accounts import ACCOUNT_RULE, is_account
+
 __all__ = [
     "CircuitBreakerConfig",
     "ConfigError",
@@ -196,10 +198,18 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         for s in self.symbols:
             if not s.name or s.lot_size <= 0 or s.tick <= 0:
                 raise ConfigError(f"symbol {s.name!r}: needs a name, tick_size > 0, lot_size > 0")
+        for account in self.risk.accounts:
+            # Limits keyed by a name no account can have would never apply.
+            if not is_account(account):
+                raise ConfigError(
+                    f"risk.accounts: {account!r} is not an account name: {ACCOUNT_RULE}"
+                )
         for pair in self.risk.pairs:
             account, _, symbol = pair.partition("/")
-            if not account or not symbol or "/" in symbol:
-                raise ConfigError(f"risk.pairs: {pair!r} is not ACCOUNT/SYMBOL")
+            if not is_account(account) or not symbol or "/" in symbol:
+                raise ConfigError(
+                    f"risk.pairs: {pair!r} is not ACCOUNT/SYMBOL (an account: {ACCOUNT_RULE})"
+                )
             if symbol not in names:
                 # Its limits would never apply: most likely a typo in the symbol.
                 raise ConfigError(

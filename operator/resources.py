@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
+from tickplane.core.accounts import ACCOUNT_NAME, ACCOUNT_PATTERN, ACCOUNT_RULE
 from tickplane.core.config import MAX_RATE_LIMIT_BACKOFF
 
 __all__ = [
@@ -47,11 +48,11 @@ _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 # Regex bodies without backslashes, so CEL string literals can hold them as written.
 _SYMBOL_NAME = r"[A-Z0-9][A-Z0-9.-]{0,15}"
-_ACCOUNT_NAME = r"[A-Za-z0-9][A-Za-z0-9._-]*"
 _SYMBOL = f"^{_SYMBOL_NAME}$"
-_ACCOUNT = f"^{_ACCOUNT_NAME}$"
+# An account: the engine's and the gateway's rule (tickplane.core.accounts).
+_ACCOUNT = ACCOUNT_PATTERN
 # A risk.pairs key: the account and symbol that share one set of limits.
-_PAIR = f"^{_ACCOUNT_NAME}/{_SYMBOL_NAME}$"
+_PAIR = f"^{ACCOUNT_NAME}/{_SYMBOL_NAME}$"
 MAX_SYMBOLS = 64
 
 
@@ -220,7 +221,21 @@ class RiskSpec(_Model):
 
     default: RiskLimitsSpec = RiskLimitsSpec()
     accounts: dict[str, RiskLimitsSpec] = Field(
-        default_factory=dict, json_schema_extra={"maxProperties": 1000}
+        default_factory=dict,
+        description=f"Keyed by account name ({ACCOUNT_RULE}).",
+        json_schema_extra={
+            "maxProperties": 1000,
+            **_rules(
+                _cel(
+                    f"self.all(k, k.matches('{_ACCOUNT}'))",
+                    f"risk.accounts keys must be account names: {ACCOUNT_RULE}",
+                    # The first bad key only, as for risk.pairs.
+                    messageExpression=f"'risk.accounts ' + self.filter(k, !k.matches('{_ACCOUNT}'))"
+                    f"[0] + ': a key must be an account name: {ACCOUNT_RULE}'",
+                    reason="FieldValueInvalid",
+                )
+            ),
+        },
     )
     pairs: dict[str, RiskLimitsSpec] = Field(
         default_factory=dict,

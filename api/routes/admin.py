@@ -10,8 +10,8 @@ from fastapi import APIRouter, Path
 from tickplane.api.deps import AdminAccount, EngineDep, ProjectionDep, SettingsDep
 from tickplane.api.engine import acked
 from tickplane.api.errors import ERROR_RESPONSES, ApiError
-from tickplane.api.keys import ACCOUNT_PATTERN
 from tickplane.api.schemas import ControlResult, HaltRequest, Symbol
+from tickplane.core.accounts import ACCOUNT_PATTERN
 
 __all__ = ["router"]
 

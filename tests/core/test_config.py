@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,11 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ('{"venue": {"rate_limit_min_backoff": 90}}', {}, r"min <= max.*not 90\.0 and 60\.0"),
         ('{"venue": {"rate_limit_max_backoff": 7200}}', {}, r"max <= 3600"),
         ("{}", {"TICKPLANE_ENGINE_VENUE": '{"rate_limit_max_backoff": 0.5}'}, "min <= max"),
+        ('{"risk": {"pairs": {"a b/GOOG": {}}}}', {}, "'a b/GOOG' is not ACCOUNT/SYMBOL"),
+        ('{"risk": {"accounts": {"a b": {}}}}', {}, "risk.accounts: 'a b' is not an account name"),
+        ('{"risk": {"accounts": {"": {}}}}', {}, "risk.accounts: '' is not an account name"),
+        ('{"risk": {"accounts": {"a/GOOG": {}}}}', {}, "'a/GOOG' is not an account name"),
+        ('{"risk": {"accounts": {"%s": {}}}}' % ("a" * 65), {}, "is not an account name: 1-64"),
         ("[1]", {}, "object"),
         ("{", {}, "e.json"),
         ("{}", {"TICKPLANE_ENGINE_COLOUR": "red"}, "colour"),
@@ -70,6 +76,25 @@ def test_the_rate_limit_backoff_is_read(tmp_path: Path) -> None:
     assert (venue.rate_limit_min_backoff, venue.rate_limit_max_backoff) == (0.5, 8.0)
     defaults = load_engine_config(env={}).venue
     assert (defaults.rate_limit_min_backoff, defaults.rate_limit_max_backoff) == (1.0, 60.0)
+
+
+def test_risk_keys_take_every_account_name(tmp_path: Path) -> None:
+    names = ["alice", "mm-desk.2", "desk_3:eu@fund", "A" + "b" * 63]
+    path = tmp_path / "e.json"
+    path.write_text(
+        json.dumps(
+            {
+                "symbols": [{"name": "GOOG"}],
+                "risk": {
+                    "accounts": {n: {"max_order_qty": 5} for n in names},
+                    "pairs": {f"{n}/GOOG": {"max_position": 7} for n in names},
+                },
+            }
+        )
+    )
+    cfg = load_engine_config(path, env={})
+    assert sorted(cfg.risk.accounts) == sorted(names)
+    assert cfg.risk.pairs["desk_3:eu@fund/GOOG"].max_position == 7
 
 
 def test_a_missing_file_is_a_config_error(tmp_path: Path) -> None:

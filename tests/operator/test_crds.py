@@ -16,6 +16,8 @@ from kubernetes.client.exceptions import ApiException
 from tests.controlplane.api import as_dict
 from tests.controlplane.cluster import ControlPlane
 from tickplane.operator import crds as crd_module
+from tickplane.operator.render import engine_config
+from tickplane.operator.resources import TradingEngineSpec
 
 from .support import EXAMPLES, GROUP, VERSION, error_message
 
@@ -170,6 +172,23 @@ INVALID_ENGINES = {
         _engine(**{"risk.pairs": {"mm-desk/GOOG": {}, "a/GOOG/x": {}}}),
         "risk.pairs a/GOOG/x: a key must be ACCOUNT/SYMBOL, such as alice/GOOG",
     ),
+    "account key with a space": (
+        _engine(**{"risk.accounts": {"mm-desk": {}, "mm desk": {"maxOrderQty": 1}}}),
+        "risk.accounts mm desk: a key must be an account name: 1-64 letters, digits or "
+        ". _ : @ -, starting with a letter or digit",
+    ),
+    "account key with a slash": (
+        _engine(**{"risk.accounts": {"mm-desk/GOOG": {}}}),
+        "risk.accounts mm-desk/GOOG: a key must be an account name",
+    ),
+    "account key too long": (
+        _engine(**{"risk.accounts": {"a" * 65: {}}}),
+        f"risk.accounts {'a' * 65}: a key must be an account name",
+    ),
+    "pair key with too long an account": (
+        _engine(**{"risk.pairs": {f"{'a' * 65}/GOOG": {}}}),
+        f"risk.pairs {'a' * 65}/GOOG: a key must be ACCOUNT/SYMBOL",
+    ),
     "pair for a symbol not traded": (
         _engine(**{"risk.pairs": {"mm-desk/GOOG": {}, "mm-desk/MSFT": {}}}),
         "spec.risk.pairs: Invalid value: risk.pairs mm-desk/MSFT: the symbol "
@@ -213,6 +232,30 @@ def test_invalid_engines_are_rejected_with_a_clear_message(
     with pytest.raises(ApiException) as gone:
         api.get_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", "bad")
     assert gone.value.status == 404
+
+
+def test_risk_keys_take_every_account_name(
+    crds: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The accounts the gateway's keys and the engine's configuration accept are accepted
+    as risk.accounts and risk.pairs keys, and the engine's own model reads them."""
+    api = client.CustomObjectsApi(api_client)
+    names = ["alice", "mm-desk.2", "desk_3:eu@fund", "A" + "b" * 63]
+    body = _engine(
+        **{
+            "risk.accounts": {name: {"maxOrderQty": 5} for name in names},
+            "risk.pairs": {f"{name}/GOOG": {"maxPosition": 7} for name in names},
+        }
+    )
+    body["metadata"]["name"] = "accounts"
+    got = as_dict(
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
+    )
+    assert sorted(got["spec"]["risk"]["accounts"]) == sorted(names)
+    spec = TradingEngineSpec.model_validate(got["spec"])
+    config = engine_config("accounts", spec).validate()
+    assert sorted(config.risk.accounts) == sorted(names)
+    assert config.risk.accounts["desk_3:eu@fund"].max_order_qty == 5
 
 
 def test_immutable_fields_cannot_change(
