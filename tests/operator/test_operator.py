@@ -137,9 +137,16 @@ def test_engine_objects_are_exactly_right(
     svc = c.core.read_namespaced_service("nasdaq", namespace)
     assert svc.spec.cluster_ip == "None"
     assert {p.port for p in svc.spec.ports} == {5555, 5556, 9100}
-    pdb = client.PolicyV1Api(api_client).read_namespaced_pod_disruption_budget("nasdaq", namespace)
+    # Applied after the StatefulSet (render.engine_objects' order): they may be a moment
+    # behind it (read at once, the PDB was sometimes not there yet: 404).
+    policy, networking = client.PolicyV1Api(api_client), client.NetworkingV1Api(api_client)
+    pdb = eventually(
+        lambda: policy.read_namespaced_pod_disruption_budget("nasdaq", namespace), what="pdb"
+    )
     assert pdb.spec.max_unavailable == 0
-    netpol = client.NetworkingV1Api(api_client).read_namespaced_network_policy("nasdaq", namespace)
+    netpol = eventually(
+        lambda: networking.read_namespaced_network_policy("nasdaq", namespace), what="netpol"
+    )
     assert netpol.spec.pod_selector.match_labels == {"tickplane.io/engine": "nasdaq"}
 
     # The StatefulSet controller made the pod; the apiserver computed its QoS class.
