@@ -35,7 +35,7 @@ engine of this version, as every part of one release is.
 from __future__ import annotations
 
 import re
-from typing import Final
+from typing import Any, Final
 
 import msgspec
 
@@ -500,26 +500,27 @@ def encode_batch(requests: list[Request]) -> bytes:
     return encode(Batch(requests))
 
 
-def decode_replies(frame: bytes) -> list[Reply]:
-    """The replies a frame holds: one `Ack`/`Reject`, or the replies of a `Replies`."""
+def _replies_of(
+    frame: bytes, decoder: msgspec.msgpack.Decoder[Any], many: type[Replies | _ReplyHeads]
+) -> list[Any]:
+    """The replies a frame holds, as `decoder` reads them: one reply, or the `replies` of
+    a `many` (`Replies`, or its head form)."""
     try:
-        msg: Reply | Replies = _reply_frames.decode(_body(frame))
+        msg: Any = decoder.decode(_body(frame))
     except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
         raise WireError(str(exc)) from None
-    if isinstance(msg, Replies):
-        return msg.replies
-    return [msg]
+    replies: list[Any] = msg.replies if isinstance(msg, many) else [msg]
+    return replies
+
+
+def decode_replies(frame: bytes) -> list[Reply]:
+    """The replies a frame holds: one `Ack`/`Reject`, or the replies of a `Replies`."""
+    return _replies_of(frame, _reply_frames, Replies)
 
 
 def decode_reply_heads(frame: bytes) -> list[ReplyHead]:
     """`decode_replies`, each Ack read as an `AckHead` (its events left encoded)."""
-    try:
-        msg: ReplyHead | _ReplyHeads = _head_frames.decode(_body(frame))
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
-        raise WireError(str(exc)) from None
-    if isinstance(msg, _ReplyHeads):
-        return msg.replies
-    return [msg]
+    return _replies_of(frame, _head_frames, _ReplyHeads)
 
 
 def decode_reply(frame: bytes) -> Reply:

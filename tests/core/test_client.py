@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import msgspec
 import zmq
@@ -12,19 +14,30 @@ from tickplane.core.client import EngineClient
 from tickplane.core.events import BookDelta, BookLevel, MarketData, OrderRejected, TopOfBook
 
 
+@contextmanager
+def _fake_engine() -> Iterator[tuple[zmq.Socket[bytes], str]]:
+    """A bare ROUTER standing in for the engine, and its endpoint: the test reads the
+    client's frames off it and writes the replies itself."""
+    ctx = zmq.Context()
+    router = ctx.socket(zmq.ROUTER)
+    router.setsockopt(zmq.LINGER, 0)
+    router.setsockopt(zmq.RCVTIMEO, 5000)
+    port = router.bind_to_random_port("tcp://127.0.0.1")
+    try:
+        yield router, f"tcp://127.0.0.1:{port}"
+    finally:
+        router.close(0)
+        ctx.term()
+
+
 def _order(c: EngineClient, n: int) -> wire.NewOrder:
     return wire.NewOrder(c.next_req(), "a", "GOOG", "buy", "limit", n, 100)
 
 
 def test_a_turn_s_first_request_goes_alone_the_rest_as_one_batch() -> None:
     async def main() -> None:
-        ctx = zmq.Context()
-        router = ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.RCVTIMEO, 5000)
-        port = router.bind_to_random_port("tcp://127.0.0.1")
-        try:
-            async with EngineClient(f"tcp://127.0.0.1:{port}", timeout=5) as c:
+        with _fake_engine() as (router, endpoint):
+            async with EngineClient(endpoint, timeout=5) as c:
                 await asyncio.sleep(0)  # nothing to send yet: no frame
                 msgs = [_order(c, n) for n in range(1, 6)]
                 futs = [c.send(m) for m in msgs]
@@ -46,22 +59,14 @@ def test_a_turn_s_first_request_goes_alone_the_rest_as_one_batch() -> None:
                 _, frame = await asyncio.to_thread(router.recv_multipart)
                 assert isinstance(wire.decode_frame(frame), wire.NewOrder)
                 later.cancel()
-        finally:
-            router.close(0)
-            ctx.term()
 
     asyncio.run(main())
 
 
 def test_a_burst_longer_than_a_batch_is_split() -> None:
     async def main() -> None:
-        ctx = zmq.Context()
-        router = ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.RCVTIMEO, 5000)
-        port = router.bind_to_random_port("tcp://127.0.0.1")
-        try:
-            async with EngineClient(f"tcp://127.0.0.1:{port}", timeout=5) as c:
+        with _fake_engine() as (router, endpoint):
+            async with EngineClient(endpoint, timeout=5) as c:
                 n = 2 * wire.MAX_BATCH + 3
                 msgs = [_order(c, 1) for _ in range(n)]
                 futs = [c.send(m) for m in msgs]
@@ -78,9 +83,6 @@ def test_a_burst_longer_than_a_batch_is_split() -> None:
                 assert max(sizes) == wire.MAX_BATCH
                 for f in futs:
                     f.cancel()  # no replies: not waited for
-        finally:
-            router.close(0)
-            ctx.term()
 
     asyncio.run(main())
 
@@ -90,13 +92,8 @@ def test_heads_and_full_replies_in_one_frame_each_get_their_own() -> None:
     gets the reply as asked, a head or a full Ack; then a frame of heads only."""
 
     async def main() -> None:
-        ctx = zmq.Context()
-        router = ctx.socket(zmq.ROUTER)
-        router.setsockopt(zmq.LINGER, 0)
-        router.setsockopt(zmq.RCVTIMEO, 5000)
-        port = router.bind_to_random_port("tcp://127.0.0.1")
-        try:
-            async with EngineClient(f"tcp://127.0.0.1:{port}", timeout=5) as c:
+        with _fake_engine() as (router, endpoint):
+            async with EngineClient(endpoint, timeout=5) as c:
                 msgs = [_order(c, n) for n in range(1, 5)]
                 futs = [(c.send_head if m.qty % 2 else c.send)(m) for m in msgs]
                 seen: list[wire.Request] = []
@@ -126,9 +123,6 @@ def test_heads_and_full_replies_in_one_frame_each_get_their_own() -> None:
                 only = await fut
                 assert isinstance(only, wire.AckHead) and only.rejection() == refused
                 assert not c._heads  # nothing left behind
-        finally:
-            router.close(0)
-            ctx.term()
 
     asyncio.run(main())
 
