@@ -1048,6 +1048,11 @@ class AlpacaVenue:
             if tracked.parent is None:
                 new_coid = f"{tracked.client_order_id}-r{tracked.replacements}"
                 self._by_coid[new_coid] = oid
+            else:
+                # its replacement's updates name nothing of ours (a new Alpaca id,
+                # Alpaca's client order id) until the answer or the `replaced` event
+                # names it: kept until then, as a group's legs' are
+                self._await_legs(oid)
             tracked.pending = asked
             tracked.pending_trail = None
             vid = tracked.venue_id
@@ -1060,6 +1065,8 @@ class AlpacaVenue:
             with self._lock:
                 if tracked.pending_vid is None:
                     tracked.pending = None
+                if tracked.pending is None:  # no replacement to name (or named)
+                    self._naming_done(oid)
             if isinstance(exc, _Rejected):
                 self._reject(oid, "replace", _reason(exc, "replace"), exc.message)
             else:
@@ -1076,6 +1083,7 @@ class AlpacaVenue:
             elif tracked.pending is not None:
                 tracked.pending_vid = new_vid
                 tracked.pending_trail = self._trail_of(tracked, new)
+                self._named(tracked, new_vid)
         # success: the stream reports `replaced` when it takes effect
 
     def _do_resume(
@@ -1297,6 +1305,7 @@ class AlpacaVenue:
             self._emit_locked(
                 VenueReplaced(t.order.order_id, new_vid, t.open_qty, t.limit_price, t.stop_price)
             )
+            self._named(t, new_vid)
             return
         # A trailing stop's new stop is Alpaca's answer to the PATCH; when the stream's
         # `replaced` comes first, the stop its trail gives at the last watermark reported
@@ -1317,6 +1326,16 @@ class AlpacaVenue:
                 t.order.trail_percent,
             )
         )
+        self._named(t, new_vid)
+
+    def _named(self, t: _Tracked, new_vid: str) -> None:
+        """Order `t`'s replacement is known to be Alpaca order `new_vid` (the PATCH's
+        answer, or the `replaced` event): its updates that came before (a leg's, kept
+        by `_keep_early`: they named nothing of ours) are applied, in order, once
+        (lock held)."""
+        self._naming_done(t.order.order_id)
+        if new_vid in self._early:
+            self._apply_early(new_vid)
 
     def _learn_legs(self, t: _Tracked, o: Any, *, early: bool = True) -> list[str]:
         """Track the legs of a bracket, OTO or OCO under their engine ids, from the
@@ -1504,6 +1523,7 @@ class AlpacaVenue:
             elif event in ("canceled", "expired", "rejected"):
                 t.pending = None
                 t.pending_vid = None
+                self._naming_done(oid)
                 self._emit_locked(
                     VenueRejected(oid, "replace_rejected", f"replacement {event}", "replace")
                 )
@@ -1533,6 +1553,7 @@ class AlpacaVenue:
         elif event == "order_replace_rejected":
             t.pending = None
             t.pending_vid = None
+            self._naming_done(oid)
             self._emit_locked(VenueRejected(oid, "replace_rejected", _why(o, data), "replace"))
         # pending_cancel, pending_replace, done_for_day, calculated, restated...: no event
 
@@ -1676,6 +1697,7 @@ class AlpacaVenue:
         if vid == t.pending_vid and status in _CLOSED_BY:
             t.pending = None
             t.pending_vid = None
+            self._naming_done(t.order.order_id)
             self._emit_locked(
                 VenueRejected(t.order.order_id, "replace_rejected", status, "replace")
             )

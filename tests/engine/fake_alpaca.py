@@ -21,9 +21,11 @@ other is canceled. An OCO is its take-profit limit (the parent) and its stop-los
 both working; when one fills, the other is canceled.
 
 Control for tests: `fill`, `trade`, `expire`, `reject`, `fail_next` (5xx or any status, optionally
-after doing the work), `hang_next`/`release` (a request that never answers), `stop` /
-`start` (an outage of both servers; ports are kept) and `stop_stream` / `start_stream`
-(only the websocket). `wait_until` waits on a condition over the fake's state.
+after doing the work), `hang_next`/`release` (a request that never answers),
+`hold_replaced`/`send_replaced` (a replacement's updates ahead of the `replaced` event
+of the order it replaced), `stop` / `start` (an outage of both servers; ports are kept)
+and `stop_stream` / `start_stream` (only the websocket). `wait_until` waits on a
+condition over the fake's state.
 
 Built on the standard library's HTTP server and `websockets`, no other dependency.
 """
@@ -196,6 +198,9 @@ class FakeAlpaca:
         self._hang_after = False
         self._hung = 0
         self._release = threading.Event()
+        # `hold_replaced`: a replaced order's `replaced` event waits for `send_replaced`
+        self.hold_replaced = False
+        self._held_replaced: list[FakeOrder] = []
         self._stopped = True
         self.rest_port = 0
         self.stream_port = 0
@@ -379,6 +384,14 @@ class FakeAlpaca:
     def release(self) -> None:
         """Let hanging requests go on (they are then answered normally)."""
         self._release.set()
+
+    def send_replaced(self) -> None:
+        """Publish the `replaced` events `hold_replaced` held back, in order (Alpaca
+        may stream a replacement's own updates, a fill even, before them)."""
+        with self._cond:
+            held, self._held_replaced = self._held_replaced, []
+            for o in held:
+                self._publish("replaced", o)
 
     @property
     def hung(self) -> int:
@@ -689,7 +702,10 @@ class FakeAlpaca:
             o.parent.legs[o.parent.legs.index(o)] = new
         self.orders[new.id] = new
         o.status, o.replaced_by = "replaced", new.id
-        self._publish("replaced", o)
+        if self.hold_replaced:
+            self._held_replaced.append(o)
+        else:
+            self._publish("replaced", o)
         self._publish("new", new)
         return new
 

@@ -368,6 +368,62 @@ def test_other_groups_updates_are_kept_only_while_a_group_of_ours_may_claim_them
     assert venue._early == {}
 
 
+@pytest.mark.parametrize("first", ["answer", "replaced"])
+def test_a_replaced_legs_fill_ahead_of_the_replace_is_reported_once(
+    fake: FakeAlpaca, first: str
+) -> None:
+    """A leg's replacement has an Alpaca id of its own and Alpaca's client order id,
+    so its updates name nothing of ours until the PATCH's answer or the old leg's
+    `replaced` event names it. Its fill coming before both is kept and reported, once,
+    when the first of them comes (it was dropped: the fill was lost)."""
+    # the PATCH's answer is held back while the test streams: no read timeout meanwhile
+    venue = make_venue(fake, rest_timeout=(1.0, 30.0))
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        _replaced_legs_fill_first(venue, events, fake, first)
+    finally:
+        venue.stop()
+
+
+def _replaced_legs_fill_first(
+    venue: AlpacaVenue, events: Events, fake: FakeAlpaca, first: str
+) -> None:
+    venue.submit(classed(20, "bracket", take_profit=11050, stop_loss_stop=9500, legs=(21, 22)))
+    parent = fake.order(accepted(events, 20).venue_order_id)
+    fake.fill(parent.id, "100", 10)
+    tp = parent.legs[0]
+    fake.wait_until(lambda: tp.status == "new")
+    events.wait(VenueFilled, lambda e: e.order_id == 20)
+    fake.hold_replaced = True
+    fake.hang_next(1, after_apply=True)  # the PATCH is carried out, its answer held
+    venue.replace(21, None, 11100)
+    fake.wait_until(lambda: fake.hung == 1)
+    new = parent.legs[0]
+    assert new.replaces == tp.id
+    fake.fill(new.id, "111.00", 10)  # the replacement fills: Alpaca cancels the stop
+    events.wait(VenueCanceled, lambda e: e.order_id == 22)  # the fill was streamed first
+    assert [e for e in events.about(21) if isinstance(e, VenueFilled)] == []
+    if first == "answer":
+        fake.release()
+        fake.wait_until(lambda: fake.hung == 0)
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 21)
+        fake.send_replaced()
+    else:
+        fake.send_replaced()
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 21)
+        fake.release()
+    assert (fill.qty, fill.price, fill.leaves_qty) == (10, 11100, 0)
+    venue.replace(21, None, 11200)  # after the first replace on the order's queue
+    refused = events.wait(VenueRejected, lambda e: e.order_id == 21)
+    assert refused.reason == "unknown_order"  # done: filled
+    kinds = [type(e).__name__ for e in events.about(21)]
+    assert kinds == ["VenueReplaced", "VenueFilled", "VenueRejected"]
+    assert venue._early == {} and venue._naming == {}
+
+
 def test_a_trailing_stop_is_sent_with_its_trail(
     started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
 ) -> None:

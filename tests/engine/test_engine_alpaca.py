@@ -1070,6 +1070,49 @@ def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
     assert eng.stop() == 0
 
 
+def test_a_replaced_take_profits_fill_ahead_of_its_replace_is_booked_once(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """A bracket's take-profit replaced at Alpaca, whose replacement fills before the
+    PATCH's answer and the old leg's `replaced` event (Alpaca streams the replacement's
+    updates under its own new id): the engine books the fill once, and the same after
+    a kill -9 and a recovery. (The fill was lost: no trade, the position never
+    closed.)"""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def run() -> tuple[int, list[tuple[Any, ...]]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+            fake.fill(sent.id, "100", 10)
+            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
+            fake.hold_replaced = True
+            fake.hang_next(1, after_apply=True)  # the PATCH is carried out, unanswered
+            r = await c.replace("alice", p + 1, price=11500)
+            assert isinstance(r, wire.Ack), r
+            fake.wait_until(lambda: fake.hung == 1)
+            fake.fill(sent.legs[0].id, "115", 10)  # the replacement; the stop is canceled
+            await _events_until(
+                c, lambda ev: ("canceled", 2) in [x[:2] for x in _shape(ev, p, p + 2)]
+            )
+            fake.send_replaced()
+            fake.release()
+            events = await _events_until(
+                c, lambda ev: ("trade", 1, 10, 11500) in _shape(ev, p, p + 2)
+            )
+            return p, _shape(events, p, p + 2)
+
+    p, got = asyncio.run(run())
+    assert got[:6] == BRACKET_EVENTS[:6]
+    assert got[6:] == [
+        ("canceled", 2, 10, "canceled"),
+        ("replaced", 1, 10, None),
+        ("trade", 1, 10, 11500),
+    ]
+    _recovers(eng, p, p + 2, got)
+
+
 @pytest.mark.parametrize(("offered", "lost_cancel"), [(11, False), (11, True), (10, False)])
 def test_a_routed_take_profit_is_checked_against_max_position_on_release(
     engine_factory: Any, fake: FakeAlpaca, offered: int, lost_cancel: bool
