@@ -1634,21 +1634,32 @@ class AlpacaVenue:
         if _enum_text(o.status) not in _TERMINAL:
             # its held legs go with it; those working what it filled are canceled next
             log.warning("alpaca: order %s reached Alpaca after a failed submit: canceling", coid)
-            with contextlib.suppress(_Rejected):
-                self._call(client.cancel_order_by_id, vid)
+            self._cancel_orphan(client, vid)
             with self._lock:
                 self._reconcile_due = True  # look again until it is closed
         elif open_legs:
             # no order of the group may live at Alpaca: the engine shows none open
             log.warning("alpaca: canceling the legs of order %s (%s)", coid, ", ".join(open_legs))
             for leg_vid in open_legs:
-                with contextlib.suppress(_Rejected):
-                    self._call(client.cancel_order_by_id, leg_vid)
+                self._cancel_orphan(client, leg_vid)
             with self._lock:
                 self._reconcile_due = True
         else:
             with self._lock:
                 self._orphan_settled(self._orders[oid], max(0, _qty(o.qty) - _qty(o.filled_qty)))
+
+    def _cancel_orphan(self, client: TradingClient, vid: str) -> None:
+        """Cancel Alpaca order `vid` (of an orphan's group); the round looks again
+        whatever came of it. A refusal is left to that look (the order is closing or
+        closed already), but not a 429: raised, it ends the round, and the next waits
+        what `_RateLimitWait` gives (ignored, the cancel was made again a
+        `probe_interval` later, while Alpaca asked to wait)."""
+        try:
+            self._call(client.cancel_order_by_id, vid)
+        except _Rejected as exc:
+            if exc.status == 429:
+                raise
+            log.info("alpaca: cancel of order %s refused: %s", vid, exc.message)
 
     def _orphan_seen(self, t: _Tracked, vid: str, o: Any) -> None:
         """Orphan `t` is Alpaca order `vid` (`o`, as read or streamed). Lots the engine

@@ -1270,6 +1270,35 @@ def test_a_rate_limited_reconciliation_backs_off_without_retry_after(fake: FakeA
     assert second - first >= 0.23 and found - second >= 0.48
 
 
+def test_a_rate_limited_orphan_cancel_waits_what_retry_after_says(fake: FakeAlpaca) -> None:
+    """An orphan found, its cancel refused with a 429 and ``Retry-After: 0.6``: the
+    cancel is made again after those 0.6 s (it was ignored and made again at the next
+    round, a `probe_interval`, 0.05 s, later, while Alpaca asked it to wait), then the
+    orphan is canceled and its watch ended."""
+    venue = make_venue(fake, rate_limit_min_backoff=0.01, rate_limit_max_backoff=5.0)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.stop_stream()
+        fake.fail_next(503, apply=True, method="POST", path="/v2/orders")
+        fake.fail_next(429, method="DELETE", retry_after="0.6")  # the only DELETE: its cancel
+        venue.submit(order(68, qty=10))
+        orphan = fake.wait_order("tp-68")
+
+        def cancels() -> list[float]:
+            came = zip(fake.requests, fake.request_times, strict=True)
+            return [t for (m, p, _), t in came if m == "DELETE" and p.endswith(orphan.id)]
+
+        refused, done = fake.wait_until(lambda: len(cancels()) >= 2 and cancels()[:2])
+        assert done - refused >= 0.55
+        settled = events.wait(VenueCanceled, lambda e: e.order_id == 68)
+        assert (settled.reason, settled.remaining) == ("orphan_closed", 10)
+        assert orphan.status == "canceled"
+    finally:
+        venue.stop()
+
+
 def test_an_orphan_that_never_arrives_is_given_up_after_its_grace(fake: FakeAlpaca) -> None:
     """A 503 before Alpaca took the order: looked for during `orphan_grace`, never
     found, then given up (`VenueCanceled`, every lot remaining)."""
