@@ -91,8 +91,6 @@ HEARTBEAT_TOPIC = b"h"
 HEARTBEAT_SECONDS = 0.1
 # pyzmq combines enum flags in Python on every send; a plain int costs nothing. The
 # backend's methods skip the Python layer of pyzmq's Socket (`_take` has the figures).
-_SNDMORE = int(zmq.SNDMORE)
-_send = zmq.backend.Socket.send
 _recv = zmq.backend.Socket.recv
 _SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~2 us)
 REPLAY_PAGE = 5000
@@ -462,9 +460,8 @@ class EngineService:
             self.mdlog.flush()
         now = time.monotonic()
         if self.state.seq and now - self._last_heartbeat >= HEARTBEAT_SECONDS:
-            assert self._pub is not None
-            _send(self._pub, HEARTBEAT_TOPIC, _SNDMORE)
-            _send(self._pub, wire.encode_heartbeat(self.state.seq), 0)
+            assert self._pub_io is not None
+            self._pub_io.send([(HEARTBEAT_TOPIC, wire.encode_heartbeat(self.state.seq))])
             self._last_heartbeat = now
 
     def _take(self, max_batch: int, identity: bytes | None = None) -> list[tuple[bytes, bytes]]:

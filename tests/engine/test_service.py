@@ -1112,3 +1112,26 @@ def test_a_kill_switchs_cancels_say_kill_switch_live_and_after_a_kill_9(
 
     assert run(eng, replayed) == canceled
     eng.stop()
+
+
+def test_an_idle_engine_sends_its_last_seq_as_a_heartbeat(engine: EngineProcess) -> None:
+    """While nothing arrives, topic `h` carries the last event seq (so a subscriber that
+    lost the last messages notices): after an order, the seq of its last event."""
+    ctx = zmq.Context()
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.SUBSCRIBE, b"h")
+    sub.connect(engine.events)
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.RCVTIMEO, 5000)
+    dealer.connect(engine.order_entry)
+    try:
+        dealer.send(wire.encode(wire.NewOrder(1, "hb", "GOOG", "buy", "limit", 1, price=100)))
+        reply = wire.decode_reply(dealer.recv())
+        assert isinstance(reply, wire.Ack) and reply.last_seq > 0
+        assert sub.poll(5000), "no heartbeat within 5 s"
+        topic, frame = sub.recv_multipart()
+        assert topic == b"h" and wire.decode_heartbeat(frame) == reply.last_seq
+    finally:
+        sub.close(0)
+        dealer.close(0)
+        ctx.term()
