@@ -48,6 +48,13 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   cancel is sent once its ack is in. The figure counts every acked order-entry request
   (new orders and cancels alike; ``details`` has new orders alone) per second of wall
   time; ``fsync: none`` and ``batch`` (target >= 200,000/s). Each request its own frame.
+- ``details.pipelined_cpu_us_per_request``: where a pipelined request's CPU went, by
+  thread, from the scheduler's own clock (``/proc/<pid>/task/*/schedstat``) over each
+  sample: ``engine_loop``, ``engine_zmq`` (its ZeroMQ I/O thread), ``client_loop``,
+  ``client_zmq``; ``pipelined_requests_per_turn``: requests the engine's loop took a turn.
+  With two CPUs, the loop has one and the rest share the other: the sum of the last
+  three against the first says which CPU bounds the rate. The same for ``Batch`` frames
+  (``pipelined_batched_*``, frames a turn).
 - ``pipelined_orders_per_sec_batched``: the same flow, window and checks, fsync none, but
   the client sends what it has ready as ``wire.Batch`` frames of at most ``BATCH_FRAME``
   (128) requests (a lone request goes as a plain frame), and the engine
@@ -206,6 +213,28 @@ def _pinned(cpu: int | None) -> Iterator[None]:
         os.sched_setaffinity(0, before)
 
 
+def thread_cpu_ns(pid: int) -> dict[str, int]:
+    """CPU time (ns) a process's threads have run so far, by role: ``loop`` (its main
+    thread: the engine's loop, the benchmark client), ``zmq`` (ZeroMQ's I/O and reaper
+    threads, ``ZMQbg/*``) and ``other``. From ``/proc/<pid>/task/*/schedstat``, which
+    the scheduler keeps in nanoseconds (``stat``'s ticks are 10 ms); empty where there is
+    no such file."""
+    out = {"loop": 0, "zmq": 0, "other": 0}
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return {}
+    for task in tasks:
+        try:
+            ran = int((task / "schedstat").read_text().split()[0])
+            comm = (task / "comm").read_text()
+        except (OSError, ValueError, IndexError):  # a thread that ended meanwhile
+            continue
+        role = "loop" if task.name == str(pid) else "zmq" if comm.startswith("ZMQbg/") else "other"
+        out[role] += ran
+    return out
+
+
 def _spawner(cpus: set[int]) -> Callable[[], None]:
     """A preexec_fn giving a child every CPU the benchmark was given (not the client's)."""
 
@@ -305,6 +334,13 @@ class Engine:
                 if line.startswith(name + " "):
                     return float(line.split()[1])
         return None
+
+    def batch_sizes(self) -> tuple[float, float]:
+        """The loop's turns so far: (requests in them, turns), from
+        ``tickplane_engine_batch_size`` (a `Batch` frame counts as one request there)."""
+        total = self.metric("tickplane_engine_batch_size_sum")
+        count = self.metric("tickplane_engine_batch_size_count")
+        return (total or 0.0, count or 0.0)
 
     def stage_totals(self) -> dict[str, tuple[float, float]]:
         """The engine loop's own stage times so far: stage -> (sum of seconds, count),
@@ -750,6 +786,8 @@ def _pipelined_samples(
     rates: list[float] = []
     orders: list[float] = []
     cpu_share: list[float] = []
+    split: dict[str, list[float]] = {}  # where a request's CPU went, by thread (us)
+    turns: list[float] = []  # requests (frames' requests) a turn of the engine's loop
     acked = 0
     with _pinned(client_cpu):
         ctx: zmq.Context[zmq.Socket[bytes]] = zmq.Context()
@@ -762,12 +800,23 @@ def _pipelined_samples(
             acked += int(warm["acked"])
             b.advance(task)
             for _ in range(b.repeats):
+                turn0 = eng.batch_sizes()
+                engine0, client0 = thread_cpu_ns(eng.pid), thread_cpu_ns(os.getpid())
                 with quiet_gc():
                     r = way(sock, flow, requests, window)
+                engine1, client1 = thread_cpu_ns(eng.pid), thread_cpu_ns(os.getpid())
+                turn1 = eng.batch_sizes()
                 acked += int(r["acked"])
                 rates.append(r["acked"] / r["seconds"])
                 orders.append(r["orders"] / r["seconds"])
                 cpu_share.append(r["cpu_seconds"] / r["seconds"])
+                for who, t0, t1 in (("engine", engine0, engine1), ("client", client0, client1)):
+                    for role in ("loop", "zmq"):
+                        if role in t0 and role in t1:
+                            us = (t1[role] - t0[role]) / 1e3 / r["acked"]
+                            split.setdefault(f"{who}_{role}", []).append(us)
+                if turn1[1] > turn0[1]:
+                    turns.append((turn1[0] - turn0[0]) / (turn1[1] - turn0[1]))
                 b.advance(task)
             sock.close(0)
         finally:
@@ -777,6 +826,8 @@ def _pipelined_samples(
         "all": [round(x) for x in rates],
         "new_orders_per_sec": round(median(orders)),
         "client_cpu_share": round(median(cpu_share), 2),
+        "cpu_us_per_request": {k: round(median(v), 2) for k, v in split.items()},
+        "requests_per_turn": round(median(turns), 1) if turns else None,
         "acked": acked,
     }
 
@@ -928,6 +979,8 @@ def _engine_none(
         b.details["pipelined_orders_per_sec_all"] = p["all"]
         b.details["pipelined_new_orders_per_sec"] = p["new_orders_per_sec"]
         b.details["pipelined_client_cpu_share"] = p["client_cpu_share"]
+        b.details["pipelined_cpu_us_per_request"] = p["cpu_us_per_request"]
+        b.details["pipelined_requests_per_turn"] = p["requests_per_turn"]
         _check_empty_book(eng, "pipelined (fsync none)")
         p = _pipelined_samples(
             b,
@@ -942,6 +995,8 @@ def _engine_none(
         b.details["pipelined_orders_per_sec_batched_all"] = p["all"]
         b.details["pipelined_batched_new_orders_per_sec"] = p["new_orders_per_sec"]
         b.details["pipelined_batched_client_cpu_share"] = p["client_cpu_share"]
+        b.details["pipelined_batched_cpu_us_per_request"] = p["cpu_us_per_request"]
+        b.details["pipelined_batched_frames_per_turn"] = p["requests_per_turn"]
         status = _check_empty_book(eng, "pipelined, batch frames (fsync none)")
         b.details["engine_status_fsync_none"] = status
     finally:

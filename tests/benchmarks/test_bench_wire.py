@@ -46,6 +46,12 @@ def test_every_figure_is_measured(tmp_path: Path) -> None:
     assert details["rtt_vs_libzmq_echo"] == round(
         result["engine_rtt_p50_us"] / details["zmq_echo_libzmq_p50_us"], 2
     )
+    for kind in ("pipelined", "pipelined_batched"):  # where a request's CPU went
+        split = details[f"{kind}_cpu_us_per_request"]
+        assert set(split) == {"engine_loop", "engine_zmq", "client_loop", "client_zmq"}
+        assert split["engine_loop"] > 0 and split["client_loop"] > 0, split
+    assert details["pipelined_requests_per_turn"] >= 1
+    assert details["pipelined_batched_frames_per_turn"] >= 1
     stages = result["details"]["rtt_engine_stage_mean_us"]
     assert set(stages) == {"handle", "journal", "ack", "publish"}
     assert all(v > 0 for v in stages.values())  # the engine's own clock, per round trip
