@@ -54,7 +54,9 @@ over ``repeats`` samples, each after one untimed warm-up sample:
   ``client_zmq``; ``pipelined_requests_per_turn``: requests the engine's loop took a turn.
   With two CPUs, the loop has one and the rest share the other: the sum of the last
   three against the first says which CPU bounds the rate. The same for ``Batch`` frames
-  (``pipelined_batched_*``, frames a turn).
+  (``pipelined_batched_*``, frames a turn) and for the echo floors
+  (``zmq_echo_pipelined_cpu_us_per_request``, ``zmq_echo_libzmq_...``: the server's
+  threads under the ``engine_`` names).
 - ``pipelined_orders_per_sec_batched``: the same flow, window and checks, fsync none, but
   the client sends what it has ready as ``wire.Batch`` frames of at most ``BATCH_FRAME``
   (128) requests (a lone request goes as a plain frame), and the engine
@@ -577,6 +579,37 @@ def echo_pipelined(sock: zmq.Socket[bytes], frame: bytes, n: int, window: int) -
     return n / (time.perf_counter() - t0)
 
 
+def _echo_samples(
+    sock: zmq.Socket[bytes], server: int, frame: bytes, requests: int, window: int, repeats: int
+) -> tuple[list[float], dict[str, float]]:
+    """``echo_pipelined``'s rates over ``repeats`` samples after a warm-up, and where a
+    frame's CPU went (medians, us): the server's (process ``server``) threads as
+    ``engine_*``, this client's as ``client_*``, by the names ``_pipelined_samples`` uses."""
+    rates: list[float] = []
+    split: dict[str, list[float]] = {}
+    with quiet_gc():
+        echo_pipelined(sock, frame, max(requests // 10, 2), window)
+        for _ in range(repeats):
+            server0, client0 = thread_cpu_ns(server), thread_cpu_ns(os.getpid())
+            rates.append(echo_pipelined(sock, frame, requests, window))
+            server1, client1 = thread_cpu_ns(server), thread_cpu_ns(os.getpid())
+            _add_split(split, requests, ("engine", server0, server1), ("client", client0, client1))
+    return rates, {k: round(median(v), 2) for k, v in split.items()}
+
+
+def _add_split(
+    split: dict[str, list[float]],
+    requests: float,
+    *runs: tuple[str, dict[str, int], dict[str, int]],
+) -> None:
+    """Append each process's loop and ZeroMQ CPU (us a request) between two
+    ``thread_cpu_ns`` readings to ``split`` (``<who>_loop``, ``<who>_zmq``)."""
+    for who, t0, t1 in runs:
+        for role in ("loop", "zmq"):
+            if role in t0 and role in t1:
+                split.setdefault(f"{who}_{role}", []).append((t1[role] - t0[role]) / 1e3 / requests)
+
+
 async def client_rtt(
     ctx: zmq.asyncio.Context, endpoint: str, flow: Flow, n: int, warmup: int
 ) -> list[int]:
@@ -810,11 +843,9 @@ def _pipelined_samples(
                 rates.append(r["acked"] / r["seconds"])
                 orders.append(r["orders"] / r["seconds"])
                 cpu_share.append(r["cpu_seconds"] / r["seconds"])
-                for who, t0, t1 in (("engine", engine0, engine1), ("client", client0, client1)):
-                    for role in ("loop", "zmq"):
-                        if role in t0 and role in t1:
-                            us = (t1[role] - t0[role]) / 1e3 / r["acked"]
-                            split.setdefault(f"{who}_{role}", []).append(us)
+                _add_split(
+                    split, r["acked"], ("engine", engine0, engine1), ("client", client0, client1)
+                )
                 if turn1[1] > turn0[1]:
                     turns.append((turn1[0] - turn0[0]) / (turn1[1] - turn0[1]))
                 b.advance(task)
@@ -919,17 +950,15 @@ def _engine_none(
                         cancel_ns.append(c)
                         client_ns.append(k)
                     b.advance(task)
-                with quiet_gc():  # the throughput floor, after a warm-up
-                    echo_pipelined(esock, order_frame, max(requests // 10, 2), window)
-                    echo_rates = [
-                        echo_pipelined(esock, order_frame, requests, window)
-                        for _ in range(b.repeats)
-                    ]
-                    echo_pipelined(lsock, order_frame, max(requests // 10, 2), window)
-                    lecho_rates = [
-                        echo_pipelined(lsock, order_frame, requests, window)
-                        for _ in range(b.repeats)
-                    ]
+                # the throughput floors, each after a warm-up
+                echo_rates, echo_split = _echo_samples(
+                    esock, echo.proc.pid, order_frame, requests, window, b.repeats
+                )
+                lecho_rates, lecho_split = _echo_samples(
+                    lsock, lecho.proc.pid, order_frame, requests, window, b.repeats
+                )
+                b.details["zmq_echo_pipelined_cpu_us_per_request"] = echo_split
+                b.details["zmq_echo_libzmq_pipelined_cpu_us_per_request"] = lecho_split
                 lsock.close(0)
                 esock.close(0)
                 sock.close(0)

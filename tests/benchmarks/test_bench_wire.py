@@ -46,7 +46,8 @@ def test_every_figure_is_measured(tmp_path: Path) -> None:
     assert details["rtt_vs_libzmq_echo"] == round(
         result["engine_rtt_p50_us"] / details["zmq_echo_libzmq_p50_us"], 2
     )
-    for kind in ("pipelined", "pipelined_batched"):  # where a request's CPU went
+    kinds = ("pipelined", "pipelined_batched", "zmq_echo_pipelined", "zmq_echo_libzmq_pipelined")
+    for kind in kinds:  # where a request's CPU went
         split = details[f"{kind}_cpu_us_per_request"]
         assert set(split) == {"engine_loop", "engine_zmq", "client_loop", "client_zmq"}
         assert split["engine_loop"] > 0 and split["client_loop"] > 0, split
