@@ -480,7 +480,7 @@ def decode_request(frame: bytes) -> Request:
     try:
         request: Request = _requests.decode(_body(frame))
         return request
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # UTF-8; deep nesting
         raise WireError(str(exc)) from None
 
 
@@ -489,7 +489,7 @@ def decode_frame(frame: bytes) -> Request | Batch:
     try:
         msg: Request | Batch = _frames.decode(_body(frame))
         return msg
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # UTF-8; deep nesting
         raise WireError(str(exc)) from None
 
 
@@ -507,7 +507,7 @@ def _replies_of(
     a `many` (`Replies`, or its head form)."""
     try:
         msg: Any = decoder.decode(_body(frame))
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # UTF-8; deep nesting
         raise WireError(str(exc)) from None
     replies: list[Any] = msg.replies if isinstance(msg, many) else [msg]
     return replies
@@ -527,7 +527,7 @@ def decode_reply(frame: bytes) -> Reply:
     try:
         reply: Reply = _replies.decode(_body(frame))
         return reply
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # UTF-8; deep nesting
         raise WireError(str(exc)) from None
 
 
@@ -541,7 +541,7 @@ def decode_events(frame: bytes) -> list[Event]:
     try:
         events: list[Event] = _event_batches.decode(_body(frame))
         return events
-    except (msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
         raise WireError(str(exc)) from None
 
 
@@ -554,7 +554,7 @@ def encode_heartbeat(last_seq: int) -> bytes:
 def decode_heartbeat(frame: bytes) -> int:
     try:
         seq = msgspec.msgpack.decode(_body(frame), type=int)
-    except (msgspec.DecodeError, ValueError) as exc:
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:
         raise WireError(str(exc)) from None
     return seq
 
@@ -563,5 +563,5 @@ def decode_event(frame: bytes) -> Event | MarketData:
     try:
         event: Event | MarketData = _events.decode(_body(frame))
         return event
-    except (msgspec.DecodeError, ValueError) as exc:  # ValueError: e.g. invalid UTF-8
+    except (msgspec.DecodeError, ValueError, RecursionError) as exc:  # UTF-8; deep nesting
         raise WireError(str(exc)) from None

@@ -1254,6 +1254,19 @@ class JournalWriter:
 
     # -- closing -------------------------------------------------------------------------------
 
+    def abandon(self) -> None:
+        """Close as a crash would have: drop what is pending (appended, not committed:
+        no request of it was acknowledged), keep what is committed (fsynced now), release
+        the lock. For a writer whose caller failed mid-request: committing its records
+        could journal a command the caller could not finish (docs/journal.md)."""
+        self._run.clear()
+        self._pending = []
+        self._pending_bytes = 0
+        self._group = 0
+        self._group_due = False
+        self._next = self._committed + 1
+        self.close()
+
     def close(self) -> None:
         """Commit and fsync what is pending (unless a write failed), release the lock."""
         try:

@@ -18,6 +18,12 @@ arithmetic in the engine's units:
   every trade (a buy pays, a sell receives), so at all times
   `equity = cash + sum(position * mark) = starting cash + realized + unrealized`.
 
+Cash, cost basis, realized P&L and positions stay well inside 64-bit integers (risk's
+`NOTIONAL_CEILING` bounds every trade); a position times a far mark may not (a billion
+lots bought at one tick, then one lot traded at 10^12), so unrealized P&L and equity,
+which only report, are held to the 64-bit range the wire carries (`_reported`): exact
+inside it, the nearest bound outside it, and the identity above then holds no more.
+
 No clock is read here: timestamps come from the caller, so replaying a journal through
 a fresh `Positions` gives the same state and the same events, byte for byte.
 """
@@ -180,10 +186,12 @@ class Positions:
             pos.net = net + dq
         else:
             self._reduce(pos, price, dq)
+        unrealized = pos.net * price - pos.cost  # at this trade's price, the mark now
+        if not _LOWEST <= unrealized <= _HIGHEST:
+            unrealized = _reported(unrealized)
         return PositionChanged(
-            0, ts, name, symbol, pos.net, pos.cost, pos.realized, acct.cash,
-            pos.net * price - pos.cost,  # unrealized at this trade's price, the mark now
-        )  # fmt: skip
+            0, ts, name, symbol, pos.net, pos.cost, pos.realized, acct.cash, unrealized
+        )
 
     @staticmethod
     def _reduce(pos: _Position, price: int, dq: int) -> None:
@@ -249,7 +257,7 @@ class Positions:
         mark = self._marks.get(symbol)
         if pos is None:
             return PositionView(account, symbol, 0, 0, 0, 0, mark)
-        unrealized = 0 if mark is None else pos.net * mark - pos.cost
+        unrealized = 0 if mark is None else _reported(pos.net * mark - pos.cost)
         return PositionView(account, symbol, pos.net, pos.cost, pos.realized, unrealized, mark)
 
     def account(self, account: str) -> AccountView:
@@ -260,10 +268,22 @@ class Positions:
             return AccountView(account, cash, cash, 0, 0, [])
         views = [self._view(account, s, acct.positions[s]) for s in sorted(acct.positions)]
         realized = sum(v.realized_pnl for v in views)
-        unrealized = sum(v.unrealized_pnl for v in views)
+        marks = self._marks
+        # exact (a view's unrealized may be held to the bound), then held to it once
+        exact = [
+            0 if marks.get(s) is None else p.net * marks[s] - p.cost
+            for s, p in sorted(acct.positions.items())
+        ]
         # Without a mark a position is valued at its cost basis (unrealized 0).
-        value = sum(v.cost_basis + v.unrealized_pnl for v in views)
-        return AccountView(account, acct.cash, acct.cash + value, realized, unrealized, views)
+        value = sum(v.cost_basis for v in views) + sum(exact)
+        return AccountView(
+            account,
+            acct.cash,
+            _reported(acct.cash + value),
+            realized,
+            _reported(sum(exact)),
+            views,
+        )
 
     # --- snapshots ------------------------------------------------------------------------
 
@@ -322,3 +342,12 @@ class Positions:
                 pos.lots.extend([lp, q] for lp, q in p.lots)
         self._accounts = accounts
         self._marks = dict(snap.marks)
+
+
+_LOWEST: Final = -(2**63)
+_HIGHEST: Final = 2**63 - 1
+
+
+def _reported(value: int) -> int:
+    """`value` held to the 64-bit range the wire carries (see the module docstring)."""
+    return _LOWEST if value < _LOWEST else _HIGHEST if value > _HIGHEST else value

@@ -45,6 +45,7 @@ __all__ = [
     "MAX_ORDER_NOTIONAL",
     "MAX_ORDER_QTY",
     "MAX_POSITION",
+    "NOTIONAL_CEILING",
     "ORDER_RATE",
     "PRICE_BAND",
     "SNAPSHOT_VERSION",
@@ -80,6 +81,12 @@ CHECK_ORDER: Final = (
     ORDER_RATE,
 )
 
+# The most an order with a price may be worth (qty * price, tick-lots), whatever the
+# limits say: a trade is worth at most its resting order, so every trade, and an
+# account's money after some nine thousand of the largest, stays inside the 64-bit
+# integers the wire carries (an event that does not fit cannot be sent or logged).
+NOTIONAL_CEILING: Final = 10**15
+
 # Why a symbol is halted (`SymbolHalted.reason`).
 CIRCUIT_BREAKER: Final = "circuit_breaker"
 MANUAL: Final = "manual"
@@ -97,6 +104,14 @@ class Reject(msgspec.Struct, frozen=True):
 
     reason: str
     message: str
+
+
+def _ceiling_reject(qty: int, price: int) -> Reject:
+    return Reject(
+        MAX_ORDER_NOTIONAL,
+        f"notional {qty * price} tick-lots ({qty} lots at {price}) is above the engine's "
+        f"ceiling of {NOTIONAL_CEILING} tick-lots, whatever the limits",
+    )
 
 
 class _Order:
@@ -347,6 +362,8 @@ class RiskEngine:
             r = self._notional_reject(lim.max_order_notional, account, symbol, is_pair, qty, price)
             if r is not None:
                 return r
+        if price and qty * price > NOTIONAL_CEILING:
+            return _ceiling_reject(qty, price)
         if legs:
             r = self._legs_reject(lim, account, symbol, is_pair, legs)
             if r is not None:
@@ -415,6 +432,9 @@ class RiskEngine:
                 )
                 if r is not None:
                     return Reject(r.reason, f"the {role} leg's {r.message}")
+            if leg_price and leg_qty * leg_price > NOTIONAL_CEILING:
+                r = _ceiling_reject(leg_qty, leg_price)
+                return Reject(r.reason, f"the {role} leg's {r.message}")
         return None
 
     def _legs_band_reject(

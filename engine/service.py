@@ -97,6 +97,7 @@ REPLAY_PAGE = 5000
 MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels a side)
 MAX_FIELD = 1_000_000_000_000
 NOTHING_TO_REPLACE = "nothing to replace: give qty, price, stop_price or a trail"
+MAX_HALT_NS = 366 * 86_400 * 10**9  # a halt's longest duration: its end stays a 64-bit ts
 MAX_NAME = 64  # account names (client order ids: twice that, as Alpaca's 128)
 
 
@@ -209,7 +210,15 @@ class EngineService:
             else:
                 events = [e for e in self._apply_mark(item.mark(), check=True) if e.seq >= have]
             if log_ is not None and events:
-                log_.append(events)
+                try:
+                    log_.append(events)
+                except OverflowError:  # cannot be encoded: the state has them, the log not
+                    log.error(
+                        "event log: events %d..%d hold a number past 64-bit integers and "
+                        "are not logged (not replayable)",
+                        events[0].seq,
+                        events[-1].seq,
+                    )
         st.venue_cancels.clear()  # decided before the restart: sent again on resume
         if log_ is not None and log_.next_seq > st.seq + 1:
             log_.truncate_after(st.seq)  # it held events of records the journal lost
@@ -352,14 +361,20 @@ class EngineService:
             lambda: float(log_.buffered) if (log_ := self.eventlog) is not None else 0.0
         )
 
-    def close(self) -> None:
-        """Stop intake, flush the journal, snapshot, close sockets."""
+    def close(self, failed: bool = False) -> None:
+        """Stop intake, flush the journal, snapshot, close sockets. `failed`: the loop
+        raised mid-turn, so the turn's records are dropped, not committed, and no
+        snapshot is taken (it would hold that turn's state): the journal ends where the
+        last acknowledged turn did, as after a kill, and recovery starts from there."""
         self.ready = False
         if self.venue is not None:
             self.venue.stop()
         if self.journal is not None:
             try:
-                self._snapshot()
+                if failed:
+                    self.journal.abandon()
+                else:
+                    self._snapshot()
             finally:
                 self.journal.close()
                 self.journal = None
@@ -385,8 +400,14 @@ class EngineService:
         _quiet_collector()
         try:
             self.loop()
-        finally:
-            self.close()
+        except BaseException:
+            log.exception(
+                "the loop failed: stopping without committing its last turn or a snapshot "
+                "(a restart recovers the last acknowledged state)"
+            )
+            self.close(failed=True)
+            raise
+        self.close()
 
     def _stop(self, *_: object) -> None:
         self.stopping = True
@@ -658,7 +679,13 @@ class EngineService:
             self._stamps = None  # the first frame alone is sampled
             if always and events:
                 journal.commit()
-            replies.append((identity, encode(answer)))
+            try:
+                data = encode(answer)
+            except OverflowError:  # a number past 64 bits (risk keeps orders below that)
+                if events:  # applied: the loop stops before committing it (run)
+                    raise
+                data = encode(_unrepresentable(answer))
+            replies.append((identity, data))
             if events:
                 published += events
         t1 = time.perf_counter_ns()
@@ -1428,8 +1455,12 @@ class EngineService:
             ), []
         if req.action in ("halt", "resume") and req.symbol not in st.symbol_index:
             return self._unknown_symbol(req.req, req.symbol), []
-        if req.duration_ns is not None and req.duration_ns <= 0:
-            return wire.Reject(req.req, "bad_duration", "duration_ns must be > 0"), []
+        if req.duration_ns is not None and not 0 < req.duration_ns <= MAX_HALT_NS:
+            return wire.Reject(
+                req.req,
+                "bad_duration",
+                f"duration_ns must be 1 to {MAX_HALT_NS} (a year; None: until resumed)",
+            ), []
         assert self.journal is not None
         self.journal.begin_group()  # a kill's MARK and its cancels stand or fall together
         mark = {
@@ -1723,11 +1754,26 @@ def _risk_legs(req: wire.NewOrder, qty: int) -> list[tuple[str, int, int]]:
     return legs
 
 
+def _unrepresentable(answer: wire.Reply | wire.Replies) -> wire.Reply | wire.Replies:
+    """`answer` (one that changed nothing: a query's) with each reply that holds a
+    number past the wire's 64-bit integers as a Reject saying so (a position marked at
+    a far price, say), for the engine to send instead of failing."""
+    if isinstance(answer, wire.Replies):
+        return wire.Replies([_unrepresentable(r) for r in answer.replies])  # type: ignore[misc]
+    try:
+        wire.encode(answer)
+    except OverflowError:
+        return wire.Reject(
+            answer.req, "unrepresentable", "the answer holds a number past 64-bit integers"
+        )
+    return answer
+
+
 def _req_of(frame: bytes) -> int:
     """The request id of a frame that failed to decode, if it can be read at all."""
     try:
         raw = msgspec.msgpack.decode(frame[1:])
-    except (msgspec.DecodeError, ValueError, IndexError):
+    except (msgspec.DecodeError, ValueError, IndexError, RecursionError):  # nested too deep
         return 0
     if isinstance(raw, list) and len(raw) > 1 and type(raw[1]) is int:  # not a bool
         return raw[1]

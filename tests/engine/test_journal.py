@@ -122,6 +122,33 @@ def test_read_runs_merges_commands_between_other_records(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("policy", ["batch", "none"])
+def test_abandon_keeps_what_is_committed_and_drops_what_is_not(
+    tmp_path: Path, policy: str
+) -> None:
+    """`abandon` (the engine's loop failed mid-turn) closes as a crash would: the
+    committed records stay, the pending ones (commands, an open group) are gone, and
+    the journal opens again and appends after the last committed record."""
+    cmds = commands(1, 6)
+    w = JournalWriter(tmp_path, policy, group_commit_us=10_000_000)
+    w.append_account("alice")
+    w.append_command(cmds[0].tobytes())
+    assert w.commit() == 2
+    w.append_command(cmds[1].tobytes())
+    w.begin_group()
+    w.append_account("bob")
+    w.append_mark({"half": "a request"})
+    w.abandon()
+    assert [r.ordinal for r in read(tmp_path)] == [1, 2]
+    with JournalWriter(tmp_path, policy) as again:
+        assert again.last_ordinal == 2
+        assert again.append_account("carol") == 3
+    assert [r.account() for r in read(tmp_path) if r.rtype == RecordType.ACCOUNT] == [
+        "alice",
+        "carol",
+    ]
+
+
+@pytest.mark.parametrize("policy", ["batch", "none"])
 def test_append_command_makes_one_record_per_turn(tmp_path: Path, policy: str) -> None:
     """Consecutive `append_command`s are one COMMAND record, closed by another record or
     a commit, in the order of the calls; nothing is a record before that."""

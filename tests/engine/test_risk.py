@@ -17,6 +17,7 @@ from tickplane.engine.matching import OrderType, Side
 from tickplane.engine.positions import Positions
 from tickplane.engine.risk import (
     CHECK_ORDER,
+    NOTIONAL_CEILING,
     CircuitBreakerConfig,
     Reject,
     RiskEngine,
@@ -70,10 +71,10 @@ def test_limits_validate() -> None:
     assert msgspec.convert({"max_order_qty": 5}, RiskLimits) == RiskLimits(max_order_qty=5)
 
 
-def test_no_limits_pass_everything() -> None:
+def test_no_limits_pass_everything_below_the_ceiling() -> None:
     risk = engine()
-    assert new(risk, 10**12, 10**12) is None
-    assert new(risk, 5, None, type="market") is None
+    assert new(risk, 10**12, NOTIONAL_CEILING // 10**12) is None
+    assert new(risk, 10**12, None, type="market") is None
 
 
 def test_max_order_qty() -> None:
@@ -93,6 +94,29 @@ def test_max_order_notional_at_the_limit_price() -> None:
     assert new(risk, 101, 100) == "max_order_notional"
     assert new(risk, 50, 200, type="stop_limit") is None  # valued at its limit price
     assert new(risk, 50, 201, type="stop_limit") == "max_order_notional"
+
+
+@pytest.mark.parametrize("limits", [None, RiskLimits(max_order_notional=10**18)])
+def test_an_order_with_a_price_is_never_worth_more_than_the_ceiling(
+    limits: RiskLimits | None,
+) -> None:
+    """With no limit, or one above it, the engine's own ceiling holds: a resting order
+    bounds every trade against it, so no trade (and no account's money after a few
+    thousand of them) leaves the wire's 64-bit integers."""
+    risk = engine(limits)
+    price = 10**12  # the core's largest price
+    most = NOTIONAL_CEILING // price
+    assert new(risk, most, price) is None
+    assert new(risk, most + 1, price) == "max_order_notional"
+    assert new(risk, most + 1, price, side="sell") == "max_order_notional"
+    assert new(risk, most + 1, price, type="stop_limit") == "max_order_notional"
+    if limits is None:  # no price: valued by the orders it meets (a limit needs a reference)
+        assert new(risk, 10**12, None, type="market") is None
+    r = risk.check_new("a", "X", "buy", "limit", 2 * most, price, 0)  # under a limit of 10^18
+    assert r is not None and "ceiling" in r.message, r
+    risk.on_accepted(1, "a", "X", "buy", most, price)
+    assert risk.check_replace(1, most + 1, None, 0) is not None  # a replace cannot grow past it
+    assert risk.check_replace(1, most - 1, None, 0) is None
 
 
 def test_market_orders_are_valued_at_the_reference_price() -> None:

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import msgspec
 import pytest
 import zmq
 
@@ -747,6 +748,31 @@ def test_fuzzed_frames_never_kill_the_engine(engine: EngineProcess) -> None:
 
     try:
         send()
+    finally:
+        sock.close(0)
+        ctx.term()
+    reply = run(engine, lambda c: c.submit("after", "GOOG", "buy", "limit", 1, price=1))
+    assert isinstance(reply, wire.Ack)
+
+
+def test_deeply_nested_frames_are_rejected(engine: EngineProcess) -> None:
+    """msgpack nested past the decoder's recursion limit, as the whole message or as a
+    field a request does not have (skipped, but walked): `bad_frame`, and the engine
+    goes on (a RecursionError once escaped the reject path and ended the loop)."""
+    deep = b"\x91" * 100_000 + b"\x00"
+    frames = [
+        bytes([wire.WIRE_VERSION]) + deep,
+        bytes([wire.WIRE_VERSION]) + b"\x93" + msgspec.msgpack.encode("ping") + b"\x05" + deep,
+    ]
+    ctx = zmq.Context()
+    sock = ctx.socket(zmq.DEALER)
+    sock.setsockopt(zmq.RCVTIMEO, 5000)
+    sock.connect(engine.order_entry)
+    try:
+        for frame in frames:
+            sock.send(frame)
+            reply = wire.decode_reply(sock.recv())
+            assert isinstance(reply, wire.Reject) and reply.reason == "bad_frame", reply
     finally:
         sock.close(0)
         ctx.term()

@@ -1,4 +1,5 @@
-"""kill -9 inside a journal commit, for the crash test (tests/engine/test_crash.py).
+"""kill -9 inside a journal commit, for the crash test (tests/engine/test_crash.py);
+and an exception inside a turn, for the failed loop's test (tests/engine/test_service.py).
 
 Python imports this module at start when its folder is on PYTHONPATH. With
 TICKPLANE_TEST_KILL_IN_COMMIT="<commits>:<seed>" set, the journal writer's copy of a
@@ -6,7 +7,11 @@ commit's records (`journal._copy_records`, the module function its compiled `_wr
 calls) is wrapped: at the given multi-record commit (the `commits`-th one that copies
 more than one record), it copies the commit's parts up to a random point, the last one
 possibly in part, and the process sends itself SIGKILL, as a kill -9 landing inside the
-copy would. Without the variable it does nothing.
+copy would. With TICKPLANE_TEST_FAIL_ACCOUNT="<account>", encoding a reply whose
+events hold an order of that account, or that is that account's view (GetAccount),
+raises OverflowError, as a number past 64 bits would: after the engine applied the
+request and before it committed the turn, or for a query. Without the variables it does
+nothing.
 """
 
 from __future__ import annotations
@@ -39,3 +44,23 @@ if _SPEC:
         _real(m, pos, parts)
 
     journal._copy_records = _copy
+
+_FAIL = os.environ.get("TICKPLANE_TEST_FAIL_ACCOUNT")
+
+if _FAIL:
+    from typing import Any as _Any
+
+    from tickplane.core import wire
+
+    _encode = wire.encode
+
+    def _failing(msg: _Any) -> bytes:
+        events = getattr(msg, "events", None) or ()
+        view = getattr(msg, "account", None)
+        if any(getattr(ev, "account", None) == _FAIL for ev in events) or (
+            getattr(view, "account", None) == _FAIL
+        ):
+            raise OverflowError("int too big to convert (TICKPLANE_TEST_FAIL_ACCOUNT)")
+        return _encode(msg)
+
+    wire.encode = _failing
