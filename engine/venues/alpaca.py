@@ -212,6 +212,9 @@ class _Tracked:
     pending: _Replace | None = None
     pending_vid: str | None = None
     pending_trail: tuple[int, int] | None = None
+    # a PATCH that may have been carried out but got no answer (a timeout, a 5xx):
+    # when (monotonic); the replace stays pending until Alpaca says which
+    pending_unsure: float | None = None
     replacements: int = 0
     parent: int | None = None  # a leg: its parent's engine id (legs has no coid of ours)
     stop_price: int | None = None
@@ -285,7 +288,9 @@ class AlpacaVenue:
         reconnect_min_backoff, reconnect_max_backoff: the stream's reconnect backoff.
         ping_interval, ping_timeout: websocket keepalive of the stream.
         orphan_grace: seconds during which an order whose submit failed ambiguously
-            (timeout, 5xx) is still looked for at Alpaca (and canceled if found).
+            (timeout, 5xx) is still looked for at Alpaca (and canceled if found); and
+            during which a replace whose PATCH failed so may still turn out carried out
+            (the order still open after that: the replace is refused).
         rate_limit_min_backoff, rate_limit_max_backoff: the wait before a read that
             Alpaca rate limited (429) is made again (a resume's look-up, a
             reconciliation round), doubling from the first to the second over the
@@ -1061,16 +1066,15 @@ class AlpacaVenue:
         )
         try:
             new: Order = self._call(client.replace_order_by_id, vid, request)
-        except (_Unavailable, _Rejected) as exc:
-            with self._lock:
-                if tracked.pending_vid is None:
-                    tracked.pending = None
-                if tracked.pending is None:  # no replacement to name (or named)
-                    self._naming_done(oid)
-            if isinstance(exc, _Rejected):
-                self._reject(oid, "replace", _reason(exc, "replace"), exc.message)
-            else:
-                self._reject(oid, "replace", "venue_unavailable", str(exc))
+        except _Unavailable as exc:
+            if exc.delivered_maybe and self._replace_unsure(tracked, str(exc)):
+                return
+            self._replace_failed(tracked)
+            self._reject(oid, "replace", "venue_unavailable", str(exc))
+            return
+        except _Rejected as exc:
+            self._replace_failed(tracked)
+            self._reject(oid, "replace", _reason(exc, "replace"), exc.message)
             return
         with self._lock:
             new_vid = str(new.id)
@@ -1085,6 +1089,34 @@ class AlpacaVenue:
                 tracked.pending_trail = self._trail_of(tracked, new)
                 self._named(tracked, new_vid)
         # success: the stream reports `replaced` when it takes effect
+
+    def _replace_failed(self, t: _Tracked) -> None:
+        """`t`'s PATCH was refused, or never reached Alpaca: no replacement to wait
+        for (the stream's `replaced`, if it came first, already ended the wait)."""
+        with self._lock:
+            if t.pending is not None:
+                self._replace_ended(t)
+
+    def _replace_unsure(self, t: _Tracked, why: str) -> bool:
+        """`t`'s PATCH got no answer (a timeout, a 5xx), so Alpaca may have carried it
+        out. It stays pending, with its replacement's early updates kept (`_naming`),
+        until Alpaca says: the `replaced` event, or the old order read by the monitor
+        (`_apply_snapshot`: replaced, or not and it cannot be any more). Emits nothing
+        now (a rejection would tell the engine the order is unchanged), nor when the
+        replace already ended (the stream said `replaced`, or refused it, first)."""
+        with self._lock:
+            if t.pending is None:
+                return True  # its outcome was reported already
+            t.pending_unsure = time.monotonic()
+            self._reconcile_due = True
+        log.warning(
+            "alpaca: replace of order %d got no answer (%s): it may have been carried "
+            "out; waiting for Alpaca to say",
+            t.order.order_id,
+            why,
+        )
+        self._wake.set()
+        return True
 
     def _do_resume(
         self, client: TradingClient, orders: tuple[tuple[VenueOrder, int | None], ...]
@@ -1289,6 +1321,7 @@ class AlpacaVenue:
         t.pending = None
         t.pending_vid = None
         t.pending_trail = None
+        t.pending_unsure = None
         t.venue_id = new_vid
         self._by_vid[new_vid] = t.order.order_id
         if asked.qty is not None:
@@ -1327,6 +1360,34 @@ class AlpacaVenue:
             )
         )
         self._named(t, new_vid)
+
+    def _replace_ended(self, t: _Tracked) -> None:
+        """`t`'s replace will not take effect: nothing is pending, no replacement is
+        waited for (the caller reports why)."""
+        t.pending = None
+        t.pending_vid = None
+        t.pending_unsure = None
+        self._naming_done(t.order.order_id)
+
+    def _unsure_read(self, t: _Tracked, status: str) -> None:
+        """`t`, whose PATCH got no answer (`_replace_unsure`), read at Alpaca and not
+        replaced. Closed, or still open `orphan_grace` seconds after the PATCH, the
+        replace did not happen (a request still in flight could yet arrive before
+        that, as an orphan's submit could): reported refused. Otherwise it is read
+        again next round."""
+        since = t.pending_unsure if t.pending_unsure is not None else 0.0
+        if status in _TERMINAL or time.monotonic() - since > self._orphan_grace:
+            self._replace_ended(t)
+            self._emit_locked(
+                VenueRejected(
+                    t.order.order_id,
+                    "venue_unavailable",
+                    f"the replace got no answer and was not carried out ({status})",
+                    "replace",
+                )
+            )
+        else:
+            self._reconcile_due = True
 
     def _named(self, t: _Tracked, new_vid: str) -> None:
         """Order `t`'s replacement is known to be Alpaca order `new_vid` (the PATCH's
@@ -1521,9 +1582,7 @@ class AlpacaVenue:
                 self._replaced(t, vid)
                 self._stream_fill(t, vid, o, data)
             elif event in ("canceled", "expired", "rejected"):
-                t.pending = None
-                t.pending_vid = None
-                self._naming_done(oid)
+                self._replace_ended(t)
                 self._emit_locked(
                     VenueRejected(oid, "replace_rejected", f"replacement {event}", "replace")
                 )
@@ -1551,9 +1610,7 @@ class AlpacaVenue:
         elif event == "order_cancel_rejected":
             self._emit_locked(VenueRejected(oid, "cancel_rejected", _why(o, data), "cancel"))
         elif event == "order_replace_rejected":
-            t.pending = None
-            t.pending_vid = None
-            self._naming_done(oid)
+            self._replace_ended(t)
             self._emit_locked(VenueRejected(oid, "replace_rejected", _why(o, data), "replace"))
         # pending_cancel, pending_replace, done_for_day, calculated, restated...: no event
 
@@ -1581,8 +1638,11 @@ class AlpacaVenue:
             todo = [
                 (t.order.order_id, t.venue_id, t.pending_vid, t.orphan, t.client_order_id)
                 for t in self._orders.values()
-                # an orphan's legs are read with it (nested in its order object)
-                if (not t.closed and t.venue_id is not None) or (t.orphan and t.parent is None)
+                # an orphan's legs are read with it (nested in its order object); an
+                # order whose PATCH got no answer until Alpaca says what came of it
+                if (not t.closed and t.venue_id is not None)
+                or (t.orphan and t.parent is None)
+                or (t.pending_unsure is not None and t.venue_id is not None)
             ]
         for oid, vid, pending_vid, orphan, coid in todo:
             try:
@@ -1706,17 +1766,17 @@ class AlpacaVenue:
         if vid == t.venue_id and status not in _TERMINAL:
             self._trailed(t, o)  # moves missed while this process was not looking
         if vid == t.pending_vid and status in _CLOSED_BY:
-            t.pending = None
-            t.pending_vid = None
-            self._naming_done(t.order.order_id)
+            self._replace_ended(t)
             self._emit_locked(
                 VenueRejected(t.order.order_id, "replace_rejected", status, "replace")
             )
         elif vid == t.venue_id and status in _CLOSED_BY and not t.closed:
             self._close(t, vid, o, _CLOSED_BY[status])
-        elif vid == t.venue_id and status == "replaced" and o.replaced_by is not None:
+        if vid == t.venue_id and status == "replaced" and o.replaced_by is not None:
             self._replaced(t, str(o.replaced_by))
             self._reconcile_due = True  # look at the new order next round
+        elif vid == t.venue_id and t.pending_unsure is not None:
+            self._unsure_read(t, status)
 
 
 # ---------------------------------------------------------------------- helpers

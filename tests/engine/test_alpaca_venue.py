@@ -388,15 +388,22 @@ def test_a_replaced_legs_fill_ahead_of_the_replace_is_reported_once(
         venue.stop()
 
 
-def _replaced_legs_fill_first(
-    venue: AlpacaVenue, events: Events, fake: FakeAlpaca, first: str
-) -> None:
+def _bracket_filled(venue: AlpacaVenue, events: Events, fake: FakeAlpaca) -> FakeOrder:
+    """Bracket 20 (legs 21, 22) at Alpaca, its entry filled: its legs are working."""
     venue.submit(classed(20, "bracket", take_profit=11050, stop_loss_stop=9500, legs=(21, 22)))
     parent = fake.order(accepted(events, 20).venue_order_id)
     fake.fill(parent.id, "100", 10)
     tp = parent.legs[0]
     fake.wait_until(lambda: tp.status == "new")
     events.wait(VenueFilled, lambda e: e.order_id == 20)
+    return parent
+
+
+def _replaced_legs_fill_first(
+    venue: AlpacaVenue, events: Events, fake: FakeAlpaca, first: str
+) -> None:
+    parent = _bracket_filled(venue, events, fake)
+    tp = parent.legs[0]
     fake.hold_replaced = True
     fake.hang_next(1, after_apply=True)  # the PATCH is carried out, its answer held
     venue.replace(21, None, 11100)
@@ -422,6 +429,101 @@ def _replaced_legs_fill_first(
     kinds = [type(e).__name__ for e in events.about(21)]
     assert kinds == ["VenueReplaced", "VenueFilled", "VenueRejected"]
     assert venue._early == {} and venue._naming == {}
+
+
+def _streamed_so_far(venue: AlpacaVenue, events: Events, fake: FakeAlpaca, oid: int) -> None:
+    """Wait until the venue has handled every stream update sent so far: those of a
+    new order `oid`, placed and filled now, come after them."""
+    venue.submit(order(oid, qty=10, limit=10000))
+    fake.fill(fake.order(accepted(events, oid).venue_order_id).id, "100", 10)
+    events.wait(VenueFilled, lambda e: e.order_id == oid)
+
+
+@pytest.mark.parametrize("says", ["replaced", "read"])
+def test_a_legs_replace_answered_too_late_still_reports_its_replacements_fill_once(
+    fake: FakeAlpaca, says: str
+) -> None:
+    """A take-profit's PATCH that Alpaca carries out but answers after the adapter's
+    read timeout: the adapter does not know whether the replace happened, so the
+    replacement's updates (its fill, before the `replaced` event) are kept until
+    Alpaca says, by the `replaced` event or by a read of the old leg (`replaced_by`),
+    and then applied once. (The timeout ended the wait: the fill, streamed after it,
+    was dropped, and the engine was told the replace failed.)"""
+    venue = make_venue(fake)  # a read timeout of 1 s
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        parent = _bracket_filled(venue, events, fake)
+        fake.hold_replaced = True
+        fake.hang_next(1, after_apply=True)  # carried out; the answer comes too late
+        mark = events.mark()
+        venue.replace(21, None, 11100)
+        fake.wait_until(lambda: fake.hung == 1)
+        fake.stop_rest()  # Alpaca can neither be read nor asked until it is back
+        assert events.wait_status(False, since=mark).detail == "rest: unreachable: read timeout"
+        new = parent.legs[0]
+        fake.fill(new.id, "111.00", 10)  # the replacement fills: Alpaca cancels the stop
+        events.wait(VenueCanceled, lambda e: e.order_id == 22)  # streamed after the fill
+        assert events.about(21) == []  # nothing known of the replace yet
+        if says == "replaced":
+            fake.send_replaced()
+            fill = events.wait(VenueFilled, lambda e: e.order_id == 21)
+            fake.start_rest()
+            events.wait_status(True, since=mark)
+        else:
+            fake.start_rest()  # the monitor reads the old leg: replaced by the new one
+            fill = events.wait(VenueFilled, lambda e: e.order_id == 21)
+            fake.send_replaced()
+        fake.release()
+        assert (fill.qty, fill.price, fill.leaves_qty) == (10, 11100, 0)
+        _streamed_so_far(venue, events, fake, 30)
+        replaced = events.about(21)[0]
+        assert isinstance(replaced, VenueReplaced) and replaced.limit_price == 11100
+        assert [type(e).__name__ for e in events.about(21)] == ["VenueReplaced", "VenueFilled"]
+        assert venue._early == {} and venue._naming == {}
+    finally:
+        venue.stop()
+
+
+@pytest.mark.parametrize("carried_out", [False, True])
+def test_a_replace_without_an_answer_is_settled_by_reading_the_order(
+    fake: FakeAlpaca, carried_out: bool
+) -> None:
+    """A leg's PATCH answered 504 (it may or may not have been carried out): nothing
+    is reported until the monitor reads the leg. Replaced: `VenueReplaced` with the
+    asked price. Still open `orphan_grace` seconds later: the replace is refused, the
+    leg unchanged, and the wait for a replacement ends. (Refused at once before: a
+    replace carried out was then reported with the old price, after its refusal.)"""
+    venue = make_venue(fake, orphan_grace=0.5)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)
+        _bracket_filled(venue, events, fake)
+        fake.hold_replaced = True  # only the read can tell
+        fake.fail_next(504, apply=carried_out, method="PATCH")
+        sent = time.monotonic()
+        venue.replace(21, None, 11100)
+        if carried_out:
+            replaced = events.wait(VenueReplaced, lambda e: e.order_id == 21)
+            assert replaced.limit_price == 11100
+            fake.send_replaced()  # the event, late, changes nothing
+            _streamed_so_far(venue, events, fake, 30)
+            assert events.about(21) == [replaced]
+        else:
+            refused = events.wait(VenueRejected, lambda e: e.order_id == 21)
+            assert time.monotonic() - sent > 0.5  # looked for during the grace
+            assert (refused.request, refused.reason) == ("replace", "venue_unavailable")
+            assert events.about(21) == [refused]
+            fake.hold_replaced = False
+            venue.replace(21, None, 11200)  # nothing pending: it goes
+            assert events.wait(VenueReplaced, lambda e: e.order_id == 21).limit_price == 11200
+        assert venue._naming == {}
+    finally:
+        venue.stop()
 
 
 def test_a_trailing_stop_is_sent_with_its_trail(

@@ -1070,6 +1070,33 @@ def test_a_bracket_legs_prices_are_replaced_at_alpaca_as_internally(
     assert eng.stop() == 0
 
 
+async def _take_profit_replaced_unanswered(c: EngineClient, fake: FakeAlpaca) -> tuple[int, Any]:
+    """A bracket buy routed and its entry filled, then its take-profit replaced at 115:
+    Alpaca carries the PATCH out, holds its answer and the `replaced` event back."""
+    p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
+    await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+    fake.fill(sent.id, "100", 10)
+    await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
+    fake.hold_replaced = True
+    fake.hang_next(1, after_apply=True)
+    r = await c.replace("alice", p + 1, price=11500)
+    assert isinstance(r, wire.Ack), r
+    fake.wait_until(lambda: fake.hung == 1)
+    return p, sent
+
+
+def _booked_once_at_115(eng: EngineProcess, p: int, got: list[tuple[Any, ...]]) -> None:
+    """Bracket `p`'s events (`got`): its stop-loss canceled, its take-profit replaced
+    and filled at 115, once; the same after a kill -9 and a recovery."""
+    assert got[:6] == BRACKET_EVENTS[:6]
+    assert got[6:] == [
+        ("canceled", 2, 10, "canceled"),
+        ("replaced", 1, 10, None),
+        ("trade", 1, 10, 11500),
+    ]
+    _recovers(eng, p, p + 2, got)
+
+
 def test_a_replaced_take_profits_fill_ahead_of_its_replace_is_booked_once(
     engine_factory: Any, fake: FakeAlpaca
 ) -> None:
@@ -1083,15 +1110,7 @@ def test_a_replaced_take_profits_fill_ahead_of_its_replace_is_booked_once(
 
     async def run() -> tuple[int, list[tuple[Any, ...]]]:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
-            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
-            fake.fill(sent.id, "100", 10)
-            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
-            fake.hold_replaced = True
-            fake.hang_next(1, after_apply=True)  # the PATCH is carried out, unanswered
-            r = await c.replace("alice", p + 1, price=11500)
-            assert isinstance(r, wire.Ack), r
-            fake.wait_until(lambda: fake.hung == 1)
+            p, sent = await _take_profit_replaced_unanswered(c, fake)
             fake.fill(sent.legs[0].id, "115", 10)  # the replacement; the stop is canceled
             await _events_until(
                 c, lambda ev: ("canceled", 2) in [x[:2] for x in _shape(ev, p, p + 2)]
@@ -1104,13 +1123,42 @@ def test_a_replaced_take_profits_fill_ahead_of_its_replace_is_booked_once(
             return p, _shape(events, p, p + 2)
 
     p, got = asyncio.run(run())
-    assert got[:6] == BRACKET_EVENTS[:6]
-    assert got[6:] == [
-        ("canceled", 2, 10, "canceled"),
-        ("replaced", 1, 10, None),
-        ("trade", 1, 10, 11500),
-    ]
-    _recovers(eng, p, p + 2, got)
+    _booked_once_at_115(eng, p, got)
+
+
+def test_a_take_profits_replace_answered_too_late_books_its_replacements_fill_once(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """A bracket's take-profit replaced at Alpaca, whose PATCH is carried out but
+    answered after the adapter's read timeout (10 s), and whose replacement fills
+    after that, before the old leg's `replaced` event: the engine books the fill once,
+    at the new price, and the same after a kill -9 and a recovery. (The timeout ended
+    the adapter's wait for the replacement: its fill was dropped, the position never
+    closed.)"""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    def timed_out() -> bool:
+        return "rest: unreachable: read timeout" in eng.logs[-1].read_text()
+
+    async def run() -> tuple[int, list[tuple[Any, ...]]]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            p, sent = await _take_profit_replaced_unanswered(c, fake)
+            fake.stop_rest()  # nothing can be read at Alpaca until it is back
+            fake.wait_until(timed_out, timeout=30.0)
+            fake.fill(sent.legs[0].id, "115", 10)  # the replacement; the stop is canceled
+            await _events_until(
+                c, lambda ev: ("canceled", 2) in [x[:2] for x in _shape(ev, p, p + 2)]
+            )
+            fake.send_replaced()
+            fake.start_rest()
+            fake.release()
+            await _events_until(c, lambda ev: ("trade", 1, 10, 11500) in _shape(ev, p, p + 2))
+            await _until_connected(eng)  # the monitor read Alpaca again meanwhile
+            return p, _shape(await _events_until(c, lambda ev: True), p, p + 2)
+
+    p, got = asyncio.run(run())
+    _booked_once_at_115(eng, p, got)
 
 
 @pytest.mark.parametrize(("offered", "lost_cancel"), [(11, False), (11, True), (10, False)])
