@@ -296,6 +296,10 @@ class AlpacaVenue:
             reconciliation round), doubling from the first to the second over the
             429s in a row; Alpaca's ``Retry-After``, when sent, is waited instead (at
             most the second).
+        early_updates_max: how many stream updates of unknown legs (ahead of their
+            parent's answer, or of a replace's) are kept while an order of ours waits
+            to name its legs; past it they are dropped and the orders waiting read by
+            REST once they name theirs (docs/venues.md).
         trail_poll_seconds: seconds between reads of the open trailing stops (one
             request for all of them), whose moves are reported as `VenueTrailed`
             (Alpaca pushes nothing when their stop trails); 0 turns the polling off.
@@ -326,6 +330,7 @@ class AlpacaVenue:
         trail_poll_seconds: float = 1.0,
         rate_limit_min_backoff: float = 1.0,
         rate_limit_max_backoff: float = 60.0,
+        early_updates_max: int = 10_000,
     ) -> None:
         if not key_id or not secret_key:
             raise CredentialsError(
@@ -338,6 +343,10 @@ class AlpacaVenue:
             raise ValueError("workers must be at least 1")
         if not trail_poll_seconds >= 0:
             raise ValueError("trail_poll_seconds must be 0 (off) or positive")
+        if isinstance(early_updates_max, bool) or not (
+            isinstance(early_updates_max, int) and early_updates_max > 0
+        ):
+            raise ValueError("early_updates_max must be a positive integer")
         if not 0 < rate_limit_min_backoff <= rate_limit_max_backoff:
             raise ValueError(
                 "rate_limit_min_backoff must be positive and at most rate_limit_max_backoff"
@@ -363,6 +372,7 @@ class AlpacaVenue:
         self._orphan_grace = orphan_grace
         self._trail_poll = trail_poll_seconds
         self._rate_backoff = (rate_limit_min_backoff, rate_limit_max_backoff)
+        self._early_max = early_updates_max
 
         self._lock = threading.Lock()
         self._orders: dict[int, _Tracked] = {}
@@ -397,6 +407,13 @@ class AlpacaVenue:
         # when each began waiting (rising: the first is the oldest)
         self._naming: dict[int, int] = {}
         self._ticket = 0
+        self._early_count = 0  # the updates in `_early`, at most `_early_max`
+        # Past `_early_max` (a long REST outage while an order of ours waits, a busy
+        # account's other groups streaming on) the kept updates are dropped and none
+        # is kept while an order that was waiting then, or began to since, still
+        # waits: these (engine ids) are read by REST once they name their orders (a
+        # reconciliation round), which finds what the dropped updates said.
+        self._early_lost: set[int] = set()
         # Orders of ours (by client order id) placed before this process started: the
         # engine hands them back (`resume`, `watch_orphans`) with the lots it booked of
         # each, and their stream updates are held until then, every one (acted on
@@ -1454,6 +1471,7 @@ class AlpacaVenue:
         """Apply the updates of leg `vid` that came before it was known."""
         t = self._orders[self._by_vid[vid]]
         _, updates = self._early.pop(vid, (0, []))
+        self._early_count -= len(updates)
         for event, update, data in updates:
             self._apply_update(t, event, vid, update, data)
 
@@ -1465,28 +1483,54 @@ class AlpacaVenue:
 
     def _naming_done(self, oid: int) -> None:
         """Order `oid` has named its legs, or will not (not at Alpaca, a simple order,
-        its hand-off settled, its watch ended)."""
+        its hand-off settled, its watch ended). If updates it could have claimed were
+        dropped (`_early_lost`), the orders it named are read by REST: the next
+        reconciliation round reads every open order."""
         self._naming.pop(oid, None)
+        if oid in self._early_lost:
+            self._early_lost.discard(oid)
+            self._reconcile_due = True
+            self._wake.set()
+            if not self._early_lost:
+                log.warning("alpaca: unknown legs' updates are kept again")
 
     def _keep_early(self, vid: str, update: _Update) -> None:
         """An update of Alpaca order `vid`, not known, of an order class (a leg of
         ours, maybe, ahead of its parent's answer): kept while an order of ours that
-        was waiting to name its legs when it came still is. None is dropped for a count
-        (the last 1,000 ids were kept before, the oldest dropped: a busy account's
-        other groups could push a leg of ours out before its parent's answer came, and
-        its fill was lost); what nothing waiting could claim is dropped first: the
-        updates, oldest first, that came before every order still waiting began to."""
+        was waiting to name its legs when it came still is. What nothing waiting could
+        claim is dropped first: the updates, oldest first, that came before every
+        order still waiting began to. Past `early_updates_max` updates kept (a long
+        wait, a REST outage say, while other programs' groups stream on) all are
+        dropped, and none kept, until every order waiting then or since has named its
+        own; each is then read by REST (`_naming_done`), which shows what the updates
+        said. (No update of ours is pushed out by a count alone: the last 1,000 ids
+        were kept before, the oldest dropped, and a leg's fill was lost.)"""
         self._ticket += 1
         oldest_wait = next(iter(self._naming.values()), None)
         while self._early:
             first = next(iter(self._early))
             if oldest_wait is not None and self._early[first][0] > oldest_wait:
                 break
-            del self._early[first]
+            self._early_count -= len(self._early.pop(first)[1])
         if oldest_wait is None:
             return  # no order of ours has legs to name: not ours
+        if self._early_lost or self._early_count >= self._early_max:
+            # over the bound: drop everything kept, and the orders waiting will be
+            # read by REST once they name theirs (what a read shows, nothing loses)
+            if not self._early_lost:
+                log.warning(
+                    "alpaca: %d updates of unknown legs kept (early_updates_max): "
+                    "dropped; orders of %d groups waiting will be read instead",
+                    self._early_count,
+                    len(self._naming),
+                )
+            self._early_lost.update(self._naming)
+            self._early.clear()
+            self._early_count = 0
+            return
         _, updates = self._early.pop(vid, (0, []))
         updates.append(update)
+        self._early_count += 1
         self._early[vid] = (self._ticket, updates)  # last: it came now
 
     def _handed(self, oid: int) -> None:

@@ -926,6 +926,7 @@ class _Handler(BaseHTTPRequestHandler):
         fake._release.wait()
         with fake._cond:
             fake._hung -= 1
+            fake._cond.notify_all()  # `wait_until(lambda: fake.hung == 0)`
             stopped = fake._stopped
         if stopped:  # the server went away: no answer at all
             self.close_connection = True

@@ -7,6 +7,7 @@ emits (`Events.wait`) or on the fake's state (`FakeAlpaca.wait_until`).
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import email.utils
@@ -136,15 +137,24 @@ def make_venue(fake: FakeAlpaca, **kwargs: Any) -> AlpacaVenue:
     )
 
 
-@pytest.fixture
-def started(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
-    venue = make_venue(fake)
+@contextlib.contextmanager
+def running(fake: FakeAlpaca, **kwargs: Any) -> Iterator[tuple[AlpacaVenue, Events]]:
+    """A venue (`make_venue(fake, **kwargs)`) started and connected; stopped after."""
+    venue = make_venue(fake, **kwargs)
     events = Events()
     venue.start(events)
-    events.wait_status(True)
-    fake.wait_until(lambda: fake.listeners == 1)  # the stream's listen handshake is done
-    yield venue, events
-    venue.stop()
+    try:
+        events.wait_status(True)
+        fake.wait_until(lambda: fake.listeners == 1)  # the stream's listen handshake is done
+        yield venue, events
+    finally:
+        venue.stop()
+
+
+@pytest.fixture
+def started(fake: FakeAlpaca) -> Iterator[tuple[AlpacaVenue, Events]]:
+    with running(fake) as started:
+        yield started
 
 
 def order(
@@ -325,6 +335,52 @@ def _theirs(n: int, symbol: str = "AAPL") -> FakeOrder:
     return o
 
 
+@pytest.mark.parametrize("cap", [0, -1, True, 1.5])
+def test_the_early_update_bound_is_a_positive_count(cap: Any) -> None:
+    with pytest.raises(ValueError, match="early_updates_max"):
+        AlpacaVenue("k", "s", symbols=SYMBOLS, early_updates_max=cap)
+
+
+def test_early_updates_past_their_bound_are_dropped_and_the_legs_read_instead(
+    fake: FakeAlpaca,
+) -> None:
+    """An OTO's submit unanswered (REST not answering) while the stream, back from an
+    outage that hid its parent's updates, streams its stop's fill and then 1,500
+    updates of other programs' groups: what is kept stays within
+    `early_updates_max`, and once the answer names the leg, the leg is read by REST:
+    its fill, dropped with the rest, is reported. (Nothing bounded the store while
+    an order of ours waited.)"""
+    # the answer is held while the test streams: no read timeout meanwhile
+    with running(fake, early_updates_max=100, rest_timeout=(1.0, 30.0)) as (venue, events):
+        fake.stop_stream()  # the stream misses the parent's updates
+        fake.wait_until(lambda: fake.listeners == 0)
+        fake.hang_next(1, after_apply=True)  # placed; the answer held back
+        venue.submit(classed(80, "oto", stop_loss_stop=9000, legs=(81,)))
+        fake.wait_until(lambda: fake.hung == 1)
+        parent = fake.order("tp-80")
+        fake.fill(parent.id, "100", 10)
+        (leg,) = parent.legs
+        fake.start_stream()
+        fake.wait_until(lambda: fake.listeners == 1)
+        fake.fill(leg.id, "89.90", 10)  # streamed, ahead of anything about its parent
+        _streamed_so_far(venue, events, fake, 31)  # the other worker: 80's is waiting
+        assert leg.id in venue._early  # kept
+        kept = []
+        for n in range(1500):
+            _stream(venue, "new", _theirs(n))
+            kept.append(sum(len(updates) for _, updates in venue._early.values()))
+        assert max(kept) <= 100
+        assert events.about(81) == []
+        fake.release()  # the answer names the leg: it is read, its fill found
+        fill = events.wait(VenueFilled, lambda e: e.order_id == 81)
+        assert (fill.qty, fill.price, fill.leaves_qty) == (10, 8990, 0)
+        assert fill.execution_id.startswith("reconciled:")
+        assert events.wait(VenueFilled, lambda e: e.order_id == 80).qty == 10
+        assert venue._early == {} and venue._early_lost == set()
+        _streamed_so_far(venue, events, fake, 33)
+        assert [type(e) for e in events.about(81)] == [VenueFilled]  # once
+
+
 def test_a_legs_fill_ahead_of_its_parent_outlasts_any_number_of_other_groups(
     started: tuple[AlpacaVenue, Events], fake: FakeAlpaca
 ) -> None:
@@ -449,12 +505,7 @@ def test_a_legs_replace_answered_too_late_still_reports_its_replacements_fill_on
     Alpaca says, by the `replaced` event or by a read of the old leg (`replaced_by`),
     and then applied once. (The timeout ended the wait: the fill, streamed after it,
     was dropped, and the engine was told the replace failed.)"""
-    venue = make_venue(fake)  # a read timeout of 1 s
-    events = Events()
-    venue.start(events)
-    try:
-        events.wait_status(True)
-        fake.wait_until(lambda: fake.listeners == 1)
+    with running(fake) as (venue, events):
         parent = _bracket_filled(venue, events, fake)
         fake.hold_replaced = True
         fake.hang_next(1, after_apply=True)  # carried out; the answer comes too late
@@ -483,8 +534,6 @@ def test_a_legs_replace_answered_too_late_still_reports_its_replacements_fill_on
         assert isinstance(replaced, VenueReplaced) and replaced.limit_price == 11100
         assert [type(e).__name__ for e in events.about(21)] == ["VenueReplaced", "VenueFilled"]
         assert venue._early == {} and venue._naming == {}
-    finally:
-        venue.stop()
 
 
 @pytest.mark.parametrize("carried_out", [False, True])
@@ -496,12 +545,7 @@ def test_a_replace_without_an_answer_is_settled_by_reading_the_order(
     asked price. Still open `orphan_grace` seconds later: the replace is refused, the
     leg unchanged, and the wait for a replacement ends. (Refused at once before: a
     replace carried out was then reported with the old price, after its refusal.)"""
-    venue = make_venue(fake, orphan_grace=0.5)
-    events = Events()
-    venue.start(events)
-    try:
-        events.wait_status(True)
-        fake.wait_until(lambda: fake.listeners == 1)
+    with running(fake, orphan_grace=0.5) as (venue, events):
         _bracket_filled(venue, events, fake)
         fake.hold_replaced = True  # only the read can tell
         fake.fail_next(504, apply=carried_out, method="PATCH")
@@ -522,8 +566,6 @@ def test_a_replace_without_an_answer_is_settled_by_reading_the_order(
             venue.replace(21, None, 11200)  # nothing pending: it goes
             assert events.wait(VenueReplaced, lambda e: e.order_id == 21).limit_price == 11200
         assert venue._naming == {}
-    finally:
-        venue.stop()
 
 
 def test_a_trailing_stop_is_sent_with_its_trail(
