@@ -1138,14 +1138,16 @@ def test_a_take_profits_replace_answered_too_late_books_its_replacements_fill_on
     eng = _engine(engine_factory, fake)
     eng.start()
 
-    def timed_out() -> bool:
-        return "rest: unreachable: read timeout" in eng.logs[-1].read_text()
+    async def timed_out() -> None:  # the engine logs the venue's REST going down
+        async with asyncio.timeout(30):
+            while "rest: unreachable: read timeout" not in eng.logs[-1].read_text():
+                await asyncio.sleep(0.05)  # the adapter's read timeout is 10 s
 
     async def run() -> tuple[int, list[tuple[Any, ...]]]:
         async with EngineClient(eng.order_entry, timeout=10) as c:
             p, sent = await _take_profit_replaced_unanswered(c, fake)
             fake.stop_rest()  # nothing can be read at Alpaca until it is back
-            fake.wait_until(timed_out, timeout=30.0)
+            await timed_out()
             fake.fill(sent.legs[0].id, "115", 10)  # the replacement; the stop is canceled
             await _events_until(
                 c, lambda ev: ("canceled", 2) in [x[:2] for x in _shape(ev, p, p + 2)]
