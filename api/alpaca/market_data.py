@@ -36,7 +36,7 @@ from tickplane.api.alpaca.deps import Ctx, CtxDep
 from tickplane.api.alpaca.errors import UNAVAILABLE, AlpacaError, AlpacaRoute
 from tickplane.api.alpaca.market_history import Cursor, MarketHistory, Window, micros
 from tickplane.api.alpaca.orders import ERRORS
-from tickplane.api.alpaca.timeframe import TimeFrame, parse_timeframe
+from tickplane.api.alpaca.timeframe import TimeFrame, market_day, parse_timeframe
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.deps import SettingsDep
 from tickplane.api.keys import PostgresKeyStore
@@ -406,7 +406,7 @@ async def _snapshot(
     ctx: Ctx, history: MarketHistory | None, symbol: str, units: SymbolUnits
 ) -> dict[str, Any] | None:
     """Latest trade and quote (live view, else table); the minute bar, the day's bar and
-    the previous day's (UTC days) of the last recorded trade."""
+    the previous day's (New York days) of the last recorded trade."""
     snap: dict[str, Any] = {
         "latestTrade": await _latest_trade(ctx, history, symbol, units),
         "latestQuote": await _latest_quote(ctx, history, symbol, units),
@@ -417,13 +417,12 @@ async def _snapshot(
     last = None if history is None else await _read(history.latest_trade(symbol))
     if history is not None and last is not None:
         ts = last["ts_event"]
-        day = ts - ts % _DAY_NS
         daily = TimeFrame(1, "Day")
         snap["minuteBar"] = await _bar_at(
             history, symbol, units, ts - ts % _MINUTE_NS, TimeFrame(1, "Min")
         )
-        snap["dailyBar"] = await _bar_at(history, symbol, units, day, daily)
-        snap["prevDailyBar"] = await _bar_at(history, symbol, units, day - _DAY_NS, daily)
+        snap["dailyBar"] = await _bar_at(history, symbol, units, market_day(ts), daily)
+        snap["prevDailyBar"] = await _bar_at(history, symbol, units, market_day(ts, 1), daily)
     return snap if any(v is not None for v in snap.values()) else None
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from tickplane.api.alpaca.timeframe import TimeFrame
+from tickplane.api.alpaca.timeframe import MARKET_TZ, TimeFrame
 from tickplane.api.recorder.rows import ts_of  # the `ts` the recorder writes for a ts_event
 
 __all__ = ["Cursor", "MarketHistory", "Window", "micros"]
@@ -72,16 +72,22 @@ WHERE engine = $1 AND symbol = ANY($2::text[])
 ORDER BY symbol, md_seq {direction} LIMIT $9
 """
 
-# A bar's start from a trade's `ts` ($8: the bar's length, or its months): fixed
-# lengths binned from a Monday midnight UTC, months from January.
+# A bar's start from a trade's `ts` ($8: the bar's length, or its months): minutes and
+# hours binned from a Monday midnight UTC; days and weeks binned the same way in New
+# York's local time and months truncated in it, then read back as New York times, so
+# each starts at New York's midnight whatever its offset to UTC that day (DST).
 _ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
+_LOCAL = f"(ts AT TIME ZONE '{MARKET_TZ}')"
 _BUCKETS = {
-    "fixed": f"date_bin($8::interval, ts, {_ORIGIN})",
+    "utc": f"date_bin($8::interval, ts, {_ORIGIN})",
+    "local": f"date_bin($8::interval, {_LOCAL}, TIMESTAMP '2000-01-03') AT TIME ZONE '{MARKET_TZ}'",
     "Month": (
-        "(date_trunc('month', ts AT TIME ZONE 'UTC') - make_interval(months =>"
-        " (extract(month FROM ts AT TIME ZONE 'UTC')::int - 1) % $8::int)) AT TIME ZONE 'UTC'"
+        f"(date_trunc('month', {_LOCAL}) - make_interval(months =>"
+        f" (extract(month FROM {_LOCAL})::int - 1) % $8::int)) AT TIME ZONE '{MARKET_TZ}'"
     ),
 }
+# What a local bar may last beyond its nominal length: the hour DST gives back.
+_DST = timedelta(hours=1)
 
 # Bars whose start lies in [start, end] ($5, $6): their trades lie in [start, end +
 # length) ($5, $9), of which each bar takes its whole bucket.
@@ -144,7 +150,9 @@ class MarketHistory:
         if timeframe.unit == "Month":
             bucket, length = _BUCKETS["Month"], timeframe.amount
         else:
-            bucket, length = _BUCKETS["fixed"], timeframe.length
+            bucket = _BUCKETS["local" if timeframe.local else "utc"]
+            length = timeframe.length
+        last = ts_of(w.end_ns) + timeframe.length + (_DST if timeframe.local else timedelta())
         after = w.after
         args = [
             self.engine,
@@ -155,7 +163,7 @@ class MarketHistory:
             ts_of(w.end_ns),
             w.limit,
             length,
-            ts_of(w.end_ns) + timeframe.length,
+            last,
         ]
         return await self.pool.fetch(self._sql(_BARS, "start", w, bucket=bucket), *args)
 

@@ -3,21 +3,24 @@
 same bounds alpaca-py checks: 1-59 minutes, 1-23 hours, one day or week, 1, 2, 3, 6 or
 12 months.
 
-Buckets are in UTC (Tickplane's market never closes; its clock's day ends at midnight
-UTC): minutes and hours are aligned on midnight, weeks start on Monday, months on the
-1st (n months: January, then every n months).
+Minutes and hours are aligned on midnight UTC (as Alpaca's: a 4Hour bar starts at 00:00,
+04:00, ... UTC). Days, weeks and months are the exchange's, in `MARKET_TZ` (New York), as
+Alpaca's are: a day bar starts at midnight New York time (04:00 or 05:00 UTC, with DST),
+a week on Monday (Alpaca: the week's first trading day; Tickplane's market trades every
+day), a month on the 1st (n months: January, then every n months).
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Literal
+from zoneinfo import ZoneInfo
 
 from tickplane.api.alpaca.errors import AlpacaError
 
-__all__ = ["TimeFrame", "parse_timeframe"]
+__all__ = ["MARKET_TZ", "TimeFrame", "market_day", "parse_timeframe"]
 
 Unit = Literal["Min", "Hour", "Day", "Week", "Month"]
 
@@ -41,6 +44,9 @@ _ALLOWED: dict[Unit, frozenset[int]] = {
     "Week": frozenset({1}),
     "Month": frozenset({1, 2, 3, 6, 12}),
 }
+# The exchange's time zone: days, weeks and months are its (PostgreSQL knows the name).
+MARKET_TZ = "America/New_York"
+_MARKET = ZoneInfo(MARKET_TZ)
 _LENGTH: dict[Unit, timedelta] = {
     "Min": timedelta(minutes=1),
     "Hour": timedelta(hours=1),
@@ -58,12 +64,18 @@ class TimeFrame:
     unit: Unit
 
     @property
+    def local(self) -> bool:
+        """Days, weeks and months: the exchange's (`MARKET_TZ`), not UTC's."""
+        return self.unit in ("Day", "Week", "Month")
+
+    @property
     def value(self) -> str:
         return f"{self.amount}{self.unit}"
 
     @property
     def length(self) -> timedelta:
-        """A bar's length (for months an upper bound: 31 days each)."""
+        """A bar's length in UTC (for months an upper bound: 31 days each), or in New
+        York's local time for days and weeks (an hour more or less across DST)."""
         return self.amount * _LENGTH[self.unit]
 
 
@@ -82,3 +94,11 @@ def parse_timeframe(text: str) -> TimeFrame:
         bounds = f"{min(allowed)}-{max(allowed)}" if len(allowed) > 5 else sorted(allowed)
         raise AlpacaError.invalid(f"invalid timeframe {text!r}: {unit} takes {bounds}")
     return TimeFrame(amount, unit)
+
+
+def market_day(ts_ns: int, back: int = 0) -> int:
+    """ns since the epoch of the New York midnight that starts the day of `ts_ns`, or
+    of the day `back` days before it (a day bar's start)."""
+    local = datetime.fromtimestamp(ts_ns // 1_000_000_000, _MARKET).date() - timedelta(days=back)
+    midnight = datetime(local.year, local.month, local.day, tzinfo=_MARKET)
+    return int(midnight.astimezone(UTC).timestamp()) * 1_000_000_000

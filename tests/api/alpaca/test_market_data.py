@@ -8,8 +8,9 @@ import asyncio
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import asyncpg
 import httpx
@@ -33,6 +34,7 @@ from .conftest import Gateway, Trader, trader_maker
 from .test_orders import limit
 
 WAIT = 30.0
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def _wait_until(condition: Callable[[], bool], what: str) -> None:
@@ -164,6 +166,12 @@ def _expected_bars(trades: list[Any], bucket: Callable[[datetime], datetime]) ->
     return out
 
 
+def _new_york_midnight(t: datetime) -> datetime:
+    """The start of `t`'s day bar: the midnight in New York that starts its day there."""
+    local = t.astimezone(NEW_YORK).replace(hour=0, minute=0, second=0, microsecond=0)
+    return local.astimezone(UTC)
+
+
 def test_bars_aggregate_the_trades(market: Market) -> None:
     trades = market.data.get_stock_trades(
         StockTradesRequest(symbol_or_symbols="GOOG", start=market.start)
@@ -176,7 +184,7 @@ def test_bars_aggregate_the_trades(market: Market) -> None:
         (TimeFrame.Minute, lambda t: t.replace(second=0, microsecond=0)),
         (TimeFrame(5, TimeFrameUnit.Minute), five),
         (TimeFrame.Hour, lambda t: t.replace(minute=0, second=0, microsecond=0)),
-        (TimeFrame.Day, lambda t: t.replace(hour=0, minute=0, second=0, microsecond=0)),
+        (TimeFrame.Day, _new_york_midnight),
     ):
         start = bucket(market.start)  # a bar is served when its start is in the window
         request = StockBarsRequest(symbol_or_symbols="GOOG", timeframe=timeframe, start=start)
@@ -305,24 +313,112 @@ def test_bars_of_every_timeframe(msft: Market) -> None:
     assert _bars(msft, "1Hour", "2026-11-02T09:30:00Z", "2026-11-02T10:00:00Z") == [
         ("2026-11-02T10:00:00Z", 99.9, 99.9, 99.9, 99.9, 10, 1),
     ]
+    # Days, weeks and months start at New York's midnight: EDT (UTC-4) until DST ends
+    # on 2026-11-01, EST (UTC-5) after.
     month = ("2026-10-01", "2026-11-30")
     assert _bars(msft, "1Day", *month) == [
-        ("2026-10-30T00:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
-        ("2026-11-02T00:00:00Z", 101.0, 102.0, 99.9, 99.9, 20, 5),
-        ("2026-11-03T00:00:00Z", 103.0, 103.0, 103.0, 103.0, 1, 1),
+        ("2026-10-30T04:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
+        ("2026-11-02T05:00:00Z", 101.0, 102.0, 99.9, 99.9, 20, 5),
+        ("2026-11-03T05:00:00Z", 103.0, 103.0, 103.0, 103.0, 1, 1),
     ]
     assert _bars(msft, "1Week", *month) == [
-        ("2026-10-26T00:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
-        ("2026-11-02T00:00:00Z", 101.0, 103.0, 99.9, 103.0, 21, 6),
+        ("2026-10-26T04:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
+        ("2026-11-02T05:00:00Z", 101.0, 103.0, 99.9, 103.0, 21, 6),
     ]
     assert _bars(msft, "1Month", *month) == [
-        ("2026-10-01T00:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
-        ("2026-11-01T00:00:00Z", 101.0, 103.0, 99.9, 103.0, 21, 6),
+        ("2026-10-01T04:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
+        ("2026-11-01T04:00:00Z", 101.0, 103.0, 99.9, 103.0, 21, 6),
     ]
     vwap = msft.get(
         "/v2/stocks/bars", symbols="MSFT", timeframe="1H", start=day[0], end=day[1]
     ).json()["bars"]["MSFT"][0]["vw"]
     assert vwap == 101.15  # (101.00 x 2 + 100.50 x 3 + 102.00 + 101.50 x 4) / 10
+
+
+# Trades either side of New York midnights, around both DST changes (seq 101 on: after
+# MSFT's other rows, before none of its latest): (UTC time, price in cents, shares).
+_NEW_YORK_TRADES = [
+    ("2025-11-02T12:00:00", 10000, 1),  # Sun 2 Nov 2025 07:00 EST: DST ended at 02:00
+    ("2025-11-03T04:30:00", 10100, 2),  # Sun 2 Nov 23:30 EST: the 25th hour of that day
+    ("2026-02-28T23:00:00", 10200, 3),  # Sat 28 Feb 18:00 EST
+    ("2026-03-01T04:59:59", 10300, 4),  # Sat 28 Feb 23:59:59 EST
+    ("2026-03-01T05:00:00", 10400, 5),  # Sun 1 Mar 00:00 EST: a new day and month
+    ("2026-03-08T23:30:00", 10500, 6),  # Sun 8 Mar 19:30 EDT: DST began at 02:00
+    ("2026-03-09T03:59:59", 10600, 7),  # Sun 8 Mar 23:59:59 EDT
+    ("2026-03-09T04:00:00", 10700, 8),  # Mon 9 Mar 00:00 EDT: a new day and week
+]
+
+
+@pytest.fixture(scope="module")
+def new_york(msft: Market, md_database: str) -> Market:
+    """MSFT's trades around New York midnights, written as the recorder writes them."""
+    engine = msft.gateway.app.state.settings.engine_name
+
+    async def write() -> None:
+        conn = await asyncpg.connect(md_database)
+        try:
+            for first, last in (("2025-11-01", "2025-11-04"), ("2026-02-27", "2026-03-10")):
+                await conn.execute(
+                    "SELECT recorder_ensure_partitions($1, $2)",
+                    date.fromisoformat(first),
+                    date.fromisoformat(last),
+                )
+            for seq, (when, price, qty) in enumerate(_NEW_YORK_TRADES, start=101):
+                ns = _ns(when)
+                await conn.execute(
+                    "INSERT INTO md_trades (engine, seq, ts, ts_event, symbol, price, qty,"
+                    " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
+                    engine, seq, ts_of(ns), ns, price, qty,
+                )  # fmt: skip
+        finally:
+            await conn.close()
+
+    asyncio.run(write())
+    return msft
+
+
+def _sdk_bars(m: Market, timeframe: TimeFrame, start: datetime, end: datetime) -> list[tuple]:
+    """MSFT's bars through alpaca-py: (start, open, close, volume, trades)."""
+    request = StockBarsRequest(symbol_or_symbols="MSFT", timeframe=timeframe, start=start, end=end)
+    bars = m.data.get_stock_bars(request).data.get("MSFT", [])
+    return [(b.timestamp, b.open, b.close, b.volume, b.trade_count) for b in bars]
+
+
+def _utc(*fields: int) -> datetime:
+    return datetime(*fields, tzinfo=UTC)  # type: ignore[misc]
+
+
+def test_days_weeks_and_months_are_new_yorks(new_york: Market) -> None:
+    spring = (_utc(2026, 2, 1), _utc(2026, 3, 31))
+    assert _sdk_bars(new_york, TimeFrame.Day, *spring) == [
+        (_utc(2026, 2, 28, 5), 102.0, 103.0, 7, 2),  # both before New York's midnight
+        (_utc(2026, 3, 1, 5), 104.0, 104.0, 5, 1),
+        (_utc(2026, 3, 8, 5), 105.0, 106.0, 13, 2),  # a 23-hour day: EST to EDT
+        (_utc(2026, 3, 9, 4), 107.0, 107.0, 8, 1),
+    ]
+    assert _sdk_bars(new_york, TimeFrame.Week, *spring) == [
+        (_utc(2026, 2, 23, 5), 102.0, 104.0, 12, 3),  # Monday 23 Feb to Sunday 1 Mar
+        (_utc(2026, 3, 2, 5), 105.0, 106.0, 13, 2),  # Monday 2 Mar to Sunday 8 Mar
+        (_utc(2026, 3, 9, 4), 107.0, 107.0, 8, 1),  # Monday 9 Mar, in EDT
+    ]
+    assert _sdk_bars(new_york, TimeFrame.Month, *spring) == [
+        (_utc(2026, 2, 1, 5), 102.0, 103.0, 7, 2),
+        (_utc(2026, 3, 1, 5), 104.0, 107.0, 26, 4),
+    ]
+    quarter = TimeFrame(3, TimeFrameUnit.Month)
+    assert _sdk_bars(new_york, quarter, *spring) == []  # it starts on 1 Jan, before start
+    assert _sdk_bars(new_york, quarter, _utc(2026, 1, 1, 5), spring[1]) == [
+        (_utc(2026, 1, 1, 5), 102.0, 107.0, 33, 6),
+    ]
+    # Minutes and hours stay on UTC's clock.
+    hours = _sdk_bars(new_york, TimeFrame.Hour, _utc(2026, 3, 1), _utc(2026, 3, 1, 6))
+    assert hours == [
+        (_utc(2026, 3, 1, 4), 103.0, 103.0, 4, 1),
+        (_utc(2026, 3, 1, 5), 104.0, 104.0, 5, 1),
+    ]
+    # The day DST ends has 25 hours; a bar starting at `end` is still served whole.
+    fall = _utc(2025, 11, 2, 4)
+    assert _sdk_bars(new_york, TimeFrame.Day, fall, fall) == [(fall, 100.0, 101.0, 3, 2)]
 
 
 def test_bars_page_through_alpaca_py_and_tokens(msft: Market) -> None:
@@ -383,11 +479,15 @@ def test_snapshots(msft: Market) -> None:
     assert ms.latest_quote is not None and ms.latest_quote.ask_price == 103.0
     assert ms.minute_bar is not None and ms.daily_bar is not None
     assert ms.minute_bar.timestamp == datetime(2026, 11, 3, 12, tzinfo=UTC)
-    assert (ms.daily_bar.timestamp, ms.daily_bar.volume) == (datetime(2026, 11, 3, tzinfo=UTC), 1)
+    # New York days: midnight EST is 05:00 UTC
+    assert (ms.daily_bar.timestamp, ms.daily_bar.volume) == (
+        datetime(2026, 11, 3, 5, tzinfo=UTC),
+        1,
+    )
     previous = ms.previous_daily_bar
     assert previous is not None
     assert (previous.timestamp, previous.volume, previous.trade_count) == (
-        datetime(2026, 11, 2, tzinfo=UTC),
+        datetime(2026, 11, 2, 5, tzinfo=UTC),
         20,
         5,
     )
