@@ -1,8 +1,9 @@
 """Market-data history from the recorder's tables (api/migrations/0010_recorder.sql).
 
 `md_trades` holds the engine's public trade prints, `md_top_of_book` its best bid and
-ask after every change (numbered per symbol by `md_seq`); bars are aggregated from the
-trades here, per request. Every row names its engine: the gateway reads those of its
+ask after every change (numbered per symbol by `md_seq`), `md_minute_bars` the trades'
+minute bars (kept by the recorder with the trades); bars of every timeframe are summed
+from the minute bars here, per request. Every row names its engine: the gateway reads those of its
 own (`GatewaySettings.engine_name`, the recorder's `--engine-name`).
 
 Rows come ordered by symbol, then by time (ascending or descending), in pages: a
@@ -72,15 +73,18 @@ WHERE engine = $1 AND symbol = ANY($2::text[])
 ORDER BY symbol, md_seq {direction} LIMIT $9
 """
 
-# A bar's start from a trade's `ts` ($8: the bar's length, or its months): minutes and
-# hours binned from a Monday midnight UTC; days and weeks binned the same way in New
+# A bar's start from a minute's (`minute`; $8: the bar's length, or its months): minutes
+# and hours binned from a Monday midnight UTC; days and weeks binned the same way in New
 # York's local time and months truncated in it, then read back as New York times, so
-# each starts at New York's midnight whatever its offset to UTC that day (DST).
+# each starts at New York's midnight whatever its offset to UTC that day (DST). Every
+# bar is whole minutes: New York is a whole number of hours from UTC.
 _ORIGIN = "TIMESTAMPTZ '2000-01-03 00:00:00+00'"
-_LOCAL = f"(ts AT TIME ZONE '{MARKET_TZ}')"
+_LOCAL = f"(minute AT TIME ZONE '{MARKET_TZ}')"
 _BUCKETS = {
-    "utc": f"date_bin($8::interval, ts, {_ORIGIN})",
-    "local": f"date_bin($8::interval, {_LOCAL}, TIMESTAMP '2000-01-03') AT TIME ZONE '{MARKET_TZ}'",
+    "utc": f"date_bin($8::interval, minute, {_ORIGIN})",
+    "local": (
+        f"date_bin($8::interval, {_LOCAL}, TIMESTAMP '2000-01-03') AT TIME ZONE '{MARKET_TZ}'"
+    ),
     "Month": (
         f"(date_trunc('month', {_LOCAL}) - make_interval(months =>"
         f" (extract(month FROM {_LOCAL})::int - 1) % $8::int)) AT TIME ZONE '{MARKET_TZ}'"
@@ -89,17 +93,18 @@ _BUCKETS = {
 # What a local bar may last beyond its nominal length: the hour DST gives back.
 _DST = timedelta(hours=1)
 
-# Bars whose start lies in [start, end] ($5, $6): their trades lie in [start, end +
-# length) ($5, $9), of which each bar takes its whole bucket.
+# Bars whose start lies in [start, end] ($5, $6), summed from the recorder's minute bars
+# (md_minute_bars, api/migrations/0016) of [start, end + length) ($5, $9): each bar
+# takes its whole bucket. A bar's open is its first minute's (by the minutes' first
+# trade's seq), its close its last minute's.
 _BARS = """
 WITH bars AS (
     SELECT symbol, {bucket} AS start,
-           (array_agg(price ORDER BY seq))[1] AS open, max(price) AS high,
-           min(price) AS low, (array_agg(price ORDER BY seq DESC))[1] AS close,
-           sum(qty)::bigint AS volume, count(*) AS trades,
-           sum(price::numeric * qty) AS notional
-    FROM md_trades
-    WHERE engine = $1 AND symbol = ANY($2::text[]) AND ts >= $5 AND ts < $9
+           (min(ARRAY[first_seq, open]))[2] AS open, max(high) AS high, min(low) AS low,
+           (max(ARRAY[last_seq, close]))[2] AS close, sum(volume)::bigint AS volume,
+           sum(trades)::bigint AS trades, sum(notional) AS notional
+    FROM md_minute_bars
+    WHERE engine = $1 AND symbol = ANY($2::text[]) AND minute >= $5 AND minute < $9
     GROUP BY symbol, start
 )
 SELECT * FROM bars

@@ -30,6 +30,7 @@ from tickplane.api.recorder.rows import (
     day_of,
     fold,
     order_status,
+    ts_of,
     waits_for_parent,
 )
 from tickplane.core.events import Event, TopOfBook
@@ -326,6 +327,7 @@ class PostgresSink:
             await conn.copy_records_to_table(self._table("executions", b), records=b.executions)
         if b.md_trades:
             await conn.copy_records_to_table(self._table("md_trades", b), records=b.md_trades)
+            await _add_minute_bars(conn, self.engine, b)
         if b.tops:
             await conn.copy_records_to_table(self._table("md_top_of_book", b), records=b.tops)
         if b.orders:
@@ -350,6 +352,48 @@ class PostgresSink:
             rows2 = [(a, cash, kill, seq) for a, (cash, kill, seq) in b.accounts.items()]
             await conn.copy_records_to_table("stage_accounts", records=rows2)
             await conn.execute(_UPSERT_ACCOUNTS, self.engine)
+
+
+# A batch's minutes merged into md_minute_bars (api/migrations/0016): a minute already
+# there keeps its open unless the batch has an earlier trade of it (by seq), takes the
+# batch's close if the batch has a later one, and adds volume, trades and notional.
+_ADD_MINUTE_BARS = """
+INSERT INTO md_minute_bars AS m
+SELECT $1::text, * FROM unnest($2::text[], $3::timestamptz[], $4::bigint[], $5::bigint[],
+                         $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[],
+                         $10::numeric[], $11::bigint[], $12::bigint[])
+ON CONFLICT (engine, symbol, minute) DO UPDATE SET
+    open = CASE WHEN excluded.first_seq < m.first_seq THEN excluded.open ELSE m.open END,
+    close = CASE WHEN excluded.last_seq > m.last_seq THEN excluded.close ELSE m.close END,
+    high = greatest(m.high, excluded.high),
+    low = least(m.low, excluded.low),
+    volume = m.volume + excluded.volume,
+    trades = m.trades + excluded.trades,
+    notional = m.notional + excluded.notional,
+    first_seq = least(m.first_seq, excluded.first_seq),
+    last_seq = greatest(m.last_seq, excluded.last_seq)
+"""
+
+
+async def _add_minute_bars(conn: asyncpg.Connection[Any], engine: str, b: Batch) -> None:
+    """The batch's trades counted into their minutes' bars (one statement)."""
+    keys = list(b.minute_bars)
+    bars = list(b.minute_bars.values())
+    await conn.execute(
+        _ADD_MINUTE_BARS,
+        engine,
+        [symbol for symbol, _ in keys],
+        [ts_of(start) for _, start in keys],
+        [m.open for m in bars],
+        [m.high for m in bars],
+        [m.low for m in bars],
+        [m.close for m in bars],
+        [m.volume for m in bars],
+        [m.trades for m in bars],
+        [m.notional for m in bars],
+        [m.first_seq for m in bars],
+        [m.last_seq for m in bars],
+    )
 
 
 def _fresh_tops(tops: Sequence[TopOfBook], held: dict[str, int]) -> list[TopOfBook]:

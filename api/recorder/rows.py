@@ -37,6 +37,7 @@ from tickplane.core.events import (
 __all__ = [
     "STOP_TYPES",
     "Batch",
+    "MinuteBar",
     "OrderChange",
     "day_of",
     "fold",
@@ -46,6 +47,7 @@ __all__ = [
 ]
 
 _NS_PER_DAY = 86_400 * 1_000_000_000
+_NS_PER_MINUTE = 60 * 1_000_000_000
 
 
 def ts_of(ts_event: int) -> datetime:
@@ -128,6 +130,31 @@ class OrderChange:
 
 
 @dataclass(slots=True)
+class MinuteBar:
+    """A minute's trades of one symbol in a batch (md_minute_bars' columns): prices in
+    ticks, volume in lots, notional in tick-lots; its first and last trade's seq."""
+
+    open: int
+    high: int
+    low: int
+    close: int
+    first_seq: int
+    last_seq: int
+    volume: int = 0
+    trades: int = 0
+    notional: int = 0
+
+    def add(self, seq: int, price: int, qty: int) -> None:
+        """Count in a trade later (in seq) than those counted so far."""
+        self.high = max(self.high, price)
+        self.low = min(self.low, price)
+        self.close, self.last_seq = price, seq
+        self.volume += qty
+        self.trades += 1
+        self.notional += price * qty
+
+
+@dataclass(slots=True)
 class Batch:
     """Rows for each table, from one batch of events."""
 
@@ -135,6 +162,8 @@ class Batch:
     last_seq: int = 0
     executions: list[tuple[object, ...]] = field(default_factory=list)
     md_trades: list[tuple[object, ...]] = field(default_factory=list)
+    # (symbol, the minute's start in ns) -> its trades in this batch
+    minute_bars: dict[tuple[str, int], MinuteBar] = field(default_factory=dict)
     tops: list[tuple[object, ...]] = field(default_factory=list)
     orders: dict[int, OrderChange] = field(default_factory=dict)
     positions: dict[tuple[str, str], PositionChanged] = field(default_factory=dict)
@@ -183,6 +212,13 @@ def fold(engine: str, events: Iterable[Event], tops: Iterable[TopOfBook] = ()) -
             b.md_trades.append(
                 (engine, seq, ts, ev.ts_event, ev.symbol, ev.price, ev.qty, ev.taker_side)
             )
+            minute = (ev.symbol, ev.ts_event - ev.ts_event % _NS_PER_MINUTE)
+            bar = b.minute_bars.get(minute)
+            if bar is None:
+                bar = b.minute_bars[minute] = MinuteBar(
+                    ev.price, ev.price, ev.price, ev.price, seq, seq
+                )
+            bar.add(seq, ev.price, ev.qty)
             for oid, acct in ((ev.taker, ev.taker_account), (ev.maker, ev.maker_account)):
                 ch = b._order(oid, acct)
                 ch.fill(ev.price, ev.qty)

@@ -268,6 +268,8 @@ def msft(market: Market, md_database: str) -> Market:
                     " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
                     engine, seq, ts_of(ns), ns, price, qty,
                 )  # fmt: skip
+            # the minute bars the recorder keeps with the trades it writes
+            await conn.execute("SELECT recorder_rebuild_minute_bars('2026-10-30', '2026-11-04')")
             for md_seq, (when, bid, ask) in enumerate(_MSFT_QUOTES, start=1):
                 ns = _ns(when)
                 await conn.execute(
@@ -370,6 +372,7 @@ def new_york(msft: Market, md_database: str) -> Market:
                     " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
                     engine, seq, ts_of(ns), ns, price, qty,
                 )  # fmt: skip
+            await conn.execute("SELECT recorder_rebuild_minute_bars('2025-11-01', '2026-03-11')")
         finally:
             await conn.close()
 

@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.request import urlopen
@@ -768,5 +769,55 @@ def test_postgres_history_is_partitioned_by_day(rec_postgres: PostgresServer) ->
             (4, "md_trades_p20200102"),
         ]
         assert execs == 2  # both sides of trade 4
+
+    asyncio.run(main())
+
+
+def test_minute_bars_are_kept_with_the_trades_whatever_the_batches(
+    rec_postgres: PostgresServer,
+) -> None:
+    """md_minute_bars, merged batch by batch (a minute split across batches, a batch
+    written twice), equals the minute bars computed here from the trades, and what
+    `recorder_rebuild_minute_bars` makes of md_trades."""
+    base = 1_577_836_800 * 10**9  # 2020-01-01T00:00:00Z in ns
+    rng = random.Random(11)
+    trades = [
+        Trade(
+            seq, base + seq * 7 * 10**9 + rng.randrange(10**9), rng.choice(["GOOG", "AAPL"]),
+            rng.randint(90, 110), rng.randint(1, 9), seq * 2, seq * 2 - 1, "buy", "a", "b",
+        )
+        for seq in range(1, 121)
+    ]  # fmt: skip
+    expected: dict[tuple[str, datetime], list[int]] = {}
+    for t in trades:  # (open, high, low, close, volume, trades, notional)
+        key = (t.symbol, datetime.fromtimestamp(t.ts_event // 60_000_000_000 * 60, UTC))
+        b = expected.setdefault(key, [t.price, t.price, t.price, t.price, 0, 0, 0])
+        b[1], b[2], b[3] = max(b[1], t.price), min(b[2], t.price), t.price
+        b[4], b[5], b[6] = b[4] + t.qty, b[5] + 1, b[6] + t.price * t.qty
+    columns = "symbol, minute, open, high, low, close, volume, trades, notional"
+
+    async def main() -> None:
+        dsn = rec_postgres.create_database("rec")
+        sink = PostgresSink(dsn, "bars")
+        await sink.open()
+        try:
+            i = 0
+            while i < len(trades):
+                size = rng.randint(1, 15)
+                await sink.write(trades[i : i + size])
+                await sink.write(trades[max(0, i - 3) : i + size])  # again: nothing twice
+                i += size
+        finally:
+            await sink.close()
+        conn = await asyncpg.connect(dsn)
+        try:
+            kept = await conn.fetch(f"SELECT {columns} FROM md_minute_bars ORDER BY 1, 2")
+            await conn.execute("SELECT recorder_rebuild_minute_bars('-infinity', 'infinity')")
+            rebuilt = await conn.fetch(f"SELECT {columns} FROM md_minute_bars ORDER BY 1, 2")
+        finally:
+            await conn.close()
+        want = [(s, m, *v) for (s, m), v in sorted(expected.items())]
+        assert [tuple(r) for r in kept] == want
+        assert [tuple(r) for r in rebuilt] == want
 
     asyncio.run(main())
