@@ -252,6 +252,22 @@ def _ns(text: str) -> int:
     return seconds * 1_000_000_000 + int(fraction.ljust(9, "0") or 0)
 
 
+async def _write_msft_trades(
+    conn: asyncpg.Connection, engine: str, trades: list[tuple[str, int, int]], first_seq: int
+) -> None:
+    """MSFT's `trades` (UTC time, price in cents, shares) numbered from `first_seq`, with
+    their minute bars, as the recorder writes them (their days' partitions exist)."""
+    for seq, (when, price, qty) in enumerate(trades, start=first_seq):
+        ns = _ns(when)
+        await conn.execute(
+            "INSERT INTO md_trades (engine, seq, ts, ts_event, symbol, price, qty,"
+            " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
+            engine, seq, ts_of(ns), ns, price, qty,
+        )  # fmt: skip
+        # the minute bars the recorder keeps with the trades it writes
+        await conn.execute("SELECT recorder_rebuild_minute_bars($1, $1)", ts_of(ns))
+
+
 @pytest.fixture(scope="module")
 def msft(market: Market, md_database: str) -> Market:
     """MSFT's trades and two tops of book, as the recorder writes them."""
@@ -261,15 +277,7 @@ def msft(market: Market, md_database: str) -> Market:
         conn = await asyncpg.connect(md_database)
         try:
             await conn.execute("SELECT recorder_ensure_partitions('2026-10-30', '2026-11-03')")
-            for seq, (when, price, qty) in enumerate(_MSFT_TRADES, start=1):
-                ns = _ns(when)
-                await conn.execute(
-                    "INSERT INTO md_trades (engine, seq, ts, ts_event, symbol, price, qty,"
-                    " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
-                    engine, seq, ts_of(ns), ns, price, qty,
-                )  # fmt: skip
-            # the minute bars the recorder keeps with the trades it writes
-            await conn.execute("SELECT recorder_rebuild_minute_bars('2026-10-30', '2026-11-04')")
+            await _write_msft_trades(conn, engine, _MSFT_TRADES, 1)
             for md_seq, (when, bid, ask) in enumerate(_MSFT_QUOTES, start=1):
                 ns = _ns(when)
                 await conn.execute(
@@ -365,14 +373,7 @@ def new_york(msft: Market, md_database: str) -> Market:
                     date.fromisoformat(first),
                     date.fromisoformat(last),
                 )
-            for seq, (when, price, qty) in enumerate(_NEW_YORK_TRADES, start=101):
-                ns = _ns(when)
-                await conn.execute(
-                    "INSERT INTO md_trades (engine, seq, ts, ts_event, symbol, price, qty,"
-                    " taker_side) VALUES ($1, $2, $3, $4, 'MSFT', $5, $6, 'buy')",
-                    engine, seq, ts_of(ns), ns, price, qty,
-                )  # fmt: skip
-            await conn.execute("SELECT recorder_rebuild_minute_bars('2025-11-01', '2026-03-11')")
+            await _write_msft_trades(conn, engine, _NEW_YORK_TRADES, 101)
         finally:
             await conn.close()
 
