@@ -16,14 +16,18 @@ Timestamp extensions), else JSON text (timestamps RFC 3339).
    engine's trades, `i` its seq), quotes `{"T": "q", "S", "bx", "bp", "bs", "ax", "ap",
    "as", "t", "c", "z"}` (the top of book when its best bid or ask changed), minute bars
    `{"T": "b", "S", "o", "h", "l", "c", "v", "n", "vw", "t"}` (a minute's trades, sent
-   once the minute is over: at its first later trade, or `BAR_GRACE` seconds after it).
+   once the minute is over: at its first later trade, or `BAR_GRACE` seconds after it by
+   the gateway's clock), and on `updatedBars` the same bar as `{"T": "u", ...}` again,
+   with every trade of it so far, when a trade of an already sent minute arrives after
+   its bar (the engine's stamp is its own clock's; the bar went out by the gateway's:
+   a feed that lags more than `BAR_GRACE`, or a gateway clock ahead of the engine's).
 
 Errors are Alpaca's `{"T": "error", "code", "msg"}`: 400 a frame that is not an action
 or names an unknown symbol (nothing changes), 401 not authenticated yet, 402 auth
 failed, 403 already authenticated, 404 auth timeout, 407 slow client (then closed: more
 than `ws_queue_size` updates behind), 410 a channel Tickplane does not serve
-(`updatedBars`, `dailyBars`, `statuses`, `lulds`, `orderbooks`, `news`), 500 the engine
-did not answer.
+(`dailyBars`, `statuses`, `lulds`, `orderbooks`, `news`), 500 the engine did not
+answer.
 
 The feed is the projection's market data (`Projection.follow_market`): the same
 subscription to the engine that serves the native `/api/v1/ws/market` WebSocket.
@@ -58,12 +62,14 @@ router = APIRouter(tags=["alpaca market data"])
 log = logging.getLogger(__name__)
 
 FEEDS = ("iex", "sip")
-CHANNELS = ("trades", "quotes", "bars")
+CHANNELS = ("trades", "quotes", "bars", "updatedBars")
 # Alpaca's channels with nothing to send here (a subscription to them is a 410).
-UNSERVED = ("updatedBars", "dailyBars", "statuses", "lulds", "orderbooks", "news")
+UNSERVED = ("dailyBars", "statuses", "lulds", "orderbooks", "news")
 AUTH_SECONDS = 10.0
 BAR_GRACE = 1.0  # seconds after a minute ends before its bar goes out
+SENT_KEPT = 5  # a symbol's last sent bars kept to be corrected by late trades
 _MINUTE = 60_000_000_000
+_now = time.time_ns  # the gateway's clock (which says when a minute is over)
 _msgpack = msgspec.msgpack.Encoder()
 
 
@@ -92,32 +98,57 @@ class Bar:
 class MinuteBars:
     """Minute bars built from trades as they come, per symbol; a bar is done once its
     minute is over (`add` of a later trade returns it, `due` returns those whose minute
-    ended before a given time)."""
+    ended before a given time). A trade of a minute whose bar is done (a late trade) is
+    counted into that bar, which `add` returns as corrected (the last `SENT_KEPT` done
+    bars of each symbol are kept for this; a trade older than those is dropped)."""
 
     def __init__(self) -> None:
         self.open: dict[str, Bar] = {}
+        self.done: dict[str, dict[int, Bar]] = {}  # per symbol, by start: bars sent
 
-    def add(self, symbol: str, ts_ns: int, price: int, qty: int) -> Bar | None:
-        """Count one trade in; the symbol's previous bar if this trade starts a new one."""
+    def add(self, symbol: str, ts_ns: int, price: int, qty: int) -> tuple[Bar | None, Bar | None]:
+        """Count one trade in: (the symbol's previous bar if this trade starts a new one,
+        the done bar this late trade corrected), each None when there is none."""
         start = ts_ns - ts_ns % _MINUTE
         bar = self.open.get(symbol)
-        done = None
-        if bar is None or start > bar.start_ns:
-            done = bar
-            bar = self.open[symbol] = Bar(start, price, price, price, price)
-        bar.add(price, qty)  # a late trade of an earlier minute counts in the open bar
-        return done
+        done = self.done.setdefault(symbol, {})
+        if bar is not None and start == bar.start_ns:
+            bar.add(price, qty)
+            return None, None
+        if (bar is None or start > bar.start_ns) and start > max(done, default=-1):
+            finished = bar
+            if bar is not None:
+                self._keep(symbol, bar)
+            new = self.open[symbol] = Bar(start, price, price, price, price)
+            new.add(price, qty)
+            return finished, None
+        late = done.get(start)
+        if late is None:  # a minute with no bar yet, before one that is out: a new bar
+            if done and start < min(done):
+                return None, None  # older than the bars kept: too late to say
+            late = Bar(start, price, price, price, price)
+            self._keep(symbol, late)
+        late.add(price, qty)
+        return None, late
+
+    def _keep(self, symbol: str, bar: Bar) -> None:
+        done = self.done.setdefault(symbol, {})
+        done[bar.start_ns] = bar
+        while len(done) > SENT_KEPT:
+            del done[min(done)]
 
     def due(self, now_ns: int) -> list[tuple[str, Bar]]:
-        """The bars whose minute ended at or before `now_ns` (taken out)."""
+        """The bars whose minute ended at or before `now_ns` (now done)."""
         out = [(s, b) for s, b in self.open.items() if b.start_ns + _MINUTE <= now_ns]
-        for symbol, _ in out:
+        for symbol, bar in out:
             del self.open[symbol]
+            self._keep(symbol, bar)
         return out
 
     def drop(self, symbols: Iterable[str]) -> None:
         for symbol in symbols:
             self.open.pop(symbol, None)
+            self.done.pop(symbol, None)
 
 
 class _Wire:
@@ -168,6 +199,7 @@ class _Session:
         self.followed: set[str | None] = set()
         self.quotes: dict[str, tuple[Any, Any]] = {}  # the last quote sent per symbol
         self.bars = MinuteBars()
+        self.corrected: dict[tuple[str, int], Bar] = {}  # updated bars not sent yet
 
     def wants(self, channel: str, symbol: str) -> bool:
         chosen = self.channels[channel]
@@ -206,28 +238,35 @@ class _Session:
                 return [_error(400, f"invalid symbol {unknown[0]!r}: this engine trades {traded}")]
             if channel in CHANNELS:  # corrections and cancelErrors follow trades
                 asked[channel] = symbols
-        before_bars = set(self.channels["bars"])
+        before_bars = self._barred()
         for channel, symbols in asked.items():
             if msg["action"] == "subscribe":
                 self.channels[channel].update(symbols)
             else:
                 self.channels[channel].difference_update(symbols)
         self._follow()
-        self._seed_bars(self.channels["bars"] - before_bars)
+        self._seed_bars(self._barred() - before_bars)
         # What is no longer wanted starts afresh if it is wanted again.
-        self.bars.drop([s for s in self.bars.open if not self.wants("bars", s)])
+        self.bars.drop([s for s in self.bars.done if not self._builds_bars(s)])
         for symbol in [s for s in self.quotes if not self.wants("quotes", s)]:
             del self.quotes[symbol]
         return None
+
+    def _barred(self) -> set[str]:
+        """The symbols (or `*`) whose bars are built: for `bars` or `updatedBars`."""
+        return self.channels["bars"] | self.channels["updatedBars"]
+
+    def _builds_bars(self, symbol: str) -> bool:
+        return self.wants("bars", symbol) or self.wants("updatedBars", symbol)
 
     def _seed_bars(self, added: set[str]) -> None:
         """Newly subscribed bars start with the current minute's trades the projection
         already holds (taken in the same step as the follow: none twice, none missed)."""
         if not added:
             return
-        minute = time.time_ns() // _MINUTE * _MINUTE
+        minute = _now() // _MINUTE * _MINUTE
         for symbol in self.units if "*" in added else added:
-            if symbol in self.bars.open:
+            if symbol in self.bars.done:
                 continue
             recent = [t for t in self.projection.trades(symbol) if t.ts_event >= minute]
             for t in reversed(recent):  # oldest first
@@ -240,6 +279,7 @@ class _Session:
             "trades": trades,
             "quotes": sorted(self.channels["quotes"]),
             "bars": sorted(self.channels["bars"]),
+            "updatedBars": sorted(self.channels["updatedBars"]),
             **{channel: [] for channel in UNSERVED if channel not in ("orderbooks", "news")},
             "corrections": trades,
             "cancelErrors": trades,
@@ -258,10 +298,12 @@ class _Session:
             if self.wants("trades", symbol):
                 trade = md.trade(units, t.seq, t.ts_event, t.price, t.qty, stamp)
                 out.append({"T": "t", "S": symbol, **trade})
-            if self.wants("bars", symbol):
-                done = self.bars.add(symbol, t.ts_event, t.price, t.qty)
-                if done is not None:
+            if self._builds_bars(symbol):
+                done, late = self.bars.add(symbol, t.ts_event, t.price, t.qty)
+                if done is not None and self.wants("bars", symbol):
                     out.append(self.bar(symbol, done))
+                if late is not None and self.wants("updatedBars", symbol):
+                    self.corrected[(symbol, late.start_ns)] = late
         elif update.kind == "top" and update.top is not None and self.wants("quotes", symbol):
             top = update.top
             bid = (top.bids[0].price, top.bids[0].qty) if top.bids else None
@@ -272,12 +314,13 @@ class _Session:
                 out.append({"T": "q", "S": symbol, **quote})
         return out
 
-    def bar(self, symbol: str, b: Bar) -> dict[str, Any]:
+    def bar(self, symbol: str, b: Bar, kind: str = "b") -> dict[str, Any]:
+        """Bar `b` as message `kind`: `b` a bar, `u` an updated bar."""
         ohlc = (b.open, b.high, b.low, b.close)
         data = md.bar(
             self.units[symbol], b.start_ns, ohlc, b.volume, b.count, b.notional, self.wire.stamp
         )
-        return {"T": "b", "S": symbol, **data}
+        return {"T": kind, "S": symbol, **data}
 
     async def push(self) -> None:
         """Send the subscription's updates, batched as they queue up."""
@@ -288,6 +331,9 @@ class _Session:
                 for update in [first, *self.sub.drain()]:
                     if isinstance(update, MarketUpdate):
                         out.extend(self.messages(update))
+                # a bar corrected by several late trades of this batch goes out once
+                out.extend(self.bar(s, b, "u") for (s, _), b in self.corrected.items())
+                self.corrected.clear()
                 if out:
                     await self.wire.send(out)
         except SubscriptionOverflow:
@@ -298,12 +344,13 @@ class _Session:
     async def tick(self) -> None:
         """Send each minute's bars `BAR_GRACE` seconds after it ends."""
         while True:
-            now = time.time_ns()
+            now = _now()
             next_minute = now - now % _MINUTE + _MINUTE
             await asyncio.sleep((next_minute - now) / 1e9 + BAR_GRACE)
-            due = self.bars.due(time.time_ns() - int(BAR_GRACE * 1e9))
-            if due:
-                await self.wire.send([self.bar(symbol, b) for symbol, b in due])
+            due = self.bars.due(_now() - int(BAR_GRACE * 1e9))
+            out = [self.bar(symbol, b) for symbol, b in due if self.wants("bars", symbol)]
+            if out:
+                await self.wire.send(out)
 
 
 def _error(code: int, msg: str) -> dict[str, Any]:

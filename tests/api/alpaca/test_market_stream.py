@@ -9,6 +9,7 @@ import json
 import queue
 import threading
 import time
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -30,20 +31,38 @@ from .test_stream import _wait_until, stop_stream
 WAIT = 10.0
 
 
+@dataclass
+class Updated:
+    """A bar received on `updatedBars` (alpaca-py hands both kinds over as a `Bar`)."""
+
+    bar: Bar
+
+
+Item = Trade | Quote | Bar | Updated
+
+
 class DataListener:
     """A StockDataStream in its own thread, what it receives in a queue."""
 
     def __init__(
-        self, gateway: Gateway, trader: Trader, trades: str, quotes: str, bars: str = ""
+        self,
+        gateway: Gateway,
+        trader: Trader,
+        trades: str,
+        quotes: str,
+        bars: str = "",
+        updated_bars: str = "",
     ) -> None:
-        self.items: queue.Queue[Trade | Quote | Bar] = queue.Queue()
-        self.held: list[Trade | Quote | Bar] = []  # taken while looking for another kind
+        self.items: queue.Queue[Item] = queue.Queue()
+        self.held: list[Item] = []  # taken while looking for another kind
         url = gateway.url.replace("http://", "ws://") + "/v2/iex"
         self.stream = StockDataStream(trader.key_id, trader.secret, url_override=url)
         self.stream.subscribe_trades(self._handle, trades)
         self.stream.subscribe_quotes(self._handle, quotes)
         if bars:
             self.stream.subscribe_bars(self._handle, bars)
+        if updated_bars:
+            self.stream.subscribe_updated_bars(self._handle_updated, updated_bars)
         projection = gateway.app.state.projection
         before = projection.subscribers
         self.thread = threading.Thread(target=self.stream.run, daemon=True)
@@ -54,7 +73,10 @@ class DataListener:
     async def _handle(self, item: Trade | Quote | Bar) -> None:
         self.items.put(item)
 
-    def next(self, kind: type[Trade] | type[Quote] | type[Bar]) -> Any:
+    async def _handle_updated(self, bar: Bar) -> None:
+        self.items.put(Updated(bar))
+
+    def next(self, kind: type[Item]) -> Any:
         """The next item of `kind` (trades and quotes come on two engine streams: their
         order between each other is not fixed)."""
         for i, item in enumerate(self.held):
@@ -153,6 +175,56 @@ async def _recv(ws: Any) -> list[dict[str, Any]]:
     return json.loads(raw)  # type: ignore[no-any-return]
 
 
+def test_a_trade_after_its_bar_went_out_sends_the_bar_updated(
+    md_gateway: Gateway, traders: tuple[Trader, Trader], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The gateway's clock ahead of the engine's (as a lagging feed would be): each
+    (four-second) "minute"'s bar goes out one second into it by the engine's clock, and
+    a trade later in that minute comes to alpaca-py's `updatedBars` handler as the bar
+    corrected, with the same timestamp."""
+    period, grace, ahead = 4_000_000_000, 0.2, 3_200_000_000
+    monkeypatch.setattr(market_stream, "_MINUTE", period)
+    monkeypatch.setattr(market_stream, "BAR_GRACE", grace)
+    monkeypatch.setattr(market_stream, "_now", lambda: time.time_ns() + ahead)
+    buyer, seller = traders
+    buyer.client.submit_order(limit("BRK", "buy", 60, 231.00))
+    listener = DataListener(
+        md_gateway, buyer, trades="BRK", quotes="MSFT", bars="BRK", updated_bars="BRK"
+    )
+    try:
+        for _attempt in range(5):
+            # At a period's start: a trade, whose bar goes out one second later; a
+            # second trade must then still fall in the period (a loaded machine may
+            # take too long: then again, in another period).
+            time.sleep((period - time.time_ns() % period) / 1e9 + 0.05)
+            seller.client.submit_order(limit("BRK", "sell", 10, 231.00))
+            first_ns = int(listener.next(Trade).timestamp.timestamp() * 1e9)
+            start = first_ns // period * period
+            bar = listener.next(Bar)
+            while bar.timestamp < datetime.fromtimestamp(start / 1e9, UTC):
+                bar = listener.next(Bar)  # an earlier try's
+            if time.time_ns() - start < period - 1_500_000_000:
+                break
+        else:
+            pytest.fail("no period's bar came out early enough in five tries")
+        assert bar.timestamp == datetime.fromtimestamp(start / 1e9, UTC)
+        assert bar.close == 231.00
+        seller.client.submit_order(limit("BRK", "sell", 10, 231.00))
+        late = listener.next(Trade)
+        assert int(late.timestamp.timestamp() * 1e9) // period * period == start
+        updated = listener.next(Updated).bar
+        assert (updated.symbol, updated.timestamp) == ("BRK", bar.timestamp)
+        assert (updated.volume, updated.trade_count) == (bar.volume + 10, bar.trade_count + 1)
+        assert (updated.high, updated.low, updated.close) == (
+            max(bar.high, 231.00),
+            min(bar.low, 231.00),
+            231.00,
+        )
+    finally:
+        listener.stop()
+        buyer.client.cancel_orders()
+
+
 def test_protocol_in_msgpack(md_gateway: Gateway, traders: tuple[Trader, Trader]) -> None:
     buyer, seller = traders
 
@@ -174,7 +246,7 @@ def test_protocol_in_msgpack(md_gateway: Gateway, traders: tuple[Trader, Trader]
             await ws.send(msgpack.packb({"action": "subscribe", "trades": ["GOOG", "NOPE"]}))
             error = (await _recv(ws))[0]
             assert (error["T"], error["code"]) == ("error", 400) and "NOPE" in error["msg"]
-            await ws.send(msgpack.packb({"action": "subscribe", "updatedBars": ["GOOG"]}))
+            await ws.send(msgpack.packb({"action": "subscribe", "dailyBars": ["GOOG"]}))
             assert (await _recv(ws))[0]["code"] == 410
             await ws.send(b"\xc1")  # not msgpack
             assert (await _recv(ws))[0]["code"] == 400
@@ -231,14 +303,41 @@ def test_minute_bars_close_when_the_minute_is_over() -> None:
     minute = 60_000_000_000
     t0 = 1_790_000_000 * 10**9 // minute * minute
     bars = MinuteBars()
-    assert bars.add("GOOG", t0 + 1, 100, 2) is None
-    assert bars.add("GOOG", t0 + 5, 103, 1) is None
-    assert bars.add("GOOG", t0 + 7, 99, 3) is None
+    assert bars.add("GOOG", t0 + 1, 100, 2) == (None, None)
+    assert bars.add("GOOG", t0 + 5, 103, 1) == (None, None)
+    assert bars.add("GOOG", t0 + 7, 99, 3) == (None, None)
     assert bars.due(t0 + minute - 1) == []
-    done = bars.add("GOOG", t0 + minute, 101, 1)  # the next minute's first trade
-    assert done is not None
+    done, late = bars.add("GOOG", t0 + minute, 101, 1)  # the next minute's first trade
+    assert done is not None and late is None
     assert (done.start_ns, done.open, done.high, done.low, done.close) == (t0, 100, 103, 99, 99)
     assert (done.volume, done.count, done.notional) == (6, 3, 200 + 103 + 297)
     [(symbol, late)] = bars.due(t0 + 2 * minute)
     assert (symbol, late.start_ns, late.open, late.volume) == ("GOOG", t0 + minute, 101, 1)
     assert bars.open == {}
+
+
+def test_a_late_trade_corrects_its_minutes_bar() -> None:
+    """A trade of a minute whose bar is done comes back as that bar, corrected; not in
+    the open bar of a later minute, not as a second bar of its minute."""
+    minute = 60_000_000_000
+    t0 = 1_790_000_000 * 10**9 // minute * minute
+    bars = MinuteBars()
+    bars.add("GOOG", t0 + 1, 100, 2)
+    [(_, first)] = bars.due(t0 + minute)  # sent by the ticker: nothing open now
+    done, late = bars.add("GOOG", t0 + minute - 1, 104, 3)  # late: still its minute's
+    assert done is None and late is first
+    assert (late.open, late.high, late.close, late.volume, late.count) == (100, 104, 104, 5, 2)
+    assert bars.open == {}
+    bars.add("GOOG", t0 + 2 * minute, 99, 1)  # a later minute opens
+    done, late = bars.add("GOOG", t0 + 2, 101, 1)  # and another late one of the first
+    assert done is None and late is first and late.volume == 6
+    assert bars.open["GOOG"].volume == 1  # the open bar is untouched
+    # a minute that had no trades, between done ones: a bar of its own, as a correction
+    bars.add("GOOG", t0 + 3 * minute, 98, 1)  # the minute at 2 is done too
+    done, late = bars.add("GOOG", t0 + minute + 5, 97, 4)
+    assert done is None and late is not None
+    assert (late.start_ns, late.open, late.volume) == (t0 + minute, 97, 4)
+    # older than the last SENT_KEPT bars: dropped
+    for i in range(4, 4 + market_stream.SENT_KEPT):
+        bars.add("GOOG", t0 + i * minute, 100, 1)
+    assert bars.add("GOOG", t0 + 3, 100, 1) == (None, None)
