@@ -2,9 +2,10 @@
 
 `md_trades` holds the engine's public trade prints, `md_top_of_book` its best bid and
 ask after every change (numbered per symbol by `md_seq`), `md_minute_bars` the trades'
-minute bars (kept by the recorder with the trades); bars of every timeframe are summed
-from the minute bars here, per request. Every row names its engine: the gateway reads those of its
-own (`GatewaySettings.engine_name`, the recorder's `--engine-name`).
+minute bars (kept by the recorder with the trades, api/migrations/0016); bars of every
+timeframe are summed from the minute bars here, per request. Every row names its
+engine: the gateway reads those of its own (`GatewaySettings.engine_name`, the
+recorder's `--engine-name`).
 
 Rows come ordered by symbol, then by time (ascending or descending), in pages: a
 `Cursor` is the last row of the previous page (its symbol and its key: the trade's

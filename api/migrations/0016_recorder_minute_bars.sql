@@ -27,8 +27,11 @@ CREATE TABLE md_minute_bars (
 CREATE FUNCTION recorder_rebuild_minute_bars(first timestamptz, last timestamptz)
 RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
-    lo timestamptz := CASE WHEN isfinite(first) THEN date_bin('1 minute', first, 'epoch') ELSE first END;
-    hi timestamptz := CASE WHEN isfinite(last) THEN date_bin('1 minute', last, 'epoch') + interval '1 minute' ELSE last END;
+    -- whole minutes (date_bin, not date_trunc: independent of the session's time zone)
+    lo timestamptz := CASE WHEN isfinite(first)
+                      THEN date_bin('1 minute', first, 'epoch') ELSE first END;
+    hi timestamptz := CASE WHEN isfinite(last)
+                      THEN date_bin('1 minute', last, 'epoch') + interval '1 minute' ELSE last END;
     written integer;
 BEGIN
     DELETE FROM md_minute_bars WHERE minute >= lo AND minute < hi;
