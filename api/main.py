@@ -71,6 +71,7 @@ def create_app(settings: GatewaySettings | None = None) -> FastAPI:
         )
         app.state.projection = projection
         gateway_metrics.watch_projection(lambda: projection.seq, lambda: projection.lag)
+        projection.on_gap = gateway_metrics.market_gap
         await projection.start()
         app.state.limiter = RateLimiter(settings.rate_limit_per_second, settings.rate_limit_burst)
         stop_metrics = None

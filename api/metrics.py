@@ -18,7 +18,8 @@ __all__ = ["GatewayMetrics", "MetricsMiddleware", "serve"]
 
 
 class GatewayMetrics:
-    """Request rate, errors and durations by route; WebSocket clients; the projection."""
+    """Request rate, errors and durations by route; WebSocket clients; the projection;
+    market-data gaps."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -64,10 +65,30 @@ class GatewayMetrics:
             "Engine events (by the last engine reply seen) the projection has not applied",
             registry=r,
         )
+        # By symbol (the engine's few, never a client's): a hole is told to every
+        # subscriber of the symbol in one `gap` message each, and counted once here.
+        self.market_gaps = Counter(
+            "tickplane_gateway_market_data_gaps_total",
+            "Market-data holes announced to subscribers in a `gap` message, by symbol",
+            ["symbol"],
+            registry=r,
+        )
+        self.market_gap_md_seqs = Counter(
+            "tickplane_gateway_market_data_gap_md_seqs_total",
+            "md_seq numbers the gateway announced lost (the sum of the gaps' lengths), by symbol",
+            ["symbol"],
+            registry=r,
+        )
 
     def watch_projection(self, seq: Callable[[], float], lag: Callable[[], float]) -> None:
         self.projection_seq.set_function(seq)
         self.projection_lag.set_function(lag)
+
+    def market_gap(self, symbol: str, first: int, last: int) -> None:
+        """Count a hole of md_seq `first`..`last` in `symbol`'s market data
+        (`Projection.on_gap`)."""
+        self.market_gaps.labels(symbol).inc()
+        self.market_gap_md_seqs.labels(symbol).inc(last - first + 1)
 
 
 class MetricsMiddleware:

@@ -538,6 +538,8 @@ class Projection:
         self._task: asyncio.Task[None] | None = None
         self.error: BaseException | None = None
         self.on_apply: Callable[[Event], None] | None = None
+        # told each market-data hole (symbol, first md_seq, last): the gateway's metrics
+        self.on_gap: Callable[[str, int, int], None] | None = None
         self._folds: dict[type, Callable[[Any], None]] = {
             OrderAccepted: self._accepted,
             Trade: self._trade,
@@ -1054,6 +1056,8 @@ class Projection:
             symbol,
             *hole,
         )
+        if self.on_gap is not None:
+            self.on_gap(symbol, *hole)
         update = MarketUpdate(symbol=symbol, kind="gap", from_md_seq=hole[0], to_md_seq=hole[1])
         for key in (symbol, None):
             for sub in self._market_subs.get(key, ()):

@@ -2,7 +2,8 @@
 event socket losing tops and deltas on the way (its decoding patched to drop chosen
 ones, as a full ZeroMQ queue would), and a subscriber that must still get every top
 and delta once, in md_seq order; or, for numbers the engine's market-data log no longer
-keeps, one `gap` message saying so.
+keeps, one `gap` message saying so, counted in the gateway's metrics (by symbol: the
+holes and the numbers in them).
 
 The module runs its own engine (a market-data log of the smallest size, 1 MiB, so that
 a test can make it let go of a top) and gateway; each test trades its own symbol."""
@@ -119,6 +120,16 @@ def _latest(eng: dict[str, str], symbol: str) -> int:
     return _run(eng, body)
 
 
+def _gaps(client: TestClient, symbol: str) -> tuple[float, float]:
+    """The gateway's counts of `symbol`'s gaps and of the md_seq numbers in them."""
+    registry = client.app.state.metrics.registry  # type: ignore[attr-defined]
+    gaps = registry.get_sample_value("tickplane_gateway_market_data_gaps_total", {"symbol": symbol})
+    lost = registry.get_sample_value(
+        "tickplane_gateway_market_data_gap_md_seqs_total", {"symbol": symbol}
+    )
+    return gaps or 0.0, lost or 0.0
+
+
 def _caught_up(projection: Projection, symbol: str, md_seq: int) -> None:
     """Wait (at most 10 s) until the gateway's projection passed on `symbol`'s top
     `md_seq` (so a subscriber joining now starts from it)."""
@@ -174,6 +185,7 @@ def test_a_subscriber_gets_every_top_and_delta_the_gateway_lost(
     pairs = {(("TopOfBook", n) in gone, ("BookDelta", n) in gone) for n in deltas}
     assert {(False, True), (True, False), (True, True)} <= pairs
     assert ("BookDelta", last) in gone
+    assert _gaps(client, "AAPL") == (0, 0)  # every loss filled: no gap counted
 
 
 def test_numbers_the_engine_no_longer_keeps_come_as_a_gap(
@@ -203,6 +215,7 @@ def test_numbers_the_engine_no_longer_keeps_come_as_a_gap(
         ack(await c.submit("gap-s", "MSFT", "sell", "limit", 1, price=1_000, post_only=True))
 
     _run(md_engine, before)
+    counted = _gaps(client, "MSFT")
     start = _latest(md_engine, "MSFT")
     _caught_up(client.app.state.projection, "MSFT", start)  # type: ignore[attr-defined]
     with client.websocket_connect(f"{WS}/market/MSFT", headers=headers(make_key())) as ws:
@@ -236,3 +249,5 @@ def test_numbers_the_engine_no_longer_keeps_come_as_a_gap(
     assert [md.md_seq for md in after] == [start + 2]  # the log holds the next, not it
     gap = {"type": "gap", "symbol": "MSFT", "from_md_seq": start + 1, "to_md_seq": start + 1}
     assert got == [gap, _as_message(after[0])]
+    # counted once (one hole of one number), whatever the number of subscribers
+    assert _gaps(client, "MSFT") == (counted[0] + 1, counted[1] + 1)

@@ -78,6 +78,9 @@ class _BadEngine:
         self.gateway_errors = prometheus_client.Counter(
             "tickplane_gateway_errors_total", "", ["route"], registry=r
         )
+        self.gateway_gaps = prometheus_client.Counter(
+            "tickplane_gateway_market_data_gaps_total", "", ["symbol"], registry=r
+        )
         g("tickplane_recorder_lag_events", "", ["sink"], registry=r).labels("postgres").set(5e4)
         g("tickplane_recorder_sink_up", "", ["sink"], registry=r).labels("kafka").set(0)
         self.reconciles = prometheus_client.Counter(
@@ -98,6 +101,7 @@ class _BadEngine:
             self.request.observe(0.005)
             self.fsync.observe(0.05)
             self.gateway_errors.labels("/api/v1/orders").inc()
+            self.gateway_gaps.labels("GOOG").inc()
             self.reconciles.labels("TradingEngine", "error").inc()
 
     def __enter__(self) -> _BadEngine:
