@@ -1,9 +1,10 @@
-"""What an account may be called: one rule for the engine's configuration, the gateway's
-keys, the command line and the operator's CRDs.
+"""What an account may be called: one rule for the engine's requests on the wire, its
+configuration, the gateway's keys, the command line and the operator's CRDs.
 
-The engine itself takes any 1-64 printable characters on the wire (engine/service.py);
-everything that names an account ahead of time keeps to this narrower form: no spaces, no
-slash (risk.pairs keys are ACCOUNT/SYMBOL), nothing that needs quoting.
+No spaces, no slash (risk.pairs keys are ACCOUNT/SYMBOL), nothing that needs quoting.
+The engine refuses a request naming any other account (`bad_account`, engine/service.py);
+only its recovery takes a journal's accounts as written, for an engine from before the
+rule took any 1-64 printable characters.
 """
 
 from __future__ import annotations

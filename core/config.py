@@ -223,6 +223,13 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             unknown = set(self.market.symbols) - set(names)
             if unknown:
                 raise ConfigError(f"market.symbols: not configured symbols {sorted(unknown)}")
+            for role in ("maker_account", "taker_account"):
+                # its orders name it on the wire, where the engine refuses other names
+                account = getattr(self.market, role)
+                if not is_account(account):
+                    raise ConfigError(
+                        f"market.{role}: {account!r} is not an account name: {ACCOUNT_RULE}"
+                    )
         if (
             self.max_batch <= 0
             or self.replay_buffer < 0

@@ -24,6 +24,8 @@ structs encoded as arrays with a tag first (compact, fast); the events are those
 `tickplane.core.events`; prices are int ticks and
 quantities int lots, as in the engine core. Side, type, tif and reason values are the
 words of ../shared/contracts/matching.md (`"buy"`, `"stop_limit"`, `"duplicate_id"`).
+An account a request names is an account name by core/accounts.py's rule (the engine
+refuses others: `Reject` `bad_account`).
 Adding an optional field at the end is compatible; anything else bumps WIRE_VERSION.
 A client that needs only an Ack's ids and seqs may read it as an `AckHead` (the same
 frame, its events left encoded: `decode_reply_heads`, `EngineClient.send_head`).

@@ -55,6 +55,11 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ('{"risk": {"accounts": {"": {}}}}', {}, "risk.accounts: '' is not an account name"),
         ('{"risk": {"accounts": {"a/GOOG": {}}}}', {}, "'a/GOOG' is not an account name"),
         ('{"risk": {"accounts": {"%s": {}}}}' % ("a" * 65), {}, "is not an account name: 1-64"),
+        (
+            '{"market": {"source": "synthetic", "taker_account": "the taker"}}',
+            {},
+            "market.taker_account: 'the taker' is not an account name: 1-64",
+        ),
         ("[1]", {}, "object"),
         ("{", {}, "e.json"),
         ("{}", {"TICKPLANE_ENGINE_COLOUR": "red"}, "colour"),

@@ -12,6 +12,7 @@ events rebuilt with the new trail.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import random
 import shutil
@@ -142,6 +143,20 @@ def _logged(log: EventLog, last: int) -> list[Event]:
     return out
 
 
+@contextlib.contextmanager
+def _recovered(journal: Path, breaker: bool = False) -> Iterator[EngineService]:
+    """An engine recovered from `journal` (its journal and event log open, no sockets)."""
+    svc = EngineService(_config(journal, breaker))
+    svc.journal = JournalWriter.open(journal, FsyncPolicy.NONE)
+    svc.eventlog = EventLog(journal)
+    try:
+        svc.recover()
+        yield svc
+    finally:
+        svc.journal.close()
+        svc.eventlog.close()
+
+
 @pytest.fixture(scope="module", params=[True, False], ids=["breaker", "no-breaker"])
 def live(
     tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
@@ -198,20 +213,13 @@ def test_recovery_equals_the_live_engine(
     if not fast:
         monkeypatch.setattr(recovery, "fast_path_allowed", lambda state: False)
     # without the live engine's market collar: the journal carries each order's
-    svc = EngineService(_config(tmp_path / "journal", breaker))
-    svc.journal = JournalWriter.open(tmp_path / "journal", FsyncPolicy.NONE)
-    svc.eventlog = EventLog(tmp_path / "journal")
-    try:
-        svc.recover()
+    with _recovered(tmp_path / "journal", breaker) as svc:
         assert _state(svc) == state
         assert _logged(svc.eventlog, svc.state.seq) == events
         # what the in-memory replay buffer lacks comes from the log
         first = events[len(events) // 3].seq
         reply = svc._replay(wire.Replay(1, first, first + 4))
         assert isinstance(reply, wire.Ack) and reply.events == events[first - 1 : first + 4]
-    finally:
-        svc.journal.close()
-        svc.eventlog.close()
 
 
 def test_recovery_rebuilds_the_new_trail_of_replaced_trailing_stops(tmp_path: Path) -> None:
@@ -263,13 +271,54 @@ def test_recovery_rebuilds_the_new_trail_of_replaced_trailing_stops(tmp_path: Pa
         log = EventLog(journal)
         log.truncate_after(kept)
         log.close()
-        again = EngineService(_config(journal, breaker=False))
-        again.journal = JournalWriter.open(journal, FsyncPolicy.NONE)
-        again.eventlog = EventLog(journal)
-        try:
-            again.recover()
+        with _recovered(journal) as again:
             assert _state(again) == state
             assert _logged(again.eventlog, again.state.seq) == events
-        finally:
-            again.journal.close()
-            again.eventlog.close()
+
+
+def test_recovery_keeps_an_account_the_rule_now_refuses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A journal from an engine that took any printable account name ("desk one", which
+    core/accounts.py refuses): recovery replays it as written, from the journal and from
+    the snapshot; afterwards a request naming that account is refused (`bad_account`),
+    and a mass cancel of everything still reaches the account's order."""
+    odd = "desk one"
+    # the older engine: names it accepted without the rule (the engine's accepted set)
+    monkeypatch.setattr(service, "_ACCOUNTS_OK", {odd})
+    svc = EngineService(_config(tmp_path / "journal", breaker=False))
+    svc.open()
+    ident = b"\x00client"
+    try:
+        svc.process(
+            [
+                (ident, wire.encode(wire.NewOrder(1, odd, "GOOG", "buy", "limit", 5, price=99))),
+                (ident, wire.encode(wire.NewOrder(2, odd, "GOOG", "sell", "limit", 2, price=101))),
+                (ident, wire.encode(wire.NewOrder(3, "bob", "GOOG", "buy", "limit", 2, price=101))),
+            ]
+        )
+        assert svc.journal is not None
+        svc.journal.commit()
+        state = _state(svc)
+        assert odd in state["accounts"] and _resting(svc) == [(1, odd)]
+        shutil.copytree(tmp_path / "journal", tmp_path / "kept")  # before close() snapshots
+    finally:
+        svc.close()
+    monkeypatch.setattr(service, "_ACCOUNTS_OK", set())  # this engine: the rule
+    for journal in (tmp_path / "kept", tmp_path / "journal"):  # the journal; the snapshot
+        with _recovered(journal) as again:
+            assert _state(again) == state
+            touched: set[int] = set()
+            for req in (
+                wire.NewOrder(4, odd, "GOOG", "buy", "limit", 1, price=98),
+                wire.CancelOrder(5, odd, 1),
+                wire.GetAccount(6, odd),
+            ):
+                refused, events = again.dispatch(req, touched)
+                assert isinstance(refused, wire.Reject) and refused.reason == "bad_account"
+                assert events == []
+            assert _state(again) == state  # nothing changed
+            done, events = again.dispatch(wire.MassCancel(7, None, None), touched)
+            assert isinstance(done, wire.Ack)
+            assert [(type(e).__name__, e.id) for e in events] == [("OrderCanceled", 1)]
+            assert _resting(again) == []

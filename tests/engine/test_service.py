@@ -16,6 +16,7 @@ import pytest
 import zmq
 
 from tickplane.core import wire
+from tickplane.core.accounts import ACCOUNT_RULE
 from tickplane.core.client import EngineClient
 from tickplane.core.events import (
     KillSwitchChanged,
@@ -29,6 +30,7 @@ from tickplane.core.events import (
     Trade,
     TradePrint,
 )
+from tickplane.engine import service
 
 from .conftest import EngineProcess, engine_settings
 
@@ -782,15 +784,67 @@ def test_deeply_nested_frames_are_rejected(engine: EngineProcess) -> None:
 
 def test_names_are_bounded(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
-        long = await c.submit("x" * 65, "GOOG", "buy", "limit", 1, price=1)
-        assert isinstance(long, wire.Reject) and long.reason == "bad_account"
-        ctrl = await c.submit("a\x00b", "GOOG", "buy", "limit", 1, price=1)
-        assert isinstance(ctrl, wire.Reject) and ctrl.reason == "bad_account"
         coid = await c.submit("a", "GOOG", "buy", "limit", 1, price=1, client_order_id="c" * 129)
         assert isinstance(coid, wire.Reject) and coid.reason == "bad_client_order_id"
         assert isinstance(await c.submit("x" * 64, "GOOG", "buy", "limit", 1, price=1), wire.Ack)
 
     run(engine, body)
+
+
+ODD_ACCOUNTS = ["", "x" * 65, "a\x00b", "desk one", "desk/1", "-lead", ".x", "b\u00e9a", "a\n"]
+
+
+def test_every_request_naming_an_account_keeps_to_the_account_rule(
+    engine: EngineProcess,
+) -> None:
+    """core/accounts.py's rule, the gateway's keys' and the configuration's, holds on the
+    wire too: every request that names an account outside it is refused `bad_account`
+    with the rule's words, and nothing changes; names at the rule's edges pass."""
+
+    async def body(c: EngineClient) -> None:
+        mine = ack(await c.submit("rule-a", "GOOG", "buy", "limit", 1, price=1)).order_id
+        assert mine is not None
+        before = ack(await c.ping()).last_seq
+        for name in ODD_ACCOUNTS:
+            for reply in (
+                await c.submit(name, "GOOG", "buy", "limit", 1, price=1),
+                await c.submit(name, "GOOG", "buy", "limit", 1, price=1, client_order_id="r"),
+                await c.cancel(name, mine),
+                await c.replace(name, mine, qty=2),
+                await c.mass_cancel(name),
+                await c.mass_cancel(name, "GOOG"),
+                await c.get_order(name, mine),
+                await c.get_order_by_client_id(name, "r"),
+                await c.control("kill", account=name),
+                await c.control("revive", account=name),
+                await c.get_account(name),
+                await c.list_orders(name),
+            ):
+                assert refused(reply, "bad_account").message == f"account must be {ACCOUNT_RULE}"
+        assert ack(await c.ping()).last_seq == before  # nothing journaled, nothing applied
+        orders = ack(await c.list_orders("rule-a")).orders
+        assert orders is not None and [o.id for o in orders] == [mine]
+        for name in ("x" * 64, "9", "a.b_c:d@e-f"):
+            ack(await c.submit(name, "GOOG", "buy", "limit", 1, price=1))
+            ack(await c.get_account(name))
+        # a good name the engine never saw: no such order (not a refused name)
+        refused(await c.cancel("rule-never", mine), "unknown_order")
+
+    run(engine, body)
+
+
+def test_the_accepted_account_names_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The names the rule passed are kept (the next request pays a set lookup), at most
+    `_ACCOUNTS_OK_MAX` of them; a refused name is never kept."""
+    kept: set[str] = set()
+    monkeypatch.setattr(service, "_ACCOUNTS_OK", kept)
+    monkeypatch.setattr(service, "_ACCOUNTS_OK_MAX", 3)
+    for n in range(10):
+        assert service._bad_account(n, f"acct-{n}") is None
+        assert f"acct-{n}" in kept and len(kept) <= 3
+    bad = service._bad_account(11, "desk one")
+    assert isinstance(bad, wire.Reject) and bad.reason == "bad_account"
+    assert "desk one" not in kept
 
 
 def engaged(eng: EngineProcess) -> str:
