@@ -7,6 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from tickplane.core.accounts import ACCOUNT_RULE, is_account
+
 __all__ = ["add_backtest", "add_strategy"]
 
 
@@ -46,6 +48,13 @@ def add_backtest(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     p.set_defaults(func=_backtest)
 
 
+def _account(value: str) -> str:
+    """`--account`: an account name (the engine refuses a request naming any other)."""
+    if not is_account(value):
+        raise argparse.ArgumentTypeError(f"{value!r} is not an account name: {ACCOUNT_RULE}")
+    return value
+
+
 def add_strategy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add `tickplane strategy run` and `tickplane strategy list`."""
     s = sub.add_parser("strategy", help="run strategies against an engine")
@@ -62,7 +71,12 @@ def add_strategy(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     r.add_argument("--strategy", required=True, help="built-in strategy name")
     r.add_argument("--engine", required=True, help="order entry endpoint, tcp://HOST:PORT")
     r.add_argument("--events", help="event endpoint (default: order entry port + 1)")
-    r.add_argument("--account", required=True, help="the account the orders belong to")
+    r.add_argument(
+        "--account",
+        required=True,
+        type=_account,
+        help=f"the account the orders belong to ({ACCOUNT_RULE})",
+    )
     r.add_argument("--symbol", required=True, help="the symbol to trade")
     r.add_argument(
         "--params",

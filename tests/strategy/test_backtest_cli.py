@@ -173,6 +173,18 @@ def test_bad_input_is_a_clear_error(
     assert "Traceback" not in err and out == ""
 
 
+def test_strategy_run_takes_account_names_only(capsys: pytest.CaptureFixture[str]) -> None:
+    """The engine refuses an account outside core/accounts.py's rule: `strategy run`
+    says so before it connects."""
+    args = ["--strategy", "twap", "--engine", "tcp://127.0.0.1:1", "--symbol", "GOOG"]
+    args += ["--duration", "1"]  # without the check: it stops, and the test fails
+    with pytest.raises(SystemExit) as stopped:
+        main(["strategy", "run", *args, "--account", "desk one"])
+    out, err = capsys.readouterr()
+    assert stopped.value.code == 2 and out == ""
+    assert "'desk one' is not an account name: 1-64 letters" in err
+
+
 def test_bad_input_from_the_real_command() -> None:
     r = tickplane("backtest", "--strategy", "twap", "--data", "/nonexistent.zip", "--json")
     assert r.returncode == 2 and r.stdout == b""
