@@ -176,6 +176,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # Disk for published tops of book, replayable by (symbol, md_seq) (engine/mdlog.py):
     # the log holds the latest half to all of it. 0 = no market-data log.
     md_log_bytes: int = 256 << 20
+    # Disk for published events, replayable by seq beyond `replay_buffer`
+    # (engine/eventlog.py): the log holds the latest half to all of it; older ranges
+    # are answered `replay_unavailable`. At least 1 MiB.
+    event_log_bytes: int = 256 << 20
     pin_cpu: bool = True  # pin the hot loop to one of the CPUs this process may use
     top_levels: int = 10  # levels in market-data top-of-book messages
     starting_cash: int = 0  # tick-lots given to a new account
@@ -241,6 +245,8 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             )
         if self.md_log_bytes != 0 and self.md_log_bytes < 1 << 20:
             raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
+        if self.event_log_bytes < 1 << 20:
+            raise ConfigError("event_log_bytes: at least 1 MiB")
         if not self.venue.trail_poll_seconds >= 0:
             raise ConfigError("venue.trail_poll_seconds: 0 (off) or a number of seconds > 0")
         least, most = self.venue.rate_limit_min_backoff, self.venue.rate_limit_max_backoff

@@ -298,7 +298,7 @@ class EngineService:
         self.journal = JournalWriter.open(
             self.config.journal_dir, policy, on_fsync=self.metrics.fsync_seconds.observe
         )
-        self.eventlog = EventLog(self.config.journal_dir)
+        self.eventlog = EventLog(self.config.journal_dir, self.config.event_log_bytes)
         # read when scraped, from the state itself (while recovering: as far as it got)
         self.metrics.seq.set_function(lambda: float(self.state.seq))
         self.metrics.kill_switches.set_function(lambda: float(self.state.risk.kill_switches()))
@@ -1539,14 +1539,18 @@ class EngineService:
         if req.from_seq < 1 or req.to_seq < req.from_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
         events = self.state.replay(req.from_seq, req.to_seq, REPLAY_PAGE)
-        if events is None and self.eventlog is not None:
-            events = self.eventlog.read(req.from_seq, req.to_seq, REPLAY_PAGE)
+        log_ = self.eventlog
+        if events is None and log_ is not None:
+            events = log_.read(req.from_seq, req.to_seq, REPLAY_PAGE)
         if events is None:
+            first = self.state.recent.first
+            if log_ is not None:
+                first = min(first, log_.first_seq)
             return wire.Reject(
                 req.req,
                 "replay_unavailable",
-                f"events before {self.state.recent.first} are no longer kept (the event "
-                "log was started later)",
+                f"events before {first} are no longer kept (the event log holds the latest "
+                f"event_log_bytes, {self.config.event_log_bytes} bytes, since it started)",
             )
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
 

@@ -1,0 +1,94 @@
+"""The event log's retention (`event_log_bytes`) and the bounds on what one frame may
+replay, through a real engine process: the log's files stay within the bound across
+rotations, a kill -9 and a restart; a range across its two files replays exactly; a
+pruned range is `replay_unavailable`."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from typing import Any
+
+from tickplane.core import wire
+from tickplane.core.client import EngineClient
+from tickplane.core.events import Event
+from tickplane.engine.eventlog import FILE_NAME, OLD_FILE_NAME
+
+from .conftest import EngineProcess
+from .test_service import run
+
+BOUND = 1 << 20  # the smallest event_log_bytes allowed
+TURN = 100  # orders a turn: records of ~10-20 KB
+
+
+def disk(eng: EngineProcess) -> tuple[int, bool]:
+    """The bytes the event log's files take, and whether the old one exists."""
+    journal = eng.workdir / "journal"
+    files = [p for p in (journal / FILE_NAME, journal / OLD_FILE_NAME) if p.exists()]
+    return sum(p.stat().st_size for p in files), (journal / OLD_FILE_NAME).exists()
+
+
+async def trade_turns(c: EngineClient, history: dict[int, Event], turns: int) -> None:
+    """`turns` batches of orders; every event their acks carry goes into `history`."""
+    for _ in range(turns):
+        futs = [
+            c.send(wire.NewOrder(c.next_req(), "ret", "GOOG", "buy" if i % 2 else "sell",
+                                 "limit", 1, price=1000 + (5 if i % 2 else -5), tif="ioc"))
+            for i in range(TURN)
+        ]  # fmt: skip
+        for reply in await asyncio.gather(*futs):
+            assert isinstance(reply, wire.Ack), reply
+            history.update((e.seq, e) for e in reply.events)
+
+
+async def first_kept(c: EngineClient) -> int:
+    """The oldest seq the engine still replays (from its reject of seq 1)."""
+    reply = await c.request(wire.Replay(c.next_req(), 1, 1))
+    assert isinstance(reply, wire.Reject) and reply.reason == "replay_unavailable", reply
+    found = re.search(r"events before (\d+) are no longer kept", reply.message)
+    assert found, reply.message
+    return int(found.group(1))
+
+
+async def check(c: EngineClient, eng: EngineProcess, history: dict[int, Event]) -> int:
+    """The log is within its bound and pruned; every kept event replays exactly, across
+    the two files; the pruned range is unavailable. The first kept seq."""
+    size, rotated = disk(eng)
+    assert rotated and size <= BOUND + 2 * 64 * 1024, size
+    last = max(history)
+    assert sorted(history) == list(range(1, last + 1))
+    first = await first_kept(c)
+    assert 1 < first < last - 1000
+    assert [e.to_dict() for e in await c.replay(first, last)] == [
+        history[s].to_dict() for s in range(first, last + 1)
+    ]
+    bad = await c.request(wire.Replay(c.next_req(), first - 1, last))
+    assert isinstance(bad, wire.Reject) and bad.reason == "replay_unavailable"
+    return first
+
+
+def test_the_event_log_keeps_its_bound_across_rotation_and_restarts(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory(event_log_bytes=BOUND, replay_buffer=100,
+                                        snapshot_every=5000)  # fmt: skip
+    eng.start()
+    history: dict[int, Event] = {}
+
+    async def fill(c: EngineClient) -> int:
+        await trade_turns(c, history, 120)
+        return await check(c, eng, history)
+
+    before = run(eng, fill)
+    eng.kill()  # kill -9: the log's buffer and the last turns' records may be lost
+    eng.start()
+
+    async def after_kill(c: EngineClient) -> int:
+        first = await check(c, eng, history)  # re-derived from the journal
+        assert first >= before
+        await trade_turns(c, history, 60)  # rotates again after the restart
+        return await check(c, eng, history)
+
+    again = run(eng, after_kill)
+    assert again > before
+    assert eng.stop() == 0
+    eng.start()
+    assert run(eng, lambda c: check(c, eng, history)) == again
