@@ -32,6 +32,7 @@ cdef class EngineService:
     cdef public int _wake_r
     cdef public int _wake_w
     cdef public Py_ssize_t _since_snapshot
+    cdef public Py_ssize_t _replay_left
     # the timestamps of the turn's sampled request (`process`)
     cdef public list _stamps
     cdef public object _ctx

@@ -94,7 +94,10 @@ HEARTBEAT_SECONDS = 0.1
 # backend's methods skip the Python layer of pyzmq's Socket (`_take` has the figures).
 _recv = zmq.backend.Socket.recv
 _SLEPT_NS = 20_000  # a poll longer than this slept (one that finds a message: ~2 us)
-REPLAY_PAGE = 5000
+REPLAY_PAGE = 5000  # events per Replay answer at most (the client asks on from the last)
+# Events the Replay answers of one turn give together (past it, one each, so a client
+# still moves on): a Batch of 1,024 replays must not stall the loop nor swell memory.
+REPLAY_TURN = 10_000
 MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels a side)
 MAX_FIELD = 1_000_000_000_000
 NOTHING_TO_REPLACE = "nothing to replace: give qty, price, stop_price or a trail"
@@ -180,6 +183,7 @@ class EngineService:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._since_snapshot = 0
+        self._replay_left = REPLAY_TURN  # this turn's Replay budget (`process` renews it)
         # The timestamps of the turn's sampled request (`process`): set for its first
         # frame, filled by `handle` and `_run`, None for every other request.
         self._stamps: list[int] | None = None
@@ -674,6 +678,7 @@ class EngineService:
         t0 = time.perf_counter_ns()
         journal = self.journal
         assert journal is not None and self._io is not None and self._pub_io is not None
+        self._replay_left = REPLAY_TURN
         replies: list[tuple[bytes, bytes]] = []
         touched: set[int] = set()
         published: list[Event] = (
@@ -1538,10 +1543,13 @@ class EngineService:
         self.metrics.requests["replay"].inc()
         if req.from_seq < 1 or req.to_seq < req.from_seq:
             return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
-        events = self.state.replay(req.from_seq, req.to_seq, REPLAY_PAGE)
+        # A page of at most REPLAY_PAGE events and what is left of the turn's budget
+        # (at least one: the client asks on from the last event it got)
+        limit = max(1, min(REPLAY_PAGE, self._replay_left))
+        events = self.state.replay(req.from_seq, req.to_seq, limit)
         log_ = self.eventlog
         if events is None and log_ is not None:
-            events = log_.read(req.from_seq, req.to_seq, REPLAY_PAGE)
+            events = log_.read(req.from_seq, req.to_seq, limit)
         if events is None:
             first = self.state.recent.first
             if log_ is not None:
@@ -1552,6 +1560,7 @@ class EngineService:
                 f"events before {first} are no longer kept (the event log holds the latest "
                 f"event_log_bytes, {self.config.event_log_bytes} bytes, since it started)",
             )
+        self._replay_left -= len(events)
         return wire.Ack(req.req, events=events, last_seq=self.state.seq)
 
     def _replay_market_data(self, req: wire.ReplayMarketData) -> wire.Reply:

@@ -1,7 +1,8 @@
 """The event log's retention (`event_log_bytes`) and the bounds on what one frame may
 replay, through a real engine process: the log's files stay within the bound across
 rotations, a kill -9 and a restart; a range across its two files replays exactly; a
-pruned range is `replay_unavailable`."""
+pruned range is `replay_unavailable`; a batch of huge replays gets bounded answers and
+the client still catches up exactly."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from tickplane.core import wire
 from tickplane.core.client import EngineClient
 from tickplane.core.events import Event
 from tickplane.engine.eventlog import FILE_NAME, OLD_FILE_NAME
+from tickplane.engine.service import REPLAY_PAGE, REPLAY_TURN
 
 from .conftest import EngineProcess
 from .test_service import run
@@ -92,3 +94,31 @@ def test_the_event_log_keeps_its_bound_across_rotation_and_restarts(engine_facto
     assert eng.stop() == 0
     eng.start()
     assert run(eng, lambda c: check(c, eng, history)) == again
+
+
+def test_a_batch_of_huge_replays_gets_bounded_answers(engine_factory: Any) -> None:
+    eng: EngineProcess = engine_factory(replay_buffer=100)
+    eng.start()
+    history: dict[int, Event] = {}
+
+    async def body(c: EngineClient) -> None:
+        await trade_turns(c, history, 80)
+        last = max(history)
+        assert last > 3 * REPLAY_PAGE
+        # one frame (after the first request, which goes out alone): 100 requests each
+        # asking for everything
+        futs = [c.send(wire.Replay(c.next_req(), 1, 10**9)) for _ in range(100)]
+        replies = await asyncio.gather(*futs)
+        sizes = []
+        for reply in replies:
+            assert isinstance(reply, wire.Ack), reply
+            assert reply.events == [history[s] for s in range(1, len(reply.events) + 1)]
+            sizes.append(len(reply.events))
+        assert all(1 <= n <= REPLAY_PAGE for n in sizes)
+        # at most two turns' budgets (the lone first request may be a turn of its own)
+        assert sum(sizes) <= 2 * REPLAY_TURN + len(sizes), sizes
+        # the client pages through bounded answers and gets every event once
+        assert await c.replay(1, last) == [history[s] for s in range(1, last + 1)]
+
+    run(eng, body)
+    assert eng.stop() == 0
