@@ -45,6 +45,8 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ('{"risk": {"pairs": {"a/": {}}}}', {}, "ACCOUNT/SYMBOL"),
         ('{"risk": {"pairs": {"a/GOOG/x": {}}}}', {}, "ACCOUNT/SYMBOL"),
         ('{"risk": {"pairs": {"a/MSFT": {}}}}', {}, r"MSFT is not one of the symbols \['GOOG'"),
+        ('{"event_log_bytes": 0}', {}, "event_log_bytes: at least 1 MiB"),
+        ("{}", {"TICKPLANE_ENGINE_EVENT_LOG_BYTES": "1000"}, "event_log_bytes: at least 1 MiB"),
         ('{"venue": {"rate_limit_min_backoff": 0}}', {}, r"0 < min <= max.*not 0\.0 and"),
         ('{"venue": {"rate_limit_min_backoff": -1}}', {}, r"0 < min <= max.*not -1\.0 and"),
         ('{"venue": {"rate_limit_min_backoff": 90}}', {}, r"min <= max.*not 90\.0 and 60\.0"),
