@@ -905,12 +905,13 @@ class EngineService:
         # More than one record (an ACCOUNT, a client order id's MARK, the class's): one
         # group, so a crash between them recovers as if the order never came. Not
         # closed on an exception: then none of the request commits (docs/journal.md).
-        grouped = acc is None or coid is not None or plan is not None
-        if acc is None:
-            journal.begin_group()
-            journal.append(RecordType.ACCOUNT, req.account.encode())
+        # A new account is interned for risk to read its name, but journaled only once
+        # the order passes (below): a refused first order leaves no account behind.
+        new_account = acc is None
+        grouped = new_account or coid is not None or plan is not None
+        if new_account:
             acc = st.add_account(req.account)
-        elif grouped:
+        if grouped:
             journal.begin_group()
         order_id = st.next_order_id()
         qty, price, stop = req.qty, req.price, req.stop_price
@@ -949,13 +950,19 @@ class EngineService:
                 f"{self.config.venue.kind} is unreachable: {self.venue_status.detail}",
             )
             events = []
+            if new_account:
+                st.forget_account(req.account)
         elif (
             refused := st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
         ) is not None:
             self.metrics.risk_rejects[refused.reason].inc()
             reply = wire.Reject(req.req, refused.reason, refused.message)
             events = []
+            if new_account:
+                st.forget_account(req.account)
         else:
+            if new_account:  # in the group, before the records that name its index
+                journal.append(RecordType.ACCOUNT, req.account.encode())
             if coid is not None:
                 mark = {
                     "order_id": order_id,

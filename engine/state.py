@@ -288,6 +288,15 @@ class EngineState:
             self.accounts.append(name)
         return n
 
+    def forget_account(self, name: str) -> None:
+        """Undo `add_account` of the newest account (interned for a check that then
+        refused its first order; never journaled), so the next account takes its index
+        as recovery, which interns the journal's accounts in order, would give it."""
+        if self.accounts[-1] != name:
+            raise ValueError(f"{name!r} is not the newest account")
+        self.accounts.pop()
+        del self.account_index[name]
+
     def remember_client_order_id(
         self, order_id: int, client_order_id: str, account: int | None, fp: int | None
     ) -> None:

@@ -122,9 +122,7 @@ def test_read_runs_merges_commands_between_other_records(tmp_path: Path) -> None
 
 
 @pytest.mark.parametrize("policy", ["batch", "none"])
-def test_abandon_keeps_what_is_committed_and_drops_what_is_not(
-    tmp_path: Path, policy: str
-) -> None:
+def test_abandon_keeps_what_is_committed_and_drops_what_is_not(tmp_path: Path, policy: str) -> None:
     """`abandon` (the engine's loop failed mid-turn) closes as a crash would: the
     committed records stay, the pending ones (commands, an open group) are gone, and
     the journal opens again and appends after the last committed record."""

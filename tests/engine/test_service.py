@@ -312,6 +312,46 @@ def test_sigterm_snapshots_and_a_restart_resumes(engine_factory: Any) -> None:
     assert eng.stop() == 0
 
 
+def test_a_refused_first_order_leaves_no_account(engine_factory: Any) -> None:
+    """New accounts' orders that risk refuses (or the ceiling) create no account and
+    journal nothing: `/status` counts none of them, the journal holds no ACCOUNT record
+    of theirs; a later order of one of them that passes creates it, and recovery gives
+    every account the index it had live (its orders come back under it)."""
+    from tickplane.engine.journal import RecordType, read
+
+    eng: EngineProcess = engine_factory(risk={"default": {"max_order_qty": 100}})
+    eng.start()
+    names = [f"new-{i}" for i in range(5)]
+
+    async def body(c: EngineClient) -> None:
+        ack(await c.submit("first", "GOOG", "buy", "limit", 1, price=10))
+        for name in names:
+            refused = await c.submit(name, "GOOG", "buy", "limit", 101, price=10)
+            assert isinstance(refused, wire.Reject) and refused.reason == "max_order_qty"
+        assert json.loads(http_get(eng, "/status"))["accounts"] == 1
+        ack(await c.submit("new-3", "GOOG", "buy", "limit", 2, price=11))
+        ack(await c.submit("first", "GOOG", "buy", "limit", 3, price=12))
+
+    run(eng, body)
+    assert json.loads(http_get(eng, "/status"))["accounts"] == 2
+    assert eng.stop() == 0
+    journaled = [
+        r.account()
+        for r in read(Path(eng.settings["journal_dir"]))
+        if r.rtype == RecordType.ACCOUNT
+    ]
+    assert journaled == ["first", "new-3"]
+    eng.start()
+
+    async def after(c: EngineClient) -> None:
+        mine = ack(await c.list_orders("new-3")).orders or []
+        assert [(o.account, o.qty) for o in mine] == [("new-3", 2)]
+        assert len(ack(await c.list_orders("first")).orders or []) == 2
+
+    run(eng, after)
+    assert eng.stop() == 0
+
+
 def test_pre_trade_risk_refuses_with_a_reason_and_journals_nothing(engine_factory: Any) -> None:
     eng: EngineProcess = engine_factory(
         risk={
