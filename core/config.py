@@ -10,7 +10,8 @@ Kubernetes pod injects per-pod values such as the engine's name.
 from __future__ import annotations
 
 import os
-from decimal import Decimal
+import re
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Literal
 
@@ -34,6 +35,18 @@ ENV_PREFIX = "TICKPLANE_ENGINE_"
 # The longest wait after a 429 (`VenueConfig.rate_limit_max_backoff`): an hour. Past
 # it, an orphan would stay open at Alpaca, or a missed fill unreported, for longer.
 MAX_RATE_LIMIT_BACKOFF = 3600.0
+# The largest price or quantity the engine's core takes (engine/matching.pyx): a
+# reference price above it could never be traded.
+MAX_TICKS = 1_000_000_000_000
+# Levels a side in every top-of-book message: each touched symbol's top goes out every
+# turn, and a market-data replay page holds 2000 of them (core/wire.py).
+MAX_TOP_LEVELS = 1000
+#: A symbol's name, without anchors: the engine's configuration and the operator's CRD
+#: (RE2-compatible and free of backslashes, so a CEL string literal holds it as written).
+SYMBOL_NAME = r"[A-Z0-9][A-Z0-9.-]{0,15}"
+#: The rule in words, for error messages.
+SYMBOL_RULE = "1-16 upper-case letters, digits, . or -, starting with a letter or digit"
+_SYMBOL = re.compile(SYMBOL_NAME)
 
 
 class ConfigError(ValueError):
@@ -146,6 +159,29 @@ class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
     def tick(self) -> Decimal:
         return Decimal(self.tick_size)
 
+    def problem(self) -> str | None:
+        """What is wrong with this symbol's settings, or None."""
+        if _SYMBOL.fullmatch(self.name) is None:
+            return f"symbol {self.name!r}: a name is {SYMBOL_RULE}"
+        try:
+            tick = self.tick
+        except InvalidOperation:
+            tick = Decimal("NaN")
+        if not tick.is_finite() or tick <= 0:
+            return (
+                f'symbol {self.name}: tick_size must be a decimal > 0 such as "0.01", '
+                f"not {self.tick_size!r}"
+            )
+        if self.lot_size <= 0:
+            return f"symbol {self.name}: lot_size must be an integer > 0, not {self.lot_size}"
+        ref = self.reference_price
+        if ref is not None and not 0 < ref <= MAX_TICKS:
+            return (
+                f"symbol {self.name}: reference_price must be ticks, 1 to {MAX_TICKS}, "
+                f"or unset, not {ref}"
+            )
+        return None
+
 
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything an engine process needs. Defaults run a laptop engine on loopback."""
@@ -166,7 +202,7 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # power loss). See docs/journal.md.
     fsync: Literal["always", "batch", "none"] = "batch"
     max_batch: int = 256  # commands taken from the socket before one journal commit
-    snapshot_every: int = 100_000  # journaled commands between snapshots (0 = never)
+    snapshot_every: int = 100_000  # journal records between snapshots (0: only at SIGTERM)
     replay_buffer: int = 1_000_000  # recent events kept in memory for gap fill
     # Finished orders whose final state GetOrder answers (engine/finished.py), the
     # oldest dropped first; 0 = none (and no cost). ~420 bytes each, and every snapshot
@@ -200,8 +236,10 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if len(set(names)) != len(names):
             raise ConfigError(f"symbols: names must be unique, got {names}")
         for s in self.symbols:
-            if not s.name or s.lot_size <= 0 or s.tick <= 0:
-                raise ConfigError(f"symbol {s.name!r}: needs a name, tick_size > 0, lot_size > 0")
+            problem = s.problem()
+            if problem is not None:
+                raise ConfigError(problem)
+        self._check_process()
         for account in self.risk.accounts:
             # Limits keyed by a name no account can have would never apply.
             if not is_account(account):
@@ -224,6 +262,12 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 raise ConfigError("market: rate > 0, spread >= 1 and levels >= 0 are needed")
             if self.market.speed <= 0:
                 raise ConfigError("market.speed must be > 0")
+            m = self.market
+            if m.max_qty < 1 or m.start_price < 1 or not 0 <= m.take_ratio <= 1:
+                raise ConfigError(
+                    "market: max_qty >= 1, start_price >= 1 and 0 <= take_ratio <= 1 are "
+                    f"needed, not {m.max_qty}, {m.start_price} and {m.take_ratio}"
+                )
             unknown = set(self.market.symbols) - set(names)
             if unknown:
                 raise ConfigError(f"market.symbols: not configured symbols {sorted(unknown)}")
@@ -257,6 +301,24 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 f"be looked at again), not {least!r} and {most!r}"
             )
         return self
+
+    def _check_process(self) -> None:
+        """The process's own settings: its name, endpoints, ports and sizes."""
+        if not self.name or len(self.name) > 64 or not self.name.isprintable() or " " in self.name:
+            raise ConfigError(f"name: 1-64 printable characters without spaces, not {self.name!r}")
+        for key in ("order_entry", "events", "http_host", "journal_dir"):
+            if not getattr(self, key):
+                raise ConfigError(f"{key}: must not be empty")
+        if not 0 <= self.http_port <= 65535:
+            raise ConfigError(
+                f"http_port: a TCP port 1-65535, or 0 for no HTTP server, not {self.http_port}"
+            )
+        if not 1 <= self.top_levels <= MAX_TOP_LEVELS:
+            raise ConfigError(
+                f"top_levels: 1 to {MAX_TOP_LEVELS} levels a side, not {self.top_levels}"
+            )
+        if self.starting_cash < 0:
+            raise ConfigError(f"starting_cash: tick-lots >= 0, not {self.starting_cash}")
 
 
 def _takes_text(annotation: Any) -> bool:

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from tickplane.core.accounts import ACCOUNT_NAME, ACCOUNT_PATTERN, ACCOUNT_RULE
-from tickplane.core.config import MAX_RATE_LIMIT_BACKOFF
+from tickplane.core.config import MAX_RATE_LIMIT_BACKOFF, MAX_TICKS, SYMBOL_NAME
 
 __all__ = [
     "GROUP",
@@ -47,7 +47,7 @@ VERSION = "v1alpha1"
 _DNS_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
 _QUANTITY = r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
 # Regex bodies without backslashes, so CEL string literals can hold them as written.
-_SYMBOL_NAME = r"[A-Z0-9][A-Z0-9.-]{0,15}"
+_SYMBOL_NAME = SYMBOL_NAME
 _SYMBOL = f"^{_SYMBOL_NAME}$"
 # An account: the engine's and the gateway's rule (tickplane.core.accounts).
 _ACCOUNT = ACCOUNT_PATTERN
@@ -140,7 +140,10 @@ class SymbolSpec(_Model):
     )
     lot_size: int = Field(default=1, ge=1)
     reference_price: int | None = Field(
-        default=None, ge=1, description="Ticks; seeds risk price bands before the first trade."
+        default=None,
+        ge=1,
+        le=MAX_TICKS,
+        description="Ticks; seeds risk price bands before the first trade.",
     )
 
 

@@ -163,6 +163,10 @@ INVALID_ENGINES = {
         _engine(symbols=[{"name": "GOOG", "tickSize": "0.00"}]),
         "tickSize must be a positive decimal",
     ),
+    "reference price above the core's": (
+        _engine(symbols=[{"name": "GOOG", "referencePrice": 10**12 + 1}]),
+        "spec.symbols[0].referencePrice in body should be less than or equal to 1000000000000",
+    ),
     "bad memory": (_engine(**{"resources.memory": "lots"}), "memory must be a positive quantity"),
     "pair key without a symbol": (
         _engine(**{"risk.pairs": {"mm-desk": {"maxOrderQty": 1}}}),
