@@ -1,7 +1,9 @@
 """The engine's Prometheus metrics and its small HTTP endpoint.
 
-`/metrics` (Prometheus text), `/healthz` (the process answers), `/readyz` (recovery has
-finished and the engine takes orders), `/status` (JSON: name, pinned CPUs, last seq).
+`/metrics` (Prometheus text), `/healthz` (the loop turns: 503 once its last turn or idle
+wake is older than `LOOP_STALE_SECONDS`; 200 before the loop starts, while recovering,
+and while stopping), `/readyz` (recovery has finished, the engine takes orders and is
+not stopping), `/status` (JSON: name, pinned CPUs, last seq, ready, the loop's age).
 The server runs in a daemon thread started before the hot loop pins itself, so it
 never competes for the hot loop's CPU.
 """
@@ -10,6 +12,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
@@ -36,7 +39,22 @@ from tickplane.core.events import (
 if TYPE_CHECKING:
     from tickplane.engine.service import EngineService
 
-__all__ = ["EngineMetrics", "LoopCounter", "LoopHistogram", "serve_http"]
+__all__ = [
+    "LOOP_STALE_SECONDS",
+    "EngineMetrics",
+    "LoopCounter",
+    "LoopHistogram",
+    "loop_age",
+    "serve_http",
+    "takes_orders",
+]
+
+# How long the loop may go without a turn before /healthz fails. An idle loop wakes every
+# HEARTBEAT_SECONDS (0.1 s, engine/service.py); a turn's snapshot stalls it for as long as
+# writing the state takes (seconds for a large book and finished-order store), so the
+# bound is generous: with the pod's liveness probe (every 10 s, 3 failures) a stuck loop
+# is restarted 30 - 60 s after its last turn.
+LOOP_STALE_SECONDS = 30.0
 
 # Engine-side latencies are microseconds: buckets from 1 us to 100 ms.
 _US_BUCKETS = (
@@ -375,6 +393,21 @@ class EngineMetrics:
         return trades
 
 
+def takes_orders(service: EngineService) -> bool:
+    """Ready: recovery has finished and the engine is not stopping (/readyz, /status,
+    `tickplane_engine_ready`)."""
+    return bool(service.ready and not service.stopping)
+
+
+def loop_age(service: EngineService) -> float | None:
+    """Seconds since the loop's last turn or idle wake; None while it is not looping
+    (before it starts: recovery, which readiness covers; stopping: the final snapshot)."""
+    beat = service.loop_beat_ns
+    if beat == 0 or service.stopping:
+        return None
+    return (time.perf_counter_ns() - beat) / 1e9
+
+
 def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPServer:
     """Start the HTTP endpoint in a daemon thread; return the server."""
 
@@ -384,10 +417,17 @@ def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPSer
             if path == "/metrics":
                 self._send(200, generate_latest(service.metrics.registry), CONTENT_TYPE_LATEST)
             elif path == "/healthz":
-                self._send(200, b"ok\n")
+                age = loop_age(service)
+                if age is not None and age > LOOP_STALE_SECONDS:
+                    why = f"loop stalled: no turn for {age:.1f}s (bound {LOOP_STALE_SECONDS:g}s)\n"
+                    self._send(503, why.encode())
+                else:
+                    self._send(200, b"ok\n")
             elif path == "/readyz":
-                ok = service.ready and not service.stopping
-                self._send(200 if ok else 503, b"ready\n" if ok else b"recovering\n")
+                if takes_orders(service):
+                    self._send(200, b"ready\n")
+                else:
+                    self._send(503, b"stopping\n" if service.stopping else b"recovering\n")
             elif path == "/status":
                 self._send(200, json.dumps(_status(service)).encode(), "application/json")
             else:
@@ -404,7 +444,7 @@ def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPSer
             pass  # scrapes every few seconds would drown the engine's own log
 
     # Read at scrape time, so the metric and /readyz never disagree.
-    service.metrics.ready.set_function(lambda: float(service.ready and not service.stopping))
+    service.metrics.ready.set_function(lambda: float(takes_orders(service)))
     server = ThreadingHTTPServer((host, port), Handler)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, name="engine-http", daemon=True).start()
@@ -414,7 +454,8 @@ def serve_http(service: EngineService, host: str, port: int) -> ThreadingHTTPSer
 def _status(service: EngineService) -> dict[str, Any]:
     return {
         "engine": service.config.name,
-        "ready": service.ready,
+        "ready": takes_orders(service),
+        "loop_age_seconds": loop_age(service),
         "cpus": service.cpus,
         "pinned_cpu": service.pinned,
         "io_cpus": service.io_cpus,

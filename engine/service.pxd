@@ -31,8 +31,9 @@ cdef class EngineService:
     cdef public double _last_heartbeat
     cdef public int _wake_r
     cdef public int _wake_w
-    cdef public Py_ssize_t _since_snapshot
     cdef public Py_ssize_t _replay_left
+    cdef public long long _snapshot_ordinal
+    cdef public long long loop_beat_ns
     # the timestamps of the turn's sampled request (`process`)
     cdef public list _stamps
     cdef public object _ctx
@@ -50,7 +51,8 @@ cdef class EngineService:
     cpdef tuple _batch(self, list requests, set touched)
     cpdef tuple dispatch(self, req, set touched)
     cpdef list _run(self, cmd, set touched)
-    @cython.locals(st=EngineState, journal=JournalWriter)
     cpdef tuple _new(self, req, set touched)
+    @cython.locals(st=EngineState, journal=JournalWriter)
+    cpdef tuple _place(self, req, set touched)
     cpdef tuple _change(self, req, set touched)
     cpdef _owned(self, account, order_id)

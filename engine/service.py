@@ -182,8 +182,13 @@ class EngineService:
         self._wake_r, self._wake_w = os.pipe()
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
-        self._since_snapshot = 0
         self._replay_left = REPLAY_TURN  # this turn's Replay budget (`process` renews it)
+        # The journal record the last snapshot covers: a snapshot is due `snapshot_every`
+        # records (commands, MARKs, accounts: all that recovery replays) after it.
+        self._snapshot_ordinal = 0
+        # time.perf_counter_ns() of the loop's last turn or idle wake (0: not looping):
+        # /healthz fails when it is older than LOOP_STALE_SECONDS (engine/metrics.py)
+        self.loop_beat_ns = 0
         # The timestamps of the turn's sampled request (`process`): set for its first
         # frame, filled by `handle` and `_run`, None for every other request.
         self._stamps: list[int] | None = None
@@ -247,6 +252,7 @@ class EngineService:
             log_.truncate_after(st.seq)  # it held events of records the journal lost
         if st.recent.next != st.seq + 1:
             st.recent.first = st.recent.next = st.seq + 1
+        self._snapshot_ordinal = rec.snapshot_ordinal
         self.metrics.recovery_seconds.set(time.perf_counter() - t0)
         log.info(
             "recovered %d commands after snapshot %d in %.3fs; last seq %d",
@@ -390,14 +396,17 @@ class EngineService:
         snapshot is taken (it would hold that turn's state): the journal ends where the
         last acknowledged turn did, as after a kill, and recovery starts from there."""
         self.ready = False
+        t0 = time.perf_counter()
         if self.venue is not None:
             self.venue.stop()
+        snapshot = -1
         if self.journal is not None:
             try:
                 if failed:
                     self.journal.abandon()
                 else:
                     self._snapshot()
+                    snapshot = self._snapshot_ordinal
             finally:
                 self.journal.close()
                 self.journal = None
@@ -414,6 +423,14 @@ class EngineService:
             self._http.shutdown()
             self._http.server_close()
             self._http = None
+        if snapshot >= 0:
+            log.info(
+                "stopped in %.3fs: journal flushed and fsynced, snapshot at record %d "
+                "(last seq %d), event and market-data logs flushed",
+                time.perf_counter() - t0,
+                snapshot,
+                self.state.seq,
+            )
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then shut down cleanly."""
@@ -430,10 +447,12 @@ class EngineService:
             )
             self.close(failed=True)
             raise
+        log.info("stopping: intake stopped at seq %d", self.state.seq)
         self.close()
 
     def _stop(self, *_: object) -> None:
-        self.stopping = True
+        self.stopping = True  # logged by `run` once the loop has seen it (not here: a
+        # signal handler that logs can interrupt the loop's own logging)
 
     def _snapshot(self) -> None:
         """The event log first (so it holds everything the snapshot covers), then the
@@ -441,14 +460,14 @@ class EngineService:
         assert self.journal is not None
         if self.eventlog is not None:
             self.eventlog.sync()
-        self.journal.snapshot(self.state.snapshot())
-        self._since_snapshot = 0
+        self._snapshot_ordinal = self.journal.snapshot(self.state.snapshot())
 
     # -- the loop --------------------------------------------------------------------------
 
     def loop(self) -> None:
         router = self._router
         assert router is not None
+        self.loop_beat_ns = time.perf_counter_ns()
         if self.venue is None and self.market is None:
             self._wait_on_router(router)
             return
@@ -498,6 +517,7 @@ class EngineService:
     def _idle(self) -> None:
         """Nothing arrived for a while: flush the logs' buffers; tell subscribers the
         last seq (so a lost last message shows) if the last heartbeat is old enough."""
+        self.loop_beat_ns = time.perf_counter_ns()  # alive (/healthz)
         if self.eventlog is not None:
             self.eventlog.flush()  # idle: the buffered event records to the file
         if self.mdlog is not None:
@@ -580,7 +600,6 @@ class EngineService:
             if isinstance(ev, VenueRejected) and ev.reason == FALLBACK and routed is not None:
                 self._fell_back(routed, applied, touched)
             out.extend(applied)
-            self._since_snapshot += 1  # a record recovery replays, as a command is
             self._send_venue_cancels()
         return out
 
@@ -744,7 +763,7 @@ class EngineService:
                 out.append((b"m." + md.symbol.encode(), data))
         if out:
             self._pub_io.send(out)
-        t4 = time.perf_counter_ns()
+        t4 = self.loop_beat_ns = time.perf_counter_ns()  # alive (/healthz)
         m.stage_handle.observe((t1 - t0) / 1e9)
         m.stage_journal.observe((t2 - t1) / 1e9)
         m.stage_ack.observe((t3 - t2) / 1e9)
@@ -758,7 +777,8 @@ class EngineService:
             s_journal.observe((sample[3] - sample[2] + t2 - t1) / 1e9)
             s_match.observe((sample[4] - sample[3]) / 1e9)
             s_ack.observe((t3 - t2) / 1e9)
-        if self.config.snapshot_every and self._since_snapshot >= self.config.snapshot_every:
+        every = self.config.snapshot_every
+        if every and journal.last_ordinal - self._snapshot_ordinal >= every:
             self._snapshot()
 
     # -- requests --------------------------------------------------------------------------
@@ -853,7 +873,6 @@ class EngineService:
             stamps.append(time.perf_counter_ns())
             events = self.state.apply(cmd)
             stamps.append(time.perf_counter_ns())
-        self._since_snapshot += 1
         touched.add(cmd.symbol)
         return events
 
@@ -865,6 +884,14 @@ class EngineService:
         )
 
     def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        """A new order, counted by outcome: a refusal here (validation, unknown symbol,
+        risk, venue) is `rejected`; what reaches the core is counted from its events."""
+        reply, events = self._place(req, touched)
+        if type(reply) is wire.Reject:
+            self.metrics.orders["rejected"].inc()
+        return reply, events
+
+    def _place(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         self.metrics.requests["new"].inc()
         st = self.state
         sym = st.symbol_index.get(req.symbol)
@@ -1080,7 +1107,6 @@ class EngineService:
             }
             self.journal.append_mark(mark)
             events = self._apply_mark(mark)
-            self._since_snapshot += 1
             return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
         tp, sl = req.take_profit, req.stop_loss
         legs = legs_for(
@@ -1151,7 +1177,6 @@ class EngineService:
         mark = {"contingent": fields, "ts": ts}
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
-        self._since_snapshot += 1
         touched.add(st.symbol_index[h.symbol])
         return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
 
@@ -1184,7 +1209,6 @@ class EngineService:
         }
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
-        self._since_snapshot += 1
         touched.add(st.symbol_index[h.symbol])
         return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
 
@@ -1220,7 +1244,6 @@ class EngineService:
                 "stop_price": req.stop_price,
             }
             self.journal.append_mark({"routed_replace": fields, "ts": ts})
-            self._since_snapshot += 1
         return None
 
     def _duplicate(self, req: wire.NewOrder, order_id: int, same: bool) -> wire.Reply:
@@ -1281,7 +1304,6 @@ class EngineService:
             mark["legs"] = msgspec.to_builtins(legs)
         self.journal.append_mark(mark)
         self.state.route(order, legs)
-        self._since_snapshot += 1
         self.venue.submit(_venue_order(order, **extra))
         self.metrics.requests["routed"].inc()
         return wire.Ack(req.req, order.id, last_seq=self.state.seq)

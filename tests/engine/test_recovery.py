@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 
+from tests.engine.conftest import inprocess_config
 from tests.ports import free_ports
 from tickplane.core import wire
 from tickplane.core.config import (
@@ -36,7 +37,7 @@ from tickplane.core.config import (
 from tickplane.core.events import Event, OrderReplaced
 from tickplane.engine import recovery, service
 from tickplane.engine.eventlog import EventLog
-from tickplane.engine.journal import FsyncPolicy, JournalWriter
+from tickplane.engine.journal import FsyncPolicy, JournalWriter, snapshots
 from tickplane.engine.service import EngineService
 
 SYMBOLS = ["GOOG", "AAPL"]
@@ -322,3 +323,19 @@ def test_recovery_keeps_an_account_the_rule_now_refuses(
             assert isinstance(done, wire.Ack)
             assert [(type(e).__name__, e.id) for e in events] == [("OrderCanceled", 1)]
             assert _resting(again) == []
+
+
+def test_marks_count_toward_snapshot_every(tmp_path: Path) -> None:
+    """A snapshot is due after `snapshot_every` journal records, whatever they are:
+    control MARKs (kill switches here) replay at recovery as commands do."""
+    svc = EngineService(inprocess_config(tmp_path, "marks", snapshot_every=10))
+    svc.open()
+    try:
+        peer = b"\x00peer"
+        for req in range(1, 12):  # eleven MARKs, no command
+            action = "kill" if req % 2 else "revive"
+            svc.process([(peer, wire.encode(wire.Control(req, action, account="a")))])
+        assert svc.state.risk.kill_switches() == 1
+        assert snapshots(svc.config.journal_dir), "no snapshot after 11 journaled MARKs"
+    finally:
+        svc.close()

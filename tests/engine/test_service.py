@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -300,6 +301,10 @@ def test_sigterm_snapshots_and_a_restart_resumes(engine_factory: Any) -> None:
     first = run(eng, lambda c: c.submit("r", "GOOG", "buy", "limit", 5, price=50))
     assert eng.stop() == 0
     assert list((eng.workdir / "journal").glob("snapshot-*.tps"))
+    # the shutdown says when it starts and what it flushed
+    logged = eng.log_text()
+    assert "stopping: intake stopped at seq 1" in logged
+    assert re.search(r"stopped in [0-9.]+s: journal flushed .* record \d+ \(last seq 1\)", logged)
     eng.start()
 
     async def body(c: EngineClient) -> None:
