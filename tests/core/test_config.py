@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
-from tickplane.core.config import ConfigError, load_engine_config
+from tickplane.core.config import ConfigError, EngineConfig, load_engine_config
 
 
 def test_defaults_run_a_laptop_engine() -> None:
@@ -160,3 +162,16 @@ def test_other_settings_still_parse_as_json() -> None:
     assert cfg.risk.default.max_order_qty == 5
     with pytest.raises(ConfigError, match="max_batch"):
         load_engine_config(env={"TICKPLANE_ENGINE_MAX_BATCH": "many"})
+
+
+def test_every_setting_is_documented() -> None:
+    """docs/engine-service.md, "Configuration": its table names every engine setting."""
+    docs = Path(__file__).resolve().parents[2] / "docs" / "engine-service.md"
+    section = docs.read_text().split("\n## Configuration\n", 1)[1].split("\n## ", 1)[0]
+    rows = [line.split("|")[1] for line in section.splitlines() if line.startswith("| `")]
+    documented = {
+        re.split(r"[.\[]", name)[0] for row in rows for name in re.findall(r"`([^`]+)`", row)
+    }
+    settings = {f.name for f in msgspec.structs.fields(EngineConfig)}
+    assert settings - documented == set(), "settings missing from the docs' table"
+    assert documented - settings == set(), "the docs' table names settings that do not exist"
