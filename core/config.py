@@ -202,12 +202,12 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # power loss). See docs/journal.md.
     fsync: Literal["always", "batch", "none"] = "batch"
     max_batch: int = 256  # commands taken from the socket before one journal commit
-    snapshot_every: int = 100_000  # journal records between snapshots (0: only at SIGTERM)
+    snapshot_every: int = 100_000  # journal entries between snapshots (0: only at SIGTERM)
     replay_buffer: int = 1_000_000  # recent events kept in memory for gap fill
     # Finished orders whose final state GetOrder answers (engine/finished.py), the
     # oldest dropped first; 0 = none (and no cost). ~420 bytes each, and every snapshot
     # writes them on the loop's thread: 4 ms at 10,000, 184 ms at 500,000, a stall of
-    # the order path every `snapshot_every` commands (docs/engine-service.md, Queries).
+    # the order path every `snapshot_every` entries (docs/engine-service.md, Queries).
     finished_orders: int = 10_000
     # Disk for published tops of book, replayable by (symbol, md_seq) (engine/mdlog.py):
     # the log holds the latest half to all of it. 0 = no market-data log.

@@ -17,6 +17,7 @@ cdef class JournalWriter:
     cdef public object fsync_durations
     cdef public Py_ssize_t fsync_count
     cdef public long long bytes_written
+    cdef public long long entries
     cdef list _pending
     cdef Py_ssize_t _pending_bytes
     cdef list _run

@@ -792,6 +792,10 @@ class JournalWriter:
         """The most recent fsync durations, in seconds."""
         self.fsync_count = 0
         self.bytes_written = 0
+        # What recovery would replay one by one, appended by this writer: commands (each,
+        # not the records they are merged into) and every other record; the engine's
+        # `snapshot_every` counts these
+        self.entries = 0
         self._pending: list[bytes] = []
         self._pending_bytes = 0
         self._run: list[bytes] = []  # commands of the open COMMAND record (append_command)
@@ -979,6 +983,8 @@ class JournalWriter:
             self._check()
         if self._run:
             self._close_run()
+        if rtype != 1:  # commands are counted as they come (append_command(s))
+            self.entries += 1
         if type(payload) is not bytes:
             payload = bytes(payload)  # buffered records must not change under us
         n = len(payload)
@@ -1022,6 +1028,7 @@ class JournalWriter:
         array); return its ordinal."""
         if commands.dtype != COMMAND_DTYPE or commands.ndim != 1:
             raise TypeError("commands must be a 1-d numpy array of COMMAND_DTYPE")
+        self.entries += len(commands)
         return self.append(RecordType.COMMAND, commands.tobytes())
 
     def append_command(self, command: bytes) -> None:
@@ -1033,6 +1040,7 @@ class JournalWriter:
 
         One record per turn of the engine rather than per command: a 9-byte header and a
         checksum call per turn, and recovery reads runs of commands, not records."""
+        self.entries += 1
         if self._always:
             self.append(RecordType.COMMAND, command)
             return

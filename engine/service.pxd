@@ -33,6 +33,7 @@ cdef class EngineService:
     cdef public int _wake_w
     cdef public Py_ssize_t _replay_left
     cdef public long long _snapshot_ordinal
+    cdef public long long _snapshot_entries
     cdef public long long loop_beat_ns
     # the timestamps of the turn's sampled request (`process`)
     cdef public list _stamps

@@ -186,6 +186,9 @@ class EngineService:
         # The journal record the last snapshot covers: a snapshot is due `snapshot_every`
         # records (commands, MARKs, accounts: all that recovery replays) after it.
         self._snapshot_ordinal = 0
+        # `journal.entries` at the last snapshot (minus the tail recovery replayed): a
+        # snapshot is due `snapshot_every` entries (commands, MARKs, accounts) after it
+        self._snapshot_entries = 0
         # time.perf_counter_ns() of the loop's last turn or idle wake (0: not looping):
         # /healthz fails when it is older than LOOP_STALE_SECONDS (engine/metrics.py)
         self.loop_beat_ns = 0
@@ -226,7 +229,7 @@ class EngineService:
             self.state.restore(rec.state)
         st = self.state
         log_ = self.eventlog
-        applied = 0
+        applied = records = 0
         for item in rec.runs:
             have = log_.next_seq if log_ is not None else 1
             if isinstance(item, CommandRun):
@@ -235,7 +238,9 @@ class EngineService:
             elif item.rtype == RecordType.ACCOUNT:
                 st.add_account(item.account())
                 events = []
+                records += 1
             else:
+                records += 1
                 events = [e for e in self._apply_mark(item.mark(), check=True) if e.seq >= have]
             if log_ is not None and events:
                 try:
@@ -253,6 +258,7 @@ class EngineService:
         if st.recent.next != st.seq + 1:
             st.recent.first = st.recent.next = st.seq + 1
         self._snapshot_ordinal = rec.snapshot_ordinal
+        self._snapshot_entries = -(applied + records)  # the tail counts toward the next
         self.metrics.recovery_seconds.set(time.perf_counter() - t0)
         log.info(
             "recovered %d commands after snapshot %d in %.3fs; last seq %d",
@@ -461,6 +467,7 @@ class EngineService:
         if self.eventlog is not None:
             self.eventlog.sync()
         self._snapshot_ordinal = self.journal.snapshot(self.state.snapshot())
+        self._snapshot_entries = self.journal.entries
 
     # -- the loop --------------------------------------------------------------------------
 
@@ -778,7 +785,7 @@ class EngineService:
             s_match.observe((sample[4] - sample[3]) / 1e9)
             s_ack.observe((t3 - t2) / 1e9)
         every = self.config.snapshot_every
-        if every and journal.last_ordinal - self._snapshot_ordinal >= every:
+        if every and journal.entries - self._snapshot_entries >= every:
             self._snapshot()
 
     # -- requests --------------------------------------------------------------------------

@@ -325,8 +325,49 @@ def test_recovery_keeps_an_account_the_rule_now_refuses(
             assert _resting(again) == []
 
 
+def test_a_turns_commands_count_one_by_one_toward_snapshot_every(tmp_path: Path) -> None:
+    """A turn's commands share one journal record, but recovery replays each: every
+    order (and a new account's record) is an entry (`JournalWriter.entries`), so a
+    snapshot is due at `snapshot_every` 10 however the turns batch them; nine entries
+    are not. A recovered tail counts toward the next."""
+    cfg = inprocess_config(tmp_path, "turns", snapshot_every=10)
+    svc = EngineService(cfg)
+    svc.open()
+    peer = b"\x00peer"
+
+    def turn(first: int, n: int) -> None:
+        svc.process(
+            [
+                (peer, wire.encode(wire.NewOrder(r, "a", "GOOG", "buy", "limit", 1, 10 + r)))
+                for r in range(first, first + n)
+            ]
+        )
+
+    try:
+        turn(1, 8)  # and the new account's record: 9 entries
+        assert snapshots(cfg.journal_dir) == [], "a snapshot after 9 entries"
+        turn(9, 3)
+        assert len(snapshots(cfg.journal_dir)) == 1, "no snapshot after 12 entries in 2 turns"
+        turn(12, 6)
+    finally:
+        svc.close(failed=True)  # as a crash: no snapshot at the close
+    again = EngineService(cfg)
+    again.open()  # recovers the 6 commands after the snapshot: they count
+    before = len(snapshots(cfg.journal_dir))
+    try:
+        again.process(
+            [
+                (peer, wire.encode(wire.NewOrder(r, "a", "GOOG", "buy", "limit", 1, 10 + r)))
+                for r in range(19, 23)
+            ]
+        )
+        assert len(snapshots(cfg.journal_dir)) == before + 1, "the recovered 6 did not count"
+    finally:
+        again.close()
+
+
 def test_marks_count_toward_snapshot_every(tmp_path: Path) -> None:
-    """A snapshot is due after `snapshot_every` journal records, whatever they are:
+    """A snapshot is due after `snapshot_every` journal entries, whatever they are:
     control MARKs (kill switches here) replay at recovery as commands do."""
     svc = EngineService(inprocess_config(tmp_path, "marks", snapshot_every=10))
     svc.open()
