@@ -186,7 +186,7 @@ async def _authenticated(ws: WebSocket) -> Caller | None:
         except TimeoutError:
             await ws.close(POLICY, "send the key headers, or an auth message first")
             return None
-        except (msgspec.DecodeError, KeyError, RuntimeError, WebSocketDisconnect):
+        except (msgspec.DecodeError, RecursionError, KeyError, RuntimeError, WebSocketDisconnect):
             with contextlib.suppress(RuntimeError):
                 await ws.close(POLICY, "the first message must be a JSON auth message")
             return None
@@ -367,7 +367,7 @@ def _quick_submits(text: str) -> list[_QuickSubmit] | None:
     are (the rule across fields included); None: the general path answers it."""
     try:
         frame = _quick_frame.decode(text)
-    except msgspec.DecodeError:  # ValidationError included
+    except (msgspec.DecodeError, RecursionError):  # ValidationError included; deep nesting
         return None
     if not isinstance(frame, list):
         frame = [frame]
@@ -495,7 +495,7 @@ async def _read_orders(
             else:
                 try:
                     msg = msgspec.json.decode(text)
-                except msgspec.DecodeError:
+                except (msgspec.DecodeError, RecursionError):  # nested past the limit too
                     outbox.push([_error(None, "invalid_request", "frames are JSON")])
                     continue
                 if isinstance(msg, list):

@@ -168,6 +168,11 @@ def test_orders_stream_entry_and_updates(
         assert _recv_until(ws, lambda m: m.get("ref") == "x")["reason"] == "unknown_order"
         ws.send_text("not json")
         assert _recv_until(ws, lambda m: m["type"] == "error")["reason"] == "invalid_request"
+        # JSON nested past the decoder's recursion limit: the same, and the socket lives on
+        ws.send_text("[" * 100_000 + "]" * 100_000)
+        assert _recv_until(ws, lambda m: m["type"] == "error")["reason"] == "invalid_request"
+        ws.send_text(json.dumps({"action": "cancel", "ref": "y", "order_id": oid}))
+        assert _recv_until(ws, lambda m: m.get("ref") == "y")["reason"] == "unknown_order"
         ws.send_text(json.dumps({"action": "ping", "ref": 7}))
         assert _recv_until(ws, lambda m: m.get("ref") == 7)["type"] == "pong"
 
