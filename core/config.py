@@ -13,7 +13,7 @@ import os
 import re
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import msgspec
 
@@ -183,6 +183,9 @@ class SymbolConfig(msgspec.Struct, forbid_unknown_fields=True):
         return None
 
 
+MAX_BATCH_LIMIT: Final = 65_536  # the most requests one turn of the engine may take
+
+
 class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Everything an engine process needs. Defaults run a laptop engine on loopback."""
 
@@ -278,15 +281,11 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                     raise ConfigError(
                         f"market.{role}: {account!r} is not an account name: {ACCOUNT_RULE}"
                     )
-        if (
-            self.max_batch <= 0
-            or self.replay_buffer < 0
-            or self.snapshot_every < 0
-            or self.finished_orders < 0
-        ):
-            raise ConfigError(
-                "max_batch must be > 0; replay_buffer, snapshot_every, finished_orders >= 0"
-            )
+        if not 0 < self.max_batch <= MAX_BATCH_LIMIT:
+            # a longer turn only delays its first reply: a turn's requests wait for each other
+            raise ConfigError(f"max_batch: 1 to {MAX_BATCH_LIMIT}, not {self.max_batch}")
+        if self.replay_buffer < 0 or self.snapshot_every < 0 or self.finished_orders < 0:
+            raise ConfigError("replay_buffer, snapshot_every, finished_orders must be >= 0")
         if self.md_log_bytes != 0 and self.md_log_bytes < 1 << 20:
             raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
         if self.event_log_bytes < 1 << 20:

@@ -162,6 +162,10 @@ def test_other_settings_still_parse_as_json() -> None:
     assert cfg.risk.default.max_order_qty == 5
     with pytest.raises(ConfigError, match="max_batch"):
         load_engine_config(env={"TICKPLANE_ENGINE_MAX_BATCH": "many"})
+    for bad in ("0", "65537"):
+        with pytest.raises(ConfigError, match="max_batch: 1 to 65536"):
+            load_engine_config(env={"TICKPLANE_ENGINE_MAX_BATCH": bad})
+    assert load_engine_config(env={"TICKPLANE_ENGINE_MAX_BATCH": "65536"}).max_batch == 65_536
 
 
 def test_every_setting_is_documented() -> None:
