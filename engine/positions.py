@@ -257,8 +257,13 @@ class Positions:
         mark = self._marks.get(symbol)
         if pos is None:
             return PositionView(account, symbol, 0, 0, 0, 0, mark)
-        unrealized = 0 if mark is None else _reported(pos.net * mark - pos.cost)
+        unrealized = _reported(self._unrealized(symbol, pos))
         return PositionView(account, symbol, pos.net, pos.cost, pos.realized, unrealized, mark)
+
+    def _unrealized(self, symbol: str, pos: _Position) -> int:
+        """`pos` marked at the symbol's mark, exactly (0 without a mark: valued at cost)."""
+        mark = self._marks.get(symbol)
+        return 0 if mark is None else pos.net * mark - pos.cost
 
     def account(self, account: str) -> AccountView:
         """The account's cash, equity, P&L and positions (symbols it ever traded)."""
@@ -268,20 +273,15 @@ class Positions:
             return AccountView(account, cash, cash, 0, 0, [])
         views = [self._view(account, s, acct.positions[s]) for s in sorted(acct.positions)]
         realized = sum(v.realized_pnl for v in views)
-        marks = self._marks
-        # exact (a view's unrealized may be held to the bound), then held to it once
-        exact = [
-            0 if marks.get(s) is None else p.net * marks[s] - p.cost
-            for s, p in sorted(acct.positions.items())
-        ]
-        # Without a mark a position is valued at its cost basis (unrealized 0).
-        value = sum(v.cost_basis for v in views) + sum(exact)
+        # summed exact (a view's own may be held to the bound), then held to it once
+        unrealized = sum(self._unrealized(s, p) for s, p in acct.positions.items())
+        value = sum(v.cost_basis for v in views) + unrealized
         return AccountView(
             account,
             acct.cash,
             _reported(acct.cash + value),
             realized,
-            _reported(sum(exact)),
+            _reported(unrealized),
             views,
         )
 

@@ -183,8 +183,7 @@ class EngineService:
         os.set_blocking(self._wake_r, False)
         os.set_blocking(self._wake_w, False)
         self._replay_left = REPLAY_TURN  # this turn's Replay budget (`process` renews it)
-        # The journal record the last snapshot covers: a snapshot is due `snapshot_every`
-        # records (commands, MARKs, accounts: all that recovery replays) after it.
+        # The journal record the last snapshot covers (the shutdown's log line names it)
         self._snapshot_ordinal = 0
         # `journal.entries` at the last snapshot (minus the tail recovery replayed): a
         # snapshot is due `snapshot_every` entries (commands, MARKs, accounts) after it
