@@ -51,7 +51,10 @@ from tickplane.core.events import (
 )
 
 __all__ = [
+    "ENCODER",
+    "FRAME_DECODER",
     "MAX_BATCH",
+    "VERSION_BYTE",
     "WIRE_VERSION",
     "AccountView",
     "Ack",
@@ -447,6 +450,13 @@ class _ReplyHeads(_Msg, tag="replies"):
 _encoder = msgspec.msgpack.Encoder()
 _requests = msgspec.msgpack.Decoder(Request)
 _frames = msgspec.msgpack.Decoder(Request | Batch)
+# The codec itself, for a compiled hot loop (the engine's service) to call without the
+# functions below: a call to one of them runs an interpreted frame, ~1.5k instructions
+# of the ~40k an order costs the engine. A caller does what `encode` and
+# `decode_frame` do (the version byte), and leaves errors to `decode_frame`.
+ENCODER: Final = _encoder
+FRAME_DECODER: Final = _frames
+VERSION_BYTE: Final = _VERSION_BYTE
 _replies = msgspec.msgpack.Decoder(Reply)
 _reply_frames = msgspec.msgpack.Decoder(Reply | Replies)
 _events = msgspec.msgpack.Decoder(Event | MarketData)

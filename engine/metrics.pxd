@@ -28,6 +28,9 @@ cdef class LoopHistogram:
 cdef class EngineMetrics:
     cdef public object registry
     cdef public object requests
+    cdef public LoopCounter requests_new
+    cdef public LoopCounter requests_cancel
+    cdef public LoopCounter requests_replace
     cdef public object orders
     cdef public object rejects
     cdef public object request_rejects

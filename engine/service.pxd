@@ -48,12 +48,25 @@ cdef class EngineService:
     @cython.locals(replies=list, published=list, out=list, m=EngineMetrics, journal=JournalWriter,
                    mdlog=MarketDataLog)
     cpdef process(self, batch, venue_events=*)
+    @cython.locals(answer=tuple)
     cpdef tuple handle(self, frame, set touched)
     cpdef tuple _batch(self, list requests, set touched)
     cpdef tuple dispatch(self, req, set touched)
     cpdef list _run(self, cmd, set touched)
+    @cython.locals(answer=tuple)
     cpdef tuple _new(self, req, set touched)
     @cython.locals(st=EngineState, journal=JournalWriter)
     cpdef tuple _place(self, req, set touched)
     cpdef tuple _change(self, req, set touched)
     cpdef _owned(self, account, order_id)
+
+
+# the wire's codec as C calls (service.py says why)
+cdef object _encode
+cdef object _decode_body
+cdef Py_ssize_t _DECODE_MAX
+cdef int _WIRE_VERSION
+cdef bytes _VERSION_BYTE
+cdef bytes _frame(msg)
+@cython.locals(data=bytes, n=Py_ssize_t)
+cdef _decode(frame)

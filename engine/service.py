@@ -24,6 +24,7 @@ import signal
 import time
 from collections.abc import Sequence
 from http.server import ThreadingHTTPServer
+from time import perf_counter_ns, time_ns
 from typing import Any
 
 import msgspec
@@ -33,6 +34,15 @@ from tickplane.core import wire
 from tickplane.core.accounts import ACCOUNT_RULE, is_account
 from tickplane.core.config import EngineConfig
 from tickplane.core.events import Event, OrderRejected, TopOfBook
+from tickplane.core.wire import (  # by name: a module attribute read costs ~60 instructions
+    Ack,
+    Batch,
+    CancelOrder,
+    NewOrder,
+    Reject,
+    ReplaceOrder,
+    Replies,
+)
 from tickplane.engine.contingent import (
     CLASSES,
     STOP_LOSS,
@@ -107,6 +117,13 @@ MAX_NAME = 64  # client order ids: twice this, as Alpaca's 128 (accounts: core/a
 # of a request). Accounts are few; the bound only stops a client naming new ones forever.
 _ACCOUNTS_OK: set[str] = set()
 _ACCOUNTS_OK_MAX = 65_536
+# The wire's codec, called as C calls (`_decode`, `_frame`) rather than through its
+# interpreted functions: those frames cost ~3k instructions of a request's ~40k.
+_encode = wire.ENCODER.encode
+_decode_body = wire.FRAME_DECODER.decode
+_DECODE_MAX = 2048  # a longer frame is left to `wire.decode_frame` (it takes a view)
+_WIRE_VERSION = wire.WIRE_VERSION  # C constants (service.pxd)
+_VERSION_BYTE = wire.VERSION_BYTE
 
 
 def pin_hot_loop(enabled: bool) -> list[int]:
@@ -140,14 +157,14 @@ def _quiet_collector() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def _bad_account(req: int, account: str) -> wire.Reject | None:
+def _bad_account(req: int, account: str) -> Reject | None:
     """The `bad_account` refusal of a request naming `account`, unless it is an account
     name (core/accounts.py); a name that is, is remembered in `_ACCOUNTS_OK`. Requests
     only: recovery replays the journal's accounts as they were written."""
     if account in _ACCOUNTS_OK:
         return None
     if not is_account(account):
-        return wire.Reject(req, "bad_account", f"account must be {ACCOUNT_RULE}")
+        return Reject(req, "bad_account", f"account must be {ACCOUNT_RULE}")
     if len(_ACCOUNTS_OK) >= _ACCOUNTS_OK_MAX:
         _ACCOUNTS_OK.clear()
     _ACCOUNTS_OK.add(account)
@@ -188,7 +205,7 @@ class EngineService:
         # `journal.entries` at the last snapshot (minus the tail recovery replayed): a
         # snapshot is due `snapshot_every` entries (commands, MARKs, accounts) after it
         self._snapshot_entries = 0
-        # time.perf_counter_ns() of the loop's last turn or idle wake (0: not looping):
+        # perf_counter_ns() of the loop's last turn or idle wake (0: not looping):
         # /healthz fails when it is older than LOOP_STALE_SECONDS (engine/metrics.py)
         self.loop_beat_ns = 0
         # The timestamps of the turn's sampled request (`process`): set for its first
@@ -336,12 +353,12 @@ class EngineService:
             self.venue.expect_hand_back(self._hand_back_ids())
             self.venue.start(self._venue_emit)
         elif self.config.market.source == "synthetic":
-            self.market = SyntheticMarket(self.config.market, self.config.symbols, time.time_ns())
+            self.market = SyntheticMarket(self.config.market, self.config.symbols, time_ns())
         elif self.config.market.source == "lobster":
             names = self.config.market.symbols or [self.config.symbols[0].name]
             symbol = self.config.symbol(names[0])
             assert symbol is not None  # validated with the configuration
-            self.market = LobsterMarket(self.config.market, symbol, time.time_ns())
+            self.market = LobsterMarket(self.config.market, symbol, time_ns())
         # The context starts its I/O thread with its first socket: placed now. On the
         # loop's CPU it took turns with the loop (a pipelining client's frames, in and
         # out, are its work), which then had that much less of its CPU.
@@ -473,7 +490,7 @@ class EngineService:
     def loop(self) -> None:
         router = self._router
         assert router is not None
-        self.loop_beat_ns = time.perf_counter_ns()
+        self.loop_beat_ns = perf_counter_ns()
         if self.venue is None and self.market is None:
             self._wait_on_router(router)
             return
@@ -484,13 +501,13 @@ class EngineService:
         while not self.stopping:
             timeout = 100.0
             if self.market is not None:
-                timeout = min(timeout, self.market.timeout_ms(time.time_ns()))
-            slept = time.perf_counter_ns()
+                timeout = min(timeout, self.market.timeout_ms(time_ns()))
+            slept = perf_counter_ns()
             ready = dict(poller.poll(math.ceil(timeout)))
-            slept = time.perf_counter_ns() - slept
+            slept = perf_counter_ns() - slept
             if not ready:
                 self._idle()
-            if not ready and (self.market is None or self.market.timeout_ms(time.time_ns()) > 0):
+            if not ready and (self.market is None or self.market.timeout_ms(time_ns()) > 0):
                 continue
             # A poll that slept was woken by a request that found the loop idle: take
             # it alone (no look for more: that costs ~1.4 us of its round trip); a poll
@@ -509,13 +526,13 @@ class EngineService:
         router.setsockopt(zmq.RCVTIMEO, int(HEARTBEAT_SECONDS * 1000))  # idle work, stop
         try:
             while not self.stopping:
-                slept = time.perf_counter_ns()
+                slept = perf_counter_ns()
                 try:
                     identity = _recv(router, 0)
                 except zmq.Again:
                     self._idle()
                     continue
-                slept = time.perf_counter_ns() - slept
+                slept = perf_counter_ns() - slept
                 self.process(self._take(1 if slept > _SLEPT_NS else max_batch, identity))
         finally:
             router.setsockopt(zmq.RCVTIMEO, -1)
@@ -523,7 +540,7 @@ class EngineService:
     def _idle(self) -> None:
         """Nothing arrived for a while: flush the logs' buffers; tell subscribers the
         last seq (so a lost last message shows) if the last heartbeat is old enough."""
-        self.loop_beat_ns = time.perf_counter_ns()  # alive (/healthz)
+        self.loop_beat_ns = perf_counter_ns()  # alive (/healthz)
         if self.eventlog is not None:
             self.eventlog.flush()  # idle: the buffered event records to the file
         if self.mdlog is not None:
@@ -599,7 +616,7 @@ class EngineService:
                 "venue": self.config.venue.kind,
                 **dataclasses.asdict(ev),
             }
-            mark = {"venue_event": fields, "ts": time.time_ns()}
+            mark = {"venue_event": fields, "ts": time_ns()}
             self.journal.append_mark(mark)
             routed = self.state.routed.get(ev.order_id)
             applied = self._apply_mark(mark)
@@ -700,7 +717,7 @@ class EngineService:
         `tickplane_engine_request_stage_seconds`): one request a turn, not every one,
         as a timestamp costs ~0.1 us and a lone request is the one whose latency is the
         engine's own."""
-        t0 = time.perf_counter_ns()
+        t0 = perf_counter_ns()
         journal = self.journal
         assert journal is not None and self._io is not None and self._pub_io is not None
         self._replay_left = REPLAY_TURN
@@ -712,12 +729,11 @@ class EngineService:
         always = self.config.fsync == "always"
         market = self.market
         if market is not None:
-            for req in market.due(time.time_ns()):
+            for req in market.due(time_ns()):
                 reply, events = self.dispatch(req, touched)
                 market.on_reply(req, reply)
                 published += events
-        encode = wire.encode
-        sample = self._stamps = [time.perf_counter_ns()] if batch else None
+        sample = self._stamps = [perf_counter_ns()] if batch else None
         for frames in batch:
             if len(frames) != 2:
                 log.warning("dropped a message of %d frames (expected 2)", len(frames))
@@ -729,20 +745,20 @@ class EngineService:
             if always and events:
                 journal.commit()
             try:
-                data = encode(answer)
+                data = _frame(answer)
             except OverflowError:  # a number past 64 bits (risk keeps orders below that)
                 if events:  # applied: the loop stops before committing it (run)
                     raise
-                data = encode(_unrepresentable(answer))
+                data = _frame(_unrepresentable(answer))
             replies.append((identity, data))
             if events:
                 published += events
-        t1 = time.perf_counter_ns()
+        t1 = perf_counter_ns()
         journal.commit()  # everything acked below is in the journal (fsynced per policy)
-        t2 = time.perf_counter_ns()
+        t2 = perf_counter_ns()
         m = self.metrics
         self._io.send(replies)
-        t3 = time.perf_counter_ns()
+        t3 = perf_counter_ns()
         if replies:  # they left together: each waited as long
             m.request_seconds.observe_many((t3 - t0) / 1e9, len(replies))
         traded = m.count(published)
@@ -751,11 +767,11 @@ class EngineService:
         # one-request turn
         out: list[tuple[bytes, bytes]] = []
         if published:  # one message per batch: per-message costs dominate otherwise
-            frame = wire.encode_events(published)
+            frame = _frame(published)  # wire.encode_events
             out.append((EVENTS_TOPIC, frame))
             if self.eventlog is not None:
                 self.eventlog.append(published, frame)
-        now = time.time_ns()
+        now = time_ns()
         mdlog = self.mdlog
         # Every book that traded is touched (a command ran on it, `_run`, or a venue's
         # fallback was matched in it, `_fell_back`), so a turn that traded a symbol
@@ -763,13 +779,13 @@ class EngineService:
         prints = tape(published) if traded and touched else None
         for sym in touched:
             for md in self.state.market_data(sym, now, prints):
-                data = wire.encode(md)
+                data = _frame(md)
                 if mdlog is not None:
                     mdlog.append(md, data)  # before it is published: see engine/mdlog.py
                 out.append((b"m." + md.symbol.encode(), data))
         if out:
             self._pub_io.send(out)
-        t4 = self.loop_beat_ns = time.perf_counter_ns()  # alive (/healthz)
+        t4 = self.loop_beat_ns = perf_counter_ns()  # alive (/healthz)
         m.stage_handle.observe((t1 - t0) / 1e9)
         m.stage_journal.observe((t2 - t1) / 1e9)
         m.stage_ack.observe((t3 - t2) / 1e9)
@@ -789,60 +805,61 @@ class EngineService:
 
     # -- requests --------------------------------------------------------------------------
 
-    def handle(
-        self, frame: bytes, touched: set[int]
-    ) -> tuple[wire.Reply | wire.Replies, list[Event]]:
+    def handle(self, frame: bytes, touched: set[int]) -> tuple[wire.Reply | Replies, list[Event]]:
         """Decode and run one request, or a `Batch` of them; return the frame's reply (a
         `Replies` for a batch) and the events to publish."""
         try:
-            req = wire.decode_frame(frame)
+            req = _decode(frame)
         except wire.WireError as exc:
             self.metrics.bad_frames.inc()
             log.warning("rejected an undecodable frame: %s", exc)
             self.metrics.request_rejects["bad_frame"].inc()
-            return wire.Reject(_req_of(frame), "bad_frame", str(exc)), []
+            return Reject(_req_of(frame), "bad_frame", str(exc)), []
         if self._stamps is not None:
-            self._stamps.append(time.perf_counter_ns())  # decoded
-        if type(req) is wire.NewOrder:  # the order-entry requests straight to their handler
-            reply, events = self._new(req, touched)
-        elif type(req) is wire.CancelOrder or type(req) is wire.ReplaceOrder:
-            reply, events = self._change(req, touched)
-        elif isinstance(req, wire.Batch):
+            self._stamps.append(perf_counter_ns())  # decoded
+        # the order-entry requests straight to their handler; (reply, events) passed on
+        # as it is (a new tuple at each level cost ~150 instructions)
+        if type(req) is NewOrder:
+            answer = self._new(req, touched)
+        elif type(req) is CancelOrder or type(req) is ReplaceOrder:
+            answer = self._change(req, touched)
+        elif type(req) is Batch:
             return self._batch(req.requests, touched)
         else:
-            reply, events = self.dispatch(req, touched)
-        if type(reply) is wire.Reject:
+            answer = self.dispatch(req, touched)
+        reply = answer[0]
+        if type(reply) is Reject:
             # Counted here, once for every client request, whichever check refused it.
             self.metrics.request_rejects[reply.reason].inc()
-        return reply, events
+        return answer
 
     def _batch(
         self, requests: list[wire.Request], touched: set[int]
-    ) -> tuple[wire.Replies, list[Event]]:
+    ) -> tuple[Replies, list[Event]]:
         """A `Batch`: each request as if it had come alone, in order; one reply each."""
         rejects = self.metrics.request_rejects
         if not 0 < len(requests) <= wire.MAX_BATCH:
             rejects["batch_too_large"].inc(len(requests))
             why = f"a batch holds 1 to {wire.MAX_BATCH} requests, this one {len(requests)}"
-            return wire.Replies([wire.Reject(r.req, "batch_too_large", why) for r in requests]), []
+            return Replies([Reject(r.req, "batch_too_large", why) for r in requests]), []
         replies: list[wire.Reply] = []
         events: list[Event] = []
         dispatch = self.dispatch
         for req in requests:
             reply, evs = dispatch(req, touched)
-            if type(reply) is wire.Reject:
+            if type(reply) is Reject:
                 rejects[reply.reason].inc()
             replies.append(reply)
             if evs:
                 events += evs
-        return wire.Replies(replies), events
+        return Replies(replies), events
 
     def dispatch(self, req: wire.Request, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         """Run one decoded request (from a client, or the synthetic market)."""
         # the order-entry requests first, by exact type (cheaper than isinstance)
-        if type(req) is wire.NewOrder:
+        if type(req) is NewOrder:
             return self._new(req, touched)
-        if type(req) is wire.CancelOrder or type(req) is wire.ReplaceOrder:
+        if type(req) is CancelOrder or type(req) is ReplaceOrder:
             return self._change(req, touched)
         m = self.metrics
         if isinstance(req, wire.MassCancel):
@@ -860,7 +877,7 @@ class EngineService:
         if isinstance(req, wire.Control):
             return self._control(req, touched)
         m.requests["ping"].inc()
-        return wire.Ack(req.req, last_seq=self.state.seq), []
+        return Ack(req.req, last_seq=self.state.seq), []
 
     def _run(self, cmd: Command, touched: set[int]) -> list[Event]:
         """Journal a command, then apply it (the one path that changes state); a new
@@ -874,31 +891,29 @@ class EngineService:
             events = self.state.apply(cmd)
         else:  # the turn's sampled request: decided, journaled, matched
             self._stamps = None  # its first command only (a class's parent, a batch's first)
-            stamps.append(time.perf_counter_ns())
+            stamps.append(perf_counter_ns())
             self.journal.append_command(pack_command(cmd))
-            stamps.append(time.perf_counter_ns())
+            stamps.append(perf_counter_ns())
             events = self.state.apply(cmd)
-            stamps.append(time.perf_counter_ns())
+            stamps.append(perf_counter_ns())
         touched.add(cmd.symbol)
         return events
 
-    def _unknown_symbol(self, req: int, symbol: str | None) -> wire.Reject:
+    def _unknown_symbol(self, req: int, symbol: str | None) -> Reject:
         """The refusal of a request naming a symbol this engine does not trade."""
         names = ", ".join(self.state.symbols)
-        return wire.Reject(
-            req, "unknown_symbol", f"{symbol!r} is not traded here (symbols: {names})"
-        )
+        return Reject(req, "unknown_symbol", f"{symbol!r} is not traded here (symbols: {names})")
 
-    def _new(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+    def _new(self, req: NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         """A new order, counted by outcome: a refusal here (validation, unknown symbol,
         risk, venue) is `rejected`; what reaches the core is counted from its events."""
-        reply, events = self._place(req, touched)
-        if type(reply) is wire.Reject:
+        answer = self._place(req, touched)
+        if type(answer[0]) is Reject:
             self.metrics.orders["rejected"].inc()
-        return reply, events
+        return answer
 
-    def _place(self, req: wire.NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
-        self.metrics.requests["new"].inc()
+    def _place(self, req: NewOrder, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
+        self.metrics.requests_new.inc()
         st = self.state
         sym = st.symbol_index.get(req.symbol)
         if sym is None:
@@ -911,14 +926,14 @@ class EngineService:
         fp = 0
         if coid is not None:
             if len(coid) > MAX_NAME * 2:
-                return wire.Reject(
+                return Reject(
                     req.req, "bad_client_order_id", f"at most {MAX_NAME * 2} characters"
                 ), []
             fp = fingerprint(req)
             known = st.known_client_order_id(req.account, coid)
             if known is not None:
                 return self._duplicate(req, known[0], known[1] == fp), []
-        plan: wire.NewOrder | None = None
+        plan: NewOrder | None = None
         if (
             req.order_class is not None
             or req.take_profit is not None
@@ -928,7 +943,7 @@ class EngineService:
             or req.order_type == "trailing_stop"
         ):
             checked = self._check_class(req)
-            if isinstance(checked, wire.Reject):
+            if isinstance(checked, Reject):
                 return checked, []
             if checked is not None:  # the core's part: the parent, or a stop for risk
                 plan, req = req, checked
@@ -957,7 +972,7 @@ class EngineService:
                 qty if 0 < qty <= MAX_FIELD else -1,
                 price if price is not None and 0 < price <= MAX_FIELD else -1,
                 stop if stop is not None and 0 < stop <= MAX_FIELD else -1,
-                time.time_ns(),
+                time_ns(),
                 acc,
                 sym,
                 NEW,
@@ -977,7 +992,7 @@ class EngineService:
         events: list[Event]
         if routed and not connected:
             # before risk and the client order id's MARK: a refused order keeps neither
-            reply = wire.Reject(
+            reply = Reject(
                 req.req,
                 "venue_unavailable",
                 f"{self.config.venue.kind} is unreachable: {self.venue_status.detail}",
@@ -989,7 +1004,7 @@ class EngineService:
             refused := st.check(cmd, _risk_legs(plan, cmd.qty) if plan is not None else ())
         ) is not None:
             self.metrics.risk_rejects[refused.reason].inc()
-            reply = wire.Reject(req.req, refused.reason, refused.message)
+            reply = Reject(req.req, refused.reason, refused.message)
             events = []
             if new_account:
                 st.forget_account(req.account)
@@ -1014,19 +1029,19 @@ class EngineService:
                     reply, events = self._new_class(plan, cmd, touched)
                 else:
                     events = self._run(cmd, touched)
-                    reply = wire.Ack(req.req, order_id, events, last_seq=st.seq)
+                    reply = Ack(req.req, order_id, events, last_seq=st.seq)
         if grouped:
             journal.end_group()
         return reply, events
 
-    def _check_class(self, req: wire.NewOrder) -> wire.Reject | wire.NewOrder | None:
+    def _check_class(self, req: NewOrder) -> Reject | NewOrder | None:
         """Validate a trailing stop or an order class (docs/order-classes.md): a Reject,
         or the plain order the core gets (a bracket's parent; for a trailing stop, a
         stop that only risk sees), or None for an explicit plain "simple" order."""
         cls = req.order_class or "simple"
 
-        def no(reason: str, message: str) -> wire.Reject:
-            return wire.Reject(req.req, reason, message)
+        def no(reason: str, message: str) -> Reject:
+            return Reject(req.req, reason, message)
 
         if cls not in CLASSES:
             return no("bad_order_class", f"order_class {cls!r}: one of {', '.join(CLASSES)}")
@@ -1089,7 +1104,7 @@ class EngineService:
         return req
 
     def _new_class(
-        self, req: wire.NewOrder, cmd: Command, touched: set[int]
+        self, req: NewOrder, cmd: Command, touched: set[int]
     ) -> tuple[wire.Reply, list[Event]]:
         """Journal an order class's MARK, then the parent's command (a trailing stop has
         none: it is held until it triggers)."""
@@ -1113,7 +1128,7 @@ class EngineService:
             }
             self.journal.append_mark(mark)
             events = self._apply_mark(mark)
-            return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
+            return Ack(req.req, cmd.id, events, last_seq=st.seq), events
         tp, sl = req.take_profit, req.stop_loss
         legs = legs_for(
             req.order_class or "simple",
@@ -1144,11 +1159,11 @@ class EngineService:
         self.journal.append_mark(mark)
         self._apply_mark(mark)
         events = self._run(cmd, touched)
-        return wire.Ack(req.req, cmd.id, events, last_seq=st.seq), events
+        return Ack(req.req, cmd.id, events, last_seq=st.seq), events
 
     def _change_held(
         self,
-        req: wire.CancelOrder | wire.ReplaceOrder,
+        req: CancelOrder | ReplaceOrder,
         touched: set[int],
         kill: bool = False,
     ) -> tuple[wire.Reply, list[Event]]:
@@ -1160,12 +1175,12 @@ class EngineService:
         fields: dict[str, Any] = {"kind": "cancel", "order_id": h.id}
         if kill:
             fields["reason"] = "kill_switch"
-        if isinstance(req, wire.ReplaceOrder):
+        if isinstance(req, ReplaceOrder):
             if h.parent_id is None:
                 return self._replace_trailing(req, touched)
             why = _leg_replace_refused(h.leg, h.order_type, h.triggered, req)
             if why is not None:
-                return wire.Reject(req.req, "bad_replace", why), []
+                return Reject(req.req, "bad_replace", why), []
             broken = self._exits_reject(req)
             if broken is not None:
                 return broken, []
@@ -1175,8 +1190,8 @@ class EngineService:
                 "price": req.price,
                 "stop_price": req.stop_price,
             }
-        ts = time.time_ns()
-        if isinstance(req, wire.ReplaceOrder):
+        ts = time_ns()
+        if isinstance(req, ReplaceOrder):
             refused = self._check_change(h, req, ts)
             if refused is not None:
                 return refused, []
@@ -1184,10 +1199,10 @@ class EngineService:
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
         touched.add(st.symbol_index[h.symbol])
-        return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
+        return Ack(req.req, req.order_id, events, last_seq=st.seq), events
 
     def _replace_trailing(
-        self, req: wire.ReplaceOrder, touched: set[int]
+        self, req: ReplaceOrder, touched: set[int]
     ) -> tuple[wire.Reply, list[Event]]:
         """A trailing stop's quantity and/or trail (of the kind it has), until it
         triggers; a MARK, as every change of a held order."""
@@ -1197,8 +1212,8 @@ class EngineService:
 
         why = _trailing_replace_refused(req, h.trail_price, h.trail_percent, h.triggered)
         if why is not None:
-            return wire.Reject(req.req, "bad_replace", why), []
-        ts = time.time_ns()
+            return Reject(req.req, "bad_replace", why), []
+        ts = time_ns()
         refused = self._check_change(h, req, ts)
         if refused is not None:
             return refused, []
@@ -1216,18 +1231,18 @@ class EngineService:
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
         touched.add(st.symbol_index[h.symbol])
-        return wire.Ack(req.req, req.order_id, events, last_seq=st.seq), events
+        return Ack(req.req, req.order_id, events, last_seq=st.seq), events
 
-    def _exits_reject(self, req: wire.ReplaceOrder) -> wire.Reject | None:
+    def _exits_reject(self, req: ReplaceOrder) -> Reject | None:
         """A replace that would put its bracket's or OCO's take-profit on the wrong
         side of its stop-loss's stop is refused with the submission's reason, before
         risk (`EngineState.replace_exits_refused`, on either venue)."""
         why = self.state.replace_exits_refused(req.order_id, req.price, req.stop_price)
-        return None if why is None else wire.Reject(req.req, "bad_legs", why)
+        return None if why is None else Reject(req.req, "bad_legs", why)
 
     def _check_change(
-        self, o: HeldOrder | RoutedOrder, req: wire.ReplaceOrder, ts: int | None = None
-    ) -> wire.Reject | None:
+        self, o: HeldOrder | RoutedOrder, req: ReplaceOrder, ts: int | None = None
+    ) -> Reject | None:
         """Pre-trade risk for a replace of a held or a routed order (`check_change`),
         counted like the core's orders' risk rejects. A routed order's replace that
         passes is journaled (`routed_replace`) when checks spend order-rate tokens, so
@@ -1236,11 +1251,11 @@ class EngineService:
         st = self.state
         qty = None if req.qty is None else _number(req.qty)
         if ts is None:
-            ts = time.time_ns()
+            ts = time_ns()
         refused = st.check_change(o, qty, req.price, req.stop_price, ts)
         if refused is not None:
             self.metrics.risk_rejects[refused.reason].inc()
-            return wire.Reject(req.req, refused.reason, refused.message)
+            return Reject(req.req, refused.reason, refused.message)
         if isinstance(o, RoutedOrder) and st.checks_spend:
             assert self.journal is not None
             fields = {
@@ -1252,11 +1267,11 @@ class EngineService:
             self.journal.append_mark({"routed_replace": fields, "ts": ts})
         return None
 
-    def _duplicate(self, req: wire.NewOrder, order_id: int, same: bool) -> wire.Reply:
+    def _duplicate(self, req: NewOrder, order_id: int, same: bool) -> wire.Reply:
         """The reply to a NewOrder whose client order id the account already used:
         the first order again when the fields match, else a reject. Nothing runs."""
         if not same:
-            return wire.Reject(
+            return Reject(
                 req.req,
                 "client_order_id_reused",
                 f"client_order_id {req.client_order_id!r} already names order {order_id}, "
@@ -1264,7 +1279,7 @@ class EngineService:
             )
         self.metrics.requests["duplicate"].inc()
         view = self.state.order_view(order_id, req.account)
-        return wire.Ack(req.req, order_id, order=view, last_seq=self.state.seq, duplicate=True)
+        return Ack(req.req, order_id, order=view, last_seq=self.state.seq, duplicate=True)
 
     def _routable(self, cmd: Command) -> bool:
         """Only a command the core would accept goes to the venue (the core's own
@@ -1279,9 +1294,7 @@ class EngineService:
             and (cmd.order_type < 2 or cmd.stop_price > 0)
         )
 
-    def _route(
-        self, req: wire.NewOrder, cmd: Command, plan: wire.NewOrder | None = None
-    ) -> wire.Reply:
+    def _route(self, req: NewOrder, cmd: Command, plan: NewOrder | None = None) -> wire.Reply:
         """Hand a new order to the venue: journal it, then send it; its outcome comes
         back as venue events (the Ack carries no events: the order is pending). `plan`:
         the trailing stop or the bracket, OTO or OCO `cmd` is the core's part of; its
@@ -1312,7 +1325,7 @@ class EngineService:
         self.state.route(order, legs)
         self.venue.submit(_venue_order(order, **extra))
         self.metrics.requests["routed"].inc()
-        return wire.Ack(req.req, order.id, last_seq=self.state.seq)
+        return Ack(req.req, order.id, last_seq=self.state.seq)
 
     def _owned(self, account: str, order_id: int) -> tuple[int, int] | None:
         """(account, symbol) of the live order if it belongs to `account` (others'
@@ -1324,25 +1337,28 @@ class EngineService:
         return o if o is not None and o[0] == acc else None
 
     def _change(
-        self, req: wire.CancelOrder | wire.ReplaceOrder, touched: set[int]
+        self, req: CancelOrder | ReplaceOrder, touched: set[int]
     ) -> tuple[wire.Reply, list[Event]]:
-        cancel = isinstance(req, wire.CancelOrder)
-        self.metrics.requests["cancel" if cancel else "replace"].inc()
+        cancel = type(req) is CancelOrder
+        if cancel:
+            self.metrics.requests_cancel.inc()
+        else:
+            self.metrics.requests_replace.inc()
         if req.account not in _ACCOUNTS_OK:  # else known good: one set lookup
             bad = _bad_account(req.req, req.account)
             if bad is not None:
                 return bad, []
-        if type(req) is wire.ReplaceOrder and _replaces_nothing(req):
-            return wire.Reject(req.req, "bad_replace", NOTHING_TO_REPLACE), []  # on any venue
+        if type(req) is ReplaceOrder and _replaces_nothing(req):
+            return Reject(req.req, "bad_replace", NOTHING_TO_REPLACE), []  # on any venue
         routed = self.state.routed.get(req.order_id)
         if routed is not None and routed.account == req.account and self.venue is not None:
             if cancel:
                 self.venue.cancel(req.order_id)
             else:
-                assert isinstance(req, wire.ReplaceOrder)
+                assert isinstance(req, ReplaceOrder)
                 why = _routed_replace_refused(routed, req)
                 if why is not None:
-                    return wire.Reject(req.req, "bad_replace", why), []
+                    return Reject(req.req, "bad_replace", why), []
                 refusal = self._exits_reject(req)
                 if refusal is None:
                     refusal = self._check_change(routed, req)
@@ -1357,7 +1373,7 @@ class EngineService:
                     trail_price=req.trail_price,
                     trail_percent=pct,
                 )
-            return wire.Ack(req.req, req.order_id, last_seq=self.state.seq), []
+            return Ack(req.req, req.order_id, last_seq=self.state.seq), []
         held = self.state.contingent
         if held.busy:
             h = held.orders.get(req.order_id)
@@ -1365,16 +1381,16 @@ class EngineService:
                 return self._change_held(req, touched)
         o = self._owned(req.account, req.order_id)
         if o is None:
-            return wire.Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
-        if isinstance(req, wire.ReplaceOrder):
+            return Reject(req.req, "unknown_order", f"no open order {req.order_id}"), []
+        if isinstance(req, ReplaceOrder):
             if req.stop_price is not None:
-                return wire.Reject(
+                return Reject(
                     req.req, "bad_replace", "stop_price is replaced on held stop-loss legs only"
                 ), []
             g = held.groups.get(req.order_id) if held.busy else None
             if g is not None and g.order_class == "oco":  # the limit is its take-profit
                 if req.qty is not None:
-                    return wire.Reject(req.req, "bad_replace", _OCO_QTY), []
+                    return Reject(req.req, "bad_replace", _OCO_QTY), []
                 if _number(req.price) > 0:  # else the core refuses the price itself
                     broken = self._exits_reject(req)
                     if broken is not None:
@@ -1384,14 +1400,14 @@ class EngineService:
                 req.order_id,
                 o[0],
                 o[1],
-                time.time_ns(),
+                time_ns(),
                 qty=KEEP if req.qty is None else _number(req.qty),
                 price=KEEP if req.price is None else _number(req.price),
             )
             refused = self.state.check(cmd)
             if refused is not None:
                 self.metrics.risk_rejects[refused.reason].inc()
-                return wire.Reject(req.req, refused.reason, refused.message), []
+                return Reject(req.req, refused.reason, refused.message), []
         else:
             cmd = tuple.__new__(
                 Command,
@@ -1400,7 +1416,7 @@ class EngineService:
                     0,
                     0,
                     0,
-                    time.time_ns(),
+                    time_ns(),
                     o[0],
                     o[1],
                     CANCEL,
@@ -1413,7 +1429,7 @@ class EngineService:
                 ),
             )
         events = self._run(cmd, touched)
-        return wire.Ack(req.req, req.order_id, events, last_seq=self.state.seq), events
+        return Ack(req.req, req.order_id, events, last_seq=self.state.seq), events
 
     def _mass_cancel(
         self, req: wire.MassCancel, touched: set[int], kill: bool = False
@@ -1429,7 +1445,7 @@ class EngineService:
         if req.symbol is not None and sym is None:
             return self._unknown_symbol(req.req, req.symbol), []
         if req.account is not None and acc is None:
-            return wire.Ack(req.req, last_seq=st.seq), []  # never seen: it has no orders
+            return Ack(req.req, last_seq=st.seq), []  # never seen: it has no orders
         assert self.journal is not None
         self.journal.begin_group()  # its cancels and held orders' MARKs: all or none
         state = st.core.dump()
@@ -1454,7 +1470,7 @@ class EngineService:
                 oid,
                 int(o["account"]),
                 int(o["symbol"]),
-                time.time_ns(),
+                time_ns(),
                 reason=_KILL_SWITCH if kill else 0,
             )
             events.extend(self._run(cmd, touched))
@@ -1462,12 +1478,12 @@ class EngineService:
             names = st.accounts[1:] if req.account is None else [req.account]
             for name in names:
                 for hid in st.contingent.open_ids(name, req.symbol):
-                    cancel = wire.CancelOrder(req.req, name, hid)
+                    cancel = CancelOrder(req.req, name, hid)
                     events.extend(self._change_held(cancel, touched, kill)[1])
         self.journal.end_group()
         if st.routed and self.venue is not None:
             self._cancel_routed(req.account, req.symbol)
-        return wire.Ack(req.req, None, events, last_seq=st.seq), events
+        return Ack(req.req, None, events, last_seq=st.seq), events
 
     def _cancel_routed(self, account: str | None, symbol: str | None) -> None:
         """Ask the venue to cancel the routed orders a mass cancel (or a kill) covers;
@@ -1501,23 +1517,23 @@ class EngineService:
         if req.client_order_id is not None:  # the idempotency table knows every one
             known = self.state.known_client_order_id(req.account, req.client_order_id)
             if known is None:
-                return wire.Reject(
+                return Reject(
                     req.req, "unknown_order", f"no order {req.client_order_id!r} of this account"
                 )
             view = self.state.order_view(known[0], req.account)
-            return wire.Ack(req.req, known[0], order=view, last_seq=self.state.seq)
+            return Ack(req.req, known[0], order=view, last_seq=self.state.seq)
         view = self.state.order_view(req.order_id, req.account)
         if view is None:
             last = self.state.next_order_id() - 1
             why = self.state.finished.unknown_message(req.order_id, last)
-            return wire.Reject(req.req, "unknown_order", why)
-        return wire.Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
+            return Reject(req.req, "unknown_order", why)
+        return Ack(req.req, req.order_id, order=view, last_seq=self.state.seq)
 
     def _control(self, req: wire.Control, touched: set[int]) -> tuple[wire.Reply, list[Event]]:
         self.metrics.requests["control"].inc()
         st = self.state
         if req.action not in ("kill", "revive", "halt", "resume"):
-            return wire.Reject(
+            return Reject(
                 req.req, "bad_action", f"unknown action {req.action!r} (kill, revive, halt, resume)"
             ), []
         if req.action in ("halt", "resume") and req.symbol not in st.symbol_index:
@@ -1525,7 +1541,7 @@ class EngineService:
         if req.account is not None and (bad := _bad_account(req.req, req.account)) is not None:
             return bad, []
         if req.duration_ns is not None and not 0 < req.duration_ns <= MAX_HALT_NS:
-            return wire.Reject(
+            return Reject(
                 req.req,
                 "bad_duration",
                 f"duration_ns must be 1 to {MAX_HALT_NS} (a year; None: until resumed)",
@@ -1539,7 +1555,7 @@ class EngineService:
                 "symbol": req.symbol,
                 "duration_ns": req.duration_ns,
             },
-            "ts": time.time_ns(),
+            "ts": time_ns(),
         }
         self.journal.append_mark(mark)
         events = self._apply_mark(mark)
@@ -1547,7 +1563,7 @@ class EngineService:
             cancel = wire.MassCancel(req.req, req.account, None)
             events += self._mass_cancel(cancel, touched, kill=True)[1]
         self.journal.end_group()
-        return wire.Ack(req.req, events=events, last_seq=st.seq), events
+        return Ack(req.req, events=events, last_seq=st.seq), events
 
     def _get_book(self, req: wire.GetBook) -> wire.Reply:
         self.metrics.requests["get_book"].inc()
@@ -1555,29 +1571,29 @@ class EngineService:
         if sym is None:
             return self._unknown_symbol(req.req, req.symbol)
         depth = max(1, min(req.depth, 10_000))
-        book = self.state.book(sym, depth, time.time_ns())
-        return wire.Ack(req.req, book=book, last_seq=self.state.seq)
+        book = self.state.book(sym, depth, time_ns())
+        return Ack(req.req, book=book, last_seq=self.state.seq)
 
     def _query(self, req: wire.GetSymbols | wire.GetAccount | wire.ListOrders) -> wire.Reply:
         """Symbols, an account, its open orders: from the live state (no journal)."""
         st = self.state
         if isinstance(req, wire.GetSymbols):
             self.metrics.requests["get_symbols"].inc()
-            return wire.Ack(req.req, last_seq=st.seq, symbols=st.symbol_infos(time.time_ns()))
+            return Ack(req.req, last_seq=st.seq, symbols=st.symbol_infos(time_ns()))
         kind = "get_account" if isinstance(req, wire.GetAccount) else "list_orders"
         self.metrics.requests[kind].inc()
         if (bad := _bad_account(req.req, req.account)) is not None:
             return bad
         if isinstance(req, wire.GetAccount):
-            return wire.Ack(req.req, last_seq=st.seq, account=st.account_view(req.account))
+            return Ack(req.req, last_seq=st.seq, account=st.account_view(req.account))
         if req.symbol is not None and req.symbol not in st.symbol_index:
             return self._unknown_symbol(req.req, req.symbol)
-        return wire.Ack(req.req, last_seq=st.seq, orders=st.open_orders(req.account, req.symbol))
+        return Ack(req.req, last_seq=st.seq, orders=st.open_orders(req.account, req.symbol))
 
     def _replay(self, req: wire.Replay) -> wire.Reply:
         self.metrics.requests["replay"].inc()
         if req.from_seq < 1 or req.to_seq < req.from_seq:
-            return wire.Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
+            return Reject(req.req, "bad_range", f"{req.from_seq}..{req.to_seq}")
         # A page of at most REPLAY_PAGE events and what is left of the turn's budget
         # (at least one: the client asks on from the last event it got)
         limit = max(1, min(REPLAY_PAGE, self._replay_left))
@@ -1589,14 +1605,14 @@ class EngineService:
             first = self.state.recent.first
             if log_ is not None:
                 first = min(first, log_.first_seq)
-            return wire.Reject(
+            return Reject(
                 req.req,
                 "replay_unavailable",
                 f"events before {first} are no longer kept (the event log holds the latest "
                 f"event_log_bytes, {self.config.event_log_bytes} bytes, since it started)",
             )
         self._replay_left -= len(events)
-        return wire.Ack(req.req, events=events, last_seq=self.state.seq)
+        return Ack(req.req, events=events, last_seq=self.state.seq)
 
     def _replay_market_data(self, req: wire.ReplayMarketData) -> wire.Reply:
         """A symbol's tops (and, asked, their deltas) from the market-data log;
@@ -1604,13 +1620,11 @@ class EngineService:
         a consumer reads it)."""
         self.metrics.requests["replay_md"].inc()
         if req.from_md_seq < 1 or req.to_md_seq < req.from_md_seq:
-            return wire.Reject(req.req, "bad_range", f"{req.from_md_seq}..{req.to_md_seq}")
+            return Reject(req.req, "bad_range", f"{req.from_md_seq}..{req.to_md_seq}")
         if req.symbol not in self.state.symbol_index:
             return self._unknown_symbol(req.req, req.symbol)
         if self.mdlog is None:
-            return wire.Reject(
-                req.req, "replay_unavailable", "this engine keeps no market-data log"
-            )
+            return Reject(req.req, "replay_unavailable", "this engine keeps no market-data log")
         current = self.state.md_seq.get(req.symbol, 0)
         upto = min(req.to_md_seq, current)
         frames = self.mdlog.frames(req.symbol, req.from_md_seq, upto, MD_REPLAY_PAGE)
@@ -1628,7 +1642,7 @@ class EngineService:
                 req.symbol, req.from_md_seq, upto, MD_REPLAY_PAGE, deltas=True
             )
             deltas = [msgspec.Raw(f[1:]) for f in found]
-        return wire.Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto, deltas=deltas)
+        return Ack(req.req, last_seq=self.state.seq, tops=tops, md_seq=upto, deltas=deltas)
 
 
 _VENUE_KINDS: dict[type, str] = {
@@ -1663,7 +1677,7 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
 
 
 def _trailing_replace_refused(
-    req: wire.ReplaceOrder, trail_price: int | None, trail_percent: float | None, triggered: bool
+    req: ReplaceOrder, trail_price: int | None, trail_percent: float | None, triggered: bool
 ) -> str | None:
     """Why a replace of a trailing stop (placed with `trail_price` or `trail_percent`)
     is refused, on every venue (None: it is not): until it triggers, it takes a new
@@ -1684,7 +1698,7 @@ def _trailing_replace_refused(
     return None
 
 
-def _replaces_nothing(req: wire.ReplaceOrder) -> bool:
+def _replaces_nothing(req: ReplaceOrder) -> bool:
     return (
         req.qty is None
         and req.price is None
@@ -1701,7 +1715,7 @@ _KILL_SWITCH = int(Reason.KILL_SWITCH)  # a kill switch's cancels say so (not `u
 _OCO_QTY = "an oco's quantity is not replaced: cancel it"
 
 
-def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | None:
+def _routed_replace_refused(r: RoutedOrder, req: ReplaceOrder) -> str | None:
     """Why a replace of a routed order cannot go to the venue (None: it can), with the
     internal venue's rules: a leg takes new prices (its quantity follows its parent); a
     trailing stop its quantity and/or trail until it triggers (Alpaca triggers it
@@ -1721,7 +1735,7 @@ def _routed_replace_refused(r: RoutedOrder, req: wire.ReplaceOrder) -> str | Non
 
 
 def _leg_replace_refused(
-    leg: str | None, order_type: str, triggered: bool, req: wire.ReplaceOrder
+    leg: str | None, order_type: str, triggered: bool, req: ReplaceOrder
 ) -> str | None:
     """Why a replace of a bracket's, OTO's or OCO's leg (role `leg`) is refused, on
     every venue (None: it is not): it takes new prices (a take-profit `price`, a
@@ -1769,7 +1783,7 @@ def _venue_order(r: RoutedOrder, **extra: Any) -> VenueOrder:
 
 
 def _routed_class(
-    order: RoutedOrder, plan: wire.NewOrder, max_position: int | None
+    order: RoutedOrder, plan: NewOrder, max_position: int | None
 ) -> tuple[RoutedOrder, list[RoutedOrder], dict[str, Any]]:
     """A trailing stop's or an order class's routed parent, its legs (ids after it, as
     on the internal venue, with the `max_position` their release is checked against)
@@ -1816,7 +1830,7 @@ def _routed_class(
     return msgspec.structs.replace(order, order_class=cls), legs, extra
 
 
-def _risk_legs(req: wire.NewOrder, qty: int) -> list[tuple[str, int, int]]:
+def _risk_legs(req: NewOrder, qty: int) -> list[tuple[str, int, int]]:
     """The held legs of an order class as risk checks them at submission (role, qty,
     price): a take-profit at its limit, a stop-loss at its limit or else its stop
     (docs/risk.md). An OCO's take-profit is the order itself; a trailing stop has none."""
@@ -1829,19 +1843,40 @@ def _risk_legs(req: wire.NewOrder, qty: int) -> list[tuple[str, int, int]]:
     return legs
 
 
-def _unrepresentable(answer: wire.Reply | wire.Replies) -> wire.Reply | wire.Replies:
+def _unrepresentable(answer: wire.Reply | Replies) -> wire.Reply | Replies:
     """`answer` (one that changed nothing: a query's) with each reply that holds a
     number past the wire's 64-bit integers as a Reject saying so (a position marked at
     a far price, say), for the engine to send instead of failing."""
-    if isinstance(answer, wire.Replies):
-        return wire.Replies([_unrepresentable(r) for r in answer.replies])  # type: ignore[misc]
+    if isinstance(answer, Replies):
+        return Replies([_unrepresentable(r) for r in answer.replies])  # type: ignore[misc]
     try:
         wire.encode(answer)
     except OverflowError:
-        return wire.Reject(
+        return Reject(
             answer.req, "unrepresentable", "the answer holds a number past 64-bit integers"
         )
     return answer
+
+
+def _frame(msg: Any) -> bytes:
+    """`wire.encode`, as a C call (its version byte, then the message)."""
+    return _VERSION_BYTE + _encode(msg)
+
+
+def _decode(frame: Any) -> wire.Request | Batch:
+    """`wire.decode_frame`, as a C call for a well-formed frame of order-entry size;
+    any other frame, and the `WireError` of a bad one, are `wire.decode_frame`'s."""
+    if type(frame) is bytes:
+        data: bytes = frame
+        n = len(data)
+        if 1 < n <= _DECODE_MAX and data[0] == _WIRE_VERSION:
+            try:
+                msg: wire.Request | Batch | None = _decode_body(data[1:])
+            except Exception:  # said as decode_frame says it, just below
+                msg = None
+            if msg is not None:
+                return msg
+    return wire.decode_frame(frame)
 
 
 def _req_of(frame: bytes) -> int:
