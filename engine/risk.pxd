@@ -19,6 +19,10 @@ cdef class _Order:
     cdef public bint held
 
 
+@cython.locals(o=_Order)
+cdef _Order _open_order(str account, str symbol, bint buy, qty, price, list pair)
+
+
 cdef class RiskEngine:
     cdef object _positions
     cdef object _default

@@ -117,24 +117,38 @@ def _ceiling_reject(qty: int, price: int) -> Reject:
 class _Order:
     """An open order as risk sees it: what it could still add to the position. A
     `held` order (a leg or a trailing stop, docs/order-classes.md) stays open at zero
-    lots: it ends only with `on_done`. Its fields are C fields once compiled (risk.pxd)."""
+    lots: it ends only with `on_done`. Its fields are C fields once compiled (risk.pxd);
+    `_open_order` makes one."""
 
-    def __init__(
-        self, account: str, symbol: str, buy: bool, qty: int, price: int | None, pair: list[int]
-    ) -> None:
-        self.account = account
-        self.symbol = symbol
-        self.buy = buy
-        self.side = 0 if buy else 1  # the index into `pair`
-        self.qty = qty
-        self.price = price
-        # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
-        self.pair = pair
-        self.held = False
+    account: str
+    symbol: str
+    buy: bool
+    side: int  # 0 if buy else 1: the index into `pair`
+    qty: int
+    price: int | None
+    pair: list[int]  # RiskEngine._pairs[(account, symbol)]: [buy lots, sell lots, orders]
+    held: bool
 
     def __repr__(self) -> str:
         side = "buy" if self.buy else "sell"
         return f"_Order({self.account!r}, {self.symbol!r}, {side}, {self.qty}, {self.price})"
+
+
+def _open_order(
+    account: str, symbol: str, buy: bool, qty: int, price: int | None, pair: list[int]
+) -> _Order:
+    """A new `_Order`, fields set one by one: calling the class parsed its arguments
+    as Python's (~700 instructions of every order accepted); compiled, this is C."""
+    o = _Order.__new__(_Order)
+    o.account = account
+    o.symbol = symbol
+    o.buy = buy
+    o.side = 0 if buy else 1
+    o.qty = qty
+    o.price = price
+    o.pair = pair
+    o.held = False
+    return o
 
 
 class _Window:
@@ -611,7 +625,7 @@ class RiskEngine:
         p = self._pairs.get((account, symbol))
         if p is None:
             p = self._pairs[(account, symbol)] = [0, 0, 0]
-        self._orders[order_id] = _Order(account, symbol, buy, qty, price, p)
+        self._orders[order_id] = _open_order(account, symbol, buy, qty, price, p)
         p[0 if buy else 1] += qty
         p[2] += 1
         self._acct_count[account] = self._acct_count.get(account, 0) + 1

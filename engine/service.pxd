@@ -57,12 +57,14 @@ cdef class EngineService:
     cpdef tuple _new(self, req, set touched)
     @cython.locals(st=EngineState, journal=JournalWriter)
     cpdef tuple _place(self, req, set touched)
+    @cython.locals(f=tuple)
     cpdef tuple _change(self, req, set touched)
     cpdef _owned(self, account, order_id)
 
 
 # the wire's codec as C calls (service.py says why)
 cdef object _encode
+cdef object _fields
 cdef object _decode_body
 cdef Py_ssize_t _DECODE_MAX
 cdef int _WIRE_VERSION

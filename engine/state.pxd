@@ -20,6 +20,9 @@ cdef class EventRing:
     cpdef long long number(self, list events, long long last_seq) except? -1
 
 
+cdef object _fields
+
+
 cdef class EngineState:
     cdef public object config
     cdef public object core
@@ -48,6 +51,6 @@ cdef class EngineState:
     cpdef next_order_id(self)
     cpdef check(self, c, legs=*)
     cpdef list apply(self, c, bint check=*)
-    @cython.locals(risk=RiskEngine)
+    @cython.locals(risk=RiskEngine, f=tuple)
     cpdef absorb(self, list events, list out, c)
     cpdef list _number(self, list out)

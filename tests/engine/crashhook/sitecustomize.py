@@ -7,11 +7,11 @@ commit's records (`journal._copy_records`, the module function its compiled `_wr
 calls) is wrapped: at the given multi-record commit (the `commits`-th one that copies
 more than one record), it copies the commit's parts up to a random point, the last one
 possibly in part, and the process sends itself SIGKILL, as a kill -9 landing inside the
-copy would. With TICKPLANE_TEST_FAIL_ACCOUNT="<account>", encoding a reply whose
-events hold an order of that account, or that is that account's view (GetAccount),
-raises OverflowError, as a number past 64 bits would: after the engine applied the
-request and before it committed the turn, or for a query. Without the variables it does
-nothing.
+copy would. With TICKPLANE_TEST_FAIL_ACCOUNT="<account>", the engine's encoding
+(`wire.ENCODER`) of a reply whose events hold an order of that account, or that is that
+account's view (GetAccount), raises OverflowError, as a number past 64 bits would: after
+the engine applied the request and before it committed the turn, or for a query.
+Without the variables it does nothing.
 """
 
 from __future__ import annotations
@@ -52,15 +52,19 @@ if _FAIL:
 
     from tickplane.core import wire
 
-    _encode = wire.encode
+    _encode = wire.ENCODER.encode
 
-    def _failing(msg: _Any) -> bytes:
-        events = getattr(msg, "events", None) or ()
-        view = getattr(msg, "account", None)
-        if any(getattr(ev, "account", None) == _FAIL for ev in events) or (
-            getattr(view, "account", None) == _FAIL
-        ):
-            raise OverflowError("int too big to convert (TICKPLANE_TEST_FAIL_ACCOUNT)")
-        return _encode(msg)
+    class _FailingEncoder:
+        """`wire.ENCODER` (what the engine's loop encodes with, bound when its module
+        is imported, after this one), failing on the account's messages."""
 
-    wire.encode = _failing
+        def encode(self, msg: _Any) -> bytes:
+            events = getattr(msg, "events", None) or ()
+            view = getattr(msg, "account", None)
+            if any(getattr(ev, "account", None) == _FAIL for ev in events) or (
+                getattr(view, "account", None) == _FAIL
+            ):
+                raise OverflowError("int too big to convert (TICKPLANE_TEST_FAIL_ACCOUNT)")
+            return _encode(msg)
+
+    wire.ENCODER = _FailingEncoder()  # type: ignore[misc]
