@@ -4,7 +4,8 @@ configuration, the gateway's keys, the command line and the operator's CRDs.
 No spaces, no slash (risk.pairs keys are ACCOUNT/SYMBOL), nothing that needs quoting.
 The engine refuses a request naming any other account (`bad_account`, engine/service.py);
 only its recovery takes a journal's accounts as written, for an engine from before the
-rule took any 1-64 printable characters.
+rule took any 1-64 printable characters, and an account it holds so can still have its
+orders canceled and queried by name (not place new ones).
 """
 
 from __future__ import annotations

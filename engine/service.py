@@ -157,13 +157,30 @@ def _quiet_collector() -> None:
     gc.set_threshold(20_000, 20, 20)
 
 
-def _bad_account(req: int, account: str) -> Reject | None:
+def _bad_account(
+    req: int, account: str, st: EngineState | None = None, new: bool = False
+) -> Reject | None:
     """The `bad_account` refusal of a request naming `account`, unless it is an account
     name (core/accounts.py); a name that is, is remembered in `_ACCOUNTS_OK`. Requests
-    only: recovery replays the journal's accounts as they were written."""
+    only: recovery replays the journal's accounts as they were written.
+
+    With the engine's state `st`, an account it already holds (recovered from the
+    journal of an engine from before the rule) is not refused by a request that reaches
+    what it has (a cancel, a mass cancel, a kill switch, a query), and is refused, saying
+    why, by one that would give it more (`new`: a new order, a replace). Only names the
+    rule refuses get here: the request path pays nothing for it."""
     if account in _ACCOUNTS_OK:
         return None
     if not is_account(account):
+        if st is not None and st.account_id(account) is not None:
+            if not new:
+                return None
+            return Reject(
+                req,
+                "bad_account",
+                f"account {account!r} is from before the account rule: its orders can be "
+                f"canceled and queried, and new ones need an account of {ACCOUNT_RULE}",
+            )
         return Reject(req, "bad_account", f"account must be {ACCOUNT_RULE}")
     if len(_ACCOUNTS_OK) >= _ACCOUNTS_OK_MAX:
         _ACCOUNTS_OK.clear()
@@ -939,7 +956,7 @@ class EngineService:
         if sym is None:
             return self._unknown_symbol(rid, symbol), []
         if account not in _ACCOUNTS_OK:  # else known good: one set lookup
-            bad = _bad_account(rid, account)
+            bad = _bad_account(rid, account, st, True)
             if bad is not None:
                 return bad, []
         fp = 0
@@ -1366,7 +1383,7 @@ class EngineService:
         else:
             self.metrics.requests_replace.inc()
         if account not in _ACCOUNTS_OK:  # else known good: one set lookup
-            bad = _bad_account(rid, account)
+            bad = _bad_account(rid, account, self.state, not cancel)
             if bad is not None:
                 return bad, []
         if type(req) is ReplaceOrder and _replaces_nothing(req):
@@ -1460,7 +1477,7 @@ class EngineService:
         `kill`: a kill switch's, its cancels' reason `kill_switch` (else `user`)."""
         self.metrics.requests["mass_cancel"].inc()
         st = self.state
-        if req.account is not None and (bad := _bad_account(req.req, req.account)) is not None:
+        if req.account is not None and (bad := _bad_account(req.req, req.account, st)) is not None:
             return bad, []
         acc = st.account_id(req.account) if req.account is not None else None
         sym = st.symbol_index.get(req.symbol) if req.symbol is not None else None
@@ -1534,7 +1551,7 @@ class EngineService:
 
     def _get_order(self, req: wire.GetOrder) -> wire.Reply:
         self.metrics.requests["get_order"].inc()
-        if (bad := _bad_account(req.req, req.account)) is not None:
+        if (bad := _bad_account(req.req, req.account, self.state)) is not None:
             return bad
         if req.client_order_id is not None:  # the idempotency table knows every one
             known = self.state.known_client_order_id(req.account, req.client_order_id)
@@ -1560,7 +1577,7 @@ class EngineService:
             ), []
         if req.action in ("halt", "resume") and req.symbol not in st.symbol_index:
             return self._unknown_symbol(req.req, req.symbol), []
-        if req.account is not None and (bad := _bad_account(req.req, req.account)) is not None:
+        if req.account is not None and (bad := _bad_account(req.req, req.account, st)) is not None:
             return bad, []
         if req.duration_ns is not None and not 0 < req.duration_ns <= MAX_HALT_NS:
             return Reject(
@@ -1604,7 +1621,7 @@ class EngineService:
             return Ack(req.req, last_seq=st.seq, symbols=st.symbol_infos(time_ns()))
         kind = "get_account" if isinstance(req, wire.GetAccount) else "list_orders"
         self.metrics.requests[kind].inc()
-        if (bad := _bad_account(req.req, req.account)) is not None:
+        if (bad := _bad_account(req.req, req.account, st)) is not None:
             return bad
         if isinstance(req, wire.GetAccount):
             return Ack(req.req, last_seq=st.seq, account=st.account_view(req.account))

@@ -277,13 +277,17 @@ def test_recovery_rebuilds_the_new_trail_of_replaced_trailing_stops(tmp_path: Pa
             assert _logged(again.eventlog, again.state.seq) == events
 
 
-def test_recovery_keeps_an_account_the_rule_now_refuses(
+def test_an_account_the_rule_now_refuses_is_recovered_and_reached_by_name(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A journal from an engine that took any printable account name ("desk one", which
     core/accounts.py refuses): recovery replays it as written, from the journal and from
-    the snapshot; afterwards a request naming that account is refused (`bad_account`),
-    and a mass cancel of everything still reaches the account's order."""
+    the snapshot. Afterwards the engine, which holds that account, lets it be reached by
+    name: its orders canceled (one by id, the rest by a mass cancel of the account) and
+    queried (GetOrder, ListOrders, GetAccount); it places nothing more (a new order or a
+    replace is `bad_account`, saying why, and changes nothing), and a name the engine does
+    not hold is refused as before. (Every request naming it was refused: only a mass cancel
+    of every account, or an engine-wide kill, reached its orders.)"""
     odd = "desk one"
     # the older engine: names it accepted without the rule (the engine's accepted set)
     monkeypatch.setattr(service, "_ACCOUNTS_OK", {odd})
@@ -296,12 +300,14 @@ def test_recovery_keeps_an_account_the_rule_now_refuses(
                 (ident, wire.encode(wire.NewOrder(1, odd, "GOOG", "buy", "limit", 5, price=99))),
                 (ident, wire.encode(wire.NewOrder(2, odd, "GOOG", "sell", "limit", 2, price=101))),
                 (ident, wire.encode(wire.NewOrder(3, "bob", "GOOG", "buy", "limit", 2, price=101))),
+                (ident, wire.encode(wire.NewOrder(4, odd, "AAPL", "buy", "limit", 3, price=50))),
+                (ident, wire.encode(wire.NewOrder(5, odd, "AAPL", "buy", "limit", 4, price=49))),
             ]
         )
         assert svc.journal is not None
         svc.journal.commit()
         state = _state(svc)
-        assert odd in state["accounts"] and _resting(svc) == [(1, odd)]
+        assert odd in state["accounts"] and sorted(_resting(svc)) == [(1, odd), (4, odd), (5, odd)]
         shutil.copytree(tmp_path / "journal", tmp_path / "kept")  # before close() snapshots
     finally:
         svc.close()
@@ -311,18 +317,41 @@ def test_recovery_keeps_an_account_the_rule_now_refuses(
             assert _state(again) == state
             touched: set[int] = set()
             for req in (
-                wire.NewOrder(4, odd, "GOOG", "buy", "limit", 1, price=98),
-                wire.CancelOrder(5, odd, 1),
-                wire.GetAccount(6, odd),
+                wire.NewOrder(6, odd, "GOOG", "buy", "limit", 1, price=98),
+                wire.ReplaceOrder(7, odd, 1, qty=9),
             ):
                 refused, events = again.dispatch(req, touched)
                 assert isinstance(refused, wire.Reject) and refused.reason == "bad_account"
-                assert events == []
+                assert "from before the account rule" in refused.message and events == []
+            for req in (
+                wire.CancelOrder(8, "desk two", 1),
+                wire.MassCancel(9, "desk two", None),
+                wire.GetAccount(10, "desk two"),
+            ):  # a name the engine does not hold
+                refused, events = again.dispatch(req, touched)
+                assert isinstance(refused, wire.Reject) and refused.reason == "bad_account"
+                assert refused.message.startswith("account must be") and events == []
             assert _state(again) == state  # nothing changed
-            done, events = again.dispatch(wire.MassCancel(7, None, None), touched)
+            listed, _ = again.dispatch(wire.ListOrders(11, odd), touched)
+            assert isinstance(listed, wire.Ack) and listed.orders is not None
+            assert [o.id for o in listed.orders] == [1, 4, 5]
+            done, events = again.dispatch(wire.CancelOrder(12, odd, 1), touched)
             assert isinstance(done, wire.Ack)
             assert [(type(e).__name__, e.id) for e in events] == [("OrderCanceled", 1)]
+            done, events = again.dispatch(wire.MassCancel(13, odd, "AAPL"), touched)
+            assert isinstance(done, wire.Ack)
+            assert sorted((type(e).__name__, e.id) for e in events) == [
+                ("OrderCanceled", 4),
+                ("OrderCanceled", 5),
+            ]
             assert _resting(again) == []
+            got, _ = again.dispatch(wire.GetOrder(14, odd, 1), touched)
+            assert isinstance(got, wire.Ack) and got.order is not None
+            assert (got.order.status, got.order.reason) == ("canceled", "user")
+            account, _ = again.dispatch(wire.GetAccount(15, odd), touched)
+            assert isinstance(account, wire.Ack) and account.account is not None
+            assert account.account.open_orders == 0
+            assert [(p.symbol, p.qty) for p in account.account.positions] == [("GOOG", -2)]
 
 
 def test_a_turns_commands_count_one_by_one_toward_snapshot_every(tmp_path: Path) -> None:
