@@ -35,6 +35,10 @@ ENV_PREFIX = "TICKPLANE_ENGINE_"
 # The longest wait after a 429 (`VenueConfig.rate_limit_max_backoff`): an hour. Past
 # it, an orphan would stay open at Alpaca, or a missed fill unreported, for longer.
 MAX_RATE_LIMIT_BACKOFF = 3600.0
+# The most stream updates of unknown legs the Alpaca adapter keeps
+# (`VenueConfig.early_updates_max`): ~4 KB each decoded (tracemalloc, the fake's
+# orders), so about 4 GB at the bound.
+MAX_EARLY_UPDATES = 1_000_000
 # The largest price or quantity the engine's core takes (engine/matching.pyx): a
 # reference price above it could never be traded.
 MAX_TICKS = 1_000_000_000_000
@@ -124,6 +128,11 @@ class VenueConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     # doubling from the min to the max over the 429s in a row. Seconds.
     rate_limit_min_backoff: float = 1.0
     rate_limit_max_backoff: float = 60.0
+    # Stream updates of unknown legs (a group's legs ahead of its parent's answer, a
+    # replacement's ahead of its PATCH's) kept while an order of ours waits to name
+    # them; past it they are dropped and the orders waiting read by REST instead
+    # (docs/venues.md). 1 to MAX_EARLY_UPDATES.
+    early_updates_max: int = 10_000
 
 
 class MarketConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -298,6 +307,12 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
                 "venue.rate_limit_min_backoff and venue.rate_limit_max_backoff: seconds with "
                 f"0 < min <= max <= {MAX_RATE_LIMIT_BACKOFF:g} (an order waits that long to "
                 f"be looked at again), not {least!r} and {most!r}"
+            )
+        early = self.venue.early_updates_max
+        if not 1 <= early <= MAX_EARLY_UPDATES:
+            raise ConfigError(
+                f"venue.early_updates_max: 1 to {MAX_EARLY_UPDATES} stream updates of "
+                f"unknown legs kept, not {early!r}"
             )
         return self
 

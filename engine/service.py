@@ -1709,6 +1709,7 @@ def _alpaca_venue(config: EngineConfig) -> Venue:
         trail_poll_seconds=v.trail_poll_seconds,
         rate_limit_min_backoff=v.rate_limit_min_backoff,
         rate_limit_max_backoff=v.rate_limit_max_backoff,
+        early_updates_max=v.early_updates_max,
     )
     if v.secret_dir:
         return AlpacaVenue.from_secret_dir(v.secret_dir, **kwargs)

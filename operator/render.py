@@ -126,6 +126,7 @@ def engine_config(name: str, spec: TradingEngineSpec) -> EngineConfig:
             trail_poll_seconds=venue.trail_poll_seconds,
             rate_limit_min_backoff=venue.rate_limit_min_backoff,
             rate_limit_max_backoff=venue.rate_limit_max_backoff,
+            early_updates_max=venue.early_updates_max,
         ),
         market=MarketConfig(source=market.source, rate=market.rate, speed=market.speed),
     ).validate()

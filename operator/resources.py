@@ -16,7 +16,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 from tickplane.core.accounts import ACCOUNT_NAME, ACCOUNT_PATTERN, ACCOUNT_RULE
-from tickplane.core.config import MAX_RATE_LIMIT_BACKOFF, MAX_TICKS, SYMBOL_NAME
+from tickplane.core.config import (
+    MAX_EARLY_UPDATES,
+    MAX_RATE_LIMIT_BACKOFF,
+    MAX_TICKS,
+    SYMBOL_NAME,
+)
 
 __all__ = [
     "GROUP",
@@ -205,6 +210,14 @@ class VenueSpec(_Model):
         gt=0,
         le=MAX_RATE_LIMIT_BACKOFF,
         description="The longest wait after a 429, Alpaca's Retry-After included (seconds).",
+    )
+    early_updates_max: int = Field(
+        default=10_000,
+        ge=1,
+        le=MAX_EARLY_UPDATES,
+        description="Stream updates of legs not known yet (ahead of their group's answer) "
+        "kept while an order waits to name them; past it they are dropped and the orders "
+        "read by REST instead.",
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from tickplane.core.config import ConfigError, EngineConfig, load_engine_config
+from tickplane.core.config import ConfigError, EngineConfig, VenueConfig, load_engine_config
 
 
 def test_defaults_run_a_laptop_engine() -> None:
@@ -54,6 +54,11 @@ def test_file_then_environment(tmp_path: Path) -> None:
         ('{"venue": {"rate_limit_min_backoff": 90}}', {}, r"min <= max.*not 90\.0 and 60\.0"),
         ('{"venue": {"rate_limit_max_backoff": 7200}}', {}, r"max <= 3600"),
         ("{}", {"TICKPLANE_ENGINE_VENUE": '{"rate_limit_max_backoff": 0.5}'}, "min <= max"),
+        ('{"venue": {"early_updates_max": 0}}', {}, "early_updates_max: 1 to 1000000 .* not 0"),
+        ('{"venue": {"early_updates_max": -5}}', {}, "venue.early_updates_max: 1 to"),
+        ('{"venue": {"early_updates_max": 1000001}}', {}, "early_updates_max: .* not 1000001"),
+        ('{"venue": {"early_updates_max": 1.5}}', {}, r"early_updates_max"),
+        ("{}", {"TICKPLANE_ENGINE_VENUE": '{"early_updates_max": 0}'}, "early_updates_max: 1 to"),
         ('{"risk": {"pairs": {"a b/GOOG": {}}}}', {}, "'a b/GOOG' is not ACCOUNT/SYMBOL"),
         ('{"risk": {"accounts": {"a b": {}}}}', {}, "risk.accounts: 'a b' is not an account name"),
         ('{"risk": {"accounts": {"": {}}}}', {}, "risk.accounts: '' is not an account name"),
@@ -110,6 +115,15 @@ def test_the_rate_limit_backoff_is_read(tmp_path: Path) -> None:
     assert (venue.rate_limit_min_backoff, venue.rate_limit_max_backoff) == (0.5, 8.0)
     defaults = load_engine_config(env={}).venue
     assert (defaults.rate_limit_min_backoff, defaults.rate_limit_max_backoff) == (1.0, 60.0)
+
+
+def test_the_early_update_bound_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "e.json"
+    path.write_text('{"venue": {"kind": "alpaca", "early_updates_max": 250}}')
+    assert load_engine_config(path, env={}).venue.early_updates_max == 250
+    assert load_engine_config(env={}).venue.early_updates_max == 10_000
+    bound = {"TICKPLANE_ENGINE_VENUE": '{"early_updates_max": 1000000}'}
+    assert load_engine_config(env=bound).venue.early_updates_max == 1_000_000
 
 
 def test_risk_keys_take_every_account_name(tmp_path: Path) -> None:
@@ -179,3 +193,8 @@ def test_every_setting_is_documented() -> None:
     settings = {f.name for f in msgspec.structs.fields(EngineConfig)}
     assert settings - documented == set(), "settings missing from the docs' table"
     assert documented - settings == set(), "the docs' table names settings that do not exist"
+    # the venue's settings each have a row of their own (`venue.X`)
+    venue = {name.split(".", 1)[1] for row in rows for name in re.findall(r"`(venue\.[^`]+)`", row)}
+    venue_settings = {f.name for f in msgspec.structs.fields(VenueConfig)}
+    assert venue_settings - venue == set(), "venue settings missing from the docs' table"
+    assert venue - venue_settings == set(), "the docs' table names venue settings that do not exist"

@@ -56,9 +56,10 @@ def _engine(engine_factory: Any, fake: FakeAlpaca, **extra: Any) -> EngineProces
     return eng
 
 
-def test_the_rate_limit_backoff_reaches_the_adapter(fake: FakeAlpaca) -> None:
-    """The engine's `venue.rate_limit_min_backoff` and `_max_backoff` are the adapter's
-    (they were not in the configuration: the adapter's defaults always applied)."""
+def test_the_venue_settings_reach_the_adapter(fake: FakeAlpaca) -> None:
+    """The engine's `venue.rate_limit_min_backoff`, `_max_backoff` and
+    `early_updates_max` are the adapter's (they were not in the configuration: the
+    adapter's defaults always applied)."""
     config = EngineConfig(
         symbols=[SymbolConfig("GOOG")],
         venue=VenueConfig(
@@ -66,10 +67,12 @@ def test_the_rate_limit_backoff_reaches_the_adapter(fake: FakeAlpaca) -> None:
             url_override=fake.rest_url,
             rate_limit_min_backoff=0.5,
             rate_limit_max_backoff=8.0,
+            early_updates_max=250,
         ),
     ).validate()
     venue = service._alpaca_venue(config)
     assert venue._rate_backoff == (0.5, 8.0)  # type: ignore[attr-defined]
+    assert venue._early_max == 250  # type: ignore[attr-defined]
 
 
 async def _until(c: EngineClient, want: int, timeout: float = 20.0) -> list[Any]:

@@ -84,6 +84,7 @@ def test_a_minimal_engine_gets_every_default(
         "trailPollSeconds": 1.0,
         "rateLimitMinBackoff": 1.0,
         "rateLimitMaxBackoff": 60.0,
+        "earlyUpdatesMax": 10_000,
     }
     assert spec["resources"] == {"cpus": 2, "memory": "2Gi"}
     assert spec["journal"] == {"size": "10Gi", "fsync": "batch"}
@@ -214,6 +215,14 @@ INVALID_ENGINES = {
     "rate limit backoff min above the default max": (
         _engine(**{"venue.rateLimitMinBackoff": 90}),
         "rateLimitMinBackoff must be at most rateLimitMaxBackoff",
+    ),
+    "no early updates kept": (
+        _engine(**{"venue.earlyUpdatesMax": 0}),
+        "spec.venue.earlyUpdatesMax in body should be greater than or equal to 1",
+    ),
+    "early updates past the engine's bound": (
+        _engine(**{"venue.earlyUpdatesMax": 1_000_001}),
+        "spec.venue.earlyUpdatesMax in body should be less than or equal to 1000000",
     ),
     "negative market collar": (
         _engine(**{"risk.default.marketCollarBps": -1}),

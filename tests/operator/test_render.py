@@ -68,6 +68,19 @@ def test_the_rate_limit_backoff_reaches_the_engine_config() -> None:
         assert (config["rate_limit_min_backoff"], config["rate_limit_max_backoff"]) == rendered
 
 
+def test_the_early_update_bound_reaches_the_engine_config() -> None:
+    venue = {"kind": "alpaca", "credentialsSecret": {"name": "alpaca"}}
+    # the CRD's bounds are the engine's: both ends pass its validation (engine_config)
+    for given, rendered in (
+        ({}, 10_000),
+        ({"earlyUpdatesMax": 1}, 1),
+        ({"earlyUpdatesMax": 10**6}, 10**6),
+    ):
+        _, objects = render(venue={**venue, **given})
+        config = json.loads(objects["ConfigMap"]["data"]["engine.json"])["venue"]
+        assert config["early_updates_max"] == rendered
+
+
 def test_pair_limits_reach_the_engine_config() -> None:
     risk = {
         "default": {"maxOrderQty": 100},
