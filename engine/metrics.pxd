@@ -50,6 +50,7 @@ cdef class EngineMetrics:
     cdef public LoopHistogram fsync_seconds
     cdef public object venue_connected
     cdef public object venue_fallbacks
+    cdef public object venue_degraded
     cdef public object venue_fallback_active
     cdef public object kill_switches
     cdef public object halts

@@ -35,6 +35,7 @@ from tickplane.core.events import (
     SymbolHalted,
     Trade,
 )
+from tickplane.engine.venues.base import EARLY_UPDATES_DROPPED
 
 if TYPE_CHECKING:
     from tickplane.engine.service import EngineService
@@ -319,6 +320,17 @@ class EngineMetrics:
         )
         for when in ("new", "in_flight"):  # made here: /status reads them from its thread
             self.venue_fallbacks[when]
+        self.venue_degraded = _Children(
+            _LoopFamily(
+                "tickplane_engine_venue_degraded_total",
+                "Times the outside venue began working degraded while it may be connected, "
+                "by reason: early_updates_max (updates of legs not known yet dropped past "
+                "venue.early_updates_max; the orders waiting are read by REST instead)",
+                ["reason"],
+                registry=r,
+            )
+        )
+        self.venue_degraded[EARLY_UPDATES_DROPPED]  # exported from 0, for rate() and alerts
         self.venue_fallback_active = Gauge(
             "tickplane_engine_venue_fallback_active",
             "1 while new orders for the outside venue are matched here instead (it is "
@@ -471,6 +483,7 @@ def _status(service: EngineService) -> dict[str, Any]:
             "kind": service.config.venue.kind,
             "connected": service.venue_status.connected,
             "detail": service.venue_status.detail,
+            "degraded": service.venue_status.degraded,
             "routed_orders": len(service.state.routed),
             "unreachable": service.config.venue.unreachable,
             "fallback_active": service.falls_back(),

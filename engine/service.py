@@ -609,6 +609,8 @@ class EngineService:
         out: list[Event] = []
         for ev in events:
             if isinstance(ev, VenueStatus):
+                if ev.degraded is not None and ev.degraded != self.venue_status.degraded:
+                    self.metrics.venue_degraded[ev.degraded].inc()
                 self.venue_status = ev
                 if ev.connected and not self._resumed:
                     self._resumed = True

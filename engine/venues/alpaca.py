@@ -61,6 +61,7 @@ from alpaca.trading.stream import TradingStream
 from requests.adapters import HTTPAdapter
 
 from tickplane.engine.venues.base import (
+    EARLY_UPDATES_DROPPED,
     OffTickPrice,
     Request,
     SymbolSpec,
@@ -854,8 +855,21 @@ class AlpacaVenue:
             self._details[part] = detail
             if self._stopping.is_set():
                 return
-            self._emit_locked(VenueStatus(self._rest_ok and self._stream_ok, detail))
+            self._emit_locked(
+                VenueStatus(self._rest_ok and self._stream_ok, detail, self._degraded())
+            )
         self._wake.set()
+
+    def _degraded(self) -> str | None:
+        """What `VenueStatus.degraded` says now (lock held): updates of unknown legs are
+        dropped, not kept (`_keep_early`), until the orders waiting have named theirs."""
+        return EARLY_UPDATES_DROPPED if self._early_lost else None
+
+    def _degraded_changed(self, detail: str) -> None:
+        """Say that `_degraded()` changed, with the health as it is (lock held)."""
+        if not self._stopping.is_set():
+            status = VenueStatus(self._rest_ok and self._stream_ok, detail, self._degraded())
+            self._emit_locked(status)
 
     def _probe(self, client: TradingClient) -> None:
         try:
@@ -1493,6 +1507,7 @@ class AlpacaVenue:
             self._wake.set()
             if not self._early_lost:
                 log.warning("alpaca: unknown legs' updates are kept again")
+                self._degraded_changed("updates of unknown legs are kept again")
 
     def _keep_early(self, vid: str, update: _Update) -> None:
         """An update of Alpaca order `vid`, not known, of an order class (a leg of
@@ -1517,7 +1532,8 @@ class AlpacaVenue:
         if self._early_lost or self._early_count >= self._early_max:
             # over the bound: drop everything kept, and the orders waiting will be
             # read by REST once they name theirs (what a read shows, nothing loses)
-            if not self._early_lost:
+            began = not self._early_lost
+            if began:
                 log.warning(
                     "alpaca: %d updates of unknown legs kept (early_updates_max): "
                     "dropped; orders of %d groups waiting will be read instead",
@@ -1527,6 +1543,11 @@ class AlpacaVenue:
             self._early_lost.update(self._naming)
             self._early.clear()
             self._early_count = 0
+            if began:
+                self._degraded_changed(
+                    f"updates of unknown legs past early_updates_max ({self._early_max}) "
+                    f"dropped: {len(self._early_lost)} orders waiting will be read by REST"
+                )
             return
         _, updates = self._early.pop(vid, (0, []))
         updates.append(update)

@@ -21,6 +21,7 @@ from decimal import Decimal
 from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
+    "EARLY_UPDATES_DROPPED",
     "OffTickPrice",
     "OrderClass",
     "OrderType",
@@ -189,11 +190,18 @@ class VenueTrailed:
 @dataclass(frozen=True, slots=True)
 class VenueStatus:
     """The venue's health changed: `connected` is true only when orders can be routed
-    and their outcomes are being received; `detail` says what changed."""
+    and their outcomes are being received; `detail` says what changed. `degraded`, when
+    set, names a way the venue works worse than it should while it may be connected
+    (`EARLY_UPDATES_DROPPED`); every status says it until one clears it."""
 
     connected: bool
     detail: str
+    degraded: str | None = None
 
+
+#: `VenueStatus.degraded` while the Alpaca adapter's store of updates of unknown legs
+#: is past `early_updates_max`: it keeps none, and reads the orders waiting by REST.
+EARLY_UPDATES_DROPPED = "early_updates_max"
 
 VenueEvent: TypeAlias = (
     VenueAccepted

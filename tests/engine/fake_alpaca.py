@@ -196,6 +196,7 @@ class FakeAlpaca:
         self._failures: list[_Failure] = []
         self._hangs = 0
         self._hang_after = False
+        self._hang_method: str | None = None
         self._hung = 0
         self._release = threading.Event()
         # `hold_replaced`: a replaced order's `replaced` event waits for `send_replaced`
@@ -373,12 +374,16 @@ class FakeAlpaca:
         with self._cond:
             self._failures.clear()
 
-    def hang_next(self, count: int = 1, after_apply: bool = False) -> None:
-        """The next `count` REST requests get no answer until `release` or `stop`; with
-        `after_apply`, each is carried out (and its stream events sent) before it hangs."""
+    def hang_next(
+        self, count: int = 1, after_apply: bool = False, method: str | None = None
+    ) -> None:
+        """The next `count` REST requests (of `method` only, when given) get no answer
+        until `release` or `stop`; with `after_apply`, each is carried out (and its
+        stream events sent) before it hangs."""
         with self._cond:
             self._hangs += count
             self._hang_after = after_apply
+            self._hang_method = method
             self._release.clear()
 
     def release(self) -> None:
@@ -407,6 +412,12 @@ class FakeAlpaca:
             if not o.open or qty <= 0 or qty > o.qty - o.filled_qty:
                 raise ValueError(f"cannot fill {qty} of {o.status} order {o.id}")
             return self._fill(o, Decimal(price), qty)
+
+    def stream(self, event: str, o: FakeOrder, **extra: Any) -> None:
+        """Stream a trade update of `o` as it is, an order the fake need not hold:
+        another program's in the same account (Alpaca streams every order of it)."""
+        with self._cond:
+            self._publish(event, o, **extra)
 
     def trade(self, symbol: str, price: Decimal | str) -> None:
         """A print at `price`: the symbol's last price, which trailing stops follow (their
@@ -876,7 +887,7 @@ class _Handler(BaseHTTPRequestHandler):
             fake.requests.append((method, url.path, body))
             fake.request_times.append(time.monotonic())
             fake._cond.notify_all()
-            hang = fake._hangs > 0
+            hang = fake._hangs > 0 and fake._hang_method in (None, method)
             if hang:
                 fake._hangs -= 1
                 hang_after = fake._hang_after

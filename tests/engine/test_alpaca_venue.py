@@ -371,12 +371,20 @@ def test_early_updates_past_their_bound_are_dropped_and_the_legs_read_instead(
             kept.append(sum(len(updates) for _, updates in venue._early.values()))
         assert max(kept) <= 100
         assert events.about(81) == []
+        # said once, connected all the while: degraded, not unreachable
+        said = [e for e in events.items if isinstance(e, VenueStatus) and e.degraded]
+        assert [(e.connected, e.degraded) for e in said] == [(True, "early_updates_max")]
+        assert "early_updates_max (100)" in said[0].detail
         fake.release()  # the answer names the leg: it is read, its fill found
         fill = events.wait(VenueFilled, lambda e: e.order_id == 81)
         assert (fill.qty, fill.price, fill.leaves_qty) == (10, 8990, 0)
         assert fill.execution_id.startswith("reconciled:")
         assert events.wait(VenueFilled, lambda e: e.order_id == 80).qty == 10
         assert venue._early == {} and venue._early_lost == set()
+        cleared = events.items[events.items.index(said[0]) + 1 :]
+        statuses = [e for e in cleared if isinstance(e, VenueStatus)]
+        assert [(e.connected, e.degraded) for e in statuses] == [(True, None)]
+        assert "kept again" in statuses[0].detail
         _streamed_so_far(venue, events, fake, 33)
         assert [type(e) for e in events.about(81)] == [VenueFilled]  # once
 

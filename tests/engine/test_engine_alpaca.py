@@ -31,7 +31,7 @@ from tickplane.engine import service
 from tickplane.engine.journal import snapshots
 
 from .conftest import EngineProcess
-from .fake_alpaca import FakeAlpaca
+from .fake_alpaca import FakeAlpaca, FakeOrder
 
 
 @pytest.fixture
@@ -1350,6 +1350,72 @@ def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
 
     asyncio.run(at_alpaca())
     assert eng.stop() == 0
+
+
+# -- the early-update store past its bound: the venue degraded ----------------------------------
+
+
+def _degraded_count(eng: EngineProcess) -> float | None:
+    """`tickplane_engine_venue_degraded_total{reason="early_updates_max"}`."""
+    with urllib.request.urlopen(eng.http + "/metrics") as resp:
+        text = resp.read().decode()
+    for line in text.splitlines():
+        if line.startswith('tickplane_engine_venue_degraded_total{reason="early_updates_max"}'):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+async def _until_status(eng: EngineProcess, key: str, value: Any) -> dict[str, Any]:
+    async with asyncio.timeout(20):
+        while (status := _status(eng))[key] != value:
+            await asyncio.sleep(0.02)  # the venue reports through the loop
+    return status
+
+
+def test_the_early_update_bound_reached_shows_as_degraded_until_the_store_keeps_again(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """`venue.early_updates_max` reaches the adapter: with 5, a bracket's submit left
+    unanswered while 6 updates of other programs' legs stream past, the store drops
+    what it kept and the venue says so: `/status` shows `degraded`
+    `early_updates_max` and the counter counts it once; once the answer names the
+    bracket's legs the store keeps updates again and `degraded` clears (the count
+    stays). (The cap was the adapter's default, 10,000, and reaching it showed only
+    in the log.)"""
+    eng = _engine(engine_factory, fake)
+    eng.settings["venue"]["early_updates_max"] = 5
+    eng.start()
+
+    async def body() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            await _connected(c)
+            assert _status(eng)["degraded"] is None and _degraded_count(eng) == 0
+            # the probe's submit and cancel reached Alpaca: the next POST is the bracket's
+            fake.wait_until(lambda: any(m == "DELETE" for m, _, _ in fake.requests))
+            fake.hang_next(1, method="POST")  # the bracket's submit: no answer until released
+            r = await c.submit("alice", "GOOG", "buy", "limit", 10, **BRACKET)
+            assert isinstance(r, wire.Ack)
+            fake.wait_until(lambda: fake.hung == 1)
+            for n in range(6):  # kept while the bracket may claim them; the sixth is one too many
+                fake.stream("new", _their_leg(n))
+            status = await _until_status(eng, "degraded", "early_updates_max")
+            assert status["connected"] is True  # degraded, not unreachable
+            assert "early_updates_max (5)" in status["detail"]
+            assert _degraded_count(eng) == 1
+            fake.release()
+            status = await _until_status(eng, "degraded", None)
+            assert "kept again" in status["detail"] and status["connected"] is True
+            assert _degraded_count(eng) == 1
+            await _events_until(c, lambda evs: any(isinstance(e, OrderAccepted) for e in evs))
+
+    asyncio.run(body())
+
+
+def _their_leg(n: int) -> Any:
+    """A leg of another program's bracket in the same account, on a symbol of ours."""
+    o = FakeOrder(f"their-leg-{n}", f"theirs-{n}", "GOOG", "sell", "limit", 1, "gtc", None, None)
+    o.limit_price, o.order_class = Decimal(120), "bracket"
+    return o
 
 
 # -- Alpaca going down after connecting: the `unreachable` policy ------------------------------
