@@ -39,6 +39,10 @@ MAX_RATE_LIMIT_BACKOFF = 3600.0
 # (`VenueConfig.early_updates_max`): ~4 KB each decoded (tracemalloc, the fake's
 # orders), so about 4 GB at the bound.
 MAX_EARLY_UPDATES = 1_000_000
+# The event and market-data logs' bounds (`event_log_bytes`, `md_log_bytes`): the
+# default, and the least (the market-data log may also be 0: none).
+DEFAULT_LOG_BYTES = 256 << 20
+MIN_LOG_BYTES = 1 << 20
 # The largest price or quantity the engine's core takes (engine/matching.pyx): a
 # reference price above it could never be traded.
 MAX_TICKS = 1_000_000_000_000
@@ -223,11 +227,11 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     finished_orders: int = 10_000
     # Disk for published tops of book, replayable by (symbol, md_seq) (engine/mdlog.py):
     # the log holds the latest half to all of it. 0 = no market-data log.
-    md_log_bytes: int = 256 << 20
+    md_log_bytes: int = DEFAULT_LOG_BYTES
     # Disk for published events, replayable by seq beyond `replay_buffer`
     # (engine/eventlog.py): the log holds the latest half to all of it; older ranges
     # are answered `replay_unavailable`. At least 1 MiB.
-    event_log_bytes: int = 256 << 20
+    event_log_bytes: int = DEFAULT_LOG_BYTES
     pin_cpu: bool = True  # pin the hot loop to one of the CPUs this process may use
     top_levels: int = 10  # levels in market-data top-of-book messages
     starting_cash: int = 0  # tick-lots given to a new account
@@ -295,9 +299,9 @@ class EngineConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             raise ConfigError(f"max_batch: 1 to {MAX_BATCH_LIMIT}, not {self.max_batch}")
         if self.replay_buffer < 0 or self.snapshot_every < 0 or self.finished_orders < 0:
             raise ConfigError("replay_buffer, snapshot_every, finished_orders must be >= 0")
-        if self.md_log_bytes != 0 and self.md_log_bytes < 1 << 20:
+        if self.md_log_bytes != 0 and self.md_log_bytes < MIN_LOG_BYTES:
             raise ConfigError("md_log_bytes: 0 (no market-data log) or at least 1 MiB")
-        if self.event_log_bytes < 1 << 20:
+        if self.event_log_bytes < MIN_LOG_BYTES:
             raise ConfigError("event_log_bytes: at least 1 MiB")
         if not self.venue.trail_poll_seconds >= 0:
             raise ConfigError("venue.trail_poll_seconds: 0 (off) or a number of seconds > 0")

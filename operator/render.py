@@ -112,6 +112,8 @@ def engine_config(name: str, spec: TradingEngineSpec) -> EngineConfig:
         http_port=HTTP_PORT,
         journal_dir=f"{JOURNAL_DIR}/journal",
         fsync=spec.journal.fsync,
+        event_log_bytes=spec.journal.event_log_bytes,
+        md_log_bytes=spec.journal.md_log_bytes,
         pin_cpu=True,
         risk=RiskConfig(
             default=_limits(spec.risk.default),

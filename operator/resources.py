@@ -17,9 +17,11 @@ from pydantic.alias_generators import to_camel
 
 from tickplane.core.accounts import ACCOUNT_NAME, ACCOUNT_PATTERN, ACCOUNT_RULE
 from tickplane.core.config import (
+    DEFAULT_LOG_BYTES,
     MAX_EARLY_UPDATES,
     MAX_RATE_LIMIT_BACKOFF,
     MAX_TICKS,
+    MIN_LOG_BYTES,
     SYMBOL_NAME,
 )
 
@@ -321,7 +323,23 @@ class PlacementSpec(_Model):
 
 
 class JournalSpec(_Model):
-    """The journal's volume (a PersistentVolumeClaim) and how often it is fsynced."""
+    """The journal's volume (a PersistentVolumeClaim), how often it is fsynced, and what
+    the event and market-data logs beside it may take of it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=_rules(
+            _cel(
+                # has(): the apiserver also checks the `{}` default before filling it in
+                "!has(self.size) || !has(self.eventLogBytes) || !has(self.mdLogBytes) || "
+                # doubles: no string to estimate the cost of, no int64 sum to overflow
+                "quantity(self.size).asApproximateFloat() > "
+                "double(self.eventLogBytes) + double(self.mdLogBytes)",
+                "journal.eventLogBytes + journal.mdLogBytes must be less than journal.size: "
+                "the logs share the journal's volume",
+                fieldPath=".eventLogBytes",
+            )
+        )
+    )
 
     # A StatefulSet's claim templates cannot change: a bigger journal is an expansion of
     # the claim itself (journal-<engine>-0), where the storage class allows it.
@@ -340,6 +358,25 @@ class JournalSpec(_Model):
         default=None, max_length=253, json_schema_extra=_immutable("journal.storageClassName")
     )
     fsync: Literal["always", "batch", "none"] = "batch"
+    event_log_bytes: int = Field(
+        default=DEFAULT_LOG_BYTES,
+        ge=MIN_LOG_BYTES,
+        description="Disk for published events beside the journal, replayable by seq: "
+        "the event log holds the latest half to all of it. At least 1 MiB (1048576).",
+    )
+    md_log_bytes: int = Field(
+        default=DEFAULT_LOG_BYTES,
+        ge=0,
+        description="Disk for published market data beside the journal, replayable by "
+        "symbol and md_seq: the log holds the latest half to all of it. 0 (no market-data "
+        "log) or at least 1 MiB (1048576).",
+        json_schema_extra=_rules(
+            _cel(
+                f"self == 0 || self >= {MIN_LOG_BYTES}",
+                "journal.mdLogBytes must be 0 (no market-data log) or at least 1 MiB (1048576)",
+            )
+        ),
+    )
 
 
 # Whether pair key `k` names one of the engine's symbols: the part after its "/" (the

@@ -87,7 +87,12 @@ def test_a_minimal_engine_gets_every_default(
         "earlyUpdatesMax": 10_000,
     }
     assert spec["resources"] == {"cpus": 2, "memory": "2Gi"}
-    assert spec["journal"] == {"size": "10Gi", "fsync": "batch"}
+    assert spec["journal"] == {
+        "size": "10Gi",
+        "fsync": "batch",
+        "eventLogBytes": 256 << 20,
+        "mdLogBytes": 256 << 20,
+    }
     assert spec["updatePolicy"] == "automatic" and spec["risk"]["default"] == {}
     assert spec["symbols"] == [{"name": "MSFT", "tickSize": "0.01", "lotSize": 1}]
 
@@ -224,6 +229,24 @@ INVALID_ENGINES = {
         _engine(**{"venue.earlyUpdatesMax": 1_000_001}),
         "spec.venue.earlyUpdatesMax in body should be less than or equal to 1000000",
     ),
+    "event log under 1 MiB": (
+        _engine(**{"journal.eventLogBytes": (1 << 20) - 1}),
+        "spec.journal.eventLogBytes in body should be greater than or equal to 1048576",
+    ),
+    "market-data log under 1 MiB": (
+        _engine(**{"journal.mdLogBytes": 4096}),
+        "spec.journal.mdLogBytes: Invalid value: 4096: journal.mdLogBytes must be 0 (no "
+        "market-data log) or at least 1 MiB (1048576)",
+    ),
+    "negative market-data log": (
+        _engine(**{"journal.mdLogBytes": -1}),
+        "spec.journal.mdLogBytes in body should be greater than or equal to 0",
+    ),
+    "logs larger than the journal's volume": (
+        _engine(**{"journal.size": "1Gi", "journal.eventLogBytes": 1 << 30}),
+        "spec.journal.eventLogBytes: Invalid value: journal.eventLogBytes + "
+        "journal.mdLogBytes must be less than journal.size",
+    ),
     "negative market collar": (
         _engine(**{"risk.default.marketCollarBps": -1}),
         "spec.risk.default.marketCollarBps: Invalid value: -1: "
@@ -269,6 +292,21 @@ def test_risk_keys_take_every_account_name(
     config = engine_config("accounts", spec).validate()
     assert sorted(config.risk.accounts) == sorted(names)
     assert config.risk.accounts["desk_3:eu@fund"].max_order_qty == 5
+
+
+def test_log_bounds_reach_the_engine_config(
+    crds: Path, api_client: client.ApiClient, namespace: str
+) -> None:
+    """The least logs the apiserver admits (1 MiB of events, no market-data log) are
+    what the engine's configuration takes, rendered as given."""
+    api = client.CustomObjectsApi(api_client)
+    body = _engine(**{"journal.eventLogBytes": 1 << 20, "journal.mdLogBytes": 0})
+    body["metadata"]["name"] = "least-logs"
+    got = as_dict(
+        api.create_namespaced_custom_object(GROUP, VERSION, namespace, "tradingengines", body)
+    )
+    config = engine_config("least-logs", TradingEngineSpec.model_validate(got["spec"]))
+    assert (config.event_log_bytes, config.md_log_bytes) == (1 << 20, 0)
 
 
 def test_immutable_fields_cannot_change(

@@ -81,6 +81,18 @@ def test_the_early_update_bound_reaches_the_engine_config() -> None:
         assert config["early_updates_max"] == rendered
 
 
+def test_the_log_sizes_reach_the_engine_config() -> None:
+    for given, rendered in (
+        ({}, (256 << 20, 256 << 20)),
+        ({"eventLogBytes": 1 << 20, "mdLogBytes": 0}, (1 << 20, 0)),
+        ({"eventLogBytes": 3 << 30, "mdLogBytes": 5 << 20}, (3 << 30, 5 << 20)),
+    ):
+        revision, objects = render(journal=given)
+        config = json.loads(objects["ConfigMap"]["data"]["engine.json"])
+        assert (config["event_log_bytes"], config["md_log_bytes"]) == rendered
+        assert (revision == render()[0]) == (given == {})  # a new size rolls the engine
+
+
 def test_pair_limits_reach_the_engine_config() -> None:
     risk = {
         "default": {"maxOrderQty": 100},
