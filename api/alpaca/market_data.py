@@ -9,9 +9,10 @@ PostgreSQL serves only the latest trade and quote; the history routes answer 404
 why.
 
 Parameters as alpaca-py sends them: `symbols` (comma-separated), `timeframe` (bars),
-`start`/`end` (RFC 3339, or a date; a time without an offset is UTC; default: today
-from midnight UTC until now), `limit` (1-10,000, default 1,000, across all symbols),
-`sort` (`asc`, `desc`), `page_token` (the previous page's `next_page_token`), `feed`,
+`start`/`end` (RFC 3339, or a date; a time without an offset is UTC; default, as
+Alpaca's: from the beginning of the current day in New York until now), `limit`
+(1-10,000, default 1,000, across all symbols), `sort` (`asc`, `desc`), `page_token`
+(the previous page's `next_page_token`), `feed`,
 `currency` (`USD`), `adjustment`, `asof` (accepted: Tickplane has one feed, one
 currency and no corporate actions).
 """
@@ -50,7 +51,7 @@ DEFAULT_LIMIT = 1_000
 _FEEDS = frozenset({"iex", "sip", "delayed_sip", "otc", "boats", "overnight"})
 _ADJUSTMENTS = frozenset({"raw", "split", "dividend", "spin-off", "all"})
 _MINUTE_NS = 60_000_000_000
-_DAY_NS = 86_400_000_000_000
+_now = time.time_ns  # the gateway's clock: a request's default end, its day the default start
 # Timestamps the engine's int64 nanoseconds can hold.
 _FIRST_NS, _LAST_NS = 0, 2**63 - 1
 _TIME = re.compile(
@@ -173,10 +174,10 @@ class Series:
         asof: str | None = None,
     ) -> None:
         _check_extras(feed, currency, adjustment)
-        now = time.time_ns()
+        now = _now()
         self.end_ns = now if end is None else parse_time(end, "end")
-        if start is None:  # today, as Alpaca's default (UTC days: Tickplane's clock)
-            self.start_ns = now - now % _DAY_NS
+        if start is None:  # Alpaca's "beginning of the current day": its days are New York's
+            self.start_ns = market_day(now)
         else:
             self.start_ns = parse_time(start, "start")
         if self.start_ns > self.end_ns:

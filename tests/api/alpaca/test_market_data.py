@@ -28,6 +28,7 @@ from alpaca.data.requests import (
 )
 from alpaca.data.timeframe import TimeFrame, TimeFrameUnit
 
+from tickplane.api.alpaca import market_data
 from tickplane.api.recorder.rows import ts_of
 
 from .conftest import Gateway, Trader, trader_maker
@@ -423,6 +424,47 @@ def test_days_weeks_and_months_are_new_yorks(new_york: Market) -> None:
     # The day DST ends has 25 hours; a bar starting at `end` is still served whole.
     fall = _utc(2025, 11, 2, 4)
     assert _sdk_bars(new_york, TimeFrame.Day, fall, fall) == [(fall, 100.0, 101.0, 3, 2)]
+
+
+def _sdk_bars_today(m: Market, timeframe: TimeFrame) -> list[tuple]:
+    """MSFT's bars through alpaca-py with neither start nor end (neither is sent)."""
+    request = StockBarsRequest(symbol_or_symbols="MSFT", timeframe=timeframe)
+    bars = m.data.get_stock_bars(request).data.get("MSFT", [])
+    return [(b.timestamp, b.open, b.close, b.volume, b.trade_count) for b in bars]
+
+
+def test_default_start_is_the_new_york_day(
+    new_york: Market, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without `start`, bars start at the beginning of the current day in New York (as
+    Alpaca's), not at midnight UTC; without `end`, they end at the gateway's now."""
+
+    def now_is(when: datetime) -> None:
+        monkeypatch.setattr(market_data, "_now", lambda: int(when.timestamp()) * 10**9)
+
+    # Sun 1 Mar 00:30 UTC is still Sat 28 Feb 19:30 in New York: its day began at 05:00
+    # UTC on the 28th (midnight UTC would leave out that day's bar and trades).
+    now_is(_utc(2026, 3, 1, 0, 30))
+    assert _sdk_bars_today(new_york, TimeFrame.Day) == [(_utc(2026, 2, 28, 5), 102.0, 103.0, 7, 2)]
+    assert _sdk_bars_today(new_york, TimeFrame.Minute) == [
+        (_utc(2026, 2, 28, 23), 102.0, 102.0, 3, 1)
+    ]
+    request = StockTradesRequest(symbol_or_symbols="MSFT")
+    assert [t.price for t in new_york.data.get_stock_trades(request).data["MSFT"]] == [102.0]
+    # The day DST ended (Sun 2 Nov 2025, 25 hours) began at 00:00 EDT, 04:00 UTC; at
+    # 23:45 EST (04:45 UTC on the 3rd) it is still that day, its bar whole from 04:00.
+    now_is(_utc(2025, 11, 3, 4, 45))
+    assert _sdk_bars_today(new_york, TimeFrame.Day) == [(_utc(2025, 11, 2, 4), 100.0, 101.0, 3, 2)]
+    # The day DST began (Sun 8 Mar 2026, 23 hours) began at 00:00 EST, 05:00 UTC; at
+    # 23:59:59 EDT (03:59:59 UTC on the 9th) it is still that day.
+    now_is(_utc(2026, 3, 9, 3, 59, 59))
+    assert _sdk_bars_today(new_york, TimeFrame.Minute) == [
+        (_utc(2026, 3, 8, 23, 30), 105.0, 105.0, 6, 1),
+        (_utc(2026, 3, 9, 3, 59), 106.0, 106.0, 7, 1),
+    ]
+    # A second later it is Mon 9 Mar in New York: a new day, from 04:00 UTC (EDT).
+    now_is(_utc(2026, 3, 9, 4))
+    assert _sdk_bars_today(new_york, TimeFrame.Day) == [(_utc(2026, 3, 9, 4), 107.0, 107.0, 8, 1)]
 
 
 def test_bars_page_through_alpaca_py_and_tokens(msft: Market) -> None:
