@@ -22,8 +22,8 @@ CREATE TABLE md_minute_bars (
 );
 
 -- The minute bars of the minutes of `first` to `last` (both included), rebuilt from
--- md_trades: the backfill below, and for trades written into md_trades by other means
--- than the recorder (an import, a test). Returns the number of minutes written.
+-- md_trades: each step of the backfill (0017), and for trades written into md_trades by
+-- other means than the recorder (an import, a test). Returns the number of minutes written.
 CREATE FUNCTION recorder_rebuild_minute_bars(first timestamptz, last timestamptz)
 RETURNS integer LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -47,4 +47,10 @@ BEGIN
 END
 $fn$;
 
-SELECT recorder_rebuild_minute_bars('-infinity', 'infinity');
+-- The bars of the trades already recorded are built by the backfill 0017 queues, a
+-- partition of md_trades (a day) a transaction, after the migrations' transaction. This
+-- migration first built them all here, in one statement in the migrations' transaction
+-- (one aggregation of all of md_trades, holding the migrations' lock, md_minute_bars
+-- hidden from the recorder meanwhile): a database that applied it then has them all,
+-- and 0017 queues nothing for it. The table and function above are the same in both
+-- forms, so both reach the same schema.

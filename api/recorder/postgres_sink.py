@@ -196,7 +196,9 @@ class PostgresSink:
         """Connect, migrate, prepare; return the last seq this sink wrote."""
         conn: asyncpg.Connection[Any] = await asyncpg.connect(self.dsn, timeout=10)
         try:
-            await migrate(conn)
+            # The minute-bar backfill (migration 0017) is the gateway's, which reads the
+            # bars: the sink records meanwhile (a step and a batch take turns).
+            await migrate(conn, backfill=False)
             await conn.execute(_STAGING)
             # Every join of this session is one batch's staging rows against a big table
             # by primary key: index lookups are always right. The planner, whose
