@@ -62,6 +62,7 @@ _NO_HISTORY = (
     "market-data history is not served by this gateway: it needs the recorder's "
     "PostgreSQL (TICKPLANE_GATEWAY_DATABASE_URL)"
 )
+_BAD_TOKEN = "invalid page_token: pass the next_page_token of a page"
 T = TypeVar("T")
 
 
@@ -139,7 +140,7 @@ def _page_token(token: str | None) -> Cursor | None:
             return Cursor(symbol, key)
     except (ValueError, TypeError, binascii.Error, UnicodeError, RecursionError):
         pass
-    raise AlpacaError.invalid("invalid page_token: pass the next_page_token of a page")
+    raise AlpacaError.invalid(_BAD_TOKEN)
 
 
 def _next_token(cursor: Cursor) -> str:
@@ -283,6 +284,9 @@ async def _bars(
     ctx: Ctx, history: MarketHistory | None, series: Series, names: str, timeframe: str
 ) -> Page:
     frame = parse_timeframe(timeframe)
+    # a bar page's key is a bar's start (µs): one outside the times served is no page's
+    if series.after is not None and not _FIRST_NS <= series.after.key * 1000 <= _LAST_NS:
+        raise AlpacaError.invalid(_BAD_TOKEN)
     units = await _requested(ctx, series, names)
     rows = await _read(_served(history).bars(series.window(list(units)), frame))
     return _grouped(rows, series, _bar_key, _bar_row(units))

@@ -567,6 +567,15 @@ def test_snapshots(msft: Market) -> None:
         ("/v2/stocks/trades", {"symbols": "GOOG", "sort": "sideways"}, "sort"),
         ("/v2/stocks/trades", {"symbols": "GOOG", "page_token": "!!"}, "page_token"),
         ("/v2/stocks/trades", {"symbols": "GOOG", "page_token": "WzEsMl0"}, "page_token"),
+        (  # ["GOOG", 2**62]: a bar start (µs) past any date
+            "/v2/stocks/bars",
+            {
+                "symbols": "GOOG",
+                "timeframe": "1Min",
+                "page_token": "WyJHT09HIiw0NjExNjg2MDE4NDI3Mzg3OTA0XQ",
+            },
+            "page_token",
+        ),
         ("/v2/stocks/quotes", {"symbols": "GOOG", "currency": "EUR"}, "currency"),
         ("/v2/stocks/quotes", {"symbols": "GOOG", "feed": "nyse"}, "feed"),
         ("/v2/stocks/trades/latest", {"symbols": "NOPE"}, "unknown symbol"),
