@@ -1,7 +1,8 @@
 """Bar timeframes as alpaca-py sends them (`TimeFrame.value`: `1Min`, `15Min`, `1Hour`,
-`1Day`, `1Week`, `3Month`; Alpaca's short units `T`, `H`, `D`, `W`, `M` too), with the
-same bounds alpaca-py checks: 1-59 minutes, 1-23 hours, one day or week, 1, 2, 3, 6 or
-12 months.
+`1Day`, `1Week`, `3Month`, the names in any case; Alpaca's one-letter units `T`, `H`,
+`D`, `W`, `M` too, in capitals only: `1m` is refused, not a month), with the same
+bounds alpaca-py checks: 1-59 minutes, 1-23 hours, one day or week, 1, 2, 3, 6 or 12
+months.
 
 Minutes and hours are aligned on midnight UTC (as Alpaca's: a 4Hour bar starts at 00:00,
 04:00, ... UTC). Days, weeks and months are the exchange's, in `MARKET_TZ` (New York), as
@@ -24,18 +25,16 @@ __all__ = ["MARKET_TZ", "TimeFrame", "market_day", "parse_timeframe"]
 
 Unit = Literal["Min", "Hour", "Day", "Week", "Month"]
 
-_UNITS: dict[str, Unit] = {
+# The units' names, in any case; Alpaca's one-letter forms only as Alpaca writes them
+# (capitals): a lowercase `m` would read as a month where most mean a minute.
+_NAMES: dict[str, Unit] = {
     "min": "Min",
-    "t": "Min",
     "hour": "Hour",
-    "h": "Hour",
     "day": "Day",
-    "d": "Day",
     "week": "Week",
-    "w": "Week",
     "month": "Month",
-    "m": "Month",
 }
+_LETTERS: dict[str, Unit] = {"T": "Min", "H": "Hour", "D": "Day", "W": "Week", "M": "Month"}
 _FORM = re.compile(r"(\d{1,3})([A-Za-z]+)")
 _ALLOWED: dict[Unit, frozenset[int]] = {
     "Min": frozenset(range(1, 60)),
@@ -82,7 +81,7 @@ class TimeFrame:
 def parse_timeframe(text: str) -> TimeFrame:
     """The timeframe `text` names; a 422 in Alpaca's shape for anything else."""
     m = _FORM.fullmatch(text.strip())
-    unit = _UNITS.get(m[2].lower()) if m else None
+    unit = (_LETTERS.get(m[2]) or _NAMES.get(m[2].lower())) if m else None
     if m is None or unit is None:
         raise AlpacaError.invalid(
             f"invalid timeframe {text!r}: a number and a unit, e.g. 1Min, 15Min, 1Hour, "

@@ -340,6 +340,9 @@ def test_bars_of_every_timeframe(msft: Market) -> None:
         ("2026-10-01T04:00:00Z", 100.0, 100.0, 100.0, 100.0, 5, 1),
         ("2026-11-01T04:00:00Z", 101.0, 103.0, 99.9, 103.0, 21, 6),
     ]
+    assert (
+        _bars(msft, "1M", *month) == _bars(msft, "1month", *month) == _bars(msft, "1Month", *month)
+    )
     vwap = msft.get(
         "/v2/stocks/bars", symbols="MSFT", timeframe="1H", start=day[0], end=day[1]
     ).json()["bars"]["MSFT"][0]["vw"]
@@ -549,6 +552,7 @@ def test_snapshots(msft: Market) -> None:
     [
         ("/v2/stocks/bars", {"symbols": "GOOG", "timeframe": "7Fortnight"}, "timeframe"),
         ("/v2/stocks/bars", {"symbols": "GOOG", "timeframe": "60Min"}, "timeframe"),
+        ("/v2/stocks/bars", {"symbols": "GOOG", "timeframe": "1m"}, "timeframe"),  # not a month
         ("/v2/stocks/bars", {"symbols": "GOOG"}, "timeframe"),
         ("/v2/stocks/trades", {"symbols": "NOPE"}, "unknown symbol"),
         ("/v2/stocks/trades", {"symbols": ","}, "symbols"),
