@@ -25,9 +25,9 @@ Timestamp extensions), else JSON text (timestamps RFC 3339).
 Errors are Alpaca's `{"T": "error", "code", "msg"}`: 400 a frame that is not an action
 or names an unknown symbol (nothing changes), 401 not authenticated yet, 402 auth
 failed, 403 already authenticated, 404 auth timeout, 407 slow client (then closed: more
-than `ws_queue_size` updates behind), 410 a channel Tickplane does not serve
-(`dailyBars`, `statuses`, `lulds`, `orderbooks`, `news`), 500 the engine did not
-answer.
+than `ws_queue_size` updates behind), 410 symbols of a channel Tickplane does not serve
+(`dailyBars`, `statuses`, `lulds`, `orderbooks`, `news`; the channel with an empty list
+asks for nothing and is let pass), 500 the engine did not answer.
 
 The feed is the projection's market data (`Projection.follow_market`): the same
 subscription to the engine that serves the native `/api/v1/ws/market` WebSocket.
@@ -227,6 +227,8 @@ class _Session:
             if channel == "action":
                 continue
             if channel in UNSERVED:
+                if not symbols:  # asks nothing of it (alpaca-trade-api names every channel)
+                    continue
                 return [_error(410, f"{channel} are not served by Tickplane")]
             if channel not in CHANNELS and channel not in ("corrections", "cancelErrors"):
                 return [_error(400, f"invalid syntax: unknown channel {channel!r}")]

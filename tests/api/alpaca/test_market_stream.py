@@ -282,6 +282,43 @@ def test_protocol_in_msgpack(md_gateway: Gateway, traders: tuple[Trader, Trader]
     asyncio.run(run())
 
 
+def test_changes_in_alpaca_trade_apis_shape(
+    md_gateway: Gateway, traders: tuple[Trader, Trader]
+) -> None:
+    """alpaca-trade-api's stream unsubscribes with every channel named, those it does
+    not mean as empty lists (`dailyBars`, `statuses`, `lulds` too): an unserved channel
+    that names no symbol asks for nothing, and the rest applies."""
+    buyer, _ = traders
+
+    async def run() -> None:
+        ws = await _connect(md_gateway)
+        try:
+            assert await _recv(ws) == [{"T": "success", "msg": "connected"}]
+            await ws.send(
+                msgpack.packb({"action": "auth", "key": buyer.key_id, "secret": buyer.secret})
+            )
+            assert await _recv(ws) == [{"T": "success", "msg": "authenticated"}]
+            await ws.send(msgpack.packb({"action": "subscribe", "trades": ["GOOG", "BRK"]}))
+            assert (await _recv(ws))[0]["trades"] == ["BRK", "GOOG"]
+            unserved_empty = {"dailyBars": [], "statuses": [], "lulds": []}
+            await ws.send(
+                msgpack.packb(
+                    {"action": "unsubscribe", "trades": ["GOOG"], "quotes": [], "bars": []}
+                    | {"updatedBars": []}
+                    | unserved_empty
+                )
+            )
+            sub = (await _recv(ws))[0]
+            assert (sub["T"], sub["trades"], sub["dailyBars"]) == ("subscription", ["BRK"], [])
+            # one that names symbols is still refused, and changes nothing
+            await ws.send(msgpack.packb({"action": "subscribe", "dailyBars": ["GOOG"]}))
+            assert (await _recv(ws))[0]["code"] == 410
+        finally:
+            await ws.close()
+
+    asyncio.run(run())
+
+
 def test_bad_key_is_refused_and_closed_in_json(md_gateway: Gateway) -> None:
     async def run() -> None:
         ws = await _connect(md_gateway, msgpack_frames=False)
