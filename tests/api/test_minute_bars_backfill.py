@@ -210,6 +210,23 @@ def test_a_step_waits_for_a_recorder_batch_and_counts_it(fresh_db: str, tmp_path
     _run(fresh_db, work)
 
 
+def test_two_gateways_starting_at_once_share_the_backfill(fresh_db: str, tmp_path: Path) -> None:
+    async def work(conn: asyncpg.Connection[Any]) -> None:
+        await migrate(conn, _migrations_up_to(tmp_path / "old", 15))
+        await _record_history(conn)
+        await migrate(conn, backfill=False)
+        other = await asyncpg.connect(fresh_db)
+        try:
+            steps = await asyncio.gather(backfill_minute_bars(conn), backfill_minute_bars(other))
+        finally:
+            await other.close()
+        assert sum(steps) == 5  # each of the five partitions once, by one or the other
+        assert await _queued(conn) == []
+        assert await _bars(conn) == await _one_shot(conn)
+
+    _run(fresh_db, work)
+
+
 def test_a_partition_dropped_while_queued_is_taken_off(fresh_db: str, tmp_path: Path) -> None:
     async def work(conn: asyncpg.Connection[Any]) -> None:
         await migrate(conn, _migrations_up_to(tmp_path / "old", 15))
