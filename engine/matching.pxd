@@ -171,3 +171,10 @@ cdef class MatchingEngine:
     cdef int c_replace(self, uint64_t id, int64_t qty, int64_t price, int reason) noexcept nogil
     cdef int c_reject(self, uint64_t id, int reason) noexcept nogil
     cdef int c_command(self, const Command* c) noexcept nogil
+    # the per-call API: C calls from the engine's state (state.pxd types its core)
+    cpdef Py_ssize_t submit(self, uint64_t id, uint32_t account, uint32_t symbol, int side,
+                            int type, int64_t qty, int64_t price=*, int64_t stop_price=*,
+                            int tif=*, int post_only=*, int64_t ts=*, int reason=*) except -1
+    cpdef Py_ssize_t cancel(self, uint64_t id, int64_t ts=*, int reason=*) except -1
+    cpdef Py_ssize_t replace(self, uint64_t id, int64_t qty=*, int64_t price=*, int64_t ts=*,
+                             int reason=*) except -1

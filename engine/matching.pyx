@@ -721,9 +721,10 @@ cdef class MatchingEngine:
 
     # -- per-call Python API ---------------------------------------------------------------
 
-    def submit(self, uint64_t id, uint32_t account, uint32_t symbol, int side, int type,
-               int64_t qty, int64_t price=0, int64_t stop_price=0, int tif=TIF_GTC,
-               int post_only=0, int64_t ts=0, int reason=R_NONE):
+    cpdef Py_ssize_t submit(self, uint64_t id, uint32_t account, uint32_t symbol, int side,
+                            int type, int64_t qty, int64_t price=0, int64_t stop_price=0,
+                            int tif=TIF_GTC, int post_only=0, int64_t ts=0,
+                            int reason=R_NONE) except -1:
         """Submit a new order; returns the number of events it produced (see `events`).
 
         `side` a Side, `type` an OrderType, `tif` a TimeInForce, `post_only` 0 or 1;
@@ -736,7 +737,7 @@ cdef class MatchingEngine:
         self._check()
         return self.n_events
 
-    def cancel(self, uint64_t id, int64_t ts=0, int reason=R_NONE):
+    cpdef Py_ssize_t cancel(self, uint64_t id, int64_t ts=0, int reason=R_NONE) except -1:
         """Cancel a resting order or a held stop; returns the number of events."""
         self.n_events = 0
         self.ts = ts
@@ -744,8 +745,8 @@ cdef class MatchingEngine:
         self._check()
         return self.n_events
 
-    def replace(self, uint64_t id, int64_t qty=KEEP_C, int64_t price=KEEP_C, int64_t ts=0,
-                int reason=R_NONE):
+    cpdef Py_ssize_t replace(self, uint64_t id, int64_t qty=KEEP_C, int64_t price=KEEP_C,
+                             int64_t ts=0, int reason=R_NONE) except -1:
         """Replace a resting order's open quantity and/or price (KEEP leaves one as is)."""
         self.n_events = 0
         self.ts = ts

@@ -27,6 +27,7 @@ from http.server import ThreadingHTTPServer
 from time import perf_counter_ns, time_ns
 from typing import Any
 
+import cython
 import msgspec
 import zmq
 
@@ -1915,8 +1916,11 @@ def _decode(frame: Any) -> wire.Request | Batch:
         data: bytes = frame
         n = len(data)
         if 1 < n <= _DECODE_MAX and data[0] == _WIRE_VERSION:
+            # the body after the version byte: compiled, copied straight from the
+            # buffer (a bytes slice builds a slice object first: ~500 instructions more)
+            body = cython.cast(cython.p_char, data)[1:n] if cython.compiled else data[1:]
             try:
-                msg: wire.Request | Batch | None = _decode_body(data[1:])
+                msg: wire.Request | Batch | None = _decode_body(body)
             except Exception:  # said as decode_frame says it, just below
                 msg = None
             if msg is not None:

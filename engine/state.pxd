@@ -6,6 +6,7 @@
 import cython
 
 from tickplane.engine.finished cimport FinishedOrders
+from tickplane.engine.matching cimport MatchingEngine
 from tickplane.engine.risk cimport RiskEngine
 
 
@@ -25,7 +26,7 @@ cdef object _fields
 
 cdef class EngineState:
     cdef public object config
-    cdef public object core
+    cdef public MatchingEngine core
     cdef public list accounts
     cdef public dict account_index
     cdef public dict client_order_ids
@@ -50,6 +51,7 @@ cdef class EngineState:
     cpdef complete_accepted(self, ev, stop_price, order_type, tif, post_only)
     cpdef next_order_id(self)
     cpdef check(self, c, legs=*)
+    @cython.locals(core=MatchingEngine)
     cpdef list apply(self, c, bint check=*)
     @cython.locals(risk=RiskEngine, f=tuple)
     cpdef absorb(self, list events, list out, c)

@@ -157,13 +157,14 @@ class Command(NamedTuple):
 
 
 # What `EngineState.absorb` reads by position: OrderAccepted's id, account, symbol,
-# side, (order type,) qty and price; a Command's stop price, order type, tif, post-only.
+# side, (order type,) qty and price; a Command's stop price, order type, tif, post-only
+# (and `apply`, a cancel's reason).
 _fields = msgspec.structs.astuple
 assert OrderAccepted.__struct_fields__[2:9] == (
     "id", "account", "symbol", "side", "order_type", "qty", "price"
 )  # fmt: skip
 assert Command._fields[3] == "stop_price"
-assert Command._fields[9:12] == ("order_type", "tif", "post_only")
+assert Command._fields[9:13] == ("order_type", "tif", "post_only", "reason")
 
 
 class RoutedOrder(msgspec.Struct):
@@ -469,7 +470,7 @@ class EngineState:
                 oid, account, symbol, side, otype, qty, price, stop_price, tif, post_only, ts
             )
         elif op == CANCEL:
-            core.cancel(oid, ts, c.reason)  # a kill switch's cancels carry their reason
+            core.cancel(oid, ts, c[12])  # its reason: a kill switch's cancels carry theirs
         else:
             core.replace(oid, qty, price, ts)
         out: list[Event] = self.risk.expire(ts)  # a new list each call
