@@ -563,11 +563,42 @@ class EngineService:
             self.eventlog.flush()  # idle: the buffered event records to the file
         if self.mdlog is not None:
             self.mdlog.flush()
+        self._end_halts()
         now = time.monotonic()
         if self.state.seq and now - self._last_heartbeat >= HEARTBEAT_SECONDS:
             assert self._pub_io is not None
             self._pub_io.send([(HEARTBEAT_TOPIC, wire.encode_heartbeat(self.state.seq))])
             self._last_heartbeat = now
+
+    def _end_halts(self) -> None:
+        """End the halts whose time is up while no command came, and publish their
+        `SymbolResumed` now: a command's turn ends them otherwise (`EngineState.apply`),
+        and on a quiet engine a subscriber waiting for the resume would wait for ever.
+        Each end is a journaled `resume` control MARK (the event `RiskEngine.resume`
+        gives for a halt whose time is up is the one `expire` gives), so recovery
+        numbers it the same. Called when the loop is idle, never on the order path."""
+        risk = self.state.risk
+        if not risk.halts():
+            return
+        now = time.time_ns()
+        due = [s for s, until in risk.halts().items() if until is not None and until <= now]
+        if not due:
+            return
+        assert self.journal is not None and self._pub_io is not None
+        events: list[Event] = []
+        for symbol in due:
+            mark = {
+                "control": {"action": "resume", "account": None, "symbol": symbol},
+                "ts": now,
+            }
+            self.journal.append_mark(mark)
+            events += self._apply_mark(mark)
+        self.journal.commit()  # journaled before it is published, as a turn's events
+        if events:
+            frame = wire.encode_events(events)
+            if self.eventlog is not None:
+                self.eventlog.append(events, frame)
+            self._pub_io.send([(EVENTS_TOPIC, frame)])
 
     def _take(self, max_batch: int, identity: bytes | None = None) -> list[tuple[bytes, bytes]]:
         """Up to `max_batch` [identity, frame] messages off the ROUTER, without waiting

@@ -27,6 +27,8 @@ from tickplane.core.events import (
     OrderReplaced,
     PositionChanged,
     StopTriggered,
+    SymbolHalted,
+    SymbolResumed,
     TopOfBook,
     Trade,
     TradePrint,
@@ -520,6 +522,45 @@ def test_kill_switches_and_halts(engine: EngineProcess) -> None:
     assert "tickplane_engine_kill_switches_engaged 0.0" in text
     assert 'tickplane_engine_symbol_halts_total{reason="manual"} 1.0' in text
     assert 'tickplane_engine_cancels_total{reason="kill_switch"} 2.0' in text
+
+
+def test_a_halts_end_is_announced_when_its_time_is_up(engine_factory: Any) -> None:
+    """A halt for a time (by hand, or the circuit breaker's) ends with its
+    `SymbolResumed` on the event stream when the time is up, though no command comes:
+    it was announced only with the next command's events, so a subscriber waiting for
+    the resume to trade again waited for ever on a quiet engine. The end is journaled,
+    so a restart after a kill -9 replays it at the same seq."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def live(c: EngineClient) -> tuple[SymbolHalted, SymbolResumed]:
+        reply = ack(await c.control("halt", symbol="GOOG", duration_ns=300_000_000))
+        halted = reply.events[0]
+        assert isinstance(halted, SymbolHalted) and halted.until is not None
+
+        async def first_event() -> Any:
+            async for ev in c.events(from_seq=reply.last_seq + 1):
+                return ev
+
+        resumed = await asyncio.wait_for(first_event(), 10)
+        assert isinstance(resumed, SymbolResumed), resumed
+        assert (resumed.symbol, resumed.ts_event) == ("GOOG", halted.until)
+        assert resumed.seq == halted.seq + 1
+        return halted, resumed
+
+    halted, resumed = run(eng, live)
+    eng.kill()
+    (eng.workdir / "journal" / "events.tpe").unlink(missing_ok=True)  # from the journal
+    eng.start()
+
+    async def after(c: EngineClient) -> None:
+        assert await c.replay(1, resumed.seq) == [halted, resumed]
+        placed = ack(await c.submit("h", "GOOG", "buy", "limit", 1, price=10))
+        assert kinds(placed) == ["OrderAccepted"]  # no second resume
+        assert placed.events[0].seq == resumed.seq + 1
+
+    run(eng, after)
+    assert eng.stop() == 0
 
 
 def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
