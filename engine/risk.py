@@ -312,9 +312,13 @@ class RiskEngine:
         price: int | None,
         ts: int,
         leg: tuple[str, int, int] | None = None,
+        banded: bool = True,
     ) -> Reject | None:
         """Check a replace of an open order to open quantity `qty` at `price` (None:
         unchanged). None if it may go to the core (or to the venue that holds it).
+        `banded`: whether its price is held to the price band, as a new order's is (a
+        limit order's; False for a stop-limit's, whose price belongs to the market
+        that triggers it).
 
         A pure reduction (same price, quantity not above the open quantity) passes
         always and spends no rate token, like a cancel. Otherwise the checks of a new
@@ -337,7 +341,7 @@ class RiskEngine:
         new_price = o.price if price is None else price
         if new_qty <= o.qty and new_price == o.price:
             return None
-        return self._check(o.account, o.symbol, o.buy, True, new_qty, new_price, o.qty, ts)
+        return self._check(o.account, o.symbol, o.buy, banded, new_qty, new_price, o.qty, ts)
 
     def _check(
         self,

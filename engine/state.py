@@ -387,8 +387,8 @@ class EngineState:
         (`RiskEngine.check_replace`; a pass spends an order-rate token). A leg is valued
         at its limit, else its stop, as at submission: a replace that moves that price
         is checked, one that does not passes (a leg's quantity follows its parent)."""
-        if o.leg is None:
-            return self.risk.check_replace(o.id, qty, price, ts)
+        if o.leg is None:  # a stop-limit's limit is not banded, as at submission
+            return self.risk.check_replace(o.id, qty, price, ts, banded=o.order_type == "limit")
         before = o.stop_price if o.price is None else o.price
         after = o.price if price is None else price
         if after is None:

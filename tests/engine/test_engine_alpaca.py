@@ -1352,6 +1352,42 @@ def test_a_routed_replace_past_the_risk_limits_never_reaches_alpaca(
     assert eng.stop() == 0
 
 
+def test_a_routed_stop_limits_replace_is_not_banded(engine_factory: Any, fake: FakeAlpaca) -> None:
+    """A stop-limit's limit is not held to the price band (it belongs to the market
+    that triggers it, docs/risk.md), at submission nor when a replace raises its
+    quantity or moves its limit at Alpaca: the band applied to the replace refused
+    `price_band` a raise of the order it had let through. A limit order's replace
+    stays banded."""
+    eng = _engine(
+        engine_factory,
+        fake,
+        risk={"accounts": {"alice": {"price_band_bps": 500}}},
+        symbols=[{"name": "GOOG", "reference_price": 10000}, {"name": "AAPL"}],
+    )
+    eng.start()
+
+    async def at_alpaca() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            s, _ = await _route(c, fake, "buy", "stop_limit", 5, price=12000, stop_price=11900)
+            o, _ = await _route(c, fake, "buy", "limit", 5, price=10000)
+            await _events_until(
+                c, lambda ev: {e.id for e in ev if isinstance(e, OrderAccepted)} >= {s, o}
+            )
+            for change, replaced in (({"qty": 6}, 1), ({"price": 12100}, 2)):
+                assert isinstance(await c.replace("alice", s, **change), wire.Ack)
+                await _events_until(  # Alpaca took it
+                    c,
+                    lambda ev, n=replaced: (
+                        sum(isinstance(e, OrderReplaced) and e.id == s for e in ev) == n
+                    ),
+                )
+            r = await c.replace("alice", o, price=12000)
+            assert isinstance(r, wire.Reject) and r.reason == "price_band", r
+
+    asyncio.run(at_alpaca())
+    assert eng.stop() == 0
+
+
 # -- the early-update store past its bound: the venue degraded ----------------------------------
 
 
