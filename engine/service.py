@@ -113,6 +113,9 @@ MD_REPLAY_PAGE = 2000  # tops per ReplayMarketData answer (~0.35 MB at 10 levels
 MAX_FIELD = 1_000_000_000_000
 NOTHING_TO_REPLACE = "nothing to replace: give qty, price, stop_price or a trail"
 MAX_HALT_NS = 366 * 86_400 * 10**9  # a halt's longest duration: its end stays a 64-bit ts
+# How long a stopping engine lets the replies and events it sent reach peers slow to
+# read (their TCP window full) before it drops them; a peer gone drops its at once.
+SHUTDOWN_LINGER_MS = 2000
 MAX_NAME = 64  # client order ids: twice this, as Alpaca's 128 (accounts: core/accounts.py)
 # Account names `is_account` passed: a request pays one set lookup, not the regex (~1%
 # of a request). Accounts are few; the bound only stops a client naming new ones forever.
@@ -457,7 +460,9 @@ class EngineService:
         self._io = self._pub_io = None
         for sock in (self._router, self._pub):
             if sock is not None:
-                sock.close(0)
+                # Not 0: the replies of applied, journaled requests would be dropped
+                # unsent, and their clients told nothing of orders placed.
+                sock.close(SHUTDOWN_LINGER_MS)
         self._ctx.term()
         if self._http is not None:  # last: probes read "not ready" until the end
             self._http.shutdown()

@@ -7,6 +7,8 @@ import contextlib
 import json
 import os
 import re
+import signal
+import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
@@ -316,6 +318,55 @@ def test_sigterm_snapshots_and_a_restart_resumes(engine_factory: Any) -> None:
         assert nxt.order_id == 2 and nxt.events[0].seq == 2
 
     run(eng, body)
+    assert eng.stop() == 0
+
+
+def test_sigterm_delivers_the_replies_of_every_request_it_applied(engine_factory: Any) -> None:
+    """A clean stop sends the replies of every request it applied: the sockets were
+    closed without lingering, so replies still in ZeroMQ's queue for a client slow to
+    read (its TCP window full) were dropped, and the client was told nothing of orders
+    the engine had placed and journaled. (A plain DEALER: `EngineClient`'s drops the
+    replies it received but had not read when the engine goes, an open defect that
+    tests/engine/repro_client_drops_unread_replies.py shows.)"""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+    n = 40_000  # ~12 MB of replies (their events name a long client order id)
+    ctx = zmq.Context()
+    dealer = ctx.socket(zmq.DEALER)
+    dealer.setsockopt(zmq.LINGER, 0)
+    dealer.setsockopt(zmq.RCVHWM, 1)  # a reader this slow backs up to the engine
+    dealer.connect(eng.order_entry)
+    try:
+        for start in range(0, n, wire.MAX_BATCH):
+            batch = [
+                wire.NewOrder(
+                    i + 1, "t", "GOOG", "buy", "limit", 1, price=10, client_order_id=f"{i:0120}"
+                )
+                for i in range(start, min(n, start + wire.MAX_BATCH))
+            ]
+            dealer.send(wire.encode_batch(batch))
+        # Nothing is read while the engine applies them all and stops: the replies
+        # wait in the engine's queue, more than the TCP buffers hold.
+        deadline = time.monotonic() + 30
+        while json.loads(http_get(eng, "/status"))["last_seq"] < n:
+            assert time.monotonic() < deadline, "the engine did not apply the requests"
+            time.sleep(0.01)
+        os.kill(eng.pid, signal.SIGTERM)
+        time.sleep(0.5)  # the engine closes its sockets meanwhile
+        acked = 0
+        while dealer.poll(2000):
+            acked += sum(isinstance(r, wire.Ack) for r in wire.decode_replies(dealer.recv()))
+    finally:
+        dealer.close(0)
+        ctx.term()
+    assert eng.stop() == 0
+    assert acked == n
+    eng.start()
+
+    async def placed(c: EngineClient) -> int:
+        return len(ack(await c.list_orders("t")).orders or [])
+
+    assert run(eng, placed) == n
     assert eng.stop() == 0
 
 
