@@ -5,7 +5,8 @@ a mid price walks at random and two accounts trade around it, a market maker res
 limit orders a few ticks either side and a taker now and then crossing the spread. The
 orders are ordinary requests: they go through risk, the journal and matching like any
 client's, so recovery and the event stream need nothing special. The flow is seeded;
-after a restart it carries on from a fresh seed (the past is in the journal).
+after a restart it carries on from a fresh seed (the past is in the journal), once it
+has canceled the maker's orders the earlier run left resting, which it does not know.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ class SyntheticMarket:
         self.symbols = [_Symbol(n, ref.get(n) or config.start_price) for n in names]
         self._req = 0
         self._pending: dict[int, _Symbol] = {}
+        self._swept = False  # the maker's orders from before this instance canceled
 
     def timeout_ms(self, now_ns: int) -> float:
         return max(0.0, (self.next_ns - now_ns) / 1e6)
@@ -51,7 +53,16 @@ class SyntheticMarket:
         if now_ns - self.next_ns > 1_000_000_000:
             self.next_ns = now_ns
         self.next_ns += self.interval_ns
-        return self._step(self.rng.choice(self.symbols))
+        out = [] if self._swept else self._sweep()
+        return out + self._step(self.rng.choice(self.symbols))
+
+    def _sweep(self) -> list[wire.Request]:
+        """Cancel the maker's orders an earlier run left resting (recovered from the
+        journal): this instance does not know them, so they would rest for ever at
+        stale prices, more of them after every restart."""
+        self._swept = True
+        maker = self.config.maker_account
+        return [wire.MassCancel(self._next_req(), maker, s.name) for s in self.symbols]
 
     def on_reply(self, req: wire.Request, reply: wire.Reply) -> None:
         """Learn the ids of the maker's resting orders."""
@@ -112,7 +123,8 @@ class LobsterMarket:
     crossing at that price (it trades with whatever rests there first, client orders
     included, as on an exchange). Prices are converted from LOBSTER's 1/10000 dollar to
     the symbol's ticks; a message off the tick grid, or about an order placed before the
-    day started, is skipped. At the end of the day the replay starts over.
+    day started, is skipped. At the end of the day the replay starts over. Each start
+    (the engine's, or the day's again) first cancels the maker's orders left resting.
     """
 
     MAX_BURST = 500  # requests handed out per call, so one loop turn stays short
@@ -173,6 +185,10 @@ class LobsterMarket:
         out: list[wire.Request] = []
         if not self._seeded:
             self._seeded = True
+            # The book this replay left (a restart, or the day's end before it starts
+            # over) goes first: those orders' LOBSTER ids are forgotten, so nothing
+            # would cancel them, and the day's first book would rest on top of them.
+            out.append(wire.MassCancel(self._next_req(), c.maker_account, self.symbol))
             for k in range(self.levels):
                 for off, side in ((0, "sell"), (2, "buy")):
                     price, size = self.row0[4 * k + off], self.row0[4 * k + off + 1]

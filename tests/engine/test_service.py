@@ -638,6 +638,40 @@ def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
     assert eng.stop() == 0
 
 
+@pytest.mark.parametrize(
+    "market",
+    [{"source": "synthetic", "rate": 200, "seed": 3}, {"source": "lobster", "speed": 1.0}],
+    ids=["synthetic", "lobster"],
+)
+def test_a_markets_resting_orders_do_not_pile_up_across_restarts(
+    engine_factory: Any, market: dict[str, Any]
+) -> None:
+    """A generated market does not know the orders an earlier run of it left resting
+    (recovered from the journal): they stayed in the book for ever, at stale prices,
+    and the LOBSTER replay laid the day's first book again on top of its own (every
+    level doubled at each restart, and at each start of the day over). It cancels the
+    maker's orders first now."""
+    eng: EngineProcess = engine_factory(market=market)
+    maker = "market-maker"
+
+    async def resting(c: EngineClient, newer_than: int) -> set[int]:
+        """The maker's open orders once it has some newer than `newer_than`."""
+        async with asyncio.timeout(20):
+            while True:
+                ids = {o.id for o in ack(await c.list_orders(maker)).orders or []}
+                if any(i > newer_than for i in ids):
+                    return ids
+                await asyncio.sleep(0.02)  # the market produces on its own clock
+
+    eng.start()
+    before = run(eng, lambda c: resting(c, 0))
+    assert eng.stop() == 0
+    eng.start()
+    after = run(eng, lambda c: resting(c, max(before)))
+    assert eng.stop() == 0
+    assert not before & after, f"{len(before & after)} of the {len(before)} orders left"
+
+
 def test_market_data_top_of_book_and_deltas(engine: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         got: list[Any] = []
