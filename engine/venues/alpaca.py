@@ -855,9 +855,11 @@ class AlpacaVenue:
             self._details[part] = detail
             if self._stopping.is_set():
                 return
-            self._emit_locked(
-                VenueStatus(self._rest_ok and self._stream_ok, detail, self._degraded())
-            )
+            connected = self._rest_ok and self._stream_ok
+            if ok and not connected:  # one side back: say what is still down
+                other = self._details.get("stream" if part == "rest" else "rest")
+                detail = f"{detail}; {other}" if other else detail
+            self._emit_locked(VenueStatus(connected, detail, self._degraded()))
         self._wake.set()
 
     def _degraded(self) -> str | None:

@@ -1349,6 +1349,40 @@ def _look_up_times(fake: FakeAlpaca, count: int, seen: int) -> list[float]:
     return fake.wait_until(lambda: len(times()) >= count and times()[:count])
 
 
+def test_a_status_while_down_names_the_side_still_down(fake: FakeAlpaca) -> None:
+    """REST back while the stream is still down: the venue is not connected, and its
+    status says what is down (it said only "rest: reachable", which the engine shows
+    as "alpaca is unreachable: rest: reachable" in a rejection and on /status)."""
+    venue = make_venue(fake, reconnect_min_backoff=30.0, reconnect_max_backoff=30.0)
+    events = Events()
+    venue.start(events)
+    try:
+        events.wait_status(True)
+        fake.stop()  # both sides: the stream drops, and it waits 30 s to reconnect
+        seen = len(events.items)
+        events.wait_status(False)
+        venue.submit(order(1))  # refused: REST is down too
+        events.wait(VenueRejected, lambda e: e.order_id == 1)
+        fake.wait_until(
+            lambda: any(
+                isinstance(e, VenueStatus) and e.detail.startswith("rest: unreachable")
+                for e in events.items[seen:]
+            )
+        )
+        fake.start_rest()  # REST answers the probe again; the stream stays down
+        fake.wait_until(
+            lambda: any(
+                isinstance(e, VenueStatus) and e.detail.startswith("rest: reachable")
+                for e in events.items[seen:]
+            )
+        )
+        last = [e for e in events.items if isinstance(e, VenueStatus)][-1]
+        assert not last.connected and not venue.connected
+        assert "stream:" in last.detail, last.detail
+    finally:
+        venue.stop()
+
+
 def test_a_rate_limited_account_probe_is_not_an_outage(fake: FakeAlpaca) -> None:
     """The heartbeat's account probe answered 429 three times: Alpaca is there, only
     throttling this account, so the venue stays connected (it said disconnected, and
