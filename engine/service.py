@@ -581,7 +581,8 @@ class EngineService:
         and on a quiet engine a subscriber waiting for the resume would wait for ever.
         Each end is a journaled `resume` control MARK (the event `RiskEngine.resume`
         gives for a halt whose time is up is the one `expire` gives), so recovery
-        numbers it the same. Called when the loop is idle, never on the order path."""
+        numbers it the same. Called when the loop is idle, or after a turn in which no
+        command ran; never on the order path."""
         risk = self.state.risk
         if not risk.halts():
             return
@@ -855,6 +856,10 @@ class EngineService:
             s_journal.observe((sample[3] - sample[2] + t2 - t1) / 1e9)
             s_match.observe((sample[4] - sample[3]) / 1e9)
             s_ack.observe((t3 - t2) / 1e9)
+        if not touched and self.state.risk.halts():
+            # No command ran (queries only), so none ended a halt whose time is up; a
+            # stream of them keeps the loop from ever going idle (`_idle` ends them).
+            self._end_halts()
         every = self.config.snapshot_every
         if every and journal.entries - self._snapshot_entries >= every:
             self._snapshot()

@@ -614,6 +614,43 @@ def test_a_halts_end_is_announced_when_its_time_is_up(engine_factory: Any) -> No
     assert eng.stop() == 0
 
 
+def test_a_halts_end_is_announced_under_a_stream_of_queries(engine_factory: Any) -> None:
+    """The same while queries keep coming faster than the loop's idle interval (100 ms):
+    the loop never idles, and a turn of queries runs no command that would end the
+    halt, so the resume waited for the first order (h13's review)."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        reply = ack(await c.control("halt", symbol="GOOG", duration_ns=300_000_000))
+        halted = reply.events[0]
+        assert isinstance(halted, SymbolHalted) and halted.until is not None
+        pings = 0
+
+        async def queries() -> None:
+            nonlocal pings
+            while True:
+                ack(await c.ping())
+                pings += 1
+                await asyncio.sleep(0.01)
+
+        async def first_event() -> Any:
+            async for ev in c.events(from_seq=reply.last_seq + 1):
+                return ev
+
+        querying = asyncio.create_task(queries())
+        try:
+            resumed = await asyncio.wait_for(first_event(), 10)
+        finally:
+            querying.cancel()
+        assert isinstance(resumed, SymbolResumed), resumed
+        assert (resumed.symbol, resumed.ts_event) == ("GOOG", halted.until)
+        assert pings >= 10  # the queries did keep coming while it waited
+
+    run(eng, body)
+    assert eng.stop() == 0
+
+
 def test_a_synthetic_market_keeps_the_book_alive(engine_factory: Any) -> None:
     eng: EngineProcess = engine_factory(market={"source": "synthetic", "rate": 400, "seed": 7})
     eng.start()
