@@ -1487,10 +1487,15 @@ class EngineService:
                 qty=KEEP if req.qty is None else _number(req.qty),
                 price=KEEP if req.price is None else _number(req.price),
             )
-            refused = self.state.check(cmd)
-            if refused is not None:
-                self.metrics.risk_rejects[refused.reason].inc()
-                return Reject(rid, refused.reason, refused.message), []
+            # An untriggered stop is the core's to refuse (`unknown_order`: it replaces
+            # resting orders only): risk first could refuse it for another reason, or
+            # spend an order-rate token on it.
+            held_stop = self.state.core.order(order_id)
+            if held_stop is None or held_stop["status"] != "held":
+                refused = self.state.check(cmd)
+                if refused is not None:
+                    self.metrics.risk_rejects[refused.reason].inc()
+                    return Reject(rid, refused.reason, refused.message), []
         else:
             cmd = tuple.__new__(
                 Command,

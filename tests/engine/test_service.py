@@ -1350,6 +1350,34 @@ def test_price_band_end_to_end(risky: EngineProcess) -> None:
     assert risk_refusals(risky, "price_band").endswith(" 2.0")
 
 
+def test_an_untriggered_stops_replace_is_the_cores_to_refuse(risky: EngineProcess) -> None:
+    """The core replaces resting orders only: an untriggered stop's replace ends as its
+    `OrderRejected` (`unknown_order`), journaled, as the contract has it. Risk used to
+    check it first, so a limit past the band was refused `price_band` instead, and one
+    inside it spent an order-rate token (h13's review)."""
+
+    async def body(c: EngineClient) -> None:
+        # `band`: reference 100, 500 bps; no trade yet, so the stop stays held
+        stop = ack(
+            await c.submit("band", "GOOG", "buy", "stop_limit", 1, price=104, stop_price=103)
+        )
+        assert kinds(stop) == ["OrderAccepted"]
+        for price in (200, 104):  # past the band, then inside it
+            replaced = ack(await c.replace("band", stop.order_id, price=price))
+            assert kinds(replaced) == ["OrderRejected"]
+            assert replaced.events[0].reason == "unknown_order"
+
+    def banded() -> str | None:  # the counter's line (none before a first refusal)
+        try:
+            return risk_refusals(risky, "price_band")
+        except StopIteration:
+            return None
+
+    before = banded()
+    run(risky, body)
+    assert banded() == before
+
+
 def test_order_rate_end_to_end(risky: EngineProcess) -> None:
     async def body(c: EngineClient) -> None:
         # a burst of 2, refilled at 1 a second: three orders sent together, the third
