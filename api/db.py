@@ -1,9 +1,10 @@
 """PostgreSQL for the gateway: the asyncpg pool and the schema migrations.
 
 Migrations are the numbered SQL files of `api/migrations/` (`0001_name.sql`), applied in
-order, each in its own transaction, and recorded in `schema_migrations`; a migration
-already recorded is skipped, so `migrate()` is idempotent and safe for several gateway
-processes starting at once (they take turns on an advisory lock).
+order in one transaction, each in a savepoint of its own, and recorded in
+`schema_migrations`; a migration already recorded is skipped, so `migrate()` is
+idempotent and safe for several gateway processes starting at once (they take turns on
+an advisory lock).
 
 Work too long for the migrations' transaction is queued by a migration and done after
 it, in steps of their own transactions: the minute bars of the trades recorded before
