@@ -81,6 +81,7 @@ from tickplane.engine.state import (
     tape,
 )
 from tickplane.engine.venues.base import (
+    HandBack,
     SymbolSpec,
     Venue,
     VenueAccepted,
@@ -716,21 +717,22 @@ class EngineService:
     def _resume_routed(self) -> None:
         """Hand the venue the orders routed before this process started (recovered from
         the journal): each open order, or a group whose parent or a leg is open, with
-        the lots already booked, so it reports what happened meanwhile."""
+        the lots already booked and what they cost (`_handed_back`), so it reports
+        what happened meanwhile, a missed fill at its own price."""
         st, venue = self.state, self.venue
         assert venue is not None
         groups = st.routed_groups
         for r in sorted(st.routed.values(), key=lambda r: r.id):
             if r.parent_id is not None or r.id in groups:
                 continue
-            venue.resume([(_venue_order(r), r.filled)])
+            venue.resume([_handed_back(r)])
         for g in sorted(groups.values(), key=lambda g: g.parent_id):
             legs = [st.routed[i] for i in g.legs if i in st.routed]
             parent = st.routed.get(g.parent_id)
             if parent is None and not legs:
                 continue
             if parent is not None:
-                head: tuple[VenueOrder, int | None] = (_venue_order(parent), parent.filled)
+                head = _handed_back(parent)
             else:  # the parent is closed here: only its id and symbol are needed
                 gone = RoutedOrder(
                     g.parent_id,
@@ -743,8 +745,8 @@ class EngineService:
                     None,
                     "gtc",
                 )
-                head = (_venue_order(gone), None)
-            venue.resume([head, *((_venue_order(leg), leg.filled) for leg in legs)])
+                head = HandBack(_venue_order(gone), None)
+            venue.resume([head, *(_handed_back(leg) for leg in legs)])
         # legs canceled for the clients whose cancel may not have reached the venue
         # before a restart (the venue keeps a group's requests in order: after its resume)
         for r in sorted(st.routed.values(), key=lambda r: r.id):
@@ -758,9 +760,7 @@ class EngineService:
         for r in orphans:
             if r.parent_id is not None:
                 named.setdefault(r.parent_id, []).append(r.id)
-        venue.watch_orphans(
-            [(_venue_order(r, legs=tuple(named.get(r.id, ()))), r.filled) for r in orphans]
-        )
+        venue.watch_orphans([_handed_back(r, legs=tuple(named.get(r.id, ()))) for r in orphans])
 
     def process(
         self, batch: Sequence[Sequence[bytes]], venue_events: Sequence[VenueEvent] = ()
@@ -1391,6 +1391,7 @@ class EngineService:
             cmd.price if priced else None,
             cmd.stop_price if cmd.order_type >= 2 else None,
             TIF_NAMES[cmd.tif],
+            notional=0,
         )
         legs: list[RoutedOrder] = []
         extra: dict[str, Any] = {}
@@ -1871,6 +1872,12 @@ def _venue_order(r: RoutedOrder, **extra: Any) -> VenueOrder:
     )
 
 
+def _handed_back(r: RoutedOrder, **extra: Any) -> HandBack:
+    """A routed order handed back to the venue after a restart, with the lots booked of
+    it and what they cost; `extra`: `_venue_order`'s."""
+    return HandBack(_venue_order(r, **extra), r.filled, r.notional)
+
+
 def _routed_class(
     order: RoutedOrder, plan: NewOrder, max_position: int | None
 ) -> tuple[RoutedOrder, list[RoutedOrder], dict[str, Any]]:
@@ -1906,6 +1913,7 @@ def _routed_class(
         RoutedOrder(
             h.id, h.account, h.symbol, h.side, h.order_type, h.qty, h.price, h.stop_price,
             h.tif, order_class=cls, parent_id=h.parent_id, leg=h.leg, max_position=max_position,
+            notional=0,
         )
         for h in held
     ]  # fmt: skip

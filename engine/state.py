@@ -181,6 +181,11 @@ class RoutedOrder(msgspec.Struct):
     tif: str
     accepted: bool = False
     filled: int = 0  # lots the venue reported filled (what a restart has booked)
+    # what those lots cost, in ticks*lots: handed back with them after a restart, so
+    # the venue prices a fill it finds missing at what it cost (docs/venues.md). None:
+    # unknown, an order recovered from a snapshot or journal written before it was kept
+    # (the venue values the booked lots at its own average); 0 from routing on.
+    notional: int | None = None
     # order classes (docs/order-classes.md, "On Alpaca"): as in OrderAccepted
     order_class: str | None = None
     parent_id: int | None = None
@@ -796,6 +801,8 @@ class EngineState:
         )
         out.extend(self.risk.on_trade(r.symbol, price, when))
         r.filled += qty
+        if r.notional is not None:
+            r.notional += price * qty
         r.qty = int(f["leaves_qty"])
 
     def _orphan_report(self, kind: str, f: dict[str, Any]) -> list[Event]:

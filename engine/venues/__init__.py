@@ -1,10 +1,12 @@
 """Venues: where the engine routes orders it does not match itself.
 
-`base` holds the interface (`Venue`, `VenueOrder`, the `Venue*` events, `SymbolSpec`);
+`base` holds the interface (`Venue`, `VenueOrder`, `HandBack`, the `Venue*` events,
+`SymbolSpec`);
 `alpaca` the Alpaca adapter (imported on demand: it pulls in alpaca-py).
 """
 
 from tickplane.engine.venues.base import (
+    HandBack,
     OffTickPrice,
     SymbolSpec,
     Venue,
@@ -19,6 +21,7 @@ from tickplane.engine.venues.base import (
 )
 
 __all__ = [
+    "HandBack",
     "OffTickPrice",
     "SymbolSpec",
     "Venue",

@@ -62,6 +62,7 @@ from requests.adapters import HTTPAdapter
 
 from tickplane.engine.venues.base import (
     EARLY_UPDATES_DROPPED,
+    HandBack,
     OffTickPrice,
     Request,
     SymbolSpec,
@@ -201,8 +202,10 @@ class _Tracked:
     orphan: bool = False
     orphan_since: float = 0.0
     # an orphan recovered by the engine after a restart: the lots it booked already,
-    # counted as reported once the order is found (its Alpaca id unknown until then)
+    # counted as reported once the order is found (its Alpaca id unknown until then),
+    # and what they cost in ticks*lots (None: unknown, valued at Alpaca's average)
     orphan_booked: int = 0
+    orphan_notional: int | None = None
     open_qty: int = 0
     limit_price: int | None = None
     # cumulative filled quantity and notional already reported, per Alpaca order id
@@ -395,7 +398,7 @@ class AlpacaVenue:
         self._stream_ready = threading.Event()
         self._closed_fifo: collections.deque[tuple[float, int]] = collections.deque()
         # resumes that found Alpaca unreachable, queued again after the next reconcile
-        self._resume_again: list[tuple[tuple[VenueOrder, int | None], ...]] = []
+        self._resume_again: list[tuple[HandBack, ...]] = []
         # Updates of legs not known yet (their parent's answer is still on its way), by
         # Alpaca id, applied when the parent's legs are learned. An update is kept
         # while an order of ours that was waiting to name its legs when it came still
@@ -581,31 +584,33 @@ class AlpacaVenue:
             for oid in sorted(ids):  # a group among them names its legs when resumed
                 self._await_legs(oid)
 
-    def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
+    def resume(self, orders: Sequence[HandBack]) -> None:
         """Queue a look-up of an order routed before a restart (see `Venue.resume`).
         Stream updates of it are held until the look-up has counted what the engine
         booked."""
         if orders:
-            self._group(orders[0][0].order_id, [leg.order_id for leg, _ in orders[1:]])
+            oid = orders[0].order.order_id
+            self._group(oid, [leg.order.order_id for leg in orders[1:]])
             with self._lock:
-                self._resuming.add(orders[0][0].order_id)
-                self._await_legs(orders[0][0].order_id)
-            self._enqueue(orders[0][0].order_id, ("resume", tuple(orders), None, None))
+                self._resuming.add(oid)
+                self._await_legs(oid)
+            self._enqueue(oid, ("resume", tuple(orders), None, None))
 
-    def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
+    def watch_orphans(self, orders: Sequence[HandBack]) -> None:
         """Look again for orphans the engine recovered (see `Venue.watch_orphans`): as
         after a submit that failed ambiguously, from now for `orphan_grace` seconds.
         The engine calls it last in its hand-off, even with no orphans: it ends the
         hand-off, and stream updates held for orders it handed back neither here nor
         to `resume` are dropped (it expects no other order back). A leg (named in its
         parent's `legs`, both handed back here) is watched with its parent: known by
-        its Alpaca id once the parent is read, its fills beyond `booked` reported, and
-        canceled at Alpaca if open."""
-        parent_of = {leg: o.order_id for o, _ in orders for leg in o.legs}
+        its Alpaca id once the parent is read, its fills beyond the booked lots
+        reported, and canceled at Alpaca if open."""
+        parent_of = {leg: h.order.order_id for h in orders for leg in h.order.legs}
         now = time.monotonic()
         with self._lock:
             # the legs first: the parent's held updates, applied below, name them
-            for order, booked in sorted(orders, key=lambda x: x[0].order_id not in parent_of):
+            for handed in sorted(orders, key=lambda h: h.order.order_id not in parent_of):
+                order = handed.order
                 oid = order.order_id
                 spec = self._symbols.get(order.symbol)
                 if spec is None or oid in self._orders:
@@ -613,7 +618,8 @@ class AlpacaVenue:
                 pid = parent_of.get(oid)
                 coid = "" if pid is not None else order.client_order_id or f"{self._prefix}{oid}"
                 t = _Tracked(order, spec, coid, open_qty=order.qty, orphan=True, parent=pid)
-                t.orphan_since, t.orphan_booked = now, booked
+                t.orphan_since = now
+                t.orphan_booked, t.orphan_notional = handed.lots or 0, handed.notional
                 self._orders[oid] = t
                 self._mark_closed(t)
                 if pid is not None:
@@ -623,7 +629,7 @@ class AlpacaVenue:
                 self._reconcile_due = True
                 if order.legs:
                     self._await_legs(oid)  # named when it is found
-                self._handed(oid)  # its fills beyond `booked`, then its cancel
+                self._handed(oid)  # its fills beyond the booked lots, then its cancel
             for oid in [oid for oid in self._held if oid not in self._resuming]:
                 self._handed(oid)
             for oid in self._expected - self._resuming:
@@ -749,7 +755,7 @@ class AlpacaVenue:
                         again, self._resume_again = self._resume_again, []
                     with contextlib.suppress(RuntimeError):  # stopping: dropped, as queued ones
                         for orders in again:
-                            self._enqueue(orders[0][0].order_id, ("resume", orders, None, None))
+                            self._enqueue(orders[0].order.order_id, ("resume", orders, None, None))
             with self._lock:
                 down, due = not self._rest_ok, self._reconcile_due
             now = time.monotonic()
@@ -1151,15 +1157,14 @@ class AlpacaVenue:
         self._wake.set()
         return True
 
-    def _do_resume(
-        self, client: TradingClient, orders: tuple[tuple[VenueOrder, int | None], ...]
-    ) -> None:
+    def _do_resume(self, client: TradingClient, orders: tuple[HandBack, ...]) -> None:
         """Track an order (and its legs) routed before this process started: read it by
         its client order id, and the orders that replaced it (`replaced_by`) to the
-        live one, count what the engine booked as reported (the price of a fill found
-        missing is then the average of what Alpaca filled), and report the rest as
-        reconciliation does."""
-        (order, booked), legs = orders[0], orders[1:]
+        live one, count what the engine booked as reported, valued at what the engine
+        paid for it (`_booked`: the price of a fill found missing is then what it
+        cost), and report the rest as reconciliation does."""
+        head, legs = orders[0], orders[1:]
+        order = head.order
         oid = order.order_id
         spec = self._symbols.get(order.symbol)
         coid = order.client_order_id or f"{self._prefix}{oid}"
@@ -1179,8 +1184,8 @@ class AlpacaVenue:
                     self._resume_again.append(orders)
                     self._reconcile_due = True
                 return
-            if exc.status == 404 and booked is not None:
-                self._never_arrived(order, spec, coid, booked)
+            if exc.status == 404 and head.lots is not None:
+                self._never_arrived(head, spec, coid)
             with self._lock:
                 self._handed(oid)
             return
@@ -1199,14 +1204,14 @@ class AlpacaVenue:
                 # the next replacement's client order id follows the live one's
                 m = _REPLACEMENT.search(str(o.client_order_id))
                 t.replacements = int(m.group(1)) if m is not None else 0
-                _booked(t, chain, booked)
+                _booked(t, chain, head)
             learned = self._learn_legs(t, o, early=False)
-            found = [t, *(self._orders.get(leg.order_id) for leg, _ in legs)]
+            found = [t, *(self._orders.get(leg.order.order_id) for leg in legs)]
             objects = {str(_get(x, "id")): x for x in (_get(o, "legs") or [])}
             objects[vid] = o
-            for (_, done), lt in zip(orders, found, strict=True):
+            for handed, lt in zip(orders, found, strict=True):
                 if lt is not None and lt is not t and lt.venue_id in objects:
-                    _booked(lt, [objects[lt.venue_id]], done)
+                    _booked(lt, [objects[lt.venue_id]], handed)
             # What the stream said meanwhile, now that the booked lots count as
             # reported: fills beyond them (the stream's own prices and ids), closes;
             # then what the look-up shows that the stream did not say.
@@ -1219,15 +1224,16 @@ class AlpacaVenue:
                 if lt is not None and lt.venue_id in objects and not lt.closed:
                     self._apply_snapshot(lt, lt.venue_id, objects[lt.venue_id])
 
-    def _never_arrived(self, order: VenueOrder, spec: SymbolSpec, coid: str, booked: int) -> None:
+    def _never_arrived(self, handed: HandBack, spec: SymbolSpec, coid: str) -> None:
         """An order the engine had routed before a restart is not at Alpaca: its submit
         never got there (the process stopped first, or it was refused). The engine is
         told it is rejected (`venue_unavailable`, whatever the policy: a request of the
         old process could still land, so it is not matched elsewhere) and it is looked
-        for as an orphan, canceled at Alpaca if it shows up (the `booked` lots counted
+        for as an orphan, canceled at Alpaca if it shows up (the lots it booked counted
         as reported)."""
+        order = handed.order
         tracked = _Tracked(order, spec, coid, open_qty=order.qty, limit_price=order.limit_price)
-        tracked.orphan_booked = booked
+        tracked.orphan_booked, tracked.orphan_notional = handed.lots or 0, handed.notional
         with self._lock:
             if order.order_id in self._orders:
                 return
@@ -1791,15 +1797,19 @@ class AlpacaVenue:
     def _orphan_seen(self, t: _Tracked, vid: str, o: Any) -> None:
         """Orphan `t` is Alpaca order `vid` (`o`, as read or streamed). Lots the engine
         booked of it before a restart (`watch_orphans`) count as reported, valued at
-        its average price, so only fills beyond them are reported (lock held)."""
+        what the engine paid for them (unknown: at Alpaca's average price), so only
+        fills beyond them are reported, at their own price (lock held)."""
         if t.venue_id is None:
             t.venue_id = vid
             self._by_vid[vid] = t.order.order_id
         if t.orphan_booked:
             booked, t.orphan_booked = t.orphan_booked, 0
             t.filled[vid] = booked
-            avg = _get(o, "filled_avg_price")
-            t.notional[vid] = _decimal(avg) * booked if avg not in (None, "") else Decimal(0)
+            if t.orphan_notional is not None:
+                t.notional[vid] = t.spec.to_price(t.orphan_notional)
+            else:
+                avg = _get(o, "filled_avg_price")
+                t.notional[vid] = _decimal(avg) * booked if avg not in (None, "") else Decimal(0)
 
     def _orphan_legs(self, t: _Tracked) -> list[_Tracked]:
         """The legs of orphan `t` still watched (the engine's ids after its own)."""
@@ -1849,12 +1859,17 @@ class AlpacaVenue:
 # ---------------------------------------------------------------------- helpers
 
 
-def _booked(t: _Tracked, chain: Sequence[Any], booked: int | None) -> None:
-    """What the engine already booked of order `t` (a resumed order): `booked` lots
-    (None: all of it, and the order is closed for the engine), counted against the
-    Alpaca orders of `chain` in turn (the order, then those that replaced it; the last
-    is the live one)."""
-    left = booked
+def _booked(t: _Tracked, chain: Sequence[Any], handed: HandBack) -> None:
+    """What the engine already booked of order `t` (a resumed order): `handed.lots`
+    lots (None: all of it, and the order is closed for the engine), counted against
+    the Alpaca orders of `chain` in turn (the order, then those that replaced it; the
+    last is the live one), and valued at what the engine paid for them: the orders
+    the lots cover before the last one they reach at their own average, that last one
+    at what remains of `handed.notional`. So a fill found missing (`_apply_snapshot`)
+    is priced at what it cost. With the notional unknown, each at its own average
+    (and a missed fill at that average)."""
+    left = handed.lots
+    reached: list[str] = []
     for o in chain:
         filled = _qty(_get(o, "filled_qty"))
         done = filled if left is None else min(left, filled)
@@ -1863,10 +1878,15 @@ def _booked(t: _Tracked, chain: Sequence[Any], booked: int | None) -> None:
         avg = _get(o, "filled_avg_price")
         t.notional[vid] = _decimal(avg) * done if avg is not None and done else Decimal(0)
         t.open_qty = max(0, _qty(_get(o, "qty")) - filled)
+        if done:
+            reached.append(vid)
         if left is not None:
             left -= done
-    if booked is None:
+    if handed.lots is None:
         t.closed = True
+    elif handed.notional is not None and reached:
+        before = sum((t.notional[vid] for vid in reached[:-1]), Decimal(0))
+        t.notional[reached[-1]] = t.spec.to_price(handed.notional) - before
 
 
 def _close_loop(loop: asyncio.AbstractEventLoop) -> None:

@@ -22,6 +22,7 @@ from typing import Literal, Protocol, TypeAlias, runtime_checkable
 
 __all__ = [
     "EARLY_UPDATES_DROPPED",
+    "HandBack",
     "OffTickPrice",
     "OrderClass",
     "OrderType",
@@ -84,6 +85,24 @@ class VenueOrder:
     trail_price: int | None = None
     trail_percent: float | None = None
     legs: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class HandBack:
+    """An order the engine hands back to its venue after a restart (`Venue.resume`,
+    `Venue.watch_orphans`), with what it booked of it before.
+
+    `lots`: the lots it booked as filled (None: all the venue filled, the order is
+    closed for the engine: a group's parent whose legs are handed back). `notional`:
+    what those lots cost, in ticks*lots (the sum of price*qty over the fills it
+    booked), so the venue can price a fill it finds missing at what that fill really
+    cost; None: unknown (state recovered from a snapshot or journal written before the
+    engine kept it), and the venue values the booked lots at its own average price.
+    """
+
+    order: VenueOrder
+    lots: int | None
+    notional: int | None = None
 
 
 # --------------------------------------------------------------------------- events
@@ -283,19 +302,22 @@ class Venue(Protocol):
         the restart."""
         ...
 
-    def resume(self, orders: Sequence[tuple[VenueOrder, int | None]]) -> None:
+    def resume(self, orders: Sequence[HandBack]) -> None:
         """Follow an order the engine routed before this process started (it recovered
         it from its journal): `orders` is the order, then its legs, each with the lots
-        the engine has already booked as filled (None: the engine has it closed). The
+        the engine has already booked as filled and what they cost (`HandBack`). The
         venue reports what happened meanwhile (fills, closes) and then follows it as if
-        it had been submitted here."""
+        it had been submitted here: a fill it finds missing is reported at the price
+        that, with what the engine paid for the booked lots, makes the venue's filled
+        quantity cost what the venue says it cost."""
         ...
 
-    def watch_orphans(self, orders: Sequence[tuple[VenueOrder, int]]) -> None:
+    def watch_orphans(self, orders: Sequence[HandBack]) -> None:
         """Look again for orders the engine was told were rejected although their
         submit may have reached the venue (`VenueRejected.maybe_placed`), recovered from
-        its journal after a restart, each with the lots the engine has booked of it:
-        as for an orphan of this process, fills beyond those are reported, one found
+        its journal after a restart, each with the lots the engine has booked of it and
+        what they cost (`HandBack`; `lots` is never None here): as for an orphan of
+        this process, fills beyond those are reported (priced as `resume` does), one found
         open is canceled, and the end of each watch is a `VenueCanceled`. A bracket's,
         OTO's or OCO's legs are orphans with their parent, which names them (`legs`),
         all in this call; their watch ends before the parent's. The engine

@@ -36,6 +36,7 @@ from hypothesis import strategies as st
 from tickplane.engine.venues import alpaca as alpaca_venue
 from tickplane.engine.venues.alpaca import AlpacaVenue, CredentialsError
 from tickplane.engine.venues.base import (
+    HandBack,
     OffTickPrice,
     SymbolSpec,
     Venue,
@@ -787,7 +788,7 @@ def test_a_restarted_venue_resumes_a_replaced_order_at_its_replacement(
         fake.wait_until(lambda: fake.listeners == 1)
         resumed = classed(70, "simple", type="trailing_stop", side="sell", limit_price=None,
                           qty=3, stop_price=9900, trail_price=100)  # fmt: skip
-        second.resume([(resumed, 0)])
+        second.resume([HandBack(resumed, 0)])
         moved = later.wait(VenueTrailed, lambda e: e.order_id == 70)
         assert (moved.stop_price, moved.hwm) == (10000, 10100)
         second.replace(70, None, None, trail_price=50)
@@ -817,7 +818,7 @@ def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives
     Alpaca: resumed, it is rejected (whatever the policy: a request of the old process
     could still land), and when such a request does land it is canceled there."""
     venue, events = started
-    venue.resume([(order(90, qty=10), 0)])
+    venue.resume([HandBack(order(90, qty=10), 0)])
     refused = events.wait(VenueRejected, lambda e: e.order_id == 90)
     assert (refused.reason, refused.request, refused.maybe_placed) == (
         "venue_unavailable",
@@ -831,11 +832,15 @@ def test_a_resumed_order_alpaca_never_got_is_rejected_and_canceled_if_it_arrives
     assert [type(e) for e in events.about(90)] == [VenueRejected, VenueCanceled]
 
 
-def test_an_orphan_recovered_by_the_engine_is_watched_again(fake: FakeAlpaca) -> None:
+@pytest.mark.parametrize(("notional", "price"), [(4 * 12340, 12346), (None, 12342)])
+def test_an_orphan_recovered_by_the_engine_is_watched_again(
+    fake: FakeAlpaca, notional: int | None, price: int
+) -> None:
     """Order 91 was rejected as maybe placed before a restart, and the engine booked 4
-    lots of it; it is at Alpaca, filled 6: the 2 lots beyond what was booked are
-    reported (at Alpaca's average price, as a resume reports a missed fill: the booked
-    lots are valued at it), the rest canceled there, and the watch ends."""
+    lots of it, at 123.40; it is at Alpaca, filled 6 (2 more at 123.46): the 2 lots
+    beyond what was booked are reported, at 123.46 (the booked lots valued at what
+    the engine says they cost; that unknown, at Alpaca's average price, 123.42, as
+    before), the rest canceled there, and the watch ends."""
     _placed_elsewhere(fake, "tp-91")
     fake.fill("tp-91", "123.40", 4)
     fake.fill("tp-91", "123.46", 2)
@@ -844,12 +849,12 @@ def test_an_orphan_recovered_by_the_engine_is_watched_again(fake: FakeAlpaca) ->
     venue.start(events)
     try:
         events.wait_status(True)
-        venue.watch_orphans([(order(91, qty=10), 4)])
+        venue.watch_orphans([HandBack(order(91, qty=10), 4, notional)])
         settled = events.wait(VenueCanceled, lambda e: e.order_id == 91)
         assert (settled.reason, settled.remaining) == ("orphan_closed", 4)
         assert fake.order("tp-91").status == "canceled"
         fills = [e for e in events.about(91) if isinstance(e, VenueFilled)]
-        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(2, 12342, 4)]
+        assert [(f.qty, f.price, f.leaves_qty) for f in fills] == [(2, price, 4)]
         assert [type(e) for e in events.about(91)] == [VenueFilled, VenueCanceled]
     finally:
         venue.stop()
@@ -868,7 +873,7 @@ def test_a_resume_that_finds_alpaca_unreachable_is_tried_again(fake: FakeAlpaca)
         events.wait_status(True)
         mark = events.mark()
         fake.fail_next(503, method="GET", path="/v2/orders:by_client_order_id")
-        venue.resume([(order(96, qty=10), 0)])
+        venue.resume([HandBack(order(96, qty=10), 0)])
         events.wait_status(False, since=mark)
         missed = events.wait(VenueFilled, lambda e: e.order_id == 96)
         assert (missed.qty, missed.price, missed.leaves_qty) == (4, 12345, 6)
@@ -898,7 +903,7 @@ def test_a_resume_rate_limited_is_tried_again_after_a_backoff(fake: FakeAlpaca) 
         events.wait_status(True)
         mark = events.mark()
         fake.fail_next(429, count=3, method="GET", path="/v2/orders:by_client_order_id")
-        venue.resume([(order(99, qty=10), 0)])
+        venue.resume([HandBack(order(99, qty=10), 0)])
         missed = events.wait(VenueFilled, lambda e: e.order_id == 99)
         assert (missed.qty, missed.price, missed.leaves_qty) == (4, 12345, 6)
         assert _look_ups(fake) == 4
@@ -922,7 +927,7 @@ def test_a_rate_limited_resume_waits_what_retry_after_says(fake: FakeAlpaca) -> 
         fake.fail_next(
             429, count=2, method="GET", path="/v2/orders:by_client_order_id", retry_after="0.05"
         )
-        venue.resume([(order(99, qty=10), 0)])
+        venue.resume([HandBack(order(99, qty=10), 0)])
         assert events.wait(VenueFilled, lambda e: e.order_id == 99, timeout=10.0).qty == 4
         assert _look_ups(fake) == 3
     finally:
@@ -1589,7 +1594,9 @@ def test_an_orphaned_brackets_legs_are_watched_again_after_a_restart(fake: FakeA
         stop_loss = classed(
             32, "bracket", side="sell", type="stop", limit_price=None, stop_price=9500
         )
-        venue.watch_orphans([(bracket, 10), (take_profit, 2), (stop_loss, 0)])
+        venue.watch_orphans(
+            [HandBack(bracket, 10), HandBack(take_profit, 2), HandBack(stop_loss, 0)]
+        )
         settled = events.wait(VenueCanceled, lambda e: e.order_id == 30)
         assert (settled.reason, settled.remaining) == ("orphan_closed", 0)
         assert (tp.status, sl.status) == ("canceled", "canceled")
@@ -1731,7 +1738,7 @@ def test_a_restarted_venue_follows_orders_the_engine_hands_back(fake: FakeAlpaca
         data = fake.fill(vid, "123.45", 4)
         updates.wait("partial_fill", "tp-90", 4)
         assert later.about(90) == []
-        second.resume([(order(90, qty=10), 0)])
+        second.resume([HandBack(order(90, qty=10), 0)])
         second.watch_orphans([])
         fill = later.wait(VenueFilled, lambda e: e.order_id == 90)
         assert (fill.price, fill.qty, fill.leaves_qty) == (12345, 4, 6)
@@ -1756,7 +1763,7 @@ def test_a_fill_streamed_before_the_resume_is_reported_beyond_the_booked_lots(
         fake.fill("tp-95", "123.46", 3)
         updates.wait("partial_fill", "tp-95", 7)
         assert events.about(95) == []  # held until the engine says what it booked
-        venue.resume([(order(95, qty=10), 4)])
+        venue.resume([HandBack(order(95, qty=10), 4)])
         venue.watch_orphans([])
         venue.cancel(95)  # after the resume on its worker: every report of it is in
         assert events.wait(VenueCanceled, lambda e: e.order_id == 95).remaining == 3
@@ -1781,7 +1788,7 @@ def test_an_orphans_fill_streamed_before_its_watch_is_held_and_it_is_canceled(
         fake.fill("tp-97", "123.46", 2)
         updates.wait("partial_fill", "tp-97", 6)
         assert events.about(97) == []
-        venue.watch_orphans([(order(97, qty=10), 4)])
+        venue.watch_orphans([HandBack(order(97, qty=10), 4)])
         fake.wait_until(lambda: fake.order("tp-97").status == "canceled")
         settled = events.wait(VenueCanceled, lambda e: e.order_id == 97)
         assert (settled.reason, settled.remaining) == ("orphan_closed", 4)
@@ -1820,7 +1827,7 @@ def test_a_legs_fill_streamed_before_its_groups_resume_counts_the_booked_lots(
         updates.wait("partial_fill", tp.client_order_id, 7)
         take_profit = classed(21, "simple", side="sell", limit_price=11050)
         stop_loss = classed(22, "simple", side="sell", type="stop", stop_price=9500)
-        venue.resume([(bracket, 10), (take_profit, 4), (stop_loss, 0)])
+        venue.resume([HandBack(bracket, 10), HandBack(take_profit, 4), HandBack(stop_loss, 0)])
         venue.watch_orphans([])
         venue.cancel(20)  # after the resume on its worker: every report of it is in
         later.wait(VenueRejected, lambda e: e.order_id == 20)
@@ -1880,7 +1887,7 @@ def test_every_update_of_an_order_to_be_handed_back_is_held_and_only_those(
         for oid in [*others, *range(5000, 5100)]:
             _old_update(venue, oid)
         assert set(venue._held) == {100, *others}  # bounded by what is to come back
-        venue.resume([(order(100, qty=10), 0)])
+        venue.resume([HandBack(order(100, qty=10), 0)])
         venue.watch_orphans([])
         fill = events.wait(VenueFilled, lambda e: e.order_id == 100)
         assert (fill.qty, fill.price, fill.execution_id) == (3, 12345, data["execution_id"])

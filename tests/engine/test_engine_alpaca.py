@@ -445,6 +445,17 @@ def test_a_bracket_at_alpaca_reads_as_on_the_internal_venue(
     assert eng.stop() == 0
 
 
+async def _bracket_entered(c: EngineClient, fake: FakeAlpaca) -> tuple[int, FakeOrder]:
+    """Once the engine routes: alice's `BRACKET` buy of 10, its entry filled at 100.00
+    at Alpaca and its legs working; its id, and the order as Alpaca got it."""
+    p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
+    await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
+    fake.fill(sent.id, "100", 10)
+    events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
+    assert _shape(events, p, p + 2) == BRACKET_EVENTS[:6]
+    return p, sent
+
+
 @pytest.mark.parametrize("snapshot_every", [0, 1])
 def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
     engine_factory: Any, fake: FakeAlpaca, snapshot_every: int
@@ -458,11 +469,7 @@ def test_a_bracket_at_alpaca_survives_a_kill_9_in_the_middle(
 
     async def first() -> int:
         async with EngineClient(eng.order_entry, timeout=10) as c:
-            p, sent = await _route(c, fake, "buy", "limit", 10, **BRACKET)
-            await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 3)
-            fake.fill(sent.id, "100", 10)
-            events = await _events_until(c, lambda ev: len(_shape(ev, p, p + 2)) == 6)
-            assert _shape(events, p, p + 2) == BRACKET_EVENTS[:6]
+            p, _ = await _bracket_entered(c, fake)
             return p
 
     p = asyncio.run(first())
@@ -1910,6 +1917,205 @@ def test_an_orphaned_brackets_legs_are_booked_and_canceled_after_a_kill_9(
             assert [(x.symbol, x.qty) for x in got.account.positions] == [("GOOG", 7)]
             views = await c.list_orders("alice")
             assert isinstance(views, wire.Ack) and views.orders == []
+
+    asyncio.run(after())
+    assert eng.stop() == 0
+
+
+# Fills missed while the engine was down (docs/venues.md, "Nothing lost, nothing
+# doubled"): the restarted engine hands each order back with the lots it booked and
+# what they cost, so a missed fill is booked at what it cost, not at Alpaca's average.
+
+
+def _trades(events: list[Any], order_id: int) -> list[tuple[int, int]]:
+    """(qty, price) of each trade of order `order_id`."""
+    return [(e.qty, e.price) for e in events if isinstance(e, Trade) and e.taker == order_id]
+
+
+def _alices(events: list[Any]) -> tuple[int, int]:
+    """alice's last position and its cost basis."""
+    pos = [e for e in events if isinstance(e, PositionChanged) and e.account == "alice"]
+    return pos[-1].position, pos[-1].cost_basis
+
+
+async def _partly_filled(
+    c: EngineClient, fake: FakeAlpaca, qty: int, price: int, at: str, filled: int
+) -> tuple[int, FakeOrder]:
+    """Once the engine routes: alice's limit buy of `qty` at `price` ticks, accepted,
+    then `filled` lots filled at `at` at Alpaca and booked; its id, and the order as
+    Alpaca got it."""
+    oid, sent = await _route(c, fake, "buy", "limit", qty, price=price)
+    await _events_until(c, lambda ev: "OrderAccepted" in _ids_events(ev, oid))
+    fake.fill(sent.id, at, filled)
+    await _events_until(c, lambda ev: len(_trades(ev, oid)) == 1)
+    return oid, sent
+
+
+@pytest.mark.parametrize("snapshot_every", [0, 1])
+def test_a_fill_missed_while_the_engine_was_down_is_booked_at_its_own_price(
+    engine_factory: Any, fake: FakeAlpaca, snapshot_every: int
+) -> None:
+    """alice's buy of 200 at 11.00 fills 100 at 10.00, booked; the engine is killed and
+    the other 100 fill at 11.00 meanwhile (Alpaca's average: 10.50). The restarted
+    engine (from the journal, or from a snapshot taken after every record) books the
+    missed 100 at 11.00 (it booked them at the 10.50 average, for a cost basis of
+    2,075.00 instead of 2,100.00); the same after another kill -9 and a recovery."""
+    eng = _engine(engine_factory, fake, snapshot_every=snapshot_every)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            oid, _ = await _partly_filled(c, fake, 200, 1100, "10.00", 100)
+            return oid
+
+    oid = asyncio.run(first())
+    eng.kill()
+    fake.fill(f"tp-{oid}", "11.00", 100)  # nobody listens
+    assert Decimal(fake.order(f"tp-{oid}").to_json()["filled_avg_price"]) == Decimal("10.5")
+    eng.start()
+
+    async def second() -> list[Any]:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda ev: len(_trades(ev, oid)) == 2)
+            assert _trades(evs, oid) == [(100, 1000), (100, 1100)]
+            assert _alices(evs) == (200, 210_000)
+            got = await c.get_order("alice", oid)
+            assert isinstance(got, wire.Ack) and got.order is not None
+            assert (got.order.status, got.order.filled_qty) == ("filled", 200)
+            assert got.order.avg_fill_price == 1050.0  # Alpaca's average, as it should
+            return evs
+
+    before = asyncio.run(second())
+    eng.kill()
+    eng.start()
+    assert asyncio.run(_all_events(eng)) == before
+    assert eng.stop() == 0
+
+
+def test_a_replaced_orders_missed_fill_is_booked_at_its_own_price(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """alice's buy of 10 at 100.00 fills 4 at 100.00, is replaced at 101.00 (a new
+    Alpaca order for the 6 left), which fills 2 at 101.00: all booked. The engine is
+    killed and the new order fills 3 at 100.50 meanwhile. The restarted engine counts
+    the 6 booked lots against the replaced order (4, at its own average) and the new
+    one (2, at what remains of what they cost), and books the missed 3 at 100.50 (it
+    booked them at the new order's average, 100.70)."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            oid, sent = await _partly_filled(c, fake, 10, 10000, "100.00", 4)
+            assert isinstance(await c.replace("alice", oid, price=10100), wire.Ack)
+            await _events_until(c, lambda ev: "OrderReplaced" in _ids_events(ev, oid))
+            assert sent.status == "replaced" and sent.replaced_by is not None
+            fake.fill(sent.replaced_by, "101.00", 2)
+            evs = await _events_until(c, lambda ev: len(_trades(ev, oid)) == 2)
+            assert _trades(evs, oid) == [(4, 10000), (2, 10100)]
+            return oid
+
+    oid = asyncio.run(first())
+    eng.kill()
+    new = fake.order(f"tp-{oid}").replaced_by
+    assert new is not None
+    fake.fill(new, "100.50", 3)  # nobody listens
+    assert Decimal(fake.order(new).to_json()["filled_avg_price"]) == Decimal("100.7")
+    eng.start()
+
+    async def second() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda ev: len(_trades(ev, oid)) == 3)
+            assert _trades(evs, oid) == [(4, 10000), (2, 10100), (3, 10050)]
+            assert _alices(evs) == (9, 4 * 10000 + 2 * 10100 + 3 * 10050)
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.qty) for v in views.orders] == [(oid, 1)]
+
+    asyncio.run(second())
+    assert eng.stop() == 0
+
+
+def test_a_bracket_legs_missed_fill_is_booked_at_its_own_price(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """A bracket's entry fills 10 at 100.00 and its take-profit 4 at 110.00, booked;
+    the engine is killed and the take-profit fills 3 at 112.00 meanwhile (Alpaca's
+    average 110.857142...). The restarted engine hands the group back, the take-profit
+    with what its 4 lots cost, and books the missed 3 at 112.00 (it booked them at the
+    average's nearest tick, 110.86)."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            p, sent = await _bracket_entered(c, fake)
+            fake.fill(sent.legs[0].id, "110.00", 4)
+            evs = await _events_until(c, lambda ev: len(_trades(ev, p + 1)) == 1)
+            assert _trades(evs, p + 1) == [(4, 11000)]
+            return p
+
+    p = asyncio.run(first())
+    eng.kill()
+    tp, _ = fake.order(f"tp-{p}").legs
+    fake.fill(tp.id, "112.00", 3)  # nobody listens
+    eng.start()
+
+    async def second() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda ev: len(_trades(ev, p + 1)) == 2)
+            assert _trades(evs, p + 1) == [(4, 11000), (3, 11200)]
+            assert _alices(evs) == (3, 3 * 10000)
+            alices = [e for e in evs if isinstance(e, PositionChanged) and e.account == "alice"]
+            assert alices[-1].realized_pnl == 4 * 1000 + 3 * 1200
+            views = await c.list_orders("alice")
+            assert isinstance(views, wire.Ack) and views.orders is not None
+            assert [(v.id, v.qty) for v in views.orders] == [(p + 1, 3), (p + 2, 3)]
+
+    asyncio.run(second())
+    assert eng.stop() == 0
+
+
+def test_an_orphans_fill_missed_while_the_engine_was_down_is_booked_at_its_own_price(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """Alpaca took alice's buy of 10 at 100.00 but answered 503: rejected for her, an
+    orphan. It fills 3 at 99.00 there, booked as a late fill, and its cancel is refused
+    until the engine is killed; 3 more fill at 100.00 meanwhile (Alpaca's average
+    99.50). The restarted engine watches the orphan again with what its 3 booked lots
+    cost, books the missed 3 at 100.00 (it booked them at 99.50), and cancels the rest."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def body() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            oid = await _held_submit(eng, c, fake, "limit", 10, price=10000)
+            fake.fail_next(422, 100_000, "order is not cancelable", method="DELETE")
+            _taken_but_503(fake)
+            fake.wait_order(f"tp-{oid}")
+            fake.fill(f"tp-{oid}", "99.00", 3)
+            evs = await _events_until(c, lambda ev: "Trade" in _ids_events(ev, oid))
+            assert _ids_events(evs, oid) == ["OrderRejected", "Trade"]
+            assert _trades(evs, oid) == [(3, 9900)]
+            return oid
+
+    oid = asyncio.run(body())
+    eng.kill()
+    assert fake.order(f"tp-{oid}").status == "partially_filled"  # its cancels refused
+    fake.fill(f"tp-{oid}", "100.00", 3)  # nobody listens
+    fake.clear_failures()
+    fake.start_stream()
+    eng.start()
+
+    async def after() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda ev: len(_trades(ev, oid)) == 2)
+            assert _trades(evs, oid) == [(3, 9900), (3, 10000)]
+            assert _alices(evs) == (6, 3 * 9900 + 3 * 10000)
+            fake.wait_until(lambda: fake.order(f"tp-{oid}").status == "canceled")
+            gone = await c.get_order("alice", oid)
+            assert isinstance(gone, wire.Ack) and gone.order is not None
+            assert _ended(gone.order) == ("rejected", "venue_unavailable", 6, 9950.0)
 
     asyncio.run(after())
     assert eng.stop() == 0

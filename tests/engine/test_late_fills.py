@@ -10,16 +10,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from tickplane.core import wire
 from tickplane.core.config import VenueConfig
 from tickplane.core.events import Event, OrderRejected, PositionChanged, Trade
 from tickplane.engine.state import EngineState
 from tickplane.engine.venues.base import (
+    HandBack,
     VenueAccepted,
     VenueCanceled,
     VenueEvent,
     VenueFilled,
-    VenueOrder,
     VenueRejected,
 )
 
@@ -148,11 +150,17 @@ def test_an_orphan_is_forgotten_when_the_venue_gives_it_up(tmp_path: Path) -> No
 class _HandedBack(_Venue):
     """The stand-in venue, recording what a restarted engine hands back to it."""
 
-    def resume(self, orders: list[tuple[VenueOrder, int | None]]) -> None:
-        self.sent.append(("resume", *(o.order_id for o, _ in orders)))
+    def __init__(self) -> None:
+        super().__init__()
+        self.resumed: list[HandBack] = []
+        self.watched: list[HandBack] = []
 
-    def watch_orphans(self, orders: list[tuple[VenueOrder, int]]) -> None:
-        self.sent.append(("watch_orphans", *(o.order_id for o, _ in orders)))
+    def resume(self, orders: list[HandBack]) -> None:
+        self.sent.append(("resume", *(h.order.order_id for h in orders)))
+        self.resumed.extend(orders)
+
+    def watch_orphans(self, orders: list[HandBack]) -> None:
+        self.sent.append(("watch_orphans", *(h.order.order_id for h in orders)))
         self.watched = orders
 
 
@@ -190,6 +198,46 @@ def test_the_orders_named_to_the_venue_before_it_starts_are_those_handed_back(
     assert named == {plain, group, orphan}
 
 
+def test_a_restart_hands_back_what_the_booked_lots_cost(tmp_path: Path) -> None:
+    """alice's buy of 10 fills 4 at 100 and 2 at 103 at the venue: the engine keeps what
+    the 6 booked lots cost (606 ticks*lots) and a restart hands it back with them, the
+    same recovered from the journal alone and from a snapshot. A snapshot written
+    before the engine kept it still loads: unknown (None), handed back as such, and
+    a fill after it leaves it unknown (the venue values the lots at its average)."""
+    eng, _ = _at_alpaca(tmp_path / "a")
+    o = ok(eng.new("alice", "buy", 10, price=100)).order_id
+    assert o is not None
+    _report(eng, VenueAccepted(o, "v-o"), _fill(o, 100, 4, 6, 1), _fill(o, 103, 2, 4, 2))
+    live = eng.svc.state
+    assert (live.routed[o].filled, live.routed[o].notional) == (6, 606)
+
+    again = eng.reopen(tmp_path / "b")
+    assert again.svc.state.routed == live.routed
+    venue = _HandedBack()
+    again.svc.venue = venue  # type: ignore[assignment]
+    again.svc._resume_routed()
+    assert [(h.order.order_id, h.lots, h.notional) for h in venue.resumed] == [(o, 6, 606)]
+
+    snap = live.snapshot()
+    restored = EngineState(live.config)
+    restored.restore(snap)
+    assert restored.routed == live.routed
+
+    older = msgspec.msgpack.decode(snap)
+    for r in older["routed"]:
+        del r["notional"]
+    restored = EngineState(live.config)
+    restored.restore(msgspec.msgpack.encode(older))
+    assert (restored.routed[o].filled, restored.routed[o].notional) == (6, None)
+    restored.apply_venue("filled", msgspec.to_builtins(_fill(o, 104, 1, 3, 3)), 1_003)
+    assert (restored.routed[o].filled, restored.routed[o].notional) == (7, None)
+    again.svc.state = restored
+    venue = _HandedBack()
+    again.svc.venue = venue  # type: ignore[assignment]
+    again.svc._resume_routed()
+    assert [(h.order.order_id, h.lots, h.notional) for h in venue.resumed] == [(o, 7, None)]
+
+
 def test_an_orphaned_brackets_legs_are_orphans_with_it(tmp_path: Path) -> None:
     """alice's bracket gets a 503 that Alpaca took anyway: Alpaca made its legs with it,
     so they are orphans too. The entry fills 10 there, then the take-profit 4: both
@@ -218,10 +266,11 @@ def test_an_orphaned_brackets_legs_are_orphans_with_it(tmp_path: Path) -> None:
     again.svc._resume_routed()
     assert venue.sent == [("watch_orphans", p, tp, sl)]
     watched = venue.watched
-    assert [(o.order_id, o.legs, booked) for o, booked in watched] == [
-        (p, (tp, sl), 10),
-        (tp, (), 4),
-        (sl, (), 0),
+    # with the lots booked of each, and what they cost (ticks*lots)
+    assert [(h.order.order_id, h.order.legs, h.lots, h.notional) for h in watched] == [
+        (p, (tp, sl), 10, 1000),
+        (tp, (), 4, 440),
+        (sl, (), 0, 0),
     ]
     assert again.svc._hand_back_ids() == {p, tp, sl}
 
