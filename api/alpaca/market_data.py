@@ -9,8 +9,10 @@ PostgreSQL serves only the latest trade and quote; the history routes answer 404
 why.
 
 Parameters as alpaca-py sends them: `symbols` (comma-separated), `timeframe` (bars),
-`start`/`end` (RFC 3339, or a date; a time without an offset is UTC; default, as
-Alpaca's: from the beginning of the current day in New York until now), `limit`
+`start`/`end` (RFC 3339: a time without an offset is UTC, as alpaca-py's naive
+datetimes are; or a date, `YYYY-MM-DD`: a New York day, from its midnight for `start`,
+to its end for `end`, so `start=end=` a date is that day whole; default, as Alpaca's:
+from the beginning of the current day in New York until now), `limit`
 (1-10,000, default 1,000, across all symbols), `sort` (`asc`, `desc`), `page_token`
 (the previous page's `next_page_token`), `feed`,
 `currency` (`USD`), `adjustment`, `asof` (accepted: Tickplane has one feed, one
@@ -25,7 +27,7 @@ import json
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
@@ -37,7 +39,7 @@ from tickplane.api.alpaca.deps import Ctx, CtxDep
 from tickplane.api.alpaca.errors import UNAVAILABLE, AlpacaError, AlpacaRoute
 from tickplane.api.alpaca.market_history import Cursor, MarketHistory, Window, micros
 from tickplane.api.alpaca.orders import ERRORS
-from tickplane.api.alpaca.timeframe import TimeFrame, market_day, parse_timeframe
+from tickplane.api.alpaca.timeframe import TimeFrame, market_day, market_midnight, parse_timeframe
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.deps import SettingsDep
 from tickplane.api.keys import PostgresKeyStore
@@ -66,20 +68,32 @@ _BAD_TOKEN = "invalid page_token: pass the next_page_token of a page"
 T = TypeVar("T")
 
 
-def parse_time(text: str, field: str) -> int:
-    """RFC 3339 (`2026-12-06T13:04:56.123456789Z`, an offset, or none: UTC) or a date
-    (its midnight UTC), as ns since the epoch; a 422 for anything else."""
+def parse_time(text: str, field: str, *, day_end: bool = False) -> int:
+    """RFC 3339 (`2026-12-06T13:04:56.123456789Z`, an offset, or none: UTC) or a date,
+    as ns since the epoch; a 422 for anything else. A date is a New York day, the
+    market's (Alpaca's day bars and default start are its; its documentation does not
+    say how it reads a date): its midnight, or with `day_end` (an inclusive `end`) its
+    last nanosecond, so a date as both ends is that whole day."""
     m = _TIME.fullmatch(text.strip())
     if m is None:
         raise AlpacaError.invalid(f"{field}: {text!r} is not an RFC 3339 time or a date")
     day, clock, fraction, offset = m.groups()
-    zone = "+00:00" if offset in (None, "Z", "z") else offset
     try:
-        when = datetime.fromisoformat(f"{day}T{clock or '00:00'}{zone}")
+        if clock is None:
+            local = date.fromisoformat(day)
+            if day_end:  # the next day's midnight, less a nanosecond
+                ns = market_midnight(local + timedelta(days=1)) - 1
+            else:
+                ns = market_midnight(local)
+        else:
+            zone = "+00:00" if offset in (None, "Z", "z") else offset
+            when = datetime.fromisoformat(f"{day}T{clock}{zone}")
+            seconds = int((when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
+            ns = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
+    except OverflowError:  # the day after 9999-12-31
+        ns = _LAST_NS + 1
     except ValueError as exc:
         raise AlpacaError.invalid(f"{field}: {text!r} is not a valid time ({exc})") from None
-    seconds = int((when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
-    ns = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
     if not _FIRST_NS <= ns <= _LAST_NS:
         raise AlpacaError.invalid(f"{field}: {text!r} is outside 1970-2262")
     return ns
@@ -176,7 +190,7 @@ class Series:
     ) -> None:
         _check_extras(feed, currency, adjustment)
         now = _now()
-        self.end_ns = now if end is None else parse_time(end, "end")
+        self.end_ns = now if end is None else parse_time(end, "end", day_end=True)
         if start is None:  # Alpaca's "beginning of the current day": its days are New York's
             self.start_ns = market_day(now)
         else:

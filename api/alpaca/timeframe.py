@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Literal
 from zoneinfo import ZoneInfo
 
 from tickplane.api.alpaca.errors import AlpacaError
 
-__all__ = ["MARKET_TZ", "TimeFrame", "market_day", "parse_timeframe"]
+__all__ = ["MARKET_TZ", "TimeFrame", "market_day", "market_midnight", "parse_timeframe"]
 
 Unit = Literal["Min", "Hour", "Day", "Week", "Month"]
 
@@ -99,5 +99,11 @@ def market_day(ts_ns: int, back: int = 0) -> int:
     """ns since the epoch of the New York midnight that starts the day of `ts_ns`, or
     of the day `back` days before it (a day bar's start)."""
     local = datetime.fromtimestamp(ts_ns // 1_000_000_000, _MARKET).date() - timedelta(days=back)
-    midnight = datetime(local.year, local.month, local.day, tzinfo=_MARKET)
+    return market_midnight(local)
+
+
+def market_midnight(day: date) -> int:
+    """ns since the epoch of the New York midnight that starts `day` (New York's clocks
+    change at 02:00, so every day has one)."""
+    midnight = datetime(day.year, day.month, day.day, tzinfo=_MARKET)
     return int(midnight.astimezone(UTC).timestamp()) * 1_000_000_000

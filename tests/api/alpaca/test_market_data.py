@@ -429,6 +429,41 @@ def test_days_weeks_and_months_are_new_yorks(new_york: Market) -> None:
     assert _sdk_bars(new_york, TimeFrame.Day, fall, fall) == [(fall, 100.0, 101.0, 3, 2)]
 
 
+def _trade_prices(m: Market, start: str, end: str) -> list[float]:
+    """MSFT's trade prices from `start` to `end`, as sent (the HTTP API)."""
+    body = m.get("/v2/stocks/trades", symbols="MSFT", start=start, end=end)
+    assert body.status_code == 200, body.text
+    return [t["p"] for t in body.json()["trades"].get("MSFT", [])]
+
+
+def test_a_date_is_a_new_york_day(new_york: Market) -> None:
+    """A date-only `start` is its New York midnight, a date-only `end` its day's last
+    nanosecond (both inclusive), so one date as both ends is that New York day whole
+    (it was midnight UTC: no trade at all, and four or five hours early)."""
+    assert _trade_prices(new_york, "2026-02-28", "2026-02-28") == [102.0, 103.0]  # to 23:59:59
+    assert _trade_prices(new_york, "2026-03-01", "2026-03-01") == [104.0]  # from 00:00 EST
+    assert _trade_prices(new_york, "2026-03-08", "2026-03-08") == [105.0, 106.0]  # 23 hours
+    assert _trade_prices(new_york, "2026-03-09", "2026-03-09") == [107.0]  # from 00:00 EDT
+    week = [102.0, 103.0, 104.0, 105.0, 106.0]
+    assert _trade_prices(new_york, "2026-02-28", "2026-03-08") == week
+    # a date and a time mix: the date's midnight in New York, the time as written
+    assert _trade_prices(new_york, "2026-03-01", "2026-03-09T04:00:00Z") == [*week[2:], 107.0]
+    # the day bar of a date is the day asked for
+    assert _bars(new_york, "1Day", "2026-02-28", "2026-02-28") == [
+        ("2026-02-28T05:00:00Z", 102.0, 103.0, 102.0, 103.0, 7, 2)
+    ]
+    assert _bars(new_york, "1Day", "2026-03-09", "2026-03-09") == [
+        ("2026-03-09T04:00:00Z", 107.0, 107.0, 107.0, 107.0, 8, 1)
+    ]
+    # alpaca-py sends datetimes: New York's midnights, aware, ask for the same day
+    day = StockTradesRequest(
+        symbol_or_symbols="MSFT",
+        start=datetime(2026, 3, 8, tzinfo=NEW_YORK),
+        end=datetime(2026, 3, 9, tzinfo=NEW_YORK) - timedelta(microseconds=1),
+    )
+    assert [t.price for t in new_york.data.get_stock_trades(day).data["MSFT"]] == [105.0, 106.0]
+
+
 def _sdk_bars_today(m: Market, timeframe: TimeFrame) -> list[tuple]:
     """MSFT's bars through alpaca-py with neither start nor end (neither is sent)."""
     request = StockBarsRequest(symbol_or_symbols="MSFT", timeframe=timeframe)
@@ -560,6 +595,8 @@ def test_snapshots(msft: Market) -> None:
         ("/v2/stocks/trades", {"symbols": "GOOG", "start": "yesterday"}, "start"),
         ("/v2/stocks/trades", {"symbols": "GOOG", "start": "2026-02-30"}, "start"),
         ("/v2/stocks/trades", {"symbols": "GOOG", "start": "9999-01-01"}, "1970-2262"),
+        ("/v2/stocks/trades", {"symbols": "GOOG", "end": "9999-12-31"}, "1970-2262"),
+        ("/v2/stocks/trades", {"symbols": "GOOG", "start": "1969-12-31"}, "1970-2262"),
         (
             "/v2/stocks/trades",
             {"symbols": "GOOG", "start": "2026-12-02", "end": "2026-12-01"},
