@@ -8,12 +8,16 @@ the events that re-applying the journal tail produces after the log's end. An
 in-memory index (the first seq and the place of every record, two `array`s: 16 bytes
 a record) makes a lookup one bisect and one read.
 
-- **Bounded**, as the market-data log (engine/mdlog.py): two files, `events.tpe` and
-  `events.old.tpe`. When `events.tpe` reaches half of `max_bytes` it becomes
-  `events.old.tpe` (the previous old one is deleted) and a new `events.tpe` starts, so
-  the log holds the latest `max_bytes / 2` to `max_bytes` of events, and the index
-  only theirs; a range older than that is answered as no longer kept (`read` gives
-  None, `Replay` a `replay_unavailable` reject).
+- **Bounded**: two files, `events.tpe` and `events.old.tpe`, each at most half of
+  `max_bytes`, so together at most `max_bytes`. When the next record would take
+  `events.tpe` past its half, it becomes `events.old.tpe` first (the previous old one is
+  deleted) and the record starts a new `events.tpe`, so the log holds the latest
+  `max_bytes / 2` (less a record) to `max_bytes` of events, and the index only theirs;
+  a range older than that is answered as no longer kept (`read` gives None, `Replay` a
+  `replay_unavailable` reject). A batch whose record alone is larger than half is
+  written as several records, each of a part of its events (an event is well under
+  1 KB, the bound at least 1 MiB, so every part fits): the bound holds whatever the
+  turn, and a range replays the same.
 - **Buffered**: a batch's record goes to the file with the next `flush`, which `append`
   does itself once the buffer is `FLUSH_SECONDS` old or `FLUSH_BYTES` big, and the
   engine does when it is idle, before a snapshot and on shutdown (a write per batch was
@@ -205,11 +209,19 @@ class EventLog:
             self._size = 0
             self._drop_old()
             del self._firsts[:], self._offsets[:]
-        if self._size >= self.max_bytes // 2:
-            self._rotate()
         if frame is None:
             frame = wire.encode_events(events)
         record = _HEAD.pack(first, len(events), len(frame), zlib.crc32(frame)) + frame
+        half = self.max_bytes // 2
+        if self._size + len(record) > half:  # the current file would pass its half
+            if len(record) > half and len(events) > 1:
+                # no file could hold it within the bound: as records of half the events
+                split = len(events) // 2
+                self.append(events[:split])
+                self.append(events[split:])
+                return
+            if self._size:
+                self._rotate()
         if not self._buffer:
             self._since = time.monotonic()
         self._buffer.append(record)
