@@ -817,9 +817,12 @@ class RiskEngine:
         """The symbol's reference price (last trade, or `set_reference`), if any."""
         return self._refs.get(symbol)
 
-    def set_reference(self, symbol: str, price: int) -> None:
+    def set_reference(self, symbol: str, price: int | None) -> None:
         """Give a symbol a reference price before it trades (a mid, the last close);
-        the next trade replaces it."""
+        the next trade replaces it. None: it has none (until it trades)."""
+        if price is None:
+            self._refs.pop(symbol, None)
+            return
         if price <= 0:
             raise ValueError(f"reference price of {symbol} must be > 0, not {price}")
         self._refs[symbol] = price

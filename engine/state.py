@@ -277,13 +277,22 @@ class EngineState:
         )
         if cfg.finished_orders:
             self.risk.ended = []  # every order's end, for `finished`
-        for sym in cfg.symbols:
-            if sym.reference_price is not None:
-                self.risk.set_reference(sym.name, sym.reference_price)
+        self._configure_references()
         # Only order-rate buckets make a passing check change state; without them,
         # recovery need not re-run the checks.
         limits = [cfg.risk.default, *cfg.risk.accounts.values(), *cfg.risk.pairs.values()]
         self._checks_spend = any(lim.max_orders_per_second is not None for lim in limits)
+
+    def _configure_references(self) -> None:
+        """Give every configured symbol that has not traded its configured
+        `reference_price` (none: no reference), at start and after a snapshot is
+        restored: the snapshot holds the one configured when it was taken, and a changed
+        setting takes effect for a symbol with no trade. A traded symbol keeps its last
+        trade's price. `Positions` marks every trade, on every venue, as risk takes its
+        price: no mark, no trade."""
+        for sym in self.config.symbols:
+            if self.positions.mark_price(sym.name) is None:
+                self.risk.set_reference(sym.name, sym.reference_price)
 
     @property
     def checks_spend(self) -> bool:
@@ -1070,6 +1079,7 @@ class EngineState:
         self.md_seq = snap.md_seq
         self.positions.restore(snap.positions)
         self.risk.restore(snap.risk)
+        self._configure_references()  # the configuration now in force, not the snapshot's
         self.routed = {r.id: r for r in snap.routed}
         self.last_routed_id = snap.last_id
         self.idempotency.load(snap.accepted_client_order_ids)

@@ -209,3 +209,57 @@ def test_finished_orders_keep_their_final_status(engine_factory: Any) -> None:
     eng.kill()  # kill -9: recovery rebuilds them from the journal
     eng.start()
     assert run(eng, lambda c: check(c, ids)) == before
+
+
+def test_a_changed_reference_price_holds_after_a_restart_until_the_symbol_trades(
+    engine_factory: Any,
+) -> None:
+    """A snapshot holds each symbol's reference price; on a restart with another
+    `reference_price`, a symbol that never traded takes the new setting (none: it has no
+    reference), a traded one keeps its last trade's price. The price band follows. A
+    kill -9 then recovers the same references from that snapshot and the journal after
+    it."""
+    eng: EngineProcess = engine_factory(
+        symbols=[
+            {"name": "GOOG", "reference_price": 100},
+            {"name": "AAPL", "reference_price": 200},
+            {"name": "MSFT", "reference_price": 300},
+        ],
+        risk={"default": {"price_band_bps": 1000}},
+    )
+    eng.start()
+
+    async def refs(c: EngineClient) -> dict[str, int | None]:
+        return {s.name: s.reference_price for s in ack(await c.get_symbols()).symbols or []}
+
+    async def before(c: EngineClient) -> dict[str, int | None]:
+        ack(await c.submit("mm", "GOOG", "sell", "limit", 1, price=105))
+        ack(await c.submit("bob", "GOOG", "buy", "limit", 1, price=105))  # GOOG trades
+        ack(await c.submit("mm", "AAPL", "buy", "limit", 1, price=195))  # rests: no trade
+        return await refs(c)
+
+    assert run(eng, before) == {"GOOG": 105, "AAPL": 200, "MSFT": 300}
+    assert eng.stop() == 0  # a snapshot at shutdown
+    eng.settings["symbols"] = [
+        {"name": "GOOG", "reference_price": 50},
+        {"name": "AAPL", "reference_price": 400},
+        {"name": "MSFT"},
+    ]
+    eng.start()
+    assert "recovered 0 commands after snapshot" in eng.logs[-1].read_text()
+
+    async def after(c: EngineClient) -> dict[str, int | None]:
+        assert await refs(c) == {"GOOG": 105, "AAPL": 400, "MSFT": None}
+        # banded around 400 now, not 200: 10% either side
+        far = reject(await c.submit("bob", "AAPL", "buy", "limit", 1, price=300))
+        assert far.reason == "price_band" and "reference price 400" in far.message
+        ack(await c.submit("mm", "AAPL", "sell", "limit", 1, price=390))
+        ack(await c.submit("bob", "AAPL", "buy", "limit", 1, price=390))  # AAPL trades
+        ack(await c.submit("bob", "MSFT", "buy", "limit", 1, price=1))  # no reference, no band
+        return await refs(c)
+
+    assert run(eng, after) == {"GOOG": 105, "AAPL": 390, "MSFT": None}
+    eng.kill()  # the snapshot from before AAPL traded, and the journal after it
+    eng.start()
+    assert run(eng, refs) == {"GOOG": 105, "AAPL": 390, "MSFT": None}
+    assert eng.stop() == 0
