@@ -17,6 +17,14 @@ engine's replay service before yielding, so a consumer sees every event exactly 
 and in order. Asked to (`md_from`), it does the same for the market data of chosen
 symbols (tops of book by their `md_seq`, and the L2 delta each top says follows it),
 through the engine's market-data log (`ReplayMarketData`).
+
+The client follows its connection to the engine (`_watch`, a socket monitor): while
+it is not connected, frames wait in the client's own backlog, each dropped once its
+requests' deadlines pass, so a request the caller was told failed never reaches an
+engine started later; when the connection goes, the replies already received are
+read first, then the socket is replaced by a fresh one, which drops whatever ZeroMQ
+had queued for the engine that went (docs/engine-service.md, "What a client is told
+when the engine stops").
 """
 
 from __future__ import annotations
@@ -44,6 +52,11 @@ EVENTS_TOPIC = b"e"
 HEARTBEAT_TOPIC = b"h"
 SEND_QUEUE = 100_000  # requests the DEALER queues for the engine
 MD_CHECK_SECONDS = 1.0  # while the engine is idle: how often md_from symbols are caught up
+# What `_watch` follows on the DEALER's monitor: a connection made (its ZMTP handshake
+# done: the engine can be sent to) and a connection lost.
+_CONNECTED = zmq.EVENT_HANDSHAKE_SUCCEEDED
+_DISCONNECTED = zmq.EVENT_DISCONNECTED
+_WATCHED = int(_CONNECTED | _DISCONNECTED)
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +76,13 @@ def _published_order(tops: list[TopOfBook], deltas: list[BookDelta]) -> list[Mar
     out: list[MarketData] = [*tops, *deltas]
     out.sort(key=lambda md: (md.md_seq, type(md) is BookDelta))
     return out
+
+
+def _stale(futs: list[asyncio.Future[Any]]) -> bool:
+    """Whether a backlogged frame is not to be sent: a request in it failed (its
+    deadline passed; the others', a moment later, pass with it) and must not reach the
+    engine after its caller was told so, or none of its requests is awaited."""
+    return any(f.done() and not f.cancelled() for f in futs) or all(f.done() for f in futs)
 
 
 class EngineError(RuntimeError):
@@ -95,12 +115,20 @@ class EngineClient:
         self._dealer: zmq.Socket[bytes] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._fd: int | None = None
+        # The DEALER's connection, as its monitor says (`_watch`): frames are sent to
+        # the socket only while it is connected, to the backlog otherwise.
+        self._connected = False
+        self._monitor: zmq.Socket[bytes] | None = None
+        self._monitor_fd: int | None = None
+        self._sockets = itertools.count(1)  # names each DEALER's monitor endpoint
         self._drain_soon = False
         # (deadline, req) in the order sent; with one timeout, also deadline order
         self._deadlines: deque[tuple[float, int]] = deque()
         self._timer: asyncio.TimerHandle | None = None
-        # Frames the socket refused (no engine yet, or its high-water mark), in the order
-        # sent, with their requests' futures; one task retries them (`_send_backlog`).
+        # Frames not sent yet (no engine connected, or the socket's high-water mark), in
+        # the order sent, with their requests' futures; sent once connected, by one task
+        # while the socket refuses them (`_send_backlog`); dropped once a request in
+        # them failed at its deadline (`_stale`).
         self._backlog: deque[tuple[bytes, list[asyncio.Future[wire.Reply]]]] = deque()
         self._sender: asyncio.Task[None] | None = None
         # Requests sent since this loop turn's first one (which went out at once): one
@@ -118,29 +146,101 @@ class EngineClient:
     ) -> None:
         await self.close()
 
+    @property
+    def connected(self) -> bool:
+        """Whether the client is connected to the engine, as far as it heard: requests
+        sent meanwhile wait in its backlog until it is (or their deadline)."""
+        return self._connected
+
     def connect(self) -> None:
         if self._dealer is not None:
             return
+        self._loop = asyncio.get_running_loop()
+        self._open()
+
+    def _open(self) -> None:
+        """A fresh DEALER to the engine, with the monitor `_watch` reads; not connected
+        until its monitor says so."""
+        loop = self._loop
+        assert loop is not None
         # A plain (synchronous) socket driven by this loop's reader callback, not a
         # zmq.asyncio one: its send and recv each cost a Future and a poller round
         # (~50 us a request); a non-blocking send and a drain of every ready reply per
         # wake-up cost a few.
         sock = zmq.Socket(self._ctx, zmq.DEALER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.IMMEDIATE, 1)  # queue nothing for a peer that is not there
+        # No IMMEDIATE: with it, libzmq drops the replies received but not read yet
+        # when the engine's connection goes. What it was for (nothing queued for an
+        # engine that is not there) is the backlog's and `_lost`'s instead.
         # Room for what pipelining clients keep in flight (the default, 1,000, made a
         # burst wait in `_send_backlog`'s back-off); every request still has its deadline.
         sock.setsockopt(zmq.SNDHWM, SEND_QUEUE)
         # and for their replies: a full pipe here backs up to the engine's ROUTER, which
         # drops a reply rather than wait
         sock.setsockopt(zmq.RCVHWM, SEND_QUEUE)
+        # The monitor before the connection, so that no event of it is missed.
+        where = f"inproc://tickplane-engine-client-{id(self):x}-{next(self._sockets)}"
+        sock.monitor(where, _WATCHED)
+        monitor = zmq.Socket(self._ctx, zmq.PAIR)
+        monitor.setsockopt(zmq.LINGER, 0)
+        monitor.connect(where)
         sock.connect(self.order_entry)
-        self._dealer = sock
-        self._loop = asyncio.get_running_loop()
+        self._dealer, self._monitor, self._connected = sock, monitor, False
         fd = sock.getsockopt(zmq.FD)
-        assert isinstance(fd, int)
-        self._fd = fd
-        self._loop.add_reader(fd, self._drain)
+        mfd = monitor.getsockopt(zmq.FD)
+        assert isinstance(fd, int) and isinstance(mfd, int)
+        self._fd, self._monitor_fd = fd, mfd
+        loop.add_reader(fd, self._drain)
+        loop.add_reader(mfd, self._watch)
+        loop.call_soon(self._watch)  # (an event before the reader: its FD's edge is gone)
+
+    def _shut(self) -> None:
+        """Close the DEALER and its monitor, dropping what libzmq holds for them."""
+        sock, monitor, loop = self._dealer, self._monitor, self._loop
+        self._dealer = self._monitor = None
+        self._connected = False
+        if loop is not None:
+            for fd in (self._fd, self._monitor_fd):
+                if fd is not None:
+                    with contextlib.suppress(RuntimeError):  # a loop already closed
+                        loop.remove_reader(fd)
+        self._fd = self._monitor_fd = None
+        if sock is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                sock.disable_monitor()
+            sock.close(0)
+        if monitor is not None:
+            monitor.close(0)
+
+    def _watch(self) -> None:
+        """Read the DEALER's monitor: connected, send the backlog; disconnected,
+        `_lost`. (Its FD is edge-triggered, as the DEALER's: read until empty.)"""
+        while (monitor := self._monitor) is not None:
+            try:
+                head = monitor.recv(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            # [event: 16 bits, value: 32 bits][endpoint]: a message arrives whole
+            while monitor.getsockopt(zmq.RCVMORE):
+                monitor.recv(zmq.NOBLOCK)
+            event = int.from_bytes(head[:2], "little")
+            if event == _CONNECTED:
+                self._connected = True
+                if self._backlog and self._push_backlog():
+                    self._start_sender()
+            elif event == _DISCONNECTED:
+                self._lost()
+
+    def _lost(self) -> None:
+        """The engine's connection went: read every reply already received (the
+        engine's last, sent as it stopped), then replace the socket. libzmq would keep
+        the frames sent since the connection went (before this client heard of it) and
+        hand them to the next engine it reaches, maybe after their callers were told
+        they failed: the old socket is closed with them, and they fail at their
+        deadline. Frames sent from now on wait in the backlog until a connection."""
+        self._drain()
+        self._shut()
+        self._open()
 
     async def close(self) -> None:
         if self._sender is not None:
@@ -152,12 +252,7 @@ class EngineClient:
             self._timer = None
         self._deadlines.clear()
         self._queued = None
-        if self._dealer is not None:
-            if self._loop is not None and self._fd is not None:
-                self._loop.remove_reader(self._fd)
-            self._dealer.close(0)
-            self._dealer = None
-            self._fd = None
+        self._shut()
         for fut in self._pending.values():
             if not fut.done():
                 fut.set_exception(EngineUnavailable("client closed"))
@@ -227,32 +322,41 @@ class EngineClient:
                     )
                 )
 
+    def _push_backlog(self) -> bool:
+        """Send the backlog's frames, oldest first, while the socket takes them (a
+        frame `_stale` is dropped); whether some are left (its high-water mark)."""
+        sock, backlog = self._dealer, self._backlog
+        assert sock is not None
+        while backlog:
+            frame, futs = backlog[0]
+            if not _stale(futs):
+                try:
+                    sock.send(frame, zmq.NOBLOCK)
+                except zmq.Again:
+                    return True
+            backlog.popleft()
+        if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:  # (a send can swallow the edge)
+            self._drain()
+        return False
+
+    def _start_sender(self) -> None:
+        if self._sender is None and self._loop is not None:
+            self._sender = self._loop.create_task(self._send_backlog())
+
     async def _send_backlog(self) -> None:
-        """Send the frames the socket refused (no engine connected: IMMEDIATE; or its
-        high-water mark), oldest first, backing off; a frame whose requests' deadlines
-        all passed is dropped. Later frames wait behind them: requests stay in order."""
+        """While connected, send the frames the socket refused (its high-water mark),
+        backing off. Later frames wait behind them: requests stay in order. Ends
+        when the backlog is empty or the connection goes (`_watch` starts it again)."""
         backlog = self._backlog
         delay = 0.001
         try:
-            while backlog:
+            while backlog and self._connected:
                 await asyncio.sleep(delay)  # ZeroMQ has no awaitable "writable" for a DEALER
-                sock = self._dealer
-                if sock is None:
+                if not self._connected or self._dealer is None:
                     return
-                while backlog:
-                    frame, futs = backlog[0]
-                    if all(f.done() for f in futs):
-                        backlog.popleft()
-                        continue
-                    try:
-                        sock.send(frame, zmq.NOBLOCK)
-                    except zmq.Again:
-                        delay = min(delay * 2, 0.05)
-                        break
-                    backlog.popleft()
-                    delay = 0.001
-                if int(sock.getsockopt(zmq.EVENTS)) & zmq.POLLIN:
-                    self._drain()
+                before = len(backlog)
+                if self._push_backlog():
+                    delay = min(delay * 2, 0.05) if len(backlog) == before else 0.001
         finally:
             self._sender = None
 
@@ -275,8 +379,8 @@ class EngineClient:
         req = msg.req
         self._pending[req] = fut
         # One timer for every request in flight (a deadline queue), not one each: the
-        # send is inside the deadline too, as with no engine connected (IMMEDIATE) a
-        # DEALER cannot send at all.
+        # send is inside the deadline too, as with no engine connected a frame waits in
+        # the backlog.
         deadline = loop.time() + self.timeout
         self._deadlines.append((deadline, req))
         if self._timer is None or deadline < self._timer.when():
@@ -313,7 +417,7 @@ class EngineClient:
         sock, loop = self._dealer, self._loop
         if sock is None or loop is None:  # closed meanwhile: close() failed the futures
             return
-        if not self._backlog:
+        if self._connected and not self._backlog:
             try:
                 sock.send(frame, zmq.NOBLOCK)
             except zmq.Again:
@@ -326,9 +430,12 @@ class EngineClient:
                     loop.call_soon(self._drain)
                 return
         futs = [f for m in msgs if (f := self._pending.get(m.req)) is not None]
-        self._backlog.append((frame, futs))
-        if self._sender is None:
-            self._sender = loop.create_task(self._send_backlog())
+        backlog = self._backlog
+        while backlog and _stale(backlog[0][1]):  # an engine long gone: not kept for ever
+            backlog.popleft()
+        backlog.append((frame, futs))
+        if self._connected:
+            self._start_sender()
 
     async def request(self, msg: wire.Request) -> wire.Reply:
         """Send one request and wait for its reply (EngineUnavailable on timeout)."""

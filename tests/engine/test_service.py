@@ -325,9 +325,8 @@ def test_sigterm_delivers_the_replies_of_every_request_it_applied(engine_factory
     """A clean stop sends the replies of every request it applied: the sockets were
     closed without lingering, so replies still in ZeroMQ's queue for a client slow to
     read (its TCP window full) were dropped, and the client was told nothing of orders
-    the engine had placed and journaled. (A plain DEALER: `EngineClient`'s drops the
-    replies it received but had not read when the engine goes, an open defect that
-    tests/engine/repro_client_drops_unread_replies.py shows.)"""
+    the engine had placed and journaled. (A plain DEALER here; `EngineClient` reading
+    every reply it received when the engine goes: tests/engine/test_engine_stop.py.)"""
     eng: EngineProcess = engine_factory()
     eng.start()
     n = 40_000  # ~12 MB of replies (their events name a long client order id)
