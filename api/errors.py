@@ -2,7 +2,8 @@
 
 The engine's refusals keep the engine's reason; the status says whose fault it is:
 bad input 422, an order that is not (or no longer) the caller's 404, a risk limit or a
-kill switch 403, the order rate 429, an engine or venue that does not answer 503.
+kill switch 403, the order rate 429, an engine or venue that does not answer, or an
+engine shutting down, 503.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ _STATUS = {
     "order_rate": 429,
     "venue_unavailable": 503,
     "engine_unavailable": 503,
+    "shutting_down": 503,  # the engine is stopping (a restart): it did nothing
 }
 
 

@@ -117,6 +117,13 @@ MAX_HALT_NS = 366 * 86_400 * 10**9  # a halt's longest duration: its end stays a
 # How long a stopping engine lets the replies and events it sent reach peers slow to
 # read (their TCP window full) before it drops them; a peer gone drops its at once.
 SHUTDOWN_LINGER_MS = 2000
+# Once its loop stopped, a stopping engine answers the requests still coming in, each a
+# Reject `shutting_down` (`_refuse_queued`): until none came for SHUTDOWN_QUIET_MS (the
+# ones in flight when its client heard of the stop), at most SHUTDOWN_REFUSE_MS in all
+# (a client that keeps sending does not hold the stop).
+SHUTDOWN_QUIET_MS = 50
+SHUTDOWN_REFUSE_MS = 500
+SHUTTING_DOWN = "the engine is shutting down: nothing was done; retry once it is back"
 MAX_NAME = 64  # client order ids: twice this, as Alpaca's 128 (accounts: core/accounts.py)
 # Account names `is_account` passed: a request pays one set lookup, not the regex (~1%
 # of a request). Accounts are few; the bound only stops a client naming new ones forever.
@@ -458,6 +465,8 @@ class EngineService:
             self.eventlog.close()
         if self.mdlog is not None:
             self.mdlog.close(self.state.md_seq)
+        # Last before the sockets close: what came while the state was being saved too.
+        refused = 0 if failed else self._refuse_queued()
         self._io = self._pub_io = None
         for sock in (self._router, self._pub):
             if sock is not None:
@@ -477,6 +486,36 @@ class EngineService:
                 snapshot,
                 self.state.seq,
             )
+        if refused:
+            log.info("refused %d requests that came after intake stopped (shutting_down)", refused)
+
+    def _refuse_queued(self) -> int:
+        """At a clean stop, once intake stopped: answer each request received but not
+        handled with a Reject `shutting_down` (nothing journaled, nothing changed), so
+        that its client knows at once instead of at its deadline. Until no request came
+        for SHUTDOWN_QUIET_MS, at most SHUTDOWN_REFUSE_MS; one that comes later, or
+        while the sockets close, gets no answer (its client's deadline tells it). Returns
+        how many requests were refused."""
+        router, io = self._router, self._io
+        if router is None or io is None:
+            return 0
+        refused = 0
+        end = time.monotonic() + SHUTDOWN_REFUSE_MS / 1000
+        while (left := end - time.monotonic()) > 0:
+            if not router.poll(math.ceil(min(SHUTDOWN_QUIET_MS, left * 1000))):
+                break
+            replies: list[tuple[bytes, bytes]] = []
+            for identity, frame in self._take(self.config.max_batch):
+                answer = _shutting_down(frame)
+                if isinstance(answer, Replies):
+                    refused += len(answer.replies)
+                elif answer.reason == "shutting_down":  # (not an undecodable frame)
+                    refused += 1
+                replies.append((identity, _frame(answer)))
+            io.send(replies)
+        if refused:
+            self.metrics.request_rejects["shutting_down"].inc(refused)
+        return refused
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then shut down cleanly."""
@@ -1953,6 +1992,18 @@ def _unrepresentable(answer: wire.Reply | Replies) -> wire.Reply | Replies:
             answer.req, "unrepresentable", "the answer holds a number past 64-bit integers"
         )
     return answer
+
+
+def _shutting_down(frame: bytes) -> Reject | Replies:
+    """The answer of a stopping engine to a request it will not handle: `shutting_down`
+    for each request of the frame (an undecodable one is `bad_frame`, as ever)."""
+    try:
+        req = _decode(frame)
+    except wire.WireError as exc:
+        return Reject(_req_of(frame), "bad_frame", str(exc))
+    if isinstance(req, Batch):
+        return Replies([Reject(r.req, "shutting_down", SHUTTING_DOWN) for r in req.requests])
+    return Reject(req.req, "shutting_down", SHUTTING_DOWN)
 
 
 _fields = msgspec.structs.astuple

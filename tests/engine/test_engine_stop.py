@@ -1,20 +1,27 @@
 """What a client is told when the engine stops: every reply the engine sent is read,
-and a request sent while no engine is there never reaches the one started after (real
-engine processes, `EngineClient`)."""
+every request it did not handle is refused `shutting_down`, and a request sent while
+no engine is there never reaches the one started after (real engine processes,
+`EngineClient`)."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import signal
+import threading
 import time
 import urllib.request
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
+import zmq
 
 from tickplane.core import wire
 from tickplane.core.client import EngineClient, EngineUnavailable
+from tickplane.engine import service
 
 from .conftest import EngineProcess
 
@@ -142,3 +149,116 @@ def test_a_request_sent_before_the_client_heard_of_the_stop_never_reaches_the_ne
 
     in_client(eng, body, timeout=1.0)
     assert eng.stop() == 0
+
+
+def test_a_client_streaming_at_sigterm_is_told_of_every_request(engine_factory: Any) -> None:
+    """Clients stream orders (one at a time, and in batches) when SIGTERM comes: each
+    request gets an Ack, journaled (there after the restart), or a Reject
+    `shutting_down`, which changed nothing (absent after it); none is left to its
+    deadline. A request sent once the engine closed its socket fails at its deadline."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+    outcomes: dict[str, str] = {}  # client order id -> "ack", "shutting_down" or other
+
+    def outcome(reply: wire.Reply | BaseException) -> str:
+        if isinstance(reply, wire.Ack):
+            return "ack"
+        if isinstance(reply, wire.Reject):
+            return reply.reason
+        return type(reply).__name__
+
+    async def one_by_one(c: EngineClient, k: int) -> None:
+        i = 0
+        while True:
+            coid = f"one-{k}-{i}"
+            try:
+                outcomes[coid] = outcome(await order(c, coid))
+            except EngineUnavailable as exc:
+                outcomes[coid] = outcome(exc)
+            if outcomes[coid] != "ack":
+                return
+            i += 1
+
+    async def batches(c: EngineClient) -> None:
+        i = 0
+        while True:
+            coids = [f"batch-{i + j}" for j in range(50)]
+            got = await asyncio.gather(*(order(c, coid) for coid in coids), return_exceptions=True)
+            outcomes.update((coid, outcome(r)) for coid, r in zip(coids, got, strict=True))
+            if any(outcome(r) != "ack" for r in got):
+                return
+            i += 50
+
+    async def body(c: EngineClient) -> None:
+        await c.ping()
+        streams = [asyncio.ensure_future(one_by_one(c, k)) for k in range(4)]
+        streams.append(asyncio.ensure_future(batches(c)))
+        await until(lambda: sum(o == "ack" for o in outcomes.values()) >= 500)
+        os.kill(eng.pid, signal.SIGTERM)
+        await asyncio.gather(*streams)
+        await until(lambda: not c.connected)
+        c.timeout = 0.5
+        with pytest.raises(EngineUnavailable):  # sent after the engine closed its socket
+            await order(c, "after")
+        assert await asyncio.to_thread(eng.stop) == 0
+        got = set(outcomes.values())
+        assert got <= {"ack", "shutting_down"}, got
+        assert "shutting_down" in got, "no request came after intake stopped"
+        # after the restart: what was acknowledged is there, what was refused is not
+        await asyncio.to_thread(eng.start)
+        await until(lambda: c.connected)
+        c.timeout = 10
+        held = await asyncio.gather(*(placed(c, "s", coid) for coid in outcomes))
+        for (coid, said), there in zip(outcomes.items(), held, strict=True):
+            assert there == (said == "ack"), (coid, said, there)
+        assert not await placed(c, "s", "after")
+
+    in_client(eng, body, timeout=10)
+    assert "(shutting_down)" in eng.log_text()
+    assert eng.stop() == 0
+
+
+def test_a_client_that_keeps_sending_does_not_hold_the_stop(engine_factory: Any) -> None:
+    """A client sending batches without pause while the engine stops gets `shutting_down`
+    for them, and the engine stops all the same (it answers for a bounded time)."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+    frame = wire.encode_batch([wire.Ping(i + 1) for i in range(wire.MAX_BATCH)])
+    reasons: set[str] = set()
+    done = threading.Event()
+
+    def flood() -> None:
+        ctx = zmq.Context()
+        sock = ctx.socket(zmq.DEALER)
+        sock.setsockopt(zmq.LINGER, 0)
+        sock.connect(eng.order_entry)
+        try:
+            while not done.is_set():
+                with contextlib.suppress(zmq.Again):  # its queue full: read, send again
+                    sock.send(frame, zmq.NOBLOCK)
+                while sock.poll(0):
+                    for r in wire.decode_replies(sock.recv()):
+                        reasons.add(r.reason if isinstance(r, wire.Reject) else "ack")
+        finally:
+            sock.close(0)
+            ctx.term()
+
+    flooder = threading.Thread(target=flood)
+    flooder.start()
+    try:
+        deadline = time.monotonic() + 10
+        while "ack" not in reasons:
+            assert time.monotonic() < deadline, "the engine answered nothing"
+            time.sleep(0.01)
+        t0 = time.monotonic()
+        assert eng.stop() == 0
+        took = time.monotonic() - t0
+        while "shutting_down" not in reasons and time.monotonic() < t0 + 10:
+            time.sleep(0.01)  # (the flooder reads what the engine sent before it went)
+    finally:
+        done.set()
+        flooder.join()
+    assert "shutting_down" in reasons
+    # the refusing, then the sockets' linger for replies the flooder did not read
+    bound = (service.SHUTDOWN_REFUSE_MS + service.SHUTDOWN_LINGER_MS) / 1000
+    assert took < bound + 3, took

@@ -110,6 +110,15 @@ def test_gateway_errors_in_alpacas_terms(
     assert "why" in err.message
 
 
+def test_an_engine_shutting_down_is_a_503() -> None:
+    """The engine's refusal of a request it got while stopping (a restart): nothing was
+    done, retry later; not bad input."""
+    err = ApiError.from_engine("shutting_down", "the engine is shutting down")
+    assert err.status == 503
+    alpaca = from_api_error(err)
+    assert (alpaca.status, alpaca.code) == (503, 50310000)
+
+
 @given(
     st.one_of(
         st.decimals(),
