@@ -151,6 +151,32 @@ def test_a_request_sent_before_the_client_heard_of_the_stop_never_reaches_the_ne
     assert eng.stop() == 0
 
 
+def test_a_client_blocked_through_a_restart_reads_the_new_engines_reply(
+    engine_factory: Any,
+) -> None:
+    """What remains (docs/engine-service.md): a client whose loop is blocked while its
+    engine stops and a new one starts has its old socket reconnect by itself, and a
+    frame sent before it heard of the stop reaches the new engine. Its reply is read
+    before the socket is replaced, so the caller is told what happened: an Ack, and the
+    order is there."""
+    eng: EngineProcess = engine_factory()
+    eng.start()
+
+    async def body(c: EngineClient) -> None:
+        await c.ping()
+        assert eng.stop() == 0  # the loop blocked from here ...
+        fut = order(c, "through")
+        eng.start()
+        time.sleep(0.5)  # ... while the old socket reconnects (every 0.1 s) and is answered
+        reply = await fut
+        assert isinstance(reply, wire.Ack), reply
+        await until(lambda: c.connected)
+        assert await placed(c, "s", "through")
+
+    in_client(eng, body, timeout=10)
+    assert eng.stop() == 0
+
+
 def test_a_client_streaming_at_sigterm_is_told_of_every_request(engine_factory: Any) -> None:
     """Clients stream orders (one at a time, and in batches) when SIGTERM comes: each
     request gets an Ack, journaled (there after the restart), or a Reject
