@@ -53,6 +53,21 @@ async def placed(c: EngineClient, account: str, coid: str) -> bool:
     return isinstance(reply, wire.Ack) and reply.order is not None
 
 
+async def never_reached(
+    c: EngineClient, eng: EngineProcess, fut: asyncio.Future[wire.Reply], coid: str
+) -> None:
+    """The order `coid` (its reply `fut`) fails at its deadline, and the engine started
+    after that, with which the client works on, never gets it."""
+    with pytest.raises(EngineUnavailable):
+        await fut
+    assert not c.connected
+    await asyncio.to_thread(eng.start)
+    await until(lambda: c.connected)
+    assert isinstance(await c.ping(), wire.Ack)
+    await asyncio.sleep(0.2)  # time enough for a frame held anywhere to arrive
+    assert not await placed(c, "s", coid)
+
+
 def in_client(
     eng: EngineProcess, body: Callable[[EngineClient], Awaitable[None]], **kw: Any
 ) -> None:
@@ -111,13 +126,7 @@ def test_a_request_sent_while_the_engine_is_down_never_reaches_the_next_one(
         await asyncio.to_thread(eng.stop)
         await until(lambda: not c.connected)
         fut = order(c, "while-down")
-        with pytest.raises(EngineUnavailable):
-            await fut
-        await asyncio.to_thread(eng.start)
-        await until(lambda: c.connected)
-        assert isinstance(await c.ping(), wire.Ack)
-        await asyncio.sleep(0.2)  # time enough for a frame held anywhere to arrive
-        assert not await placed(c, "s", "while-down")
+        await never_reached(c, eng, fut, "while-down")
 
     in_client(eng, body, timeout=1.0)
     assert eng.stop() == 0
@@ -138,14 +147,7 @@ def test_a_request_sent_before_the_client_heard_of_the_stop_never_reaches_the_ne
         assert eng.stop() == 0  # the loop blocked: the client hears of it only after
         assert c.connected
         fut = order(c, "in-between")
-        with pytest.raises(EngineUnavailable):
-            await fut
-        assert not c.connected
-        await asyncio.to_thread(eng.start)
-        await until(lambda: c.connected)
-        assert isinstance(await c.ping(), wire.Ack)
-        await asyncio.sleep(0.2)
-        assert not await placed(c, "s", "in-between")
+        await never_reached(c, eng, fut, "in-between")
 
     in_client(eng, body, timeout=1.0)
     assert eng.stop() == 0
