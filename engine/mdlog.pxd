@@ -5,6 +5,7 @@
 cdef class MarketDataLog:
     cdef public object dir
     cdef public long long max_bytes
+    cdef long long _limit
     cdef dict _seqs
     cdef dict _locs
     cdef dict _reserved

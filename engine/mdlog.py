@@ -11,10 +11,16 @@ A `BookDelta` has its top's md_seq and is logged right after it, in the same blo
 top's `has_delta` says it exists): the two are kept or lost together, and the delta
 needs no index entry of its own, only a bit in its top's (it is the next record).
 
-- **Bounded**: two files, `md.tpm` and `md.old.tpm`. When `md.tpm` reaches half of
-  `max_bytes` it becomes `md.old.tpm` (the previous old one is deleted) and a new
-  `md.tpm` starts, so the log holds the latest `max_bytes / 2` to `max_bytes` of market
-  data; older ranges are answered as no longer kept.
+- **Bounded**: two files, `md.tpm` and `md.old.tpm`, each at most half of `max_bytes`,
+  so together at most `max_bytes`, a kill -9 included. When a top (with the
+  reservation and block header it may bring) would take `md.tpm` past its half, it
+  becomes `md.old.tpm` first (the previous old one is deleted) and the top starts a new
+  `md.tpm`; when its delta would, the top is taken back out of the buffer and the two
+  start the new file together (a delta's size is not known when its top is logged).
+  Each file keeps room for the records a clean `close` writes (a block of one
+  reservation per symbol). So the log holds the latest `max_bytes / 2` (less a top and
+  its delta) to `max_bytes` of market data; older ranges are answered as no longer
+  kept.
 - **Buffered**, like the event log: records reach the file with the next `flush` (due
   every `FLUSH_SECONDS` or at `FLUSH_BYTES`, done before the next top is buffered; when
   the loop is idle; before a replay; on close), so a top and its delta are always in
@@ -90,6 +96,10 @@ class MarketDataLog:
         self.dir = Path(directory)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.max_bytes = max_bytes
+        # What md.tpm may hold before a top's or delta's records: its half, less what a
+        # clean `close` adds (a block of a reservation per symbol; lowered in `append`
+        # as symbols come), so a comparison with it keeps every file within its half.
+        self._limit = max_bytes // 2 - _BLOCK.size
         # Per symbol: the md_seq of every top held and where it is (| _HAS_DELTA), both
         # ascending.
         self._seqs: dict[str, array[int]] = {}
@@ -109,6 +119,8 @@ class MarketDataLog:
             self._scan(old, 0, truncate=False)
         self._fd = os.open(self.dir / FILE_NAME, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o644)
         self._size = self._scan(self.dir / FILE_NAME, self._gen, truncate=True)
+        for symbol in self._reserved:
+            self._limit -= _HEAD.size + len(symbol.encode())
 
     def _scan(self, path: Path, gen: int, *, truncate: bool) -> int:
         """Index one file's records; cut a torn or damaged tail of the current one."""
@@ -174,6 +186,8 @@ class MarketDataLog:
             self._top = None
             encoded = self._names[symbol]
             record = b"".join((_pack_head(md_seq, len(encoded), len(frame)), encoded, frame))
+            if self._size + len(record) > self._limit:  # it would pass the file's half
+                self._rotate_with_top(symbol)
             self._buffer.append(record)
             self._buffered += len(record)
             self._size += len(record)
@@ -187,12 +201,21 @@ class MarketDataLog:
         name = self._names.get(symbol)
         if name is None:
             name = self._names[symbol] = symbol.encode()
-        if md_seq > self._reserved.get(symbol, 0):
+        record = b"".join((_pack_head(md_seq, len(name), len(frame)), name, frame))
+        # The file after this top: its record in a block of its own at most, and before
+        # it, when one is due, a reservation (flushed alone: at most a block too).
+        after = self._size + _BLOCK.size + len(record)
+        reserve = md_seq > self._reserved.get(symbol, 0)
+        if reserve:
+            after += _BLOCK.size + _HEAD.size + len(name)
+            if symbol not in self._reserved:  # room for its reservation at `close`
+                self._limit -= _HEAD.size + len(name)
+        if after > self._limit:
+            self._rotate()
+        if reserve:
             upto = self._reserved[symbol] = md_seq + RESERVE - 1
             self._buffer_record(_record(name, upto, b""))
             self.flush()  # in the OS before the top it covers is published
-        if self._size >= self.max_bytes // 2:
-            self._rotate()
         if not self._buffer:
             self._since = time.monotonic()
             self._size += _BLOCK.size  # the block header `flush` puts first
@@ -205,7 +228,6 @@ class MarketDataLog:
             self._last[symbol] = md_seq
         else:
             self._index(symbol, md_seq, loc)
-        record = b"".join((_pack_head(md_seq, len(name), len(frame)), name, frame))
         self._buffer.append(record)
         self._buffered += len(record)
         self._size += len(record)
@@ -218,6 +240,18 @@ class MarketDataLog:
         self._buffer.append(record)
         self._buffered += len(record)
         self._size += len(record)
+
+    def _rotate_with_top(self, symbol: str) -> None:
+        """Rotate with `symbol`'s top, the last record buffered, taken out first and
+        buffered again in the new file, where its delta follows it (same block)."""
+        top = self._buffer.pop()
+        self._buffered -= len(top)
+        self._size -= len(top)
+        if not self._buffer:
+            self._size -= _BLOCK.size  # its block is not written now
+        self._rotate()
+        self._buffer_record(top)
+        self._locs[symbol][-1] = self._gen << _OFFSET_BITS | (self._size - len(top))
 
     def _rotate(self) -> None:
         """The current file becomes the old one; the old one's records leave the index."""

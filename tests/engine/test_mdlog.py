@@ -83,7 +83,7 @@ def test_the_log_is_bounded_and_keeps_the_latest(tmp_path: Path) -> None:
     for i in range(1, n + 1):
         put(log, top("GOOG", i))
     on_disk = sum(p.stat().st_size for p in (tmp_path / FILE_NAME, tmp_path / OLD_FILE_NAME))
-    assert on_disk <= size + 2 * 100  # each file: half, plus the record that crossed it
+    assert on_disk <= size  # each file within its half
     first = log.first_md_seq("GOOG")
     assert first is not None and 1 < first < n - 5000
     held = log.read("GOOG", 1, n, n)
@@ -240,3 +240,83 @@ def test_a_symbol_quiet_through_two_rotations_is_logged_again(tmp_path: Path) ->
     again = MarketDataLog(tmp_path, 1 << 20)
     assert again.read("MSFT", 1, 2, 10) == [top("MSFT", 2)]
     again.close()
+
+
+def test_the_files_never_pass_the_bound(tmp_path: Path) -> None:
+    """Each file stays within half the bound after every append, with no slack: a top
+    that (with its reservation and block header) would pass it rotates first, a delta
+    that would takes its top along to the new file, and each file keeps room for the
+    reservations a clean close writes. (They passed it by the top and delta that
+    reached it.) Tops and deltas of many sizes, symbols coming along, reservations."""
+    size = 1 << 16
+    log = MarketDataLog(tmp_path, size)
+    old = tmp_path / OLD_FILE_NAME
+
+    def within() -> None:
+        # the current file as it is once its buffer is written, and the old one
+        assert log._size <= size // 2, log._size
+        assert (old.stat().st_size if old.exists() else 0) <= size // 2
+
+    seqs: dict[str, int] = {}
+    published: dict[str, list[MarketData]] = {}
+    for i in range(1, 4_000):
+        symbol = f"S{i % (2 + i // 400)}" if i % 7 else "GOOG"  # new symbols keep coming
+        # every 50th top of a symbol jumps past its reservation (a new one is written)
+        md_seq = seqs[symbol] = seqs.get(symbol, 0) + (RESERVE if i % 50 == 0 else 1)
+        levels = [BookLevel(100 + k, k + 1, 1) for k in range(i * 7 % 23)]
+        t = TopOfBook(md_seq, i, symbol, levels[:10], levels[:10], None, has_delta=i % 3 > 0)
+        put(log, t)
+        within()
+        out: list[MarketData] = [t]
+        if t.has_delta:  # deltas of 0 to 22 levels a side: up to ~10 times a top
+            d = BookDelta(md_seq, i, symbol, levels, levels)
+            log.append(d, wire.encode(d))
+            within()
+            out.append(d)
+        published.setdefault(symbol, []).extend(out)
+        if i % 5 == 0:
+            log.flush()
+            assert (tmp_path / FILE_NAME).stat().st_size == log._size
+    assert old.exists()
+
+    def check(held: MarketDataLog) -> None:
+        """What is held is what was published, each announced delta with its top."""
+        for symbol, mds in published.items():
+            tops = held.read(symbol, 1, 1 << 40, 1 << 20)
+            deltas = held.read(symbol, 1, 1 << 40, 1 << 20, deltas=True)
+            if tops:
+                kept = [md for md in mds if md.md_seq >= tops[0].md_seq]
+                assert tops + deltas == [md for md in kept if isinstance(md, TopOfBook)] + [
+                    md for md in kept if isinstance(md, BookDelta)
+                ]
+
+    check(log)
+    log.close(seqs)  # gives back the reserved numbers: within the room kept for it
+    assert sum(p.stat().st_size for p in (tmp_path / FILE_NAME, old)) <= size
+    again = MarketDataLog(tmp_path, size)
+    check(again)
+    assert all(again.resume_md_seq(s) == n for s, n in seqs.items())
+    again.close()
+
+
+def test_a_clean_close_stays_within_the_bound(tmp_path: Path) -> None:
+    """A clean close writes a reservation per symbol (the numbers it gives back): each
+    file keeps room for them, so a close at any point, right before a rotation
+    included, leaves both files within their half, and a restart goes on without a
+    jump."""
+    size = 1 << 13
+    names = [f"SYMBOL-{k:02}-{'X' * 20}" for k in range(20)]  # 42 bytes of reservation each
+    for n in range(1, 250):
+        where = tmp_path / str(n)
+        log = MarketDataLog(where, size)
+        seqs: dict[str, int] = {}
+        for i in range(n):
+            symbol = names[i % len(names)]
+            seqs[symbol] = seqs.get(symbol, 0) + 1
+            put(log, top(symbol, seqs[symbol]))
+        log.close(seqs)
+        for path in (where / FILE_NAME, where / OLD_FILE_NAME):
+            assert not path.exists() or path.stat().st_size <= size // 2, (n, path)
+        again = MarketDataLog(where, size)
+        assert all(again.resume_md_seq(s) == last for s, last in seqs.items())
+        again.close()
