@@ -16,8 +16,9 @@ from tickplane.api.alpaca import rendering
 from tickplane.api.alpaca.deps import Ctx, CtxDep
 from tickplane.api.alpaca.errors import AlpacaError, AlpacaRoute
 from tickplane.api.alpaca.ids import account_uuid, execution_uuid, order_uuid
-from tickplane.api.alpaca.orders import ERRORS, parse_time
+from tickplane.api.alpaca.orders import ERRORS
 from tickplane.api.alpaca.schemas import AlpacaTradeActivity
+from tickplane.api.alpaca.times import parse_time
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.projection import Execution
 
@@ -134,7 +135,8 @@ async def _fills(
     if types is not None and FILL not in types:
         return []
     window = _day(day)
-    after_ns, until_ns = parse_time(after, "after"), parse_time(until, "until")
+    after_ns = None if after is None else parse_time(after, "after")
+    until_ns = None if until is None else parse_time(until, "until")
     fills = ctx.projection.executions(ctx.account)  # newest first
     if direction == "asc":
         fills.reverse()

@@ -24,10 +24,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any, Literal, TypeVar
 
 import asyncpg
@@ -39,12 +37,13 @@ from tickplane.api.alpaca.deps import Ctx, CtxDep
 from tickplane.api.alpaca.errors import UNAVAILABLE, AlpacaError, AlpacaRoute
 from tickplane.api.alpaca.market_history import Cursor, MarketHistory, Window, micros
 from tickplane.api.alpaca.orders import ERRORS
-from tickplane.api.alpaca.timeframe import TimeFrame, market_day, market_midnight, parse_timeframe
+from tickplane.api.alpaca.timeframe import TimeFrame, market_day, parse_timeframe
+from tickplane.api.alpaca.times import FIRST_NS, LAST_NS, parse_time
 from tickplane.api.alpaca.units import SymbolUnits
 from tickplane.api.deps import SettingsDep
 from tickplane.api.keys import PostgresKeyStore
 
-__all__ = ["MAX_LIMIT", "parse_time", "router"]
+__all__ = ["MAX_LIMIT", "router"]
 
 router = APIRouter(route_class=AlpacaRoute, tags=["alpaca market data"])
 
@@ -54,49 +53,12 @@ _FEEDS = frozenset({"iex", "sip", "delayed_sip", "otc", "boats", "overnight"})
 _ADJUSTMENTS = frozenset({"raw", "split", "dividend", "spin-off", "all"})
 _MINUTE_NS = 60_000_000_000
 _now = time.time_ns  # the gateway's clock: a request's default end, its day the default start
-# Timestamps the engine's int64 nanoseconds can hold.
-_FIRST_NS, _LAST_NS = 0, 2**63 - 1
-_TIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2})(?:[Tt ](\d{2}:\d{2}(?::\d{2})?)(?:\.(\d{1,9}))?"
-    r"([Zz]|[+-]\d{2}:?\d{2})?)?"
-)
 _NO_HISTORY = (
     "market-data history is not served by this gateway: it needs the recorder's "
     "PostgreSQL (TICKPLANE_GATEWAY_DATABASE_URL)"
 )
 _BAD_TOKEN = "invalid page_token: pass the next_page_token of a page"
 T = TypeVar("T")
-
-
-def parse_time(text: str, field: str, *, day_end: bool = False) -> int:
-    """RFC 3339 (`2026-12-06T13:04:56.123456789Z`, an offset, or none: UTC) or a date,
-    as ns since the epoch; a 422 for anything else. A date is a New York day, the
-    market's (Alpaca's day bars and default start are its; its documentation does not
-    say how it reads a date): its midnight, or with `day_end` (an inclusive `end`) its
-    last nanosecond, so a date as both ends is that whole day."""
-    m = _TIME.fullmatch(text.strip())
-    if m is None:
-        raise AlpacaError.invalid(f"{field}: {text!r} is not an RFC 3339 time or a date")
-    day, clock, fraction, offset = m.groups()
-    try:
-        if clock is None:
-            local = date.fromisoformat(day)
-            if day_end:  # the next day's midnight, less a nanosecond
-                ns = market_midnight(local + timedelta(days=1)) - 1
-            else:
-                ns = market_midnight(local)
-        else:
-            zone = "+00:00" if offset in (None, "Z", "z") else offset
-            when = datetime.fromisoformat(f"{day}T{clock}{zone}")
-            seconds = int((when - datetime(1970, 1, 1, tzinfo=UTC)).total_seconds())
-            ns = seconds * 1_000_000_000 + int((fraction or "0").ljust(9, "0"))
-    except OverflowError:  # the day after 9999-12-31
-        ns = _LAST_NS + 1
-    except ValueError as exc:
-        raise AlpacaError.invalid(f"{field}: {text!r} is not a valid time ({exc})") from None
-    if not _FIRST_NS <= ns <= _LAST_NS:
-        raise AlpacaError.invalid(f"{field}: {text!r} is outside 1970-2262")
-    return ns
 
 
 async def get_history(request: Request, settings: SettingsDep) -> MarketHistory | None:
@@ -299,7 +261,7 @@ async def _bars(
 ) -> Page:
     frame = parse_timeframe(timeframe)
     # a bar page's key is a bar's start (µs): one outside the times served is no page's
-    if series.after is not None and not _FIRST_NS <= series.after.key * 1000 <= _LAST_NS:
+    if series.after is not None and not FIRST_NS <= series.after.key * 1000 <= LAST_NS:
         raise AlpacaError.invalid(_BAD_TOKEN)
     units = await _requested(ctx, series, names)
     rows = await _read(_served(history).bars(series.window(list(units)), frame))

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Response, status
@@ -28,6 +27,7 @@ from tickplane.api.alpaca.schemas import (
     AlpacaOrderCreate,
     AlpacaOrderReplace,
 )
+from tickplane.api.alpaca.times import parse_time
 from tickplane.api.alpaca.units import SymbolUnits, decimal_of
 from tickplane.api.engine import acked, engine_order
 from tickplane.api.errors import ApiError
@@ -35,7 +35,7 @@ from tickplane.api.projection import OrderRecord, apply_order_event, order_from_
 from tickplane.core import wire
 from tickplane.core.events import Event, OrderAccepted, OrderCanceled, OrderRejected
 
-__all__ = ["parse_time", "place_order", "router"]
+__all__ = ["place_order", "router"]
 
 router = APIRouter(route_class=AlpacaRoute, tags=["alpaca orders"])
 
@@ -255,19 +255,6 @@ async def submit_order(body: AlpacaOrderCreate, ctx: CtxDep) -> AlpacaOrder:
     return (await Renderer.load(ctx, events)).render(record, nested=True)
 
 
-def parse_time(text: str | None, field: str) -> int | None:
-    """An RFC 3339 time (or a date) as int ns; naive times are UTC."""
-    if text is None:
-        return None
-    try:
-        moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise AlpacaError.invalid(f"{field} must be an RFC 3339 time, not {text!r}") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp() * 1_000_000) * 1000
-
-
 @router.get("/orders", responses=ERRORS)
 async def list_orders(
     ctx: CtxDep,
@@ -275,8 +262,12 @@ async def list_orders(
         Literal["open", "closed", "all"], Query(alias="status", description="default open")
     ] = "open",
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    after: Annotated[str | None, Query(description="submitted after (RFC 3339)")] = None,
-    until: Annotated[str | None, Query(description="submitted until (RFC 3339)")] = None,
+    after: Annotated[
+        str | None, Query(description="submitted after (RFC 3339, or a date: New York midnight)")
+    ] = None,
+    until: Annotated[
+        str | None, Query(description="submitted until (RFC 3339, or a date: New York midnight)")
+    ] = None,
     direction: Literal["asc", "desc"] = "desc",
     nested: bool = False,
     symbols: Annotated[str | None, Query(description="comma-separated")] = None,
@@ -290,8 +281,8 @@ async def list_orders(
         ctx.account,
         status=order_status,
         side=side,
-        after_ns=parse_time(after, "after"),
-        until_ns=parse_time(until, "until"),
+        after_ns=None if after is None else parse_time(after, "after"),
+        until_ns=None if until is None else parse_time(until, "until"),
     )
     renderer = await Renderer.load(ctx)
     records = [r for r in records if r.symbol in renderer.every]

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import requests
@@ -20,6 +22,8 @@ from alpaca.trading.requests import (
 )
 
 from .conftest import MAX_ORDER_QTY, Gateway, Trader
+
+NEW_YORK = ZoneInfo("America/New_York")
 
 
 def limit(
@@ -184,6 +188,76 @@ def test_list_filters(trader: Trader) -> None:
     assert ids(status=QueryOrderStatus.ALL, after=start) == [str(aapl.id), str(goog.id)]
     assert ids(status=QueryOrderStatus.ALL, until=start) == []
     client.cancel_orders()
+
+
+def _ns(when: datetime) -> int:
+    return int(when.timestamp()) * 10**9 + when.microsecond * 1000
+
+
+def test_a_date_in_after_or_until_is_a_new_york_midnight(
+    gateway: Gateway, trader: Trader, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`after`/`until` read a date as the market-data routes read one: its New York
+    midnight (they read it as midnight UTC, four or five hours early), so `until` a date
+    lists what was submitted before that day; alpaca-py sends datetimes, read as before.
+    An order's submission time is the engine's clock, so what the route asks of the
+    projection is recorded (and answered as usual) to see the bounds to the nanosecond."""
+    projection = gateway.app.state.projection
+    asked: list[tuple[int | None, int | None]] = []
+    orders = projection.orders
+
+    def recorded(account: str, **filters: Any) -> Any:
+        asked.append((filters["after_ns"], filters["until_ns"]))
+        return orders(account, **filters)
+
+    monkeypatch.setattr(projection, "orders", recorded)
+    order = trader.client.submit_order(limit("GOOG", "buy", 1, 50))
+
+    def listed(**params: str) -> list[str]:
+        answer = requests.get(
+            f"{gateway.url}/v2/orders",
+            params={"status": "all", **params},
+            headers=trader.headers,
+            timeout=10,
+        )
+        assert answer.status_code == 200, answer.text
+        return [o["id"] for o in answer.json()]
+
+    def bounds(**params: str) -> tuple[int | None, int | None]:
+        listed(**params)
+        return asked[-1]
+
+    winter, summer = datetime(2026, 2, 28, tzinfo=NEW_YORK), datetime(2026, 3, 9, tzinfo=NEW_YORK)
+    assert bounds(after="2026-02-28", until="2026-03-09") == (_ns(winter), _ns(summer))
+    assert _ns(winter) % 86_400_000_000_000 == 5 * 3_600_000_000_000  # 05:00 UTC (EST)
+    assert _ns(summer) % 86_400_000_000_000 == 4 * 3_600_000_000_000  # 04:00 UTC (EDT)
+    assert bounds(until="2026-03-09") == (None, _ns(summer))  # a time, not a day: its start
+    assert bounds(after="2026-03-01T03:00:00.123456789Z") == (
+        _ns(winter) + 22 * 3600 * 10**9 + 123456789,
+        None,
+    )
+    # the order, submitted now, in the New York day it was submitted in
+    today = datetime.now(NEW_YORK).date()
+    assert listed(after=today.isoformat(), until=(today + timedelta(days=1)).isoformat()) == [
+        str(order.id)
+    ]
+    assert listed(after=(today + timedelta(days=1)).isoformat()) == []
+
+    def sdk(**kw: datetime) -> tuple[int | None, int | None]:
+        trader.client.get_orders(GetOrdersRequest(status=QueryOrderStatus.ALL, **kw))  # type: ignore[arg-type]
+        return asked[-1]
+
+    utc = datetime(2026, 3, 1, 3, 4, 5, 678901, tzinfo=UTC)
+    assert sdk(after=utc, until=utc.astimezone(NEW_YORK)) == (_ns(utc), _ns(utc))
+    assert sdk(after=utc.replace(tzinfo=None)) == (_ns(utc), None)  # naive: UTC
+    for bad in ({"after": "2026-02-30"}, {"until": "28/02/2026"}, {"until": "1969-12-31"}):
+        answer = requests.get(
+            f"{gateway.url}/v2/orders", params=bad, headers=trader.headers, timeout=10
+        )
+        assert answer.status_code == 422, answer.text
+        error = answer.json()
+        assert error["code"] == 40010001 and next(iter(bad)) in error["message"]
+    trader.client.cancel_orders()
 
 
 @pytest.mark.parametrize(
