@@ -2119,3 +2119,46 @@ def test_an_orphans_fill_missed_while_the_engine_was_down_is_booked_at_its_own_p
 
     asyncio.run(after())
     assert eng.stop() == 0
+
+
+def test_an_order_not_found_at_alpaca_after_a_restart_books_its_late_fills_at_their_price(
+    engine_factory: Any, fake: FakeAlpaca
+) -> None:
+    """alice's buy of 10 at 101.00 fills 4 at 100.00, booked; the engine is killed and 3
+    more fill at 101.00 meanwhile (Alpaca's average 100.43). The restarted engine's look-up
+    of the order answers 404 (`_never_arrived`): it is rejected `venue_unavailable` and
+    watched as an orphan, with what its 4 booked lots cost (`HandBack.notional`). When
+    it shows up at Alpaca, the 3 lots beyond them are booked at 101.00 (valuing the 4
+    at Alpaca's average books them at 100.43), and the rest is canceled there."""
+    eng = _engine(engine_factory, fake)
+    eng.start()
+
+    async def first() -> int:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            oid, _ = await _partly_filled(c, fake, 10, 10100, "100.00", 4)
+            return oid
+
+    oid = asyncio.run(first())
+    eng.kill()
+    fake.fill(f"tp-{oid}", "101.00", 3)  # nobody listens
+    assert Decimal(fake.order(f"tp-{oid}").to_json()["filled_avg_price"]).quantize(
+        Decimal("0.01")
+    ) == Decimal("100.43")
+    fake.fail_next(404, 1, "order not found", method="GET", path="/v2/orders:by_client_order_id")
+    eng.start()
+
+    async def second() -> None:
+        async with EngineClient(eng.order_entry, timeout=10) as c:
+            evs = await _events_until(c, lambda ev: len(_trades(ev, oid)) == 2)
+            assert _ids_events(evs, oid) == ["OrderAccepted", "Trade", "OrderRejected", "Trade"]
+            (rejected,) = [e for e in evs if isinstance(e, OrderRejected) and e.id == oid]
+            assert rejected.reason == "venue_unavailable"
+            assert _trades(evs, oid) == [(4, 10000), (3, 10100)]
+            assert _alices(evs) == (7, 4 * 10000 + 3 * 10100)
+            fake.wait_until(lambda: fake.order(f"tp-{oid}").status == "canceled")
+            got = await c.get_order("alice", oid)
+            assert isinstance(got, wire.Ack) and got.order is not None
+            assert _ended(got.order)[:3] == ("rejected", "venue_unavailable", 7)
+
+    asyncio.run(second())
+    assert eng.stop() == 0
