@@ -2,6 +2,9 @@
 # engine's loop logs every top and delta it publishes here, so `append` is a C call
 # from the compiled loop (service.py) on typed fields.
 
+import cython
+
+
 cdef class MarketDataLog:
     cdef public object dir
     cdef public long long max_bytes
@@ -20,5 +23,10 @@ cdef class MarketDataLog:
     cdef int _fd
     cdef public long long _size
 
+    @cython.locals(record=bytes, after=cython.longlong, reserve=cython.bint)
     cpdef append(self, md, bytes frame)
     cpdef flush(self)
+
+
+cdef Py_ssize_t _BLOCK_SIZE
+cdef Py_ssize_t _HEAD_SIZE

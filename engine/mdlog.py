@@ -71,6 +71,9 @@ log = logging.getLogger(__name__)
 _BLOCK = struct.Struct("<II")  # length, crc32 of the records
 _HEAD = struct.Struct("<QHI")  # a record's md_seq, symbol length, frame length
 _pack_head = _HEAD.pack
+# their sizes as C constants (mdlog.pxd): `append` adds them up for every top
+_BLOCK_SIZE = _BLOCK.size
+_HEAD_SIZE = _HEAD.size
 FILE_NAME = "md.tpm"
 OLD_FILE_NAME = "md.old.tpm"
 FLUSH_SECONDS = 0.01
@@ -204,12 +207,12 @@ class MarketDataLog:
         record = b"".join((_pack_head(md_seq, len(name), len(frame)), name, frame))
         # The file after this top: its record in a block of its own at most, and before
         # it, when one is due, a reservation (flushed alone: at most a block too).
-        after = self._size + _BLOCK.size + len(record)
+        after = self._size + _BLOCK_SIZE + len(record)
         reserve = md_seq > self._reserved.get(symbol, 0)
         if reserve:
-            after += _BLOCK.size + _HEAD.size + len(name)
+            after += _BLOCK_SIZE + _HEAD_SIZE + len(name)
             if symbol not in self._reserved:  # room for its reservation at `close`
-                self._limit -= _HEAD.size + len(name)
+                self._limit -= _HEAD_SIZE + len(name)
         if after > self._limit:
             self._rotate()
         if reserve:
@@ -218,7 +221,7 @@ class MarketDataLog:
             self.flush()  # in the OS before the top it covers is published
         if not self._buffer:
             self._since = time.monotonic()
-            self._size += _BLOCK.size  # the block header `flush` puts first
+            self._size += _BLOCK_SIZE  # the block header `flush` puts first
         loc = self._gen << _OFFSET_BITS | self._size
         seqs = self._seqs.get(symbol)
         # the usual case, inlined from _index (empty: rotations let the symbol's tops go)
@@ -236,7 +239,7 @@ class MarketDataLog:
     def _buffer_record(self, record: bytes) -> None:
         if not self._buffer:
             self._since = time.monotonic()
-            self._size += _BLOCK.size
+            self._size += _BLOCK_SIZE
         self._buffer.append(record)
         self._buffered += len(record)
         self._size += len(record)
@@ -248,7 +251,7 @@ class MarketDataLog:
         self._buffered -= len(top)
         self._size -= len(top)
         if not self._buffer:
-            self._size -= _BLOCK.size  # its block is not written now
+            self._size -= _BLOCK_SIZE  # its block is not written now
         self._rotate()
         self._buffer_record(top)
         self._locs[symbol][-1] = self._gen << _OFFSET_BITS | (self._size - len(top))
