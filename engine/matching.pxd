@@ -178,3 +178,4 @@ cdef class MatchingEngine:
     cpdef Py_ssize_t cancel(self, uint64_t id, int64_t ts=*, int reason=*) except -1
     cpdef Py_ssize_t replace(self, uint64_t id, int64_t qty=*, int64_t price=*, int64_t ts=*,
                              int reason=*) except -1
+    cpdef bint is_held(self, uint64_t id)

@@ -897,6 +897,12 @@ cdef class MatchingEngine:
                 "side": o.side, "type": OT_LIMIT, "price": o.price, "stop_price": 0,
                 "qty": o.qty, "tif": o.tif}
 
+    cpdef bint is_held(self, uint64_t id):
+        """Whether `id` is a held (untriggered) stop: what a replace must know, without
+        building `order`'s dict."""
+        cdef uint32_t v = idmap_get(&self.ids, id) if id != 0 else NIL
+        return v != NIL and (v & STOP_TAG) != 0
+
     def owner(self, uint64_t id):
         """(account, symbol) of a live order or held stop, or None: what a cancel needs
         to know, without building `order`'s dict."""

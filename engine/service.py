@@ -623,11 +623,11 @@ class EngineService:
         gives for a halt whose time is up is the one `expire` gives), so recovery
         numbers it the same. Called when the loop is idle, or after a turn in which no
         command ran; never on the order path."""
-        risk = self.state.risk
-        if not risk.halts():
+        halts = self.state.risk.halts()
+        if not halts:
             return
         now = time_ns()
-        due = [s for s, until in risk.halts().items() if until is not None and until <= now]
+        due = [s for s, until in halts.items() if until is not None and until <= now]
         if not due:
             return
         assert self.journal is not None and self._pub_io is not None
@@ -1530,8 +1530,7 @@ class EngineService:
             # An untriggered stop is the core's to refuse (`unknown_order`: it replaces
             # resting orders only): risk first could refuse it for another reason, or
             # spend an order-rate token on it.
-            held_stop = self.state.core.order(order_id)
-            if held_stop is None or held_stop["status"] != "held":
+            if not self.state.core.is_held(order_id):
                 refused = self.state.check(cmd)
                 if refused is not None:
                     self.metrics.risk_rejects[refused.reason].inc()

@@ -144,6 +144,18 @@ def test_ids_must_increase() -> None:
     assert from_array(eng.events())[0] == OrderRejected(3, 0, 0, "1", "bad_id")
 
 
+def test_is_held_names_untriggered_stops_only() -> None:
+    eng = MatchingEngine()
+    eng.submit(1, 7, 0, SELL, LIMIT, 5, 100)  # resting
+    eng.submit(2, 8, 0, BUY, STOP, 3, stop_price=110)  # held until a trade at 110
+    assert eng.is_held(2) and eng.order(2)["status"] == "held"
+    assert not eng.is_held(1) and not eng.is_held(3) and not eng.is_held(0)
+    eng.submit(3, 9, 0, BUY, LIMIT, 5, 110)  # takes order 1 at 100: the stop stays held
+    assert eng.is_held(2)
+    eng.cancel(2)
+    assert not eng.is_held(2)
+
+
 def test_typed_events_round_trip_through_dicts() -> None:
     eng = MatchingEngine()
     eng.submit(1, 7, 0, SELL, LIMIT, 5, 100, ts=11)
