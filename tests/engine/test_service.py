@@ -1210,16 +1210,20 @@ def test_the_hot_loop_is_pinned_to_the_last_allowed_cpu(engine_factory: Any) -> 
     io = allowed - {pinned} or allowed
     eng: EngineProcess = engine_factory(pin_cpu=True)
     eng.start()
-    tasks = {
-        (task / "comm").read_text().strip() + f"/{task.name}": _cpu_list(
+    tasks: dict[str, set[int]] = {}
+    for task in Path(f"/proc/{eng.pid}/task").iterdir():
+        try:
+            name = (task / "comm").read_text().strip() + f"/{task.name}"
+            lines = (task / "status").read_text().splitlines()
+        except FileNotFoundError:  # a thread that ended meanwhile (an HTTP request's)
+            continue
+        tasks[name] = _cpu_list(
             next(
                 line.split(":", 1)[1].strip()
-                for line in (task / "status").read_text().splitlines()
+                for line in lines
                 if line.startswith("Cpus_allowed_list:")
             )
         )
-        for task in Path(f"/proc/{eng.pid}/task").iterdir()
-    }
     main = next(name for name in tasks if name.endswith(f"/{eng.pid}"))
     assert tasks.pop(main) == {pinned}
     zmq_io = [name for name in tasks if name.startswith("ZMQbg/")]  # IO/0, Reaper
