@@ -23,7 +23,7 @@ __all__ = ["free_port", "free_ports"]
 
 LOOPBACK = "127.0.0.1"
 _LOWEST = 10_000  # above the well-known and registered ports servers usually default to
-_RECENT = 1024  # ports; far more than any fixture picks before its servers bind
+_RECENT = 4096  # ports: far more than any fixture picks before its servers bind
 _given: set[int] = set()  # the last `_RECENT` ports handed out by this process
 _order: deque[int] = deque()  # the same, oldest first
 
